@@ -1,0 +1,75 @@
+"""Where the database is, how eventsourcing reaches it, and its schema.
+
+The event store tables belong to eventsourcing (it creates them); everything
+else (projections, positions) is created by yoyo migrations under migrations/.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from dialtone.services.postgres import EmbeddedPostgres
+from dialtone.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+DEFAULT_DATABASE = "dialtone"
+
+
+def embedded_server(settings: Settings) -> EmbeddedPostgres:
+    return EmbeddedPostgres(settings.data_dir / "postgres", settings.embedded_pg_port)
+
+
+def resolve_dsn(settings: Settings) -> str:
+    """DATABASE_URL when set; otherwise start (or reuse) the embedded server."""
+    if settings.database_url:
+        return settings.database_url
+    server = embedded_server(settings)
+    server.start()
+    dsn = server.dsn(DEFAULT_DATABASE)
+    ensure_database(dsn)
+    return dsn
+
+
+def with_database(dsn: str, database: str) -> str:
+    params = conninfo_to_dict(dsn)
+    params["dbname"] = database
+    return make_conninfo(**params)
+
+
+def ensure_database(dsn: str) -> None:
+    """Create the DSN's database if it does not exist yet."""
+    name = str(conninfo_to_dict(dsn).get("dbname") or DEFAULT_DATABASE)
+    with psycopg.connect(with_database(dsn, "postgres"), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            log.info("created database %s", name)
+
+
+def drop_database(dsn: str) -> None:
+    name = str(conninfo_to_dict(dsn)["dbname"])
+    with psycopg.connect(with_database(dsn, "postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def eventsourcing_env(dsn: str, **overrides: str) -> dict[str, str]:
+    """The environment eventsourcing's PostgreSQL persistence module reads."""
+    params = conninfo_to_dict(dsn)
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(params.get("dbname") or DEFAULT_DATABASE),
+        "POSTGRES_HOST": str(params.get("host") or "127.0.0.1"),
+        "POSTGRES_PORT": str(params.get("port") or "5432"),
+        "POSTGRES_USER": str(params.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(params.get("password") or ""),
+        "CREATE_TABLE": "y",
+    }
+    env.update(overrides)
+    return env

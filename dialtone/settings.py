@@ -1,0 +1,35 @@
+"""One settings object for every entry point, read from the environment.
+
+With nothing set, dialtone runs on its embedded default: an embedded PostgreSQL
+under ``DIALTONE_DATA_DIR`` and projections fed in-process. ``DATABASE_URL`` and
+``DIALTONE_KAFKA_BOOTSTRAP`` switch the same code to external servers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "dialtone"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DIALTONE_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "DIALTONE_DATABASE_URL"),
+        description="PostgreSQL DSN; unset means the embedded server.",
+    )
+    kafka_bootstrap: str | None = Field(
+        default=None, description="Kafka bootstrap servers; unset means in-process projections."
+    )
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    embedded_pg_port: int = 55432
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    log_level: str = "INFO"

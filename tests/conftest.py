@@ -1,0 +1,43 @@
+"""Shared fixtures: one real PostgreSQL per test session, a fresh database per test.
+
+With DATABASE_URL set the tests use that server instead of the embedded one.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dialtone.database import drop_database, ensure_database, with_database
+from dialtone.services.postgres import EmbeddedPostgres, free_port
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres | None]:
+    if os.environ.get("DATABASE_URL"):
+        yield None
+        return
+    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pg")) / "data", free_port())
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn(pg_server: EmbeddedPostgres | None) -> str:
+    if pg_server is None:
+        return os.environ["DATABASE_URL"]
+    return pg_server.dsn("postgres")
+
+
+@pytest.fixture
+def database_url(pg_admin_dsn: str) -> Iterator[str]:
+    """A DSN to a brand-new, empty database, dropped after the test."""
+    dsn = with_database(pg_admin_dsn, f"t_{uuid.uuid4().hex[:16]}")
+    ensure_database(dsn)
+    yield dsn
+    drop_database(dsn)

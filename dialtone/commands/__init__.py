@@ -1,0 +1,18 @@
+"""Subcommands of the ``dialtone`` console script, one module each."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# Each module exposes ``command`` (a click command or group).
+COMMAND_MODULES = (
+    "dialtone.commands.up",
+    "dialtone.commands.migrate",
+)
+
+
+def register(group: click.Group) -> None:
+    for name in COMMAND_MODULES:
+        group.add_command(importlib.import_module(name).command)

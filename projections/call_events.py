@@ -1,0 +1,45 @@
+"""call_events: every Call event, for timelines. Insert-only, deduplicated."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from uuid import UUID
+
+from psycopg import Cursor
+from psycopg.rows import TupleRow
+from psycopg.types.json import Jsonb
+
+from projections.envelope import EventEnvelope
+
+NAME = "call_events"
+
+_INSERT = """
+INSERT INTO call_events (call_id, version, occurred_at, event_id, position, type, data)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT DO NOTHING
+"""
+
+_SELECT_FROM_VERSION = """
+SELECT event_id, type, call_id, version, position, occurred_at, data
+FROM call_events WHERE call_id = %s AND version >= %s ORDER BY version
+"""
+
+
+def insert(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope]) -> None:
+    cur.executemany(
+        _INSERT,
+        [
+            (e.subject, e.version, e.occurred_at, e.id, e.position, e.type, Jsonb(dict(e.data)))
+            for e in envelopes
+        ],
+    )
+
+
+def since_version(cur: Cursor[TupleRow], call_id: UUID, version: int) -> Sequence[EventEnvelope]:
+    """The call's stored events from `version` on, in order (to close a gap)."""
+    cur.execute(_SELECT_FROM_VERSION, (call_id, version))
+    return [
+        EventEnvelope(id=event_id, type=type_, subject=subject, version=ver, position=pos,
+                      occurred_at=occurred_at, data=data)
+        for event_id, type_, subject, ver, pos, occurred_at, data in cur.fetchall()
+    ]

@@ -1,0 +1,90 @@
+"""The event envelope every projection consumes, and its CloudEvents 1.0 form.
+
+Projections never see domain objects: they read this envelope, which is exactly
+what integrators read from Kafka (the CloudEvents JSON on `dialtone.<kind>s.v1`
+topics), so the in-process runner and the Faust workers feed them identically.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+SPEC_VERSION = "1.0"
+SOURCE = "urn:dialtone"
+
+
+class InvalidEnvelope(ValueError):  # noqa: N818 - reads as what the message is
+    """A message that is not a decodable dialtone CloudEvent."""
+
+
+@dataclass(frozen=True)
+class EventEnvelope:
+    id: UUID
+    type: str  # dialtone.<kind>.<event>.v<N>, e.g. dialtone.call.answered.v1
+    subject: UUID  # the aggregate id
+    version: int  # the aggregate's version after this event (1 = created)
+    position: int  # the event store's notification id (global order)
+    occurred_at: datetime  # when the protocol fact happened
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.type.split(".")[1]
+
+    @property
+    def name(self) -> str:
+        return self.type.split(".")[2]
+
+    def to_cloudevent(self) -> dict[str, Any]:
+        return {
+            "specversion": SPEC_VERSION,
+            "id": str(self.id),
+            "source": f"{SOURCE}:{self.kind}",
+            "type": self.type,
+            "subject": str(self.subject),
+            "time": self.occurred_at.isoformat(),
+            "datacontenttype": "application/json",
+            # CloudEvents' sequence extension is a string; ours is the decimal
+            # store position. `aggregateversion` orders events within a subject.
+            "sequence": str(self.position),
+            "aggregateversion": self.version,
+            "data": dict(self.data),
+        }
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_cloudevent(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_cloudevent(cls, event: Mapping[str, Any]) -> EventEnvelope:
+        try:
+            if event["specversion"] != SPEC_VERSION:
+                raise InvalidEnvelope(f"unsupported specversion {event['specversion']!r}")
+            envelope = cls(
+                id=UUID(event["id"]),
+                type=str(event["type"]),
+                subject=UUID(event["subject"]),
+                version=int(event["aggregateversion"]),
+                position=int(event["sequence"]),
+                occurred_at=datetime.fromisoformat(event["time"]),
+                data=dict(event.get("data") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise InvalidEnvelope(f"not a dialtone CloudEvent: {error!r}") from error
+        if envelope.type.count(".") != 3 or not envelope.type.startswith("dialtone."):
+            raise InvalidEnvelope(f"unexpected event type {envelope.type!r}")
+        return envelope
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> EventEnvelope:
+        try:
+            decoded = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise InvalidEnvelope(f"not JSON: {error}") from error
+        if not isinstance(decoded, dict):
+            raise InvalidEnvelope("not a JSON object")
+        return cls.from_cloudevent(decoded)

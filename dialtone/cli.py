@@ -6,11 +6,13 @@ import logging
 
 import click
 
+from dialtone.commands import register
 from dialtone.settings import Settings
 
 
 @click.group()
-@click.option("--log-level", default=None, help="Python log level (default from DIALTONE_LOG_LEVEL).")
+@click.option("--log-level", default=None,
+              help="Python log level (default from DIALTONE_LOG_LEVEL).")
 @click.pass_context
 def cli(ctx: click.Context, log_level: str | None) -> None:
     """dialtone: event-sourced call control for call centres."""
@@ -22,14 +24,6 @@ def cli(ctx: click.Context, log_level: str | None) -> None:
     ctx.obj = settings
 
 
-def _register_commands() -> None:
-    # Imported here so that `dialtone --help` names every subcommand while each
-    # module stays small and owns its own imports.
-    from dialtone.commands import register
-
-    register(cli)
-
-
 def main() -> None:
-    _register_commands()
+    register(cli)
     cli()

@@ -38,9 +38,7 @@ def resolve_dsn(settings: Settings) -> str:
 
 
 def with_database(dsn: str, database: str) -> str:
-    params = conninfo_to_dict(dsn)
-    params["dbname"] = database
-    return make_conninfo(**params)
+    return make_conninfo(dsn, dbname=database)
 
 
 def ensure_database(dsn: str) -> None:
@@ -56,7 +54,8 @@ def ensure_database(dsn: str) -> None:
 def drop_database(dsn: str) -> None:
     name = str(conninfo_to_dict(dsn)["dbname"])
     with psycopg.connect(with_database(dsn, "postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        conn.execute(drop.format(sql.Identifier(name)))
 
 
 def eventsourcing_env(dsn: str, **overrides: str) -> dict[str, str]:

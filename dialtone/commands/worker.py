@@ -1,0 +1,26 @@
+"""``dialtone worker``: a Faust worker applying Kafka events to the projections."""
+
+from __future__ import annotations
+
+import click
+import faust
+
+from dialtone.database import resolve_dsn
+from dialtone.migrations import apply_migrations
+from dialtone.settings import Settings
+from streams.worker import WorkerConfig, create_app
+
+
+@click.command("worker")
+@click.option("--web-port", type=int, default=None,
+              help="Expose Faust's web/metrics server on this port (off by default).")
+@click.pass_obj
+def command(settings: Settings, web_port: int | None) -> None:
+    """Consume the dialtone topics and keep the projections up to date."""
+    if not settings.kafka_bootstrap:
+        raise click.UsageError("set DIALTONE_KAFKA_BOOTSTRAP (e.g. 127.0.0.1:9092)")
+    database_url = resolve_dsn(settings)
+    apply_migrations(database_url)
+    app = create_app(WorkerConfig(bootstrap=settings.kafka_bootstrap,
+                                  database_url=database_url, web_port=web_port))
+    faust.Worker(app, loglevel=settings.log_level.lower()).execute_from_commandline()

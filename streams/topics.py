@@ -1,0 +1,16 @@
+"""Kafka topic names: one topic per aggregate kind, versioned with the schema."""
+
+from __future__ import annotations
+
+# Kinds whose plural is not kind + "s".
+_PLURALS = {"ivrmenu": "ivr-menus", "dialplan": "dialplans"}
+DEAD_LETTER_SUFFIX = ".dlq"
+
+
+def topic_for(kind: str, schema_version: int = 1) -> str:
+    """`call` -> `dialtone.calls.v1` (key = aggregate id, so per-aggregate order holds)."""
+    return f"dialtone.{_PLURALS.get(kind, kind + 's')}.v{schema_version}"
+
+
+def dead_letter_topic(topic: str) -> str:
+    return topic + DEAD_LETTER_SUFFIX

@@ -36,14 +36,19 @@ Command = tuple[str, tuple[Any, ...], dict[str, Any]]
 moments = st.integers(min_value=-5, max_value=3600).map(lambda s: T0 + timedelta(seconds=s))
 targets = st.sampled_from(["agent-1", "agent-2", "queue-sales", "+15550000"])
 
-route = st.tuples(st.just("route"), st.tuples(targets, moments), st.just({}))
-ring = st.tuples(st.just("ring"), st.tuples(moments), st.just({}))
-answer = st.tuples(st.just("answer"), st.tuples(moments), st.just({}))
-hold = st.tuples(st.just("hold"), st.tuples(moments), st.just({}))
-resume = st.tuples(st.just("resume"), st.tuples(moments), st.just({}))
-transfer = st.tuples(st.just("transfer"),
-                     st.tuples(st.sampled_from(TransferKind), targets, moments), st.just({}))
-end = st.tuples(st.just("end"), st.just(()), st.fixed_dictionaries({
+
+
+def positional(name: str, *args: st.SearchStrategy[Any]) -> st.SearchStrategy[Command]:
+    return st.tuples(st.just(name), st.tuples(*args), st.just({}))
+
+
+route = positional("route", targets, moments)
+ring = positional("ring", moments)
+answer = positional("answer", moments)
+hold = positional("hold", moments)
+resume = positional("resume", moments)
+transfer = positional("transfer", st.sampled_from(TransferKind), targets, moments)
+end: st.SearchStrategy[Command] = st.tuples(st.just("end"), st.just(()), st.fixed_dictionaries({
     "disposition": st.sampled_from(Disposition),
     "hangup_cause": st.sampled_from(["normal_clearing", "user_busy", "no_answer"]),
     "hangup_side": st.sampled_from(HangupSide),

@@ -1,0 +1,370 @@
+"""Inbound numbers (DID -> destination) and outbound dialplans (number -> SIP URI).
+
+Both are configuration aggregates: every change is an event, so the event
+history is the audit trail of who routed what where, and when.
+
+Dialplan rules, tried in order, first match wins; only *diallable* numbers
+(digits, ``*``, ``#``, optional leading ``+``, at most 32) resolve, so no
+caller-supplied text ever reaches a URI unchecked:
+
+* ``exact``  ``pattern`` equals the number.
+* ``prefix`` the number starts with ``pattern`` (``""`` matches every number).
+* ``regex``  Python ``re.fullmatch(pattern, number)``.
+
+The URI template must start with ``sip:`` or ``sips:``, contain no spaces and
+may use these placeholders (no other braces):
+
+* ``{number}`` the dialled number, for every kind;
+* ``{rest}`` the number after the prefix, for ``prefix`` rules;
+* ``{0}`` the whole match and ``{1}``..``{N}`` the groups (an unmatched group
+  gives ``""``), for ``regex`` rules.
+
+Example: prefix ``9`` with ``sip:{rest}@trunk.example.com`` sends ``90123`` to
+``sip:0123@trunk.example.com``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from domain.addressing import (
+    CONFIG_NAMESPACE,
+    DIALLABLE_PATTERN,
+    Target,
+    TargetKind,
+    check_diallable,
+    check_key,
+    config_id,
+)
+from domain.errors import IllegalTransition, InvalidValue
+from domain.limits import check_int
+from domain.timed import TimedAggregate
+from domain.values import enum_member, non_empty, utc_instant
+
+__all__ = ["DialRule", "Dialplan", "MatchKind", "Number", "UnknownRule"]
+
+DID = re.compile(r"\+?[0-9]{2,20}")
+DESTINATION_KINDS = frozenset({TargetKind.IVR, TargetKind.QUEUE, TargetKind.NUMBER})
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+URI_TEMPLATE = re.compile(r"sips?:\S+")
+
+
+def check_did(did: str) -> str:
+    if not isinstance(did, str) or not DID.fullmatch(did):
+        raise InvalidValue(f"a DID is 2-20 digits with an optional leading +, got {did!r}")
+    return did
+
+
+class Number(TimedAggregate):
+    """One inbound number (DID) and where its calls go."""
+
+    class Created(TimedAggregate.Event, Aggregate.Created):
+        class_version = 1
+        did: str
+        label: str
+        target_kind: str
+        target_value: str | None
+
+    class DestinationChanged(TimedAggregate.Event):
+        class_version = 1
+        target_kind: str
+        target_value: str | None
+
+        def apply(self, number: Number) -> None:
+            number.destination = Target(TargetKind(self.target_kind), self.target_value)
+
+    class Relabelled(TimedAggregate.Event):
+        class_version = 1
+        label: str
+
+        def apply(self, number: Number) -> None:
+            number.label = self.label
+
+    class Deactivated(TimedAggregate.Event):
+        class_version = 1
+
+        def apply(self, number: Number) -> None:
+            number.active = False
+
+    class Activated(TimedAggregate.Event):
+        class_version = 1
+
+        def apply(self, number: Number) -> None:
+            number.active = True
+
+    def __init__(
+        self,
+        *,
+        did: str,
+        label: str,
+        target_kind: str,
+        target_value: str | None,
+        occurred_at: datetime,
+    ) -> None:
+        # Runs for Created, live and on replay: it is that event's apply.
+        self.did = did
+        self.label = label
+        self.destination = Target(TargetKind(target_kind), target_value)
+        self.active = True
+        self.created_at = occurred_at
+
+    @staticmethod
+    def id_for(did: str) -> UUID:
+        return uuid5(CONFIG_NAMESPACE, f"number:{check_did(did)}")
+
+    @classmethod
+    def create(
+        cls, did: str, destination: Target, *, occurred_at: datetime, label: str = ""
+    ) -> Number:
+        checked = _destination(did, destination)
+        return cls._create(
+            cls.Created,
+            id=cls.id_for(did),
+            did=did,
+            label=_label(label),
+            target_kind=checked.kind.value,
+            target_value=checked.value,
+            occurred_at=utc_instant(occurred_at),
+        )
+
+    def route_to(self, destination: Target, occurred_at: datetime) -> None:
+        checked = _destination(self.did, destination)
+        if checked != self.destination:
+            self._trigger(
+                self.DestinationChanged,
+                occurred_at,
+                target_kind=checked.kind.value,
+                target_value=checked.value,
+            )
+
+    def relabel(self, label: str, occurred_at: datetime) -> None:
+        if _label(label) != self.label:
+            self._trigger(self.Relabelled, occurred_at, label=label)
+
+    def deactivate(self, occurred_at: datetime) -> None:
+        if not self.active:
+            raise IllegalTransition(f"number {self.did} is already inactive")
+        self._trigger(self.Deactivated, occurred_at)
+
+    def activate(self, occurred_at: datetime) -> None:
+        if self.active:
+            raise IllegalTransition(f"number {self.did} is already active")
+        self._trigger(self.Activated, occurred_at)
+
+    @property
+    def route(self) -> Target | None:
+        """Where a call to this number goes now; None while the number is inactive."""
+        return self.destination if self.active else None
+
+
+def _destination(did: str, destination: Target) -> Target:
+    destination.check_kind(DESTINATION_KINDS, "a number's destination")
+    if destination.kind is TargetKind.NUMBER and destination.value == did:
+        raise InvalidValue(f"number {did} cannot forward to itself")
+    return destination
+
+
+def _label(label: str) -> str:
+    if not isinstance(label, str) or len(label) > 200:
+        raise InvalidValue(f"a label is a string of at most 200 characters, got {label!r}")
+    return label
+
+
+class MatchKind(StrEnum):
+    EXACT = "exact"
+    PREFIX = "prefix"
+    REGEX = "regex"
+
+
+class UnknownRule(InvalidValue):
+    """The dialplan has no rule of that name."""
+
+
+@dataclass(frozen=True)
+class DialRule:
+    name: str
+    kind: MatchKind
+    pattern: str
+    uri_template: str
+
+    @classmethod
+    def checked(cls, name: str, kind: MatchKind, pattern: str, uri_template: str) -> DialRule:
+        if not isinstance(pattern, str):
+            raise InvalidValue(f"a rule pattern is a string, got {pattern!r}")
+        rule = cls(check_key(name), enum_member(MatchKind, kind), pattern, uri_template)
+        if rule.kind is MatchKind.EXACT or (rule.kind is MatchKind.PREFIX and pattern):
+            check_diallable(pattern)  # anything else could never match a diallable number
+        allowed = rule._placeholders()  # compiles a regex pattern, so checks it too
+        _check_template(uri_template, allowed)
+        return rule
+
+    def resolve(self, number: str) -> str | None:
+        """The URI for ``number``, or None when this rule does not match it."""
+        values = self._match(number)
+        if values is None:
+            return None
+        return PLACEHOLDER.sub(lambda m: values[m.group(1)], self.uri_template)
+
+    def _match(self, number: str) -> dict[str, str] | None:
+        if self.kind is MatchKind.EXACT:
+            return {"number": number} if number == self.pattern else None
+        if self.kind is MatchKind.PREFIX:
+            if not number.startswith(self.pattern):
+                return None
+            return {"number": number, "rest": number[len(self.pattern) :]}
+        found = _compiled(self.pattern).fullmatch(number)
+        if found is None:
+            return None
+        groups = {str(i): found.group(i) or "" for i in range(found.re.groups + 1)}
+        return {"number": number, **groups}
+
+    def _placeholders(self) -> frozenset[str]:
+        if self.kind is MatchKind.EXACT:
+            return frozenset({"number"})
+        if self.kind is MatchKind.PREFIX:
+            return frozenset({"number", "rest"})
+        groups = _compiled(self.pattern).groups
+        return frozenset({"number", *(str(i) for i in range(groups + 1))})
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as error:
+        raise InvalidValue(f"not a valid regular expression {pattern!r}: {error}") from None
+
+
+def _check_template(template: str, allowed: frozenset[str]) -> None:
+    if not isinstance(template, str) or not URI_TEMPLATE.fullmatch(template):
+        raise InvalidValue(f"a URI template starts with sip: or sips:, got {template!r}")
+    unknown = set(PLACEHOLDER.findall(template)) - allowed
+    if unknown:
+        raise InvalidValue(f"unknown placeholders {sorted(unknown)} in {template!r}")
+    if "{" in PLACEHOLDER.sub("", template) or "}" in PLACEHOLDER.sub("", template):
+        raise InvalidValue(f"unbalanced braces in {template!r}")
+
+
+class Dialplan(TimedAggregate):
+    """An ordered list of rules from dialled number to SIP URI."""
+
+    class Created(TimedAggregate.Event, Aggregate.Created):
+        class_version = 1
+        key: str
+        name: str
+
+    class RuleAdded(TimedAggregate.Event):
+        class_version = 1
+        rule: str
+        kind: str
+        pattern: str
+        uri_template: str
+        position: int  # 0-based index the rule takes
+
+        def apply(self, plan: Dialplan) -> None:
+            rule = DialRule(self.rule, MatchKind(self.kind), self.pattern, self.uri_template)
+            plan.rules.insert(self.position, rule)
+
+    class RuleChanged(TimedAggregate.Event):
+        class_version = 1
+        rule: str
+        kind: str
+        pattern: str
+        uri_template: str
+
+        def apply(self, plan: Dialplan) -> None:
+            rule = DialRule(self.rule, MatchKind(self.kind), self.pattern, self.uri_template)
+            plan.rules[plan.index_of(self.rule)] = rule
+
+    class RuleMoved(TimedAggregate.Event):
+        class_version = 1
+        rule: str
+        position: int
+
+        def apply(self, plan: Dialplan) -> None:
+            rule = plan.rules.pop(plan.index_of(self.rule))
+            plan.rules.insert(self.position, rule)
+
+    class RuleRemoved(TimedAggregate.Event):
+        class_version = 1
+        rule: str
+
+        def apply(self, plan: Dialplan) -> None:
+            del plan.rules[plan.index_of(self.rule)]
+
+    def __init__(self, *, key: str, name: str, occurred_at: datetime) -> None:
+        # Runs for Created, live and on replay: it is that event's apply.
+        self.key = key
+        self.name = name
+        self.rules: list[DialRule] = []
+        self.created_at = occurred_at
+
+    @staticmethod
+    def id_for(key: str) -> UUID:
+        return config_id("dialplan", key)
+
+    @classmethod
+    def create(cls, key: str, name: str, *, occurred_at: datetime) -> Dialplan:
+        return cls._create(
+            cls.Created,
+            id=cls.id_for(key),
+            key=key,
+            name=non_empty("name", name),
+            occurred_at=utc_instant(occurred_at),
+        )
+
+    def add_rule(self, rule: DialRule, occurred_at: datetime, position: int | None = None) -> None:
+        """Insert ``rule`` at ``position`` (0-based; None: last)."""
+        checked = DialRule.checked(rule.name, rule.kind, rule.pattern, rule.uri_template)
+        if any(r.name == checked.name for r in self.rules):
+            raise InvalidValue(f"dialplan {self.key} already has a rule {checked.name!r}")
+        index = len(self.rules) if position is None else self._position(position, extra=1)
+        self._trigger(self.RuleAdded, occurred_at, **_rule_facts(checked), position=index)
+
+    def change_rule(self, rule: DialRule, occurred_at: datetime) -> None:
+        """Replace the rule of the same name, keeping its place."""
+        checked = DialRule.checked(rule.name, rule.kind, rule.pattern, rule.uri_template)
+        if self.rules[self.index_of(checked.name)] != checked:
+            self._trigger(self.RuleChanged, occurred_at, **_rule_facts(checked))
+
+    def move_rule(self, name: str, position: int, occurred_at: datetime) -> None:
+        current = self.index_of(name)
+        index = self._position(position, extra=0)
+        if current != index:
+            self._trigger(self.RuleMoved, occurred_at, rule=name, position=index)
+
+    def remove_rule(self, name: str, occurred_at: datetime) -> None:
+        self.index_of(name)
+        self._trigger(self.RuleRemoved, occurred_at, rule=name)
+
+    def resolve(self, number: str) -> str | None:
+        """The URI of the first rule matching ``number``; None when none matches
+        or the number is not diallable."""
+        if not isinstance(number, str) or not DIALLABLE_PATTERN.fullmatch(number):
+            return None
+        return next((uri for r in self.rules if (uri := r.resolve(number)) is not None), None)
+
+    def index_of(self, name: str) -> int:
+        for index, rule in enumerate(self.rules):
+            if rule.name == name:
+                return index
+        raise UnknownRule(f"dialplan {self.key} has no rule {name!r}")
+
+    def _position(self, position: int, extra: int) -> int:
+        return check_int("position", position, 0, len(self.rules) - 1 + extra)
+
+
+def _rule_facts(rule: DialRule) -> dict[str, str]:
+    return {
+        "rule": rule.name,
+        "kind": rule.kind.value,
+        "pattern": rule.pattern,
+        "uri_template": rule.uri_template,
+    }

@@ -1,0 +1,61 @@
+"""The app factory: routers, problem handlers, the database pool.
+
+Configuration comes in as arguments (the composition root in `dialtone` reads
+the settings); nothing here imports `dialtone`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import APIRouter, FastAPI
+
+from api.db import CONNECTION_LOST, open_pool
+from api.openapi import openapi_factory
+from api.problems import install_problem_handlers, problem_responses
+from api.routes import ROUTERS, TAGS
+
+DESCRIPTION = """Queries over dialtone's read models: calls in progress, any call's
+state and event timeline, and CDRs (JSON pages or CSV). Errors are RFC 9457
+problem details (`application/problem+json`)."""
+
+
+def _version() -> str:
+    try:
+        return version("dialtone")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_app(
+    database_url: str,
+    *,
+    extra_routers: Iterable[APIRouter] = (),
+    pool_max_size: int = 10,
+) -> FastAPI:
+    """The API over the database at `database_url` (a PostgreSQL URL or libpq
+    `key=value` string). `extra_routers` are mounted after the built-in ones;
+    services they need go on `app.state` (set by the caller)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_pool(database_url, pool_max_size) as pool:
+            app.state.pool = pool
+            yield
+
+    app = FastAPI(
+        title="dialtone API",
+        version=_version(),
+        description=DESCRIPTION,
+        openapi_tags=list(TAGS),
+        lifespan=lifespan,
+        # Every route may fail unexpectedly or lose the database.
+        responses=problem_responses(500, 503),
+    )
+    install_problem_handlers(app, unavailable=CONNECTION_LOST)
+    for router in (*ROUTERS, *extra_routers):
+        app.include_router(router)
+    app.openapi = openapi_factory(app)  # type: ignore[method-assign]  # FastAPI's documented override
+    return app

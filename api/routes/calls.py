@@ -1,0 +1,73 @@
+"""Calls: the ones in progress, one call's state, one call's event timeline."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Path
+
+from api.db import Db
+from api.problems import NotFound, problem_responses
+from api.queries import calls as queries
+from api.schemas.calls import CallEventPublic, CallPublic, CallsPublic, CallTimelinePublic
+from domain.values import CallStatus, Direction
+
+TAG = {"name": "calls", "description": "Calls in progress and the history of any call."}
+router = APIRouter(prefix="/v1/calls", tags=["calls"])
+
+CallId = Annotated[UUID, Path(description="The call's id (a UUID).")]
+
+
+def live_filter(
+    status: CallStatus | None = None,
+    direction: Direction | None = None,
+    caller: str | None = None,
+    callee: str | None = None,
+    queue: str | None = None,
+) -> queries.LiveFilter:
+    """Filters on calls in progress; each one given must match exactly."""
+    return queries.LiveFilter(status=status, direction=direction, caller=caller,
+                              callee=callee, queue=queue)
+
+
+LiveFilterDep = Annotated[queries.LiveFilter, Depends(live_filter)]
+
+
+@router.get(
+    "",
+    summary="List calls in progress",
+    description="Calls not ended yet, oldest first. Every filter is an exact match.",
+    responses=problem_responses(422),
+)
+async def list_calls(db: Db, wanted: LiveFilterDep) -> CallsPublic:
+    rows = await queries.live_calls(db, wanted)
+    data = [CallPublic.model_validate(dict(row)) for row in rows]
+    return CallsPublic(data=data, count=len(data))
+
+
+@router.get(
+    "/{call_id}",
+    summary="Get a call's current state",
+    description="From the live table while the call is in progress, from its CDR once ended.",
+    responses=problem_responses(404, 422),
+)
+async def read_call(db: Db, call_id: CallId) -> CallPublic:
+    row = await queries.call_state(db, call_id)
+    if row is None:
+        raise NotFound("call", call_id)
+    return CallPublic.model_validate(dict(row))
+
+
+@router.get(
+    "/{call_id}/timeline",
+    summary="Get a call's events in order",
+    description="Every event of the call, ordered by version (the call's own sequence).",
+    responses=problem_responses(404, 422),
+)
+async def read_timeline(db: Db, call_id: CallId) -> CallTimelinePublic:
+    rows = await queries.timeline(db, call_id)
+    if not rows:
+        raise NotFound("call", call_id)
+    events = [CallEventPublic.model_validate(dict(row)) for row in rows]
+    return CallTimelinePublic(call_id=call_id, events=events)

@@ -15,6 +15,8 @@ import pytest
 from dialtone.database import drop_database, ensure_database, with_database
 from dialtone.services.postgres import EmbeddedPostgres, free_port
 
+pytest_plugins = ["tests.fixtures.sip"]
+
 
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres | None]:

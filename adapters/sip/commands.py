@@ -1,0 +1,123 @@
+"""Domain commands the B2BUA issues, as plain values queued for the storage thread.
+
+SIP handling never calls the application service directly (it must never wait
+on the database): it builds one of these values and puts it on the command
+queue; the storage thread later calls ``apply`` on the real service inside a
+group-commit batch. Each value carries the protocol fact's own timestamp, so a
+command applied late (after a database outage) still records when it happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from domain.call import Call, Direction, Disposition, HangupSide, TransferKind
+
+
+class CallCommands(Protocol):
+    """The part of application.calls.CallService the B2BUA drives."""
+
+    def initiate_call(self, *, caller: str, callee: str, direction: Direction,
+                      trunk: str | None, sip_call_id: str, occurred_at: datetime) -> UUID: ...
+    def route_call(self, call_id: UUID, target: str, occurred_at: datetime) -> None: ...
+    def ring_call(self, call_id: UUID, occurred_at: datetime) -> None: ...
+    def answer_call(self, call_id: UUID, occurred_at: datetime) -> None: ...
+    def hold_call(self, call_id: UUID, occurred_at: datetime) -> None: ...
+    def resume_call(self, call_id: UUID, occurred_at: datetime) -> None: ...
+    def transfer_call(self, call_id: UUID, kind: TransferKind, target: str,
+                      occurred_at: datetime) -> None: ...
+    def end_call(self, call_id: UUID, *, disposition: Disposition, hangup_cause: str,
+                 hangup_side: HangupSide, sip_status: int | None,
+                 occurred_at: datetime) -> None: ...
+
+
+@dataclass(frozen=True)
+class Command:
+    call_id: UUID
+    occurred_at: datetime
+
+    def apply(self, service: CallCommands) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class InitiateCall(Command):
+    caller: str
+    callee: str
+    direction: Direction
+    trunk: str | None
+    sip_call_id: str
+
+    @classmethod
+    def inbound(cls, *, sip_call_id: str, caller: str, callee: str,
+                occurred_at: datetime, trunk: str | None = None) -> InitiateCall:
+        return cls(Call.id_for(sip_call_id), occurred_at, caller, callee,
+                   Direction.INBOUND, trunk, sip_call_id)
+
+    def apply(self, service: CallCommands) -> None:
+        service.initiate_call(caller=self.caller, callee=self.callee, direction=self.direction,
+                              trunk=self.trunk, sip_call_id=self.sip_call_id,
+                              occurred_at=self.occurred_at)
+
+
+@dataclass(frozen=True)
+class RouteCall(Command):
+    target: str
+
+    def apply(self, service: CallCommands) -> None:
+        service.route_call(self.call_id, self.target, self.occurred_at)
+
+
+@dataclass(frozen=True)
+class RingCall(Command):
+    def apply(self, service: CallCommands) -> None:
+        service.ring_call(self.call_id, self.occurred_at)
+
+
+@dataclass(frozen=True)
+class AnswerCall(Command):
+    def apply(self, service: CallCommands) -> None:
+        service.answer_call(self.call_id, self.occurred_at)
+
+
+@dataclass(frozen=True)
+class HoldCall(Command):
+    def apply(self, service: CallCommands) -> None:
+        service.hold_call(self.call_id, self.occurred_at)
+
+
+@dataclass(frozen=True)
+class ResumeCall(Command):
+    def apply(self, service: CallCommands) -> None:
+        service.resume_call(self.call_id, self.occurred_at)
+
+
+@dataclass(frozen=True)
+class TransferCall(Command):
+    kind: TransferKind
+    target: str
+
+    def apply(self, service: CallCommands) -> None:
+        service.transfer_call(self.call_id, self.kind, self.target, self.occurred_at)
+
+
+@dataclass(frozen=True)
+class EndCall(Command):
+    disposition: Disposition
+    hangup_cause: str
+    hangup_side: HangupSide
+    sip_status: int | None
+
+    def apply(self, service: CallCommands) -> None:
+        service.end_call(self.call_id, disposition=self.disposition,
+                         hangup_cause=self.hangup_cause, hangup_side=self.hangup_side,
+                         sip_status=self.sip_status, occurred_at=self.occurred_at)
+
+
+class CommandSink(Protocol):
+    """Where the SIP side puts commands; must return at once, never block."""
+
+    def put(self, command: Command) -> None: ...

@@ -1,0 +1,143 @@
+"""The one pjsua2 Endpoint of a worker process, and the loop that owns it.
+
+pjsua2's threading rule, as measured here: one thread owns the library. The
+Endpoint is created with no SIP worker threads (``threadCnt=0``) and every
+callback delivered on the main thread (``mainThreadOnly``); that thread polls
+``libHandleEvents`` and runs this module's timers between polls, so all SIP
+state lives on one thread and needs no locks.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pjsua2 as pj
+
+log = logging.getLogger(__name__)
+pj_log = logging.getLogger("pjsip")
+
+# pjsua2 is compiled with PJSUA_MAX_CALLS = 32: maxCalls above it fails at libInit.
+PJSUA_MAX_CALLS = 32
+
+_PJ_LEVELS = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
+
+
+class _LogWriter(pj.LogWriter):  # type: ignore[misc]  # SWIG class, untyped
+    """Sends pjsip's log lines to Python logging (under the ``pjsip`` logger)."""
+
+    def write(self, entry: pj.LogEntry) -> None:
+        pj_log.log(_PJ_LEVELS.get(entry.level, logging.DEBUG), "%s", entry.msg.rstrip())
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    host: str = "127.0.0.1"
+    port: int = 5070
+    max_calls: int = PJSUA_MAX_CALLS
+    rtp_port: int = 0  # 0: derived from the SIP port so workers side by side never collide
+    rtp_port_range: int = 200
+    pj_log_level: int = 2
+    user_agent: str = "dialtone-b2bua"
+
+    @property
+    def rtp_base(self) -> int:
+        if self.rtp_port:
+            return self.rtp_port
+        # 10000 + a slot per SIP port; each worker gets its own range of 200.
+        return 10000 + (self.port % 250) * self.rtp_port_range
+
+
+@dataclass(order=True)
+class _Timer:
+    due: float
+    seq: int
+    callback: Callable[[], None] = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class EventLoop:
+    """Timers for the pjsua2 thread; ``poll`` runs pjsip events then due timers."""
+
+    def __init__(self, endpoint: pj.Endpoint) -> None:
+        self._endpoint = endpoint
+        self._timers: list[_Timer] = []
+        self._seq = itertools.count()
+        self._soon: list[Callable[[], None]] = []
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> _Timer:
+        timer = _Timer(time.monotonic() + delay, next(self._seq), callback)
+        heapq.heappush(self._timers, timer)
+        return timer
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` after the current pjsua2 callback has returned."""
+        self._soon.append(callback)
+
+    def poll(self, max_wait_ms: int = 10) -> None:
+        wait = max_wait_ms
+        if self._soon:
+            wait = 0
+        elif self._timers:
+            wait = max(0, min(wait, int((self._timers[0].due - time.monotonic()) * 1000)))
+        self._endpoint.libHandleEvents(wait)
+        self._run_soon()
+        self._run_due()
+
+    def _run_soon(self) -> None:
+        soon, self._soon = self._soon, []
+        for callback in soon:
+            _guarded(callback)
+
+    def _run_due(self) -> None:
+        now = time.monotonic()
+        while self._timers and self._timers[0].due <= now:
+            timer = heapq.heappop(self._timers)
+            if not timer.cancelled:
+                _guarded(timer.callback)
+
+
+def _guarded(callback: Callable[[], None]) -> None:
+    try:
+        callback()
+    except Exception:
+        log.exception("timer callback failed")
+
+
+def create_endpoint(config: EndpointConfig) -> tuple[pj.Endpoint, _LogWriter]:
+    """A started Endpoint with one UDP transport and the null audio device."""
+    endpoint = pj.Endpoint()
+    endpoint.libCreate()
+    ep_config = pj.EpConfig()
+    ua = ep_config.uaConfig
+    ua.threadCnt = 0
+    ua.mainThreadOnly = True
+    ua.maxCalls = min(config.max_calls, PJSUA_MAX_CALLS)
+    ua.userAgent = config.user_agent
+    writer = _LogWriter()
+    ep_config.logConfig.writer = writer
+    ep_config.logConfig.level = config.pj_log_level
+    ep_config.logConfig.consoleLevel = config.pj_log_level
+    ep_config.logConfig.decor = 0  # Python logging adds time and level
+    media = ep_config.medConfig
+    media.noVad = True  # keep RTP (and so RTCP statistics) flowing during silence
+    media.sndClockRate = 8000
+    media.clockRate = 8000
+    media.maxMediaPorts = PJSUA_MAX_CALLS * 2 + 8
+    endpoint.libInit(ep_config)
+    transport = pj.TransportConfig()
+    transport.port = config.port
+    transport.boundAddress = config.host
+    endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+    endpoint.audDevManager().setNullDev()
+    endpoint.libStart()
+    log.info("pjsua2 %s listening on udp:%s:%d", endpoint.libVersion().full,
+             config.host, config.port)
+    return endpoint, writer

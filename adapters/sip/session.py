@@ -1,0 +1,364 @@
+"""One bridged call: the caller's leg, the callee's leg, and what happens between them.
+
+The session turns SIP facts on either leg into (a) SIP actions on the other leg
+(relay 18x and the answer, CANCEL/BYE the other side, propagate hold) and (b)
+domain commands put on the command sink. It runs on the pjsua2 thread only.
+
+pjsua2 may call back into the session while the session is itself calling
+pjsua2 (hanging up a leg reports DISCONNECTED at once), so every transition
+updates the session's state *before* touching a leg.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Protocol
+from uuid import UUID
+
+import pjsua2 as pj
+
+from adapters.sip.commands import (
+    AnswerCall,
+    Command,
+    CommandSink,
+    EndCall,
+    HoldCall,
+    InitiateCall,
+    ResumeCall,
+    RingCall,
+    RouteCall,
+    TransferCall,
+)
+from adapters.sip.legs import AUDIO_ACTIVE, AUDIO_REMOTE_HOLD, Leg, LegRole
+from adapters.sip.outcomes import NO_ANSWER_TIMEOUT, NO_ROUTE, Outcome, callee_failure
+from domain.call import Disposition, HangupSide, TransferKind
+
+log = logging.getLogger(__name__)
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class AudioSource(Protocol):
+    """Music on hold: something that can play into a leg's audio port."""
+
+    def play_to(self, sink: pj.AudioMedia) -> None: ...
+    def stop_to(self, sink: pj.AudioMedia) -> None: ...
+
+
+class MediaMonitor(Protocol):
+    def sample(self, call_id: UUID, leg: Leg, stream_index: int) -> None: ...
+    def finish(self, call_id: UUID, occurred_at: datetime) -> None: ...
+
+
+@dataclass
+class SessionContext:
+    """What a session needs from its worker."""
+
+    sink: CommandSink
+    new_leg: Callable[[LegRole], Leg]
+    call_later: Callable[[float, Callable[[], None]], Timer]
+    no_answer_timeout: float
+    on_end: Callable[[Session], None]
+    music_on_hold: AudioSource | None = None
+    media: MediaMonitor | None = None
+
+
+class Phase(Enum):
+    ROUTING = "routing"
+    ANSWERED = "answered"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class InboundFacts:
+    sip_call_id: str
+    caller: str
+    callee: str
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Session:
+    def __init__(self, ctx: SessionContext, caller_leg: Leg, facts: InboundFacts) -> None:
+        self.ctx = ctx
+        self.facts = facts
+        self.call_id: UUID = InitiateCall.inbound(
+            sip_call_id=facts.sip_call_id, caller=facts.caller, callee=facts.callee,
+            occurred_at=now()).call_id
+        self.a: Leg = caller_leg
+        self.b: Leg | None = None
+        self.phase = Phase.ROUTING
+        self.rang = False
+        self.relayed: set[int] = set()
+        self.held_by: Leg | None = None
+        self.transfer: tuple[Leg, Leg] | None = None  # (transferor, new leg)
+        self._timer: Timer | None = None
+        self._music_to: Leg | None = None
+        caller_leg.listener = self
+
+    # Start.
+
+    def start(self, target: str | None) -> None:
+        f = self.facts
+        self._emit(InitiateCall.inbound(sip_call_id=f.sip_call_id, caller=f.caller,
+                                        callee=f.callee, occurred_at=now()))
+        if target is None:
+            log.info("call %s: no route for %r: 404", self.call_id, f.callee)
+            self._end_unanswered(NO_ROUTE, HangupSide.SYSTEM)
+            return
+        self._emit(RouteCall(self.call_id, now(), target))
+        self._timer = self.ctx.call_later(self.ctx.no_answer_timeout, self._no_answer)
+        self.b = self._place(target)
+        if self.b is None:
+            self._end_unanswered(callee_failure(0), HangupSide.SYSTEM)
+
+    def _place(self, target: str) -> Leg | None:
+        leg = self.ctx.new_leg(LegRole.CALLEE)
+        leg.listener = self
+        try:
+            leg.makeCall(target, pj.CallOpParam(True))
+        except pj.Error as error:
+            log.warning("call %s: cannot call %s: %s", self.call_id, target, error.info())
+            leg.disconnected = True
+            leg.host.release(leg)
+            return None
+        return leg
+
+    # Leg callbacks.
+
+    def leg_state(self, leg: Leg, info: pj.CallInfo) -> None:
+        if self.phase is Phase.ENDED:
+            return
+        if self.transfer is not None and leg in self.transfer:
+            self._transfer_leg_state(leg, info)
+        elif leg is self.b:
+            self._callee_state(info)
+        elif leg is self.a:
+            self._caller_state(info)
+
+    def _callee_state(self, info: pj.CallInfo) -> None:
+        state, status = info.state, info.lastStatusCode
+        if state == pj.PJSIP_INV_STATE_EARLY and self.phase is Phase.ROUTING:
+            self._relay_provisional(status)
+        elif state == pj.PJSIP_INV_STATE_CONFIRMED and self.phase is Phase.ROUTING:
+            self._answered()
+        elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            if self.phase is Phase.ANSWERED:
+                self._end_answered(HangupSide.CALLEE, "normal_clearing")
+            else:
+                self._end_unanswered(callee_failure(status), HangupSide.CALLEE)
+
+    def _caller_state(self, info: pj.CallInfo) -> None:
+        if info.state != pj.PJSIP_INV_STATE_DISCONNECTED:
+            return
+        if self.phase is Phase.ANSWERED:
+            self._end_answered(HangupSide.CALLER, "normal_clearing")
+        else:
+            cancelled = Outcome(Disposition.CANCELLED, "originator_cancel", 487)
+            self._end_unanswered(cancelled, HangupSide.CALLER)
+
+    def _relay_provisional(self, status: int) -> None:
+        if status not in (180, 183) or status in self.relayed:
+            return
+        self.relayed.add(status)
+        if not self.rang:
+            self.rang = True
+            self._emit(RingCall(self.call_id, now()))
+        self.a.respond(status)
+
+    def _answered(self) -> None:
+        self.phase = Phase.ANSWERED
+        self._cancel_timer()
+        self._emit(AnswerCall(self.call_id, now()))
+        self.a.respond(200)
+        self._bridge()
+
+    def _no_answer(self) -> None:
+        self._timer = None
+        if self.phase is Phase.ROUTING:
+            log.info("call %s: no answer within %ss", self.call_id, self.ctx.no_answer_timeout)
+            self._end_unanswered(NO_ANSWER_TIMEOUT, HangupSide.SYSTEM)
+
+    # Ends.
+
+    def _end_unanswered(self, outcome: Outcome, side: HangupSide) -> None:
+        self._finish(EndCall(self.call_id, now(), outcome.disposition, outcome.hangup_cause,
+                             side, outcome.relay_status))
+        self.a.end(outcome.relay_status)
+        self._end_all_but(self.a)
+
+    def _end_answered(self, side: HangupSide, cause: str) -> None:
+        self._finish(EndCall(self.call_id, now(), Disposition.ANSWERED, cause, side, 200))
+        self._end_all_but(None)
+
+    def end_now(self, cause: str) -> None:
+        """End the call from our side (worker shutdown)."""
+        if self.phase is Phase.ANSWERED:
+            self._end_answered(HangupSide.SYSTEM, cause)
+        elif self.phase is Phase.ROUTING:
+            self._end_unanswered(Outcome(Disposition.FAILED, cause, 503), HangupSide.SYSTEM)
+
+    def _finish(self, end: EndCall) -> None:
+        self.phase = Phase.ENDED
+        self._cancel_timer()
+        self._stop_hold_music()
+        if self.ctx.media is not None:
+            self.ctx.media.finish(self.call_id, end.occurred_at)
+        self._emit(end)
+        self.ctx.on_end(self)
+
+    def _end_all_but(self, keep: Leg | None) -> None:
+        legs = [self.a, self.b, *(self.transfer or ())]
+        for leg in legs:
+            if leg is not None and leg is not keep:
+                leg.end()
+
+    # Media: bridge, hold, statistics.
+
+    def leg_media(self, leg: Leg) -> None:
+        if self.phase is Phase.ENDED:
+            return
+        if self.transfer is not None and leg is self.transfer[1]:
+            self._bridge()
+            return
+        if self.phase is Phase.ANSWERED and leg in (self.a, self.b):
+            self._track_hold(leg)
+        self._bridge()
+
+    def _track_hold(self, leg: Leg) -> None:
+        status = leg.audio_status()
+        other = self._other(leg)
+        if status == AUDIO_REMOTE_HOLD and self.held_by is None:
+            self.held_by = leg
+            self._emit(HoldCall(self.call_id, now()))
+            self._unbridge()
+            if other is not None:
+                other.hold()
+        elif status == AUDIO_ACTIVE and self.held_by is leg:
+            self.held_by = None
+            self._emit(ResumeCall(self.call_id, now()))
+            self._stop_hold_music()
+            if other is not None:
+                other.unhold()
+
+    def _other(self, leg: Leg) -> Leg | None:
+        return self.b if leg is self.a else self.a
+
+    def _parties(self) -> tuple[Leg | None, Leg | None]:
+        """The two legs whose audio should meet right now."""
+        if self.transfer is not None:
+            transferor, new = self.transfer
+            return self._other(transferor), new
+        return self.a, self.b
+
+    def _bridge(self) -> None:
+        """Connect both parties' audio both ways, or the waiting party to music."""
+        one, two = self._parties()
+        waiting = self._waiting_party()
+        if waiting is not None:
+            self._play_hold_music(waiting)
+            return
+        audio_one = one.audio() if one is not None else None
+        audio_two = two.audio() if two is not None else None
+        if audio_one is not None and audio_two is not None:
+            audio_one.startTransmit(audio_two)
+            audio_two.startTransmit(audio_one)
+
+    def _waiting_party(self) -> Leg | None:
+        """The party who should hear music: held, or being transferred."""
+        if self.held_by is not None:
+            return self._other(self.held_by)
+        if self.transfer is not None:
+            transferor, new = self.transfer
+            if not new.confirmed:
+                return self._other(transferor)
+        return None
+
+    def _unbridge(self) -> None:
+        audio_a = self.a.audio()
+        audio_b = self.b.audio() if self.b is not None else None
+        if audio_a is not None and audio_b is not None:
+            audio_a.stopTransmit(audio_b)
+            audio_b.stopTransmit(audio_a)
+
+    def _play_hold_music(self, leg: Leg) -> None:
+        audio = leg.audio()
+        if self.ctx.music_on_hold is not None and audio is not None:
+            self.ctx.music_on_hold.play_to(audio)
+            self._music_to = leg
+
+    def _stop_hold_music(self) -> None:
+        leg = self._music_to
+        if leg is None or self.ctx.music_on_hold is None:
+            return
+        self._music_to = None
+        audio = leg.audio()
+        if audio is not None:
+            self.ctx.music_on_hold.stop_to(audio)
+
+    def leg_stream_closing(self, leg: Leg, stream_index: int) -> None:
+        if self.ctx.media is not None and leg in (self.a, self.b):
+            self.ctx.media.sample(self.call_id, leg, stream_index)
+
+    # Blind transfer: REFER from either party.
+
+    def leg_transfer_request(self, leg: Leg, prm: pj.OnCallTransferRequestParam) -> None:
+        if self.phase is not Phase.ANSWERED or self.transfer is not None or self.held_by:
+            log.info("call %s: REFER refused (%s)", self.call_id, self.phase.value)
+            prm.statusCode = 603
+            return
+        new = self.ctx.new_leg(LegRole.CALLEE)
+        new.listener = self
+        prm.newCall = new
+        self.transfer = (leg, new)
+        log.info("call %s: blind transfer by %s to %s", self.call_id, leg.role, prm.dstUri)
+        self._emit(TransferCall(self.call_id, now(), TransferKind.BLIND, prm.dstUri))
+        self._unbridge()
+        self._bridge()  # the transferee hears music while the target rings
+
+    def _transfer_leg_state(self, leg: Leg, info: pj.CallInfo) -> None:
+        assert self.transfer is not None
+        transferor, new = self.transfer
+        if leg is transferor:
+            return  # the transferor leaving is expected: the call lives on
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            self._complete_transfer(transferor, new)
+        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self._fail_transfer(transferor, info.lastStatusCode)
+
+    def _complete_transfer(self, transferor: Leg, new: Leg) -> None:
+        self._stop_hold_music()
+        if transferor is self.a:
+            self.a = new
+        else:
+            self.b = new
+        self.transfer = None
+        transferor.end()
+        self._bridge()
+
+    def _fail_transfer(self, transferor: Leg, status: int) -> None:
+        log.info("call %s: transfer target failed with %s", self.call_id, status)
+        self.transfer = None
+        self._stop_hold_music()
+        if transferor.disconnected:
+            self._end_answered(HangupSide.SYSTEM, "transfer_failed")
+        else:
+            self._bridge()
+
+    # Plumbing.
+
+    def _emit(self, command: Command) -> None:
+        self.ctx.sink.put(command)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

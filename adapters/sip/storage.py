@@ -1,0 +1,257 @@
+"""The storage thread: applies queued domain commands to the call service in batches.
+
+Why a thread of its own: the pjsua2 thread must never wait on PostgreSQL. The
+SIP side only appends to an in-memory buffer; this thread takes the oldest
+commands (FIFO, so per-call order holds), applies them inside one
+``service.batch()`` (one transaction), and drops them from the buffer only once
+that transaction committed.
+
+Database outages. A failed save leaves the batch at the head of the buffer and
+the thread retries it with exponential backoff while the buffer keeps growing;
+calls stay up. A failure while committing is ambiguous: the transaction may or
+may not have committed. Re-applying is safe because the service's aggregate
+cache is only updated after a successful save, so the retry re-runs the same
+commands on the pre-batch state and produces events with the same versions:
+if the first attempt had committed, the store's unique (call id, version) key
+refuses them with IntegrityError, which, right after an ambiguous failure,
+proves the batch is already stored, so it is dropped instead of applied twice.
+
+Memory is bounded: past ``soft_limit`` buffered commands the thread reports
+itself ``overloaded`` (the worker answers new INVITEs 503 and logs loudly);
+commands of calls already in progress are still kept up to ``hard_limit``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import psycopg
+from eventsourcing.persistence import IntegrityError, PersistenceError
+
+from adapters.sip.commands import CallCommands, Command
+from domain.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "the database did not take this batch (maybe)": retry later.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    PersistenceError, psycopg.Error, OSError, TimeoutError,
+)
+
+
+class BatchingCallCommands(CallCommands, Protocol):
+    def batch(self) -> AbstractContextManager[Any]: ...
+
+
+@dataclass
+class StorageStats:
+    applied: int = 0
+    skipped: int = 0
+    batches: int = 0
+    failures: int = 0
+    duplicates_dropped: int = 0
+    overflow_dropped: int = 0
+
+
+class StorageThread:
+    """Owns the command buffer and the thread that drains it into the store."""
+
+    def __init__(
+        self,
+        service_factory: Callable[[], BatchingCallCommands],
+        *,
+        batch_size: int = 500,
+        soft_limit: int = 100_000,
+        hard_limit: int = 200_000,
+        max_backoff: float = 5.0,
+        idle_wait: float = 0.05,
+    ) -> None:
+        self._factory = service_factory
+        self._service: BatchingCallCommands | None = None
+        self._buffer: deque[Command] = deque()
+        self._cond = threading.Condition()
+        self._batch_size = batch_size
+        self._soft_limit = soft_limit
+        self._hard_limit = hard_limit
+        self._max_backoff = max_backoff
+        self._idle_wait = idle_wait
+        self._stopping = False
+        self._overload_logged = False
+        self._in_flight = 0
+        self.stats = StorageStats()
+        self.healthy = True
+        self._thread = threading.Thread(target=self._run, name="dialtone-storage", daemon=True)
+
+    # The SIP side.
+
+    def put(self, command: Command) -> None:
+        with self._cond:
+            if len(self._buffer) >= self._hard_limit:
+                self.stats.overflow_dropped += 1
+                log.error("COMMAND BUFFER FULL (%d): dropping %r", len(self._buffer), command)
+                return
+            self._buffer.append(command)
+            self._cond.notify()
+        self._log_overload_once()
+
+    @property
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._buffer)
+
+    @property
+    def overloaded(self) -> bool:
+        return self.pending >= self._soft_limit
+
+    # Lifecycle.
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Drain what can be stored within ``timeout``; True when nothing is left."""
+        deadline = time.monotonic() + timeout
+        self.wait_idle(timeout)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        left = self.pending
+        if left:
+            log.error("storage stopped with %d commands not stored", left)
+        return left == 0
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every queued command has been stored (or the timeout passes)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._cond:
+                if not self._buffer and not self._in_flight:
+                    return True
+            time.sleep(0.02)
+        return False
+
+    # The storage thread.
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self._store(batch)
+
+    def _next_batch(self) -> list[Command] | None:
+        with self._cond:
+            while not self._buffer:
+                if self._stopping:
+                    return None
+                self._cond.wait(self._idle_wait)
+            batch = [self._buffer[i] for i in range(min(self._batch_size, len(self._buffer)))]
+            self._in_flight = len(batch)
+            return batch
+
+    def _store(self, batch: list[Command]) -> None:
+        """Apply ``batch`` until it is stored exactly once; only then drop it."""
+        backoff = 0.1
+        ambiguous = False
+        conflicts = 0
+        while True:
+            try:
+                self._apply(batch)
+                break
+            except IntegrityError:
+                if ambiguous:
+                    # See the module docstring: the earlier attempt committed.
+                    self.stats.duplicates_dropped += len(batch)
+                    log.warning("batch of %d commands was already stored; not re-applied",
+                                len(batch))
+                    break
+                conflicts += 1
+                if conflicts >= 3:
+                    log.error("batch of %d commands keeps conflicting; dropped", len(batch))
+                    break
+                continue  # the service evicted the stale calls; reload and retry
+            except INFRASTRUCTURE_ERRORS as error:
+                ambiguous = True
+                self._on_failure(error, len(batch), backoff)
+                if self._stopping_now():
+                    return
+                backoff = min(backoff * 2, self._max_backoff)
+        self._drop_head(len(batch))
+
+    def _apply(self, batch: list[Command]) -> None:
+        service = self._connected_service()
+        applied = skipped = 0
+        with service.batch():
+            for command in batch:
+                if self._apply_one(service, command):
+                    applied += 1
+                else:
+                    skipped += 1
+        self.stats.applied += applied
+        self.stats.skipped += skipped
+        self.stats.batches += 1
+        if not self.healthy:
+            log.warning("event store reachable again; %d commands buffered", self.pending)
+        self.healthy = True
+
+    def _apply_one(self, service: BatchingCallCommands, command: Command) -> bool:
+        try:
+            command.apply(service)
+        except INFRASTRUCTURE_ERRORS:
+            raise  # abort the whole batch: it is retried
+        except DomainError as error:
+            log.warning("command refused by the domain: %r: %s", command, error)
+            return False
+        except Exception:
+            # A bug in one command must not block every later call's history.
+            log.exception("command failed: %r", command)
+            return False
+        return True
+
+    def _connected_service(self) -> BatchingCallCommands:
+        if self._service is None:
+            self._service = self._factory()
+        return self._service
+
+    def _on_failure(self, error: BaseException, size: int, backoff: float) -> None:
+        self.stats.failures += 1
+        if self.healthy:
+            log.error("event store unavailable (%s: %s); buffering commands, retrying",
+                      type(error).__name__, error)
+        else:
+            log.warning("event store still unavailable (%s); %d in batch, %d buffered",
+                        type(error).__name__, size, self.pending)
+        self.healthy = False
+        with self._cond:
+            self._cond.wait(backoff)
+
+    def _stopping_now(self) -> bool:
+        with self._cond:
+            return self._stopping
+
+    def _drop_head(self, count: int) -> None:
+        with self._cond:
+            for _ in range(count):
+                self._buffer.popleft()
+            self._in_flight = 0
+            self._overload_logged = self._overload_logged and len(self._buffer) >= self._soft_limit
+
+    def _log_overload_once(self) -> None:
+        if self._overload_logged or not self.overloaded:
+            return
+        self._overload_logged = True
+        log.error("COMMAND BUFFER ABOVE %d: the event store is not keeping up; "
+                  "new calls are refused until it drains", self._soft_limit)
+
+    def snapshot(self) -> Iterator[Command]:
+        """The buffered commands, oldest first (for diagnostics and tests)."""
+        with self._cond:
+            return iter(list(self._buffer))

@@ -1,0 +1,186 @@
+"""The B2BUA worker: one pjsua2 process bridging inbound calls to dialplan targets.
+
+Run ``B2BUAWorker.run(stop)`` on the thread that should own pjsua2 (usually
+the main thread); it returns once ``stop`` is set and every call is torn down.
+Domain commands leave through the ``sink`` (the storage thread's buffer), so
+the SIP side never waits on the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pjsua2 as pj
+
+from adapters.sip.commands import CommandSink
+from adapters.sip.endpoint import EndpointConfig, EventLoop, create_endpoint
+from adapters.sip.legs import Leg, LegRole
+from adapters.sip.session import AudioSource, InboundFacts, MediaMonitor, Session, SessionContext
+
+log = logging.getLogger(__name__)
+
+# The user part of a SIP URI; pjsip has already validated the message, this only
+# picks the number out of the request line / From URI it accepted.
+_REQUEST_USER = re.compile(r"^\S+\s+sips?:([^@;>\s]+)@", re.IGNORECASE)
+_URI_USER = re.compile(r"sips?:([^@;>\s]+)@", re.IGNORECASE)
+
+
+class Router(Protocol):
+    def resolve(self, number: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    # 2 legs per call; the slots left over answer 503s and place transfer legs.
+    max_bridged_calls: int = 15
+    no_answer_timeout: float = 30.0
+    retry_after: int = 5
+    shutdown_grace: float = 3.0
+
+
+def dialled_number(request: str) -> str:
+    match = _REQUEST_USER.match(request)
+    return match.group(1) if match else ""
+
+
+def uri_user(uri: str) -> str:
+    match = _URI_USER.search(uri)
+    return match.group(1) if match else uri
+
+
+class _Account(pj.Account):  # type: ignore[misc]  # SWIG class, untyped
+    def __init__(self, on_incoming: Callable[[pj.OnIncomingCallParam], None]) -> None:
+        super().__init__()
+        self._on_incoming = on_incoming
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802
+        try:
+            self._on_incoming(prm)
+        except Exception:
+            log.exception("incoming call handling failed")
+
+
+class B2BUAWorker:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        router: Router,
+        sink: CommandSink,
+        *,
+        overloaded: Callable[[], bool] = lambda: False,
+        music_on_hold: Callable[[], AudioSource | None] = lambda: None,
+        media: MediaMonitor | None = None,
+    ) -> None:
+        self.config = config
+        self.router = router
+        self.sink = sink
+        self.overloaded = overloaded
+        self._make_music = music_on_hold
+        self._media = media
+        self.legs: set[Leg] = set()
+        self.sessions: set[Session] = set()
+        self.refused = 0
+        self._graveyard: list[Leg] = []
+        self.ready = threading.Event()
+
+    # Lifecycle, on the pjsua2 thread.
+
+    def run(self, stop: threading.Event) -> None:
+        endpoint, writer = create_endpoint(self.config.endpoint)
+        loop = EventLoop(endpoint)
+        account = self._create_account()
+        self._ctx = SessionContext(
+            sink=self.sink, new_leg=lambda role: self._new_leg(account, role),
+            call_later=loop.call_later, no_answer_timeout=self.config.no_answer_timeout,
+            on_end=self.sessions.discard, music_on_hold=self._make_music(), media=self._media)
+        self._account = account
+        self.ready.set()
+        try:
+            while not stop.is_set():
+                loop.poll()
+                self._graveyard.clear()
+            self._drain(loop)
+        finally:
+            self._ctx.music_on_hold = None
+            self.sessions.clear()
+            self.legs.clear()
+            self._graveyard.clear()
+            account.shutdown()
+            del self._account
+            endpoint.libDestroy()
+            del writer
+            log.info("b2bua on port %d stopped", self.config.endpoint.port)
+
+    def _create_account(self) -> _Account:
+        ep = self.config.endpoint
+        cfg = pj.AccountConfig()
+        cfg.idUri = f"sip:b2bua@{ep.host}:{ep.port}"
+        rtp = cfg.mediaConfig.transportConfig
+        rtp.port = ep.rtp_base
+        rtp.portRange = ep.rtp_port_range
+        rtp.boundAddress = ep.host
+        account = _Account(self._incoming)
+        account.create(cfg, True)
+        return account
+
+    def _drain(self, loop: EventLoop) -> None:
+        """End every call from our side and let the BYEs/CANCELs go out."""
+        for session in list(self.sessions):
+            session.end_now("worker_shutdown")
+        deadline = time.monotonic() + self.config.shutdown_grace
+        while self.legs and time.monotonic() < deadline:
+            loop.poll()
+        self._graveyard.clear()
+
+    # Legs.
+
+    def _new_leg(self, account: pj.Account, role: LegRole, call_id: int = pj.PJSUA_INVALID_ID
+                 ) -> Leg:
+        leg = Leg(account, self, role, call_id)
+        self.legs.add(leg)
+        return leg
+
+    def release(self, leg: Leg) -> None:
+        # Freed by reference count on this thread after the current callback
+        # returns (pjsua2 is still inside it). The listener link is cut so that
+        # no leg/session cycle is left for the garbage collector, which could
+        # run on another thread, where pjsua2 must not be touched.
+        leg.listener = None
+        if leg in self.legs:
+            self.legs.discard(leg)
+            self._graveyard.append(leg)
+
+    # Inbound INVITEs.
+
+    def _incoming(self, prm: pj.OnIncomingCallParam) -> None:
+        leg = self._new_leg(self._account, LegRole.CALLER, prm.callId)
+        info = leg.getInfo()
+        reason = self._refusal()
+        if reason is not None:
+            self.refused += 1
+            log.warning("INVITE %s refused with 503: %s", info.callIdString, reason)
+            leg.end(503, {"Retry-After": str(self.config.retry_after)})
+            return
+        facts = InboundFacts(
+            sip_call_id=info.callIdString,
+            caller=uri_user(info.remoteUri),
+            callee=dialled_number(prm.rdata.wholeMsg),
+        )
+        session = Session(self._ctx, leg, facts)
+        self.sessions.add(session)
+        session.start(self.router.resolve(facts.callee))
+
+    def _refusal(self) -> str | None:
+        # This INVITE's own leg is already counted; its callee leg is not yet.
+        if len(self.legs) + 1 > 2 * self.config.max_bridged_calls:
+            return f"at capacity ({self.config.max_bridged_calls} calls)"
+        if self.overloaded():
+            return "event store backlog above its limit"
+        return None

@@ -1,0 +1,109 @@
+"""``dialtone b2bua``: one pjsua2 B2BUA worker process (at most 16 bridged calls).
+
+Scale out by running several on different ports against the same event store
+(``spawn_worker`` starts one as a subprocess), behind Kamailio's dispatcher.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from adapters.sip.dialplan import Dialplan
+from adapters.sip.endpoint import EndpointConfig
+from adapters.sip.storage import StorageThread
+from adapters.sip.worker import B2BUAWorker, WorkerConfig
+from application.calls import CallService
+from dialtone.database import eventsourcing_env, resolve_dsn
+from dialtone.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def call_service_factory(dsn: str) -> CallService:
+    # Pre-ping: after a database restart the pool must not hand out dead
+    # connections; a short connect timeout keeps retries (and backoff) brisk.
+    env = eventsourcing_env(dsn, POSTGRES_PRE_PING="y", POSTGRES_CONNECT_TIMEOUT="5",
+                            POSTGRES_POOL_SIZE="2", POSTGRES_MAX_OVERFLOW="2")
+    return CallService(env=env)
+
+
+def load_dialplan(routes: Sequence[str], dialplan_file: Path | None) -> Dialplan:
+    plan = Dialplan.from_specs(routes)
+    if dialplan_file is not None:
+        plan = Dialplan([*plan.rules, *Dialplan.from_file(dialplan_file).rules])
+    return plan
+
+
+@click.command("b2bua")
+@click.option("--host", default="127.0.0.1", show_default=True, help="SIP/RTP bind address.")
+@click.option("--port", default=5070, show_default=True, help="SIP UDP port.")
+@click.option("--route", "routes", multiple=True, metavar="PATTERN=URI",
+              help="Dialplan rule, e.g. '_1XXX=sip:{number}@10.0.0.5:5060' (repeatable).")
+@click.option("--dialplan", "dialplan_file", type=click.Path(path_type=Path, exists=True),
+              help="TOML/JSON file with [[route]] pattern/target entries.")
+@click.option("--max-calls", default=15, show_default=True, help="Bridged calls (<=15).")
+@click.option("--no-answer-timeout", default=30.0, show_default=True, help="Seconds.")
+@click.option("--rtp-port", default=0, help="First RTP port (0: derived from --port).")
+@click.option("--pj-log-level", default=2, show_default=True, help="pjsip log level 0-5.")
+@click.pass_obj
+def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
+            dialplan_file: Path | None, max_calls: int, no_answer_timeout: float,
+            rtp_port: int, pj_log_level: int) -> None:
+    """Run one SIP B2BUA worker (pjsua2) until SIGTERM/SIGINT."""
+    dsn = resolve_dsn(settings)
+    dialplan = load_dialplan(routes, dialplan_file)
+    storage = StorageThread(lambda: call_service_factory(dsn))
+    config = WorkerConfig(
+        endpoint=EndpointConfig(host=host, port=port, rtp_port=rtp_port,
+                                pj_log_level=pj_log_level),
+        max_bridged_calls=max_calls, no_answer_timeout=no_answer_timeout)
+    worker = B2BUAWorker(config, dialplan, storage, overloaded=lambda: storage.overloaded)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    storage.start()
+    log.info("b2bua worker on %s:%d, %d dialplan rules", host, port, len(dialplan.rules))
+    try:
+        worker.run(stop)
+    finally:
+        storage.stop(timeout=30.0)
+
+
+def spawn_worker(port: int, *, routes: Sequence[str] = (), dialplan_file: Path | None = None,
+                 extra_args: Sequence[str] = (), env: dict[str, str] | None = None,
+                 log_file: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start ``dialtone b2bua --port PORT`` as a child process (DATABASE_URL via ``env``)."""
+    args = [sys.executable, "-m", "dialtone.commands.b2bua", "--port", str(port)]
+    for route in routes:
+        args += ["--route", route]
+    if dialplan_file is not None:
+        args += ["--dialplan", str(dialplan_file)]
+    args += list(extra_args)
+    out = log_file.open("ab") if log_file is not None else subprocess.DEVNULL
+    return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def main() -> None:
+    """``python -m dialtone.commands.b2bua``: the same command without the CLI group."""
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    command.main(obj=settings, prog_name="dialtone b2bua")
+
+
+if __name__ == "__main__":
+    main()

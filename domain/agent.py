@@ -108,14 +108,14 @@ class Agent(TimedAggregate):
         device_uri: str
 
         def apply(self, agent: Agent) -> None:
-            agent.enter(AgentState.AVAILABLE, self.occurred_at)
+            agent._enter(AgentState.AVAILABLE, self.occurred_at)
             agent.device_uri = self.device_uri
 
     class LoggedOut(TimedAggregate.Event):
         class_version = 1
 
         def apply(self, agent: Agent) -> None:
-            agent.enter(AgentState.LOGGED_OUT, self.occurred_at)
+            agent._enter(AgentState.LOGGED_OUT, self.occurred_at)
             agent.device_uri = None
 
     class Paused(TimedAggregate.Event):
@@ -123,14 +123,14 @@ class Agent(TimedAggregate):
         reason: str
 
         def apply(self, agent: Agent) -> None:
-            agent.enter(AgentState.PAUSED, self.occurred_at)
+            agent._enter(AgentState.PAUSED, self.occurred_at)
             agent.pause_reason = self.reason
 
     class Resumed(TimedAggregate.Event):
         class_version = 1
 
         def apply(self, agent: Agent) -> None:
-            agent.enter(AgentState.AVAILABLE, self.occurred_at)
+            agent._enter(AgentState.AVAILABLE, self.occurred_at)
 
     class Reserved(TimedAggregate.Event):
         class_version = 1
@@ -139,7 +139,7 @@ class Agent(TimedAggregate):
         offer_deadline: datetime
 
         def apply(self, agent: Agent) -> None:
-            agent.enter(AgentState.RESERVED, self.occurred_at)
+            agent._enter(AgentState.RESERVED, self.occurred_at)
             agent.current_call_id = self.call_id
             agent.current_queue_id = self.queue_id
             agent.offer_deadline = self.offer_deadline
@@ -149,7 +149,7 @@ class Agent(TimedAggregate):
         call_id: UUID
 
         def apply(self, agent: Agent) -> None:
-            agent.enter(AgentState.ON_CALL, self.occurred_at)  # keeps the offer's call
+            agent._enter(AgentState.ON_CALL, self.occurred_at)  # keeps the offer's call
             agent.consecutive_misses = 0
 
     class OfferMissed(TimedAggregate.Event):
@@ -160,11 +160,11 @@ class Agent(TimedAggregate):
         def apply(self, agent: Agent) -> None:
             agent.missed_offers += 1
             if self.auto_paused:
-                agent.enter(AgentState.PAUSED, self.occurred_at)
+                agent._enter(AgentState.PAUSED, self.occurred_at)
                 agent.pause_reason = AUTO_PAUSE_REASON
                 agent.consecutive_misses = 0  # the pause is the consequence; start afresh
             else:
-                agent.enter(AgentState.AVAILABLE, self.occurred_at)
+                agent._enter(AgentState.AVAILABLE, self.occurred_at)
                 agent.consecutive_misses += 1
 
     class OfferCancelled(TimedAggregate.Event):
@@ -172,7 +172,7 @@ class Agent(TimedAggregate):
         call_id: UUID
 
         def apply(self, agent: Agent) -> None:
-            agent.enter(AgentState.AVAILABLE, self.occurred_at)
+            agent._enter(AgentState.AVAILABLE, self.occurred_at)
 
     class CallEnded(TimedAggregate.Event):
         class_version = 1
@@ -183,16 +183,16 @@ class Agent(TimedAggregate):
         def apply(self, agent: Agent) -> None:
             agent.calls_handled += 1
             if self.wrap_up_until is None:
-                agent.enter(AgentState.AVAILABLE, self.occurred_at)
+                agent._enter(AgentState.AVAILABLE, self.occurred_at)
             else:
-                agent.enter(AgentState.WRAP_UP, self.occurred_at)
+                agent._enter(AgentState.WRAP_UP, self.occurred_at)
                 agent.wrap_up_until = self.wrap_up_until
 
     class WrapUpFinished(TimedAggregate.Event):
         class_version = 1
 
         def apply(self, agent: Agent) -> None:
-            agent.enter(AgentState.AVAILABLE, self.occurred_at)
+            agent._enter(AgentState.AVAILABLE, self.occurred_at)
 
     def __init__(
         self,
@@ -310,7 +310,8 @@ class Agent(TimedAggregate):
         """The offer rang out or was rejected. ``auto_pause_after`` overrides the
         agent's own threshold for this decision."""
         self._require_call({AgentState.RESERVED}, call_id, "miss an offer")
-        limit = self.auto_pause_after if auto_pause_after is None else auto_pause_after
+        override = _checked_auto_pause(auto_pause_after)
+        limit = self.auto_pause_after if override is None else override
         auto_paused = limit is not None and self.consecutive_misses + 1 >= limit
         self._trigger(self.OfferMissed, occurred_at, call_id=call_id, auto_paused=auto_paused)
 
@@ -351,7 +352,7 @@ class Agent(TimedAggregate):
 
     # -- state changes, used only by the events' apply methods ----------------------
 
-    def enter(self, state: AgentState, at: datetime) -> None:
+    def _enter(self, state: AgentState, at: datetime) -> None:
         """Move to ``state`` and drop what belonged to the state left behind."""
         self.state = state
         self.state_since = at

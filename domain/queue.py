@@ -203,7 +203,7 @@ class Queue(TimedAggregate):
 
         def apply(self, queue: Queue) -> None:
             call = queue.call(self.call_id)
-            queue.swap(call, replace(call, offered_to=(*call.offered_to, self.agent_id)))
+            queue._swap_call(call, replace(call, offered_to=(*call.offered_to, self.agent_id)))
             queue.tally.agent_offers += 1
             member = queue.members[self.agent_id]
             ordinal = queue.tally.agent_offers
@@ -214,7 +214,7 @@ class Queue(TimedAggregate):
         call_id: UUID
 
         def apply(self, queue: Queue) -> None:
-            call = replace(queue.remove(self.call_id), offered_to=())
+            call = replace(queue._remove_call(self.call_id), offered_to=())
             queue.calls = place(queue.calls, call, at_head=True)
             queue.tally.requeued += 1
 
@@ -226,7 +226,7 @@ class Queue(TimedAggregate):
         service_level_s: float  # the threshold when it happened, for faithful history
 
         def apply(self, queue: Queue) -> None:
-            queue.remove(self.call_id)
+            queue._remove_call(self.call_id)
             queue.tally.answered += 1
             queue.tally.answered_within_sl += self.wait_s <= self.service_level_s
 
@@ -237,7 +237,7 @@ class Queue(TimedAggregate):
         service_level_s: float
 
         def apply(self, queue: Queue) -> None:
-            queue.remove(self.call_id)
+            queue._remove_call(self.call_id)
             queue.tally.abandoned += 1
             queue.tally.abandoned_within_sl += self.wait_s <= self.service_level_s
 
@@ -249,7 +249,7 @@ class Queue(TimedAggregate):
         target_value: str | None
 
         def apply(self, queue: Queue) -> None:
-            queue.remove(self.call_id)
+            queue._remove_call(self.call_id)
             queue.tally.overflowed += 1
 
     class CallTransferredOut(TimedAggregate.Event):
@@ -260,7 +260,7 @@ class Queue(TimedAggregate):
         target_value: str | None
 
         def apply(self, queue: Queue) -> None:
-            queue.remove(self.call_id)
+            queue._remove_call(self.call_id)
             queue.tally.transferred_out += 1
 
     def __init__(
@@ -504,12 +504,12 @@ class Queue(TimedAggregate):
 
     # -- state changes, used only by the events' apply methods ---------------------
 
-    def remove(self, call_id: UUID) -> QueuedCall:
+    def _remove_call(self, call_id: UUID) -> QueuedCall:
         call = self.call(call_id)
         self.calls = [c for c in self.calls if c.call_id != call_id]
         return call
 
-    def swap(self, old: QueuedCall, new: QueuedCall) -> None:
+    def _swap_call(self, old: QueuedCall, new: QueuedCall) -> None:
         self.calls = [new if c is old else c for c in self.calls]
 
     # -- helpers -------------------------------------------------------------------

@@ -157,7 +157,7 @@ def select_offers(
         key=lambda a: RANKINGS[policy.strategy](a, policy.required_skills),
     )
     ordered_calls = sorted(calls, key=lambda c: -c.priority)
-    if policy.strategy is RoutingStrategy.RING_ALL:
+    if policy.strategy == RoutingStrategy.RING_ALL:
         return _ring_all(ordered_calls, free)
     return [Offer(c.call_id, a.agent_id) for c, a in zip(ordered_calls, free, strict=False)]
 
@@ -165,7 +165,7 @@ def select_offers(
 def _eligible(policy: RoutingPolicy, agents: Sequence[AgentSnapshot]) -> list[AgentSnapshot]:
     # == not is: a snapshot built from a projection may carry the plain string.
     available = [a for a in agents if a.state == AgentState.AVAILABLE]
-    if policy.strategy is RoutingStrategy.SKILLS_BASED:
+    if policy.strategy == RoutingStrategy.SKILLS_BASED:
         return [a for a in available if meets(a.skills, policy.required_skills)]
     return available
 

@@ -334,6 +334,13 @@ def test_a_threshold_passed_in_overrides_the_agents_own() -> None:
     assert agent.pause_reason == AUTO_PAUSE_REASON
 
 
+def test_a_threshold_passed_in_must_be_positive() -> None:
+    agent = agent_in(AgentState.RESERVED)
+    with pytest.raises(InvalidValue):
+        agent.miss_offer(CALL, at(17), auto_pause_after=0)
+    assert agent.state is AgentState.RESERVED
+
+
 def test_without_a_threshold_misses_never_pause() -> None:
     agent = agent_in(AgentState.AVAILABLE)
     for n in range(5):

@@ -91,14 +91,8 @@ async def acquire(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
         await pool.release(conn)
 
 
+# Routes take the pool and acquire in their body (`async with acquire(pool) as db`),
+# not a connection dependency: FastAPI solves dependencies before it validates
+# query parameters, so a connection dependency would answer an invalid request
+# with 503 while the database is down, and hold a connection for a 422.
 Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
-
-
-async def get_connection(pool: Pool) -> AsyncIterator[asyncpg.Connection]:
-    # Request-scoped (FastAPI's default): released after the response is sent,
-    # so a streaming response may keep reading from it.
-    async with acquire(pool) as conn:
-        yield conn
-
-
-Db = Annotated[asyncpg.Connection, Depends(get_connection)]

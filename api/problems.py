@@ -87,13 +87,17 @@ def invalid(field: str, message: str, *, location: str = "query") -> RequestVali
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries for the given error statuses."""
-    return {
-        status: {
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        response: dict[str, Any] = {
             "model": ValidationProblem if status == 422 else Problem,
             "description": HTTPStatus(status).phrase,
         }
-        for status in statuses
-    }
+        if status == 503:
+            response["headers"] = {"Retry-After": {
+                "description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}}
+        responses[status] = response
+    return responses
 
 
 def problem_response(

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path
 
-from api.db import Db
+from api.db import Pool, acquire
 from api.problems import NotFound, problem_responses
 from api.queries import calls as queries
 from api.schemas.calls import CallEventPublic, CallPublic, CallsPublic, CallTimelinePublic
@@ -40,8 +40,9 @@ LiveFilterDep = Annotated[queries.LiveFilter, Depends(live_filter)]
     description="Calls not ended yet, oldest first. Every filter is an exact match.",
     responses=problem_responses(422),
 )
-async def list_calls(db: Db, wanted: LiveFilterDep) -> CallsPublic:
-    rows = await queries.live_calls(db, wanted)
+async def list_calls(pool: Pool, wanted: LiveFilterDep) -> CallsPublic:
+    async with acquire(pool) as db:
+        rows = await queries.live_calls(db, wanted)
     data = [CallPublic.model_validate(dict(row)) for row in rows]
     return CallsPublic(data=data, count=len(data))
 
@@ -52,8 +53,9 @@ async def list_calls(db: Db, wanted: LiveFilterDep) -> CallsPublic:
     description="From the live table while the call is in progress, from its CDR once ended.",
     responses=problem_responses(404, 422),
 )
-async def read_call(db: Db, call_id: CallId) -> CallPublic:
-    row = await queries.call_state(db, call_id)
+async def read_call(pool: Pool, call_id: CallId) -> CallPublic:
+    async with acquire(pool) as db:
+        row = await queries.call_state(db, call_id)
     if row is None:
         raise NotFound("call", call_id)
     return CallPublic.model_validate(dict(row))
@@ -65,8 +67,9 @@ async def read_call(db: Db, call_id: CallId) -> CallPublic:
     description="Every event of the call, ordered by version (the call's own sequence).",
     responses=problem_responses(404, 422),
 )
-async def read_timeline(db: Db, call_id: CallId) -> CallTimelinePublic:
-    rows = await queries.timeline(db, call_id)
+async def read_timeline(pool: Pool, call_id: CallId) -> CallTimelinePublic:
+    async with acquire(pool) as db:
+        rows = await queries.timeline(db, call_id)
     if not rows:
         raise NotFound("call", call_id)
     events = [CallEventPublic.model_validate(dict(row)) for row in rows]

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
 from api.csv_export import CSV_MEDIA_TYPE, render, wants_csv
-from api.db import Db
+from api.db import Pool, acquire
 from api.paging import InvalidCursor, Keyset
 from api.problems import invalid, problem_responses
 from api.queries import cdrs as queries
@@ -84,12 +84,13 @@ _CSV_RESPONSE = {
 )
 async def list_cdrs(
     *,
-    request: Request, response: Response, db: Db, wanted: CdrFilterDep,
+    request: Request, response: Response, pool: Pool, wanted: CdrFilterDep,
     limit: Limit = None, accept: Accept = None,
 ) -> CdrsPublic | Response:
     if wants_csv(accept):
-        return await _csv(request, db, wanted, limit)
-    rows, after = await queries.page(db, wanted, limit or DEFAULT_LIMIT)
+        return await _csv(request, pool, wanted, limit)
+    async with acquire(pool) as db:
+        rows, after = await queries.page(db, wanted, limit or DEFAULT_LIMIT)
     if after is not None:
         response.headers["Link"] = _next_link(request, wanted, after)
     data = [CdrPublic.model_validate(dict(row)) for row in rows]
@@ -106,26 +107,30 @@ def _next_link(request: Request, wanted: queries.CdrFilter, after: Keyset) -> st
 
 
 async def _csv(
-    request: Request, db: asyncpg.Connection, wanted: queries.CdrFilter, limit: int | None
+    request: Request, pool: asyncpg.Pool, wanted: queries.CdrFilter, limit: int | None
 ) -> Response:
     headers = {"Content-Disposition": f'attachment; filename="{_filename(wanted)}"'}
     if limit is not None:
-        rows, after = await queries.page(db, wanted, limit)
+        async with acquire(pool) as db:
+            rows, after = await queries.page(db, wanted, limit)
         if after is not None:
             headers["Link"] = _next_link(request, wanted, after)
         return Response(render(CDR_COLUMNS, rows, header=True), media_type=CSV_MEDIA_TYPE,
                         headers=headers)
-    chunks = _csv_chunks(db, wanted)
-    # Run the query before the status line goes out, so a failure is still a problem.
+    chunks = _csv_chunks(pool, wanted)
+    # Connect and run the query before the status line goes out, so that a
+    # failure there is still answered with a problem.
     first = await anext(chunks)
     return StreamingResponse(_prepend(first, chunks), media_type=CSV_MEDIA_TYPE, headers=headers)
 
 
-async def _csv_chunks(db: asyncpg.Connection, wanted: queries.CdrFilter) -> AsyncIterator[str]:
+async def _csv_chunks(pool: asyncpg.Pool, wanted: queries.CdrFilter) -> AsyncIterator[str]:
+    """The CSV text, one chunk per batch of rows; holds one connection while it runs."""
     header = True
-    async for rows in queries.stream(db, wanted):
-        yield render(CDR_COLUMNS, rows, header=header)
-        header = False
+    async with acquire(pool) as db:
+        async for rows in queries.stream(db, wanted):
+            yield render(CDR_COLUMNS, rows, header=header)
+            header = False
     if header:
         yield render(CDR_COLUMNS, [], header=True)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.db import Db
+from api.db import Pool, acquire
 from api.schemas.health import HealthPublic
 
 TAG = {"name": "health", "description": "Liveness of the API and its database."}
@@ -17,6 +17,7 @@ router = APIRouter(tags=["health"])
     description="200 when the database answers a query; 503 problem (with Retry-After) "
     "when it does not. The API keeps serving and recovers by itself.",
 )
-async def healthz(db: Db) -> HealthPublic:
-    await db.fetchval("SELECT 1")
+async def healthz(pool: Pool) -> HealthPublic:
+    async with acquire(pool) as db:
+        await db.fetchval("SELECT 1")
     return HealthPublic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -29,7 +30,7 @@ def client(database_url: str) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def live_calls(database_url: str, client: TestClient) -> dict[str, dict]:
+def live_calls(database_url: str, client: TestClient) -> dict[str, dict[str, Any]]:
     """Four calls in progress that differ in one attribute each, started in
     an order unlike their insertion order."""
     calls = {
@@ -52,7 +53,7 @@ def listed(client: TestClient, **params: str) -> list[str]:
     return [call["call_id"] for call in body["data"]]
 
 
-def ids(calls: dict[str, dict], *names: str) -> list[str]:
+def ids(calls: dict[str, dict[str, Any]], *names: str) -> list[str]:
     return [str(calls[name]["call_id"]) for name in names]
 
 

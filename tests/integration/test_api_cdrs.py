@@ -8,8 +8,10 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -40,7 +42,7 @@ def listed(client: TestClient, **params: str) -> list[str]:
     return [cdr["call_id"] for cdr in response.json()["data"]]
 
 
-def next_link(response) -> str | None:
+def next_link(response: httpx.Response) -> str | None:
     match = re.fullmatch(r'<(.+)>; rel="next"', response.headers.get("link", ""))
     return match.group(1) if match else None
 
@@ -141,7 +143,7 @@ def test_range_of_exactly_31_days_is_accepted(client):
 
 
 @pytest.fixture
-def many(database_url: str) -> list[dict]:
+def many(database_url: str) -> list[dict[str, Any]]:
     """250 final CDRs; groups of five share a start instant so that paging
     must break ties on call_id."""
     rows = [cdr_row(T0 + timedelta(seconds=10 * (i // 5)), last_position=i) for i in range(250)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 
 from api.db import Pool, acquire
 from api.problems import NotFound, problem_responses
@@ -20,11 +20,13 @@ CallId = Annotated[UUID, Path(description="The call's id (a UUID).")]
 
 
 def live_filter(
-    status: CallStatus | None = None,
-    direction: Direction | None = None,
-    caller: str | None = None,
-    callee: str | None = None,
-    queue: str | None = None,
+    *,
+    status: Annotated[CallStatus | None, Query(description="Current call status.")] = None,
+    direction: Annotated[Direction | None, Query()] = None,
+    caller: Annotated[str | None, Query(description="Exact calling number.")] = None,
+    callee: Annotated[str | None, Query(description="Exact number dialled.")] = None,
+    queue: Annotated[str | None, Query(description="Queue the call is in or came through.")]
+    = None,
 ) -> queries.LiveFilter:
     """Filters on calls in progress; each one given must match exactly."""
     return queries.LiveFilter(status=status, direction=direction, caller=caller,

@@ -1,0 +1,279 @@
+"""Event-store append benchmark: dialtone's CallService against naive
+eventsourcing saves and a raw psycopg INSERT ceiling, on one embedded
+PostgreSQL server with ``synchronous_commit = on`` (the default).
+
+Run: ``.venv/bin/python -m bench.event_store`` (about 40 s; see bench/README.md).
+
+"Append latency" is the wall time of the call that makes events durable:
+the batch commit (row 1), the command call that loads, decides and saves
+(row 2), the INSERT + COMMIT (rows 3, 4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from application.calls import CallService
+from dialtone.database import ensure_database, eventsourcing_env
+from dialtone.services.postgres import EmbeddedPostgres, free_port
+from domain.call import Direction, Disposition, HangupSide, TransferKind
+
+EVENTS_PER_CALL = 8
+
+
+@dataclass
+class Result:
+    name: str
+    events: int
+    seconds: float
+    latencies: list[float]  # seconds, one per durable append
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+    def percentile_ms(self, fraction: float) -> float:
+        ordered = sorted(self.latencies)
+        return 1000 * ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+@dataclass
+class Slot:
+    """One call in flight on a worker: its Call-ID stem and lifecycle step."""
+
+    stem: str
+    step: int = 0
+    serial: int = 0
+    call_id: UUID | None = None
+
+
+# Steps 1..7 of a call's lifecycle; step 0 is initiate.
+STEPS: list[Callable[[CallService, UUID, datetime], None]] = [
+    lambda s, c, now: s.route_call(c, "agent-1", now),
+    lambda s, c, now: s.ring_call(c, now),
+    lambda s, c, now: s.answer_call(c, now),
+    lambda s, c, now: s.hold_call(c, now),
+    lambda s, c, now: s.resume_call(c, now),
+    lambda s, c, now: s.transfer_call(c, TransferKind.BLIND, "queue-sales", now),
+    lambda s, c, now: s.end_call(c, disposition=Disposition.ANSWERED,
+                                 hangup_cause="normal_clearing", hangup_side=HangupSide.CALLER,
+                                 sip_status=None, occurred_at=now),
+]
+
+
+def advance(service: CallService, slot: Slot, now: datetime) -> None:
+    """Issue the slot's next protocol fact: one event."""
+    if slot.step == 0:
+        slot.serial += 1
+        slot.call_id = service.initiate_call(
+            caller="+15551230001", callee="2001", direction=Direction.INBOUND,
+            trunk="carrier-a", sip_call_id=f"{slot.stem}-{slot.serial}@bench", occurred_at=now)
+    else:
+        assert slot.call_id is not None
+        STEPS[slot.step - 1](service, slot.call_id, now)
+    slot.step = (slot.step + 1) % EVENTS_PER_CALL
+
+
+@dataclass
+class WorkerLog:
+    events: int = 0
+    latencies: list[float] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+def sip_worker(service: CallService, name: str, calls: int, deadline: float, log: WorkerLog) -> None:
+    """A SIP worker: each round advances every call it carries by one fact
+    and commits the round as one batch. Slots start staggered so that a
+    round mixes initiates, answers, ends, ..."""
+    slots = [Slot(f"{name}-{n}") for n in range(calls)]
+    for n, slot in enumerate(slots):
+        slot.step = -(n % EVENTS_PER_CALL)  # negative: idle rounds before the first INVITE
+    try:
+        while time.monotonic() < deadline:
+            with service.batch() as batch:
+                now = datetime.now(UTC)
+                for slot in slots:
+                    if slot.step < 0:
+                        slot.step += 1
+                    else:
+                        advance(service, slot, now)
+                events = batch.pending_event_count
+                started = time.perf_counter()
+            log.latencies.append(time.perf_counter() - started)
+            log.events += events
+    except BaseException as exc:  # re-raised by the main thread
+        log.error = exc
+
+
+def bench_dialtone(dsn: str, workers: int, calls: int, seconds: float) -> Result:
+    env = eventsourcing_env(dsn, POSTGRES_POOL_SIZE=str(workers), POSTGRES_MAX_OVERFLOW="2")
+    with CallService(env=env) as service:
+        logs = [WorkerLog() for _ in range(workers)]
+        deadline = time.monotonic() + seconds
+        threads = [threading.Thread(target=sip_worker, args=(service, f"w{n}", calls, deadline, log))
+                   for n, log in enumerate(logs)]
+        began = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=seconds + 60)
+        elapsed = time.monotonic() - began
+    for log in logs:
+        if log.error is not None:
+            raise log.error
+    return Result(f"dialtone CallService: cache + group commit, {workers} workers x {calls} calls",
+                  sum(log.events for log in logs), elapsed,
+                  [lat for log in logs for lat in log.latencies])
+
+
+def bench_naive(dsn: str, seconds: float) -> Result:
+    """The same commands, each loading its call from the store and saving alone."""
+    env = eventsourcing_env(dsn, AGGREGATE_CACHE_MAXSIZE="")
+    latencies: list[float] = []
+    slot = Slot("naive")
+    with CallService(env=env) as service:
+        assert service.repository.cache is None
+        began = time.monotonic()
+        while time.monotonic() - began < seconds:
+            started = time.perf_counter()
+            advance(service, slot, datetime.now(UTC))
+            latencies.append(time.perf_counter() - started)
+        elapsed = time.monotonic() - began
+    return Result("eventsourcing naive: no cache, one save per event", len(latencies), elapsed,
+                  latencies)
+
+
+RAW_TABLE = """
+CREATE TABLE raw_events (
+    originator_id uuid NOT NULL,
+    originator_version bigint NOT NULL,
+    topic text,
+    state bytea,
+    notification_id bigserial,
+    PRIMARY KEY (originator_id, originator_version));
+CREATE UNIQUE INDEX raw_events_notification_id ON raw_events (notification_id);
+"""
+RAW_INSERT = ("INSERT INTO raw_events (originator_id, originator_version, topic, state) "
+              "VALUES (%s, %s, %s, %s)")
+
+
+def sample_events(dsn: str) -> list[tuple[str, bytes]]:
+    """Real (topic, state) pairs from row 1's store, so rows 3-4 write the same bytes."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT topic, state FROM callservice_events "
+                            "ORDER BY notification_id LIMIT 64").fetchall()
+    return [(topic, bytes(state)) for topic, state in rows]
+
+
+def bench_raw(dsn: str, samples: list[tuple[str, bytes]], per_commit: int, seconds: float) -> Result:
+    latencies: list[float] = []
+    events = 0
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        with contextlib.suppress(psycopg.errors.DuplicateTable):
+            conn.execute(RAW_TABLE)
+        began = time.monotonic()
+        while time.monotonic() - began < seconds:
+            rows = [raw_row(events + n, samples) for n in range(per_commit)]
+            started = time.perf_counter()
+            if per_commit == 1:
+                conn.execute(RAW_INSERT, rows[0], prepare=True)
+            else:
+                with conn.transaction(), conn.cursor() as cur:
+                    cur.executemany(RAW_INSERT, rows)
+            latencies.append(time.perf_counter() - started)
+            events += per_commit
+        elapsed = time.monotonic() - began
+    name = ("raw psycopg INSERT, one commit per event" if per_commit == 1
+            else f"raw psycopg INSERT, {per_commit} events per commit")
+    return Result(name, events, elapsed, latencies)
+
+
+_raw_ids: list[UUID] = []
+
+
+def raw_row(n: int, samples: list[tuple[str, bytes]]) -> tuple[Any, ...]:
+    if n % EVENTS_PER_CALL == 0:
+        _raw_ids.append(uuid.uuid4())
+    topic, state = samples[n % len(samples)]
+    return (_raw_ids[-1], n % EVENTS_PER_CALL + 1, topic, state)
+
+
+@contextlib.contextmanager
+def embedded_server() -> Iterator[EmbeddedPostgres]:
+    with tempfile.TemporaryDirectory(prefix="dialtone-bench-") as tmp:
+        server = EmbeddedPostgres(Path(tmp) / "data", free_port())
+        server.start()
+        try:
+            yield server
+        finally:
+            server.destroy()
+
+
+def server_facts(dsn: str) -> str:
+    with psycopg.connect(dsn) as conn:
+        version = conn.execute("SHOW server_version").fetchone()
+        sync = conn.execute("SHOW synchronous_commit").fetchone()
+        fsync = conn.execute("SHOW fsync").fetchone()
+    assert version and sync and fsync
+    return f"PostgreSQL {version[0]}, synchronous_commit={sync[0]}, fsync={fsync[0]}"
+
+
+def print_table(results: list[Result]) -> None:
+    header = f"{'row':<62} {'events':>8} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'ev/append':>9}"
+    print(header)
+    print("-" * len(header))
+    for result in results:
+        per_append = result.events / len(result.latencies)
+        print(f"{result.name:<62} {result.events:>8} {result.rate:>9.0f} "
+              f"{result.percentile_ms(0.50):>7.2f} {result.percentile_ms(0.99):>7.2f} "
+              f"{per_append:>9.1f}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=4, help="SIP worker threads (row 1)")
+    parser.add_argument("--calls", type=int, default=8,
+                        help="calls in flight per worker = events per batch (row 1)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="duration of each row")
+    parser.add_argument("--switch-interval", type=float, default=0.001,
+                        help="sys.setswitchinterval for the worker threads")
+    parser.add_argument("--raw-batch", type=int, default=32, help="events per commit (row 4)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    # Hand the GIL over within 1 ms instead of 5 ms, so a worker whose commit
+    # returned is not left waiting behind another worker's Python code.
+    sys.setswitchinterval(args.switch_interval)
+    with embedded_server() as server:
+        dsns = {name: server.dsn(f"bench_{name}") for name in ("dialtone", "naive", "raw")}
+        for dsn in dsns.values():
+            ensure_database(dsn)
+        print(server_facts(dsns["dialtone"]))
+        print(f"{args.seconds:.0f} s per row; one call = {EVENTS_PER_CALL} events "
+              "(initiate route ring answer hold resume transfer end)\n")
+        results = [bench_dialtone(dsns["dialtone"], args.workers, args.calls, args.seconds),
+                   bench_naive(dsns["naive"], args.seconds)]
+        samples = sample_events(dsns["dialtone"])
+        results.append(bench_raw(dsns["raw"], samples, 1, args.seconds))
+        results.append(bench_raw(dsns["raw"], samples, args.raw_batch, args.seconds))
+    print_table(results)
+
+
+if __name__ == "__main__":
+    main()

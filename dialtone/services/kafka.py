@@ -209,6 +209,8 @@ class KafkaBroker:
                 [*self._java_command(f"-Xmx{self.heap}"), "kafka.Kafka", str(self.config_file)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=self.data_dir, preexec_fn=_die_with_parent,  # noqa: PLW1509 - see _die_with_parent
+                # Its own session: a terminal's Ctrl-C reaches only us, and we stop it in order.
+                start_new_session=True,
             )
 
     def _java_command(self, *jvm_options: str) -> list[str]:

@@ -193,8 +193,8 @@ class KafkaBroker:
         # Static `controller.quorum.voters` means no `--standalone`: that flag is
         # only for the dynamic quorum (controller.quorum.bootstrap.servers).
         result = subprocess.run(
-            [*self._java_command(), "kafka.tools.StorageTool", "format",
-             "-t", _new_cluster_id(), "-c", str(self.config_file)],
+            self.tool_command("kafka.tools.StorageTool", "format",
+                              "-t", _new_cluster_id(), "-c", str(self.config_file)),
             capture_output=True, text=True, check=False,
         )
         if result.returncode != 0:
@@ -212,6 +212,11 @@ class KafkaBroker:
                 # Its own session: a terminal's Ctrl-C reaches only us, and we stop it in order.
                 start_new_session=True,
             )
+
+    def tool_command(self, main_class: str, *args: str) -> list[str]:
+        """A command line running ``main_class`` (e.g. ``kafka.tools.StorageTool``) on the
+        broker's classpath; call :meth:`ensure_libs` first."""
+        return [*self._java_command(), main_class, *args]
 
     def _java_command(self, *jvm_options: str) -> list[str]:
         return [

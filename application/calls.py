@@ -4,29 +4,35 @@ Persistence is chosen by environment, as eventsourcing does it: with no
 ``PERSISTENCE_MODULE`` the events live in memory (POPO, for unit tests); pass
 ``env=dialtone.database.eventsourcing_env(dsn)`` for the PostgreSQL store.
 
-Aggregate cache. Live calls stay in an LRU cache so a command does not reload
+Group commit. ``with service.batch():`` makes every command issued by this
+thread inside the block stage its call; at the end of the block all new events
+of all staged calls are saved in ONE transaction (all or nothing). A command
+issued outside a block runs in a batch of its own, so both paths are the same
+code. Batches are per thread (thread-local): several threads may each run
+their own batches on one service, but a given call must be driven by one
+thread at a time (the SIP adapter drives the service from one storage thread).
+A second concurrent writer gets ``IntegrityError``, never a corrupt history.
+
+Aggregate cache. Live calls stay in an LRU cache, so a command does not reload
 the call's history. Fast-forward is off: the process that drives a call (the
 B2BUA worker holding its SIP dialog) is its only writer, so the cache is
-authoritative and a command costs no read. A stale entry can never write wrong
-history: the store's unique (id, version) key rejects the save with
-``IntegrityError``, the entry is evicted, and the next command reloads.
-Override with ``AGGREGATE_CACHE_FASTFORWARD=y`` where several processes write
-the same calls.
+authoritative and a command costs no read. Override with
+``AGGREGATE_CACHE_FASTFORWARD=y`` where several processes write the same calls.
 
-Commands change the cached call in place (no deep copy per command, which cost
-half the CPU of a command in bench/event_store.py). That is safe because a
-refused command changes nothing (every rule runs before its event), and a save
-that fails or a batch abandoned by an exception evicts every call it touched,
-so the cache never keeps a change the store does not have. ``get_call``
-returns a copy, never the cached object.
-
-Group commit. ``with service.batch():`` makes every command issued by this
-thread inside the block stage its call instead of saving it; at the end of the
-block all new events of all staged calls are saved in ONE transaction (all or
-nothing). Batches are per thread (thread-local), so several threads may each
-run their own batches on one service. The SIP adapter drives the service from
-one thread; any caller must drive a given call from one thread at a time
-(otherwise the second writer gets ``IntegrityError``, never a corrupt history).
+Commands change the cached call in place: a deep copy per command cost half
+the CPU of a command (bench/event_store.py). What keeps the cache true to the
+store is the batch's bookkeeping, whatever happens:
+- a refused command (DomainError) changes nothing: every rule runs before its
+  event is triggered;
+- a batch whose save fails, or whose block raises, puts every call it touched
+  back in its state from before the batch (a cheap snapshot: a call's
+  attributes are immutable values or lists of them). So retrying the same
+  commands produces the same event versions; after an ambiguous commit error
+  the retry is refused with ``IntegrityError`` if the first attempt had in fact
+  committed, which proves it did (adapters/sip/storage.py relies on this);
+- a save refused with ``IntegrityError`` (another writer got there first)
+  evicts the batch's calls, so the next command reloads them from the store.
+``get_call`` returns a copy, never the cached object.
 """
 
 from __future__ import annotations
@@ -40,25 +46,37 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
 
 from domain.call import Call, CallNotFound
-from domain.errors import DomainError
 from domain.values import Direction, Disposition, HangupSide, TransferKind
 
 __all__ = ["CallBatch", "CallNotFound", "CallService"]
 
 
 class CallBatch:
-    """The calls changed inside one ``with service.batch()`` block."""
+    """The calls touched inside one ``with service.batch()`` block."""
 
     def __init__(self) -> None:
         self._calls: dict[UUID, Call] = {}
+        self._before: dict[UUID, dict[str, Any]] = {}
 
     def get(self, call_id: UUID) -> Call | None:
         return self._calls.get(call_id)
 
-    def add(self, call: Call) -> None:
+    def track(self, call: Call) -> None:
+        """Stage a stored call, remembering its state in case the batch fails."""
+        self._before[call.id] = call_state(call)
         self._calls[call.id] = call
+
+    def add_new(self, call: Call) -> None:
+        self._calls[call.id] = call
+
+    def restore(self) -> None:
+        """Put every stored call back as it was before the batch."""
+        for call_id, state in self._before.items():
+            vars(self._calls[call_id]).clear()
+            vars(self._calls[call_id]).update(state)
 
     @property
     def calls(self) -> list[Call]:
@@ -67,6 +85,14 @@ class CallBatch:
     @property
     def pending_event_count(self) -> int:
         return sum(len(call.pending_events) for call in self._calls.values())
+
+
+def call_state(call: Call) -> dict[str, Any]:
+    """A snapshot of the call's attributes: values are immutable (str, datetime,
+    enum, timedelta, tuples) or lists of immutable items, so copying the lists
+    is enough (tests/unit/test_call_service_cache.py checks that this holds)."""
+    return {name: list(value) if isinstance(value, list) else value
+            for name, value in vars(call).items()}
 
 
 class CallService(Application[UUID]):
@@ -83,7 +109,7 @@ class CallService(Application[UUID]):
         super().__init__(env)
         self._batches = threading.local()
 
-    # Commands: one per Call command, each applied through _update/_stage.
+    # Commands: one per Call command.
 
     def initiate_call(
         self,
@@ -97,10 +123,11 @@ class CallService(Application[UUID]):
     ) -> UUID:
         """The call's id; a retransmitted INVITE finds the call and adds nothing."""
         call_id = Call.id_for(sip_call_id)
-        if self._find(call_id) is None:
-            self._stage(Call.initiate(caller=caller, callee=callee, direction=direction,
-                                      trunk=trunk, sip_call_id=sip_call_id,
-                                      occurred_at=occurred_at))
+        with self.batch() as batch:
+            if self._find(call_id, batch) is None:
+                batch.add_new(Call.initiate(caller=caller, callee=callee, direction=direction,
+                                            trunk=trunk, sip_call_id=sip_call_id,
+                                            occurred_at=occurred_at))
         return call_id
 
     def route_call(self, call_id: UUID, target: str, occurred_at: datetime) -> None:
@@ -141,7 +168,8 @@ class CallService(Application[UUID]):
     def get_call(self, call_id: UUID) -> Call:
         """A copy of the call as this thread sees it (in a batch, with its staged
         changes); changing the copy changes nothing."""
-        call = self._find(call_id)
+        batch = self._current_batch()
+        call = (batch.get(call_id) if batch is not None else None) or self._load(call_id)
         if call is None:
             raise CallNotFound(f"no call {call_id}")
         return deepcopy(call)
@@ -164,40 +192,35 @@ class CallService(Application[UUID]):
         self._batches.current = batch
         try:
             yield batch
-        except BaseException:
+            self._save(batch)
+        except IntegrityError:
             self._evict(batch.calls)
+            raise
+        except BaseException:
+            batch.restore()
             raise
         finally:
             self._batches.current = None
-        self._save_calls(batch.calls)
 
-    # The one path shared by batched and unbatched commands.
+    # Internals.
 
     def _update(self, call_id: UUID, command: Callable[[Call], None]) -> None:
-        call = self._find(call_id)
-        if call is None:
-            raise CallNotFound(f"no call {call_id}")
-        try:
+        with self.batch() as batch:
+            call = self._find(call_id, batch)
+            if call is None:
+                raise CallNotFound(f"no call {call_id}")
             command(call)
-        except DomainError:
-            raise  # refused before any change: the call is intact
-        except BaseException:
-            self._evict([call])  # a half-applied change must not stay cached
-            raise
-        self._stage(call)
 
-    def _stage(self, call: Call) -> None:
-        batch = self._current_batch()
-        if batch is None:
-            self._save_calls([call])
-        else:
-            batch.add(call)
+    def _find(self, call_id: UUID, batch: CallBatch) -> Call | None:
+        """The call staged in the batch, else loaded and staged, else None."""
+        call = batch.get(call_id)
+        if call is None:
+            call = self._load(call_id)
+            if call is not None:
+                batch.track(call)
+        return call
 
-    def _find(self, call_id: UUID) -> Call | None:
-        batch = self._current_batch()
-        staged = batch.get(call_id) if batch is not None else None
-        if staged is not None:
-            return staged
+    def _load(self, call_id: UUID) -> Call | None:
         try:
             call: Any = self.repository.get(call_id)
         except AggregateNotFoundError:
@@ -206,16 +229,10 @@ class CallService(Application[UUID]):
             raise CallNotFound(f"{call_id} is a {type(call).__name__}, not a call")
         return call
 
-    def _save_calls(self, calls: list[Call]) -> None:
-        if not any(call.pending_events for call in calls):
-            return  # idempotent repeats only: no empty transaction
-        try:
-            self.save(*calls)
-        except BaseException:
-            # IntegrityError (a stale call), a lost connection, ...: the store
-            # has none of these changes, so the cache must not keep them.
-            self._evict(calls)
-            raise
+    def _save(self, batch: CallBatch) -> None:
+        changed = [call for call in batch.calls if call.pending_events]
+        if changed:  # idempotent repeats only: no empty transaction
+            self.save(*changed)
 
     def _evict(self, calls: list[Call]) -> None:
         cache = self.repository.cache

@@ -212,3 +212,30 @@ def test_threads_batching_on_one_service_each_commit_their_own_transaction(
     assert len(by_transaction) == 4 * 3
     for ids in by_transaction.values():  # each batch is one unbroken run of positions
         assert ids == list(range(ids[0], ids[0] + 8))
+
+
+def test_retry_of_a_batch_that_is_already_stored_is_refused(
+    service: CallService, fresh_service: CallService, database_url: str
+) -> None:
+    """After an ambiguous commit error the SIP storage thread retries the same
+    commands: if the first attempt had committed, the retry must be refused."""
+    call_id = initiate(service, "ambiguous@pbx")
+    fresh_service.get_call(call_id)
+
+    def answer_in_batch(on: CallService, fail_before_commit: bool = False) -> None:
+        with on.batch():
+            on.answer_call(call_id, at(5))
+            if fail_before_commit:
+                raise ConnectionResetError("acknowledgement lost")
+
+    answer_in_batch(fresh_service)  # the attempt that committed (here by a twin)
+    with pytest.raises(ConnectionResetError):
+        answer_in_batch(service, fail_before_commit=True)
+    undone = service.get_call(call_id)  # from this service's cache
+    assert (undone.version, undone.status, undone.pending_events) == (1, CallStatus.INITIATED, [])
+    with pytest.raises(IntegrityError):
+        answer_in_batch(service)  # the retry: version 2 again
+    assert [row[2] for row in stored_rows(service, database_url)] == [1, 2]
+    # The refusal evicted the call: the next command works on the stored state.
+    service.hold_call(call_id, at(9))
+    assert [row[2] for row in stored_rows(service, database_url)] == [1, 2, 3]

@@ -5,13 +5,14 @@ store does not have."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from uuid import UUID
 
 import pytest
 from eventsourcing.persistence import IntegrityError
 
 from application.calls import CallService
-from domain.call import Call, CallNotFound, CallStatus, Direction
+from domain.call import Call, CallNotFound, CallStatus, Direction, TransferKind
 from domain.errors import IllegalTransition, InvalidValue
 
 T0 = datetime(2025, 3, 1, 9, 0, 0, tzinfo=UTC)
@@ -142,3 +143,25 @@ def test_batch_of_repeats_only_saves_nothing() -> None:
         service.ring_call(call_id, at(3))
         initiate(service)
     assert service.recorder.max_notification_id() == before
+
+
+def test_call_state_snapshot_is_independent_of_later_commands() -> None:
+    """The batch's cheap snapshot (copy the lists, share the rest) is only right
+    while every attribute of a call is immutable or a list of immutable items."""
+    service = CallService()
+    call_id = ringing_call(service)
+    service.answer_call(call_id, at(5))
+    service.transfer_call(call_id, TransferKind.BLIND, "queue-sales", at(6))
+    service.hold_call(call_id, at(7))
+    call = service.get_call(call_id)
+    for name, value in vars(call).items():
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            assert is_immutable(item), f"{name} holds mutable {item!r}"
+
+
+def is_immutable(value: object) -> bool:
+    if isinstance(value, tuple):
+        return all(is_immutable(item) for item in value)
+    return isinstance(value, (str, int, float, bool, type(None), datetime, timedelta, UUID,
+                              StrEnum, Call.Event))

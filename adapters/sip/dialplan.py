@@ -1,97 +1,77 @@
-"""Static dialplan: dialled number -> SIP URI of the next hop.
+"""The worker's dialplan, read from the command line or a TOML/JSON file.
 
-A stop-gap until the Dialplan aggregate (domain/numbers.py) is configured from
-the event store: rules come from the command line or a TOML/JSON file and the
-first matching rule wins (file order, so what an operator reads is what runs).
+Matching is the domain's: the rules are loaded into an in-memory
+``domain.numbers.Dialplan`` (never saved), so a rule means exactly what it
+means when the dialplan is configured through the event store, and the first
+matching rule wins, in the order written.
 
-Patterns follow the Asterisk convention operators know: a pattern starting with
-``_`` uses ``X`` (any digit), ``Z`` (1-9), ``N`` (2-9), ``[1-5]`` (a class),
-``.`` (one or more of anything) and ``!`` (zero or more); any other pattern
-matches the number exactly. A target may name the number as ``{number}``.
+Command-line form: ``KIND:PATTERN=URI`` with KIND ``exact``, ``prefix`` or
+``regex`` (``prefix:1=sip:{number}@10.0.0.5:5060``). File form::
+
+    [[route]]
+    name = "internal"        # optional
+    kind = "prefix"
+    pattern = "1"
+    target = "sip:{number}@10.0.0.5:5060"
 """
 
 from __future__ import annotations
 
 import json
-import re
 import tomllib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-_TOKENS = {"X": "[0-9]", "Z": "[1-9]", "N": "[2-9]", ".": ".+", "!": ".*"}
-_CLASS = re.compile(r"\[[^\]]+\]")
+from domain.errors import InvalidValue
+from domain.numbers import Dialplan, DialRule, MatchKind
+
+STATIC_KEY = "b2bua-static"
 
 
 class DialplanError(ValueError):
     """A rule or dialplan file that cannot be understood."""
 
 
-def _compile(pattern: str) -> re.Pattern[str]:
-    if not pattern.startswith("_"):
-        return re.compile(re.escape(pattern))
-    body, parts, i = pattern[1:], [], 0
-    while i < len(body):
-        char = body[i]
-        if char == "[":
-            match = _CLASS.match(body, i)
-            if match is None:
-                raise DialplanError(f"unclosed [ in pattern {pattern!r}")
-            parts.append(match.group(0))
-            i = match.end()
-            continue
-        parts.append(_TOKENS.get(char.upper(), re.escape(char)))
-        i += 1
-    return re.compile("".join(parts))
+def parse_spec(spec: str) -> tuple[MatchKind, str, str]:
+    """``KIND:PATTERN=URI`` -> (kind, pattern, uri template)."""
+    kind, colon, rest = spec.partition(":")
+    # A regex may hold '=', a URI template starts with sip: or sips:.
+    cut = rest.rfind("=sip")
+    if not colon or cut < 0:
+        raise DialplanError(f"route {spec!r} is not KIND:PATTERN=sip:URI")
+    try:
+        return MatchKind(kind.strip()), rest[:cut], rest[cut + 1 :].strip()
+    except ValueError:
+        raise DialplanError(f"route {spec!r}: kind must be exact, prefix or regex") from None
 
 
-@dataclass(frozen=True)
-class Rule:
-    pattern: str
-    target: str
-
-    def __post_init__(self) -> None:
-        if not self.target.startswith(("sip:", "sips:")):
-            raise DialplanError(f"target {self.target!r} is not a SIP URI")
-        object.__setattr__(self, "_regex", _compile(self.pattern))
-
-    def resolve(self, number: str) -> str | None:
-        regex: re.Pattern[str] = getattr(self, "_regex")  # noqa: B009 - set in __post_init__
-        if regex.fullmatch(number) is None:
-            return None
-        return self.target.replace("{number}", number)
-
-
-class Dialplan:
-    def __init__(self, rules: Iterable[Rule]) -> None:
-        self.rules = tuple(rules)
-
-    def resolve(self, number: str) -> str | None:
-        """The target URI for ``number``; None when no rule matches."""
-        for rule in self.rules:
-            target = rule.resolve(number)
-            if target is not None:
-                return target
-        return None
-
-    @classmethod
-    def from_specs(cls, specs: Sequence[str]) -> Dialplan:
-        """Rules written ``PATTERN=URI`` (the ``--route`` command-line form)."""
-        rules = []
-        for spec in specs:
-            pattern, sep, target = spec.partition("=")
-            if not sep or not pattern:
-                raise DialplanError(f"route {spec!r} is not PATTERN=URI")
-            rules.append(Rule(pattern.strip(), target.strip()))
-        return cls(rules)
-
-    @classmethod
-    def from_file(cls, path: Path) -> Dialplan:
-        """A TOML or JSON file holding ``route = [{pattern = ..., target = ...}, ...]``."""
-        text = path.read_text()
-        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+def build(rules: Iterable[tuple[MatchKind, str, str]]) -> Dialplan:
+    plan = Dialplan.create(STATIC_KEY, "static dialplan", occurred_at=datetime.now(UTC))
+    for index, (kind, pattern, template) in enumerate(rules):
         try:
-            return cls(Rule(str(r["pattern"]), str(r["target"])) for r in data["route"])
-        except (KeyError, TypeError) as error:
-            message = f"{path}: expected route entries with pattern and target"
-            raise DialplanError(message) from error
+            plan.add_rule(DialRule.checked(f"rule-{index}", kind, pattern, template),
+                          plan.created_at)
+        except InvalidValue as error:
+            raise DialplanError(f"rule {index + 1} ({pattern!r}): {error}") from None
+    return plan
+
+
+def _file_rules(path: Path) -> list[tuple[MatchKind, str, str]]:
+    text = path.read_text()
+    data: Mapping[str, Any] = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    try:
+        return [(MatchKind(str(r["kind"])), str(r["pattern"]), str(r["target"]))
+                for r in data["route"]]
+    except (KeyError, TypeError, ValueError) as error:
+        message = f"{path}: expected [[route]] entries with kind, pattern and target"
+        raise DialplanError(message) from error
+
+
+def load(specs: Sequence[str], path: Path | None = None) -> Dialplan:
+    """Command-line rules first, then the file's, in order."""
+    rules = [parse_spec(spec) for spec in specs]
+    if path is not None:
+        rules += _file_rules(path)
+    return build(rules)

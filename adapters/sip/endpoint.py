@@ -21,8 +21,11 @@ import pjsua2 as pj
 log = logging.getLogger(__name__)
 pj_log = logging.getLogger("pjsip")
 
-# pjsua2 is compiled with PJSUA_MAX_CALLS = 32: maxCalls above it fails at libInit.
-PJSUA_MAX_CALLS = 32
+# Measured on the pjsua2-python 2.15.1.post1 wheel: pjsua silently clamps
+# maxCalls to 4 (its compile-time PJSUA_MAX_CALLS), whatever is configured; a
+# fifth call fails with PJ_ETOOMANY and a fifth INVITE gets pjsua's own
+# stateless 486. So one process holds at most 4 legs: scale is by processes.
+PJSUA_MAX_CALLS = 4
 
 _PJ_LEVELS = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
 
@@ -61,6 +64,11 @@ class _Timer:
 
     def cancel(self) -> None:
         self.cancelled = True
+        self.callback = _nothing  # a cancelled timer must not keep its session alive
+
+
+def _nothing() -> None:
+    return None
 
 
 class EventLoop:
@@ -81,7 +89,14 @@ class EventLoop:
         """Run ``callback`` after the current pjsua2 callback has returned."""
         self._soon.append(callback)
 
-    def poll(self, max_wait_ms: int = 10) -> None:
+    def clear(self) -> None:
+        """Forget every pending timer and deferred call (at shutdown)."""
+        self._timers.clear()
+        self._soon.clear()
+
+    def poll(self, max_wait_ms: int = 50) -> None:
+        # pjsip returns as soon as a packet arrives; the cap only bounds how
+        # late a Python timer may run, and a long one keeps idle workers cheap.
         wait = max_wait_ms
         if self._soon:
             wait = 0
@@ -111,10 +126,26 @@ def _guarded(callback: Callable[[], None]) -> None:
         log.exception("timer callback failed")
 
 
+class EndpointError(RuntimeError):
+    """pjsua2 could not start (port in use, bad address, ...)."""
+
+
 def create_endpoint(config: EndpointConfig) -> tuple[pj.Endpoint, _LogWriter]:
     """A started Endpoint with one UDP transport and the null audio device."""
     endpoint = pj.Endpoint()
     endpoint.libCreate()
+    try:
+        writer = _start(endpoint, config)
+    except pj.Error as error:
+        endpoint.libDestroy()
+        raise EndpointError(f"cannot start SIP on udp:{config.host}:{config.port}: "
+                            f"{error.info()}") from None
+    log.info("pjsua2 %s listening on udp:%s:%d", endpoint.libVersion().full,
+             config.host, config.port)
+    return endpoint, writer
+
+
+def _start(endpoint: pj.Endpoint, config: EndpointConfig) -> _LogWriter:
     ep_config = pj.EpConfig()
     ua = ep_config.uaConfig
     ua.threadCnt = 0
@@ -138,6 +169,4 @@ def create_endpoint(config: EndpointConfig) -> tuple[pj.Endpoint, _LogWriter]:
     endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
     endpoint.audDevManager().setNullDev()
     endpoint.libStart()
-    log.info("pjsua2 %s listening on udp:%s:%d", endpoint.libVersion().full,
-             config.host, config.port)
-    return endpoint, writer
+    return writer

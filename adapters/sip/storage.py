@@ -71,7 +71,7 @@ class StorageThread:
         soft_limit: int = 100_000,
         hard_limit: int = 200_000,
         max_backoff: float = 5.0,
-        idle_wait: float = 0.05,
+        idle_wait: float = 1.0,
     ) -> None:
         self._factory = service_factory
         self._service: BatchingCallCommands | None = None

@@ -8,6 +8,7 @@ the SIP side never waits on the database.
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import threading
@@ -31,6 +32,9 @@ _REQUEST_USER = re.compile(r"^\S+\s+sips?:([^@;>\s]+)@", re.IGNORECASE)
 _URI_USER = re.compile(r"sips?:([^@;>\s]+)@", re.IGNORECASE)
 
 
+GC_INTERVAL = 5.0  # seconds between garbage collections on the pjsua2 thread
+
+
 class Router(Protocol):
     def resolve(self, number: str) -> str | None: ...
 
@@ -38,8 +42,10 @@ class Router(Protocol):
 @dataclass(frozen=True)
 class WorkerConfig:
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
-    # 2 legs per call; the slots left over answer 503s and place transfer legs.
-    max_bridged_calls: int = 15
+    # 2 legs per call out of PJSUA_MAX_CALLS (4) slots. With 1 call, a slot is
+    # always free to answer 503 to the next INVITE and one to place a transfer
+    # leg; with 2, an INVITE beyond capacity gets pjsua's stateless 486 instead.
+    max_bridged_calls: int = 1
     no_answer_timeout: float = 30.0
     retry_after: int = 5
     shutdown_grace: float = 3.0
@@ -101,17 +107,31 @@ class B2BUAWorker:
             call_later=loop.call_later, no_answer_timeout=self.config.no_answer_timeout,
             on_end=self.sessions.discard, music_on_hold=self._make_music(), media=self._media)
         self._account = account
+        # pjsua2 objects must die on this thread; the cyclic garbage collector
+        # may run on any thread, so it runs here, on a timer, instead.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        next_gc = time.monotonic() + GC_INTERVAL
         self.ready.set()
         try:
             while not stop.is_set():
                 loop.poll()
                 self._graveyard.clear()
+                if time.monotonic() >= next_gc:
+                    gc.collect()
+                    next_gc = time.monotonic() + GC_INTERVAL
             self._drain(loop)
         finally:
+            if gc_was_enabled:
+                gc.enable()
             self._ctx.music_on_hold = None
             self.sessions.clear()
             self.legs.clear()
             self._graveyard.clear()
+            loop.clear()
+            # Every Leg must be gone before libDestroy: a pjsua2 Call destroyed
+            # after it asserts inside pjsua and aborts the process.
+            gc.collect()
             account.shutdown()
             del self._account
             endpoint.libDestroy()
@@ -166,7 +186,8 @@ class B2BUAWorker:
         if reason is not None:
             self.refused += 1
             log.warning("INVITE %s refused with 503: %s", info.callIdString, reason)
-            leg.end(503, {"Retry-After": str(self.config.retry_after)})
+            # answer(), not hangup(): only answer() puts our headers on the response.
+            leg.respond(503, {"Retry-After": str(self.config.retry_after)})
             return
         facts = InboundFacts(
             sip_call_id=info.callIdString,

@@ -1,4 +1,5 @@
-"""``dialtone b2bua``: one pjsua2 B2BUA worker process (at most 16 bridged calls).
+"""``dialtone b2bua``: one pjsua2 B2BUA worker process (1 or 2 bridged calls: the
+pjsua2 wheel caps a process at 4 call legs).
 
 Scale out by running several on different ports against the same event store
 (``spawn_worker`` starts one as a subprocess), behind Kamailio's dispatcher.
@@ -17,8 +18,8 @@ from types import FrameType
 
 import click
 
-from adapters.sip.dialplan import Dialplan
-from adapters.sip.endpoint import EndpointConfig
+from adapters.sip import dialplan as dialplans
+from adapters.sip.endpoint import EndpointConfig, EndpointError
 from adapters.sip.storage import StorageThread
 from adapters.sip.worker import B2BUAWorker, WorkerConfig
 from application.calls import CallService
@@ -36,21 +37,17 @@ def call_service_factory(dsn: str) -> CallService:
     return CallService(env=env)
 
 
-def load_dialplan(routes: Sequence[str], dialplan_file: Path | None) -> Dialplan:
-    plan = Dialplan.from_specs(routes)
-    if dialplan_file is not None:
-        plan = Dialplan([*plan.rules, *Dialplan.from_file(dialplan_file).rules])
-    return plan
-
-
 @click.command("b2bua")
 @click.option("--host", default="127.0.0.1", show_default=True, help="SIP/RTP bind address.")
 @click.option("--port", default=5070, show_default=True, help="SIP UDP port.")
-@click.option("--route", "routes", multiple=True, metavar="PATTERN=URI",
-              help="Dialplan rule, e.g. '_1XXX=sip:{number}@10.0.0.5:5060' (repeatable).")
+@click.option("--route", "routes", multiple=True, metavar="KIND:PATTERN=URI",
+              help="Dialplan rule (exact|prefix|regex), e.g. "
+                   "'prefix:1=sip:{number}@10.0.0.5:5060' (repeatable, first match wins).")
 @click.option("--dialplan", "dialplan_file", type=click.Path(path_type=Path, exists=True),
-              help="TOML/JSON file with [[route]] pattern/target entries.")
-@click.option("--max-calls", default=15, show_default=True, help="Bridged calls (<=15).")
+              help="TOML/JSON file with [[route]] kind/pattern/target entries.")
+@click.option("--max-calls", default=1, show_default=True, type=click.IntRange(1, 2),
+              help="Bridged calls in this process (pjsua2 holds 4 legs; with 2, no slot "
+                   "is left to answer 503 and overflow gets pjsua's 486).")
 @click.option("--no-answer-timeout", default=30.0, show_default=True, help="Seconds.")
 @click.option("--rtp-port", default=0, help="First RTP port (0: derived from --port).")
 @click.option("--pj-log-level", default=2, show_default=True, help="pjsip log level 0-5.")
@@ -60,7 +57,10 @@ def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
             rtp_port: int, pj_log_level: int) -> None:
     """Run one SIP B2BUA worker (pjsua2) until SIGTERM/SIGINT."""
     dsn = resolve_dsn(settings)
-    dialplan = load_dialplan(routes, dialplan_file)
+    try:
+        dialplan = dialplans.load(routes, dialplan_file)
+    except dialplans.DialplanError as error:
+        raise click.BadParameter(str(error)) from None
     storage = StorageThread(lambda: call_service_factory(dsn))
     config = WorkerConfig(
         endpoint=EndpointConfig(host=host, port=port, rtp_port=rtp_port,
@@ -79,6 +79,8 @@ def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
     log.info("b2bua worker on %s:%d, %d dialplan rules", host, port, len(dialplan.rules))
     try:
         worker.run(stop)
+    except EndpointError as error:
+        raise click.ClickException(str(error)) from None
     finally:
         storage.stop(timeout=30.0)
 

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.sip
 
 
 def route_to(port: int) -> str:
-    return f"_1XXX=sip:{{number}}@127.0.0.1:{port}"
+    return f"prefix:1=sip:{{number}}@127.0.0.1:{port}"
 
 
 def only_call(store: CallStore) -> list[Call.Event]:

@@ -16,6 +16,7 @@ from psycopg import Connection, Cursor
 from psycopg.rows import TupleRow
 
 from projections import call_events, call_live, cdr, positions
+from projections import gaps as gaps_table
 from projections.call_view import CallView, advance, start
 from projections.envelope import EventEnvelope
 
@@ -25,6 +26,10 @@ KIND = "call"
 
 def apply_batch(conn: Connection[TupleRow], envelopes: Sequence[EventEnvelope], source: str) -> int:
     """Apply the batch; return how many calls' views moved on."""
+    if not conn.autocommit:
+        # Otherwise conn.transaction() would only be a savepoint inside an
+        # implicit transaction, and nothing would be committed batch by batch.
+        raise ValueError("apply_batch needs an autocommit connection")
     calls = [e for e in envelopes if e.kind == KIND]
     with conn.transaction(), conn.cursor() as cur:
         changed: list[CallView] = []
@@ -43,31 +48,42 @@ def _advance_views(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope]) ->
     for envelope in envelopes:
         by_call[envelope.subject].append(envelope)
     views = cdr.load(cur, by_call.keys())
-    changed = []
+    gaps = gaps_table.load(cur, by_call.keys())
+    changed, still_gapped = [], []
     for call_id, batch in by_call.items():
         view = views.get(call_id)
         before = view.last_version if view else 0
-        view = _advance(cur, view, call_id, sorted(batch, key=lambda e: e.version))
+        view, complete = _advance(cur, view, call_id, sorted(batch, key=lambda e: e.version),
+                                  had_gap=call_id in gaps)
         if view is not None and view.last_version > before:
             changed.append(view)
+        if not complete:
+            still_gapped.append(call_id)
+    gaps_table.replace(cur, known=gaps & by_call.keys(), gapped=still_gapped)
     return changed
 
 
 def _advance(
-    cur: Cursor[TupleRow], view: CallView | None, call_id: UUID, batch: list[EventEnvelope]
-) -> CallView | None:
+    cur: Cursor[TupleRow],
+    view: CallView | None,
+    call_id: UUID,
+    batch: list[EventEnvelope],
+    *,
+    had_gap: bool,
+) -> tuple[CallView | None, bool]:
+    """Fold what can be folded; say whether no later event is left waiting."""
     expected = view.last_version + 1 if view else 1
     pending = [e for e in batch if e.version >= expected]
-    if not _contiguous_from(pending, expected):
-        # A gap: the events in between may already be in call_events from
-        # earlier deliveries (this batch's are inserted already).
+    if had_gap or not _contiguous_from(pending, expected):
+        # Events after a gap wait in call_events (this batch's are inserted
+        # already): fold from there, in version order.
         pending = list(call_events.since_version(cur, call_id, expected))
     for envelope in pending:
         if envelope.version != expected:
-            break  # still missing an earlier event: wait for it
+            return view, False  # still missing an earlier event: the rest waits
         view = start(envelope) if view is None else advance(view, envelope)
         expected += 1
-    return view
+    return view, True
 
 
 def _contiguous_from(envelopes: Sequence[EventEnvelope], first: int) -> bool:

@@ -51,7 +51,7 @@ class InProcessProjectionRunner:
     def catch_up(self) -> int:
         """Apply everything stored so far; return the number of events applied."""
         total = 0
-        with psycopg.connect(self.database_url) as conn:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
             while applied := self.run_once(conn):
                 total += applied
         return total
@@ -68,7 +68,7 @@ class InProcessProjectionRunner:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.database_url) as conn:
+                with psycopg.connect(self.database_url, autocommit=True) as conn:
                     while not self._stop.is_set():
                         if not self.run_once(conn):
                             self._stop.wait(self.idle_wait)

@@ -65,7 +65,7 @@ class ProjectionSink:
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.database_url)
+            self._conn = psycopg.connect(self.database_url, autocommit=True)
         return self._conn
 
     def _reset(self) -> None:

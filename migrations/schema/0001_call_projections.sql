@@ -79,6 +79,13 @@ CREATE TABLE call_live (
 );
 CREATE INDEX call_live_status ON call_live (status);
 
+-- Calls whose newer events arrived before an older one: their later events
+-- wait in call_events and are folded in once the gap is filled.
+CREATE TABLE call_projection_gaps (
+    call_id     uuid        PRIMARY KEY,
+    since       timestamptz NOT NULL DEFAULT now()
+);
+
 -- How far each projection has applied each source (the in-process runner's
 -- notification log, or a Kafka topic-partition), written in the same
 -- transaction as the projection's rows.

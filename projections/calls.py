@@ -19,6 +19,7 @@ from projections import call_events, call_live, cdr, positions
 from projections import gaps as gaps_table
 from projections.call_view import CallView, advance, start
 from projections.envelope import EventEnvelope
+from projections.registry import ProjectionGroup
 
 NAMES = (call_events.NAME, cdr.NAME, call_live.NAME)
 KIND = "call"
@@ -41,6 +42,9 @@ def apply_batch(conn: Connection[TupleRow], envelopes: Sequence[EventEnvelope], 
         if envelopes:
             positions.record(cur, NAMES, source, max(e.position for e in envelopes))
     return len(changed)
+
+
+GROUP = ProjectionGroup(names=NAMES, kinds=frozenset({KIND}), apply=apply_batch)
 
 
 def _advance_views(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope]) -> list[CallView]:

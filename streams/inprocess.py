@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from eventsourcing.application import Application
 
-from projections import calls, positions
+from projections import positions
+from projections.registry import ProjectionGroup
 from streams.envelopes import decode
 
 log = logging.getLogger(__name__)
@@ -26,12 +28,14 @@ class InProcessProjectionRunner:
         self,
         app: Application[Any],
         database_url: str,
+        groups: Sequence[ProjectionGroup],
         *,
         page_size: int = 1000,
         idle_wait: float = 0.05,
     ) -> None:
         self.app = app
         self.database_url = database_url
+        self.groups = tuple(groups)
         self.page_size = page_size
         self.idle_wait = idle_wait
         self.source = f"store:{app.name}"
@@ -40,12 +44,16 @@ class InProcessProjectionRunner:
 
     def run_once(self, conn: psycopg.Connection[Any]) -> int:
         """Apply the next page; return how many events it held (0 when caught up)."""
-        after = positions.read(conn, calls.NAMES[0], self.source)
+        # Each group commits its own position; resume from the one furthest behind
+        # (the others skip what they have, being idempotent).
+        after = min(positions.read(conn, g.names[0], self.source) for g in self.groups)
         notifications = self.app.recorder.select_notifications(
             start=after + 1, limit=self.page_size
         )
         if notifications:
-            calls.apply_batch(conn, decode(self.app, notifications), self.source)
+            envelopes = decode(self.app, notifications)
+            for group in self.groups:
+                group.apply(conn, envelopes, self.source)
         return len(notifications)
 
     def catch_up(self) -> int:
@@ -57,7 +65,8 @@ class InProcessProjectionRunner:
         return total
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="projections", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"projections-{self.app.name}",
+                                        daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -26,8 +26,8 @@ import faust
 import psycopg
 from faust.types import EventT
 
-from projections import calls
 from projections.envelope import EventEnvelope, InvalidEnvelope
+from projections.registry import ProjectionGroup
 from streams.topics import dead_letter_topic, topic_for
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,12 @@ class ProjectionSink:
         self.retry_s = retry_s
         self._conn: psycopg.Connection[Any] | None = None
 
-    def apply(self, envelopes: Sequence[EventEnvelope], source: str) -> None:
+    def apply(self, groups: Sequence[ProjectionGroup], envelopes: Sequence[EventEnvelope],
+              source: str) -> None:
         while True:
             try:
-                calls.apply_batch(self._connection(), envelopes, source)
+                for group in groups:
+                    group.apply(self._connection(), envelopes, source)
                 return
             except psycopg.OperationalError as error:
                 # Not acknowledged, so nothing is lost: wait for the database.
@@ -94,7 +96,8 @@ def source_of(events: Sequence[EventT[bytes]]) -> str:
     return parts[0] if len(parts) == 1 else "kafka:" + ",".join(parts)
 
 
-def create_app(config: WorkerConfig) -> faust.App:
+def create_app(config: WorkerConfig, groups: Sequence[ProjectionGroup]) -> faust.App:
+    """A Faust app with one agent per aggregate topic the groups read."""
     app = faust.App(
         config.app_id,
         broker=f"kafka://{config.bootstrap}",
@@ -107,10 +110,17 @@ def create_app(config: WorkerConfig) -> faust.App:
         store="memory://",
     )
     sink = ProjectionSink(config.database_url)
-    calls_topic = app.topic(topic_for("call"), value_serializer="raw", key_serializer="raw",
-                            partitions=config.partitions)
-    dead_letters = app.topic(dead_letter_topic(calls_topic.get_topic_name()),
-                             value_serializer="raw", key_serializer="raw")
+    for kind in sorted(set().union(*(g.kinds for g in groups))):
+        _add_projection_agent(app, config, sink, kind, [g for g in groups if kind in g.kinds])
+    return app
+
+
+def _add_projection_agent(app: faust.App, config: WorkerConfig, sink: ProjectionSink,
+                          kind: str, groups: Sequence[ProjectionGroup]) -> None:
+    topic = app.topic(topic_for(kind), value_serializer="raw", key_serializer="raw",
+                      partitions=config.partitions)
+    dead_letters = app.topic(dead_letter_topic(topic_for(kind)), value_serializer="raw",
+                             key_serializer="raw")
 
     async def park(event: EventT[bytes], error: InvalidEnvelope) -> None:
         message = event.message
@@ -121,8 +131,7 @@ def create_app(config: WorkerConfig) -> faust.App:
             "dialtone-origin": f"{message.topic}:{message.partition}:{message.offset}".encode(),
         })
 
-    @app.agent(calls_topic)
-    async def project_calls(stream: faust.StreamT[bytes]) -> None:
+    async def project(stream: faust.StreamT[bytes]) -> None:
         # take_events is on the concrete Stream only; it keeps each message
         # (for its partition and offset), where take() keeps values.
         assert isinstance(stream, faust.Stream)
@@ -131,6 +140,6 @@ def create_app(config: WorkerConfig) -> faust.App:
             for event, error in poison:
                 await park(event, error)
             if envelopes:
-                await asyncio.to_thread(sink.apply, envelopes, source_of(events))
+                await asyncio.to_thread(sink.apply, groups, envelopes, source_of(events))
 
-    return app
+    app.agent(topic, name=f"project-{kind}")(project)

@@ -11,6 +11,9 @@ COMMAND_MODULES = (
     "dialtone.commands.up",
     "dialtone.commands.migrate",
     "dialtone.commands.dev",
+    "dialtone.commands.relay",
+    "dialtone.commands.worker",
+    "dialtone.commands.rebuild",
     "dialtone.commands.b2bua",
 )
 

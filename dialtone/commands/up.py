@@ -17,7 +17,6 @@ from dialtone import bootstrap
 from dialtone.database import embedded_server, resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.settings import Settings
-from streams.inprocess import InProcessProjectionRunner
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +29,8 @@ def command(settings: Settings, host: str | None, port: int | None) -> None:
     """Run the platform until Ctrl-C."""
     database_url = resolve_dsn(settings)
     apply_migrations(database_url)
-    runner = None
-    if not settings.kafka_bootstrap:
-        runner = InProcessProjectionRunner(bootstrap.call_service(database_url), database_url)
+    runners = [] if settings.kafka_bootstrap else bootstrap.inprocess_runners(database_url)
+    for runner in runners:
         runner.start()
     host, port = host or settings.http_host, port or settings.http_port
     click.echo(f"dialtone is up: http://{host}:{port}/docs (API), /healthz; Ctrl-C stops it")
@@ -40,7 +38,7 @@ def command(settings: Settings, host: str | None, port: int | None) -> None:
         uvicorn.run(create_app(database_url), host=host, port=port,
                     log_level=settings.log_level.lower())
     finally:
-        if runner is not None:
+        for runner in runners:
             runner.stop()
         if not settings.database_url:
             embedded_server(settings).stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 import faust
 
+from dialtone import bootstrap
 from dialtone.database import resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.settings import Settings
@@ -22,5 +23,6 @@ def command(settings: Settings, web_port: int | None) -> None:
     database_url = resolve_dsn(settings)
     apply_migrations(database_url)
     app = create_app(WorkerConfig(bootstrap=settings.kafka_bootstrap,
-                                  database_url=database_url, web_port=web_port))
+                                  database_url=database_url, web_port=web_port),
+                     bootstrap.PROJECTION_GROUPS)
     faust.Worker(app, loglevel=settings.log_level.lower()).execute_from_commandline()

@@ -12,6 +12,7 @@ from application.calls import CallService
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
 from domain.call import Direction, Disposition, HangupSide, TransferKind
+from projections import calls
 from streams.inprocess import InProcessProjectionRunner
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -32,17 +33,22 @@ def _answered_call(service: CallService, sip_call_id: str, held_s: int = 0) -> U
     if held_s:
         service.hold_call(call_id, T0 + timedelta(seconds=10))
         service.resume_call(call_id, T0 + timedelta(seconds=10 + held_s))
-    service.transfer_call(call_id, TransferKind.BLIND, "sip:2002@agents", T0 + timedelta(seconds=40))
+    service.transfer_call(call_id, TransferKind.BLIND, "sip:2002@agents",
+                          T0 + timedelta(seconds=40))
     service.end_call(call_id, disposition=Disposition.ANSWERED, hangup_cause="normal",
                      hangup_side=HangupSide.CALLER, sip_status=200,
                      occurred_at=T0 + timedelta(seconds=65))
     return call_id
 
 
+def _runner(service: CallService, database_url: str) -> InProcessProjectionRunner:
+    return InProcessProjectionRunner(service, database_url, [calls.GROUP])
+
+
 def test_finished_call_becomes_one_cdr_row_with_durations(service: CallService,
                                                           database_url: str) -> None:
     call_id = _answered_call(service, "abc@host", held_s=20)
-    applied = InProcessProjectionRunner(service, database_url).catch_up()
+    applied = _runner(service, database_url).catch_up()
 
     assert applied == 8
     with psycopg.connect(database_url) as conn:
@@ -59,11 +65,11 @@ def test_finished_call_becomes_one_cdr_row_with_durations(service: CallService,
 def test_runner_resumes_after_its_position_and_adds_nothing_twice(service: CallService,
                                                                   database_url: str) -> None:
     _answered_call(service, "first@host")
-    InProcessProjectionRunner(service, database_url).catch_up()
+    _runner(service, database_url).catch_up()
     _answered_call(service, "second@host")
 
-    assert InProcessProjectionRunner(service, database_url).catch_up() == 6  # no hold: 6 events
-    assert InProcessProjectionRunner(service, database_url).catch_up() == 0
+    assert _runner(service, database_url).catch_up() == 6  # no hold
+    assert _runner(service, database_url).catch_up() == 0
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM cdr").fetchone() == (2,)
         assert conn.execute("SELECT count(*) FROM call_events").fetchone() == (12,)
@@ -73,7 +79,7 @@ def test_call_in_progress_is_live_until_it_ends(service: CallService, database_u
     call_id = service.initiate_call(caller="1001", callee="2001", direction=Direction.INBOUND,
                                     trunk=None, sip_call_id="live@host", occurred_at=T0)
     service.ring_call(call_id, T0)
-    runner = InProcessProjectionRunner(service, database_url)
+    runner = _runner(service, database_url)
     runner.catch_up()
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT status FROM call_live").fetchall() == [("ringing",)]

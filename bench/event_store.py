@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import tempfile
 import threading
@@ -95,7 +96,9 @@ class WorkerLog:
     error: BaseException | None = None
 
 
-def sip_worker(service: CallService, name: str, calls: int, deadline: float, log: WorkerLog) -> None:
+def sip_worker(
+    service: CallService, name: str, calls: int, deadline: float, log: WorkerLog
+) -> None:
     """A SIP worker: each round advances every call it carries by one fact
     and commits the round as one batch. Slots start staggered so that a
     round mixes initiates, answers, ends, ..."""
@@ -124,7 +127,8 @@ def bench_dialtone(dsn: str, workers: int, calls: int, seconds: float) -> Result
     with CallService(env=env) as service:
         logs = [WorkerLog() for _ in range(workers)]
         deadline = time.monotonic() + seconds
-        threads = [threading.Thread(target=sip_worker, args=(service, f"w{n}", calls, deadline, log))
+        threads = [threading.Thread(target=sip_worker,
+                                    args=(service, f"w{n}", calls, deadline, log))
                    for n, log in enumerate(logs)]
         began = time.monotonic()
         for thread in threads:
@@ -179,7 +183,9 @@ def sample_events(dsn: str) -> list[tuple[str, bytes]]:
     return [(topic, bytes(state)) for topic, state in rows]
 
 
-def bench_raw(dsn: str, samples: list[tuple[str, bytes]], per_commit: int, seconds: float) -> Result:
+def bench_raw(
+    dsn: str, samples: list[tuple[str, bytes]], per_commit: int, seconds: float
+) -> Result:
     latencies: list[float] = []
     events = 0
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -228,12 +234,21 @@ def server_facts(dsn: str) -> str:
         version = conn.execute("SHOW server_version").fetchone()
         sync = conn.execute("SHOW synchronous_commit").fetchone()
         fsync = conn.execute("SHOW fsync").fetchone()
-    assert version and sync and fsync
+    assert version is not None
+    assert sync is not None
+    assert fsync is not None
     return f"PostgreSQL {version[0]}, synchronous_commit={sync[0]}, fsync={fsync[0]}"
 
 
+def machine_facts() -> str:
+    """The run shares the machine: say how busy it was (1/5/15-minute load)."""
+    one, five, fifteen = os.getloadavg()
+    return f"{os.cpu_count()} CPUs, load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
 def print_table(results: list[Result]) -> None:
-    header = f"{'row':<62} {'events':>8} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'ev/append':>9}"
+    header = (f"{'row':<62} {'events':>8} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
+              f"{'ev/append':>9}")
     print(header)
     print("-" * len(header))
     for result in results:
@@ -245,8 +260,8 @@ def print_table(results: list[Result]) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=4, help="SIP worker threads (row 1)")
-    parser.add_argument("--calls", type=int, default=8,
+    parser.add_argument("--workers", type=int, default=2, help="SIP worker threads (row 1)")
+    parser.add_argument("--calls", type=int, default=32,
                         help="calls in flight per worker = events per batch (row 1)")
     parser.add_argument("--seconds", type=float, default=8.0, help="duration of each row")
     parser.add_argument("--switch-interval", type=float, default=0.001,
@@ -265,6 +280,7 @@ def main(argv: list[str] | None = None) -> None:
         for dsn in dsns.values():
             ensure_database(dsn)
         print(server_facts(dsns["dialtone"]))
+        print(machine_facts())
         print(f"{args.seconds:.0f} s per row; one call = {EVENTS_PER_CALL} events "
               "(initiate route ring answer hold resume transfer end)\n")
         results = [bench_dialtone(dsns["dialtone"], args.workers, args.calls, args.seconds),
@@ -273,6 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         results.append(bench_raw(dsns["raw"], samples, 1, args.seconds))
         results.append(bench_raw(dsns["raw"], samples, args.raw_batch, args.seconds))
     print_table(results)
+    print(f"\nafter: {machine_facts()}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = Field(
         default=None, description="Kafka bootstrap servers; unset means in-process projections."
     )
+    topic_prefix: str = Field(default="", description="Prefix of every Kafka topic name.")
     data_dir: Path = Field(default_factory=_default_data_dir)
     embedded_pg_port: int = 55432
     http_host: str = "127.0.0.1"

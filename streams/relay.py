@@ -40,6 +40,7 @@ _TAIL_WINDOW = 500  # offsets read back per partition to find the last committed
 class RelayConfig:
     bootstrap: str
     kinds: tuple[str, ...] = ("call",)
+    topic_prefix: str = ""
     partitions: int = 12
     page_size: int = 2000
     idle_wait: float = 0.05
@@ -50,7 +51,7 @@ class Relay:
         self.app = app
         self.database_url = database_url
         self.config = config
-        self.topics = [topic_for(kind) for kind in config.kinds]
+        self.topics = [topic_for(kind, config.topic_prefix) for kind in config.kinds]
         self._stop = threading.Event()
         self._producer: KafkaProducer | None = None
         self._db: psycopg.Connection[Any] | None = None
@@ -60,7 +61,7 @@ class Relay:
         ensure_topics(self.config.bootstrap, self.topics, self.config.partitions)
         self._producer = KafkaProducer(
             bootstrap_servers=self.config.bootstrap,
-            transactional_id=f"dialtone-relay-{self.app.name}",
+            transactional_id=f"{self.config.topic_prefix}dialtone-relay-{self.app.name}",
             acks="all",
             linger_ms=5,
             batch_size=256 * 1024,
@@ -109,8 +110,8 @@ class Relay:
         assert producer is not None, "open() first"
         producer.begin_transaction()
         for envelope in envelopes:
-            producer.send(topic_for(envelope.kind), key=str(envelope.subject).encode(),
-                          value=envelope.to_json())
+            producer.send(topic_for(envelope.kind, self.config.topic_prefix),
+                          key=str(envelope.subject).encode(), value=envelope.to_json())
         producer.commit_transaction()  # flushes; returns once the broker acknowledged
 
     def _connection(self) -> psycopg.Connection[Any]:

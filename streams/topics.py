@@ -7,9 +7,12 @@ _PLURALS = {"ivrmenu": "ivr-menus", "dialplan": "dialplans"}
 DEAD_LETTER_SUFFIX = ".dlq"
 
 
-def topic_for(kind: str, schema_version: int = 1) -> str:
-    """`call` -> `dialtone.calls.v1` (key = aggregate id, so per-aggregate order holds)."""
-    return f"dialtone.{_PLURALS.get(kind, kind + 's')}.v{schema_version}"
+def topic_for(kind: str, prefix: str = "", schema_version: int = 1) -> str:
+    """`call` -> `dialtone.calls.v1` (key = aggregate id, so per-aggregate order holds).
+
+    `prefix` lets several deployments (or test runs) share one cluster.
+    """
+    return f"{prefix}dialtone.{_PLURALS.get(kind, kind + 's')}.v{schema_version}"
 
 
 def dead_letter_topic(topic: str) -> str:

@@ -38,6 +38,7 @@ class WorkerConfig:
     bootstrap: str
     database_url: str
     app_id: str = "dialtone-projections"
+    topic_prefix: str = ""
     partitions: int = 12
     batch_size: int = 1000
     batch_within_s: float = 0.05
@@ -117,9 +118,10 @@ def create_app(config: WorkerConfig, groups: Sequence[ProjectionGroup]) -> faust
 
 def _add_projection_agent(app: faust.App, config: WorkerConfig, sink: ProjectionSink,
                           kind: str, groups: Sequence[ProjectionGroup]) -> None:
-    topic = app.topic(topic_for(kind), value_serializer="raw", key_serializer="raw",
+    name = topic_for(kind, config.topic_prefix)
+    topic = app.topic(name, value_serializer="raw", key_serializer="raw",
                       partitions=config.partitions)
-    dead_letters = app.topic(dead_letter_topic(topic_for(kind)), value_serializer="raw",
+    dead_letters = app.topic(dead_letter_topic(name), value_serializer="raw",
                              key_serializer="raw")
 
     async def park(event: EventT[bytes], error: InvalidEnvelope) -> None:

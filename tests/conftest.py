@@ -15,7 +15,7 @@ import pytest
 from dialtone.database import drop_database, ensure_database, with_database
 from dialtone.services.postgres import EmbeddedPostgres, free_port
 
-pytest_plugins = ["tests.fixtures.sip", "tests.fixtures.kafka"]
+pytest_plugins = ["tests.fixtures.sip", "tests.fixtures.kafka", "tests.fixtures.processes"]
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 
 import click
 
@@ -23,10 +24,19 @@ def command(settings: Settings, page_size: int) -> None:
         raise click.UsageError("set DIALTONE_KAFKA_BOOTSTRAP (e.g. 127.0.0.1:9092)")
     database_url = resolve_dsn(settings)
     apply_migrations(database_url)
-    relay = Relay(bootstrap.call_service(database_url), database_url,
-                  RelayConfig(bootstrap=settings.kafka_bootstrap, page_size=page_size))
-    signal.signal(signal.SIGTERM, lambda *_: relay.stop())
-    try:
-        relay.run()
-    except KeyboardInterrupt:
-        relay.stop()
+    config = RelayConfig(bootstrap=settings.kafka_bootstrap, page_size=page_size,
+                         topic_prefix=settings.topic_prefix)
+    relays = [Relay(app, database_url, config) for app in bootstrap.event_sources(database_url)]
+    threads = [threading.Thread(target=relay.run, name=f"relay-{relay.app.name}")
+               for relay in relays]
+
+    def stop(*_: object) -> None:
+        for relay in relays:
+            relay.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

@@ -22,7 +22,9 @@ def command(settings: Settings, web_port: int | None) -> None:
         raise click.UsageError("set DIALTONE_KAFKA_BOOTSTRAP (e.g. 127.0.0.1:9092)")
     database_url = resolve_dsn(settings)
     apply_migrations(database_url)
-    app = create_app(WorkerConfig(bootstrap=settings.kafka_bootstrap,
-                                  database_url=database_url, web_port=web_port),
+    config = WorkerConfig(bootstrap=settings.kafka_bootstrap, database_url=database_url,
+                          web_port=web_port, topic_prefix=settings.topic_prefix,
+                          app_id=f"{settings.topic_prefix}dialtone-projections")
+    app = create_app(config,
                      bootstrap.PROJECTION_GROUPS)
     faust.Worker(app, loglevel=settings.log_level.lower()).execute_from_commandline()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
@@ -23,6 +24,13 @@ F = TypeVar("F", bound=Callable[..., None])
 AUDIO_ACTIVE = pj.PJSUA_CALL_MEDIA_ACTIVE
 AUDIO_REMOTE_HOLD = pj.PJSUA_CALL_MEDIA_REMOTE_HOLD
 AUDIO_LOCAL_HOLD = pj.PJSUA_CALL_MEDIA_LOCAL_HOLD
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    index: int
+    status: int
+    conf_slot: int
 
 
 class LegRole(StrEnum):
@@ -102,19 +110,24 @@ class Leg(pj.Call):  # type: ignore[misc]  # SWIG class, untyped
 
     def audio(self) -> pj.AudioMedia | None:
         """The leg's audio port in the conference bridge, once media is up."""
-        if self.disconnected:
+        media = self._audio_info()
+        if media is None or media.conf_slot < 0:
             return None
-        for media in self.getInfo().media:
-            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.audioConfSlot >= 0:
-                return self.getAudioMedia(media.index)
-        return None
+        return self.getAudioMedia(media.index)
 
     def audio_status(self) -> int | None:
+        media = self._audio_info()
+        return None if media is None else int(media.status)
+
+    def _audio_info(self) -> AudioInfo | None:
         if self.disconnected:
             return None
-        for media in self.getInfo().media:
+        # Keep ``info`` referenced while reading its media: SWIG's vector items
+        # point into the CallInfo and read freed memory once it is collected.
+        info = self.getInfo()
+        for media in info.media:
             if media.type == pj.PJMEDIA_TYPE_AUDIO:
-                return int(media.status)
+                return AudioInfo(int(media.index), int(media.status), int(media.audioConfSlot))
         return None
 
     def respond(self, status: int, headers: dict[str, str] | None = None) -> None:

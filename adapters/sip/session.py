@@ -39,6 +39,8 @@ from domain.call import Disposition, HangupSide, TransferKind
 
 log = logging.getLogger(__name__)
 
+TRANSFEROR_GRACE = 5.0  # seconds a transferor may stay after its transfer is answered
+
 
 class Timer(Protocol):
     def cancel(self) -> None: ...
@@ -86,6 +88,14 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def refer_target(refer_to: str) -> str:
+    """The URI of a Refer-To value, without its name-addr angle brackets."""
+    inner = refer_to.strip()
+    if inner.startswith("<") and ">" in inner:
+        inner = inner[1 : inner.index(">")]
+    return inner
+
+
 class Session:
     def __init__(self, ctx: SessionContext, caller_leg: Leg, facts: InboundFacts) -> None:
         self.ctx = ctx
@@ -102,6 +112,8 @@ class Session:
         self.transfer: tuple[Leg, Leg] | None = None  # (transferor, new leg)
         self._timer: Timer | None = None
         self._music_to: Leg | None = None
+        self._leftover: Leg | None = None  # a transferor still connected after its transfer
+        self._leftover_timer: Timer | None = None
         caller_leg.listener = self
 
     # Start.
@@ -216,7 +228,9 @@ class Session:
         self.ctx.on_end(self)
 
     def _end_all_but(self, keep: Leg | None) -> None:
-        legs = [self.a, self.b, *(self.transfer or ())]
+        if self._leftover_timer is not None:
+            self._leftover_timer.cancel()
+        legs = [self.a, self.b, self._leftover, *(self.transfer or ())]
         for leg in legs:
             if leg is not None and leg is not keep:
                 leg.end()
@@ -224,6 +238,7 @@ class Session:
     # Media: bridge, hold, statistics.
 
     def leg_media(self, leg: Leg) -> None:
+        log.debug("call %s: %s media status %s", self.call_id, leg.label, leg.audio_status())
         if self.phase is Phase.ENDED:
             return
         if self.transfer is not None and leg is self.transfer[1]:
@@ -271,6 +286,8 @@ class Session:
         if audio_one is not None and audio_two is not None:
             audio_one.startTransmit(audio_two)
             audio_two.startTransmit(audio_one)
+            log.info("call %s: audio bridged (conference slots %d <-> %d)", self.call_id,
+                      audio_one.getPortId(), audio_two.getPortId())
 
     def _waiting_party(self) -> Leg | None:
         """The party who should hear music: held, or being transferred."""
@@ -319,8 +336,9 @@ class Session:
         new.listener = self
         prm.newCall = new
         self.transfer = (leg, new)
-        log.info("call %s: blind transfer by %s to %s", self.call_id, leg.role, prm.dstUri)
-        self._emit(TransferCall(self.call_id, now(), TransferKind.BLIND, prm.dstUri))
+        target = refer_target(prm.dstUri)
+        log.info("call %s: blind transfer by %s to %s", self.call_id, leg.role, target)
+        self._emit(TransferCall(self.call_id, now(), TransferKind.BLIND, target))
         self._unbridge()
         self._bridge()  # the transferee hears music while the target rings
 
@@ -341,8 +359,17 @@ class Session:
         else:
             self.b = new
         self.transfer = None
-        transferor.end()
+        log.info("call %s: transfer to %s answered", self.call_id, new.label)
+        # The transferor hangs up itself once the final NOTIFY arrives; only a
+        # transferor that lingers is sent a BYE.
+        self._leftover = transferor
+        self._leftover_timer = self.ctx.call_later(TRANSFEROR_GRACE, self._end_leftover)
         self._bridge()
+
+    def _end_leftover(self) -> None:
+        leftover, self._leftover, self._leftover_timer = self._leftover, None, None
+        if leftover is not None:
+            leftover.end()
 
     def _fail_transfer(self, transferor: Leg, status: int) -> None:
         log.info("call %s: transfer target failed with %s", self.call_id, status)

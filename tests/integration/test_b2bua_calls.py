@@ -41,6 +41,7 @@ def test_answered_call_is_bridged_and_recorded(
     assert isinstance(ended, Call.Ended)
     assert (ended.disposition, ended.hangup_side, ended.sip_status) == (
         Disposition.ANSWERED, HangupSide.CALLER, 200)
+    assert "audio bridged" in worker.log_text()
     call = call_store.service.get_call(initiated.originator_id)
     assert call.status is CallStatus.ENDED
     assert call.answered_at is not None

@@ -1,0 +1,358 @@
+"""CallCentreService: the one application holding every call-centre aggregate.
+
+Agents, queues, IVR menus, numbers and dialplans live in ONE eventsourcing
+application, so they share one notification log: projections, the relay and
+the routing process see all call-centre facts in a single total order.
+
+Every command runs as a unit of work (application/unit.py): its handler loads
+the aggregates it needs, applies the domain commands, and the changed
+aggregates are saved together in one transaction. Several processes write
+here (the API, the routing process, the SIP side), so the aggregate cache
+fast-forwards from the store on every read, and a save refused by optimistic
+concurrency (``IntegrityError``: another writer appended the same version
+first) re-runs the whole command on fresh state, up to ``attempts`` times.
+The re-run decides again: a second router trying to reserve an agent that
+was just reserved gets ``IllegalTransition`` ("it is reserved"), never a
+second reservation.
+
+Errors: every refusal is a ``DomainError``: ``NotFound`` for unknown ids,
+``AlreadyExists`` for a taken key, ``IllegalTransition`` (naming the current
+state) and ``InvalidValue`` from the domain, ``ConcurrentChange`` when the
+retries ran out. Commands return a copy of the aggregate they changed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
+
+from application import callflow
+from application.unit import AlreadyExists, NotFound, Unit
+from domain.addressing import Target, TargetKind
+from domain.agent import Agent, AgentState
+from domain.errors import DomainError
+from domain.ivr import IvrMenu
+from domain.numbers import Dialplan, DialRule, Number
+from domain.queue import Queue
+from domain.routing import RoutingStrategy
+from domain.skills import check_skills
+
+__all__ = ["AlreadyExists", "CallCentreService", "ConcurrentChange", "NotFound"]
+
+T = TypeVar("T")
+A = TypeVar("A", bound=Aggregate)
+Event = DomainEventProtocol[UUID]
+
+
+class ConcurrentChange(DomainError):  # noqa: N818 - reads as what happened
+    """Other writers kept changing the same aggregates; the command gave up."""
+
+
+class CallCentreService(Application[UUID]):
+    env: ClassVar[dict[str, str]] = {
+        "AGGREGATE_CACHE_MAXSIZE": "20000",
+        # Several processes write (API, router, SIP side): catch up on every read.
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
+    }
+    attempts = 5
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(env)
+        self._counter_lock = threading.Lock()
+        self.conflicts = 0  # saves refused by optimistic concurrency, then retried
+
+    # -- reading ----------------------------------------------------------------------
+
+    def get(self, cls: type[A], aggregate_id: UUID, ident: object = None) -> A:
+        """A copy of the aggregate (changing it changes nothing); NotFound otherwise."""
+        return Unit(self.repository).get(cls, aggregate_id, ident)
+
+    def ids_of(self, cls: type[Aggregate]) -> list[UUID]:
+        """Ids of every aggregate of ``cls`` ever created, in creation order
+        (from the event store's topic index; meant for configuration lists)."""
+        topic = get_topic(cls.Created)
+        ids: list[UUID] = []
+        start = 1
+        while page := self.recorder.select_notifications(start, 1000, topics=[topic]):
+            ids += [UUID(str(n.originator_id)) for n in page]
+            start = page[-1].id + 1
+        return ids
+
+    # -- agents ------------------------------------------------------------------------
+
+    def create_agent(self, key: str, name: str, skills: Mapping[str, int] | None = None, *,
+                     occurred_at: datetime, auto_pause_after: int | None = None) -> Agent:
+        return self._run(lambda u: u.add(Agent.create(
+            key, name, skills, occurred_at=occurred_at, auto_pause_after=auto_pause_after)))
+
+    def set_agent_skills(self, agent_id: UUID, skills: Mapping[str, int],
+                         occurred_at: datetime) -> Agent:
+        """Make the agent's skills exactly ``skills`` (one event per difference)."""
+        wanted = check_skills(skills)
+
+        def command(unit: Unit) -> Agent:
+            agent = unit.get(Agent, agent_id)
+            for skill in sorted(set(agent.skills) - set(wanted)):
+                agent.remove_skill(skill, occurred_at)
+            for skill, level in sorted(wanted.items()):
+                agent.set_skill(skill, level, occurred_at)
+            return agent
+        return self._run(command)
+
+    def set_agent_skill(self, agent_id: UUID, skill: str, level: int,
+                        occurred_at: datetime) -> Agent:
+        return self._agent(agent_id, lambda a: a.set_skill(skill, level, occurred_at))
+
+    def remove_agent_skill(self, agent_id: UUID, skill: str, occurred_at: datetime) -> Agent:
+        return self._agent(agent_id, lambda a: a.remove_skill(skill, occurred_at))
+
+    def set_auto_pause(self, agent_id: UUID, auto_pause_after: int | None,
+                       occurred_at: datetime) -> Agent:
+        return self._agent(agent_id, lambda a: a.set_auto_pause(auto_pause_after, occurred_at))
+
+    def login(self, agent_id: UUID, device_uri: str, occurred_at: datetime) -> Agent:
+        return self._agent(agent_id, lambda a: a.login(device_uri, occurred_at))
+
+    def logout(self, agent_id: UUID, occurred_at: datetime) -> Agent:
+        return self._agent(agent_id, lambda a: a.logout(occurred_at))
+
+    def pause(self, agent_id: UUID, reason: str, occurred_at: datetime) -> Agent:
+        return self._agent(agent_id, lambda a: a.pause(reason, occurred_at))
+
+    def resume(self, agent_id: UUID, occurred_at: datetime) -> Agent:
+        return self._agent(agent_id, lambda a: a.resume(occurred_at))
+
+    def finish_wrap_up(self, agent_id: UUID, occurred_at: datetime) -> list[Event]:
+        return self._events(lambda u: u.get(Agent, agent_id).finish_wrap_up(occurred_at))
+
+    def retire_agent(self, agent_id: UUID, occurred_at: datetime) -> Agent:
+        """Take the agent out of service: logged out (refused while reserved or on
+        a call) and removed from every queue. The history stays."""
+        queue_ids = self.ids_of(Queue)
+
+        def command(unit: Unit) -> Agent:
+            agent = unit.get(Agent, agent_id)
+            if agent.state is not AgentState.LOGGED_OUT:
+                agent.logout(occurred_at)
+            for queue_id in queue_ids:
+                queue = unit.get(Queue, queue_id)
+                if agent_id in queue.members:
+                    queue.remove_member(agent_id, occurred_at)
+            return agent
+        return self._run(command)
+
+    # -- queues ------------------------------------------------------------------------
+
+    def create_queue(self, key: str, name: str, strategy: RoutingStrategy, *,
+                     occurred_at: datetime, **settings: Any) -> Queue:
+        """``settings``: service_level_s, wrap_up_s, offer_timeout_s, music_on_hold,
+        announce_position (see ``Queue.create``)."""
+        return self._run(lambda u: u.add(Queue.create(
+            key, name, strategy, occurred_at=occurred_at, **settings)))
+
+    def configure_queue(self, queue_id: UUID, change: Callable[[Queue], None]) -> Queue:
+        """Apply configuration commands (``Queue.set_*``, ``change_strategy``, ...)
+        together; use ``set_overflow`` for the overflow target."""
+        return self._queue(queue_id, change)
+
+    def set_overflow(self, queue_id: UUID, max_wait_s: float, target: Target,
+                     occurred_at: datetime) -> Queue:
+        def command(unit: Unit) -> Queue:
+            self._check_target(unit, target)
+            queue = unit.get(Queue, queue_id)
+            queue.set_overflow(max_wait_s, target, occurred_at)
+            return queue
+        return self._run(command)
+
+    def clear_overflow(self, queue_id: UUID, occurred_at: datetime) -> Queue:
+        return self._queue(queue_id, lambda q: q.clear_overflow(occurred_at))
+
+    def add_member(self, queue_id: UUID, agent_id: UUID, penalty: int,
+                   occurred_at: datetime) -> Queue:
+        def command(unit: Unit) -> Queue:
+            unit.get(Agent, agent_id)
+            queue = unit.get(Queue, queue_id)
+            queue.add_member(agent_id, penalty, occurred_at)
+            return queue
+        return self._run(command)
+
+    def update_member(self, queue_id: UUID, agent_id: UUID, penalty: int,
+                      occurred_at: datetime) -> Queue:
+        return self._queue(queue_id, lambda q: q.update_member(agent_id, penalty, occurred_at))
+
+    def remove_member(self, queue_id: UUID, agent_id: UUID, occurred_at: datetime) -> Queue:
+        return self._queue(queue_id, lambda q: q.remove_member(agent_id, occurred_at))
+
+    # -- call flow (the SIP side and the routing process) ------------------------------
+
+    def enqueue_call(self, queue_id: UUID, call_id: UUID, priority: int,
+                     occurred_at: datetime, transferred_from: UUID | None = None) -> list[Event]:
+        """The call starts waiting in the queue (the B2BUA: "call C entered queue Q")."""
+        return self._events(lambda u: callflow.enqueue(
+            u, queue_id, call_id, priority, occurred_at, transferred_from))
+
+    def offer_call(self, queue_id: UUID, call_id: UUID, agent_ids: Sequence[UUID],
+                   occurred_at: datetime) -> list[Event]:
+        """Reserve the agents and record the rings (the routing process)."""
+        return self._events(lambda u: callflow.offer(u, queue_id, call_id, agent_ids,
+                                                     occurred_at))
+
+    def offer_direct(self, agent_id: UUID, call_id: UUID, offer_timeout_s: float,
+                     occurred_at: datetime) -> list[Event]:
+        return self._events(lambda u: callflow.reserve_direct(
+            u, agent_id, call_id, offer_timeout_s, occurred_at))
+
+    def accept_offer(self, agent_id: UUID, call_id: UUID, occurred_at: datetime) -> list[Event]:
+        """The agent answered (the B2BUA: 200 OK from the agent's device)."""
+        return self._events(lambda u: callflow.accept(u, agent_id, call_id, occurred_at))
+
+    def miss_offer(self, agent_id: UUID, call_id: UUID, occurred_at: datetime) -> list[Event]:
+        """The offer was not answered (rejected, rang out, or timed out by the router)."""
+        return self._events(lambda u: callflow.miss(u, agent_id, call_id, occurred_at))
+
+    def abandon_call(self, queue_id: UUID, call_id: UUID, occurred_at: datetime) -> list[Event]:
+        """The caller hung up while waiting or ringing."""
+        return self._events(lambda u: callflow.abandon(u, queue_id, call_id, occurred_at))
+
+    def overflow_call(self, queue_id: UUID, call_id: UUID, occurred_at: datetime) -> list[Event]:
+        return self._events(lambda u: callflow.overflow(u, queue_id, call_id, occurred_at))
+
+    def transfer_call(self, queue_id: UUID, call_id: UUID, to: Target,
+                      occurred_at: datetime) -> list[Event]:
+        return self._events(lambda u: callflow.transfer(u, queue_id, call_id, to, occurred_at))
+
+    def end_agent_call(self, agent_id: UUID, call_id: UUID, occurred_at: datetime) -> list[Event]:
+        """The answered call ended; the agent goes to wrap-up (or straight back)."""
+        return self._events(lambda u: callflow.end_call(u, agent_id, call_id, occurred_at))
+
+    # -- IVR menus, numbers, dialplans -------------------------------------------------
+
+    def create_ivr_menu(self, key: str, name: str, prompt: str, *, occurred_at: datetime,
+                        options: Mapping[str, Target] | None = None,
+                        **settings: Any) -> IvrMenu:
+        """``settings``: timeout_s, max_retries, default_action."""
+        def command(unit: Unit) -> IvrMenu:
+            menu = unit.add(IvrMenu.create(key, name, prompt, occurred_at=occurred_at,
+                                           **settings))
+            for target in (*(options or {}).values(), menu.default_action):
+                self._check_target(unit, target)
+            for digit, target in sorted((options or {}).items()):
+                menu.set_option(digit, target, occurred_at)
+            return menu
+        return self._run(command)
+
+    def configure_ivr_menu(self, menu_id: UUID, change: Callable[[IvrMenu], None],
+                           targets: Sequence[Target] = ()) -> IvrMenu:
+        """Apply menu commands together; ``targets`` they introduce must exist."""
+        def command(unit: Unit) -> IvrMenu:
+            for target in targets:
+                self._check_target(unit, target)
+            menu = unit.get(IvrMenu, menu_id)
+            change(menu)
+            return menu
+        return self._run(command)
+
+    def create_number(self, did: str, destination: Target, *, occurred_at: datetime,
+                      label: str = "") -> Number:
+        def command(unit: Unit) -> Number:
+            self._check_target(unit, destination)
+            return unit.add(Number.create(did, destination, occurred_at=occurred_at,
+                                          label=label))
+        return self._run(command)
+
+    def configure_number(self, number_id: UUID, change: Callable[[Number], None],
+                         targets: Sequence[Target] = ()) -> Number:
+        def command(unit: Unit) -> Number:
+            for target in targets:
+                self._check_target(unit, target)
+            number = unit.get(Number, number_id)
+            change(number)
+            return number
+        return self._run(command)
+
+    def create_dialplan(self, key: str, name: str, rules: Sequence[DialRule] = (), *,
+                        occurred_at: datetime) -> Dialplan:
+        def command(unit: Unit) -> Dialplan:
+            plan = unit.add(Dialplan.create(key, name, occurred_at=occurred_at))
+            for rule in rules:
+                plan.add_rule(rule, occurred_at)
+            return plan
+        return self._run(command)
+
+    def configure_dialplan(self, plan_id: UUID, change: Callable[[Dialplan], None]) -> Dialplan:
+        def command(unit: Unit) -> Dialplan:
+            plan = unit.get(Dialplan, plan_id)
+            change(plan)
+            return plan
+        return self._run(command)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _agent(self, agent_id: UUID, change: Callable[[Agent], None]) -> Agent:
+        def command(unit: Unit) -> Agent:
+            agent = unit.get(Agent, agent_id)
+            change(agent)
+            return agent
+        return self._run(command)
+
+    def _queue(self, queue_id: UUID, change: Callable[[Queue], None]) -> Queue:
+        def command(unit: Unit) -> Queue:
+            queue = unit.get(Queue, queue_id)
+            change(queue)
+            return queue
+        return self._run(command)
+
+    @staticmethod
+    def _check_target(unit: Unit, target: Target) -> None:
+        """A queue or IVR target must name an existing aggregate."""
+        if target.kind is TargetKind.QUEUE:
+            unit.get(Queue, target.aggregate_id)
+        elif target.kind is TargetKind.IVR:
+            unit.get(IvrMenu, target.aggregate_id)
+
+    def _run(self, command: Callable[[Unit], T]) -> T:
+        result, _ = self._execute(command)
+        return result
+
+    def _events(self, command: Callable[[Unit], None]) -> list[Event]:
+        """Run ``command``; return the events it recorded (so a follower of the
+        log can advance its own view without waiting to read them back)."""
+        _, events = self._execute(command)
+        return events
+
+    def _execute(self, command: Callable[[Unit], T]) -> tuple[T, list[Event]]:
+        for _attempt in range(self.attempts):
+            unit = Unit(self.repository)
+            result = command(unit)
+            changed = unit.changed()
+            if not changed:
+                return result, []  # an idempotent repeat: nothing to store
+            try:
+                recordings = self.save(*changed)
+            except IntegrityError:
+                with self._counter_lock:
+                    self.conflicts += 1
+                continue  # another writer got there first: decide again on fresh state
+            return result, [r.domain_event for r in recordings]
+        raise ConcurrentChange(f"gave up after {self.attempts} concurrent changes; retry")
+
+
+def parse_target(kind: str, value: str | None) -> Target:
+    """A target from untrusted parts, where a queue or IVR menu may be named by
+    its key instead of its id (the API's convenience)."""
+    if kind in (TargetKind.QUEUE, TargetKind.IVR) and value is not None:
+        try:
+            UUID(value)
+        except ValueError:
+            aggregate = Queue if kind == TargetKind.QUEUE else IvrMenu
+            value = str(aggregate.id_for(value))
+    return Target.parse(kind, value)
+

@@ -1,0 +1,186 @@
+"""The routing process: offers waiting calls to free agents, and runs the timers.
+
+A follower of CallCentreService's notification log (see docs/callcentre.md
+for why not an eventsourcing ProcessApplication). Each ``step``:
+
+1. ``pull``: read the log after the last position, apply every Agent and
+   Queue event to the in-memory ``RoutingView``; a queue is marked for routing
+   when a call starts waiting (enqueued, requeued) or one of its members
+   becomes available (login, resume, offer missed or withdrawn, call ended
+   with no wrap-up, wrap-up finished).
+2. ``sweep(now)``: offers whose deadline passed are missed (the agent's miss
+   is counted, the call goes back to the head of its band), wrap-ups that
+   are due finish, calls that waited past a queue's maximum overflow.
+3. ``route(now)``: for each marked queue, ``select_offers`` (priority, then
+   arrival; the queue's strategy picks agents), then one transaction per call:
+   reserve the agent(s) and record the ring(s) on the queue.
+
+The reservation is the lock: two routers (or a router and a stale view)
+reserving the same agent both append the agent's next version, and the
+store refuses the second; the service re-runs it on fresh state, where the
+agent is no longer available, and it fails with ``IllegalTransition``. The
+queue then stays marked and is routed again on the next step, after the log
+has brought the winner's reservation: the call goes to another free agent
+or keeps waiting.
+
+Nothing of the process's own is persisted: every decision is taken from the
+aggregates' current state, so a restart re-reads the log and carries on
+(a ring that was in flight at the crash times out and is requeued).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from application.callcentre import CallCentreService
+from application.routing_view import OfferChange, RoutingView
+from domain.agent import AgentState
+from domain.errors import DomainError
+from domain.routing import Offer, select_offers
+
+__all__ = ["OfferListener", "RoutingProcess", "RoutingStats"]
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class OfferListener(Protocol):
+    """Told of every ring that starts or ends (from any writer), in log order.
+    The SIP side implements it to ring and stop ringing agents' devices."""
+
+    def offer_changed(self, change: OfferChange) -> None: ...
+
+
+@dataclass
+class RoutingStats:
+    offers: int = 0  # transactions that reserved agent(s) for a call
+    refused: int = 0  # offers the store refused (the view was behind the truth)
+    timeouts: int = 0
+    wrap_ups: int = 0
+    overflows: int = 0
+
+
+class RoutingProcess:
+    def __init__(
+        self,
+        service: CallCentreService,
+        *,
+        clock: Clock = utc_now,
+        listener: OfferListener | None = None,
+        page_size: int = 1000,
+    ) -> None:
+        self.service = service
+        self.clock = clock
+        self.listener = listener
+        self.page_size = page_size
+        self.view = RoutingView()
+        self.position = 0
+        self.stats = RoutingStats()
+        self._dirty: set[UUID] = set()
+        self._live = False  # offer changes are reported once the history is read
+
+    def step(self) -> int:
+        """One round: pull, sweep, route. Returns the events pulled plus the
+        commands issued (0 means there was nothing to do)."""
+        pulled = self.pull()
+        now = self.clock()
+        return pulled + self.sweep(now) + self.route(now)
+
+    def pull(self) -> int:
+        """Apply what the log holds after ``position``; returns the number read."""
+        total = 0
+        while page := self.service.recorder.select_notifications(
+            self.position + 1, self.page_size
+        ):
+            events = [self.service.mapper.to_domain_event(n) for n in page]
+            self._absorb(events)
+            self.position = page[-1].id
+            total += len(page)
+            if len(page) < self.page_size:
+                break
+        self._live = True
+        return total
+
+    def route(self, now: datetime) -> int:
+        """Offer waiting calls of the marked queues; returns the offers committed."""
+        made = 0
+        queues, self._dirty = self._dirty, set()
+        for queue_id in sorted(queues):
+            made += self._route_queue(queue_id, now)
+        return made
+
+    def sweep(self, now: datetime) -> int:
+        """Run the timers that are due; returns the commands committed."""
+        service = self.service
+        done = 0
+        for agent in self.view.agents_in(AgentState.RESERVED, AgentState.WRAP_UP):
+            if agent.offer_expired(now) and agent.current_call_id is not None:
+                done += self._issue("timeouts", service.miss_offer, agent.id,
+                                    agent.current_call_id, now)
+            elif agent.state is AgentState.WRAP_UP and agent.wrap_up_due(now):
+                done += self._issue("wrap_ups", service.finish_wrap_up, agent.id, now)
+        for queue in list(self.view.queues.values()):
+            for call_id in queue.overdue(now):
+                done += self._issue("overflows", service.overflow_call, queue.id, call_id, now)
+        return done
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _route_queue(self, queue_id: UUID, now: datetime) -> int:
+        queue = self.view.queues.get(queue_id)
+        if queue is None:
+            return 0
+        calls = queue.waiting_calls()
+        if not calls:
+            return 0
+        offers = select_offers(queue.routing_policy(), calls,
+                               self.view.snapshots(queue, now.date()))
+        made = 0
+        for call_id, agent_ids in _by_call(offers):
+            try:
+                events = self.service.offer_call(queue_id, call_id, agent_ids, now)
+            except DomainError as refused:
+                # The view was behind (the agent was taken, the call left): route
+                # this queue again once the log has brought the news.
+                log.debug("offer of %s in %s refused: %s", call_id, queue_id, refused)
+                self.stats.refused += 1
+                self._dirty.add(queue_id)
+                continue
+            self._absorb(events)
+            self.stats.offers += 1
+            made += 1
+        return made
+
+    def _issue(self, counter: str, command: Callable[..., list[Any]], *args: Any) -> int:
+        try:
+            events = command(*args)
+        except DomainError as refused:
+            log.debug("timer command refused (%s); the log will tell", refused)
+            return 0
+        self._absorb(events)
+        setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+        return 1
+
+    def _absorb(self, events: Iterable[Any]) -> None:
+        dirty, changes = self.view.apply_all(events)
+        self._dirty |= dirty
+        if self.listener is not None and self._live:
+            for change in changes:
+                self.listener.offer_changed(change)
+
+
+def _by_call(offers: list[Offer]) -> list[tuple[UUID, list[UUID]]]:
+    """Offers grouped per call in order (ring-all rings several agents per call)."""
+    grouped: dict[UUID, list[UUID]] = {}
+    for offer in offers:
+        grouped.setdefault(offer.call_id, []).append(offer.agent_id)
+    return list(grouped.items())

@@ -1,0 +1,89 @@
+"""The unit of work of one call-centre command: the aggregates it read and changed.
+
+A command handler asks the unit for aggregates by class and id; the unit
+loads each at most once (from the repository's cache, fast-forwarded to the
+store's latest version) and hands out a private copy, so a refused command or
+a failed save never touches the cache. The service then saves every changed
+aggregate of the unit in ONE transaction: all or nothing, each aggregate
+guarded by optimistic concurrency on its version.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Repository
+from eventsourcing.domain import Aggregate
+
+from domain.errors import DomainError
+
+__all__ = ["AlreadyExists", "NotFound", "Unit"]
+
+A = TypeVar("A", bound=Aggregate)
+
+# How errors name an aggregate class to a person.
+KIND_NAMES = {"Agent": "agent", "Queue": "queue", "IvrMenu": "IVR menu",
+              "Number": "number", "Dialplan": "dialplan"}
+
+
+def kind_name(cls: type[Aggregate]) -> str:
+    return KIND_NAMES.get(cls.__name__, cls.__name__.lower())
+
+
+class NotFound(DomainError):  # noqa: N818 - reads as the answer it gives
+    """The command names an aggregate that does not exist (or is of another kind)."""
+
+    def __init__(self, kind: str, ident: object) -> None:
+        super().__init__(f"{kind} {ident} not found")
+        self.kind = kind
+        self.ident = ident
+
+
+class AlreadyExists(DomainError):  # noqa: N818
+    """A create command for a key that is already taken."""
+
+    def __init__(self, kind: str, ident: object) -> None:
+        super().__init__(f"{kind} {ident} already exists")
+        self.kind = kind
+        self.ident = ident
+
+
+class Unit:
+    def __init__(self, repository: Repository[UUID]) -> None:
+        self._repository = repository
+        self._loaded: dict[UUID, Aggregate | None] = {}
+        self._order: list[UUID] = []
+
+    def get(self, cls: type[A], aggregate_id: UUID, ident: object = None) -> A:
+        """The aggregate, or NotFound naming it by ``ident`` (default: its id)."""
+        found = self.find(cls, aggregate_id)
+        if found is None:
+            raise NotFound(kind_name(cls), aggregate_id if ident is None else ident)
+        return found
+
+    def find(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        if aggregate_id not in self._loaded:
+            self._loaded[aggregate_id] = self._load(aggregate_id)
+            self._order.append(aggregate_id)
+        found = self._loaded[aggregate_id]
+        return found if isinstance(found, cls) else None
+
+    def add(self, aggregate: A) -> A:
+        """Stage a new aggregate; AlreadyExists if its id is taken."""
+        if self.find(Aggregate, aggregate.id) is not None:
+            raise AlreadyExists(kind_name(type(aggregate)), getattr(aggregate, "key", aggregate.id))
+        self._loaded[aggregate.id] = aggregate
+        return aggregate
+
+    def changed(self) -> list[Aggregate]:
+        """The aggregates with new events, in the order the command first touched them."""
+        staged = (self._loaded[i] for i in self._order)
+        return [a for a in staged if a is not None and a.pending_events]
+
+    def _load(self, aggregate_id: UUID) -> Aggregate | None:
+        try:
+            found: Any = self._repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, Aggregate) else None

@@ -1,0 +1,86 @@
+"""agent_state_intervals: one row per agent per state period, for historical reports.
+
+A period starts with the event that puts the agent in a state and ends when
+the next such event happens (``ended_at``, ``duration_s``); the open period
+has no end. Rows are keyed by the starting event's version, and each version
+is folded exactly once (agent_state's version gate), so re-delivered events
+add nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from psycopg import Cursor
+from psycopg.rows import TupleRow
+
+from projections.agent_view import AgentView
+
+NAME = "agent_state_intervals"
+
+_INSERT = """
+INSERT INTO agent_state_intervals (agent_id, started_version, started_at, state, reason,
+                                   call_id, queue_id, ended_at, duration_s)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT DO NOTHING
+"""
+
+_CLOSE = """
+UPDATE agent_state_intervals
+SET ended_at = %s, duration_s = GREATEST(0, extract(epoch FROM %s - started_at))
+WHERE agent_id = %s AND started_version = %s AND started_at = %s AND ended_at IS NULL
+"""
+
+
+@dataclass
+class Period:
+    agent_id: UUID
+    started_version: int
+    started_at: datetime
+    state: str
+    reason: str | None
+    call_id: UUID | None
+    queue_id: UUID | None
+    ended_at: datetime | None = None
+
+    @classmethod
+    def of(cls, view: AgentView) -> Period:
+        return cls(view.agent_id, view.state_version, view.state_since, view.state,
+                   view.pause_reason, view.current_call_id, view.current_queue_id)
+
+    def row(self) -> tuple[object, ...]:
+        duration = (None if self.ended_at is None
+                    else max(0.0, (self.ended_at - self.started_at).total_seconds()))
+        return (self.agent_id, self.started_version, self.started_at, self.state, self.reason,
+                self.call_id, self.queue_id, self.ended_at, duration)
+
+
+class PeriodLog:
+    """The periods one batch starts and the stored ones it ends."""
+
+    def __init__(self) -> None:
+        self._new: list[Period] = []
+        self._open_new: dict[UUID, Period] = {}
+        self._closed_stored: list[tuple[datetime, UUID, int, datetime]] = []
+
+    def started(self, view: AgentView, previous: tuple[int, datetime] | None) -> None:
+        """The agent entered the period ``view`` is in; ``previous`` is the
+        (state_version, state_since) of the period it left, if it had one."""
+        open_new = self._open_new.get(view.agent_id)
+        if open_new is not None:
+            open_new.ended_at = view.state_since
+        elif previous is not None:
+            version, since = previous
+            self._closed_stored.append((view.state_since, view.agent_id, version, since))
+        period = Period.of(view)
+        self._new.append(period)
+        self._open_new[view.agent_id] = period
+
+    def write(self, cur: Cursor[TupleRow]) -> None:
+        if self._closed_stored:
+            cur.executemany(_CLOSE, [(end, end, agent_id, version, since)
+                                     for end, agent_id, version, since in self._closed_stored])
+        if self._new:
+            cur.executemany(_INSERT, [p.row() for p in self._new])

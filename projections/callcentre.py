@@ -1,0 +1,123 @@
+"""Applies a batch of call-centre events to the call-centre projections in one transaction.
+
+Every call-centre event goes to callcentre_events (deduplicated). Then each
+agent and queue the batch touches is folded forward from its stored view by
+the contiguous run of its next versions found in callcentre_events: old
+versions (duplicates) are never folded again, and events after a missing
+one wait there until a later batch fills the gap. The batch's position is
+recorded in the same transaction. Appliers that could overlap (a rebuild, a
+second worker) are serialised per aggregate with transaction-scoped advisory
+locks, so a view is never folded from a stale read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection, Cursor
+from psycopg.rows import TupleRow
+
+from projections import (
+    agent_state,
+    agent_state_intervals,
+    agent_view,
+    callcentre_events,
+    positions,
+    queue_live,
+    queue_view,
+)
+from projections.agent_view import AgentView
+from projections.envelope import EventEnvelope
+from projections.queue_view import QueueView
+from projections.registry import ProjectionGroup
+
+NAMES = (callcentre_events.NAME, agent_state.NAME, agent_state_intervals.NAME, queue_live.NAME)
+KINDS = frozenset({"agent", "queue", "ivrmenu", "number", "dialplan"})
+
+
+def apply_batch(conn: Connection[TupleRow], envelopes: Sequence[EventEnvelope], source: str) -> int:
+    """Apply the batch; return how many agents' and queues' views moved on."""
+    if not conn.autocommit:
+        raise ValueError("apply_batch needs an autocommit connection")  # see projections.calls
+    ours = [e for e in envelopes if e.kind in KINDS]
+    with conn.transaction(), conn.cursor() as cur:
+        changed = 0
+        if ours:
+            callcentre_events.insert(cur, ours)
+            _lock(cur, {e.subject for e in ours if e.kind in ("agent", "queue")})
+            changed += _fold_agents(cur, {e.subject for e in ours if e.kind == "agent"})
+            changed += _fold_queues(cur, {e.subject for e in ours if e.kind == "queue"})
+        if envelopes:
+            positions.record(cur, NAMES, source, max(e.position for e in envelopes))
+    return changed
+
+
+GROUP = ProjectionGroup(names=NAMES, kinds=KINDS, apply=apply_batch)
+
+
+def _lock(cur: Cursor[TupleRow], aggregate_ids: set[UUID]) -> None:
+    # Sorted, so two appliers always lock in the same order and cannot deadlock.
+    for aggregate_id in sorted(aggregate_ids):
+        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (str(aggregate_id),))
+
+
+def _fold_agents(cur: Cursor[TupleRow], agent_ids: set[UUID]) -> int:
+    if not agent_ids:
+        return 0
+    views: dict[Any, AgentView] = agent_state.load(cur, agent_ids)
+    pending = callcentre_events.after(cur, _versions(agent_ids, views))
+    periods = agent_state_intervals.PeriodLog()
+    changed: list[AgentView] = []
+    for agent_id, events in pending.items():
+        view = views.get(agent_id)
+        moved = False
+        for envelope in _contiguous(events, view.last_version + 1 if view else 1):
+            previous: tuple[int, datetime] | None = None
+            if view is None:
+                view = agent_view.start(envelope)
+            else:
+                previous = (view.state_version, view.state_since)
+                agent_view.advance(view, envelope)
+            if previous is None or previous[0] != view.state_version:
+                periods.started(view, previous)
+            moved = True
+        if moved and view is not None:
+            changed.append(view)
+    agent_state.upsert(cur, changed)
+    periods.write(cur)
+    return len(changed)
+
+
+def _fold_queues(cur: Cursor[TupleRow], queue_ids: set[UUID]) -> int:
+    if not queue_ids:
+        return 0
+    views = queue_live.load(cur, queue_ids)
+    pending = callcentre_events.after(cur, _versions(queue_ids, views))
+    changed: list[QueueView] = []
+    for queue_id, events in pending.items():
+        view = views.get(queue_id)
+        run = _contiguous(events, view.last_version + 1 if view else 1)
+        for envelope in run:
+            view = queue_view.start(envelope) if view is None else queue_view.advance(
+                view, envelope)
+        if run and view is not None:
+            changed.append(view)
+    queue_live.save(cur, changed)
+    return len(changed)
+
+
+def _versions(ids: set[UUID], views: Mapping[Any, Any]) -> dict[UUID, int]:
+    return {i: views[i].last_version if i in views else 0 for i in ids}
+
+
+def _contiguous(events: Sequence[EventEnvelope], first: int) -> list[EventEnvelope]:
+    """The events from version ``first`` on, up to the first missing version."""
+    run: list[EventEnvelope] = []
+    for envelope in events:
+        if envelope.version != first + len(run):
+            break
+        run.append(envelope)
+    return run

@@ -21,7 +21,7 @@ def _imported_modules(source: Path) -> set[str]:
 
 
 def _allowed(module: str) -> bool:
-    root = module.split(".")[0]
+    root = module.split(".", maxsplit=1)[0]
     return (
         root in sys.stdlib_module_names
         or root == "domain"

@@ -1,0 +1,193 @@
+"""Pipeline benchmark: relay, Faust projections, end-to-end latency, rebuild.
+
+Run: .venv/bin/python -m bench.pipeline   (about 2 minutes; starts its own
+embedded PostgreSQL and Kafka broker, and `dialtone worker` as a real process)
+
+Prints, in one run:
+1. relay throughput: a backlog of stored events published to Kafka (events/s);
+2. projection throughput through the Faust worker (events/s, from its first
+   applied batch to the last);
+3. end-to-end latency at a steady 400 events/s (50 calls/s): from the commit
+   of a call's last event to its CDR row visible through GET /v1/cdrs, p50/p99;
+4. rebuild rate of the cdr projection from the store (events/s).
+Targets: relay >= 5,000/s; projections >= 5,000/s; e2e p99 < 500 ms; rebuild >= 20,000/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+import psycopg
+import uvicorn
+
+from api.app import create_app
+from application.calls import CallService
+from bench.common import embedded_postgres, kafka_broker, machine_facts, percentile_ms
+from dialtone.database import ensure_database, eventsourcing_env
+from dialtone.migrations import apply_migrations
+from dialtone.services.postgres import free_port
+from dialtone.simulate import EVENTS_PER_LIFECYCLE, full_lifecycle, lifecycles
+from streams.rebuild import rebuild
+from streams.relay import Relay, RelayConfig
+
+DIALTONE = Path(sys.executable).parent / "dialtone"
+
+
+def count(dsn: str, query: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(query).fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+def wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.05)
+
+
+def bench_relay(service: CallService, dsn: str, bootstrap: str, events: int) -> float:
+    relay = Relay(service, dsn, RelayConfig(bootstrap=bootstrap, page_size=5000))
+    relay.open()
+    started = time.perf_counter()
+    relayed = 0
+    while relayed < events:
+        relayed += relay.relay_page()
+    elapsed = time.perf_counter() - started
+    relay.close()
+    return relayed / elapsed
+
+
+def start_worker(dsn: str, bootstrap: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_KAFKA_BOOTSTRAP": bootstrap,
+           "DIALTONE_LOG_LEVEL": "WARNING"}
+    with log.open("ab") as out:
+        return subprocess.Popen([str(DIALTONE), "worker"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+def bench_projections(dsn: str, events: int) -> float:
+    applied = "SELECT count(*) FROM call_events"
+    wait(lambda: count(dsn, applied) > 0, 120, "the worker's first batch")
+    first, started = count(dsn, applied), time.perf_counter()
+    wait(lambda: count(dsn, applied) >= events, 300, "the worker to catch up")
+    return (events - first) / (time.perf_counter() - started)
+
+
+class ApiPoller(threading.Thread):
+    """Polls GET /v1/cdrs and notes when each call's CDR first became visible."""
+
+    def __init__(self, base_url: str, since: datetime) -> None:
+        super().__init__(daemon=True)
+        self.base_url, self.since = base_url, since
+        self.seen: dict[UUID, float] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=5) as client:
+            while not self.stop.is_set():
+                self._poll(client)
+                time.sleep(0.005)
+
+    def _poll(self, client: httpx.Client) -> None:
+        cursor = None
+        while True:
+            params = {"from": self.since.isoformat(), "limit": "1000"}
+            if cursor:
+                params["cursor"] = cursor
+            page = client.get("/v1/cdrs", params=params).json()
+            now = time.perf_counter()
+            for row in page["data"]:
+                self.seen.setdefault(UUID(row["call_id"]), now)
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+
+def serve_api(dsn: str, port: int) -> uvicorn.Server:
+    server = uvicorn.Server(uvicorn.Config(create_app(dsn), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    wait(lambda: server.started, 30, "the API")
+    return server
+
+
+def bench_latency(service: CallService, dsn: str, bootstrap: str, seconds: float,
+                  calls_per_s: int) -> list[float]:
+    """Steady load with the relay and the worker running; latencies in seconds."""
+    relay = Relay(service, dsn, RelayConfig(bootstrap=bootstrap))
+    relay_thread = threading.Thread(target=relay.run, daemon=True)
+    relay_thread.start()
+    port = free_port()
+    server = serve_api(dsn, port)
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    poller = ApiPoller(f"http://127.0.0.1:{port}", since)
+    poller.start()
+    committed: dict[UUID, float] = {}
+    interval, next_at = 1 / calls_per_s, time.perf_counter()
+    for n in range(int(seconds * calls_per_s)):
+        next_at += interval
+        time.sleep(max(0.0, next_at - time.perf_counter()))
+        with service.batch():
+            call_id = full_lifecycle(service, f"steady-{n}@bench")
+        committed[call_id] = time.perf_counter()
+    wait(lambda: committed.keys() <= poller.seen.keys(), 60, "every CDR through the API")
+    poller.stop.set()
+    relay.stop()
+    server.should_exit = True
+    return [poller.seen[c] - t for c, t in committed.items()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="dialtone pipeline benchmark")
+    parser.add_argument("--calls", type=int, default=5000, help="backlog calls (x8 events)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="steady-load duration")
+    parser.add_argument("--rate", type=int, default=50, help="steady calls/s (x8 events/s)")
+    args = parser.parse_args(argv)
+    events = args.calls * EVENTS_PER_LIFECYCLE
+    print(machine_facts())
+    with embedded_postgres() as pg, kafka_broker() as broker:
+        dsn = pg.dsn("bench_pipeline")
+        ensure_database(dsn)
+        apply_migrations(dsn)
+        service = CallService(env=eventsourcing_env(dsn))
+        lifecycles(service, args.calls, "backlog", batch=100)
+        relay_rate = bench_relay(service, dsn, broker.bootstrap, events)
+        worker = start_worker(dsn, broker.bootstrap, Path(pg.data_dir).parent / "worker.log")
+        try:
+            projection_rate = bench_projections(dsn, events)
+            latencies = bench_latency(service, dsn, broker.bootstrap, args.seconds, args.rate)
+        finally:
+            worker.terminate()
+            worker.wait(30)
+        total = count(dsn, "SELECT count(*) FROM call_events")
+        started = time.perf_counter()
+        rebuilt = rebuild(service, dsn, ("cdr",))
+        rebuild_rate = rebuilt / (time.perf_counter() - started)
+    print(f"\n{'figure':<52} {'value':>12}  target")
+    print("-" * 76)
+    print(f"{'relay throughput (events/s)':<52} {relay_rate:>12,.0f}  >= 5,000")
+    print(f"{'projection throughput via Faust (events/s)':<52} {projection_rate:>12,.0f}  "
+          ">= 5,000")
+    print(f"{'end-to-end p50 at ' + str(args.rate * 8) + ' events/s (ms)':<52} "
+          f"{percentile_ms(latencies, 0.5):>12,.0f}")
+    print(f"{'end-to-end p99 at ' + str(args.rate * 8) + ' events/s (ms)':<52} "
+          f"{percentile_ms(latencies, 0.99):>12,.0f}  < 500")
+    print(f"{'rebuild cdr from ' + str(total) + ' events (events/s)':<52} "
+          f"{rebuild_rate:>12,.0f}  >= 20,000")
+    print(f"\nafter: {machine_facts()}")
+
+
+if __name__ == "__main__":
+    main()

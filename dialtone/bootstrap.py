@@ -6,23 +6,35 @@ from typing import Any
 
 from eventsourcing.application import Application
 
+from application.callcentre import CallCentreService
 from application.calls import CallService
+from application.router import RoutingProcess
 from dialtone.database import eventsourcing_env
-from projections import calls
+from projections import callcentre, calls
 from projections.registry import ProjectionGroup
 from streams.inprocess import InProcessProjectionRunner
+from streams.routing_process import RoutingRunner
 
 # Every projection group the runners and workers apply.
-PROJECTION_GROUPS: tuple[ProjectionGroup, ...] = (calls.GROUP,)
+PROJECTION_GROUPS: tuple[ProjectionGroup, ...] = (calls.GROUP, callcentre.GROUP)
 
 
 def call_service(database_url: str) -> CallService:
     return CallService(env=eventsourcing_env(database_url))
 
 
+def callcentre_service(database_url: str) -> CallCentreService:
+    return CallCentreService(env=eventsourcing_env(database_url))
+
+
+def routing_runner(database_url: str) -> RoutingRunner:
+    """The routing process on its own service instance (its own cache and connections)."""
+    return RoutingRunner(RoutingProcess(callcentre_service(database_url)), database_url)
+
+
 def event_sources(database_url: str) -> list[Application[Any]]:
     """The applications whose notification logs feed Kafka and the projections."""
-    return [call_service(database_url)]
+    return [call_service(database_url), callcentre_service(database_url)]
 
 
 def inprocess_runners(database_url: str) -> list[InProcessProjectionRunner]:

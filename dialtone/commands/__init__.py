@@ -10,6 +10,7 @@ import click
 COMMAND_MODULES = (
     "dialtone.commands.up",
     "dialtone.commands.migrate",
+    "dialtone.commands.api",
     "dialtone.commands.dev",
     "dialtone.commands.relay",
     "dialtone.commands.worker",

@@ -8,13 +8,13 @@ that transaction committed.
 
 Database outages. A failed save leaves the batch at the head of the buffer and
 the thread retries it with exponential backoff while the buffer keeps growing;
-calls stay up. A failure while committing is ambiguous: the transaction may or
-may not have committed. Re-applying is safe because the service's aggregate
-cache is only updated after a successful save, so the retry re-runs the same
-commands on the pre-batch state and produces events with the same versions:
-if the first attempt had committed, the store's unique (call id, version) key
-refuses them with IntegrityError, which, right after an ambiguous failure,
-proves the batch is already stored, so it is dropped instead of applied twice.
+calls stay up. A failure while committing is ambiguous: the transaction may have
+committed and only its acknowledgement been lost. Before re-applying a batch
+whose attempt failed, the thread reads from the store the last version of each
+call that attempt was writing: the batch is one transaction, so if any call is
+past its pre-batch version the whole batch is stored and it is dropped instead
+of applied twice (re-applying is not harmless: hold, resume, hold would add
+events again).
 
 Memory is bounded: past ``soft_limit`` buffered commands the thread reports
 itself ``overloaded`` (the worker answers new INVITEs 503 and logs loudly);
@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
+from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import IntegrityError, PersistenceError
@@ -47,6 +48,10 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class BatchingCallCommands(CallCommands, Protocol):
+    """application.calls.CallService: commands, group commit, and its recorder."""
+
+    recorder: Any
+
     def batch(self) -> AbstractContextManager[Any]: ...
 
 
@@ -85,6 +90,7 @@ class StorageThread:
         self._stopping = False
         self._overload_logged = False
         self._in_flight = 0
+        self._written: dict[UUID, int] = {}
         self.stats = StorageStats()
         self.healthy = True
         self._thread = threading.Thread(target=self._run, name="dialtone-storage", daemon=True)
@@ -160,26 +166,25 @@ class StorageThread:
     def _store(self, batch: list[Command]) -> None:
         """Apply ``batch`` until it is stored exactly once; only then drop it."""
         backoff = 0.1
-        ambiguous = False
         conflicts = 0
+        self._written = {}
         while True:
             try:
+                if self._already_stored():
+                    self.stats.duplicates_dropped += len(batch)
+                    log.warning("batch of %d commands was stored by an attempt reported as "
+                                "failed; not re-applied", len(batch))
+                    break
                 self._apply(batch)
                 break
             except IntegrityError:
-                if ambiguous:
-                    # See the module docstring: the earlier attempt committed.
-                    self.stats.duplicates_dropped += len(batch)
-                    log.warning("batch of %d commands was already stored; not re-applied",
-                                len(batch))
-                    break
+                # A stale cached call (after such a drop): the service evicted
+                # it, so the retry reloads it from the store.
                 conflicts += 1
                 if conflicts >= 3:
                     log.error("batch of %d commands keeps conflicting; dropped", len(batch))
                     break
-                continue  # the service evicted the stale calls; reload and retry
             except INFRASTRUCTURE_ERRORS as error:
-                ambiguous = True
                 self._on_failure(error, len(batch), backoff)
                 if self._stopping_now():
                     return
@@ -189,18 +194,33 @@ class StorageThread:
     def _apply(self, batch: list[Command]) -> None:
         service = self._connected_service()
         applied = skipped = 0
-        with service.batch():
+        with service.batch() as staged:
             for command in batch:
                 if self._apply_one(service, command):
                     applied += 1
                 else:
                     skipped += 1
+            # What this attempt is about to write: each call's version before
+            # it, so that a failed attempt can later be checked for a commit.
+            self._written = {call.id: call.version - len(call.pending_events)
+                             for call in staged.calls if call.pending_events}
         self.stats.applied += applied
         self.stats.skipped += skipped
         self.stats.batches += 1
         if not self.healthy:
             log.warning("event store reachable again; %d commands buffered", self.pending)
         self.healthy = True
+
+    def _already_stored(self) -> bool:
+        """Did an attempt reported as failed commit after all? (See the module docstring.)"""
+        if not self._written or self._service is None:
+            return False
+        recorder = self._service.recorder
+        for call_id, before in self._written.items():
+            last = recorder.select_events(call_id, desc=True, limit=1)
+            if last and last[0].originator_version > before:
+                return True  # one transaction: one call written means all were
+        return False
 
     def _apply_one(self, service: BatchingCallCommands, command: Command) -> bool:
         try:

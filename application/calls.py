@@ -150,6 +150,21 @@ class CallService(Application[UUID]):
     ) -> None:
         self._update(call_id, lambda call: call.transfer(kind, target, occurred_at))
 
+    def record_media_quality(
+        self,
+        call_id: UUID,
+        *,
+        mos: float,
+        jitter_ms: float,
+        loss_pct: float,
+        rtt_ms: float | None,
+        occurred_at: datetime,
+    ) -> None:
+        self._update(call_id, lambda call: call.record_media_quality(
+            mos=mos, jitter_ms=jitter_ms, loss_pct=loss_pct, rtt_ms=rtt_ms,
+            occurred_at=occurred_at,
+        ))
+
     def end_call(
         self,
         call_id: UUID,

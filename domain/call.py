@@ -16,8 +16,9 @@ and every event has ``class_version = 1``: bump it together with an
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
@@ -44,6 +45,7 @@ __all__ = [
     "Direction",
     "Disposition",
     "HangupSide",
+    "MediaQuality",
     "Transfer",
     "TransferKind",
 ]
@@ -54,6 +56,34 @@ CALL_ID_NAMESPACE = UUID("6f0c1c52-55c3-4b55-9a53-4d8a1e0c2a11")
 
 BEFORE_ANSWER = frozenset({CallStatus.INITIATED, CallStatus.ROUTED, CallStatus.RINGING})
 CONNECTED = frozenset({CallStatus.ANSWERED, CallStatus.HELD})
+
+
+class MediaQuality(NamedTuple):
+    """How the call's audio fared: an E-model MOS estimate (ITU-T G.107) and the
+    worst stream's receive jitter, packet loss and round-trip time."""
+
+    mos: float
+    jitter_ms: float
+    loss_pct: float
+    rtt_ms: float | None  # None: no RTCP round trip was measured
+
+    @classmethod
+    def checked(cls, mos: float, jitter_ms: float, loss_pct: float,
+                rtt_ms: float | None) -> MediaQuality:
+        _check_range("mos", mos, 1.0, 5.0)
+        _check_range("jitter_ms", jitter_ms, 0.0, math.inf)
+        _check_range("loss_pct", loss_pct, 0.0, 100.0)
+        if rtt_ms is not None:
+            _check_range("rtt_ms", rtt_ms, 0.0, math.inf)
+        return cls(float(mos), float(jitter_ms), float(loss_pct),
+                   None if rtt_ms is None else float(rtt_ms))
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidValue(f"{name} must be a number, got {value!r}")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise InvalidValue(f"{name} must be within [{low}, {high}], got {value!r}")
 
 
 class CallNotFound(DomainError):  # noqa: N818 - reads as the rule that was broken
@@ -120,6 +150,17 @@ class Call(Aggregate):
             call.transfers.append(Transfer(TransferKind(self.kind), self.target, self.occurred_at))
             call.target = self.target
 
+    class MediaQualityRecorded(Event):
+        class_version = 1
+        mos: float
+        jitter_ms: float
+        loss_pct: float
+        rtt_ms: float | None
+
+        def apply(self, call: Call) -> None:
+            call.media_quality = MediaQuality(self.mos, self.jitter_ms, self.loss_pct,
+                                              self.rtt_ms)
+
     class Ended(Event):
         class_version = 1
         disposition: str
@@ -162,6 +203,7 @@ class Call(Aggregate):
         self.hold_total: timedelta = ZERO
         self.hold_count = 0
         self.transfers: list[Transfer] = []
+        self.media_quality: MediaQuality | None = None
         self.disposition: Disposition | None = None
         self.hangup_cause: str | None = None
         self.hangup_side: HangupSide | None = None
@@ -233,6 +275,23 @@ class Call(Aggregate):
             kind=enum_member(TransferKind, kind).value,
             target=non_empty("target", target),
         )
+
+    def record_media_quality(
+        self,
+        *,
+        mos: float,
+        jitter_ms: float,
+        loss_pct: float,
+        rtt_ms: float | None,
+        occurred_at: datetime,
+    ) -> None:
+        """The media statistics of a connected call; the latest report wins and
+        a report equal to the current one is a no-op (a resent sample)."""
+        self._require(CONNECTED, "record media quality of")
+        quality = MediaQuality.checked(mos, jitter_ms, loss_pct, rtt_ms)
+        if quality == self.media_quality:
+            return
+        self._trigger(self.MediaQualityRecorded, occurred_at, **quality._asdict())
 
     def end(
         self,

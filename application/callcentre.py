@@ -45,7 +45,15 @@ from domain.queue import Queue
 from domain.routing import RoutingStrategy
 from domain.skills import check_skills
 
-__all__ = ["AlreadyExists", "CallCentreService", "ConcurrentChange", "NotFound"]
+__all__ = [
+    "AlreadyExists",
+    "CallCentreService",
+    "ConcurrentChange",
+    "NotFound",
+    "parse_target",
+    "replace_skills",
+    "require_skills",
+]
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
@@ -96,16 +104,11 @@ class CallCentreService(Application[UUID]):
     def set_agent_skills(self, agent_id: UUID, skills: Mapping[str, int],
                          occurred_at: datetime) -> Agent:
         """Make the agent's skills exactly ``skills`` (one event per difference)."""
-        wanted = check_skills(skills)
+        return self._agent(agent_id, lambda a: replace_skills(a, skills, occurred_at))
 
-        def command(unit: Unit) -> Agent:
-            agent = unit.get(Agent, agent_id)
-            for skill in sorted(set(agent.skills) - set(wanted)):
-                agent.remove_skill(skill, occurred_at)
-            for skill, level in sorted(wanted.items()):
-                agent.set_skill(skill, level, occurred_at)
-            return agent
-        return self._run(command)
+    def configure_agent(self, agent_id: UUID, change: Callable[[Agent], None]) -> Agent:
+        """Apply configuration commands (``replace_skills``, ``set_auto_pause``) together."""
+        return self._agent(agent_id, change)
 
     def set_agent_skill(self, agent_id: UUID, skill: str, level: int,
                         occurred_at: datetime) -> Agent:
@@ -152,16 +155,32 @@ class CallCentreService(Application[UUID]):
     # -- queues ------------------------------------------------------------------------
 
     def create_queue(self, key: str, name: str, strategy: RoutingStrategy, *,
-                     occurred_at: datetime, **settings: Any) -> Queue:
-        """``settings``: service_level_s, wrap_up_s, offer_timeout_s, music_on_hold,
-        announce_position (see ``Queue.create``)."""
-        return self._run(lambda u: u.add(Queue.create(
-            key, name, strategy, occurred_at=occurred_at, **settings)))
+                     occurred_at: datetime, required_skills: Mapping[str, int] | None = None,
+                     overflow: tuple[float, Target] | None = None, **settings: Any) -> Queue:
+        """A queue, configured in the same transaction. ``settings``: service_level_s,
+        wrap_up_s, offer_timeout_s, music_on_hold, announce_position (see
+        ``Queue.create``); ``overflow``: (max wait in seconds, target)."""
+        def command(unit: Unit) -> Queue:
+            queue = unit.add(Queue.create(key, name, strategy, occurred_at=occurred_at,
+                                          **settings))
+            require_skills(queue, required_skills or {}, occurred_at)
+            if overflow is not None:
+                self._check_target(unit, overflow[1])
+                queue.set_overflow(*overflow, occurred_at)
+            return queue
+        return self._run(command)
 
-    def configure_queue(self, queue_id: UUID, change: Callable[[Queue], None]) -> Queue:
-        """Apply configuration commands (``Queue.set_*``, ``change_strategy``, ...)
-        together; use ``set_overflow`` for the overflow target."""
-        return self._queue(queue_id, change)
+    def configure_queue(self, queue_id: UUID, change: Callable[[Queue], None],
+                        targets: Sequence[Target] = ()) -> Queue:
+        """Apply configuration commands (``Queue.set_*``, ``change_strategy``,
+        ``require_skills``...) together; ``targets`` they introduce must exist."""
+        def command(unit: Unit) -> Queue:
+            for target in targets:
+                self._check_target(unit, target)
+            queue = unit.get(Queue, queue_id)
+            change(queue)
+            return queue
+        return self._run(command)
 
     def set_overflow(self, queue_id: UUID, max_wait_s: float, target: Target,
                      occurred_at: datetime) -> Queue:
@@ -181,6 +200,19 @@ class CallCentreService(Application[UUID]):
             unit.get(Agent, agent_id)
             queue = unit.get(Queue, queue_id)
             queue.add_member(agent_id, penalty, occurred_at)
+            return queue
+        return self._run(command)
+
+    def set_member(self, queue_id: UUID, agent_id: UUID, penalty: int,
+                   occurred_at: datetime) -> Queue:
+        """Add the agent to the queue, or change its penalty if it is a member."""
+        def command(unit: Unit) -> Queue:
+            unit.get(Agent, agent_id)
+            queue = unit.get(Queue, queue_id)
+            if agent_id in queue.members:
+                queue.update_member(agent_id, penalty, occurred_at)
+            else:
+                queue.add_member(agent_id, penalty, occurred_at)
             return queue
         return self._run(command)
 
@@ -343,6 +375,24 @@ class CallCentreService(Application[UUID]):
                 continue  # another writer got there first: decide again on fresh state
             return result, [r.domain_event for r in recordings]
         raise ConcurrentChange(f"gave up after {self.attempts} concurrent changes; retry")
+
+
+def replace_skills(agent: Agent, skills: Mapping[str, int], occurred_at: datetime) -> None:
+    """Make the agent's skills exactly ``skills`` (one event per difference)."""
+    wanted = check_skills(skills)
+    for skill in sorted(set(agent.skills) - set(wanted)):
+        agent.remove_skill(skill, occurred_at)
+    for skill, level in sorted(wanted.items()):
+        agent.set_skill(skill, level, occurred_at)
+
+
+def require_skills(queue: Queue, skills: Mapping[str, int], occurred_at: datetime) -> None:
+    """Make the queue's required skills exactly ``skills`` (one event per difference)."""
+    wanted = check_skills(skills)
+    for skill in sorted(set(queue.required_skills) - set(wanted)):
+        queue.drop_skill_requirement(skill, occurred_at)
+    for skill, level in sorted(wanted.items()):
+        queue.require_skill(skill, level, occurred_at)
 
 
 def parse_target(kind: str, value: str | None) -> Target:

@@ -1,0 +1,175 @@
+"""Agents: provisioning (create, read, list, update, skills, retire) and the
+agent's own commands (login, pause, unpause, logout, finish wrap-up)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Path, Query
+
+from api.db import Pool, acquire
+from api.problems import NotFound, invalid, problem_responses
+from api.queries import agents as queries
+from api.routes.commands import Service, execute, now
+from api.schemas.agents import (
+    AgentCreate,
+    AgentIntervalPublic,
+    AgentIntervalsPublic,
+    AgentLogin,
+    AgentPause,
+    AgentPublic,
+    AgentsPublic,
+    AgentStateName,
+    AgentUpdate,
+    SkillLevel,
+)
+from api.schemas.targets import KEY_PATTERN, SKILL_PATTERN
+from application.callcentre import replace_skills
+from domain.agent import Agent
+from domain.queue import Queue
+
+TAG = {"name": "agents", "description": (
+    "Call-centre agents: provisioning, skills, and presence commands (login, pause, unpause, "
+    "logout). Commands answer with the agent as they left it; reads come from the "
+    "`agent_state` projection.")}
+router = APIRouter(prefix="/v1/agents", tags=["agents"])
+
+AgentKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The agent's key, e.g. `alice`.")]
+SkillPath = Annotated[str, Path(pattern=SKILL_PATTERN, description="A skill name.")]
+MAX_INTERVAL_RANGE = timedelta(days=31)
+
+
+def agent_id(key: str) -> UUID:
+    return Agent.id_for(key)
+
+
+@router.post("", status_code=201, summary="Create an agent (logged out)",
+             responses=problem_responses(409, 422))
+async def create_agent(body: AgentCreate, service: Service) -> AgentPublic:
+    agent = await execute(lambda: service.create_agent(
+        body.key, body.name, body.skills, occurred_at=now(),
+        auto_pause_after=body.auto_pause_after))
+    return AgentPublic.of(agent)
+
+
+@router.get("", summary="List agents", responses=problem_responses(422))
+async def list_agents(
+    pool: Pool,
+    state: Annotated[AgentStateName | None, Query(description="Only agents in this state.")]
+    = None,
+    queue: Annotated[str | None, Query(pattern=KEY_PATTERN,
+                                       description="Only members of this queue (its key).")]
+    = None,
+) -> AgentsPublic:
+    queue_id = None if queue is None else Queue.id_for(queue)
+    async with acquire(pool) as db:
+        rows = await queries.agents(db, state, queue_id)
+    data = [AgentPublic.model_validate(dict(row)) for row in rows]
+    return AgentsPublic(data=data, count=len(data))
+
+
+@router.get("/{key}", summary="Get an agent's current state",
+            responses=problem_responses(404, 422))
+async def read_agent(pool: Pool, key: AgentKey) -> AgentPublic:
+    async with acquire(pool) as db:
+        row = await queries.agent(db, agent_id(key))
+    if row is None:
+        raise NotFound("agent", key)
+    return AgentPublic.model_validate(dict(row))
+
+
+@router.patch("/{key}", summary="Change an agent's skills or auto-pause threshold",
+              responses=problem_responses(404, 422))
+async def update_agent(key: AgentKey, body: AgentUpdate, service: Service) -> AgentPublic:
+    at = now()
+
+    def change(agent: Agent) -> None:
+        if body.skills is not None:
+            replace_skills(agent, body.skills, at)
+        if "auto_pause_after" in body.model_fields_set:
+            agent.set_auto_pause(body.auto_pause_after, at)
+
+    return AgentPublic.of(await execute(lambda: service.configure_agent(agent_id(key), change)))
+
+
+@router.delete("/{key}", summary="Retire an agent",
+               description="Logs the agent out and removes it from every queue; refused (409) "
+               "while the agent is reserved or on a call. Its history stays.",
+               responses=problem_responses(404, 409, 422))
+async def retire_agent(key: AgentKey, service: Service) -> AgentPublic:
+    return AgentPublic.of(await execute(lambda: service.retire_agent(agent_id(key), now())))
+
+
+@router.put("/{key}/skills/{skill}", summary="Give an agent a skill (or change its level)",
+            responses=problem_responses(404, 422))
+async def set_skill(key: AgentKey, skill: SkillPath, body: SkillLevel,
+                    service: Service) -> AgentPublic:
+    agent = await execute(lambda: service.set_agent_skill(agent_id(key), skill, body.level,
+                                                          now()), field="level")
+    return AgentPublic.of(agent)
+
+
+@router.delete("/{key}/skills/{skill}", summary="Take a skill from an agent",
+               responses=problem_responses(404, 422))
+async def remove_skill(key: AgentKey, skill: SkillPath, service: Service) -> AgentPublic:
+    return AgentPublic.of(await execute(
+        lambda: service.remove_agent_skill(agent_id(key), skill, now())))
+
+
+@router.post("/{key}/login", summary="Log an agent in on a device",
+             responses=problem_responses(404, 409, 422))
+async def login(key: AgentKey, body: AgentLogin, service: Service) -> AgentPublic:
+    return AgentPublic.of(await execute(
+        lambda: service.login(agent_id(key), body.device_uri, now()), field="device_uri"))
+
+
+@router.post("/{key}/pause", summary="Pause an agent with a reason",
+             responses=problem_responses(404, 409, 422))
+async def pause(key: AgentKey, body: AgentPause, service: Service) -> AgentPublic:
+    return AgentPublic.of(await execute(
+        lambda: service.pause(agent_id(key), body.reason, now()), field="reason"))
+
+
+@router.post("/{key}/unpause", summary="Make a paused agent available again",
+             responses=problem_responses(404, 409, 422))
+async def unpause(key: AgentKey, service: Service) -> AgentPublic:
+    return AgentPublic.of(await execute(lambda: service.resume(agent_id(key), now())))
+
+
+@router.post("/{key}/logout", summary="Log an agent out",
+             responses=problem_responses(404, 409, 422))
+async def logout(key: AgentKey, service: Service) -> AgentPublic:
+    return AgentPublic.of(await execute(lambda: service.logout(agent_id(key), now())))
+
+
+@router.post("/{key}/wrap-up/finish", summary="End an agent's after-call work early",
+             responses=problem_responses(404, 409, 422))
+async def finish_wrap_up(key: AgentKey, service: Service) -> AgentPublic:
+    await execute(lambda: service.finish_wrap_up(agent_id(key), now()))
+    return AgentPublic.of(await execute(lambda: service.get(Agent, agent_id(key))))
+
+
+@router.get("/{key}/intervals", summary="Time an agent spent in each state",
+            description="State periods overlapping [`from`, `to`) (default: the last 24 hours; "
+            "at most 31 days), oldest first; the current period has no end.",
+            responses=problem_responses(404, 422))
+async def read_intervals(
+    pool: Pool,
+    key: AgentKey,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+) -> AgentIntervalsPublic:
+    end = end or now()
+    start = start or end - timedelta(days=1)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise invalid("from" if start.tzinfo is None else "to", "needs a time zone (Z or +hh:mm)")
+    if not start < end <= start + MAX_INTERVAL_RANGE:
+        raise invalid("to", "must be after `from` and at most 31 days later")
+    async with acquire(pool) as db:
+        if await queries.agent(db, agent_id(key)) is None:
+            raise NotFound("agent", key)
+        rows = await queries.intervals(db, agent_id(key), start, end)
+    data = [AgentIntervalPublic.model_validate(dict(row)) for row in rows]
+    return AgentIntervalsPublic(agent_id=agent_id(key), data=data, count=len(data))

@@ -1,0 +1,81 @@
+"""What the call-centre command routes share: the service from the composition
+root, and running a command off the event loop with its domain errors turned
+into problems.
+
+Commands reach ``CallCentreService`` (synchronous eventsourcing) through
+``request.app.state.callcentre``, set by whoever builds the app; they run in
+the threadpool. Their responses are computed from the aggregate the command
+changed, right after its events are committed: read-your-writes without
+waiting for the projections, which the GET endpoints read (normally a few
+milliseconds behind).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from api.problems import NOT_FOUND_TYPE, ProblemError, invalid
+from api.schemas.targets import TargetIn
+from application.callcentre import (
+    AlreadyExists,
+    CallCentreService,
+    ConcurrentChange,
+    NotFound,
+    parse_target,
+)
+from domain.addressing import Target
+from domain.agent import UnknownSkill
+from domain.errors import DomainError, IllegalTransition, InvalidValue
+from domain.numbers import UnknownRule
+from domain.queue import NotAMember
+
+T = TypeVar("T")
+CONFLICT_TYPE = "urn:dialtone:problem:conflict"
+UNCONFIGURED_TYPE = "urn:dialtone:problem:service-unavailable"
+# Refusals that mean "no such thing", though the domain files them as bad values.
+ABSENT = (NotFound, NotAMember, UnknownSkill, UnknownRule)
+CONFLICTS = (AlreadyExists, IllegalTransition, ConcurrentChange)
+
+
+def get_service(request: Request) -> CallCentreService:
+    service: CallCentreService | None = getattr(request.app.state, "callcentre", None)
+    if service is None:
+        raise ProblemError(503, "call-centre commands are not enabled in this process",
+                           type_=UNCONFIGURED_TYPE)
+    return service
+
+
+Service = Annotated[CallCentreService, Depends(get_service)]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def execute(command: Callable[[], T], *, field: str = "") -> T:
+    """Run ``command`` in the threadpool. Unknown things are 404, refused state
+    changes and taken keys 409 (the message names the current state), bad
+    values 422 on ``field`` of the body."""
+    try:
+        return await run_in_threadpool(command)
+    except ABSENT as error:
+        raise ProblemError(404, str(error), type_=NOT_FOUND_TYPE) from error
+    except CONFLICTS as error:
+        raise ProblemError(409, str(error), type_=CONFLICT_TYPE) from error
+    except InvalidValue as error:
+        raise invalid(field, str(error), location="body") from error
+    except DomainError as error:  # a rule with no better class: the request conflicts with it
+        raise ProblemError(409, str(error), type_=CONFLICT_TYPE) from error
+
+
+def target_of(body: TargetIn, field: str) -> Target:
+    """The domain target a request names; 422 on ``field`` when it is malformed."""
+    try:
+        return parse_target(body.kind, body.value)
+    except InvalidValue as error:
+        raise invalid(field, str(error), location="body") from error

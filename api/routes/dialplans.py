@@ -1,0 +1,80 @@
+"""Dialplans: ordered rules from a dialled number to a SIP URI. Read from the aggregates."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from api.problems import problem_responses
+from api.routes.commands import Service, execute, now
+from api.schemas.config import (
+    DialplanCreate,
+    DialplanPublic,
+    DialplansPublic,
+    DialRuleSet,
+    Resolution,
+)
+from api.schemas.targets import KEY_PATTERN
+from domain.numbers import Dialplan, DialRule, MatchKind
+
+TAG = {"name": "dialplans", "description": "Outbound routing: number -> SIP URI rules."}
+router = APIRouter(prefix="/v1/dialplans", tags=["dialplans"])
+
+PlanKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The dialplan's key.")]
+RuleName = Annotated[str, Path(pattern=KEY_PATTERN, description="The rule's name.")]
+
+
+@router.post("", status_code=201, summary="Create a dialplan",
+             responses=problem_responses(409, 422))
+async def create_plan(body: DialplanCreate, service: Service) -> DialplanPublic:
+    rules = [DialRule(r.name, MatchKind(r.kind), r.pattern, r.uri_template) for r in body.rules]
+    return DialplanPublic.of(await execute(lambda: service.create_dialplan(
+        body.key, body.name, rules, occurred_at=now()), field="rules"))
+
+
+@router.get("", summary="List dialplans")
+async def list_plans(service: Service) -> DialplansPublic:
+    plans = await execute(lambda: [service.get(Dialplan, i) for i in service.ids_of(Dialplan)])
+    data = [DialplanPublic.of(p) for p in sorted(plans, key=lambda p: p.key)]
+    return DialplansPublic(data=data, count=len(data))
+
+
+@router.get("/{key}", summary="Get a dialplan", responses=problem_responses(404, 422))
+async def read_plan(key: PlanKey, service: Service) -> DialplanPublic:
+    return DialplanPublic.of(await execute(
+        lambda: service.get(Dialplan, Dialplan.id_for(key), key)))
+
+
+@router.get("/{key}/resolve", summary="Which URI a number resolves to",
+            responses=problem_responses(404, 422))
+async def resolve(key: PlanKey, service: Service,
+                  number: Annotated[str, Query(max_length=32)]) -> Resolution:
+    plan = await execute(lambda: service.get(Dialplan, Dialplan.id_for(key), key))
+    return Resolution(number=number, uri=plan.resolve(number))
+
+
+@router.put("/{key}/rules/{rule}", summary="Add a rule, or change it (and move it)",
+            responses=problem_responses(404, 422))
+async def set_rule(key: PlanKey, rule: RuleName, body: DialRuleSet,
+                   service: Service) -> DialplanPublic:
+    at = now()
+    new = DialRule(rule, MatchKind(body.kind), body.pattern, body.uri_template)
+
+    def change(plan: Dialplan) -> None:
+        if any(r.name == rule for r in plan.rules):
+            plan.change_rule(new, at)
+            if body.position is not None:
+                plan.move_rule(rule, body.position, at)
+        else:
+            plan.add_rule(new, at, body.position)
+
+    return DialplanPublic.of(await execute(lambda: service.configure_dialplan(
+        Dialplan.id_for(key), change), field="rule"))
+
+
+@router.delete("/{key}/rules/{rule}", summary="Remove a rule",
+               responses=problem_responses(404, 422))
+async def remove_rule(key: PlanKey, rule: RuleName, service: Service) -> DialplanPublic:
+    return DialplanPublic.of(await execute(lambda: service.configure_dialplan(
+        Dialplan.id_for(key), lambda p: p.remove_rule(rule, now()))))

@@ -1,0 +1,102 @@
+"""IVR menus: prompt, DTMF options (queue / number / submenu / repeat / hang up),
+timeout, retries and default action. Read from the aggregates (configuration)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from api.problems import problem_responses
+from api.routes.commands import Service, execute, now, target_of
+from api.schemas.config import IvrMenuCreate, IvrMenuPublic, IvrMenusPublic, IvrMenuUpdate
+from api.schemas.targets import KEY_PATTERN, TargetIn
+from domain.addressing import Target
+from domain.ivr import IvrMenu
+
+TAG = {"name": "ivr-menus", "description": "Voice menus: what each key press does."}
+router = APIRouter(prefix="/v1/ivr-menus", tags=["ivr-menus"])
+
+MenuKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The menu's key.")]
+DigitPath = Annotated[str, Path(pattern=r"^[0-9*#A-D]$", description="One DTMF key.")]
+
+
+def _options(options: dict[str, TargetIn]) -> dict[str, Target]:
+    return {digit: target_of(t, f"options.{digit}") for digit, t in options.items()}
+
+
+@router.post("", status_code=201, summary="Create an IVR menu",
+             responses=problem_responses(404, 409, 422))
+async def create_menu(body: IvrMenuCreate, service: Service) -> IvrMenuPublic:
+    options = _options(body.options)
+    default = target_of(body.default_action, "default_action")
+    menu = await execute(lambda: service.create_ivr_menu(
+        body.key, body.name, body.prompt, occurred_at=now(), options=options,
+        timeout_s=body.timeout_s, max_retries=body.max_retries, default_action=default),
+        field="options")
+    return IvrMenuPublic.of(menu)
+
+
+@router.get("", summary="List IVR menus")
+async def list_menus(service: Service) -> IvrMenusPublic:
+    menus = await execute(lambda: [service.get(IvrMenu, i) for i in service.ids_of(IvrMenu)])
+    data = [IvrMenuPublic.of(m) for m in sorted(menus, key=lambda m: m.key)]
+    return IvrMenusPublic(data=data, count=len(data))
+
+
+@router.get("/{key}", summary="Get an IVR menu", responses=problem_responses(404, 422))
+async def read_menu(key: MenuKey, service: Service) -> IvrMenuPublic:
+    return IvrMenuPublic.of(await execute(lambda: service.get(IvrMenu, IvrMenu.id_for(key), key)))
+
+
+@router.patch("/{key}", summary="Change an IVR menu", responses=problem_responses(404, 422))
+async def update_menu(key: MenuKey, body: IvrMenuUpdate, service: Service) -> IvrMenuPublic:
+    at = now()
+    options = None if body.options is None else _options(body.options)
+    default = None if body.default_action is None else target_of(body.default_action,
+                                                                   "default_action")
+
+    def change(menu: IvrMenu) -> None:
+        _settings(menu, body, at)
+        if default is not None:
+            menu.set_default_action(default, at)
+        if options is not None:
+            _replace_options(menu, options, at)
+
+    targets = [*(options or {}).values(), *([default] if default else [])]
+    return IvrMenuPublic.of(await execute(lambda: service.configure_ivr_menu(
+        IvrMenu.id_for(key), change, targets), field="options"))
+
+
+@router.put("/{key}/options/{digit}", summary="Set what a key does",
+            responses=problem_responses(404, 422))
+async def set_option(key: MenuKey, digit: DigitPath, body: TargetIn,
+                     service: Service) -> IvrMenuPublic:
+    target = target_of(body, "value")
+    return IvrMenuPublic.of(await execute(lambda: service.configure_ivr_menu(
+        IvrMenu.id_for(key), lambda m: m.set_option(digit, target, now()), [target]),
+        field="kind"))
+
+
+@router.delete("/{key}/options/{digit}", summary="Remove a key's action",
+               responses=problem_responses(404, 422))
+async def remove_option(key: MenuKey, digit: DigitPath, service: Service) -> IvrMenuPublic:
+    return IvrMenuPublic.of(await execute(lambda: service.configure_ivr_menu(
+        IvrMenu.id_for(key), lambda m: m.remove_option(digit, now()))))
+
+
+def _settings(menu: IvrMenu, body: IvrMenuUpdate, at: datetime) -> None:
+    if body.prompt is not None:
+        menu.set_prompt(body.prompt, at)
+    if body.timeout_s is not None:
+        menu.set_timeout(body.timeout_s, at)
+    if body.max_retries is not None:
+        menu.set_max_retries(body.max_retries, at)
+
+
+def _replace_options(menu: IvrMenu, options: dict[str, Target], at: datetime) -> None:
+    for digit in sorted(set(menu.options) - set(options)):
+        menu.remove_option(digit, at)
+    for digit, target in sorted(options.items()):
+        menu.set_option(digit, target, at)

@@ -1,0 +1,183 @@
+"""Queues: provisioning (settings, overflow, required skills, memberships) and
+the live view (calls with position and wait, agents by state, counters)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Path
+
+from api.db import Pool, acquire
+from api.problems import NotFound, problem_responses
+from api.queries import queues as queries
+from api.routes.commands import Service, execute, now, target_of
+from api.schemas.queues import (
+    MemberPublic,
+    MemberSet,
+    QueueCounters,
+    QueueCreate,
+    QueuedCallPublic,
+    QueueLivePublic,
+    QueueMemberPublic,
+    QueueMembersPublic,
+    QueuePublic,
+    QueuesPublic,
+    QueueUpdate,
+)
+from api.schemas.targets import KEY_PATTERN
+from application.callcentre import require_skills
+from domain.agent import Agent
+from domain.queue import Queue, QueueTally
+from domain.routing import RoutingStrategy
+
+TAG = {"name": "queues", "description": (
+    "Call queues: strategy, service level, maximum wait and overflow, wrap-up, music on "
+    "hold, announcements, required skills, member agents with penalties; and each queue "
+    "live. Commands answer with the queue as they left it; reads come from `queue_live`.")}
+router = APIRouter(prefix="/v1/queues", tags=["queues"])
+
+QueueKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The queue's key, e.g. `sales`.")]
+AgentKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The agent's key.")]
+SETTERS: dict[str, Callable[[Queue, Any, datetime], None]] = {  # field -> its Queue command
+    "service_level_s": Queue.set_service_level,
+    "wrap_up_s": Queue.set_wrap_up,
+    "offer_timeout_s": Queue.set_offer_timeout,
+    "music_on_hold": Queue.set_music_on_hold,
+    "announce_position": Queue.set_position_announcements,
+}
+
+
+@router.post("", status_code=201, summary="Create a queue", responses=problem_responses(409, 422))
+async def create_queue(body: QueueCreate, service: Service) -> QueuePublic:
+    at = now()
+    overflow = None if body.overflow is None else target_of(body.overflow, "overflow")
+
+    def create() -> Queue:
+        return service.create_queue(
+            body.key, body.name, RoutingStrategy(body.strategy), occurred_at=at,
+            required_skills=body.required_skills,
+            overflow=None if overflow is None or body.max_wait_s is None
+            else (body.max_wait_s, overflow),
+            service_level_s=body.service_level_s, wrap_up_s=body.wrap_up_s,
+            offer_timeout_s=body.offer_timeout_s, music_on_hold=body.music_on_hold,
+            announce_position=body.announce_position)
+
+    return QueuePublic.of(await execute(create, field="overflow"))
+
+
+@router.get("", summary="List queues")
+async def list_queues(pool: Pool) -> QueuesPublic:
+    async with acquire(pool) as db:
+        rows = await queries.queues(db)
+        members = await queries.members(db, [row["queue_id"] for row in rows])
+    data = [QueuePublic.from_row(dict(row), _members_of(members, row["queue_id"]))
+            for row in rows]
+    return QueuesPublic(data=data, count=len(data))
+
+
+@router.get("/{key}", summary="Get a queue's settings, members and counters",
+            responses=problem_responses(404, 422))
+async def read_queue(pool: Pool, key: QueueKey) -> QueuePublic:
+    async with acquire(pool) as db:
+        row = await queries.queue(db, Queue.id_for(key))
+        if row is None:
+            raise NotFound("queue", key)
+        members = await queries.members(db, [row["queue_id"]])
+    return QueuePublic.from_row(dict(row), _members_of(members, row["queue_id"]))
+
+
+@router.patch("/{key}", summary="Change a queue's settings",
+              responses=problem_responses(404, 422))
+async def update_queue(key: QueueKey, body: QueueUpdate, service: Service) -> QueuePublic:
+    at = now()
+    given = body.model_fields_set
+    overflow = None if body.overflow is None else target_of(body.overflow, "overflow")
+
+    def change(queue: Queue) -> None:
+        _configure(queue, body, at)
+        if overflow is not None and body.max_wait_s is not None:
+            queue.set_overflow(body.max_wait_s, overflow, at)
+        elif "overflow" in given:
+            queue.clear_overflow(at)
+
+    def update() -> Queue:
+        targets = [] if overflow is None else [overflow]
+        return service.configure_queue(Queue.id_for(key), change, targets)
+
+    return QueuePublic.of(await execute(update, field="overflow"))
+
+
+@router.get("/{key}/live", summary="The queue now: calls with position and wait, agents by state",
+            responses=problem_responses(404, 422))
+async def read_live(pool: Pool, key: QueueKey) -> QueueLivePublic:
+    async with acquire(pool) as db:
+        row = await queries.queue(db, Queue.id_for(key))
+        if row is None:
+            raise NotFound("queue", key)
+        calls = await queries.calls(db, row["queue_id"])
+        members = await queries.members(db, [row["queue_id"]])
+        as_of: datetime = (await queries.clock(db))["as_of"]
+    return _live(dict(row), calls, members, as_of)
+
+
+@router.get("/{key}/members", summary="List a queue's member agents with their state",
+            responses=problem_responses(404, 422))
+async def list_members(pool: Pool, key: QueueKey) -> QueueMembersPublic:
+    async with acquire(pool) as db:
+        if await queries.queue(db, Queue.id_for(key)) is None:
+            raise NotFound("queue", key)
+        rows = await queries.members(db, [Queue.id_for(key)])
+    data = [QueueMemberPublic.model_validate(dict(row)) for row in rows]
+    return QueueMembersPublic(data=data, count=len(data))
+
+
+@router.put("/{key}/members/{agent}", summary="Add an agent to a queue, or change its penalty",
+            responses=problem_responses(404, 422))
+async def set_member(key: QueueKey, agent: AgentKey, body: MemberSet,
+                     service: Service) -> QueuePublic:
+    return QueuePublic.of(await execute(lambda: service.set_member(
+        Queue.id_for(key), Agent.id_for(agent), body.penalty, now()), field="penalty"))
+
+
+@router.delete("/{key}/members/{agent}", summary="Remove an agent from a queue",
+               responses=problem_responses(404, 422))
+async def remove_member(key: QueueKey, agent: AgentKey, service: Service) -> QueuePublic:
+    return QueuePublic.of(await execute(lambda: service.remove_member(
+        Queue.id_for(key), Agent.id_for(agent), now())))
+
+
+def _configure(queue: Queue, body: QueueUpdate, at: datetime) -> None:
+    if body.strategy is not None:
+        queue.change_strategy(RoutingStrategy(body.strategy), at)
+    for field, setter in SETTERS.items():
+        value = getattr(body, field)
+        if value is not None:
+            setter(queue, value, at)
+    if body.required_skills is not None:
+        require_skills(queue, body.required_skills, at)
+
+
+def _members_of(rows: list[Any], queue_id: UUID) -> list[MemberPublic]:
+    return [MemberPublic(agent_id=r["agent_id"], penalty=r["penalty"])
+            for r in rows if r["queue_id"] == queue_id]
+
+
+def _live(row: dict[str, Any], calls: list[Any], members: list[Any],
+          as_of: datetime) -> QueueLivePublic:
+    tally = QueueTally(**{name: row[name] for name in vars(QueueTally())})
+    public_calls = [QueuedCallPublic.model_validate(dict(c)) for c in calls]
+    ringing = sum(1 for c in public_calls if c.ringing_agents)
+    by_state = Counter(m["state"] for m in members if m["state"] is not None)
+    return QueueLivePublic(
+        queue_id=row["queue_id"], key=row["key"], calls=public_calls,
+        calls_waiting=len(public_calls) - ringing, calls_ringing=ringing,
+        oldest_wait_s=max((c.wait_s for c in public_calls), default=None),
+        agents=dict(by_state), counters=QueueCounters.of(tally),
+        asa_s=row["answered_wait_total_s"] / tally.answered if tally.answered else None,
+        as_of=as_of,
+    )
+

@@ -1,0 +1,165 @@
+"""IVR menus, numbers and dialplans: configuration aggregates, read from the
+aggregates themselves (small, and every change is an event)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from api.schemas.targets import KEY_PATTERN, Body, TargetIn, TargetPublic
+from domain.ivr import IvrMenu
+from domain.numbers import Dialplan, DialRule, Number
+
+Digit = Annotated[str, StringConstraints(pattern=r"^[0-9*#A-D]$")]
+Prompt = Annotated[str, Field(min_length=1, max_length=500, description="Prompt to play.")]
+MenuTimeout = Annotated[float, Field(ge=1, le=60, description="Seconds to wait for a key.")]
+Retries = Annotated[int, Field(ge=0, le=10, description=(
+    "Replays after an invalid key or a timeout before the default action runs."))]
+DID_PATTERN = r"^\+?[0-9]{2,20}$"
+Label = Annotated[str, Field(max_length=200)]
+
+
+class IvrMenuCreate(Body):
+    key: str = Field(pattern=KEY_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    prompt: Prompt
+    timeout_s: MenuTimeout = 5.0
+    max_retries: Retries = 2
+    default_action: TargetIn = Field(default_factory=lambda: TargetIn(kind="hangup"),
+                                     description="What happens when retries run out.")
+    options: dict[Digit, TargetIn] = Field(default_factory=dict, description=(
+        "DTMF key -> action: a queue, a number, a submenu (`ivr`), `repeat` or `hangup`."))
+
+
+class IvrMenuUpdate(Body):
+    """Fields to change; absent fields stay. `options` replaces the whole set."""
+
+    prompt: Prompt | None = None
+    timeout_s: MenuTimeout | None = None
+    max_retries: Retries | None = None
+    default_action: TargetIn | None = None
+    options: dict[Digit, TargetIn] | None = None
+
+
+class IvrMenuPublic(BaseModel):
+    id: UUID
+    key: str
+    name: str
+    prompt: str
+    timeout_s: float
+    max_retries: int
+    default_action: TargetPublic
+    options: dict[str, TargetPublic]
+    version: int
+
+    @classmethod
+    def of(cls, menu: IvrMenu) -> IvrMenuPublic:
+        return cls(id=menu.id, key=menu.key, name=menu.name, prompt=menu.prompt,
+                   timeout_s=menu.timeout_s, max_retries=menu.max_retries,
+                   default_action=TargetPublic(kind=menu.default_action.kind.value,
+                                               value=menu.default_action.value),
+                   options={d: TargetPublic(kind=t.kind.value, value=t.value)
+                            for d, t in sorted(menu.options.items())},
+                   version=menu.version)
+
+
+class IvrMenusPublic(BaseModel):
+    data: list[IvrMenuPublic]
+    count: int
+
+
+class NumberCreate(Body):
+    did: str = Field(pattern=DID_PATTERN, description="The inbound number, e.g. `+3225550100`.")
+    destination: TargetIn = Field(description="An IVR menu, a queue or a number.")
+    label: Label = ""
+
+
+class NumberUpdate(Body):
+    destination: TargetIn | None = None
+    label: Label | None = None
+    active: bool | None = Field(default=None, description="false deactivates, true reactivates.")
+
+
+class NumberPublic(BaseModel):
+    id: UUID
+    did: str
+    label: str
+    destination: TargetPublic
+    active: bool = Field(description="An inactive number routes nowhere.")
+    version: int
+
+    @classmethod
+    def of(cls, number: Number) -> NumberPublic:
+        target = number.destination
+        return cls(id=number.id, did=number.did, label=number.label,
+                   destination=TargetPublic(kind=target.kind.value, value=target.value),
+                   active=number.active, version=number.version)
+
+
+class NumbersPublic(BaseModel):
+    data: list[NumberPublic]
+    count: int
+
+
+MatchKindName = Literal["exact", "prefix", "regex"]
+
+
+class DialRuleIn(Body):
+    kind: MatchKindName
+    pattern: str = Field(max_length=200, description=(
+        "exact: the number; prefix: its start (\"\" matches all); regex: Python fullmatch."))
+    uri_template: str = Field(max_length=300, examples=["sip:{rest}@trunk.example.com"],
+                              description="sip:/sips: URI; {number}, {rest} (prefix), "
+                              "{0}..{N} (regex groups).")
+
+
+class DialRuleCreate(DialRuleIn):
+    name: str = Field(pattern=KEY_PATTERN)
+
+
+class DialRuleSet(DialRuleIn):
+    position: int | None = Field(default=None, ge=0, description=(
+        "0-based place in the plan; absent: last for a new rule, unchanged otherwise."))
+
+
+class DialplanCreate(Body):
+    key: str = Field(pattern=KEY_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    rules: list[DialRuleCreate] = Field(default_factory=list, description="Tried in order.")
+
+
+class DialRulePublic(BaseModel):
+    name: str
+    kind: MatchKindName
+    pattern: str
+    uri_template: str
+
+    @classmethod
+    def of(cls, rule: DialRule) -> DialRulePublic:
+        return cls(name=rule.name, kind=rule.kind.value, pattern=rule.pattern,
+                   uri_template=rule.uri_template)
+
+
+class DialplanPublic(BaseModel):
+    id: UUID
+    key: str
+    name: str
+    rules: list[DialRulePublic]
+    version: int
+
+    @classmethod
+    def of(cls, plan: Dialplan) -> DialplanPublic:
+        return cls(id=plan.id, key=plan.key, name=plan.name,
+                   rules=[DialRulePublic.of(r) for r in plan.rules], version=plan.version)
+
+
+class DialplansPublic(BaseModel):
+    data: list[DialplanPublic]
+    count: int
+
+
+class Resolution(BaseModel):
+    number: str
+    uri: str | None = Field(description="The first matching rule's URI; null when none matches.")

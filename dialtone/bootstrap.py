@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from eventsourcing.application import Application
+from fastapi import FastAPI
 
+from api.app import create_app
+from api.routes import CALLCENTRE_ROUTERS
 from application.callcentre import CallCentreService
 from application.calls import CallService
 from application.router import RoutingProcess
@@ -40,3 +43,10 @@ def event_sources(database_url: str) -> list[Application[Any]]:
 def inprocess_runners(database_url: str) -> list[InProcessProjectionRunner]:
     return [InProcessProjectionRunner(app, database_url, PROJECTION_GROUPS)
             for app in event_sources(database_url)]
+
+
+def http_app(database_url: str) -> FastAPI:
+    """The HTTP API with the call-centre resources and the service their commands use."""
+    app = create_app(database_url, extra_routers=CALLCENTRE_ROUTERS)
+    app.state.callcentre = callcentre_service(database_url)
+    return app

@@ -8,7 +8,16 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.routes import calls, cdrs, health
+from api.routes import agents, calls, cdrs, dialplans, health, ivr_menus, numbers, queues, skills
 
 ROUTERS: tuple[APIRouter, ...] = (health.router, calls.router, cdrs.router)
-TAGS: tuple[dict[str, Any], ...] = (health.TAG, calls.TAG, cdrs.TAG)
+# The call-centre resources: their commands need `app.state.callcentre` (a
+# CallCentreService), so the composition root mounts them with extra_routers.
+CALLCENTRE_ROUTERS: tuple[APIRouter, ...] = (
+    agents.router, skills.router, queues.router, ivr_menus.router, numbers.router,
+    dialplans.router,
+)
+TAGS: tuple[dict[str, Any], ...] = (
+    health.TAG, calls.TAG, cdrs.TAG, agents.TAG, skills.TAG, queues.TAG, ivr_menus.TAG,
+    numbers.TAG, dialplans.TAG,
+)

@@ -29,6 +29,9 @@ class CallCommands(Protocol):
     def resume_call(self, call_id: UUID, occurred_at: datetime) -> None: ...
     def transfer_call(self, call_id: UUID, kind: TransferKind, target: str,
                       occurred_at: datetime) -> None: ...
+    def record_media_quality(self, call_id: UUID, *, mos: float, jitter_ms: float,
+                             loss_pct: float, rtt_ms: float | None,
+                             occurred_at: datetime) -> None: ...
     def end_call(self, call_id: UUID, *, disposition: Disposition, hangup_cause: str,
                  hangup_side: HangupSide, sip_status: int | None,
                  occurred_at: datetime) -> None: ...
@@ -102,6 +105,19 @@ class TransferCall(Command):
 
     def apply(self, service: CallCommands) -> None:
         service.transfer_call(self.call_id, self.kind, self.target, self.occurred_at)
+
+
+@dataclass(frozen=True)
+class RecordMediaQuality(Command):
+    mos: float
+    jitter_ms: float
+    loss_pct: float
+    rtt_ms: float | None
+
+    def apply(self, service: CallCommands) -> None:
+        service.record_media_quality(self.call_id, mos=self.mos, jitter_ms=self.jitter_ms,
+                                     loss_pct=self.loss_pct, rtt_ms=self.rtt_ms,
+                                     occurred_at=self.occurred_at)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,18 @@
-"""One SIP dialog of a bridged call: a pjsua2 Call that forwards its callbacks.
+"""One SIP dialog of a bridged call.
 
-pjsua2 calls these methods from C++ (SWIG directors); a Python exception
+A ``Leg`` is a plain Python handle; the pjsua2 ``Call`` behind it (``_Dialog``)
+lives exactly as long as pjsua's call slot. Why the split, as measured here:
+pjsua2's ``~Call()`` clears the user data of, and hangs up, whatever call now
+holds its slot number. A Call object that outlives its DISCONNECTED callback
+(because a session still refers to it) is destroyed after pjsua has reused the
+slot for a new call, and silently kills that new call. So the handle drops its
+Call in the DISCONNECTED callback itself, where pjsua2 allows the object to be
+deleted (it dies when the callback returns), while sessions keep the harmless
+handle as long as they like.
+
+pjsua2 calls the Call's methods from C++ (SWIG directors); a Python exception
 escaping one would unwind through pjsip's C code, so every callback is guarded
-and only logs. A Leg holds no call logic: it tells its listener (the session)
-and its host (the worker that keeps the reference alive until DISCONNECTED).
+and only logs.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ F = TypeVar("F", bound=Callable[..., None])
 AUDIO_ACTIVE = pj.PJSUA_CALL_MEDIA_ACTIVE
 AUDIO_REMOTE_HOLD = pj.PJSUA_CALL_MEDIA_REMOTE_HOLD
 AUDIO_LOCAL_HOLD = pj.PJSUA_CALL_MEDIA_LOCAL_HOLD
+DISCONNECTED = int(pj.PJSIP_INV_STATE_DISCONNECTED)
+CONFIRMED = int(pj.PJSIP_INV_STATE_CONFIRMED)
 
 
 @dataclass(frozen=True)
@@ -39,7 +50,7 @@ class LegRole(StrEnum):
 
 
 class LegListener(Protocol):
-    def leg_state(self, leg: Leg, info: pj.CallInfo) -> None: ...
+    def leg_state(self, leg: Leg) -> None: ...
     def leg_media(self, leg: Leg) -> None: ...
     def leg_transfer_request(self, leg: Leg, prm: pj.OnCallTransferRequestParam) -> None: ...
     def leg_stream_closing(self, leg: Leg, stream_index: int) -> None: ...
@@ -51,110 +62,186 @@ class LegHost(Protocol):
 
 def guarded(method: F) -> F:
     @functools.wraps(method)
-    def wrapper(self: Leg, *args: Any) -> None:
+    def wrapper(self: _Dialog, *args: Any) -> None:
         try:
             method(self, *args)
         except Exception:
-            log.exception("leg %s: %s failed", self.label, method.__name__)
+            log.exception("leg %s: %s failed", self.leg.label, method.__name__)
 
     return wrapper  # type: ignore[return-value]
 
 
-class Leg(pj.Call):  # type: ignore[misc]  # SWIG class, untyped
+class _Dialog(pj.Call):  # type: ignore[misc]  # SWIG class, untyped
+    """The pjsua2 Call of one leg; forwards every callback to the leg."""
+
+    def __init__(self, leg: Leg, account: pj.Account, call_id: int) -> None:
+        super().__init__(account, call_id)
+        self.leg = leg
+
+    @guarded
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802, ARG002 - pjsua2 API
+        self.leg.on_state()
+
+    @guarded
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802, ARG002
+        self.leg.on_media()
+
+    @guarded
+    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
+        self.leg.on_transfer_request(prm)
+
+    @guarded
+    def onStreamDestroyed(self, prm: pj.OnStreamDestroyedParam) -> None:  # noqa: N802
+        self.leg.on_stream_closing(prm.streamIdx)
+
+
+class Leg:
     def __init__(self, account: pj.Account, host: LegHost, role: LegRole,
                  call_id: int = pj.PJSUA_INVALID_ID) -> None:
-        super().__init__(account, call_id)
         self.host = host
         self.role = role
         self.listener: LegListener | None = None
         self.disconnected = False
         self.confirmed = False
+        self.state = int(pj.PJSIP_INV_STATE_NULL)
         self.last_status = 0
+        self.inactive_sweeps = 0  # see B2BUAWorker._sweep
         self.label = f"{role}#{call_id}"
+        self._call: _Dialog | None = _Dialog(self, account, call_id)
 
-    @guarded
-    def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802, ARG002 - pjsua2 API
-        info = self.getInfo()
-        self.label = f"{self.role}#{info.id}"
-        self.last_status = info.lastStatusCode
-        if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
-            self.confirmed = True
-        if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            self.disconnected = True
+    @property
+    def dialog(self) -> pj.Call | None:
+        """The pjsua2 Call while its slot is ours (for pjsua2 APIs that need it)."""
+        return self._call
+
+    # Callbacks from the dialog.
+
+    def on_state(self) -> None:
         try:
+            self._read_state()
             if self.listener is not None:
-                self.listener.leg_state(self, info)
+                self.listener.leg_state(self)
         finally:
+            # Whatever failed above, a dead dialog's slot must be given back.
             if self.disconnected:
-                self.host.release(self)
+                self.detach()
 
-    @guarded
-    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802, ARG002
+    def _read_state(self) -> None:
+        try:
+            info = self._live().getInfo()
+        except (pj.Error, LookupError):
+            # pjsua already tore the session down (e.g. after our final
+            # response to an INVITE we refused): that is a disconnection.
+            self.state = DISCONNECTED
+        else:
+            self.label = f"{self.role}#{info.id}"
+            self.state, self.last_status = int(info.state), int(info.lastStatusCode)
+        self.confirmed = self.confirmed or self.state == CONFIRMED
+        self.disconnected = self.state == DISCONNECTED
+
+    def on_media(self) -> None:
         if self.listener is not None:
             self.listener.leg_media(self)
 
-    @guarded
-    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
+    def on_transfer_request(self, prm: pj.OnCallTransferRequestParam) -> None:
         if self.listener is None:
             prm.statusCode = 603
             return
         self.listener.leg_transfer_request(self, prm)
 
-    @guarded
-    def onStreamDestroyed(self, prm: pj.OnStreamDestroyedParam) -> None:  # noqa: N802
+    def on_stream_closing(self, stream_index: int) -> None:
         if self.listener is not None:
-            self.listener.leg_stream_closing(self, prm.streamIdx)
+            self.listener.leg_stream_closing(self, stream_index)
 
-    # Helpers the session uses; each swallows pjsua2 errors of a dialog that is
-    # already going away, which is a normal race in SIP (BYE crossing BYE).
+    def detach(self) -> None:
+        """Drop the pjsua2 Call (it is destroyed when the current callback
+        returns) and give the slot back to the host."""
+        self.disconnected = True
+        self.listener = None
+        self._call = None
+        self.host.release(self)
+
+    # Actions. Each swallows pjsua2 errors of a dialog that is already going
+    # away, which is a normal race in SIP (BYE crossing BYE).
+
+    def place(self, target: str) -> bool:
+        try:
+            self._live().makeCall(target, pj.CallOpParam(True))
+        except (pj.Error, LookupError) as error:
+            log.warning("leg %s: cannot call %s: %s", self.label, target, _reason(error))
+            return False
+        return True
+
+    def respond(self, status: int, headers: dict[str, str] | None = None) -> None:
+        """A provisional or final response to the INVITE we received."""
+        prm = _op(status, headers)
+        self._safely("answer", lambda call: call.answer(prm))
+
+    def end(self, status: int | None = None) -> None:
+        """BYE, CANCEL or a final error response, whatever the dialog's state needs."""
+        if not self.disconnected:
+            prm = _op(status, None)
+            self._safely("hangup", lambda call: call.hangup(prm))
+
+    def hold(self) -> None:
+        self._safely("hold", lambda call: call.setHold(pj.CallOpParam(True)))
+
+    def unhold(self) -> None:
+        prm = pj.CallOpParam(True)
+        prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+        self._safely("unhold", lambda call: call.reinvite(prm))
+
+    def is_active(self) -> bool:
+        return self._call is not None and bool(self._call.isActive())
+
+    # Media.
 
     def audio(self) -> pj.AudioMedia | None:
         """The leg's audio port in the conference bridge, once media is up."""
-        media = self._audio_info()
-        if media is None or media.conf_slot < 0:
+        media = self.audio_info()
+        if media is None or media.conf_slot < 0 or self._call is None:
             return None
-        return self.getAudioMedia(media.index)
+        return self._call.getAudioMedia(media.index)
 
     def audio_status(self) -> int | None:
-        media = self._audio_info()
-        return None if media is None else int(media.status)
+        media = self.audio_info()
+        return None if media is None else media.status
 
-    def _audio_info(self) -> AudioInfo | None:
-        if self.disconnected:
+    def audio_info(self) -> AudioInfo | None:
+        if self.disconnected or self._call is None:
             return None
         # Keep ``info`` referenced while reading its media: SWIG's vector items
         # point into the CallInfo and read freed memory once it is collected.
-        info = self.getInfo()
+        info = self._call.getInfo()
         for media in info.media:
             if media.type == pj.PJMEDIA_TYPE_AUDIO:
                 return AudioInfo(int(media.index), int(media.status), int(media.audioConfSlot))
         return None
 
-    def respond(self, status: int, headers: dict[str, str] | None = None) -> None:
-        """A provisional or final response to the INVITE we received."""
-        prm = _op(status, headers)
-        self._safely("answer", lambda: self.answer(prm))
-
-    def end(self, status: int | None = None, headers: dict[str, str] | None = None) -> None:
-        """BYE, CANCEL or a final error response, whatever the dialog's state needs."""
-        if self.disconnected:
-            return
-        prm = _op(status, headers)
-        self._safely("hangup", lambda: self.hangup(prm))
-
-    def hold(self) -> None:
-        self._safely("hold", lambda: self.setHold(pj.CallOpParam(True)))
-
-    def unhold(self) -> None:
-        prm = pj.CallOpParam(True)
-        prm.opt.flag = pj.PJSUA_CALL_UNHOLD
-        self._safely("unhold", lambda: self.reinvite(prm))
-
-    def _safely(self, what: str, action: Callable[[], None]) -> None:
+    def stream_stat(self, stream_index: int) -> pj.StreamStat | None:
+        if self._call is None:
+            return None
         try:
-            action()
+            return self._call.getStreamStat(stream_index)
+        except pj.Error:
+            return None  # no stream (yet, or any more)
+
+    def _live(self) -> _Dialog:
+        if self._call is None:
+            raise LookupError(f"leg {self.label} has no dialog any more")
+        return self._call
+
+    def _safely(self, what: str, action: Callable[[_Dialog], None]) -> None:
+        if self._call is None:
+            return
+        try:
+            action(self._call)
         except pj.Error as error:
             log.warning("leg %s: %s failed: %s", self.label, what, error.info())
+
+
+def _reason(error: Exception) -> str:
+    return str(error.info()) if isinstance(error, pj.Error) else str(error)
 
 
 def _op(status: int | None, headers: dict[str, str] | None) -> pj.CallOpParam:

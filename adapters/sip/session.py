@@ -12,7 +12,7 @@ updates the session's state *before* touching a leg.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -21,6 +21,7 @@ from uuid import UUID
 
 import pjsua2 as pj
 
+from adapters.media.stats import Rated
 from adapters.sip.commands import (
     AnswerCall,
     Command,
@@ -28,6 +29,7 @@ from adapters.sip.commands import (
     EndCall,
     HoldCall,
     InitiateCall,
+    RecordMediaQuality,
     ResumeCall,
     RingCall,
     RouteCall,
@@ -40,6 +42,7 @@ from domain.call import Disposition, HangupSide, TransferKind
 log = logging.getLogger(__name__)
 
 TRANSFEROR_GRACE = 5.0  # seconds a transferor may stay after its transfer is answered
+MEDIA_SAMPLE_INTERVAL = 5.0  # seconds between RTP statistics samples of a live call
 
 
 class Timer(Protocol):
@@ -54,8 +57,11 @@ class AudioSource(Protocol):
 
 
 class MediaMonitor(Protocol):
-    def sample(self, call_id: UUID, leg: Leg, stream_index: int) -> None: ...
-    def finish(self, call_id: UUID, occurred_at: datetime) -> None: ...
+    """adapters.media.stats.StreamMonitor: per-leg RTP statistics of each call."""
+
+    def sample(self, call_id: UUID, leg: Hashable, stat: pj.StreamStat | None) -> None: ...
+    def worst(self, call_id: UUID) -> Rated | None: ...
+    def forget(self, call_id: UUID) -> None: ...
 
 
 @dataclass
@@ -135,29 +141,25 @@ class Session:
     def _place(self, target: str) -> Leg | None:
         leg = self.ctx.new_leg(LegRole.CALLEE)
         leg.listener = self
-        try:
-            leg.makeCall(target, pj.CallOpParam(True))
-        except pj.Error as error:
-            log.warning("call %s: cannot call %s: %s", self.call_id, target, error.info())
-            leg.disconnected = True
-            leg.host.release(leg)
+        if not leg.place(target):
+            leg.detach()
             return None
         return leg
 
     # Leg callbacks.
 
-    def leg_state(self, leg: Leg, info: pj.CallInfo) -> None:
+    def leg_state(self, leg: Leg) -> None:
         if self.phase is Phase.ENDED:
             return
         if self.transfer is not None and leg in self.transfer:
-            self._transfer_leg_state(leg, info)
+            self._transfer_leg_state(leg)
         elif leg is self.b:
-            self._callee_state(info)
+            self._callee_state(leg)
         elif leg is self.a:
-            self._caller_state(info)
+            self._caller_state(leg)
 
-    def _callee_state(self, info: pj.CallInfo) -> None:
-        state, status = info.state, info.lastStatusCode
+    def _callee_state(self, leg: Leg) -> None:
+        state, status = leg.state, leg.last_status
         if state == pj.PJSIP_INV_STATE_EARLY and self.phase is Phase.ROUTING:
             self._relay_provisional(status)
         elif state == pj.PJSIP_INV_STATE_CONFIRMED and self.phase is Phase.ROUTING:
@@ -168,8 +170,8 @@ class Session:
             else:
                 self._end_unanswered(callee_failure(status), HangupSide.CALLEE)
 
-    def _caller_state(self, info: pj.CallInfo) -> None:
-        if info.state != pj.PJSIP_INV_STATE_DISCONNECTED:
+    def _caller_state(self, leg: Leg) -> None:
+        if not leg.disconnected:
             return
         if self.phase is Phase.ANSWERED:
             self._end_answered(HangupSide.CALLER, "normal_clearing")
@@ -192,6 +194,36 @@ class Session:
         self._emit(AnswerCall(self.call_id, now()))
         self.a.respond(200)
         self._bridge()
+        if self.ctx.media is not None:
+            self._timer = self.ctx.call_later(MEDIA_SAMPLE_INTERVAL, self._sample_media)
+
+    def _sample_media(self) -> None:
+        self._timer = None
+        if self.phase is Phase.ANSWERED:
+            self._sample_live_legs()
+            self._timer = self.ctx.call_later(MEDIA_SAMPLE_INTERVAL, self._sample_media)
+
+    def _sample_live_legs(self) -> None:
+        if self.ctx.media is None:
+            return
+        for leg in (self.a, self.b):
+            audio = leg.audio_info() if leg is not None else None
+            if leg is not None and audio is not None:
+                self.ctx.media.sample(self.call_id, leg, leg.stream_stat(audio.index))
+
+    def _report_media_quality(self, at: datetime) -> None:
+        """The call's quality (its worst leg), reported before the call ends."""
+        if self.ctx.media is None:
+            return
+        self._sample_live_legs()
+        rated = self.ctx.media.worst(self.call_id)
+        self.ctx.media.forget(self.call_id)
+        if rated is None:
+            return  # no RTP received on any leg: nothing to rate
+        f = rated.figures
+        self._emit(RecordMediaQuality(self.call_id, at, rated.mos, round(f.jitter_ms, 2),
+                                      round(f.loss_pct, 2),
+                                      None if f.rtt_ms is None else round(f.rtt_ms, 2)))
 
     def _no_answer(self) -> None:
         self._timer = None
@@ -219,11 +251,12 @@ class Session:
             self._end_unanswered(Outcome(Disposition.FAILED, cause, 503), HangupSide.SYSTEM)
 
     def _finish(self, end: EndCall) -> None:
+        was_answered = self.phase is Phase.ANSWERED
         self.phase = Phase.ENDED
         self._cancel_timer()
         self._stop_hold_music()
-        if self.ctx.media is not None:
-            self.ctx.media.finish(self.call_id, end.occurred_at)
+        if was_answered:
+            self._report_media_quality(end.occurred_at)
         self._emit(end)
         self.ctx.on_end(self)
 
@@ -308,9 +341,12 @@ class Session:
 
     def _play_hold_music(self, leg: Leg) -> None:
         audio = leg.audio()
-        if self.ctx.music_on_hold is not None and audio is not None:
-            self.ctx.music_on_hold.play_to(audio)
-            self._music_to = leg
+        if self.ctx.music_on_hold is None or audio is None:
+            return
+        self.ctx.music_on_hold.play_to(audio)  # again after a re-INVITE: its port may be new
+        if self._music_to is not leg:
+            log.info("call %s: hold music to the %s", self.call_id, leg.role)
+        self._music_to = leg
 
     def _stop_hold_music(self) -> None:
         leg = self._music_to
@@ -322,8 +358,9 @@ class Session:
             self.ctx.music_on_hold.stop_to(audio)
 
     def leg_stream_closing(self, leg: Leg, stream_index: int) -> None:
-        if self.ctx.media is not None and leg in (self.a, self.b):
-            self.ctx.media.sample(self.call_id, leg, stream_index)
+        # The last chance to read this stream's statistics (it is being destroyed).
+        if self.ctx.media is not None and self.phase is Phase.ANSWERED:
+            self.ctx.media.sample(self.call_id, leg, leg.stream_stat(stream_index))
 
     # Blind transfer: REFER from either party.
 
@@ -334,7 +371,7 @@ class Session:
             return
         new = self.ctx.new_leg(LegRole.CALLEE)
         new.listener = self
-        prm.newCall = new
+        prm.newCall = new.dialog
         self.transfer = (leg, new)
         target = refer_target(prm.dstUri)
         log.info("call %s: blind transfer by %s to %s", self.call_id, leg.role, target)
@@ -342,15 +379,15 @@ class Session:
         self._unbridge()
         self._bridge()  # the transferee hears music while the target rings
 
-    def _transfer_leg_state(self, leg: Leg, info: pj.CallInfo) -> None:
+    def _transfer_leg_state(self, leg: Leg) -> None:
         assert self.transfer is not None
         transferor, new = self.transfer
         if leg is transferor:
             return  # the transferor leaving is expected: the call lives on
-        if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+        if leg.state == pj.PJSIP_INV_STATE_CONFIRMED:
             self._complete_transfer(transferor, new)
-        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            self._fail_transfer(transferor, info.lastStatusCode)
+        elif leg.disconnected:
+            self._fail_transfer(transferor, leg.last_status)
 
     def _complete_transfer(self, transferor: Leg, new: Leg) -> None:
         self._stop_hold_music()

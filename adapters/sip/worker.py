@@ -93,7 +93,6 @@ class B2BUAWorker:
         self.legs: set[Leg] = set()
         self.sessions: set[Session] = set()
         self.refused = 0
-        self._graveyard: list[Leg] = []
         self.ready = threading.Event()
 
     # Lifecycle, on the pjsua2 thread.
@@ -116,8 +115,8 @@ class B2BUAWorker:
         try:
             while not stop.is_set():
                 loop.poll()
-                self._graveyard.clear()
                 if time.monotonic() >= next_gc:
+                    self._sweep()
                     gc.collect()
                     next_gc = time.monotonic() + GC_INTERVAL
             self._drain(loop)
@@ -127,7 +126,6 @@ class B2BUAWorker:
             self._ctx.music_on_hold = None
             self.sessions.clear()
             self.legs.clear()
-            self._graveyard.clear()
             loop.clear()
             # Every Leg must be gone before libDestroy: a pjsua2 Call destroyed
             # after it asserts inside pjsua and aborts the process.
@@ -157,7 +155,6 @@ class B2BUAWorker:
         deadline = time.monotonic() + self.config.shutdown_grace
         while self.legs and time.monotonic() < deadline:
             loop.poll()
-        self._graveyard.clear()
 
     # Legs.
 
@@ -168,20 +165,27 @@ class B2BUAWorker:
         return leg
 
     def release(self, leg: Leg) -> None:
-        # Freed by reference count on this thread after the current callback
-        # returns (pjsua2 is still inside it). The listener link is cut so that
-        # no leg/session cycle is left for the garbage collector, which could
-        # run on another thread, where pjsua2 must not be touched.
-        leg.listener = None
-        if leg in self.legs:
-            self.legs.discard(leg)
-            self._graveyard.append(leg)
+        self.legs.discard(leg)
+
+    def _sweep(self) -> None:
+        """Give back the slot of any leg pjsua no longer knows, if its
+        DISCONNECTED callback was lost: seen inactive on two sweeps in a row."""
+        for leg in list(self.legs):
+            if leg.is_active():
+                leg.inactive_sweeps = 0
+                continue
+            leg.inactive_sweeps += 1
+            if leg.inactive_sweeps >= 2:
+                log.warning("leg %s is gone without a DISCONNECTED callback; released",
+                            leg.label)
+                leg.detach()
 
     # Inbound INVITEs.
 
     def _incoming(self, prm: pj.OnIncomingCallParam) -> None:
         leg = self._new_leg(self._account, LegRole.CALLER, prm.callId)
-        info = leg.getInfo()
+        assert leg.dialog is not None  # just created
+        info = leg.dialog.getInfo()
         reason = self._refusal()
         if reason is not None:
             self.refused += 1

@@ -18,6 +18,9 @@ from types import FrameType
 
 import click
 
+from adapters.media.player import MusicOnHold
+from adapters.media.stats import StreamMonitor
+from adapters.media.tones import hold_music
 from adapters.sip import dialplan as dialplans
 from adapters.sip.endpoint import EndpointConfig, EndpointError
 from adapters.sip.storage import StorageThread
@@ -51,10 +54,12 @@ def call_service_factory(dsn: str) -> CallService:
 @click.option("--no-answer-timeout", default=30.0, show_default=True, help="Seconds.")
 @click.option("--rtp-port", default=0, help="First RTP port (0: derived from --port).")
 @click.option("--pj-log-level", default=2, show_default=True, help="pjsip log level 0-5.")
+@click.option("--hold-music", "hold_music_file", type=click.Path(path_type=Path),
+              help="WAV (8 kHz mono 16-bit) played to held parties; default: generated.")
 @click.pass_obj
 def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
             dialplan_file: Path | None, max_calls: int, no_answer_timeout: float,
-            rtp_port: int, pj_log_level: int) -> None:
+            rtp_port: int, pj_log_level: int, hold_music_file: Path | None) -> None:
     """Run one SIP B2BUA worker (pjsua2) until SIGTERM/SIGINT."""
     dsn = resolve_dsn(settings)
     try:
@@ -66,7 +71,9 @@ def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
         endpoint=EndpointConfig(host=host, port=port, rtp_port=rtp_port,
                                 pj_log_level=pj_log_level),
         max_bridged_calls=max_calls, no_answer_timeout=no_answer_timeout)
-    worker = B2BUAWorker(config, dialplan, storage, overloaded=lambda: storage.overloaded)
+    music = hold_music_file or hold_music(settings.data_dir / "media" / "hold.wav")
+    worker = B2BUAWorker(config, dialplan, storage, overloaded=lambda: storage.overloaded,
+                         music_on_hold=lambda: MusicOnHold(music), media=StreamMonitor())
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

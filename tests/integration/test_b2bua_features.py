@@ -30,6 +30,7 @@ def test_hold_and_resume_are_recorded_and_propagated_to_the_callee(
     history = next(iter(call_store.wait_ended(1).values()))
     assert kinds(history) == [
         "Initiated", "Routed", "Ringing", "Answered", "Held", "Resumed", "Ended"]
+    assert "hold music to the callee" in worker.log_text()
     call = call_store.service.get_call(history[0].originator_id)
     assert call.hold_count == 1
     assert call.hold_total >= timedelta(milliseconds=500)
@@ -58,3 +59,23 @@ def test_blind_transfer_by_the_callee_reconnects_the_caller_to_the_target(
     assert isinstance(ended, Call.Ended)
     assert (ended.disposition, ended.hangup_side) == (Disposition.ANSWERED, HangupSide.CALLER)
     assert worker.log_text().count("audio bridged") >= 2, "the target was not bridged"
+
+
+def test_media_quality_of_the_callee_stream_is_recorded_before_the_end(
+    b2bua: StartWorker, sipp: Sipp, call_store: CallStore
+) -> None:
+    uas_port = free_udp_port()
+    worker = b2bua(route_to(uas_port))
+    uas = sipp.uas("uas", uas_port, extra=["-rtp_echo"])  # our RTP comes back to us
+
+    result = sipp.uac("uac", worker.port, service="1000", extra=["-d", "2000"])
+
+    assert result.ok, result.errors
+    assert sipp.wait_uas(uas) == 0
+    history = next(iter(call_store.wait_ended(1).values()))
+    assert kinds(history)[-2:] == ["MediaQualityRecorded", "Ended"]
+    quality = history[-2]
+    assert isinstance(quality, Call.MediaQualityRecorded)
+    assert quality.loss_pct == 0.0
+    assert 0.0 <= quality.jitter_ms < 20.0
+    assert 4.0 < quality.mos <= 4.5, "a loss-free loopback stream rates near the E-model top"

@@ -232,10 +232,15 @@ class CallCentreService(Application[UUID]):
             u, queue_id, call_id, priority, occurred_at, transferred_from))
 
     def offer_call(self, queue_id: UUID, call_id: UUID, agent_ids: Sequence[UUID],
-                   occurred_at: datetime) -> list[Event]:
-        """Reserve the agents and record the rings (the routing process)."""
-        return self._events(lambda u: callflow.offer(u, queue_id, call_id, agent_ids,
-                                                     occurred_at))
+                   occurred_at: datetime, *, current: Sequence[Aggregate] = ()) -> list[Event]:
+        """Reserve the agents and record the rings (the routing process).
+        ``current``: private copies of the queue and agents as the caller saw them
+        (saves loading them; the command consumes them). If they are stale, the
+        store refuses the save, or the domain the command: either way it runs
+        again on what the store holds, so a refusal is always the store's."""
+        _, events = self._execute(lambda u: callflow.offer(u, queue_id, call_id, agent_ids,
+                                                           occurred_at), current)
+        return events
 
     def offer_direct(self, agent_id: UUID, call_id: UUID, offer_timeout_s: float,
                      occurred_at: datetime) -> list[Event]:
@@ -360,19 +365,23 @@ class CallCentreService(Application[UUID]):
         _, events = self._execute(command)
         return events
 
-    def _execute(self, command: Callable[[Unit], T]) -> tuple[T, list[Event]]:
-        for _attempt in range(self.attempts):
-            unit = Unit(self.repository)
-            result = command(unit)
-            changed = unit.changed()
-            if not changed:
-                return result, []  # an idempotent repeat: nothing to store
+    def _execute(self, command: Callable[[Unit], T],
+                 current: Sequence[Aggregate] = ()) -> tuple[T, list[Event]]:
+        for attempt in range(self.attempts):
+            copies = current if attempt == 0 else ()
+            unit = Unit(self.repository, copies)
             try:
-                recordings = self.save(*changed)
+                result = command(unit)
+                changed = unit.changed()
+                recordings = self.save(*changed) if changed else []
             except IntegrityError:
                 with self._counter_lock:
                     self.conflicts += 1
                 continue  # another writer got there first: decide again on fresh state
+            except DomainError:
+                if copies:
+                    continue  # refused by the caller's copies, maybe stale: ask the store
+                raise
             return result, [r.domain_event for r in recordings]
         raise ConcurrentChange(f"gave up after {self.attempts} concurrent changes; retry")
 

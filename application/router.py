@@ -38,7 +38,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from application.callcentre import CallCentreService
-from application.routing_view import OfferChange, RoutingView
+from application.routing_view import OfferChange, RoutingView, clone
 from domain.agent import AgentState
 from domain.errors import DomainError
 from domain.routing import Offer, select_offers
@@ -146,8 +146,10 @@ class RoutingProcess:
                                self.view.snapshots(queue, now.date()))
         made = 0
         for call_id, agent_ids in _by_call(offers):
+            current = [clone(queue), *(clone(self.view.agents[a]) for a in agent_ids)]
             try:
-                events = self.service.offer_call(queue_id, call_id, agent_ids, now)
+                events = self.service.offer_call(queue_id, call_id, agent_ids, now,
+                                                 current=current)
             except DomainError as refused:
                 # The view was behind (the agent was taken, the call left): route
                 # this queue again once the log has brought the news.

@@ -11,18 +11,21 @@ version before it).
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass, replace
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
+
+from eventsourcing.domain import Aggregate
 
 from domain.agent import Agent, AgentState
 from domain.queue import Queue
 from domain.routing import AgentSnapshot, snapshot_of
 
-__all__ = ["OfferChange", "RoutingView"]
+__all__ = ["OfferChange", "RoutingView", "clone"]
 
 
 @dataclass(frozen=True)
@@ -39,12 +42,36 @@ class OfferChange:
     occurred_at: datetime
 
 
+A = TypeVar("A", bound=Aggregate)
+
 OFFER_EVENTS: dict[type[Any], str] = {
     Agent.Reserved: "reserved",
     Agent.OfferAccepted: "accepted",
     Agent.OfferMissed: "missed",
     Agent.OfferCancelled: "cancelled",
 }
+
+
+def clone(aggregate: A) -> A:
+    """A private copy of an Agent or Queue, cheap enough to make per decision.
+
+    Their attributes are immutable values (str, UUID, datetime, enums, frozen
+    dataclasses, tuples), dicts and lists of such values, or a mutable
+    dataclass of numbers (QueueTally): copying the containers and the mutable
+    dataclasses is enough (tests/unit/test_callcentre_router.py checks it).
+    A deep copy of a busy queue cost a fifth of a routing decision."""
+    copied = copy.copy(aggregate)
+    for name, value in vars(aggregate).items():
+        if isinstance(value, dict | list):
+            setattr(copied, name, copy.copy(value))
+        elif is_dataclass(value) and not isinstance(value, type) and not _frozen(value):
+            setattr(copied, name, replace(value))
+    return copied
+
+
+def _frozen(value: object) -> bool:
+    params = getattr(value, "__dataclass_params__", None)
+    return bool(params is not None and params.frozen)
 
 
 class RoutingView:

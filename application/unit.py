@@ -2,14 +2,17 @@
 
 A command handler asks the unit for aggregates by class and id; the unit
 loads each at most once (from the repository's cache, fast-forwarded to the
-store's latest version) and hands out a private copy, so a refused command or
-a failed save never touches the cache. The service then saves every changed
-aggregate of the unit in ONE transaction: all or nothing, each aggregate
-guarded by optimistic concurrency on its version.
+store's latest version) as a private copy, so a refused command or a failed
+save never touches the cache. A caller that keeps its own current copies (the
+routing process's view) may hand them in instead, saving the reads. The
+service then saves every changed aggregate of the unit in ONE transaction:
+all or nothing, each aggregate guarded by optimistic concurrency on its
+version.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -50,8 +53,12 @@ class AlreadyExists(DomainError):  # noqa: N818
 
 
 class Unit:
-    def __init__(self, repository: Repository[UUID]) -> None:
+    def __init__(self, repository: Repository[UUID],
+                 current: Iterable[Aggregate] = ()) -> None:
+        """``current``: private copies of aggregates as the caller last saw them,
+        used instead of loading them (a stale one is refused when saved)."""
         self._repository = repository
+        self._current = {aggregate.id: aggregate for aggregate in current}
         self._loaded: dict[UUID, Aggregate | None] = {}
         self._order: list[UUID] = []
 
@@ -64,7 +71,8 @@ class Unit:
 
     def find(self, cls: type[A], aggregate_id: UUID) -> A | None:
         if aggregate_id not in self._loaded:
-            self._loaded[aggregate_id] = self._load(aggregate_id)
+            known = self._current.get(aggregate_id)
+            self._loaded[aggregate_id] = known if known is not None else self._load(aggregate_id)
             self._order.append(aggregate_id)
         found = self._loaded[aggregate_id]
         return found if isinstance(found, cls) else None

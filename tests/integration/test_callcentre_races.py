@@ -34,8 +34,9 @@ def services(database_url: str) -> Iterator[Callable[[], CallCentreService]]:
     """A factory of services on the same store, each with its own connections
     and cache: separate writers, as separate router processes would be."""
     with ExitStack() as stack:
-        def make() -> CallCentreService:
-            return stack.enter_context(CallCentreService(env=eventsourcing_env(database_url)))
+        def make(**env: str) -> CallCentreService:
+            return stack.enter_context(CallCentreService(env=eventsourcing_env(database_url,
+                                                                              **env)))
         yield make
 
 
@@ -90,7 +91,8 @@ def test_racing_routers_never_offer_two_calls_to_one_agent(services) -> None:
     calls = [uuid4() for _ in queue_ids]
     for queue_id, call_id in zip(queue_ids, calls, strict=True):
         setup.enqueue_call(queue_id, call_id, 0, at(20))
-    routers = [RoutingProcess(services(), clock=lambda: at(21)) for _ in range(RACERS)]
+    routers = [RoutingProcess(services(), clock=lambda: at(21))
+               for _ in range(RACERS)]
     for router in routers:
         router.pull()  # every router now sees the same three free agents
     barrier = threading.Barrier(RACERS)
@@ -136,7 +138,8 @@ def test_a_loser_with_no_other_agent_leaves_the_call_waiting(services) -> None:
     (agent_id,), (q1, q2) = setup_centre(setup, agents=1, queues=2)
     setup.enqueue_call(q1, uuid4(), 0, at(20))
     setup.enqueue_call(q2, uuid4(), 0, at(20))
-    left, right = (RoutingProcess(services(), clock=lambda: at(21)) for _ in range(2))
+    left, right = (RoutingProcess(services(), clock=lambda: at(21))
+                   for _ in range(2))
     left.pull()
     right.pull()
 

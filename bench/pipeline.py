@@ -86,13 +86,23 @@ def bench_projections(dsn: str, events: int) -> float:
 
 
 class ApiPoller(threading.Thread):
-    """Polls GET /v1/cdrs and notes when each call's CDR first became visible."""
+    """Polls GET /v1/cdrs and notes when each call's CDR first became visible.
 
-    def __init__(self, base_url: str, since: datetime) -> None:
+    Each poll asks only for calls started since the oldest call not seen yet,
+    so the poller's own load stays small and constant.
+    """
+
+    def __init__(self, base_url: str) -> None:
         super().__init__(daemon=True)
-        self.base_url, self.since = base_url, since
+        self.base_url = base_url
+        self.started: dict[UUID, datetime] = {}  # written by the load generator
         self.seen: dict[UUID, float] = {}
         self.stop = threading.Event()
+
+    @property
+    def since(self) -> datetime:
+        unseen = [t for c, t in list(self.started.items()) if c not in self.seen]
+        return min(unseen, default=datetime.now(UTC)) - timedelta(seconds=1)
 
     def run(self) -> None:
         with httpx.Client(base_url=self.base_url, timeout=5) as client:
@@ -131,17 +141,18 @@ def bench_latency(service: CallService, dsn: str, bootstrap: str, seconds: float
     relay_thread.start()
     port = free_port()
     server = serve_api(dsn, port)
-    since = datetime.now(UTC) - timedelta(seconds=1)
-    poller = ApiPoller(f"http://127.0.0.1:{port}", since)
+    poller = ApiPoller(f"http://127.0.0.1:{port}")
     poller.start()
     committed: dict[UUID, float] = {}
     interval, next_at = 1 / calls_per_s, time.perf_counter()
     for n in range(int(seconds * calls_per_s)):
         next_at += interval
         time.sleep(max(0.0, next_at - time.perf_counter()))
+        start = datetime.now(UTC)
         with service.batch():
-            call_id = full_lifecycle(service, f"steady-{n}@bench")
+            call_id = full_lifecycle(service, f"steady-{n}@bench", start)
         committed[call_id] = time.perf_counter()
+        poller.started[call_id] = start
     wait(lambda: committed.keys() <= poller.seen.keys(), 60, "every CDR through the API")
     poller.stop.set()
     relay.stop()

@@ -5,19 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from uuid import UUID
 
-from psycopg import Cursor
+from psycopg import Cursor, sql
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
 from projections.envelope import EventEnvelope
+from projections.staging import copy_merge
 
 NAME = "call_events"
 
-_INSERT = """
-INSERT INTO call_events (call_id, version, occurred_at, event_id, position, type, data)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT DO NOTHING
-"""
+COLUMNS = ("call_id", "version", "occurred_at", "event_id", "position", "type", "data")
 
 _SELECT_FROM_VERSION = """
 SELECT event_id, type, call_id, version, position, occurred_at, data
@@ -26,13 +23,10 @@ FROM call_events WHERE call_id = %s AND version >= %s ORDER BY version
 
 
 def insert(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope]) -> None:
-    cur.executemany(
-        _INSERT,
-        [
-            (e.subject, e.version, e.occurred_at, e.id, e.position, e.type, Jsonb(dict(e.data)))
-            for e in envelopes
-        ],
-    )
+    """Insert the events not stored yet (inside the caller's transaction)."""
+    rows = ((e.subject, e.version, e.occurred_at, e.id, e.position, e.type, Jsonb(dict(e.data)))
+            for e in envelopes)
+    copy_merge(cur, NAME, COLUMNS, rows, sql.SQL("ON CONFLICT DO NOTHING"))
 
 
 def since_version(cur: Cursor[TupleRow], call_id: UUID, version: int) -> Sequence[EventEnvelope]:

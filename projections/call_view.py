@@ -66,10 +66,15 @@ class CallView:
 
     @classmethod
     def columns(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
+        return list(_COLUMNS)
 
     def as_row(self) -> tuple[Any, ...]:
-        return dataclasses.astuple(self)
+        # Not dataclasses.astuple: it deep-copies every value, and this runs
+        # for every changed call in every batch.
+        return tuple(getattr(self, name) for name in _COLUMNS)
+
+
+_COLUMNS = tuple(f.name for f in dataclasses.fields(CallView))
 
 
 def start(envelope: EventEnvelope) -> CallView:

@@ -13,27 +13,19 @@ from psycopg.rows import TupleRow, dict_row
 from psycopg.types.json import Jsonb
 
 from projections.call_view import CallView
+from projections.staging import copy_merge
 
 NAME = "cdr"
 COLUMNS = CallView.columns()
 _KEY = ("call_id", "started_at")
 
 
-def _upsert_statement() -> sql.Composed:
-    updates = sql.SQL(", ").join(
-        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in COLUMNS if c not in _KEY
-    )
-    return sql.SQL(
-        "INSERT INTO cdr ({cols}) VALUES ({vals}) ON CONFLICT (call_id, started_at) "
-        "DO UPDATE SET {updates} WHERE cdr.last_version < EXCLUDED.last_version"
-    ).format(
-        cols=sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
-        vals=sql.SQL(", ").join(sql.Placeholder() * len(COLUMNS)),
-        updates=updates,
-    )
-
-
-_UPSERT = _upsert_statement()
+_ON_CONFLICT = sql.SQL(
+    "ON CONFLICT (call_id, started_at) DO UPDATE SET {}"
+    " WHERE t.last_version < EXCLUDED.last_version"
+).format(sql.SQL(", ").join(
+    sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in COLUMNS if c not in _KEY
+))
 _SELECT = sql.SQL("SELECT {cols} FROM cdr WHERE call_id = ANY(%s)").format(
     cols=sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
 )
@@ -52,4 +44,5 @@ def load(cur: Cursor[TupleRow], call_ids: Collection[object]) -> dict[object, Ca
 
 
 def upsert(cur: Cursor[TupleRow], views: Iterable[CallView]) -> None:
-    cur.executemany(_UPSERT, [db_row(v) for v in views])
+    """Write the views; a row never moves back to an older version."""
+    copy_merge(cur, NAME, COLUMNS, (db_row(v) for v in views), _ON_CONFLICT)

@@ -58,37 +58,45 @@ def decode(app: Application[Any], notifications: Sequence[Notification]) -> list
     return [to_envelope(app.mapper.to_domain_event(n), n.id) for n in notifications]
 
 
-@singledispatch
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _jsonable(value: Any) -> Any:
+    # Most event attributes are plain already: skip the dispatch for them.
+    return value if type(value) in _PLAIN else _convert(value)
+
+
+@singledispatch
+def _convert(value: Any) -> Any:
     return value
 
 
-@_jsonable.register
+@_convert.register
 def _(value: Enum) -> Any:
     return value.value
 
 
-@_jsonable.register
+@_convert.register
 def _(value: datetime) -> str:
     return value.isoformat()
 
 
-@_jsonable.register
+@_convert.register
 def _(value: timedelta) -> float:
     return value.total_seconds()
 
 
-@_jsonable.register
+@_convert.register
 def _(value: UUID) -> str:
     return str(value)
 
 
-@_jsonable.register(list)
-@_jsonable.register(tuple)
+@_convert.register(list)
+@_convert.register(tuple)
 def _(value: Sequence[Any]) -> list[Any]:
     return [_jsonable(v) for v in value]
 
 
-@_jsonable.register
+@_convert.register
 def _(value: dict) -> dict[str, Any]:  # type: ignore[type-arg]
     return {str(k): _jsonable(v) for k, v in value.items()}

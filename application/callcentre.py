@@ -242,6 +242,15 @@ class CallCentreService(Application[UUID]):
                                                            occurred_at), current)
         return events
 
+    def offer_calls(self, offers: Sequence[tuple[UUID, UUID, Sequence[UUID]]],
+                    occurred_at: datetime, *, current: Sequence[Aggregate] = ()) -> list[Event]:
+        """Several offers (queue, call, agents) in one transaction: all or none."""
+        def command(unit: Unit) -> None:
+            for queue_id, call_id, agent_ids in offers:
+                callflow.offer(unit, queue_id, call_id, agent_ids, occurred_at)
+        _, events = self._execute(command, current)
+        return events
+
     def offer_direct(self, agent_id: UUID, call_id: UUID, offer_timeout_s: float,
                      occurred_at: datetime) -> list[Event]:
         return self._events(lambda u: callflow.reserve_direct(

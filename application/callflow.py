@@ -5,7 +5,7 @@ queue and the agents it touches.
 
 Rules that span aggregates live here (each aggregate enforces its own):
 - an offer reserves the agent (the concurrency guard) and records the ring on
-  the queue, together;
+  the queue, together, and only for a call that is not ringing already;
 - an answered offer answers the call in the queue and withdraws every other
   ring of the same call (ring-all);
 - a missed offer puts the call back at the head of its band once no agent is
@@ -25,7 +25,7 @@ from uuid import UUID
 from application.unit import Unit
 from domain.addressing import Target, TargetKind
 from domain.agent import Agent, AgentState
-from domain.errors import InvalidValue
+from domain.errors import IllegalTransition, InvalidValue
 from domain.queue import CallNotQueued, Queue
 
 __all__ = [
@@ -52,6 +52,11 @@ def offer(unit: Unit, queue_id: UUID, call_id: UUID, agent_ids: Sequence[UUID],
     if not agent_ids:
         raise InvalidValue("an offer needs at least one agent")
     queue = unit.get(Queue, queue_id)
+    ringing = queue.call(call_id).offered_to
+    if ringing:
+        # One offer per visit: a router deciding from a stale view must not add
+        # rings to a call that rings already (ring-all rings its tier at once).
+        raise IllegalTransition(f"call {call_id} is already ringing {len(ringing)} agent(s)")
     for agent_id in agent_ids:
         unit.get(Agent, agent_id).reserve(call_id, queue_id, queue.offer_timeout_s, at)
         queue.offer(call_id, agent_id, at)

@@ -12,8 +12,9 @@ for why not an eventsourcing ProcessApplication). Each ``step``:
    is counted, the call goes back to the head of its band), wrap-ups that
    are due finish, calls that waited past a queue's maximum overflow.
 3. ``route(now)``: for each marked queue, ``select_offers`` (priority, then
-   arrival; the queue's strategy picks agents), then one transaction per call:
-   reserve the agent(s) and record the ring(s) on the queue.
+   arrival; the queue's strategy picks agents); each offer reserves the
+   agent(s) and records the ring(s) on the queue, all of the step's offers in
+   one transaction (falling back to one per offer if that is refused).
 
 The reservation is the lock: two routers (or a router and a stale view)
 reserving the same agent both append the agent's next version, and the
@@ -37,6 +38,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
+
 from application.callcentre import CallCentreService
 from application.routing_view import OfferChange, RoutingView, clone
 from domain.agent import AgentState
@@ -47,6 +50,7 @@ __all__ = ["OfferListener", "RoutingProcess", "RoutingStats"]
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+PlannedOffer = tuple[UUID, UUID, list[UUID]]  # queue, call, agents to ring
 
 
 def utc_now() -> datetime:
@@ -111,12 +115,23 @@ class RoutingProcess:
         return total
 
     def route(self, now: datetime) -> int:
-        """Offer waiting calls of the marked queues; returns the offers committed."""
-        made = 0
+        """Offer waiting calls of the marked queues; returns the offers committed.
+
+        The step's offers are decided together (an agent in several queues gets
+        at most one) and committed in ONE transaction: one turn at the event
+        store's write lock however many agents came free at once. If the batch
+        is refused (the view was behind), each offer is tried on its own."""
         queues, self._dirty = self._dirty, set()
-        for queue_id in sorted(queues):
-            made += self._route_queue(queue_id, now)
-        return made
+        plan = self._plan(sorted(queues), now)
+        if not plan:
+            return 0
+        try:
+            events = self.service.offer_calls(plan, now, current=self._copies(plan))
+        except DomainError:
+            return sum(self._offer_one(offer, now) for offer in plan)
+        self._absorb(events)
+        self.stats.offers += len(plan)
+        return len(plan)
 
     def sweep(self, now: datetime) -> int:
         """Run the timers that are due; returns the commands committed."""
@@ -135,32 +150,43 @@ class RoutingProcess:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _route_queue(self, queue_id: UUID, now: datetime) -> int:
-        queue = self.view.queues.get(queue_id)
-        if queue is None:
-            return 0
-        calls = queue.waiting_calls()
-        if not calls:
-            return 0
-        offers = select_offers(queue.routing_policy(), calls,
-                               self.view.snapshots(queue, now.date()))
-        made = 0
-        for call_id, agent_ids in _by_call(offers):
-            current = [clone(queue), *(clone(self.view.agents[a]) for a in agent_ids)]
-            try:
-                events = self.service.offer_call(queue_id, call_id, agent_ids, now,
-                                                 current=current)
-            except DomainError as refused:
-                # The view was behind (the agent was taken, the call left): route
-                # this queue again once the log has brought the news.
-                log.debug("offer of %s in %s refused: %s", call_id, queue_id, refused)
-                self.stats.refused += 1
-                self._dirty.add(queue_id)
+    def _plan(self, queue_ids: list[UUID], now: datetime) -> list[PlannedOffer]:
+        plan: list[PlannedOffer] = []
+        taken: set[UUID] = set()
+        for queue_id in queue_ids:
+            queue = self.view.queues.get(queue_id)
+            calls = queue.waiting_calls() if queue is not None else []
+            if queue is None or not calls:
                 continue
-            self._absorb(events)
-            self.stats.offers += 1
-            made += 1
-        return made
+            free = [a for a in self.view.snapshots(queue, now.date()) if a.agent_id not in taken]
+            for call_id, agent_ids in _by_call(select_offers(queue.routing_policy(), calls,
+                                                             free)):
+                plan.append((queue_id, call_id, agent_ids))
+                taken.update(agent_ids)
+        return plan
+
+    def _copies(self, plan: list[PlannedOffer]) -> list[Aggregate]:
+        """Private copies of the queues and agents of the plan, from the view."""
+        queues = {queue_id for queue_id, _, _ in plan}
+        agents = {a for _, _, agent_ids in plan for a in agent_ids}
+        return [*(clone(self.view.queues[q]) for q in queues),
+                *(clone(self.view.agents[a]) for a in agents)]
+
+    def _offer_one(self, offer: PlannedOffer, now: datetime) -> int:
+        queue_id, call_id, agent_ids = offer
+        try:
+            events = self.service.offer_call(queue_id, call_id, agent_ids, now,
+                                             current=self._copies([offer]))
+        except DomainError as refused:
+            # The view was behind (the agent was taken, the call left): route
+            # this queue again once the log has brought the news.
+            log.debug("offer of %s in %s refused: %s", call_id, queue_id, refused)
+            self.stats.refused += 1
+            self._dirty.add(queue_id)
+            return 0
+        self._absorb(events)
+        self.stats.offers += 1
+        return 1
 
     def _issue(self, counter: str, command: Callable[..., list[Any]], *args: Any) -> int:
         try:

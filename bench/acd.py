@@ -8,11 +8,18 @@ Two phases:
 1. burst: every queue holds waiting calls and all agents log in while the
    router is stopped; then the router starts and reserves an agent for a call
    as fast as it can. Reports routing decisions per second at capacity.
-2. steady: a separate process plays the SIP side: calls arrive at a steady
-   rate (Poisson) in random queues, reserved agents answer after a short ring,
-   talk for a random time, hang up and are free again (no wrap-up). Reports
-   the routing decisions per second, and the time from an agent becoming
-   available to its reservation being committed, p50/p99.
+2. steady: a separate process plays the SIP side (``--sip-threads`` writers,
+   as many B2BUA workers): calls arrive at a steady rate (Poisson) in random
+   queues, reserved agents answer after a short ring, talk for a random time,
+   hang up and are free again (no wrap-up). Reports the routing decisions per
+   second, and the time from an agent becoming available to its reservation
+   being committed, p50/p99.
+
+Every writer takes the event store's table lock to append (eventsourcing's
+PostgreSQL recorder, for a gapless notification order), so the latency tail
+grows with the number of concurrent writers and with CPU contention: on the
+2-CPU machine shared with other work, 2 SIP-side writers gave p99 44 ms,
+8 gave about 100 ms.
 
 Latencies are measured by the database itself: the server runs with
 ``track_commit_timestamp = on``, and a latency is the difference between the
@@ -58,7 +65,6 @@ from streams.routing_process import RoutingRunner
 
 STRATEGIES = [RoutingStrategy.LONGEST_IDLE, RoutingStrategy.ROUND_ROBIN,
               RoutingStrategy.FEWEST_CALLS, RoutingStrategy.SKILLS_BASED]
-SIP_WORKERS = 8  # threads of the simulated SIP side
 # Events after which an agent is available again.
 FREEING = (Agent.LoggedIn, Agent.Resumed, Agent.CallEnded, Agent.WrapUpFinished,
            Agent.OfferMissed, Agent.OfferCancelled)
@@ -74,6 +80,7 @@ class Load:
     talk_s: float  # mean talk time
     ring_s: float  # time an agent takes to answer an offer
     seconds: float  # length of the steady phase
+    sip_threads: int  # concurrent writers on the SIP side (one per B2BUA storage thread)
 
 
 def now() -> datetime:
@@ -160,7 +167,7 @@ def simulate(dsn: str, queues: list[UUID], load: Load, until: float, seed: int) 
     schedule(rng.expovariate(load.rate), "arrive")
 
     with psycopg.connect(dsn, autocommit=True) as listener, \
-            ThreadPoolExecutor(SIP_WORKERS) as workers:
+            ThreadPoolExecutor(load.sip_threads) as workers:
         channel = service.recorder.channel_name  # type: ignore[attr-defined]
         listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         while time.time() < until:
@@ -282,7 +289,7 @@ def steady(dsn: str, queues: list[UUID], load: Load) -> None:
     with CallCentreService(env=eventsourcing_env(dsn)) as reader:
         waiting = sum(len(reader.get(Queue, q).calls) for q in queues)
     print(f"steady: {load.rate:.0f} calls/s arriving for {load.seconds:.0f} s, talk "
-          f"~{load.talk_s:.1f} s, ring {load.ring_s:.1f} s")
+          f"~{load.talk_s:.1f} s, ring {load.ring_s:.1f} s, {load.sip_threads} SIP-side writers")
     print(f"  routing decisions: {offers} in {elapsed:.1f} s = {offers / elapsed:.1f} /s "
           f"({reservations} reservations stored; refused {stats.refused}, "
           f"store conflicts retried {conflicts}, timeouts {stats.timeouts})")
@@ -303,9 +310,11 @@ def parse_args(argv: list[str] | None) -> Load:
     parser.add_argument("--talk", type=float, default=8.0, help="mean talk time, seconds")
     parser.add_argument("--ring", type=float, default=0.3, help="seconds before an answer")
     parser.add_argument("--seconds", type=float, default=30.0, help="steady phase length")
+    parser.add_argument("--sip-threads", type=int, default=2, help=(
+        "concurrent writers on the SIP side (a B2BUA worker writes from one storage thread)"))
     args = parser.parse_args(argv)
     return Load(args.agents, args.queues, args.memberships, args.backlog, args.rate,
-                args.talk, args.ring, args.seconds)
+                args.talk, args.ring, args.seconds, args.sip_threads)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -316,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{load.agents} agents, {load.queues} queues, {load.memberships} queues per agent;"
               f" {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
         offers, elapsed = burst(dsn, queues, agents, load)
-        print(f"burst: {offers} routing decisions (reserve + ring, one transaction each) in "
+        print(f"burst: {offers} routing decisions (reserve + ring) in one routing step, "
               f"{elapsed:.2f} s = {offers / elapsed:.0f} /s")
         steady(dsn, queues, load)
         print(f"after: load average {os.getloadavg()[0]:.2f}")

@@ -123,14 +123,32 @@ def test_a_router_that_loses_an_agent_offers_the_call_to_another(services) -> No
     router.pull()  # its view: both calls waiting, both agents free
 
     services().offer_call(q1, c1, [first], at(21))  # another router wins the first agent
-    assert router.route(at(21)) == 0  # every offer it tries needs the taken agent
-    assert router.stats.refused == 2
+    router.route(at(21))  # its plan needs the first agent: refused, as a batch and alone
+    assert router.stats.refused >= 1
 
     router.step()  # reads the winner's reservation and routes again
-    assert router.stats.offers == 1
     assert setup.get(Agent, first).current_call_id == c1
     assert setup.get(Agent, second).current_call_id == c2
     assert reservations(setup, first) == [c1]
+    assert reservations(setup, second) == [c2]
+    assert setup.get(Queue, q1).call(c1).offered_to == (first,)  # never a second ring
+
+
+def test_a_router_whose_agent_was_taken_offers_the_call_to_the_next_free_one(
+        services) -> None:
+    setup = services()
+    (first, second), (q1,) = setup_centre(setup, agents=2, queues=1)
+    c1, other = uuid4(), uuid4()
+    setup.enqueue_call(q1, c1, 0, at(20))
+    router = RoutingProcess(services(), clock=lambda: at(21))
+    router.pull()  # its view: c1 waits, the longest idle (first) is free
+
+    services().offer_direct(first, other, 15, at(21))  # a direct call takes the first agent
+    assert router.route(at(21)) == 0
+    assert router.stats.refused == 1
+    router.step()  # reads the reservation, routes the queue again: the second agent
+    assert setup.get(Agent, second).current_call_id == c1
+    assert reservations(setup, first) == [other]
 
 
 def test_a_loser_with_no_other_agent_leaves_the_call_waiting(services) -> None:

@@ -115,9 +115,32 @@ def test_a_refusal_on_stale_copies_is_decided_again_on_the_store(service) -> Non
     service.enqueue_call(queue, call, 0, at(1))  # the copy has never seen this call
     service.offer_call(queue, call, [alice], at(2), current=stale)
     assert service.get(Agent, alice).current_call_id == call
+    service.enqueue_call(queue, (other := uuid4()), 0, at(3))
     fresh = [service.get(Queue, queue), service.get(Agent, alice)]
     with pytest.raises(IllegalTransition, match="reserved"):  # the store's own refusal
-        service.offer_call(queue, uuid4(), [alice], at(3), current=fresh)
+        service.offer_call(queue, other, [alice], at(4), current=fresh)
+
+
+def test_a_ringing_call_gets_no_second_offer(service) -> None:
+    queue, (alice, bob) = staffed(service, "alice", "bob")
+    service.enqueue_call(queue, (call := uuid4()), 0, at(1))
+    service.offer_call(queue, call, [alice], at(2))
+    with pytest.raises(IllegalTransition, match="already ringing"):
+        service.offer_call(queue, call, [bob], at(3))
+    assert service.get(Agent, bob).state is AgentState.AVAILABLE
+
+
+def test_offer_calls_commits_several_offers_together_or_none(service) -> None:
+    queue, (alice, bob) = staffed(service, "alice", "bob")
+    first, second = uuid4(), uuid4()
+    service.enqueue_call(queue, first, 0, at(1))
+    service.enqueue_call(queue, second, 0, at(1))
+    with pytest.raises(IllegalTransition):
+        service.offer_calls([(queue, first, [alice]), (queue, second, [alice])], at(2))
+    assert service.get(Agent, alice).state is AgentState.AVAILABLE
+    events = service.offer_calls([(queue, first, [alice]), (queue, second, [bob])], at(3))
+    assert len(events) == 4
+    assert {service.get(Agent, a).current_call_id for a in (alice, bob)} == {first, second}
 
 
 def test_set_agent_skills_makes_them_exactly_the_given_set(service) -> None:

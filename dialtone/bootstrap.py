@@ -40,6 +40,13 @@ def event_sources(database_url: str) -> list[Application[Any]]:
     return [call_service(database_url), callcentre_service(database_url)]
 
 
+def relay_kinds(app: Application[Any]) -> tuple[str, ...]:
+    """The aggregate kinds (hence Kafka topics) an event source publishes."""
+    if isinstance(app, CallCentreService):
+        return tuple(sorted(callcentre.KINDS))
+    return (calls.KIND,)
+
+
 def inprocess_runners(database_url: str) -> list[InProcessProjectionRunner]:
     return [InProcessProjectionRunner(app, database_url, PROJECTION_GROUPS)
             for app in event_sources(database_url)]

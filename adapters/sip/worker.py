@@ -110,6 +110,8 @@ class B2BUAWorker:
         # may run on any thread, so it runs here, on a timer, instead.
         gc_was_enabled = gc.isenabled()
         gc.disable()
+        gc.collect()
+        gc.freeze()  # start-up objects live for ever: keep periodic collections cheap
         next_gc = time.monotonic() + GC_INTERVAL
         self.ready.set()
         try:

@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 def call_service_factory(dsn: str) -> CallService:
     # Pre-ping: after a database restart the pool must not hand out dead
     # connections; a short connect timeout keeps retries (and backoff) brisk.
+    # One connection: only the storage thread writes, and workers are many.
     env = eventsourcing_env(dsn, POSTGRES_PRE_PING="y", POSTGRES_CONNECT_TIMEOUT="2",
-                            POSTGRES_POOL_SIZE="2", POSTGRES_MAX_OVERFLOW="2")
+                            POSTGRES_POOL_SIZE="1", POSTGRES_MAX_OVERFLOW="1")
     return CallService(env=env)
 
 

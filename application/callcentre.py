@@ -44,6 +44,7 @@ from domain.numbers import Dialplan, DialRule, Number
 from domain.queue import Queue
 from domain.routing import RoutingStrategy
 from domain.skills import check_skills
+from domain.values import enum_member
 
 __all__ = [
     "AlreadyExists",
@@ -154,15 +155,15 @@ class CallCentreService(Application[UUID]):
 
     # -- queues ------------------------------------------------------------------------
 
-    def create_queue(self, key: str, name: str, strategy: RoutingStrategy, *,
+    def create_queue(self, key: str, name: str, strategy: RoutingStrategy | str, *,
                      occurred_at: datetime, required_skills: Mapping[str, int] | None = None,
                      overflow: tuple[float, Target] | None = None, **settings: Any) -> Queue:
         """A queue, configured in the same transaction. ``settings``: service_level_s,
         wrap_up_s, offer_timeout_s, music_on_hold, announce_position (see
         ``Queue.create``); ``overflow``: (max wait in seconds, target)."""
         def command(unit: Unit) -> Queue:
-            queue = unit.add(Queue.create(key, name, strategy, occurred_at=occurred_at,
-                                          **settings))
+            queue = unit.add(Queue.create(key, name, enum_member(RoutingStrategy, strategy),
+                                          occurred_at=occurred_at, **settings))
             require_skills(queue, required_skills or {}, occurred_at)
             if overflow is not None:
                 self._check_target(unit, overflow[1])

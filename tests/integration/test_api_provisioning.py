@@ -264,7 +264,8 @@ def test_every_call_centre_operation_is_documented_with_problems(api) -> None:
     for path, item in paths.items():
         for method, operation in item.items():
             where = f"{method.upper()} {path}"
-            assert operation.get("summary") and operation.get("tags"), where
+            assert operation.get("summary"), where
+            assert operation.get("tags"), where
             success = "201" if method == "post" and path.count("/") == 2 else "200"
             assert operation["responses"][success]["content"]["application/json"], where
             errors = {s for s in operation["responses"] if s >= "400"}

@@ -128,7 +128,7 @@ def test_caller_hanging_up_while_ringing_withdraws_the_offer_without_a_miss(
     router.step()
     state = service.get(Agent, alice)
     assert (state.state, state.missed_offers) == (AgentState.AVAILABLE, 0)
-    kinds = [(c.kind, c.device_uri) for c in router.listener.seen]  # type: ignore[union-attr]
+    kinds = [(c.kind, c.device_uri) for c in router.listener.seen]
     assert kinds == [("reserved", "sip:alice@pbx.example.com"),
                      ("cancelled", "sip:alice@pbx.example.com")]
 

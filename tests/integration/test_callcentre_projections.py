@@ -5,6 +5,7 @@ any duplicates gives the same rows as one clean in-order pass."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -84,7 +85,7 @@ def history() -> tuple[CallCentreService, list[EventEnvelope]]:
 
 
 @pytest.fixture
-def conn(database_url: str) -> psycopg.Connection[tuple[object, ...]]:
+def conn(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     apply_migrations(database_url)
     with psycopg.connect(database_url, autocommit=True) as connection:
         yield connection

@@ -69,7 +69,7 @@ def test_the_store_refuses_every_reservation_of_an_agent_but_the_first(services)
     barrier = threading.Barrier(RACERS)
 
     def reserve(service: CallCentreService) -> str:
-        agent = service.repository.get(agent_id)  # every racer reads version N ...
+        agent: Agent = service.repository.get(agent_id)  # every racer reads version N ...
         agent.reserve(uuid4(), None, 15, at(10))
         barrier.wait(timeout=10)  # ... before any of them appends version N + 1
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import uvicorn
 
-from api.app import create_app
+from dialtone import bootstrap
 from dialtone.database import resolve_dsn
 from dialtone.settings import Settings
 
@@ -16,5 +16,5 @@ from dialtone.settings import Settings
 @click.pass_obj
 def command(settings: Settings, host: str | None, port: int | None) -> None:
     """Serve the query API; run `dialtone worker` (or `up`) to keep projections current."""
-    uvicorn.run(create_app(resolve_dsn(settings)), host=host or settings.http_host,
+    uvicorn.run(bootstrap.http_app(resolve_dsn(settings)), host=host or settings.http_host,
                 port=port or settings.http_port, log_level=settings.log_level.lower())

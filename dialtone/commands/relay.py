@@ -24,9 +24,12 @@ def command(settings: Settings, page_size: int) -> None:
         raise click.UsageError("set DIALTONE_KAFKA_BOOTSTRAP (e.g. 127.0.0.1:9092)")
     database_url = resolve_dsn(settings)
     apply_migrations(database_url)
-    config = RelayConfig(bootstrap=settings.kafka_bootstrap, page_size=page_size,
-                         topic_prefix=settings.topic_prefix)
-    relays = [Relay(app, database_url, config) for app in bootstrap.event_sources(database_url)]
+    relays = [
+        Relay(app, database_url, RelayConfig(
+            bootstrap=settings.kafka_bootstrap, page_size=page_size,
+            topic_prefix=settings.topic_prefix, kinds=bootstrap.relay_kinds(app)))
+        for app in bootstrap.event_sources(database_url)
+    ]
     threads = [threading.Thread(target=relay.run, name=f"relay-{relay.app.name}")
                for relay in relays]
 

@@ -19,6 +19,7 @@ import contextlib
 import csv
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +39,8 @@ KAMAILIO_CFG = ROOT / "infra" / "kamailio" / "kamailio.cfg"
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
 SIPPY = Path(sys.executable).with_name("b2bua_simple")
+RTP_BASE = 20000  # workers' RTP ranges: 20000 + 40 per worker
+RTP_TOP = 40000  # signalling ports are taken above this
 
 
 @dataclass
@@ -53,12 +56,14 @@ class Step:
 @dataclass
 class Result:
     label: str
+    step_seconds: float
     steps: list[Step] = field(default_factory=list)
     rtts: list[tuple[float, float]] = field(default_factory=list)  # (s since start, ms)
     rss_mb: float = 0.0
 
     def best(self) -> Step | None:
-        clean = [s for s in self.steps if s.failed == 0 and s.ok > 0]
+        whole = [s for s in self.steps if s.end - s.start >= 0.9 * self.step_seconds]
+        clean = [s for s in whole if s.failed == 0 and s.ok > 0]
         return max(clean, key=lambda s: s.rate, default=None)
 
     def summary(self) -> str:
@@ -73,8 +78,20 @@ class Result:
                 f"  p99 {p99:6.1f} ms  peak concurrent {peak:4d}  RSS {self.rss_mb:6.1f} MB")
 
 
+_TAKEN: set[int] = set()
+
+
 def free_udp() -> int:
-    return free_port()  # TCP-free ports on loopback; UDP at the same number is as free here
+    """A loopback port free for UDP, never handed out twice in this run."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        # Below the RTP ranges' top and with its RTCP neighbour free too.
+        if port not in _TAKEN and port + 1 not in _TAKEN and port >= RTP_TOP:
+            _TAKEN.update({port, port + 1})
+            return port
+    raise RuntimeError("no free UDP port")
 
 
 def wait_port_log(path: Path, needle: str, timeout: float = 60) -> None:
@@ -133,11 +150,12 @@ def start_workers(stack: Stack, count: int, uas_port: int,
     env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_DATA_DIR": str(stack.work / "data"),
            "DIALTONE_LOG_LEVEL": "INFO"}
     procs = []
-    for _ in range(count):
+    for index in range(count):
         port = free_udp()
         log = stack.work / f"b2bua-{port}.log"
+        rtp = ["--rtp-port", str(RTP_BASE + index * 40)]  # the worker's default range: 40
         proc = spawn_worker(port, routes=[f"prefix:=sip:{{number}}@127.0.0.1:{uas_port}"],
-                            env=env, log_file=log)
+                            env=env, log_file=log, extra_args=rtp)
         procs.append((port, stack.adopt(proc)))
     for port, _ in procs:
         wait_port_log(stack.work / f"b2bua-{port}.log", "listening on udp")
@@ -178,10 +196,11 @@ def ramp(stack: Stack, label: str, target_port: int, args: argparse.Namespace,
            "-mp", str(free_udp()), "-r", "5", "-rate_increase", "5", "-fd", str(args.step),
            "-rate_max", str(args.max_rate), "-d", str(hold_ms), "-l", "1000",
            "-trace_stat", "-stf", str(stat_file), "-trace_rtt", "-rtt_freq", "1",
+           "-trace_err", "-error_file", str(run / "errors.log"),
            "-nostdin", "-timeout", f"{args.step * (args.max_rate // 5 + 3)}s",
            f"127.0.0.1:{target_port}"]
     proc = subprocess.Popen(cmd, cwd=run, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    result = Result(label)
+    result = Result(label, args.step)
     while proc.poll() is None:
         time.sleep(1)
         result.steps = read_steps(stat_file)

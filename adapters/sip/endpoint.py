@@ -43,7 +43,7 @@ class EndpointConfig:
     port: int = 5070
     max_calls: int = PJSUA_MAX_CALLS
     rtp_port: int = 0  # 0: derived from the SIP port so workers side by side never collide
-    rtp_port_range: int = 200
+    rtp_port_range: int = 40  # 4 legs x (RTP, RTCP), with room for pjsua to rotate
     pj_log_level: int = 2
     user_agent: str = "dialtone-b2bua"
 
@@ -51,8 +51,9 @@ class EndpointConfig:
     def rtp_base(self) -> int:
         if self.rtp_port:
             return self.rtp_port
-        # 10000 + a slot per SIP port; each worker gets its own range of 200.
-        return 10000 + (self.port % 250) * self.rtp_port_range
+        # 10000 + a block per SIP port, so workers side by side rarely share one
+        # (pjsua moves on to the next port when a bind fails anyway).
+        return 10000 + (self.port % 1000) * self.rtp_port_range
 
 
 @dataclass(order=True)

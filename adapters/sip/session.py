@@ -37,7 +37,7 @@ from adapters.sip.commands import (
 )
 from adapters.sip.legs import AUDIO_ACTIVE, AUDIO_REMOTE_HOLD, Leg, LegRole
 from adapters.sip.outcomes import NO_ANSWER_TIMEOUT, NO_ROUTE, Outcome, callee_failure
-from domain.call import Disposition, HangupSide, TransferKind
+from domain.call import Call, Disposition, HangupSide, TransferKind
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +106,7 @@ class Session:
     def __init__(self, ctx: SessionContext, caller_leg: Leg, facts: InboundFacts) -> None:
         self.ctx = ctx
         self.facts = facts
-        self.call_id: UUID = InitiateCall.inbound(
-            sip_call_id=facts.sip_call_id, caller=facts.caller, callee=facts.callee,
-            occurred_at=now()).call_id
+        self.call_id: UUID = Call.id_for(facts.sip_call_id)
         self.a: Leg = caller_leg
         self.b: Leg | None = None
         self.phase = Phase.ROUTING
@@ -120,6 +118,7 @@ class Session:
         self._music_to: Leg | None = None
         self._leftover: Leg | None = None  # a transferor still connected after its transfer
         self._leftover_timer: Timer | None = None
+        self._bridged: tuple[int, int] | None = None  # conference slots last connected
         caller_leg.listener = self
 
     # Start.
@@ -317,10 +316,14 @@ class Session:
         audio_one = one.audio() if one is not None else None
         audio_two = two.audio() if two is not None else None
         if audio_one is not None and audio_two is not None:
+            # Again after every media update: a re-INVITE may give a leg a new port.
             audio_one.startTransmit(audio_two)
             audio_two.startTransmit(audio_one)
-            log.info("call %s: audio bridged (conference slots %d <-> %d)", self.call_id,
-                      audio_one.getPortId(), audio_two.getPortId())
+            slots = (audio_one.getPortId(), audio_two.getPortId())
+            if slots != self._bridged:
+                self._bridged = slots
+                log.info("call %s: audio bridged (conference slots %d <-> %d)", self.call_id,
+                         *slots)
 
     def _waiting_party(self) -> Leg | None:
         """The party who should hear music: held, or being transferred."""
@@ -333,6 +336,7 @@ class Session:
         return None
 
     def _unbridge(self) -> None:
+        self._bridged = None
         audio_a = self.a.audio()
         audio_b = self.b.audio() if self.b is not None else None
         if audio_a is not None and audio_b is not None:

@@ -165,7 +165,8 @@ def start_workers(stack: Stack, count: int, uas_port: int,
 def start_kamailio(stack: Stack, worker_ports: list[int]) -> int:
     port = free_udp()
     ds_list = stack.work / "dispatcher.list"
-    ds_list.write_text("".join(f"1 sip:127.0.0.1:{p}\n" for p in worker_ports))
+    ds_list.write_text("".join(f"1 sip:127.0.0.1:{p} 0 0 duid=w{p};maxload=1\n"
+                               for p in worker_ports))
     cfg = stack.work / "kamailio.cfg"
     cfg.write_text(KAMAILIO_CFG.read_text().replace("LISTEN_ADDR", f"127.0.0.1:{port}")
                    .replace("DISPATCHER_LIST", str(ds_list)))

@@ -8,6 +8,7 @@ import pytest
 
 from domain.call import Call, Disposition
 from tests.fixtures.sip import (
+    RETRY_AFTER_CHECK,
     CallStore,
     Sipp,
     StartWorker,
@@ -19,8 +20,6 @@ from tests.fixtures.sip import (
 
 pytestmark = pytest.mark.sip
 
-RETRY_AFTER_CHECK = ('<ereg regexp="[0-9]+" search_in="hdr" header="Retry-After:" '
-                     'check_it="true" assign_to="retry"/><log message="retry [$retry]"/>')
 
 
 def route_to(port: int) -> str:

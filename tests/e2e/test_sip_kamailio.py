@@ -1,0 +1,102 @@
+"""Kamailio's dispatcher in front of two real workers (infra/kamailio/kamailio.cfg):
+calls spread over the workers by load, and every call lands in the one event store."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from domain.call import Disposition
+from tests.fixtures.sip import (
+    RETRY_AFTER_CHECK,
+    CallStore,
+    Sipp,
+    StartWorker,
+    Worker,
+    free_udp_port,
+    kinds,
+    wait_until,
+)
+
+pytestmark = pytest.mark.sip
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "infra" / "kamailio" / "kamailio.cfg"
+ROUTED_UAC = ROOT / "bench" / "sipp" / "uac_bench.xml"  # follows Record-Route
+KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
+
+StartProxy = Callable[[list[Worker]], int]
+
+
+@pytest.fixture
+def kamailio(tmp_path: Path) -> Iterator[StartProxy]:
+    """Start Kamailio on a free port dispatching to the given workers."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(workers: list[Worker]) -> int:
+        port = free_udp_port()
+        ds_list = tmp_path / "dispatcher.list"
+        ds_list.write_text("".join(f"1 sip:127.0.0.1:{w.port} 0 0 duid=w{w.port};maxload=1\n"
+                                   for w in workers))
+        cfg = tmp_path / "kamailio.cfg"
+        cfg.write_text(CONFIG.read_text().replace("LISTEN_ADDR", f"127.0.0.1:{port}")
+                       .replace("DISPATCHER_LIST", str(ds_list)))
+        log = tmp_path / "kamailio.log"
+        process = subprocess.Popen([KAMAILIO, "-DD", "-E", "-f", str(cfg)],
+                                   stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        processes.append(process)
+        time.sleep(1)
+        assert process.poll() is None, log.read_text()
+        return port
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(10)
+
+
+def test_calls_are_spread_over_workers_and_stored_once(
+    b2bua: StartWorker, sipp: Sipp, call_store: CallStore, kamailio: StartProxy
+) -> None:
+    uas_port = free_udp_port()
+    route = f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}"
+    workers = [b2bua(route), b2bua(route)]
+    proxy_port = kamailio(workers)
+    uas = sipp.uas("uas", uas_port, calls=2)
+
+    result = sipp.uac(ROUTED_UAC, proxy_port, service="1000", calls=2, rate=10,
+                      extra=["-d", "2000"])
+
+    assert result.ok, result.errors
+    assert sipp.wait_uas(uas) == 0
+    for worker in workers:  # two calls at once, one worker each (a worker holds one)
+        assert worker.log_text().count("audio bridged") == 1, worker.log_text()
+    histories = call_store.wait_ended(2)
+    assert len(histories) == 2
+    for history in histories.values():
+        assert kinds(history) == ["Initiated", "Routed", "Ringing", "Answered", "Ended"]
+        assert history[-1].disposition == Disposition.ANSWERED  # type: ignore[attr-defined]
+
+
+def test_when_every_worker_is_busy_the_proxy_answers_503_with_retry_after(
+    b2bua: StartWorker, sipp: Sipp, call_store: CallStore, kamailio: StartProxy
+) -> None:
+    uas_port = free_udp_port()
+    worker = b2bua(f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}")
+    proxy_port = kamailio([worker])
+    uas = sipp.uas("uas", uas_port, calls=1)
+    busy = sipp.uac_background(ROUTED_UAC, proxy_port, service="1000", extra=["-d", "3000"])
+    wait_until(lambda: "audio bridged" in worker.log_text(), "the first call answered")
+
+    refused = sipp.uac(sipp.expect_status(503, header_check=RETRY_AFTER_CHECK), proxy_port,
+                       service="1000")
+
+    assert refused.ok, refused.errors
+    assert busy.wait(30) == 0
+    assert sipp.wait_uas(uas) == 0
+    assert len(call_store.wait_ended(1)) == 1

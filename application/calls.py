@@ -49,7 +49,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from domain.call import Call, CallNotFound
-from domain.values import Direction, Disposition, HangupSide, TransferKind
+from domain.values import Direction, Disposition, HangupSide, SupervisionMode, TransferKind
 
 __all__ = ["CallBatch", "CallNotFound", "CallService"]
 
@@ -149,6 +149,23 @@ class CallService(Application[UUID]):
         self, call_id: UUID, kind: TransferKind, target: str, occurred_at: datetime
     ) -> None:
         self._update(call_id, lambda call: call.transfer(kind, target, occurred_at))
+
+    def queue_call(self, call_id: UUID, queue: str, occurred_at: datetime) -> None:
+        self._update(call_id, lambda call: call.enter_queue(queue, occurred_at))
+
+    def connect_agent(self, call_id: UUID, agent: str, occurred_at: datetime) -> None:
+        self._update(call_id, lambda call: call.connect_agent(agent, occurred_at))
+
+    def attach_recording(self, call_id: UUID, ref: str, duration_s: float,
+                         occurred_at: datetime) -> None:
+        self._update(call_id, lambda call: call.attach_recording(ref, duration_s, occurred_at))
+
+    def start_supervision(self, call_id: UUID, supervisor: str, mode: SupervisionMode,
+                          occurred_at: datetime) -> None:
+        self._update(call_id, lambda call: call.start_supervision(supervisor, mode, occurred_at))
+
+    def stop_supervision(self, call_id: UUID, supervisor: str, occurred_at: datetime) -> None:
+        self._update(call_id, lambda call: call.stop_supervision(supervisor, occurred_at))
 
     def record_media_quality(
         self,

@@ -31,6 +31,7 @@ from domain.values import (
     Direction,
     Disposition,
     HangupSide,
+    SupervisionMode,
     Transfer,
     TransferKind,
     enum_member,
@@ -46,6 +47,7 @@ __all__ = [
     "Disposition",
     "HangupSide",
     "MediaQuality",
+    "SupervisionMode",
     "Transfer",
     "TransferKind",
 ]
@@ -161,6 +163,45 @@ class Call(Aggregate):
             call.media_quality = MediaQuality(self.mos, self.jitter_ms, self.loss_pct,
                                               self.rtt_ms)
 
+    class Queued(Event):
+        class_version = 1
+        queue: str
+
+        def apply(self, call: Call) -> None:
+            call.queue = self.queue
+            if call.queued_at is None:
+                call.queued_at = self.occurred_at
+
+    class AgentConnected(Event):
+        class_version = 1
+        agent: str
+
+        def apply(self, call: Call) -> None:
+            call.agents.append(self.agent)
+
+    class RecordingAvailable(Event):
+        class_version = 1
+        ref: str
+        duration_s: float
+
+        def apply(self, call: Call) -> None:
+            call.recording = (self.ref, self.duration_s)
+
+    class SupervisionStarted(Event):
+        class_version = 1
+        supervisor: str
+        mode: str
+
+        def apply(self, call: Call) -> None:
+            call.supervisors[self.supervisor] = SupervisionMode(self.mode)
+
+    class SupervisionEnded(Event):
+        class_version = 1
+        supervisor: str
+
+        def apply(self, call: Call) -> None:
+            call.supervisors.pop(self.supervisor, None)
+
     class Ended(Event):
         class_version = 1
         disposition: str
@@ -170,6 +211,7 @@ class Call(Aggregate):
 
         def apply(self, call: Call) -> None:
             call.close_hold(self.occurred_at)
+            call.supervisors.clear()
             call.status = CallStatus.ENDED
             call.ended_at = self.occurred_at
             call.disposition = Disposition(self.disposition)
@@ -204,6 +246,11 @@ class Call(Aggregate):
         self.hold_count = 0
         self.transfers: list[Transfer] = []
         self.media_quality: MediaQuality | None = None
+        self.queue: str | None = None
+        self.queued_at: datetime | None = None
+        self.agents: list[str] = []
+        self.recording: tuple[str, float] | None = None
+        self.supervisors: dict[str, SupervisionMode] = {}
         self.disposition: Disposition | None = None
         self.hangup_cause: str | None = None
         self.hangup_side: HangupSide | None = None
@@ -292,6 +339,48 @@ class Call(Aggregate):
         if quality == self.media_quality:
             return
         self._trigger(self.MediaQualityRecorded, occurred_at, **quality._asdict())
+
+    def enter_queue(self, queue: str, occurred_at: datetime) -> None:
+        """The call waits in `queue` (first entry, or transferred to it by an agent).
+
+        Answering the caller's leg to play music on hold or a prompt is not an
+        answer: only the agent's (or callee's) 200 OK is `answer`.
+        """
+        self._require(BEFORE_ANSWER | CONNECTED, "queue")
+        if queue == self.queue and self.status in BEFORE_ANSWER:
+            return  # the same queue entry reported twice
+        self._trigger(self.Queued, occurred_at, queue=non_empty("queue", queue))
+
+    def connect_agent(self, agent: str, occurred_at: datetime) -> None:
+        """An agent's device took the call (it may be the second agent after a transfer)."""
+        self._require(BEFORE_ANSWER | CONNECTED, "connect an agent to")
+        if self.agents and self.agents[-1] == agent:
+            return
+        self._trigger(self.AgentConnected, occurred_at, agent=non_empty("agent", agent))
+
+    def attach_recording(self, ref: str, duration_s: float, occurred_at: datetime) -> None:
+        """The call's recording is stored at `ref` (usually after the call ended)."""
+        if self.recording is not None and self.recording[0] == ref:
+            return
+        if not (math.isfinite(duration_s) and duration_s >= 0):
+            raise InvalidValue(f"recording duration {duration_s!r} is not a duration")
+        self._trigger(self.RecordingAvailable, occurred_at, ref=non_empty("ref", ref),
+                      duration_s=float(duration_s))
+
+    def start_supervision(self, supervisor: str, mode: SupervisionMode,
+                          occurred_at: datetime) -> None:
+        """A supervisor joins (or switches mode); the same mode again is a no-op."""
+        self._require(CONNECTED, "supervise")
+        checked = enum_member(SupervisionMode, mode)
+        if self.supervisors.get(supervisor) is checked:
+            return
+        self._trigger(self.SupervisionStarted, occurred_at,
+                      supervisor=non_empty("supervisor", supervisor), mode=checked.value)
+
+    def stop_supervision(self, supervisor: str, occurred_at: datetime) -> None:
+        if supervisor not in self.supervisors or self.status is CallStatus.ENDED:
+            return  # not supervising, or the call's end already ended it
+        self._trigger(self.SupervisionEnded, occurred_at, supervisor=supervisor)
 
     def end(
         self,

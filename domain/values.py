@@ -46,6 +46,14 @@ class TransferKind(StrEnum):
     ATTENDED = "attended"
 
 
+class SupervisionMode(StrEnum):
+    """How a supervisor joins a live call."""
+
+    MONITOR = "monitor"  # hears both parties, heard by nobody
+    WHISPER = "whisper"  # hears both, heard by the agent only
+    BARGE = "barge"  # hears both, heard by both
+
+
 class CallStatus(StrEnum):
     INITIATED = "initiated"
     ROUTED = "routed"

@@ -182,7 +182,24 @@ def _media_quality_recorded(view: CallView, envelope: EventEnvelope) -> None:
     view.rtt_ms = data.get("rtt_ms")
 
 
+def _queued(view: CallView, envelope: EventEnvelope) -> None:
+    view.queue = str(envelope.data["queue"])
+    if view.queued_at is None:
+        view.queued_at = envelope.occurred_at
+
+
+def _agent_connected(view: CallView, envelope: EventEnvelope) -> None:
+    view.agents = [*view.agents, str(envelope.data["agent"])]
+
+
+def _recording_available(view: CallView, envelope: EventEnvelope) -> None:
+    view.recording_ref = str(envelope.data["ref"])
+
+
 _HANDLERS: dict[str, Callable[[CallView, EventEnvelope], None]] = {
+    "queued": _queued,
+    "agent_connected": _agent_connected,
+    "recording_available": _recording_available,
     "routed": _routed,
     "ringing": _ringing,
     "answered": _answered,

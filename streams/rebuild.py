@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from projections import call_events, call_live, calls, cdr, positions
 from projections.call_view import CallView, advance, start
 from projections.envelope import EventEnvelope
+from projections.registry import ProjectionGroup
 from streams.envelopes import decode
 
 REBUILDABLE = (call_events.NAME, cdr.NAME, call_live.NAME)
@@ -53,6 +54,29 @@ def read_history(app: Application[Any], page_size: int = 10_000) -> Iterator[lis
     while notifications := app.recorder.select_notifications(start=position + 1, limit=page_size):
         yield decode(app, notifications)
         position = notifications[-1].id
+
+
+def replay_group(app: Application[Any], database_url: str, group: ProjectionGroup,
+                 progress: Progress | None = None) -> int:
+    """Rebuild any projection group by replaying history through its live path.
+
+    Slower than `rebuild` and not atomic (readers see the tables fill up), but
+    it needs nothing beyond the group's own apply function.
+    """
+    source = f"store:{app.name}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute(sql.SQL("TRUNCATE {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, group.names))))
+            conn.execute("DELETE FROM projection_positions WHERE projection = ANY(%s)",
+                         (list(group.names),))
+        count = 0
+        for page in read_history(app):
+            group.apply(conn, page, source)
+            count += len(page)
+            if progress:
+                progress(len(page))
+    return count
 
 
 def rebuild(app: Application[Any], database_url: str, names: tuple[str, ...],

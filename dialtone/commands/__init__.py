@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "dialtone.commands.dev",
     "dialtone.commands.relay",
     "dialtone.commands.worker",
+    "dialtone.commands.router",
     "dialtone.commands.rebuild",
     "dialtone.commands.b2bua",
 )

@@ -2,25 +2,47 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
+from eventsourcing.application import Application
 from tqdm import tqdm
 
 from dialtone import bootstrap
 from dialtone.database import resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.settings import Settings
-from streams.rebuild import REBUILDABLE, rebuild
+from projections.calls import KIND as CALL_KIND
+from streams.rebuild import REBUILDABLE, rebuild, replay_group
+
+# Other groups are rebuilt whole, by replaying history through their live path.
+GROUPS = {name: group for group in bootstrap.PROJECTION_GROUPS for name in group.names
+          if name not in REBUILDABLE}
 
 
 @click.command("rebuild")
-@click.argument("names", nargs=-1, required=True, type=click.Choice(REBUILDABLE))
+@click.argument("names", nargs=-1, required=True,
+                type=click.Choice(sorted({*REBUILDABLE, *GROUPS})))
 @click.pass_obj
 def command(settings: Settings, names: tuple[str, ...]) -> None:
-    """Rebuild the named projections (cdr, call_live, call_events) from history."""
+    """Rebuild the named projections from history (e.g. `dialtone rebuild cdr`)."""
     database_url = resolve_dsn(settings)
     apply_migrations(database_url)
-    service = bootstrap.call_service(database_url)
-    total = service.recorder.max_notification_id() or 0
-    with tqdm(total=total, unit="ev", desc="rebuild " + ",".join(names)) as bar:
-        count = rebuild(service, database_url, names, progress=bar.update)
-    click.echo(f"rebuilt {', '.join(names)} from {count} events")
+    calls = tuple(n for n in names if n in REBUILDABLE)
+    groups = {GROUPS[n] for n in names if n in GROUPS}
+    for app in bootstrap.event_sources(database_url):
+        # Each group is rebuilt from the one event source that publishes its kinds.
+        kinds = set(bootstrap.relay_kinds(app))
+        if calls and CALL_KIND in kinds:
+            with _progress(app) as bar:
+                rebuild(app, database_url, calls, progress=bar.update)
+        for group in groups:
+            if group.kinds & kinds:
+                with _progress(app) as bar:
+                    replay_group(app, database_url, group, progress=bar.update)
+    click.echo(f"rebuilt {', '.join(names)}")
+
+
+def _progress(app: Application[Any]) -> tqdm[Any]:
+    total = app.recorder.max_notification_id() or 0
+    return tqdm(total=total, unit="ev", desc=f"rebuild from {app.name}")

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 # The wheel's console script drops the exit status; call the binary itself.
 DOCKER_COMPOSE = Path(compose.__file__).parent / "docker-compose"
-DIALTONE_SERVICES = ("migrate", "api", "relay", "worker", "b2bua")
+DIALTONE_SERVICES = ("migrate", "api", "relay", "worker", "router", "b2bua")
 # Variables the apache/kafka image reads itself rather than turning into properties.
 KAFKA_IMAGE_ONLY_ENV = {"CLUSTER_ID", "KAFKA_HEAP_OPTS", "KAFKA_OPTS", "KAFKA_JVM_PERFORMANCE_OPTS"}
 

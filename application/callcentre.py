@@ -157,14 +157,18 @@ class CallCentreService(Application[UUID]):
 
     def create_queue(self, key: str, name: str, strategy: RoutingStrategy | str, *,
                      occurred_at: datetime, required_skills: Mapping[str, int] | None = None,
-                     overflow: tuple[float, Target] | None = None, **settings: Any) -> Queue:
+                     overflow: tuple[float, Target] | None = None, record_calls: bool = False,
+                     **settings: Any) -> Queue:
         """A queue, configured in the same transaction. ``settings``: service_level_s,
         wrap_up_s, offer_timeout_s, music_on_hold, announce_position (see
-        ``Queue.create``); ``overflow``: (max wait in seconds, target)."""
+        ``Queue.create``); ``overflow``: (max wait in seconds, target);
+        ``record_calls``: the B2BUA records the queue's answered calls."""
         def command(unit: Unit) -> Queue:
             queue = unit.add(Queue.create(key, name, enum_member(RoutingStrategy, strategy),
                                           occurred_at=occurred_at, **settings))
             require_skills(queue, required_skills or {}, occurred_at)
+            if record_calls:
+                queue.set_recording(True, occurred_at)
             if overflow is not None:
                 self._check_target(unit, overflow[1])
                 queue.set_overflow(*overflow, occurred_at)

@@ -2,8 +2,9 @@
 
 Configuration (every change is an event, the audit trail): routing strategy,
 service-level threshold T, max wait and overflow target, after-call wrap-up
-length, offer (ring) timeout, music on hold, position announcements, members
-(agent id -> penalty) and required skills (for skills-based routing).
+length, offer (ring) timeout, music on hold, position announcements, whether
+its calls are recorded, members (agent id -> penalty) and required skills (for
+skills-based routing).
 Setting a value to what it already is emits nothing; adding a member twice or
 removing an absent one raises.
 
@@ -142,6 +143,13 @@ class Queue(TimedAggregate):
 
         def apply(self, queue: Queue) -> None:
             queue.announce_position = self.announce_position
+
+    class RecordingPolicyChanged(TimedAggregate.Event):
+        class_version = 1
+        record_calls: bool
+
+        def apply(self, queue: Queue) -> None:
+            queue.record_calls = self.record_calls
 
     class MemberAdded(TimedAggregate.Event):
         class_version = 1
@@ -285,6 +293,8 @@ class Queue(TimedAggregate):
         self.offer_timeout_s = offer_timeout_s
         self.music_on_hold = music_on_hold
         self.announce_position = announce_position
+        # Not in Created (version 1 of that event predates it): off until set.
+        self.record_calls = False
         self.max_wait_s: float | None = None
         self.overflow_target: Target | None = None
         self.members: dict[UUID, QueueMember] = {}
@@ -373,6 +383,11 @@ class Queue(TimedAggregate):
     def set_position_announcements(self, enabled: bool, occurred_at: datetime) -> None:
         if _flag(enabled) != self.announce_position:
             self._trigger(self.PositionAnnouncementsChanged, occurred_at, announce_position=enabled)
+
+    def set_recording(self, record_calls: bool, occurred_at: datetime) -> None:
+        """Whether the B2BUA records the audio of this queue's answered calls."""
+        if _flag(record_calls) != self.record_calls:
+            self._trigger(self.RecordingPolicyChanged, occurred_at, record_calls=record_calls)
 
     def add_member(self, agent_id: UUID, penalty: int, occurred_at: datetime) -> None:
         if check_uuid("agent_id", agent_id) in self.members:

@@ -12,7 +12,14 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from application.calls import CallService
-from domain.call import Call, CallNotFound, CallStatus, Direction, TransferKind
+from domain.call import (
+    Call,
+    CallNotFound,
+    CallStatus,
+    Direction,
+    SupervisionMode,
+    TransferKind,
+)
 from domain.errors import IllegalTransition, InvalidValue
 
 T0 = datetime(2025, 3, 1, 9, 0, 0, tzinfo=UTC)
@@ -146,18 +153,48 @@ def test_batch_of_repeats_only_saves_nothing() -> None:
 
 
 def test_call_state_snapshot_is_independent_of_later_commands() -> None:
-    """The batch's cheap snapshot (copy the lists, share the rest) is only right
-    while every attribute of a call is immutable or a list of immutable items."""
+    """The batch's cheap snapshot (copy the lists and dicts, share the rest) is
+    only right while every attribute of a call is immutable or a list or dict
+    of immutable items: exercise every kind of state and check."""
+    service = CallService()
+    call_id = ringing_call(service)
+    service.queue_call(call_id, "sales", at(3))
+    service.answer_call(call_id, at(5))
+    service.connect_agent(call_id, "agent-7", at(5))
+    service.start_supervision(call_id, "sup-1", SupervisionMode.MONITOR, at(6))
+    service.record_media_quality(call_id, mos=4.1, jitter_ms=3.0, loss_pct=0.1, rtt_ms=20.0,
+                                 occurred_at=at(6))
+    service.transfer_call(call_id, TransferKind.BLIND, "queue-sales", at(6))
+    service.hold_call(call_id, at(7))
+    service.attach_recording(call_id, "rec/1.wav", 7.0, at(8))
+    call = service.get_call(call_id)
+    for name, value in vars(call).items():
+        if isinstance(value, dict):
+            items = [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            items = value
+        else:
+            items = [value]
+        for item in items:
+            assert is_immutable(item), f"{name} holds mutable {item!r}"
+
+
+def test_abandoned_batch_restores_lists_and_dicts_too() -> None:
     service = CallService()
     call_id = ringing_call(service)
     service.answer_call(call_id, at(5))
-    service.transfer_call(call_id, TransferKind.BLIND, "queue-sales", at(6))
-    service.hold_call(call_id, at(7))
+
+    def abandoned_batch() -> None:
+        with service.batch():
+            service.connect_agent(call_id, "agent-7", at(6))
+            service.start_supervision(call_id, "sup-1", SupervisionMode.BARGE, at(6))
+            service.transfer_call(call_id, TransferKind.BLIND, "2002", at(7))
+            raise TimeoutError("adapter gave up")
+
+    with pytest.raises(TimeoutError):
+        abandoned_batch()
     call = service.get_call(call_id)
-    for name, value in vars(call).items():
-        items = value if isinstance(value, list) else [value]
-        for item in items:
-            assert is_immutable(item), f"{name} holds mutable {item!r}"
+    assert (call.agents, call.supervisors, call.transfers, call.version) == ([], {}, [], 4)
 
 
 def is_immutable(value: object) -> bool:
@@ -165,3 +202,44 @@ def is_immutable(value: object) -> bool:
         return all(is_immutable(item) for item in value)
     return isinstance(value, (str, int, float, bool, type(None), datetime, timedelta, UUID,
                               StrEnum, Call.Event))
+
+
+def store_behind_the_cache(service: CallService, sip_call_id: str) -> UUID:
+    """Another process (or this one before a restart) stored the call."""
+    call = Call.initiate(caller="1001", callee="2001", direction=Direction.INTERNAL, trunk=None,
+                         sip_call_id=sip_call_id, occurred_at=T0)
+    service.events.put(call.collect_events())
+    return call.id
+
+
+def test_initiate_of_a_call_stored_behind_the_cache_is_still_idempotent() -> None:
+    service = CallService()
+    call_id = store_behind_the_cache(service, "restart@pbx")
+    assert initiate(service, "restart@pbx") == call_id
+    assert stored_versions(service, call_id) == [1]
+
+
+def test_batch_that_initiates_a_call_stored_behind_the_cache_succeeds_when_retried() -> None:
+    service = CallService()
+    call_id = store_behind_the_cache(service, "restart@pbx")
+
+    def invite_and_answer() -> None:
+        with service.batch():
+            initiate(service, "restart@pbx")
+            initiate(service, "fresh@pbx")
+            service.answer_call(call_id, at(5))
+
+    with pytest.raises(IntegrityError):
+        invite_and_answer()  # optimistic: taken for a new call, refused by the store
+    invite_and_answer()  # the retry reads the store first
+    assert stored_versions(service, call_id) == [1, 2]
+    assert stored_versions(service, Call.id_for("fresh@pbx")) == [1]
+
+
+def test_without_a_cache_initiate_reads_the_store_first() -> None:
+    service = CallService(env={"AGGREGATE_CACHE_MAXSIZE": ""})
+    call_id = store_behind_the_cache(service, "restart@pbx")
+    with service.batch():
+        assert initiate(service, "restart@pbx") == call_id
+        service.answer_call(call_id, at(5))
+    assert stored_versions(service, call_id) == [1, 2]

@@ -51,7 +51,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from copy import copy, deepcopy
+from copy import deepcopy
 from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -109,8 +109,11 @@ def call_state(call: Call) -> dict[str, Any]:
     enum, timedelta, tuples) or lists or dicts of immutable items, so copying
     the containers is enough (tests/unit/test_call_service_cache.py checks that
     this holds for every kind of call state)."""
-    return {name: copy(value) if isinstance(value, (list, dict)) else value
-            for name, value in vars(call).items()}
+    state = vars(call).copy()
+    for name, value in state.items():
+        if isinstance(value, (list, dict)):
+            state[name] = value.copy()
+    return state
 
 
 class CallService(Application[UUID]):

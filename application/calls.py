@@ -280,8 +280,9 @@ class CallService(Application[UUID]):
         says; with one, an uncached id is taken to be new (module docstring)."""
         cache = self.repository.cache
         if cache is None or call_id in self._suspects:
-            self._suspects.discard(call_id)
-            return self._find(call_id, batch) is not None
+            found = self._find(call_id, batch) is not None
+            self._suspects.discard(call_id)  # only once the store has answered
+            return found
         if batch.get(call_id) is not None:
             return True
         try:

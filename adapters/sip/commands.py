@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from domain.call import Call, Direction, Disposition, HangupSide, TransferKind
+from domain.call import Call, Direction, Disposition, HangupSide, SupervisionMode, TransferKind
 
 
 class CallCommands(Protocol):
@@ -29,6 +29,13 @@ class CallCommands(Protocol):
     def resume_call(self, call_id: UUID, occurred_at: datetime) -> None: ...
     def transfer_call(self, call_id: UUID, kind: TransferKind, target: str,
                       occurred_at: datetime) -> None: ...
+    def queue_call(self, call_id: UUID, queue: str, occurred_at: datetime) -> None: ...
+    def connect_agent(self, call_id: UUID, agent: str, occurred_at: datetime) -> None: ...
+    def attach_recording(self, call_id: UUID, ref: str, duration_s: float,
+                         occurred_at: datetime) -> None: ...
+    def start_supervision(self, call_id: UUID, supervisor: str, mode: SupervisionMode,
+                          occurred_at: datetime) -> None: ...
+    def stop_supervision(self, call_id: UUID, supervisor: str, occurred_at: datetime) -> None: ...
     def record_media_quality(self, call_id: UUID, *, mos: float, jitter_ms: float,
                              loss_pct: float, rtt_ms: float | None,
                              occurred_at: datetime) -> None: ...
@@ -105,6 +112,52 @@ class TransferCall(Command):
 
     def apply(self, service: CallCommands) -> None:
         service.transfer_call(self.call_id, self.kind, self.target, self.occurred_at)
+
+
+@dataclass(frozen=True)
+class QueueCall(Command):
+    """The call started waiting in a queue (named by its key)."""
+
+    queue: str
+
+    def apply(self, service: CallCommands) -> None:
+        service.queue_call(self.call_id, self.queue, self.occurred_at)
+
+
+@dataclass(frozen=True)
+class ConnectAgent(Command):
+    """An agent's device took the call (the agent named by its key)."""
+
+    agent: str
+
+    def apply(self, service: CallCommands) -> None:
+        service.connect_agent(self.call_id, self.agent, self.occurred_at)
+
+
+@dataclass(frozen=True)
+class AttachRecording(Command):
+    ref: str
+    duration_s: float
+
+    def apply(self, service: CallCommands) -> None:
+        service.attach_recording(self.call_id, self.ref, self.duration_s, self.occurred_at)
+
+
+@dataclass(frozen=True)
+class StartSupervision(Command):
+    supervisor: str
+    mode: SupervisionMode
+
+    def apply(self, service: CallCommands) -> None:
+        service.start_supervision(self.call_id, self.supervisor, self.mode, self.occurred_at)
+
+
+@dataclass(frozen=True)
+class StopSupervision(Command):
+    supervisor: str
+
+    def apply(self, service: CallCommands) -> None:
+        service.stop_supervision(self.call_id, self.supervisor, self.occurred_at)
 
 
 @dataclass(frozen=True)

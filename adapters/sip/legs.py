@@ -47,6 +47,8 @@ class AudioInfo:
 class LegRole(StrEnum):
     CALLER = "caller"  # the inbound dialog we answer
     CALLEE = "callee"  # a dialog we place
+    AGENT = "agent"  # a dialog we place to an agent's device (an offer)
+    SUPERVISOR = "supervisor"  # a dialog we place to a supervisor's device
 
 
 class LegListener(Protocol):
@@ -54,6 +56,7 @@ class LegListener(Protocol):
     def leg_media(self, leg: Leg) -> None: ...
     def leg_transfer_request(self, leg: Leg, prm: pj.OnCallTransferRequestParam) -> None: ...
     def leg_stream_closing(self, leg: Leg, stream_index: int) -> None: ...
+    def leg_dtmf(self, leg: Leg, digit: str) -> None: ...
 
 
 class LegHost(Protocol):
@@ -93,6 +96,12 @@ class _Dialog(pj.Call):  # type: ignore[misc]  # SWIG class, untyped
     @guarded
     def onStreamDestroyed(self, prm: pj.OnStreamDestroyedParam) -> None:  # noqa: N802
         self.leg.on_stream_closing(prm.streamIdx)
+
+    @guarded
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
+        # Both RFC 4733 telephone-events and SIP INFO (application/dtmf-relay)
+        # arrive here, once per key press (pjsua answers the INFO itself).
+        self.leg.on_dtmf(str(prm.digit))
 
 
 class Leg:
@@ -152,6 +161,10 @@ class Leg:
     def on_stream_closing(self, stream_index: int) -> None:
         if self.listener is not None:
             self.listener.leg_stream_closing(self, stream_index)
+
+    def on_dtmf(self, digit: str) -> None:
+        if self.listener is not None:
+            self.listener.leg_dtmf(self, digit)
 
     def detach(self) -> None:
         """Drop the pjsua2 Call (it is destroyed when the current callback

@@ -124,9 +124,16 @@ class Session:
     # Start.
 
     def start(self, target: str | None) -> None:
+        self._initiate()
+        self._route(target)
+
+    def _initiate(self) -> None:
         f = self.facts
         self._emit(InitiateCall.inbound(sip_call_id=f.sip_call_id, caller=f.caller,
                                         callee=f.callee, occurred_at=now()))
+
+    def _route(self, target: str | None) -> None:
+        f = self.facts
         if target is None:
             log.info("call %s: no route for %r: 404", self.call_id, f.callee)
             self._end_unanswered(NO_ROUTE, HangupSide.SYSTEM)
@@ -360,6 +367,10 @@ class Session:
         audio = leg.audio()
         if audio is not None:
             self.ctx.music_on_hold.stop_to(audio)
+
+    def leg_dtmf(self, leg: Leg, digit: str) -> None:
+        log.debug("call %s: DTMF %s from the %s (not used on a plain call)", self.call_id,
+                  digit, leg.role)
 
     def leg_stream_closing(self, leg: Leg, stream_index: int) -> None:
         # The last chance to read this stream's statistics (it is being destroyed).

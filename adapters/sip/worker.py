@@ -13,16 +13,35 @@ import logging
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
+from uuid import UUID
 
 import pjsua2 as pj
 
+from adapters.media.player import MusicLibrary
+from adapters.media.prompts import Prompts
+from adapters.media.recorder import RecordingStore
+from adapters.sip import centre_actions
+from adapters.sip.centre_link import CentreLink
+from adapters.sip.centre_session import CentreContext, CentreSession
 from adapters.sip.commands import CommandSink
-from adapters.sip.endpoint import EndpointConfig, EventLoop, create_endpoint
+from adapters.sip.directory import Directory
+from adapters.sip.endpoint import (
+    PJSUA_MAX_CALLS,
+    EndpointConfig,
+    EventLoop,
+    Waker,
+    create_endpoint,
+)
 from adapters.sip.legs import Leg, LegRole
 from adapters.sip.session import AudioSource, InboundFacts, MediaMonitor, Session, SessionContext
+from application.call_control import REPLY_CHANNEL, ControlReply, ControlRequest
+from application.routing_view import OfferChange
+from domain.queue import Queue
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +68,19 @@ class WorkerConfig:
     no_answer_timeout: float = 30.0
     retry_after: int = 5
     shutdown_grace: float = 3.0
+
+
+@dataclass(frozen=True)
+class CentreWiring:
+    """The call-centre side of a worker (absent: a plain B2BUA on its dialplan).
+    ``link`` must post its results with ``B2BUAWorker.post``."""
+
+    link: CentreLink
+    directory: Directory
+    media_dir: Path
+    default_music: Path
+    recordings: RecordingStore | None = None
+    announce_every_s: float = 20.0
 
 
 def dialled_number(request: str) -> str:
@@ -83,6 +115,7 @@ class B2BUAWorker:
         overloaded: Callable[[], bool] = lambda: False,
         music_on_hold: Callable[[], AudioSource | None] = lambda: None,
         media: MediaMonitor | None = None,
+        centre: CentreWiring | None = None,
     ) -> None:
         self.config = config
         self.router = router
@@ -90,21 +123,34 @@ class B2BUAWorker:
         self.overloaded = overloaded
         self._make_music = music_on_hold
         self._media = media
+        self._centre = centre
+        self._centre_ctx: CentreContext | None = None
         self.legs: set[Leg] = set()
         self.sessions: set[Session] = set()
+        self._by_call: dict[UUID, Session] = {}
+        # Read by the follower thread (set membership is atomic under the GIL).
+        self._owned: set[UUID] = set()
+        self._posted: deque[Callable[[], None]] = deque()
+        self._waker = Waker(config.endpoint.host, config.endpoint.port)
         self.refused = 0
         self.ready = threading.Event()
+
+    def post(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the pjsua2 thread soon; safe from any thread."""
+        self._posted.append(callback)
+        self._waker()
 
     # Lifecycle, on the pjsua2 thread.
 
     def run(self, stop: threading.Event) -> None:
         endpoint, writer = create_endpoint(self.config.endpoint)
-        loop = EventLoop(endpoint)
+        loop = EventLoop(endpoint, self._waker, self._posted)
         account = self._create_account()
         self._ctx = SessionContext(
             sink=self.sink, new_leg=lambda role: self._new_leg(account, role),
             call_later=loop.call_later, no_answer_timeout=self.config.no_answer_timeout,
-            on_end=self.sessions.discard, music_on_hold=self._make_music(), media=self._media)
+            on_end=self._session_ended, music_on_hold=self._make_music(), media=self._media)
+        self._centre_ctx = self._centre_context()
         self._account = account
         # pjsua2 objects must die on this thread; the cyclic garbage collector
         # may run on any thread, so it runs here, on a timer, instead.
@@ -126,7 +172,11 @@ class B2BUAWorker:
             if gc_was_enabled:
                 gc.enable()
             self._ctx.music_on_hold = None
+            if self._centre_ctx is not None:
+                self._centre_ctx.music.close()
+            self._centre_ctx = None
             self.sessions.clear()
+            self._by_call.clear()
             self.legs.clear()
             loop.clear()
             # Every Leg must be gone before libDestroy: a pjsua2 Call destroyed
@@ -135,8 +185,20 @@ class B2BUAWorker:
             account.shutdown()
             del self._account
             endpoint.libDestroy()
+            self._waker.close()
             del writer
             log.info("b2bua on port %d stopped", self.config.endpoint.port)
+
+    def _centre_context(self) -> CentreContext | None:
+        wiring = self._centre
+        if wiring is None:
+            return None
+        return CentreContext(
+            link=wiring.link, directory=wiring.directory, resolve_number=self.router.resolve,
+            prompts=Prompts(wiring.media_dir),
+            music=MusicLibrary(wiring.media_dir, wiring.default_music),
+            reply=self._reply, free_legs=lambda: PJSUA_MAX_CALLS - len(self.legs),
+            recordings=wiring.recordings, announce_every_s=wiring.announce_every_s)
 
     def _create_account(self) -> _Account:
         ep = self.config.endpoint
@@ -200,14 +262,66 @@ class B2BUAWorker:
             caller=uri_user(info.remoteUri),
             callee=dialled_number(prm.rdata.wholeMsg),
         )
+        centre = self._centre_ctx
+        destination = centre.directory.destination(facts.callee) if centre else None
+        if centre is not None and destination is not None:
+            front = CentreSession(self._ctx, centre, leg, facts)
+            self._register(front)
+            front.start_front(destination)
+            return
         session = Session(self._ctx, leg, facts)
-        self.sessions.add(session)
+        self._register(session)
         session.start(self.router.resolve(facts.callee))
+
+    def _register(self, session: Session) -> None:
+        self.sessions.add(session)
+        self._by_call[session.call_id] = session
+        self._owned.add(session.call_id)
+
+    def _session_ended(self, session: Session) -> None:
+        self.sessions.discard(session)
+        if self._by_call.get(session.call_id) is session:
+            del self._by_call[session.call_id]
+            self._owned.discard(session.call_id)
 
     def _refusal(self) -> str | None:
         # This INVITE's own leg is already counted; its callee leg is not yet.
-        if len(self.legs) + 1 > 2 * self.config.max_bridged_calls:
+        if len(self.legs) + 1 > 2 * self.config.max_bridged_calls \
+                or len(self.sessions) >= self.config.max_bridged_calls:
             return f"at capacity ({self.config.max_bridged_calls} calls)"
         if self.overloaded():
             return "event store backlog above its limit"
         return None
+
+    # The follower thread's news about our calls (FollowerListener), handed to
+    # the pjsua2 thread.
+
+    def owns(self, call_id: UUID) -> bool:
+        return call_id in self._owned
+
+    def offer_changed(self, change: OfferChange) -> None:
+        self.post(lambda: self._centre_call(change.call_id, lambda s: s.offer_changed(change)))
+
+    def queue_left(self, event: Queue.CallOverflowed | Queue.CallTransferredOut) -> None:
+        self.post(lambda: self._centre_call(event.call_id, lambda s: s.queue_left(event)))
+
+    def control_requested(self, request: ControlRequest) -> None:
+        self.post(lambda: self._control(request))
+
+    def _centre_call(self, call_id: UUID, act: Callable[[CentreSession], None]) -> None:
+        session = self._by_call.get(call_id)
+        if isinstance(session, CentreSession):
+            act(session)
+
+    def _control(self, request: ControlRequest) -> None:
+        session = self._by_call.get(request.call_id)
+        if not isinstance(session, CentreSession):
+            state = "ended" if session is None else "not a call-centre call"
+            self._reply(ControlReply(request.request_id, 409,
+                                     f"call {request.call_id} is {state}"))
+            return
+        self._reply(centre_actions.handle(session, request))
+
+    def _reply(self, reply: ControlReply) -> None:
+        if self._centre is not None:
+            self._centre.link.notify(REPLY_CHANNEL, reply.encode())

@@ -19,12 +19,17 @@ from types import FrameType
 import click
 
 from adapters.media.player import MusicOnHold
+from adapters.media.recorder import RecordingStore
 from adapters.media.stats import StreamMonitor
 from adapters.media.tones import hold_music
 from adapters.sip import dialplan as dialplans
+from adapters.sip.centre_link import CentreLink
+from adapters.sip.directory import Directory
 from adapters.sip.endpoint import EndpointConfig, EndpointError
+from adapters.sip.follower import CentreFollower
 from adapters.sip.storage import StorageThread
-from adapters.sip.worker import B2BUAWorker, WorkerConfig
+from adapters.sip.worker import B2BUAWorker, CentreWiring, WorkerConfig
+from application.callcentre import CallCentreService
 from application.calls import CallService
 from dialtone.database import eventsourcing_env, resolve_dsn
 from dialtone.settings import Settings
@@ -39,6 +44,13 @@ def call_service_factory(dsn: str) -> CallService:
     env = eventsourcing_env(dsn, POSTGRES_PRE_PING="y", POSTGRES_CONNECT_TIMEOUT="2",
                             POSTGRES_POOL_SIZE="1", POSTGRES_MAX_OVERFLOW="1")
     return CallService(env=env)
+
+
+def callcentre_service_factory(dsn: str) -> CallCentreService:
+    # One connection per use (command link, follower): workers are many.
+    env = eventsourcing_env(dsn, POSTGRES_PRE_PING="y", POSTGRES_CONNECT_TIMEOUT="2",
+                            POSTGRES_POOL_SIZE="1", POSTGRES_MAX_OVERFLOW="1")
+    return CallCentreService(env=env)
 
 
 @click.command("b2bua")
@@ -57,10 +69,18 @@ def call_service_factory(dsn: str) -> CallService:
 @click.option("--pj-log-level", default=2, show_default=True, help="pjsip log level 0-5.")
 @click.option("--hold-music", "hold_music_file", type=click.Path(path_type=Path),
               help="WAV (8 kHz mono 16-bit) played to held parties; default: generated.")
+@click.option("--callcentre/--no-callcentre", default=True, show_default=True,
+              help="Route numbers provisioned in the call centre (queues, IVR menus) and "
+                   "ring agents the routing process reserves.")
+@click.option("--recordings-dir", type=click.Path(path_type=Path),
+              help="Where call recordings go (default: DIALTONE_DATA_DIR/recordings).")
+@click.option("--announce-every", default=20.0, show_default=True,
+              help="Seconds between queue position announcements (queues that ask for them).")
 @click.pass_obj
 def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
             dialplan_file: Path | None, max_calls: int, no_answer_timeout: float,
-            rtp_port: int, pj_log_level: int, hold_music_file: Path | None) -> None:
+            rtp_port: int, pj_log_level: int, hold_music_file: Path | None,
+            callcentre: bool, recordings_dir: Path | None, announce_every: float) -> None:
     """Run one SIP B2BUA worker (pjsua2) until SIGTERM/SIGINT."""
     dsn = resolve_dsn(settings)
     try:
@@ -72,9 +92,21 @@ def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
         endpoint=EndpointConfig(host=host, port=port, rtp_port=rtp_port,
                                 pj_log_level=pj_log_level),
         max_bridged_calls=max_calls, no_answer_timeout=no_answer_timeout)
-    music = hold_music_file or hold_music(settings.data_dir / "media" / "hold.wav")
+    media_dir = settings.data_dir / "media"
+    music = hold_music_file or hold_music(media_dir / "hold.wav")
+    wiring: CentreWiring | None = None
+    if callcentre:
+        # The link posts its results to the worker, built just below.
+        link = CentreLink(lambda: callcentre_service_factory(dsn),
+                          lambda cb: worker.post(cb))  # noqa: PLW0108 - not built yet
+        wiring = CentreWiring(link, Directory(), media_dir, music,
+                              RecordingStore(recordings_dir or settings.data_dir / "recordings"),
+                              announce_every)
     worker = B2BUAWorker(config, dialplan, storage, overloaded=lambda: storage.overloaded,
-                         music_on_hold=lambda: MusicOnHold(music), media=StreamMonitor())
+                         music_on_hold=lambda: MusicOnHold(music), media=StreamMonitor(),
+                         centre=wiring)
+    follower = (CentreFollower(callcentre_service_factory(dsn), dsn, wiring.directory, worker)
+                if wiring is not None else None)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -84,12 +116,20 @@ def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     storage.start()
+    if wiring is not None and follower is not None:
+        wiring.link.start()
+        follower.load()  # the configuration is known before the first INVITE
+        follower.start()
     log.info("b2bua worker on %s:%d, %d dialplan rules", host, port, len(dialplan.rules))
     try:
         worker.run(stop)
     except EndpointError as error:
         raise click.ClickException(str(error)) from None
     finally:
+        if wiring is not None and follower is not None:
+            follower.stop()
+            wiring.link.stop()
+            follower.service.close()
         storage.stop(timeout=30.0)
 
 

@@ -1,0 +1,234 @@
+"""Call-control requests on a live call-centre call, run on the pjsua2 thread:
+supervisors joining (monitor / whisper / barge) or leaving, and transfers
+(blind to a queue, a number or a SIP URI; attended, with a consultation).
+
+Each request gets one ``ControlReply`` (HTTP-like status). What then really
+happens is recorded by the Call's events as it happens: a supervisor's
+``SupervisionStarted`` when their device answers, the ``Transferred`` of a
+consultation when it is completed.
+
+Why transfers are requests here and not only SIP REFERs: pjsua2 always
+dials a REFER's target itself (it cannot be told "accepted, I will handle
+it"), so a REFER to a queue's number would loop an INVITE through the B2BUA,
+costing two more of the four call legs a process holds; and an attended REFER
+with Replaces names a dialog that may live on another worker. A blind REFER to
+a SIP URI still works as before (``Session.leg_transfer_request``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from uuid import UUID
+
+from adapters.sip.centre_session import CentreSession, Consult, Stage, Watch
+from adapters.sip.commands import HoldCall, ResumeCall, TransferCall
+from adapters.sip.legs import LegRole
+from adapters.sip.session import Phase, now
+from application.call_control import Action, ControlReply, ControlRequest
+from domain.addressing import TargetKind
+from domain.call import SupervisionMode, TransferKind
+from domain.errors import InvalidValue
+from domain.queue import Queue
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[CentreSession, ControlRequest], ControlReply]
+
+
+def handle(session: CentreSession, request: ControlRequest) -> ControlReply:
+    handler = _HANDLERS[request.action]
+    try:
+        return handler(session, request)
+    except (KeyError, ValueError) as error:
+        return _reply(request, 422, f"bad arguments for {request.action}: {error}")
+
+
+def _reply(request: ControlRequest, status: int, detail: str = "", **data: object
+           ) -> ControlReply:
+    return ControlReply(request.request_id, status, detail, dict(data))
+
+
+def _not_talking(session: CentreSession, request: ControlRequest) -> ControlReply | None:
+    if session.phase is Phase.ANSWERED and session.b is not None:
+        return None
+    return _reply(request, 409, f"call {session.call_id} is not connected to anyone "
+                                f"(it is {session.stage.value})")
+
+
+# -- supervision -----------------------------------------------------------------------------
+
+
+def supervise(session: CentreSession, request: ControlRequest) -> ControlReply:
+    refused = _not_talking(session, request)
+    if refused is not None:
+        return refused
+    supervisor, device = request.args["supervisor"], request.args["device"]
+    mode = SupervisionMode(request.args["mode"])
+    watch = session.watches.get(supervisor)
+    if watch is not None:
+        if watch.device != device:
+            return _reply(request, 409, f"supervisor {supervisor} is on the call from "
+                                        f"{watch.device}")
+        watch.mode = mode
+        if watch.joined:
+            session.supervision_changed(watch)
+        return _reply(request, 200, f"mode is now {mode}", state=_state(watch), mode=mode)
+    if session.centre.free_legs() < 1:
+        return _reply(request, 503, "no free call slot on the worker holding this call")
+    leg = session.ctx.new_leg(LegRole.SUPERVISOR)
+    leg.listener = session
+    if not device.startswith(("sip:", "sips:")) or not leg.place(device):
+        leg.detach()
+        return _reply(request, 422, f"cannot call device {device!r}")
+    watch = Watch(supervisor, device, mode, leg)
+    session.watches[supervisor] = watch
+    log.info("call %s: calling supervisor %s at %s (%s)", session.call_id, supervisor,
+             device, mode)
+    return _reply(request, 202, "calling the supervisor's device", state="calling", mode=mode)
+
+
+def unsupervise(session: CentreSession, request: ControlRequest) -> ControlReply:
+    supervisor = request.args["supervisor"]
+    watch = session.watches.get(supervisor)
+    if watch is None:
+        return _reply(request, 404, f"supervisor {supervisor} is not on call {session.call_id}")
+    watch.leg.end()  # its DISCONNECTED records SupervisionEnded and re-routes the audio
+    return _reply(request, 200, "supervisor leaving")
+
+
+def _state(watch: Watch) -> str:
+    return "joined" if watch.joined else "calling"
+
+
+# -- transfers -------------------------------------------------------------------------------
+
+
+def transfer(session: CentreSession, request: ControlRequest) -> ControlReply:
+    refused = _not_talking(session, request) or _busy(session, request)
+    if refused is not None:
+        return refused
+    kind = TransferKind(request.args.get("kind", "blind"))
+    target_kind, value = request.args["target_kind"], request.args["target_value"]
+    if target_kind == TargetKind.QUEUE:
+        if kind is TransferKind.ATTENDED:
+            return _reply(request, 422, "an attended transfer goes to a number or a URI")
+        return _to_queue(session, request, value)
+    uri = _uri(session, target_kind, value)
+    if uri is None:
+        return _reply(request, 404, f"no route to {target_kind} {value!r}")
+    label = uri if target_kind == "uri" else f"number:{value}"
+    if kind is TransferKind.BLIND:
+        session.emit(TransferCall(session.call_id, now(), TransferKind.BLIND, label))
+        log.info("call %s: blind transfer to %s", session.call_id, uri)
+        session.release_agent()
+        session.dial_after_transfer(uri)
+        return _reply(request, 202, f"calling {label}", state="calling")
+    return _consult(session, request, uri, label)
+
+
+def _busy(session: CentreSession, request: ControlRequest) -> ControlReply | None:
+    if session.consult is not None or session.transfer is not None:
+        return _reply(request, 409, f"call {session.call_id} is being transferred already")
+    if session.held_by is not None:
+        return _reply(request, 409, f"call {session.call_id} is on hold")
+    return None
+
+
+def _uri(session: CentreSession, kind: str, value: str) -> str | None:
+    if kind == "uri":
+        return value if value.startswith(("sip:", "sips:")) and " " not in value else None
+    if kind == TargetKind.NUMBER:
+        return session.centre.resolve_number(value)
+    raise ValueError(f"target_kind must be queue, number or uri, not {kind!r}")
+
+
+def _to_queue(session: CentreSession, request: ControlRequest, key_or_id: str) -> ControlReply:
+    queue_id = _queue_id(session, key_or_id)
+    if queue_id is None:
+        return _reply(request, 404, f"queue {key_or_id} not found")
+    if queue_id == session.queue_id:
+        return _reply(request, 409, "the call came from that queue")
+    settings = session.centre.directory.queue(queue_id)
+    assert settings is not None
+    session.emit(TransferCall(session.call_id, now(), TransferKind.BLIND,
+                              f"queue:{settings.key}"))
+    log.info("call %s: transferred to queue %s", session.call_id, settings.key)
+    came_from = session.queue_id
+    session.release_agent()
+    session.requeue(queue_id, came_from)
+    return _reply(request, 202, f"waiting in queue {settings.key}", state="queued")
+
+
+def _queue_id(session: CentreSession, key_or_id: str) -> UUID | None:
+    try:
+        queue_id = UUID(key_or_id)
+    except ValueError:
+        try:
+            queue_id = Queue.id_for(key_or_id)
+        except InvalidValue:
+            return None
+    return queue_id if session.centre.directory.queue(queue_id) is not None else None
+
+
+def _consult(session: CentreSession, request: ControlRequest, uri: str, label: str
+             ) -> ControlReply:
+    if session.centre.free_legs() < 1:
+        return _reply(request, 503, "no free call slot on the worker holding this call")
+    leg = session.ctx.new_leg(LegRole.CALLEE)
+    leg.listener = session
+    if not leg.place(uri):
+        leg.detach()
+        return _reply(request, 502, f"cannot call {uri}")
+    session.consult = Consult(label, leg, on_state=lambda: _consult_state(session))
+    session.emit(HoldCall(session.call_id, now()))  # the caller waits, with music
+    log.info("call %s: consultation with %s", session.call_id, uri)
+    session.refresh_audio()
+    return _reply(request, 202, f"consulting {label}", state="consulting")
+
+
+def _consult_state(session: CentreSession) -> None:
+    consult = session.consult
+    if consult is None:
+        return
+    if consult.leg.confirmed and not consult.answered:
+        consult.answered = True
+        session.refresh_audio()
+    elif consult.leg.disconnected:
+        log.info("call %s: consultation ended; back to the caller", session.call_id)
+        session.consult = None
+        session.emit(ResumeCall(session.call_id, now()))
+        session.refresh_audio()
+
+
+def complete_transfer(session: CentreSession, request: ControlRequest) -> ControlReply:
+    consult = session.consult
+    if consult is None or not consult.answered:
+        return _reply(request, 409, "no answered consultation to complete")
+    session.consult = None
+    session.emit(TransferCall(session.call_id, now(), TransferKind.ATTENDED, consult.label))
+    session.emit(ResumeCall(session.call_id, now()))
+    session.release_agent()
+    session.b = consult.leg  # its state now reaches the session as the other party's
+    log.info("call %s: attended transfer to %s completed", session.call_id, consult.label)
+    session.refresh_audio()
+    return _reply(request, 200, f"connected to {consult.label}")
+
+
+def cancel_transfer(session: CentreSession, request: ControlRequest) -> ControlReply:
+    consult = session.consult
+    if consult is None:
+        return _reply(request, 409, "no consultation in progress")
+    consult.leg.end()  # its DISCONNECTED resumes the caller
+    return _reply(request, 200, "consultation cancelled")
+
+
+_HANDLERS: dict[Action, Handler] = {
+    Action.SUPERVISE: supervise,
+    Action.UNSUPERVISE: unsupervise,
+    Action.TRANSFER: transfer,
+    Action.COMPLETE_TRANSFER: complete_transfer,
+    Action.CANCEL_TRANSFER: cancel_transfer,
+}
+
+__all__ = ["Stage", "handle"]

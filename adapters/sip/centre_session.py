@@ -1,0 +1,633 @@
+"""A call-centre call: the platform answers the caller, then IVR menus, a queue
+with music on hold, offers rung on agents' devices, and the talk itself.
+
+Stages of the caller's visit (``Stage``)::
+
+    IVR --key/timeout--> IVR | QUEUE | DIALLING | (hang up)
+    QUEUE --offer reserved--> ring the agent's device (several for ring-all)
+          --agent 200 OK--> CONNECTING --accept_offer stored--> TALKING
+          --agent rejects / rings out--> miss_offer, still QUEUE
+    DIALLING (a number: from a menu, an overflow or a blind transfer) --200--> TALKING
+    TALKING --agent hangs up / caller hangs up--> ended (end_agent_call: wrap-up)
+            --transfer to a queue--> QUEUE again (the call stays answered)
+
+Convention (see ``domain.call.Call.enter_queue``): answering the caller's leg
+to play prompts and music is not ``answer_call``; only the agent's (or
+callee's) 200 OK is. So a caller who hangs up while queued ends ``abandoned``.
+
+Call-centre commands go through the ``CentreLink`` thread and their outcome
+comes back here: an offer the router timed out a moment before the agent's
+200 OK is refused, and the agent is hung up while the caller keeps waiting.
+Supervision and consultation transfers live in ``centre_actions.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+import pjsua2 as pj
+
+from adapters.media.player import MusicLibrary
+from adapters.media.prompts import Prompts
+from adapters.media.recorder import CallRecording, RecordingStore
+from adapters.sip.centre_link import CentreLink, Outcome
+from adapters.sip.commands import (
+    AnswerCall,
+    AttachRecording,
+    Command,
+    ConnectAgent,
+    EndCall,
+    QueueCall,
+    RingCall,
+    RouteCall,
+    StartSupervision,
+    StopSupervision,
+)
+from adapters.sip.directory import Directory, QueueSettings
+from adapters.sip.front import FrontAudio
+from adapters.sip.legs import Leg, LegRole
+from adapters.sip.mixer import Mixer, Port, conversation, port
+from adapters.sip.outcomes import NO_ROUTE, callee_failure
+from adapters.sip.outcomes import Outcome as SipOutcome
+from adapters.sip.session import (
+    MEDIA_SAMPLE_INTERVAL,
+    InboundFacts,
+    Phase,
+    Session,
+    SessionContext,
+    Timer,
+    now,
+)
+from application.call_control import ControlReply
+from application.routing_view import OfferChange
+from domain.addressing import Target, TargetKind
+from domain.call import Disposition, HangupSide, SupervisionMode
+from domain.queue import Queue
+
+log = logging.getLogger(__name__)
+
+OFFER_GRACE_S = 2.0  # past an offer's deadline, stop ringing even if the router is late
+ANSWER_GRACE_S = 0.5  # a ring answered this close to its deadline may still be refused
+
+
+class Stage(Enum):
+    STARTING = "starting"
+    IVR = "ivr"
+    QUEUE = "queue"
+    CONNECTING = "connecting"
+    DIALLING = "dialling"
+    TALKING = "talking"
+    ENDED = "ended"
+
+
+FRONT = frozenset({Stage.STARTING, Stage.IVR, Stage.QUEUE, Stage.CONNECTING, Stage.DIALLING})
+
+
+@dataclass
+class CentreContext:
+    """What call-centre sessions need from their worker, besides SessionContext."""
+
+    link: CentreLink
+    directory: Directory
+    resolve_number: Callable[[str], str | None]  # the worker's dialplan
+    prompts: Prompts
+    music: MusicLibrary
+    reply: Callable[[ControlReply], None]
+    free_legs: Callable[[], int]
+    recordings: RecordingStore | None = None
+    announce_every_s: float = 20.0
+
+
+@dataclass
+class Ring:
+    """An offer being rung on an agent's device."""
+
+    agent_id: UUID
+    leg: Leg
+    timer: Timer | None = None
+
+
+@dataclass
+class Watch:
+    """A supervisor on the call (or being called to join it)."""
+
+    supervisor: str
+    device: str
+    mode: SupervisionMode
+    leg: Leg
+    joined: bool = False
+
+
+@dataclass
+class Consult:
+    """An attended transfer: the agent talks to ``label`` while the caller waits."""
+
+    label: str
+    leg: Leg
+    on_state: Callable[[], None]  # centre_actions follows the consulted leg
+    answered: bool = False
+
+
+class CentreSession(Session):
+    def __init__(self, ctx: SessionContext, centre: CentreContext, caller_leg: Leg,
+                 facts: InboundFacts) -> None:
+        super().__init__(ctx, caller_leg, facts)
+        self.centre = centre
+        self.stage = Stage.STARTING
+        self.queue: QueueSettings | None = None
+        self.queue_id: UUID | None = None
+        self.menu_id: UUID | None = None
+        self.attempt = 1
+        self.rings: dict[UUID, Ring] = {}
+        self.agent_id: UUID | None = None  # the agent talking to the caller
+        self.ever_answered = False
+        self.watches: dict[str, Watch] = {}
+        self.consult: Consult | None = None
+        self.recording: CallRecording | None = None
+        self.mixer = Mixer()
+        self.front = FrontAudio(caller_leg, ctx.call_later)
+        self._stage_timer: Timer | None = None
+        self._announce_timer: Timer | None = None
+
+    # -- start ---------------------------------------------------------------------------
+
+    def start_front(self, destination: Target) -> None:
+        """Answer the caller's leg ourselves (media only) and go to ``destination``."""
+        self._initiate()
+        self.a.respond(200)
+        self._go(destination)
+
+    def _go(self, target: Target) -> None:
+        kind = target.kind
+        if kind is TargetKind.QUEUE:
+            self._enter_queue(target.aggregate_id)
+        elif kind is TargetKind.IVR:
+            self._enter_menu(target.aggregate_id, 1)
+        elif kind is TargetKind.NUMBER and target.value is not None:
+            self._route_note(target)
+            self._dial(self.centre.resolve_number(target.value))
+        else:  # hangup, or a recording we have no player for: say goodbye
+            self._goodbye(f"{kind}_target")
+
+    def _route_note(self, target: Target) -> None:
+        """The Call's Routed event for where the caller goes (only before any answer)."""
+        if not self.ever_answered:
+            self._emit(RouteCall(self.call_id, now(), self.centre.directory.describe(target)))
+
+    # -- IVR -----------------------------------------------------------------------------
+
+    def _enter_menu(self, menu_id: UUID, attempt: int) -> None:
+        menu = self.centre.directory.menu(menu_id)
+        if menu is None:
+            log.error("call %s: IVR menu %s unknown to this worker", self.call_id, menu_id)
+            self._goodbye("unknown_menu")
+            return
+        if menu_id != self.menu_id:
+            self._route_note(Target.ivr(menu_id))
+        self.stage, self.menu_id, self.attempt = Stage.IVR, menu_id, attempt
+        self._cancel_stage_timer()
+        log.info("call %s: IVR %s, attempt %d", self.call_id, menu.key, attempt)
+        self.front.play(self.centre.prompts.menu(menu.prompt), self._await_key)
+
+    def _await_key(self) -> None:
+        menu = self._menu()
+        if menu is not None and self.stage is Stage.IVR:
+            self._stage_timer = self.ctx.call_later(menu.timeout_s, lambda: self._key(None))
+
+    def _menu(self) -> Any:
+        return self.centre.directory.menu(self.menu_id) if self.menu_id is not None else None
+
+    def leg_dtmf(self, leg: Leg, digit: str) -> None:
+        if leg is self.a and self.stage is Stage.IVR:
+            self._key(digit)
+
+    def _key(self, digit: str | None) -> None:
+        """A key (None: the timeout) on the current menu: ``IvrMenu.decide`` rules."""
+        menu = self._menu()
+        if menu is None or self.stage is not Stage.IVR:
+            return
+        self._cancel_stage_timer()
+        self.front.stop_prompt()  # barge-in: a key stops the prompt
+        decision = menu.decide(digit, self.attempt)
+        log.info("call %s: IVR %s key %s -> %s %s", self.call_id, menu.key, digit,
+                 decision.outcome, decision.action.kind)
+        if decision.action.kind is TargetKind.REPEAT:
+            self._enter_menu(menu.id, decision.next_attempt)
+        else:
+            self._go(decision.action)
+
+    # -- queue ---------------------------------------------------------------------------
+
+    def _enter_queue(self, queue_id: UUID, transferred_from: UUID | None = None) -> None:
+        settings = self.centre.directory.queue(queue_id)
+        key = settings.key if settings is not None else str(queue_id)
+        self._route_note(Target.queue(queue_id))
+        self.stage, self.queue, self.queue_id = Stage.QUEUE, settings, queue_id
+        self._cancel_stage_timer()
+        at = now()
+        self._emit(QueueCall(self.call_id, at, key))
+        call_id = self.call_id
+        self.centre.link.submit(
+            f"enqueue {call_id} in {key}",
+            lambda s: s.enqueue_call(queue_id, call_id, 0, at, transferred_from),
+            lambda outcome: self._enqueued(queue_id, outcome))
+        self._hear_queue()
+
+    def _enqueued(self, queue_id: UUID, outcome: Outcome[Any]) -> None:
+        if outcome.ok or self.phase is Phase.ENDED or queue_id != self.queue_id:
+            return
+        log.error("call %s: the queue refused it: %s", self.call_id, outcome.error)
+        self._goodbye("queue_refused")
+
+    def _hear_queue(self) -> None:
+        name = self.queue.music_on_hold if self.queue is not None else "default"
+        self.front.music(self.centre.music.music(name))
+        if self.queue is not None and self.queue.announce_position:
+            self._schedule_announcement(1.0)
+
+    def _schedule_announcement(self, delay: float) -> None:
+        if self._announce_timer is not None:
+            self._announce_timer.cancel()
+        self._announce_timer = self.ctx.call_later(delay, self._ask_position)
+
+    def _ask_position(self) -> None:
+        self._announce_timer = None
+        queue_id, call_id = self.queue_id, self.call_id
+        if self.stage is not Stage.QUEUE or queue_id is None:
+            return
+        self.centre.link.submit(f"position of {call_id}",
+                                lambda s: s.get(Queue, queue_id).position(call_id),
+                                self._announce)
+
+    def _announce(self, outcome: Outcome[int]) -> None:
+        if self.stage is not Stage.QUEUE or not outcome.ok or outcome.value is None:
+            return
+        log.info("call %s: position %d announced", self.call_id, outcome.value)
+        self.front.play(self.centre.prompts.position(outcome.value), lambda: None)
+        self._schedule_announcement(self.centre.announce_every_s)
+
+    def queue_left(self, event: Queue.CallOverflowed | Queue.CallTransferredOut) -> None:
+        """The platform moved the waiting call (overflow, or a transfer of a waiting call)."""
+        if self.stage not in (Stage.QUEUE, Stage.CONNECTING) \
+                or event.originator_id != self.queue_id:
+            return
+        target = Target(TargetKind(event.target_kind), event.target_value)
+        log.info("call %s: left its queue for %s", self.call_id, target)
+        self._withdraw_rings()
+        if target.kind is TargetKind.QUEUE:
+            # The platform enqueued it there in the same transaction.
+            settings = self.centre.directory.queue(target.aggregate_id)
+            self.queue, self.queue_id = settings, target.aggregate_id
+            key = settings.key if settings is not None else str(target.value)
+            self._emit(QueueCall(self.call_id, now(), key))
+            self._hear_queue()
+        else:
+            self.queue = self.queue_id = None
+            self._go(target)
+
+    # -- offers ----------------------------------------------------------------------------
+
+    def offer_changed(self, change: OfferChange) -> None:
+        if change.kind == "reserved":
+            self._ring(change)
+        elif change.kind in ("missed", "cancelled"):
+            self._stop_ring(change.agent_id)
+
+    def _ring(self, change: OfferChange) -> None:
+        agent_id, call_id = change.agent_id, self.call_id
+        if self.stage is not Stage.QUEUE or agent_id in self.rings:
+            return
+        leg = self.ctx.new_leg(LegRole.AGENT)
+        leg.listener = self
+        if change.device_uri is None or not leg.place(change.device_uri):
+            leg.detach()
+            log.warning("call %s: cannot ring agent %s at %s", call_id, agent_id,
+                        change.device_uri)
+            self._miss(agent_id)
+            return
+        log.info("call %s: ringing agent %s at %s", call_id,
+                 self.centre.directory.agent_key(agent_id), change.device_uri)
+        ring = Ring(agent_id, leg)
+        if change.deadline is not None:
+            wait = (change.deadline - now()).total_seconds() + OFFER_GRACE_S
+            ring.timer = self.ctx.call_later(max(wait, 0.0), lambda: self._stop_ring(agent_id))
+        self.rings[agent_id] = ring
+
+    def _stop_ring(self, agent_id: UUID) -> None:
+        """The offer ended elsewhere (missed by the router, withdrawn): stop ringing."""
+        ring = self.rings.pop(agent_id, None)
+        if ring is not None:
+            self._drop_ring(ring)
+
+    def _drop_ring(self, ring: Ring) -> None:
+        if ring.timer is not None:
+            ring.timer.cancel()
+        ring.leg.listener = None  # its DISCONNECTED is ours, not a miss
+        ring.leg.end()
+
+    def _withdraw_rings(self, keep: UUID | None = None) -> None:
+        for agent_id in [a for a in self.rings if a != keep]:
+            self._stop_ring(agent_id)
+
+    def _miss(self, agent_id: UUID) -> None:
+        at, call_id = now(), self.call_id
+        self.centre.link.submit(f"miss offer of {call_id} to {agent_id}",
+                                lambda s: s.miss_offer(agent_id, call_id, at))
+
+    def _ring_state(self, ring: Ring) -> None:
+        leg = ring.leg
+        if leg.state == pj.PJSIP_INV_STATE_EARLY and leg.last_status in (180, 183):
+            if not self.ever_answered:
+                self._emit(RingCall(self.call_id, now()))  # the first ring counts
+        elif leg.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            self._agent_answered(ring)
+        elif leg.disconnected:
+            self.rings.pop(ring.agent_id, None)
+            if ring.timer is not None:
+                ring.timer.cancel()
+            log.info("call %s: agent %s did not answer (%d)", self.call_id,
+                     self.centre.directory.agent_key(ring.agent_id), leg.last_status)
+            self._miss(ring.agent_id)
+
+    def _agent_answered(self, ring: Ring) -> None:
+        if self.stage is not Stage.QUEUE:
+            self._stop_ring(ring.agent_id)
+            return
+        self.stage = Stage.CONNECTING
+        if ring.timer is not None:
+            ring.timer.cancel()
+        self._withdraw_rings(keep=ring.agent_id)
+        at, agent_id, call_id = now(), ring.agent_id, self.call_id
+        self.centre.link.submit(f"accept offer of {call_id} by {agent_id}",
+                                lambda s: s.accept_offer(agent_id, call_id, at),
+                                lambda outcome: self._accepted(ring, at, outcome))
+
+    def _accepted(self, ring: Ring, at: datetime, outcome: Outcome[Any]) -> None:
+        self.rings.pop(ring.agent_id, None)
+        if self.phase is Phase.ENDED or self.stage is not Stage.CONNECTING:
+            # The caller left while the answer was being stored.
+            if outcome.ok:
+                self._end_agent_call(ring.agent_id)
+            self._drop_ring(ring)
+            return
+        if not outcome.ok:
+            log.info("call %s: offer to %s no longer stands (%s); the caller waits on",
+                     self.call_id, ring.agent_id, outcome.error)
+            self._drop_ring(ring)
+            self.stage = Stage.QUEUE
+            return
+        self._connect_agent(ring.agent_id, ring.leg, at)
+
+    def _connect_agent(self, agent_id: UUID, leg: Leg, at: datetime) -> None:
+        self.agent_id, self.b = agent_id, leg
+        self._emit(ConnectAgent(self.call_id, at, self.centre.directory.agent_key(agent_id)))
+        self._talk(at)
+        if leg.disconnected:  # the agent hung up while the answer was being stored
+            self._end_answered(HangupSide.CALLEE, "normal_clearing")
+
+    def _talk(self, at: datetime) -> None:
+        """The caller and the person on ``b`` talk: answered, bridged, maybe recorded."""
+        if not self.ever_answered:
+            self._emit(AnswerCall(self.call_id, at))
+        self.ever_answered = True
+        self.phase, self.stage = Phase.ANSWERED, Stage.TALKING
+        self._cancel_stage_timer()
+        self.front.silence()
+        if self.queue is not None and self.queue.record_calls and self.recording is None \
+                and self.centre.recordings is not None:
+            self.recording = self.centre.recordings.start(self.call_id)
+            log.info("call %s: recording to %s", self.call_id, self.recording.path)
+        self._bridge()
+        if self.ctx.media is not None and self._timer is None:
+            self._timer = self.ctx.call_later(MEDIA_SAMPLE_INTERVAL, self._sample_media)
+
+    def _end_agent_call(self, agent_id: UUID) -> None:
+        at, call_id = now(), self.call_id
+        self.centre.link.submit(f"end call {call_id} of {agent_id}",
+                                lambda s: s.end_agent_call(agent_id, call_id, at))
+
+    def release_agent(self) -> None:
+        """The agent leaves the call (a transfer): hang their leg up, start wrap-up."""
+        leg, self.b = self.b, None
+        if leg is not None:
+            leg.listener = None
+            leg.end()
+        if self.agent_id is not None:
+            self._end_agent_call(self.agent_id)
+            self.agent_id = None
+
+    def requeue(self, queue_id: UUID, came_from: UUID | None) -> None:
+        """Back to waiting, in another queue (the agent transferred the caller)."""
+        self.phase = Phase.ROUTING  # nobody talks to the caller until the next agent
+        self.mixer.clear()
+        self._enter_queue(queue_id, transferred_from=came_from)
+
+    def dial_after_transfer(self, uri: str) -> None:
+        self.phase = Phase.ROUTING
+        self.mixer.clear()
+        self._dial(uri)
+
+    def refresh_audio(self) -> None:
+        self._bridge()
+
+    # -- dialling a number (from a menu, an overflow, a blind transfer) --------------------
+
+    def _dial(self, uri: str | None) -> None:
+        self.stage = Stage.DIALLING
+        self.front.music(self.centre.music.music("default"))
+        leg = self.ctx.new_leg(LegRole.CALLEE) if uri is not None else None
+        if leg is not None and uri is not None:
+            leg.listener = self
+            if leg.place(uri):
+                self.b = leg
+                return
+            leg.detach()
+        self._dial_failed(NO_ROUTE if uri is None else callee_failure(0))
+
+    def _dialled_state(self, leg: Leg) -> None:
+        if leg.state == pj.PJSIP_INV_STATE_EARLY and leg.last_status in (180, 183):
+            if not self.ever_answered:
+                self._emit(RingCall(self.call_id, now()))
+        elif leg.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            self._talk(now())
+        elif leg.disconnected:
+            self.b = None
+            self._dial_failed(callee_failure(leg.last_status))
+
+    def _dial_failed(self, outcome: SipOutcome) -> None:
+        if self.ever_answered:
+            self._end_answered(HangupSide.SYSTEM, "transfer_failed")
+        else:
+            self._finish_front(outcome.disposition, outcome.hangup_cause, HangupSide.CALLEE,
+                               outcome.relay_status)
+
+    # -- leg callbacks ---------------------------------------------------------------------
+
+    def leg_state(self, leg: Leg) -> None:
+        if self.phase is Phase.ENDED:
+            return
+        ring = next((r for r in self.rings.values() if r.leg is leg), None)
+        watch = next((w for w in self.watches.values() if w.leg is leg), None)
+        if ring is not None:
+            self._ring_state(ring)
+        elif watch is not None:
+            self.watch_state(watch)
+        elif self.consult is not None and leg is self.consult.leg:
+            self.consult.on_state()
+        elif self.phase is Phase.ANSWERED:
+            super().leg_state(leg)
+        elif leg is self.a and leg.disconnected:
+            self._caller_left_front()
+        elif leg is self.b and self.stage is Stage.DIALLING:
+            self._dialled_state(leg)
+
+    def _caller_left_front(self) -> None:
+        if self.stage in (Stage.QUEUE, Stage.CONNECTING) and self.queue_id is not None:
+            at, queue_id, call_id = now(), self.queue_id, self.call_id
+            self.centre.link.submit(f"abandon {call_id}",
+                                    lambda s: s.abandon_call(queue_id, call_id, at))
+            disposition, cause = Disposition.ABANDONED, "caller_abandoned"
+        else:
+            disposition, cause = Disposition.CANCELLED, "originator_cancel"
+        if self.ever_answered:  # back in a queue after a transfer: the call was answered
+            self._end_answered(HangupSide.CALLER, cause)
+        else:
+            self._finish_front(disposition, cause, HangupSide.CALLER, None)
+
+    # -- ends ------------------------------------------------------------------------------
+
+    def _goodbye(self, cause: str) -> None:
+        """The platform ends the call: a short tone, then BYE."""
+        self.stage = Stage.STARTING
+        self.front.play(self.centre.prompts.goodbye(),
+                        lambda: self._finish_front(Disposition.FAILED, cause,
+                                                   HangupSide.SYSTEM, None))
+
+    def _finish_front(self, disposition: Disposition, cause: str, side: HangupSide,
+                      sip_status: int | None) -> None:
+        if self.phase is Phase.ENDED:
+            return
+        if self.ever_answered:
+            self._end_answered(side, cause)
+            return
+        self._finish(EndCall(self.call_id, now(), disposition, cause, side, sip_status))
+        self._end_all_but(None)
+
+    def end_now(self, cause: str) -> None:
+        if self.phase is Phase.ENDED:
+            return
+        if self.stage in (Stage.QUEUE, Stage.CONNECTING) and self.queue_id is not None:
+            # No command says "the platform dropped it": leave the queue as abandoned.
+            at, queue_id, call_id = now(), self.queue_id, self.call_id
+            self.centre.link.submit(f"drop {call_id}",
+                                    lambda s: s.abandon_call(queue_id, call_id, at))
+        if self.ever_answered:
+            self._end_answered(HangupSide.SYSTEM, cause)
+        else:
+            self._finish_front(Disposition.FAILED, cause, HangupSide.SYSTEM, 503)
+
+    def _finish(self, end: EndCall) -> None:
+        self.stage = Stage.ENDED
+        self._cancel_stage_timer()
+        if self._announce_timer is not None:
+            self._announce_timer.cancel()
+        self.front.silence()
+        for ring in list(self.rings.values()):
+            self._drop_ring(ring)
+        self.rings.clear()
+        if self.agent_id is not None:
+            self._end_agent_call(self.agent_id)
+            self.agent_id = None
+        recorded = self.recording.close() if self.recording is not None else None
+        self.recording = None
+        super()._finish(end)
+        self.mixer.clear()
+        if recorded is not None:
+            self._emit(AttachRecording(self.call_id, now(), *recorded))
+
+    def _end_all_but(self, keep: Leg | None) -> None:
+        extra = [w.leg for w in self.watches.values()]
+        if self.consult is not None:
+            extra.append(self.consult.leg)
+        self.watches.clear()
+        self.consult = None
+        for leg in extra:
+            leg.listener = None
+            leg.end()
+        super()._end_all_but(keep)
+
+    def _cancel_stage_timer(self) -> None:
+        if self._stage_timer is not None:
+            self._stage_timer.cancel()
+            self._stage_timer = None
+
+    # -- audio -----------------------------------------------------------------------------
+
+    def _bridge(self) -> None:
+        if self.phase is not Phase.ANSWERED:
+            self.front.refresh()
+            return
+        waiting = self._waiting_party()
+        if waiting is not None:
+            self._play_hold_music(waiting)
+        self.mixer.apply(self._routes())
+
+    def _unbridge(self) -> None:
+        self.mixer.apply(self._routes())
+
+    def _waiting_party(self) -> Leg | None:
+        if self.consult is not None:
+            return self.a
+        return super()._waiting_party()
+
+    def _routes(self) -> set[tuple[Port, Port]]:
+        caller, agent = self._parties()
+        one = port(caller.audio()) if caller is not None else None
+        two = port(agent.audio()) if agent is not None else None
+        supervisors = {p: w.mode for w in self.watches.values()
+                       if w.joined and (p := port(w.leg.audio())) is not None}
+        recorder = port(self.recording.sink) if self.recording is not None else None
+        talking = self.held_by is None and self.consult is None and self._waiting_party() is None
+        routes = conversation(one, two, supervisors=supervisors, recorder=recorder,
+                              talking=talking)
+        if self.consult is not None and self.consult.answered and two is not None:
+            third = port(self.consult.leg.audio())
+            if third is not None:
+                routes |= {(two, third), (third, two)}
+        return routes
+
+    def _complete_transfer(self, transferor: Leg, new: Leg) -> None:
+        # A REFER from the agent: the agent leaves, their wrap-up starts.
+        if transferor is self.b and self.agent_id is not None:
+            self._end_agent_call(self.agent_id)
+            self.agent_id = None
+        super()._complete_transfer(transferor, new)
+
+    # -- supervisors (requests: centre_actions.py) ----------------------------------------
+
+    def watch_state(self, watch: Watch) -> None:
+        """A supervisor's leg changed state: joined (answered) or gone."""
+        leg = watch.leg
+        if leg.state == pj.PJSIP_INV_STATE_CONFIRMED and not watch.joined:
+            watch.joined = True
+            self.supervision_changed(watch)
+        elif leg.disconnected:
+            self.watches.pop(watch.supervisor, None)
+            if watch.joined:
+                self._emit(StopSupervision(self.call_id, now(), watch.supervisor))
+            self._bridge()
+
+    def supervision_changed(self, watch: Watch) -> None:
+        """``watch`` joined, or switched mode: record it, re-route the audio."""
+        log.info("call %s: supervisor %s %s", self.call_id, watch.supervisor, watch.mode)
+        self._emit(StartSupervision(self.call_id, now(), watch.supervisor, watch.mode))
+        self._bridge()
+
+    def emit(self, command: Command) -> None:
+        self._emit(command)

@@ -1,0 +1,162 @@
+"""The worker's follower of the call-centre log, and its ear for call-control requests.
+
+B2BUA workers are processes of their own, apart from the routing process, so
+a worker learns "ring agent A for call C" from the event store: this thread
+LISTENs on the call-centre events channel (eventsourcing's recorder NOTIFYs
+it in every append transaction), reads the notifications after its position
+(only the topics below), folds configuration into the ``Directory`` and hands
+the call-flow events of the calls this worker owns to the pjsua2 thread.
+A reservation reaches the worker a read after its commit, not a poll later.
+
+The same connection LISTENs on the call-control channel
+(``application.call_control``): a request about a call this worker owns is
+handed over too; requests about other calls are ignored (their owner answers).
+
+State is only a cache of the log: after losing the database the thread
+reconnects and carries on from the same position.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+from uuid import UUID
+
+import psycopg
+from eventsourcing.utils import get_topic
+from psycopg import sql
+
+from adapters.sip.directory import CONFIG_TOPICS, Directory
+from application.call_control import REQUEST_CHANNEL, ControlRequest
+from application.callcentre import CallCentreService
+from application.routing_view import OFFER_EVENTS, OfferChange
+from domain.agent import Agent
+from domain.queue import Queue
+
+log = logging.getLogger(__name__)
+
+# Call-flow events a worker acts on for its own calls.
+QUEUE_MOVES: tuple[type[Any], ...] = (Queue.CallOverflowed, Queue.CallTransferredOut)
+FLOW_TOPICS = tuple(get_topic(cls) for cls in (*OFFER_EVENTS, *QUEUE_MOVES))
+PAGE = 500
+
+
+class FollowerListener(Protocol):
+    """The worker, as the follower sees it. Called on the follower thread."""
+
+    def owns(self, call_id: UUID) -> bool: ...
+    def offer_changed(self, change: OfferChange) -> None: ...
+    def queue_left(self, event: Queue.CallOverflowed | Queue.CallTransferredOut) -> None: ...
+    def control_requested(self, request: ControlRequest) -> None: ...
+
+
+class CentreFollower:
+    def __init__(self, service: CallCentreService, database_url: str, directory: Directory,
+                 listener: FollowerListener, *, tick_s: float = 2.0) -> None:
+        self.service = service
+        self.database_url = database_url
+        self.directory = directory
+        self.listener = listener
+        self.tick_s = tick_s
+        self.position = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # Start-up: the configuration as it is now, before the first call is taken.
+
+    def load(self) -> int:
+        """Fold the configuration history; returns the events folded."""
+        until = self.service.recorder.max_notification_id() or 0
+        folded = self._read(CONFIG_TOPICS, until)
+        self.position = until
+        log.info("call-centre directory: %d queues, %d menus, %d agents (%d events)",
+                 len(self.directory.queues), len(self.directory.menus),
+                 len(self.directory.agents), folded)
+        return folded
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="dialtone-follower", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def channel(self) -> str:
+        channel: str = self.service.recorder.channel_name  # type: ignore[attr-defined]  # PostgreSQL recorder
+        return channel
+
+    # The thread.
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.database_url, autocommit=True) as conn:
+                    for name in (self.channel, REQUEST_CHANNEL):
+                        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(name)))
+                    self._loop(conn)
+            except psycopg.OperationalError as error:
+                log.warning("follower lost the database (%s); reconnecting", error)
+                self._stop.wait(1.0)
+            except Exception:
+                log.exception("follower step failed; retrying")
+                self._stop.wait(1.0)
+
+    def _loop(self, conn: psycopg.Connection[Any]) -> None:
+        while not self._stop.is_set():
+            self.pull()
+            for notify in conn.notifies(timeout=self.tick_s, stop_after=1):
+                if notify.channel == REQUEST_CHANNEL:
+                    self._control(notify.payload)
+
+    def pull(self) -> int:
+        """Read and dispatch what the log holds after ``position``."""
+        return self._read((*CONFIG_TOPICS, *FLOW_TOPICS), None)
+
+    def _read(self, topics: Sequence[str], until: int | None) -> int:
+        total = 0
+        recorder, mapper = self.service.recorder, self.service.mapper
+        while page := recorder.select_notifications(self.position + 1, PAGE, until,
+                                                    list(topics)):
+            for notification in page:
+                self._dispatch(mapper.to_domain_event(notification))
+            self.position = page[-1].id
+            total += len(page)
+            if len(page) < PAGE:
+                break
+        return total
+
+    def _dispatch(self, event: Any) -> None:
+        if type(event) in OFFER_EVENTS:
+            if self.listener.owns(event.call_id):
+                self.listener.offer_changed(self._offer_change(event))
+            return
+        if isinstance(event, QUEUE_MOVES):
+            if self.listener.owns(event.call_id):
+                self.listener.queue_left(event)
+            return
+        self.directory.apply(event)
+
+    def _offer_change(self, event: Any) -> OfferChange:
+        agent_id: UUID = event.originator_id
+        reserved = isinstance(event, Agent.Reserved)
+        device = self.directory.agents.get(agent_id)
+        return OfferChange(
+            kind=OFFER_EVENTS[type(event)], agent_id=agent_id, call_id=event.call_id,
+            queue_id=event.queue_id if reserved else None,
+            device_uri=device.device_uri if device is not None else None,
+            deadline=event.offer_deadline if reserved else None,
+            occurred_at=event.occurred_at)
+
+    def _control(self, payload: str) -> None:
+        try:
+            request = ControlRequest.decode(payload)
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed call-control request: %.200s", payload)
+            return
+        if self.listener.owns(request.call_id):
+            self.listener.control_requested(request)

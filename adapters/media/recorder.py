@@ -2,8 +2,11 @@
 
 A ``CallRecording`` is a recorder port in the bridge; the session connects
 the parties' audio to it (the bridge mixes them). Closing it finalises the
-WAV header; the duration reported is measured from the file itself (frames /
-rate), so it is what a listener will hear, not what the session believes.
+WAV header, but not at once: pjsua2 removes bridge ports on the bridge's own
+clock tick, and the file is completed after that (measured: tens of
+milliseconds, up to a second on a loaded machine). So ``close`` is followed by
+``result`` until the header is there. The duration reported is measured from
+the file itself (frames / rate): what a listener will hear.
 
 Files go to ``<directory>/<YYYY-MM-DD>/<call id>.wav`` and are referenced by
 a ``file://`` URI. Create and close recordings on the pjsua2 thread.
@@ -34,17 +37,17 @@ class CallRecording:
         """The bridge port to connect audio to (None once closed)."""
         return self._recorder
 
-    def close(self) -> tuple[str, float] | None:
-        """Stop recording; the file's URI and its length in seconds (None if unreadable)."""
-        if self._recorder is None:
-            return None
+    def close(self) -> None:
+        """Stop recording (the file is completed shortly after: see ``result``)."""
         self._recorder = None  # destroying the recorder writes the final WAV header
+
+    def result(self) -> tuple[str, float] | None:
+        """The file's URI and its length in seconds, once its header is final."""
         try:
             with wave.open(str(self.path)) as wav:
                 seconds = wav.getnframes() / wav.getframerate()
-        except (OSError, EOFError, wave.Error) as error:
-            log.error("recording %s is unreadable: %s", self.path, error)
-            return None
+        except (OSError, EOFError, wave.Error):
+            return None  # not finalised yet
         return self.path.resolve().as_uri(), round(seconds, 3)
 
 

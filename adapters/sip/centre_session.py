@@ -73,7 +73,7 @@ from domain.queue import Queue
 log = logging.getLogger(__name__)
 
 OFFER_GRACE_S = 2.0  # past an offer's deadline, stop ringing even if the router is late
-ANSWER_GRACE_S = 0.5  # a ring answered this close to its deadline may still be refused
+RECORDING_CHECKS = 100  # x 50 ms: how long a closed recording may take to be completed
 
 
 class Stage(Enum):
@@ -544,12 +544,23 @@ class CentreSession(Session):
         if self.agent_id is not None:
             self._end_agent_call(self.agent_id)
             self.agent_id = None
-        recorded = self.recording.close() if self.recording is not None else None
-        self.recording = None
+        recording, self.recording = self.recording, None
         super()._finish(end)
         self.mixer.clear()
-        if recorded is not None:
-            self._emit(AttachRecording(self.call_id, now(), *recorded))
+        if recording is not None:
+            recording.close()
+            self._attach(recording, RECORDING_CHECKS)
+
+    def _attach(self, recording: CallRecording, checks: int) -> None:
+        """RecordingAvailable once the file is complete (it is finished on the
+        bridge's clock, shortly after the recorder is closed)."""
+        result = recording.result()
+        if result is not None:
+            self._emit(AttachRecording(self.call_id, now(), *result))
+        elif checks > 0:
+            self.ctx.call_later(0.05, lambda: self._attach(recording, checks - 1))
+        else:
+            log.error("call %s: recording %s never completed", self.call_id, recording.path)
 
     def _end_all_but(self, keep: Leg | None) -> None:
         extra = [w.leg for w in self.watches.values()]

@@ -3,10 +3,15 @@ and callers in their own processes, all on loopback."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 
+from adapters.media.tones import HOLD_MELODY
 from application.callcentre import CallCentreService
-from domain.agent import AgentState
+from domain.agent import Agent, AgentState
+from domain.queue import Queue
 from streams.routing_process import RoutingRunner
 from tests.fixtures.callcentre import (
     StartPhone,
@@ -21,7 +26,8 @@ from tests.fixtures.callcentre import (
     router,
     wait_for,
 )
-from tests.fixtures.sip import CallStore, StartWorker
+from tests.fixtures.sip import CallStore, Sipp, StartWorker
+from tests.softphone import audio
 
 pytestmark = pytest.mark.sip
 __all__ = ["centre", "phone", "router"]  # fixtures used by name
@@ -55,3 +61,92 @@ def test_a_caller_to_a_queue_number_waits_then_talks_to_the_free_agent(
     wait_for(lambda: agent_state(centre, "alice") is AgentState.AVAILABLE, "wrap-up over")
     tally = queue_of(centre, "sales").tally
     assert (tally.offered, tally.answered, tally.abandoned) == (1, 1, 0)
+
+
+def test_a_caller_who_hangs_up_while_waiting_abandons_and_heard_music(
+    b2bua: StartWorker, router: RoutingRunner, centre: CallCentreService, phone: StartPhone,
+    call_store: CallStore, tmp_path: Path,
+) -> None:
+    provision_queue(centre, "sales", ["alice"], did="5000")  # alice never logs in
+    worker = b2bua()
+    caller = phone("caller", "--record-dir", str(tmp_path / "rec"))
+
+    caller.send(f"dial sip:5000@127.0.0.1:{worker.port}")
+    sip_call_id = caller.wait("dialled")["sip_call_id"]
+    caller.wait("state", state="CONFIRMED")
+    time.sleep(3.0)
+    caller.send("hangup")
+    heard = audio.read(Path(caller.wait("recorded")["path"]))
+
+    wait_for(lambda: event_names(call_store, sip_call_id)[-1:] == ["Ended"], "the call's end")
+    assert event_names(call_store, sip_call_id) == ["Initiated", "Routed", "Queued", "Ended"]
+    call = call_of(call_store, sip_call_id)
+    assert (call.disposition, call.hangup_side, call.answered_at) == (
+        "abandoned", "caller", None)
+    wait_for(lambda: queue_of(centre, "sales").tally.abandoned == 1, "the queue's abandon")
+    assert queue_of(centre, "sales").calls == []
+    melody = sorted({f for f, _ in HOLD_MELODY if f})
+    assert len(audio.tones_heard(heard, melody)) >= 3, "the caller did not hear the music"
+
+
+def test_an_offer_the_agent_rejects_goes_back_to_the_queue_and_to_the_next_agent(
+    b2bua: StartWorker, router: RoutingRunner, centre: CallCentreService, phone: StartPhone,
+    call_store: CallStore,
+) -> None:
+    provision_queue(centre, "sales", ["alice", "bob"], did="5000")
+    alice = phone("alice", "--reject", "486")
+    login(centre, "alice", alice)
+    worker = b2bua()
+    caller = phone("caller")
+
+    caller.send(f"dial sip:5000@127.0.0.1:{worker.port}")
+    sip_call_id = caller.wait("dialled")["sip_call_id"]
+    alice.wait("incoming")  # the only agent logged in
+    wait_for(lambda: queue_of(centre, "sales").tally.requeued >= 1, "the call back in the queue")
+    bob = phone("bob", "--answer-after", "0.2", "--hangup-after", "1.0")
+    login(centre, "bob", bob)
+    bob.wait("incoming")
+    caller.wait("state", state="DISCONNECTED")  # bob hung up after a second
+
+    wait_for(lambda: event_names(call_store, sip_call_id)[-1:] == ["Ended"], "the call's end")
+    call = call_of(call_store, sip_call_id)
+    assert (call.agents, call.disposition, call.hangup_side) == (["bob"], "answered", "callee")
+    alice_now = centre.get(Agent, Agent.id_for("alice"))
+    assert alice_now.missed_offers >= 1
+    tally = queue_of(centre, "sales").tally
+    assert (tally.offered, tally.answered, tally.requeued) == (1, 1, tally.agent_offers - 1)
+
+
+def test_a_queue_with_three_agents_and_ten_callers_drains_in_arrival_order(
+    b2bua: StartWorker, router: RoutingRunner, centre: CallCentreService, phone: StartPhone,
+    sipp: Sipp,
+) -> None:
+    """Ten callers spread over five workers (a pjsua2 process holds four legs: two
+    queued callers and their agents); three agents talking 1.5 s each."""
+    agents = ["alice", "bob", "carol"]
+    provision_queue(centre, "sales", agents, did="5000")
+    for name in agents:
+        login(centre, name, phone(name, "--answer-after", "0.3", "--hangup-after", "1.5"))
+    workers = [b2bua(args=["--max-calls", "2"]) for _ in range(5)]
+
+    callers = []
+    for n in range(10):
+        callers.append(sipp.uac_background("uac_wait_bye.xml", workers[n % 5].port,
+                                           service="5000", timeout=60))
+        time.sleep(0.4)  # a clear arrival order
+    for process in callers:
+        assert process.wait(60) == 0, "a caller was not answered and released by an agent"
+
+    history = centre.repository.get(Queue.id_for("sales"))
+    enqueued = [e.call_id for e in _queue_events(centre, Queue.CallEnqueued)]
+    first_offers = list(dict.fromkeys(e.call_id for e in _queue_events(centre, Queue.CallOffered)))
+    assert len(enqueued) == 10
+    assert first_offers == enqueued, "calls were not offered in arrival order"
+    assert history.tally.answered == 10
+    handled = {name: centre.get(Agent, Agent.id_for(name)).calls_handled for name in agents}
+    assert sum(handled.values()) == 10 and min(handled.values()) >= 2, handled
+
+
+def _queue_events(centre: CallCentreService, kind: type) -> list:
+    events = centre.repository.event_store.get(Queue.id_for("sales"))
+    return [event for event in events if isinstance(event, kind)]

@@ -60,3 +60,16 @@ def tone_level(recording: Recording, frequency: float) -> float:
 def hears(recording: Recording, frequency: float, *, threshold: float = 300.0) -> bool:
     """Whether ``frequency`` is clearly present (a tone well above line noise)."""
     return tone_level(recording, frequency) > threshold
+
+
+def tones_heard(recording: Recording, frequencies: list[float], *, window_s: float = 0.25,
+                threshold: float = 1000.0) -> set[float]:
+    """The frequencies heard loud in at least one ``window_s`` slice (melodies,
+    beeps: tones that come and go)."""
+    heard: set[float] = set()
+    start = 0.0
+    while start + window_s <= recording.seconds:
+        part = recording.window(start, start + window_s)
+        heard |= {f for f in frequencies if tone_level(part, f) > threshold}
+        start += window_s
+    return heard

@@ -22,6 +22,7 @@ import signal
 import sys
 import threading
 import time
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -167,11 +168,20 @@ class Phone:
     def on_disconnected(self, call: PhoneCall) -> None:
         self.calls.pop(call.number, None)
         if call.recorder is not None:
-            path = self._record_path(call)
-            call.recorder = None  # closing the recorder finalises the WAV header
-            emit("recorded", call=call.number, path=str(path))
+            call.recorder = None  # the WAV header is completed on the bridge's next ticks
+            self._report_recording(self._record_path(call), call.number, 100)
         # Dropped from ``calls`` here, the pjsua2 Call dies when this callback
         # returns: in its own DISCONNECTED callback (see adapters/sip/legs.py).
+
+    def _report_recording(self, path: Path, number: int, checks: int) -> None:
+        try:
+            with wave.open(str(path)):
+                emit("recorded", call=number, path=str(path))
+        except (OSError, EOFError, wave.Error):
+            if checks > 0:
+                self.later(0.05, lambda: self._report_recording(path, number, checks - 1))
+            else:
+                emit("error", what=f"recording {path} never completed")
 
     def wire_audio(self, call: PhoneCall, audio: pj.AudioMedia) -> None:
         if self.tone is not None:

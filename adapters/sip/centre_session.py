@@ -172,8 +172,10 @@ class CentreSession(Session):
         elif kind is TargetKind.NUMBER and target.value is not None:
             self._route_note(target)
             self._dial(self.centre.resolve_number(target.value))
-        else:  # hangup, or a recording we have no player for: say goodbye
-            self._goodbye(f"{kind}_target")
+        elif kind is TargetKind.HANGUP:
+            self._goodbye("ivr_hangup")
+        else:  # a recording: no announcement player yet, say goodbye
+            self._goodbye("recording_unavailable")
 
     def _route_note(self, target: Target) -> None:
         """The Call's Routed event for where the caller goes (only before any answer)."""

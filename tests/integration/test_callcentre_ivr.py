@@ -1,0 +1,96 @@
+"""IVR menus on the wire: prompts played by the B2BUA, keys collected as RFC 4733
+events and as SIP INFO, retries and the default action as ``IvrMenu.decide`` says."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from adapters.media.prompts import menu_notes
+from application.callcentre import CallCentreService
+from domain.addressing import Target
+from domain.ivr import IvrMenu
+from domain.queue import Queue
+from streams.routing_process import RoutingRunner
+from tests.fixtures.callcentre import (
+    StartPhone,
+    call_of,
+    centre,
+    event_names,
+    login,
+    now,
+    phone,
+    provision_queue,
+    router,
+    wait_for,
+)
+from tests.fixtures.sip import CallStore, StartWorker
+from tests.softphone import audio
+
+pytestmark = pytest.mark.sip
+__all__ = ["centre", "phone", "router"]
+
+
+def provision_menu(service: CallCentreService) -> None:
+    """``6000`` -> menu ``main``: 1 = queue sales, 2 = hang up; 2 s per key, 1 retry."""
+    provision_queue(service, "sales", ["alice"])
+    service.create_ivr_menu("main", "Main menu", "welcome", occurred_at=now(), timeout_s=2.0,
+                            max_retries=1,
+                            options={"1": Target.queue(Queue.id_for("sales")),
+                                     "2": Target.hangup()})
+    service.create_number("6000", Target.ivr(IvrMenu.id_for("main")), occurred_at=now())
+
+
+@pytest.mark.parametrize("method", ["rfc", "info"])
+def test_a_key_pressed_in_the_menu_takes_the_caller_to_the_queue(
+    method: str, b2bua: StartWorker, router: RoutingRunner, centre: CallCentreService,
+    phone: StartPhone, call_store: CallStore, tmp_path: Path,
+) -> None:
+    provision_menu(centre)
+    alice = phone("alice", "--answer-after", "0.2", "--hangup-after", "1.0")
+    login(centre, "alice", alice)
+    worker = b2bua()
+    caller = phone("caller", "--record-dir", str(tmp_path / "rec"))
+
+    caller.send(f"dial sip:6000@127.0.0.1:{worker.port}")
+    sip_call_id = caller.wait("dialled")["sip_call_id"]
+    caller.wait("state", state="CONFIRMED")
+    time.sleep(1.5)  # the prompt plays
+    caller.send(f"dtmf 1 {method}")
+    alice.wait("incoming")
+    heard = audio.read(Path(caller.wait("recorded", timeout=20)["path"]))
+
+    wait_for(lambda: event_names(call_store, sip_call_id)[-1:] == ["Ended"], "the call's end")
+    names = event_names(call_store, sip_call_id)
+    assert names[:5] == ["Initiated", "Routed", "Routed", "Queued", "Ringing"], names
+    call = call_of(call_store, sip_call_id)
+    assert (call.queue, call.agents, call.disposition) == ("sales", ["alice"], "answered")
+    prompt = {f for f, _ in menu_notes("welcome") if f}
+    assert audio.tones_heard(heard.window(0.0, 1.5), sorted(prompt)) == prompt, \
+        "the caller did not hear the menu's prompt"
+
+
+def test_invalid_keys_and_silence_replay_the_menu_then_run_its_default(
+    b2bua: StartWorker, router: RoutingRunner, centre: CallCentreService, phone: StartPhone,
+    call_store: CallStore,
+) -> None:
+    provision_menu(centre)
+    worker = b2bua()
+    caller = phone("caller")
+
+    caller.send(f"dial sip:6000@127.0.0.1:{worker.port}")
+    sip_call_id = caller.wait("dialled")["sip_call_id"]
+    started = caller.wait("state", state="CONFIRMED")["t"]
+    time.sleep(1.5)
+    caller.send("dtmf 9 rfc")  # no such option: the menu plays again (attempt 2)
+    ended = caller.wait("state", state="DISCONNECTED", timeout=20)["t"]
+
+    wait_for(lambda: event_names(call_store, sip_call_id)[-1:] == ["Ended"], "the call's end")
+    call = call_of(call_store, sip_call_id)
+    assert (call.disposition, call.hangup_cause, call.hangup_side) == (
+        "failed", "ivr_hangup", "system")
+    assert event_names(call_store, sip_call_id) == ["Initiated", "Routed", "Ended"]
+    # attempt 2 timed out (2 s after its prompt): retries exhausted, default = hang up.
+    assert ended - started > 1.5 + 1.4 + 2.0

@@ -8,16 +8,28 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.routes import agents, calls, cdrs, dialplans, health, ivr_menus, numbers, queues, skills
+from api.routes import (
+    agents,
+    calls,
+    cdrs,
+    dialplans,
+    health,
+    ivr_menus,
+    numbers,
+    queues,
+    skills,
+    supervision,
+    transfers,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (health.router, calls.router, cdrs.router)
 # The call-centre resources: their commands need `app.state.callcentre` (a
 # CallCentreService), so the composition root mounts them with extra_routers.
 CALLCENTRE_ROUTERS: tuple[APIRouter, ...] = (
     agents.router, skills.router, queues.router, ivr_menus.router, numbers.router,
-    dialplans.router,
+    dialplans.router, supervision.router, transfers.router,
 )
 TAGS: tuple[dict[str, Any], ...] = (
     health.TAG, calls.TAG, cdrs.TAG, agents.TAG, skills.TAG, queues.TAG, ivr_menus.TAG,
-    numbers.TAG, dialplans.TAG,
+    numbers.TAG, dialplans.TAG, supervision.TAG, transfers.TAG,
 )

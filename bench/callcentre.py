@@ -62,6 +62,7 @@ DIALTONE = Path(sys.executable).parent / "dialtone"
 DID = "7000"
 RTP_BASE = 12000
 START_BATCH = 4
+CPUS = os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -300,7 +301,8 @@ def describe(name: str, samples: list[float]) -> str:
 def report(facts: dict[UUID, CallFacts], since: datetime, until: datetime) -> dict[str, float]:
     window = (until - since).total_seconds()
     offered = [f for f in facts.values() if f.enqueued and since <= f.enqueued <= until]
-    ring = [(f.ringing - f.enqueued).total_seconds() for f in offered if f.ringing]
+    ring = [(f.ringing - f.enqueued).total_seconds() for f in offered
+            if f.ringing and f.enqueued]
     stored = [f.enqueue_committed - f.enqueued.timestamp() for f in offered
               if f.enqueued and f.enqueue_committed]
     decide = [f.reserve_committed - f.enqueue_committed for f in offered
@@ -364,8 +366,7 @@ def run(load: Load, work: Path) -> None:
         window = (until - since).total_seconds()
         usage = {name: (after[name] - before[name]) / window for name in groups}
         print("  CPU (cores busy): " + ", ".join(f"{k} {v:.2f}" for k, v in usage.items())
-              + f"; machine {(busy1 - busy0) / max(1, total1 - total0) * os.cpu_count():.2f}"
-              f" of {os.cpu_count()}")
+              + f"; machine {(busy1 - busy0) / max(1, total1 - total0) * CPUS:.2f} of {CPUS}")
         if figures["bridged"] > 0:
             per_call = usage["workers"] / figures["bridged"] * 1000
             print(f"  workers' CPU per bridged call: {per_call:.1f} ms per second "

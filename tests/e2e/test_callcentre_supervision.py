@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from application.callcentre import CallCentreService
+from dialtone.services.phones import Softphone
 from domain.call import Call, Direction, Disposition, HangupSide
 from streams.routing_process import RoutingRunner
 from tests.fixtures.callcentre import (
@@ -29,7 +30,6 @@ from tests.fixtures.callcentre import (
 )
 from tests.fixtures.sip import CallStore, StartWorker
 from tests.softphone import audio
-from tests.softphone.driver import Softphone
 
 pytestmark = pytest.mark.sip
 __all__ = ["api", "centre", "phone", "router"]

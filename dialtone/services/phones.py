@@ -1,4 +1,4 @@
-"""Drives softphone processes (tests/softphone/phone.py) from a test or the demo."""
+"""Drives softphone processes (``dialtone.services.softphone``) from tests and the demo."""
 
 from __future__ import annotations
 
@@ -84,15 +84,18 @@ def _pump(process: subprocess.Popen[str], inbox: queue.Queue[Event]) -> None:
 
 
 def start_phone(user: str, port: int, workdir: Path, *, args: Sequence[str] = (),
-                env: dict[str, str] | None = None, ready_timeout: float = 20.0) -> Softphone:
-    """Start a phone process and wait until it is listening."""
+                env: dict[str, str] | None = None, ready_timeout: float = 20.0,
+                new_session: bool = False) -> Softphone:
+    """Start a phone process and wait until it is listening. ``new_session``: out
+    of the terminal's process group, so Ctrl-C reaches only its parent, which
+    stops it in order."""
     workdir.mkdir(parents=True, exist_ok=True)
     log = (workdir / f"phone-{user}.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.softphone.phone", "--user", user, "--port", str(port),
-         "--workdir", str(workdir), *args],
+        [sys.executable, "-m", "dialtone.services.softphone", "--user", user,
+         "--port", str(port), "--workdir", str(workdir), *args],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
-        cwd=Path(__file__).resolve().parents[2])
+        start_new_session=new_session)
     phone = Softphone(user, port, process)
     threading.Thread(target=_pump, args=(process, phone._inbox), daemon=True).start()
     phone.wait("ready", ready_timeout)

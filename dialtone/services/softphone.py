@@ -1,11 +1,12 @@
-"""A scriptable pjsua2 softphone, run as its own process (one Endpoint per process).
+"""A scriptable pjsua2 softphone, run as its own process (one Endpoint per process):
+the simulated agents, callers and supervisors of the tests and of ``dialtone demo``.
 
 It plays as an agent, a caller or a supervisor: answers incoming calls after a
 delay (or rejects them, or lets them ring), plays a tone of its own frequency
 into every call, records what it hears to one WAV per call, sends DTMF (RFC
 4733 or SIP INFO), holds, hangs up. Commands arrive on stdin, one per line;
 what happens leaves on stdout as JSON lines (``{"event": ..., "t": unix time}``),
-so a test drives it with ``tests/softphone/driver.py``.
+so a test or the demo drives it with ``dialtone.services.phones``.
 
 Commands: ``dial URI``, ``dtmf DIGITS [rfc|info]``, ``answer``, ``hangup``,
 ``hold``, ``unhold``, ``quit``. With no live call, a command that needs one is
@@ -22,11 +23,12 @@ import signal
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import wave
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pjsua2 as pj
 
 from adapters.media.tones import write_wav
@@ -301,9 +303,18 @@ class Phone:
 
 def login(args: argparse.Namespace, uri: str) -> None:
     """Log the agent in with this phone as its device, through the HTTP API."""
-    response = httpx.post(f"{args.api}/v1/agents/{args.agent}/login",
-                          json={"device_uri": uri}, timeout=10)
-    emit("login", agent=args.agent, status=response.status_code)
+    if not args.api.startswith(("http://", "https://")):
+        raise SystemExit(f"--api must be an http(s) URL, got {args.api!r}")
+    body = json.dumps({"device_uri": uri}).encode()
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
+        f"{args.api}/v1/agents/{args.agent}/login", data=body,
+        headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            status = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    emit("login", agent=args.agent, status=status)
 
 
 def read_stdin(commands: queue.Queue[str]) -> None:

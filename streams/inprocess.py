@@ -8,8 +8,6 @@ resumes exactly where the last committed page ended.
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,11 +17,10 @@ from eventsourcing.application import Application
 from projections import positions
 from projections.registry import ProjectionGroup
 from streams.envelopes import decode
+from streams.notified import NotifiedLoop
 
-log = logging.getLogger(__name__)
 
-
-class InProcessProjectionRunner:
+class InProcessProjectionRunner(NotifiedLoop):
     def __init__(
         self,
         app: Application[Any],
@@ -31,16 +28,17 @@ class InProcessProjectionRunner:
         groups: Sequence[ProjectionGroup],
         *,
         page_size: int = 1000,
-        idle_wait: float = 0.05,
+        tick_s: float = 0.5,
     ) -> None:
+        channel = getattr(app.recorder, "channel_name", app.name)  # PostgreSQL's NOTIFY
+        super().__init__(database_url, channel, f"projections-{app.name}", tick_s=tick_s)
         self.app = app
-        self.database_url = database_url
         self.groups = tuple(groups)
         self.page_size = page_size
-        self.idle_wait = idle_wait
         self.source = f"store:{app.name}"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+
+    def step(self, conn: psycopg.Connection[Any]) -> bool:
+        return self.run_once(conn) >= self.page_size
 
     def run_once(self, conn: psycopg.Connection[Any]) -> int:
         """Apply the next page; return how many events it held (0 when caught up)."""
@@ -63,25 +61,3 @@ class InProcessProjectionRunner:
             while applied := self.run_once(conn):
                 total += applied
         return total
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"projections-{self.app.name}",
-                                        daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self.database_url, autocommit=True) as conn:
-                    while not self._stop.is_set():
-                        if not self.run_once(conn):
-                            self._stop.wait(self.idle_wait)
-            except psycopg.OperationalError as error:
-                # The database went away: keep serving, retry until it is back.
-                log.warning("projection runner lost the database (%s); retrying", error)
-                self._stop.wait(1.0)

@@ -29,7 +29,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dialtone.commands.b2bua import spawn_worker
+from dialtone.commands.b2bua import (
+    call_service_factory,
+    callcentre_service_factory,
+    spawn_worker,
+)
 from dialtone.database import ensure_database
 from dialtone.services.postgres import EmbeddedPostgres, free_port
 
@@ -41,6 +45,7 @@ KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
 SIPPY = Path(sys.executable).with_name("b2bua_simple")
 RTP_BASE = 20000  # workers' RTP ranges: 20000 + 40 per worker
 RTP_TOP = 40000  # signalling ports are taken above this
+START_BATCH = 1  # concurrent start-ups race creating the store tables (see create_schema)
 
 
 @dataclass
@@ -94,13 +99,19 @@ def free_udp() -> int:
     raise RuntimeError("no free UDP port")
 
 
-def wait_port_log(path: Path, needle: str, timeout: float = 60) -> None:
+def wait_all_listening(work: Path, ports: list[int], timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and needle in path.read_text(errors="replace"):
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"{path.name}: no {needle!r} within {timeout}s")
+    waiting = set(ports)
+    while waiting and time.monotonic() < deadline:
+        waiting = {p for p in waiting
+                   if "listening on udp" not in _text(work / f"b2bua-{p}.log")}
+        time.sleep(0.5)
+    if waiting:
+        raise RuntimeError(f"workers not listening after {timeout}s: {sorted(waiting)}")
+
+
+def _text(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
 
 
 class Stack(contextlib.ExitStack):
@@ -149,6 +160,7 @@ def start_workers(stack: Stack, count: int, uas_port: int,
     """``count`` workers routing every number to the UAS: (ports, pids)."""
     env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_DATA_DIR": str(stack.work / "data"),
            "DIALTONE_LOG_LEVEL": "INFO"}
+    create_schema(dsn)
     procs = []
     for index in range(count):
         port = free_udp()
@@ -157,9 +169,18 @@ def start_workers(stack: Stack, count: int, uas_port: int,
         proc = spawn_worker(port, routes=[f"prefix:=sip:{{number}}@127.0.0.1:{uas_port}"],
                             env=env, log_file=log, extra_args=rtp)
         procs.append((port, stack.adopt(proc)))
-    for port, _ in procs:
-        wait_port_log(stack.work / f"b2bua-{port}.log", "listening on udp")
+        if len(procs) % START_BATCH == 0 or index == count - 1:
+            # ~1.5 s of CPU each to start: a few at a time on 2 cores.
+            batch = [port for port, _ in procs[-START_BATCH:]]
+            wait_all_listening(stack.work, batch, timeout=120)
     return [port for port, _ in procs], [proc.pid for _, proc in procs]
+
+
+def create_schema(dsn: str) -> None:
+    """Create the event store tables once: dozens of workers creating them at
+    the same moment race in PostgreSQL's catalog ("tuple concurrently updated")."""
+    for factory in (call_service_factory, callcentre_service_factory):
+        factory(dsn).close()
 
 
 def start_kamailio(stack: Stack, worker_ports: list[int]) -> int:

@@ -2,11 +2,15 @@
 eventsourcing saves and a raw psycopg INSERT ceiling, on one embedded
 PostgreSQL server with ``synchronous_commit = on`` (the default).
 
-Run: ``.venv/bin/python -m bench.event_store`` (about 40 s; see bench/README.md).
+Run: ``.venv/bin/python -m bench.event_store`` (about 45 s; see bench/README.md).
+
+Rows: dialtone as worker threads sharing one service, then as worker
+processes with a service each (``--processes``, 0 skips it), naive
+eventsourcing, raw INSERT with one commit per event, raw INSERT batched.
 
 "Append latency" is the wall time of the call that makes events durable:
-the batch commit (row 1), the command call that loads, decides and saves
-(row 2), the INSERT + COMMIT (rows 3, 4).
+the batch commit (dialtone rows), the command call that loads, decides and
+saves (naive row), the INSERT + COMMIT (raw rows).
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -144,6 +150,40 @@ def bench_dialtone(dsn: str, workers: int, calls: int, seconds: float) -> Result
                   [lat for log in logs for lat in log.latencies])
 
 
+def process_worker(
+    dsn: str, name: str, calls: int, start: float, seconds: float, switch_interval: float
+) -> tuple[int, list[float], float]:
+    """One SIP worker process with its own CallService (as in production, where
+    each B2BUA worker is a process), starting at the shared monotonic `start`.
+    Returns its events, append latencies and when its last batch committed."""
+    sys.setswitchinterval(switch_interval)
+    env = eventsourcing_env(dsn, POSTGRES_POOL_SIZE="1", POSTGRES_MAX_OVERFLOW="1",
+                            CREATE_TABLE="n")
+    with CallService(env=env) as service:
+        log = WorkerLog()
+        time.sleep(max(0.0, start - time.monotonic()))
+        sip_worker(service, name, calls, start + seconds, log)
+        finished = time.monotonic()
+    if log.error is not None:
+        raise log.error
+    return log.events, log.latencies, finished
+
+
+def bench_processes(
+    dsn: str, processes: int, calls: int, seconds: float, switch_interval: float
+) -> Result:
+    CallService(env=eventsourcing_env(dsn)).close()  # creates the table once
+    start = time.monotonic() + 3.0  # after every process has connected
+    with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(process_worker, dsn, f"p{n}", calls, start, seconds,
+                               switch_interval) for n in range(processes)]
+        outcomes = [future.result(timeout=seconds + 60) for future in futures]
+    return Result(f"dialtone CallService: same, {processes} worker processes x {calls} calls",
+                  sum(events for events, _, _ in outcomes),
+                  max(finished for _, _, finished in outcomes) - start,
+                  [lat for _, latencies, _ in outcomes for lat in latencies])
+
+
 def bench_naive(dsn: str, seconds: float) -> Result:
     """The same commands, each loading its call from the store and saving alone."""
     env = eventsourcing_env(dsn, AGGREGATE_CACHE_MAXSIZE="")
@@ -263,7 +303,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="SIP worker threads (row 1)")
     parser.add_argument("--calls", type=int, default=32,
                         help="calls in flight per worker = events per batch (row 1)")
-    parser.add_argument("--seconds", type=float, default=8.0, help="duration of each row")
+    parser.add_argument("--processes", type=int, default=2,
+                        help="also run the workers as processes (row 1b); 0 skips it")
+    parser.add_argument("--seconds", type=float, default=6.0, help="duration of each row")
     parser.add_argument("--switch-interval", type=float, default=0.001,
                         help="sys.setswitchinterval for the worker threads")
     parser.add_argument("--raw-batch", type=int, default=32, help="events per commit (row 4)")
@@ -276,15 +318,19 @@ def main(argv: list[str] | None = None) -> None:
     # returned is not left waiting behind another worker's Python code.
     sys.setswitchinterval(args.switch_interval)
     with embedded_server() as server:
-        dsns = {name: server.dsn(f"bench_{name}") for name in ("dialtone", "naive", "raw")}
+        dsns = {name: server.dsn(f"bench_{name}")
+                for name in ("dialtone", "processes", "naive", "raw")}
         for dsn in dsns.values():
             ensure_database(dsn)
         print(server_facts(dsns["dialtone"]))
         print(machine_facts())
         print(f"{args.seconds:.0f} s per row; one call = {EVENTS_PER_CALL} events "
               "(initiate route ring answer hold resume transfer end)\n")
-        results = [bench_dialtone(dsns["dialtone"], args.workers, args.calls, args.seconds),
-                   bench_naive(dsns["naive"], args.seconds)]
+        results = [bench_dialtone(dsns["dialtone"], args.workers, args.calls, args.seconds)]
+        if args.processes:
+            results.append(bench_processes(dsns["processes"], args.processes, args.calls,
+                                           args.seconds, args.switch_interval))
+        results.append(bench_naive(dsns["naive"], args.seconds))
         samples = sample_events(dsns["dialtone"])
         results.append(bench_raw(dsns["raw"], samples, 1, args.seconds))
         results.append(bench_raw(dsns["raw"], samples, args.raw_batch, args.seconds))

@@ -135,8 +135,11 @@ def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
 
 def spawn_worker(port: int, *, routes: Sequence[str] = (), dialplan_file: Path | None = None,
                  extra_args: Sequence[str] = (), env: dict[str, str] | None = None,
-                 log_file: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start ``dialtone b2bua --port PORT`` as a child process (DATABASE_URL via ``env``)."""
+                 log_file: Path | None = None, new_session: bool = False,
+                 ) -> subprocess.Popen[bytes]:
+    """Start ``dialtone b2bua --port PORT`` as a child process (DATABASE_URL via ``env``).
+    ``new_session``: out of the terminal's process group (Ctrl-C reaches only the parent,
+    which stops its workers in order)."""
     args = [sys.executable, "-m", "dialtone.commands.b2bua", "--port", str(port)]
     for route in routes:
         args += ["--route", route]
@@ -144,7 +147,8 @@ def spawn_worker(port: int, *, routes: Sequence[str] = (), dialplan_file: Path |
         args += ["--dialplan", str(dialplan_file)]
     args += list(extra_args)
     out = log_file.open("ab") if log_file is not None else subprocess.DEVNULL
-    return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=new_session)
 
 
 def main() -> None:

@@ -169,6 +169,8 @@ class Phone:
 
     def on_disconnected(self, call: PhoneCall) -> None:
         self.calls.pop(call.number, None)
+        if self.args.quit_after_call and not self.calls:
+            self.later(0.5, lambda: setattr(self, "stopping", True))  # the recording first
         if call.recorder is not None:
             call.recorder = None  # the WAV header is completed on the bridge's next ticks
             self._report_recording(self._record_path(call), call.number, 100)
@@ -334,6 +336,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hangup-after", type=float, default=0.0, help="seconds after answer")
     p.add_argument("--tone", type=float, default=0.0, help="play this frequency (Hz)")
     p.add_argument("--record-dir", default="")
+    p.add_argument("--dial", default="", help="call this URI at start")
+    p.add_argument("--quit-after-call", action="store_true", help="exit when no call is left")
     p.add_argument("--send-dtmf", default="", help="digits sent once a call is confirmed")
     p.add_argument("--dtmf-delay", type=float, default=1.0)
     p.add_argument("--api", default="", help="log in through this dialtone API base URL")
@@ -353,6 +357,8 @@ def main(argv: list[str] | None = None) -> None:
     emit("ready", uri=phone.uri)
     if args.api and args.agent:
         login(args, phone.uri)
+    if args.dial:
+        phone.dial(args.dial)
     try:
         phone.loop()
     finally:

@@ -1,0 +1,303 @@
+"""``dialtone demo``: the platform with a call centre in it, calls flowing, in a minute.
+
+Everything ``dialtone up`` runs (embedded PostgreSQL unless DATABASE_URL is set,
+migrations, projections in-process, the routing process, the HTTP API), plus:
+- a provisioned call centre: queues ``sales`` (position announcements, calls
+  recorded) and ``support``, agents alice, bob, carol (sales; carol also
+  support) and dave (support), an IVR menu ``main`` (1 sales, 2 support),
+  numbers 5000 (sales) and 5001 (the menu);
+- B2BUA workers (``dialtone b2bua``, 2 calls each: the pjsua2 wheel holds 4 legs
+  per process);
+- simulated agents: softphones that log in, answer after a ring and hang up
+  after a while; simulated callers: a softphone every few seconds calling 5000
+  (or 5001, pressing 1 or 2), playing a tone.
+
+It prints what happens and where to look. Ctrl-C stops everything it started,
+in order, and leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import random
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import UUID
+
+import click
+import uvicorn
+from fastapi import FastAPI
+
+from application.callcentre import AlreadyExists, CallCentreService
+from dialtone import bootstrap
+from dialtone.commands.b2bua import spawn_worker
+from dialtone.database import embedded_server, resolve_dsn
+from dialtone.migrations import apply_migrations
+from dialtone.narrate import Narrator
+from dialtone.services.phones import Softphone, start_phone
+from dialtone.settings import Settings
+from domain.addressing import Target
+from domain.agent import Agent, AgentState
+from domain.errors import DomainError
+from domain.ivr import IvrMenu
+from domain.queue import Queue
+
+log = logging.getLogger(__name__)
+
+CALLS_PER_WORKER = 2
+
+
+@dataclass(frozen=True)
+class DemoAgent:
+    key: str
+    queues: tuple[str, ...]
+    talk_s: float  # the agent hangs up after this long
+
+
+AGENTS = (DemoAgent("alice", ("sales",), 8.0), DemoAgent("bob", ("sales",), 11.0),
+          DemoAgent("carol", ("sales", "support"), 9.0), DemoAgent("dave", ("support",), 7.0))
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- the call centre -------------------------------------------------------------------------
+
+
+def provision(service: CallCentreService) -> None:
+    """The demo's call centre; what exists already (an earlier run) is kept."""
+    _once(lambda: service.create_queue("sales", "Sales", "longest_idle", occurred_at=now(),
+                                       wrap_up_s=3.0, offer_timeout_s=10.0,
+                                       announce_position=True, record_calls=True))
+    _once(lambda: service.create_queue("support", "Support", "longest_idle", occurred_at=now(),
+                                       wrap_up_s=2.0, offer_timeout_s=10.0))
+    for agent in AGENTS:
+        _once(_creator(service, agent.key))
+        for queue in agent.queues:
+            service.set_member(Queue.id_for(queue), Agent.id_for(agent.key), 0, now())
+    sales, support = Target.queue(Queue.id_for("sales")), Target.queue(Queue.id_for("support"))
+    _once(lambda: service.create_ivr_menu("main", "Main menu", "main-menu", occurred_at=now(),
+                                          timeout_s=4.0, max_retries=1, default_action=sales,
+                                          options={"1": sales, "2": support}))
+    _once(lambda: service.create_number("5000", sales, occurred_at=now(), label="Sales line"))
+    _once(lambda: service.create_number("5001", Target.ivr(IvrMenu.id_for("main")),
+                                        occurred_at=now(), label="Main menu"))
+    _clear_leftovers(service)
+
+
+def _creator(service: CallCentreService, key: str) -> Callable[[], object]:
+    return lambda: service.create_agent(key, key.title(), occurred_at=now())
+
+
+def _once(create: Callable[[], object]) -> None:
+    with contextlib.suppress(AlreadyExists):
+        create()
+
+
+def _clear_leftovers(service: CallCentreService) -> None:
+    """An earlier run stopped hard may have left calls waiting and agents busy."""
+    for key in ("sales", "support"):
+        queue = service.get(Queue, Queue.id_for(key))
+        for call in queue.calls:
+            with contextlib.suppress(DomainError):
+                service.abandon_call(queue.id, call.call_id, now())
+    for agent in AGENTS:
+        _log_out(service, Agent.id_for(agent.key))
+
+
+def _log_out(service: CallCentreService, agent_id: UUID) -> None:
+    agent = service.get(Agent, agent_id)
+    call = agent.current_call_id
+    with contextlib.suppress(DomainError):
+        if agent.state is AgentState.RESERVED and call is not None:
+            service.miss_offer(agent_id, call, now())
+        elif agent.state is AgentState.ON_CALL and call is not None:
+            service.end_agent_call(agent_id, call, now())
+        if service.get(Agent, agent_id).state is not AgentState.LOGGED_OUT:
+            service.logout(agent_id, now())
+
+
+# -- the processes ---------------------------------------------------------------------------
+
+
+class Demo(contextlib.ExitStack):
+    def __init__(self, settings: Settings, database_url: str, workers: int, interval_s: float,
+                 say: Callable[[str], None]) -> None:
+        super().__init__()
+        self.settings = settings
+        self.database_url = database_url
+        self.worker_count = workers
+        self.interval_s = interval_s
+        self.say = say
+        self.work = settings.data_dir / "demo"
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.service = bootstrap.callcentre_service(database_url)
+        self.callback(self.service.close)
+        self.worker_ports: list[int] = []
+        self._callers: list[Softphone] = []
+        self._stop = threading.Event()
+
+    def start_platform(self) -> None:
+        runners = [*([] if self.settings.kafka_bootstrap
+                     else bootstrap.inprocess_runners(self.database_url)),
+                   bootstrap.routing_runner(self.database_url)]
+        for runner in runners:
+            runner.start()
+            self.callback(runner.stop)
+        calls = bootstrap.call_service(self.database_url)
+        self.callback(calls.close)
+        narrator = Narrator(calls, self.service, self.say)
+        narrator.start()
+        self.callback(narrator.stop)
+
+    def start_workers(self) -> None:
+        env = {**os.environ, "DATABASE_URL": self.database_url,
+               "DIALTONE_DATA_DIR": str(self.settings.data_dir), "DIALTONE_LOG_LEVEL": "INFO"}
+        logs = []
+        for _ in range(self.worker_count):
+            port = free_port()
+            logs.append(self.work / f"b2bua-{port}.log")
+            worker = spawn_worker(port, extra_args=["--max-calls", str(CALLS_PER_WORKER),
+                                                    "--pj-log-level", "1"],
+                                  env=env, log_file=logs[-1], new_session=True)
+            self.callback(_stop_process, worker)
+            self.worker_ports.append(port)
+        _wait_listening(logs)
+        self.say(f"{len(logs)} B2BUA workers on udp ports {self.worker_ports} "
+                 f"(logs: {self.work})")
+
+    def start_agents(self) -> None:
+        for agent in AGENTS:
+            phone = start_phone(agent.key, free_port(), self.work / "phones", new_session=True,
+                                args=["--answer-after", "1.5", "--hangup-after",
+                                      str(agent.talk_s), "--tone", "1000"])
+            self.callback(phone.stop)
+            self.service.login(Agent.id_for(agent.key), phone.uri, now())
+
+    def start_callers(self) -> None:
+        thread = threading.Thread(target=self._call_loop, name="demo-callers", daemon=True)
+        thread.start()
+        self.callback(self._stop_callers, thread)
+
+    def _call_loop(self) -> None:
+        rng = random.Random(7)  # noqa: S311 - simulated traffic, not secrets
+        ports = itertools.cycle(self.worker_ports)
+        for n in itertools.count(1):
+            if self._stop.wait(self.interval_s * rng.uniform(0.6, 1.4)):
+                return
+            self._callers = [c for c in self._callers if c.process.poll() is None]
+            if len(self._callers) >= len(self.worker_ports) * CALLS_PER_WORKER - 1:
+                continue  # every worker busy: wait for a call to end
+            try:
+                self._callers.append(self._caller(n, next(ports), rng))
+            except (AssertionError, OSError) as error:
+                log.warning("caller %d did not start: %s", n, error)
+
+    def _caller(self, n: int, worker_port: int, rng: random.Random) -> Softphone:
+        menu = rng.random() < 0.35
+        did = "5001" if menu else "5000"
+        args = ["--dial", f"sip:{did}@127.0.0.1:{worker_port}", "--quit-after-call",
+                "--lifetime", "120", "--tone", "440"]
+        if menu:
+            args += ["--send-dtmf", rng.choice("12"), "--dtmf-delay", "3.0"]
+        return start_phone(f"caller{n}", free_port(), self.work / "phones", args=args,
+                           new_session=True)
+
+    def _stop_callers(self, thread: threading.Thread) -> None:
+        self._stop.set()
+        thread.join(10)
+        for caller in self._callers:
+            caller.stop()
+
+
+def _stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def _wait_listening(logs: list[Path], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(p.exists() and "listening on udp" in p.read_text(errors="replace") for p in logs):
+            return
+        time.sleep(0.2)
+    raise click.ClickException(f"B2BUA workers did not start; see {logs}")
+
+
+# -- the command -----------------------------------------------------------------------------
+
+
+@click.command("demo")
+@click.option("--host", default=None, help="HTTP listen address (default DIALTONE_HTTP_HOST).")
+@click.option("--port", type=int, default=None, help="HTTP port (default DIALTONE_HTTP_PORT).")
+@click.option("--workers", default=3, show_default=True, help="B2BUA worker processes.")
+@click.option("--interval", default=4.0, show_default=True,
+              help="Mean seconds between simulated callers.")
+@click.option("--run-for", type=float, default=None,
+              help="Stop by itself after this many seconds (default: until Ctrl-C).")
+@click.pass_obj
+def command(settings: Settings, host: str | None, port: int | None, workers: int,
+            interval: float, run_for: float | None) -> None:
+    """Run the platform with a simulated call centre until Ctrl-C."""
+    say = click.echo
+    if settings.log_level.upper() == "INFO":  # the default: the narration is the output
+        logging.getLogger().setLevel(logging.WARNING)
+    database_url = resolve_dsn(settings)
+    try:
+        apply_migrations(database_url)
+        host, port = host or settings.http_host, port or settings.http_port
+        with Demo(settings, database_url, workers, interval, say) as demo:
+            provision(demo.service)
+            demo.start_platform()
+            demo.start_workers()
+            demo.start_agents()
+            demo.start_callers()
+            base = f"http://{host}:{port}"
+            say(f"dialtone demo is up. Calls arrive every ~{interval:.0f} s; watch them:\n"
+                f"  {base}/v1/queues/sales/live   queue sales right now\n"
+                f"  {base}/v1/agents              agents and their states\n"
+                f"  {base}/v1/calls               calls in progress\n"
+                f"  {base}/v1/cdrs                finished calls\n"
+                f"  {base}/docs                   the whole API\n"
+                f"  dial sip:5000@127.0.0.1:{demo.worker_ports[0]} (sales) or :5001 (menu) "
+                f"from a softphone of your own. Ctrl-C stops everything.")
+            _serve(bootstrap.http_app(database_url), host, port, run_for)
+            say("stopping: callers, agents, workers, routing, projections...")
+    finally:
+        if not settings.database_url:
+            embedded_server(settings).stop()
+        say("dialtone demo stopped")
+
+
+def _serve(app: FastAPI, host: str, port: int, run_for: float | None) -> None:
+    """The API until Ctrl-C (uvicorn's own handler ends ``run``), or ``run_for`` seconds."""
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    if run_for is not None:
+        timer = threading.Timer(run_for, lambda: setattr(server, "should_exit", True))
+        timer.daemon = True
+        timer.start()
+    # uvicorn shuts down on SIGINT, then raises the signal again: that is our
+    # cue to stop the rest, not an error (uvicorn.run does the same).
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()

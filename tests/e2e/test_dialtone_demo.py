@@ -1,0 +1,64 @@
+"""`dialtone demo`: a new user sees calls flow through the queues within a minute,
+and Ctrl-C leaves nothing running."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dialtone.services.postgres import EmbeddedPostgres, free_port
+from tests.fixtures.processes import DialtoneProcess, wait_for
+
+pytestmark = pytest.mark.sip
+
+
+def _answered(base: str) -> int:
+    try:
+        response = httpx.get(f"{base}/v1/queues/sales/live", timeout=2)
+    except httpx.HTTPError:
+        return 0
+    if response.status_code != 200:
+        return 0
+    return int(response.json()["counters"]["answered"])
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Processes whose environment carries ``marker`` (everything the demo started)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+    return found
+
+
+def test_demo_answers_calls_within_a_minute_and_stops_cleanly_on_ctrl_c(
+    tmp_path: Path, dialtone_processes: Callable[..., DialtoneProcess],
+) -> None:
+    data_dir = tmp_path / "demo-data"
+    pg_port, http_port = free_port(), free_port()
+    demo = dialtone_processes(["demo", "--interval", "2"], {
+        "DIALTONE_DATA_DIR": str(data_dir),
+        "DIALTONE_EMBEDDED_PG_PORT": str(pg_port),
+        "DIALTONE_HTTP_PORT": str(http_port),
+    })
+    base = f"http://127.0.0.1:{http_port}"
+
+    wait_for(lambda: _answered(base) >= 2, 60, "two calls answered in queue sales",
+             processes=(demo,))
+    assert "answered after" in demo.log.read_text()
+    agents = httpx.get(f"{base}/v1/agents", timeout=5).json()["data"]
+    assert {a["key"] for a in agents} >= {"alice", "bob", "carol", "dave"}
+
+    assert demo.proc is not None
+    demo.proc.send_signal(signal.SIGINT)
+    assert demo.proc.wait(60) == 0, demo.tail()
+    assert "dialtone demo stopped" in demo.log.read_text()
+    assert not EmbeddedPostgres(data_dir / "postgres", pg_port).is_running()
+    wait_for(lambda: not _processes_with(str(data_dir)), 10, "every demo process gone")

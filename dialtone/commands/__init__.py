@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "dialtone.commands.router",
     "dialtone.commands.rebuild",
     "dialtone.commands.b2bua",
+    "dialtone.commands.demo",
 )
 
 

@@ -6,6 +6,8 @@ With DATABASE_URL set the tests use that server instead of the embedded one.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,14 +21,18 @@ pytest_plugins = ["tests.fixtures.sip", "tests.fixtures.kafka", "tests.fixtures.
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres | None]:
+def pg_server() -> Iterator[EmbeddedPostgres | None]:
     if os.environ.get("DATABASE_URL"):
         yield None
         return
-    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pg")) / "data", free_port())
+    # Not under pytest's temp root: every new pytest session resets that root to
+    # mode 0700, which would lock the server's unprivileged user out of its data.
+    root = Path(tempfile.mkdtemp(prefix="dialtone-test-pg-"))
+    server = EmbeddedPostgres(root / "data", free_port())
     server.start()
     yield server
     server.destroy()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

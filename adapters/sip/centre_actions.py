@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from uuid import UUID
 
-from adapters.sip.centre_session import CentreSession, Consult, Stage, Watch
+from adapters.sip.centre_session import CentreSession, Consult, Watch
 from adapters.sip.commands import HoldCall, ResumeCall, TransferCall
 from adapters.sip.legs import LegRole
 from adapters.sip.session import Phase, now
@@ -230,5 +230,3 @@ _HANDLERS: dict[Action, Handler] = {
     Action.COMPLETE_TRANSFER: complete_transfer,
     Action.CANCEL_TRANSFER: cancel_transfer,
 }
-
-__all__ = ["Stage", "handle"]

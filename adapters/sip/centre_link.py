@@ -9,13 +9,17 @@ thread, and each one's outcome is posted back to the pjsua2 thread.
 
 A database outage is retried with backoff for up to ``max_outage_s`` (calls
 keep their audio meanwhile); past that the command fails and its callback
-hears the error.
+hears the error. So is ``ConcurrentChange``: a queue is one aggregate that
+every worker and the routing process write, so a burst of callers arriving
+together can exhaust the service's own retries; a short random pause spreads
+the writers out (measured: 10 workers enqueueing at the same instant).
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from adapters.sip.storage import INFRASTRUCTURE_ERRORS
-from application.callcentre import CallCentreService
+from application.callcentre import CallCentreService, ConcurrentChange
 from domain.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -99,6 +103,10 @@ class CentreLink:
         while True:
             try:
                 return Outcome(value=command(self._connected()))
+            except ConcurrentChange as busy:
+                if time.monotonic() > deadline:
+                    return Outcome(error=busy)
+                time.sleep(random.uniform(0.002, 0.02))  # noqa: S311 - jitter, not secrets
             except DomainError as refused:
                 log.info("%s refused: %s", what, refused)
                 return Outcome(error=refused)

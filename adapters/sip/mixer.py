@@ -101,6 +101,12 @@ class Mixer:
     def clear(self) -> None:
         self.apply(())
 
+    def forget(self) -> None:
+        """Drop the record without touching the bridge: the call's ports are going
+        away, and pjsua removes a port's connections with it (a stop on a port
+        already gone only makes pjsip log an error)."""
+        self._current = {}
+
     @property
     def routes(self) -> set[tuple[int, int]]:
         return set(self._current)

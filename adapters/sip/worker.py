@@ -26,8 +26,9 @@ from adapters.media.player import MusicLibrary
 from adapters.media.prompts import Prompts
 from adapters.media.recorder import RecordingStore
 from adapters.sip import centre_actions
+from adapters.sip.centre_front import CentreContext
 from adapters.sip.centre_link import CentreLink
-from adapters.sip.centre_session import CentreContext, CentreSession
+from adapters.sip.centre_session import CentreSession
 from adapters.sip.commands import CommandSink
 from adapters.sip.directory import Directory
 from adapters.sip.endpoint import (

@@ -196,7 +196,7 @@ def start_workers(stack: Stack, dsn: str, load: Load) -> list[tuple[int, int]]:
         started.append((port, proc.pid))
         if len(started) % START_BATCH == 0 or index == load.workers - 1:
             batch = started[-START_BATCH:]
-            wait_listening([stack.work / f"b2bua-{p}.log" for p, _ in batch], timeout=120)
+            wait_listening([stack.work / f"b2bua-{p}.log" for p, _ in batch], timeout=300)
     return started
 
 
@@ -342,13 +342,18 @@ def run(load: Load, work: Path) -> None:
         caller_scenario = render("uac_queue.xml", work, AUDIO_FILE=str(audio))
         per_worker_rate = load.calls_per_worker / load.talk_s
         calls = max(1, math.ceil(per_worker_rate * (load.duration_s + load.warmup_s)))
-        callers = [stack.spawn([SIPP, "-sf", str(caller_scenario), "-s", DID, "-i", "127.0.0.1",
-                                "-p", str(free_udp()), "-mp", str(free_udp()),
-                                "-r", f"{per_worker_rate:.4f}", "-rp", "1000",
-                                "-l", str(load.calls_per_worker), "-m", str(calls),
-                                "-d", str(int(load.talk_s * 1000)), "-nostdin",
-                                "-trace_err", f"127.0.0.1:{port}"], f"sipp-caller-{port}.log")
-                   for port, _ in workers]
+        # Callers spread over one call period, so that arrivals are steady rather
+        # than one burst per period (a burst is all workers writing the queue at once).
+        stagger = 1 / per_worker_rate / load.workers
+        callers = []
+        for port, _ in workers:
+            callers.append(stack.spawn(
+                [SIPP, "-sf", str(caller_scenario), "-s", DID, "-i", "127.0.0.1",
+                 "-p", str(free_udp()), "-mp", str(free_udp()), "-r", f"{per_worker_rate:.4f}",
+                 "-rp", "1000", "-l", str(load.calls_per_worker), "-m", str(calls),
+                 "-d", str(int(load.talk_s * 1000)), "-nostdin", "-trace_err",
+                 f"127.0.0.1:{port}"], f"sipp-caller-{port}.log"))
+            time.sleep(stagger)
         time.sleep(load.warmup_s)
         worker_pids = [pid for _, pid in workers]
         groups = {"workers": worker_pids, "router": [router.pid],

@@ -28,9 +28,7 @@ from uuid import UUID
 
 import httpx
 import psycopg
-import uvicorn
 
-from api.app import create_app
 from application.calls import CallService
 from bench.common import embedded_postgres, kafka_broker, machine_facts, percentile_ms
 from dialtone.database import ensure_database, eventsourcing_env
@@ -69,11 +67,13 @@ def bench_relay(service: CallService, dsn: str, bootstrap: str, events: int) -> 
     return relayed / elapsed
 
 
-def start_worker(dsn: str, bootstrap: str, log: Path) -> subprocess.Popen[bytes]:
+def start(command: list[str], dsn: str, bootstrap: str, log: Path,
+          **env: str) -> subprocess.Popen[bytes]:
+    """A dialtone process, as deployed: its own interpreter, so no shared GIL."""
     env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_KAFKA_BOOTSTRAP": bootstrap,
-           "DIALTONE_LOG_LEVEL": "WARNING"}
+           "DIALTONE_LOG_LEVEL": "WARNING", **env}
     with log.open("ab") as out:
-        return subprocess.Popen([str(DIALTONE), "worker"], env=env, stdout=out,
+        return subprocess.Popen([str(DIALTONE), *command], env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
 
 
@@ -125,23 +125,18 @@ class ApiPoller(threading.Thread):
                 return
 
 
-def serve_api(dsn: str, port: int) -> uvicorn.Server:
-    server = uvicorn.Server(uvicorn.Config(create_app(dsn), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    wait(lambda: server.started, 30, "the API")
-    return server
+def api_up(base_url: str) -> bool:
+    try:
+        return httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
-def bench_latency(service: CallService, dsn: str, bootstrap: str, seconds: float,
+def bench_latency(service: CallService, base_url: str, seconds: float,
                   calls_per_s: int) -> list[float]:
-    """Steady load with the relay and the worker running; latencies in seconds."""
-    relay = Relay(service, dsn, RelayConfig(bootstrap=bootstrap))
-    relay_thread = threading.Thread(target=relay.run, daemon=True)
-    relay_thread.start()
-    port = free_port()
-    server = serve_api(dsn, port)
-    poller = ApiPoller(f"http://127.0.0.1:{port}")
+    """Steady load while relay, worker and API run as processes; latencies in seconds."""
+    wait(lambda: api_up(base_url), 60, "the API")
+    poller = ApiPoller(base_url)
     poller.start()
     committed: dict[UUID, float] = {}
     interval, next_at = 1 / calls_per_s, time.perf_counter()
@@ -155,8 +150,6 @@ def bench_latency(service: CallService, dsn: str, bootstrap: str, seconds: float
         poller.started[call_id] = start
     wait(lambda: committed.keys() <= poller.seen.keys(), 60, "every CDR through the API")
     poller.stop.set()
-    relay.stop()
-    server.should_exit = True
     return [poller.seen[c] - t for c, t in committed.items()]
 
 
@@ -175,13 +168,21 @@ def main(argv: list[str] | None = None) -> None:
         service = CallService(env=eventsourcing_env(dsn))
         lifecycles(service, args.calls, "backlog", batch=100)
         relay_rate = bench_relay(service, dsn, broker.bootstrap, events)
-        worker = start_worker(dsn, broker.bootstrap, Path(pg.data_dir).parent / "worker.log")
+        logs, port = Path(pg.data_dir).parent, free_port()
+        processes = [start(["worker"], dsn, broker.bootstrap, logs / "worker.log")]
         try:
             projection_rate = bench_projections(dsn, events)
-            latencies = bench_latency(service, dsn, broker.bootstrap, args.seconds, args.rate)
+            processes += [
+                start(["relay"], dsn, broker.bootstrap, logs / "relay.log"),
+                start(["api"], dsn, broker.bootstrap, logs / "api.log",
+                      DIALTONE_HTTP_PORT=str(port)),
+            ]
+            latencies = bench_latency(service, f"http://127.0.0.1:{port}", args.seconds,
+                                      args.rate)
         finally:
-            worker.terminate()
-            worker.wait(30)
+            for process in processes:
+                process.terminate()
+                process.wait(30)
         total = count(dsn, "SELECT count(*) FROM call_events")
         started = time.perf_counter()
         rebuilt = rebuild(service, dsn, ("cdr",))

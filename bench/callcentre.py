@@ -172,32 +172,33 @@ def render(name: str, work: Path, **values: str) -> Path:
     return path
 
 
-def wait_listening(logs: list[Path], timeout: float) -> None:
+def wait_listening(started: list[tuple[Path, subprocess.Popen[bytes]]], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if any(proc.poll() is not None for _, proc in started):
+            break
         if all(log.exists() and "listening on udp" in log.read_text(errors="replace")
-               for log in logs):
+               for log, _ in started):
             return
         time.sleep(0.2)
-    raise RuntimeError(f"workers did not start: {[str(p) for p in logs]}")
+    raise RuntimeError(f"workers did not start: {[str(log) for log, _ in started]}")
 
 
 def start_workers(stack: Stack, dsn: str, load: Load) -> list[tuple[int, int]]:
     env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_DATA_DIR": str(stack.work / "data"),
            "DIALTONE_LOG_LEVEL": "INFO"}
-    started: list[tuple[int, int]] = []
+    started: list[tuple[int, subprocess.Popen[bytes]]] = []
     for index in range(load.workers):
         port = free_udp()
         proc = spawn_worker(port, env=env, log_file=stack.work / f"b2bua-{port}.log",
                             extra_args=["--max-calls", str(load.calls_per_worker),
                                         "--rtp-port", str(RTP_BASE + index * 40),
                                         "--pj-log-level", "1"])
-        stack.adopt(proc)
-        started.append((port, proc.pid))
+        started.append((port, stack.adopt(proc)))
         if len(started) % START_BATCH == 0 or index == load.workers - 1:
-            batch = started[-START_BATCH:]
-            wait_listening([stack.work / f"b2bua-{p}.log" for p, _ in batch], timeout=300)
-    return started
+            batch = [(stack.work / f"b2bua-{p}.log", proc) for p, proc in started[-START_BATCH:]]
+            wait_listening(batch, timeout=300)
+    return [(port, proc.pid) for port, proc in started]
 
 
 # -- CPU ---------------------------------------------------------------------------------------

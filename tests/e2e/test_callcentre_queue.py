@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from adapters.media.prompts import BEEP_HZ
 from adapters.media.tones import HOLD_MELODY
 from application.callcentre import CallCentreService
 from domain.agent import Agent, AgentState
@@ -21,6 +22,7 @@ from tests.fixtures.callcentre import (
     centre,
     event_names,
     login,
+    now,
     phone,
     provision_queue,
     queue_of,
@@ -152,3 +154,48 @@ def test_a_queue_with_three_agents_and_ten_callers_drains_in_arrival_order(
 def _queue_events(centre: CallCentreService, kind: type[Any]) -> list[Any]:
     events = centre.repository.event_store.get(Queue.id_for("sales"))
     return [event for event in events if isinstance(event, kind)]
+
+
+def test_an_offer_that_rings_out_is_cancelled_on_the_agents_phone_and_offered_again(
+    b2bua: StartWorker, router: RoutingRunner, centre: CallCentreService, phone: StartPhone,
+    call_store: CallStore,
+) -> None:
+    # One miss pauses her, so the call is not offered to her again.
+    centre.create_agent("alice", "Alice", occurred_at=now(), auto_pause_after=1)
+    provision_queue(centre, "sales", ["alice", "bob"], did="5000", offer_timeout_s=2.0)
+    alice = phone("alice", "--answer-after", "-1")  # rings for ever
+    login(centre, "alice", alice)
+    worker = b2bua()
+    caller = phone("caller")
+
+    caller.send(f"dial sip:5000@127.0.0.1:{worker.port}")
+    sip_call_id = caller.wait("dialled")["sip_call_id"]
+    alice.wait("incoming")
+    cancelled = alice.wait("state", state="DISCONNECTED", timeout=10)
+    assert cancelled["status"] == 487, "the worker did not CANCEL the ring that timed out"
+    wait_for(lambda: agent_state(centre, "alice") is AgentState.PAUSED, "alice auto-paused")
+    bob = phone("bob", "--answer-after", "0.2", "--hangup-after", "1.0")
+    login(centre, "bob", bob)
+    bob.wait("state", state="CONFIRMED", timeout=15)
+
+    wait_for(lambda: event_names(call_store, sip_call_id)[-1:] == ["Ended"], "the call's end")
+    assert call_of(call_store, sip_call_id).agents == ["bob"]
+    assert centre.get(Agent, Agent.id_for("alice")).missed_offers == 1
+    assert queue_of(centre, "sales").tally.requeued == 1
+
+
+def test_a_queue_that_announces_positions_beeps_the_callers_place(
+    b2bua: StartWorker, router: RoutingRunner, centre: CallCentreService, phone: StartPhone,
+    tmp_path: Path,
+) -> None:
+    provision_queue(centre, "sales", ["alice"], did="5000", announce_position=True)
+    worker = b2bua(args=["--announce-every", "2"])
+    caller = phone("caller", "--record-dir", str(tmp_path / "rec"))
+
+    caller.send(f"dial sip:5000@127.0.0.1:{worker.port}")
+    caller.wait("state", state="CONFIRMED")
+    time.sleep(4.0)
+    caller.send("hangup")
+    heard = audio.read(Path(caller.wait("recorded")["path"]))
+
+    assert audio.tones_heard(heard, [BEEP_HZ], window_s=0.1) == {BEEP_HZ}, "no position beep"

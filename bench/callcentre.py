@@ -121,7 +121,8 @@ def start_database(stack: Stack, connections: int) -> tuple[str, EmbeddedPostgre
     server.start()
     stack.callback(server.destroy)
     with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        # Each worker holds ~4 connections (storage, command link, log follower, LISTEN).
+        # Each worker holds 4 connections (storage, command link, log follower, LISTEN),
+        # up to 7 in bursts (each pool may open a second one).
         conn.execute(f"ALTER SYSTEM SET max_connections = {connections}")
         # Commit times split the offer latency between the processes.
         conn.execute("ALTER SYSTEM SET track_commit_timestamp = on")
@@ -327,7 +328,7 @@ def report(facts: dict[UUID, CallFacts], since: datetime, until: datetime) -> di
 
 def run(load: Load, work: Path) -> None:
     with Stack(work) as stack:
-        dsn, server = start_database(stack, connections=max(200, load.workers * 5 + 50))
+        dsn, server = start_database(stack, connections=max(200, load.workers * 8 + 50))
         agent_port = free_udp()
         provision(dsn, load, agent_port)
         env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_LOG_LEVEL": "WARNING"}

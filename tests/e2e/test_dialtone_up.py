@@ -13,6 +13,7 @@ from dialtone.database import eventsourcing_env
 from dialtone.services.postgres import EmbeddedPostgres, free_port
 from dialtone.simulate import lifecycles
 from tests.fixtures.processes import DialtoneProcess, wait_for
+from tests.fixtures.sip import _udp_free, free_udp_port
 
 
 def _get(url: str) -> httpx.Response | None:
@@ -25,8 +26,8 @@ def _get(url: str) -> httpx.Response | None:
 def test_up_runs_embedded_postgres_projections_and_api_until_interrupted(
     tmp_path: Path, dialtone_processes: Callable[..., DialtoneProcess],
 ) -> None:
-    pg_port, http_port = free_port(), free_port()
-    up = dialtone_processes(["up"], {
+    pg_port, http_port, sip_port = free_port(), free_port(), free_udp_port()
+    up = dialtone_processes(["up", "--sip-port", str(sip_port)], {
         "DIALTONE_DATA_DIR": str(tmp_path / "data"),
         "DIALTONE_EMBEDDED_PG_PORT": str(pg_port),
         "DIALTONE_HTTP_PORT": str(http_port),
@@ -45,8 +46,12 @@ def test_up_runs_embedded_postgres_projections_and_api_until_interrupted(
             response.json().get("disposition") == "answered")
 
     wait_for(cdr_served, 30, "the call's CDR through the API", processes=(up,))
+    worker_log = tmp_path / "data" / "logs" / f"b2bua-{sip_port}.log"
+    wait_for(lambda: worker_log.exists() and "listening on udp" in worker_log.read_text(), 60,
+             "the B2BUA worker to listen", processes=(up,))
 
     assert up.proc is not None
     up.proc.send_signal(signal.SIGINT)
     assert up.proc.wait(30) == 0
     assert not EmbeddedPostgres(tmp_path / "data" / "postgres", pg_port).is_running()
+    assert _udp_free(sip_port), "the B2BUA worker outlived dialtone up"

@@ -21,12 +21,13 @@ import logging
 from collections.abc import Callable
 from uuid import UUID
 
+from adapters.sip.centre_front import Stage
 from adapters.sip.centre_session import CentreSession, Consult, Watch
 from adapters.sip.commands import HoldCall, ResumeCall, TransferCall
 from adapters.sip.legs import LegRole
 from adapters.sip.session import Phase, now
 from application.call_control import Action, ControlReply, ControlRequest
-from domain.addressing import TargetKind
+from domain.addressing import Target, TargetKind
 from domain.call import SupervisionMode, TransferKind
 from domain.errors import InvalidValue
 from domain.queue import Queue
@@ -105,11 +106,19 @@ def _state(watch: Watch) -> str:
 
 
 def transfer(session: CentreSession, request: ControlRequest) -> ControlReply:
+    kind = TransferKind(request.args.get("kind", "blind"))
+    target_kind, value = request.args["target_kind"], request.args["target_value"]
+    if session.stage is Stage.QUEUE and kind is TransferKind.BLIND:
+        return _move_waiting(session, request, target_kind, value)
     refused = _not_talking(session, request) or _busy(session, request)
     if refused is not None:
         return refused
-    kind = TransferKind(request.args.get("kind", "blind"))
-    target_kind, value = request.args["target_kind"], request.args["target_value"]
+    return _move_talking(session, request, kind, target_kind, value)
+
+
+def _move_talking(session: CentreSession, request: ControlRequest, kind: TransferKind,
+                  target_kind: str, value: str) -> ControlReply:
+    """The agent hands the caller on: blind (the agent leaves now) or attended."""
     if target_kind == TargetKind.QUEUE:
         if kind is TransferKind.ATTENDED:
             return _reply(request, 422, "an attended transfer goes to a number or a URI")
@@ -125,6 +134,28 @@ def transfer(session: CentreSession, request: ControlRequest) -> ControlReply:
         session.dial_after_transfer(uri)
         return _reply(request, 202, f"calling {label}", state="calling")
     return _consult(session, request, uri, label)
+
+
+def _move_waiting(session: CentreSession, request: ControlRequest, target_kind: str,
+                  value: str) -> ControlReply:
+    """A caller still waiting is moved by the queue itself (``transfer_call``: the
+    queue counts it transferred out, a destination queue transferred in); the
+    session follows the ``CallTransferredOut`` event like an overflow."""
+    if target_kind == TargetKind.QUEUE:
+        queue_id = _queue_id(session, value)
+        if queue_id is None:
+            return _reply(request, 404, f"queue {value} not found")
+        target = Target.queue(queue_id)
+    elif target_kind == TargetKind.NUMBER:
+        target = Target.number(value)
+    else:
+        return _reply(request, 409, "a caller waiting in a queue moves to a queue or a number")
+    from_queue, call_id, at = session.queue_id, session.call_id, now()
+    assert from_queue is not None
+    session.centre.link.submit(f"move {call_id} to {target}",
+                               lambda s: s.transfer_call(from_queue, call_id, target, at))
+    return _reply(request, 202, f"moving the waiting caller to {target_kind} {value}",
+                  state="queued" if target_kind == TargetKind.QUEUE else "calling")
 
 
 def _busy(session: CentreSession, request: ControlRequest) -> ControlReply | None:

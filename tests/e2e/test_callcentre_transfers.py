@@ -152,3 +152,32 @@ def test_the_agent_holding_a_queue_call_plays_music_to_the_caller_and_resumes(
     on_hold = recording.window(held + 0.5 - start, held + 2.3 - start)
     assert audio.tones_heard(on_hold, MELODY), "no music on hold"
     assert not audio.hears(on_hold, 1000.0), "the caller still heard the agent"
+
+
+def test_a_caller_still_waiting_is_moved_to_another_queue_by_the_queue_itself(
+    b2bua: StartWorker, router: RoutingRunner, centre: CallCentreService, api: TestClient,
+    phone: StartPhone, call_store: CallStore,
+) -> None:
+    provision_queue(centre, "sales", ["alice"], did="5000")  # nobody logged in to sales
+    provision_queue(centre, "support", ["bob"])
+    bob = phone("bob", "--answer-after", "0.2", "--hangup-after", "1.0")
+    login(centre, "bob", bob)
+    worker = b2bua()
+    caller = phone("caller")
+    caller.send(f"dial sip:5000@127.0.0.1:{worker.port}")
+    sip_call_id = caller.wait("dialled")["sip_call_id"]
+    caller.wait("state", state="CONFIRMED")
+    wait_for(lambda: "Queued" in event_names(call_store, sip_call_id), "the caller queued")
+
+    moved = api.post(f"/v1/calls/{Call.id_for(sip_call_id)}/transfer",
+                     json={"target": {"kind": "queue", "value": "support"}})
+    assert moved.status_code == 202, moved.text
+    bob.wait("state", state="CONFIRMED")
+    caller.wait("state", state="DISCONNECTED")
+
+    wait_for(lambda: event_names(call_store, sip_call_id)[-1:] == ["Ended"], "the call's end")
+    call = call_of(call_store, sip_call_id)
+    assert (call.queue, call.agents, call.transfers) == ("support", ["bob"], [])
+    sales, support = queue_of(centre, "sales").tally, queue_of(centre, "support").tally
+    assert (sales.offered, sales.transferred_out, sales.answered) == (1, 1, 0)
+    assert (support.offered, support.transferred_in, support.answered) == (1, 1, 1)

@@ -1,1 +1,1 @@
-"""A small pjsua2 softphone for tests and the demo: one process, one Endpoint."""
+"""What the test softphones (``dialtone.services.softphone``) heard: recordings analysed."""

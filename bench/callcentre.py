@@ -42,15 +42,16 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg import sql
 
 from adapters.media.tones import tone_samples
 from application.callcentre import CallCentreService
 from application.calls import CallService
+from bench.acd import commit_times
 from bench.common import machine_facts, percentile_ms
 from dialtone.commands.b2bua import spawn_worker
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.services.postgres import EmbeddedPostgres, free_port
+from dialtone.services.processes import stop_process
 from domain.addressing import Target
 from domain.agent import Agent
 from domain.call import Call
@@ -92,18 +93,8 @@ class Stack(contextlib.ExitStack):
                                            cwd=self.work, env=env))
 
     def adopt(self, proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
-        self.callback(_stop, proc)
+        self.callback(stop_process, proc)
         return proc
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def free_udp() -> int:
@@ -252,13 +243,6 @@ class CallFacts:
     ended: datetime | None = None
 
 
-def commit_times(dsn: str) -> dict[int, float]:
-    """Call-centre notification id -> commit time (epoch seconds), from the server."""
-    table = CallCentreService.name.lower() + "_events"
-    query = sql.SQL("SELECT notification_id, extract(epoch FROM pg_xact_commit_timestamp(xmin))"
-                    " FROM {}").format(sql.Identifier(table))
-    with psycopg.connect(dsn) as conn:
-        return {int(n): float(t) for n, t in conn.execute(query).fetchall() if t is not None}
 
 
 def read_facts(dsn: str) -> dict[UUID, CallFacts]:

@@ -24,7 +24,6 @@ import logging
 import os
 import random
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +43,7 @@ from dialtone.database import embedded_server, resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.narrate import Narrator
 from dialtone.services.phones import Softphone, start_phone
+from dialtone.services.processes import stop_process
 from dialtone.settings import Settings
 from domain.addressing import Target
 from domain.agent import Agent, AgentState
@@ -176,7 +176,7 @@ class Demo(contextlib.ExitStack):
             worker = spawn_worker(port, extra_args=["--max-calls", str(CALLS_PER_WORKER),
                                                     "--pj-log-level", "1"],
                                   env=env, log_file=logs[-1], new_session=True)
-            self.callback(_stop_process, worker)
+            self.callback(stop_process, worker)
             self.worker_ports.append(port)
         _wait_listening(logs)
         self.say(f"{len(logs)} B2BUA workers on udp ports {self.worker_ports} "
@@ -205,9 +205,14 @@ class Demo(contextlib.ExitStack):
             if len(self._callers) >= len(self.worker_ports) * CALLS_PER_WORKER - 1:
                 continue  # every worker busy: wait for a call to end
             try:
-                self._callers.append(self._caller(n, next(ports), rng))
+                caller = self._caller(n, next(ports), rng)
             except (AssertionError, OSError) as error:
                 log.warning("caller %d did not start: %s", n, error)
+                continue
+            self._callers.append(caller)
+            if self._stop.is_set():  # started while the demo was stopping
+                caller.stop()
+                return
 
     def _caller(self, n: int, worker_port: int, rng: random.Random) -> Softphone:
         menu = rng.random() < 0.35
@@ -221,19 +226,9 @@ class Demo(contextlib.ExitStack):
 
     def _stop_callers(self, thread: threading.Thread) -> None:
         self._stop.set()
-        thread.join(10)
+        thread.join(30)  # a caller may be starting (a phone is up within seconds)
         for caller in self._callers:
             caller.stop()
-
-
-def _stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 def _wait_listening(logs: list[Path], timeout: float = 120.0) -> None:

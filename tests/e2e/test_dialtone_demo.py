@@ -60,5 +60,6 @@ def test_demo_answers_calls_within_a_minute_and_stops_cleanly_on_ctrl_c(
     demo.proc.send_signal(signal.SIGINT)
     assert demo.proc.wait(60) == 0, demo.tail()
     assert "dialtone demo stopped" in demo.log.read_text()
-    assert not EmbeddedPostgres(data_dir / "postgres", pg_port).is_running()
-    wait_for(lambda: not _processes_with(str(data_dir)), 10, "every demo process gone")
+    assert not EmbeddedPostgres(data_dir / "postgres", pg_port).is_running(), demo.tail()
+    wait_for(lambda: not _processes_with(str(data_dir)), 10, "every demo process gone",
+             processes=(demo,))

@@ -260,7 +260,10 @@ class FrontSession(Session):
                 self.b = leg
                 return
             leg.detach()
-        self._dial_failed(NO_ROUTE if uri is None else callee_failure(0))
+        if uri is None:
+            self._dial_failed(NO_ROUTE, HangupSide.SYSTEM)
+        else:
+            self._dial_failed(callee_failure(0), HangupSide.SYSTEM)
 
     def _dialled_state(self, leg: Leg) -> None:
         if leg.state == pj.PJSIP_INV_STATE_EARLY and leg.last_status in (180, 183):
@@ -270,15 +273,14 @@ class FrontSession(Session):
             self._talk(now())
         elif leg.disconnected:
             self.b = None
-            self._dial_failed(callee_failure(leg.last_status))
+            self._dial_failed(callee_failure(leg.last_status), HangupSide.CALLEE)
 
-    def _dial_failed(self, outcome: SipOutcome) -> None:
+    def _dial_failed(self, outcome: SipOutcome, side: HangupSide) -> None:
         if self.ever_answered:
             self._end_answered(HangupSide.SYSTEM, "transfer_failed")
         else:
-            self._finish_front(outcome.disposition, outcome.hangup_cause, HangupSide.CALLEE,
+            self._finish_front(outcome.disposition, outcome.hangup_cause, side,
                                outcome.relay_status)
-
 
     def _caller_left_front(self) -> None:
         if self.stage in (Stage.QUEUE, Stage.CONNECTING) and self.queue_id is not None:

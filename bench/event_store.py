@@ -17,26 +17,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing import get_context
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import psycopg
 
 from application.calls import CallService
+from bench.common import embedded_postgres, machine_facts
 from dialtone.database import ensure_database, eventsourcing_env
-from dialtone.services.postgres import EmbeddedPostgres, free_port
 from domain.call import Direction, Disposition, HangupSide, TransferKind
 
 EVENTS_PER_CALL = 8
@@ -258,17 +255,6 @@ def raw_row(n: int, samples: list[tuple[str, bytes]]) -> tuple[Any, ...]:
     return (_raw_ids[-1], n % EVENTS_PER_CALL + 1, topic, state)
 
 
-@contextlib.contextmanager
-def embedded_server() -> Iterator[EmbeddedPostgres]:
-    with tempfile.TemporaryDirectory(prefix="dialtone-bench-") as tmp:
-        server = EmbeddedPostgres(Path(tmp) / "data", free_port())
-        server.start()
-        try:
-            yield server
-        finally:
-            server.destroy()
-
-
 def server_facts(dsn: str) -> str:
     with psycopg.connect(dsn) as conn:
         version = conn.execute("SHOW server_version").fetchone()
@@ -278,12 +264,6 @@ def server_facts(dsn: str) -> str:
     assert sync is not None
     assert fsync is not None
     return f"PostgreSQL {version[0]}, synchronous_commit={sync[0]}, fsync={fsync[0]}"
-
-
-def machine_facts() -> str:
-    """The run shares the machine: say how busy it was (1/5/15-minute load)."""
-    one, five, fifteen = os.getloadavg()
-    return f"{os.cpu_count()} CPUs, load average {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def print_table(results: list[Result]) -> None:
@@ -317,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     # Hand the GIL over within 1 ms instead of 5 ms, so a worker whose commit
     # returned is not left waiting behind another worker's Python code.
     sys.setswitchinterval(args.switch_interval)
-    with embedded_server() as server:
+    with embedded_postgres() as server:
         dsns = {name: server.dsn(f"bench_{name}")
                 for name in ("dialtone", "processes", "naive", "raw")}
         for dsn in dsns.values():

@@ -42,7 +42,7 @@ class Softphone:
             while True:
                 self.events.append(self._inbox.get_nowait())
 
-    def wait(self, event: str, timeout: float = 15.0, **match: Any) -> Event:
+    def wait(self, event: str, timeout: float = 30.0, **match: Any) -> Event:
         """The next event named ``event`` (after the last one waited for) whose
         facts include ``match``; fails after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
@@ -84,7 +84,7 @@ def _pump(process: subprocess.Popen[str], inbox: queue.Queue[Event]) -> None:
 
 
 def start_phone(user: str, port: int, workdir: Path, *, args: Sequence[str] = (),
-                env: dict[str, str] | None = None, ready_timeout: float = 20.0,
+                env: dict[str, str] | None = None, ready_timeout: float = 40.0,
                 new_session: bool = False) -> Softphone:
     """Start a phone process and wait until it is listening. ``new_session``: out
     of the terminal's process group, so Ctrl-C reaches only its parent, which

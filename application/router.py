@@ -53,6 +53,9 @@ Clock = Callable[[], datetime]
 PlannedOffer = tuple[UUID, UUID, list[UUID]]  # queue, call, agents to ring
 
 
+MISS_RETRY_S = 2.0
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -158,12 +161,25 @@ class RoutingProcess:
             calls = queue.waiting_calls() if queue is not None else []
             if queue is None or not calls:
                 continue
-            free = [a for a in self.view.snapshots(queue, now.date()) if a.agent_id not in taken]
+            members = self.view.snapshots(queue, now.date())
+            cooling = {a.agent_id for a in members if self._just_missed(a.agent_id, now)}
+            if cooling:
+                self._dirty.add(queue_id)  # look again on a later tick
+            free = [a for a in members if a.agent_id not in taken | cooling]
             for call_id, agent_ids in _by_call(select_offers(queue.routing_policy(), calls,
                                                              free)):
                 plan.append((queue_id, call_id, agent_ids))
                 taken.update(agent_ids)
         return plan
+
+    def _just_missed(self, agent_id: UUID, now: datetime) -> bool:
+        """An agent who has just missed an offer is not rung again for MISS_RETRY_S
+        (like Asterisk's queue `retry`): an agent rejecting every call would
+        otherwise be offered the same call in a tight loop, starving the others."""
+        agent = self.view.agents.get(agent_id)
+        return (agent is not None and agent.state is AgentState.AVAILABLE
+                and agent.consecutive_misses > 0
+                and (now - agent.state_since).total_seconds() < MISS_RETRY_S)
 
     def _copies(self, plan: list[PlannedOffer]) -> list[Aggregate]:
         """Private copies of the queues and agents of the plan, from the view."""

@@ -181,3 +181,40 @@ def test_a_refused_offer_keeps_the_queue_marked_until_the_log_catches_up(service
     service.resume(alice, at(8))
     router.step()
     assert service.get(Agent, alice).current_call_id == call
+
+
+def test_an_agent_who_just_missed_is_passed_over_then_offered_again_after_the_retry(
+    service,
+) -> None:
+    queue, (alice, bob) = centre(service, "longest_idle", "alice", "bob")
+    service.logout(bob, at(2))
+    service.enqueue_call(queue, (call := uuid4()), 0, at(5))
+    clock = Clock()
+    clock.now = at(5)
+    router = RoutingProcess(service, clock=clock)
+    router.step()
+    assert service.get(Agent, alice).current_call_id == call
+    service.miss_offer(alice, call, at(6))  # alice rejects (486)
+
+    clock.now = at(6.5)  # alice, the longest idle, is cooling down; bob comes back
+    service.login(bob, "sip:bob@pbx", at(6.2))
+    router.step()
+    assert service.get(Agent, bob).current_call_id == call
+    assert service.get(Agent, alice).current_call_id is None
+
+
+def test_a_lone_agent_who_missed_is_offered_the_call_again_after_the_retry(service) -> None:
+    queue, (alice,) = centre(service, "longest_idle", "alice")
+    service.enqueue_call(queue, (call := uuid4()), 0, at(5))
+    clock = Clock()
+    clock.now = at(5)
+    router = RoutingProcess(service, clock=clock)
+    router.step()
+    service.miss_offer(alice, call, at(6))
+
+    clock.now = at(7)
+    router.step()
+    assert service.get(Agent, alice).state is AgentState.AVAILABLE  # not rung at once
+    clock.now = at(8.5)
+    router.step()
+    assert service.get(Agent, alice).current_call_id == call

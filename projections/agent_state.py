@@ -4,28 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
-from psycopg import Cursor, sql
+from psycopg import Cursor
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
 from projections.agent_view import AgentView
+from projections.staging import select_by_ids, versioned_upsert
 
 NAME = "agent_state"
 COLUMNS = AgentView.columns()
 
-_SELECT = sql.SQL("SELECT {} FROM agent_state WHERE agent_id = ANY(%s)").format(
-    sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
-
-_UPSERT = sql.SQL(
-    "INSERT INTO agent_state ({columns}) VALUES ({values}) "
-    "ON CONFLICT (agent_id) DO UPDATE SET {updates}, updated_at = now() "
-    "WHERE agent_state.last_version < EXCLUDED.last_version"
-).format(
-    columns=sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
-    values=sql.SQL(", ").join(sql.Placeholder() * len(COLUMNS)),
-    updates=sql.SQL(", ").join(
-        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in COLUMNS[1:]),
-)
+_SELECT = select_by_ids(NAME, "agent_id", COLUMNS)
+_UPSERT = versioned_upsert(NAME, "agent_id", COLUMNS)
 
 
 def load(cur: Cursor[TupleRow], agent_ids: Collection[object]) -> dict[object, AgentView]:

@@ -11,27 +11,18 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable
 from uuid import UUID
 
-from psycopg import Cursor, sql
+from psycopg import Cursor
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
 from domain.queue_values import QueuedCall, QueueMember
 from projections.queue_view import COLUMNS, QueueView
+from projections.staging import select_by_ids, versioned_upsert
 
 NAME = "queue_live"
 
-_SELECT = sql.SQL("SELECT {} FROM queue_live WHERE queue_id = ANY(%s)").format(
-    sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
-_UPSERT = sql.SQL(
-    "INSERT INTO queue_live ({columns}) VALUES ({values}) "
-    "ON CONFLICT (queue_id) DO UPDATE SET {updates}, updated_at = now() "
-    "WHERE queue_live.last_version < EXCLUDED.last_version"
-).format(
-    columns=sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
-    values=sql.SQL(", ").join(sql.Placeholder() * len(COLUMNS)),
-    updates=sql.SQL(", ").join(
-        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in COLUMNS[1:]),
-)
+_SELECT = select_by_ids(NAME, "queue_id", COLUMNS)
+_UPSERT = versioned_upsert(NAME, "queue_id", COLUMNS)
 _MEMBERS = "SELECT queue_id, agent_id, penalty, last_offered FROM queue_members " \
            "WHERE queue_id = ANY(%s)"
 _CALLS = "SELECT queue_id, call_id, priority, enqueued_at, transferred_from, ringing_agents " \

@@ -30,3 +30,27 @@ def copy_merge(
             copy.write_row(row)
     cur.execute(sql.SQL("INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM {stage} ").format(
         table=sql.Identifier(table), cols=cols, stage=stage) + on_conflict)
+
+
+def select_by_ids(table: str, key: str, columns: Sequence[str]) -> sql.Composed:
+    """``SELECT columns FROM table WHERE key = ANY(%s)``: a batch's current rows."""
+    return sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s)").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table),
+        sql.Identifier(key))
+
+
+def versioned_upsert(table: str, key: str, columns: Sequence[str]) -> sql.Composed:
+    """One row per aggregate (`key`), replaced only by a newer `last_version`."""
+    return sql.SQL(
+        "INSERT INTO {table} ({columns}) VALUES ({values}) "
+        "ON CONFLICT ({key}) DO UPDATE SET {updates}, updated_at = now() "
+        "WHERE {table}.last_version < EXCLUDED.last_version"
+    ).format(
+        table=sql.Identifier(table),
+        key=sql.Identifier(key),
+        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        values=sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+        updates=sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in columns
+            if c != key),
+    )

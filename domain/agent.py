@@ -38,7 +38,7 @@ from eventsourcing.domain import Aggregate
 from domain.addressing import config_id
 from domain.errors import IllegalTransition, InvalidValue
 from domain.limits import check_int, check_seconds, check_uuid
-from domain.skills import check_level, check_skill, check_skills
+from domain.skills import check_level, check_room, check_skill, check_skills
 from domain.timed import TimedAggregate
 from domain.values import non_empty, utc_instant
 
@@ -251,6 +251,7 @@ class Agent(TimedAggregate):
     def set_skill(self, skill: str, level: int, occurred_at: datetime) -> None:
         if self.skills.get(check_skill(skill)) == check_level(level):
             return
+        check_room(self.skills, skill)
         self._trigger(self.SkillSet, occurred_at, skill=skill, level=level)
 
     def remove_skill(self, skill: str, occurred_at: datetime) -> None:

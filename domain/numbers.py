@@ -48,12 +48,14 @@ from domain.limits import check_int
 from domain.timed import TimedAggregate
 from domain.values import enum_member, non_empty, utc_instant
 
-__all__ = ["DialRule", "Dialplan", "MatchKind", "Number", "UnknownRule"]
+__all__ = ["MAX_RULES", "DialRule", "Dialplan", "MatchKind", "Number", "UnknownRule"]
 
 DID = re.compile(r"\+?[0-9]{2,20}")
 DESTINATION_KINDS = frozenset({TargetKind.IVR, TargetKind.QUEUE, TargetKind.NUMBER})
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 URI_TEMPLATE = re.compile(r"sips?:\S+")
+# Rules of one dialplan: every resolution may try them all in order.
+MAX_RULES = 1000
 
 
 def check_did(did: str) -> str:
@@ -271,6 +273,7 @@ class Dialplan(TimedAggregate):
         def apply(self, plan: Dialplan) -> None:
             rule = DialRule(self.rule, MatchKind(self.kind), self.pattern, self.uri_template)
             plan.rules.insert(self.position, rule)
+            plan.rule_names.add(self.rule)
 
     class RuleChanged(TimedAggregate.Event):
         class_version = 1
@@ -298,12 +301,16 @@ class Dialplan(TimedAggregate):
 
         def apply(self, plan: Dialplan) -> None:
             del plan.rules[plan.index_of(self.rule)]
+            plan.rule_names.discard(self.rule)
 
     def __init__(self, *, key: str, name: str, occurred_at: datetime) -> None:
         # Runs for Created, live and on replay: it is that event's apply.
         self.key = key
         self.name = name
         self.rules: list[DialRule] = []
+        # The names in `rules`, so that adding a rule checks for a taken name in
+        # constant time: building a plan of n rules stays linear in n.
+        self.rule_names: set[str] = set()
         self.created_at = occurred_at
 
     @staticmethod
@@ -323,8 +330,10 @@ class Dialplan(TimedAggregate):
     def add_rule(self, rule: DialRule, occurred_at: datetime, position: int | None = None) -> None:
         """Insert ``rule`` at ``position`` (0-based; None: last)."""
         checked = DialRule.checked(rule.name, rule.kind, rule.pattern, rule.uri_template)
-        if any(r.name == checked.name for r in self.rules):
+        if self.has_rule(checked.name):
             raise InvalidValue(f"dialplan {self.key} already has a rule {checked.name!r}")
+        if len(self.rules) >= MAX_RULES:
+            raise InvalidValue(f"dialplan {self.key} already has {MAX_RULES} rules, the most")
         index = len(self.rules) if position is None else self._position(position, extra=1)
         self._trigger(self.RuleAdded, occurred_at, **_rule_facts(checked), position=index)
 
@@ -351,7 +360,12 @@ class Dialplan(TimedAggregate):
             return None
         return next((uri for r in self.rules if (uri := r.resolve(number)) is not None), None)
 
+    def has_rule(self, name: str) -> bool:
+        return name in self.rule_names
+
     def index_of(self, name: str) -> int:
+        if name not in self.rule_names:
+            raise UnknownRule(f"dialplan {self.key} has no rule {name!r}")
         for index, rule in enumerate(self.rules):
             if rule.name == name:
                 return index

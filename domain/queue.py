@@ -37,7 +37,7 @@ from domain.errors import IllegalTransition, InvalidValue
 from domain.limits import check_int, check_seconds, check_uuid
 from domain.queue_values import QueuedCall, QueueMember, QueueTally, place
 from domain.routing import RoutingPolicy, RoutingStrategy, WaitingCall
-from domain.skills import check_level, check_skill
+from domain.skills import check_level, check_room, check_skill
 from domain.timed import TimedAggregate
 from domain.values import enum_member, non_empty, utc_instant
 
@@ -56,6 +56,8 @@ OVERFLOW_KINDS = frozenset({TargetKind.QUEUE, TargetKind.NUMBER, TargetKind.RECO
 TRANSFER_KINDS = frozenset({TargetKind.QUEUE, TargetKind.NUMBER, TargetKind.IVR})
 MAX_PRIORITY = 99
 MAX_PENALTY = 100
+# Members of one queue: every offer ranks them all, so the set stays bounded.
+MAX_MEMBERS = 1000
 MAX_WAIT_S = 86_400.0
 
 
@@ -392,6 +394,8 @@ class Queue(TimedAggregate):
     def add_member(self, agent_id: UUID, penalty: int, occurred_at: datetime) -> None:
         if check_uuid("agent_id", agent_id) in self.members:
             raise InvalidValue(f"agent {agent_id} is already a member of queue {self.key}")
+        if len(self.members) >= MAX_MEMBERS:
+            raise InvalidValue(f"queue {self.key} already has {MAX_MEMBERS} members, the most")
         self._trigger(self.MemberAdded, occurred_at, agent_id=agent_id, penalty=_penalty(penalty))
 
     def update_member(self, agent_id: UUID, penalty: int, occurred_at: datetime) -> None:
@@ -404,6 +408,7 @@ class Queue(TimedAggregate):
 
     def require_skill(self, skill: str, min_level: int, occurred_at: datetime) -> None:
         if self.required_skills.get(check_skill(skill)) != check_level(min_level):
+            check_room(self.required_skills, skill)
             self._trigger(self.SkillRequired, occurred_at, skill=skill, min_level=min_level)
 
     def drop_skill_requirement(self, skill: str, occurred_at: datetime) -> None:

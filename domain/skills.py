@@ -12,10 +12,16 @@ from collections.abc import Mapping
 from domain.errors import InvalidValue
 from domain.limits import check_int
 
-__all__ = ["MAX_LEVEL", "MIN_LEVEL", "check_level", "check_skill", "check_skills", "meets", "score"]
+__all__ = [
+    "MAX_LEVEL", "MAX_SKILLS", "MIN_LEVEL", "check_level", "check_room", "check_skill",
+    "check_skills", "meets", "score",
+]
 
 MIN_LEVEL = 1
 MAX_LEVEL = 100
+# Skills one agent holds, or one queue requires: routing scores every available
+# agent against a queue's requirements on each offer, so both sets stay small.
+MAX_SKILLS = 100
 SKILL_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 
@@ -31,7 +37,15 @@ def check_level(level: int) -> int:
 
 def check_skills(skills: Mapping[str, int]) -> dict[str, int]:
     """A checked plain-dict copy, safe to put in an event."""
+    if len(skills) > MAX_SKILLS:
+        raise InvalidValue(f"at most {MAX_SKILLS} skills, got {len(skills)}")
     return {check_skill(name): check_level(level) for name, level in skills.items()}
+
+
+def check_room(held: Mapping[str, int], skill: str) -> None:
+    """``skill`` may be added to ``held`` without going over MAX_SKILLS."""
+    if skill not in held and len(held) >= MAX_SKILLS:
+        raise InvalidValue(f"at most {MAX_SKILLS} skills; remove one before adding {skill!r}")
 
 
 def meets(held: Mapping[str, int], required: Mapping[str, int]) -> bool:

@@ -3,7 +3,9 @@
 Reads the application's notification log after the position recorded with the
 projections, applies each page as one transaction, and repeats. Because the
 position is written in the same transaction as the rows, a crash at any point
-resumes exactly where the last committed page ended.
+resumes exactly where the last committed page ended. An event a projection
+cannot apply (see projections.dead_letters) is parked and passed over, so it
+never stops the runner; database failures raise, and the loop retries the page.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import psycopg
 from eventsourcing.application import Application
 
 from projections import positions
+from projections.dead_letters import apply_or_park
 from projections.registry import ProjectionGroup
 from streams.envelopes import decode
 from streams.notified import NotifiedLoop
@@ -51,7 +54,7 @@ class InProcessProjectionRunner(NotifiedLoop):
         if notifications:
             envelopes = decode(self.app, notifications)
             for group in self.groups:
-                group.apply(conn, envelopes, self.source)
+                apply_or_park(conn, group, envelopes, self.source)
         return len(notifications)
 
     def catch_up(self) -> int:

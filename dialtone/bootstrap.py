@@ -8,6 +8,7 @@ from eventsourcing.application import Application
 from fastapi import FastAPI
 
 from api.app import create_app
+from api.auth.routes import router as auth_router
 from api.routes import CALLCENTRE_ROUTERS
 from application.callcentre import CallCentreService
 from application.calls import CallService
@@ -54,6 +55,6 @@ def inprocess_runners(database_url: str) -> list[InProcessProjectionRunner]:
 
 def http_app(database_url: str) -> FastAPI:
     """The HTTP API with the call-centre resources and the service their commands use."""
-    app = create_app(database_url, extra_routers=CALLCENTRE_ROUTERS)
+    app = create_app(database_url, extra_routers=(*CALLCENTRE_ROUTERS, auth_router))
     app.state.callcentre = callcentre_service(database_url)
     return app

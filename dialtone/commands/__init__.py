@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "dialtone.commands.rebuild",
     "dialtone.commands.b2bua",
     "dialtone.commands.demo",
+    "dialtone.commands.users",
+    "dialtone.commands.keys",
 )
 
 

@@ -1,0 +1,138 @@
+"""`require(permission)`: the dependency every route declares, and `Principal`,
+what it hands the route.
+
+Without a credential, or with a bad one, it answers 401 problem+json with
+`WWW-Authenticate: Bearer`; with a role that lacks the permission, 403. The
+same 401 body serves every failure, so it never tells which part was wrong.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import OAuth2PasswordBearer
+
+from api.auth.authenticator import Authenticator
+from api.auth.permissions import Permission, allows
+from api.db import Pool
+from api.problems import ProblemError
+from application.identity.model import AuthenticationFailed, Role
+from application.identity.settings import AuthSettings
+
+UNAUTHENTICATED_TYPE = "urn:dialtone:problem:unauthenticated"
+FORBIDDEN_TYPE = "urn:dialtone:problem:forbidden"
+TOO_MANY_TYPE = "urn:dialtone:problem:too-many-attempts"
+LOGIN_PATH = "/v1/auth/token"
+# The OpenAPI security scheme (Swagger's "Authorize" logs in with the password
+# flow); it reads `Authorization: Bearer <token or API key>`.
+bearer = OAuth2PasswordBearer(tokenUrl=LOGIN_PATH, auto_error=False)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of one request."""
+
+    actor_id: str  # a user id (or OIDC subject), or an API key id
+    kind: Literal["user", "key"]
+    tenant: str
+    role: Role
+    request_id: str
+
+    def can(self, permission: Permission) -> bool:
+        return allows(self.role, permission)
+
+
+def unauthenticated(detail: str = "Missing or invalid credentials.") -> ProblemError:
+    return ProblemError(401, detail, type_=UNAUTHENTICATED_TYPE,
+                        headers={"WWW-Authenticate": "Bearer"})
+
+
+def get_authenticator(request: Request) -> Authenticator:
+    """The app's authenticator: set on `app.state.auth` by the composition root,
+    or built from the environment on first use."""
+    auth: Authenticator | None = getattr(request.app.state, "auth", None)
+    if auth is None:
+        auth = request.app.state.auth = Authenticator(AuthSettings())
+    return auth
+
+
+def request_id(request: Request) -> str:
+    """The caller's X-Request-ID when it is a sane token, else a new one; kept on
+    `request.state` so the audit and the events of this request share it."""
+    existing: str | None = getattr(request.state, "request_id", None)
+    if existing is None:
+        offered = request.headers.get("x-request-id", "")
+        existing = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+        request.state.request_id = existing
+    return existing
+
+
+Auth = Annotated[Authenticator, Depends(get_authenticator)]
+RequestId = Annotated[str, Depends(request_id)]
+
+
+class Requirement:
+    """The dependency `require(permission)` returns; routes are walked for it."""
+
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+    async def __call__(self, pool: Pool, auth: Auth, rid: RequestId,
+                       token: Annotated[str | None, Depends(bearer)]) -> Principal:
+        if not token:
+            raise unauthenticated()
+        try:
+            identity = await auth.authenticate(pool, token)
+        except AuthenticationFailed:
+            raise unauthenticated() from None
+        principal = Principal(identity.actor_id, identity.kind, identity.tenant, identity.role,
+                              rid)
+        if not principal.can(self.permission):
+            raise ProblemError(403, f"Role {principal.role.value} lacks permission "
+                               f"{self.permission.value}.", type_=FORBIDDEN_TYPE)
+        return principal
+
+
+def require(permission: Permission) -> Requirement:
+    """Depend on this (`Depends(require(Permission.CALLS_READ))`) to let in only
+    callers whose role has `permission`; it yields their `Principal`."""
+    return Requirement(permission)
+
+
+PUBLIC: dict[str, Any] = {"x-public": True}
+"""`openapi_extra=PUBLIC` marks the few routes that take no credential (login,
+refresh, health) so a walk of the document can tell them from forgotten ones."""
+
+
+def _requirements(dependant: Dependant) -> list[Permission]:
+    found = [d.call.permission for d in dependant.dependencies if isinstance(d.call, Requirement)]
+    for sub in dependant.dependencies:
+        found.extend(_requirements(sub))
+    return found
+
+
+def declared_permissions(route: APIRoute) -> list[Permission]:
+    """The permissions a route requires (through `require`, at any depth)."""
+    return _requirements(route.dependant)
+
+
+def annotate_permissions(schema: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
+    """Write each operation's permissions into the OpenAPI document as
+    `x-permission` (the wiring slice calls this from api/openapi.py)."""
+    for route in routes:
+        if not isinstance(route, APIRoute):
+            continue
+        permissions = declared_permissions(route)
+        operations = schema.get("paths", {}).get(route.path_format, {})
+        for method in route.methods or ():
+            operation = operations.get(method.lower())
+            if operation is not None and permissions:
+                operation["x-permission"] = sorted({p.value for p in permissions})
+    return schema

@@ -1,0 +1,76 @@
+"""Request and response bodies of the auth routes. No response ever carries a
+password or a hash; an API key's secret appears once, in `KeyCreated`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from application.identity.model import Role
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+
+
+class TokenPublic(BaseModel):
+    """An OAuth 2.0 token response (RFC 6749 section 5.1)."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth token type, not a secret
+    expires_in: int = Field(description="Seconds the access token stays valid.")
+    refresh_token: str = Field(description="Use once with POST /v1/auth/refresh.")
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class UserCreate(BaseModel):
+    username: str = Field(pattern=_NAME)
+    role: Role
+    password: str = Field(min_length=12, max_length=200)
+
+
+class UserPublic(BaseModel):
+    id: UUID
+    tenant: str
+    username: str
+    role: Role
+    disabled: bool
+    created_at: datetime
+
+
+class UsersPublic(BaseModel):
+    data: list[UserPublic]
+    count: int
+
+
+class KeyCreate(BaseModel):
+    account: str = Field(pattern=_NAME, description="Service account; made if new.")
+    role: Role = Role.INTEGRATOR
+    expires_at: datetime | None = Field(default=None, description="No expiry when unset.")
+
+
+class KeyPublic(BaseModel):
+    key_id: str
+    account: str
+    tenant: str
+    role: Role
+    created_at: datetime
+    expires_at: datetime | None
+    revoked: bool
+
+
+class KeyCreated(BaseModel):
+    key_id: str
+    key: str = Field(description="The secret: shown this once, stored only as a hash.")
+    account: str
+    role: Role
+    expires_at: datetime | None
+
+
+class KeysPublic(BaseModel):
+    data: list[KeyPublic]
+    count: int

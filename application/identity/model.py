@@ -1,0 +1,87 @@
+"""The identities' values: roles, users, service accounts, keys, and the
+errors a login or a credential check ends with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+
+class Role(StrEnum):
+    """What a person or a machine is there to do; permissions follow from it."""
+
+    ADMIN = "admin"
+    SUPERVISOR = "supervisor"
+    ANALYST = "analyst"
+    INTEGRATOR = "integrator"
+    AGENT = "agent"
+
+
+DEFAULT_TENANT = "default"
+
+
+@dataclass(frozen=True)
+class User:
+    id: UUID
+    tenant: str
+    username: str
+    role: Role
+    disabled: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ServiceAccount:
+    id: UUID
+    tenant: str
+    name: str
+    role: Role
+    disabled: bool
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """An API key as listed: never its secret nor its hash."""
+
+    key_id: str
+    account: str
+    tenant: str
+    role: Role
+    created_at: datetime
+    expires_at: datetime | None
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class ActorState:
+    """What a per-request check needs about an actor: may it act, with which role."""
+
+    tenant: str
+    role: Role
+    active: bool
+
+
+class IdentityError(Exception):
+    """Base of the errors of this package."""
+
+
+class AuthenticationFailed(IdentityError):  # noqa: N818 - reads as the outcome
+    """Wrong or unknown credentials; never says which part was wrong."""
+
+
+class LockedOut(IdentityError):  # noqa: N818 - reads as the outcome
+    """Too many failed logins for this username; retry after `retry_after_s`."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"locked for {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+class Conflict(IdentityError):  # noqa: N818 - reads as the outcome
+    """The name is taken (username, service account in its tenant)."""
+
+
+class UnknownIdentity(IdentityError):  # noqa: N818 - reads as the outcome
+    """No such user, account or key (in the caller's tenant)."""

@@ -1,0 +1,145 @@
+"""The identity use cases: log in, rotate a refresh token, make users and keys.
+
+Each takes a connection and plain values; the API routes and the CLI call
+them. Every login and refresh, failed too, leaves a line in the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from application.identity import store
+from application.identity.credentials import (
+    API_KEY_PREFIX,
+    REFRESH_PREFIX,
+    digest_matches,
+    hash_password,
+    new_secret,
+    parse_secret,
+    verify_password,
+)
+from application.identity.model import (
+    AuthenticationFailed,
+    LockedOut,
+    Role,
+    ServiceAccount,
+    User,
+)
+from application.identity.settings import AuthSettings
+from application.identity.store import AuditEntry
+
+
+async def login(conn: asyncpg.Connection, username: str, password: str,
+                settings: AuthSettings, request_id: str) -> User:
+    """The user whose password this is; AuthenticationFailed or LockedOut otherwise.
+
+    An unknown username costs one argon2 verification too (against a dummy
+    hash) and counts towards a lockout like a known one, so neither the answer
+    nor its time tells whether the user exists."""
+    locked = await store.locked_for(conn, username)
+    if locked > 0:
+        await _audit_login(conn, request_id, None, "locked", username)
+        raise LockedOut(math.ceil(locked))
+    record = await store.login_record(conn, username)
+    user, stored_hash = record if record else (None, None)
+    # argon2 takes tens of ms of CPU: off the event loop.
+    matches = await asyncio.to_thread(verify_password, stored_hash, password)
+    if user is None or not matches or user.disabled:
+        await store.record_failure(conn, username, settings)
+        await _audit_login(conn, request_id, user, "denied", username)
+        raise AuthenticationFailed("incorrect username or password")
+    await store.clear_failures(conn, username)
+    await _audit_login(conn, request_id, user, "ok", username)
+    return user
+
+
+async def _audit_login(conn: asyncpg.Connection, request_id: str, user: User | None,
+                       outcome: str, username: str) -> None:
+    await store.record_audit(conn, AuditEntry(
+        action="auth.login", outcome=outcome, request_id=request_id,
+        actor=str(user.id) if user else None, actor_kind="user" if user else "anonymous",
+        tenant=user.tenant if user else None, detail={"username": username}))
+
+
+async def issue_refresh(conn: asyncpg.Connection, user_id: uuid.UUID, settings: AuthSettings,
+                        family: uuid.UUID | None = None) -> str:
+    """A new refresh token for the user (in `family`, or a new one for a fresh login)."""
+    secret = new_secret(REFRESH_PREFIX)
+    await store.insert_refresh(conn, secret.id, user_id, family or uuid.uuid4(), secret.digest,
+                               settings.refresh_ttl_s)
+    return secret.text
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    user_id: uuid.UUID
+    tenant: str
+    role: Role
+    refresh_token: str
+
+
+async def refresh(conn: asyncpg.Connection, token: str, settings: AuthSettings,
+                  request_id: str) -> Refreshed:
+    """Trade a refresh token for the next one of its family.
+
+    A token presented a second time means it leaked (or the client replayed it):
+    its whole family is revoked, so both holders must log in again."""
+    parsed = parse_secret(token, REFRESH_PREFIX)
+    use = await store.use_refresh(conn, parsed.id) if parsed else None
+    if parsed is None or use is None or not digest_matches(parsed.secret, use.digest):
+        raise AuthenticationFailed("invalid refresh token")
+    state = await store.user_state(conn, use.user_id)
+    outcome = "ok"
+    if not use.first_use:
+        await store.revoke_family(conn, use.family)
+        outcome = "replayed"
+    elif not use.valid or state is None or not state.active:
+        outcome = "denied"
+    await store.record_audit(conn, AuditEntry(
+        action="auth.refresh", outcome=outcome, request_id=request_id, actor=str(use.user_id),
+        actor_kind="user", tenant=state.tenant if state else None))
+    if outcome != "ok" or state is None:
+        raise AuthenticationFailed("invalid refresh token")
+    new_token = await issue_refresh(conn, use.user_id, settings, use.family)
+    return Refreshed(use.user_id, state.tenant, state.role, new_token)
+
+
+async def add_user(conn: asyncpg.Connection, tenant: str, username: str, role: Role,
+                   password: str) -> User:
+    password_hash = await asyncio.to_thread(hash_password, password)
+    async with conn.transaction():
+        await store.ensure_tenant(conn, tenant)
+        return await store.create_user(conn, tenant, username, role, password_hash)
+
+
+async def change_password(conn: asyncpg.Connection, username: str, tenant: str | None,
+                          password: str) -> bool:
+    password_hash = await asyncio.to_thread(hash_password, password)
+    return await store.set_password(conn, username, tenant, password_hash)
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    """A key just made: `key` is shown once and kept nowhere."""
+
+    key_id: str
+    key: str
+    account: ServiceAccount
+    expires_at: datetime | None
+
+
+async def create_api_key(conn: asyncpg.Connection, tenant: str, account_name: str, role: Role,
+                         expires_at: datetime | None = None) -> NewApiKey:
+    """A key for the service account `account_name` (made with `role` if new)."""
+    secret = new_secret(API_KEY_PREFIX)
+    async with conn.transaction():
+        await store.ensure_tenant(conn, tenant)
+        account = await store.ensure_service_account(conn, tenant, account_name, role)
+        await store.insert_api_key(conn, account.id, secret.id, secret.digest, expires_at)
+    return NewApiKey(secret.id, secret.text, account, expires_at)

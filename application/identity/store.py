@@ -1,0 +1,269 @@
+"""The identity tables (migrations/schema/0005_identities.sql), over asyncpg.
+
+Plain functions taking a connection, so the API (pooled connections) and the
+CLI (one connection under `asyncio.run`) share them. Secrets arrive here
+already hashed; nothing here logs.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from application.identity.model import (
+    ActorState,
+    ApiKeyInfo,
+    Conflict,
+    Role,
+    ServiceAccount,
+    User,
+)
+from application.identity.settings import AuthSettings
+
+_SIGNING_KEY_BYTES = 32
+
+
+# --- tenants and users -------------------------------------------------------------------
+
+async def ensure_tenant(conn: asyncpg.Connection, tenant: str, name: str | None = None) -> None:
+    await conn.execute("INSERT INTO tenants (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                       tenant, name or tenant)
+
+
+def _user(row: asyncpg.Record) -> User:
+    return User(row["id"], row["tenant"], row["username"], Role(row["role"]),
+                row["disabled_at"] is not None, row["created_at"])
+
+
+_USER_COLUMNS = "id, tenant, username, role, disabled_at, created_at"
+
+
+async def create_user(conn: asyncpg.Connection, tenant: str, username: str, role: Role,
+                      password_hash: str) -> User:
+    try:
+        row = await conn.fetchrow(
+            f"INSERT INTO users (id, tenant, username, role, password_hash) "  # noqa: S608 - constant columns
+            f"VALUES ($1, $2, $3, $4, $5) RETURNING {_USER_COLUMNS}",
+            uuid4(), tenant, username, role.value, password_hash)
+    except asyncpg.UniqueViolationError:
+        raise Conflict(f"username {username!r} is taken") from None
+    assert row is not None
+    return _user(row)
+
+
+async def list_users(conn: asyncpg.Connection, tenant: str | None) -> list[User]:
+    rows = await conn.fetch(
+        f"SELECT {_USER_COLUMNS} FROM users "  # noqa: S608 - constant columns
+        "WHERE $1::text IS NULL OR tenant = $1 ORDER BY tenant, username", tenant)
+    return [_user(row) for row in rows]
+
+
+async def login_record(conn: asyncpg.Connection, username: str) -> tuple[User, str] | None:
+    """The user and their password hash, for a login."""
+    row = await conn.fetchrow(
+        f"SELECT {_USER_COLUMNS}, password_hash FROM users "  # noqa: S608 - constant columns
+        "WHERE username = $1", username)
+    return (_user(row), row["password_hash"]) if row else None
+
+
+async def set_user_disabled(conn: asyncpg.Connection, username: str, tenant: str | None,
+                            disabled: bool) -> bool:
+    status = await conn.execute(
+        "UPDATE users SET disabled_at = CASE WHEN $3 THEN coalesce(disabled_at, now()) END "
+        "WHERE username = $1 AND ($2::text IS NULL OR tenant = $2)", username, tenant, disabled)
+    if disabled:  # a disabled user's sessions end with it
+        await conn.execute(
+            "UPDATE refresh_tokens SET revoked_at = now() FROM users "
+            "WHERE users.id = refresh_tokens.user_id AND users.username = $1 "
+            "AND refresh_tokens.revoked_at IS NULL", username)
+    return str(status) != "UPDATE 0"
+
+
+async def set_password(conn: asyncpg.Connection, username: str, tenant: str | None,
+                       password_hash: str) -> bool:
+    status = await conn.execute(
+        "UPDATE users SET password_hash = $3, password_changed_at = now() "
+        "WHERE username = $1 AND ($2::text IS NULL OR tenant = $2)",
+        username, tenant, password_hash)
+    return str(status) != "UPDATE 0"
+
+
+async def user_state(conn: asyncpg.Connection, user_id: UUID) -> ActorState | None:
+    row = await conn.fetchrow("SELECT tenant, role, disabled_at FROM users WHERE id = $1",
+                              user_id)
+    return ActorState(row["tenant"], Role(row["role"]), row["disabled_at"] is None) if row else None
+
+
+# --- service accounts and API keys -------------------------------------------------------
+
+async def ensure_service_account(conn: asyncpg.Connection, tenant: str, name: str,
+                                 role: Role) -> ServiceAccount:
+    """The account `name` of `tenant`, created with `role` if it does not exist."""
+    row = await conn.fetchrow(
+        "INSERT INTO service_accounts (id, tenant, name, role) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (tenant, name) DO UPDATE SET name = EXCLUDED.name "
+        "RETURNING id, tenant, name, role, disabled_at", uuid4(), tenant, name, role.value)
+    assert row is not None
+    return ServiceAccount(row["id"], row["tenant"], row["name"], Role(row["role"]),
+                          row["disabled_at"] is not None)
+
+
+async def insert_api_key(conn: asyncpg.Connection, account_id: UUID, key_id: str,
+                         digest: bytes, expires_at: datetime | None) -> None:
+    await conn.execute("INSERT INTO api_keys (key_id, account_id, secret_hash, expires_at) "
+                       "VALUES ($1, $2, $3, $4)", key_id, account_id, digest, expires_at)
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    digest: bytes
+    state: ActorState
+
+
+async def key_record(conn: asyncpg.Connection, key_id: str) -> KeyRecord | None:
+    """The key's hash and whether it may act now (not revoked, not expired, account enabled)."""
+    row = await conn.fetchrow(
+        "SELECT k.secret_hash, a.tenant, a.role, "
+        "k.revoked_at IS NULL AND a.disabled_at IS NULL "
+        "AND (k.expires_at IS NULL OR k.expires_at > now()) AS active "
+        "FROM api_keys k JOIN service_accounts a ON a.id = k.account_id WHERE k.key_id = $1",
+        key_id)
+    if row is None:
+        return None
+    return KeyRecord(bytes(row["secret_hash"]),
+                     ActorState(row["tenant"], Role(row["role"]), row["active"]))
+
+
+async def list_keys(conn: asyncpg.Connection, tenant: str | None) -> list[ApiKeyInfo]:
+    rows = await conn.fetch(
+        "SELECT k.key_id, a.name, a.tenant, a.role, k.created_at, k.expires_at, k.revoked_at "
+        "FROM api_keys k JOIN service_accounts a ON a.id = k.account_id "
+        "WHERE $1::text IS NULL OR a.tenant = $1 ORDER BY a.tenant, k.created_at", tenant)
+    return [ApiKeyInfo(r["key_id"], r["name"], r["tenant"], Role(r["role"]), r["created_at"],
+                       r["expires_at"], r["revoked_at"] is not None) for r in rows]
+
+
+async def revoke_key(conn: asyncpg.Connection, key_id: str, tenant: str | None) -> bool:
+    status = await conn.execute(
+        "UPDATE api_keys k SET revoked_at = coalesce(k.revoked_at, now()) "
+        "FROM service_accounts a WHERE a.id = k.account_id AND k.key_id = $1 "
+        "AND ($2::text IS NULL OR a.tenant = $2)", key_id, tenant)
+    return str(status) != "UPDATE 0"
+
+
+# --- refresh tokens ----------------------------------------------------------------------
+
+async def insert_refresh(conn: asyncpg.Connection, token_id: str, user_id: UUID, family: UUID,
+                         digest: bytes, ttl_s: int) -> None:
+    await conn.execute(
+        "INSERT INTO refresh_tokens (token_id, user_id, family, secret_hash, expires_at) "
+        "VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+        token_id, user_id, family, digest, float(ttl_s))
+
+
+@dataclass(frozen=True)
+class RefreshUse:
+    """A refresh token just presented: `first_use` is False for a replay."""
+
+    user_id: UUID
+    family: UUID
+    digest: bytes
+    first_use: bool
+    valid: bool  # not expired, not revoked
+
+
+async def use_refresh(conn: asyncpg.Connection, token_id: str) -> RefreshUse | None:
+    """Mark the token used, atomically, and say whether this was its first use."""
+    row = await conn.fetchrow(
+        "WITH old AS (SELECT token_id, used_at FROM refresh_tokens WHERE token_id = $1 "
+        "FOR UPDATE) "
+        "UPDATE refresh_tokens r SET used_at = coalesce(r.used_at, now()) FROM old "
+        "WHERE r.token_id = old.token_id RETURNING r.user_id, r.family, r.secret_hash, "
+        "old.used_at IS NULL AS first_use, "
+        "r.revoked_at IS NULL AND r.expires_at > now() AS valid", token_id)
+    if row is None:
+        return None
+    return RefreshUse(row["user_id"], row["family"], bytes(row["secret_hash"]),
+                      row["first_use"], row["valid"])
+
+
+async def revoke_family(conn: asyncpg.Connection, family: UUID) -> None:
+    await conn.execute("UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now()) "
+                       "WHERE family = $1", family)
+
+
+# --- failed logins -----------------------------------------------------------------------
+
+async def locked_for(conn: asyncpg.Connection, username: str) -> float:
+    """Seconds `username` stays locked (0 when it is not)."""
+    value = await conn.fetchval(
+        "SELECT extract(epoch FROM locked_until - now()) FROM login_failures "
+        "WHERE username = $1 AND locked_until > now()", username)
+    return float(value or 0.0)
+
+
+async def record_failure(conn: asyncpg.Connection, username: str,
+                         settings: AuthSettings) -> float:
+    """Count a failed login; the seconds of lock it started (0 when none)."""
+    value = await conn.fetchval(
+        """
+        INSERT INTO login_failures AS f (username, failures, window_start)
+        VALUES ($1, 1, now())
+        ON CONFLICT (username) DO UPDATE SET
+            failures = CASE WHEN f.window_start < now() - make_interval(secs => $2)
+                            THEN 1 ELSE f.failures + 1 END,
+            window_start = CASE WHEN f.window_start < now() - make_interval(secs => $2)
+                                THEN now() ELSE f.window_start END
+        RETURNING failures
+        """, username, float(settings.lockout_window_s))
+    if int(value) < settings.lockout_failures:
+        return 0.0
+    # The lock starts a fresh window: after it, the account gets its full quota again.
+    await conn.execute(
+        "UPDATE login_failures SET failures = 0, window_start = now(), "
+        "locked_until = now() + make_interval(secs => $2) WHERE username = $1",
+        username, float(settings.lockout_s))
+    return float(settings.lockout_s)
+
+
+async def clear_failures(conn: asyncpg.Connection, username: str) -> None:
+    await conn.execute("DELETE FROM login_failures WHERE username = $1", username)
+
+
+# --- signing key and audit ---------------------------------------------------------------
+
+async def signing_key(conn: asyncpg.Connection) -> bytes:
+    """The key of dialtone's own tokens, made by whichever process asks first."""
+    await conn.execute("INSERT INTO auth_signing_key (id, secret) VALUES (1, $1) "
+                       "ON CONFLICT DO NOTHING", secrets.token_bytes(_SIGNING_KEY_BYTES))
+    return bytes(await conn.fetchval("SELECT secret FROM auth_signing_key WHERE id = 1"))
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the audit log: who (actor) did what (action) with which outcome."""
+
+    action: str
+    outcome: str
+    request_id: str
+    actor: str | None = None
+    actor_kind: str = "anonymous"
+    tenant: str | None = None
+    aggregate_id: UUID | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+async def record_audit(conn: asyncpg.Connection, entry: AuditEntry) -> None:
+    # `detail` goes as text cast to jsonb, so it reads the same whether or not the
+    # connection has a json codec installed (the API pool has one, the CLI not).
+    await conn.execute(
+        "INSERT INTO audit_log (tenant, actor, actor_kind, action, outcome, aggregate_id, "
+        "request_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb)",
+        entry.tenant, entry.actor, entry.actor_kind, entry.action, entry.outcome,
+        entry.aggregate_id, entry.request_id, json.dumps(entry.detail))

@@ -1,0 +1,133 @@
+"""``dialtone users``: the people who log in, and the first admin.
+
+`ensure_initial_admin` is what the first ``dialtone up`` calls: it makes tenant
+``default`` and user ``admin`` with a random password, keeps the password in a
+0600 file in the data directory (as Jupyter and Grafana do) and returns it so
+the caller prints it once. Passwords are prompted, never taken from argv
+(where `ps` would show them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import asyncpg
+import click
+
+from api.db import asyncpg_dsn
+from application.identity import service, store
+from application.identity.credentials import random_password
+from application.identity.model import DEFAULT_TENANT, Conflict, Role
+from dialtone.database import resolve_dsn
+from dialtone.migrations import apply_migrations
+from dialtone.settings import Settings
+
+T = TypeVar("T")
+INITIAL_ADMIN = "admin"
+PASSWORD_FILE = "initial-admin-password"  # noqa: S105 - a file name, not a password
+ROLES = click.Choice([r.value for r in Role])
+
+
+def with_connection(database_url: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run `work` on one connection to a migrated database (CLI commands are one-shot)."""
+    apply_migrations(database_url)
+
+    async def main() -> T:
+        conn = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(main())
+
+
+def ensure_initial_admin(database_url: str, data_dir: Path) -> str | None:
+    """On a database with no user yet: tenant `default`, user `admin` with a random
+    password kept in `<data_dir>/initial-admin-password` (mode 0600). Returns the
+    password when it made the user, None when users already existed."""
+    password = random_password()
+
+    async def work(conn: asyncpg.Connection) -> bool:
+        if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM users)"):
+            return False
+        try:
+            await service.add_user(conn, DEFAULT_TENANT, INITIAL_ADMIN, Role.ADMIN, password)
+        except Conflict:  # another process made it first
+            return False
+        return True
+
+    if not with_connection(database_url, work):
+        return None
+    write_secret_file(data_dir / PASSWORD_FILE, password)
+    return password
+
+
+def write_secret_file(path: Path, text: str) -> None:
+    """Write `text` to a file only its owner can read (created 0600, never wider)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        os.fchmod(file.fileno(), 0o600)  # an existing file keeps its mode otherwise
+        file.write(text + "\n")
+
+
+@click.group("users")
+def command() -> None:
+    """Add, list, disable users and set their passwords."""
+
+
+@command.command("add")
+@click.argument("username")
+@click.option("--role", type=ROLES, required=True)
+@click.option("--tenant", default=DEFAULT_TENANT, show_default=True)
+@click.password_option(help="Prompted (twice) when not given.")
+@click.pass_obj
+def add(settings: Settings, username: str, role: str, tenant: str, password: str) -> None:
+    """Add USERNAME to TENANT with ROLE."""
+    try:
+        user = with_connection(resolve_dsn(settings), lambda conn: service.add_user(
+            conn, tenant, username, Role(role), password))
+    except Conflict as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"added {user.username} ({user.role.value}) to tenant {user.tenant}: {user.id}")
+
+
+@command.command("list")
+@click.option("--tenant", default=None, help="Only this tenant (default: all).")
+@click.pass_obj
+def list_(settings: Settings, tenant: str | None) -> None:
+    """List users (never their passwords)."""
+    users = with_connection(resolve_dsn(settings), lambda conn: store.list_users(conn, tenant))
+    for user in users:
+        state = "disabled" if user.disabled else "active"
+        click.echo(f"{user.tenant}\t{user.username}\t{user.role.value}\t{state}\t{user.id}")
+
+
+@command.command("disable")
+@click.argument("username")
+@click.pass_obj
+def disable(settings: Settings, username: str) -> None:
+    """Disable USERNAME: logins fail, tokens stop working within seconds."""
+    found = with_connection(resolve_dsn(settings), lambda conn: store.set_user_disabled(
+        conn, username, None, disabled=True))
+    if not found:
+        raise click.ClickException(f"no user {username}")
+    click.echo(f"disabled {username}")
+
+
+@command.command("passwd")
+@click.argument("username")
+@click.password_option(help="Prompted (twice) when not given.")
+@click.pass_obj
+def passwd(settings: Settings, username: str, password: str) -> None:
+    """Set USERNAME's password."""
+    found = with_connection(resolve_dsn(settings), lambda conn: service.change_password(
+        conn, username, None, password))
+    if not found:
+        raise click.ClickException(f"no user {username}")
+    click.echo(f"password of {username} changed")

@@ -9,15 +9,18 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.auth.routes import router as auth_router
+from api.health import EventStore, HealthConfig
 from api.routes import CALLCENTRE_ROUTERS
 from application.callcentre import CallCentreService
 from application.calls import CallService
 from application.router import RoutingProcess
 from dialtone.database import eventsourcing_env
+from dialtone.settings import Settings
 from projections import callcentre, calls
 from projections.registry import ProjectionGroup
 from streams.inprocess import InProcessProjectionRunner
 from streams.routing_process import RoutingRunner
+from streams.topics import topic_for
 
 # Every projection group the runners and workers apply.
 PROJECTION_GROUPS: tuple[ProjectionGroup, ...] = (calls.GROUP, callcentre.GROUP)
@@ -53,8 +56,24 @@ def inprocess_runners(database_url: str) -> list[InProcessProjectionRunner]:
             for app in event_sources(database_url)]
 
 
-def http_app(database_url: str) -> FastAPI:
+def http_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     """The HTTP API with the call-centre resources and the service their commands use."""
     app = create_app(database_url, extra_routers=(*CALLCENTRE_ROUTERS, auth_router))
     app.state.callcentre = callcentre_service(database_url)
+    app.state.health = health_config(settings or Settings())
     return app
+
+
+def health_config(settings: Settings) -> HealthConfig:
+    """What /healthz expects to be running, and where each projection's events come from."""
+    feeders = ("relay", "worker") if settings.kafka_bootstrap else ("projections",)
+    return HealthConfig(
+        event_stores=(
+            EventStore(CallService.name, (topic_for(calls.KIND),)),
+            EventStore(CallCentreService.name,
+                       tuple(topic_for(kind) for kind in sorted(callcentre.KINDS))),
+        ),
+        required_services=(*feeders, "routing"),
+        stale_after_beats=settings.heartbeat_stale_after,
+        stall_after_s=settings.projection_stall_s,
+    )

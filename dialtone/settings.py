@@ -34,3 +34,12 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     log_level: str = "INFO"
+    # Health (see api.health and application.heartbeats).
+    heartbeat_interval_s: float = Field(
+        default=5.0, gt=0, description="Seconds between each process's heartbeats (read by "
+        "the processes themselves, as DIALTONE_HEARTBEAT_INTERVAL_S).")
+    heartbeat_stale_after: float = Field(
+        default=3.0, gt=1, description="A heartbeat older than this many intervals is stale.")
+    projection_stall_s: float = Field(
+        default=30.0, gt=0, description="A projection behind and not advancing this long is "
+        "stalled.")

@@ -17,6 +17,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from application.heartbeats import Heartbeat
+
 log = logging.getLogger(__name__)
 
 
@@ -32,6 +34,13 @@ class NotifiedLoop:
         self.retry_s = retry_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # service_heartbeats row; subclasses name it (HEARTBEAT_SERVICE, heartbeat_instance).
+        self.heartbeat = Heartbeat(database_url, self.HEARTBEAT_SERVICE, self.heartbeat_instance())
+
+    HEARTBEAT_SERVICE = "loop"
+
+    def heartbeat_instance(self) -> str:
+        return self.name
 
     def step(self, conn: psycopg.Connection[Any]) -> bool:
         raise NotImplementedError
@@ -39,11 +48,13 @@ class NotifiedLoop:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
+        self.heartbeat.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self.heartbeat.stop()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -60,7 +71,9 @@ class NotifiedLoop:
 
     def _loop(self, conn: psycopg.Connection[Any]) -> None:
         while not self._stop.is_set():
-            if self.step(conn):
+            more = self.step(conn)
+            self.heartbeat.tick()  # after a step succeeded: one failing for ever stops the beat
+            if more:
                 continue  # more to do: no waiting
             # Notifications that arrived during the step are already queued.
             for _ in conn.notifies(timeout=self.tick_s, stop_after=1):

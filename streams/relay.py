@@ -27,6 +27,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from application.heartbeats import Heartbeat
 from projections.envelope import EventEnvelope, InvalidEnvelope
 from streams.envelopes import decode
 from streams.topics import topic_for
@@ -56,6 +57,9 @@ class Relay:
         self._producer: KafkaProducer | None = None
         self._db: psycopg.Connection[Any] | None = None
         self.position = 0
+        # One active relay per application (the transactional id fences others).
+        self.heartbeat = Heartbeat(database_url, "relay", app.name,
+                                   detail=lambda: {"position": self.position})
 
     def open(self) -> None:
         ensure_topics(self.config.bootstrap, self.topics, self.config.partitions)
@@ -84,13 +88,16 @@ class Relay:
 
     def run(self) -> None:
         """Relay until stop() is called."""
-        self.open()
+        self.heartbeat.start()
         try:
+            self.open()
             while not self._stop.is_set():
+                self.heartbeat.tick()
                 if not self.relay_page():
                     self._stop.wait(self.config.idle_wait)
         finally:
             self.close()
+            self.heartbeat.stop()
 
     def relay_page(self) -> int:
         """Publish the next page in one transaction; return how many events it held."""

@@ -6,6 +6,7 @@ from typing import Any
 
 import psycopg
 
+from application.heartbeats import host_name
 from application.router import RoutingProcess
 from streams.notified import NotifiedLoop
 
@@ -17,6 +18,11 @@ class RoutingRunner(NotifiedLoop):
         channel: str = process.service.recorder.channel_name  # type: ignore[attr-defined]
         super().__init__(database_url, channel, "routing-process", tick_s=tick_s)
         self.process = process
+
+    HEARTBEAT_SERVICE = "routing"
+
+    def heartbeat_instance(self) -> str:
+        return host_name()  # one routing process per host at most
 
     def step(self, conn: psycopg.Connection[Any]) -> bool:  # noqa: ARG002 - reads via its service
         # The process state is only a cache of the log: after a reconnect it

@@ -28,6 +28,7 @@ from faust.types import EventT
 
 from projections.envelope import EventEnvelope, InvalidEnvelope
 from projections.registry import ProjectionGroup
+from streams.heartbeat import attach_to_faust
 from streams.topics import dead_letter_topic, topic_for
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ def create_app(config: WorkerConfig, groups: Sequence[ProjectionGroup]) -> faust
         web_port=config.web_port or 6066,
         store="memory://",
     )
+    attach_to_faust(app, config.database_url)  # service_heartbeats row "worker"
     sink = ProjectionSink(config.database_url)
     for kind in sorted(set().union(*(g.kinds for g in groups))):
         _add_projection_agent(app, config, sink, kind, [g for g in groups if kind in g.kinds])

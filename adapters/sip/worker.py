@@ -117,8 +117,10 @@ class B2BUAWorker:
         music_on_hold: Callable[[], AudioSource | None] = lambda: None,
         media: MediaMonitor | None = None,
         centre: CentreWiring | None = None,
+        alive: Callable[[], None] = lambda: None,
     ) -> None:
         self.config = config
+        self._alive = alive  # called each turn of the pjsua2 loop (a heartbeat's tick)
         self.router = router
         self.sink = sink
         self.overloaded = overloaded
@@ -164,6 +166,7 @@ class B2BUAWorker:
         try:
             while not stop.is_set():
                 loop.poll()
+                self._alive()
                 if time.monotonic() >= next_gc:
                     self._sweep()
                     gc.collect()

@@ -16,13 +16,14 @@ from api.routes import (
     health,
     ivr_menus,
     numbers,
+    projections,
     queues,
     skills,
     supervision,
     transfers,
 )
 
-ROUTERS: tuple[APIRouter, ...] = (health.router, calls.router, cdrs.router)
+ROUTERS: tuple[APIRouter, ...] = (health.router, projections.router, calls.router, cdrs.router)
 # The call-centre resources: their commands need `app.state.callcentre` (a
 # CallCentreService), so the composition root mounts them with extra_routers.
 CALLCENTRE_ROUTERS: tuple[APIRouter, ...] = (
@@ -30,6 +31,6 @@ CALLCENTRE_ROUTERS: tuple[APIRouter, ...] = (
     dialplans.router, supervision.router, transfers.router,
 )
 TAGS: tuple[dict[str, Any], ...] = (
-    health.TAG, calls.TAG, cdrs.TAG, agents.TAG, skills.TAG, queues.TAG, ivr_menus.TAG,
-    numbers.TAG, dialplans.TAG, supervision.TAG, transfers.TAG,
+    health.TAG, projections.TAG, calls.TAG, cdrs.TAG, agents.TAG, skills.TAG, queues.TAG,
+    ivr_menus.TAG, numbers.TAG, dialplans.TAG, supervision.TAG, transfers.TAG,
 )

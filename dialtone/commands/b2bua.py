@@ -34,6 +34,7 @@ from adapters.sip.storage import StorageThread
 from adapters.sip.worker import B2BUAWorker, CentreWiring, WorkerConfig
 from application.callcentre import CallCentreService
 from application.calls import CallService
+from application.heartbeats import Heartbeat
 from dialtone.database import eventsourcing_env, resolve_dsn
 from dialtone.settings import Settings
 
@@ -74,6 +75,8 @@ def callcentre_service_factory(dsn: str, attempts: int = 5) -> CallCentreService
 @click.option("--max-calls", default=1, show_default=True, type=click.IntRange(1, 2),
               help="Bridged calls in this process (pjsua2 holds 4 legs; with 2, no slot "
                    "is left to answer 503 and overflow gets pjsua's 486).")
+@click.option("--pjsua-calls", default=4, show_default=True, type=click.IntRange(1, 4),
+              help="pjsua call slots (legs) of this process; admission counts them.")
 @click.option("--no-answer-timeout", default=30.0, show_default=True, help="Seconds.")
 @click.option("--rtp-port", default=0, help="First RTP port (0: derived from --port).")
 @click.option("--pj-log-level", default=2, show_default=True, help="pjsip log level 0-5.")
@@ -88,7 +91,8 @@ def callcentre_service_factory(dsn: str, attempts: int = 5) -> CallCentreService
               help="Seconds between queue position announcements (queues that ask for them).")
 @click.pass_obj
 def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
-            dialplan_file: Path | None, max_calls: int, no_answer_timeout: float,
+            dialplan_file: Path | None, max_calls: int, pjsua_calls: int,
+            no_answer_timeout: float,
             rtp_port: int, pj_log_level: int, hold_music_file: Path | None,
             callcentre: bool, recordings_dir: Path | None, announce_every: float) -> None:
     """Run one SIP B2BUA worker (pjsua2) until SIGTERM/SIGINT."""
@@ -100,7 +104,7 @@ def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
     storage = StorageThread(lambda: call_service_factory(dsn))
     config = WorkerConfig(
         endpoint=EndpointConfig(host=host, port=port, rtp_port=rtp_port,
-                                pj_log_level=pj_log_level),
+                                pj_log_level=pj_log_level, max_calls=pjsua_calls),
         max_bridged_calls=max_calls, no_answer_timeout=no_answer_timeout)
     media_dir = settings.data_dir / "media"
     music = hold_music_file or hold_music(media_dir / "hold.wav")
@@ -112,9 +116,11 @@ def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
         wiring = CentreWiring(link, Directory(), media_dir, music,
                               RecordingStore(recordings_dir or settings.data_dir / "recordings"),
                               announce_every)
+    heartbeat = Heartbeat(dsn, "b2bua", f"{host}:{port}",
+                          detail=lambda: {"calls": len(worker.sessions), "refused": worker.refused})
     worker = B2BUAWorker(config, dialplan, storage, overloaded=lambda: storage.overloaded,
                          music_on_hold=lambda: MusicOnHold(music), media=StreamMonitor(),
-                         centre=wiring)
+                         centre=wiring, alive=heartbeat.tick)
     follower = (CentreFollower(callcentre_service_factory(dsn), dsn, wiring.directory, worker)
                 if wiring is not None else None)
     stop = threading.Event()
@@ -131,6 +137,7 @@ def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
         follower.load()  # the configuration is known before the first INVITE
         follower.start()
     log.info("b2bua worker on %s:%d, %d dialplan rules", host, port, len(dialplan.rules))
+    heartbeat.start()
     try:
         worker.run(stop)
     except EndpointError as error:
@@ -141,6 +148,7 @@ def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
             wiring.link.stop()
             follower.service.close()
         storage.stop(timeout=30.0)
+        heartbeat.stop()
 
 
 def spawn_worker(port: int, *, routes: Sequence[str] = (), dialplan_file: Path | None = None,

@@ -14,7 +14,8 @@ from api.problems import problem_responses
 from api.routes import ROUTERS
 from tests.integration.api_support import PROBLEM, assert_problem, running_api
 
-PROBLEM_REFS = {"#/components/schemas/Problem", "#/components/schemas/ValidationProblem"}
+PROBLEM_REFS = {"#/components/schemas/Problem", "#/components/schemas/ValidationProblem",
+                "#/components/schemas/HealthProblem"}  # a Problem with the health report
 SECRET = "password=hunter2 in SELECT * FROM secrets"
 
 boom = APIRouter(prefix="/v1/boom", tags=["boom"])

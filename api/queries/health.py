@@ -1,0 +1,61 @@
+"""What health and projection lag read: heartbeats, positions, store heads, parked events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import asyncpg
+
+_HEARTBEATS = """
+SELECT service, instance, pid, host, started_at, beat_at, interval_s, stopped_at, detail,
+       extract(epoch FROM now() - beat_at)::float8 AS seconds_since_beat
+FROM service_heartbeats ORDER BY service, instance
+"""
+_POSITIONS = """
+SELECT projection, source, position, updated_at,
+       extract(epoch FROM now() - updated_at)::float8 AS seconds_since_advance
+FROM projection_positions ORDER BY projection, source
+"""
+_PARKED = """
+SELECT projection, source, count(*)::bigint AS parked
+FROM projection_dead_letters GROUP BY projection, source
+"""
+
+
+async def heartbeats(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return list(await conn.fetch(_HEARTBEATS))
+
+
+async def positions(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return list(await conn.fetch(_POSITIONS))
+
+
+async def missing_tables(conn: asyncpg.Connection, tables: Iterable[str]) -> list[str]:
+    """The tables among `tables` that do not exist (in the search path)."""
+    names = list(tables)
+    rows = await conn.fetch(
+        "SELECT name FROM unnest($1::text[]) AS name WHERE to_regclass(name) IS NULL", names)
+    return [str(row["name"]) for row in rows]
+
+
+async def parked(conn: asyncpg.Connection) -> dict[tuple[str, str], int] | None:
+    """Parked events per (projection group, source); None before that table exists."""
+    if await missing_tables(conn, ["projection_dead_letters"]):
+        return None
+    return {(r["projection"], r["source"]): int(r["parked"]) for r in await conn.fetch(_PARKED)}
+
+
+async def store_heads(conn: asyncpg.Connection, tables: Iterable[str]) -> dict[str, int]:
+    """The highest notification id of each existing events table (0 when empty).
+
+    The names come from the configuration and from eventsourcing's own naming
+    rule, never from a request; they are quoted as identifiers all the same.
+    """
+    wanted = sorted(set(tables))
+    present = set(wanted) - set(await missing_tables(conn, wanted))
+    heads: dict[str, int] = {}
+    for table in sorted(present):
+        quoted = '"' + table.replace('"', '""') + '"'
+        value = await conn.fetchval(f"SELECT coalesce(max(notification_id), 0) FROM {quoted}")  # noqa: S608 - identifier quoted above
+        heads[table] = int(value)
+    return heads

@@ -10,16 +10,21 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from api.db import CONNECTION_LOST, open_pool
+from api.guards import BodyLimit, known_query_only
 from api.openapi import openapi_factory
 from api.problems import install_problem_handlers, problem_responses
 from api.routes import ROUTERS, TAGS
 
 DESCRIPTION = """Queries over dialtone's read models: calls in progress, any call's
 state and event timeline, and CDRs (JSON pages or CSV). Errors are RFC 9457
-problem details (`application/problem+json`)."""
+problem details (`application/problem+json`).
+
+Bounds: a request body is at most 1 MiB (413 beyond); lists and maps in bodies
+carry `maxItems`/`maxProperties`; text never contains U+0000; a query parameter
+a route does not declare is refused (422)."""
 
 
 def _version() -> str:
@@ -51,10 +56,12 @@ def create_app(
         description=DESCRIPTION,
         openapi_tags=list(TAGS),
         lifespan=lifespan,
+        dependencies=[Depends(known_query_only)],
         # Every route may fail unexpectedly or lose the database.
         responses=problem_responses(500, 503),
     )
     install_problem_handlers(app, unavailable=CONNECTION_LOST)
+    app.add_middleware(BodyLimit)
     for router in (*ROUTERS, *extra_routers):
         app.include_router(router)
     app.openapi = openapi_factory(app)  # type: ignore[method-assign]  # FastAPI's documented override

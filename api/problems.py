@@ -9,6 +9,7 @@ an unreachable database and unexpected exceptions into
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -27,6 +28,8 @@ VALIDATION_TYPE = "urn:dialtone:problem:validation"
 UNAVAILABLE_TYPE = "urn:dialtone:problem:database-unavailable"
 INTERNAL_TYPE = "urn:dialtone:problem:internal"
 RETRY_AFTER_S = 5
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
+PATH_PARAMETER = re.compile(r"\\\{[^/]+?\\\}")  # `{name}` in a re.escape()d path template
 
 
 class FieldError(BaseModel):
@@ -130,7 +133,22 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     status = HTTPStatus(exc.status_code)
     problem = Problem(type=getattr(exc, "type", "about:blank"), title=status.phrase,
                       status=status, detail=str(exc.detail))
-    return problem_response(request, problem, exc.headers)
+    headers = dict(exc.headers or {})
+    if status == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return problem_response(request, problem, headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods the OpenAPI document lists for this path. Starlette's own 405
+    names only the methods of the first route matching the path, though GET,
+    PATCH and DELETE of one resource are separate routes."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for template, item in request.app.openapi().get("paths", {}).items():
+        if re.fullmatch(PATH_PARAMETER.sub("[^/]+", re.escape(template)), path):
+            methods |= {method.upper() for method in item if method in HTTP_METHODS}
+    return ", ".join(sorted(methods))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -3,7 +3,7 @@ agent's own commands (login, pause, unpause, logout, finish wrap-up)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 from uuid import UUID
 
@@ -26,6 +26,7 @@ from api.schemas.agents import (
     SkillLevel,
 )
 from api.schemas.targets import KEY_PATTERN, SKILL_PATTERN
+from api.schemas.text import Instant, minus, plus
 from application.callcentre import replace_skills
 from domain.agent import Agent
 from domain.queue import Queue
@@ -158,14 +159,12 @@ async def finish_wrap_up(key: AgentKey, service: Service) -> AgentPublic:
 async def read_intervals(
     pool: Pool,
     key: AgentKey,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[Instant | None, Query(alias="from")] = None,
+    end: Annotated[Instant | None, Query(alias="to")] = None,
 ) -> AgentIntervalsPublic:
     end = end or now()
-    start = start or end - timedelta(days=1)
-    if start.tzinfo is None or end.tzinfo is None:
-        raise invalid("from" if start.tzinfo is None else "to", "needs a time zone (Z or +hh:mm)")
-    if not start < end <= start + MAX_INTERVAL_RANGE:
+    start = start or minus(end, timedelta(days=1))
+    if not start < end <= plus(start, MAX_INTERVAL_RANGE):
         raise invalid("to", "must be after `from` and at most 31 days later")
     async with acquire(pool) as db:
         if await queries.agent(db, agent_id(key)) is None:

@@ -11,6 +11,7 @@ from api.db import Pool, acquire
 from api.problems import NotFound, problem_responses
 from api.queries import calls as queries
 from api.schemas.calls import CallEventPublic, CallPublic, CallsPublic, CallTimelinePublic
+from api.schemas.text import text_query
 from domain.values import CallStatus, Direction
 
 TAG = {"name": "calls", "description": "Calls in progress and the history of any call."}
@@ -23,9 +24,9 @@ def live_filter(
     *,
     status: Annotated[CallStatus | None, Query(description="Current call status.")] = None,
     direction: Annotated[Direction | None, Query()] = None,
-    caller: Annotated[str | None, Query(description="Exact calling number.")] = None,
-    callee: Annotated[str | None, Query(description="Exact number dialled.")] = None,
-    queue: Annotated[str | None, Query(description="Queue the call is in or came through.")]
+    caller: Annotated[str | None, text_query(description="Exact calling number.")] = None,
+    callee: Annotated[str | None, text_query(description="Exact number dialled.")] = None,
+    queue: Annotated[str | None, text_query(description="Queue the call is in or came through.")]
     = None,
 ) -> queries.LiveFilter:
     """Filters on calls in progress; each one given must match exactly."""

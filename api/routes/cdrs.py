@@ -9,7 +9,6 @@ from typing import Annotated
 import asyncpg
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 
 from api.csv_export import CSV_MEDIA_TYPE, render, wants_csv
 from api.db import Pool, acquire
@@ -17,6 +16,7 @@ from api.paging import InvalidCursor, Keyset
 from api.problems import invalid, problem_responses
 from api.queries import cdrs as queries
 from api.schemas.cdrs import CDR_COLUMNS, CdrPublic, CdrsPublic
+from api.schemas.text import Instant, minus, text_query
 from domain.values import Direction, Disposition
 
 TAG = {"name": "cdrs", "description": "Call detail records: one row per finished call."}
@@ -30,23 +30,23 @@ MAX_LIMIT = 1000
 
 def cdr_filter(
     *,
-    from_: Annotated[AwareDatetime | None, Query(
+    from_: Annotated[Instant | None, Query(
         alias="from", description="Start of the range on `started_at` (inclusive), ISO 8601 "
         "with a zone, e.g. `2025-03-01T00:00:00Z`. Default: 24 hours before `to`.")] = None,
-    to: Annotated[AwareDatetime | None, Query(
+    to: Annotated[Instant | None, Query(
         description="End of the range on `started_at` (exclusive). Default: now. "
         "The range may span at most 31 days.")] = None,
-    caller: Annotated[str | None, Query(description="Exact calling number.")] = None,
-    callee: Annotated[str | None, Query(description="Exact number dialled.")] = None,
+    caller: Annotated[str | None, text_query(description="Exact calling number.")] = None,
+    callee: Annotated[str | None, text_query(description="Exact number dialled.")] = None,
     disposition: Annotated[Disposition | None, Query(description="How the call ended.")] = None,
     direction: Annotated[Direction | None, Query()] = None,
-    queue: Annotated[str | None, Query(description="Queue the call went through.")] = None,
-    agent: Annotated[str | None, Query(description="An agent who handled the call.")] = None,
-    cursor: Annotated[str | None, Query(
+    queue: Annotated[str | None, text_query(description="Queue the call went through.")] = None,
+    agent: Annotated[str | None, text_query(description="An agent who handled the call.")] = None,
+    cursor: Annotated[str | None, text_query(
         description="`next_cursor` of the previous page (keep the same filters).")] = None,
 ) -> queries.CdrFilter:
     end = to or datetime.now(UTC)
-    start = from_ or end - DEFAULT_RANGE
+    start = from_ or minus(end, DEFAULT_RANGE)
     if start > end:
         raise invalid("from", "must not be after `to`")
     if end - start > MAX_RANGE:

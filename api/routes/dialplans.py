@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
 from api.problems import problem_responses
 from api.routes.commands import Service, execute, now
@@ -16,6 +16,7 @@ from api.schemas.config import (
     Resolution,
 )
 from api.schemas.targets import KEY_PATTERN
+from api.schemas.text import text_query
 from domain.numbers import Dialplan, DialRule, MatchKind
 
 TAG = {"name": "dialplans", "description": "Outbound routing: number -> SIP URI rules."}
@@ -49,7 +50,7 @@ async def read_plan(key: PlanKey, service: Service) -> DialplanPublic:
 @router.get("/{key}/resolve", summary="Which URI a number resolves to",
             responses=problem_responses(404, 422))
 async def resolve(key: PlanKey, service: Service,
-                  number: Annotated[str, Query(max_length=32)]) -> Resolution:
+                  number: Annotated[str, text_query(max_length=32)]) -> Resolution:
     plan = await execute(lambda: service.get(Dialplan, Dialplan.id_for(key), key))
     return Resolution(number=number, uri=plan.resolve(number))
 
@@ -62,7 +63,7 @@ async def set_rule(key: PlanKey, rule: RuleName, body: DialRuleSet,
     new = DialRule(rule, MatchKind(body.kind), body.pattern, body.uri_template)
 
     def change(plan: Dialplan) -> None:
-        if any(r.name == rule for r in plan.rules):
+        if plan.has_rule(rule):
             plan.change_rule(new, at)
             if body.position is not None:
                 plan.move_rule(rule, body.position, at)

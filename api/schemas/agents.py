@@ -7,20 +7,23 @@ from uuid import UUID
 from pydantic import BaseModel, Field, StringConstraints
 
 from api.schemas.targets import KEY_PATTERN, SKILL_PATTERN, Body
+from api.schemas.text import VisibleText
 from domain.agent import Agent
+from domain.skills import MAX_SKILLS
 
 AgentStateName = Literal["logged_out", "available", "reserved", "on_call", "wrap_up", "paused"]
 SkillName = Annotated[str, StringConstraints(pattern=SKILL_PATTERN)]
 Level = Annotated[int, Field(ge=1, le=100)]
-Skills = dict[SkillName, Level]
+Skills = Annotated[dict[SkillName, Level], Field(max_length=MAX_SKILLS)]
 AutoPause = Annotated[int | None, Field(ge=1, le=100, description=(
     "Pause the agent after this many offers missed in a row; null: never."))]
 
 
 class AgentCreate(Body):
     key: str = Field(pattern=KEY_PATTERN, description="Stable lowercase name, e.g. `alice`.")
-    name: str = Field(min_length=1, max_length=200)
-    skills: Skills = Field(default_factory=dict, description="Skill -> level (1-100).")
+    name: VisibleText = Field(min_length=1, max_length=200)
+    skills: Skills = Field(default_factory=dict, description=(
+        f"Skill -> level (1-100); at most {MAX_SKILLS} skills."))
     auto_pause_after: AutoPause = None
 
 
@@ -36,12 +39,12 @@ class SkillLevel(Body):
 
 
 class AgentLogin(Body):
-    device_uri: str = Field(pattern=r"^sips?:\S+$", max_length=256,
+    device_uri: str = Field(pattern=r"^sips?:[^\s\x00]+$", max_length=256,
                             description="Where offers ring, e.g. `sip:1001@pbx.example.com`.")
 
 
 class AgentPause(Body):
-    reason: str = Field(min_length=1, max_length=100, pattern=r"\S",
+    reason: VisibleText = Field(min_length=1, max_length=100,
                         examples=["lunch", "training"])
 
 

@@ -8,8 +8,9 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from api.schemas.targets import KEY_PATTERN, Body
+from api.schemas.text import Text
 
-DEVICE_PATTERN = r"^sips?:[^\s<>]+$"
+DEVICE_PATTERN = r"^sips?:[^\s<>\x00]+$"
 SupervisionModeName = Literal["monitor", "whisper", "barge"]
 
 
@@ -33,7 +34,7 @@ class SupervisionPublic(BaseModel):
 
 class TransferTarget(Body):
     kind: Literal["queue", "number", "uri"]
-    value: str = Field(min_length=1, max_length=200, examples=["support"], description=(
+    value: Text = Field(min_length=1, max_length=200, examples=["support"], description=(
         "A queue's key or id, a number the worker's dialplan routes, or a SIP URI."))
 
 

@@ -9,27 +9,29 @@ from uuid import UUID
 from pydantic import BaseModel, Field, StringConstraints
 
 from api.schemas.targets import KEY_PATTERN, Body, TargetIn, TargetPublic
+from api.schemas.text import Text, VisibleText
 from domain.ivr import IvrMenu
-from domain.numbers import Dialplan, DialRule, Number
+from domain.numbers import MAX_RULES, Dialplan, DialRule, Number
 
 Digit = Annotated[str, StringConstraints(pattern=r"^[0-9*#A-D]$")]
-Prompt = Annotated[str, Field(min_length=1, max_length=500, description="Prompt to play.")]
+Prompt = Annotated[VisibleText, Field(min_length=1, max_length=500, description="Prompt to play.")]
 MenuTimeout = Annotated[float, Field(ge=1, le=60, description="Seconds to wait for a key.")]
 Retries = Annotated[int, Field(ge=0, le=10, description=(
     "Replays after an invalid key or a timeout before the default action runs."))]
 DID_PATTERN = r"^\+?[0-9]{2,20}$"
-Label = Annotated[str, Field(max_length=200)]
+Options = Annotated[dict[Digit, TargetIn], Field(max_length=16)]  # one per DTMF key
+Label = Annotated[Text, Field(max_length=200)]
 
 
 class IvrMenuCreate(Body):
     key: str = Field(pattern=KEY_PATTERN)
-    name: str = Field(min_length=1, max_length=200)
+    name: VisibleText = Field(min_length=1, max_length=200)
     prompt: Prompt
     timeout_s: MenuTimeout = 5.0
     max_retries: Retries = 2
     default_action: TargetIn = Field(default_factory=lambda: TargetIn(kind="hangup"),
                                      description="What happens when retries run out.")
-    options: dict[Digit, TargetIn] = Field(default_factory=dict, description=(
+    options: Options = Field(default_factory=dict, description=(
         "DTMF key -> action: a queue, a number, a submenu (`ivr`), `repeat` or `hangup`."))
 
 
@@ -40,7 +42,7 @@ class IvrMenuUpdate(Body):
     timeout_s: MenuTimeout | None = None
     max_retries: Retries | None = None
     default_action: TargetIn | None = None
-    options: dict[Digit, TargetIn] | None = None
+    options: Options | None = None
 
 
 class IvrMenuPublic(BaseModel):
@@ -108,9 +110,10 @@ MatchKindName = Literal["exact", "prefix", "regex"]
 
 class DialRuleIn(Body):
     kind: MatchKindName
-    pattern: str = Field(max_length=200, description=(
+    pattern: Text = Field(max_length=200, description=(
         "exact: the number; prefix: its start (\"\" matches all); regex: Python fullmatch."))
-    uri_template: str = Field(max_length=300, examples=["sip:{rest}@trunk.example.com"],
+    uri_template: str = Field(max_length=300, pattern=r"^sips?:[^\s\x00]+$",
+                              examples=["sip:{number}@trunk.example.com"],
                               description="sip:/sips: URI; {number}, {rest} (prefix), "
                               "{0}..{N} (regex groups).")
 
@@ -126,8 +129,9 @@ class DialRuleSet(DialRuleIn):
 
 class DialplanCreate(Body):
     key: str = Field(pattern=KEY_PATTERN)
-    name: str = Field(min_length=1, max_length=200)
-    rules: list[DialRuleCreate] = Field(default_factory=list, description="Tried in order.")
+    name: VisibleText = Field(min_length=1, max_length=200)
+    rules: list[DialRuleCreate] = Field(default_factory=list, max_length=MAX_RULES, description=(
+        f"Tried in order; at most {MAX_RULES}."))
 
 
 class DialRulePublic(BaseModel):

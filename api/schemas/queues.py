@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from api.schemas.agents import AgentStateName, Skills
 from api.schemas.targets import KEY_PATTERN, Body, TargetIn, TargetPublic
+from api.schemas.text import VisibleText
 from domain.queue import Queue, QueueTally
 
 StrategyName = Literal["longest_idle", "round_robin", "ring_all", "fewest_calls", "skills_based"]
@@ -17,7 +18,8 @@ OfferTimeout = Annotated[float, Field(ge=1, le=600, description=(
     "Seconds an offer rings before it counts as missed and the call is requeued."))]
 MaxWait = Annotated[float, Field(ge=1, le=86_400, description=(
     "Seconds a call may wait before it goes to `overflow`."))]
-Moh = Annotated[str, Field(min_length=1, max_length=100, description="Music-on-hold class.")]
+Moh = Annotated[VisibleText, Field(min_length=1, max_length=100,
+                                   description="Music-on-hold class.")]
 
 
 class _Overflow(Body):
@@ -31,7 +33,7 @@ class _Overflow(Body):
 
 class QueueCreate(_Overflow):
     key: str = Field(pattern=KEY_PATTERN, description="Stable lowercase name, e.g. `sales`.")
-    name: str = Field(min_length=1, max_length=200)
+    name: VisibleText = Field(min_length=1, max_length=200)
     strategy: StrategyName = "longest_idle"
     service_level_s: ServiceLevel = 20.0
     wrap_up_s: WrapUp = 0.0

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas.text import Text
 from domain.addressing import Target
 
 TargetKindName = Literal["queue", "ivr", "number", "recording", "repeat", "hangup"]
@@ -25,7 +26,7 @@ class TargetIn(Body):
     none for `repeat` and `hangup`."""
 
     kind: TargetKindName
-    value: str | None = Field(default=None, max_length=128, examples=["sales"])
+    value: Text | None = Field(default=None, max_length=128, examples=["sales"])
 
 
 class TargetPublic(BaseModel):

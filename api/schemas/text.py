@@ -1,0 +1,62 @@
+"""Constrained inputs every request schema and query parameter shares.
+
+PostgreSQL `text` and `jsonb` cannot hold U+0000: a NUL that got into an event
+would poison every projection that reads it. So no string the API accepts may
+contain one: `Text` (bodies) and `text_query` (query parameters) carry a
+pattern that refuses it, and patterns of their own (keys, URIs) exclude it too.
+The pattern is in the OpenAPI document, so clients and contract tests see the
+rule; pydantic enforces it (422) before any command runs.
+
+Instants: `Instant` is an aware date-time whose UTC value Python (and hence
+PostgreSQL, whose range is wider) can represent; anything else is 422, never
+an overflow deep in a handler.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import Query
+from pydantic import AfterValidator, AwareDatetime, StringConstraints
+
+NUL_FREE = r"^[^\x00]*$"
+# Free text with at least one visible character (names, reasons).
+VISIBLE = r"^[^\x00]*[^\x00\s][^\x00]*$"
+
+Text = Annotated[str, StringConstraints(pattern=NUL_FREE)]
+VisibleText = Annotated[str, StringConstraints(pattern=VISIBLE)]
+
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the instant in UTC is outside years 1..9999") from None
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_utc)]
+
+
+def minus(instant: datetime, delta: timedelta) -> datetime:
+    """``instant - delta``, clamped to the earliest representable instant."""
+    try:
+        return instant - delta
+    except OverflowError:
+        return EARLIEST
+
+
+def plus(instant: datetime, delta: timedelta) -> datetime:
+    """``instant + delta``, clamped to the latest representable instant."""
+    try:
+        return instant + delta
+    except OverflowError:
+        return LATEST
+
+
+def text_query(*, max_length: int = 200, **kwargs: Any) -> Any:
+    """A free-text query parameter: NUL refused, length bounded."""
+    return Query(pattern=NUL_FREE, max_length=max_length, **kwargs)

@@ -1,0 +1,73 @@
+"""`dialtone users` and `dialtone keys`, and the first admin of `dialtone up`,
+on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from dialtone.cli import cli
+from dialtone.commands import register
+from dialtone.commands.users import PASSWORD_FILE, ensure_initial_admin
+from dialtone.settings import Settings
+from tests.integration.auth_support import auth_api, bearer, login
+
+register(cli)
+
+
+def _run(database_url: str, *args: str, stdin: str | None = None) -> str:
+    runner = CliRunner()
+    result = runner.invoke(cli, list(args), input=stdin, obj=Settings(database_url=database_url),
+                           env={"DATABASE_URL": database_url})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_the_first_start_makes_one_admin_with_a_password_kept_in_a_private_file(
+        database_url: str, tmp_path: Path) -> None:
+    password = ensure_initial_admin(database_url, tmp_path)
+    assert password is not None
+    kept = tmp_path / PASSWORD_FILE
+    assert kept.read_text().strip() == password
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert ensure_initial_admin(database_url, tmp_path) is None  # the second start
+    with auth_api(database_url) as client:
+        answer = login(client, "admin", password)
+        assert answer.status_code == 200, answer.text
+        users = client.get("/v1/auth/users", headers=bearer(answer.json()["access_token"]))
+        assert [(u["username"], u["role"], u["tenant"]) for u in users.json()["data"]] == [
+            ("admin", "admin", "default")]
+
+
+def test_users_add_list_passwd_disable(database_url):
+    added = _run(database_url, "users", "add", "sue", "--role", "supervisor", "--tenant", "acme",
+                 stdin="first long password\nfirst long password\n")
+    assert "added sue (supervisor) to tenant acme" in added
+    assert "first long password" not in added.replace("Password", "")
+    listed = _run(database_url, "users", "list")
+    assert "acme\tsue\tsupervisor\tactive" in listed
+    _run(database_url, "users", "passwd", "sue",
+         stdin="second long password\nsecond long password\n")
+    with auth_api(database_url) as client:
+        assert login(client, "sue", "first long password").status_code == 401
+        assert login(client, "sue", "second long password").status_code == 200
+        _run(database_url, "users", "disable", "sue")
+        assert login(client, "sue", "second long password").status_code == 401
+    assert "acme\tsue\tsupervisor\tdisabled" in _run(database_url, "users", "list")
+
+
+def test_keys_create_list_revoke(database_url):
+    created = _run(database_url, "keys", "create", "ops", "--role", "admin",
+                   "--expires-days", "30")
+    key = created.strip().splitlines()[-1]
+    assert key.startswith("dtk_")
+    key_id = key.split("_")[1]
+    listed = _run(database_url, "keys", "list")
+    assert f"default\t{key_id}\tops\tadmin\tactive" in listed
+    assert key.split("_", 2)[2] not in listed
+    with auth_api(database_url) as client:
+        assert client.get("/v1/auth/keys", headers=bearer(key)).status_code == 200
+        assert f"revoked {key_id}" in _run(database_url, "keys", "revoke", key_id)
+        assert client.get("/v1/auth/keys", headers=bearer(key)).status_code == 401

@@ -2,11 +2,25 @@
 
 Each worker consumes the aggregate topics in one consumer group, so several
 workers share the partitions. Batches of events are applied through the same
-projection code the in-process runner uses (projections.calls.apply_batch), in
-one database transaction per batch; offsets are committed by Faust after the
-batch is acknowledged. Delivery is therefore at-least-once and the
-projections, being idempotent on aggregate version, make it exactly-once in
-effect, including across SIGKILL.
+projection code the in-process runner uses (a ProjectionGroup's apply), one
+database transaction per group and batch that holds the rows and the position
+together. Delivery is at-least-once and the projections, being idempotent on
+aggregate version, make it exactly-once in effect, including across SIGKILL.
+
+What is never allowed: Kafka offsets committed past events whose rows are not
+committed (issue 16: a connection shared across the agents' threads broke its
+transactions, and Faust committed the offsets anyway). Hence:
+
+- every agent has its own ProjectionSink, hence its own connection, used by one
+  thread at a time (the agent awaits each batch before taking the next);
+- batches are taken with ``noack_take``, which never acknowledges by itself
+  (``take_events`` acks in a ``finally``, so an exception or a cancellation
+  there would acknowledge the batch); the agent acknowledges a batch's events
+  only after the sink has committed them, and Faust commits an offset only up
+  to the first unacknowledged message of a partition;
+- the sink retries any failure until it succeeds or the worker stops, and an
+  event that cannot be applied (a poison event: see projections.dead_letters)
+  is parked in projection_dead_letters, so it cannot stop the stream either.
 
 A message that is not a decodable dialtone CloudEvent is logged and parked on
 `<topic>.dlq` with headers saying why and where it came from; it never stops
@@ -17,21 +31,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import faust
 import psycopg
 from faust.types import EventT
 
+from projections.dead_letters import apply_or_park
 from projections.envelope import EventEnvelope, InvalidEnvelope
 from projections.registry import ProjectionGroup
-from streams.heartbeat import attach_to_faust
 from streams.topics import dead_letter_topic, topic_for
 
 log = logging.getLogger(__name__)
+
+APPLICATION_NAME = "dialtone-worker"  # how operators find the worker's sessions
 
 
 @dataclass(frozen=True)
@@ -44,38 +60,76 @@ class WorkerConfig:
     batch_size: int = 1000
     batch_within_s: float = 0.05
     web_port: int | None = None  # Faust's own web server; None disables it
+    retry_s: float = 0.5  # first wait after a failed batch; doubles up to max_retry_s
+    max_retry_s: float = 10.0
 
 
 class ProjectionSink:
-    """Applies envelope batches on one connection, riding out database outages."""
+    """Applies one agent's batches on its own connection until each is committed.
 
-    def __init__(self, database_url: str, retry_s: float = 1.0) -> None:
+    Never shared: one sink per agent, called by one thread at a time. `apply`
+    returns True once every group committed the batch (rows and position in
+    one transaction each; a group that already committed it and is applied
+    again changes nothing), or False if the worker stopped first.
+    """
+
+    def __init__(self, database_url: str, retry_s: float = 0.5, max_retry_s: float = 10.0,
+                 name: str = "projections") -> None:
         self.database_url = database_url
         self.retry_s = retry_s
+        self.max_retry_s = max_retry_s
+        self.name = name
         self._conn: psycopg.Connection[Any] | None = None
+        self._stop = threading.Event()
+        self._busy = threading.Lock()
 
     def apply(self, groups: Sequence[ProjectionGroup], envelopes: Sequence[EventEnvelope],
-              source: str) -> None:
-        while True:
+              source: str) -> bool:
+        with self._busy:
+            wait = self.retry_s
+            while not self._stop.is_set():
+                try:
+                    conn = self._connection()
+                    for group in groups:
+                        apply_or_park(conn, group, envelopes, source)
+                    return True
+                except Exception as error:  # whatever it is: retry, never acknowledge
+                    # Not acknowledged, so nothing is lost: a fresh connection,
+                    # a pause, and the whole batch again.
+                    log.warning("%s: batch of %d from %s failed (%s: %s); retrying in %.1f s",
+                                self.name, len(envelopes), source, type(error).__name__,
+                                _first_line(error), wait)
+                    self._reset()
+                    self._stop.wait(wait)
+                    wait = min(wait * 2, self.max_retry_s)
+            self._reset()
+            return False
+
+    def stop(self) -> None:
+        """Make a running `apply` give up (unacknowledged) and close the connection."""
+        self._stop.set()
+        if self._busy.acquire(blocking=False):
             try:
-                for group in groups:
-                    group.apply(self._connection(), envelopes, source)
-                return
-            except psycopg.OperationalError as error:
-                # Not acknowledged, so nothing is lost: wait for the database.
-                log.warning("projection database unavailable (%s); retrying", error)
                 self._reset()
-                time.sleep(self.retry_s)
+            finally:
+                self._busy.release()
 
     def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.database_url, autocommit=True)
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._reset()
+            self._conn = psycopg.connect(self.database_url, autocommit=True,
+                                         application_name=APPLICATION_NAME)
         return self._conn
 
     def _reset(self) -> None:
         if self._conn is not None:
             self._conn.close()
         self._conn = None
+
+
+def _first_line(error: BaseException) -> str:
+    # PostgreSQL's DETAIL and CONTEXT lines may quote event data.
+    return str(error).splitlines()[0] if str(error) else ""
 
 
 def decode_batch(
@@ -111,15 +165,13 @@ def create_app(config: WorkerConfig, groups: Sequence[ProjectionGroup]) -> faust
         web_port=config.web_port or 6066,
         store="memory://",
     )
-    attach_to_faust(app, config.database_url)  # service_heartbeats row "worker"
-    sink = ProjectionSink(config.database_url)
     for kind in sorted(set().union(*(g.kinds for g in groups))):
-        _add_projection_agent(app, config, sink, kind, [g for g in groups if kind in g.kinds])
+        _add_projection_agent(app, config, kind, [g for g in groups if kind in g.kinds])
     return app
 
 
-def _add_projection_agent(app: faust.App, config: WorkerConfig, sink: ProjectionSink,
-                          kind: str, groups: Sequence[ProjectionGroup]) -> None:
+def _add_projection_agent(app: faust.App, config: WorkerConfig, kind: str,
+                          groups: Sequence[ProjectionGroup]) -> None:
     name = topic_for(kind, config.topic_prefix)
     topic = app.topic(name, value_serializer="raw", key_serializer="raw",
                       partitions=config.partitions)
@@ -130,20 +182,31 @@ def _add_projection_agent(app: faust.App, config: WorkerConfig, sink: Projection
         message = event.message
         log.error("poison message at %s[%d]@%d parked on %s: %s", message.topic,
                   message.partition, message.offset, dead_letters.get_topic_name(), error)
-        await dead_letters.send(key=message.key, value=message.value, headers={
+        sent = await dead_letters.send(key=message.key, value=message.value, headers={
             "dialtone-error": str(error).encode(),
             "dialtone-origin": f"{message.topic}:{message.partition}:{message.offset}".encode(),
         })
+        await sent  # on the broker before the original is acknowledged
 
     async def project(stream: faust.StreamT[bytes]) -> None:
-        # take_events is on the concrete Stream only; it keeps each message
-        # (for its partition and offset), where take() keeps values.
+        # noack_take is on the concrete Stream only; it yields the events (for
+        # their partition and offset) and, unlike take_events, never acks them.
         assert isinstance(stream, faust.Stream)
-        async for events in stream.take_events(config.batch_size, within=config.batch_within_s):
-            envelopes, poison = decode_batch(events)
-            for event, error in poison:
-                await park(event, error)
-            if envelopes:
-                await asyncio.to_thread(sink.apply, groups, envelopes, source_of(events))
+        sink = ProjectionSink(config.database_url, config.retry_s, config.max_retry_s,
+                              name=f"project-{kind}")
+        try:
+            async for taken in stream.noack_take(config.batch_size,
+                                                 within=config.batch_within_s):
+                events = cast(Sequence[EventT[bytes]], taken)
+                envelopes, poison = decode_batch(events)
+                for event, error in poison:
+                    await park(event, error)
+                if envelopes and not await asyncio.to_thread(
+                        sink.apply, groups, envelopes, source_of(events)):
+                    return  # stopping: this batch stays unacknowledged
+                for event in events:
+                    await stream.ack(event)
+        finally:
+            sink.stop()
 
     app.agent(topic, name=f"project-{kind}")(project)

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
@@ -31,7 +31,10 @@ TOO_MANY_TYPE = "urn:dialtone:problem:too-many-attempts"
 LOGIN_PATH = "/v1/auth/token"
 # The OpenAPI security scheme (Swagger's "Authorize" logs in with the password
 # flow); it reads `Authorization: Bearer <token or API key>`.
-bearer = OAuth2PasswordBearer(tokenUrl=LOGIN_PATH, auto_error=False)
+# Each permission is an OAuth2 scope of the scheme, so an operation's permission
+# shows in the document as its security requirement's scope.
+bearer = OAuth2PasswordBearer(tokenUrl=LOGIN_PATH, auto_error=False,
+                              scopes={p.value: f"Permission {p.value}" for p in Permission})
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
@@ -100,10 +103,15 @@ class Requirement:
         return principal
 
 
-def require(permission: Permission) -> Requirement:
-    """Depend on this (`Depends(require(Permission.CALLS_READ))`) to let in only
-    callers whose role has `permission`; it yields their `Principal`."""
-    return Requirement(permission)
+def require(permission: Permission) -> Any:
+    """The dependency that lets in only callers whose role has `permission` and
+    hands the route their `Principal`; declare it next to the route:
+    `dependencies=[require(Permission.CALLS_READ)]` or
+    `principal: Annotated[Principal, require(Permission.CALLS_READ)]`.
+
+    It is a `Security` dependency with the permission as its scope, so the
+    OpenAPI document lists the permission in each operation's `security`."""
+    return Security(Requirement(permission), scopes=[permission.value])
 
 
 PUBLIC: dict[str, Any] = {"x-public": True}
@@ -123,16 +131,7 @@ def declared_permissions(route: APIRoute) -> list[Permission]:
     return _requirements(route.dependant)
 
 
-def annotate_permissions(schema: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
-    """Write each operation's permissions into the OpenAPI document as
-    `x-permission` (the wiring slice calls this from api/openapi.py)."""
-    for route in routes:
-        if not isinstance(route, APIRoute):
-            continue
-        permissions = declared_permissions(route)
-        operations = schema.get("paths", {}).get(route.path_format, {})
-        for method in route.methods or ():
-            operation = operations.get(method.lower())
-            if operation is not None and permissions:
-                operation["x-permission"] = sorted({p.value for p in permissions})
-    return schema
+def operation_permissions(operation: dict[str, Any]) -> set[str]:
+    """The permissions an OpenAPI operation declares (its security scopes)."""
+    return {scope for requirement in operation.get("security", [])
+            for scopes in requirement.values() for scope in scopes}

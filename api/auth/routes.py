@@ -40,8 +40,8 @@ TAG = {"name": "auth", "description": "Log in, refresh tokens, and manage the te
        "users and API keys."}
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
-UsersAdmin = Annotated[Principal, Depends(require(Permission.USERS_ADMIN))]
-KeysAdmin = Annotated[Principal, Depends(require(Permission.KEYS_ADMIN))]
+UsersAdmin = Annotated[Principal, require(Permission.USERS_ADMIN)]
+KeysAdmin = Annotated[Principal, require(Permission.KEYS_ADMIN)]
 _AUTH_ERRORS = problem_responses(401, 403)
 
 

@@ -4,13 +4,14 @@ on a real PostgreSQL."""
 from __future__ import annotations
 
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from dialtone.cli import cli
 from dialtone.commands import register
-from dialtone.commands.users import PASSWORD_FILE, ensure_initial_admin
+from dialtone.commands.users import PASSWORD_FILE, ensure_initial_admin, with_connection
 from dialtone.settings import Settings
 from tests.integration.auth_support import auth_api, bearer, login
 
@@ -71,3 +72,13 @@ def test_keys_create_list_revoke(database_url):
         assert client.get("/v1/auth/keys", headers=bearer(key)).status_code == 200
         assert f"revoked {key_id}" in _run(database_url, "keys", "revoke", key_id)
         assert client.get("/v1/auth/keys", headers=bearer(key)).status_code == 401
+
+
+def test_two_first_starts_at_once_make_one_admin(database_url: str, tmp_path: Path) -> None:
+    ensure_initial_admin(database_url, tmp_path / "warm")  # migrations applied, then reset
+    with_connection(database_url, lambda conn: conn.execute("DELETE FROM users"))
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda d: ensure_initial_admin(database_url, tmp_path / d),
+                                ["a", "b"]))
+    assert sorted(r is None for r in results) == [False, True]
+    assert "admin\tadmin" in _run(database_url, "users", "list")

@@ -50,15 +50,16 @@ _AUTH_ERRORS = problem_responses(401, 403)
 async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], pool: Pool, auth: Auth,
                 rid: RequestId) -> TokenPublic:
     """Log in with username and password (form body); get an access and a refresh token."""
+    try:
+        user = await service.login(lambda: acquire(pool), form.username, form.password,
+                                   auth.settings, rid)
+    except LockedOut as exc:
+        raise ProblemError(429, "Too many failed logins for this username; retry later.",
+                           type_=TOO_MANY_TYPE,
+                           headers={"Retry-After": str(exc.retry_after_s)}) from None
+    except AuthenticationFailed:
+        raise unauthenticated("Incorrect username or password.") from None
     async with acquire(pool) as conn:
-        try:
-            user = await service.login(conn, form.username, form.password, auth.settings, rid)
-        except LockedOut as exc:
-            raise ProblemError(429, "Too many failed logins for this username; retry later.",
-                               type_=TOO_MANY_TYPE,
-                               headers={"Retry-After": str(exc.retry_after_s)}) from None
-        except AuthenticationFailed:
-            raise unauthenticated("Incorrect username or password.") from None
         refresh = await service.issue_refresh(conn, user.id, auth.settings)
     access = (await auth.local_tokens(pool)).issue(str(user.id), user.tenant, user.role)
     return TokenPublic(access_token=access, expires_in=auth.settings.access_ttl_s,

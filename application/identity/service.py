@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,28 +36,33 @@ from application.identity.model import (
 from application.identity.settings import AuthSettings
 from application.identity.store import AuditEntry
 
+Connect = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
+"""Hands out a pooled connection (the API's `acquire(pool)`)."""
 
-async def login(conn: asyncpg.Connection, username: str, password: str,
-                settings: AuthSettings, request_id: str) -> User:
+
+async def login(connect: Connect, username: str, password: str, settings: AuthSettings,
+                request_id: str) -> User:
     """The user whose password this is; AuthenticationFailed or LockedOut otherwise.
 
     An unknown username costs one argon2 verification too (against a dummy
     hash) and counts towards a lockout like a known one, so neither the answer
-    nor its time tells whether the user exists."""
-    locked = await store.locked_for(conn, username)
-    if locked > 0:
-        await _audit_login(conn, request_id, None, "locked", username)
-        raise LockedOut(math.ceil(locked))
-    record = await store.login_record(conn, username)
+    nor its time tells whether the user exists. No connection is held while
+    argon2 works (tens of ms of CPU), so logins cannot starve the pool."""
+    async with connect() as conn:
+        locked = await store.locked_for(conn, username)
+        if locked > 0:
+            await _audit_login(conn, request_id, None, "locked", username)
+            raise LockedOut(math.ceil(locked))
+        record = await store.login_record(conn, username)
     user, stored_hash = record if record else (None, None)
-    # argon2 takes tens of ms of CPU: off the event loop.
     matches = await asyncio.to_thread(verify_password, stored_hash, password)
-    if user is None or not matches or user.disabled:
-        await store.record_failure(conn, username, settings)
-        await _audit_login(conn, request_id, user, "denied", username)
-        raise AuthenticationFailed("incorrect username or password")
-    await store.clear_failures(conn, username)
-    await _audit_login(conn, request_id, user, "ok", username)
+    async with connect() as conn:
+        if user is None or not matches or user.disabled:
+            await store.record_failure(conn, username, settings)
+            await _audit_login(conn, request_id, user, "denied", username)
+            raise AuthenticationFailed("incorrect username or password")
+        await store.clear_failures(conn, username)
+        await _audit_login(conn, request_id, user, "ok", username)
     return user
 
 

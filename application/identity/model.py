@@ -20,6 +20,7 @@ class Role(StrEnum):
 
 
 DEFAULT_TENANT = "default"
+MIN_PASSWORD_LENGTH = 12
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,10 @@ class LockedOut(IdentityError):  # noqa: N818 - reads as the outcome
 
 class Conflict(IdentityError):  # noqa: N818 - reads as the outcome
     """The name is taken (username, service account in its tenant)."""
+
+
+class WeakPassword(IdentityError):  # noqa: N818 - reads as the outcome
+    """A password shorter than MIN_PASSWORD_LENGTH."""
 
 
 class UnknownIdentity(IdentityError):  # noqa: N818 - reads as the outcome

@@ -27,11 +27,13 @@ from application.identity.credentials import (
     verify_password,
 )
 from application.identity.model import (
+    MIN_PASSWORD_LENGTH,
     AuthenticationFailed,
     LockedOut,
     Role,
     ServiceAccount,
     User,
+    WeakPassword,
 )
 from application.identity.settings import AuthSettings
 from application.identity.store import AuditEntry
@@ -117,8 +119,14 @@ async def refresh(conn: asyncpg.Connection, token: str, settings: AuthSettings,
     return Refreshed(use.user_id, state.tenant, state.role, new_token)
 
 
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise WeakPassword(f"a password has at least {MIN_PASSWORD_LENGTH} characters")
+
+
 async def add_user(conn: asyncpg.Connection, tenant: str, username: str, role: Role,
                    password: str) -> User:
+    check_password(password)
     password_hash = await asyncio.to_thread(hash_password, password)
     async with conn.transaction():
         await store.ensure_tenant(conn, tenant)
@@ -127,6 +135,7 @@ async def add_user(conn: asyncpg.Connection, tenant: str, username: str, role: R
 
 async def change_password(conn: asyncpg.Connection, username: str, tenant: str | None,
                           password: str) -> bool:
+    check_password(password)
     password_hash = await asyncio.to_thread(hash_password, password)
     return await store.set_password(conn, username, tenant, password_hash)
 

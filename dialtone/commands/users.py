@@ -21,7 +21,7 @@ import click
 from api.db import asyncpg_dsn
 from application.identity import service, store
 from application.identity.credentials import random_password
-from application.identity.model import DEFAULT_TENANT, Conflict, Role
+from application.identity.model import DEFAULT_TENANT, Conflict, IdentityError, Role
 from dialtone.database import resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.settings import Settings
@@ -92,7 +92,7 @@ def add(settings: Settings, username: str, role: str, tenant: str, password: str
     try:
         user = with_connection(resolve_dsn(settings), lambda conn: service.add_user(
             conn, tenant, username, Role(role), password))
-    except Conflict as exc:
+    except IdentityError as exc:  # name taken, password too short
         raise click.ClickException(str(exc)) from None
     click.echo(f"added {user.username} ({user.role.value}) to tenant {user.tenant}: {user.id}")
 
@@ -126,8 +126,11 @@ def disable(settings: Settings, username: str) -> None:
 @click.pass_obj
 def passwd(settings: Settings, username: str, password: str) -> None:
     """Set USERNAME's password."""
-    found = with_connection(resolve_dsn(settings), lambda conn: service.change_password(
-        conn, username, None, password))
+    try:
+        found = with_connection(resolve_dsn(settings), lambda conn: service.change_password(
+            conn, username, None, password))
+    except IdentityError as exc:
+        raise click.ClickException(str(exc)) from None
     if not found:
         raise click.ClickException(f"no user {username}")
     click.echo(f"password of {username} changed")

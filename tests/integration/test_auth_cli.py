@@ -82,3 +82,11 @@ def test_two_first_starts_at_once_make_one_admin(database_url: str, tmp_path: Pa
                                 ["a", "b"]))
     assert sorted(r is None for r in results) == [False, True]
     assert "admin\tadmin" in _run(database_url, "users", "list")
+
+
+def test_a_short_password_is_refused(database_url: str) -> None:
+    result = CliRunner().invoke(cli, ["users", "add", "tom", "--role", "agent"],
+                                input="short\nshort\n", env={"DATABASE_URL": database_url})
+    assert result.exit_code == 1
+    assert "at least 12 characters" in result.output
+    assert "tom" not in _run(database_url, "users", "list")

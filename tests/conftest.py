@@ -35,6 +35,15 @@ def pg_server() -> Iterator[EmbeddedPostgres | None]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture
+def pg_scratch_dir() -> Iterator[Path]:
+    """A directory for a test's own PostgreSQL server, outside pytest's temp root
+    (which another pytest session may chmod 0700 at any time, see pg_server)."""
+    root = Path(tempfile.mkdtemp(prefix="dialtone-test-own-pg-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def pg_admin_dsn(pg_server: EmbeddedPostgres | None) -> str:
     if pg_server is None:

@@ -13,7 +13,7 @@ from dialtone.services.postgres import EmbeddedPostgres, free_port
 
 @pytest.fixture
 def restartable(
-    pg_server: EmbeddedPostgres | None, database_url: str, tmp_path: Path
+    pg_server: EmbeddedPostgres | None, database_url: str, pg_scratch_dir: Path
 ) -> Iterator[tuple[EmbeddedPostgres, str]]:
     """A server this test may stop and start, and a database on it. The shared
     session server when the tests run on it (it is running again afterwards);
@@ -24,7 +24,7 @@ def restartable(
         finally:
             pg_server.start()
         return
-    own = EmbeddedPostgres(tmp_path / "pg", free_port())
+    own = EmbeddedPostgres(pg_scratch_dir / "pg", free_port())
     own.start()
     try:
         dsn = own.dsn("api_health")

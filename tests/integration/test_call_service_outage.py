@@ -25,9 +25,9 @@ def at(seconds: float) -> datetime:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
+def server(pg_scratch_dir: Path) -> Iterator[EmbeddedPostgres]:
     """A server of this test's own: stopping it must not disturb other tests."""
-    own = EmbeddedPostgres(tmp_path / "pg", free_port())
+    own = EmbeddedPostgres(pg_scratch_dir / "pg", free_port())
     own.start()
     try:
         yield own

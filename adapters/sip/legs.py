@@ -35,6 +35,9 @@ AUDIO_REMOTE_HOLD = pj.PJSUA_CALL_MEDIA_REMOTE_HOLD
 AUDIO_LOCAL_HOLD = pj.PJSUA_CALL_MEDIA_LOCAL_HOLD
 DISCONNECTED = int(pj.PJSIP_INV_STATE_DISCONNECTED)
 CONFIRMED = int(pj.PJSIP_INV_STATE_CONFIRMED)
+# pjlib's PJ_ETOOMANY (PJ_ERRNO_START_STATUS + 10): what makeCall fails with when
+# every pjsua call slot is taken (legs still closing count). Not exported by SWIG.
+PJ_ETOOMANY = 70010
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ class Leg:
         self.state = int(pj.PJSIP_INV_STATE_NULL)
         self.last_status = 0
         self.inactive_sweeps = 0  # see B2BUAWorker._sweep
+        self.no_slot = False  # ``place`` failed because pjsua had no call slot
         self.label = f"{role}#{call_id}"
         self._call: _Dialog | None = _Dialog(self, account, call_id)
 
@@ -181,6 +185,7 @@ class Leg:
         try:
             self._live().makeCall(target, pj.CallOpParam(True))
         except (pj.Error, LookupError) as error:
+            self.no_slot = isinstance(error, pj.Error) and int(error.status) == PJ_ETOOMANY
             log.warning("leg %s: cannot call %s: %s", self.label, target, _reason(error))
             return False
         return True
@@ -190,10 +195,16 @@ class Leg:
         prm = _op(status, headers)
         self._safely("answer", lambda call: call.answer(prm))
 
-    def end(self, status: int | None = None) -> None:
-        """BYE, CANCEL or a final error response, whatever the dialog's state needs."""
-        if not self.disconnected:
-            prm = _op(status, None)
+    def end(self, status: int | None = None, headers: dict[str, str] | None = None) -> None:
+        """BYE, CANCEL or a final error response, whatever the dialog's state needs
+        (``headers`` go on a final response only)."""
+        if self.disconnected:
+            return
+        prm = _op(status, headers)
+        if headers and self.role is LegRole.CALLER and not self.confirmed:
+            # Only answer() puts our headers on a final response to an INVITE.
+            self._safely("answer", lambda call: call.answer(prm))
+        else:
             self._safely("hangup", lambda call: call.hangup(prm))
 
     def hold(self) -> None:

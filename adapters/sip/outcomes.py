@@ -44,5 +44,9 @@ def callee_failure(status: int) -> Outcome:
     return Outcome(Disposition.FAILED, "callee_unreachable", 502)
 
 
+# pjsua had no call slot for the outbound leg (PJ_ETOOMANY): this worker is
+# full, so 503 (+ Retry-After), on which the proxy tries another worker; a 502
+# would not be retried.
+NO_CAPACITY = Outcome(Disposition.FAILED, "no_capacity", 503)
 NO_ROUTE = Outcome(Disposition.FAILED, "no_route", 404)
 NO_ANSWER_TIMEOUT = Outcome(Disposition.NO_ANSWER, "no_answer_timeout", 480)

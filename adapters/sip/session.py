@@ -36,7 +36,13 @@ from adapters.sip.commands import (
     TransferCall,
 )
 from adapters.sip.legs import AUDIO_ACTIVE, AUDIO_REMOTE_HOLD, Leg, LegRole
-from adapters.sip.outcomes import NO_ANSWER_TIMEOUT, NO_ROUTE, Outcome, callee_failure
+from adapters.sip.outcomes import (
+    NO_ANSWER_TIMEOUT,
+    NO_CAPACITY,
+    NO_ROUTE,
+    Outcome,
+    callee_failure,
+)
 from domain.call import Call, Disposition, HangupSide, TransferKind
 
 log = logging.getLogger(__name__)
@@ -75,6 +81,7 @@ class SessionContext:
     on_end: Callable[[Session], None]
     music_on_hold: AudioSource | None = None
     media: MediaMonitor | None = None
+    retry_after: int = 5  # seconds, on our own 503s
 
 
 class Phase(Enum):
@@ -140,17 +147,18 @@ class Session:
             return
         self._emit(RouteCall(self.call_id, now(), target))
         self._timer = self.ctx.call_later(self.ctx.no_answer_timeout, self._no_answer)
-        self.b = self._place(target)
+        self.b, no_slot = self._place(target)
         if self.b is None:
-            self._end_unanswered(callee_failure(0), HangupSide.SYSTEM)
+            self._end_unanswered(NO_CAPACITY if no_slot else callee_failure(0), HangupSide.SYSTEM)
 
-    def _place(self, target: str) -> Leg | None:
+    def _place(self, target: str) -> tuple[Leg | None, bool]:
+        """The callee's leg, or None and whether pjsua had no call slot for it."""
         leg = self.ctx.new_leg(LegRole.CALLEE)
         leg.listener = self
         if not leg.place(target):
             leg.detach()
-            return None
-        return leg
+            return None, leg.no_slot
+        return leg, False
 
     # Leg callbacks.
 
@@ -242,7 +250,9 @@ class Session:
     def _end_unanswered(self, outcome: Outcome, side: HangupSide) -> None:
         self._finish(EndCall(self.call_id, now(), outcome.disposition, outcome.hangup_cause,
                              side, outcome.relay_status))
-        self.a.end(outcome.relay_status)
+        overloaded = outcome.relay_status == 503
+        self.a.end(outcome.relay_status,
+                   {"Retry-After": str(self.ctx.retry_after)} if overloaded else None)
         self._end_all_but(self.a)
 
     def _end_answered(self, side: HangupSide, cause: str) -> None:

@@ -36,7 +36,8 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
-from adapters.sip.commands import CallCommands, Command
+from adapters.sip.commands import CallCommands, Command, EndCall, InitiateCall
+from adapters.sip.lost_calls import CallOwnership
 from domain.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,12 @@ class StorageThread:
         hard_limit: int = 200_000,
         max_backoff: float = 5.0,
         idle_wait: float = 1.0,
+        ownership: CallOwnership | None = None,
     ) -> None:
         self._factory = service_factory
+        # Which calls this worker holds, claimed before they are stored and let
+        # go after they are ended (see adapters.sip.lost_calls).
+        self._ownership = ownership
         self._service: BatchingCallCommands | None = None
         self._buffer: deque[Command] = deque()
         self._cond = threading.Condition()
@@ -129,6 +134,8 @@ class StorageThread:
             self._stopping = True
             self._cond.notify_all()
         self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._ownership is not None:
+            self._ownership.close()
         left = self.pending
         if left:
             log.error("storage stopped with %d commands not stored", left)
@@ -194,6 +201,8 @@ class StorageThread:
     def _apply(self, batch: list[Command]) -> None:
         service = self._connected_service()
         applied = skipped = 0
+        if self._ownership is not None:
+            self._ownership.claim(c.call_id for c in batch if isinstance(c, InitiateCall))
         with service.batch() as staged:
             for command in batch:
                 if self._apply_one(service, command):
@@ -204,6 +213,8 @@ class StorageThread:
             # it, so that a failed attempt can later be checked for a commit.
             self._written = {call.id: call.version - len(call.pending_events)
                              for call in staged.calls if call.pending_events}
+        if self._ownership is not None:
+            self._ownership.release(c.call_id for c in batch if isinstance(c, EndCall))
         self.stats.applied += applied
         self.stats.skipped += skipped
         self.stats.batches += 1

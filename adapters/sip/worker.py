@@ -26,6 +26,7 @@ from adapters.media.player import MusicLibrary
 from adapters.media.prompts import Prompts
 from adapters.media.recorder import RecordingStore
 from adapters.sip import centre_actions
+from adapters.sip.admission import KeyBudget
 from adapters.sip.centre_front import CentreContext
 from adapters.sip.centre_link import CentreLink
 from adapters.sip.centre_session import CentreSession
@@ -39,7 +40,14 @@ from adapters.sip.endpoint import (
     create_endpoint,
 )
 from adapters.sip.legs import Leg, LegRole
-from adapters.sip.session import AudioSource, InboundFacts, MediaMonitor, Session, SessionContext
+from adapters.sip.session import (
+    AudioSource,
+    InboundFacts,
+    MediaMonitor,
+    Session,
+    SessionContext,
+    Timer,
+)
 from application.call_control import REPLY_CHANNEL, ControlReply, ControlRequest
 from application.routing_view import OfferChange
 from domain.queue import Queue
@@ -53,6 +61,7 @@ _URI_USER = re.compile(r"sips?:([^@;>\s]+)@", re.IGNORECASE)
 
 
 GC_INTERVAL = 5.0  # seconds between garbage collections on the pjsua2 thread
+HELD_CHECK = 0.05  # seconds between looks at the key budget while INVITEs are held
 
 
 class Router(Protocol):
@@ -136,6 +145,12 @@ class B2BUAWorker:
         self._posted: deque[Callable[[], None]] = deque()
         self._waker = Waker(config.endpoint.host, config.endpoint.port)
         self.refused = 0
+        # pjsua's real call slots (legs): its own clamp, or fewer if configured.
+        self.slots = min(config.endpoint.max_calls, PJSUA_MAX_CALLS)
+        self.budget = KeyBudget(self.slots)
+        # INVITEs left unanswered until the ioqueue has room to close their calls.
+        self._held: deque[Leg] = deque()
+        self._held_timer: Timer | None = None
         self.ready = threading.Event()
 
     def post(self, callback: Callable[[], None]) -> None:
@@ -152,7 +167,8 @@ class B2BUAWorker:
         self._ctx = SessionContext(
             sink=self.sink, new_leg=lambda role: self._new_leg(account, role),
             call_later=loop.call_later, no_answer_timeout=self.config.no_answer_timeout,
-            on_end=self._session_ended, music_on_hold=self._make_music(), media=self._media)
+            on_end=self._session_ended, music_on_hold=self._make_music(), media=self._media,
+            retry_after=self.config.retry_after)
         self._centre_ctx = self._centre_context()
         self._account = account
         # pjsua2 objects must die on this thread; the cyclic garbage collector
@@ -201,7 +217,7 @@ class B2BUAWorker:
             link=wiring.link, directory=wiring.directory, resolve_number=self.router.resolve,
             prompts=Prompts(wiring.media_dir),
             music=MusicLibrary(wiring.media_dir, wiring.default_music),
-            reply=self._reply, free_legs=lambda: PJSUA_MAX_CALLS - len(self.legs),
+            reply=self._reply, free_legs=lambda: self.slots - len(self.legs),
             recordings=wiring.recordings, announce_every_s=wiring.announce_every_s)
 
     def _create_account(self) -> _Account:
@@ -220,6 +236,8 @@ class B2BUAWorker:
         """End every call from our side and let the BYEs/CANCELs go out."""
         for session in list(self.sessions):
             session.end_now("worker_shutdown")
+        while self._held:
+            self._refuse(self._held.popleft(), "worker stopping")
         deadline = time.monotonic() + self.config.shutdown_grace
         while self.legs and time.monotonic() < deadline:
             loop.poll()
@@ -233,7 +251,9 @@ class B2BUAWorker:
         return leg
 
     def release(self, leg: Leg) -> None:
-        self.legs.discard(leg)
+        if leg in self.legs:
+            self.legs.discard(leg)
+            self.budget.closed()  # its RTP/RTCP keys are on the ioqueue's closing list
 
     def _sweep(self) -> None:
         """Give back the slot of any leg pjsua no longer knows, if its
@@ -253,13 +273,15 @@ class B2BUAWorker:
     def _incoming(self, prm: pj.OnIncomingCallParam) -> None:
         leg = self._new_leg(self._account, LegRole.CALLER, prm.callId)
         assert leg.dialog is not None  # just created
+        if self._held or not self.budget.has_room():
+            # Acting now (even refusing) closes this call's transport while the
+            # ioqueue's closing list is full: hold it, its slot too (see admission).
+            self._hold(leg)
+            return
         info = leg.dialog.getInfo()
         reason = self._refusal()
         if reason is not None:
-            self.refused += 1
-            log.warning("INVITE %s refused with 503: %s", info.callIdString, reason)
-            # answer(), not hangup(): only answer() puts our headers on the response.
-            leg.respond(503, {"Retry-After": str(self.config.retry_after)})
+            self._refuse(leg, reason, info.callIdString)
             return
         facts = InboundFacts(
             sip_call_id=info.callIdString,
@@ -277,6 +299,29 @@ class B2BUAWorker:
         self._register(session)
         session.start(self.router.resolve(facts.callee))
 
+    def _refuse(self, leg: Leg, reason: str, sip_call_id: str = "") -> None:
+        self.refused += 1
+        log.warning("INVITE %s refused with 503: %s", sip_call_id or leg.label, reason)
+        # answer(), not hangup(): only answer() puts our headers on the response.
+        leg.respond(503, {"Retry-After": str(self.config.retry_after)})
+
+    def _hold(self, leg: Leg) -> None:
+        self._held.append(leg)
+        if self._held_timer is None:
+            self._held_timer = self._ctx.call_later(self.budget.wait_hint() or HELD_CHECK,
+                                                    self._answer_held)
+
+    def _answer_held(self) -> None:
+        """Refuse held INVITEs, oldest first, as far as the key budget allows."""
+        self._held_timer = None
+        while self._held and self.budget.has_room():
+            leg = self._held.popleft()
+            if not leg.disconnected:  # a caller who CANCELled is answered by pjsua
+                self._refuse(leg, "INVITE burst: ioqueue keys still closing")
+        if self._held:
+            self._held_timer = self._ctx.call_later(
+                max(HELD_CHECK, self.budget.wait_hint()), self._answer_held)
+
     def _register(self, session: Session) -> None:
         self.sessions.add(session)
         self._by_call[session.call_id] = session
@@ -289,8 +334,9 @@ class B2BUAWorker:
             self._owned.discard(session.call_id)
 
     def _refusal(self) -> str | None:
-        # This INVITE's own leg is already counted; its callee leg is not yet.
-        if len(self.legs) + 1 > 2 * self.config.max_bridged_calls \
+        # This INVITE's own leg is already counted; its callee leg is not yet,
+        # and must find a pjsua slot (PJ_ETOOMANY otherwise).
+        if len(self.legs) + 1 > min(self.slots, 2 * self.config.max_bridged_calls) \
                 or len(self.sessions) >= self.config.max_bridged_calls:
             return f"at capacity ({self.config.max_bridged_calls} calls)"
         if self.overloaded():

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from uuid import UUID
 
 import click
 from eventsourcing.persistence import InternalError
@@ -30,6 +31,7 @@ from adapters.sip.centre_link import CentreLink
 from adapters.sip.directory import Directory
 from adapters.sip.endpoint import EndpointConfig, EndpointError
 from adapters.sip.follower import CentreFollower
+from adapters.sip.lost_calls import CallOwnership, end_lost_calls, worker_identity
 from adapters.sip.storage import StorageThread
 from adapters.sip.worker import B2BUAWorker, CentreWiring, WorkerConfig
 from application.callcentre import CallCentreService
@@ -62,6 +64,18 @@ def callcentre_service_factory(dsn: str, attempts: int = 5) -> CallCentreService
             # PostgreSQL's catalog ("tuple concurrently updated"): try again.
             time.sleep(random.uniform(0.05, 0.5))  # noqa: S311 - jitter, not secrets
     return CallCentreService(env=env)
+
+
+def end_lost_worker_calls(dsn: str, host: str, port: int) -> list[UUID]:
+    """End, with cause ``worker_lost``, every call the B2BUA worker serving SIP on
+    ``host:port`` left open when it died; the call ids ended. For a supervisor
+    that saw the worker die (and for the worker itself at start): never for a
+    worker still running, whose live calls it would end."""
+    service = call_service_factory(dsn)
+    try:
+        return end_lost_calls(dsn, worker_identity(host, port), service)
+    finally:
+        service.close()
 
 
 @click.command("b2bua")
@@ -101,7 +115,11 @@ def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
         dialplan = dialplans.load(routes, dialplan_file)
     except dialplans.DialplanError as error:
         raise click.BadParameter(str(error)) from None
-    storage = StorageThread(lambda: call_service_factory(dsn))
+    # A previous incarnation on this address (killed, aborted) may have left
+    # calls open: end them before taking any INVITE.
+    end_lost_worker_calls(dsn, host, port)
+    storage = StorageThread(lambda: call_service_factory(dsn),
+                            ownership=CallOwnership(dsn, worker_identity(host, port)))
     config = WorkerConfig(
         endpoint=EndpointConfig(host=host, port=port, rtp_port=rtp_port,
                                 pj_log_level=pj_log_level, max_calls=pjsua_calls),

@@ -145,12 +145,14 @@ def test_a_flood_is_answered_or_refused_never_dropped(
     worker = b2bua(route_to(uas_port), args=["--max-calls", "1"])
     uas = sipp.uas("uas", uas_port, calls=40)
 
-    result = sipp.uac("uac_answer_or_503.xml", worker.port, service="1000", calls=40, rate=40,
+    result = sipp.uac("uac_flood.xml", worker.port, service="1000", calls=40, rate=40,
                       extra=["-d", "500", "-l", "40"], timeout=60)
 
     assert result.ok, result.errors
     refused = len(re.findall(r"refused with 503", worker.log_text()))
-    answered = 40 - refused
+    # pjsua's own stateless 486 once every call slot is held (see adapters/sip/admission.py)
+    busy = len(re.findall(r"too many calls", worker.log_text()))
+    answered = 40 - refused - busy
     assert refused > 0, "the flood never reached capacity"
     histories = call_store.wait_ended(answered)
     assert len(histories) == answered

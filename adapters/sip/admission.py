@@ -1,0 +1,82 @@
+"""What runs out in a worker under an INVITE burst, and the rule that keeps it from running out.
+
+Measured (issue 16): ~80 INVITEs/s at one worker, refused ones included, made
+pjsua abort in ``pj_ioqueue_register_sock2`` (``Assertion
+'!pj_list_empty(&ioqueue->free_list)'``). The resource is the media
+ioqueue's keys, not call slots:
+
+* pjsua creates the RTP/RTCP transport of an incoming call (two sockets, two
+  ioqueue keys) *before* the application sees the INVITE, so even an INVITE
+  we refuse at once costs two keys;
+* a key given back (call ended, transport closed) stays on the ioqueue's
+  closing list for ``PJ_IOQUEUE_KEY_FREE_DELAY`` (500 ms) before it can be
+  reused; the wheel's select ioqueue has ``PJ_IOQUEUE_MAX_HANDLES`` = 64 keys;
+* with the free list empty, pjlib asserts (the wheel keeps assertions on)
+  instead of failing the registration: the process aborts.
+
+So keys in use = 2 x (live pjsua calls) + 2 x (calls closed in the last
+500 ms). Live calls are bounded by pjsua's call slots (4). Closed calls are
+not bounded by anything unless we bound them: this module counts them.
+
+The rule (``KeyBudget.has_room``): the worker acts on an INVITE (routes it,
+or refuses it, which closes its transport) only while the calls closed within
+the window, plus every slot closing too, still fit; otherwise it leaves the
+INVITE unanswered (pjsua has sent 100 Trying), holding its slot, and answers
+503 + Retry-After as soon as the window has room. Once every slot is held,
+pjsua answers further INVITEs itself with a stateless 486 and creates no
+transport at all, so a burst of any size can never take the last key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+IOQUEUE_KEYS = 64  # PJ_IOQUEUE_MAX_HANDLES of the wheel's (select) media ioqueue
+KEYS_PER_CALL = 2  # one RTP and one RTCP socket per pjsua call's audio transport
+KEY_FREE_DELAY = 0.5  # PJ_IOQUEUE_KEY_FREE_DELAY: a closed key is reusable after this
+# Counted over a longer window than pjlib's delay: our clock reads the close at
+# the DISCONNECTED callback, which may run a little before the transport closes.
+CLOSE_WINDOW = 0.6
+RESERVE_KEYS = 2  # never planned for: anything else on the ioqueue
+
+
+class KeyBudget:
+    """Counts pjsua calls closed recently; says whether one more may close now."""
+
+    def __init__(self, slots: int, *, keys: int = IOQUEUE_KEYS, reserve: int = RESERVE_KEYS,
+                 window: float = CLOSE_WINDOW,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.slots = slots
+        self.window = window
+        self._clock = clock
+        self._closed: deque[float] = deque()
+        # Calls whose transports fit on the ioqueue at once (live or closing).
+        transports = (keys - reserve) // KEYS_PER_CALL
+        # Every slot may hold a new live call, and every live call may close
+        # (unasked: BYE, CANCEL, 404) right after we acted: room for both.
+        self.limit = transports - 2 * slots
+        if self.limit < 1:
+            raise ValueError(f"{keys} ioqueue keys cannot serve {slots} call slots")
+
+    def closed(self) -> None:
+        """A pjsua call ended: its transport's keys are on the closing list."""
+        self._closed.append(self._clock())
+
+    def closing(self) -> int:
+        """Calls closed within the window (their keys may not be reusable yet)."""
+        horizon = self._clock() - self.window
+        while self._closed and self._closed[0] <= horizon:
+            self._closed.popleft()
+        return len(self._closed)
+
+    def has_room(self) -> bool:
+        """May the worker act on one more INVITE (which may close its call at once)?"""
+        return self.closing() < self.limit
+
+    def wait_hint(self) -> float:
+        """Seconds until the oldest closed call leaves the window (0 if it has room)."""
+        if self.has_room():
+            return 0.0
+        return max(0.0, self._closed[0] + self.window - self._clock())

@@ -86,7 +86,3 @@ class Conflict(IdentityError):  # noqa: N818 - reads as the outcome
 
 class WeakPassword(IdentityError):  # noqa: N818 - reads as the outcome
     """A password shorter than MIN_PASSWORD_LENGTH."""
-
-
-class UnknownIdentity(IdentityError):  # noqa: N818 - reads as the outcome
-    """No such user, account or key (in the caller's tenant)."""

@@ -40,7 +40,7 @@ from adapters.sip.commands import EndCall, QueueCall, RingCall, RouteCall
 from adapters.sip.directory import Directory, QueueSettings
 from adapters.sip.front import FrontAudio
 from adapters.sip.legs import Leg, LegRole
-from adapters.sip.outcomes import NO_ROUTE, callee_failure
+from adapters.sip.outcomes import NO_CAPACITY, NO_ROUTE, callee_failure
 from adapters.sip.outcomes import Outcome as SipOutcome
 from adapters.sip.session import (
     InboundFacts,
@@ -260,10 +260,11 @@ class FrontSession(Session):
                 self.b = leg
                 return
             leg.detach()
-        if uri is None:
+        if uri is None or leg is None:
             self._dial_failed(NO_ROUTE, HangupSide.SYSTEM)
         else:
-            self._dial_failed(callee_failure(0), HangupSide.SYSTEM)
+            self._dial_failed(NO_CAPACITY if leg.no_slot else callee_failure(0),
+                              HangupSide.SYSTEM)
 
     def _dialled_state(self, leg: Leg) -> None:
         if leg.state == pj.PJSIP_INV_STATE_EARLY and leg.last_status in (180, 183):

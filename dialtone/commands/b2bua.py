@@ -32,7 +32,7 @@ from adapters.sip.directory import Directory
 from adapters.sip.endpoint import EndpointConfig, EndpointError
 from adapters.sip.follower import CentreFollower
 from adapters.sip.lost_calls import CallOwnership, end_lost_calls, worker_identity
-from adapters.sip.storage import StorageThread
+from adapters.sip.storage import INFRASTRUCTURE_ERRORS, StorageThread
 from adapters.sip.worker import B2BUAWorker, CentreWiring, WorkerConfig
 from application.callcentre import CallCentreService
 from application.calls import CallService
@@ -116,8 +116,13 @@ def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
     except dialplans.DialplanError as error:
         raise click.BadParameter(str(error)) from None
     # A previous incarnation on this address (killed, aborted) may have left
-    # calls open: end them before taking any INVITE.
-    end_lost_worker_calls(dsn, host, port)
+    # calls open: end them before taking any INVITE. With the store away, the
+    # worker still starts (calls are buffered); the claims wait for next time.
+    try:
+        end_lost_worker_calls(dsn, host, port)
+    except INFRASTRUCTURE_ERRORS as error:
+        log.error("cannot end the calls a previous worker on %s:%d left (%s: %s); "
+                  "they are ended at the next start", host, port, type(error).__name__, error)
     storage = StorageThread(lambda: call_service_factory(dsn),
                             ownership=CallOwnership(dsn, worker_identity(host, port)))
     config = WorkerConfig(

@@ -7,19 +7,26 @@ else (projections, positions) is created by yoyo migrations under migrations/.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from dialtone.services.postgres import EmbeddedPostgres
+from dialtone.services.postgres import EmbeddedPostgres, ServerLease
 from dialtone.settings import Settings
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 DEFAULT_DATABASE = "dialtone"
+# Set in a child's environment by a parent that created the event store's tables
+# before starting it: the child leaves the DDL alone (see eventsourcing_env).
+EVENT_TABLES_READY = "DIALTONE_EVENT_TABLES_READY"
+
+# This process's share of each embedded server it uses, by data directory.
+_leases: dict[Path, ServerLease] = {}
 
 
 def embedded_server(settings: Settings) -> EmbeddedPostgres:
@@ -27,14 +34,27 @@ def embedded_server(settings: Settings) -> EmbeddedPostgres:
 
 
 def resolve_dsn(settings: Settings) -> str:
-    """DATABASE_URL when set; otherwise start (or reuse) the embedded server."""
+    """DATABASE_URL when set; otherwise start (or reuse) the embedded server, counted as
+    one of its users until ``release_embedded`` or the end of the process."""
     if settings.database_url:
         return settings.database_url
     server = embedded_server(settings)
-    server.start()
+    lease = _leases.setdefault(server.data_dir, ServerLease(server))
+    lease.acquire()
     dsn = server.dsn(DEFAULT_DATABASE)
     ensure_database(dsn)
     return dsn
+
+
+def release_embedded(settings: Settings) -> bool:
+    """Leave the embedded server: stopped if no other command uses it (True then)."""
+    if settings.database_url:
+        return False
+    lease = _leases.pop(embedded_server(settings).data_dir, None)
+    stopped = lease is not None and lease.release()
+    if stopped:
+        log.info("embedded PostgreSQL stopped")
+    return stopped
 
 
 def with_database(dsn: str, database: str) -> str:
@@ -68,7 +88,10 @@ def eventsourcing_env(dsn: str, **overrides: str) -> dict[str, str]:
         "POSTGRES_PORT": str(params.get("port") or "5432"),
         "POSTGRES_USER": str(params.get("user") or "postgres"),
         "POSTGRES_PASSWORD": str(params.get("password") or ""),
-        "CREATE_TABLE": "y",
+        # Several processes starting at once each running eventsourcing's DDL (CREATE
+        # OR REPLACE FUNCTION even when it exists) collide in PostgreSQL's catalog:
+        # "tuple concurrently updated". A parent that created the tables says so.
+        "CREATE_TABLE": "n" if os.environ.get(EVENT_TABLES_READY) == "1" else "y",
     }
     env.update(overrides)
     return env

@@ -4,22 +4,29 @@ With nothing configured: the embedded PostgreSQL, migrations, the in-process
 projection runner, the call-centre routing process and the HTTP API. With
 DATABASE_URL it uses that server; with DIALTONE_KAFKA_BOOTSTRAP it leaves
 projections to `dialtone relay` + `dialtone worker`.
+
+SIGTERM and SIGINT stop it the same way: the API, the B2BUA workers (kept running
+by a supervisor until then), the runners, and the embedded server unless another
+command on the same data directory still uses it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
+from collections.abc import Callable
+from pathlib import Path
 
 import click
-import uvicorn
 
 from dialtone import bootstrap
 from dialtone.commands.b2bua import spawn_worker
-from dialtone.database import embedded_server, resolve_dsn
+from dialtone.database import EVENT_TABLES_READY, release_embedded, resolve_dsn
 from dialtone.migrations import apply_migrations
+from dialtone.services.ports import busy_ports
+from dialtone.services.processes import Supervisor
+from dialtone.services.serving import StopSignals, serve
 from dialtone.settings import Settings
 from streams.inprocess import InProcessProjectionRunner
 from streams.routing_process import RoutingRunner
@@ -28,26 +35,41 @@ log = logging.getLogger(__name__)
 
 
 def start_b2bua_workers(count: int, first_port: int, database_url: str,
-                        settings: Settings) -> list[subprocess.Popen[bytes]]:
-    """`count` B2BUA workers on UDP first_port, first_port + 1, ... (logs in the data dir)."""
-    env = {**os.environ, "DATABASE_URL": database_url, "DIALTONE_DATA_DIR": str(settings.data_dir)}
+                        settings: Settings) -> Supervisor:
+    """`count` B2BUA workers on UDP first_port, first_port + 1, ... (logs in the data dir),
+    each restarted on its port if it dies."""
+    # The tables exist (the caller created them): workers starting together must
+    # not all run the DDL again.
+    env = {**os.environ, "DATABASE_URL": database_url, "DIALTONE_DATA_DIR": str(settings.data_dir),
+           EVENT_TABLES_READY: "1"}
     log_dir = settings.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    return [spawn_worker(first_port + n, env=env, log_file=log_dir / f"b2bua-{first_port + n}.log",
-                         new_session=True)  # Ctrl-C reaches us; we stop them in order
-            for n in range(count)]
+    supervisor = Supervisor(on_exit=worker_exited)
+    for port in range(first_port, first_port + count):
+        supervisor.add(f"b2bua worker on udp {port}", _worker_spawner(port, env, log_dir))
+    supervisor.start()
+    return supervisor
 
 
-def stop_processes(processes: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+def _worker_spawner(port: int, env: dict[str, str], log_dir: os.PathLike[str] | str,
+                    ) -> Callable[[], subprocess.Popen[bytes]]:
+    log_file = Path(log_dir) / f"b2bua-{port}.log"
+    # new_session: Ctrl-C reaches only us; we stop the workers in order.
+    return lambda: spawn_worker(port, env=env, log_file=log_file, new_session=True)
+
+
+def worker_exited(name: str, code: int) -> None:
+    """Hook for the calls a dead worker left open (they are to be ended with a cause)."""
+    log.warning("%s died (exit code %d); its open calls are not ended yet", name, code)
+
+
+def check_ports(host: str, port: int, sip_port: int, workers: int) -> None:
+    """Refuse, touching nothing, when a port this command would listen on is taken."""
+    busy = busy_ports(host, tcp=(port,), udp=tuple(range(sip_port, sip_port + workers)))
+    if busy:
+        raise click.ClickException(
+            f"{', '.join(busy)} already in use (another dialtone on this machine?); "
+            "choose others with --port / --sip-port or DIALTONE_HTTP_PORT")
 
 
 @click.command("up")
@@ -60,27 +82,30 @@ def stop_processes(processes: list[subprocess.Popen[bytes]], timeout: float = 15
 @click.pass_obj
 def command(settings: Settings, host: str | None, port: int | None, b2bua_workers: int,
             sip_port: int) -> None:
-    """Run the platform until Ctrl-C."""
-    database_url = resolve_dsn(settings)
-    apply_migrations(database_url)
-    bootstrap.call_service(database_url)  # creates the event tables once, before workers
-    bootstrap.callcentre_service(database_url)
-    workers = start_b2bua_workers(b2bua_workers, sip_port, database_url, settings)
-    runners: list[InProcessProjectionRunner | RoutingRunner] = (
-        [] if settings.kafka_bootstrap else list(bootstrap.inprocess_runners(database_url)))
-    runners.append(bootstrap.routing_runner(database_url))  # offers queued calls to agents
-    for runner in runners:
-        runner.start()
+    """Run the platform until Ctrl-C or SIGTERM."""
     host, port = host or settings.http_host, port or settings.http_port
-    click.echo(f"dialtone is up: http://{host}:{port}/docs (API), /healthz; "
-               f"SIP on udp {sip_port}..{sip_port + b2bua_workers - 1}; Ctrl-C stops it")
+    check_ports(host, port, sip_port, b2bua_workers)
+    stop = StopSignals().install()
+    database_url = resolve_dsn(settings)
+    workers: Supervisor | None = None
+    runners: list[InProcessProjectionRunner | RoutingRunner] = []
     try:
-        uvicorn.run(bootstrap.http_app(database_url), host=host, port=port,
-                    log_level=settings.log_level.lower())
+        apply_migrations(database_url)
+        bootstrap.call_service(database_url)  # creates the event tables once, before workers
+        bootstrap.callcentre_service(database_url)
+        workers = start_b2bua_workers(b2bua_workers, sip_port, database_url, settings)
+        if not settings.kafka_bootstrap:
+            runners.extend(bootstrap.inprocess_runners(database_url))
+        runners.append(bootstrap.routing_runner(database_url))  # offers queued calls to agents
+        for runner in runners:
+            runner.start()
+        click.echo(f"dialtone is up: http://{host}:{port}/docs (API), /healthz; "
+                   f"SIP on udp {sip_port}..{sip_port + b2bua_workers - 1}; Ctrl-C stops it")
+        serve(bootstrap.http_app(database_url), host, port, stop,
+              log_level=settings.log_level.lower())
     finally:
-        stop_processes(workers)
+        if workers is not None:
+            workers.stop()
         for runner in runners:
             runner.stop()
-        if not settings.database_url:
-            embedded_server(settings).stop()
-            log.info("embedded PostgreSQL stopped")
+        release_embedded(settings)

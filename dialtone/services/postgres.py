@@ -11,6 +11,7 @@ and a server that outlives the process that started it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import pwd
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,3 +212,59 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class ServerLease:
+    """Commands sharing one data directory share its embedded server.
+
+    Each command using the server holds a shared ``flock`` on ``<data>/postgres.users``
+    for as long as it runs (the kernel drops it when the process dies, even on
+    SIGKILL, so no count goes stale). On its way out a command stops the server only
+    if nobody else holds the lock: the last one out stops it, and nothing stops a
+    server another command is still using. Starting and that decision are serialised
+    by an exclusive lock on ``<data>/postgres.lock``, so a command starting while
+    another stops either finds the server running (and keeps it) or starts it again.
+    """
+
+    def __init__(self, server: EmbeddedPostgres) -> None:
+        self.server = server
+        root = server.data_dir.parent
+        self._guard_path = root / f"{server.data_dir.name}.lock"
+        self._users_path = root / f"{server.data_dir.name}.users"
+        self._users: int | None = None  # our fd holding the shared lock
+
+    def acquire(self, timeout: float = 30.0) -> None:
+        """Start the server unless it runs, and count this process among its users."""
+        if self._users is not None:
+            return
+        self.server.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        with self._guard():
+            self.server.start(timeout)
+            users = os.open(self._users_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(users, fcntl.LOCK_SH)
+            self._users = users
+
+    def release(self) -> bool:
+        """Leave; stop the server when no other command uses it. True if stopped."""
+        if self._users is None:
+            return False
+        with self._guard():
+            try:
+                fcntl.flock(self._users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("embedded PostgreSQL left running: another command uses it")
+                return False
+            finally:
+                os.close(self._users)
+                self._users = None
+            self.server.stop()
+            return True
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        guard = os.open(self._guard_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(guard)

@@ -40,6 +40,11 @@ class InProcessProjectionRunner(NotifiedLoop):
         self.page_size = page_size
         self.source = f"store:{app.name}"
 
+    HEARTBEAT_SERVICE = "projections"
+
+    def heartbeat_instance(self) -> str:
+        return self.name  # projections-<application>: one runner per application
+
     def step(self, conn: psycopg.Connection[Any]) -> bool:
         return self.run_once(conn) >= self.page_size
 

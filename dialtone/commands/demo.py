@@ -33,17 +33,17 @@ from pathlib import Path
 from uuid import UUID
 
 import click
-import uvicorn
-from fastapi import FastAPI
 
 from application.callcentre import AlreadyExists, CallCentreService
 from dialtone import bootstrap
 from dialtone.commands.b2bua import spawn_worker
-from dialtone.database import embedded_server, resolve_dsn
+from dialtone.database import EVENT_TABLES_READY, release_embedded, resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.narrate import Narrator
 from dialtone.services.phones import Softphone, start_phone
-from dialtone.services.processes import stop_process
+from dialtone.services.ports import busy_ports
+from dialtone.services.processes import Spawn, Supervisor
+from dialtone.services.serving import StopSignals, serve
 from dialtone.settings import Settings
 from domain.addressing import Target
 from domain.agent import Agent, AgentState
@@ -167,17 +167,20 @@ class Demo(contextlib.ExitStack):
         self.callback(narrator.stop)
 
     def start_workers(self) -> None:
+        # The event tables exist (created in __init__ and start_platform): the workers,
+        # starting together, must not run the DDL again (they collided in the catalog).
         env = {**os.environ, "DATABASE_URL": self.database_url,
-               "DIALTONE_DATA_DIR": str(self.settings.data_dir), "DIALTONE_LOG_LEVEL": "INFO"}
+               "DIALTONE_DATA_DIR": str(self.settings.data_dir), "DIALTONE_LOG_LEVEL": "INFO",
+               EVENT_TABLES_READY: "1"}
+        supervisor = Supervisor()  # a worker that dies comes back on its port
+        self.callback(supervisor.stop)
         logs = []
         for _ in range(self.worker_count):
             port = free_port()
             logs.append(self.work / f"b2bua-{port}.log")
-            worker = spawn_worker(port, extra_args=["--max-calls", str(CALLS_PER_WORKER),
-                                                    "--pj-log-level", "1"],
-                                  env=env, log_file=logs[-1], new_session=True)
-            self.callback(stop_process, worker)
+            supervisor.add(f"b2bua worker on udp {port}", _worker_spawner(port, env, logs[-1]))
             self.worker_ports.append(port)
+        supervisor.start()
         _wait_listening(logs)
         self.say(f"{len(logs)} B2BUA workers on udp ports {self.worker_ports} "
                  f"(logs: {self.work})")
@@ -189,6 +192,16 @@ class Demo(contextlib.ExitStack):
                                       str(agent.talk_s), "--tone", "1000"])
             self.callback(phone.stop)
             self.service.login(Agent.id_for(agent.key), phone.uri, now())
+        # ExitStack unwinds in reverse: the agents log out before their phones stop, so
+        # none is left "available" at a device URI nobody answers any more.
+        self.callback(self._log_out_agents)
+
+    def _log_out_agents(self) -> None:
+        for agent in AGENTS:
+            try:
+                _log_out(self.service, Agent.id_for(agent.key))
+            except Exception:  # the store may be unreachable; the next run clears them
+                log.exception("agent %s was not logged out", agent.key)
 
     def start_callers(self) -> None:
         thread = threading.Thread(target=self._call_loop, name="demo-callers", daemon=True)
@@ -254,14 +267,24 @@ def _wait_listening(logs: list[Path], timeout: float = 120.0) -> None:
 @click.pass_obj
 def command(settings: Settings, host: str | None, port: int | None, workers: int,
             interval: float, run_for: float | None) -> None:
-    """Run the platform with a simulated call centre until Ctrl-C."""
+    """Run the platform with a simulated call centre until Ctrl-C or SIGTERM."""
     say = click.echo
     if settings.log_level.upper() == "INFO":  # the default: the narration is the output
         logging.getLogger().setLevel(logging.WARNING)
+    host, port = host or settings.http_host, port or settings.http_port
+    busy = busy_ports(host, tcp=(port,))
+    if busy:  # before anything starts: a second command must not disturb the first
+        raise click.ClickException(
+            f"{', '.join(busy)} already in use (is `dialtone up` running?); "
+            "choose another with --port or DIALTONE_HTTP_PORT")
+    stop = StopSignals().install()
+    if run_for is not None:
+        timer = threading.Timer(run_for, stop.request)
+        timer.daemon = True
+        timer.start()
     database_url = resolve_dsn(settings)
     try:
         apply_migrations(database_url)
-        host, port = host or settings.http_host, port or settings.http_port
         with Demo(settings, database_url, workers, interval, say) as demo:
             provision(demo.service)
             demo.start_platform()
@@ -277,22 +300,15 @@ def command(settings: Settings, host: str | None, port: int | None, workers: int
                 f"  {base}/docs                   the whole API\n"
                 f"  dial sip:5000@127.0.0.1:{demo.worker_ports[0]} (sales) or :5001 (menu) "
                 f"from a softphone of your own. Ctrl-C stops everything.")
-            _serve(bootstrap.http_app(database_url), host, port, run_for)
+            serve(bootstrap.http_app(database_url), host, port, stop, log_level="warning")
             say("stopping: callers, agents, workers, routing, projections...")
     finally:
-        if not settings.database_url:
-            embedded_server(settings).stop()
+        release_embedded(settings)  # unless another command on this data dir still uses it
         say("dialtone demo stopped")
 
 
-def _serve(app: FastAPI, host: str, port: int, run_for: float | None) -> None:
-    """The API until Ctrl-C (uvicorn's own handler ends ``run``), or ``run_for`` seconds."""
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    if run_for is not None:
-        timer = threading.Timer(run_for, lambda: setattr(server, "should_exit", True))
-        timer.daemon = True
-        timer.start()
-    # uvicorn shuts down on SIGINT, then raises the signal again: that is our
-    # cue to stop the rest, not an error (uvicorn.run does the same).
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+def _worker_spawner(port: int, env: dict[str, str], log_file: Path) -> Spawn:
+    """Starts (and restarts) the worker on ``port``, its output appended to ``log_file``."""
+    return lambda: spawn_worker(port, extra_args=["--max-calls", str(CALLS_PER_WORKER),
+                                                  "--pj-log-level", "1"],
+                                env=env, log_file=log_file, new_session=True)

@@ -1,5 +1,6 @@
 """`dialtone demo`: a new user sees calls flow through the queues within a minute,
-and Ctrl-C leaves nothing running."""
+and Ctrl-C leaves nothing running: no process, and no agent available at a phone that
+is gone."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from application.callcentre import CallCentreService
+from dialtone.database import eventsourcing_env
 from dialtone.services.postgres import EmbeddedPostgres, free_port
+from domain.agent import Agent, AgentState
 from tests.fixtures.processes import DialtoneProcess, wait_for
 
 pytestmark = pytest.mark.sip
@@ -60,6 +64,24 @@ def test_demo_answers_calls_within_a_minute_and_stops_cleanly_on_ctrl_c(
     demo.proc.send_signal(signal.SIGINT)
     assert demo.proc.wait(60) == 0, demo.tail()
     assert "dialtone demo stopped" in demo.log.read_text()
-    assert not EmbeddedPostgres(data_dir / "postgres", pg_port).is_running(), demo.tail()
+    server = EmbeddedPostgres(data_dir / "postgres", pg_port)
+    assert not server.is_running(), demo.tail()
     wait_for(lambda: not _processes_with(str(data_dir)), 10, "every demo process gone",
              processes=(demo,))
+
+    # Workers starting together did not collide on the event store's DDL.
+    worker_logs = "".join(p.read_text(errors="replace")
+                          for p in (data_dir / "demo").glob("b2bua-*.log"))
+    assert "event store unavailable" not in worker_logs
+    assert "concurrently updated" not in worker_logs
+
+    # The agents left with their phones.
+    server.start()
+    try:
+        service = CallCentreService(env=eventsourcing_env(server.dsn("dialtone")))
+        states = {key: service.get(Agent, Agent.id_for(key)).state
+                  for key in ("alice", "bob", "carol", "dave")}
+        service.close()
+    finally:
+        server.stop()
+    assert set(states.values()) == {AgentState.LOGGED_OUT}, states

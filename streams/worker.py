@@ -43,6 +43,7 @@ from faust.types import EventT
 from projections.dead_letters import apply_or_park
 from projections.envelope import EventEnvelope, InvalidEnvelope
 from projections.registry import ProjectionGroup
+from streams.heartbeat import attach_to_faust
 from streams.topics import dead_letter_topic, topic_for
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,7 @@ def create_app(config: WorkerConfig, groups: Sequence[ProjectionGroup]) -> faust
         web_port=config.web_port or 6066,
         store="memory://",
     )
+    attach_to_faust(app, config.database_url)  # service_heartbeats row "worker"
     for kind in sorted(set().union(*(g.kinds for g in groups))):
         _add_projection_agent(app, config, kind, [g for g in groups if kind in g.kinds])
     return app

@@ -102,13 +102,17 @@ class Heartbeat:
                                         name=f"heartbeat-{self.service}")
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop beating and mark the row stopped (best effort)."""
+    def stop(self, timeout: float = 5.0, *, clean: bool = True) -> None:
+        """Stop beating; mark the row stopped (best effort) if the process stops as
+        asked. ``clean=False`` (it stops on an error) leaves the row to go stale,
+        as a crash would: health must not read a failure as a deliberate stop."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._write(_STOPPED)
-        self._close()
+        if clean:
+            self._write(_STOPPED)
+        with self._lock:
+            self._close()
 
     def beat_once(self) -> bool:
         """Write a beat if the loop ticked since the last one; True when written."""

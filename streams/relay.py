@@ -97,7 +97,7 @@ class Relay:
                     self._stop.wait(self.config.idle_wait)
         finally:
             self.close()
-            self.heartbeat.stop()
+            self.heartbeat.stop(clean=self._stop.is_set())  # an error leaves it to go stale
 
     def relay_page(self) -> int:
         """Publish the next page in one transaction; return how many events it held."""

@@ -171,7 +171,7 @@ def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
             wiring.link.stop()
             follower.service.close()
         storage.stop(timeout=30.0)
-        heartbeat.stop()
+        heartbeat.stop(clean=stop.is_set())  # an error leaves it to go stale
 
 
 def spawn_worker(port: int, *, routes: Sequence[str] = (), dialplan_file: Path | None = None,

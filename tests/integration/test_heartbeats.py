@@ -112,3 +112,12 @@ def test_the_process_survives_the_database_going_away_and_beats_again(
 
     wait_for(beats_again, 20, "a beat after the database came back")
     beat.stop()
+
+
+def test_a_stop_on_an_error_leaves_the_row_to_go_stale(migrated, heartbeat):
+    heartbeat.start()
+    wait_for(lambda: _row(migrated) is not None, 10, "the first beat")
+    heartbeat.stop(clean=False)
+    row = _row(migrated)
+    assert row is not None
+    assert row["stopped_at"] is None

@@ -16,10 +16,32 @@ from uuid import UUID
 
 SPEC_VERSION = "1.0"
 SOURCE = "urn:dialtone"
+# The CloudEvents Kafka protocol binding, structured content mode: the whole
+# event is the message value, and this `content-type` header says so.
+CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
+CONTENT_TYPE_HEADER = "content-type"
+# The sequence extension is a string compared lexicographically, so the store
+# position is zero-padded to a fixed width: 20 digits hold any bigint position.
+SEQUENCE_WIDTH = 20
 
 
 class InvalidEnvelope(ValueError):  # noqa: N818 - reads as what the message is
     """A message that is not a decodable dialtone CloudEvent."""
+
+
+def format_sequence(position: int) -> str:
+    """The CloudEvents `sequence` of a store position: ``1874`` -> ``00000000000000001874``."""
+    return f"{position:0{SEQUENCE_WIDTH}d}"
+
+
+def parse_sequence(value: object) -> int:
+    """The store position of a `sequence`: the 20-digit string, or (messages
+    published before it was padded) a plain decimal string or a JSON integer."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InvalidEnvelope(f"sequence must be a string of digits, not {value!r}")
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise InvalidEnvelope(f"sequence must be a string of digits, not {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -49,9 +71,10 @@ class EventEnvelope:
             "subject": str(self.subject),
             "time": self.occurred_at.isoformat(),
             "datacontenttype": "application/json",
-            # CloudEvents' sequence extension is a string; ours is the decimal
-            # store position. `aggregateversion` orders events within a subject.
-            "sequence": str(self.position),
+            # CloudEvents' sequence extension: a string that sorts; ours is the
+            # event store position (global order across every source of one
+            # store), zero-padded. `aggregateversion` orders events within a subject.
+            "sequence": format_sequence(self.position),
             "aggregateversion": self.version,
             "data": dict(self.data),
         }
@@ -69,7 +92,7 @@ class EventEnvelope:
                 type=str(event["type"]),
                 subject=UUID(event["subject"]),
                 version=int(event["aggregateversion"]),
-                position=int(event["sequence"]),
+                position=parse_sequence(event["sequence"]),
                 occurred_at=datetime.fromisoformat(event["time"]),
                 data=dict(event.get("data") or {}),
             )

@@ -28,13 +28,15 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from application.heartbeats import Heartbeat
-from projections.envelope import EventEnvelope, InvalidEnvelope
+from projections.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, EventEnvelope, InvalidEnvelope
 from streams.envelopes import decode
 from streams.topics import topic_for
 
 log = logging.getLogger(__name__)
 
 _TAIL_WINDOW = 500  # offsets read back per partition to find the last committed event
+# CloudEvents Kafka binding, structured mode: the value is the whole event.
+_HEADERS = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())]
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,8 @@ class Relay:
         producer.begin_transaction()
         for envelope in envelopes:
             producer.send(topic_for(envelope.kind, self.config.topic_prefix),
-                          key=str(envelope.subject).encode(), value=envelope.to_json())
+                          key=str(envelope.subject).encode(), value=envelope.to_json(),
+                          headers=_HEADERS)
         producer.commit_transaction()  # flushes; returns once the broker acknowledged
 
     def _connection(self) -> psycopg.Connection[Any]:

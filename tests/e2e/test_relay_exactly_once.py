@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 import pytest
@@ -15,7 +17,7 @@ from application.calls import CallService
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
 from dialtone.simulate import EVENTS_PER_LIFECYCLE, lifecycles
-from projections.envelope import EventEnvelope
+from projections.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, EventEnvelope
 from streams.envelopes import event_id
 from streams.topics import topic_for
 from tests.fixtures.processes import DialtoneProcess, wait_for
@@ -44,14 +46,28 @@ def _published_event_ids(bootstrap: str, topic: str) -> list[uuid.UUID]:
         consumer.assign(partitions)
         ends = consumer.end_offsets(partitions)
         ids: list[uuid.UUID] = []
+        last: dict[int, str] = {}
         for _ in range(600):  # bounded: at most ~2 minutes of polling
             for records in consumer.poll(timeout_ms=200).values():
-                ids += [EventEnvelope.from_json(r.value).id for r in records]
+                for record in records:
+                    ids.append(_checked_cloudevent(record, last).id)
             if all(consumer.position(tp) >= ends[tp] for tp in partitions):
                 return ids
         pytest.fail("could not read the whole topic")
     finally:
         consumer.close()
+
+
+def _checked_cloudevent(record: Any, last: dict[int, str]) -> EventEnvelope:
+    """The CloudEvents Kafka binding (structured mode), and a sequence that sorts
+    as a string within each partition (the extension compares strings)."""
+    assert (CONTENT_TYPE_HEADER, CONTENT_TYPE.encode()) in record.headers
+    sequence = json.loads(record.value)["sequence"]
+    assert isinstance(sequence, str)
+    assert len(sequence) == 20
+    assert sequence > last.get(record.partition, "")
+    last[record.partition] = sequence
+    return EventEnvelope.from_json(record.value)
 
 
 def test_relay_killed_mid_burst_publishes_every_event_exactly_once(

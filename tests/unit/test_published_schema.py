@@ -12,7 +12,7 @@ import pytest
 from application.calls import CallService
 from dialtone.simulate import full_lifecycle
 from domain.call import Direction, SupervisionMode
-from projections.envelope import EventEnvelope
+from projections.envelope import EventEnvelope, InvalidEnvelope, format_sequence
 from streams.envelopes import decode
 
 SCHEMA_DEFINED = ("initiated", "routed", "ringing", "answered", "held", "resumed",
@@ -46,22 +46,77 @@ def _call_centre_call(service: CallService, t0: datetime) -> None:
     service.stop_supervision(call_id, "sup-1", t0)
 
 
-def test_every_call_event_validates_against_the_topic_schema(published) -> None:
+def test_every_call_event_validates_against_the_topic_schema(
+    published: list[dict[str, object]],
+) -> None:
     validator = jsonschema.Draft202012Validator(SCHEMA)
-    types = {e["type"].split(".")[2] for e in published}  # type: ignore[union-attr]
+    types = {str(e["type"]).split(".")[2] for e in published}
     assert types == set(SCHEMA_DEFINED)
     for event in published:
         errors = [e.message for e in validator.iter_errors(event)]
         assert errors == [], event["type"]
 
 
-def test_schema_rejects_an_event_with_an_undocumented_field(published) -> None:
+def _closed(schema: object) -> object:
+    """The schema with every `data` object closed: what we publish today, exactly."""
+    if isinstance(schema, dict):
+        return {k: False if k == "additionalProperties" else _closed(v)
+                for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_closed(v) for v in schema]
+    return schema
+
+
+def test_every_published_field_is_documented(published: list[dict[str, object]]) -> None:
+    validator = jsonschema.Draft202012Validator(_closed(SCHEMA))
+    for event in published:
+        assert [e.message for e in validator.iter_errors(event)] == [], event["type"]
+
+
+def test_schema_lets_a_new_optional_field_appear_within_the_version(
+    published: list[dict[str, object]],
+) -> None:
     ended = next(e for e in published if e["type"] == "dialtone.call.ended.v1")
-    tampered = {**ended, "data": {**ended["data"], "surprise": 1}}  # type: ignore[dict-item]
+    extended = {**ended, "data": {**ended["data"], "surprise": 1}}  # type: ignore[dict-item]
+    jsonschema.validate(extended, SCHEMA)  # consumers must ignore what they do not know
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(tampered, SCHEMA)
+        jsonschema.validate(extended, _closed(SCHEMA))
 
 
-def test_published_event_round_trips_to_the_same_envelope(published) -> None:
+def test_schema_rejects_a_changed_type(published: list[dict[str, object]]) -> None:
+    ended = next(e for e in published if e["type"] == "dialtone.call.ended.v1")
+    changed = {**ended, "data": {**ended["data"], "sip_status": "200"}}  # type: ignore[dict-item]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(changed, SCHEMA)
+
+
+def test_sequence_is_a_zero_padded_position_that_sorts_as_a_string(
+    published: list[dict[str, object]],
+) -> None:
+    sequences = [str(e["sequence"]) for e in published]
+    assert all(len(s) == 20 and s.isdigit() for s in sequences)
+    assert sorted(sequences) == sequences  # published in store order
+    assert [int(s) for s in sequences] == [EventEnvelope.from_cloudevent(e).position
+                                           for e in published]
+    assert format_sequence(9) < format_sequence(10)  # where str(9) > str(10)
+
+
+@pytest.mark.parametrize("old", [1874, "1874", "00000000000000001874"])
+def test_consumers_read_the_old_sequence_forms_too(published: list[dict[str, object]],
+                                                   old: object) -> None:
+    event = {**published[0], "sequence": old}
+    assert EventEnvelope.from_cloudevent(event).position == 1874
+
+
+@pytest.mark.parametrize("bad", ["-1", "12a", " 12", 1.5, True, None])
+def test_a_sequence_that_is_not_digits_is_invalid(published: list[dict[str, object]],
+                                                  bad: object) -> None:
+    with pytest.raises(InvalidEnvelope):
+        EventEnvelope.from_cloudevent({**published[0], "sequence": bad})
+
+
+def test_published_event_round_trips_to_the_same_envelope(
+    published: list[dict[str, object]],
+) -> None:
     for event in published:
         assert EventEnvelope.from_cloudevent(event).to_cloudevent() == event

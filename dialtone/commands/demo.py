@@ -37,6 +37,7 @@ import click
 from application.callcentre import AlreadyExists, CallCentreService
 from dialtone import bootstrap
 from dialtone.commands.b2bua import spawn_worker
+from dialtone.commands.up import WORKER_HOST, lost_calls_ender
 from dialtone.database import EVENT_TABLES_READY, release_embedded, resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.narrate import Narrator
@@ -178,7 +179,8 @@ class Demo(contextlib.ExitStack):
         for _ in range(self.worker_count):
             port = free_port()
             logs.append(self.work / f"b2bua-{port}.log")
-            supervisor.add(f"b2bua worker on udp {port}", _worker_spawner(port, env, logs[-1]))
+            supervisor.add(f"b2bua worker on udp {port}", _worker_spawner(port, env, logs[-1]),
+                           on_exit=lost_calls_ender(self.database_url, port))
             self.worker_ports.append(port)
         supervisor.start()
         _wait_listening(logs)
@@ -310,5 +312,5 @@ def command(settings: Settings, host: str | None, port: int | None, workers: int
 def _worker_spawner(port: int, env: dict[str, str], log_file: Path) -> Spawn:
     """Starts (and restarts) the worker on ``port``, its output appended to ``log_file``."""
     return lambda: spawn_worker(port, extra_args=["--max-calls", str(CALLS_PER_WORKER),
-                                                  "--pj-log-level", "1"],
+                                                  "--pj-log-level", "1", "--host", WORKER_HOST],
                                 env=env, log_file=log_file, new_session=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 
 from dialtone import bootstrap
-from dialtone.commands.b2bua import spawn_worker
+from dialtone.commands.b2bua import end_lost_worker_calls, spawn_worker
 from dialtone.database import EVENT_TABLES_READY, release_embedded, resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.services.ports import busy_ports
@@ -32,6 +32,8 @@ from streams.inprocess import InProcessProjectionRunner
 from streams.routing_process import RoutingRunner
 
 log = logging.getLogger(__name__)
+
+WORKER_HOST = "127.0.0.1"  # `dialtone b2bua`'s default --host, which up's workers use
 
 
 def start_b2bua_workers(count: int, first_port: int, database_url: str,
@@ -44,9 +46,10 @@ def start_b2bua_workers(count: int, first_port: int, database_url: str,
            EVENT_TABLES_READY: "1"}
     log_dir = settings.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    supervisor = Supervisor(on_exit=worker_exited)
+    supervisor = Supervisor()
     for port in range(first_port, first_port + count):
-        supervisor.add(f"b2bua worker on udp {port}", _worker_spawner(port, env, log_dir))
+        supervisor.add(f"b2bua worker on udp {port}", _worker_spawner(port, env, log_dir),
+                       on_exit=lost_calls_ender(database_url, port))
     supervisor.start()
     return supervisor
 
@@ -55,12 +58,20 @@ def _worker_spawner(port: int, env: dict[str, str], log_dir: os.PathLike[str] | 
                     ) -> Callable[[], subprocess.Popen[bytes]]:
     log_file = Path(log_dir) / f"b2bua-{port}.log"
     # new_session: Ctrl-C reaches only us; we stop the workers in order.
-    return lambda: spawn_worker(port, env=env, log_file=log_file, new_session=True)
+    return lambda: spawn_worker(port, extra_args=["--host", WORKER_HOST], env=env,
+                                log_file=log_file, new_session=True)
 
 
-def worker_exited(name: str, code: int) -> None:
-    """Hook for the calls a dead worker left open (they are to be ended with a cause)."""
-    log.warning("%s died (exit code %d); its open calls are not ended yet", name, code)
+def lost_calls_ender(database_url: str, port: int) -> Callable[[int], None]:
+    """What the supervisor runs when the worker on ``port`` has died: its open calls are
+    ended with cause ``worker_lost`` at once (the restarted worker would too, at its start,
+    but a worker that cannot start must not leave them "answered")."""
+    def end(_code: int) -> None:
+        ended = end_lost_worker_calls(database_url, WORKER_HOST, port)
+        if ended:
+            log.warning("b2bua worker on udp %d died with %d calls open: ended", port,
+                        len(ended))
+    return end
 
 
 def check_ports(host: str, port: int, sip_port: int, workers: int) -> None:

@@ -21,9 +21,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 Spawn = Callable[[], subprocess.Popen[bytes]]
-# Called with the slot's name and the exit code when a supervised process dies (before
-# its restart): where the calls it left open get ended.
-OnExit = Callable[[str, int], None]
+# Called with the exit code when a supervised process has died, before its restart (so
+# never while it runs): e.g. ending the calls a B2BUA worker left open.
+OnExit = Callable[[int], None]
 
 
 def stop_process(process: subprocess.Popen[Any], timeout: float = 20.0) -> None:
@@ -52,6 +52,7 @@ class _Slot:
     name: str
     spawn: Spawn
     process: subprocess.Popen[bytes]
+    on_exit: OnExit | None = None
     restarts: collections.deque[float] = field(default_factory=collections.deque)
     due: float | None = None  # when the dead process is started again
 
@@ -67,19 +68,18 @@ class RestartPolicy:
 class Supervisor:
     """Keeps named child processes running until ``stop``; then stops them all."""
 
-    def __init__(self, policy: RestartPolicy | None = None,
-                 on_exit: OnExit | None = None) -> None:
+    def __init__(self, policy: RestartPolicy | None = None) -> None:
         self.policy = policy or RestartPolicy()
-        self.on_exit = on_exit
         self._slots: list[_Slot] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
 
-    def add(self, name: str, spawn: Spawn) -> subprocess.Popen[bytes]:
+    def add(self, name: str, spawn: Spawn, *, on_exit: OnExit | None = None,
+            ) -> subprocess.Popen[bytes]:
         process = spawn()
         with self._lock:
-            self._slots.append(_Slot(name, spawn, process))
+            self._slots.append(_Slot(name, spawn, process, on_exit))
         return process
 
     @property
@@ -130,10 +130,10 @@ class Supervisor:
         return slot.restarts[0] + policy.window_s
 
     def _report_exit(self, slot: _Slot, code: int) -> None:
-        if self.on_exit is None:
+        if slot.on_exit is None:
             return
         try:
-            self.on_exit(slot.name, code)
+            slot.on_exit(code)
         except Exception:  # a failing hook must not stop the supervision
             log.exception("on_exit hook failed for %s", slot.name)
 

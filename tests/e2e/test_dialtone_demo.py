@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from application.callcentre import CallCentreService
+from dialtone.commands.users import issue_api_key
 from dialtone.database import eventsourcing_env
 from dialtone.services.postgres import EmbeddedPostgres, free_port
 from domain.agent import Agent, AgentState
@@ -21,14 +22,21 @@ from tests.fixtures.processes import DialtoneProcess, wait_for
 pytestmark = pytest.mark.sip
 
 
-def _answered(base: str) -> int:
+def _answered(base: str, auth: dict[str, str]) -> int:
     try:
-        response = httpx.get(f"{base}/v1/queues/sales/live", timeout=2)
+        response = httpx.get(f"{base}/v1/queues/sales/live", timeout=2, headers=auth)
     except httpx.HTTPError:
         return 0
     if response.status_code != 200:
         return 0
     return int(response.json()["counters"]["answered"])
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _processes_with(marker: str) -> list[int]:
@@ -54,10 +62,13 @@ def test_demo_answers_calls_within_a_minute_and_stops_cleanly_on_ctrl_c(
     })
     base = f"http://127.0.0.1:{http_port}"
 
-    wait_for(lambda: _answered(base) >= 2, 60, "two calls answered in queue sales",
+    wait_for(lambda: _ready(base), 60, "the demo's API", processes=(demo,))
+    key = issue_api_key(f"postgresql://postgres@127.0.0.1:{pg_port}/dialtone", "e2e-test")
+    auth = {"Authorization": f"Bearer {key}"}
+    wait_for(lambda: _answered(base, auth) >= 2, 60, "two calls answered in queue sales",
              processes=(demo,))
     assert "answered after" in demo.log.read_text()
-    agents = httpx.get(f"{base}/v1/agents", timeout=5).json()["data"]
+    agents = httpx.get(f"{base}/v1/agents", timeout=5, headers=auth).json()["data"]
     assert {a["key"] for a in agents} >= {"alice", "bob", "carol", "dave"}
 
     assert demo.proc is not None

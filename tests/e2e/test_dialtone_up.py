@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from application.calls import CallService
+from dialtone.commands.users import issue_api_key
 from dialtone.database import eventsourcing_env
 from dialtone.services.postgres import EmbeddedPostgres, free_port
 from dialtone.simulate import lifecycles
@@ -25,9 +26,9 @@ from tests.fixtures.sip import _udp_free, free_udp_port, udp_exchange
 Spawn = Callable[..., DialtoneProcess]
 
 
-def _get(url: str) -> httpx.Response | None:
+def _get(url: str, headers: dict[str, str] | None = None) -> httpx.Response | None:
     try:
-        return httpx.get(url, timeout=2)
+        return httpx.get(url, timeout=2, headers=headers)
     except httpx.HTTPError:
         return None
 
@@ -117,9 +118,10 @@ def test_up_runs_embedded_postgres_projections_and_api_until_interrupted(
     # A B2BUA worker would write these through the same application service.
     database_url = f"postgresql://postgres@127.0.0.1:{up.pg_port}/dialtone"
     [call_id] = lifecycles(CallService(env=eventsourcing_env(database_url)), 1, "up")
+    auth = {"Authorization": f"Bearer {issue_api_key(database_url, 'e2e-test')}"}
 
     def cdr_served() -> bool:
-        response = _get(f"{up.base}/v1/calls/{call_id}")
+        response = _get(f"{up.base}/v1/calls/{call_id}", auth)
         return response is not None and response.status_code == 200 and (
             response.json().get("disposition") == "answered")
 

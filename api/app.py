@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter, Depends, FastAPI
 
+from api.auth.audit import RequestIdMiddleware
 from api.db import CONNECTION_LOST, open_pool
 from api.guards import BodyLimit, known_query_only
 from api.openapi import openapi_factory
@@ -62,6 +63,7 @@ def create_app(
     )
     install_problem_handlers(app, unavailable=CONNECTION_LOST)
     app.add_middleware(BodyLimit)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries its id
     for router in (*ROUTERS, *extra_routers):
         app.include_router(router)
     app.openapi = openapi_factory(app)  # type: ignore[method-assign]  # FastAPI's documented override

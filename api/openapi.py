@@ -9,6 +9,7 @@ when the document is first generated,
 * every 4xx/5xx response is moved to `application/problem+json`;
 * every operation documents 422 as a `ValidationProblem` (an unknown query
   parameter is refused on every route);
+* every operation that needs a credential documents 401 and 403;
 * every operation with a body documents 400 (a body that is not UTF-8 JSON)
   and 413 (a body over the size bound).
 """
@@ -51,6 +52,9 @@ def _correct(operation: dict[str, Any]) -> None:
         if status[0] in "45" and "application/json" in content:
             content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
     responses["422"] = _problem(HTTPStatus(422).phrase, "ValidationProblem")
+    if operation.get("security"):  # `require(...)`: no or bad credential, or a role without it
+        responses["401"] = _problem("Missing or invalid credentials", "Problem")
+        responses["403"] = _problem("The caller's role lacks the permission", "Problem")
     if "requestBody" in operation:
         responses["400"] = _problem("The body is not UTF-8 JSON", "Problem")
         responses["413"] = _problem("The body is over 1 MiB", "Problem")

@@ -8,6 +8,7 @@ from eventsourcing.application import Application
 from fastapi import FastAPI
 
 from api.app import create_app
+from api.auth.audit_routes import router as audit_router
 from api.auth.routes import router as auth_router
 from api.health import EventStore, HealthConfig
 from api.routes import CALLCENTRE_ROUTERS
@@ -58,7 +59,8 @@ def inprocess_runners(database_url: str) -> list[InProcessProjectionRunner]:
 
 def http_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     """The HTTP API with the call-centre resources and the service their commands use."""
-    app = create_app(database_url, extra_routers=(*CALLCENTRE_ROUTERS, auth_router))
+    app = create_app(database_url, extra_routers=(*CALLCENTRE_ROUTERS, auth_router,
+                                                    audit_router))
     app.state.callcentre = callcentre_service(database_url)
     app.state.health = health_config(settings or Settings())
     return app

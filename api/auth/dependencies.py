@@ -17,6 +17,7 @@ from fastapi import Depends, Request, Security
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
+from starlette.datastructures import Headers
 
 from api.auth.authenticator import Authenticator
 from api.auth.permissions import Permission, allows
@@ -70,11 +71,16 @@ def request_id(request: Request) -> str:
     """The caller's X-Request-ID when it is a sane token, else a new one; kept on
     `request.state` so the audit and the events of this request share it."""
     existing: str | None = getattr(request.state, "request_id", None)
-    if existing is None:
-        offered = request.headers.get("x-request-id", "")
-        existing = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
-        request.state.request_id = existing
+    if existing is None:  # set by RequestIdMiddleware when the app has it
+        existing = request.state.request_id = new_request_id(request.headers)
     return existing
+
+
+def new_request_id(headers: Headers) -> str:
+    """The caller's X-Request-ID when it is 1-64 characters of `[A-Za-z0-9._:-]`,
+    else a new one (a caller cannot inject text into the audit or the logs)."""
+    offered = headers.get("x-request-id", "")
+    return offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
 
 
 Auth = Annotated[Authenticator, Depends(get_authenticator)]

@@ -16,7 +16,7 @@ class Permission(StrEnum):
     CALLS_CONTROL = "calls:control"      # hold, transfer, hang up a call
     SUPERVISION_ACT = "supervision:act"  # monitor, whisper, barge
     AGENTS_READ = "agents:read"          # agents and their live state
-    AGENTS_WRITE = "agents:write"        # create agents, force any agent's state
+    AGENTS_WRITE = "agents:write"        # force any agent's state (login, pause, logout)
     AGENTS_SELF = "agents:self"          # an agent's own state and calls
     CONFIG_READ = "config:read"          # queues, skills, numbers, IVR menus, dialplans
     CONFIG_WRITE = "config:write"        # change them

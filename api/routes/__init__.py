@@ -8,6 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from api.auth.audit_routes import TAG as AUDIT_TAG
+from api.auth.routes import TAG as AUTH_TAG
 from api.routes import (
     agents,
     calls,
@@ -32,5 +34,6 @@ CALLCENTRE_ROUTERS: tuple[APIRouter, ...] = (
 )
 TAGS: tuple[dict[str, Any], ...] = (
     health.TAG, projections.TAG, calls.TAG, cdrs.TAG, agents.TAG, skills.TAG, queues.TAG,
-    ivr_menus.TAG, numbers.TAG, dialplans.TAG, supervision.TAG, transfers.TAG,
+    ivr_menus.TAG, numbers.TAG, dialplans.TAG, supervision.TAG, transfers.TAG, AUTH_TAG,
+    AUDIT_TAG,
 )

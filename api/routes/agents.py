@@ -9,10 +9,13 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
 
+from api.auth.audit import audited, body_key, path_key
+from api.auth.dependencies import require
+from api.auth.permissions import P
 from api.db import Pool, acquire
-from api.problems import NotFound, invalid, problem_responses
+from api.problems import invalid, problem_responses
 from api.queries import agents as queries
-from api.routes.commands import Service, execute, now
+from api.routes.commands import Service, execute, now, projected
 from api.schemas.agents import (
     AgentCreate,
     AgentIntervalPublic,
@@ -36,6 +39,8 @@ TAG = {"name": "agents", "description": (
     "logout). Commands answer with the agent as they left it; reads come from the "
     "`agent_state` projection.")}
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
+AGENT = path_key("key", Agent.id_for)  # the agent a command acts on
+NEW_AGENT = body_key("key", Agent.id_for)  # the one a create makes
 
 AgentKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The agent's key, e.g. `alice`.")]
 SkillPath = Annotated[str, Path(pattern=SKILL_PATTERN, description="A skill name.")]
@@ -47,6 +52,7 @@ def agent_id(key: str) -> UUID:
 
 
 @router.post("", status_code=201, summary="Create an agent (logged out)",
+             dependencies=[audited(P.CONFIG_WRITE, "agents.create", NEW_AGENT)],
              responses=problem_responses(409, 422))
 async def create_agent(body: AgentCreate, service: Service) -> AgentPublic:
     agent = await execute(lambda: service.create_agent(
@@ -55,7 +61,8 @@ async def create_agent(body: AgentCreate, service: Service) -> AgentPublic:
     return AgentPublic.of(agent)
 
 
-@router.get("", summary="List agents", responses=problem_responses(422))
+@router.get("", summary="List agents", responses=problem_responses(422),
+            dependencies=[require(P.AGENTS_READ)])
 async def list_agents(
     pool: Pool,
     state: Annotated[AgentStateName | None, Query(description="Only agents in this state.")]
@@ -72,16 +79,16 @@ async def list_agents(
 
 
 @router.get("/{key}", summary="Get an agent's current state",
+            dependencies=[require(P.AGENTS_READ)],
             responses=problem_responses(404, 422))
-async def read_agent(pool: Pool, key: AgentKey) -> AgentPublic:
-    async with acquire(pool) as db:
-        row = await queries.agent(db, agent_id(key))
-    if row is None:
-        raise NotFound("agent", key)
+async def read_agent(pool: Pool, key: AgentKey, service: Service) -> AgentPublic:
+    row = await projected(pool, lambda db: queries.agent(db, agent_id(key)),
+                          lambda: service.get(Agent, agent_id(key), key))
     return AgentPublic.model_validate(dict(row))
 
 
 @router.patch("/{key}", summary="Change an agent's skills or auto-pause threshold",
+              dependencies=[audited(P.CONFIG_WRITE, "agents.update", AGENT)],
               responses=problem_responses(404, 422))
 async def update_agent(key: AgentKey, body: AgentUpdate, service: Service) -> AgentPublic:
     at = now()
@@ -96,6 +103,7 @@ async def update_agent(key: AgentKey, body: AgentUpdate, service: Service) -> Ag
 
 
 @router.delete("/{key}", summary="Retire an agent",
+               dependencies=[audited(P.CONFIG_WRITE, "agents.retire", AGENT)],
                description="Logs the agent out and removes it from every queue; refused (409) "
                "while the agent is reserved or on a call. Its history stays.",
                responses=problem_responses(404, 409, 422))
@@ -104,6 +112,7 @@ async def retire_agent(key: AgentKey, service: Service) -> AgentPublic:
 
 
 @router.put("/{key}/skills/{skill}", summary="Give an agent a skill (or change its level)",
+            dependencies=[audited(P.CONFIG_WRITE, "agents.skill.set", AGENT)],
             responses=problem_responses(404, 422))
 async def set_skill(key: AgentKey, skill: SkillPath, body: SkillLevel,
                     service: Service) -> AgentPublic:
@@ -113,6 +122,7 @@ async def set_skill(key: AgentKey, skill: SkillPath, body: SkillLevel,
 
 
 @router.delete("/{key}/skills/{skill}", summary="Take a skill from an agent",
+               dependencies=[audited(P.CONFIG_WRITE, "agents.skill.remove", AGENT)],
                responses=problem_responses(404, 422))
 async def remove_skill(key: AgentKey, skill: SkillPath, service: Service) -> AgentPublic:
     return AgentPublic.of(await execute(
@@ -120,6 +130,7 @@ async def remove_skill(key: AgentKey, skill: SkillPath, service: Service) -> Age
 
 
 @router.post("/{key}/login", summary="Log an agent in on a device",
+             dependencies=[audited(P.AGENTS_WRITE, "agents.login", AGENT)],
              responses=problem_responses(404, 409, 422))
 async def login(key: AgentKey, body: AgentLogin, service: Service) -> AgentPublic:
     return AgentPublic.of(await execute(
@@ -127,6 +138,7 @@ async def login(key: AgentKey, body: AgentLogin, service: Service) -> AgentPubli
 
 
 @router.post("/{key}/pause", summary="Pause an agent with a reason",
+             dependencies=[audited(P.AGENTS_WRITE, "agents.pause", AGENT)],
              responses=problem_responses(404, 409, 422))
 async def pause(key: AgentKey, body: AgentPause, service: Service) -> AgentPublic:
     return AgentPublic.of(await execute(
@@ -134,18 +146,21 @@ async def pause(key: AgentKey, body: AgentPause, service: Service) -> AgentPubli
 
 
 @router.post("/{key}/unpause", summary="Make a paused agent available again",
+             dependencies=[audited(P.AGENTS_WRITE, "agents.unpause", AGENT)],
              responses=problem_responses(404, 409, 422))
 async def unpause(key: AgentKey, service: Service) -> AgentPublic:
     return AgentPublic.of(await execute(lambda: service.resume(agent_id(key), now())))
 
 
 @router.post("/{key}/logout", summary="Log an agent out",
+             dependencies=[audited(P.AGENTS_WRITE, "agents.logout", AGENT)],
              responses=problem_responses(404, 409, 422))
 async def logout(key: AgentKey, service: Service) -> AgentPublic:
     return AgentPublic.of(await execute(lambda: service.logout(agent_id(key), now())))
 
 
 @router.post("/{key}/wrap-up/finish", summary="End an agent's after-call work early",
+             dependencies=[audited(P.AGENTS_WRITE, "agents.wrap_up.finish", AGENT)],
              responses=problem_responses(404, 409, 422))
 async def finish_wrap_up(key: AgentKey, service: Service) -> AgentPublic:
     await execute(lambda: service.finish_wrap_up(agent_id(key), now()))
@@ -153,12 +168,14 @@ async def finish_wrap_up(key: AgentKey, service: Service) -> AgentPublic:
 
 
 @router.get("/{key}/intervals", summary="Time an agent spent in each state",
+            dependencies=[require(P.AGENTS_READ)],
             description="State periods overlapping [`from`, `to`) (default: the last 24 hours; "
             "at most 31 days), oldest first; the current period has no end.",
             responses=problem_responses(404, 422))
 async def read_intervals(
     pool: Pool,
     key: AgentKey,
+    service: Service,
     start: Annotated[Instant | None, Query(alias="from")] = None,
     end: Annotated[Instant | None, Query(alias="to")] = None,
 ) -> AgentIntervalsPublic:
@@ -166,9 +183,9 @@ async def read_intervals(
     start = start or minus(end, timedelta(days=1))
     if not start < end <= plus(start, MAX_INTERVAL_RANGE):
         raise invalid("to", "must be after `from` and at most 31 days later")
+    await projected(pool, lambda db: queries.agent(db, agent_id(key)),
+                    lambda: service.get(Agent, agent_id(key), key))
     async with acquire(pool) as db:
-        if await queries.agent(db, agent_id(key)) is None:
-            raise NotFound("agent", key)
         rows = await queries.intervals(db, agent_id(key), start, end)
     data = [AgentIntervalPublic.model_validate(dict(row)) for row in rows]
     return AgentIntervalsPublic(agent_id=agent_id(key), data=data, count=len(data))

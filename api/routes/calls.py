@@ -7,6 +7,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query
 
+from api.auth.dependencies import require
+from api.auth.permissions import P
 from api.db import Pool, acquire
 from api.problems import NotFound, problem_responses
 from api.queries import calls as queries
@@ -39,6 +41,7 @@ LiveFilterDep = Annotated[queries.LiveFilter, Depends(live_filter)]
 
 @router.get(
     "",
+    dependencies=[require(P.CALLS_READ)],
     summary="List calls in progress",
     description="Calls not ended yet, oldest first. Every filter is an exact match.",
     responses=problem_responses(422),
@@ -52,6 +55,7 @@ async def list_calls(pool: Pool, wanted: LiveFilterDep) -> CallsPublic:
 
 @router.get(
     "/{call_id}",
+    dependencies=[require(P.CALLS_READ)],
     summary="Get a call's current state",
     description="From the live table while the call is in progress, from its CDR once ended.",
     responses=problem_responses(404, 422),
@@ -66,6 +70,7 @@ async def read_call(pool: Pool, call_id: CallId) -> CallPublic:
 
 @router.get(
     "/{call_id}/timeline",
+    dependencies=[require(P.CALLS_READ)],
     summary="Get a call's events in order",
     description="Every event of the call, ordered by version (the call's own sequence).",
     responses=problem_responses(404, 422),

@@ -10,6 +10,8 @@ import asyncpg
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from api.auth.dependencies import require
+from api.auth.permissions import P
 from api.csv_export import CSV_MEDIA_TYPE, render, wants_csv
 from api.db import Pool, acquire
 from api.paging import InvalidCursor, Keyset
@@ -75,6 +77,7 @@ _CSV_RESPONSE = {
 
 @router.get(
     "",
+    dependencies=[require(P.HISTORY_READ)],
     summary="List finished calls (CDRs), as JSON or CSV",
     description="Final CDRs whose `started_at` is in [from, to), ordered by "
     "(started_at, call_id). Page with `next_cursor` or follow the `Link: rel=\"next\"` "

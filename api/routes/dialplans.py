@@ -6,6 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
+from api.auth.audit import audited, body_key, path_key
+from api.auth.dependencies import require
+from api.auth.permissions import P
 from api.problems import problem_responses
 from api.routes.commands import Service, execute, now
 from api.schemas.config import (
@@ -21,12 +24,15 @@ from domain.numbers import Dialplan, DialRule, MatchKind
 
 TAG = {"name": "dialplans", "description": "Outbound routing: number -> SIP URI rules."}
 router = APIRouter(prefix="/v1/dialplans", tags=["dialplans"])
+PLAN = path_key("key", Dialplan.id_for)  # the dialplan a command acts on
+NEW_PLAN = body_key("key", Dialplan.id_for)  # the one a create makes
 
 PlanKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The dialplan's key.")]
 RuleName = Annotated[str, Path(pattern=KEY_PATTERN, description="The rule's name.")]
 
 
 @router.post("", status_code=201, summary="Create a dialplan",
+             dependencies=[audited(P.CONFIG_WRITE, "dialplans.create", NEW_PLAN)],
              responses=problem_responses(409, 422))
 async def create_plan(body: DialplanCreate, service: Service) -> DialplanPublic:
     rules = [DialRule(r.name, MatchKind(r.kind), r.pattern, r.uri_template) for r in body.rules]
@@ -34,20 +40,23 @@ async def create_plan(body: DialplanCreate, service: Service) -> DialplanPublic:
         body.key, body.name, rules, occurred_at=now()), field="rules"))
 
 
-@router.get("", summary="List dialplans")
+@router.get("", summary="List dialplans",
+            dependencies=[require(P.CONFIG_READ)])
 async def list_plans(service: Service) -> DialplansPublic:
     plans = await execute(lambda: [service.get(Dialplan, i) for i in service.ids_of(Dialplan)])
     data = [DialplanPublic.of(p) for p in sorted(plans, key=lambda p: p.key)]
     return DialplansPublic(data=data, count=len(data))
 
 
-@router.get("/{key}", summary="Get a dialplan", responses=problem_responses(404, 422))
+@router.get("/{key}", summary="Get a dialplan", responses=problem_responses(404, 422),
+            dependencies=[require(P.CONFIG_READ)])
 async def read_plan(key: PlanKey, service: Service) -> DialplanPublic:
     return DialplanPublic.of(await execute(
         lambda: service.get(Dialplan, Dialplan.id_for(key), key)))
 
 
 @router.get("/{key}/resolve", summary="Which URI a number resolves to",
+            dependencies=[require(P.CONFIG_READ)],
             responses=problem_responses(404, 422))
 async def resolve(key: PlanKey, service: Service,
                   number: Annotated[str, text_query(max_length=32)]) -> Resolution:
@@ -56,6 +65,7 @@ async def resolve(key: PlanKey, service: Service,
 
 
 @router.put("/{key}/rules/{rule}", summary="Add a rule, or change it (and move it)",
+            dependencies=[audited(P.CONFIG_WRITE, "dialplans.rule.set", PLAN)],
             responses=problem_responses(404, 422))
 async def set_rule(key: PlanKey, rule: RuleName, body: DialRuleSet,
                    service: Service) -> DialplanPublic:
@@ -75,6 +85,7 @@ async def set_rule(key: PlanKey, rule: RuleName, body: DialRuleSet,
 
 
 @router.delete("/{key}/rules/{rule}", summary="Remove a rule",
+               dependencies=[audited(P.CONFIG_WRITE, "dialplans.rule.remove", PLAN)],
                responses=problem_responses(404, 422))
 async def remove_rule(key: PlanKey, rule: RuleName, service: Service) -> DialplanPublic:
     return DialplanPublic.of(await execute(lambda: service.configure_dialplan(

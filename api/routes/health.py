@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from api.auth.dependencies import PUBLIC
 from api.db import Pool, acquire
 from api.health import HealthConfig, StallWatch, assess
 from api.problems import (
@@ -43,6 +44,7 @@ Watch = Annotated[StallWatch, Depends(stall_watch)]
 
 @router.get(
     "/healthz",
+    openapi_extra=PUBLIC,
     response_model=HealthPublic,
     summary="Check the platform: database, services, projections",
     description="200 with `status` `ok`, or `degraded` when projections parked events. "
@@ -70,6 +72,7 @@ async def healthz(pool: Pool, config: Config, watch: Watch, request: Request,
 
 @router.get(
     "/readyz",
+    openapi_extra=PUBLIC,
     summary="Check that this API process can serve",
     description="200 when the database answers and its schema is migrated; 503 problem "
     "(with Retry-After) otherwise. Depends on nothing else, so a load balancer does not "

@@ -8,6 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
+from api.auth.audit import audited, body_key, path_key
+from api.auth.dependencies import require
+from api.auth.permissions import P
 from api.problems import problem_responses
 from api.routes.commands import Service, execute, now, target_of
 from api.schemas.config import IvrMenuCreate, IvrMenuPublic, IvrMenusPublic, IvrMenuUpdate
@@ -17,6 +20,8 @@ from domain.ivr import IvrMenu
 
 TAG = {"name": "ivr-menus", "description": "Voice menus: what each key press does."}
 router = APIRouter(prefix="/v1/ivr-menus", tags=["ivr-menus"])
+MENU = path_key("key", IvrMenu.id_for)  # the menu a command acts on
+NEW_MENU = body_key("key", IvrMenu.id_for)  # the one a create makes
 
 MenuKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The menu's key.")]
 DigitPath = Annotated[str, Path(pattern=r"^[0-9*#A-D]$", description="One DTMF key.")]
@@ -27,6 +32,7 @@ def _options(options: dict[str, TargetIn]) -> dict[str, Target]:
 
 
 @router.post("", status_code=201, summary="Create an IVR menu",
+             dependencies=[audited(P.CONFIG_WRITE, "ivr_menus.create", NEW_MENU)],
              responses=problem_responses(404, 409, 422))
 async def create_menu(body: IvrMenuCreate, service: Service) -> IvrMenuPublic:
     options = _options(body.options)
@@ -38,19 +44,22 @@ async def create_menu(body: IvrMenuCreate, service: Service) -> IvrMenuPublic:
     return IvrMenuPublic.of(menu)
 
 
-@router.get("", summary="List IVR menus")
+@router.get("", summary="List IVR menus",
+            dependencies=[require(P.CONFIG_READ)])
 async def list_menus(service: Service) -> IvrMenusPublic:
     menus = await execute(lambda: [service.get(IvrMenu, i) for i in service.ids_of(IvrMenu)])
     data = [IvrMenuPublic.of(m) for m in sorted(menus, key=lambda m: m.key)]
     return IvrMenusPublic(data=data, count=len(data))
 
 
-@router.get("/{key}", summary="Get an IVR menu", responses=problem_responses(404, 422))
+@router.get("/{key}", summary="Get an IVR menu", responses=problem_responses(404, 422),
+            dependencies=[require(P.CONFIG_READ)])
 async def read_menu(key: MenuKey, service: Service) -> IvrMenuPublic:
     return IvrMenuPublic.of(await execute(lambda: service.get(IvrMenu, IvrMenu.id_for(key), key)))
 
 
-@router.patch("/{key}", summary="Change an IVR menu", responses=problem_responses(404, 422))
+@router.patch("/{key}", summary="Change an IVR menu", responses=problem_responses(404, 422),
+              dependencies=[audited(P.CONFIG_WRITE, "ivr_menus.update", MENU)])
 async def update_menu(key: MenuKey, body: IvrMenuUpdate, service: Service) -> IvrMenuPublic:
     at = now()
     options = None if body.options is None else _options(body.options)
@@ -70,6 +79,7 @@ async def update_menu(key: MenuKey, body: IvrMenuUpdate, service: Service) -> Iv
 
 
 @router.put("/{key}/options/{digit}", summary="Set what a key does",
+            dependencies=[audited(P.CONFIG_WRITE, "ivr_menus.option.set", MENU)],
             responses=problem_responses(404, 422))
 async def set_option(key: MenuKey, digit: DigitPath, body: TargetIn,
                      service: Service) -> IvrMenuPublic:
@@ -80,6 +90,7 @@ async def set_option(key: MenuKey, digit: DigitPath, body: TargetIn,
 
 
 @router.delete("/{key}/options/{digit}", summary="Remove a key's action",
+               dependencies=[audited(P.CONFIG_WRITE, "ivr_menus.option.remove", MENU)],
                responses=problem_responses(404, 422))
 async def remove_option(key: MenuKey, digit: DigitPath, service: Service) -> IvrMenuPublic:
     return IvrMenuPublic.of(await execute(lambda: service.configure_ivr_menu(

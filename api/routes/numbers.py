@@ -6,6 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
+from api.auth.audit import audited, body_key, path_key
+from api.auth.dependencies import require
+from api.auth.permissions import P
 from api.problems import problem_responses
 from api.routes.commands import Service, execute, now, target_of
 from api.schemas.config import DID_PATTERN, NumberCreate, NumberPublic, NumbersPublic, NumberUpdate
@@ -13,11 +16,14 @@ from domain.numbers import Number
 
 TAG = {"name": "numbers", "description": "Inbound numbers (DID -> IVR menu, queue or number)."}
 router = APIRouter(prefix="/v1/numbers", tags=["numbers"])
+NUMBER = path_key("did", Number.id_for)  # the number a command acts on
+NEW_NUMBER = body_key("did", Number.id_for)  # the one a create makes
 
 Did = Annotated[str, Path(pattern=DID_PATTERN, description="The number, e.g. `+3225550100`.")]
 
 
 @router.post("", status_code=201, summary="Create a number",
+             dependencies=[audited(P.CONFIG_WRITE, "numbers.create", NEW_NUMBER)],
              responses=problem_responses(404, 409, 422))
 async def create_number(body: NumberCreate, service: Service) -> NumberPublic:
     destination = target_of(body.destination, "destination")
@@ -25,19 +31,22 @@ async def create_number(body: NumberCreate, service: Service) -> NumberPublic:
         body.did, destination, occurred_at=now(), label=body.label), field="destination"))
 
 
-@router.get("", summary="List numbers (active and inactive)")
+@router.get("", summary="List numbers (active and inactive)",
+            dependencies=[require(P.CONFIG_READ)])
 async def list_numbers(service: Service) -> NumbersPublic:
     numbers = await execute(lambda: [service.get(Number, i) for i in service.ids_of(Number)])
     data = [NumberPublic.of(n) for n in sorted(numbers, key=lambda n: n.did)]
     return NumbersPublic(data=data, count=len(data))
 
 
-@router.get("/{did}", summary="Get a number", responses=problem_responses(404, 422))
+@router.get("/{did}", summary="Get a number", responses=problem_responses(404, 422),
+            dependencies=[require(P.CONFIG_READ)])
 async def read_number(did: Did, service: Service) -> NumberPublic:
     return NumberPublic.of(await execute(lambda: service.get(Number, Number.id_for(did), did)))
 
 
 @router.patch("/{did}", summary="Change a number's destination, label or activity",
+              dependencies=[audited(P.CONFIG_WRITE, "numbers.update", NUMBER)],
               responses=problem_responses(404, 409, 422))
 async def update_number(did: Did, body: NumberUpdate, service: Service) -> NumberPublic:
     at = now()
@@ -58,6 +67,7 @@ async def update_number(did: Did, body: NumberUpdate, service: Service) -> Numbe
 
 
 @router.delete("/{did}", summary="Deactivate a number",
+               dependencies=[audited(P.CONFIG_WRITE, "numbers.deactivate", NUMBER)],
                description="The number stops routing; its history stays and PATCH "
                "`{\"active\": true}` brings it back. 409 when it is already inactive.",
                responses=problem_responses(404, 409, 422))

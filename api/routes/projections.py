@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.auth.dependencies import require
+from api.auth.permissions import P
 from api.db import Pool, acquire
 from api.health import projection_lag
 from api.routes.health import Config, Watch
@@ -15,6 +17,7 @@ router = APIRouter(prefix="/v1/projections", tags=["projections"])
 
 @router.get(
     "",
+    dependencies=[require(P.CONFIG_READ)],
     summary="Projection lag",
     description="Per projection and event store: the position applied, the store's head, "
     "events behind, seconds since it last advanced, whether it is stalled, and events "

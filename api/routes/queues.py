@@ -9,12 +9,16 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
+import asyncpg
 from fastapi import APIRouter, Path
 
+from api.auth.audit import audited, body_key, path_key
+from api.auth.dependencies import require
+from api.auth.permissions import P
 from api.db import Pool, acquire
-from api.problems import NotFound, problem_responses
+from api.problems import problem_responses
 from api.queries import queues as queries
-from api.routes.commands import Service, execute, now, target_of
+from api.routes.commands import Service, execute, now, projected, target_of
 from api.schemas.queues import (
     MemberPublic,
     MemberSet,
@@ -29,7 +33,7 @@ from api.schemas.queues import (
     QueueUpdate,
 )
 from api.schemas.targets import KEY_PATTERN
-from application.callcentre import require_skills
+from application.callcentre import CallCentreService, require_skills
 from domain.agent import Agent
 from domain.queue import Queue, QueueTally
 from domain.routing import RoutingStrategy
@@ -39,6 +43,8 @@ TAG = {"name": "queues", "description": (
     "hold, announcements, required skills, member agents with penalties; and each queue "
     "live. Commands answer with the queue as they left it; reads come from `queue_live`.")}
 router = APIRouter(prefix="/v1/queues", tags=["queues"])
+QUEUE = path_key("key", Queue.id_for)  # the queue a command acts on
+NEW_QUEUE = body_key("key", Queue.id_for)  # the one a create makes
 
 QueueKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The queue's key, e.g. `sales`.")]
 AgentKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The agent's key.")]
@@ -51,7 +57,8 @@ SETTERS: dict[str, Callable[[Queue, Any, datetime], None]] = {  # field -> its Q
 }
 
 
-@router.post("", status_code=201, summary="Create a queue", responses=problem_responses(409, 422))
+@router.post("", status_code=201, summary="Create a queue", responses=problem_responses(409, 422),
+             dependencies=[audited(P.CONFIG_WRITE, "queues.create", NEW_QUEUE)])
 async def create_queue(body: QueueCreate, service: Service) -> QueuePublic:
     at = now()
     overflow = None if body.overflow is None else target_of(body.overflow, "overflow")
@@ -69,7 +76,8 @@ async def create_queue(body: QueueCreate, service: Service) -> QueuePublic:
     return QueuePublic.of(await execute(create, field="overflow"))
 
 
-@router.get("", summary="List queues")
+@router.get("", summary="List queues",
+            dependencies=[require(P.CONFIG_READ)])
 async def list_queues(pool: Pool) -> QueuesPublic:
     async with acquire(pool) as db:
         rows = await queries.queues(db)
@@ -80,17 +88,17 @@ async def list_queues(pool: Pool) -> QueuesPublic:
 
 
 @router.get("/{key}", summary="Get a queue's settings, members and counters",
+            dependencies=[require(P.CONFIG_READ)],
             responses=problem_responses(404, 422))
-async def read_queue(pool: Pool, key: QueueKey) -> QueuePublic:
+async def read_queue(pool: Pool, key: QueueKey, service: Service) -> QueuePublic:
+    row = await _projected(pool, key, service)
     async with acquire(pool) as db:
-        row = await queries.queue(db, Queue.id_for(key))
-        if row is None:
-            raise NotFound("queue", key)
         members = await queries.members(db, [row["queue_id"]])
     return QueuePublic.from_row(dict(row), _members_of(members, row["queue_id"]))
 
 
 @router.patch("/{key}", summary="Change a queue's settings",
+              dependencies=[audited(P.CONFIG_WRITE, "queues.update", QUEUE)],
               responses=problem_responses(404, 422))
 async def update_queue(key: QueueKey, body: QueueUpdate, service: Service) -> QueuePublic:
     at = now()
@@ -112,12 +120,11 @@ async def update_queue(key: QueueKey, body: QueueUpdate, service: Service) -> Qu
 
 
 @router.get("/{key}/live", summary="The queue now: calls with position and wait, agents by state",
+            dependencies=[require(P.CALLS_READ)],
             responses=problem_responses(404, 422))
-async def read_live(pool: Pool, key: QueueKey) -> QueueLivePublic:
+async def read_live(pool: Pool, key: QueueKey, service: Service) -> QueueLivePublic:
+    row = await _projected(pool, key, service)
     async with acquire(pool) as db:
-        row = await queries.queue(db, Queue.id_for(key))
-        if row is None:
-            raise NotFound("queue", key)
         calls = await queries.calls(db, row["queue_id"])
         members = await queries.members(db, [row["queue_id"]])
         as_of: datetime = (await queries.clock(db))["as_of"]
@@ -125,17 +132,18 @@ async def read_live(pool: Pool, key: QueueKey) -> QueueLivePublic:
 
 
 @router.get("/{key}/members", summary="List a queue's member agents with their state",
+            dependencies=[require(P.CONFIG_READ)],
             responses=problem_responses(404, 422))
-async def list_members(pool: Pool, key: QueueKey) -> QueueMembersPublic:
+async def list_members(pool: Pool, key: QueueKey, service: Service) -> QueueMembersPublic:
+    await _projected(pool, key, service)
     async with acquire(pool) as db:
-        if await queries.queue(db, Queue.id_for(key)) is None:
-            raise NotFound("queue", key)
         rows = await queries.members(db, [Queue.id_for(key)])
     data = [QueueMemberPublic.model_validate(dict(row)) for row in rows]
     return QueueMembersPublic(data=data, count=len(data))
 
 
 @router.put("/{key}/members/{agent}", summary="Add an agent to a queue, or change its penalty",
+            dependencies=[audited(P.CONFIG_WRITE, "queues.member.set", QUEUE)],
             responses=problem_responses(404, 422))
 async def set_member(key: QueueKey, agent: AgentKey, body: MemberSet,
                      service: Service) -> QueuePublic:
@@ -144,6 +152,7 @@ async def set_member(key: QueueKey, agent: AgentKey, body: MemberSet,
 
 
 @router.delete("/{key}/members/{agent}", summary="Remove an agent from a queue",
+               dependencies=[audited(P.CONFIG_WRITE, "queues.member.remove", QUEUE)],
                responses=problem_responses(404, 422))
 async def remove_member(key: QueueKey, agent: AgentKey, service: Service) -> QueuePublic:
     return QueuePublic.of(await execute(lambda: service.remove_member(
@@ -181,3 +190,8 @@ def _live(row: dict[str, Any], calls: list[Any], members: list[Any],
         as_of=as_of,
     )
 
+
+async def _projected(pool: Pool, key: str, service: CallCentreService) -> asyncpg.Record:
+    """The queue's projection row; 404 only when the store has no such queue."""
+    return await projected(pool, lambda db: queries.queue(db, Queue.id_for(key)),
+                           lambda: service.get(Queue, Queue.id_for(key), key))

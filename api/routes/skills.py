@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.auth.dependencies import require
+from api.auth.permissions import P
 from api.db import Pool, acquire
 from api.queries import agents as queries
 from api.schemas.agents import SkillPublic, SkillsPublic
@@ -16,7 +18,8 @@ TAG = {"name": "skills", "description": "Skills held by agents and required by q
 router = APIRouter(prefix="/v1/skills", tags=["skills"])
 
 
-@router.get("", summary="List skills in use")
+@router.get("", summary="List skills in use",
+            dependencies=[require(P.CONFIG_READ)])
 async def list_skills(pool: Pool) -> SkillsPublic:
     async with acquire(pool) as db:
         rows = await queries.skills(db)

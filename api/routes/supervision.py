@@ -13,6 +13,8 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Response
 
 from api import call_control
+from api.auth.audit import audited, path_id
+from api.auth.permissions import P
 from api.db import Pool
 from api.problems import problem_responses
 from api.schemas.call_control import SupervisionPublic, SupervisionStart
@@ -23,6 +25,7 @@ TAG = {"name": "supervision", "description": (
     "Supervisors joining a live call (monitor, whisper, barge) through the B2BUA worker "
     "that holds it.")}
 router = APIRouter(prefix="/v1/calls/{call_id}/supervision", tags=["supervision"])
+CALL = path_id("call_id")  # the call a command acts on
 
 CallId = Annotated[UUID, Path(description="The call's id.")]
 Supervisor = Annotated[str, Path(pattern=KEY_PATTERN, description="The supervisor's name.")]
@@ -30,6 +33,7 @@ Supervisor = Annotated[str, Path(pattern=KEY_PATTERN, description="The superviso
 
 @router.post(
     "", status_code=202, summary="Join a call as a supervisor, or change mode",
+    dependencies=[audited(P.SUPERVISION_ACT, "supervision.start", CALL)],
     description="202: the supervisor's device is being called (the call records the start "
                 "when it answers); 200: the supervisor was on the call and switched mode.",
     responses=problem_responses(404, 409, 422, 503))
@@ -44,6 +48,7 @@ async def start_supervision(pool: Pool, call_id: CallId, body: SupervisionStart,
 
 @router.delete(
     "/{supervisor}", status_code=204, summary="Take a supervisor off a call",
+    dependencies=[audited(P.SUPERVISION_ACT, "supervision.stop", CALL)],
     responses=problem_responses(404, 409, 503))
 async def stop_supervision(pool: Pool, call_id: CallId, supervisor: Supervisor) -> None:
     await call_control.request(pool, call_id, Action.UNSUPERVISE, {"supervisor": supervisor})

@@ -14,6 +14,8 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Response
 
 from api import call_control
+from api.auth.audit import audited, path_id
+from api.auth.permissions import P
 from api.db import Pool
 from api.problems import problem_responses
 from api.schemas.call_control import TransferPublic, TransferStart
@@ -23,11 +25,13 @@ TAG = {"name": "transfers", "description": (
     "Transfers of a live call (blind, or attended with a consultation) through the B2BUA "
     "worker that holds it.")}
 router = APIRouter(prefix="/v1/calls/{call_id}/transfer", tags=["transfers"])
+CALL = path_id("call_id")  # the call a command acts on
 
 CallId = Annotated[UUID, Path(description="The call's id.")]
 
 
 @router.post("", status_code=202, summary="Transfer a call",
+             dependencies=[audited(P.CALLS_CONTROL, "transfers.start", CALL)],
              responses=problem_responses(404, 409, 422, 503))
 async def start_transfer(pool: Pool, call_id: CallId, body: TransferStart,
                          response: Response) -> TransferPublic:
@@ -39,6 +43,7 @@ async def start_transfer(pool: Pool, call_id: CallId, body: TransferStart,
 
 
 @router.post("/complete", summary="Complete an attended transfer",
+             dependencies=[audited(P.CALLS_CONTROL, "transfers.complete", CALL)],
              responses=problem_responses(404, 409, 503))
 async def complete_transfer(pool: Pool, call_id: CallId) -> TransferPublic:
     reply = await call_control.request(pool, call_id, Action.COMPLETE_TRANSFER, {})
@@ -46,6 +51,7 @@ async def complete_transfer(pool: Pool, call_id: CallId) -> TransferPublic:
 
 
 @router.delete("", summary="Cancel an attended transfer (back to the caller)",
+               dependencies=[audited(P.CALLS_CONTROL, "transfers.cancel", CALL)],
                responses=problem_responses(404, 409, 503))
 async def cancel_transfer(pool: Pool, call_id: CallId) -> TransferPublic:
     reply = await call_control.request(pool, call_id, Action.CANCEL_TRANSFER, {})

@@ -267,3 +267,32 @@ async def record_audit(conn: asyncpg.Connection, entry: AuditEntry) -> None:
         "request_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb)",
         entry.tenant, entry.actor, entry.actor_kind, entry.action, entry.outcome,
         entry.aggregate_id, entry.request_id, json.dumps(entry.detail))
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which audit rows to list: one tenant's, newest first, below `before_id`."""
+
+    tenant: str
+    start: datetime
+    end: datetime
+    actor: str | None = None
+    aggregate_id: UUID | None = None
+    before_id: int | None = None  # the keyset: the last id of the previous page
+
+
+_AUDIT_COLUMNS = ("id, at, tenant, actor, actor_kind, action, outcome, aggregate_id, "
+                  "request_id, detail::text AS detail")
+
+
+async def list_audit(conn: asyncpg.Connection, query: AuditQuery,
+                     limit: int) -> list[dict[str, Any]]:
+    """A page of audit rows; ids only grow, so `id < before_id` is a keyset (no OFFSET)."""
+    rows = await conn.fetch(
+        f"SELECT {_AUDIT_COLUMNS} FROM audit_log "  # noqa: S608 - constant columns
+        "WHERE tenant = $1 AND at >= $2 AND at < $3 "
+        "AND ($4::text IS NULL OR actor = $4) AND ($5::uuid IS NULL OR aggregate_id = $5) "
+        "AND ($6::bigint IS NULL OR id < $6) ORDER BY id DESC LIMIT $7",
+        query.tenant, query.start, query.end, query.actor, query.aggregate_id,
+        query.before_id, limit)
+    return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]

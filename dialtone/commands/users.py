@@ -67,6 +67,15 @@ def ensure_initial_admin(database_url: str, data_dir: Path) -> str | None:
     return password
 
 
+def issue_api_key(database_url: str, account: str, role: Role = Role.ADMIN,
+                  tenant: str = DEFAULT_TENANT) -> str:
+    """A new API key for service account `account` (made if new): what `dialtone demo`
+    and the tests use for their own calls. The key is returned, never printed here."""
+    new = with_connection(database_url, lambda conn: service.create_api_key(
+        conn, tenant, account, role, None))
+    return new.key
+
+
 def write_secret_file(path: Path, text: str) -> None:
     """Write `text` to a file only its owner can read (created 0600, never wider)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from api.app import create_app
+from application.identity.model import DEFAULT_TENANT, Role
+from dialtone.commands.users import issue_api_key
 from dialtone.migrations import apply_migrations
 
 PROBLEM = "application/problem+json"
@@ -24,13 +26,23 @@ PROBLEM = "application/problem+json"
 
 @contextmanager
 def running_api(
-    database_url: str, *, extra_routers: tuple[APIRouter, ...] = (), raise_errors: bool = True
+    database_url: str, *, extra_routers: tuple[APIRouter, ...] = (), raise_errors: bool = True,
+    role: Role | None = Role.ADMIN,
 ) -> Iterator[TestClient]:
-    """The real app (lifespan, pool, handlers) on a migrated database."""
+    """The real app (lifespan, pool, handlers) on a migrated database. Its client
+    sends an API key of `role` (tenant `default`) with every request, unless
+    `role` is None."""
     apply_migrations(database_url)
     app = create_app(database_url, extra_routers=extra_routers)
     with TestClient(app, raise_server_exceptions=raise_errors) as client:
+        if role is not None:
+            client.headers["Authorization"] = f"Bearer {api_key(database_url, role)}"
         yield client
+
+
+def api_key(database_url: str, role: Role = Role.ADMIN, tenant: str = DEFAULT_TENANT) -> str:
+    """A fresh API key of `role` (its service account is named after the role)."""
+    return issue_api_key(database_url, f"test-{role.value}", role, tenant)
 
 
 def _insert(database_url: str, table: str, rows: list[dict[str, Any]]) -> None:

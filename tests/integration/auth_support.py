@@ -25,7 +25,7 @@ PASSWORD = "a long enough password"
 def auth_api(database_url: str, **settings: Any) -> Iterator[TestClient]:
     """The real app; account state is re-read on every request unless `state_ttl_s` is given."""
     settings.setdefault("state_ttl_s", 0)
-    with running_api(database_url, extra_routers=(auth_router,)) as client:
+    with running_api(database_url, extra_routers=(auth_router,), role=None) as client:
         client.app.state.auth = Authenticator(AuthSettings(**settings))  # type: ignore[attr-defined]
         yield client
 

@@ -106,3 +106,18 @@ def test_wrong_method_is_a_problem_that_keeps_the_allow_header(client):
     response = client.post("/v1/calls")
     assert_problem(response, 405)
     assert response.headers["allow"] == "GET"
+
+
+def test_secured_operations_document_401_and_403(document):
+    for path, method, operation in operations(document):
+        documented = {"401", "403"} <= set(operation["responses"])
+        assert documented == bool(operation.get("security")), f"{method} {path}"
+    assert document["paths"]["/v1/cdrs"]["get"]["security"] == [
+        {"OAuth2PasswordBearer": ["history:read"]}]
+    assert document["paths"]["/healthz"]["get"]["x-public"] is True
+
+
+def test_the_auth_and_audit_tags_are_described(document):
+    tags = {tag["name"]: tag["description"] for tag in document["tags"]}
+    assert tags["auth"]
+    assert tags["audit"]

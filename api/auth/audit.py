@@ -1,0 +1,137 @@
+"""Who did what: `audited(permission, action, aggregate)`, the dependency every
+command route declares, and the request id every response carries.
+
+`audited` lets the caller in as `require(permission)` does, runs the route, then
+writes one `audit_log` row (actor, actor kind, tenant, action, outcome, the
+aggregate acted on, the request id) before the response leaves: a client that
+got its answer finds the row. A refused command (404, 409, 422...) is recorded
+too, with the status it got; a caller refused by `require` (401, 403) never
+reached the route and is not.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the closure's
+# `Annotated[Principal, require(permission)]` at runtime.
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.auth.dependencies import Principal, new_request_id, require
+from api.auth.permissions import Permission
+from api.db import Pool, acquire
+from application.identity import store
+from domain.errors import DomainError
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+# How a route names the aggregate it acts on, from the request (path or body).
+AggregateOf = Callable[[Request], Awaitable[UUID | None]]
+
+
+def path_id(name: str) -> AggregateOf:
+    """The aggregate is the UUID in path parameter `name` (a call)."""
+    async def of(request: Request) -> UUID | None:
+        try:
+            return UUID(str(request.path_params[name]))
+        except (KeyError, ValueError):
+            return None
+    return of
+
+
+def path_key(name: str, id_for: Callable[[str], UUID]) -> AggregateOf:
+    """The aggregate whose id derives from path parameter `name` (an agent's key)."""
+    async def of(request: Request) -> UUID | None:
+        key = request.path_params.get(name)
+        return None if key is None else _id_or_none(id_for, str(key))
+    return of
+
+
+def body_key(name: str, id_for: Callable[[str], UUID]) -> AggregateOf:
+    """The aggregate whose id derives from field `name` of the JSON body (a create).
+    The body was already read and validated by the route; this reads Starlette's copy."""
+    async def of(request: Request) -> UUID | None:
+        try:
+            body = await request.json()
+        except ValueError:
+            return None
+        key = body.get(name) if isinstance(body, dict) else None
+        return _id_or_none(id_for, key) if isinstance(key, str) else None
+    return of
+
+
+def _id_or_none(id_for: Callable[[str], UUID], key: str) -> UUID | None:
+    """The id of `key`; None for a key the domain refuses (the command was refused too)."""
+    try:
+        return id_for(key)
+    except (DomainError, ValueError):
+        return None
+
+
+def audited(permission: Permission, action: str, aggregate: AggregateOf | None = None) -> Any:
+    """`require(permission)`, then one audit row for what the route did.
+
+    Declare it next to the route, `dependencies=[audited(P.X, "agents.login", AGENT)]`,
+    or take the principal: `principal: Annotated[Principal, audited(...)]`. It runs
+    around the route function (scope "function"), so the row is written before
+    the response is sent."""
+
+    async def record(request: Request, pool: Pool,
+                     principal: Annotated[Principal, require(permission)]
+                     ) -> AsyncIterator[Principal]:
+        outcome, status = "ok", 200
+        try:
+            yield principal
+        except HTTPException as exc:
+            outcome, status = "refused", exc.status_code
+            raise
+        except RequestValidationError:
+            outcome, status = "refused", 422
+            raise
+        except Exception:
+            outcome, status = "failed", 500
+            raise
+        finally:
+            await _write(request, pool, principal, action, outcome, status, aggregate)
+
+    return Depends(record, scope="function")
+
+
+async def _write(request: Request, pool: Any, principal: Principal, action: str, outcome: str,
+                 status: int, aggregate: AggregateOf | None) -> None:
+    aggregate_id = await aggregate(request) if aggregate is not None else None
+    detail: dict[str, Any] = {"status": status, "method": request.method,
+                              **{k: str(v) for k, v in request.path_params.items()}}
+    async with acquire(pool) as conn:
+        await store.record_audit(conn, store.AuditEntry(
+            action=action, outcome=outcome, request_id=principal.request_id,
+            actor=principal.actor_id, actor_kind=principal.kind, tenant=principal.tenant,
+            aggregate_id=aggregate_id, detail=detail))
+
+
+class RequestIdMiddleware:
+    """Gives each HTTP request its id (kept in the request's state, where the
+    `request_id` dependency finds it) and echoes it in the `X-Request-ID` response
+    header, so a caller can quote it and an admin find it in `GET /v1/audit`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = new_request_id(Headers(scope=scope))
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = rid
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

@@ -96,3 +96,25 @@ def test_demo_answers_calls_within_a_minute_and_stops_cleanly_on_ctrl_c(
     finally:
         server.stop()
     assert set(states.values()) == {AgentState.LOGGED_OUT}, states
+
+
+def test_demo_stops_on_sigterm_as_on_ctrl_c(
+    tmp_path: Path, dialtone_processes: Callable[..., DialtoneProcess],
+) -> None:
+    data_dir = tmp_path / "demo-term"
+    pg_port, http_port = free_port(), free_port()
+    demo = dialtone_processes(["demo", "--workers", "1", "--interval", "30"], {
+        "DIALTONE_DATA_DIR": str(data_dir),
+        "DIALTONE_EMBEDDED_PG_PORT": str(pg_port),
+        "DIALTONE_HTTP_PORT": str(http_port),
+    })
+    wait_for(lambda: "dialtone demo is up" in demo.log.read_text(errors="replace")
+             and _ready(f"http://127.0.0.1:{http_port}"), 90, "the demo up",
+             processes=(demo,))
+
+    assert demo.proc is not None
+    demo.proc.send_signal(signal.SIGTERM)  # the demo alone, as systemd or a container would
+    assert demo.proc.wait(60) == 0, demo.tail()
+    assert not EmbeddedPostgres(data_dir / "postgres", pg_port).is_running(), demo.tail()
+    wait_for(lambda: not _processes_with(str(data_dir)), 10, "every demo process gone",
+             processes=(demo,))

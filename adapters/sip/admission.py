@@ -20,7 +20,8 @@ not bounded by anything unless we bound them: this module counts them.
 
 The rule (``KeyBudget.has_room``): the worker acts on an INVITE (routes it,
 or refuses it, which closes its transport) only while the calls closed within
-the window, plus every slot closing too, still fit; otherwise it leaves the
+the window, plus every live call closing too, still fit beside a new call in
+every slot; otherwise it leaves the
 INVITE unanswered (pjsua has sent 100 Trying), holding its slot, and answers
 503 + Retry-After as soon as the window has room. Once every slot is held,
 pjsua answers further INVITEs itself with a stateless 486 and creates no
@@ -36,10 +37,12 @@ from collections.abc import Callable
 IOQUEUE_KEYS = 64  # PJ_IOQUEUE_MAX_HANDLES of the wheel's (select) media ioqueue
 KEYS_PER_CALL = 2  # one RTP and one RTCP socket per pjsua call's audio transport
 KEY_FREE_DELAY = 0.5  # PJ_IOQUEUE_KEY_FREE_DELAY: a closed key is reusable after this
-# Counted over a longer window than pjlib's delay: our clock reads the close at
-# the DISCONNECTED callback, which may run a little before the transport closes.
-CLOSE_WINDOW = 0.6
-RESERVE_KEYS = 2  # never planned for: anything else on the ioqueue
+# Counted over a little more than pjlib's delay: our clock reads the close at
+# the DISCONNECTED callback, in the same poll as the transport's close.
+CLOSE_WINDOW = KEY_FREE_DELAY + 0.02
+# Never planned for: legs the call centre places later (agents, supervisors)
+# and anything else on the ioqueue.
+RESERVE_KEYS = 4
 
 
 class KeyBudget:
@@ -52,12 +55,10 @@ class KeyBudget:
         self.window = window
         self._clock = clock
         self._closed: deque[float] = deque()
-        # Calls whose transports fit on the ioqueue at once (live or closing).
-        transports = (keys - reserve) // KEYS_PER_CALL
-        # Every slot may hold a new live call, and every live call may close
-        # (unasked: BYE, CANCEL, 404) right after we acted: room for both.
-        self.limit = transports - 2 * slots
-        if self.limit < 1:
+        # Calls whose transports fit on the ioqueue at once (live or closing),
+        # less a live call in every slot (pjsua fills free slots by itself).
+        self.limit = (keys - reserve) // KEYS_PER_CALL - slots
+        if self.limit < 2 * slots:
             raise ValueError(f"{keys} ioqueue keys cannot serve {slots} call slots")
 
     def closed(self) -> None:
@@ -71,12 +72,16 @@ class KeyBudget:
             self._closed.popleft()
         return len(self._closed)
 
-    def has_room(self) -> bool:
-        """May the worker act on one more INVITE (which may close its call at once)?"""
-        return self.closing() < self.limit
+    def has_room(self, live: int) -> bool:
+        """May the worker act on an INVITE now, with ``live`` pjsua calls (its own
+        included)? Acting may close it at once, and every live call may close
+        soon after, unasked (BYE, CANCEL, 404), as may the callee leg it places:
+        all of them must still fit while every slot fills again."""
+        return self.closing() + live + 1 <= self.limit
 
-    def wait_hint(self) -> float:
-        """Seconds until the oldest closed call leaves the window (0 if it has room)."""
-        if self.has_room():
+    def wait_hint(self, live: int) -> float:
+        """Seconds until enough closed calls leave the window (0: room now)."""
+        excess = self.closing() + live + 1 - self.limit
+        if excess <= 0:
             return 0.0
-        return max(0.0, self._closed[0] + self.window - self._clock())
+        return max(0.0, self._closed[excess - 1] + self.window - self._clock())

@@ -176,9 +176,31 @@ class EndpointError(RuntimeError):
     """pjsua2 could not start (port in use, bad address, ...)."""
 
 
-def create_endpoint(config: EndpointConfig) -> tuple[pj.Endpoint, _LogWriter]:
-    """A started Endpoint with one UDP transport and the null audio device."""
-    endpoint = pj.Endpoint()
+class _Endpoint(pj.Endpoint):  # type: ignore[misc]  # SWIG class, untyped
+    """Tells the worker about INVITEs pjsua refused by itself: one that had a
+    call slot (bad SDP, no common codec) had its media transport created and
+    closed too, which the worker's key budget must count."""
+
+    def __init__(self, on_rejected: Callable[[int, int], None] | None) -> None:
+        super().__init__()
+        self._on_rejected = on_rejected
+
+    def onRejectedIncomingCall(self, prm: pj.OnRejectedIncomingCallParam) -> None:  # noqa: N802
+        if self._on_rejected is None:
+            return
+        try:
+            self._on_rejected(int(prm.callId), int(prm.statusCode))
+        except Exception:
+            log.exception("rejected-call hook failed")
+
+
+def create_endpoint(config: EndpointConfig,
+                    on_rejected: Callable[[int, int], None] | None = None,
+                    ) -> tuple[pj.Endpoint, _LogWriter]:
+    """A started Endpoint with one UDP transport and the null audio device.
+    ``on_rejected(call_id, status)``: pjsua refused an INVITE itself (call_id
+    is ``PJSUA_INVALID_ID`` when it had no call slot, so no transport)."""
+    endpoint = _Endpoint(on_rejected)
     endpoint.libCreate()
     try:
         writer = _start(endpoint, config)

@@ -145,6 +145,7 @@ class B2BUAWorker:
         self._posted: deque[Callable[[], None]] = deque()
         self._waker = Waker(config.endpoint.host, config.endpoint.port)
         self.refused = 0
+        self.busy = 0  # INVITEs pjsua answered 486 itself (every slot taken)
         # pjsua's real call slots (legs): its own clamp, or fewer if configured.
         self.slots = min(config.endpoint.max_calls, PJSUA_MAX_CALLS)
         self.budget = KeyBudget(self.slots)
@@ -161,7 +162,7 @@ class B2BUAWorker:
     # Lifecycle, on the pjsua2 thread.
 
     def run(self, stop: threading.Event) -> None:
-        endpoint, writer = create_endpoint(self.config.endpoint)
+        endpoint, writer = create_endpoint(self.config.endpoint, self._pjsua_rejected)
         loop = EventLoop(endpoint, self._waker, self._posted)
         account = self._create_account()
         self._ctx = SessionContext(
@@ -217,8 +218,15 @@ class B2BUAWorker:
             link=wiring.link, directory=wiring.directory, resolve_number=self.router.resolve,
             prompts=Prompts(wiring.media_dir),
             music=MusicLibrary(wiring.media_dir, wiring.default_music),
-            reply=self._reply, free_legs=lambda: self.slots - len(self.legs),
+            reply=self._reply, free_legs=self._free_legs,
             recordings=wiring.recordings, announce_every_s=wiring.announce_every_s)
+
+    def _free_legs(self) -> int:
+        """Legs the call centre may place now (supervisor, transfer): a free
+        pjsua slot, and room in the key budget for the leg to close."""
+        if not self.budget.has_room(len(self.legs)):
+            return 0
+        return self.slots - len(self.legs)
 
     def _create_account(self) -> _Account:
         ep = self.config.endpoint
@@ -273,7 +281,7 @@ class B2BUAWorker:
     def _incoming(self, prm: pj.OnIncomingCallParam) -> None:
         leg = self._new_leg(self._account, LegRole.CALLER, prm.callId)
         assert leg.dialog is not None  # just created
-        if self._held or not self.budget.has_room():
+        if self._held or not self.budget.has_room(len(self.legs)):
             # Acting now (even refusing) closes this call's transport while the
             # ioqueue's closing list is full: hold it, its slot too (see admission).
             self._hold(leg)
@@ -299,6 +307,13 @@ class B2BUAWorker:
         self._register(session)
         session.start(self.router.resolve(facts.callee))
 
+    def _pjsua_rejected(self, call_id: int, status: int) -> None:
+        if call_id == pj.PJSUA_INVALID_ID:
+            self.busy += 1  # no slot: pjsua's stateless 486, no transport was made
+        else:
+            self.budget.closed()  # e.g. 488: its transport was made and closed
+        log.info("INVITE refused by pjsua itself with %d", status)
+
     def _refuse(self, leg: Leg, reason: str, sip_call_id: str = "") -> None:
         self.refused += 1
         log.warning("INVITE %s refused with 503: %s", sip_call_id or leg.label, reason)
@@ -308,19 +323,21 @@ class B2BUAWorker:
     def _hold(self, leg: Leg) -> None:
         self._held.append(leg)
         if self._held_timer is None:
-            self._held_timer = self._ctx.call_later(self.budget.wait_hint() or HELD_CHECK,
+            self._held_timer = self._ctx.call_later(self._held_wait(),
                                                     self._answer_held)
 
     def _answer_held(self) -> None:
         """Refuse held INVITEs, oldest first, as far as the key budget allows."""
         self._held_timer = None
-        while self._held and self.budget.has_room():
+        while self._held and self.budget.has_room(len(self.legs)):
             leg = self._held.popleft()
             if not leg.disconnected:  # a caller who CANCELled is answered by pjsua
                 self._refuse(leg, "INVITE burst: ioqueue keys still closing")
         if self._held:
-            self._held_timer = self._ctx.call_later(
-                max(HELD_CHECK, self.budget.wait_hint()), self._answer_held)
+            self._held_timer = self._ctx.call_later(self._held_wait(), self._answer_held)
+
+    def _held_wait(self) -> float:
+        return max(HELD_CHECK, self.budget.wait_hint(len(self.legs)))
 
     def _register(self, session: Session) -> None:
         self.sessions.add(session)

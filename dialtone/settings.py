@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,14 @@ class Settings(BaseSettings):
         default=None, description="Kafka bootstrap servers; unset means in-process projections."
     )
     topic_prefix: str = Field(default="", description="Prefix of every Kafka topic name.")
+    # Kafka authentication (docs/kafka.md): PLAINTEXT, or SASL/SCRAM per service.
+    kafka_security_protocol: str = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SASL_PLAINTEXT or SASL_SSL.")
+    kafka_sasl_mechanism: str = Field(
+        default="SCRAM-SHA-512", description="SCRAM-SHA-512 or SCRAM-SHA-256.")
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="Never logged: SecretStr prints as '**********'.")
     data_dir: Path = Field(default_factory=_default_data_dir)
     embedded_pg_port: int = 55432
     http_host: str = "127.0.0.1"

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -30,6 +30,7 @@ from kafka.errors import TopicAlreadyExistsError
 from application.heartbeats import Heartbeat
 from projections.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, EventEnvelope, InvalidEnvelope
 from streams.envelopes import decode
+from streams.kafka_auth import KafkaAuth
 from streams.topics import topic_for
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class RelayConfig:
     partitions: int = 12
     page_size: int = 2000
     idle_wait: float = 0.05
+    auth: KafkaAuth = field(default_factory=KafkaAuth)
 
 
 class Relay:
@@ -64,9 +66,11 @@ class Relay:
                                    detail=lambda: {"position": self.position})
 
     def open(self) -> None:
-        ensure_topics(self.config.bootstrap, self.topics, self.config.partitions)
+        ensure_topics(self.config.bootstrap, self.topics, self.config.partitions,
+                      self.config.auth)
         self._producer = KafkaProducer(
             bootstrap_servers=self.config.bootstrap,
+            **self.config.auth.kafka_python(),
             transactional_id=f"{self.config.topic_prefix}dialtone-relay-{self.app.name}",
             acks="all",
             linger_ms=5,
@@ -75,7 +79,7 @@ class Relay:
         # Fences any earlier incarnation and aborts its unfinished transaction.
         self._producer.init_transactions()
         self.position = max(self._stored_position(), last_committed_position(
-            self.config.bootstrap, self.topics))
+            self.config.bootstrap, self.topics, auth=self.config.auth))
         log.info("relay %s resumes after position %d", self.app.name, self.position)
 
     def close(self) -> None:
@@ -144,8 +148,9 @@ class Relay:
         )
 
 
-def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int,
+                  auth: KafkaAuth | None = None) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **(auth or KafkaAuth()).kafka_python())
     try:
         existing = set(admin.list_topics())
         missing = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
@@ -157,10 +162,12 @@ def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> Non
         admin.close()
 
 
-def last_committed_position(bootstrap: str, topics: Iterable[str], timeout: float = 10.0) -> int:
+def last_committed_position(bootstrap: str, topics: Iterable[str], timeout: float = 10.0,
+                            auth: KafkaAuth | None = None) -> int:
     """The highest store position committed to any partition of the topics (0 if none)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
-                             enable_auto_commit=False, group_id=None)
+                             enable_auto_commit=False, group_id=None,
+                             **(auth or KafkaAuth()).kafka_python())
     try:
         partitions = [TopicPartition(t, p) for t in topics
                       for p in sorted(consumer.partitions_for_topic(t) or ())]

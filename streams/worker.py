@@ -33,7 +33,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
@@ -44,6 +44,7 @@ from projections.dead_letters import apply_or_park
 from projections.envelope import EventEnvelope, InvalidEnvelope
 from projections.registry import ProjectionGroup
 from streams.heartbeat import attach_to_faust
+from streams.kafka_auth import KafkaAuth
 from streams.topics import dead_letter_topic, topic_for
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class WorkerConfig:
     web_port: int | None = None  # Faust's own web server; None disables it
     retry_s: float = 0.5  # first wait after a failed batch; doubles up to max_retry_s
     max_retry_s: float = 10.0
+    auth: KafkaAuth = field(default_factory=KafkaAuth)
 
 
 class ProjectionSink:
@@ -158,6 +160,7 @@ def create_app(config: WorkerConfig, groups: Sequence[ProjectionGroup]) -> faust
     app = faust.App(
         config.app_id,
         broker=f"kafka://{config.bootstrap}",
+        broker_credentials=config.auth.faust_credentials(),
         value_serializer="raw",
         key_serializer="raw",
         topic_partitions=config.partitions,

@@ -7,6 +7,7 @@ import faust
 
 from dialtone import bootstrap
 from dialtone.database import resolve_dsn
+from dialtone.kafka_settings import kafka_auth
 from dialtone.migrations import apply_migrations
 from dialtone.settings import Settings
 from streams.worker import WorkerConfig, create_app
@@ -24,7 +25,8 @@ def command(settings: Settings, web_port: int | None) -> None:
     apply_migrations(database_url)
     config = WorkerConfig(bootstrap=settings.kafka_bootstrap, database_url=database_url,
                           web_port=web_port, topic_prefix=settings.topic_prefix,
-                          app_id=f"{settings.topic_prefix}dialtone-projections")
+                          app_id=f"{settings.topic_prefix}dialtone-projections",
+                          auth=kafka_auth(settings))
     app = create_app(config,
                      bootstrap.PROJECTION_GROUPS)
     faust.Worker(app, loglevel=settings.log_level.lower()).execute_from_commandline()

@@ -63,11 +63,21 @@ class KafkaBroker:
     cache_dir: Path = field(default_factory=default_cache_dir)
     version: str = KAFKA_VERSION
     heap: str = "512m"
+    # A SASL_PLAINTEXT (SCRAM-SHA-512) client listener with ACLs on this port;
+    # None (the default) is the plain broker every other test uses.
+    sasl_port: int | None = None
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        """The SCRAM listener's bootstrap; the plain one stays the admin's (a super user)."""
+        if self.sasl_port is None:
+            raise KafkaBrokerError("this broker has no SCRAM listener (sasl_port=None)")
+        return f"127.0.0.1:{self.sasl_port}"
 
     @property
     def libs_dir(self) -> Path:
@@ -184,9 +194,12 @@ class KafkaBroker:
         log.info("Kafka jars resolved in %.1fs", time.monotonic() - started)
 
     def _write_config(self) -> None:
-        template = Template((INFRA_DIR / "server.properties.template").read_text())
-        self.config_file.write_text(template.substitute(
+        text = (INFRA_DIR / "server.properties.template").read_text()
+        if self.sasl_port is not None:
+            text += "\n" + (INFRA_DIR / "scram.properties.template").read_text()
+        self.config_file.write_text(Template(text).substitute(
             port=self.port, controller_port=self.controller_port, log_dir=self.storage_dir,
+            sasl_port=self.sasl_port,
         ))
 
     def _format_storage(self) -> None:

@@ -3,7 +3,7 @@ users and API keys (admin). Everything an admin does here stays in their tenant.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Annotated, Any
 
 import asyncpg
@@ -21,6 +21,7 @@ from api.auth.dependencies import (
 )
 from api.auth.permissions import Permission
 from api.auth.schemas import (
+    DeviceSet,
     KeyCreate,
     KeyCreated,
     KeyPublic,
@@ -100,8 +101,25 @@ async def add_user(body: UserCreate, principal: UsersAdmin, pool: Pool,
                                           body.password)
         except Conflict:
             raise ProblemError(409, f"Username {body.username} is taken.") from None
+        if body.device is not None:
+            await store.set_user_device(conn, body.username, principal.tenant, body.device)
+            user = replace(user, device=body.device)
         await _audit(conn, principal, rid, "users.add", {"username": body.username})
     return UserPublic(**asdict(user))
+
+
+@router.put("/users/{username}/device", status_code=204,
+            responses=problem_responses(401, 403, 404, 422))
+async def set_device(username: str, body: DeviceSet, principal: UsersAdmin, pool: Pool,
+                     rid: RequestId) -> Response:
+    """Set (or clear, with null) a person's own device: the SIP URI their monitor,
+    whisper and barge ring. A supervision request never names a device itself."""
+    async with acquire(pool) as conn:
+        if not await store.set_user_device(conn, username, principal.tenant, body.device):
+            raise NotFound("user", username)
+        await _audit(conn, principal, rid, "users.device",
+                     {"username": username, "device": body.device})
+    return Response(status_code=204)
 
 
 @router.post("/users/{username}/disable", status_code=204,

@@ -9,9 +9,14 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from api.schemas.call_control import DEVICE_PATTERN
 from application.identity.model import Role
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+USERNAME_PATTERN = _NAME
+_DEVICE = Field(default=None, pattern=DEVICE_PATTERN, max_length=200, examples=[
+    "sip:sam@10.0.0.7:5060"], description="The person's own phone (a SIP URI): what a "
+    "supervisor's monitor, whisper or barge rings.")
 
 
 class TokenPublic(BaseModel):
@@ -31,6 +36,7 @@ class UserCreate(BaseModel):
     username: str = Field(pattern=_NAME)
     role: Role
     password: str = Field(min_length=12, max_length=200)
+    device: str | None = _DEVICE
 
 
 class UserPublic(BaseModel):
@@ -40,6 +46,11 @@ class UserPublic(BaseModel):
     role: Role
     disabled: bool
     created_at: datetime
+    device: str | None
+
+
+class DeviceSet(BaseModel):
+    device: str | None = _DEVICE
 
 
 class UsersPublic(BaseModel):

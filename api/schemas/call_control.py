@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from api.schemas.targets import KEY_PATTERN, Body
+from api.schemas.targets import Body
 from api.schemas.text import Text
 
 DEVICE_PATTERN = r"^sips?:[^\s<>\x00]+$"
@@ -15,12 +15,11 @@ SupervisionModeName = Literal["monitor", "whisper", "barge"]
 
 
 class SupervisionStart(Body):
-    supervisor: str = Field(pattern=KEY_PATTERN, description="Who supervises, e.g. `sam`.")
+    """Who supervises is the caller; the device rung is theirs (never named here)."""
+
     mode: SupervisionModeName = Field(description=(
         "`monitor`: hears both, heard by nobody; `whisper`: heard by the agent only; "
         "`barge`: heard by both."))
-    device: str = Field(pattern=DEVICE_PATTERN, max_length=200,
-                        description="The supervisor's SIP URI, which the platform calls.")
 
 
 class SupervisionPublic(BaseModel):

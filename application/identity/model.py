@@ -31,6 +31,7 @@ class User:
     role: Role
     disabled: bool
     created_at: datetime
+    device: str | None = None  # the SIP URI a supervisor's monitor/whisper/barge rings
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,10 @@ async def ensure_tenant(conn: asyncpg.Connection, tenant: str, name: str | None 
 
 def _user(row: asyncpg.Record) -> User:
     return User(row["id"], row["tenant"], row["username"], Role(row["role"]),
-                row["disabled_at"] is not None, row["created_at"])
+                row["disabled_at"] is not None, row["created_at"], row["device"])
 
 
-_USER_COLUMNS = "id, tenant, username, role, disabled_at, created_at"
+_USER_COLUMNS = "id, tenant, username, role, disabled_at, created_at, device"
 
 
 async def create_user(conn: asyncpg.Connection, tenant: str, username: str, role: Role,
@@ -92,6 +92,22 @@ async def set_password(conn: asyncpg.Connection, username: str, tenant: str | No
         "WHERE username = $1 AND ($2::text IS NULL OR tenant = $2)",
         username, tenant, password_hash)
     return str(status) != "UPDATE 0"
+
+
+async def set_user_device(conn: asyncpg.Connection, username: str, tenant: str | None,
+                          device: str | None) -> bool:
+    """Give a user their own device (a SIP URI), or take it away (None)."""
+    status = await conn.execute(
+        "UPDATE users SET device = $3 WHERE username = $1 AND ($2::text IS NULL OR tenant = $2)",
+        username, tenant, device)
+    return bool(status == "UPDATE 1")
+
+
+async def user_by_id(conn: asyncpg.Connection, user_id: UUID, tenant: str) -> User | None:
+    row = await conn.fetchrow(
+        f"SELECT {_USER_COLUMNS} FROM users "  # noqa: S608 - constant columns
+        "WHERE id = $1 AND tenant = $2", user_id, tenant)
+    return _user(row) if row else None
 
 
 async def user_state(conn: asyncpg.Connection, user_id: UUID) -> ActorState | None:

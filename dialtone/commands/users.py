@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -19,6 +20,7 @@ import asyncpg
 import click
 
 from api.db import asyncpg_dsn
+from api.schemas.call_control import DEVICE_PATTERN
 from application.identity import service, store
 from application.identity.credentials import random_password
 from application.identity.model import DEFAULT_TENANT, Conflict, IdentityError, Role
@@ -106,6 +108,22 @@ def add(settings: Settings, username: str, role: str, tenant: str, password: str
     click.echo(f"added {user.username} ({user.role.value}) to tenant {user.tenant}: {user.id}")
 
 
+@command.command("device")
+@click.argument("username")
+@click.argument("uri", required=False)
+@click.pass_obj
+def device(settings: Settings, username: str, uri: str | None) -> None:
+    """Set USERNAME's own phone (a SIP URI: what their monitor, whisper and barge
+    ring); without URI, clear it."""
+    if uri is not None and not re.fullmatch(DEVICE_PATTERN, uri):
+        raise click.BadParameter(f"not a SIP URI: {uri!r}", param_hint="URI")
+    found = with_connection(resolve_dsn(settings), lambda conn: store.set_user_device(
+        conn, username, None, uri))
+    if not found:
+        raise click.ClickException(f"no user {username}")
+    click.echo(f"device of {username}: {uri or 'none'}")
+
+
 @command.command("list")
 @click.option("--tenant", default=None, help="Only this tenant (default: all).")
 @click.pass_obj
@@ -114,7 +132,8 @@ def list_(settings: Settings, tenant: str | None) -> None:
     users = with_connection(resolve_dsn(settings), lambda conn: store.list_users(conn, tenant))
     for user in users:
         state = "disabled" if user.disabled else "active"
-        click.echo(f"{user.tenant}\t{user.username}\t{user.role.value}\t{state}\t{user.id}")
+        click.echo(f"{user.tenant}\t{user.username}\t{user.role.value}\t{state}\t{user.id}"
+                   f"\t{user.device or '-'}")
 
 
 @command.command("disable")

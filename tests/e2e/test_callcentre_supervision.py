@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from application.callcentre import CallCentreService
+from application.identity.model import Role
 from dialtone.services.phones import Softphone
 from domain.call import Call, Direction, Disposition, HangupSide
 from streams.routing_process import RoutingRunner
@@ -29,6 +30,7 @@ from tests.fixtures.callcentre import (
     wait_for,
 )
 from tests.fixtures.sip import CallStore, StartWorker
+from tests.integration.auth_support import add_user, bearer, token_for
 from tests.softphone import audio
 
 pytestmark = pytest.mark.sip
@@ -49,7 +51,7 @@ def _heard(phone: Softphone, since: float, until: float) -> audio.Recording:
 def test_a_supervisor_is_heard_as_the_mode_says_and_hears_both_parties(
     mode: str, agent_hears: bool, caller_hears: bool, b2bua: StartWorker,
     router: RoutingRunner, centre: CallCentreService, api: TestClient, phone: StartPhone,
-    call_store: CallStore, tmp_path: Path,
+    call_store: CallStore, tmp_path: Path, database_url: str,
 ) -> None:
     provision_queue(centre, "sales", ["alice"], did="5000")
     record = ["--record-dir", str(tmp_path / "rec")]
@@ -63,14 +65,16 @@ def test_a_supervisor_is_heard_as_the_mode_says_and_hears_both_parties(
     call_id = Call.id_for(sip_call_id)
     alice.wait("state", state="CONFIRMED")
 
-    started = api.post(f"/v1/calls/{call_id}/supervision",
-                       json={"supervisor": "sam", "mode": mode, "device": sam.uri})
+    # The supervisor logs in; the platform rings the device an admin gave them.
+    as_sam = supervisor(api, database_url, "sam", sam.uri)
+    started = api.post(f"/v1/calls/{call_id}/supervision", json={"mode": mode}, headers=as_sam)
     assert started.status_code == 202, started.text
     assert started.json()["state"] == "calling"
     joined = sam.wait("state", state="CONFIRMED")["t"]
     time.sleep(3.0)
     left = time.time()
-    assert api.delete(f"/v1/calls/{call_id}/supervision/sam").status_code == 204
+    assert api.delete(f"/v1/calls/{call_id}/supervision/sam",
+                      headers=as_sam).status_code == 204
     sam.wait("state", state="DISCONNECTED")
     time.sleep(1.0)
     caller.send("hangup")
@@ -93,7 +97,7 @@ def test_a_supervisor_is_heard_as_the_mode_says_and_hears_both_parties(
 
 def test_supervising_a_caller_still_waiting_in_the_queue_is_a_conflict(
     b2bua: StartWorker, router: RoutingRunner, centre: CallCentreService, api: TestClient,
-    phone: StartPhone,
+    phone: StartPhone, database_url: str,
 ) -> None:
     provision_queue(centre, "sales", ["alice"], did="5000")  # nobody logged in
     worker = b2bua()
@@ -102,9 +106,9 @@ def test_supervising_a_caller_still_waiting_in_the_queue_is_a_conflict(
     call_id = Call.id_for(caller.wait("dialled")["sip_call_id"])
     caller.wait("state", state="CONFIRMED")
 
-    refused = api.post(f"/v1/calls/{call_id}/supervision",
-                       json={"supervisor": "sam", "mode": "monitor",
-                             "device": "sip:sam@127.0.0.1"})
+    as_sam = supervisor(api, database_url, "sam", "sip:sam@127.0.0.1")
+    refused = api.post(f"/v1/calls/{call_id}/supervision", json={"mode": "monitor"},
+                       headers=as_sam)
     assert refused.status_code == 409, refused.text
     assert refused.headers["content-type"] == "application/problem+json"
     assert "queue" in refused.json()["detail"]
@@ -113,10 +117,12 @@ def test_supervising_a_caller_still_waiting_in_the_queue_is_a_conflict(
 
 
 def test_supervising_an_unknown_or_ended_call_is_404_or_409(
-    centre: CallCentreService, api: TestClient, call_store: CallStore,
+    centre: CallCentreService, api: TestClient, call_store: CallStore, database_url: str,
 ) -> None:
-    body = {"supervisor": "sam", "mode": "monitor", "device": "sip:sam@127.0.0.1"}
-    unknown = api.post("/v1/calls/00000000-0000-4000-8000-000000000000/supervision", json=body)
+    as_sam = supervisor(api, database_url, "sam", "sip:sam@127.0.0.1")
+    body = {"mode": "monitor"}
+    unknown = api.post("/v1/calls/00000000-0000-4000-8000-000000000000/supervision", json=body,
+                       headers=as_sam)
     assert unknown.status_code == 404, unknown.text
 
     service = call_store.service
@@ -126,10 +132,19 @@ def test_supervising_an_unknown_or_ended_call_is_404_or_409(
                      hangup_cause="originator_cancel", hangup_side=HangupSide.CALLER,
                      sip_status=487, occurred_at=now())
     wait_for(lambda: api.get(f"/v1/calls/{call_id}").status_code == 200, "the call projected")
-    ended = api.post(f"/v1/calls/{call_id}/supervision", json=body)
+    ended = api.post(f"/v1/calls/{call_id}/supervision", json=body, headers=as_sam)
     assert ended.status_code == 409, ended.text
-    assert api.post(f"/v1/calls/{call_id}/supervision", json={**body, "mode": "shout"}
-                    ).status_code == 422
+    assert api.post(f"/v1/calls/{call_id}/supervision", json={**body, "mode": "shout"},
+                    headers=as_sam).status_code == 422
+
+
+def supervisor(api: TestClient, database_url: str, name: str, device: str) -> dict[str, str]:
+    """A supervisor user whose own device is `device` (set by the admin, through the
+    API), logged in: the headers that act as them."""
+    add_user(database_url, name, Role.SUPERVISOR)
+    assert api.put(f"/v1/auth/users/{name}/device",
+                   json={"device": device}).status_code == 204  # the client's admin key
+    return bearer(token_for(api, name))
 
 
 def _event(store: CallStore, call_id: Any, kind: type[Any]) -> Any:

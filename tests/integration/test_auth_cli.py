@@ -90,3 +90,17 @@ def test_a_short_password_is_refused(database_url: str) -> None:
     assert result.exit_code == 1
     assert "at least 12 characters" in result.output
     assert "tom" not in _run(database_url, "users", "list")
+
+
+def test_users_device_sets_and_clears_a_persons_own_phone(database_url):
+    _run(database_url, "users", "add", "sam", "--role", "supervisor",
+         stdin="a long enough password\na long enough password\n")
+    assert "device of sam: sip:sam@10.0.0.7" in _run(database_url, "users", "device", "sam",
+                                                      "sip:sam@10.0.0.7")
+    assert _run(database_url, "users", "list").rstrip().endswith("\tsip:sam@10.0.0.7")
+    _run(database_url, "users", "device", "sam")
+    assert _run(database_url, "users", "list").rstrip().endswith("\t-")
+    refused = CliRunner().invoke(cli, ["users", "device", "sam", "http://x"],
+                                 obj=Settings(database_url=database_url))
+    assert refused.exit_code != 0
+    assert "not a SIP URI" in refused.output

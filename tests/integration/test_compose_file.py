@@ -9,30 +9,40 @@ Kafka's StorageTool, which refuses an inconsistent KRaft configuration.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import compose
 import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from dialtone.services.kafka import INFRA_DIR, KAFKA_VERSION, KafkaBroker
+from dialtone.services.postgres import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 # The wheel's console script drops the exit status; call the binary itself.
 DOCKER_COMPOSE = Path(compose.__file__).parent / "docker-compose"
 DIALTONE_SERVICES = ("migrate", "api", "relay", "worker", "router", "b2bua")
+# Only these use Kafka, each as its own SCRAM user (dialtone/services/kafka_acls.py).
+KAFKA_CLIENTS = {"relay": "KAFKA_RELAY_PASSWORD", "worker": "KAFKA_WORKER_PASSWORD"}
 # Variables the apache/kafka image reads itself rather than turning into properties.
 KAFKA_IMAGE_ONLY_ENV = {"CLUSTER_ID", "KAFKA_HEAP_OPTS", "KAFKA_OPTS", "KAFKA_JVM_PERFORMANCE_OPTS"}
 
 
-def _compose(compose_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _compose(compose_file: Path, *args: str,
+             variables: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     # A clean environment, so a developer's POSTGRES_PASSWORD etc. cannot change the result.
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
+           **(variables or {})}
     return subprocess.run(
         [str(DOCKER_COMPOSE), "-f", str(compose_file), "--project-directory", str(REPO), *args],
         capture_output=True, text=True, check=False, env=env, timeout=60,
@@ -86,10 +96,12 @@ def test_dialtone_services_run_their_subcommand(stack: dict[str, Any]) -> None:
 def test_services_start_in_dependency_order(stack: dict[str, Any]) -> None:
     services = stack["services"]
     assert services["migrate"]["depends_on"]["timescaledb"]["condition"] == "service_healthy"
+    assert services["kafka-init"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     for name in ("api", "relay", "worker"):
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
         assert depends["kafka"]["condition"] == "service_healthy", name
+        assert depends["kafka-init"]["condition"] == "service_completed_successfully", name
     for name in ("timescaledb", "kafka", "api"):
         assert services[name]["healthcheck"]["test"], name
 
@@ -98,14 +110,14 @@ def test_state_lives_in_named_volumes(stack: dict[str, Any]) -> None:
     mounts = {name: {(v["source"], v["target"]) for v in stack["services"][name]["volumes"]}
               for name in ("timescaledb", "kafka")}
     assert mounts["timescaledb"] == {("timescale-data", "/var/lib/postgresql/data")}
-    assert mounts["kafka"] == {("kafka-data", "/var/lib/kafka/data")}
+    assert ("kafka-data", "/var/lib/kafka/data") in mounts["kafka"]
     assert set(stack["volumes"]) >= {"timescale-data", "kafka-data"}
 
 
 def test_kafka_runs_kraft_without_zookeeper(stack: dict[str, Any]) -> None:
     env = stack["services"]["kafka"]["environment"]
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@localhost:9093"
     assert not any("ZOOKEEPER" in key for key in env)
     assert "INTERNAL://kafka:19092" in env["KAFKA_ADVERTISED_LISTENERS"].split(",")
 
@@ -150,3 +162,158 @@ def test_kafka_refuses_a_broken_kraft_config(stack: dict[str, Any], tmp_path: Pa
     result = _format_with_kafka(env, tmp_path)
     assert result.returncode != 0
     assert "controller.listener.names must contain" in result.stdout + result.stderr
+
+
+def _listeners(env: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Listener name -> (host it binds, security protocol)."""
+    protocols = dict(item.split(":")
+                     for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    bound = {}
+    for listener in env["KAFKA_LISTENERS"].split(","):
+        name, address = listener.split("://")
+        bound[name] = (address.rpartition(":")[0], protocols[name])
+    return bound
+
+
+def test_kafka_clients_must_authenticate_and_acls_deny_by_default(stack: dict[str, Any]) -> None:
+    env = stack["services"]["kafka"]["environment"]
+    for name, (host, protocol) in _listeners(env).items():
+        # Unauthenticated listeners (whose principal is a super user) stay on loopback.
+        assert protocol == "SASL_PLAINTEXT" or host == "127.0.0.1", name
+    assert _listeners(env)["INTERNAL"][1] == "SASL_PLAINTEXT"
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"].endswith(".StandardAuthorizer")
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    jaas = env["KAFKA_OPTS"].removeprefix("-Djava.security.auth.login.config=")
+    mounts = {v["target"]: Path(v["source"]) for v in stack["services"]["kafka"]["volumes"]}
+    assert "ScramLoginModule required" in mounts[jaas].read_text()
+
+
+def test_kafka_init_provisions_from_the_brokers_loopback(stack: dict[str, Any]) -> None:
+    init = stack["services"]["kafka-init"]
+    assert init["network_mode"] == "service:kafka"
+    assert init["entrypoint"] == ["python", "-m", "dialtone.services.kafka_acls"]
+    admin = _listeners(stack["services"]["kafka"]["environment"])["ADMIN"]
+    assert admin == ("127.0.0.1", "PLAINTEXT")
+    assert init["environment"]["KAFKA_ADMIN_BOOTSTRAP"].startswith("127.0.0.1:")
+
+
+def test_relay_and_worker_use_their_own_kafka_user_and_nobody_else_gets_one(
+    stack: dict[str, Any],
+) -> None:
+    init_env = stack["services"]["kafka-init"]["environment"]
+    for name in DIALTONE_SERVICES:
+        env = stack["services"][name]["environment"]
+        if name not in KAFKA_CLIENTS:
+            assert not any(key.startswith("DIALTONE_KAFKA_SASL") for key in env), name
+            continue
+        assert env["DIALTONE_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT", name
+        assert env["DIALTONE_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512", name
+        assert env["DIALTONE_KAFKA_SASL_USERNAME"] == name
+        assert env["DIALTONE_KAFKA_SASL_PASSWORD"] == init_env[KAFKA_CLIENTS[name]], name
+
+
+def test_kafka_passwords_come_from_the_environment_and_only_placeholders_are_committed() -> None:
+    text = COMPOSE_FILE.read_text()
+    defaults = re.findall(r"\$\{KAFKA_\w+_PASSWORD:-([^}]*)\}", text)
+    assert defaults
+    assert all(value.startswith("change-me-") for value in defaults)
+    chosen = {variable: f"{variable.lower()}-from-env" for variable in (
+        "KAFKA_RELAY_PASSWORD", "KAFKA_WORKER_PASSWORD", "KAFKA_INTEGRATOR_PASSWORD")}
+    result = _compose(COMPOSE_FILE, "config", "--format", "json", variables=chosen)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    assert {k: services["kafka-init"]["environment"][k] for k in chosen} == chosen
+    for name, variable in KAFKA_CLIENTS.items():
+        assert services[name]["environment"]["DIALTONE_KAFKA_SASL_PASSWORD"] == chosen[variable]
+
+
+@pytest.mark.kafka
+def test_the_compose_broker_config_serves_scram_users_that_kafka_init_provisions(
+    stack: dict[str, Any], tmp_path: Path,
+) -> None:
+    """The kafka service's own settings, run by the real broker (ports moved to free
+    loopback ports), provisioned by kafka-init's command and environment: the relay's
+    credentials from the compose file write, the integrator's read but cannot write."""
+    kafka = stack["services"]["kafka"]
+    env, ports = _on_free_loopback_ports(kafka["environment"])
+    mounts = {v["target"]: v["source"] for v in kafka["volumes"]}
+    jaas = env["KAFKA_OPTS"].removeprefix("-Djava.security.auth.login.config=")
+    assert _format_with_kafka(env, tmp_path).returncode == 0
+    broker = KafkaBroker(tmp_path / "unused")
+    command = broker.tool_command("kafka.Kafka", str(tmp_path / "server.properties"))
+    command.insert(1, f"-Djava.security.auth.login.config={mounts[jaas]}")
+    with (tmp_path / "kafka.log").open("wb") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        _wait_until_it_serves(f"127.0.0.1:{ports['ADMIN']}", process, tmp_path / "kafka.log")
+        init_env = {**stack["services"]["kafka-init"]["environment"],
+                    "KAFKA_ADMIN_BOOTSTRAP": f"127.0.0.1:{ports['ADMIN']}"}
+        init = subprocess.run([sys.executable, "-m", *stack["services"]["kafka-init"][
+            "entrypoint"][2:]], env={**os.environ, **init_env}, capture_output=True, text=True,
+            check=False, timeout=120)
+        assert init.returncode == 0, init.stderr[-3000:]
+        assert not [v for k, v in init_env.items() if k.endswith("_PASSWORD") and
+                    v in init.stdout + init.stderr]
+        internal = f"127.0.0.1:{ports['INTERNAL']}"
+        relay_env = stack["services"]["relay"]["environment"]
+        relay = KafkaProducer(**_client(internal, relay_env["DIALTONE_KAFKA_SASL_USERNAME"],
+                                        relay_env["DIALTONE_KAFKA_SASL_PASSWORD"]))
+        relay.send("dialtone.calls.v1", key=b"k", value=b"{}").get(timeout=30)
+        relay.close()
+        integrator = _client(internal, "integrator", init_env["KAFKA_INTEGRATOR_PASSWORD"])
+        consumer = KafkaConsumer("dialtone.calls.v1", group_id="integrator-compose",
+                                 auto_offset_reset="earliest", consumer_timeout_ms=20_000,
+                                 **integrator)
+        assert next(iter(consumer)).key == b"k"
+        consumer.close()
+        producer = KafkaProducer(enable_idempotence=False, retries=0, **integrator)
+        with pytest.raises(TopicAuthorizationFailedError):
+            producer.send("dialtone.calls.v1", key=b"forged", value=b"{}").get(timeout=30)
+        producer.close(timeout=5)
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def _client(bootstrap: str, username: str, password: str) -> dict[str, Any]:
+    return {"bootstrap_servers": bootstrap, "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": username,
+            "sasl_plain_password": password}
+
+
+def _on_free_loopback_ports(env: dict[str, str]) -> tuple[dict[str, str], dict[str, int]]:
+    """The kafka service's environment with every listener on a free 127.0.0.1 port."""
+    names = {address.rpartition(":")[2]: name for name, address in (
+        listener.split("://") for listener in env["KAFKA_LISTENERS"].split(","))}
+    moved = {port: free_port() for port in names}
+
+    def move(value: str) -> str:
+        return re.sub(r"(://|@)[^:,/]*:(\d+)",
+                      lambda m: f"{m.group(1)}127.0.0.1:{moved[m.group(2)]}", value)
+
+    rewritten = {**env, **{key: move(env[key]) for key in (
+        "KAFKA_LISTENERS", "KAFKA_ADVERTISED_LISTENERS", "KAFKA_CONTROLLER_QUORUM_VOTERS")}}
+    return rewritten, {names[port]: new for port, new in moved.items()}
+
+
+def _wait_until_it_serves(bootstrap: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text(errors="replace")[-4000:]
+        with contextlib.suppress(KafkaError):
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000,
+                                     bootstrap_timeout_ms=3000)
+            try:
+                if admin.describe_cluster().get("brokers"):
+                    return
+            finally:
+                admin.close()
+        time.sleep(0.5)
+    pytest.fail(f"the compose broker config did not serve {bootstrap}:\n"
+                f"{log.read_text(errors='replace')[-4000:]}")

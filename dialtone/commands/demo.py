@@ -38,6 +38,7 @@ from application.callcentre import AlreadyExists, CallCentreService
 from dialtone import bootstrap
 from dialtone.commands.b2bua import spawn_worker
 from dialtone.commands.up import WORKER_HOST, lost_calls_ender
+from dialtone.commands.users import demo_login
 from dialtone.database import EVENT_TABLES_READY, release_embedded, resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.narrate import Narrator
@@ -294,7 +295,9 @@ def command(settings: Settings, host: str | None, port: int | None, workers: int
             demo.start_agents()
             demo.start_callers()
             base = f"http://{host}:{port}"
-            say(f"dialtone demo is up. Calls arrive every ~{interval:.0f} s; watch them:\n"
+            say(demo_login(database_url, settings.data_dir, base))
+            say(f"dialtone demo is up. Calls arrive every ~{interval:.0f} s; watch them "
+                f"(with a bearer credential, as above):\n"
                 f"  {base}/v1/queues/sales/live   queue sales right now\n"
                 f"  {base}/v1/agents              agents and their states\n"
                 f"  {base}/v1/calls               calls in progress\n"

@@ -22,6 +22,7 @@ import click
 
 from dialtone import bootstrap
 from dialtone.commands.b2bua import end_lost_worker_calls, spawn_worker
+from dialtone.commands.users import PASSWORD_FILE, ensure_initial_admin, first_login_message
 from dialtone.database import EVENT_TABLES_READY, release_embedded, resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.services.ports import busy_ports
@@ -102,6 +103,7 @@ def command(settings: Settings, host: str | None, port: int | None, b2bua_worker
     runners: list[InProcessProjectionRunner | RoutingRunner] = []
     try:
         apply_migrations(database_url)
+        admin_password = ensure_initial_admin(database_url, settings.data_dir)
         bootstrap.call_service(database_url)  # creates the event tables once, before workers
         bootstrap.callcentre_service(database_url)
         workers = start_b2bua_workers(b2bua_workers, sip_port, database_url, settings)
@@ -112,6 +114,9 @@ def command(settings: Settings, host: str | None, port: int | None, b2bua_worker
             runner.start()
         click.echo(f"dialtone is up: http://{host}:{port}/docs (API), /healthz; "
                    f"SIP on udp {sip_port}..{sip_port + b2bua_workers - 1}; Ctrl-C stops it")
+        if admin_password is not None:  # the first start only
+            click.echo(first_login_message(f"http://{host}:{port}", admin_password,
+                                           settings.data_dir / PASSWORD_FILE))
         serve(bootstrap.http_app(database_url), host, port, stop,
               log_level=settings.log_level.lower())
     finally:

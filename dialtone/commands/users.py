@@ -22,7 +22,7 @@ import click
 from api.db import asyncpg_dsn
 from api.schemas.call_control import DEVICE_PATTERN
 from application.identity import service, store
-from application.identity.credentials import random_password
+from application.identity.credentials import API_KEY_PREFIX, parse_secret, random_password
 from application.identity.model import DEFAULT_TENANT, Conflict, IdentityError, Role
 from dialtone.database import resolve_dsn
 from dialtone.migrations import apply_migrations
@@ -67,6 +67,46 @@ def ensure_initial_admin(database_url: str, data_dir: Path) -> str | None:
         return None
     write_secret_file(data_dir / PASSWORD_FILE, password)
     return password
+
+
+def first_login_message(base_url: str, password: str, password_file: Path) -> str:
+    """What the first `dialtone up` prints, once: the admin's name, password, where
+    the password is kept, and how to log in."""
+    return (
+        f"first start: user {INITIAL_ADMIN!r} (tenant {DEFAULT_TENANT!r}) made with password\n"
+        f"    {password}\n"
+        f"  kept in {password_file} (mode 0600); shown only this once. Log in:\n"
+        f"    curl -s -d username={INITIAL_ADMIN} -d \"password=$(cat {password_file})\" "
+        f"{base_url}/v1/auth/token\n"
+        f"  then send 'Authorization: Bearer <access_token>' (or open {base_url}/docs, "
+        f"Authorize). Change it: dialtone users passwd {INITIAL_ADMIN}")
+
+
+DEMO_KEY_FILE = "demo-api-key"
+
+
+def demo_login(database_url: str, data_dir: Path, base_url: str) -> str:
+    """`dialtone demo`'s credentials: the first admin if there is none yet, and a
+    fresh supervisor key of its own kept in `<data_dir>/demo-api-key` (0600; the
+    previous run's key is revoked). Returns what to print: how to use the key and
+    how a person logs in. The key itself is never printed."""
+    password = ensure_initial_admin(database_url, data_dir)
+    key_file = data_dir / DEMO_KEY_FILE
+    old = parse_secret(key_file.read_text().strip(), API_KEY_PREFIX) if key_file.exists() else None
+    if old is not None:
+        with_connection(database_url, lambda conn: store.revoke_key(conn, old.id, None))
+    write_secret_file(key_file, issue_api_key(database_url, "demo", Role.SUPERVISOR))
+    admin_file = data_dir / PASSWORD_FILE
+    lines = [first_login_message(base_url, password, admin_file)] if password else []
+    lines += [
+        f"the demo's own API key (role supervisor) is in {key_file}:",
+        f"    curl -s -H \"Authorization: Bearer $(cat {key_file})\" {base_url}/v1/agents",
+        f"a person logs in with a username and password (user {INITIAL_ADMIN!r}: "
+        + (f"password in {admin_file}" if admin_file.exists() else "password set at its "
+           "first start") + "):",
+        f"    curl -s -d username={INITIAL_ADMIN} -d password=... {base_url}/v1/auth/token",
+    ]
+    return "\n".join(lines)
 
 
 def issue_api_key(database_url: str, account: str, role: Role = Role.ADMIN,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import queue
 import signal
 import sys
@@ -308,9 +309,12 @@ def login(args: argparse.Namespace, uri: str) -> None:
     if not args.api.startswith(("http://", "https://")):
         raise SystemExit(f"--api must be an http(s) URL, got {args.api!r}")
     body = json.dumps({"device_uri": uri}).encode()
+    headers = {"Content-Type": "application/json"}
+    token = os.environ.get("DIALTONE_API_TOKEN")  # a key or access token; never in argv
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
-        f"{args.api}/v1/agents/{args.agent}/login", data=body,
-        headers={"Content-Type": "application/json"})
+        f"{args.api}/v1/agents/{args.agent}/login", data=body, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             status = response.status
@@ -340,7 +344,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quit-after-call", action="store_true", help="exit when no call is left")
     p.add_argument("--send-dtmf", default="", help="digits sent once a call is confirmed")
     p.add_argument("--dtmf-delay", type=float, default=1.0)
-    p.add_argument("--api", default="", help="log in through this dialtone API base URL")
+    p.add_argument("--api", default="", help="log in through this dialtone API base URL "
+                   "(credential: $DIALTONE_API_TOKEN)")
     p.add_argument("--agent", default="", help="the agent key to log in as")
     p.add_argument("--workdir", default=".")
     p.add_argument("--lifetime", type=float, default=600.0, help="exit after this many seconds")

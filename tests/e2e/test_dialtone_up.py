@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from application.calls import CallService
-from dialtone.commands.users import issue_api_key
+from dialtone.commands.users import PASSWORD_FILE, issue_api_key
 from dialtone.database import eventsourcing_env
 from dialtone.services.postgres import EmbeddedPostgres, free_port
 from dialtone.simulate import lifecycles
@@ -127,6 +127,17 @@ def test_up_runs_embedded_postgres_projections_and_api_until_interrupted(
 
     wait_for(cdr_served, 30, "the call's CDR through the API", processes=(up.process,))
 
+    # The first start made the admin and printed, once, how to log in as it.
+    password = (up.data_dir / PASSWORD_FILE).read_text().strip()
+    printed = up.process.log.read_text()
+    assert printed.count(password) == 1
+    assert f"$(cat {up.data_dir / PASSWORD_FILE})" in printed
+    token = httpx.post(f"{up.base}/v1/auth/token", timeout=10,
+                       data={"username": "admin", "password": password}).json()["access_token"]
+    calls = httpx.get(f"{up.base}/v1/calls", timeout=10,
+                      headers={"Authorization": f"Bearer {token}"})
+    assert calls.status_code == 200, calls.text
+
     # A request left half-sent must not hold the shutdown for ever.
     with _stuck_request(up.http_port):
         up.proc.send_signal(signal.SIGINT)
@@ -187,6 +198,7 @@ def test_a_second_command_on_the_same_data_dir_neither_breaks_nor_stops_the_firs
     # Another `up` on other ports shares the server; stopping it leaves the server to the first.
     second = Up(tmp_path, dialtone_processes, data_dir=first.data_dir, pg_port=first.pg_port)
     second.wait_ready()
+    assert "first start" not in second.process.log.read_text()  # the admin exists already
     second.proc.send_signal(signal.SIGINT)
     assert second.proc.wait(60) == 0, second.process.tail()
     assert first.server.is_running()

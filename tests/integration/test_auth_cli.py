@@ -11,8 +11,16 @@ from click.testing import CliRunner
 
 from dialtone.cli import cli
 from dialtone.commands import register
-from dialtone.commands.users import PASSWORD_FILE, ensure_initial_admin, with_connection
+from dialtone.commands.users import (
+    DEMO_KEY_FILE,
+    PASSWORD_FILE,
+    demo_login,
+    ensure_initial_admin,
+    first_login_message,
+    with_connection,
+)
 from dialtone.settings import Settings
+from tests.integration.api_support import running_api
 from tests.integration.auth_support import auth_api, bearer, login
 
 register(cli)
@@ -104,3 +112,31 @@ def test_users_device_sets_and_clears_a_persons_own_phone(database_url):
                                  obj=Settings(database_url=database_url))
     assert refused.exit_code != 0
     assert "not a SIP URI" in refused.output
+
+
+def test_demo_makes_its_own_key_and_says_how_a_person_logs_in(database_url, tmp_path):
+    base = "http://127.0.0.1:8080"
+    first = demo_login(database_url, tmp_path, base)
+    password = (tmp_path / PASSWORD_FILE).read_text().strip()
+    key_file = tmp_path / DEMO_KEY_FILE
+    key = key_file.read_text().strip()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert password in first  # the first start shows it, once
+    assert key not in first
+    assert f"$(cat {key_file})" in first
+    assert f"{base}/v1/auth/token" in first
+
+    again = demo_login(database_url, tmp_path, base)
+    assert password not in again
+    assert str(tmp_path / PASSWORD_FILE) in again
+    new_key = key_file.read_text().strip()
+    with running_api(database_url, role=None) as client:
+        assert client.get("/v1/calls", headers=bearer(new_key)).status_code == 200
+        assert client.get("/v1/calls", headers=bearer(key)).status_code == 401  # revoked
+
+
+def test_the_first_login_message_shows_a_working_curl(tmp_path):
+    message = first_login_message("http://h:1", "pw-123456789012", tmp_path / PASSWORD_FILE)
+    assert "pw-123456789012" in message
+    assert (f'curl -s -d username=admin -d "password=$(cat {tmp_path / PASSWORD_FILE})" '
+            "http://h:1/v1/auth/token") in message

@@ -30,7 +30,9 @@ import httpx
 import psycopg
 
 from application.calls import CallService
+from application.identity.model import Role
 from bench.common import embedded_postgres, kafka_broker, machine_facts, percentile_ms
+from dialtone.commands.users import issue_api_key
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
 from dialtone.services.postgres import free_port
@@ -92,9 +94,10 @@ class ApiPoller(threading.Thread):
     so the poller's own load stays small and constant.
     """
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, api_key: str) -> None:
         super().__init__(daemon=True)
         self.base_url = base_url
+        self.headers = {"Authorization": f"Bearer {api_key}"}
         self.started: dict[UUID, datetime] = {}  # written by the load generator
         self.seen: dict[UUID, float] = {}
         self.stop = threading.Event()
@@ -105,7 +108,7 @@ class ApiPoller(threading.Thread):
         return min(unseen, default=datetime.now(UTC)) - timedelta(seconds=1)
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=5) as client:
+        with httpx.Client(base_url=self.base_url, timeout=5, headers=self.headers) as client:
             while not self.stop.is_set():
                 self._poll(client)
                 time.sleep(0.005)
@@ -133,10 +136,10 @@ def api_up(base_url: str) -> bool:
 
 
 def bench_latency(service: CallService, base_url: str, seconds: float,
-                  calls_per_s: int) -> list[float]:
+                  calls_per_s: int, api_key: str) -> list[float]:
     """Steady load while relay, worker and API run as processes; latencies in seconds."""
     wait(lambda: api_up(base_url), 60, "the API")
-    poller = ApiPoller(base_url)
+    poller = ApiPoller(base_url, api_key)
     poller.start()
     committed: dict[UUID, float] = {}
     interval, next_at = 1 / calls_per_s, time.perf_counter()
@@ -178,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
                       DIALTONE_HTTP_PORT=str(port)),
             ]
             latencies = bench_latency(service, f"http://127.0.0.1:{port}", args.seconds,
-                                      args.rate)
+                                      args.rate, issue_api_key(dsn, "bench", Role.INTEGRATOR))
         finally:
             for process in processes:
                 process.terminate()

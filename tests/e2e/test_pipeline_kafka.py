@@ -22,6 +22,7 @@ from projections import calls
 from streams.rebuild import rebuild
 from streams.topics import dead_letter_topic, topic_for
 from tests.fixtures.processes import DialtoneProcess, wait_for
+from tests.integration.api_support import api_key
 
 pytestmark = pytest.mark.kafka
 CDR_SNAPSHOT = "SELECT * FROM cdr ORDER BY call_id"
@@ -62,7 +63,8 @@ def test_cdr_of_a_stored_call_is_served_by_the_api(stack: Stack) -> None:
     [call_id] = lifecycles(stack.service, 1, "e2e")
 
     wait_for(lambda: stack.cdr_count() == 1, 90, "the CDR row", processes=(relay, worker))
-    with TestClient(create_app(stack.database_url)) as client:
+    with TestClient(create_app(stack.database_url),
+                    headers={"Authorization": f"Bearer {api_key(stack.database_url)}"}) as client:
         response = client.get(f"/v1/calls/{call_id}")
         timeline = client.get(f"/v1/calls/{call_id}/timeline")
     assert response.status_code == 200

@@ -151,3 +151,17 @@ def test_relay_with_a_wrong_password_is_refused_and_publishes_nothing(
     assert "due to invalid credentials with SASL mechanism SCRAM-SHA-512" in (
         secured.broker.log_tail(400))
     assert secured.end_offsets() == 0
+
+
+def test_worker_with_a_wrong_password_is_refused(secured: SecuredStack) -> None:
+    wrong = secrets.token_urlsafe(18)
+    worker = secured.run("worker", password=wrong)
+
+    wait_for(lambda: not worker.alive(), 120, "the worker to give up", processes=(worker,))
+    assert worker.proc is not None
+    assert worker.proc.returncode != 0
+    output = worker.log.read_text(errors="replace")
+    assert "Unable to bootstrap" in output, output[-3000:]
+    assert wrong not in output
+    assert "due to invalid credentials with SASL mechanism SCRAM-SHA-512" in (
+        secured.broker.log_tail(400))

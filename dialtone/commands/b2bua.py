@@ -38,6 +38,7 @@ from application.callcentre import CallCentreService
 from application.calls import CallService
 from application.heartbeats import Heartbeat
 from dialtone.database import eventsourcing_env, resolve_dsn
+from dialtone.services.processes import die_with_parent
 from dialtone.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -188,8 +189,10 @@ def spawn_worker(port: int, *, routes: Sequence[str] = (), dialplan_file: Path |
         args += ["--dialplan", str(dialplan_file)]
     args += list(extra_args)
     out = log_file.open("ab") if log_file is not None else subprocess.DEVNULL
+    # A worker dies with its parent: a SIGKILLed `dialtone up` leaves no worker behind.
     return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=new_session)
+                            start_new_session=new_session,
+                            preexec_fn=die_with_parent)  # noqa: PLW1509 - see die_with_parent
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import fcntl
 import logging
 import os
@@ -34,15 +33,14 @@ from types import TracebackType
 from kafka import KafkaAdminClient
 from kafka.errors import RetriableError
 
+from dialtone.services.processes import die_with_parent
+
 log = logging.getLogger(__name__)
 
 # Keep in step with infra/kafka/pom.xml and the apache/kafka image in docker-compose.yml.
 KAFKA_VERSION = "4.2.1"
 INFRA_DIR = Path(__file__).resolve().parents[2] / "infra" / "kafka"
 _LIBS_MARKER = "libs.complete"
-_PR_SET_PDEATHSIG = 1
-# Loaded in the parent so the forked child only makes the call (see _die_with_parent).
-_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 class KafkaBrokerError(RuntimeError):
@@ -221,7 +219,7 @@ class KafkaBroker:
             self._process = subprocess.Popen(
                 [*self._java_command(f"-Xmx{self.heap}"), "kafka.Kafka", str(self.config_file)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=self.data_dir, preexec_fn=_die_with_parent,  # noqa: PLW1509 - see _die_with_parent
+                cwd=self.data_dir, preexec_fn=die_with_parent,  # noqa: PLW1509 - see die_with_parent
                 # Its own session: a terminal's Ctrl-C reaches only us, and we stop it in order.
                 start_new_session=True,
             )
@@ -291,17 +289,6 @@ def _java() -> str:
     if found is None:
         raise KafkaBrokerError("Java 17+ is needed to run the Kafka broker; install a JDK")
     return found
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM the broker when the thread that started it dies.
-
-    This is what keeps a killed test session or dev command from leaving a JVM
-    behind. It runs between fork and exec and only calls prctl, which is why
-    preexec_fn is acceptable here despite its thread-safety caveat.
-    """
-    with contextlib.suppress(AttributeError):  # not Linux: no prctl, no safety net
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @contextlib.contextmanager

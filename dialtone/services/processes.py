@@ -10,7 +10,10 @@ spin, and every one of them is logged.
 from __future__ import annotations
 
 import collections
+import contextlib
+import ctypes
 import logging
+import signal
 import subprocess
 import threading
 import time
@@ -24,6 +27,22 @@ Spawn = Callable[[], subprocess.Popen[bytes]]
 # Called with the exit code when a supervised process has died, before its restart (so
 # never while it runs): e.g. ending the calls a B2BUA worker left open.
 OnExit = Callable[[int], None]
+
+
+_PR_SET_PDEATHSIG = 1
+# Loaded in the parent so the forked child only makes the call (see die_with_parent).
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this child when the thread that started it dies.
+
+    For ``preexec_fn``: it is what keeps a SIGKILLed parent (a test session, `dialtone up`)
+    from leaving a JVM or B2BUA workers behind. It runs between fork and exec and only
+    calls prctl, which is why preexec_fn is acceptable despite its thread-safety caveat.
+    """
+    with contextlib.suppress(AttributeError):  # not Linux: no prctl, no safety net
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stop_process(process: subprocess.Popen[Any], timeout: float = 20.0) -> None:

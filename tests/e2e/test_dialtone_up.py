@@ -164,6 +164,20 @@ def test_sigterm_stops_workers_and_embedded_postgres_like_ctrl_c(
     assert "embedded PostgreSQL stopped" in up.process.log.read_text()
 
 
+def test_a_sigkilled_up_leaves_no_b2bua_worker_behind(
+    tmp_path: Path, dialtone_processes: Spawn,
+) -> None:
+    up = Up(tmp_path, dialtone_processes, workers=2)
+    up.wait_ready()
+    children = up.workers()
+    assert len(children) == 2
+
+    up.proc.kill()  # no cleanup runs: only the kernel's parent-death signal is left
+    up.proc.wait(10)
+    wait_for(lambda: _gone(children), 30, "the B2BUA workers to exit with their parent",
+             processes=(up.process,))
+
+
 def test_a_killed_b2bua_worker_is_restarted_and_answers_sip_again(
     tmp_path: Path, dialtone_processes: Spawn,
 ) -> None:

@@ -119,14 +119,8 @@ class Relay:
         return len(notifications)
 
     def _publish(self, envelopes: Iterable[EventEnvelope]) -> None:
-        producer = self._producer
-        assert producer is not None, "open() first"
-        producer.begin_transaction()
-        for envelope in envelopes:
-            producer.send(topic_for(envelope.kind, self.config.topic_prefix),
-                          key=str(envelope.subject).encode(), value=envelope.to_json(),
-                          headers=_HEADERS)
-        producer.commit_transaction()  # flushes; returns once the broker acknowledged
+        assert self._producer is not None, "open() first"
+        publish_page(self._producer, envelopes, self.config.topic_prefix)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._db is None or self._db.closed:
@@ -146,6 +140,47 @@ class Relay:
             "updated_at = now()",
             (self.app.name, self.position),
         )
+
+
+def publish_page(producer: KafkaProducer, envelopes: Iterable[EventEnvelope],
+                 topic_prefix: str) -> None:
+    """Send one page inside one transaction."""
+    producer.begin_transaction()
+    for envelope in envelopes:
+        producer.send(topic_for(envelope.kind, topic_prefix),
+                      key=str(envelope.subject).encode(), value=envelope.to_json(),
+                      headers=_HEADERS)
+    producer.commit_transaction()  # flushes; returns once the broker acknowledged
+
+
+def republish(app: Application[Any], config: RelayConfig, first: int, last: int) -> int:
+    """Publish positions ``first``..``last`` of the store again (re-seeding lost topics).
+
+    Same envelopes as the relay (same CloudEvents ids and sequences), so
+    consumers drop any copy they already had. Its own transactional id: the
+    live relay is not fenced, and relay_positions is left alone. Returns the
+    number of events published.
+    """
+    ensure_topics(config.bootstrap, [topic_for(k, config.topic_prefix) for k in config.kinds],
+                  config.partitions, config.auth)
+    producer = KafkaProducer(
+        bootstrap_servers=config.bootstrap, **config.auth.kafka_python(),
+        transactional_id=f"{config.topic_prefix}dialtone-republish-{app.name}",
+        acks="all", linger_ms=5, batch_size=256 * 1024)
+    try:
+        producer.init_transactions()
+        count, position = 0, first - 1
+        while position < last:
+            page = app.recorder.select_notifications(start=position + 1, stop=last,
+                                                     limit=config.page_size)
+            if not page:
+                break
+            publish_page(producer, decode(app, page), config.topic_prefix)
+            count += len(page)
+            position = page[-1].id
+        return count
+    finally:
+        producer.close(timeout=10)
 
 
 def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int,

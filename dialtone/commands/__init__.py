@@ -20,6 +20,8 @@ COMMAND_MODULES = (
     "dialtone.commands.demo",
     "dialtone.commands.users",
     "dialtone.commands.keys",
+    "dialtone.commands.backup",
+    "dialtone.commands.restore",
 )
 
 

@@ -13,7 +13,7 @@ from dialtone.database import resolve_dsn
 from dialtone.kafka_settings import kafka_auth
 from dialtone.migrations import apply_migrations
 from dialtone.settings import Settings
-from streams.relay import Relay, RelayConfig
+from streams.relay import Relay, RelayConfig, republish
 
 log = logging.getLogger(__name__)
 
@@ -21,13 +21,25 @@ log = logging.getLogger(__name__)
 @click.command("relay")
 @click.option("--page-size", default=2000, show_default=True,
               help="Events per Kafka transaction.")
+@click.option("--from-position", type=click.IntRange(min=1),
+              help="Republish from this store position, then exit (re-seeding lost topics).")
+@click.option("--to-position", type=click.IntRange(min=1),
+              help="Last position to republish (default: the store's head).")
+@click.option("--application", "applications", multiple=True,
+              help="With --from-position: only this event source (e.g. CallService).")
 @click.pass_obj
-def command(settings: Settings, page_size: int) -> None:
+def command(settings: Settings, page_size: int, from_position: int | None,
+            to_position: int | None, applications: tuple[str, ...]) -> None:
     """Relay the event store's notification log to the dialtone.*.v1 topics."""
     if not settings.kafka_bootstrap:
         raise click.UsageError("set DIALTONE_KAFKA_BOOTSTRAP (e.g. 127.0.0.1:9092)")
     database_url = resolve_dsn(settings)
     apply_migrations(database_url)
+    if from_position is not None:
+        if to_position is not None and to_position < from_position:
+            raise click.UsageError("--to-position is before --from-position")
+        _republish(settings, database_url, page_size, from_position, to_position, applications)
+        return
     relays = [
         Relay(app, database_url, RelayConfig(
             bootstrap=settings.kafka_bootstrap, page_size=page_size,
@@ -66,3 +78,24 @@ def command(settings: Settings, page_size: int) -> None:
         thread.join()
     if failed:
         raise SystemExit(1)
+
+
+def _republish(settings: Settings, database_url: str, page_size: int, first: int,
+               last: int | None, applications: tuple[str, ...]) -> None:
+    """Positions first..last of each chosen application's log, once (docs/operations.md)."""
+    assert settings.kafka_bootstrap
+    sources = bootstrap.event_sources(database_url)
+    unknown = set(applications) - {app.name for app in sources}
+    if unknown:
+        raise click.UsageError(f"unknown application(s) {sorted(unknown)}; "
+                               f"choose from {[app.name for app in sources]}")
+    for app in sources:
+        if applications and app.name not in applications:
+            continue
+        head = app.recorder.max_notification_id() or 0
+        config = RelayConfig(bootstrap=settings.kafka_bootstrap, page_size=page_size,
+                             topic_prefix=settings.topic_prefix,
+                             kinds=bootstrap.relay_kinds(app), auth=kafka_auth(settings))
+        count = republish(app, config, first, min(last or head, head))
+        click.echo(f"republished {count} events of {app.name} "
+                   f"(positions {first}..{min(last or head, head)})")

@@ -1,0 +1,129 @@
+"""``dialtone restore BACKUP``: a backup into an empty database, then every projection rebuilt.
+
+Order matters because migrations are forward-only and may transform data:
+
+1. the migrations the backup's database had applied (its yoyo log, from the
+   manifest) create the schema the rows were dumped from;
+2. the event tables are created by eventsourcing, as on any first start;
+3. pg_restore loads the rows and the sequences' values in one transaction;
+4. the remaining migrations (those of a newer release) run over restored data,
+   exactly as they would have on the original database;
+5. every projection is rebuilt from the restored events (`dialtone rebuild`'s code).
+
+The TimescaleDB and plain variants only differ in projection tables, which
+are never dumped, so a backup restores on either kind of server.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import psycopg
+from psycopg import sql
+from yoyo import get_backend, read_migrations
+
+from dialtone import bootstrap
+from dialtone.commands.backup import ARCHIVE, FORMAT, MANIFEST
+from dialtone.commands.rebuild import ALL_PROJECTIONS, rebuild_projections
+from dialtone.database import MIGRATIONS_DIR, resolve_dsn
+from dialtone.migrations import apply_migrations, yoyo_url
+from dialtone.services import pg_tools
+from dialtone.settings import Settings
+
+
+@click.command("restore")
+@click.argument("backup_dir", metavar="BACKUP",
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.pass_obj
+def command(settings: Settings, backup_dir: Path) -> None:
+    """Restore BACKUP (a `dialtone backup` directory) into an empty database."""
+    database_url = resolve_dsn(settings)
+    manifest = read_manifest(backup_dir)
+    refuse_non_empty(database_url)
+    started = time.monotonic()
+    restore(database_url, backup_dir, manifest)
+    restored = time.monotonic()
+    rebuild_projections(database_url, ALL_PROJECTIONS)
+    rebuilt = time.monotonic()
+    events = sum(manifest["heads"].values())
+    click.echo(f"restored {events} events ({_heads(manifest)}) in {restored - started:.1f}s; "
+               f"rebuilt {len(ALL_PROJECTIONS)} projections in {rebuilt - restored:.1f}s")
+    for table, rows in row_counts(database_url, ALL_PROJECTIONS).items():
+        click.echo(f"  {table}: {rows} rows")
+    click.echo("Kafka: if the topics hold positions past these heads (events appended after "
+               "the backup), see docs/operations.md before starting the relay.")
+
+
+def read_manifest(backup_dir: Path) -> dict[str, Any]:
+    try:
+        manifest: dict[str, Any] = json.loads((backup_dir / MANIFEST).read_text())
+    except (OSError, ValueError) as error:
+        raise click.ClickException(f"{backup_dir} is not a dialtone backup: {error}") from error
+    if manifest.get("format") != FORMAT or not (backup_dir / ARCHIVE).is_file():
+        raise click.ClickException(f"{backup_dir}: unknown backup format "
+                                   f"{manifest.get('format')!r} or missing {ARCHIVE}")
+    return manifest
+
+
+def refuse_non_empty(database_url: str) -> None:
+    """Restoring over live data would mix two histories: only an empty database will do."""
+    with psycopg.connect(database_url) as conn:
+        name = conn.info.dbname
+        tables = [row[0] for row in conn.execute(
+            "SELECT schemaname || '.' || tablename FROM pg_tables WHERE schemaname NOT IN"
+            " ('pg_catalog', 'information_schema') ORDER BY 1 LIMIT 5")]
+    if tables:
+        raise click.ClickException(
+            f"database {name!r} is not empty (it has tables: {', '.join(tables)}...). "
+            "Restore needs an empty database: create a new one (createdb) and point "
+            "DATABASE_URL at it.")
+
+
+def restore(database_url: str, backup_dir: Path, manifest: dict[str, Any]) -> None:
+    """Steps 1-4 of the module's docstring."""
+    ids = {m["id"] for m in manifest["migrations"]}
+    unknown = ids - {m.id for m in read_migrations(*map(str, _all_migration_dirs()))}
+    if unknown:
+        # A rollback restores a backup taken *before* the upgrade, with the old release.
+        raise click.ClickException(
+            f"the backup's schema is newer than this release (migrations {sorted(unknown)} "
+            "unknown): restore it with the release that made it")
+    _apply_backup_migrations(database_url, ids)
+    for app in bootstrap.event_sources(database_url):  # creates the event tables
+        app.close()
+    pg_tools.restore_data(database_url, backup_dir / ARCHIVE)
+    apply_migrations(database_url)
+
+
+def _apply_backup_migrations(database_url: str, ids: set[str]) -> None:
+    """The schema migrations the backup's database had applied, and nothing newer.
+
+    Only migrations/schema: the variant directories (timescale, plain) shape
+    projection tables alone, which are empty until the rebuild anyway.
+    """
+    backend = get_backend(yoyo_url(database_url))
+    migrations = read_migrations(str(MIGRATIONS_DIR / "schema")).filter(lambda m: m.id in ids)
+    with backend.lock():
+        backend.apply_migrations(backend.to_apply(migrations))
+
+
+def _all_migration_dirs() -> list[Path]:
+    return [MIGRATIONS_DIR / name for name in ("schema", "plain", "timescale")]
+
+
+def row_counts(database_url: str, tables: tuple[str, ...]) -> dict[str, int]:
+    with psycopg.connect(database_url) as conn:
+        counts = {}
+        for table in tables:
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+                sql.Identifier(table))).fetchone()
+            counts[table] = int(row[0]) if row else 0
+        return counts
+
+
+def _heads(manifest: dict[str, Any]) -> str:
+    return ", ".join(f"{name} to {head}" for name, head in manifest["heads"].items())

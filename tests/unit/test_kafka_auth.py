@@ -76,3 +76,13 @@ def test_the_topic_prefix_scopes_every_grant() -> None:
 def test_short_passwords_are_refused() -> None:
     with pytest.raises(ValueError, match="12"):
         Account("relay", "relay", "short")
+
+
+def test_sasl_ssl_verifies_the_broker_in_both_clients() -> None:
+    auth = KafkaAuth("SASL_SSL", "SCRAM-SHA-256", "worker", "x" * 12)
+    assert auth.kafka_python()["security_protocol"] == "SASL_SSL"
+    credentials = auth.faust_credentials()
+    assert credentials is not None
+    assert credentials.protocol.value == "SASL_SSL"
+    assert credentials.ssl_context is not None
+    assert credentials.ssl_context.check_hostname

@@ -17,7 +17,8 @@ import pytest
 from dialtone.database import drop_database, ensure_database, with_database
 from dialtone.services.postgres import EmbeddedPostgres, free_port
 
-pytest_plugins = ["tests.fixtures.sip", "tests.fixtures.kafka", "tests.fixtures.processes"]
+pytest_plugins = ["tests.fixtures.sip", "tests.fixtures.kafka", "tests.fixtures.processes",
+                  "tests.fixtures.matrix_stack"]
 
 
 @pytest.fixture(scope="session")

@@ -70,6 +70,7 @@ def test_overload(case: str, b2bua: StartWorker, sipp: Sipp, tmp_path: Path, dat
     result = reconcile_until(database_url, pg_admin_dsn, timeout=60)
     record.recovery_s = round(time.monotonic() - started, 1)
     record.events, record.lost, record.doubled = result.events, result.lost, result.doubled
+    record.events_added = result.events  # a database of the case's own
     record.projection_diffs = result.projection_diffs
     record.invites_sent, record.invites_answered = outcome.sent, outcome.answered
     record.invites_silent, record.answers = outcome.silent, outcome.answers

@@ -186,6 +186,7 @@ def test_fault(up: Up, case: str, tmp_path_factory: pytest.TempPathFactory) -> N
     result = reconcile_until(up.database_url, up.postgres.dsn("postgres"), timeout=60)
     record.recovery_s = round(time.monotonic() - started, 1)
     record.events, record.lost, record.doubled = result.events, result.lost, result.doubled
+    record.events_added = result.events - before
     record.projection_diffs = result.projection_diffs
     record.invites_sent, record.invites_answered = outcome.sent, outcome.answered
     record.invites_silent, record.answers = outcome.silent, outcome.answers

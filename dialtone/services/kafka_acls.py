@@ -4,7 +4,8 @@ Every service authenticates with its own SASL/SCRAM-SHA-512 user and the broker
 denies whatever an ACL does not allow (deny by default, as Kubernetes RBAC):
 
 - ``relay`` writes the aggregate topics (``dialtone.*``), inside transactions
-  whose ids start ``dialtone-relay-``; it creates those topics and reads their
+  whose ids start ``dialtone-relay-`` (``dialtone-republish-`` when it
+  republishes a range); it creates those topics and reads their
   tail back on start to find where to resume.
 - ``worker`` (the Faust projections) reads the aggregate topics in its consumer
   group, writes only the dead-letter topics (``dialtone.<kind>.v1.dlq``), and
@@ -80,9 +81,11 @@ def grants(role: str, topic_prefix: str = "") -> list[Grant]:
     topics = f"{topic_prefix}dialtone."
     worker_app = f"{topic_prefix}dialtone-projections"
     if role == "relay":
+        # Transactional ids: the live relay's, and `dialtone relay --from-position`'s
+        # republishing one (streams/relay.py), so neither fences the other.
         return [Grant(ResourceType.TOPIC, topics, _PREFIXED, (_W, _R, _D, _C)),
-                Grant(ResourceType.TRANSACTIONAL_ID, f"{topic_prefix}dialtone-relay-", _PREFIXED,
-                      (_W, _D))]
+                *[Grant(ResourceType.TRANSACTIONAL_ID, f"{topic_prefix}dialtone-{kind}-",
+                        _PREFIXED, (_W, _D)) for kind in ("relay", "republish")]]
     if role == "worker":
         dead_letters = [Grant(ResourceType.TOPIC, dead_letter_topic(topic_for(kind, topic_prefix)),
                               _LITERAL, (_W, _D, _C)) for kind in _projected_kinds()]

@@ -9,7 +9,9 @@ credentials from the environment, as they do in the compose file.
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,7 +27,7 @@ from dialtone.services.kafka import KafkaBroker
 from dialtone.services.kafka_acls import ROLES, Account, provision
 from dialtone.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from streams.topics import topic_for
-from tests.fixtures.processes import DialtoneProcess, wait_for
+from tests.fixtures.processes import DIALTONE, DialtoneProcess, wait_for
 
 pytestmark = pytest.mark.kafka
 CALLS_TOPIC = topic_for("call")
@@ -165,3 +167,14 @@ def test_worker_with_a_wrong_password_is_refused(secured: SecuredStack) -> None:
     assert wrong not in output
     assert "due to invalid credentials with SASL mechanism SCRAM-SHA-512" in (
         secured.broker.log_tail(400))
+
+
+def test_relay_user_may_republish_a_range(secured: SecuredStack) -> None:
+    """`dialtone relay --from-position` uses its own transactional id; the relay's ACLs cover it."""
+    lifecycles(secured.service, 1, "republish")
+    result = subprocess.run(
+        [str(DIALTONE), "relay", "--from-position", "1", "--application", "CallService"],
+        env={**os.environ, **secured.env("relay", secured.passwords["relay"])},
+        capture_output=True, text=True, check=False, timeout=180)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert secured.end_offsets() > EVENTS_PER_LIFECYCLE

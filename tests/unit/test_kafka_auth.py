@@ -86,3 +86,8 @@ def test_sasl_ssl_verifies_the_broker_in_both_clients() -> None:
     assert credentials.protocol.value == "SASL_SSL"
     assert credentials.ssl_context is not None
     assert credentials.ssl_context.check_hostname
+
+
+def test_the_relay_may_use_the_transactional_ids_it_publishes_and_republishes_with() -> None:
+    ids = {g.name for g in grants("relay", "t1.") if g.resource == ResourceType.TRANSACTIONAL_ID}
+    assert ids == {"t1.dialtone-relay-", "t1.dialtone-republish-"}

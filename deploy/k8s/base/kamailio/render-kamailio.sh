@@ -1,0 +1,26 @@
+#!/bin/sh
+# Init step of the Kamailio pod: fill the placeholders of kamailio.cfg
+# (infra/kamailio/kamailio.cfg, copied into the ConfigMap) and write the
+# dispatcher list of the B2BUA StatefulSet's pods. POSIX sh: runs in the
+# Kamailio image. Inputs (environment):
+#   SRC_DIR          where kamailio.cfg is (the ConfigMap)
+#   OUT_DIR          where to write kamailio.cfg and dispatcher.list
+#   POD_IP           the address to listen on (udp, port 5060)
+#   NAMESPACE        the namespace of the b2bua Service
+#   B2BUA_REPLICAS   how many b2bua pods (= the StatefulSet's replicas)
+set -eu
+: "${SRC_DIR:?}" "${OUT_DIR:?}" "${POD_IP:?}" "${NAMESPACE:?}" "${B2BUA_REPLICAS:?}"
+list="$OUT_DIR/dispatcher.list"
+: > "$list"
+i=0
+while [ "$i" -lt "$B2BUA_REPLICAS" ]; do
+    # One call per worker (maxload=1), as in the dev harness.
+    echo "1 sip:b2bua-$i.b2bua.$NAMESPACE.svc.cluster.local:5070 0 0 duid=b2bua-$i;maxload=1" >> "$list"
+    i=$((i + 1))
+done
+# Pod IPs change when a worker restarts: re-resolve the names on a timer
+# (dispatcher's DS_DNS_MODE_TIMER = 4, every 10 s) instead of once at start.
+sed -e "s|LISTEN_ADDR|$POD_IP:5060|" \
+    -e "s|DISPATCHER_LIST|$list|" \
+    -e '/modparam("dispatcher", "list_file"/a modparam("dispatcher", "ds_dns_mode", 4)\nmodparam("dispatcher", "ds_dns_interval", 10)' \
+    "$SRC_DIR/kamailio.cfg" > "$OUT_DIR/kamailio.cfg"

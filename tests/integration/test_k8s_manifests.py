@@ -1,0 +1,256 @@
+"""The Kubernetes manifests (deploy/k8s): rendered with the real kustomize and
+validated with kubeconform -strict against the Kubernetes JSON schemas.
+
+The tools are Go modules that ``./dev test`` installs with ``go install`` into
+.cache/go/bin; the schemas come from the PyPI package kubernetes-validate, which
+``./dev test`` installs into .cache/k8s (docs/deployment.md, "Validation").
+Beyond the schemas, the checks here hold the design's promises: requests and
+limits equal infra/budgets.toml, every pod passes Pod Security (restricted, so
+baseline too), Kamailio's dispatcher list matches the B2BUA replicas, each
+overlay fills in its own network addresses, production spreads over zones.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from dialtone.budgets import load_budgets
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+GOBIN = ROOT / ".cache" / "go" / "bin"
+KUSTOMIZE = GOBIN / "kustomize-v5.8.1"
+KUBECONFORM = GOBIN / "kubeconform-v0.8.0"
+SCHEMA_PACKAGE = (ROOT / ".cache" / "k8s" / "kubernetes-validate-1.37.0" / "kubernetes_validate"
+                  / "kubernetes-json-schema")
+# Oldest and newest Kubernetes the manifests are checked against.
+KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
+TARGETS = ("base", "overlays/staging", "overlays/production")
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Job"}
+DOCUMENTATION_NETS = ("192.0.2.", "198.51.100.", "203.0.113.")  # RFC 5737
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.fail(f"{path.relative_to(ROOT)} is missing: `./dev test` installs it "
+                    "(ensure_k8s_tools)")
+    return path
+
+
+def _build(target: str) -> str:
+    result = subprocess.run([str(_require(KUSTOMIZE)), "build", str(K8S / target)],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, str]:
+    return {target: _build(target) for target in TARGETS}
+
+
+def _docs(text: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+@pytest.fixture(scope="module")
+def schemas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """kubeconform's local layout (<dir>/v<version>-standalone-strict/<kind>-<group>-<v>.json)
+    made from kubernetes-validate's "local" schemas: they $ref
+    ``/api/_definitions.json`` under an https $id that kubeconform would fetch;
+    pointing the refs at the file beside them makes them resolve offline."""
+    out = tmp_path_factory.mktemp("k8s-schemas")
+    for version in KUBERNETES_VERSIONS:
+        source = _require(SCHEMA_PACKAGE / f"v{version}-local-strict")
+        target = out / f"v{version}-standalone-strict"
+        target.mkdir()
+        for schema in source.glob("*.json"):
+            document = json.loads(schema.read_text().replace(
+                '"$ref": "/api/_definitions.json#', '"$ref": "_definitions.json#'))
+            document.pop("$id", None)
+            (target / schema.name).write_text(json.dumps(document))
+    yield out
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def _kubeconform(schemas: Path, version: str, manifest: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(_require(KUBECONFORM)), "-strict", "-summary", "-kubernetes-version", version,
+         "-schema-location", str(schemas), str(manifest)],
+        capture_output=True, text=True, timeout=300, check=False)
+
+
+def _pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for doc in docs:
+        if doc["kind"] in WORKLOAD_KINDS:
+            yield f"{doc['kind']}/{doc['metadata']['name']}", doc["spec"]["template"]["spec"]
+
+
+def _by_kind_name(docs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(doc["kind"], doc["metadata"]["name"]): doc for doc in docs}
+
+
+def test_generated_files_are_up_to_date() -> None:
+    spec = importlib.util.spec_from_file_location("k8s_generate", K8S / "generate.py")
+    assert spec is not None
+    assert spec.loader is not None
+    generate: ModuleType = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    assert generate.stale(generate.render()) == [], \
+        "run .venv/bin/python deploy/k8s/generate.py and commit deploy/k8s/base/generated"
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("target", TARGETS)
+def test_manifests_are_valid_kubernetes_objects(rendered: dict[str, str], schemas: Path,
+                                                tmp_path: Path, target: str,
+                                                version: str) -> None:
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(rendered[target])
+    result = _kubeconform(schemas, version, manifest)
+    assert result.returncode == 0, result.stdout + result.stderr
+    count = len(_docs(rendered[target]))
+    # Every object was checked: none skipped for want of a schema.
+    assert (f"{count} resources found in 1 file - Valid: {count}, Invalid: 0, Errors: 0, "
+            "Skipped: 0") in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(("mutation", "expected"), [
+    (lambda c: c.update(imagePullPolicyy="Always"), "imagePullPolicyy"),
+    (lambda c: c["resources"]["requests"].update(memory=["256Mi"]), "memory"),
+    (lambda c: c.update(ports=[{"containerPort": "eighty"}]), "containerPort"),
+], ids=["unknown-field", "wrong-type-quantity", "wrong-type-port"])
+def test_an_invalid_manifest_is_rejected(rendered: dict[str, str], schemas: Path,
+                                         tmp_path: Path, mutation: Any, expected: str) -> None:
+    docs = _docs(rendered["overlays/production"])
+    api = _by_kind_name(docs)[("Deployment", "api")]
+    mutation(api["spec"]["template"]["spec"]["containers"][0])
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump_all(docs))
+    result = _kubeconform(schemas, KUBERNETES_VERSIONS[-1], manifest)
+    assert result.returncode == 1, result.stdout
+    assert "Deployment api is invalid" in result.stdout, result.stdout
+    assert expected in result.stdout, result.stdout
+    assert "Invalid: 1, Errors: 0" in result.stdout
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_requests_and_limits_come_from_the_budgets(rendered: dict[str, str],
+                                                   target: str) -> None:
+    budgets = load_budgets()
+    seen = set()
+    for name, pod in _pod_specs(_docs(rendered[target])):
+        service = name.split("/")[1]
+        budget = budgets[service]
+        seen.add(service)
+        for container in pod["containers"] + pod.get("initContainers", []):
+            assert container["resources"] == {
+                "requests": {"cpu": f"{budget.cpu_request_m}m", "memory": f"{budget.rss_mib}Mi"},
+                "limits": {"memory": f"{budget.limit_mib}Mi"},
+            }, f"{name} {container['name']}"
+    assert seen == set(budgets)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_pod_passes_pod_security(rendered: dict[str, str], target: str) -> None:
+    docs = _docs(rendered[target])
+    namespaces = [d for d in docs if d["kind"] == "Namespace"]
+    assert len(namespaces) == 1
+    labels = namespaces[0]["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+    for name, pod in _pod_specs(docs):
+        assert not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC")), name
+        assert pod["automountServiceAccountToken"] is False, name
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for container in pod["containers"] + pod.get("initContainers", []):
+            context = container["securityContext"]
+            assert context == {"allowPrivilegeEscalation": False,
+                               "readOnlyRootFilesystem": True,
+                               "capabilities": {"drop": ["ALL"]}}, f"{name} {container['name']}"
+            assert all("hostPort" not in port for port in container.get("ports", [])), name
+            # Secrets are referenced by name only: no literal credential in the manifests.
+            for env in container.get("env", []):
+                if re.search("PASSWORD|SIGNING_KEY|DATABASE_URL", env["name"]):
+                    assert "secretKeyRef" in env.get("valueFrom", {}), f"{name} {env['name']}"
+    assert not any(d["kind"] == "Secret" for d in docs)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_scaling_design(rendered: dict[str, str], target: str) -> None:
+    objects = _by_kind_name(_docs(rendered[target]))
+    hpas = {name for kind, name in objects if kind == "HorizontalPodAutoscaler"}
+    assert hpas == {"api", "worker"}
+    for single in ("relay", "router"):
+        deployment = objects[("Deployment", single)]
+        assert deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pdbs = {name for kind, name in objects if kind == "PodDisruptionBudget"}
+    assert pdbs == {"api", "worker", "b2bua", "kamailio"}
+    # Kamailio's dispatcher list has one line per B2BUA pod.
+    replicas = objects[("StatefulSet", "b2bua")]["spec"]["replicas"]
+    init = objects[("Deployment", "kamailio")]["spec"]["template"]["spec"]["initContainers"][0]
+    assert {"name": "B2BUA_REPLICAS", "value": str(replicas)} in init["env"]
+
+
+@pytest.mark.parametrize("overlay", ["overlays/staging", "overlays/production"])
+def test_overlays_set_their_own_namespace_and_addresses(rendered: dict[str, str],
+                                                        overlay: str) -> None:
+    docs = _docs(rendered[overlay])
+    namespace = next(d["metadata"]["name"] for d in docs if d["kind"] == "Namespace")
+    assert all(d["metadata"]["namespace"] == namespace for d in docs if d["kind"] != "Namespace")
+    assert not any(net in rendered[overlay] for net in DOCUMENTATION_NETS)
+    assert "network-zones" not in rendered[overlay]  # local-config: never deployed
+    assert all(net in rendered["base"] for net in DOCUMENTATION_NETS[:2])
+
+
+def test_staging_and_production_differ_as_designed(rendered: dict[str, str]) -> None:
+    staging = _by_kind_name(_docs(rendered["overlays/staging"]))
+    production = _by_kind_name(_docs(rendered["overlays/production"]))
+    assert staging[("Namespace", "dialtone-staging")]
+    assert production[("Namespace", "dialtone")]
+    for kind, name in [("StatefulSet", "b2bua"), ("Deployment", "kamailio")]:
+        assert staging[(kind, name)]["spec"]["replicas"] < production[(kind, name)]["spec"][
+            "replicas"]
+    assert (staging[("HorizontalPodAutoscaler", "api")]["spec"]["maxReplicas"]
+            < production[("HorizontalPodAutoscaler", "api")]["spec"]["maxReplicas"])
+    for kind, name in [("Deployment", "api"), ("Deployment", "worker"),
+                       ("Deployment", "kamailio"), ("StatefulSet", "b2bua")]:
+        spread = production[(kind, name)]["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        zone = next(c for c in spread if c["topologyKey"] == "topology.kubernetes.io/zone")
+        assert zone["whenUnsatisfiable"] == "DoNotSchedule", name
+        assert "topologySpreadConstraints" not in staging[(kind, name)]["spec"]["template"]["spec"]
+
+
+def test_kamailio_config_written_by_the_init_step_passes_kamailio_check(tmp_path: Path) -> None:
+    """The init container's script, run as the pod runs it, gives a config that
+    the real Kamailio accepts (modules, parameters, listen address)."""
+    kamailio = shutil.which("kamailio") or "/usr/sbin/kamailio"
+    _require(Path(kamailio))
+    env = {"PATH": "/usr/bin:/bin", "SRC_DIR": str(K8S / "base" / "generated"),
+           "OUT_DIR": str(tmp_path), "POD_IP": "127.0.0.1", "NAMESPACE": "dialtone-staging",
+           "B2BUA_REPLICAS": "3"}
+    subprocess.run(["sh", str(K8S / "base" / "kamailio" / "render-kamailio.sh")], env=env,
+                   check=True, timeout=30)
+    lines = (tmp_path / "dispatcher.list").read_text().splitlines()
+    assert lines == [f"1 sip:b2bua-{i}.b2bua.dialtone-staging.svc.cluster.local:5070 0 0 "
+                     f"duid=b2bua-{i};maxload=1" for i in range(3)]
+    config = (tmp_path / "kamailio.cfg").read_text()
+    assert "LISTEN_ADDR" not in config
+    assert "DISPATCHER_LIST" not in config
+    assert 'modparam("dispatcher", "ds_dns_mode", 4)' in config
+    check = subprocess.run([kamailio, "-c", "-f", str(tmp_path / "kamailio.cfg")],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr

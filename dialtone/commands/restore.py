@@ -33,6 +33,7 @@ from dialtone.database import MIGRATIONS_DIR, resolve_dsn
 from dialtone.migrations import apply_migrations, yoyo_url
 from dialtone.services import pg_tools
 from dialtone.settings import Settings
+from projections import positions
 
 
 @click.command("restore")
@@ -48,6 +49,7 @@ def command(settings: Settings, backup_dir: Path) -> None:
     restore(database_url, backup_dir, manifest)
     restored = time.monotonic()
     rebuild_projections(database_url, ALL_PROJECTIONS)
+    mark_unfed_sources(database_url, manifest["heads"])
     rebuilt = time.monotonic()
     events = sum(manifest["heads"].values())
     click.echo(f"restored {events} events ({_heads(manifest)}) in {restored - started:.1f}s; "
@@ -109,6 +111,23 @@ def _apply_backup_migrations(database_url: str, ids: set[str]) -> None:
     migrations = read_migrations(str(MIGRATIONS_DIR / "schema")).filter(lambda m: m.id in ids)
     with backend.lock():
         backend.apply_migrations(backend.to_apply(migrations))
+
+
+def mark_unfed_sources(database_url: str, heads: dict[str, int]) -> None:
+    """Record each source's head for the groups it does not feed.
+
+    The rebuild records positions only where a source feeds a group; the
+    in-process runner resumes from the lowest position over all its groups, so
+    without these it would read the whole log again (harmlessly, every
+    projection being version-gated, but for nothing).
+    """
+    with psycopg.connect(database_url) as conn, conn.transaction(), conn.cursor() as cur:
+        for app in bootstrap.event_sources(database_url):
+            kinds = set(bootstrap.relay_kinds(app))
+            for group in bootstrap.PROJECTION_GROUPS:
+                if not group.kinds & kinds:
+                    positions.record(cur, group.names, f"store:{app.name}", heads[app.name])
+            app.close()
 
 
 def _all_migration_dirs() -> list[Path]:

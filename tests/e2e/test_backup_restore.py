@@ -1,0 +1,197 @@
+"""`dialtone backup` of a store filled by real SIP calls, `dialtone restore` into another
+database: every projection rebuilt there equals the original, row for row."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import uuid
+import wave
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from application.identity.credentials import verify_password
+from dialtone import bootstrap
+from dialtone.commands.users import ensure_initial_admin
+from dialtone.database import drop_database, ensure_database, with_database
+from dialtone.migrations import apply_migrations
+from tests.fixtures.callcentre import provision_queue
+from tests.fixtures.processes import DIALTONE
+from tests.fixtures.sip import CallStore, Sipp, StartWorker, free_udp_port
+
+pytestmark = pytest.mark.sip
+
+ANSWERED, UNROUTED = 24, 6
+# Not projections: backed up (events, identities), or bookkeeping of running
+# processes that a restored platform starts afresh.
+NOT_PROJECTIONS = {"callservice_events", "callcentreservice_events", "tenants", "users",
+                   "service_accounts", "api_keys", "refresh_tokens", "login_failures",
+                   "auth_signing_key", "audit_log", "_yoyo_log", "_yoyo_migration",
+                   "_yoyo_version", "yoyo_lock", "relay_positions", "service_heartbeats",
+                   "sip_worker_calls"}
+# When a row was written, not what it says: projected_at (call_events,
+# callcentre_events), updated_at (call_live, agent_state, queue_live,
+# projection_positions), since (call_projection_gaps).
+WALL_CLOCK = {"projected_at", "updated_at", "since"}
+
+
+@pytest.fixture
+def second_database(pg_admin_dsn: str) -> Iterator[str]:
+    dsn = with_database(pg_admin_dsn, f"r_{uuid.uuid4().hex[:16]}")
+    ensure_database(dsn)
+    yield dsn
+    drop_database(dsn)
+
+
+def _dialtone(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(DIALTONE), *args], env={**os.environ, "DATABASE_URL": database_url},
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def _projection_tables(database_url: str) -> list[str]:
+    with psycopg.connect(database_url) as conn:
+        tables = [row[0] for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+    return [t for t in tables if t not in NOT_PROJECTIONS]
+
+
+def _snapshot(database_url: str, tables: list[str]) -> dict[str, Counter[str]]:
+    """Each table's rows (wall-clock columns left out) as a multiset: order-independent."""
+    snapshot: dict[str, Counter[str]] = {}
+    with psycopg.connect(database_url) as conn:
+        for table in tables:
+            columns = [row[0] for row in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
+                " ORDER BY ordinal_position", (table,)) if row[0] not in WALL_CLOCK]
+            query = sql.SQL("SELECT {} FROM {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table))
+            snapshot[table] = Counter(json.dumps(dict(zip(columns, row, strict=True)),
+                                                 default=str, sort_keys=True)
+                                      for row in conn.execute(query))
+    return snapshot
+
+
+def _fill_with_calls(sipp: Sipp, b2bua: StartWorker, call_store: CallStore) -> None:
+    uas_port = free_udp_port()
+    # Two slots, one call at a time (-l 1): every call is admitted, none is a 503.
+    worker = b2bua(f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}", args=["--max-calls", "2"])
+    uas = sipp.uas("uas", uas_port, calls=ANSWERED)
+    answered = sipp.uac("uac", worker.port, service="1000", calls=ANSWERED, rate=8,
+                        extra=["-d", "100", "-l", "1"], timeout=90)
+    assert answered.ok, answered.errors
+    assert sipp.wait_uas(uas) == 0
+    unrouted = sipp.uac(sipp.expect_status(404), worker.port, service="999", calls=UNROUTED,
+                        rate=8, extra=["-l", "1"], timeout=60)
+    assert unrouted.ok, unrouted.errors
+    call_store.wait_ended(ANSWERED + UNROUTED, timeout=60)
+
+
+def _attach_recordings(call_store: CallStore, directory: Path) -> tuple[Path, str]:
+    """A real WAV on one call, and a reference to a file this host cannot read on another."""
+    wav = directory / "recording.wav"
+    with wave.open(str(wav), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(bytes(range(256)) * 125)  # 2 s
+    first, second = list(call_store.histories())[:2]
+    now = datetime.now(UTC)
+    call_store.service.attach_recording(first, wav.resolve().as_uri(), 2.0, now)
+    gone = "file:///nowhere/recordings/gone.wav"
+    call_store.service.attach_recording(second, gone, 3.0, now)
+    return wav, gone
+
+
+def _check_private(backup_dir: Path, password: str) -> None:
+    """0700/0600: it holds password hashes and the token signing key; no plain password."""
+    assert stat.S_IMODE(backup_dir.stat().st_mode) == 0o700
+    files = sorted(backup_dir.iterdir())
+    assert [f.name for f in files] == ["manifest.json", "store.dump"]
+    for file in files:
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600
+        assert password.encode() not in file.read_bytes()
+
+
+def _check_manifest(backup_dir: Path, database_url: str, wav: Path, gone: str
+                    ) -> dict[str, Any]:
+    """Heads equal to the store's, the recordings with their size and sha256 when reachable."""
+    manifest: dict[str, Any] = json.loads((backup_dir / "manifest.json").read_text())
+    with psycopg.connect(database_url) as conn:
+        heads = {name: conn.execute(sql.SQL("SELECT max(notification_id) FROM {}").format(
+            sql.Identifier(table))).fetchone() for name, table in
+            (("CallService", "callservice_events"),
+             ("CallCentreService", "callcentreservice_events"))}
+    assert manifest["heads"] == {name: row[0] for name, row in heads.items() if row}
+    assert [m["id"] for m in manifest["migrations"]][:2] == ["0001_call_projections",
+                                                             "0002_callcentre_projections"]
+    recordings = {r["ref"]: r for r in manifest["recordings"]}
+    assert len(recordings) == 2
+    reachable = recordings[wav.resolve().as_uri()]
+    assert reachable["sha256"] == hashlib.sha256(wav.read_bytes()).hexdigest()
+    assert (reachable["size"], reachable["reachable"]) == (wav.stat().st_size, True)
+    assert (recordings[gone]["reachable"], recordings[gone]["size"],
+            recordings[gone]["sha256"], recordings[gone]["duration_s"]) == (False, None, None, 3.0)
+    return manifest
+
+
+def test_backup_restored_elsewhere_rebuilds_every_projection_row_for_row(
+    database_url: str, second_database: str, tmp_path: Path,
+    sipp: Sipp, b2bua: StartWorker, call_store: CallStore,
+) -> None:
+    apply_migrations(database_url)
+    password = ensure_initial_admin(database_url, tmp_path / "data")
+    assert password
+    centre = bootstrap.callcentre_service(database_url)
+    provision_queue(centre, "sales", ["alice", "bob"], did="5000")
+    _fill_with_calls(sipp, b2bua, call_store)
+    wav, gone = _attach_recordings(call_store, tmp_path)
+    for runner in bootstrap.inprocess_runners(database_url):
+        runner.catch_up()
+    tables = _projection_tables(database_url)
+    original = _snapshot(database_url, tables)
+    assert len(original["cdr"]) == ANSWERED + UNROUTED
+    assert len(original["agent_state"]) == 2
+    assert len(original["queue_members"]) == 2
+
+    backup_dir = tmp_path / "backup"
+    backed = _dialtone(database_url, "backup", "--output", str(backup_dir))
+    assert backed.returncode == 0, backed.stderr
+
+    _check_private(backup_dir, password)
+    manifest = _check_manifest(backup_dir, database_url, wav, gone)
+
+    restored = _dialtone(second_database, "restore", str(backup_dir))
+
+    assert restored.returncode == 0, restored.stderr
+    assert "restored" in restored.stdout
+    assert _projection_tables(second_database) == tables
+    rebuilt = _snapshot(second_database, tables)
+    for table in tables:
+        assert rebuilt[table] == original[table], (
+            table, "only rebuilt:", rebuilt[table] - original[table],
+            "only original:", original[table] - rebuilt[table])
+    with psycopg.connect(second_database) as conn:
+        row = conn.execute("SELECT password_hash FROM users WHERE username = 'admin'"
+                           ).fetchone()
+    assert row is not None
+    assert verify_password(row[0], password)
+    # The store carries on where the backup stopped: no position is reused.
+    restored_calls = bootstrap.call_service(second_database)
+    head = manifest["heads"]["CallService"]
+    restored_calls.attach_recording(next(iter(call_store.histories())), "file:///r.wav", 1.0,
+                                    datetime.now(UTC))
+    assert restored_calls.recorder.max_notification_id() == head + 1
+
+    again = _dialtone(second_database, "restore", str(backup_dir))
+    assert again.returncode != 0
+    assert "is not empty" in again.stderr

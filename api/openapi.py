@@ -11,7 +11,8 @@ when the document is first generated,
   parameter is refused on every route);
 * every operation that needs a credential documents 401 and 403;
 * every operation with a body documents 400 (a body that is not UTF-8 JSON)
-  and 413 (a body over the size bound).
+  and 413 (a body over the size bound);
+* every create (201) links to the operations on what it created (`api.links`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from api.links import add_links
 from api.problems import PROBLEM_MEDIA_TYPE
 
 METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
@@ -64,10 +66,10 @@ def _correct(operation: dict[str, Any]) -> None:
 def openapi_factory(app: FastAPI) -> Callable[[], dict[str, Any]]:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = problem_media_types(get_openapi(
+            app.openapi_schema = add_links(problem_media_types(get_openapi(
                 title=app.title, version=app.version, description=app.description,
                 routes=app.routes, tags=app.openapi_tags,
-            ))
+            )))
         return app.openapi_schema
 
     return openapi

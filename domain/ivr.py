@@ -42,6 +42,10 @@ DEFAULT_KINDS = OPTION_KINDS - {TargetKind.REPEAT}
 MAX_RETRIES = 10
 
 
+class UnknownOption(InvalidValue):
+    """The menu has no action for that key (a missing thing, not a bad value)."""
+
+
 class IvrOutcome(StrEnum):
     SELECTED = "selected"  # a valid key: its action
     INVALID = "invalid"  # a key with no action: replay
@@ -182,7 +186,7 @@ class IvrMenu(TimedAggregate):
 
     def remove_option(self, digit: str, occurred_at: datetime) -> None:
         if _digit(digit) not in self.options:
-            raise InvalidValue(f"menu {self.key} has no option for {digit!r}")
+            raise UnknownOption(f"menu {self.key} has no option for {digit!r}")
         self._trigger(self.OptionRemoved, occurred_at, digit=digit)
 
     def set_timeout(self, timeout_s: float, occurred_at: datetime) -> None:

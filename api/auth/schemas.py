@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from api.schemas.call_control import DEVICE_PATTERN
+from api.schemas.text import Instant
 from application.identity.model import Role
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
@@ -61,7 +62,8 @@ class UsersPublic(BaseModel):
 class KeyCreate(BaseModel):
     account: str = Field(pattern=_NAME, description="Service account; made if new.")
     role: Role = Role.INTEGRATOR
-    expires_at: datetime | None = Field(default=None, description="No expiry when unset.")
+    # Instant: an RFC 3339 string with an offset; a number is not read as Unix time.
+    expires_at: Instant | None = Field(default=None, description="No expiry when unset.")
 
 
 class KeyPublic(BaseModel):

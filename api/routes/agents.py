@@ -13,9 +13,9 @@ from api.auth.audit import audited, body_key, path_key
 from api.auth.dependencies import require
 from api.auth.permissions import P
 from api.db import Pool, acquire
-from api.problems import NotFound, invalid, problem_responses
+from api.problems import invalid, problem_responses
 from api.queries import agents as queries
-from api.routes.commands import Service, execute, now
+from api.routes.commands import Service, execute, now, projected
 from api.schemas.agents import (
     AgentCreate,
     AgentIntervalPublic,
@@ -81,11 +81,9 @@ async def list_agents(
 @router.get("/{key}", summary="Get an agent's current state",
             dependencies=[require(P.AGENTS_READ)],
             responses=problem_responses(404, 422))
-async def read_agent(pool: Pool, key: AgentKey) -> AgentPublic:
-    async with acquire(pool) as db:
-        row = await queries.agent(db, agent_id(key))
-    if row is None:
-        raise NotFound("agent", key)
+async def read_agent(pool: Pool, key: AgentKey, service: Service) -> AgentPublic:
+    row = await projected(pool, lambda db: queries.agent(db, agent_id(key)),
+                          lambda: service.get(Agent, agent_id(key), key))
     return AgentPublic.model_validate(dict(row))
 
 
@@ -177,6 +175,7 @@ async def finish_wrap_up(key: AgentKey, service: Service) -> AgentPublic:
 async def read_intervals(
     pool: Pool,
     key: AgentKey,
+    service: Service,
     start: Annotated[Instant | None, Query(alias="from")] = None,
     end: Annotated[Instant | None, Query(alias="to")] = None,
 ) -> AgentIntervalsPublic:
@@ -184,9 +183,9 @@ async def read_intervals(
     start = start or minus(end, timedelta(days=1))
     if not start < end <= plus(start, MAX_INTERVAL_RANGE):
         raise invalid("to", "must be after `from` and at most 31 days later")
+    await projected(pool, lambda db: queries.agent(db, agent_id(key)),
+                    lambda: service.get(Agent, agent_id(key), key))
     async with acquire(pool) as db:
-        if await queries.agent(db, agent_id(key)) is None:
-            raise NotFound("agent", key)
         rows = await queries.intervals(db, agent_id(key), start, end)
     data = [AgentIntervalPublic.model_validate(dict(row)) for row in rows]
     return AgentIntervalsPublic(agent_id=agent_id(key), data=data, count=len(data))

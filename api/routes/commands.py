@@ -12,13 +12,17 @@ milliseconds behind).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
+import asyncpg
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from api.db import Pool, acquire
 from api.problems import NOT_FOUND_TYPE, ProblemError, invalid
 from api.schemas.targets import TargetIn
 from application.callcentre import (
@@ -31,14 +35,20 @@ from application.callcentre import (
 from domain.addressing import Target
 from domain.agent import UnknownSkill
 from domain.errors import DomainError, IllegalTransition, InvalidValue
+from domain.ivr import UnknownOption
 from domain.numbers import UnknownRule
 from domain.queue import NotAMember
 
 T = TypeVar("T")
+R = TypeVar("R")
 CONFLICT_TYPE = "urn:dialtone:problem:conflict"
 UNCONFIGURED_TYPE = "urn:dialtone:problem:service-unavailable"
+NOT_PROJECTED_TYPE = "urn:dialtone:problem:not-projected-yet"
+# How long a read waits for the projection of something the store already has.
+PROJECTION_WAIT_S = 2.0
+PROJECTION_POLL_S = 0.02
 # Refusals that mean "no such thing", though the domain files them as bad values.
-ABSENT = (NotFound, NotAMember, UnknownSkill, UnknownRule)
+ABSENT = (NotFound, NotAMember, UnknownSkill, UnknownRule, UnknownOption)
 CONFLICTS = (AlreadyExists, IllegalTransition, ConcurrentChange)
 
 
@@ -79,3 +89,28 @@ def target_of(body: TargetIn, field: str) -> Target:
         return parse_target(body.kind, body.value)
     except InvalidValue as error:
         raise invalid(field, str(error), location="body") from error
+
+
+async def projected(pool: Pool, fetch: Callable[[asyncpg.Connection], Awaitable[R | None]],
+                    stored: Callable[[], object]) -> R:
+    """The projection row ``fetch`` reads, for a thing the event store has.
+
+    Read-your-writes: a GET right after the 201 that made the thing can reach
+    the projection a few milliseconds before it does. 404 only when the store
+    has no such thing either (``stored`` raises NotFound); otherwise wait,
+    bounded, for the projection, and answer 503 with Retry-After if it stays
+    behind (a stalled projection, which /healthz reports)."""
+    deadline = time.monotonic() + PROJECTION_WAIT_S
+    checked = False
+    while True:
+        async with acquire(pool) as db:
+            row = await fetch(db)
+        if row is not None:
+            return row
+        if not checked:
+            await execute(stored)
+            checked = True
+        if time.monotonic() >= deadline:
+            raise ProblemError(503, "it exists, but its projection has not caught up yet",
+                               type_=NOT_PROJECTED_TYPE, headers={"Retry-After": "1"})
+        await asyncio.sleep(PROJECTION_POLL_S)

@@ -14,7 +14,7 @@ from api.auth.permissions import P
 from api.problems import problem_responses
 from api.routes.commands import Service, execute, now, target_of
 from api.schemas.config import IvrMenuCreate, IvrMenuPublic, IvrMenusPublic, IvrMenuUpdate
-from api.schemas.targets import KEY_PATTERN, TargetIn
+from api.schemas.targets import KEY_PATTERN, IvrOption
 from domain.addressing import Target
 from domain.ivr import IvrMenu
 
@@ -27,7 +27,7 @@ MenuKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The menu's key."
 DigitPath = Annotated[str, Path(pattern=r"^[0-9*#A-D]$", description="One DTMF key.")]
 
 
-def _options(options: dict[str, TargetIn]) -> dict[str, Target]:
+def _options(options: dict[str, IvrOption]) -> dict[str, Target]:
     return {digit: target_of(t, f"options.{digit}") for digit, t in options.items()}
 
 
@@ -81,7 +81,7 @@ async def update_menu(key: MenuKey, body: IvrMenuUpdate, service: Service) -> Iv
 @router.put("/{key}/options/{digit}", summary="Set what a key does",
             dependencies=[audited(P.CONFIG_WRITE, "ivr_menus.option.set", MENU)],
             responses=problem_responses(404, 422))
-async def set_option(key: MenuKey, digit: DigitPath, body: TargetIn,
+async def set_option(key: MenuKey, digit: DigitPath, body: IvrOption,
                      service: Service) -> IvrMenuPublic:
     target = target_of(body, "value")
     return IvrMenuPublic.of(await execute(lambda: service.configure_ivr_menu(

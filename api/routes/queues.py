@@ -9,15 +9,16 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
+import asyncpg
 from fastapi import APIRouter, Path
 
 from api.auth.audit import audited, body_key, path_key
 from api.auth.dependencies import require
 from api.auth.permissions import P
 from api.db import Pool, acquire
-from api.problems import NotFound, problem_responses
+from api.problems import problem_responses
 from api.queries import queues as queries
-from api.routes.commands import Service, execute, now, target_of
+from api.routes.commands import Service, execute, now, projected, target_of
 from api.schemas.queues import (
     MemberPublic,
     MemberSet,
@@ -32,7 +33,7 @@ from api.schemas.queues import (
     QueueUpdate,
 )
 from api.schemas.targets import KEY_PATTERN
-from application.callcentre import require_skills
+from application.callcentre import CallCentreService, require_skills
 from domain.agent import Agent
 from domain.queue import Queue, QueueTally
 from domain.routing import RoutingStrategy
@@ -56,7 +57,9 @@ SETTERS: dict[str, Callable[[Queue, Any, datetime], None]] = {  # field -> its Q
 }
 
 
-@router.post("", status_code=201, summary="Create a queue", responses=problem_responses(409, 422),
+# 404: an overflow queue that does not exist.
+@router.post("", status_code=201, summary="Create a queue",
+             responses=problem_responses(404, 409, 422),
              dependencies=[audited(P.CONFIG_WRITE, "queues.create", NEW_QUEUE)])
 async def create_queue(body: QueueCreate, service: Service) -> QueuePublic:
     at = now()
@@ -89,11 +92,9 @@ async def list_queues(pool: Pool) -> QueuesPublic:
 @router.get("/{key}", summary="Get a queue's settings, members and counters",
             dependencies=[require(P.CONFIG_READ)],
             responses=problem_responses(404, 422))
-async def read_queue(pool: Pool, key: QueueKey) -> QueuePublic:
+async def read_queue(pool: Pool, key: QueueKey, service: Service) -> QueuePublic:
+    row = await _projected(pool, key, service)
     async with acquire(pool) as db:
-        row = await queries.queue(db, Queue.id_for(key))
-        if row is None:
-            raise NotFound("queue", key)
         members = await queries.members(db, [row["queue_id"]])
     return QueuePublic.from_row(dict(row), _members_of(members, row["queue_id"]))
 
@@ -123,11 +124,9 @@ async def update_queue(key: QueueKey, body: QueueUpdate, service: Service) -> Qu
 @router.get("/{key}/live", summary="The queue now: calls with position and wait, agents by state",
             dependencies=[require(P.CALLS_READ)],
             responses=problem_responses(404, 422))
-async def read_live(pool: Pool, key: QueueKey) -> QueueLivePublic:
+async def read_live(pool: Pool, key: QueueKey, service: Service) -> QueueLivePublic:
+    row = await _projected(pool, key, service)
     async with acquire(pool) as db:
-        row = await queries.queue(db, Queue.id_for(key))
-        if row is None:
-            raise NotFound("queue", key)
         calls = await queries.calls(db, row["queue_id"])
         members = await queries.members(db, [row["queue_id"]])
         as_of: datetime = (await queries.clock(db))["as_of"]
@@ -137,10 +136,9 @@ async def read_live(pool: Pool, key: QueueKey) -> QueueLivePublic:
 @router.get("/{key}/members", summary="List a queue's member agents with their state",
             dependencies=[require(P.CONFIG_READ)],
             responses=problem_responses(404, 422))
-async def list_members(pool: Pool, key: QueueKey) -> QueueMembersPublic:
+async def list_members(pool: Pool, key: QueueKey, service: Service) -> QueueMembersPublic:
+    await _projected(pool, key, service)
     async with acquire(pool) as db:
-        if await queries.queue(db, Queue.id_for(key)) is None:
-            raise NotFound("queue", key)
         rows = await queries.members(db, [Queue.id_for(key)])
     data = [QueueMemberPublic.model_validate(dict(row)) for row in rows]
     return QueueMembersPublic(data=data, count=len(data))
@@ -194,3 +192,8 @@ def _live(row: dict[str, Any], calls: list[Any], members: list[Any],
         as_of=as_of,
     )
 
+
+async def _projected(pool: Pool, key: str, service: CallCentreService) -> asyncpg.Record:
+    """The queue's projection row; 404 only when the store has no such queue."""
+    return await projected(pool, lambda db: queries.queue(db, Queue.id_for(key)),
+                           lambda: service.get(Queue, Queue.id_for(key), key))

@@ -14,7 +14,9 @@ from domain.skills import MAX_SKILLS
 AgentStateName = Literal["logged_out", "available", "reserved", "on_call", "wrap_up", "paused"]
 SkillName = Annotated[str, StringConstraints(pattern=SKILL_PATTERN)]
 Level = Annotated[int, Field(ge=1, le=100)]
-Skills = Annotated[dict[SkillName, Level], Field(max_length=MAX_SKILLS)]
+# A name outside the pattern is refused, not ignored: the document says so.
+Skills = Annotated[dict[SkillName, Level], Field(
+    max_length=MAX_SKILLS, json_schema_extra={"additionalProperties": False})]
 AutoPause = Annotated[int | None, Field(ge=1, le=100, description=(
     "Pause the agent after this many offers missed in a row; null: never."))]
 

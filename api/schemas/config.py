@@ -3,12 +3,21 @@ aggregates themselves (small, and every change is an event)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from api.schemas.targets import KEY_PATTERN, Body, TargetIn, TargetPublic
+from api.schemas.targets import (
+    DIALLABLE_PATTERN,
+    KEY_PATTERN,
+    Body,
+    HangupTarget,
+    IvrDefault,
+    IvrOption,
+    NumberDestination,
+    TargetPublic,
+)
 from api.schemas.text import Text, VisibleText
 from domain.ivr import IvrMenu
 from domain.numbers import MAX_RULES, Dialplan, DialRule, Number
@@ -19,7 +28,9 @@ MenuTimeout = Annotated[float, Field(ge=1, le=60, description="Seconds to wait f
 Retries = Annotated[int, Field(ge=0, le=10, description=(
     "Replays after an invalid key or a timeout before the default action runs."))]
 DID_PATTERN = r"^\+?[0-9]{2,20}$"
-Options = Annotated[dict[Digit, TargetIn], Field(max_length=16)]  # one per DTMF key
+# One per DTMF key; a key outside the pattern is refused, not ignored.
+Options = Annotated[dict[Digit, IvrOption], Field(
+    max_length=16, json_schema_extra={"additionalProperties": False})]
 Label = Annotated[Text, Field(max_length=200)]
 
 
@@ -29,7 +40,7 @@ class IvrMenuCreate(Body):
     prompt: Prompt
     timeout_s: MenuTimeout = 5.0
     max_retries: Retries = 2
-    default_action: TargetIn = Field(default_factory=lambda: TargetIn(kind="hangup"),
+    default_action: IvrDefault = Field(default_factory=lambda: HangupTarget(kind="hangup"),
                                      description="What happens when retries run out.")
     options: Options = Field(default_factory=dict, description=(
         "DTMF key -> action: a queue, a number, a submenu (`ivr`), `repeat` or `hangup`."))
@@ -41,7 +52,7 @@ class IvrMenuUpdate(Body):
     prompt: Prompt | None = None
     timeout_s: MenuTimeout | None = None
     max_retries: Retries | None = None
-    default_action: TargetIn | None = None
+    default_action: IvrDefault | None = None
     options: Options | None = None
 
 
@@ -74,12 +85,12 @@ class IvrMenusPublic(BaseModel):
 
 class NumberCreate(Body):
     did: str = Field(pattern=DID_PATTERN, description="The inbound number, e.g. `+3225550100`.")
-    destination: TargetIn = Field(description="An IVR menu, a queue or a number.")
+    destination: NumberDestination = Field(description="An IVR menu, a queue or a number.")
     label: Label = ""
 
 
 class NumberUpdate(Body):
-    destination: TargetIn | None = None
+    destination: NumberDestination | None = None
     label: Label | None = None
     active: bool | None = Field(default=None, description="false deactivates, true reactivates.")
 
@@ -106,25 +117,76 @@ class NumbersPublic(BaseModel):
 
 
 MatchKindName = Literal["exact", "prefix", "regex"]
+# domain.numbers: a template is a sip:/sips: URI whose only braces are its placeholders.
+_URI = r"^sips?:([^\s\x00{{}}]|\{{({names})\}})+$"
+_TEMPLATE = "sip:/sips: URI; placeholders: {}."
 
 
-class DialRuleIn(Body):
-    kind: MatchKindName
-    pattern: Text = Field(max_length=200, description=(
-        "exact: the number; prefix: its start (\"\" matches all); regex: Python fullmatch."))
-    uri_template: str = Field(max_length=300, pattern=r"^sips?:[^\s\x00]+$",
-                              examples=["sip:{number}@trunk.example.com"],
-                              description="sip:/sips: URI; {number}, {rest} (prefix), "
-                              "{0}..{N} (regex groups).")
+def _template(names: str, described: str) -> Any:
+    return Field(max_length=300, pattern=_URI.format(names=names),
+                 examples=["sip:{number}@trunk.example.com"],
+                 description=_TEMPLATE.format(described))
 
 
-class DialRuleCreate(DialRuleIn):
+class ExactRule(Body):
+    kind: Literal["exact"]
+    pattern: str = Field(pattern=DIALLABLE_PATTERN, description="The number.")
+    uri_template: str = _template("number", "{number}")
+
+
+class PrefixRule(Body):
+    kind: Literal["prefix"]
+    pattern: str = Field(pattern=r"^(\+?[0-9*#]{1,32})?$",
+                         description="The number's start (\"\" matches all).")
+    uri_template: str = _template("number|rest", "{number}, {rest} (after the prefix)")
+
+
+class RegexRule(Body):
+    """A Python regular expression, matched with fullmatch. The document cannot
+    say which texts compile, nor how many groups they have: a pattern that does
+    not compile, or a template naming a group it lacks, is 422."""
+
+    kind: Literal["regex"]
+    pattern: Text = Field(max_length=200, description="A Python regular expression (fullmatch).")
+    uri_template: str = _template("number|[0-9]+", "{number}, {0}..{N} (the pattern's groups)")
+
+
+class _Named(Body):
     name: str = Field(pattern=KEY_PATTERN)
 
 
-class DialRuleSet(DialRuleIn):
-    position: int | None = Field(default=None, ge=0, description=(
+class _Placed(Body):
+    position: int | None = Field(default=None, ge=0, le=MAX_RULES, description=(
         "0-based place in the plan; absent: last for a new rule, unchanged otherwise."))
+
+
+class ExactRuleCreate(ExactRule, _Named):
+    pass
+
+
+class PrefixRuleCreate(PrefixRule, _Named):
+    pass
+
+
+class RegexRuleCreate(RegexRule, _Named):
+    pass
+
+
+class ExactRuleSet(ExactRule, _Placed):
+    pass
+
+
+class PrefixRuleSet(PrefixRule, _Placed):
+    pass
+
+
+class RegexRuleSet(RegexRule, _Placed):
+    pass
+
+
+DialRuleCreate = Annotated[ExactRuleCreate | PrefixRuleCreate | RegexRuleCreate,
+                           Field(discriminator="kind")]
+DialRuleSet = Annotated[ExactRuleSet | PrefixRuleSet | RegexRuleSet, Field(discriminator="kind")]
 
 
 class DialplanCreate(Body):

@@ -7,7 +7,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field, model_validator
 
 from api.schemas.agents import AgentStateName, Skills
-from api.schemas.targets import KEY_PATTERN, Body, TargetIn, TargetPublic
+from api.schemas.targets import KEY_PATTERN, Body, QueueOverflow, TargetPublic
 from api.schemas.text import VisibleText
 from domain.queue import Queue, QueueTally
 
@@ -41,7 +41,7 @@ class QueueCreate(_Overflow):
     music_on_hold: Moh = "default"
     announce_position: bool = False
     max_wait_s: MaxWait | None = None
-    overflow: TargetIn | None = Field(default=None, description=(
+    overflow: QueueOverflow | None = Field(default=None, description=(
         "Where calls go after `max_wait_s`: a queue, a number or a recording."))
     required_skills: Skills = Field(default_factory=dict, description=(
         "Skill -> minimum level an agent needs (skills-based routing)."))
@@ -58,7 +58,7 @@ class QueueUpdate(_Overflow):
     music_on_hold: Moh | None = None
     announce_position: bool | None = None
     max_wait_s: MaxWait | None = None
-    overflow: TargetIn | None = None
+    overflow: QueueOverflow | None = None
     required_skills: Skills | None = Field(default=None, description="The complete new set.")
 
 

@@ -14,11 +14,12 @@ an overflow deep in a handler.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import AfterValidator, AwareDatetime, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StringConstraints
 
 NUL_FREE = r"^[^\x00]*$"
 # Free text with at least one visible character (names, reasons).
@@ -38,7 +39,20 @@ def _utc(value: datetime) -> datetime:
         raise ValueError("the instant in UTC is outside years 1..9999") from None
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_utc)]
+# RFC 3339 only: pydantic would also read a number as Unix time (`to=0.5`), a
+# value the document's `format: date-time` says is invalid.
+_RFC3339_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]")
+
+
+def _rfc3339(value: object) -> object:
+    if isinstance(value, str) and _RFC3339_START.match(value):
+        return value
+    if isinstance(value, datetime):
+        return value
+    raise ValueError("not an RFC 3339 datetime with an offset, e.g. 2026-01-31T09:00:00Z")
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_utc)]
 
 
 def minus(instant: datetime, delta: timedelta) -> datetime:

@@ -54,7 +54,7 @@ def test_ivr_menu_update_and_single_options(api) -> None:
                    json={"kind": "number", "value": "1234"})
     assert added["options"]["5"] == {"kind": "number", "value": "1234"}
     assert "5" not in api.ok("DELETE", "/v1/ivr-menus/main/options/5")["options"]
-    assert api.problem("DELETE", "/v1/ivr-menus/main/options/5", 422)["detail"]
+    assert "no option" in api.problem("DELETE", "/v1/ivr-menus/main/options/5", 404)["detail"]
 
 
 def test_ivr_menu_refusals(api) -> None:
@@ -74,7 +74,7 @@ def test_ivr_menu_refusals(api) -> None:
     assert "own submenu" in self_loop["detail"]
     repeat_default = api.problem("PATCH", "/v1/ivr-menus/main", 422,
                                  json={"default_action": {"kind": "repeat"}})
-    assert "default action" in repeat_default["detail"]
+    assert "repeat" in repeat_default["detail"]  # the document lists the kinds allowed there
     api.problem("PUT", "/v1/ivr-menus/main/options/11", 422, json={"kind": "hangup"})
 
 
@@ -152,9 +152,10 @@ def test_dialplan_refusals(api) -> None:
     api.problem("DELETE", "/v1/dialplans/out/rules/nope", 404)
     bad_template = api.problem("PUT", "/v1/dialplans/out/rules/r1", 422, json={
         "kind": "prefix", "pattern": "9", "uri_template": "sip:{nope}@x"})
-    assert "placeholders" in bad_template["detail"]
+    assert "uri_template" in bad_template["detail"]  # the pattern names the placeholders
     bad_regex = api.problem("PUT", "/v1/dialplans/out/rules/r1", 422, json={
         "kind": "regex", "pattern": "(", "uri_template": "sip:x@y"})
     assert "regular expression" in bad_regex["detail"]
-    assert api.problem("PUT", "/v1/dialplans/out/rules/r1", 422, json={
-        "kind": "glob", "pattern": "9", "uri_template": "sip:x@y"})["errors"][0]["field"] == "kind"
+    # The body is one object per kind, so an unknown kind is named in the message.
+    assert "'kind'" in api.problem("PUT", "/v1/dialplans/out/rules/r1", 422, json={
+        "kind": "glob", "pattern": "9", "uri_template": "sip:x@y"})["detail"]

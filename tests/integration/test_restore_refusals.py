@@ -1,0 +1,74 @@
+"""`dialtone restore` refuses what it cannot restore faithfully, before touching the database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dialtone.database import drop_database, ensure_database, with_database
+from tests.fixtures.processes import DIALTONE
+
+
+@pytest.fixture
+def empty_database(pg_admin_dsn: str) -> Iterator[str]:
+    dsn = with_database(pg_admin_dsn, f"r_{uuid.uuid4().hex[:16]}")
+    ensure_database(dsn)
+    yield dsn
+    drop_database(dsn)
+
+
+def _dialtone(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(DIALTONE), *args], env={**os.environ, "DATABASE_URL": database_url},
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def _tables(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+                           ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_a_backup_of_a_newer_schema_is_refused(database_url: str, empty_database: str,
+                                               tmp_path: Path) -> None:
+    backup = tmp_path / "backup"
+    assert _dialtone(database_url, "backup", "--output", str(backup)).returncode == 0
+    manifest = json.loads((backup / "manifest.json").read_text())
+    manifest["migrations"].append({"id": "9999_from_a_later_release", "applied_at_utc": ""})
+    (backup / "manifest.json").write_text(json.dumps(manifest))
+
+    refused = _dialtone(empty_database, "restore", str(backup))
+
+    assert refused.returncode != 0
+    assert "newer than this release" in refused.stderr
+    assert "9999_from_a_later_release" in refused.stderr
+    assert _tables(empty_database) == 0
+
+
+def test_a_directory_that_is_not_a_backup_is_refused(empty_database: str,
+                                                     tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text("{}")
+
+    refused = _dialtone(empty_database, "restore", str(tmp_path))
+
+    assert refused.returncode != 0
+    assert "unknown backup format" in refused.stderr
+    assert _tables(empty_database) == 0
+
+
+def test_backup_will_not_write_into_a_non_empty_directory(database_url: str,
+                                                         tmp_path: Path) -> None:
+    (tmp_path / "old").write_text("keep me")
+
+    refused = _dialtone(database_url, "backup", "--output", str(tmp_path))
+
+    assert refused.returncode != 0
+    assert "not empty" in refused.stderr
+    assert (tmp_path / "old").read_text() == "keep me"

@@ -2,9 +2,18 @@
 
 Configuration aggregates (agents, queues, IVR menus, dialplans) are named by a
 stable *key* chosen by an operator (``sales``, ``alice``, ``1001``); their
-aggregate id is ``uuid5`` of the kind and the key, so any process can find an
-aggregate from its key without a lookup table and a second ``create`` with the
-same key collides in the event store instead of making a twin.
+aggregate id is ``uuid5`` of the kind, the tenant and the key, so any process can
+find an aggregate from its key without a lookup table and a second ``create``
+with the same key collides in the event store instead of making a twin. Two
+tenants may use the same key: their ids differ. Tenant ``default`` keeps the
+ids it had before tenants existed (``uuid5("kind:key")``); other tenants' ids
+are ``uuid5("kind:tenant:key")``, which no key can produce (keys hold no ``:``).
+
+Every aggregate carries the tenant it belongs to (``tenant``), set by its
+created event and never changed. Events stored before tenants existed have no
+``tenant`` attribute: the created events declare it last with the default
+``default``, so old events read back as belonging to ``default`` and keep
+their CloudEvents type (``....v1``: a new optional data field).
 
 A ``Target`` is one place a call can go: a queue, an IVR menu, a dialled
 number, a recording, or the two menu actions "repeat" and "hang up". Each user
@@ -23,10 +32,20 @@ from uuid import UUID, uuid5
 from domain.errors import InvalidValue
 from domain.values import enum_member
 
-__all__ = ["Target", "TargetKind", "check_key", "config_id"]
+__all__ = [
+    "DEFAULT_TENANT",
+    "Target",
+    "TargetKind",
+    "check_key",
+    "check_tenant",
+    "config_id",
+]
 
 # Fixed forever: changing it would give stored aggregates different ids.
 CONFIG_NAMESPACE = UUID("0b7f3d1e-5f0e-4c8e-9d6a-2a6f1f3c9e47")
+
+# The tenant of everything made before tenants existed, and of a single-tenant install.
+DEFAULT_TENANT = "default"
 
 KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 # What a phone or trunk can dial: digits, DTMF star and hash, optional leading +.
@@ -41,9 +60,18 @@ def check_key(key: str) -> str:
     return key
 
 
-def config_id(kind: str, key: str) -> UUID:
-    """The aggregate id of configuration aggregate ``kind`` named ``key``."""
-    return uuid5(CONFIG_NAMESPACE, f"{kind}:{check_key(key)}")
+def check_tenant(tenant: str) -> str:
+    """Tenants are slugs like keys (the identities' ``tenants.id``)."""
+    if not isinstance(tenant, str) or not KEY_PATTERN.fullmatch(tenant):
+        raise InvalidValue(f"tenant must match {KEY_PATTERN.pattern}, got {tenant!r}")
+    return tenant
+
+
+def config_id(kind: str, key: str, tenant: str = DEFAULT_TENANT) -> UUID:
+    """The aggregate id of configuration aggregate ``kind`` named ``key`` in ``tenant``."""
+    if check_tenant(tenant) == DEFAULT_TENANT:
+        return uuid5(CONFIG_NAMESPACE, f"{kind}:{check_key(key)}")
+    return uuid5(CONFIG_NAMESPACE, f"{kind}:{tenant}:{check_key(key)}")
 
 
 def check_diallable(number: str) -> str:

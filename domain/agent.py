@@ -35,7 +35,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.addressing import config_id
+from domain.addressing import DEFAULT_TENANT, check_tenant, config_id
 from domain.errors import IllegalTransition, InvalidValue
 from domain.limits import check_int, check_seconds, check_uuid
 from domain.skills import check_level, check_room, check_skill, check_skills
@@ -80,6 +80,9 @@ class Agent(TimedAggregate):
         name: str
         skills: dict[str, int]
         auto_pause_after: int | None
+        # Added after version 1 was stored: events without it belonged to "default"
+        # (read back, they lack the attribute and fall back to this default).
+        tenant: str = DEFAULT_TENANT
 
     class SkillSet(TimedAggregate.Event):
         class_version = 1
@@ -197,6 +200,7 @@ class Agent(TimedAggregate):
     def __init__(
         self,
         *,
+        tenant: str = DEFAULT_TENANT,
         key: str,
         name: str,
         skills: dict[str, int],
@@ -204,6 +208,7 @@ class Agent(TimedAggregate):
         occurred_at: datetime,
     ) -> None:
         # Runs for Created, live and on replay: it is that event's apply.
+        self.tenant = tenant
         self.key = key
         self.name = name
         self.skills = dict(skills)
@@ -223,8 +228,8 @@ class Agent(TimedAggregate):
     # -- creation and configuration -------------------------------------------------
 
     @staticmethod
-    def id_for(key: str) -> UUID:
-        return config_id("agent", key)
+    def id_for(key: str, tenant: str = DEFAULT_TENANT) -> UUID:
+        return config_id("agent", key, tenant)
 
     @classmethod
     def create(
@@ -235,12 +240,14 @@ class Agent(TimedAggregate):
         *,
         occurred_at: datetime,
         auto_pause_after: int | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> Agent:
-        """A new, logged-out agent. ``auto_pause_after``: pause the agent after that
-        many offers missed in a row (None: never)."""
+        """A new, logged-out agent of ``tenant``. ``auto_pause_after``: pause the agent
+        after that many offers missed in a row (None: never)."""
         return cls._create(
             cls.Created,
-            id=cls.id_for(key),
+            id=cls.id_for(key, tenant),
+            tenant=check_tenant(tenant),
             key=key,
             name=non_empty("name", name),
             skills=check_skills(skills or {}),

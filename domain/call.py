@@ -23,6 +23,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from domain.addressing import DEFAULT_TENANT, check_tenant
 from domain.errors import DomainError, IllegalTransition, InvalidValue
 from domain.values import (
     UNANSWERED_DISPOSITIONS,
@@ -103,6 +104,9 @@ class Call(Aggregate):
         direction: str
         trunk: str | None
         sip_call_id: str
+        # Added after version 1 was stored: events without it belonged to "default"
+        # (read back, they lack the attribute and fall back to this default).
+        tenant: str = DEFAULT_TENANT
 
     class Routed(Event):
         class_version = 1
@@ -222,6 +226,7 @@ class Call(Aggregate):
     def __init__(
         self,
         *,
+        tenant: str = DEFAULT_TENANT,
         caller: str,
         callee: str,
         direction: str,
@@ -230,6 +235,7 @@ class Call(Aggregate):
         occurred_at: datetime,
     ) -> None:
         # Runs for Initiated, live and on replay: it is that event's apply.
+        self.tenant = tenant
         self.status = CallStatus.INITIATED
         self.caller = caller
         self.callee = callee
@@ -272,12 +278,15 @@ class Call(Aggregate):
         trunk: str | None,
         sip_call_id: str,
         occurred_at: datetime,
+        tenant: str = DEFAULT_TENANT,
     ) -> Call:
+        """A new call of ``tenant``: the tenant of the number or trunk it arrived on."""
         if trunk is not None:
             non_empty("trunk", trunk)
         return cls._create(
             cls.Initiated,
             id=cls.id_for(sip_call_id),
+            tenant=check_tenant(tenant),
             caller=non_empty("caller", caller),
             callee=non_empty("callee", callee),
             direction=enum_member(Direction, direction).value,

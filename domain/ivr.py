@@ -25,7 +25,13 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.addressing import Target, TargetKind, config_id
+from domain.addressing import (
+    DEFAULT_TENANT,
+    Target,
+    TargetKind,
+    check_tenant,
+    config_id,
+)
 from domain.errors import InvalidValue
 from domain.limits import check_int, check_seconds
 from domain.timed import TimedAggregate
@@ -70,6 +76,9 @@ class IvrMenu(TimedAggregate):
         max_retries: int
         default_kind: str
         default_value: str | None
+        # Added after version 1 was stored: events without it belonged to "default"
+        # (read back, they lack the attribute and fall back to this default).
+        tenant: str = DEFAULT_TENANT
 
     class PromptChanged(TimedAggregate.Event):
         class_version = 1
@@ -119,6 +128,7 @@ class IvrMenu(TimedAggregate):
     def __init__(
         self,
         *,
+        tenant: str = DEFAULT_TENANT,
         key: str,
         name: str,
         prompt: str,
@@ -129,6 +139,7 @@ class IvrMenu(TimedAggregate):
         occurred_at: datetime,
     ) -> None:
         # Runs for Created, live and on replay: it is that event's apply.
+        self.tenant = tenant
         self.key = key
         self.name = name
         self.prompt = prompt
@@ -139,8 +150,8 @@ class IvrMenu(TimedAggregate):
         self.created_at = occurred_at
 
     @staticmethod
-    def id_for(key: str) -> UUID:
-        return config_id("ivr", key)
+    def id_for(key: str, tenant: str = DEFAULT_TENANT) -> UUID:
+        return config_id("ivr", key, tenant)
 
     @classmethod
     def create(
@@ -153,12 +164,15 @@ class IvrMenu(TimedAggregate):
         timeout_s: float = 5.0,
         max_retries: int = 2,
         default_action: Target | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> IvrMenu:
-        """A menu with no options yet; ``default_action`` defaults to hang up."""
-        default = _default(cls.id_for(key), default_action or Target.hangup())
+        """A menu of ``tenant`` with no options yet; ``default_action`` defaults to hang up."""
+        menu_id = cls.id_for(key, tenant)
+        default = _default(menu_id, default_action or Target.hangup())
         return cls._create(
             cls.Created,
-            id=cls.id_for(key),
+            id=menu_id,
+            tenant=check_tenant(tenant),
             key=key,
             name=non_empty("name", name),
             prompt=non_empty("prompt", prompt),

@@ -36,11 +36,13 @@ from eventsourcing.domain import Aggregate
 
 from domain.addressing import (
     CONFIG_NAMESPACE,
+    DEFAULT_TENANT,
     DIALLABLE_PATTERN,
     Target,
     TargetKind,
     check_diallable,
     check_key,
+    check_tenant,
     config_id,
 )
 from domain.errors import IllegalTransition, InvalidValue
@@ -73,6 +75,9 @@ class Number(TimedAggregate):
         label: str
         target_kind: str
         target_value: str | None
+        # Added after version 1 was stored: events without it belonged to "default"
+        # (read back, they lack the attribute and fall back to this default).
+        tenant: str = DEFAULT_TENANT
 
     class DestinationChanged(TimedAggregate.Event):
         class_version = 1
@@ -104,6 +109,7 @@ class Number(TimedAggregate):
     def __init__(
         self,
         *,
+        tenant: str = DEFAULT_TENANT,
         did: str,
         label: str,
         target_kind: str,
@@ -111,6 +117,7 @@ class Number(TimedAggregate):
         occurred_at: datetime,
     ) -> None:
         # Runs for Created, live and on replay: it is that event's apply.
+        self.tenant = tenant
         self.did = did
         self.label = label
         self.destination = Target(TargetKind(target_kind), target_value)
@@ -119,16 +126,20 @@ class Number(TimedAggregate):
 
     @staticmethod
     def id_for(did: str) -> UUID:
+        """Not per tenant: a DID reaches one place (the SIP side routes by it), so
+        one DID belongs to one tenant, whichever provisioned it first."""
         return uuid5(CONFIG_NAMESPACE, f"number:{check_did(did)}")
 
     @classmethod
     def create(
-        cls, did: str, destination: Target, *, occurred_at: datetime, label: str = ""
+        cls, did: str, destination: Target, *, occurred_at: datetime, label: str = "",
+        tenant: str = DEFAULT_TENANT,
     ) -> Number:
         checked = _destination(did, destination)
         return cls._create(
             cls.Created,
             id=cls.id_for(did),
+            tenant=check_tenant(tenant),
             did=did,
             label=_label(label),
             target_kind=checked.kind.value,
@@ -261,6 +272,9 @@ class Dialplan(TimedAggregate):
         class_version = 1
         key: str
         name: str
+        # Added after version 1 was stored: events without it belonged to "default"
+        # (read back, they lack the attribute and fall back to this default).
+        tenant: str = DEFAULT_TENANT
 
     class RuleAdded(TimedAggregate.Event):
         class_version = 1
@@ -303,8 +317,10 @@ class Dialplan(TimedAggregate):
             del plan.rules[plan.index_of(self.rule)]
             plan.rule_names.discard(self.rule)
 
-    def __init__(self, *, key: str, name: str, occurred_at: datetime) -> None:
+    def __init__(self, *, tenant: str = DEFAULT_TENANT, key: str, name: str,
+                 occurred_at: datetime) -> None:
         # Runs for Created, live and on replay: it is that event's apply.
+        self.tenant = tenant
         self.key = key
         self.name = name
         self.rules: list[DialRule] = []
@@ -314,14 +330,16 @@ class Dialplan(TimedAggregate):
         self.created_at = occurred_at
 
     @staticmethod
-    def id_for(key: str) -> UUID:
-        return config_id("dialplan", key)
+    def id_for(key: str, tenant: str = DEFAULT_TENANT) -> UUID:
+        return config_id("dialplan", key, tenant)
 
     @classmethod
-    def create(cls, key: str, name: str, *, occurred_at: datetime) -> Dialplan:
+    def create(cls, key: str, name: str, *, occurred_at: datetime,
+               tenant: str = DEFAULT_TENANT) -> Dialplan:
         return cls._create(
             cls.Created,
-            id=cls.id_for(key),
+            id=cls.id_for(key, tenant),
+            tenant=check_tenant(tenant),
             key=key,
             name=non_empty("name", name),
             occurred_at=utc_instant(occurred_at),

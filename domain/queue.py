@@ -32,7 +32,13 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.addressing import Target, TargetKind, config_id
+from domain.addressing import (
+    DEFAULT_TENANT,
+    Target,
+    TargetKind,
+    check_tenant,
+    config_id,
+)
 from domain.errors import IllegalTransition, InvalidValue
 from domain.limits import check_int, check_seconds, check_uuid
 from domain.queue_values import QueuedCall, QueueMember, QueueTally, place
@@ -86,6 +92,9 @@ class Queue(TimedAggregate):
         offer_timeout_s: float
         music_on_hold: str
         announce_position: bool
+        # Added after version 1 was stored: events without it belonged to "default"
+        # (read back, they lack the attribute and fall back to this default).
+        tenant: str = DEFAULT_TENANT
 
     class StrategyChanged(TimedAggregate.Event):
         class_version = 1
@@ -276,6 +285,7 @@ class Queue(TimedAggregate):
     def __init__(
         self,
         *,
+        tenant: str = DEFAULT_TENANT,
         key: str,
         name: str,
         strategy: str,
@@ -287,6 +297,7 @@ class Queue(TimedAggregate):
         occurred_at: datetime,
     ) -> None:
         # Runs for Created, live and on replay: it is that event's apply.
+        self.tenant = tenant
         self.key = key
         self.name = name
         self.strategy = RoutingStrategy(strategy)
@@ -308,8 +319,8 @@ class Queue(TimedAggregate):
     # -- configuration commands ----------------------------------------------------
 
     @staticmethod
-    def id_for(key: str) -> UUID:
-        return config_id("queue", key)
+    def id_for(key: str, tenant: str = DEFAULT_TENANT) -> UUID:
+        return config_id("queue", key, tenant)
 
     @classmethod
     def create(
@@ -324,10 +335,12 @@ class Queue(TimedAggregate):
         offer_timeout_s: float = 15.0,
         music_on_hold: str = "default",
         announce_position: bool = False,
+        tenant: str = DEFAULT_TENANT,
     ) -> Queue:
         return cls._create(
             cls.Created,
-            id=cls.id_for(key),
+            id=cls.id_for(key, tenant),
+            tenant=check_tenant(tenant),
             key=key,
             name=non_empty("name", name),
             strategy=enum_member(RoutingStrategy, strategy).value,

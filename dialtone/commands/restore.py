@@ -30,10 +30,13 @@ from dialtone import bootstrap
 from dialtone.commands.backup import ARCHIVE, FORMAT, MANIFEST
 from dialtone.commands.rebuild import ALL_PROJECTIONS, rebuild_projections
 from dialtone.database import MIGRATIONS_DIR, resolve_dsn
+from dialtone.kafka_settings import kafka_auth
 from dialtone.migrations import apply_migrations, yoyo_url
 from dialtone.services import pg_tools
 from dialtone.settings import Settings
 from projections import positions
+from streams.relay import last_committed_position
+from streams.topics import topic_for
 
 
 @click.command("restore")
@@ -56,8 +59,39 @@ def command(settings: Settings, backup_dir: Path) -> None:
                f"rebuilt {len(ALL_PROJECTIONS)} projections in {rebuilt - restored:.1f}s")
     for table, rows in row_counts(database_url, ALL_PROJECTIONS).items():
         click.echo(f"  {table}: {rows} rows")
-    click.echo("Kafka: if the topics hold positions past these heads (events appended after "
-               "the backup), see docs/operations.md before starting the relay.")
+    _check_topics(settings, manifest["heads"])
+
+
+def _check_topics(settings: Settings, heads: dict[str, int]) -> None:
+    """Warn when Kafka already holds positions past the restored heads.
+
+    The relay resumes after the highest position on its topics; events the
+    restored store appends next would reuse positions published before the
+    loss, and be skipped. The way out is a new topic prefix (docs/operations.md).
+    """
+    if not settings.kafka_bootstrap:
+        click.echo("Kafka: not configured (DIALTONE_KAFKA_BOOTSTRAP); if the platform uses it, "
+                   "check the topics against these heads before starting the relay "
+                   "(docs/operations.md).")
+        return
+    kinds = {app.name: bootstrap.relay_kinds(app) for app in
+             bootstrap.event_sources(resolve_dsn(settings))}
+    for name, head in heads.items():
+        topics = [topic_for(kind, settings.topic_prefix) for kind in kinds[name]]
+        try:
+            published = last_committed_position(settings.kafka_bootstrap, topics,
+                                                 auth=kafka_auth(settings))
+        except Exception as error:  # the restore itself is done: report, do not fail it
+            click.echo(f"WARNING: could not read {', '.join(topics)} ({error!r}): check them "
+                       f"against head {head} before starting the relay.", err=True)
+            continue
+        if published > head:
+            click.echo(f"WARNING: {', '.join(topics)} hold {name} positions up to {published}, "
+                       f"past the restored head {head}: do not start the relay on these "
+                       "topics; use a new DIALTONE_TOPIC_PREFIX (docs/operations.md).", err=True)
+        else:
+            click.echo(f"Kafka: {name} topics end at position {published} <= head {head}: "
+                       "the relay can resume on them.")
 
 
 def read_manifest(backup_dir: Path) -> dict[str, Any]:

@@ -16,7 +16,8 @@ was just reserved gets ``IllegalTransition`` ("it is reserved"), never a
 second reservation.
 
 Errors: every refusal is a ``DomainError``: ``NotFound`` for unknown ids,
-``AlreadyExists`` for a taken key, ``IllegalTransition`` (naming the current
+``UnknownTarget`` (a ``NotFound``) for a queue or IVR menu a target names that does
+not exist, ``AlreadyExists`` for a taken key, ``IllegalTransition`` (naming the current
 state) and ``InvalidValue`` from the domain, ``ConcurrentChange`` when the
 retries ran out. Commands return a copy of the aggregate they changed.
 """
@@ -35,7 +36,7 @@ from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
 from application import callflow
-from application.unit import AlreadyExists, NotFound, Unit
+from application.unit import AlreadyExists, NotFound, Unit, kind_name
 from domain.addressing import Target, TargetKind
 from domain.agent import Agent, AgentState
 from domain.errors import DomainError
@@ -51,6 +52,7 @@ __all__ = [
     "CallCentreService",
     "ConcurrentChange",
     "NotFound",
+    "UnknownTarget",
     "parse_target",
     "replace_skills",
     "require_skills",
@@ -63,6 +65,16 @@ Event = DomainEventProtocol[UUID]
 
 class ConcurrentChange(DomainError):  # noqa: N818 - reads as what happened
     """Other writers kept changing the same aggregates; the command gave up."""
+
+
+class UnknownTarget(NotFound):
+    """A target names a queue or IVR menu that does not exist. A ``NotFound``, but
+    of something the command refers to, not of what it acts on: the API answers
+    422 on the field naming it, and 404 only for the thing in the URL path."""
+
+    def __init__(self, kind: str, ident: object, target: Target) -> None:
+        super().__init__(kind, ident)
+        self.target = target
 
 
 class CallCentreService(Application[UUID]):
@@ -180,9 +192,9 @@ class CallCentreService(Application[UUID]):
         """Apply configuration commands (``Queue.set_*``, ``change_strategy``,
         ``require_skills``...) together; ``targets`` they introduce must exist."""
         def command(unit: Unit) -> Queue:
+            queue = unit.get(Queue, queue_id)  # first: a missing queue is the answer
             for target in targets:
                 self._check_target(unit, target)
-            queue = unit.get(Queue, queue_id)
             change(queue)
             return queue
         return self._run(command)
@@ -190,8 +202,8 @@ class CallCentreService(Application[UUID]):
     def set_overflow(self, queue_id: UUID, max_wait_s: float, target: Target,
                      occurred_at: datetime) -> Queue:
         def command(unit: Unit) -> Queue:
-            self._check_target(unit, target)
             queue = unit.get(Queue, queue_id)
+            self._check_target(unit, target)
             queue.set_overflow(max_wait_s, target, occurred_at)
             return queue
         return self._run(command)
@@ -304,9 +316,9 @@ class CallCentreService(Application[UUID]):
                            targets: Sequence[Target] = ()) -> IvrMenu:
         """Apply menu commands together; ``targets`` they introduce must exist."""
         def command(unit: Unit) -> IvrMenu:
+            menu = unit.get(IvrMenu, menu_id)  # first: a missing menu is the answer
             for target in targets:
                 self._check_target(unit, target)
-            menu = unit.get(IvrMenu, menu_id)
             change(menu)
             return menu
         return self._run(command)
@@ -322,9 +334,9 @@ class CallCentreService(Application[UUID]):
     def configure_number(self, number_id: UUID, change: Callable[[Number], None],
                          targets: Sequence[Target] = ()) -> Number:
         def command(unit: Unit) -> Number:
+            number = unit.get(Number, number_id)  # first: a missing number is the answer
             for target in targets:
                 self._check_target(unit, target)
-            number = unit.get(Number, number_id)
             change(number)
             return number
         return self._run(command)
@@ -363,11 +375,12 @@ class CallCentreService(Application[UUID]):
 
     @staticmethod
     def _check_target(unit: Unit, target: Target) -> None:
-        """A queue or IVR target must name an existing aggregate."""
-        if target.kind is TargetKind.QUEUE:
-            unit.get(Queue, target.aggregate_id)
-        elif target.kind is TargetKind.IVR:
-            unit.get(IvrMenu, target.aggregate_id)
+        """A queue or IVR target must name an existing aggregate (UnknownTarget)."""
+        kinds: dict[TargetKind, type[Aggregate]] = {TargetKind.QUEUE: Queue,
+                                                     TargetKind.IVR: IvrMenu}
+        cls = kinds.get(target.kind)
+        if cls is not None and unit.find(cls, target.aggregate_id) is None:
+            raise UnknownTarget(kind_name(cls), target.aggregate_id, target)
 
     def _run(self, command: Callable[[Unit], T]) -> T:
         result, _ = self._execute(command)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
@@ -30,6 +30,7 @@ from application.callcentre import (
     CallCentreService,
     ConcurrentChange,
     NotFound,
+    UnknownTarget,
     parse_target,
 )
 from domain.addressing import Target
@@ -67,12 +68,22 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-async def execute(command: Callable[[], T], *, field: str = "") -> T:
+async def execute(command: Callable[[], T], *, field: str = "",
+                  references: Mapping[str, Target | None] | None = None) -> T:
     """Run ``command`` in the threadpool. Unknown things are 404, refused state
     changes and taken keys 409 (the message names the current state), bad
-    values 422 on ``field`` of the body."""
+    values 422 on ``field`` of the body.
+
+    ``references``: the targets the body names, by the field naming each (e.g.
+    ``default_action.value``). A queue or menu one of them names that does not
+    exist makes the body invalid: 422 on that field, not 404, which is kept for
+    the resource in the URL path (a client reading 404 would take the resource
+    it addressed, perhaps just created, to be gone)."""
     try:
         return await run_in_threadpool(command)
+    except UnknownTarget as error:
+        named = [name for name, target in (references or {}).items() if target == error.target]
+        raise invalid(named[0] if named else field, str(error), location="body") from error
     except ABSENT as error:
         raise ProblemError(404, str(error), type_=NOT_FOUND_TYPE) from error
     except CONFLICTS as error:

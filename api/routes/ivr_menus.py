@@ -31,16 +31,23 @@ def _options(options: dict[str, IvrOption]) -> dict[str, Target]:
     return {digit: target_of(t, f"options.{digit}") for digit, t in options.items()}
 
 
+def _references(options: dict[str, Target] | None, default: Target | None
+                ) -> dict[str, Target | None]:
+    """The targets a menu body names, by the field naming each (for a 422 on it)."""
+    named = {f"options.{digit}.value": target for digit, target in (options or {}).items()}
+    return {**named, "default_action.value": default}
+
+
 @router.post("", status_code=201, summary="Create an IVR menu",
              dependencies=[audited(P.CONFIG_WRITE, "ivr_menus.create", NEW_MENU)],
-             responses=problem_responses(404, 409, 422))
+             responses=problem_responses(409, 422))
 async def create_menu(body: IvrMenuCreate, service: Service) -> IvrMenuPublic:
     options = _options(body.options)
     default = target_of(body.default_action, "default_action")
     menu = await execute(lambda: service.create_ivr_menu(
         body.key, body.name, body.prompt, occurred_at=now(), options=options,
         timeout_s=body.timeout_s, max_retries=body.max_retries, default_action=default),
-        field="options")
+        field="options", references=_references(options, default))
     return IvrMenuPublic.of(menu)
 
 
@@ -75,7 +82,8 @@ async def update_menu(key: MenuKey, body: IvrMenuUpdate, service: Service) -> Iv
 
     targets = [*(options or {}).values(), *([default] if default else [])]
     return IvrMenuPublic.of(await execute(lambda: service.configure_ivr_menu(
-        IvrMenu.id_for(key), change, targets), field="options"))
+        IvrMenu.id_for(key), change, targets), field="options",
+        references=_references(options, default)))
 
 
 @router.put("/{key}/options/{digit}", summary="Set what a key does",
@@ -86,7 +94,7 @@ async def set_option(key: MenuKey, digit: DigitPath, body: IvrOption,
     target = target_of(body, "value")
     return IvrMenuPublic.of(await execute(lambda: service.configure_ivr_menu(
         IvrMenu.id_for(key), lambda m: m.set_option(digit, target, now()), [target]),
-        field="kind"))
+        field="kind", references={"value": target}))
 
 
 @router.delete("/{key}/options/{digit}", summary="Remove a key's action",

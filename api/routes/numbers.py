@@ -24,11 +24,12 @@ Did = Annotated[str, Path(pattern=DID_PATTERN, description="The number, e.g. `+3
 
 @router.post("", status_code=201, summary="Create a number",
              dependencies=[audited(P.CONFIG_WRITE, "numbers.create", NEW_NUMBER)],
-             responses=problem_responses(404, 409, 422))
+             responses=problem_responses(409, 422))
 async def create_number(body: NumberCreate, service: Service) -> NumberPublic:
     destination = target_of(body.destination, "destination")
     return NumberPublic.of(await execute(lambda: service.create_number(
-        body.did, destination, occurred_at=now(), label=body.label), field="destination"))
+        body.did, destination, occurred_at=now(), label=body.label), field="destination",
+        references={"destination.value": destination}))
 
 
 @router.get("", summary="List numbers (active and inactive)",
@@ -63,7 +64,8 @@ async def update_number(did: Did, body: NumberUpdate, service: Service) -> Numbe
 
     targets = [] if destination is None else [destination]
     return NumberPublic.of(await execute(lambda: service.configure_number(
-        Number.id_for(did), change, targets), field="destination"))
+        Number.id_for(did), change, targets), field="destination",
+        references={"destination.value": destination}))
 
 
 @router.delete("/{did}", summary="Deactivate a number",

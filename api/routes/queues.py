@@ -57,9 +57,9 @@ SETTERS: dict[str, Callable[[Queue, Any, datetime], None]] = {  # field -> its Q
 }
 
 
-# 404: an overflow queue that does not exist.
+# An overflow queue or menu that does not exist is 422 on `overflow.value`.
 @router.post("", status_code=201, summary="Create a queue",
-             responses=problem_responses(404, 409, 422),
+             responses=problem_responses(409, 422),
              dependencies=[audited(P.CONFIG_WRITE, "queues.create", NEW_QUEUE)])
 async def create_queue(body: QueueCreate, service: Service) -> QueuePublic:
     at = now()
@@ -75,7 +75,8 @@ async def create_queue(body: QueueCreate, service: Service) -> QueuePublic:
             offer_timeout_s=body.offer_timeout_s, music_on_hold=body.music_on_hold,
             announce_position=body.announce_position)
 
-    return QueuePublic.of(await execute(create, field="overflow"))
+    return QueuePublic.of(await execute(create, field="overflow",
+                                        references={"overflow.value": overflow}))
 
 
 @router.get("", summary="List queues",
@@ -118,7 +119,8 @@ async def update_queue(key: QueueKey, body: QueueUpdate, service: Service) -> Qu
         targets = [] if overflow is None else [overflow]
         return service.configure_queue(Queue.id_for(key), change, targets)
 
-    return QueuePublic.of(await execute(update, field="overflow"))
+    return QueuePublic.of(await execute(update, field="overflow",
+                                        references={"overflow.value": overflow}))
 
 
 @router.get("/{key}/live", summary="The queue now: calls with position and wait, agents by state",

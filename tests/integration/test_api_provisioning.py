@@ -197,10 +197,17 @@ def test_invalid_queue_input_is_422_naming_the_field(api) -> None:
         # A target's errors name its kind too (`overflow.number.value`).
         fields = [e["field"] for e in problem["errors"]]
         assert any(f == field or f.startswith(f"{field}.") for f in fields), (body, problem)
-    missing = api.problem("POST", "/v1/queues", 404, json={
-        "key": "sales", "name": "S", "max_wait_s": 60,
-        "overflow": {"kind": "queue", "value": "nowhere"}})
+    # An overflow queue that does not exist: the body is wrong, not a resource missing.
+    nowhere = {"max_wait_s": 60, "overflow": {"kind": "queue", "value": "nowhere"}}
+    missing = api.problem("POST", "/v1/queues", 422, json={"key": "sales", "name": "S",
+                                                            **nowhere})
     assert "queue" in missing["detail"]
+    assert [(e["field"], e["location"]) for e in missing["errors"]] == [
+        ("overflow.value", "body")]
+    sales(api)
+    missing = api.problem("PATCH", "/v1/queues/sales", 422, json=nowhere)
+    assert missing["errors"][0]["field"] == "overflow.value"
+    api.problem("PATCH", "/v1/queues/nowhere", 404, json=nowhere)  # the path decides
 
 
 def test_memberships_with_penalties(api) -> None:

@@ -63,9 +63,21 @@ def test_ivr_menu_refusals(api) -> None:
     api.problem("GET", "/v1/ivr-menus/nope", 404)
     api.problem("PATCH", "/v1/ivr-menus/nope", 404, json={"prompt": "x"})
     api.problem("PUT", "/v1/ivr-menus/nope/options/1", 404, json={"kind": "hangup"})
-    missing = api.problem("PUT", "/v1/ivr-menus/main/options/1", 404,
-                          json={"kind": "queue", "value": "nowhere"})
+    # A queue or menu the body names that does not exist: the body is wrong (422 on
+    # the field naming it), the menu in the path is there (not 404).
+    nowhere = {"kind": "queue", "value": "nowhere"}
+    missing = api.problem("PUT", "/v1/ivr-menus/main/options/1", 422, json=nowhere)
     assert "queue" in missing["detail"]
+    assert missing["errors"][0]["field"] == "value"
+    for body, field in [({"default_action": nowhere}, "default_action.value"),
+                        ({"options": {"1": {"kind": "hangup"}, "2": nowhere}}, "options.2.value")]:
+        problem = api.problem("PATCH", "/v1/ivr-menus/main", 422, json=body)
+        assert [(e["field"], e["location"]) for e in problem["errors"]] == [(field, "body")]
+        problem = api.problem("POST", "/v1/ivr-menus", 422,
+                              json={"key": "m3", "name": "M", "prompt": "p", **body})
+        assert problem["errors"][0]["field"] == field
+    # Both missing: the resource in the path decides (404).
+    api.problem("PATCH", "/v1/ivr-menus/nope", 404, json={"default_action": nowhere})
     bad_key = api.problem("POST", "/v1/ivr-menus", 422, json={
         "key": "m2", "name": "M", "prompt": "p", "options": {"X": {"kind": "hangup"}}})
     assert bad_key["errors"][0]["field"].startswith("options")
@@ -113,8 +125,12 @@ def test_number_refusals(api) -> None:
     wrong_kind = api.problem("POST", "/v1/numbers", 422, json={
         "did": "300", "destination": {"kind": "recording", "value": "moh"}})
     assert wrong_kind["errors"][0]["field"] == "destination"
-    api.problem("POST", "/v1/numbers", 404, json={
-        "did": "300", "destination": {"kind": "queue", "value": "nowhere"}})
+    nowhere = {"kind": "queue", "value": "nowhere"}
+    missing = api.problem("POST", "/v1/numbers", 422, json={"did": "300", "destination": nowhere})
+    assert missing["errors"][0]["field"] == "destination.value"
+    missing = api.problem("PATCH", "/v1/numbers/100", 422, json={"destination": nowhere})
+    assert missing["errors"][0]["field"] == "destination.value"
+    api.problem("PATCH", "/v1/numbers/999", 404, json={"destination": nowhere})
 
 
 # -- dialplans ---------------------------------------------------------------------------

@@ -20,10 +20,17 @@ Errors: every refusal is a ``DomainError``: ``NotFound`` for unknown ids,
 not exist, ``AlreadyExists`` for a taken key, ``IllegalTransition`` (naming the current
 state) and ``InvalidValue`` from the domain, ``ConcurrentChange`` when the
 retries ran out. Commands return a copy of the aggregate they changed.
+
+Tenants: ``scoped(tenant)`` is the service acting for one tenant (the API's,
+per request): its commands and reads see only that tenant's aggregates (one
+of another tenant is ``NotFound``, as a missing one), and what it creates
+belongs to that tenant. The service itself (the router, the SIP side) acts
+for no tenant: it sees every aggregate and creates in ``default``.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -37,7 +44,7 @@ from eventsourcing.utils import get_topic
 
 from application import callflow
 from application.unit import AlreadyExists, NotFound, Unit, kind_name
-from domain.addressing import Target, TargetKind
+from domain.addressing import DEFAULT_TENANT, Target, TargetKind, check_tenant
 from domain.agent import Agent, AgentState
 from domain.errors import DomainError
 from domain.ivr import IvrMenu
@@ -84,17 +91,36 @@ class CallCentreService(Application[UUID]):
         "AGGREGATE_CACHE_FASTFORWARD": "y",
     }
     attempts = 5
+    tenant: str | None = None  # None: every tenant's aggregates (see scoped)
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env)
         self._counter_lock = threading.Lock()
-        self.conflicts = 0  # saves refused by optimistic concurrency, then retried
+        # Saves refused by optimistic concurrency, then retried; a list so that
+        # the scoped views, which share it, count into the same total.
+        self._conflicts = [0]
+
+    @property
+    def conflicts(self) -> int:
+        return self._conflicts[0]
+
+    def scoped(self, tenant: str) -> CallCentreService:
+        """This service acting for ``tenant``: the same store, cache and lock (a
+        shallow copy, cheap enough for every request), another view of it."""
+        view = copy.copy(self)
+        view.tenant = check_tenant(tenant)
+        return view
+
+    @property
+    def new_tenant(self) -> str:
+        """The tenant what this service creates belongs to."""
+        return self.tenant or DEFAULT_TENANT
 
     # -- reading ----------------------------------------------------------------------
 
     def get(self, cls: type[A], aggregate_id: UUID, ident: object = None) -> A:
         """A copy of the aggregate (changing it changes nothing); NotFound otherwise."""
-        return Unit(self.repository).get(cls, aggregate_id, ident)
+        return Unit(self.repository, tenant=self.tenant).get(cls, aggregate_id, ident)
 
     def ids_of(self, cls: type[Aggregate]) -> list[UUID]:
         """Ids of every aggregate of ``cls`` ever created, in creation order
@@ -112,7 +138,8 @@ class CallCentreService(Application[UUID]):
     def create_agent(self, key: str, name: str, skills: Mapping[str, int] | None = None, *,
                      occurred_at: datetime, auto_pause_after: int | None = None) -> Agent:
         return self._run(lambda u: u.add(Agent.create(
-            key, name, skills, occurred_at=occurred_at, auto_pause_after=auto_pause_after)))
+            key, name, skills, occurred_at=occurred_at, auto_pause_after=auto_pause_after,
+            tenant=self.new_tenant)))
 
     def set_agent_skills(self, agent_id: UUID, skills: Mapping[str, int],
                          occurred_at: datetime) -> Agent:
@@ -159,8 +186,8 @@ class CallCentreService(Application[UUID]):
             if agent.state is not AgentState.LOGGED_OUT:
                 agent.logout(occurred_at)
             for queue_id in queue_ids:
-                queue = unit.get(Queue, queue_id)
-                if agent_id in queue.members:
+                queue = unit.find(Queue, queue_id)  # None: another tenant's
+                if queue is not None and agent_id in queue.members:
                     queue.remove_member(agent_id, occurred_at)
             return agent
         return self._run(command)
@@ -177,7 +204,8 @@ class CallCentreService(Application[UUID]):
         ``record_calls``: the B2BUA records the queue's answered calls."""
         def command(unit: Unit) -> Queue:
             queue = unit.add(Queue.create(key, name, enum_member(RoutingStrategy, strategy),
-                                          occurred_at=occurred_at, **settings))
+                                          occurred_at=occurred_at, tenant=self.new_tenant,
+                                          **settings))
             require_skills(queue, required_skills or {}, occurred_at)
             if record_calls:
                 queue.set_recording(True, occurred_at)
@@ -304,7 +332,7 @@ class CallCentreService(Application[UUID]):
         """``settings``: timeout_s, max_retries, default_action."""
         def command(unit: Unit) -> IvrMenu:
             menu = unit.add(IvrMenu.create(key, name, prompt, occurred_at=occurred_at,
-                                           **settings))
+                                           tenant=self.new_tenant, **settings))
             for target in (*(options or {}).values(), menu.default_action):
                 self._check_target(unit, target)
             for digit, target in sorted((options or {}).items()):
@@ -328,7 +356,7 @@ class CallCentreService(Application[UUID]):
         def command(unit: Unit) -> Number:
             self._check_target(unit, destination)
             return unit.add(Number.create(did, destination, occurred_at=occurred_at,
-                                          label=label))
+                                          label=label, tenant=self.new_tenant))
         return self._run(command)
 
     def configure_number(self, number_id: UUID, change: Callable[[Number], None],
@@ -344,7 +372,8 @@ class CallCentreService(Application[UUID]):
     def create_dialplan(self, key: str, name: str, rules: Sequence[DialRule] = (), *,
                         occurred_at: datetime) -> Dialplan:
         def command(unit: Unit) -> Dialplan:
-            plan = unit.add(Dialplan.create(key, name, occurred_at=occurred_at))
+            plan = unit.add(Dialplan.create(key, name, occurred_at=occurred_at,
+                                            tenant=self.new_tenant))
             for rule in rules:
                 plan.add_rule(rule, occurred_at)
             return plan
@@ -396,14 +425,14 @@ class CallCentreService(Application[UUID]):
                  current: Sequence[Aggregate] = ()) -> tuple[T, list[Event]]:
         for attempt in range(self.attempts):
             copies = current if attempt == 0 else ()
-            unit = Unit(self.repository, copies)
+            unit = Unit(self.repository, copies, self.tenant)
             try:
                 result = command(unit)
                 changed = unit.changed()
                 recordings = self.save(*changed) if changed else []
             except IntegrityError:
                 with self._counter_lock:
-                    self.conflicts += 1
+                    self._conflicts[0] += 1
                 continue  # another writer got there first: decide again on fresh state
             except DomainError:
                 if copies:
@@ -431,14 +460,14 @@ def require_skills(queue: Queue, skills: Mapping[str, int], occurred_at: datetim
         queue.require_skill(skill, level, occurred_at)
 
 
-def parse_target(kind: str, value: str | None) -> Target:
+def parse_target(kind: str, value: str | None, tenant: str = DEFAULT_TENANT) -> Target:
     """A target from untrusted parts, where a queue or IVR menu may be named by
-    its key instead of its id (the API's convenience)."""
+    its key (in ``tenant``) instead of its id (the API's convenience)."""
     if kind in (TargetKind.QUEUE, TargetKind.IVR) and value is not None:
         try:
             UUID(value)
         except ValueError:
             aggregate = Queue if kind == TargetKind.QUEUE else IvrMenu
-            value = str(aggregate.id_for(value))
+            value = str(aggregate.id_for(value, tenant))
     return Target.parse(kind, value)
 

@@ -59,6 +59,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
+from domain.addressing import DEFAULT_TENANT
 from domain.call import Call, CallNotFound
 from domain.values import Direction, Disposition, HangupSide, SupervisionMode, TransferKind
 
@@ -144,8 +145,10 @@ class CallService(Application[UUID]):
         trunk: str | None,
         sip_call_id: str,
         occurred_at: datetime,
+        tenant: str = DEFAULT_TENANT,
     ) -> UUID:
-        """The call's id; a retransmitted INVITE finds the call and adds nothing."""
+        """The call's id; a retransmitted INVITE finds the call and adds nothing.
+        ``tenant``: the tenant of the number (or trunk) the call arrived on."""
         call_id = Call.id_for(sip_call_id)
         owns_batch = self._current_batch() is None
         for attempt in (1, 2):
@@ -154,7 +157,7 @@ class CallService(Application[UUID]):
                     if not self._exists(call_id, batch):
                         batch.add_new(Call.initiate(
                             caller=caller, callee=callee, direction=direction, trunk=trunk,
-                            sip_call_id=sip_call_id, occurred_at=occurred_at))
+                            sip_call_id=sip_call_id, occurred_at=occurred_at, tenant=tenant))
                 break
             except IntegrityError:
                 if not owns_batch or attempt == 2:

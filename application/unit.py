@@ -8,6 +8,11 @@ routing process's view) may hand them in instead, saving the reads. The
 service then saves every changed aggregate of the unit in ONE transaction:
 all or nothing, each aggregate guarded by optimistic concurrency on its
 version.
+
+A unit may act for one tenant: it then sees only that tenant's aggregates,
+and one of another tenant is ``NotFound`` exactly as a missing one is (the
+API's 404, never a 403 that would tell it exists). Units of the internal
+processes (the router, the SIP side) act for no tenant and see everything.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Repository
 from eventsourcing.domain import Aggregate
 
+from domain.addressing import DEFAULT_TENANT
 from domain.errors import DomainError
 
 __all__ = ["AlreadyExists", "NotFound", "Unit"]
@@ -54,10 +60,12 @@ class AlreadyExists(DomainError):  # noqa: N818
 
 class Unit:
     def __init__(self, repository: Repository[UUID],
-                 current: Iterable[Aggregate] = ()) -> None:
+                 current: Iterable[Aggregate] = (), tenant: str | None = None) -> None:
         """``current``: private copies of aggregates as the caller last saw them,
-        used instead of loading them (a stale one is refused when saved)."""
+        used instead of loading them (a stale one is refused when saved);
+        ``tenant``: see only that tenant's aggregates (None: all)."""
         self._repository = repository
+        self.tenant = tenant
         self._current = {aggregate.id: aggregate for aggregate in current}
         self._loaded: dict[UUID, Aggregate | None] = {}
         self._order: list[UUID] = []
@@ -70,16 +78,23 @@ class Unit:
         return found
 
     def find(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        """The aggregate if it exists, is a ``cls`` and belongs to the unit's tenant."""
+        found = self._stored(aggregate_id)
+        if not isinstance(found, cls):
+            return None
+        return found if self.tenant is None or _tenant_of(found) == self.tenant else None
+
+    def _stored(self, aggregate_id: UUID) -> Aggregate | None:
         if aggregate_id not in self._loaded:
             known = self._current.get(aggregate_id)
             self._loaded[aggregate_id] = known if known is not None else self._load(aggregate_id)
             self._order.append(aggregate_id)
-        found = self._loaded[aggregate_id]
-        return found if isinstance(found, cls) else None
+        return self._loaded[aggregate_id]
 
     def add(self, aggregate: A) -> A:
-        """Stage a new aggregate; AlreadyExists if its id is taken."""
-        if self.find(Aggregate, aggregate.id) is not None:
+        """Stage a new aggregate; AlreadyExists if its id is taken (in any tenant:
+        only a DID can be, numbers being global; keys are per tenant)."""
+        if self._stored(aggregate.id) is not None:
             raise AlreadyExists(kind_name(type(aggregate)), getattr(aggregate, "key", aggregate.id))
         self._loaded[aggregate.id] = aggregate
         return aggregate
@@ -95,3 +110,8 @@ class Unit:
         except AggregateNotFoundError:
             return None
         return found if isinstance(found, Aggregate) else None
+
+
+def _tenant_of(aggregate: Aggregate) -> str:
+    # Every call-centre aggregate has one (domain.addressing); "default" for others.
+    return str(getattr(aggregate, "tenant", DEFAULT_TENANT))

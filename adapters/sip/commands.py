@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from domain.addressing import DEFAULT_TENANT
 from domain.call import Call, Direction, Disposition, HangupSide, SupervisionMode, TransferKind
 
 
@@ -21,7 +22,8 @@ class CallCommands(Protocol):
     """The part of application.calls.CallService the B2BUA drives."""
 
     def initiate_call(self, *, caller: str, callee: str, direction: Direction,
-                      trunk: str | None, sip_call_id: str, occurred_at: datetime) -> UUID: ...
+                      trunk: str | None, sip_call_id: str, occurred_at: datetime,
+                      tenant: str = DEFAULT_TENANT) -> UUID: ...
     def route_call(self, call_id: UUID, target: str, occurred_at: datetime) -> None: ...
     def ring_call(self, call_id: UUID, occurred_at: datetime) -> None: ...
     def answer_call(self, call_id: UUID, occurred_at: datetime) -> None: ...
@@ -60,17 +62,19 @@ class InitiateCall(Command):
     direction: Direction
     trunk: str | None
     sip_call_id: str
+    tenant: str = DEFAULT_TENANT  # of the number (or trunk) the call arrived on
 
     @classmethod
     def inbound(cls, *, sip_call_id: str, caller: str, callee: str,
-                occurred_at: datetime, trunk: str | None = None) -> InitiateCall:
+                occurred_at: datetime, trunk: str | None = None,
+                tenant: str = DEFAULT_TENANT) -> InitiateCall:
         return cls(Call.id_for(sip_call_id), occurred_at, caller, callee,
-                   Direction.INBOUND, trunk, sip_call_id)
+                   Direction.INBOUND, trunk, sip_call_id, tenant)
 
     def apply(self, service: CallCommands) -> None:
         service.initiate_call(caller=self.caller, callee=self.callee, direction=self.direction,
                               trunk=self.trunk, sip_call_id=self.sip_call_id,
-                              occurred_at=self.occurred_at)
+                              occurred_at=self.occurred_at, tenant=self.tenant)
 
 
 @dataclass(frozen=True)

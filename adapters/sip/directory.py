@@ -25,7 +25,7 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from application.routing_view import clone
-from domain.addressing import Target, TargetKind
+from domain.addressing import DEFAULT_TENANT, Target, TargetKind
 from domain.agent import Agent
 from domain.ivr import IvrMenu
 from domain.numbers import Number
@@ -50,6 +50,7 @@ class NumberRoute:
     did: str
     destination: Target
     active: bool = True
+    tenant: str = DEFAULT_TENANT
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,13 @@ class Directory:
         number_id = self._by_did.get(did)
         route = self._numbers.get(number_id) if number_id is not None else None
         return route.destination if route is not None and route.active else None
+
+    def tenant(self, did: str) -> str:
+        """The tenant a call to ``did`` belongs to: its number's (also when the
+        number is inactive); ``default`` for a number nobody provisioned."""
+        number_id = self._by_did.get(did)
+        route = self._numbers.get(number_id) if number_id is not None else None
+        return route.tenant if route is not None else DEFAULT_TENANT
 
     def queue(self, queue_id: UUID) -> QueueSettings | None:
         return self.queues.get(queue_id)
@@ -147,7 +155,7 @@ class Directory:
         number_id = event.originator_id
         if isinstance(event, Number.Created):
             target = Target(TargetKind(event.target_kind), event.target_value)
-            self._numbers[number_id] = NumberRoute(event.did, target)
+            self._numbers[number_id] = NumberRoute(event.did, target, tenant=event.tenant)
             self._by_did[event.did] = number_id
             return
         current = self._numbers.get(number_id)

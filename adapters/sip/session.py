@@ -43,6 +43,7 @@ from adapters.sip.outcomes import (
     Outcome,
     callee_failure,
 )
+from domain.addressing import DEFAULT_TENANT
 from domain.call import Call, Disposition, HangupSide, TransferKind
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class InboundFacts:
     sip_call_id: str
     caller: str
     callee: str
+    tenant: str = DEFAULT_TENANT  # of the number dialled (the directory knows it)
 
 
 def now() -> datetime:
@@ -137,7 +139,7 @@ class Session:
     def _initiate(self) -> None:
         f = self.facts
         self._emit(InitiateCall.inbound(sip_call_id=f.sip_call_id, caller=f.caller,
-                                        callee=f.callee, occurred_at=now()))
+                                        callee=f.callee, occurred_at=now(), tenant=f.tenant))
 
     def _route(self, target: str | None) -> None:
         f = self.facts

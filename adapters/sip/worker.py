@@ -50,6 +50,7 @@ from adapters.sip.session import (
 )
 from application.call_control import REPLY_CHANNEL, ControlReply, ControlRequest
 from application.routing_view import OfferChange
+from domain.addressing import DEFAULT_TENANT
 from domain.queue import Queue
 
 log = logging.getLogger(__name__)
@@ -291,12 +292,14 @@ class B2BUAWorker:
         if reason is not None:
             self._refuse(leg, reason, info.callIdString)
             return
+        centre = self._centre_ctx
+        callee = dialled_number(prm.rdata.wholeMsg)
         facts = InboundFacts(
             sip_call_id=info.callIdString,
             caller=uri_user(info.remoteUri),
-            callee=dialled_number(prm.rdata.wholeMsg),
+            callee=callee,
+            tenant=centre.directory.tenant(callee) if centre else DEFAULT_TENANT,
         )
-        centre = self._centre_ctx
         destination = centre.directory.destination(facts.callee) if centre else None
         if centre is not None and destination is not None:
             front = CentreSession(self._ctx, centre, leg, facts)

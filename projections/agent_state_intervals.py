@@ -22,8 +22,8 @@ NAME = "agent_state_intervals"
 
 _INSERT = """
 INSERT INTO agent_state_intervals (agent_id, started_version, started_at, state, reason,
-                                   call_id, queue_id, ended_at, duration_s)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                   call_id, queue_id, ended_at, duration_s, tenant)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT DO NOTHING
 """
 
@@ -43,18 +43,19 @@ class Period:
     reason: str | None
     call_id: UUID | None
     queue_id: UUID | None
+    tenant: str
     ended_at: datetime | None = None
 
     @classmethod
     def of(cls, view: AgentView) -> Period:
         return cls(view.agent_id, view.state_version, view.state_since, view.state,
-                   view.pause_reason, view.current_call_id, view.current_queue_id)
+                   view.pause_reason, view.current_call_id, view.current_queue_id, view.tenant)
 
     def row(self) -> tuple[object, ...]:
         duration = (None if self.ended_at is None
                     else max(0.0, (self.ended_at - self.started_at).total_seconds()))
         return (self.agent_id, self.started_version, self.started_at, self.state, self.reason,
-                self.call_id, self.queue_id, self.ended_at, duration)
+                self.call_id, self.queue_id, self.ended_at, duration, self.tenant)
 
 
 class PeriodLog:

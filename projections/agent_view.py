@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from projections.envelope import EventEnvelope
+from domain.addressing import DEFAULT_TENANT
+from projections.envelope import EventEnvelope, tenant_of
 
 AUTO_PAUSE_REASON = "missed-offers"  # domain.agent.AUTO_PAUSE_REASON, as published
 
@@ -29,6 +30,7 @@ class AgentView:
     state: str
     state_since: datetime
     state_version: int
+    tenant: str = DEFAULT_TENANT
     device_uri: str | None = None
     pause_reason: str | None = None
     current_call_id: UUID | None = None
@@ -60,6 +62,7 @@ def start(envelope: EventEnvelope) -> AgentView:
         state="logged_out",
         state_since=envelope.occurred_at,
         state_version=envelope.version,
+        tenant=tenant_of(data),
         skills=dict(data.get("skills") or {}),
         auto_pause_after=data.get("auto_pause_after"),
         last_version=envelope.version,

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from uuid import UUID
 
 from psycopg import Cursor, sql
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
+from domain.addressing import DEFAULT_TENANT
 from projections.envelope import EventEnvelope
 from projections.staging import copy_merge
 
 NAME = "call_events"
 
-COLUMNS = ("call_id", "version", "occurred_at", "event_id", "position", "type", "data")
+COLUMNS = ("call_id", "version", "occurred_at", "event_id", "position", "type", "data",
+           "tenant")
 
 _SELECT_FROM_VERSION = """
 SELECT event_id, type, call_id, version, position, occurred_at, data
@@ -22,11 +24,20 @@ FROM call_events WHERE call_id = %s AND version >= %s ORDER BY version
 """
 
 
-def insert(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope]) -> None:
-    """Insert the events not stored yet (inside the caller's transaction)."""
-    rows = ((e.subject, e.version, e.occurred_at, e.id, e.position, e.type, Jsonb(dict(e.data)))
-            for e in envelopes)
+def insert(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope],
+           tenants: Mapping[UUID, str]) -> None:
+    """Insert the events not stored yet (inside the caller's transaction), each
+    with its call's tenant (``tenants``; ``default`` while unknown: see ``retag``)."""
+    rows = ((e.subject, e.version, e.occurred_at, e.id, e.position, e.type, Jsonb(dict(e.data)),
+             tenants.get(e.subject, DEFAULT_TENANT)) for e in envelopes)
     copy_merge(cur, NAME, COLUMNS, rows, sql.SQL("ON CONFLICT DO NOTHING"))
+
+
+def retag(cur: Cursor[TupleRow], tenants: Mapping[UUID, str]) -> None:
+    """Give calls' stored events their tenant: events that arrived ahead of their
+    call's first event (out of order) were stored before the tenant was known."""
+    cur.executemany("UPDATE call_events SET tenant = %s WHERE call_id = %s AND tenant <> %s",
+                    [(tenant, call_id, tenant) for call_id, tenant in tenants.items()])
 
 
 def since_version(cur: Cursor[TupleRow], call_id: UUID, version: int) -> Sequence[EventEnvelope]:

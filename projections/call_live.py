@@ -13,8 +13,9 @@ NAME = "call_live"
 
 _UPSERT = """
 INSERT INTO call_live (call_id, status, direction, caller, callee, target, trunk, queue,
-                       started_at, answered_at, on_hold_since, last_version, last_position)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                       started_at, answered_at, on_hold_since, last_version, last_position,
+                       tenant)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (call_id) DO UPDATE SET
     status = EXCLUDED.status, target = EXCLUDED.target, queue = EXCLUDED.queue,
     answered_at = EXCLUDED.answered_at, on_hold_since = EXCLUDED.on_hold_since,
@@ -40,4 +41,4 @@ def sync(cur: Cursor[TupleRow], views: Iterable[CallView]) -> None:
 def _row(v: CallView) -> tuple[object, ...]:
     return (v.call_id, v.status, v.direction, v.caller, v.callee, v.final_callee, v.trunk,
             v.queue, v.started_at, v.answered_at, v.hold_started_at, v.last_version,
-            v.last_position)
+            v.last_position, v.tenant)

@@ -20,7 +20,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from projections.envelope import EventEnvelope
+from domain.addressing import DEFAULT_TENANT
+from projections.envelope import EventEnvelope, tenant_of
 
 
 @dataclass
@@ -32,7 +33,7 @@ class CallView:
     callee: str
     sip_call_id: str
     trunk: str | None = None
-    tenant: str | None = None
+    tenant: str = DEFAULT_TENANT
     status: str = "initiated"
     final_callee: str | None = None
     queue: str | None = None
@@ -88,6 +89,7 @@ def start(envelope: EventEnvelope) -> CallView:
         callee=str(data["callee"]),
         sip_call_id=str(data["sip_call_id"]),
         trunk=data.get("trunk"),
+        tenant=tenant_of(data),
         last_version=envelope.version,
         last_position=envelope.position,
     )

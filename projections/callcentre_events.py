@@ -16,15 +16,23 @@ from psycopg import Cursor
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
-from projections.envelope import EventEnvelope
+from domain.addressing import DEFAULT_TENANT
+from projections.envelope import EventEnvelope, tenant_of
 
 NAME = "callcentre_events"
 
+# The tenant: a created event names it; a later one takes its aggregate's created
+# event's, stored first in the normal order ('default' if it is not: see _RETAG).
 _INSERT = """
 INSERT INTO callcentre_events (aggregate_id, version, kind, occurred_at, event_id, position,
-                               type, data)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                               type, data, tenant)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, COALESCE(%s, (
+    SELECT c.tenant FROM callcentre_events c WHERE c.aggregate_id = %s AND c.version = 1
+    LIMIT 1), 'default'))
 ON CONFLICT DO NOTHING
+"""
+_RETAG = """
+UPDATE callcentre_events SET tenant = %s WHERE aggregate_id = %s AND version > 1 AND tenant <> %s
 """
 
 _AFTER = """
@@ -37,11 +45,17 @@ ORDER BY e.aggregate_id, e.version
 
 
 def insert(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope]) -> None:
+    envelopes = list(envelopes)
     cur.executemany(_INSERT, [
         (e.subject, e.version, e.kind, e.occurred_at, e.id, e.position, e.type,
-         Jsonb(dict(e.data)))
+         Jsonb(dict(e.data)), tenant_of(e.data) if e.version == 1 else None, e.subject)
         for e in envelopes
     ])
+    # Later events that arrived ahead of their created event (out of order).
+    created = [(tenant_of(e.data), e.subject) for e in envelopes
+               if e.version == 1 and tenant_of(e.data) != DEFAULT_TENANT]
+    if created:
+        cur.executemany(_RETAG, [(tenant, subject, tenant) for tenant, subject in created])
 
 
 def after(cur: Cursor[TupleRow], versions: Mapping[UUID, int]) -> dict[UUID, list[EventEnvelope]]:

@@ -9,16 +9,17 @@ then folded in. The Faust agents and the in-process runner both call this.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from uuid import UUID
 
 from psycopg import Connection, Cursor
 from psycopg.rows import TupleRow
 
+from domain.addressing import DEFAULT_TENANT
 from projections import call_events, call_live, cdr, positions
 from projections import gaps as gaps_table
 from projections.call_view import CallView, advance, start
-from projections.envelope import EventEnvelope
+from projections.envelope import EventEnvelope, tenant_of
 from projections.registry import ProjectionGroup
 
 NAMES = (call_events.NAME, cdr.NAME, call_live.NAME)
@@ -35,8 +36,14 @@ def apply_batch(conn: Connection[TupleRow], envelopes: Sequence[EventEnvelope], 
     with conn.transaction(), conn.cursor() as cur:
         changed: list[CallView] = []
         if calls:
-            call_events.insert(cur, calls)
-            changed = _advance_views(cur, calls)
+            views = cdr.load(cur, {e.subject for e in calls})
+            call_events.insert(cur, calls, _tenants(calls, views))
+            changed = _advance_views(cur, calls, views)
+            # A call's first event in this batch, after some of its later ones:
+            # those were stored before its tenant was known.
+            late = {v.call_id: v.tenant for v in changed
+                    if v.call_id not in views and v.tenant != DEFAULT_TENANT}
+            call_events.retag(cur, late)
             cdr.upsert(cur, changed)
             call_live.sync(cur, changed)
         if envelopes:
@@ -47,11 +54,20 @@ def apply_batch(conn: Connection[TupleRow], envelopes: Sequence[EventEnvelope], 
 GROUP = ProjectionGroup(names=NAMES, kinds=frozenset({KIND}), apply=apply_batch)
 
 
-def _advance_views(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope]) -> list[CallView]:
+def _tenants(envelopes: Iterable[EventEnvelope],
+             views: Mapping[object, CallView]) -> dict[UUID, str]:
+    """Each call's tenant, where known: from its stored view or its first event."""
+    known = {e.subject: tenant_of(e.data) for e in envelopes if e.version == 1}
+    known.update({v.call_id: v.tenant for v in views.values()})
+    return known
+
+
+def _advance_views(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope],
+                   views: Mapping[object, CallView]) -> list[CallView]:
     by_call: dict[UUID, list[EventEnvelope]] = defaultdict(list)
     for envelope in envelopes:
         by_call[envelope.subject].append(envelope)
-    views = cdr.load(cur, by_call.keys())
+    views = dict(views)
     gaps = gaps_table.load(cur, by_call.keys())
     changed, still_gapped = [], []
     for call_id, batch in by_call.items():

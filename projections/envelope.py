@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from domain.addressing import DEFAULT_TENANT
+
 SPEC_VERSION = "1.0"
 SOURCE = "urn:dialtone"
 # The CloudEvents Kafka protocol binding, structured content mode: the whole
@@ -111,3 +113,9 @@ class EventEnvelope:
         if not isinstance(decoded, dict):
             raise InvalidEnvelope("not a JSON object")
         return cls.from_cloudevent(decoded)
+
+
+def tenant_of(data: Mapping[str, Any]) -> str:
+    """The tenant a created event names; ``default`` for events stored before
+    tenants existed (they have no such field)."""
+    return str(data.get("tenant") or DEFAULT_TENANT)

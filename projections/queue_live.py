@@ -57,14 +57,15 @@ def save(cur: Cursor[TupleRow], views: Iterable[QueueView]) -> None:
     cur.execute("DELETE FROM queue_members WHERE queue_id = ANY(%s)", (ids,))
     cur.execute("DELETE FROM queue_calls WHERE queue_id = ANY(%s)", (ids,))
     cur.executemany(
-        "INSERT INTO queue_members (queue_id, agent_id, penalty, last_offered) "
-        "VALUES (%s, %s, %s, %s)",
-        [(v.queue_id, a, m.penalty, m.last_offered) for v in views for a, m in v.members.items()])
+        "INSERT INTO queue_members (queue_id, agent_id, penalty, last_offered, tenant) "
+        "VALUES (%s, %s, %s, %s, %s)",
+        [(v.queue_id, a, m.penalty, m.last_offered, v.tenant)
+         for v in views for a, m in v.members.items()])
     cur.executemany(
         "INSERT INTO queue_calls (queue_id, call_id, position, priority, enqueued_at, "
-        "transferred_from, ringing_agents) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        "transferred_from, ringing_agents, tenant) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
         [(v.queue_id, c.call_id, n, c.priority, c.enqueued_at, c.transferred_from,
-          list(c.offered_to)) for v in views for n, c in enumerate(v.calls, start=1)])
+          list(c.offered_to), v.tenant) for v in views for n, c in enumerate(v.calls, start=1)])
 
 
 def _row(view: QueueView) -> tuple[object, ...]:

@@ -19,12 +19,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from domain.addressing import DEFAULT_TENANT
 from domain.queue_values import QueuedCall, QueueMember, QueueTally, place
-from projections.envelope import EventEnvelope
+from projections.envelope import EventEnvelope, tenant_of
 
 SCALARS = ("queue_id", "key", "name", "strategy", "service_level_s", "max_wait_s",
            "overflow_kind", "overflow_value", "wrap_up_s", "offer_timeout_s", "music_on_hold",
-           "announce_position", "required_skills")
+           "announce_position", "required_skills", "tenant")
 TALLY = tuple(f.name for f in dataclasses.fields(QueueTally))
 TOTALS = ("answered_wait_total_s", "abandoned_wait_total_s", "created_at", "last_version",
           "last_position")
@@ -43,6 +44,7 @@ class QueueView:
     music_on_hold: str
     announce_position: bool
     created_at: datetime
+    tenant: str = DEFAULT_TENANT
     max_wait_s: float | None = None
     overflow_kind: str | None = None
     overflow_value: str | None = None
@@ -82,6 +84,7 @@ def start(envelope: EventEnvelope) -> QueueView:
         wrap_up_s=float(data["wrap_up_s"]), offer_timeout_s=float(data["offer_timeout_s"]),
         music_on_hold=str(data["music_on_hold"]),
         announce_position=bool(data["announce_position"]), created_at=envelope.occurred_at,
+        tenant=tenant_of(data),
         last_version=envelope.version, last_position=envelope.position,
     )
 

@@ -19,6 +19,7 @@ from eventsourcing.application import Application
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from domain.addressing import DEFAULT_TENANT
 from projections import call_events, call_live, calls, cdr, positions
 from projections.call_view import CallView, advance, start
 from projections.envelope import EventEnvelope
@@ -106,10 +107,11 @@ def rebuild(app: Application[Any], database_url: str, names: tuple[str, ...],
 
 def _write_call_events(cur: psycopg.Cursor[Any], fold: _Fold) -> None:
     with cur.copy("COPY call_events (call_id, version, occurred_at, event_id, position, type,"
-                  " data) FROM STDIN") as copy:
+                  " data, tenant) FROM STDIN") as copy:
         for e in fold.events:
+            view = fold.views.get(e.subject)
             copy.write_row((e.subject, e.version, e.occurred_at, e.id, e.position, e.type,
-                            Jsonb(dict(e.data))))
+                            Jsonb(dict(e.data)), view.tenant if view else DEFAULT_TENANT))
 
 
 def _write_cdr(cur: psycopg.Cursor[Any], fold: _Fold) -> None:

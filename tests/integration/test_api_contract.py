@@ -9,6 +9,7 @@ The one narrowed check and why: tests/integration/schemathesis.toml."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -26,9 +27,14 @@ from dialtone.commands.users import with_connection
 from dialtone.migrations import apply_migrations
 
 MAX_EXAMPLES = 8
+# Fixed for reproducibility; DIALTONE_CONTRACT_SEED=n runs the same test on other data.
+SEED = int(os.environ.get("DIALTONE_CONTRACT_SEED", "16"))
 # (phases, time budget in seconds). Fuzzing and stateful testing repeat until
-# their budget is spent, so each gets its own run and share of the time.
-RUNS = (("examples,coverage", 40), ("fuzzing", 10), ("stateful", 25))
+# their budget is spent, so each gets its own run and share of the time. The
+# coverage phase enumerates ~2,500 cases, more than its budget sends on a loaded
+# CI machine: the budget, not the schema, bounds it. One worker: schemathesis's
+# threads trip CPython 3.11's AST compiler ("recursion depth mismatch").
+RUNS = (("examples,coverage", 34), ("fuzzing", 8), ("stateful", 22))
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 # The API as `dialtone up` serves it, less the B2BUA workers: the projection
 # runners and the routing process run beside it, so /healthz is honestly healthy
@@ -115,7 +121,7 @@ def schemathesis(base: str, key: str, phases: str, max_time: int, report: Path
         # No --checks: every check is on by default, and naming them on the command
         # line would override the per-operation settings of the config file.
         "run", f"{base}/openapi.json", "--phases", phases,
-        "--max-examples", str(MAX_EXAMPLES), "--max-time", str(max_time), "--seed", "16",
+        "--max-examples", str(MAX_EXAMPLES), "--max-time", str(max_time), "--seed", str(SEED),
         "--workers", "1", "--request-timeout", "10", "--no-shrink", "--no-color",
         "--header", f"Authorization: Bearer {key}",
         "--report", "json", "--report-json-path", str(report),
@@ -136,7 +142,7 @@ def test_schemathesis_finds_no_contract_failure(served: str, database_url: str,
         cases, operations = summary["test_cases"], summary["operations"]
         ran = [name for name, phase in summary["phases"].items()
                if phase["status"] not in ("skip", "skipped")]
-        print(f"schemathesis {phases}: phases run {ran}, operations tested "
+        print(f"schemathesis {phases} (seed {SEED}): phases run {ran}, operations tested "
               f"{operations['tested']}/{operations['selected']}, test cases "
               f"{cases['generated']}, failures {len(summary['failures'])}, errors "
               f"{len(summary['errors'])}, {summary['running_time']:.1f} s")

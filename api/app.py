@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from api.auth.audit import RequestIdMiddleware
 from api.db import CONNECTION_LOST, open_pool
 from api.guards import BodyLimit, known_query_only
+from api.metrics import HttpMetrics
 from api.openapi import openapi_factory
 from api.problems import install_problem_handlers, problem_responses
 from api.routes import ROUTERS, TAGS
@@ -63,7 +64,8 @@ def create_app(
     )
     install_problem_handlers(app, unavailable=CONNECTION_LOST)
     app.add_middleware(BodyLimit)
-    app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries its id
+    app.add_middleware(RequestIdMiddleware)  # every answer carries its id
+    app.add_middleware(HttpMetrics)  # outermost: times and counts every answer, 413s too
     for router in (*ROUTERS, *extra_routers):
         app.include_router(router)
     app.openapi = openapi_factory(app)  # type: ignore[method-assign]  # FastAPI's documented override

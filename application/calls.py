@@ -59,6 +59,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
+from application.metrics import event_append
 from domain.addressing import DEFAULT_TENANT
 from domain.call import Call, CallNotFound
 from domain.values import Direction, Disposition, HangupSide, SupervisionMode, TransferKind
@@ -315,7 +316,8 @@ class CallService(Application[UUID]):
     def _save(self, batch: CallBatch) -> None:
         changed = [call for call in batch.calls if call.pending_events]
         if changed:  # idempotent repeats only: no empty transaction
-            self.save(*changed)
+            with event_append(self.name, sum(len(c.pending_events) for c in changed)):
+                self.save(*changed)
 
     def _evict(self, calls: list[Call]) -> None:
         cache = self.repository.cache

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     embedded_pg_port: int = 55432
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # Prometheus metrics (docs/observability.md): the API serves GET /metrics on its HTTP
+    # port; relay, worker, router and b2bua serve them on this port (0: not served). In
+    # `dialtone up`, the first B2BUA worker's; the next workers take the next ports.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"
     # Health (see api.health and application.heartbeats).
     heartbeat_interval_s: float = Field(

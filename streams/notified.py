@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from application import metrics
 from application.heartbeats import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -63,15 +64,18 @@ class NotifiedLoop:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                     self._loop(conn)
             except psycopg.OperationalError as error:
+                metrics.LOOP_FAILURES.labels(loop=self.name).inc()
                 log.warning("%s lost the database (%s); retrying", self.name, error)
                 self._stop.wait(self.retry_s)
             except Exception:
+                metrics.LOOP_FAILURES.labels(loop=self.name).inc()
                 log.exception("%s step failed; retrying", self.name)
                 self._stop.wait(self.retry_s)
 
     def _loop(self, conn: psycopg.Connection[Any]) -> None:
         while not self._stop.is_set():
             more = self.step(conn)
+            metrics.LOOP_STEPS.labels(loop=self.name).inc()
             self.heartbeat.tick()  # after a step succeeded: one failing for ever stops the beat
             if more:
                 continue  # more to do: no waiting

@@ -27,6 +27,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from application import metrics
 from application.heartbeats import Heartbeat
 from projections.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, EventEnvelope, InvalidEnvelope
 from streams.envelopes import decode
@@ -64,6 +65,7 @@ class Relay:
         # One active relay per application (the transactional id fences others).
         self.heartbeat = Heartbeat(database_url, "relay", app.name,
                                    detail=lambda: {"position": self.position})
+        metrics.watch_relay(app.name, lambda: self.position, app.recorder.max_notification_id)
 
     def open(self) -> None:
         ensure_topics(self.config.bootstrap, self.topics, self.config.partitions,
@@ -81,6 +83,7 @@ class Relay:
         self.position = max(self._stored_position(), last_committed_position(
             self.config.bootstrap, self.topics, auth=self.config.auth))
         log.info("relay %s resumes after position %d", self.app.name, self.position)
+        metrics.relay_published(self.app.name, 0, self.position)
 
     def close(self) -> None:
         if self._db is not None:
@@ -115,6 +118,7 @@ class Relay:
         envelopes = decode(self.app, notifications)
         self._publish(envelopes)
         self.position = notifications[-1].id
+        metrics.relay_published(self.app.name, len(notifications), self.position)
         self._record_position()
         return len(notifications)
 

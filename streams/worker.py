@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -40,6 +41,7 @@ import faust
 import psycopg
 from faust.types import EventT
 
+from application import metrics
 from projections.dead_letters import apply_or_park
 from projections.envelope import EventEnvelope, InvalidEnvelope
 from projections.registry import ProjectionGroup
@@ -187,6 +189,7 @@ def _add_projection_agent(app: faust.App, config: WorkerConfig, kind: str,
         message = event.message
         log.error("poison message at %s[%d]@%d parked on %s: %s", message.topic,
                   message.partition, message.offset, dead_letters.get_topic_name(), error)
+        metrics.WORKER_POISON.labels(kind=kind).inc()
         sent = await dead_letters.send(key=message.key, value=message.value, headers={
             "dialtone-error": str(error).encode(),
             "dialtone-origin": f"{message.topic}:{message.partition}:{message.offset}".encode(),
@@ -206,9 +209,11 @@ def _add_projection_agent(app: faust.App, config: WorkerConfig, kind: str,
                 envelopes, poison = decode_batch(events)
                 for event, error in poison:
                     await park(event, error)
+                started = time.perf_counter()
                 if envelopes and not await asyncio.to_thread(
                         sink.apply, groups, envelopes, source_of(events)):
                     return  # stopping: this batch stays unacknowledged
+                metrics.worker_batch(kind, len(envelopes), started)
                 for event in events:
                     await stream.ack(event)
         finally:

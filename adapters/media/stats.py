@@ -16,6 +16,7 @@ from uuid import UUID
 import pjsua2 as pj
 
 from adapters.media.quality import StreamFigures, mos
+from application import metrics
 
 log = logging.getLogger(__name__)
 
@@ -59,4 +60,7 @@ class StreamMonitor:
         return min(legs.values(), key=lambda rated: rated.mos, default=None)
 
     def forget(self, call_id: UUID) -> None:
-        self._latest.pop(call_id, None)
+        """The call ended: its streams' last figures go to the RTP histograms."""
+        for rated in self._latest.pop(call_id, {}).values():
+            f = rated.figures
+            metrics.rtp_stream(f.jitter_ms, f.loss_pct, rated.mos)

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 import pjsua2 as pj
+
+from application import metrics
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,8 @@ class Leg:
         self.no_slot = False  # ``place`` failed because pjsua had no call slot
         self.label = f"{role}#{call_id}"
         self._call: _Dialog | None = _Dialog(self, account, call_id)
+        self._invited_at = time.monotonic()  # a caller's leg is made when its INVITE arrives
+        self._final_counted = False  # a caller's final response is counted once (metrics)
 
     @property
     def dialog(self) -> pj.Call | None:
@@ -151,6 +156,8 @@ class Leg:
             self.state, self.last_status = int(info.state), int(info.lastStatusCode)
         self.confirmed = self.confirmed or self.state == CONFIRMED
         self.disconnected = self.state == DISCONNECTED
+        if self.disconnected and not self.confirmed:  # pjsua's own (487 to a CANCEL...)
+            self._count_final(self.last_status)
 
     def on_media(self) -> None:
         if self.listener is not None:
@@ -192,6 +199,7 @@ class Leg:
 
     def respond(self, status: int, headers: dict[str, str] | None = None) -> None:
         """A provisional or final response to the INVITE we received."""
+        self._count_final(status)
         prm = _op(status, headers)
         self._safely("answer", lambda call: call.answer(prm))
 
@@ -201,6 +209,8 @@ class Leg:
         if self.disconnected:
             return
         prm = _op(status, headers)
+        if not self.confirmed:
+            self._count_final(status or 603)  # pjsua's hangup of an unanswered INVITE: 603
         if headers and self.role is LegRole.CALLER and not self.confirmed:
             # Only answer() puts our headers on a final response to an INVITE.
             self._safely("answer", lambda call: call.answer(prm))
@@ -214,6 +224,15 @@ class Leg:
         prm = pj.CallOpParam(True)
         prm.opt.flag = pj.PJSUA_CALL_UNHOLD
         self._safely("unhold", lambda call: call.reinvite(prm))
+
+    def _count_final(self, status: int) -> None:
+        """Count the final response to an inbound INVITE (metrics), once per caller leg."""
+        if self.role is not LegRole.CALLER or self._final_counted or status < 200:
+            return
+        self._final_counted = True
+        metrics.sip_final_response(status)
+        if status < 300:
+            metrics.invite_answered(self._invited_at)
 
     def is_active(self) -> bool:
         return self._call is not None and bool(self._call.isActive())

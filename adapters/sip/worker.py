@@ -48,6 +48,7 @@ from adapters.sip.session import (
     SessionContext,
     Timer,
 )
+from application import metrics
 from application.call_control import REPLY_CHANNEL, ControlReply, ControlRequest
 from application.routing_view import OfferChange
 from domain.addressing import DEFAULT_TENANT
@@ -154,6 +155,8 @@ class B2BUAWorker:
         self._held: deque[Leg] = deque()
         self._held_timer: Timer | None = None
         self.ready = threading.Event()
+        metrics.watch_b2bua(lambda: len(self.sessions), lambda: len(self.legs),
+                            config.max_bridged_calls, self.slots)
 
     def post(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` on the pjsua2 thread soon; safe from any thread."""
@@ -316,6 +319,7 @@ class B2BUAWorker:
         else:
             self.budget.closed()  # e.g. 488: its transport was made and closed
         log.info("INVITE refused by pjsua itself with %d", status)
+        metrics.sip_final_response(status)  # no Leg was made for it: counted here
 
     def _refuse(self, leg: Leg, reason: str, sip_call_id: str = "") -> None:
         self.refused += 1

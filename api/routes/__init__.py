@@ -17,6 +17,7 @@ from api.routes import (
     dialplans,
     health,
     ivr_menus,
+    metrics,
     numbers,
     projections,
     queues,
@@ -25,7 +26,8 @@ from api.routes import (
     transfers,
 )
 
-ROUTERS: tuple[APIRouter, ...] = (health.router, projections.router, calls.router, cdrs.router)
+ROUTERS: tuple[APIRouter, ...] = (health.router, metrics.router, projections.router,
+                                   calls.router, cdrs.router)
 # The call-centre resources: their commands need `app.state.callcentre` (a
 # CallCentreService), so the composition root mounts them with extra_routers.
 CALLCENTRE_ROUTERS: tuple[APIRouter, ...] = (
@@ -35,5 +37,5 @@ CALLCENTRE_ROUTERS: tuple[APIRouter, ...] = (
 TAGS: tuple[dict[str, Any], ...] = (
     health.TAG, projections.TAG, calls.TAG, cdrs.TAG, agents.TAG, skills.TAG, queues.TAG,
     ivr_menus.TAG, numbers.TAG, dialplans.TAG, supervision.TAG, transfers.TAG, AUTH_TAG,
-    AUDIT_TAG,
+    AUDIT_TAG, metrics.TAG,
 )

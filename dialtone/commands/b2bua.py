@@ -38,6 +38,7 @@ from application.callcentre import CallCentreService
 from application.calls import CallService
 from application.heartbeats import Heartbeat
 from dialtone.database import eventsourcing_env, resolve_dsn
+from dialtone.services.metrics import start_metrics_server
 from dialtone.services.processes import die_with_parent
 from dialtone.settings import Settings
 
@@ -104,14 +105,19 @@ def end_lost_worker_calls(dsn: str, host: str, port: int) -> list[UUID]:
               help="Where call recordings go (default: DIALTONE_DATA_DIR/recordings).")
 @click.option("--announce-every", default=20.0, show_default=True,
               help="Seconds between queue position announcements (queues that ask for them).")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve Prometheus metrics on this TCP port (default DIALTONE_METRICS_PORT; "
+                   "0: none).")
 @click.pass_obj
 def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
             dialplan_file: Path | None, max_calls: int, pjsua_calls: int,
             no_answer_timeout: float,
             rtp_port: int, pj_log_level: int, hold_music_file: Path | None,
-            callcentre: bool, recordings_dir: Path | None, announce_every: float) -> None:
+            callcentre: bool, recordings_dir: Path | None, announce_every: float,
+            metrics_port: int | None) -> None:
     """Run one SIP B2BUA worker (pjsua2) until SIGTERM/SIGINT."""
     dsn = resolve_dsn(settings)
+    start_metrics_server(settings, metrics_port)
     try:
         dialplan = dialplans.load(routes, dialplan_file)
     except dialplans.DialplanError as error:

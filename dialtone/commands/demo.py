@@ -173,7 +173,7 @@ class Demo(contextlib.ExitStack):
         # starting together, must not run the DDL again (they collided in the catalog).
         env = {**os.environ, "DATABASE_URL": self.database_url,
                "DIALTONE_DATA_DIR": str(self.settings.data_dir), "DIALTONE_LOG_LEVEL": "INFO",
-               EVENT_TABLES_READY: "1"}
+               EVENT_TABLES_READY: "1", "DIALTONE_METRICS_PORT": "0"}  # no shared metrics port
         supervisor = Supervisor()  # a worker that dies comes back on its port
         self.callback(supervisor.stop)
         logs = []

@@ -12,6 +12,7 @@ from dialtone import bootstrap
 from dialtone.database import resolve_dsn
 from dialtone.kafka_settings import kafka_auth
 from dialtone.migrations import apply_migrations
+from dialtone.services.metrics import start_metrics_server
 from dialtone.settings import Settings
 from streams.relay import Relay, RelayConfig, republish
 
@@ -35,6 +36,8 @@ def command(settings: Settings, page_size: int, from_position: int | None,
         raise click.UsageError("set DIALTONE_KAFKA_BOOTSTRAP (e.g. 127.0.0.1:9092)")
     database_url = resolve_dsn(settings)
     apply_migrations(database_url)
+    if from_position is None:  # the long-running relay, not a one-off republish
+        start_metrics_server(settings)
     if from_position is not None:
         if to_position is not None and to_position < from_position:
             raise click.UsageError("--to-position is before --from-position")

@@ -14,6 +14,7 @@ import click
 from dialtone import bootstrap
 from dialtone.database import resolve_dsn
 from dialtone.migrations import apply_migrations
+from dialtone.services.metrics import start_metrics_server
 from dialtone.settings import Settings
 
 
@@ -23,6 +24,7 @@ def command(settings: Settings) -> None:
     """Run the routing process until SIGTERM/Ctrl-C."""
     database_url = resolve_dsn(settings)
     apply_migrations(database_url)
+    start_metrics_server(settings)
     runner = bootstrap.routing_runner(database_url)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -40,7 +40,8 @@ WORKER_HOST = "127.0.0.1"  # `dialtone b2bua`'s default --host, which up's worke
 def start_b2bua_workers(count: int, first_port: int, database_url: str,
                         settings: Settings) -> Supervisor:
     """`count` B2BUA workers on UDP first_port, first_port + 1, ... (logs in the data dir),
-    each restarted on its port if it dies."""
+    each restarted on its port if it dies; with DIALTONE_METRICS_PORT set, each serves its
+    metrics on that port plus its offset from first_port."""
     # The tables exist (the caller created them): workers starting together must
     # not all run the DDL again.
     env = {**os.environ, "DATABASE_URL": database_url, "DIALTONE_DATA_DIR": str(settings.data_dir),
@@ -49,18 +50,28 @@ def start_b2bua_workers(count: int, first_port: int, database_url: str,
     log_dir.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor()
     for port in range(first_port, first_port + count):
-        supervisor.add(f"b2bua worker on udp {port}", _worker_spawner(port, env, log_dir),
+        metrics_port = worker_metrics_port(settings.metrics_port, first_port, port)
+        supervisor.add(f"b2bua worker on udp {port}",
+                       _worker_spawner(port, env, log_dir, metrics_port),
                        on_exit=lost_calls_ender(database_url, port))
     supervisor.start()
     return supervisor
 
 
+def worker_metrics_port(first_metrics_port: int, first_sip_port: int, sip_port: int) -> int:
+    """The metrics port of the worker on ``sip_port``: derived from its SIP port, so a
+    restarted worker keeps its Prometheus target (0 when metrics are off)."""
+    return first_metrics_port + (sip_port - first_sip_port) if first_metrics_port else 0
+
+
 def _worker_spawner(port: int, env: dict[str, str], log_dir: os.PathLike[str] | str,
-                    ) -> Callable[[], subprocess.Popen[bytes]]:
+                    metrics_port: int = 0) -> Callable[[], subprocess.Popen[bytes]]:
     log_file = Path(log_dir) / f"b2bua-{port}.log"
+    # Always explicit: a worker reading DIALTONE_METRICS_PORT would take the first's port.
+    args = ["--host", WORKER_HOST, "--metrics-port", str(metrics_port)]
     # new_session: Ctrl-C reaches only us; we stop the workers in order.
-    return lambda: spawn_worker(port, extra_args=["--host", WORKER_HOST], env=env,
-                                log_file=log_file, new_session=True)
+    return lambda: spawn_worker(port, extra_args=args, env=env, log_file=log_file,
+                                new_session=True)
 
 
 def lost_calls_ender(database_url: str, port: int) -> Callable[[int], None]:
@@ -75,13 +86,16 @@ def lost_calls_ender(database_url: str, port: int) -> Callable[[int], None]:
     return end
 
 
-def check_ports(host: str, port: int, sip_port: int, workers: int) -> None:
+def check_ports(host: str, port: int, sip_port: int, workers: int, metrics_port: int = 0,
+                ) -> None:
     """Refuse, touching nothing, when a port this command would listen on is taken."""
-    busy = busy_ports(host, tcp=(port,), udp=tuple(range(sip_port, sip_port + workers)))
+    metrics = tuple(range(metrics_port, metrics_port + workers)) if metrics_port else ()
+    busy = busy_ports(host, tcp=(port, *metrics), udp=tuple(range(sip_port, sip_port + workers)))
     if busy:
         raise click.ClickException(
             f"{', '.join(busy)} already in use (another dialtone on this machine?); "
-            "choose others with --port / --sip-port or DIALTONE_HTTP_PORT")
+            "choose others with --port / --sip-port or DIALTONE_HTTP_PORT / "
+            "DIALTONE_METRICS_PORT")
 
 
 @click.command("up")
@@ -96,7 +110,7 @@ def command(settings: Settings, host: str | None, port: int | None, b2bua_worker
             sip_port: int) -> None:
     """Run the platform until Ctrl-C or SIGTERM."""
     host, port = host or settings.http_host, port or settings.http_port
-    check_ports(host, port, sip_port, b2bua_workers)
+    check_ports(host, port, sip_port, b2bua_workers, settings.metrics_port)
     stop = StopSignals().install()
     database_url = resolve_dsn(settings)
     workers: Supervisor | None = None

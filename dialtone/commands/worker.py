@@ -9,6 +9,7 @@ from dialtone import bootstrap
 from dialtone.database import resolve_dsn
 from dialtone.kafka_settings import kafka_auth
 from dialtone.migrations import apply_migrations
+from dialtone.services.metrics import start_metrics_server
 from dialtone.settings import Settings
 from streams.worker import WorkerConfig, create_app
 
@@ -23,6 +24,7 @@ def command(settings: Settings, web_port: int | None) -> None:
         raise click.UsageError("set DIALTONE_KAFKA_BOOTSTRAP (e.g. 127.0.0.1:9092)")
     database_url = resolve_dsn(settings)
     apply_migrations(database_url)
+    start_metrics_server(settings)
     config = WorkerConfig(bootstrap=settings.kafka_bootstrap, database_url=database_url,
                           web_port=web_port, topic_prefix=settings.topic_prefix,
                           app_id=f"{settings.topic_prefix}dialtone-projections",

@@ -61,7 +61,7 @@ def test_every_operation_declares_a_permission_or_is_public(served):
                   if not operation_permissions(op) and not op.get("x-public")]
     assert undeclared == []
     public = sorted(p for _, p, op in operations(client) if op.get("x-public"))
-    assert public == ["/healthz", "/readyz", "/v1/auth/refresh", "/v1/auth/token"]
+    assert public == ["/healthz", "/metrics", "/readyz", "/v1/auth/refresh", "/v1/auth/token"]
     for method, path, op in operations(client):
         assert not (op.get("x-public") and operation_permissions(op)), f"{method} {path}"
 

@@ -60,6 +60,9 @@ def test_every_operation_has_a_summary_a_tag_and_a_typed_success(document):
         where = f"{method.upper()} {path}"
         assert operation.get("summary"), where
         assert operation.get("tags"), where
+        if path == "/metrics":  # Prometheus' text format, for the scraper (docs/observability.md)
+            assert list(operation["responses"]["200"]["content"]) == ["text/plain"]
+            continue
         success = operation["responses"]["200"]["content"]["application/json"]["schema"]
         assert success.get("$ref") or success.get("type") == "object", where
 

@@ -1,0 +1,193 @@
+"""The API process's Prometheus metrics: what only the API measures (GET /metrics is
+api/routes/metrics.py).
+
+- ``HttpMetrics``, an ASGI middleware, counts every request by method, route
+  *template* (``/v1/calls/{call_id}``, never the concrete path, so the label
+  stays bounded) and status, and times it until its response starts.
+- Before each exposition, the route reads what the database says and sets the
+  platform-wide series only the API computes: ``dialtone_database_up`` (can
+  this API reach its database), projection lag per projection (the same figures
+  as GET /v1/projections) and each queue's service-level tallies (queue_live).
+  Every API replica reports the same platform-wide values, so alert rules take
+  their ``max`` by projection or queue.
+
+The series themselves are defined in ``application.metrics`` (the catalogue);
+the platform snapshot is a collector of its own that yields nothing until this
+process answered a scrape, so processes without an API never export it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import asyncpg
+from prometheus_client import REGISTRY
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.db import UNREACHABLE
+from api.health import HealthConfig, StallWatch, projection_lag
+from application.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
+
+log = logging.getLogger(__name__)
+
+UNMATCHED_ROUTE = "<unmatched>"  # a path no route serves (404): one label value for all
+SNAPSHOT_TIMEOUT_S = 5.0  # a scrape waits this long for the database, then reports it down
+
+_QUEUES = """
+SELECT key, answered, answered_within_sl, abandoned, abandoned_within_sl, offered
+FROM queue_live ORDER BY key
+"""
+
+
+class HttpMetrics:
+    """Counts and times every HTTP request by method, route template and status."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the server answers when the app raises before responding
+        timed = False
+
+        async def observe(message: Message) -> None:
+            nonlocal status, timed
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                timed = True
+                _record(scope, status, time.perf_counter() - started)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            if not timed:
+                _record(scope, status, time.perf_counter() - started)
+
+
+def _record(scope: Scope, status: int, seconds: float) -> None:
+    route = scope.get("route")
+    template = route.path if isinstance(route, BaseRoute) and hasattr(route, "path") \
+        else UNMATCHED_ROUTE
+    method = str(scope.get("method", ""))
+    HTTP_REQUESTS.labels(method=method, route=template, status=str(status)).inc()
+    HTTP_REQUEST_SECONDS.labels(method=method, route=template).observe(seconds)
+
+
+@dataclass(frozen=True)
+class QueueTally:
+    key: str
+    offered: int
+    answered: int
+    answered_within_sl: int
+    abandoned: int
+    abandoned_within_sl: int
+
+
+@dataclass(frozen=True)
+class LagFigure:
+    projection: str
+    application: str
+    events_behind: int
+    seconds: float
+    position: int
+
+
+@dataclass(eq=False)  # the registry keys collectors by identity
+class PlatformSnapshot(Collector):
+    """What the database said at the last scrape this API answered."""
+
+    scraped: bool = False
+    database_up: bool = False
+    lag: list[LagFigure] = field(default_factory=list)
+    queues: list[QueueTally] = field(default_factory=list)
+
+    def collect(self) -> Iterator[Metric]:
+        if not self.scraped:
+            return
+        yield GaugeMetricFamily("dialtone_database_up", "1 when this API process reached "
+                                "its database at this scrape, 0 otherwise.",
+                                value=1 if self.database_up else 0)
+        yield from _lag_families(self.lag)
+        yield from _queue_families(self.queues)
+
+
+def _lag_families(lag: Iterable[LagFigure]) -> Iterator[Metric]:
+    labels = ["projection", "application"]
+    events = GaugeMetricFamily("dialtone_projection_lag_events", "Events of its store a "
+                               "projection has not applied yet (store head - position).",
+                               labels=labels)
+    seconds = GaugeMetricFamily("dialtone_projection_lag_seconds", "While a projection is "
+                                "behind: seconds since it last advanced (0 when caught up).",
+                                labels=labels)
+    position = GaugeMetricFamily("dialtone_projection_position", "Store position a "
+                                 "projection has applied up to.", labels=labels)
+    for figure in lag:
+        values = [figure.projection, figure.application]
+        events.add_metric(values, figure.events_behind)
+        seconds.add_metric(values, figure.seconds)
+        position.add_metric(values, figure.position)
+    yield from (events, seconds, position)
+
+
+def _queue_families(queues: Iterable[QueueTally]) -> Iterator[Metric]:
+    families = {
+        name: CounterMetricFamily(f"dialtone_queue_{name}", text, labels=["queue"])
+        for name, text in (
+            ("calls_offered", "Calls that entered the queue (queue_live)."),
+            ("calls_answered", "Queued calls an agent answered."),
+            ("calls_answered_within_sl", "Queued calls answered within the queue's "
+             "service-level threshold (service_level_s)."),
+            ("calls_abandoned", "Queued calls whose caller hung up before an answer."),
+            ("calls_abandoned_within_sl", "Abandoned within the service-level threshold "
+             "(short abandons, which the service level leaves out)."),
+        )}
+    for queue in queues:
+        families["calls_offered"].add_metric([queue.key], queue.offered)
+        families["calls_answered"].add_metric([queue.key], queue.answered)
+        families["calls_answered_within_sl"].add_metric([queue.key], queue.answered_within_sl)
+        families["calls_abandoned"].add_metric([queue.key], queue.abandoned)
+        families["calls_abandoned_within_sl"].add_metric([queue.key], queue.abandoned_within_sl)
+    yield from families.values()
+
+
+SNAPSHOT = PlatformSnapshot()
+REGISTRY.register(SNAPSHOT)
+
+
+async def _read_platform(pool: asyncpg.Pool, config: HealthConfig, watch: StallWatch) -> None:
+    conn = await pool.acquire(timeout=SNAPSHOT_TIMEOUT_S)
+    try:
+        lag = await projection_lag(conn, config, watch)
+        rows = await conn.fetch(_QUEUES) if await conn.fetchval(
+            "SELECT to_regclass('queue_live') IS NOT NULL") else []
+    finally:
+        await pool.release(conn)
+    SNAPSHOT.lag = [LagFigure(p.projection, p.application, p.events_behind or 0,
+                              p.seconds_since_advance if p.events_behind else 0.0, p.position)
+                    for p in lag if p.application is not None]
+    SNAPSHOT.queues = [QueueTally(r["key"], r["offered"], r["answered"],
+                                  r["answered_within_sl"], r["abandoned"],
+                                  r["abandoned_within_sl"]) for r in rows]
+
+
+async def refresh_snapshot(pool: asyncpg.Pool, config: HealthConfig, watch: StallWatch) -> None:
+    """Read the platform-wide series; with the database away, report it down and
+    drop the figures that came from it (stale lag must not look current)."""
+    try:
+        await asyncio.wait_for(_read_platform(pool, config, watch), SNAPSHOT_TIMEOUT_S)
+        SNAPSHOT.database_up = True
+    except (*UNREACHABLE, asyncpg.PostgresError) as error:
+        log.warning("metrics: database unavailable (%s)", type(error).__name__)
+        SNAPSHOT.database_up, SNAPSHOT.lag, SNAPSHOT.queues = False, [], []
+    SNAPSHOT.scraped = True

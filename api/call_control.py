@@ -38,17 +38,21 @@ UNAVAILABLE_TYPE = "urn:dialtone:problem:worker-unavailable"
 _PROBLEM_TYPES = {404: NOT_FOUND_TYPE, 409: CONFLICT_TYPE, 503: UNAVAILABLE_TYPE}
 
 
-async def request(pool: asyncpg.Pool, call_id: UUID, action: Action,
+async def request(pool: asyncpg.Pool, tenant: str, call_id: UUID, action: Action,
                   args: dict[str, str]) -> ControlReply:
-    """The owning worker's 2xx reply; any refusal or silence raises a problem."""
+    """The owning worker's 2xx reply; any refusal or silence raises a problem.
+    A call the caller's tenant has no record of (another tenant's, or none) is
+    404 before any worker is asked: control never crosses tenants."""
     async with acquire(pool) as conn:
-        state = await queries.call_state(conn, call_id)
-        if state is not None and state["status"] == "ended":
+        state = await queries.call_state(conn, tenant, call_id)
+        if state is None:
+            raise _silence(call_id, state)
+        if state["status"] == "ended":
             raise ProblemError(409, f"call {call_id} has ended", type_=CONFLICT_TYPE)
         message = ControlRequest(uuid.uuid4().hex, call_id, action, args)
         reply = await _exchange(conn, message)
         if reply is None:
-            state = await queries.call_state(conn, call_id)
+            state = await queries.call_state(conn, tenant, call_id)
     if reply is None:
         raise _silence(call_id, state)
     if reply.status >= 300:

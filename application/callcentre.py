@@ -109,7 +109,16 @@ class CallCentreService(Application[UUID]):
         shallow copy, cheap enough for every request), another view of it."""
         view = copy.copy(self)
         view.tenant = check_tenant(tenant)
+        view._view = True
         return view
+
+    _view = False  # a scoped view: the store it uses is the service's, not its own
+
+    def close(self) -> None:
+        # Application.__del__ closes: a view dropped after its request must not
+        # close the store the service and the other views still use.
+        if not self._view:
+            super().close()
 
     @property
     def new_tenant(self) -> str:
@@ -123,15 +132,19 @@ class CallCentreService(Application[UUID]):
         return Unit(self.repository, tenant=self.tenant).get(cls, aggregate_id, ident)
 
     def ids_of(self, cls: type[Aggregate]) -> list[UUID]:
-        """Ids of every aggregate of ``cls`` ever created, in creation order
-        (from the event store's topic index; meant for configuration lists)."""
+        """Ids of every aggregate of ``cls`` ever created that this service sees
+        (its tenant's, when scoped), in creation order (from the event store's
+        topic index; meant for configuration lists)."""
         topic = get_topic(cls.Created)
         ids: list[UUID] = []
         start = 1
         while page := self.recorder.select_notifications(start, 1000, topics=[topic]):
             ids += [UUID(str(n.originator_id)) for n in page]
             start = page[-1].id + 1
-        return ids
+        if self.tenant is None:
+            return ids
+        unit = Unit(self.repository, tenant=self.tenant)
+        return [i for i in ids if unit.find(cls, i) is not None]
 
     # -- agents ------------------------------------------------------------------------
 

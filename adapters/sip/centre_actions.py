@@ -192,14 +192,18 @@ def _to_queue(session: CentreSession, request: ControlRequest, key_or_id: str) -
 
 
 def _queue_id(session: CentreSession, key_or_id: str) -> UUID | None:
+    """The queue a transfer names (a key names one of the call's tenant); None
+    when there is none, or it belongs to another tenant than the call."""
+    tenant = session.facts.tenant
     try:
         queue_id = UUID(key_or_id)
     except ValueError:
         try:
-            queue_id = Queue.id_for(key_or_id)
+            queue_id = Queue.id_for(key_or_id, tenant)
         except InvalidValue:
             return None
-    return queue_id if session.centre.directory.queue(queue_id) is not None else None
+    settings = session.centre.directory.queue(queue_id)
+    return queue_id if settings is not None and settings.tenant == tenant else None
 
 
 def _consult(session: CentreSession, request: ControlRequest, uri: str, label: str

@@ -43,6 +43,7 @@ class QueueSettings:
     announce_position: bool = False
     record_calls: bool = False
     offer_timeout_s: float = 15.0
+    tenant: str = DEFAULT_TENANT
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ class Directory:
         if isinstance(event, Queue.Created):
             self.queues[queue_id] = QueueSettings(
                 queue_id, event.key, event.name, event.music_on_hold,
-                event.announce_position, False, event.offer_timeout_s)
+                event.announce_position, False, event.offer_timeout_s, event.tenant)
             return
         current = self.queues.get(queue_id)
         if current is None:

@@ -22,7 +22,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth.dependencies import Principal, new_request_id, require
+from api.auth.dependencies import Principal, caller_tenant, new_request_id, require
 from api.auth.permissions import Permission
 from api.db import Pool, acquire
 from application.identity import store
@@ -32,6 +32,8 @@ REQUEST_ID_HEADER = "X-Request-ID"
 
 # How a route names the aggregate it acts on, from the request (path or body).
 AggregateOf = Callable[[Request], Awaitable[UUID | None]]
+# The id of the aggregate named `key` in `tenant` (keys are per tenant).
+IdFor = Callable[[str, str], UUID]
 
 
 def path_id(name: str) -> AggregateOf:
@@ -44,15 +46,16 @@ def path_id(name: str) -> AggregateOf:
     return of
 
 
-def path_key(name: str, id_for: Callable[[str], UUID]) -> AggregateOf:
-    """The aggregate whose id derives from path parameter `name` (an agent's key)."""
+def path_key(name: str, id_for: IdFor) -> AggregateOf:
+    """The aggregate whose id derives from path parameter `name` (an agent's key)
+    in the caller's tenant."""
     async def of(request: Request) -> UUID | None:
         key = request.path_params.get(name)
-        return None if key is None else _id_or_none(id_for, str(key))
+        return None if key is None else _id_or_none(id_for, str(key), request)
     return of
 
 
-def body_key(name: str, id_for: Callable[[str], UUID]) -> AggregateOf:
+def body_key(name: str, id_for: IdFor) -> AggregateOf:
     """The aggregate whose id derives from field `name` of the JSON body (a create).
     The body was already read and validated by the route; this reads Starlette's copy."""
     async def of(request: Request) -> UUID | None:
@@ -61,14 +64,15 @@ def body_key(name: str, id_for: Callable[[str], UUID]) -> AggregateOf:
         except ValueError:
             return None
         key = body.get(name) if isinstance(body, dict) else None
-        return _id_or_none(id_for, key) if isinstance(key, str) else None
+        return _id_or_none(id_for, key, request) if isinstance(key, str) else None
     return of
 
 
-def _id_or_none(id_for: Callable[[str], UUID], key: str) -> UUID | None:
-    """The id of `key`; None for a key the domain refuses (the command was refused too)."""
+def _id_or_none(id_for: IdFor, key: str, request: Request) -> UUID | None:
+    """The id of `key` in the caller's tenant; None for a key the domain refuses
+    (the command was refused too)."""
     try:
-        return id_for(key)
+        return id_for(key, caller_tenant(request))
     except (DomainError, ValueError):
         return None
 

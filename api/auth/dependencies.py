@@ -93,7 +93,7 @@ class Requirement:
     def __init__(self, permission: Permission) -> None:
         self.permission = permission
 
-    async def __call__(self, pool: Pool, auth: Auth, rid: RequestId,
+    async def __call__(self, request: Request, pool: Pool, auth: Auth, rid: RequestId,
                        token: Annotated[str | None, Depends(bearer)]) -> Principal:
         if not token:
             raise unauthenticated()
@@ -106,6 +106,7 @@ class Requirement:
         if not principal.can(self.permission):
             raise ProblemError(403, f"Role {principal.role.value} lacks permission "
                                f"{self.permission.value}.", type_=FORBIDDEN_TYPE)
+        request.state.principal = principal  # for `caller_tenant`, whatever asks later
         return principal
 
 
@@ -118,6 +119,19 @@ def require(permission: Permission) -> Any:
     It is a `Security` dependency with the permission as its scope, so the
     OpenAPI document lists the permission in each operation's `security`."""
     return Security(Requirement(permission), scopes=[permission.value])
+
+
+def caller_tenant(request: Request) -> str:
+    """The tenant of the request's authenticated caller: every query filters on it
+    and every command acts in it. Declared by routes after their `require`/`audited`
+    (route `dependencies` run first), which put the principal on the request."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:  # a route asking for a tenant without requiring a permission
+        raise RuntimeError(f"{request.url.path}: caller_tenant before require()")
+    return principal.tenant
+
+
+Tenant = Annotated[str, Depends(caller_tenant)]
 
 
 PUBLIC: dict[str, Any] = {"x-public": True}

@@ -1,7 +1,7 @@
 """Final CDRs by start time, keyset-paged on (started_at, call_id).
 
-Every query carries `ended_at IS NOT NULL` and orders by (started_at, call_id)
-so it runs on the partial index `cdr_final_by_start`.
+Every query carries the caller's tenant and `ended_at IS NOT NULL` and orders by
+(started_at, call_id), so it runs on the partial index `cdr_tenant_final_by_start`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ STREAM_CHUNK_ROWS = 500
 
 @dataclass(frozen=True)
 class CdrFilter:
+    tenant: str  # the caller's: only its CDRs
     start: datetime  # inclusive
     end: datetime  # exclusive
     caller: str | None = None
@@ -34,6 +35,7 @@ class CdrFilter:
 
 def select(wanted: CdrFilter, limit: int | None = None) -> tuple[str, list[object]]:
     where = Where()
+    where.add("tenant = {}", wanted.tenant)
     where.add("ended_at IS NOT NULL")
     where.add("started_at >= {}", wanted.start)
     where.add("started_at < {}", wanted.end)

@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query
 
 from api.auth.audit import audited, body_key, path_key
-from api.auth.dependencies import require
+from api.auth.dependencies import Tenant, require
 from api.auth.permissions import P
 from api.db import Pool, acquire
 from api.problems import invalid, problem_responses
@@ -47,8 +47,8 @@ SkillPath = Annotated[str, Path(pattern=SKILL_PATTERN, description="A skill name
 MAX_INTERVAL_RANGE = timedelta(days=31)
 
 
-def agent_id(key: str) -> UUID:
-    return Agent.id_for(key)
+def agent_id(key: str, tenant: str) -> UUID:
+    return Agent.id_for(key, tenant)
 
 
 @router.post("", status_code=201, summary="Create an agent (logged out)",
@@ -65,15 +65,16 @@ async def create_agent(body: AgentCreate, service: Service) -> AgentPublic:
             dependencies=[require(P.AGENTS_READ)])
 async def list_agents(
     pool: Pool,
+    tenant: Tenant,
     state: Annotated[AgentStateName | None, Query(description="Only agents in this state.")]
     = None,
     queue: Annotated[str | None, Query(pattern=KEY_PATTERN,
                                        description="Only members of this queue (its key).")]
     = None,
 ) -> AgentsPublic:
-    queue_id = None if queue is None else Queue.id_for(queue)
+    queue_id = None if queue is None else Queue.id_for(queue, tenant)
     async with acquire(pool) as db:
-        rows = await queries.agents(db, state, queue_id)
+        rows = await queries.agents(db, tenant, state, queue_id)
     data = [AgentPublic.model_validate(dict(row)) for row in rows]
     return AgentsPublic(data=data, count=len(data))
 
@@ -81,16 +82,17 @@ async def list_agents(
 @router.get("/{key}", summary="Get an agent's current state",
             dependencies=[require(P.AGENTS_READ)],
             responses=problem_responses(404, 422))
-async def read_agent(pool: Pool, key: AgentKey, service: Service) -> AgentPublic:
-    row = await projected(pool, lambda db: queries.agent(db, agent_id(key)),
-                          lambda: service.get(Agent, agent_id(key), key))
+async def read_agent(pool: Pool, key: AgentKey, tenant: Tenant, service: Service) -> AgentPublic:
+    row = await projected(pool, lambda db: queries.agent(db, tenant, agent_id(key, tenant)),
+                          lambda: service.get(Agent, agent_id(key, tenant), key))
     return AgentPublic.model_validate(dict(row))
 
 
 @router.patch("/{key}", summary="Change an agent's skills or auto-pause threshold",
               dependencies=[audited(P.CONFIG_WRITE, "agents.update", AGENT)],
               responses=problem_responses(404, 422))
-async def update_agent(key: AgentKey, body: AgentUpdate, service: Service) -> AgentPublic:
+async def update_agent(key: AgentKey, tenant: Tenant, body: AgentUpdate,
+                       service: Service) -> AgentPublic:
     at = now()
 
     def change(agent: Agent) -> None:
@@ -99,7 +101,8 @@ async def update_agent(key: AgentKey, body: AgentUpdate, service: Service) -> Ag
         if "auto_pause_after" in body.model_fields_set:
             agent.set_auto_pause(body.auto_pause_after, at)
 
-    return AgentPublic.of(await execute(lambda: service.configure_agent(agent_id(key), change)))
+    return AgentPublic.of(await execute(
+        lambda: service.configure_agent(agent_id(key, tenant), change)))
 
 
 @router.delete("/{key}", summary="Retire an agent",
@@ -107,16 +110,16 @@ async def update_agent(key: AgentKey, body: AgentUpdate, service: Service) -> Ag
                description="Logs the agent out and removes it from every queue; refused (409) "
                "while the agent is reserved or on a call. Its history stays.",
                responses=problem_responses(404, 409, 422))
-async def retire_agent(key: AgentKey, service: Service) -> AgentPublic:
-    return AgentPublic.of(await execute(lambda: service.retire_agent(agent_id(key), now())))
+async def retire_agent(key: AgentKey, tenant: Tenant, service: Service) -> AgentPublic:
+    return AgentPublic.of(await execute(lambda: service.retire_agent(agent_id(key, tenant), now())))
 
 
 @router.put("/{key}/skills/{skill}", summary="Give an agent a skill (or change its level)",
             dependencies=[audited(P.CONFIG_WRITE, "agents.skill.set", AGENT)],
             responses=problem_responses(404, 422))
-async def set_skill(key: AgentKey, skill: SkillPath, body: SkillLevel,
+async def set_skill(key: AgentKey, tenant: Tenant, skill: SkillPath, body: SkillLevel,
                     service: Service) -> AgentPublic:
-    agent = await execute(lambda: service.set_agent_skill(agent_id(key), skill, body.level,
+    agent = await execute(lambda: service.set_agent_skill(agent_id(key, tenant), skill, body.level,
                                                           now()), field="level")
     return AgentPublic.of(agent)
 
@@ -124,47 +127,48 @@ async def set_skill(key: AgentKey, skill: SkillPath, body: SkillLevel,
 @router.delete("/{key}/skills/{skill}", summary="Take a skill from an agent",
                dependencies=[audited(P.CONFIG_WRITE, "agents.skill.remove", AGENT)],
                responses=problem_responses(404, 422))
-async def remove_skill(key: AgentKey, skill: SkillPath, service: Service) -> AgentPublic:
+async def remove_skill(key: AgentKey, tenant: Tenant, skill: SkillPath,
+                       service: Service) -> AgentPublic:
     return AgentPublic.of(await execute(
-        lambda: service.remove_agent_skill(agent_id(key), skill, now())))
+        lambda: service.remove_agent_skill(agent_id(key, tenant), skill, now())))
 
 
 @router.post("/{key}/login", summary="Log an agent in on a device",
              dependencies=[audited(P.AGENTS_WRITE, "agents.login", AGENT)],
              responses=problem_responses(404, 409, 422))
-async def login(key: AgentKey, body: AgentLogin, service: Service) -> AgentPublic:
+async def login(key: AgentKey, tenant: Tenant, body: AgentLogin, service: Service) -> AgentPublic:
     return AgentPublic.of(await execute(
-        lambda: service.login(agent_id(key), body.device_uri, now()), field="device_uri"))
+        lambda: service.login(agent_id(key, tenant), body.device_uri, now()), field="device_uri"))
 
 
 @router.post("/{key}/pause", summary="Pause an agent with a reason",
              dependencies=[audited(P.AGENTS_WRITE, "agents.pause", AGENT)],
              responses=problem_responses(404, 409, 422))
-async def pause(key: AgentKey, body: AgentPause, service: Service) -> AgentPublic:
+async def pause(key: AgentKey, tenant: Tenant, body: AgentPause, service: Service) -> AgentPublic:
     return AgentPublic.of(await execute(
-        lambda: service.pause(agent_id(key), body.reason, now()), field="reason"))
+        lambda: service.pause(agent_id(key, tenant), body.reason, now()), field="reason"))
 
 
 @router.post("/{key}/unpause", summary="Make a paused agent available again",
              dependencies=[audited(P.AGENTS_WRITE, "agents.unpause", AGENT)],
              responses=problem_responses(404, 409, 422))
-async def unpause(key: AgentKey, service: Service) -> AgentPublic:
-    return AgentPublic.of(await execute(lambda: service.resume(agent_id(key), now())))
+async def unpause(key: AgentKey, tenant: Tenant, service: Service) -> AgentPublic:
+    return AgentPublic.of(await execute(lambda: service.resume(agent_id(key, tenant), now())))
 
 
 @router.post("/{key}/logout", summary="Log an agent out",
              dependencies=[audited(P.AGENTS_WRITE, "agents.logout", AGENT)],
              responses=problem_responses(404, 409, 422))
-async def logout(key: AgentKey, service: Service) -> AgentPublic:
-    return AgentPublic.of(await execute(lambda: service.logout(agent_id(key), now())))
+async def logout(key: AgentKey, tenant: Tenant, service: Service) -> AgentPublic:
+    return AgentPublic.of(await execute(lambda: service.logout(agent_id(key, tenant), now())))
 
 
 @router.post("/{key}/wrap-up/finish", summary="End an agent's after-call work early",
              dependencies=[audited(P.AGENTS_WRITE, "agents.wrap_up.finish", AGENT)],
              responses=problem_responses(404, 409, 422))
-async def finish_wrap_up(key: AgentKey, service: Service) -> AgentPublic:
-    await execute(lambda: service.finish_wrap_up(agent_id(key), now()))
-    return AgentPublic.of(await execute(lambda: service.get(Agent, agent_id(key))))
+async def finish_wrap_up(key: AgentKey, tenant: Tenant, service: Service) -> AgentPublic:
+    await execute(lambda: service.finish_wrap_up(agent_id(key, tenant), now()))
+    return AgentPublic.of(await execute(lambda: service.get(Agent, agent_id(key, tenant))))
 
 
 @router.get("/{key}/intervals", summary="Time an agent spent in each state",
@@ -175,6 +179,7 @@ async def finish_wrap_up(key: AgentKey, service: Service) -> AgentPublic:
 async def read_intervals(
     pool: Pool,
     key: AgentKey,
+    tenant: Tenant,
     service: Service,
     start: Annotated[Instant | None, Query(alias="from")] = None,
     end: Annotated[Instant | None, Query(alias="to")] = None,
@@ -183,9 +188,9 @@ async def read_intervals(
     start = start or minus(end, timedelta(days=1))
     if not start < end <= plus(start, MAX_INTERVAL_RANGE):
         raise invalid("to", "must be after `from` and at most 31 days later")
-    await projected(pool, lambda db: queries.agent(db, agent_id(key)),
-                    lambda: service.get(Agent, agent_id(key), key))
+    await projected(pool, lambda db: queries.agent(db, tenant, agent_id(key, tenant)),
+                    lambda: service.get(Agent, agent_id(key, tenant), key))
     async with acquire(pool) as db:
-        rows = await queries.intervals(db, agent_id(key), start, end)
+        rows = await queries.intervals(db, tenant, agent_id(key, tenant), start, end)
     data = [AgentIntervalPublic.model_validate(dict(row)) for row in rows]
-    return AgentIntervalsPublic(agent_id=agent_id(key), data=data, count=len(data))
+    return AgentIntervalsPublic(agent_id=agent_id(key, tenant), data=data, count=len(data))

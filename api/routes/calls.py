@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from api.auth.dependencies import require
+from api.auth.dependencies import Tenant, require
 from api.auth.permissions import P
 from api.db import Pool, acquire
 from api.problems import NotFound, problem_responses
@@ -46,9 +46,9 @@ LiveFilterDep = Annotated[queries.LiveFilter, Depends(live_filter)]
     description="Calls not ended yet, oldest first. Every filter is an exact match.",
     responses=problem_responses(422),
 )
-async def list_calls(pool: Pool, wanted: LiveFilterDep) -> CallsPublic:
+async def list_calls(pool: Pool, tenant: Tenant, wanted: LiveFilterDep) -> CallsPublic:
     async with acquire(pool) as db:
-        rows = await queries.live_calls(db, wanted)
+        rows = await queries.live_calls(db, tenant, wanted)
     data = [CallPublic.model_validate(dict(row)) for row in rows]
     return CallsPublic(data=data, count=len(data))
 
@@ -60,9 +60,9 @@ async def list_calls(pool: Pool, wanted: LiveFilterDep) -> CallsPublic:
     description="From the live table while the call is in progress, from its CDR once ended.",
     responses=problem_responses(404, 422),
 )
-async def read_call(pool: Pool, call_id: CallId) -> CallPublic:
+async def read_call(pool: Pool, call_id: CallId, tenant: Tenant) -> CallPublic:
     async with acquire(pool) as db:
-        row = await queries.call_state(db, call_id)
+        row = await queries.call_state(db, tenant, call_id)
     if row is None:
         raise NotFound("call", call_id)
     return CallPublic.model_validate(dict(row))
@@ -75,9 +75,9 @@ async def read_call(pool: Pool, call_id: CallId) -> CallPublic:
     description="Every event of the call, ordered by version (the call's own sequence).",
     responses=problem_responses(404, 422),
 )
-async def read_timeline(pool: Pool, call_id: CallId) -> CallTimelinePublic:
+async def read_timeline(pool: Pool, call_id: CallId, tenant: Tenant) -> CallTimelinePublic:
     async with acquire(pool) as db:
-        rows = await queries.timeline(db, call_id)
+        rows = await queries.timeline(db, tenant, call_id)
     if not rows:
         raise NotFound("call", call_id)
     events = [CallEventPublic.model_validate(dict(row)) for row in rows]

@@ -10,7 +10,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from api.auth.dependencies import require
+from api.auth.dependencies import Tenant, require
 from api.auth.permissions import P
 from api.csv_export import CSV_MEDIA_TYPE, render, wants_csv
 from api.db import Pool, acquire
@@ -32,6 +32,7 @@ MAX_LIMIT = 1000
 
 def cdr_filter(
     *,
+    tenant: Tenant,
     from_: Annotated[Instant | None, Query(
         alias="from", description="Start of the range on `started_at` (inclusive), ISO 8601 "
         "with a zone, e.g. `2025-03-01T00:00:00Z`. Default: 24 hours before `to`.")] = None,
@@ -57,7 +58,7 @@ def cdr_filter(
         after = Keyset.decode(cursor) if cursor is not None else None
     except InvalidCursor as exc:
         raise invalid("cursor", str(exc)) from exc
-    return queries.CdrFilter(start=start, end=end, caller=caller, callee=callee,
+    return queries.CdrFilter(tenant=tenant, start=start, end=end, caller=caller, callee=callee,
                              disposition=disposition, direction=direction, queue=queue,
                              agent=agent, after=after)
 

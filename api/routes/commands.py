@@ -22,6 +22,7 @@ import asyncpg
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from api.auth.dependencies import Tenant
 from api.db import Pool, acquire
 from api.problems import NOT_FOUND_TYPE, ProblemError, invalid
 from api.schemas.targets import TargetIn
@@ -53,12 +54,14 @@ ABSENT = (NotFound, NotAMember, UnknownSkill, UnknownRule, UnknownOption)
 CONFLICTS = (AlreadyExists, IllegalTransition, ConcurrentChange)
 
 
-def get_service(request: Request) -> CallCentreService:
+def get_service(request: Request, tenant: Tenant) -> CallCentreService:
+    """The service acting for the caller's tenant: another tenant's aggregates are
+    404 (as missing ones), and what the caller creates is its tenant's."""
     service: CallCentreService | None = getattr(request.app.state, "callcentre", None)
     if service is None:
         raise ProblemError(503, "call-centre commands are not enabled in this process",
                            type_=UNCONFIGURED_TYPE)
-    return service
+    return service.scoped(tenant)
 
 
 Service = Annotated[CallCentreService, Depends(get_service)]
@@ -94,10 +97,11 @@ async def execute(command: Callable[[], T], *, field: str = "",
         raise ProblemError(409, str(error), type_=CONFLICT_TYPE) from error
 
 
-def target_of(body: TargetIn, field: str) -> Target:
-    """The domain target a request names; 422 on ``field`` when it is malformed."""
+def target_of(body: TargetIn, field: str, tenant: str) -> Target:
+    """The domain target a request names (a key names a queue or menu of
+    ``tenant``); 422 on ``field`` when it is malformed."""
     try:
-        return parse_target(body.kind, body.value)
+        return parse_target(body.kind, body.value, tenant)
     except InvalidValue as error:
         raise invalid(field, str(error), location="body") from error
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from api.auth.audit import audited, body_key, path_key
-from api.auth.dependencies import require
+from api.auth.dependencies import Tenant, require
 from api.auth.permissions import P
 from api.problems import problem_responses
 from api.routes.commands import Service, execute, now
@@ -50,24 +50,24 @@ async def list_plans(service: Service) -> DialplansPublic:
 
 @router.get("/{key}", summary="Get a dialplan", responses=problem_responses(404, 422),
             dependencies=[require(P.CONFIG_READ)])
-async def read_plan(key: PlanKey, service: Service) -> DialplanPublic:
+async def read_plan(key: PlanKey, tenant: Tenant, service: Service) -> DialplanPublic:
     return DialplanPublic.of(await execute(
-        lambda: service.get(Dialplan, Dialplan.id_for(key), key)))
+        lambda: service.get(Dialplan, Dialplan.id_for(key, tenant), key)))
 
 
 @router.get("/{key}/resolve", summary="Which URI a number resolves to",
             dependencies=[require(P.CONFIG_READ)],
             responses=problem_responses(404, 422))
-async def resolve(key: PlanKey, service: Service,
+async def resolve(key: PlanKey, tenant: Tenant, service: Service,
                   number: Annotated[str, text_query(max_length=32)]) -> Resolution:
-    plan = await execute(lambda: service.get(Dialplan, Dialplan.id_for(key), key))
+    plan = await execute(lambda: service.get(Dialplan, Dialplan.id_for(key, tenant), key))
     return Resolution(number=number, uri=plan.resolve(number))
 
 
 @router.put("/{key}/rules/{rule}", summary="Add a rule, or change it (and move it)",
             dependencies=[audited(P.CONFIG_WRITE, "dialplans.rule.set", PLAN)],
             responses=problem_responses(404, 422))
-async def set_rule(key: PlanKey, rule: RuleName, body: DialRuleSet,
+async def set_rule(key: PlanKey, tenant: Tenant, rule: RuleName, body: DialRuleSet,
                    service: Service) -> DialplanPublic:
     at = now()
     new = DialRule(rule, MatchKind(body.kind), body.pattern, body.uri_template)
@@ -81,12 +81,13 @@ async def set_rule(key: PlanKey, rule: RuleName, body: DialRuleSet,
             plan.add_rule(new, at, body.position)
 
     return DialplanPublic.of(await execute(lambda: service.configure_dialplan(
-        Dialplan.id_for(key), change), field="rule"))
+        Dialplan.id_for(key, tenant), change), field="rule"))
 
 
 @router.delete("/{key}/rules/{rule}", summary="Remove a rule",
                dependencies=[audited(P.CONFIG_WRITE, "dialplans.rule.remove", PLAN)],
                responses=problem_responses(404, 422))
-async def remove_rule(key: PlanKey, rule: RuleName, service: Service) -> DialplanPublic:
+async def remove_rule(key: PlanKey, tenant: Tenant, rule: RuleName,
+                      service: Service) -> DialplanPublic:
     return DialplanPublic.of(await execute(lambda: service.configure_dialplan(
-        Dialplan.id_for(key), lambda p: p.remove_rule(rule, now()))))
+        Dialplan.id_for(key, tenant), lambda p: p.remove_rule(rule, now()))))

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from api.auth.audit import audited, body_key, path_key
-from api.auth.dependencies import require
+from api.auth.dependencies import Tenant, require
 from api.auth.permissions import P
 from api.problems import problem_responses
 from api.routes.commands import Service, execute, now, target_of
@@ -27,8 +27,8 @@ MenuKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The menu's key."
 DigitPath = Annotated[str, Path(pattern=r"^[0-9*#A-D]$", description="One DTMF key.")]
 
 
-def _options(options: dict[str, IvrOption]) -> dict[str, Target]:
-    return {digit: target_of(t, f"options.{digit}") for digit, t in options.items()}
+def _options(options: dict[str, IvrOption], tenant: str) -> dict[str, Target]:
+    return {digit: target_of(t, f"options.{digit}", tenant) for digit, t in options.items()}
 
 
 def _references(options: dict[str, Target] | None, default: Target | None
@@ -41,9 +41,9 @@ def _references(options: dict[str, Target] | None, default: Target | None
 @router.post("", status_code=201, summary="Create an IVR menu",
              dependencies=[audited(P.CONFIG_WRITE, "ivr_menus.create", NEW_MENU)],
              responses=problem_responses(409, 422))
-async def create_menu(body: IvrMenuCreate, service: Service) -> IvrMenuPublic:
-    options = _options(body.options)
-    default = target_of(body.default_action, "default_action")
+async def create_menu(body: IvrMenuCreate, tenant: Tenant, service: Service) -> IvrMenuPublic:
+    options = _options(body.options, tenant)
+    default = target_of(body.default_action, "default_action", tenant)
     menu = await execute(lambda: service.create_ivr_menu(
         body.key, body.name, body.prompt, occurred_at=now(), options=options,
         timeout_s=body.timeout_s, max_retries=body.max_retries, default_action=default),
@@ -61,17 +61,19 @@ async def list_menus(service: Service) -> IvrMenusPublic:
 
 @router.get("/{key}", summary="Get an IVR menu", responses=problem_responses(404, 422),
             dependencies=[require(P.CONFIG_READ)])
-async def read_menu(key: MenuKey, service: Service) -> IvrMenuPublic:
-    return IvrMenuPublic.of(await execute(lambda: service.get(IvrMenu, IvrMenu.id_for(key), key)))
+async def read_menu(key: MenuKey, tenant: Tenant, service: Service) -> IvrMenuPublic:
+    return IvrMenuPublic.of(await execute(
+        lambda: service.get(IvrMenu, IvrMenu.id_for(key, tenant), key)))
 
 
 @router.patch("/{key}", summary="Change an IVR menu", responses=problem_responses(404, 422),
               dependencies=[audited(P.CONFIG_WRITE, "ivr_menus.update", MENU)])
-async def update_menu(key: MenuKey, body: IvrMenuUpdate, service: Service) -> IvrMenuPublic:
+async def update_menu(key: MenuKey, tenant: Tenant, body: IvrMenuUpdate,
+                      service: Service) -> IvrMenuPublic:
     at = now()
-    options = None if body.options is None else _options(body.options)
+    options = None if body.options is None else _options(body.options, tenant)
     default = None if body.default_action is None else target_of(body.default_action,
-                                                                   "default_action")
+                                                                   "default_action", tenant)
 
     def change(menu: IvrMenu) -> None:
         _settings(menu, body, at)
@@ -82,27 +84,28 @@ async def update_menu(key: MenuKey, body: IvrMenuUpdate, service: Service) -> Iv
 
     targets = [*(options or {}).values(), *([default] if default else [])]
     return IvrMenuPublic.of(await execute(lambda: service.configure_ivr_menu(
-        IvrMenu.id_for(key), change, targets), field="options",
+        IvrMenu.id_for(key, tenant), change, targets), field="options",
         references=_references(options, default)))
 
 
 @router.put("/{key}/options/{digit}", summary="Set what a key does",
             dependencies=[audited(P.CONFIG_WRITE, "ivr_menus.option.set", MENU)],
             responses=problem_responses(404, 422))
-async def set_option(key: MenuKey, digit: DigitPath, body: IvrOption,
+async def set_option(key: MenuKey, tenant: Tenant, digit: DigitPath, body: IvrOption,
                      service: Service) -> IvrMenuPublic:
-    target = target_of(body, "value")
+    target = target_of(body, "value", tenant)
     return IvrMenuPublic.of(await execute(lambda: service.configure_ivr_menu(
-        IvrMenu.id_for(key), lambda m: m.set_option(digit, target, now()), [target]),
+        IvrMenu.id_for(key, tenant), lambda m: m.set_option(digit, target, now()), [target]),
         field="kind", references={"value": target}))
 
 
 @router.delete("/{key}/options/{digit}", summary="Remove a key's action",
                dependencies=[audited(P.CONFIG_WRITE, "ivr_menus.option.remove", MENU)],
                responses=problem_responses(404, 422))
-async def remove_option(key: MenuKey, digit: DigitPath, service: Service) -> IvrMenuPublic:
+async def remove_option(key: MenuKey, tenant: Tenant, digit: DigitPath,
+                        service: Service) -> IvrMenuPublic:
     return IvrMenuPublic.of(await execute(lambda: service.configure_ivr_menu(
-        IvrMenu.id_for(key), lambda m: m.remove_option(digit, now()))))
+        IvrMenu.id_for(key, tenant), lambda m: m.remove_option(digit, now()))))
 
 
 def _settings(menu: IvrMenu, body: IvrMenuUpdate, at: datetime) -> None:

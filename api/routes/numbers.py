@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Path
 
 from api.auth.audit import audited, body_key, path_key
-from api.auth.dependencies import require
+from api.auth.dependencies import Tenant, require
 from api.auth.permissions import P
 from api.problems import problem_responses
 from api.routes.commands import Service, execute, now, target_of
@@ -16,8 +17,13 @@ from domain.numbers import Number
 
 TAG = {"name": "numbers", "description": "Inbound numbers (DID -> IVR menu, queue or number)."}
 router = APIRouter(prefix="/v1/numbers", tags=["numbers"])
-NUMBER = path_key("did", Number.id_for)  # the number a command acts on
-NEW_NUMBER = body_key("did", Number.id_for)  # the one a create makes
+def number_id(did: str, _tenant: str) -> UUID:
+    """A DID's number id: the same in every tenant (a DID belongs to one tenant)."""
+    return Number.id_for(did)
+
+
+NUMBER = path_key("did", number_id)  # the number a command acts on
+NEW_NUMBER = body_key("did", number_id)  # the one a create makes
 
 Did = Annotated[str, Path(pattern=DID_PATTERN, description="The number, e.g. `+3225550100`.")]
 
@@ -25,8 +31,8 @@ Did = Annotated[str, Path(pattern=DID_PATTERN, description="The number, e.g. `+3
 @router.post("", status_code=201, summary="Create a number",
              dependencies=[audited(P.CONFIG_WRITE, "numbers.create", NEW_NUMBER)],
              responses=problem_responses(409, 422))
-async def create_number(body: NumberCreate, service: Service) -> NumberPublic:
-    destination = target_of(body.destination, "destination")
+async def create_number(body: NumberCreate, tenant: Tenant, service: Service) -> NumberPublic:
+    destination = target_of(body.destination, "destination", tenant)
     return NumberPublic.of(await execute(lambda: service.create_number(
         body.did, destination, occurred_at=now(), label=body.label), field="destination",
         references={"destination.value": destination}))
@@ -49,10 +55,11 @@ async def read_number(did: Did, service: Service) -> NumberPublic:
 @router.patch("/{did}", summary="Change a number's destination, label or activity",
               dependencies=[audited(P.CONFIG_WRITE, "numbers.update", NUMBER)],
               responses=problem_responses(404, 409, 422))
-async def update_number(did: Did, body: NumberUpdate, service: Service) -> NumberPublic:
+async def update_number(did: Did, tenant: Tenant, body: NumberUpdate,
+                        service: Service) -> NumberPublic:
     at = now()
     destination = None if body.destination is None else target_of(body.destination,
-                                                                   "destination")
+                                                                   "destination", tenant)
 
     def change(number: Number) -> None:
         if destination is not None:

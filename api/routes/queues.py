@@ -13,7 +13,7 @@ import asyncpg
 from fastapi import APIRouter, Path
 
 from api.auth.audit import audited, body_key, path_key
-from api.auth.dependencies import require
+from api.auth.dependencies import Tenant, require
 from api.auth.permissions import P
 from api.db import Pool, acquire
 from api.problems import problem_responses
@@ -61,9 +61,9 @@ SETTERS: dict[str, Callable[[Queue, Any, datetime], None]] = {  # field -> its Q
 @router.post("", status_code=201, summary="Create a queue",
              responses=problem_responses(409, 422),
              dependencies=[audited(P.CONFIG_WRITE, "queues.create", NEW_QUEUE)])
-async def create_queue(body: QueueCreate, service: Service) -> QueuePublic:
+async def create_queue(body: QueueCreate, tenant: Tenant, service: Service) -> QueuePublic:
     at = now()
-    overflow = None if body.overflow is None else target_of(body.overflow, "overflow")
+    overflow = None if body.overflow is None else target_of(body.overflow, "overflow", tenant)
 
     def create() -> Queue:
         return service.create_queue(
@@ -81,10 +81,10 @@ async def create_queue(body: QueueCreate, service: Service) -> QueuePublic:
 
 @router.get("", summary="List queues",
             dependencies=[require(P.CONFIG_READ)])
-async def list_queues(pool: Pool) -> QueuesPublic:
+async def list_queues(pool: Pool, tenant: Tenant) -> QueuesPublic:
     async with acquire(pool) as db:
-        rows = await queries.queues(db)
-        members = await queries.members(db, [row["queue_id"] for row in rows])
+        rows = await queries.queues(db, tenant)
+        members = await queries.members(db, tenant, [row["queue_id"] for row in rows])
     data = [QueuePublic.from_row(dict(row), _members_of(members, row["queue_id"]))
             for row in rows]
     return QueuesPublic(data=data, count=len(data))
@@ -93,20 +93,21 @@ async def list_queues(pool: Pool) -> QueuesPublic:
 @router.get("/{key}", summary="Get a queue's settings, members and counters",
             dependencies=[require(P.CONFIG_READ)],
             responses=problem_responses(404, 422))
-async def read_queue(pool: Pool, key: QueueKey, service: Service) -> QueuePublic:
-    row = await _projected(pool, key, service)
+async def read_queue(pool: Pool, key: QueueKey, tenant: Tenant, service: Service) -> QueuePublic:
+    row = await _projected(pool, key, tenant, service)
     async with acquire(pool) as db:
-        members = await queries.members(db, [row["queue_id"]])
+        members = await queries.members(db, tenant, [row["queue_id"]])
     return QueuePublic.from_row(dict(row), _members_of(members, row["queue_id"]))
 
 
 @router.patch("/{key}", summary="Change a queue's settings",
               dependencies=[audited(P.CONFIG_WRITE, "queues.update", QUEUE)],
               responses=problem_responses(404, 422))
-async def update_queue(key: QueueKey, body: QueueUpdate, service: Service) -> QueuePublic:
+async def update_queue(key: QueueKey, tenant: Tenant, body: QueueUpdate,
+                       service: Service) -> QueuePublic:
     at = now()
     given = body.model_fields_set
-    overflow = None if body.overflow is None else target_of(body.overflow, "overflow")
+    overflow = None if body.overflow is None else target_of(body.overflow, "overflow", tenant)
 
     def change(queue: Queue) -> None:
         _configure(queue, body, at)
@@ -117,7 +118,7 @@ async def update_queue(key: QueueKey, body: QueueUpdate, service: Service) -> Qu
 
     def update() -> Queue:
         targets = [] if overflow is None else [overflow]
-        return service.configure_queue(Queue.id_for(key), change, targets)
+        return service.configure_queue(Queue.id_for(key, tenant), change, targets)
 
     return QueuePublic.of(await execute(update, field="overflow",
                                         references={"overflow.value": overflow}))
@@ -126,11 +127,12 @@ async def update_queue(key: QueueKey, body: QueueUpdate, service: Service) -> Qu
 @router.get("/{key}/live", summary="The queue now: calls with position and wait, agents by state",
             dependencies=[require(P.CALLS_READ)],
             responses=problem_responses(404, 422))
-async def read_live(pool: Pool, key: QueueKey, service: Service) -> QueueLivePublic:
-    row = await _projected(pool, key, service)
+async def read_live(pool: Pool, key: QueueKey, tenant: Tenant,
+                    service: Service) -> QueueLivePublic:
+    row = await _projected(pool, key, tenant, service)
     async with acquire(pool) as db:
-        calls = await queries.calls(db, row["queue_id"])
-        members = await queries.members(db, [row["queue_id"]])
+        calls = await queries.calls(db, tenant, row["queue_id"])
+        members = await queries.members(db, tenant, [row["queue_id"]])
         as_of: datetime = (await queries.clock(db))["as_of"]
     return _live(dict(row), calls, members, as_of)
 
@@ -138,10 +140,11 @@ async def read_live(pool: Pool, key: QueueKey, service: Service) -> QueueLivePub
 @router.get("/{key}/members", summary="List a queue's member agents with their state",
             dependencies=[require(P.CONFIG_READ)],
             responses=problem_responses(404, 422))
-async def list_members(pool: Pool, key: QueueKey, service: Service) -> QueueMembersPublic:
-    await _projected(pool, key, service)
+async def list_members(pool: Pool, key: QueueKey, tenant: Tenant,
+                       service: Service) -> QueueMembersPublic:
+    await _projected(pool, key, tenant, service)
     async with acquire(pool) as db:
-        rows = await queries.members(db, [Queue.id_for(key)])
+        rows = await queries.members(db, tenant, [Queue.id_for(key, tenant)])
     data = [QueueMemberPublic.model_validate(dict(row)) for row in rows]
     return QueueMembersPublic(data=data, count=len(data))
 
@@ -149,18 +152,20 @@ async def list_members(pool: Pool, key: QueueKey, service: Service) -> QueueMemb
 @router.put("/{key}/members/{agent}", summary="Add an agent to a queue, or change its penalty",
             dependencies=[audited(P.CONFIG_WRITE, "queues.member.set", QUEUE)],
             responses=problem_responses(404, 422))
-async def set_member(key: QueueKey, agent: AgentKey, body: MemberSet,
+async def set_member(key: QueueKey, agent: AgentKey, tenant: Tenant, body: MemberSet,
                      service: Service) -> QueuePublic:
     return QueuePublic.of(await execute(lambda: service.set_member(
-        Queue.id_for(key), Agent.id_for(agent), body.penalty, now()), field="penalty"))
+        Queue.id_for(key, tenant), Agent.id_for(agent, tenant), body.penalty, now()),
+        field="penalty"))
 
 
 @router.delete("/{key}/members/{agent}", summary="Remove an agent from a queue",
                dependencies=[audited(P.CONFIG_WRITE, "queues.member.remove", QUEUE)],
                responses=problem_responses(404, 422))
-async def remove_member(key: QueueKey, agent: AgentKey, service: Service) -> QueuePublic:
+async def remove_member(key: QueueKey, agent: AgentKey, tenant: Tenant,
+                        service: Service) -> QueuePublic:
     return QueuePublic.of(await execute(lambda: service.remove_member(
-        Queue.id_for(key), Agent.id_for(agent), now())))
+        Queue.id_for(key, tenant), Agent.id_for(agent, tenant), now())))
 
 
 def _configure(queue: Queue, body: QueueUpdate, at: datetime) -> None:
@@ -195,7 +200,10 @@ def _live(row: dict[str, Any], calls: list[Any], members: list[Any],
     )
 
 
-async def _projected(pool: Pool, key: str, service: CallCentreService) -> asyncpg.Record:
-    """The queue's projection row; 404 only when the store has no such queue."""
-    return await projected(pool, lambda db: queries.queue(db, Queue.id_for(key)),
-                           lambda: service.get(Queue, Queue.id_for(key), key))
+async def _projected(pool: Pool, key: str, tenant: str,
+                     service: CallCentreService) -> asyncpg.Record:
+    """The queue's projection row; 404 only when the store has no such queue (in
+    the caller's tenant)."""
+    queue_id = Queue.id_for(key, tenant)
+    return await projected(pool, lambda db: queries.queue(db, tenant, queue_id),
+                           lambda: service.get(Queue, queue_id, key))

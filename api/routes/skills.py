@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.auth.dependencies import require
+from api.auth.dependencies import Tenant, require
 from api.auth.permissions import P
 from api.db import Pool, acquire
 from api.queries import agents as queries
@@ -20,8 +20,8 @@ router = APIRouter(prefix="/v1/skills", tags=["skills"])
 
 @router.get("", summary="List skills in use",
             dependencies=[require(P.CONFIG_READ)])
-async def list_skills(pool: Pool) -> SkillsPublic:
+async def list_skills(pool: Pool, tenant: Tenant) -> SkillsPublic:
     async with acquire(pool) as db:
-        rows = await queries.skills(db)
+        rows = await queries.skills(db, tenant)
     data = [SkillPublic.model_validate(dict(row)) for row in rows]
     return SkillsPublic(data=data, count=len(data))

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Response
 
 from api import call_control
 from api.auth.audit import audited, path_id
-from api.auth.dependencies import Principal
+from api.auth.dependencies import Principal, Tenant
 from api.auth.permissions import P
 from api.auth.schemas import USERNAME_PATTERN
 from api.db import Pool, acquire
@@ -50,7 +50,7 @@ async def start_supervision(
     principal: Annotated[Principal, audited(P.SUPERVISION_ACT, "supervision.start", CALL)],
 ) -> SupervisionPublic:
     supervisor, device = await own_device(pool, principal)
-    reply = await call_control.request(pool, call_id, Action.SUPERVISE, {
+    reply = await call_control.request(pool, principal.tenant, call_id, Action.SUPERVISE, {
         "supervisor": supervisor, "mode": body.mode, "device": device})
     response.status_code = reply.status
     return SupervisionPublic(call_id=call_id, supervisor=supervisor, mode=body.mode,
@@ -76,5 +76,7 @@ async def own_device(pool: asyncpg.Pool, principal: Principal) -> tuple[str, str
     "/{supervisor}", status_code=204, summary="Take a supervisor off a call",
     dependencies=[audited(P.SUPERVISION_ACT, "supervision.stop", CALL)],
     responses=problem_responses(404, 409, 503))
-async def stop_supervision(pool: Pool, call_id: CallId, supervisor: Supervisor) -> None:
-    await call_control.request(pool, call_id, Action.UNSUPERVISE, {"supervisor": supervisor})
+async def stop_supervision(pool: Pool, call_id: CallId, supervisor: Supervisor,
+                           tenant: Tenant) -> None:
+    await call_control.request(pool, tenant, call_id, Action.UNSUPERVISE,
+                               {"supervisor": supervisor})

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Path, Response
 
 from api import call_control
 from api.auth.audit import audited, path_id
+from api.auth.dependencies import Tenant
 from api.auth.permissions import P
 from api.db import Pool
 from api.problems import problem_responses
@@ -33,9 +34,9 @@ CallId = Annotated[UUID, Path(description="The call's id.")]
 @router.post("", status_code=202, summary="Transfer a call",
              dependencies=[audited(P.CALLS_CONTROL, "transfers.start", CALL)],
              responses=problem_responses(404, 409, 422, 503))
-async def start_transfer(pool: Pool, call_id: CallId, body: TransferStart,
+async def start_transfer(pool: Pool, call_id: CallId, tenant: Tenant, body: TransferStart,
                          response: Response) -> TransferPublic:
-    reply = await call_control.request(pool, call_id, Action.TRANSFER, {
+    reply = await call_control.request(pool, tenant, call_id, Action.TRANSFER, {
         "kind": body.kind, "target_kind": body.target.kind, "target_value": body.target.value})
     response.status_code = reply.status
     return TransferPublic(call_id=call_id, state=str(reply.data.get("state", "")),
@@ -45,14 +46,14 @@ async def start_transfer(pool: Pool, call_id: CallId, body: TransferStart,
 @router.post("/complete", summary="Complete an attended transfer",
              dependencies=[audited(P.CALLS_CONTROL, "transfers.complete", CALL)],
              responses=problem_responses(404, 409, 503))
-async def complete_transfer(pool: Pool, call_id: CallId) -> TransferPublic:
-    reply = await call_control.request(pool, call_id, Action.COMPLETE_TRANSFER, {})
+async def complete_transfer(pool: Pool, call_id: CallId, tenant: Tenant) -> TransferPublic:
+    reply = await call_control.request(pool, tenant, call_id, Action.COMPLETE_TRANSFER, {})
     return TransferPublic(call_id=call_id, state="connected", detail=reply.detail)
 
 
 @router.delete("", summary="Cancel an attended transfer (back to the caller)",
                dependencies=[audited(P.CALLS_CONTROL, "transfers.cancel", CALL)],
                responses=problem_responses(404, 409, 503))
-async def cancel_transfer(pool: Pool, call_id: CallId) -> TransferPublic:
-    reply = await call_control.request(pool, call_id, Action.CANCEL_TRANSFER, {})
+async def cancel_transfer(pool: Pool, call_id: CallId, tenant: Tenant) -> TransferPublic:
+    reply = await call_control.request(pool, tenant, call_id, Action.CANCEL_TRANSFER, {})
     return TransferPublic(call_id=call_id, state="cancelled", detail=reply.detail)

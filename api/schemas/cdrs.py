@@ -23,7 +23,8 @@ class CdrPublic(BaseModel):
 
     call_id: UUID
     started_at: datetime
-    tenant: str | None
+    tenant: str = Field(description="The tenant the call belongs to (of the number it "
+                        "arrived on); always the caller's own: other tenants' CDRs are not listed.")
     direction: Direction
     caller: str
     callee: str = Field(description="The number originally dialled.")

@@ -59,7 +59,7 @@ def _insert(database_url: str, table: str, rows: list[dict[str, Any]]) -> None:
 def cdr_row(started_at: datetime, **overrides: Any) -> dict[str, Any]:
     """A final, answered CDR row with every column set; override any column."""
     row: dict[str, Any] = {
-        "call_id": uuid4(), "started_at": started_at, "tenant": "acme",
+        "call_id": uuid4(), "started_at": started_at, "tenant": DEFAULT_TENANT,
         "direction": "inbound", "caller": "+3225550100", "callee": "+3225550199",
         "final_callee": "agent-7", "trunk": "trunk-a", "sip_call_id": f"{uuid4()}@sbc",
         "status": "ended", "queue": "sales", "agents": ["agent-7"],

@@ -110,7 +110,7 @@ def test_audit_is_filtered_paged_and_kept_to_the_callers_tenant(client, database
     # The other tenant's admin sees only its own entry; the ids of this tenant
     # are not visible to it, even asked for by name.
     assert [e["aggregate_id"] for e in audit(client, other_admin)["data"]] == [
-        str(Agent.id_for("f"))]
+        str(Agent.id_for("f", "acme"))]
     assert audit(client, other_admin, actor=key_id(admin))["data"] == []
     assert audit(client, admin, aggregate=str(Agent.id_for("c")))["count"] == 1
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()

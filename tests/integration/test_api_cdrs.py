@@ -215,7 +215,7 @@ def test_csv_export_streams_the_whole_range_with_a_header_row(client, many, monk
 
 def test_csv_cells_parse_back_to_the_stored_values(client, database_url):
     transfers = [{"kind": "attended", "target": "agent-9", "at": "2025-03-03T08:00:40+00:00"}]
-    row = cdr_row(T0, agents=["agent-7", "agent-9"], transfers=transfers, tenant=None,
+    row = cdr_row(T0, agents=["agent-7", "agent-9"], transfers=transfers,
                   caller='"Smith, J" <+3225550100>')
     insert_cdrs(database_url, [row])
     [parsed] = parse_csv(client.get("/v1/cdrs", params=DAY,
@@ -223,7 +223,7 @@ def test_csv_cells_parse_back_to_the_stored_values(client, database_url):
     assert UUID(parsed["call_id"]) == row["call_id"]
     assert datetime.fromisoformat(parsed["started_at"]) == T0
     assert parsed["caller"] == '"Smith, J" <+3225550100>'
-    assert parsed["tenant"] == ""
+    assert parsed["tenant"] == "default"
     assert json.loads(parsed["agents"]) == ["agent-7", "agent-9"]
     assert json.loads(parsed["transfers"]) == transfers
     assert float(parsed["mos"]) == 4.2

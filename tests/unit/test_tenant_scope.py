@@ -125,3 +125,13 @@ def test_a_call_carries_the_tenant_it_was_started_with() -> None:
                                       direction=Direction.INBOUND, trunk=None,
                                       sip_call_id="t1@test", occurred_at=T0, tenant="acme")
         assert calls.get_call(call_id).tenant == "acme"
+
+
+def test_a_scoped_service_lists_only_its_tenants_ids(service: CallCentreService) -> None:
+    acme, globex = service.scoped("acme"), service.scoped("globex")
+    mine = acme.create_ivr_menu("main", "Main", "hello", occurred_at=T0)
+    theirs = globex.create_ivr_menu("main", "Main", "hello", occurred_at=T0)
+    assert acme.ids_of(IvrMenu) == [mine.id]
+    assert globex.ids_of(IvrMenu) == [theirs.id]
+    assert service.ids_of(IvrMenu) == [mine.id, theirs.id]
+

@@ -61,6 +61,14 @@ async def request(pool: asyncpg.Pool, tenant: str, call_id: UUID, action: Action
     return reply
 
 
+async def check_visible(pool: asyncpg.Pool, tenant: str, call_id: UUID) -> None:
+    """404 for a call the tenant has no record of, before anything else is said
+    about the request (an id of another tenant answers as a missing one)."""
+    async with acquire(pool) as conn:
+        if await queries.call_state(conn, tenant, call_id) is None:
+            raise _silence(call_id, None)
+
+
 async def _exchange(conn: asyncpg.Connection, message: ControlRequest) -> ControlReply | None:
     replied: asyncio.Future[ControlReply] = asyncio.get_running_loop().create_future()
 

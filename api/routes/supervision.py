@@ -49,6 +49,7 @@ async def start_supervision(
     pool: Pool, call_id: CallId, body: SupervisionStart, response: Response,
     principal: Annotated[Principal, audited(P.SUPERVISION_ACT, "supervision.start", CALL)],
 ) -> SupervisionPublic:
+    await call_control.check_visible(pool, principal.tenant, call_id)  # 404 before 409
     supervisor, device = await own_device(pool, principal)
     reply = await call_control.request(pool, principal.tenant, call_id, Action.SUPERVISE, {
         "supervisor": supervisor, "mode": body.mode, "device": device})

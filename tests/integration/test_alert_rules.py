@@ -43,7 +43,8 @@ def alerts() -> dict[str, list[dict]]:
 
 
 def test_config_and_rules_are_valid():
-    assert RULE_FILES and TEST_FILES
+    assert RULE_FILES
+    assert TEST_FILES
     checked = promtool("check", "config", "prometheus.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     rules = promtool("check", "rules", *[str(p) for p in RULE_FILES])
@@ -65,7 +66,8 @@ def test_a_failing_expectation_fails(tmp_path):
     broken = tmp_path / "broken.yml"
     broken.write_text(yaml.safe_dump(document))
     result = promtool("test", "rules", str(broken))
-    assert result.returncode != 0 and "FAILED" in result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "FAILED" in result.stdout + result.stderr
 
 
 def test_every_alert_has_a_case_where_it_fires():

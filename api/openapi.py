@@ -24,6 +24,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from api.auth.ownership import split_alternatives
 from api.links import add_links
 from api.problems import PROBLEM_MEDIA_TYPE
 
@@ -66,10 +67,10 @@ def _correct(operation: dict[str, Any]) -> None:
 def openapi_factory(app: FastAPI) -> Callable[[], dict[str, Any]]:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = add_links(problem_media_types(get_openapi(
+            app.openapi_schema = add_links(problem_media_types(split_alternatives(get_openapi(
                 title=app.title, version=app.version, description=app.description,
                 routes=app.routes, tags=app.openapi_tags,
-            )))
+            ))))
         return app.openapi_schema
 
     return openapi

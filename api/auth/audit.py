@@ -77,16 +77,19 @@ def _id_or_none(id_for: IdFor, key: str, request: Request) -> UUID | None:
         return None
 
 
-def audited(permission: Permission, action: str, aggregate: AggregateOf | None = None) -> Any:
-    """`require(permission)`, then one audit row for what the route did.
+def audited(permission: Permission | Any, action: str,
+            aggregate: AggregateOf | None = None) -> Any:
+    """`require(permission)` (or another gate, e.g. `own_agent_or(P.AGENTS_WRITE)`),
+    then one audit row for what the route did.
 
     Declare it next to the route, `dependencies=[audited(P.X, "agents.login", AGENT)]`,
     or take the principal: `principal: Annotated[Principal, audited(...)]`. It runs
     around the route function (scope "function"), so the row is written before
     the response is sent."""
+    gate = require(permission) if isinstance(permission, Permission) else permission
 
     async def record(request: Request, pool: Pool,
-                     principal: Annotated[Principal, require(permission)]
+                     principal: Annotated[Principal, gate]
                      ) -> AsyncIterator[Principal]:
         outcome, status = "ok", 200
         try:

@@ -63,6 +63,7 @@ class Identity:
     kind: Literal["user", "key"]
     tenant: str
     role: Role
+    agent_key: str | None = None  # a user's own agent; keys and OIDC users have none
 
 
 class Authenticator:
@@ -101,7 +102,7 @@ class Authenticator:
         state = await self._user_state(pool, claims.subject)
         if state is None or not state.active or state.tenant != claims.tenant:
             raise AuthenticationFailed("account disabled or gone")
-        return Identity(claims.subject, "user", state.tenant, state.role)
+        return Identity(claims.subject, "user", state.tenant, state.role, state.agent_key)
 
     async def _user_state(self, pool: asyncpg.Pool, subject: str) -> ActorState | None:
         try:

@@ -48,6 +48,7 @@ class Principal:
     tenant: str
     role: Role
     request_id: str
+    agent_key: str | None = None  # the agent a user of role agent is (`own_agent_or`)
 
     def can(self, permission: Permission) -> bool:
         return allows(self.role, permission)
@@ -87,6 +88,23 @@ Auth = Annotated[Authenticator, Depends(get_authenticator)]
 RequestId = Annotated[str, Depends(request_id)]
 
 
+async def authenticate(pool: Pool, auth: Auth, rid: str, token: str | None) -> Principal:
+    """The caller behind `token`; 401 when there is none (whatever was wrong)."""
+    if not token:
+        raise unauthenticated()
+    try:
+        identity = await auth.authenticate(pool, token)
+    except AuthenticationFailed:
+        raise unauthenticated() from None
+    return Principal(identity.actor_id, identity.kind, identity.tenant, identity.role, rid,
+                     identity.agent_key)
+
+
+def forbidden(principal: Principal, permission: Permission) -> ProblemError:
+    return ProblemError(403, f"Role {principal.role.value} lacks permission "
+                        f"{permission.value}.", type_=FORBIDDEN_TYPE)
+
+
 class Requirement:
     """The dependency `require(permission)` returns; routes are walked for it."""
 
@@ -95,17 +113,9 @@ class Requirement:
 
     async def __call__(self, request: Request, pool: Pool, auth: Auth, rid: RequestId,
                        token: Annotated[str | None, Depends(bearer)]) -> Principal:
-        if not token:
-            raise unauthenticated()
-        try:
-            identity = await auth.authenticate(pool, token)
-        except AuthenticationFailed:
-            raise unauthenticated() from None
-        principal = Principal(identity.actor_id, identity.kind, identity.tenant, identity.role,
-                              rid)
+        principal = await authenticate(pool, auth, rid, token)
         if not principal.can(self.permission):
-            raise ProblemError(403, f"Role {principal.role.value} lacks permission "
-                               f"{self.permission.value}.", type_=FORBIDDEN_TYPE)
+            raise forbidden(principal, self.permission)
         request.state.principal = principal  # for `caller_tenant`, whatever asks later
         return principal
 
@@ -155,3 +165,11 @@ def operation_permissions(operation: dict[str, Any]) -> set[str]:
     """The permissions an OpenAPI operation declares (its security scopes)."""
     return {scope for requirement in operation.get("security", [])
             for scopes in requirement.values() for scope in scopes}
+
+
+def operation_alternatives(operation: dict[str, Any]) -> list[set[str]]:
+    """The permission sets an OpenAPI operation accepts, one per security
+    requirement (alternatives, in OpenAPI): a caller holding all of one set gets
+    past the check (`own_agent_or` routes have two)."""
+    return [{scope for scopes in requirement.values() for scope in scopes}
+            for requirement in operation.get("security", [])]

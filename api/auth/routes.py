@@ -21,6 +21,7 @@ from api.auth.dependencies import (
 )
 from api.auth.permissions import Permission
 from api.auth.schemas import (
+    AgentSet,
     DeviceSet,
     KeyCreate,
     KeyCreated,
@@ -104,6 +105,9 @@ async def add_user(body: UserCreate, principal: UsersAdmin, pool: Pool,
         if body.device is not None:
             await store.set_user_device(conn, body.username, principal.tenant, body.device)
             user = replace(user, device=body.device)
+        if body.agent is not None:
+            await store.set_user_agent(conn, body.username, principal.tenant, body.agent)
+            user = replace(user, agent=body.agent)
         await _audit(conn, principal, rid, "users.add", {"username": body.username})
     return UserPublic(**asdict(user))
 
@@ -119,6 +123,23 @@ async def set_device(username: str, body: DeviceSet, principal: UsersAdmin, pool
             raise NotFound("user", username)
         await _audit(conn, principal, rid, "users.device",
                      {"username": username, "device": body.device})
+    return Response(status_code=204)
+
+
+@router.put("/users/{username}/agent", status_code=204,
+            responses=problem_responses(401, 403, 404, 422))
+async def set_agent(username: str, body: AgentSet, principal: UsersAdmin, pool: Pool,
+                    auth: Auth, rid: RequestId) -> Response:
+    """Make a person the agent `agent` (its key, in the caller's tenant), or no agent
+    (null). A user of role agent reads and acts on that agent only."""
+    async with acquire(pool) as conn:
+        if not await store.set_user_agent(conn, username, principal.tenant, body.agent):
+            raise NotFound("user", username)
+        record = await store.login_record(conn, username)
+        await _audit(conn, principal, rid, "users.agent",
+                     {"username": username, "agent": body.agent})
+    if record is not None:
+        auth.forget_user(record[0].id)  # this process sees the new link at once
     return Response(status_code=204)
 
 

@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from api.schemas.call_control import DEVICE_PATTERN
+from api.schemas.targets import KEY_PATTERN
 from api.schemas.text import Instant
 from application.identity.model import Role
 
@@ -18,6 +19,9 @@ USERNAME_PATTERN = _NAME
 _DEVICE = Field(default=None, pattern=DEVICE_PATTERN, max_length=200, examples=[
     "sip:sam@10.0.0.7:5060"], description="The person's own phone (a SIP URI): what a "
     "supervisor's monitor, whisper or barge rings.")
+_AGENT = Field(default=None, pattern=KEY_PATTERN, examples=["alice"], description="The key of "
+               "the agent (in the same tenant) this person is: a user of role agent reads and "
+               "acts on that agent only.")
 
 
 class TokenPublic(BaseModel):
@@ -38,6 +42,7 @@ class UserCreate(BaseModel):
     role: Role
     password: str = Field(min_length=12, max_length=200)
     device: str | None = _DEVICE
+    agent: str | None = _AGENT
 
 
 class UserPublic(BaseModel):
@@ -48,10 +53,15 @@ class UserPublic(BaseModel):
     disabled: bool
     created_at: datetime
     device: str | None
+    agent: str | None
 
 
 class DeviceSet(BaseModel):
     device: str | None = _DEVICE
+
+
+class AgentSet(BaseModel):
+    agent: str | None = _AGENT
 
 
 class UsersPublic(BaseModel):

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query
 
 from api.auth.audit import audited, body_key, path_key
 from api.auth.dependencies import Tenant, require
+from api.auth.ownership import own_agent_or
 from api.auth.permissions import P
 from api.db import Pool, acquire
 from api.problems import invalid, problem_responses
@@ -80,7 +81,7 @@ async def list_agents(
 
 
 @router.get("/{key}", summary="Get an agent's current state",
-            dependencies=[require(P.AGENTS_READ)],
+            dependencies=[own_agent_or(P.AGENTS_READ)],
             responses=problem_responses(404, 422))
 async def read_agent(pool: Pool, key: AgentKey, tenant: Tenant, service: Service) -> AgentPublic:
     row = await projected(pool, lambda db: queries.agent(db, tenant, agent_id(key, tenant)),
@@ -134,7 +135,7 @@ async def remove_skill(key: AgentKey, tenant: Tenant, skill: SkillPath,
 
 
 @router.post("/{key}/login", summary="Log an agent in on a device",
-             dependencies=[audited(P.AGENTS_WRITE, "agents.login", AGENT)],
+             dependencies=[audited(own_agent_or(P.AGENTS_WRITE), "agents.login", AGENT)],
              responses=problem_responses(404, 409, 422))
 async def login(key: AgentKey, tenant: Tenant, body: AgentLogin, service: Service) -> AgentPublic:
     return AgentPublic.of(await execute(
@@ -142,7 +143,7 @@ async def login(key: AgentKey, tenant: Tenant, body: AgentLogin, service: Servic
 
 
 @router.post("/{key}/pause", summary="Pause an agent with a reason",
-             dependencies=[audited(P.AGENTS_WRITE, "agents.pause", AGENT)],
+             dependencies=[audited(own_agent_or(P.AGENTS_WRITE), "agents.pause", AGENT)],
              responses=problem_responses(404, 409, 422))
 async def pause(key: AgentKey, tenant: Tenant, body: AgentPause, service: Service) -> AgentPublic:
     return AgentPublic.of(await execute(
@@ -150,21 +151,21 @@ async def pause(key: AgentKey, tenant: Tenant, body: AgentPause, service: Servic
 
 
 @router.post("/{key}/unpause", summary="Make a paused agent available again",
-             dependencies=[audited(P.AGENTS_WRITE, "agents.unpause", AGENT)],
+             dependencies=[audited(own_agent_or(P.AGENTS_WRITE), "agents.unpause", AGENT)],
              responses=problem_responses(404, 409, 422))
 async def unpause(key: AgentKey, tenant: Tenant, service: Service) -> AgentPublic:
     return AgentPublic.of(await execute(lambda: service.resume(agent_id(key, tenant), now())))
 
 
 @router.post("/{key}/logout", summary="Log an agent out",
-             dependencies=[audited(P.AGENTS_WRITE, "agents.logout", AGENT)],
+             dependencies=[audited(own_agent_or(P.AGENTS_WRITE), "agents.logout", AGENT)],
              responses=problem_responses(404, 409, 422))
 async def logout(key: AgentKey, tenant: Tenant, service: Service) -> AgentPublic:
     return AgentPublic.of(await execute(lambda: service.logout(agent_id(key, tenant), now())))
 
 
 @router.post("/{key}/wrap-up/finish", summary="End an agent's after-call work early",
-             dependencies=[audited(P.AGENTS_WRITE, "agents.wrap_up.finish", AGENT)],
+             dependencies=[audited(own_agent_or(P.AGENTS_WRITE), "agents.wrap_up.finish", AGENT)],
              responses=problem_responses(404, 409, 422))
 async def finish_wrap_up(key: AgentKey, tenant: Tenant, service: Service) -> AgentPublic:
     await execute(lambda: service.finish_wrap_up(agent_id(key, tenant), now()))
@@ -172,7 +173,7 @@ async def finish_wrap_up(key: AgentKey, tenant: Tenant, service: Service) -> Age
 
 
 @router.get("/{key}/intervals", summary="Time an agent spent in each state",
-            dependencies=[require(P.AGENTS_READ)],
+            dependencies=[own_agent_or(P.AGENTS_READ)],
             description="State periods overlapping [`from`, `to`) (default: the last 24 hours; "
             "at most 31 days), oldest first; the current period has no end.",
             responses=problem_responses(404, 422))

@@ -32,6 +32,7 @@ class User:
     disabled: bool
     created_at: datetime
     device: str | None = None  # the SIP URI a supervisor's monitor/whisper/barge rings
+    agent: str | None = None  # the key of the agent (same tenant) a user of role agent is
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class ActorState:
     tenant: str
     role: Role
     active: bool
+    agent_key: str | None = None  # a user's own agent (users of role agent act on it only)
 
 
 class IdentityError(Exception):

@@ -38,10 +38,10 @@ async def ensure_tenant(conn: asyncpg.Connection, tenant: str, name: str | None 
 
 def _user(row: asyncpg.Record) -> User:
     return User(row["id"], row["tenant"], row["username"], Role(row["role"]),
-                row["disabled_at"] is not None, row["created_at"], row["device"])
+                row["disabled_at"] is not None, row["created_at"], row["device"], row["agent_key"])
 
 
-_USER_COLUMNS = "id, tenant, username, role, disabled_at, created_at, device"
+_USER_COLUMNS = "id, tenant, username, role, disabled_at, created_at, device, agent_key"
 
 
 async def create_user(conn: asyncpg.Connection, tenant: str, username: str, role: Role,
@@ -103,6 +103,17 @@ async def set_user_device(conn: asyncpg.Connection, username: str, tenant: str |
     return bool(status == "UPDATE 1")
 
 
+async def set_user_agent(conn: asyncpg.Connection, username: str, tenant: str | None,
+                         agent_key: str | None) -> bool:
+    """Make a user the agent `agent_key` of their tenant (None: no agent). The key
+    need not exist yet (an agent may be provisioned after its person); a key
+    that never exists gives its user nothing but 404s."""
+    status = await conn.execute(
+        "UPDATE users SET agent_key = $3 "
+        "WHERE username = $1 AND ($2::text IS NULL OR tenant = $2)", username, tenant, agent_key)
+    return bool(status == "UPDATE 1")
+
+
 async def user_by_id(conn: asyncpg.Connection, user_id: UUID, tenant: str) -> User | None:
     row = await conn.fetchrow(
         f"SELECT {_USER_COLUMNS} FROM users "  # noqa: S608 - constant columns
@@ -111,9 +122,12 @@ async def user_by_id(conn: asyncpg.Connection, user_id: UUID, tenant: str) -> Us
 
 
 async def user_state(conn: asyncpg.Connection, user_id: UUID) -> ActorState | None:
-    row = await conn.fetchrow("SELECT tenant, role, disabled_at FROM users WHERE id = $1",
-                              user_id)
-    return ActorState(row["tenant"], Role(row["role"]), row["disabled_at"] is None) if row else None
+    row = await conn.fetchrow(
+        "SELECT tenant, role, disabled_at, agent_key FROM users WHERE id = $1", user_id)
+    if row is None:
+        return None
+    return ActorState(row["tenant"], Role(row["role"]), row["disabled_at"] is None,
+                      row["agent_key"])
 
 
 # --- service accounts and API keys -------------------------------------------------------

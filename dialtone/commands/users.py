@@ -21,6 +21,7 @@ import click
 
 from api.db import asyncpg_dsn
 from api.schemas.call_control import DEVICE_PATTERN
+from api.schemas.targets import KEY_PATTERN
 from application.identity import service, store
 from application.identity.credentials import API_KEY_PREFIX, parse_secret, random_password
 from application.identity.model import DEFAULT_TENANT, Conflict, IdentityError, Role
@@ -164,6 +165,22 @@ def device(settings: Settings, username: str, uri: str | None) -> None:
     click.echo(f"device of {username}: {uri or 'none'}")
 
 
+@command.command("agent")
+@click.argument("username")
+@click.argument("key", required=False)
+@click.pass_obj
+def agent(settings: Settings, username: str, key: str | None) -> None:
+    """Make USERNAME the agent KEY of their tenant (a user of role agent acts on
+    that agent only); without KEY, no agent."""
+    if key is not None and not re.fullmatch(KEY_PATTERN, key):
+        raise click.BadParameter(f"not an agent key: {key!r}", param_hint="KEY")
+    found = with_connection(resolve_dsn(settings), lambda conn: store.set_user_agent(
+        conn, username, None, key))
+    if not found:
+        raise click.ClickException(f"no user {username}")
+    click.echo(f"agent of {username}: {key or 'none'}")
+
+
 @command.command("list")
 @click.option("--tenant", default=None, help="Only this tenant (default: all).")
 @click.pass_obj
@@ -173,7 +190,7 @@ def list_(settings: Settings, tenant: str | None) -> None:
     for user in users:
         state = "disabled" if user.disabled else "active"
         click.echo(f"{user.tenant}\t{user.username}\t{user.role.value}\t{state}\t{user.id}"
-                   f"\t{user.device or '-'}")
+                   f"\t{user.agent or '-'}\t{user.device or '-'}")
 
 
 @command.command("disable")

@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.auth.dependencies import FORBIDDEN_TYPE, UNAUTHENTICATED_TYPE, operation_permissions
+from api.auth.dependencies import (
+    FORBIDDEN_TYPE,
+    UNAUTHENTICATED_TYPE,
+    operation_alternatives,
+    operation_permissions,
+)
 from api.auth.permissions import ROLE_PERMISSIONS
 from application.identity.model import Role
 from dialtone.bootstrap import http_app
@@ -90,13 +95,28 @@ def test_each_role_is_refused_exactly_what_its_permissions_lack(served, role):
     for method, path, op in operations(client):
         if op.get("x-public"):
             continue
-        needed = operation_permissions(op)
+        # Each security requirement is an alternative (`own_agent_or` routes have two:
+        # the permission, or `agents:self` on the caller's own agent).
+        alternatives = operation_alternatives(op)
         response = client.request(method, concrete(path), headers=headers)
-        where = f"{role.value}: {method.upper()} {path} needs {sorted(needed)}"
-        if needed <= {p.value for p in ROLE_PERMISSIONS[role]}:
+        where = f"{role.value}: {method.upper()} {path} needs one of {alternatives}"
+        granted = {p.value for p in ROLE_PERMISSIONS[role]}
+        if any(needed <= granted for needed in alternatives):
             assert response.status_code not in (401, 403), (where, response.text)
         else:
             body = assert_problem(response, 403)
             assert body["type"] == FORBIDDEN_TYPE, where
             checked += 1
     assert checked > 0 or role is Role.ADMIN
+
+
+def test_an_agents_own_routes_take_the_permission_or_agents_self(served):
+    client, _ = served
+    document = client.get("/openapi.json").json()
+    own = {(m, p) for m, p, op in operations(client)
+           if {"agents:self"} in operation_alternatives(op)}
+    assert own == {("get", "/v1/agents/{key}"), ("get", "/v1/agents/{key}/intervals"),
+                   *(("post", f"/v1/agents/{{key}}/{action}") for action in
+                     ("login", "pause", "unpause", "logout", "wrap-up/finish"))}
+    assert document["paths"]["/v1/agents/{key}/pause"]["post"]["security"] == [
+        {"OAuth2PasswordBearer": ["agents:write"]}, {"OAuth2PasswordBearer": ["agents:self"]}]

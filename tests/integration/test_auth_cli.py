@@ -140,3 +140,21 @@ def test_the_first_login_message_shows_a_working_curl(tmp_path):
     assert "pw-123456789012" in message
     assert (f'curl -s -d username=admin -d "password=$(cat {tmp_path / PASSWORD_FILE})" '
             "http://h:1/v1/auth/token") in message
+
+
+def test_users_agent_links_and_unlinks_a_person_to_their_agent(database_url):
+    _run(database_url, "users", "add", "ann", "--role", "agent",
+         stdin="a long enough password\na long enough password\n")
+    assert "agent of ann: alice" in _run(database_url, "users", "agent", "ann", "alice")
+    assert _run(database_url, "users", "list").rstrip().endswith("\talice\t-")
+    _run(database_url, "users", "agent", "ann")
+    assert _run(database_url, "users", "list").rstrip().endswith("\t-\t-")
+    refused = CliRunner().invoke(cli, ["users", "agent", "ann", "Not A Key"],
+                                 obj=Settings(database_url=database_url))
+    assert refused.exit_code != 0
+    assert "not an agent key" in refused.output
+    missing = CliRunner().invoke(cli, ["users", "agent", "nobody", "alice"],
+                                 obj=Settings(database_url=database_url),
+                                 env={"DATABASE_URL": database_url})
+    assert missing.exit_code != 0
+    assert "no user nobody" in missing.output

@@ -1,0 +1,87 @@
+"""`own_agent_or(permission)`: the gate of the routes an agent may use on itself.
+
+A user of role `agent` is linked to one agent of their tenant (`users.agent_key`,
+set by an admin). Their role has `agents:self` only; on an agent route, declared
+`dependencies=[own_agent_or(P.AGENTS_WRITE)]` (or inside `audited(...)`), callers
+pass
+
+* by permission: a role with `permission` (supervisors, admins) reaches any agent;
+* by ownership: a role with `agents:self` reaches the agent whose key is its own,
+  and any other key answers 404 (as a missing agent: an agent cannot learn which
+  keys exist);
+
+and every other role gets 403. The OpenAPI document lists the two as alternative
+security requirements (`[{bearer: [permission]}, {bearer: ["agents:self"]}]`),
+so a walk of the document knows either one lets a role in.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Security
+
+from api.auth.dependencies import (
+    Auth,
+    Principal,
+    RequestId,
+    Requirement,
+    authenticate,
+    bearer,
+    forbidden,
+)
+from api.auth.permissions import Permission
+from api.db import Pool
+from api.problems import NotFound
+
+SELF = Permission.AGENTS_SELF
+KEY_PARAM = "key"  # the path parameter naming the agent (`/v1/agents/{key}/...`)
+
+
+class OwnAgent(Requirement):
+    """`permission`, or `agents:self` on the caller's own agent (path parameter `key`)."""
+
+    @property
+    def alternatives(self) -> tuple[Permission, ...]:
+        return (self.permission, SELF)
+
+    async def __call__(self, request: Request, pool: Pool, auth: Auth, rid: RequestId,
+                       token: Annotated[str | None, Depends(bearer)]) -> Principal:
+        principal = await authenticate(pool, auth, rid, token)
+        if not principal.can(self.permission):
+            if not principal.can(SELF):
+                raise forbidden(principal, self.permission)
+            key = str(request.path_params.get(KEY_PARAM, ""))
+            if principal.agent_key is None or key != principal.agent_key:
+                raise NotFound("agent", key)  # not 403: another agent's key does not leak
+        request.state.principal = principal  # for `caller_tenant`, as `require` does
+        return principal
+
+
+def own_agent_or(permission: Permission) -> Any:
+    """The dependency of an agent route: callers with `permission` reach any agent,
+    agent users only their own (404 for any other key). See the module's docstring."""
+    return Security(OwnAgent(permission), scopes=[permission.value, SELF.value])
+
+
+def split_alternatives(schema: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite the security of each operation gated by `own_agent_or` as alternatives.
+
+    FastAPI merges every scope of one scheme into a single requirement (all of
+    them needed), while the gate needs either one. `agents:self` is declared
+    only by `own_agent_or`, always next to another permission: a requirement
+    naming it with others is such a gate's, and becomes one requirement each."""
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            split: list[dict[str, list[str]]] = []
+            for requirement in operation.get("security", []):
+                for name, scopes in requirement.items():
+                    if SELF.value in scopes and len(scopes) > 1:
+                        split.extend({name: [scope]} for scope in scopes)
+                    else:
+                        split.append({name: scopes})
+            if split:
+                operation["security"] = split
+    return schema

@@ -5,6 +5,8 @@ is refused. (The real ringing is in tests/e2e/test_callcentre_supervision.py.)""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from uuid import UUID
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,16 +14,19 @@ from fastapi.testclient import TestClient
 from application.identity.model import Role
 from dialtone.bootstrap import http_app
 from dialtone.migrations import apply_migrations
-from tests.integration.api_support import api_key, assert_problem
+from tests.integration.api_support import api_key, assert_problem, cdr_row, insert_cdrs
 from tests.integration.auth_support import add_user, bearer, token_for
 
-UNKNOWN_CALL = "00000000-0000-4000-8000-0000000000ab"
-SUPERVISE = f"/v1/calls/{UNKNOWN_CALL}/supervision"
+# A call of the tenant that has ended: visible (an invisible one is 404 before any
+# device check), so the device check answers first, then "it has ended".
+ENDED_CALL = "00000000-0000-4000-8000-0000000000ab"
+SUPERVISE = f"/v1/calls/{ENDED_CALL}/supervision"
 
 
 @pytest.fixture
 def client(database_url: str) -> Iterator[TestClient]:
     apply_migrations(database_url)
+    insert_cdrs(database_url, [cdr_row(datetime.now(UTC), call_id=UUID(ENDED_CALL))])
     app = http_app(database_url)
     try:
         with TestClient(app) as client:
@@ -42,8 +47,9 @@ def test_a_supervisor_without_a_device_is_refused_until_an_admin_sets_one(client
                       headers=admin).status_code == 204
     listed = client.get("/v1/auth/users", headers=admin).json()["data"]
     assert [(u["username"], u["device"]) for u in listed] == [("sam", device)]
-    # Past the device check now: the call is unknown.
-    assert_problem(client.post(SUPERVISE, json={"mode": "monitor"}, headers=sam), 404)
+    # Past the device check now: the call has ended.
+    ended = assert_problem(client.post(SUPERVISE, json={"mode": "monitor"}, headers=sam), 409)
+    assert "ended" in ended["detail"]
     # Cleared again: refused again.
     assert client.put("/v1/auth/users/sam/device", json={"device": None},
                       headers=admin).status_code == 204

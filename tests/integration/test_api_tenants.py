@@ -76,8 +76,9 @@ def acme(api: Api, database_url: str) -> dict[str, str]:
         "options": {"1": {"kind": "queue", "value": "sales"}}})
     api.ok("POST", "/v1/numbers", 201, headers=admin,
            json={"did": DID, "destination": {"kind": "queue", "value": "sales"}})
-    api.ok("POST", "/v1/dialplans", 201, headers=admin, json={"key": "out", "name": "Out", "rules": [
-        {"name": "local", "kind": "exact", "pattern": "1", "uri_template": "sip:1@pbx"}]})
+    api.ok("POST", "/v1/dialplans", 201, headers=admin, json={
+        "key": "out", "name": "Out",
+        "rules": [{"name": "local", "kind": "exact", "pattern": "1", "uri_template": "sip:1@pbx"}]})
     api.project()
     insert_live(database_url, [live_row(NOW, call_id=ACME_CALL, tenant="acme")])
     insert_events(database_url, ACME_CALL, ["initiated", "routed"], NOW)

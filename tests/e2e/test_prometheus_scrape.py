@@ -1,0 +1,174 @@
+"""The real Prometheus server (Debian's `prometheus`) scrapes a small platform: `dialtone up`
+(API with the in-process projections and routing, one B2BUA worker) and a `dialtone
+router`, while sipp places SIP calls through the worker. Its HTTP API must show every
+target up, the platform's alert rules loaded, and the key series with values."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from application.callcentre import CallCentreService
+from dialtone.database import eventsourcing_env
+from dialtone.services.postgres import free_port
+from domain.addressing import Target
+from domain.ivr import IvrMenu
+from tests.e2e.test_dialtone_up import _answers_options, _ready
+from tests.fixtures.processes import DialtoneProcess, wait_for
+from tests.fixtures.sip import Sipp, free_udp_port
+
+pytestmark = pytest.mark.sip
+
+RULES = Path(__file__).resolve().parents[2] / "infra" / "prometheus" / "rules"
+IVR_NUMBER = "6100"
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Callable[[dict[str, list[str]]], str]]:
+    """Start Prometheus on loopback scraping ``{job: [host:port, ...]}`` every second
+    (file-based targets) with the platform's rules; yields its base URL."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(targets: dict[str, list[str]]) -> str:
+        binary = shutil.which("prometheus")
+        assert binary, "prometheus missing: apt-get install prometheus (./dev test does)"
+        jobs = []
+        for job, addresses in targets.items():
+            (tmp_path / f"{job}.json").write_text(json.dumps([{"targets": addresses}]))
+            jobs.append({"job_name": job, "scrape_interval": "1s", "scrape_timeout": "1s",
+                         "file_sd_configs": [{"files": [str(tmp_path / f"{job}.json")]}]})
+        config = {"global": {"evaluation_interval": "1s"},
+                  "rule_files": [str(RULES / "*.yml")], "scrape_configs": jobs}
+        (tmp_path / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
+        port = free_port()
+        log = (tmp_path / "prometheus.log").open("wb")
+        started.append(subprocess.Popen(
+            [binary, f"--config.file={tmp_path / 'prometheus.yml'}",
+             f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=log, stderr=subprocess.STDOUT))
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _get(f"{base}/-/ready") is not None, 30, "prometheus to be ready")
+        return base
+
+    yield start
+    for process in started:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def _get(url: str, **params: str) -> Any:
+    try:
+        response = httpx.get(url, params=params, timeout=5)
+    except httpx.HTTPError:
+        return None
+    return response.json() if response.status_code == 200 and "json" in response.headers.get(
+        "content-type", "") else (True if response.status_code == 200 else None)
+
+
+def targets_up(base: str) -> dict[str, str]:
+    """Each active target's ``job instance`` -> its health."""
+    body = _get(f"{base}/api/v1/targets", state="active") or {"data": {"activeTargets": []}}
+    return {f"{t['labels']['job']} {t['labels']['instance']}": t["health"]
+            for t in body["data"]["activeTargets"]}
+
+
+def query(base: str, expr: str) -> dict[str, float]:
+    """An instant query's samples: job (or the series' labels) -> value."""
+    body = _get(f"{base}/api/v1/query", query=expr)
+    if not body or body.get("status") != "success":
+        return {}
+    return {",".join(f"{k}={v}" for k, v in sorted(r["metric"].items()) if k != "instance"):
+            float(r["value"][1]) for r in body["data"]["result"]}
+
+
+def provision_ivr(database_url: str) -> None:
+    """An IVR menu the B2BUA answers itself, on number IVR_NUMBER."""
+    service = CallCentreService(env=eventsourcing_env(database_url))
+    try:
+        at = datetime.now(UTC)
+        service.create_ivr_menu("metrics", "Metrics menu", "welcome", occurred_at=at,
+                                timeout_s=5.0, max_retries=0, options={"1": Target.hangup()})
+        service.create_number(IVR_NUMBER, Target.ivr(IvrMenu.id_for("metrics")), occurred_at=at)
+    finally:
+        service.close()
+
+
+def test_prometheus_scrapes_every_process_of_a_run(
+    tmp_path: Path, dialtone_processes: Callable[..., DialtoneProcess], sipp: Sipp,
+    prometheus: Callable[[dict[str, list[str]]], str],
+) -> None:
+    pg_port, http_port, b2bua_metrics, router_metrics = (free_port() for _ in range(4))
+    sip_port = free_udp_port()
+    env = {"DIALTONE_DATA_DIR": str(tmp_path / "data"), "DIALTONE_EMBEDDED_PG_PORT": str(pg_port),
+           "DIALTONE_HTTP_PORT": str(http_port), "DIALTONE_METRICS_PORT": str(b2bua_metrics)}
+    up = dialtone_processes(["up", "--sip-port", str(sip_port), "--b2bua-workers", "1"], env)
+    base = f"http://127.0.0.1:{http_port}"
+    wait_for(lambda: _ready(base), 90, "dialtone up to be ready", processes=(up,))
+    wait_for(lambda: _answers_options(sip_port), 60, "the B2BUA worker", processes=(up,))
+    database_url = f"postgresql://postgres@127.0.0.1:{pg_port}/dialtone"
+    router = dialtone_processes(["router"], {**env, "DATABASE_URL": database_url,
+                                             "DIALTONE_METRICS_PORT": str(router_metrics)})
+    server = prometheus({"api": [f"127.0.0.1:{http_port}"],
+                         "b2bua": [f"127.0.0.1:{b2bua_metrics}"],
+                         "router": [f"127.0.0.1:{router_metrics}"]})
+
+    # SIP traffic: a call the worker answers itself (IVR), hung up by sipp after
+    # 1 s, and one to a number nobody has (404).
+    provision_ivr(database_url)
+    answered = lambda: sipp.uac("uac", sip_port, service=IVR_NUMBER,  # noqa: E731
+                                extra=["-d", "1000"], timeout=15).ok
+    wait_for(answered, 30, "an answered call through the IVR", processes=(up,))
+    assert not sipp.uac("uac", sip_port, service="999", timeout=15).ok  # refused with 404
+
+    wanted = {f"api 127.0.0.1:{http_port}", f"b2bua 127.0.0.1:{b2bua_metrics}",
+              f"router 127.0.0.1:{router_metrics}"}
+    wait_for(lambda: targets_up(server) == dict.fromkeys(wanted, "up"), 30,
+             f"every target up (have {targets_up(server)})", processes=(up, router))
+
+    def has(expr: str) -> bool:
+        return bool(query(server, expr))
+
+    key_series = [
+        # every process
+        'process_resident_memory_bytes{job="api"} > 0',
+        'process_resident_memory_bytes{job="b2bua"} > 0',
+        'process_resident_memory_bytes{job="router"} > 0',
+        # signalling and media (B2BUA worker)
+        'dialtone_sip_final_responses_total{code="200",code_class="2xx"} >= 1',
+        'dialtone_sip_final_responses_total{code="404",code_class="4xx"} >= 1',
+        "dialtone_sip_invite_to_answer_seconds_count >= 1",
+        "dialtone_b2bua_calls_capacity >= 1",
+        "dialtone_b2bua_legs_capacity >= 1",
+        "dialtone_b2bua_calls_active",
+        "dialtone_rtp_mos_count",
+        'dialtone_event_append_seconds_count{job="b2bua",application="CallService"} >= 2',
+        # API process: HTTP, database, projections, queues, its in-process loops
+        'dialtone_http_requests_total{job="api",route="/readyz",status="200"} >= 1',
+        'dialtone_http_request_duration_seconds_count{route="/metrics"} >= 1',
+        "dialtone_database_up == 1",
+        'dialtone_projection_lag_events{projection="call_live",application="CallService"}',
+        'dialtone_projection_lag_seconds{projection="call_live"}',
+        'dialtone_loop_steps_total{job="api",loop="projections-CallService"} >= 1',
+        # the routing process on its own
+        'dialtone_loop_steps_total{job="router",loop="routing-process"} >= 1',
+    ]
+    wait_for(lambda: all(has(e) for e in key_series), 30,
+             f"the key series (missing {[e for e in key_series if not has(e)]})",
+             processes=(up, router))
+
+    groups = (_get(f"{server}/api/v1/rules") or {}).get("data", {}).get("groups", [])
+    assert {g["name"] for g in groups} >= {"dialtone-signalling", "dialtone-api",
+                                           "dialtone-rss-budgets"}
+    assert all(g["rules"] and all(r["health"] == "ok" for r in g["rules"]) for g in groups)

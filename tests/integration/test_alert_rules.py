@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 from prometheus_client import Counter, Gauge, Histogram
@@ -32,8 +33,8 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120, check=False)
 
 
-def alerts() -> dict[str, list[dict]]:
-    found: dict[str, list[dict]] = {}
+def alerts() -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
     for path in RULE_FILES:
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in group["rules"]:

@@ -4,16 +4,20 @@ memory, event append latency, projection lag, queue tallies, and the database's 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from uuid import uuid4
 
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from dialtone import bootstrap
 from domain.values import Direction
 from tests.integration.api_support import running_api
 
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
-def scrape(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+
+def scrape(client: TestClient) -> Samples:
     """Every sample of one scrape, by (name, sorted labels)."""
     response = client.get("/metrics", headers={"Authorization": ""})
     assert response.status_code == 200, response.text
@@ -23,11 +27,12 @@ def scrape(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
             for s in family.samples}
 
 
-def value(samples, name: str, **labels: str) -> float | None:
-    return samples.get((name, tuple(sorted(labels.items()))))
+def value(samples: Samples, name: str, **labels: str) -> float:
+    """The sample's value; NaN when the scrape has no such sample (fails every comparison)."""
+    return samples.get((name, tuple(sorted(labels.items()))), float("nan"))
 
 
-def initiate(calls) -> None:
+def initiate(calls: Any) -> None:
     calls.initiate_call(caller="100", callee="200", direction=Direction.INBOUND, trunk=None,
                         sip_call_id=uuid4().hex, occurred_at=datetime.now(UTC))
 
@@ -40,10 +45,10 @@ def test_metrics_count_requests_by_route_template_and_report_the_platform(databa
         with running_api(database_url) as client:
             before = scrape(client)
             route = "/v1/calls/{call_id}"
-            base = value(before, "dialtone_http_requests_total", method="GET", route=route,
-                         status="404") or 0.0
-            appended = value(before, "dialtone_events_appended_total",
-                             application="CallService") or 0.0
+            base = before.get(("dialtone_http_requests_total", (
+                ("method", "GET"), ("route", route), ("status", "404"))), 0.0)
+            appended = before.get(("dialtone_events_appended_total", (
+                ("application", "CallService"),)), 0.0)
             centre.create_queue(f"sales-{uuid4().hex[:6]}", "Sales", "longest_idle",
                                 occurred_at=datetime.now(UTC), service_level_s=20.0)
             initiate(calls)

@@ -5,15 +5,10 @@ target up, the platform's alert rules loaded, and the key series with values."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from application.callcentre import CallCentreService
@@ -23,74 +18,13 @@ from domain.addressing import Target
 from domain.ivr import IvrMenu
 from tests.e2e.test_dialtone_up import _answers_options, _ready
 from tests.fixtures.processes import DialtoneProcess, wait_for
+from tests.fixtures.prometheus import StartPrometheus, get, prometheus, query, targets_up
 from tests.fixtures.sip import Sipp, free_udp_port
 
 pytestmark = pytest.mark.sip
+__all__ = ["prometheus"]  # the fixture
 
-RULES = Path(__file__).resolve().parents[2] / "infra" / "prometheus" / "rules"
 IVR_NUMBER = "6100"
-
-
-@pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[Callable[[dict[str, list[str]]], str]]:
-    """Start Prometheus on loopback scraping ``{job: [host:port, ...]}`` every second
-    (file-based targets) with the platform's rules; yields its base URL."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(targets: dict[str, list[str]]) -> str:
-        binary = shutil.which("prometheus")
-        assert binary, "prometheus missing: apt-get install prometheus (./dev test does)"
-        jobs = []
-        for job, addresses in targets.items():
-            (tmp_path / f"{job}.json").write_text(json.dumps([{"targets": addresses}]))
-            jobs.append({"job_name": job, "scrape_interval": "1s", "scrape_timeout": "1s",
-                         "file_sd_configs": [{"files": [str(tmp_path / f"{job}.json")]}]})
-        config = {"global": {"evaluation_interval": "1s"},
-                  "rule_files": [str(RULES / "*.yml")], "scrape_configs": jobs}
-        (tmp_path / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
-        port = free_port()
-        log = (tmp_path / "prometheus.log").open("wb")
-        started.append(subprocess.Popen(
-            [binary, f"--config.file={tmp_path / 'prometheus.yml'}",
-             f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=log, stderr=subprocess.STDOUT))
-        base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _get(f"{base}/-/ready") is not None, 30, "prometheus to be ready")
-        return base
-
-    yield start
-    for process in started:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
-def _get(url: str, **params: str) -> Any:
-    try:
-        response = httpx.get(url, params=params, timeout=5)
-    except httpx.HTTPError:
-        return None
-    return response.json() if response.status_code == 200 and "json" in response.headers.get(
-        "content-type", "") else (True if response.status_code == 200 else None)
-
-
-def targets_up(base: str) -> dict[str, str]:
-    """Each active target's ``job instance`` -> its health."""
-    body = _get(f"{base}/api/v1/targets", state="active") or {"data": {"activeTargets": []}}
-    return {f"{t['labels']['job']} {t['labels']['instance']}": t["health"]
-            for t in body["data"]["activeTargets"]}
-
-
-def query(base: str, expr: str) -> dict[str, float]:
-    """An instant query's samples: job (or the series' labels) -> value."""
-    body = _get(f"{base}/api/v1/query", query=expr)
-    if not body or body.get("status") != "success":
-        return {}
-    return {",".join(f"{k}={v}" for k, v in sorted(r["metric"].items()) if k != "instance"):
-            float(r["value"][1]) for r in body["data"]["result"]}
 
 
 def provision_ivr(database_url: str) -> None:
@@ -107,7 +41,7 @@ def provision_ivr(database_url: str) -> None:
 
 def test_prometheus_scrapes_every_process_of_a_run(
     tmp_path: Path, dialtone_processes: Callable[..., DialtoneProcess], sipp: Sipp,
-    prometheus: Callable[[dict[str, list[str]]], str],
+    prometheus: StartPrometheus,
 ) -> None:
     pg_port, http_port, b2bua_metrics, router_metrics = (free_port() for _ in range(4))
     sip_port = free_udp_port()
@@ -168,7 +102,7 @@ def test_prometheus_scrapes_every_process_of_a_run(
              f"the key series (missing {[e for e in key_series if not has(e)]})",
              processes=(up, router))
 
-    groups = (_get(f"{server}/api/v1/rules") or {}).get("data", {}).get("groups", [])
+    groups = (get(f"{server}/api/v1/rules") or {}).get("data", {}).get("groups", [])
     assert {g["name"] for g in groups} >= {"dialtone-signalling", "dialtone-api",
                                            "dialtone-rss-budgets"}
     assert all(g["rules"] and all(r["health"] == "ok" for r in g["rules"]) for g in groups)

@@ -89,7 +89,7 @@ def test_calls_reach_both_tenants_and_each_supervisor_sees_only_its_own(
     # History: one CDR each, of its tenant, answered by its own alice.
     for tenant, did in TENANTS.items():
         def one_final_cdr(tenant: str = tenant) -> bool:
-            return _ok(api.get("/v1/cdrs", headers=supervisors[tenant]))["count"] == 1
+            return bool(_ok(api.get("/v1/cdrs", headers=supervisors[tenant]))["count"] == 1)
         wait_for(one_final_cdr, f"{tenant}'s CDR", timeout=15)
         [cdr] = _ok(api.get("/v1/cdrs", headers=supervisors[tenant]))["data"]
         assert (cdr["call_id"], cdr["tenant"], cdr["callee"]) == (

@@ -6,6 +6,7 @@ belonging to ``default``."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID, uuid5
 
 import pytest
@@ -49,7 +50,7 @@ def test_a_tenant_must_be_a_slug() -> None:
 
 def test_every_aggregate_carries_the_tenant_it_was_created_in() -> None:
     queue = Queue.create("sales", "Sales", occurred_at=T0, tenant="acme")
-    made = [
+    made: list[Any] = [
         Agent.create("alice", "Alice", occurred_at=T0, tenant="acme"),
         queue,
         IvrMenu.create("main", "Main", "welcome", occurred_at=T0, tenant="acme"),
@@ -69,7 +70,7 @@ def test_an_aggregate_made_without_a_tenant_is_the_default_tenants() -> None:
 def test_the_tenant_survives_storing_and_reading_back() -> None:
     app: Application[UUID] = Application()
     app.save(Agent.create("alice", "Alice", occurred_at=T0, tenant="acme"))
-    stored = app.repository.get(Agent.id_for("alice", "acme"))
+    stored: object = app.repository.get(Agent.id_for("alice", "acme"))
     assert isinstance(stored, Agent)
     assert stored.tenant == "acme"
 
@@ -87,7 +88,7 @@ def test_an_event_stored_before_tenants_reads_back_as_the_default_tenants() -> N
                        app.mapper.transcoder.encode(state))
     fresh: Application[UUID] = Application()
     fresh.recorder.insert_events([old])
-    loaded = fresh.repository.get(agent.id)
+    loaded: object = fresh.repository.get(agent.id)
     assert isinstance(loaded, Agent)
     assert loaded.tenant == DEFAULT_TENANT
     [event] = fresh.events.get(agent.id)

@@ -7,6 +7,7 @@ import signal
 import threading
 
 import click
+from kafka.errors import KafkaError
 
 from dialtone import bootstrap
 from dialtone.database import resolve_dsn
@@ -14,7 +15,7 @@ from dialtone.kafka_settings import kafka_auth
 from dialtone.migrations import apply_migrations
 from dialtone.services.metrics import start_metrics_server
 from dialtone.settings import Settings
-from streams.relay import Relay, RelayConfig, republish
+from streams.relay import DATABASE_ERRORS, Relay, RelayConfig, republish
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +58,24 @@ def command(settings: Settings, page_size: int, from_position: int | None,
             relay.stop()
 
     def run(relay: Relay) -> None:
-        # A relay that cannot reach Kafka (unreachable, or refused: wrong SASL
-        # credentials) stops them all and the command exits 1, so a supervisor
-        # notices and restarts it rather than seeing a clean exit.
+        # Outages while running are ridden out inside Relay.run. What reaches
+        # here stops them all and the command exits 1, so a supervisor notices
+        # rather than seeing a clean exit: Kafka unreachable or refusing at start
+        # (wrong SASL credentials), refusing the relay's rights later, or a bug.
         try:
             relay.run()
         except Exception as error:
             failed.append(relay.app.name)
-            who = settings.kafka_sasl_username or "anonymous"
-            log.error("relay %s stopped: could not work with Kafka at %s as %s (%s): %s: %s",
-                      relay.app.name, settings.kafka_bootstrap, who,
-                      settings.kafka_security_protocol, type(error).__name__, error)
+            if isinstance(error, KafkaError):
+                who = settings.kafka_sasl_username or "anonymous"
+                log.error("relay %s stopped: could not work with Kafka at %s as %s (%s): %s: %s",
+                          relay.app.name, settings.kafka_bootstrap, who,
+                          settings.kafka_security_protocol, type(error).__name__, error)
+            elif isinstance(error, DATABASE_ERRORS):
+                log.error("relay %s stopped: PostgreSQL unavailable at start: %s: %s",
+                          relay.app.name, type(error).__name__, error)
+            else:
+                log.exception("relay %s stopped: %s", relay.app.name, type(error).__name__)
             stop()
 
     threads = [threading.Thread(target=run, args=(relay,), name=f"relay-{relay.app.name}")

@@ -1,0 +1,172 @@
+"""The relay rides out a Kafka broker killed and restarted mid-transaction.
+
+Before the fix, a page in flight when the broker died either stayed blocked
+until kafka-python's 120 s delivery timeout or was committed without its
+expired batches (kafka-python fails an expired batch without failing the
+transaction): events missing from the topic for good. Now the page fails
+within seconds, the producer is discarded, a new one fences and aborts the
+open transaction, and the relay resumes from the topics' committed tail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from application.calls import CallService
+from dialtone.database import eventsourcing_env
+from dialtone.migrations import apply_migrations
+from dialtone.services.kafka import KafkaBroker
+from dialtone.simulate import lifecycles
+from streams.envelopes import decode
+from streams.relay import Relay, RelayConfig, ensure_topics, publish_page
+from streams.topics import topic_for
+from tests.fixtures.processes import wait_for
+from tests.fixtures.reconcile import StoredEvent, compare_topic, topic_records
+
+pytestmark = pytest.mark.kafka
+
+
+@dataclass
+class Running:
+    """A relay on a thread of its own, and a writer storing calls until stopped."""
+
+    relay: Relay
+    service: CallService
+    stop_writing: threading.Event = field(default_factory=threading.Event)
+    errors: list[BaseException] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.threads = [threading.Thread(target=self._relay, daemon=True),
+                        threading.Thread(target=self._write, daemon=True)]
+        for thread in self.threads:
+            thread.start()
+
+    def _relay(self) -> None:
+        try:
+            self.relay.run()
+        except BaseException as error:
+            self.errors.append(error)
+
+    def _write(self) -> None:
+        n = 0
+        while not self.stop_writing.wait(0.05):  # a steady trickle: pages keep flowing
+            lifecycles(self.service, 1, f"w{n}", batch=1)
+            n += 1
+
+    def finish(self) -> None:
+        self.stop_writing.set()
+        self.relay.stop()
+        for thread in self.threads:
+            thread.join(30)
+
+
+@pytest.fixture
+def running(database_url: str, private_kafka_broker: KafkaBroker) -> Iterator[Running]:
+    apply_migrations(database_url)
+    service = CallService(env=eventsourcing_env(database_url))
+    config = RelayConfig(bootstrap=private_kafka_broker.bootstrap,
+                         topic_prefix=f"t{uuid.uuid4().hex[:8]}.", partitions=4,
+                         page_size=20, retry_most=1.0)
+    state = Running(Relay(service, database_url, config), service)
+    state.start()
+    try:
+        yield state
+    finally:
+        state.finish()
+        service.close()
+
+
+def _stored(service: CallService) -> list[StoredEvent]:
+    page = service.recorder.select_notifications(start=1, limit=1_000_000)
+    return [StoredEvent(e.id, e.kind, e.subject, e.version) for e in decode(service, page)]
+
+
+def test_relay_rides_out_a_broker_restart_and_publishes_every_event_once(
+    running: Running, private_kafka_broker: KafkaBroker,
+) -> None:
+    relay = running.relay
+    wait_for(lambda: relay.position > 0, 60, "the relay to publish")
+    assert relay.producers_created == 1
+
+    private_kafka_broker.kill()  # the writer goes on: a page is in flight or next
+    # The broker stays away until the relay has seen a page (or a reconnection)
+    # fail: the recovery path, not the client's own retries, is what is tested.
+    wait_for(lambda: relay.failures >= 1, 60, "the relay to see the broker gone")
+    assert running.errors == []
+    private_kafka_broker.start()
+
+    published = relay.position
+    wait_for(lambda: relay.position > published, 60, "the relay to publish again")
+    running.stop_writing.set()
+    running.threads[1].join(30)
+    head = running.service.recorder.max_notification_id() or 0
+    wait_for(lambda: relay.position >= head, 60, "the relay to catch up")
+
+    assert running.errors == [], "the relay stopped on the outage"
+    assert running.threads[0].is_alive()
+    assert relay.producers_created >= 2  # the failed page's producer was replaced
+    report = compare_topic(_stored(running.service),
+                           topic_records(private_kafka_broker.bootstrap,
+                                         topic_for("call", relay.config.topic_prefix)))
+    assert report.lost == []
+    assert report.doubled == 0
+    assert report.foreign == []
+    assert report.out_of_order == 0
+
+
+def test_a_page_whose_records_expired_is_not_committed(
+    database_url: str, private_kafka_broker: KafkaBroker,
+) -> None:
+    """The root cause: kafka-python fails an expired batch but commits the
+    transaction around it. publish_page must raise instead, leaving nothing of
+    the page on the topic (the relay then retries it whole)."""
+    apply_migrations(database_url)
+    service = CallService(env=eventsourcing_env(database_url))
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    topic = topic_for("call", prefix)
+    ensure_topics(private_kafka_broker.bootstrap, [topic], 4)
+    producer = KafkaProducer(bootstrap_servers=private_kafka_broker.bootstrap,
+                             transactional_id=f"{prefix}expiry", acks="all",
+                             request_timeout_ms=2_000, delivery_timeout_ms=3_000,
+                             max_block_ms=5_000, reconnect_backoff_max_ms=1_000)
+    try:
+        producer.init_transactions()
+        lifecycles(service, 2, "before")
+        publish_page(producer, decode(service, service.recorder.select_notifications(
+            start=1, limit=1_000)), prefix)  # metadata known: send() will not block
+        first_page = len(topic_records(private_kafka_broker.bootstrap, topic))
+        lifecycles(service, 2, "during")
+        page = service.recorder.select_notifications(start=first_page + 1, limit=1_000)
+        outcome: list[BaseException | None] = []
+
+        def publish() -> None:
+            try:
+                publish_page(producer, decode(service, page), prefix)
+                outcome.append(None)
+            except KafkaError as error:
+                outcome.append(error)
+
+        private_kafka_broker.kill()
+        thread = threading.Thread(target=publish, daemon=True)
+        thread.start()
+        time.sleep(5)  # past the 3 s delivery timeout: the page's batches expire
+        private_kafka_broker.start()
+        thread.join(60)
+        assert outcome, "publish_page still blocked a minute after the broker came back"
+        assert isinstance(outcome[0], KafkaError), "a page with expired records was committed"
+    finally:
+        with contextlib.suppress(KafkaError):
+            producer.close(timeout=1)
+        service.close()
+    on_topic = topic_records(private_kafka_broker.bootstrap, topic)
+    assert len(on_topic) == first_page  # nothing of the failed page

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Entrypoint of the compose stack's kamailio service (docker-compose.yml): fill
+# the placeholders of kamailio.cfg (the same file the dev harness and the
+# Kubernetes init step use), write the dispatcher list of the compose B2BUA
+# workers, then run Kamailio in the foreground. POSIX sh: runs in the
+# kamailio/kamailio Debian image. Inputs (environment):
+#   SRC_DIR        where kamailio.cfg is (the read-only bind mount)
+#   OUT_DIR        where to write kamailio.cfg and dispatcher.list
+#   LISTEN_IP      the address to listen on, udp port 5060 (default: the
+#                  container's address, so Record-Route carries a reachable one)
+#   B2BUA_TARGETS  space-separated host:port of the B2BUA workers
+#   CHECK_ONLY     if set, stop after writing (tests run `kamailio -c` on the result)
+set -eu
+: "${SRC_DIR:?}" "${OUT_DIR:?}" "${B2BUA_TARGETS:?}"
+LISTEN_IP=${LISTEN_IP:-$(hostname -i | cut -d' ' -f1)}
+list="$OUT_DIR/dispatcher.list"
+: > "$list"
+for target in $B2BUA_TARGETS; do
+    # One call per worker (maxload=1), as in the dev harness.
+    echo "1 sip:$target 0 0 duid=${target%%:*};maxload=1" >> "$list"
+done
+# A restarted worker container gets a new address: re-resolve the names every
+# 10 s (dispatcher's DS_DNS_MODE_TIMER = 4) instead of once at start.
+sed -e "s|LISTEN_ADDR|$LISTEN_IP:5060|" \
+    -e "s|DISPATCHER_LIST|$list|" \
+    -e '/modparam("dispatcher", "list_file"/a modparam("dispatcher", "ds_dns_mode", 4)\nmodparam("dispatcher", "ds_dns_interval", 10)' \
+    "$SRC_DIR/kamailio.cfg" > "$OUT_DIR/kamailio.cfg"
+if [ -n "${CHECK_ONLY:-}" ]; then exit 0; fi
+# -DD: foreground with children; -E: log to stderr; -m/-M: shared and private
+# memory in MiB (infra/budgets.toml).
+exec kamailio -DD -E -f "$OUT_DIR/kamailio.cfg" -m 64 -M 8

@@ -32,6 +32,9 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 # The wheel's console script drops the exit status; call the binary itself.
 DOCKER_COMPOSE = Path(compose.__file__).parent / "docker-compose"
 DIALTONE_SERVICES = ("migrate", "api", "relay", "worker", "router", "b2bua")
+# The rest of the stack (issue 15); their configs: tests/integration/test_stack_configs.py.
+OPERATIONS = ("redis", "kamailio", "prometheus", "alertmanager", "grafana", "loki", "tempo",
+              "minio", "minio-init")
 # Only these use Kafka, each as its own SCRAM user (dialtone/services/kafka_acls.py).
 KAFKA_CLIENTS = {"relay": "KAFKA_RELAY_PASSWORD", "worker": "KAFKA_WORKER_PASSWORD"}
 # Variables the apache/kafka image reads itself rather than turning into properties.
@@ -71,7 +74,7 @@ def test_validation_rejects_an_unknown_key(tmp_path: Path) -> None:
 
 
 def test_stack_has_the_databases_kafka_and_every_dialtone_service(stack: dict[str, Any]) -> None:
-    assert set(stack["services"]) >= {"timescaledb", "kafka", *DIALTONE_SERVICES}
+    assert set(stack["services"]) >= {"timescaledb", "kafka", *DIALTONE_SERVICES, *OPERATIONS}
     assert stack["services"]["timescaledb"]["image"].startswith("timescale/timescaledb:")
     assert stack["services"]["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
 

@@ -19,6 +19,7 @@ from api.metrics import HttpMetrics
 from api.openapi import openapi_factory
 from api.problems import install_problem_handlers, problem_responses
 from api.routes import ROUTERS, TAGS
+from api.tracing import telemetry
 
 DESCRIPTION = """Queries over dialtone's read models: calls in progress, any call's
 state and event timeline, and CDRs (JSON pages or CSV). Errors are RFC 9457
@@ -58,6 +59,7 @@ def create_app(
         description=DESCRIPTION,
         openapi_tags=list(TAGS),
         lifespan=lifespan,
+        telemetry=telemetry(),  # server spans (api/tracing.py)
         dependencies=[Depends(known_query_only)],
         # Every route may fail unexpectedly or lose the database.
         responses=problem_responses(500, 503),

@@ -39,10 +39,11 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Recording
 from eventsourcing.utils import get_topic
 
 from application import callflow
+from application.tracing import command_name, command_span, store_commit_span
 from application.unit import AlreadyExists, NotFound, Unit, kind_name
 from domain.addressing import DEFAULT_TENANT, Target, TargetKind, check_tenant
 from domain.agent import Agent, AgentState
@@ -436,13 +437,18 @@ class CallCentreService(Application[UUID]):
 
     def _execute(self, command: Callable[[Unit], T],
                  current: Sequence[Aggregate] = ()) -> tuple[T, list[Event]]:
+        with command_span(self.name, command_name(command), self.tenant):
+            return self._attempt(command, current)
+
+    def _attempt(self, command: Callable[[Unit], T],
+                 current: Sequence[Aggregate]) -> tuple[T, list[Event]]:
         for attempt in range(self.attempts):
             copies = current if attempt == 0 else ()
             unit = Unit(self.repository, copies, self.tenant)
             try:
                 result = command(unit)
                 changed = unit.changed()
-                recordings = self.save(*changed) if changed else []
+                recordings = self._commit(changed) if changed else []
             except IntegrityError:
                 with self._counter_lock:
                     self._conflicts[0] += 1
@@ -453,6 +459,10 @@ class CallCentreService(Application[UUID]):
                 raise
             return result, [r.domain_event for r in recordings]
         raise ConcurrentChange(f"gave up after {self.attempts} concurrent changes; retry")
+
+    def _commit(self, changed: Sequence[Aggregate]) -> list[Recording[UUID]]:
+        with store_commit_span(self.name, sum(len(a.pending_events) for a in changed)):
+            return self.save(*changed)
 
 
 def replace_skills(agent: Agent, skills: Mapping[str, int], occurred_at: datetime) -> None:

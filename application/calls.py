@@ -60,6 +60,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from application.metrics import event_append
+from application.tracing import store_commit_span
 from domain.addressing import DEFAULT_TENANT
 from domain.call import Call, CallNotFound
 from domain.values import Direction, Disposition, HangupSide, SupervisionMode, TransferKind
@@ -316,7 +317,8 @@ class CallService(Application[UUID]):
     def _save(self, batch: CallBatch) -> None:
         changed = [call for call in batch.calls if call.pending_events]
         if changed:  # idempotent repeats only: no empty transaction
-            with event_append(self.name, sum(len(c.pending_events) for c in changed)):
+            events = sum(len(c.pending_events) for c in changed)
+            with event_append(self.name, events), store_commit_span(self.name, events):
                 self.save(*changed)
 
     def _evict(self, calls: list[Call]) -> None:

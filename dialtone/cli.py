@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
+from application.tracing import setup_tracing
+from dialtone import logs
 from dialtone.commands import register
 from dialtone.settings import Settings
 
@@ -17,10 +17,9 @@ from dialtone.settings import Settings
 def cli(ctx: click.Context, log_level: str | None) -> None:
     """dialtone: event-sourced call control for call centres."""
     settings = Settings()
-    logging.basicConfig(
-        level=(log_level or settings.log_level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    process = ctx.invoked_subcommand or "dialtone"
+    logs.configure(process, log_level or settings.log_level)  # JSON lines, one schema
+    setup_tracing(process)  # OTLP export only when OTEL_EXPORTER_OTLP_ENDPOINT is set
     ctx.obj = settings
 
 

@@ -44,6 +44,7 @@ from kafka.errors import (
 
 from application import metrics
 from application.heartbeats import Heartbeat
+from application.tracing import publish_span, trace_headers
 from projections.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, EventEnvelope, InvalidEnvelope
 from streams.envelopes import decode
 from streams.kafka_auth import KafkaAuth
@@ -167,7 +168,8 @@ class Relay:
             return 0
         envelopes = decode(self.app, notifications)
         try:
-            publish_page(producer, envelopes, self.config.topic_prefix)
+            with publish_span(self.app.name, len(notifications), notifications[-1].id):
+                publish_page(producer, envelopes, self.config.topic_prefix)
         except KAFKA_RETRYABLE_ERRORS:
             self._discard_producer()
             raise
@@ -267,9 +269,10 @@ def publish_page(producer: KafkaProducer, envelopes: Iterable[EventEnvelope],
     caller discards the producer, whose open transaction is then aborted.
     """
     producer.begin_transaction()
+    headers = _HEADERS + trace_headers()  # the page's span, when traces are recorded
     futures = [producer.send(topic_for(envelope.kind, topic_prefix),
                              key=str(envelope.subject).encode(), value=envelope.to_json(),
-                             headers=_HEADERS)
+                             headers=headers)
                for envelope in envelopes]
     producer.flush(timeout=DELIVERY_TIMEOUT_MS / 1000 + 1)
     for future in futures:

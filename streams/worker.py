@@ -42,6 +42,7 @@ import psycopg
 from faust.types import EventT
 
 from application import metrics
+from application.tracing import consume_span, projection_span
 from projections.dead_letters import apply_or_park
 from projections.envelope import EventEnvelope, InvalidEnvelope
 from projections.registry import ProjectionGroup
@@ -96,7 +97,8 @@ class ProjectionSink:
                 try:
                     conn = self._connection()
                     for group in groups:
-                        apply_or_park(conn, group, envelopes, source)
+                        with projection_span(group.names[0], len(envelopes)):
+                            apply_or_park(conn, group, envelopes, source)
                     return True
                 except Exception as error:  # whatever it is: retry, never acknowledge
                     # Not acknowledged, so nothing is lost: a fresh connection,
@@ -210,9 +212,11 @@ def _add_projection_agent(app: faust.App, config: WorkerConfig, kind: str,
                 for event, error in poison:
                     await park(event, error)
                 started = time.perf_counter()
-                if envelopes and not await asyncio.to_thread(
-                        sink.apply, groups, envelopes, source_of(events)):
-                    return  # stopping: this batch stays unacknowledged
+                # to_thread copies the context: the group spans are this span's children.
+                with consume_span(kind, (e.message.headers for e in events), len(events)):
+                    if envelopes and not await asyncio.to_thread(
+                            sink.apply, groups, envelopes, source_of(events)):
+                        return  # stopping: this batch stays unacknowledged
                 metrics.worker_batch(kind, len(envelopes), started)
                 for event in events:
                     await stream.ack(event)

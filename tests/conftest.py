@@ -18,7 +18,7 @@ from dialtone.database import drop_database, ensure_database, with_database
 from dialtone.services.postgres import EmbeddedPostgres, free_port
 
 pytest_plugins = ["tests.fixtures.sip", "tests.fixtures.kafka", "tests.fixtures.processes",
-                  "tests.fixtures.matrix_stack"]
+                  "tests.fixtures.matrix_stack", "tests.fixtures.tracing"]
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.auth.dependencies import Principal, caller_tenant, new_request_id, require
 from api.auth.permissions import Permission
 from api.db import Pool, acquire
+from application import log_context
 from application.identity import store
 from domain.errors import DomainError
 
@@ -141,4 +142,5 @@ class RequestIdMiddleware:
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = rid
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        with log_context.bound(request_id=rid):  # on every log line of this request
+            await self.app(scope, receive, send_with_id)

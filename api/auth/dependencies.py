@@ -23,6 +23,7 @@ from api.auth.authenticator import Authenticator
 from api.auth.permissions import Permission, allows
 from api.db import Pool
 from api.problems import ProblemError
+from application import log_context
 from application.identity.model import AuthenticationFailed, Role
 from application.identity.settings import AuthSettings
 
@@ -117,6 +118,7 @@ class Requirement:
         if not principal.can(self.permission):
             raise forbidden(principal, self.permission)
         request.state.principal = principal  # for `caller_tenant`, whatever asks later
+        log_context.bind(tenant=principal.tenant)  # on this request's log lines from here
         return principal
 
 

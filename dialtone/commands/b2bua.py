@@ -37,6 +37,8 @@ from adapters.sip.worker import B2BUAWorker, CentreWiring, WorkerConfig
 from application.callcentre import CallCentreService
 from application.calls import CallService
 from application.heartbeats import Heartbeat
+from application.tracing import setup_tracing
+from dialtone import logs
 from dialtone.database import eventsourcing_env, resolve_dsn
 from dialtone.services.metrics import start_metrics_server
 from dialtone.services.processes import die_with_parent
@@ -204,8 +206,8 @@ def spawn_worker(port: int, *, routes: Sequence[str] = (), dialplan_file: Path |
 def main() -> None:
     """``python -m dialtone.commands.b2bua``: the same command without the CLI group."""
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure("b2bua", settings.log_level)
+    setup_tracing("b2bua")
     command.main(obj=settings, prog_name="dialtone b2bua")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import faust
 
-from dialtone import bootstrap
+from dialtone import bootstrap, logs
 from dialtone.database import resolve_dsn
 from dialtone.kafka_settings import kafka_auth
 from dialtone.migrations import apply_migrations
@@ -31,4 +31,7 @@ def command(settings: Settings, web_port: int | None) -> None:
                           auth=kafka_auth(settings))
     app = create_app(config,
                      bootstrap.PROJECTION_GROUPS)
-    faust.Worker(app, loglevel=settings.log_level.lower()).execute_from_commandline()
+    # Faust sets logging up again at start: hand it ours, or it replaces the JSON handler.
+    faust.Worker(app, loglevel=settings.log_level.lower(),
+                 logging_config=logs.logging_config("worker", settings.log_level),
+                 ).execute_from_commandline()

@@ -1,0 +1,88 @@
+"""The relay waits out PostgreSQL killed and restarted instead of exiting.
+
+Before the fix the relay's thread raised on the lost connection and the
+command exited 1 (logging it as a Kafka failure); a supervisor had to start it
+again. Now it logs the database as the cause, backs off, and goes on.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from application.calls import CallService
+from dialtone.database import ensure_database, eventsourcing_env
+from dialtone.migrations import apply_migrations
+from dialtone.services.postgres import EmbeddedPostgres, free_port
+from dialtone.simulate import lifecycles
+from streams.envelopes import decode
+from streams.relay import Relay, RelayConfig
+from streams.topics import topic_for
+from tests.fixtures.processes import wait_for
+from tests.fixtures.reconcile import StoredEvent, compare_topic, topic_records
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[EmbeddedPostgres]:
+    # Not under pytest's temp root (mode 0700): the server may run as another user.
+    root = Path(tempfile.mkdtemp(prefix="dialtone-relay-pg-"))
+    server = EmbeddedPostgres(root / "data", free_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_relay_waits_out_postgres_killed_and_restarted(
+    private_postgres: EmbeddedPostgres, kafka_bootstrap: str,
+) -> None:
+    database_url = private_postgres.dsn("dialtone")
+    ensure_database(database_url)
+    apply_migrations(database_url)
+    service = CallService(env=eventsourcing_env(database_url))
+    config = RelayConfig(bootstrap=kafka_bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
+                         partitions=4, page_size=20, retry_most=1.0)
+    relay = Relay(service, database_url, config)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            relay.run()
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        lifecycles(service, 3, "before")
+        wait_for(lambda: relay.position >= 3, 60, "the relay to publish")
+
+        private_postgres.kill()
+        wait_for(lambda: relay.failures >= 1 or bool(errors), 60,
+                 "the relay to find the database gone")
+        private_postgres.start()
+        lifecycles(service, 3, "after")
+        head = service.recorder.max_notification_id() or 0
+        wait_for(lambda: relay.position >= head or bool(errors), 60, "the relay to catch up")
+
+        assert errors == [], "the relay stopped on the database outage"
+        assert thread.is_alive()
+        stored = [StoredEvent(e.id, e.kind, e.subject, e.version) for e in decode(
+            service, service.recorder.select_notifications(start=1, limit=10_000))]
+        report = compare_topic(stored, topic_records(kafka_bootstrap,
+                                                     topic_for("call", config.topic_prefix)))
+        assert (report.lost, report.doubled, report.foreign) == ([], 0, [])
+    finally:
+        relay.stop()
+        thread.join(30)
+        service.close()

@@ -57,6 +57,7 @@ def serve(app: FastAPI, host: str, port: int, stop: StopSignals, *,
           log_level: str = "info") -> None:
     """Serve ``app`` until ``stop`` is requested (by a signal or ``stop.request()``)."""
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                            log_config=None,  # uvicorn's lines through dialtone.logs (JSON)
                             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     server = uvicorn.Server(config)
     stop.server = server

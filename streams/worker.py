@@ -41,7 +41,7 @@ import faust
 import psycopg
 from faust.types import EventT
 
-from application import metrics
+from application import log_context, metrics
 from application.tracing import consume_span, projection_span
 from projections.dead_letters import apply_or_park
 from projections.envelope import EventEnvelope, InvalidEnvelope
@@ -213,7 +213,9 @@ def _add_projection_agent(app: faust.App, config: WorkerConfig, kind: str,
                     await park(event, error)
                 started = time.perf_counter()
                 # to_thread copies the context: the group spans are this span's children.
-                with consume_span(kind, (e.message.headers for e in events), len(events)):
+                last = envelopes[-1].position if envelopes else None
+                with consume_span(kind, (e.message.headers for e in events), len(events)), \
+                        log_context.bound(position=last):  # on the batch's log lines
                     if envelopes and not await asyncio.to_thread(
                             sink.apply, groups, envelopes, source_of(events)):
                         return  # stopping: this batch stays unacknowledged

@@ -74,7 +74,10 @@ async def open_pool(database_url: str, max_size: int) -> AsyncIterator[asyncpg.P
         await pool.close()
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
+async def get_pool(request: Request) -> asyncpg.Pool:
+    # async although it awaits nothing, as every dependency here: FastAPI runs a plain
+    # `def` dependency in the threadpool (a thread hop per request; tests/unit/
+    # test_api_on_the_loop.py)
     return request.app.state.pool
 
 

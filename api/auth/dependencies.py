@@ -60,7 +60,7 @@ def unauthenticated(detail: str = "Missing or invalid credentials.") -> ProblemE
                         headers={"WWW-Authenticate": "Bearer"})
 
 
-def get_authenticator(request: Request) -> Authenticator:
+async def get_authenticator(request: Request) -> Authenticator:
     """The app's authenticator: set on `app.state.auth` by the composition root,
     or built from the environment on first use."""
     auth: Authenticator | None = getattr(request.app.state, "auth", None)
@@ -69,7 +69,7 @@ def get_authenticator(request: Request) -> Authenticator:
     return auth
 
 
-def request_id(request: Request) -> str:
+async def request_id(request: Request) -> str:
     """The caller's X-Request-ID when it is a sane token, else a new one; kept on
     `request.state` so the audit and the events of this request share it."""
     existing: str | None = getattr(request.state, "request_id", None)
@@ -143,7 +143,11 @@ def caller_tenant(request: Request) -> str:
     return principal.tenant
 
 
-Tenant = Annotated[str, Depends(caller_tenant)]
+async def _caller_tenant(request: Request) -> str:
+    return caller_tenant(request)  # on the loop: a `def` dependency would hop to a thread
+
+
+Tenant = Annotated[str, Depends(_caller_tenant)]
 
 
 PUBLIC: dict[str, Any] = {"x-public": True}

@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1/calls", tags=["calls"])
 CallId = Annotated[UUID, Path(description="The call's id (a UUID).")]
 
 
-def live_filter(
+async def live_filter(
     *,
     status: Annotated[CallStatus | None, Query(description="Current call status.")] = None,
     direction: Annotated[Direction | None, Query()] = None,

@@ -30,7 +30,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 
-def cdr_filter(
+async def cdr_filter(
     *,
     tenant: Tenant,
     from_: Annotated[Instant | None, Query(

@@ -54,7 +54,7 @@ ABSENT = (NotFound, NotAMember, UnknownSkill, UnknownRule, UnknownOption)
 CONFLICTS = (AlreadyExists, IllegalTransition, ConcurrentChange)
 
 
-def get_service(request: Request, tenant: Tenant) -> CallCentreService:
+async def get_service(request: Request, tenant: Tenant) -> CallCentreService:
     """The service acting for the caller's tenant: another tenant's aggregates are
     404 (as missing ones), and what the caller creates is its tenant's."""
     service: CallCentreService | None = getattr(request.app.state, "callcentre", None)

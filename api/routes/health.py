@@ -25,13 +25,13 @@ UNHEALTHY_TYPE = "urn:dialtone:problem:unhealthy"
 NOT_READY_TYPE = "urn:dialtone:problem:not-ready"
 
 
-def health_config(request: Request) -> HealthConfig:
+async def health_config(request: Request) -> HealthConfig:
     """The composition root puts one on app.state.health; a bare app checks defaults."""
     config = getattr(request.app.state, "health", None)
     return config if isinstance(config, HealthConfig) else HealthConfig()
 
 
-def stall_watch(request: Request) -> StallWatch:
+async def stall_watch(request: Request) -> StallWatch:
     watch = getattr(request.app.state, "stall_watch", None)
     if not isinstance(watch, StallWatch):
         watch = request.app.state.stall_watch = StallWatch()

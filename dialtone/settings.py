@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"
+    access_log: bool = Field(
+        default=False, description="One log line per HTTP request (uvicorn's access log). Off by "
+        "default: GET /metrics counts and times every request, and a line per request at "
+        "hundreds of requests/s is CPU on the event loop (bench/api.py).")
     # Health (see api.health and application.heartbeats).
     heartbeat_interval_s: float = Field(
         default=5.0, gt=0, description="Seconds between each process's heartbeats (read by "

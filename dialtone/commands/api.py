@@ -20,4 +20,5 @@ def command(settings: Settings, host: str | None, port: int | None) -> None:
     # The embedded server, if used, is left running (as by relay, worker and router): the
     # all-in-one commands (up, demo) are the ones that stop it, when last to use it.
     serve(bootstrap.http_app(resolve_dsn(settings)), host or settings.http_host,
-          port or settings.http_port, stop, log_level=settings.log_level.lower())
+          port or settings.http_port, stop, log_level=settings.log_level.lower(),
+          access_log=settings.access_log)

@@ -132,7 +132,7 @@ def command(settings: Settings, host: str | None, port: int | None, b2bua_worker
             click.echo(first_login_message(f"http://{host}:{port}", admin_password,
                                            settings.data_dir / PASSWORD_FILE))
         serve(bootstrap.http_app(database_url), host, port, stop,
-              log_level=settings.log_level.lower())
+              log_level=settings.log_level.lower(), access_log=settings.access_log)
     finally:
         if workers is not None:
             workers.stop()

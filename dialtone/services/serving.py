@@ -54,10 +54,14 @@ class StopSignals:
 
 
 def serve(app: FastAPI, host: str, port: int, stop: StopSignals, *,
-          log_level: str = "info") -> None:
-    """Serve ``app`` until ``stop`` is requested (by a signal or ``stop.request()``)."""
+          log_level: str = "info", access_log: bool = False) -> None:
+    """Serve ``app`` until ``stop`` is requested (by a signal or ``stop.request()``).
+    uvloop and httptools are named, not left to uvicorn's "auto" (which falls back to the
+    slower pure-Python ones silently); ``access_log`` is a line per request
+    (DIALTONE_ACCESS_LOG)."""
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                             log_config=None,  # uvicorn's lines through dialtone.logs (JSON)
+                            access_log=access_log, loop="uvloop", http="httptools",
                             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     server = uvicorn.Server(config)
     stop.server = server

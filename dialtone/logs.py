@@ -54,6 +54,12 @@ def drop_secrets(_logger: WrappedLogger, _method: str, event: EventDict) -> Even
     return event
 
 
+def drop_decorations(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
+    """uvicorn passes its message again with ANSI colours (``color_message``)."""
+    event.pop("color_message", None)
+    return event
+
+
 def add_trace_ids(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
     """The current span's trace and span ids (hex, as Tempo shows them), if recording."""
     context = trace.get_current_span().get_span_context()
@@ -95,6 +101,7 @@ def pre_chain(process: str) -> list[Processor]:
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
         add_trace_ids,
         drop_secrets,
+        drop_decorations,
     ]
 
 

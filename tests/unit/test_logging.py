@@ -57,13 +57,15 @@ def test_secret_named_fields_are_never_emitted(captured):
     logger, out = captured
     secrets = {"password": "hunter2-pw", "access_token": "tok-abc", "Authorization": "Bearer x1",
                "api_key": "dt_key_zz", "client_secret": "s3cr3t", "refresh_token": "rt-1"}
-    logger.info("login attempt", extra={**secrets, "tenant": "acme"})
+    logger.info("login attempt", extra={**secrets, "tenant": "acme",
+                                        "color_message": "\x1b[36mlogin\x1b[0m"})
     [record] = lines(out)
     raw = out.getvalue()
     for name, value in secrets.items():
         assert name not in record
         assert value not in raw
     assert record["tenant"] == "acme"
+    assert "color_message" not in record  # uvicorn's coloured copy of the message
 
 
 def test_only_schema_fields_can_be_bound():

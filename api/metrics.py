@@ -29,10 +29,11 @@ from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from api.db import UNREACHABLE
 from api.health import HealthConfig, StallWatch, projection_lag
+from api.middleware import HttpMiddleware
 from application.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 
 log = logging.getLogger(__name__)
@@ -46,16 +47,10 @@ FROM queue_live ORDER BY key
 """
 
 
-class HttpMetrics:
+class HttpMetrics(HttpMiddleware):
     """Counts and times every HTTP request by method, route template and status."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500  # what the server answers when the app raises before responding
         timed = False

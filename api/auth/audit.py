@@ -20,11 +20,12 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from api.auth.dependencies import Principal, caller_tenant, new_request_id, require
 from api.auth.permissions import Permission
 from api.db import Pool, acquire
+from api.middleware import HttpMiddleware
 from application import log_context
 from application.identity import store
 from domain.errors import DomainError
@@ -122,18 +123,12 @@ async def _write(request: Request, pool: Any, principal: Principal, action: str,
             aggregate_id=aggregate_id, detail=detail))
 
 
-class RequestIdMiddleware:
+class RequestIdMiddleware(HttpMiddleware):
     """Gives each HTTP request its id (kept in the request's state, where the
     `request_id` dependency finds it) and echoes it in the `X-Request-ID` response
     header, so a caller can quote it and an admin find it in `GET /v1/audit`."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = new_request_id(Headers(scope=scope))
         scope.setdefault("state", {})["request_id"] = rid
 

@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from api.app import create_app
 from application.identity.model import DEFAULT_TENANT, Role
+from dialtone.bootstrap import http_app
 from dialtone.commands.users import issue_api_key
 from dialtone.migrations import apply_migrations
 
@@ -38,6 +39,20 @@ def running_api(
         if role is not None:
             client.headers["Authorization"] = f"Bearer {api_key(database_url, role)}"
         yield client
+
+
+@contextmanager
+def platform_api(database_url: str, *, raise_errors: bool = True) -> Iterator[TestClient]:
+    """The app `dialtone api` serves (dialtone.bootstrap.http_app: call-centre, auth and
+    audit routes, the call-centre service) on a migrated database. Its client sends no
+    credential; the service is closed afterwards."""
+    apply_migrations(database_url)
+    app = http_app(database_url)
+    try:
+        with TestClient(app, raise_server_exceptions=raise_errors) as client:
+            yield client
+    finally:
+        app.state.callcentre.close()
 
 
 def api_key(database_url: str, role: Role = Role.ADMIN, tenant: str = DEFAULT_TENANT) -> str:

@@ -21,10 +21,8 @@ from api.auth.dependencies import (
 )
 from api.auth.permissions import ROLE_PERMISSIONS
 from application.identity.model import Role
-from dialtone.bootstrap import http_app
 from dialtone.database import drop_database, ensure_database, with_database
-from dialtone.migrations import apply_migrations
-from tests.integration.api_support import api_key, assert_problem
+from tests.integration.api_support import api_key, assert_problem, platform_api
 
 METHODS = {"get", "put", "post", "delete", "patch"}
 # A well-formed value for each path parameter, so that only access control decides.
@@ -39,14 +37,11 @@ def served(pg_admin_dsn: str) -> Iterator[tuple[TestClient, dict[Role, str]]]:
     the module's tests: they only read, or are refused), and a key per role."""
     database_url = with_database(pg_admin_dsn, f"t_{uuid.uuid4().hex[:16]}")
     ensure_database(database_url)
-    apply_migrations(database_url)
-    keys = {role: api_key(database_url, role) for role in Role}
-    app = http_app(database_url)
     try:
-        with TestClient(app, raise_server_exceptions=False) as client:
+        with platform_api(database_url, raise_errors=False) as client:
+            keys = {role: api_key(database_url, role) for role in Role}
             yield client, keys
     finally:
-        app.state.callcentre.close()
         drop_database(database_url)
 
 

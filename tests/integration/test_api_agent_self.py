@@ -14,25 +14,18 @@ from api.auth.dependencies import FORBIDDEN_TYPE
 from api.problems import NOT_FOUND_TYPE
 from application.identity import store
 from application.identity.model import Role
-from dialtone.bootstrap import http_app
 from dialtone.commands.users import with_connection
-from dialtone.migrations import apply_migrations
 from projections import callcentre
 from streams.inprocess import InProcessProjectionRunner
-from tests.integration.api_support import api_key, assert_problem
+from tests.integration.api_support import api_key, assert_problem, platform_api
 
 PASSWORD = "a long enough password"
 
 
 @pytest.fixture
 def client(database_url: str) -> Iterator[TestClient]:
-    apply_migrations(database_url)
-    app = http_app(database_url)
-    try:
-        with TestClient(app) as client:
-            yield client
-    finally:
-        app.state.callcentre.close()
+    with platform_api(database_url) as client:
+        yield client
 
 
 @pytest.fixture

@@ -12,10 +12,8 @@ from fastapi.testclient import TestClient
 
 from application.identity.credentials import API_KEY_PREFIX, parse_secret
 from application.identity.model import Role
-from dialtone.bootstrap import http_app
-from dialtone.migrations import apply_migrations
 from domain.agent import Agent
-from tests.integration.api_support import api_key, assert_problem
+from tests.integration.api_support import api_key, assert_problem, platform_api
 
 
 def key_id(key: str) -> str:
@@ -30,13 +28,8 @@ def bearer(key: str, **headers: str) -> dict[str, str]:
 
 @pytest.fixture
 def client(database_url: str) -> Iterator[TestClient]:
-    apply_migrations(database_url)
-    app = http_app(database_url)
-    try:
-        with TestClient(app) as client:
-            yield client
-    finally:
-        app.state.callcentre.close()
+    with platform_api(database_url) as client:
+        yield client
 
 
 def audit(client: TestClient, key: str, **params: Any) -> dict[str, Any]:

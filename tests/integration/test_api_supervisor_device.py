@@ -12,9 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from application.identity.model import Role
-from dialtone.bootstrap import http_app
-from dialtone.migrations import apply_migrations
-from tests.integration.api_support import api_key, assert_problem, cdr_row, insert_cdrs
+from tests.integration.api_support import (
+    api_key,
+    assert_problem,
+    cdr_row,
+    insert_cdrs,
+    platform_api,
+)
 from tests.integration.auth_support import add_user, bearer, token_for
 
 # A call of the tenant that has ended: visible (an invisible one is 404 before any
@@ -25,14 +29,9 @@ SUPERVISE = f"/v1/calls/{ENDED_CALL}/supervision"
 
 @pytest.fixture
 def client(database_url: str) -> Iterator[TestClient]:
-    apply_migrations(database_url)
-    insert_cdrs(database_url, [cdr_row(datetime.now(UTC), call_id=UUID(ENDED_CALL))])
-    app = http_app(database_url)
-    try:
-        with TestClient(app) as client:
-            yield client
-    finally:
-        app.state.callcentre.close()
+    with platform_api(database_url) as client:
+        insert_cdrs(database_url, [cdr_row(datetime.now(UTC), call_id=UUID(ENDED_CALL))])
+        yield client
 
 
 def test_a_supervisor_without_a_device_is_refused_until_an_admin_sets_one(client, database_url):

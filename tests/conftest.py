@@ -52,10 +52,22 @@ def pg_admin_dsn(pg_server: EmbeddedPostgres | None) -> str:
     return pg_server.dsn("postgres")
 
 
-@pytest.fixture
-def database_url(pg_admin_dsn: str) -> Iterator[str]:
-    """A DSN to a brand-new, empty database, dropped after the test."""
-    dsn = with_database(pg_admin_dsn, f"t_{uuid.uuid4().hex[:16]}")
+def _scratch_database(pg_admin_dsn: str, prefix: str) -> Iterator[str]:
+    """A DSN to a brand-new, empty database on the test server, dropped afterwards."""
+    dsn = with_database(pg_admin_dsn, f"{prefix}_{uuid.uuid4().hex[:16]}")
     ensure_database(dsn)
     yield dsn
     drop_database(dsn)
+
+
+@pytest.fixture
+def database_url(pg_admin_dsn: str) -> Iterator[str]:
+    """A DSN to a brand-new, empty database, dropped after the test."""
+    yield from _scratch_database(pg_admin_dsn, "t")
+
+
+@pytest.fixture
+def second_database(pg_admin_dsn: str) -> Iterator[str]:
+    """Another brand-new, empty database beside database_url (a restore's target, say),
+    dropped after the test."""
+    yield from _scratch_database(pg_admin_dsn, "r")

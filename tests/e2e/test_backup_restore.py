@@ -8,10 +8,8 @@ import json
 import os
 import stat
 import subprocess
-import uuid
 import wave
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,6 @@ from psycopg import sql
 from application.identity.credentials import verify_password
 from dialtone import bootstrap
 from dialtone.commands.users import ensure_initial_admin
-from dialtone.database import drop_database, ensure_database, with_database
 from dialtone.migrations import apply_migrations
 from tests.fixtures.callcentre import provision_queue
 from tests.fixtures.processes import DIALTONE
@@ -43,14 +40,6 @@ NOT_PROJECTIONS = {"callservice_events", "callcentreservice_events", "tenants", 
 # callcentre_events), updated_at (call_live, agent_state, queue_live,
 # projection_positions), since (call_projection_gaps).
 WALL_CLOCK = {"projected_at", "updated_at", "since"}
-
-
-@pytest.fixture
-def second_database(pg_admin_dsn: str) -> Iterator[str]:
-    dsn = with_database(pg_admin_dsn, f"r_{uuid.uuid4().hex[:16]}")
-    ensure_database(dsn)
-    yield dsn
-    drop_database(dsn)
 
 
 def _dialtone(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:

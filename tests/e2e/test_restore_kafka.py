@@ -5,26 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dialtone import bootstrap
-from dialtone.database import drop_database, ensure_database, with_database
+from dialtone.database import drop_database, ensure_database
 from dialtone.migrations import apply_migrations
 from dialtone.simulate import lifecycles
 from tests.fixtures.processes import DIALTONE
 
 pytestmark = pytest.mark.kafka
-
-
-@pytest.fixture
-def restore_target(pg_admin_dsn: str) -> Iterator[str]:
-    dsn = with_database(pg_admin_dsn, f"r_{uuid.uuid4().hex[:16]}")
-    ensure_database(dsn)
-    yield dsn
-    drop_database(dsn)
 
 
 def _dialtone(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -35,7 +26,7 @@ def _dialtone(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
 
 
 def test_restore_behind_the_topics_says_to_use_a_new_prefix(
-    database_url: str, restore_target: str, kafka_bootstrap: str, tmp_path: Path,
+    database_url: str, second_database: str, kafka_bootstrap: str, tmp_path: Path,
 ) -> None:
     apply_migrations(database_url)
     calls = bootstrap.call_service(database_url)
@@ -46,16 +37,16 @@ def test_restore_behind_the_topics_says_to_use_a_new_prefix(
     _dialtone({"DATABASE_URL": database_url, "DIALTONE_KAFKA_BOOTSTRAP": kafka_bootstrap,
                "DIALTONE_TOPIC_PREFIX": old}, "relay", "--from-position", "1")
 
-    behind = _dialtone({"DATABASE_URL": restore_target, "DIALTONE_KAFKA_BOOTSTRAP":
+    behind = _dialtone({"DATABASE_URL": second_database, "DIALTONE_KAFKA_BOOTSTRAP":
                         kafka_bootstrap, "DIALTONE_TOPIC_PREFIX": old},
                        "restore", str(tmp_path / "b"))
 
     assert "CallService positions up to 200, past the restored head 160" in behind.stderr
     assert "new DIALTONE_TOPIC_PREFIX" in behind.stderr
     # The same backup into a new database, relayed to a new prefix: nothing ahead.
-    drop_database(restore_target)
-    ensure_database(restore_target)
-    fresh = _dialtone({"DATABASE_URL": restore_target, "DIALTONE_KAFKA_BOOTSTRAP":
+    drop_database(second_database)
+    ensure_database(second_database)
+    fresh = _dialtone({"DATABASE_URL": second_database, "DIALTONE_KAFKA_BOOTSTRAP":
                        kafka_bootstrap, "DIALTONE_TOPIC_PREFIX": new},
                       "restore", str(tmp_path / "b"))
     assert "WARNING" not in fresh.stderr

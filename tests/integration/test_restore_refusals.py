@@ -5,23 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 
-from dialtone.database import drop_database, ensure_database, with_database
 from tests.fixtures.processes import DIALTONE
-
-
-@pytest.fixture
-def empty_database(pg_admin_dsn: str) -> Iterator[str]:
-    dsn = with_database(pg_admin_dsn, f"r_{uuid.uuid4().hex[:16]}")
-    ensure_database(dsn)
-    yield dsn
-    drop_database(dsn)
 
 
 def _dialtone(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -36,7 +24,7 @@ def _tables(database_url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def test_a_backup_of_a_newer_schema_is_refused(database_url: str, empty_database: str,
+def test_a_backup_of_a_newer_schema_is_refused(database_url: str, second_database: str,
                                                tmp_path: Path) -> None:
     backup = tmp_path / "backup"
     assert _dialtone(database_url, "backup", "--output", str(backup)).returncode == 0
@@ -44,23 +32,23 @@ def test_a_backup_of_a_newer_schema_is_refused(database_url: str, empty_database
     manifest["migrations"].append({"id": "9999_from_a_later_release", "applied_at_utc": ""})
     (backup / "manifest.json").write_text(json.dumps(manifest))
 
-    refused = _dialtone(empty_database, "restore", str(backup))
+    refused = _dialtone(second_database, "restore", str(backup))
 
     assert refused.returncode != 0
     assert "newer than this release" in refused.stderr
     assert "9999_from_a_later_release" in refused.stderr
-    assert _tables(empty_database) == 0
+    assert _tables(second_database) == 0
 
 
-def test_a_directory_that_is_not_a_backup_is_refused(empty_database: str,
+def test_a_directory_that_is_not_a_backup_is_refused(second_database: str,
                                                      tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text("{}")
 
-    refused = _dialtone(empty_database, "restore", str(tmp_path))
+    refused = _dialtone(second_database, "restore", str(tmp_path))
 
     assert refused.returncode != 0
     assert "unknown backup format" in refused.stderr
-    assert _tables(empty_database) == 0
+    assert _tables(second_database) == 0
 
 
 def test_backup_will_not_write_into_a_non_empty_directory(database_url: str,

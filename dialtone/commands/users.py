@@ -33,6 +33,8 @@ T = TypeVar("T")
 INITIAL_ADMIN = "admin"
 PASSWORD_FILE = "initial-admin-password"  # noqa: S105 - a file name, not a password
 ROLES = click.Choice([r.value for r in Role])
+# store.set_user_device / set_user_agent: (conn, username, tenant or None, value) -> found
+UserFieldSetter = Callable[[asyncpg.Connection, str, str | None, str | None], Awaitable[bool]]
 
 
 def with_connection(database_url: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
@@ -156,12 +158,8 @@ def add(settings: Settings, username: str, role: str, tenant: str, password: str
 def device(settings: Settings, username: str, uri: str | None) -> None:
     """Set USERNAME's own phone (a SIP URI: what their monitor, whisper and barge
     ring); without URI, clear it."""
-    if uri is not None and not re.fullmatch(DEVICE_PATTERN, uri):
-        raise click.BadParameter(f"not a SIP URI: {uri!r}", param_hint="URI")
-    found = with_connection(resolve_dsn(settings), lambda conn: store.set_user_device(
-        conn, username, None, uri))
-    if not found:
-        raise click.ClickException(f"no user {username}")
+    _set_or_clear(settings, username, uri, DEVICE_PATTERN, "a SIP URI", "URI",
+                  store.set_user_device)
     click.echo(f"device of {username}: {uri or 'none'}")
 
 
@@ -172,13 +170,20 @@ def device(settings: Settings, username: str, uri: str | None) -> None:
 def agent(settings: Settings, username: str, key: str | None) -> None:
     """Make USERNAME the agent KEY of their tenant (a user of role agent acts on
     that agent only); without KEY, no agent."""
-    if key is not None and not re.fullmatch(KEY_PATTERN, key):
-        raise click.BadParameter(f"not an agent key: {key!r}", param_hint="KEY")
-    found = with_connection(resolve_dsn(settings), lambda conn: store.set_user_agent(
-        conn, username, None, key))
-    if not found:
-        raise click.ClickException(f"no user {username}")
+    _set_or_clear(settings, username, key, KEY_PATTERN, "an agent key", "KEY",
+                  store.set_user_agent)
     click.echo(f"agent of {username}: {key or 'none'}")
+
+
+def _set_or_clear(settings: Settings, username: str, value: str | None, pattern: str,
+                  what: str, param: str, setter: UserFieldSetter) -> None:
+    """Set one of USERNAME's optional fields (any tenant) to `value`, checked against
+    `pattern` first; None clears it."""
+    if value is not None and not re.fullmatch(pattern, value):
+        raise click.BadParameter(f"not {what}: {value!r}", param_hint=param)
+    if not with_connection(resolve_dsn(settings), lambda conn: setter(conn, username, None,
+                                                                      value)):
+        raise click.ClickException(f"no user {username}")
 
 
 @command.command("list")

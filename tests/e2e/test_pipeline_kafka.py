@@ -4,9 +4,9 @@ Faust worker -> projections -> API, with the worker SIGKILLed along the way."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import pytest
@@ -21,6 +21,7 @@ from dialtone.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from projections import calls
 from streams.rebuild import rebuild
 from streams.topics import dead_letter_topic, topic_for
+from tests.fixtures.kafka import pipeline_env
 from tests.fixtures.processes import DialtoneProcess, wait_for
 from tests.integration.api_support import api_key
 
@@ -50,10 +51,8 @@ class Stack:
 def stack(database_url: str, kafka_bootstrap: str,
           dialtone_processes: Callable[..., DialtoneProcess]) -> Stack:
     apply_migrations(database_url)
-    prefix = f"t{uuid.uuid4().hex[:8]}."
-    env = {"DATABASE_URL": database_url, "DIALTONE_KAFKA_BOOTSTRAP": kafka_bootstrap,
-           "DIALTONE_TOPIC_PREFIX": prefix}
-    return Stack(database_url, kafka_bootstrap, prefix,
+    env = pipeline_env(database_url, kafka_bootstrap)
+    return Stack(database_url, kafka_bootstrap, env["DIALTONE_TOPIC_PREFIX"],
                  CallService(env=eventsourcing_env(database_url)),
                  lambda args: dialtone_processes(args, env))
 
@@ -117,7 +116,8 @@ def test_poison_message_is_parked_on_the_dead_letter_topic(stack: Stack) -> None
     assert all(dict(r.headers)["dialtone-error"] for r in parked)
 
 
-def _read_all(bootstrap: str, topic: str, expected: int) -> list[object]:
+def _read_all(bootstrap: str, topic: str, expected: int) -> list[Any]:
+    """The first `expected` records of `topic` (kafka-python ConsumerRecords: untyped)."""
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                              group_id=None, consumer_timeout_ms=20_000)
     try:

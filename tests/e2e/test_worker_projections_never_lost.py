@@ -9,7 +9,6 @@ worker`; the projections are compared with a clean rebuild from the store.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from projections import callcentre, calls
 from projections.dead_letters import count_parked
 from streams.rebuild import rebuild, replay_group
 from streams.worker import APPLICATION_NAME
+from tests.fixtures.kafka import pipeline_env
 from tests.fixtures.processes import DialtoneProcess, wait_for
 
 pytestmark = pytest.mark.kafka
@@ -72,9 +72,7 @@ class Stack:
 def stack(database_url: str, kafka_bootstrap: str,
           dialtone_processes: Callable[..., DialtoneProcess]) -> Stack:
     apply_migrations(database_url)
-    prefix = f"t{uuid.uuid4().hex[:8]}."
-    env = {"DATABASE_URL": database_url, "DIALTONE_KAFKA_BOOTSTRAP": kafka_bootstrap,
-           "DIALTONE_TOPIC_PREFIX": prefix}
+    env = pipeline_env(database_url, kafka_bootstrap)
     return Stack(database_url, CallService(env=eventsourcing_env(database_url)),
                  CallCentreService(env=eventsourcing_env(database_url)),
                  lambda args: dialtone_processes(args, env))

@@ -74,33 +74,27 @@ async def login_record(conn: asyncpg.Connection, username: str) -> tuple[User, s
 
 async def set_user_disabled(conn: asyncpg.Connection, username: str, tenant: str | None,
                             disabled: bool) -> bool:
-    status = await conn.execute(
-        "UPDATE users SET disabled_at = CASE WHEN $3 THEN coalesce(disabled_at, now()) END "
-        "WHERE username = $1 AND ($2::text IS NULL OR tenant = $2)", username, tenant, disabled)
+    found = await _update_user(
+        conn, username, tenant, "disabled_at = CASE WHEN $3 THEN coalesce(disabled_at, now()) END",
+        disabled)
     if disabled:  # a disabled user's sessions end with it
         await conn.execute(
             "UPDATE refresh_tokens SET revoked_at = now() FROM users "
             "WHERE users.id = refresh_tokens.user_id AND users.username = $1 "
             "AND refresh_tokens.revoked_at IS NULL", username)
-    return str(status) != "UPDATE 0"
+    return found
 
 
 async def set_password(conn: asyncpg.Connection, username: str, tenant: str | None,
                        password_hash: str) -> bool:
-    status = await conn.execute(
-        "UPDATE users SET password_hash = $3, password_changed_at = now() "
-        "WHERE username = $1 AND ($2::text IS NULL OR tenant = $2)",
-        username, tenant, password_hash)
-    return str(status) != "UPDATE 0"
+    return await _update_user(conn, username, tenant,
+                              "password_hash = $3, password_changed_at = now()", password_hash)
 
 
 async def set_user_device(conn: asyncpg.Connection, username: str, tenant: str | None,
                           device: str | None) -> bool:
     """Give a user their own device (a SIP URI), or take it away (None)."""
-    status = await conn.execute(
-        "UPDATE users SET device = $3 WHERE username = $1 AND ($2::text IS NULL OR tenant = $2)",
-        username, tenant, device)
-    return bool(status == "UPDATE 1")
+    return await _update_user(conn, username, tenant, "device = $3", device)
 
 
 async def set_user_agent(conn: asyncpg.Connection, username: str, tenant: str | None,
@@ -108,10 +102,17 @@ async def set_user_agent(conn: asyncpg.Connection, username: str, tenant: str | 
     """Make a user the agent `agent_key` of their tenant (None: no agent). The key
     need not exist yet (an agent may be provisioned after its person); a key
     that never exists gives its user nothing but 404s."""
+    return await _update_user(conn, username, tenant, "agent_key = $3", agent_key)
+
+
+async def _update_user(conn: asyncpg.Connection, username: str, tenant: str | None,
+                       assignments: str, value: object) -> bool:
+    """Apply `assignments` ($3 is `value`) to the user `username` (of `tenant`, or of
+    any tenant when None: usernames are unique across tenants); False when no such user."""
     status = await conn.execute(
-        "UPDATE users SET agent_key = $3 "
-        "WHERE username = $1 AND ($2::text IS NULL OR tenant = $2)", username, tenant, agent_key)
-    return bool(status == "UPDATE 1")
+        f"UPDATE users SET {assignments} "  # noqa: S608 - assignments are constants of this module
+        "WHERE username = $1 AND ($2::text IS NULL OR tenant = $2)", username, tenant, value)
+    return str(status) != "UPDATE 0"
 
 
 async def user_by_id(conn: asyncpg.Connection, user_id: UUID, tenant: str) -> User | None:

@@ -67,6 +67,14 @@ class Stack:
         replay_group(self.centre, self.database_url, callcentre.GROUP)
         return self.snapshot()
 
+    def assert_lost_nothing(self) -> None:
+        """The projections as the stopped worker left them equal a clean rebuild from
+        the store, and no event was parked as poison."""
+        projected = self.snapshot()
+        assert self.clean_rebuild() == projected
+        with psycopg.connect(self.database_url) as conn:
+            assert count_parked(conn) == {}
+
 
 @pytest.fixture
 def stack(database_url: str, kafka_bootstrap: str,
@@ -109,11 +117,8 @@ def test_agents_projecting_several_topics_at_once_lose_nothing(stack: Stack) -> 
              150, "every call, agent and queue projected", processes=(relay, worker))
     worker.stop()
     relay.stop()
-    projected = stack.snapshot()
 
-    assert stack.clean_rebuild() == projected
-    with psycopg.connect(stack.database_url) as conn:
-        assert count_parked(conn) == {}
+    stack.assert_lost_nothing()
 
 
 REFUSE_WRITES = """
@@ -154,8 +159,5 @@ def test_batches_failing_in_the_database_are_retried_not_acknowledged(stack: Sta
              120, "the CDRs after a restart", processes=(relay, worker))
     worker.stop()
     relay.stop()
-    projected = stack.snapshot()
 
-    assert stack.clean_rebuild() == projected
-    with psycopg.connect(stack.database_url) as conn:
-        assert count_parked(conn) == {}
+    stack.assert_lost_nothing()

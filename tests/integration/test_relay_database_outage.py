@@ -3,6 +3,8 @@
 Before the fix the relay's thread raised on the lost connection and the
 command exited 1 (logging it as a Kafka failure); a supervisor had to start it
 again. Now it logs the database as the cause, backs off, and goes on.
+PostgreSQL stays down until the relay has seen it fail, so the test does not
+depend on where the kill catches the relay's connections.
 """
 
 from __future__ import annotations
@@ -49,7 +51,10 @@ def test_relay_waits_out_postgres_killed_and_restarted(
     database_url = private_postgres.dsn("dialtone")
     ensure_database(database_url)
     apply_migrations(database_url)
-    service = CallService(env=eventsourcing_env(database_url))
+    # eventsourcing's pool waits POSTGRES_CONNECT_TIMEOUT (30 s) for a connection,
+    # 10 times, before it raises: 1 s here so that the relay sees the outage while
+    # it lasts rather than only once it is over (either way it must go on).
+    service = CallService(env=eventsourcing_env(database_url, POSTGRES_CONNECT_TIMEOUT="1"))
     config = RelayConfig(bootstrap=kafka_bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
                          partitions=4, page_size=20, retry_most=1.0)
     relay = Relay(service, database_url, config)

@@ -11,7 +11,7 @@ import click
 
 from application.identity import service, store
 from application.identity.model import DEFAULT_TENANT, Role
-from dialtone.commands.users import ROLES, with_connection
+from dialtone.commands.users import ROLES, TENANT_FILTER, with_connection
 from dialtone.database import resolve_dsn
 from dialtone.settings import Settings
 
@@ -41,7 +41,7 @@ def create(settings: Settings, account: str, role: str, tenant: str,
 
 
 @command.command("list")
-@click.option("--tenant", default=None, help="Only this tenant (default: all).")
+@TENANT_FILTER
 @click.pass_obj
 def list_(settings: Settings, tenant: str | None) -> None:
     """List keys (never their secrets)."""

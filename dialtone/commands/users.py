@@ -33,6 +33,8 @@ T = TypeVar("T")
 INITIAL_ADMIN = "admin"
 PASSWORD_FILE = "initial-admin-password"  # noqa: S105 - a file name, not a password
 ROLES = click.Choice([r.value for r in Role])
+# `list` of users and of keys: one tenant's, or every tenant's (the CLI is the operator's)
+TENANT_FILTER = click.option("--tenant", default=None, help="Only this tenant (default: all).")
 # store.set_user_device / set_user_agent: (conn, username, tenant or None, value) -> found
 UserFieldSetter = Callable[[asyncpg.Connection, str, str | None, str | None], Awaitable[bool]]
 
@@ -187,7 +189,7 @@ def _set_or_clear(settings: Settings, username: str, value: str | None, pattern:
 
 
 @command.command("list")
-@click.option("--tenant", default=None, help="Only this tenant (default: all).")
+@TENANT_FILTER
 @click.pass_obj
 def list_(settings: Settings, tenant: str | None) -> None:
     """List users (never their passwords)."""

@@ -48,13 +48,6 @@ SDP_FOREIGN_CODEC = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0
                      "m=audio 7000 RTP/AVP 98\r\na=rtpmap:98 NOPE/8000\r\n")
 
 
-def answered_call_works(sipp: Sipp, worker_port: int, uas_port: int) -> None:
-    uas = sipp.uas("uas", uas_port)
-    result = sipp.uac("uac", worker_port, service="1000", extra=["-d", "200"])
-    assert result.ok, result.errors
-    assert sipp.wait_uas(uas) == 0
-
-
 def test_malformed_datagrams_are_dropped_and_the_next_call_works(
     b2bua: StartWorker, sipp: Sipp, call_store: CallStore
 ) -> None:
@@ -70,7 +63,7 @@ def test_malformed_datagrams_are_dropped_and_the_next_call_works(
     for payload in garbage:
         assert udp_exchange(worker.port, payload, wait=0.3) == []
 
-    answered_call_works(sipp, worker.port, uas_port)
+    sipp.assert_a_call_works(worker.port, uas_port)
     assert worker.alive()
     assert len(call_store.wait_ended(1)) == 1
     assert "Dropping" in worker.log_text()
@@ -84,7 +77,7 @@ def test_unparsable_sdp_gets_400(b2bua: StartWorker, sipp: Sipp) -> None:
 
     assert replies
     assert replies[0].startswith(b"SIP/2.0 400")
-    answered_call_works(sipp, worker.port, uas_port)
+    sipp.assert_a_call_works(worker.port, uas_port)
     assert "Bad SDP" in worker.log_text()
 
 
@@ -96,7 +89,7 @@ def test_no_common_codec_gets_488(b2bua: StartWorker, sipp: Sipp) -> None:
                       worker.port, service="1000")
 
     assert result.ok, result.errors
-    answered_call_works(sipp, worker.port, uas_port)
+    sipp.assert_a_call_works(worker.port, uas_port)
     assert "Not Acceptable Here" in worker.log_text()
 
 

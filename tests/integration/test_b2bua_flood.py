@@ -38,13 +38,6 @@ def assert_survived(worker: Worker) -> None:
     assert "Assertion" not in text, text[-3000:]
 
 
-def assert_a_normal_call_works(worker: Worker, sipp: Sipp, uas_port: int) -> None:
-    uas = sipp.uas("uas", uas_port)
-    result = sipp.uac("uac", worker.port, service="1000", extra=["-d", "200"], timeout=30)
-    assert result.ok, result.errors
-    assert sipp.wait_uas(uas) == 0
-
-
 def test_a_flood_at_many_times_capacity_is_answered_and_the_worker_survives(
     b2bua: StartWorker, sipp: Sipp, call_store: CallStore
 ) -> None:
@@ -62,7 +55,7 @@ def test_a_flood_at_many_times_capacity_is_answered_and_the_worker_survives(
     assert re.search(r"refused with 503", worker.log_text()), "the flood never hit capacity"
     uas.terminate()
     uas.wait(10)
-    assert_a_normal_call_works(worker, sipp, uas_port)
+    sipp.assert_a_call_works(worker.port, uas_port)
     call_store.wait_ended(1)
 
 
@@ -78,7 +71,7 @@ def test_a_burst_of_rejected_invites_is_answered_and_the_worker_survives(
 
     assert result.ok, f"{result.errors[-3000:]}\n{result.output[-2000:]}"
     assert_survived(worker)
-    assert_a_normal_call_works(worker, sipp, uas_port)
+    sipp.assert_a_call_works(worker.port, uas_port)
 
 
 def test_no_pjsua_slot_for_the_callee_leg_is_a_503_with_retry_after_never_a_502(

@@ -26,6 +26,7 @@ from kafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from dialtone.services.kafka import INFRA_DIR, KAFKA_VERSION, KafkaBroker
 from dialtone.services.postgres import free_port
+from tests.fixtures.processes import terminate
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -276,12 +277,7 @@ def test_the_compose_broker_config_serves_scram_users_that_kafka_init_provisions
             producer.send("dialtone.calls.v1", key=b"forged", value=b"{}").get(timeout=30)
         producer.close(timeout=5)
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        terminate(process, 30, kill_wait=10)
 
 
 def _client(bootstrap: str, username: str, password: str) -> dict[str, Any]:

@@ -6,8 +6,8 @@ row shows within about a second; every wait is bounded.
 
 from __future__ import annotations
 
+import functools
 import signal
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,6 +23,7 @@ from dialtone.migrations import apply_migrations
 from dialtone.settings import Settings
 from dialtone.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from streams.topics import topic_for
+from tests.fixtures.kafka import pipeline_env
 from tests.fixtures.processes import DialtoneProcess, wait_for
 from tests.fixtures.sip import StartWorker
 from tests.integration.api_support import PROBLEM, running_api
@@ -67,9 +68,12 @@ def test_a_sigkilled_b2bua_worker_shows_stale_and_a_stopped_one_stopped(
 ) -> None:
     client = api(HealthConfig())
     killed, stopped = b2bua(args=["--no-callcentre"]), b2bua(args=["--no-callcentre"])
+
+    def running(port: int) -> bool:
+        return _service(client, "b2bua", f"127.0.0.1:{port}") == "running"
+
     for worker in (killed, stopped):
-        wait_for(lambda w=worker: _service(client, "b2bua", f"127.0.0.1:{w.port}") == "running",
-                 20, f"b2bua {worker.port} beating")
+        wait_for(functools.partial(running, worker.port), 20, f"b2bua {worker.port} beating")
     assert _health(client)[0] == 200
 
     killed.process.send_signal(signal.SIGKILL)
@@ -90,8 +94,7 @@ def test_a_killed_relay_goes_stale_a_restarted_one_recovers_and_a_stopped_one_is
     kafka_bootstrap: str, dialtone_processes: Callable[..., DialtoneProcess],
 ) -> None:
     client = api(HealthConfig(required_services=("relay",)))
-    env = {"DATABASE_URL": database_url, "DIALTONE_KAFKA_BOOTSTRAP": kafka_bootstrap,
-           "DIALTONE_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:8]}.", **fast_beats}
+    env = {**pipeline_env(database_url, kafka_bootstrap), **fast_beats}
     name = CallService.name
     assert _health(client)[0] == 503  # no relay yet
 
@@ -175,10 +178,8 @@ def test_a_faust_worker_beats_and_marks_itself_stopped_on_sigterm(
     kafka_bootstrap: str, dialtone_processes: Callable[..., DialtoneProcess],
 ) -> None:
     client = api(HealthConfig(required_services=("worker",)))
-    prefix = f"t{uuid.uuid4().hex[:8]}."
-    worker = dialtone_processes(["worker"], {
-        "DATABASE_URL": database_url, "DIALTONE_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "DIALTONE_TOPIC_PREFIX": prefix, **fast_beats})
+    worker = dialtone_processes(["worker"], {**pipeline_env(database_url, kafka_bootstrap),
+                                             **fast_beats})
 
     def worker_status() -> str | None:
         _, body = _health(client)

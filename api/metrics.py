@@ -96,6 +96,7 @@ class LagFigure:
     events_behind: int
     seconds: float
     position: int
+    parked: int
 
 
 @dataclass(eq=False)  # the registry keys collectors by identity
@@ -127,12 +128,16 @@ def _lag_families(lag: Iterable[LagFigure]) -> Iterator[Metric]:
                                 labels=labels)
     position = GaugeMetricFamily("dialtone_projection_position", "Store position a "
                                  "projection has applied up to.", labels=labels)
+    parked = GaugeMetricFamily("dialtone_projection_parked_events", "Events a projection "
+                               "could not apply and parked in projection_dead_letters "
+                               "(it went on past them).", labels=labels)
     for figure in lag:
         values = [figure.projection, figure.application]
         events.add_metric(values, figure.events_behind)
         seconds.add_metric(values, figure.seconds)
         position.add_metric(values, figure.position)
-    yield from (events, seconds, position)
+        parked.add_metric(values, figure.parked)
+    yield from (events, seconds, position, parked)
 
 
 def _queue_families(queues: Iterable[QueueTally]) -> Iterator[Metric]:
@@ -169,7 +174,8 @@ async def _read_platform(pool: asyncpg.Pool, config: HealthConfig, watch: StallW
     finally:
         await pool.release(conn)
     SNAPSHOT.lag = [LagFigure(p.projection, p.application, p.events_behind or 0,
-                              p.seconds_since_advance if p.events_behind else 0.0, p.position)
+                              p.seconds_since_advance if p.events_behind else 0.0, p.position,
+                              p.parked or 0)
                     for p in lag if p.application is not None]
     SNAPSHOT.queues = [QueueTally(r["key"], r["offered"], r["answered"],
                                   r["answered_within_sl"], r["abandoned"],

@@ -41,6 +41,10 @@ def test_lag_per_projection_and_a_parked_event_makes_health_degraded(database_ur
         assert body["status"] == "degraded"
         assert body["problems"] == ["1 events parked by projections (GET /v1/projections)"]
 
+        metrics = client.get("/metrics").text
+        assert (f'dialtone_projection_parked_events{{application="{CallCentreService.name}",'
+                f'projection="{callcentre.GROUP.names[0]}"}} 1.0') in metrics
+
 
 def test_kafka_sources_belong_to_the_application_that_publishes_the_topic():
     stores = (EventStore("CallService", ("dialtone.calls.v1",)),

@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -68,6 +70,15 @@ class WorkerConfig:
     retry_s: float = 0.5  # first wait after a failed batch; doubles up to max_retry_s
     max_retry_s: float = 10.0
     auth: KafkaAuth = field(default_factory=KafkaAuth)
+    # Faust keeps table state under a data directory even with the memory store;
+    # its default is "<app id>-data" in the working directory, which litters
+    # wherever the worker was started. None: a directory under the system's temp.
+    data_dir: str | None = None
+
+    def faust_data_dir(self) -> str:
+        if self.data_dir is not None:
+            return self.data_dir
+        return str(Path(tempfile.gettempdir()) / "dialtone-faust" / f"{self.app_id}-data")
 
 
 class ProjectionSink:
@@ -172,6 +183,7 @@ def create_app(config: WorkerConfig, groups: Sequence[ProjectionGroup]) -> faust
         web_enabled=config.web_port is not None,
         web_port=config.web_port or 6066,
         store="memory://",
+        datadir=config.faust_data_dir(),
     )
     attach_to_faust(app, config.database_url)  # service_heartbeats row "worker"
     for kind in sorted(set().union(*(g.kinds for g in groups))):

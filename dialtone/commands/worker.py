@@ -28,7 +28,8 @@ def command(settings: Settings, web_port: int | None) -> None:
     config = WorkerConfig(bootstrap=settings.kafka_bootstrap, database_url=database_url,
                           web_port=web_port, topic_prefix=settings.topic_prefix,
                           app_id=f"{settings.topic_prefix}dialtone-projections",
-                          auth=kafka_auth(settings))
+                          auth=kafka_auth(settings),
+                          data_dir=str(settings.data_dir / "faust"))
     app = create_app(config,
                      bootstrap.PROJECTION_GROUPS)
     # Faust sets logging up again at start: hand it ours, or it replaces the JSON handler.

@@ -1,0 +1,24 @@
+"""The projection worker keeps Faust's data directory out of the working directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streams.worker import WorkerConfig, create_app
+
+
+def test_the_faust_data_directory_is_the_configured_one(tmp_path: Path) -> None:
+    config = WorkerConfig(bootstrap="127.0.0.1:9", database_url="postgresql:///x",
+                          data_dir=str(tmp_path / "faust"))
+
+    app = create_app(config, [])
+
+    assert Path(app.conf.datadir) == tmp_path / "faust"
+
+
+def test_without_a_setting_it_lives_under_the_temp_directory_not_the_cwd() -> None:
+    config = WorkerConfig(bootstrap="127.0.0.1:9", database_url="postgresql:///x")
+
+    app = create_app(config, [])
+
+    assert not Path(app.conf.datadir).resolve().is_relative_to(Path.cwd())

@@ -64,6 +64,7 @@ def create_app(
         # Every route may fail unexpectedly or lose the database.
         responses=problem_responses(500, 503),
     )
+    app.state.database_url = database_url  # the live feed's LISTEN connection (api/live)
     install_problem_handlers(app, unavailable=CONNECTION_LOST)
     app.add_middleware(BodyLimit)
     app.add_middleware(RequestIdMiddleware)  # every answer carries its id

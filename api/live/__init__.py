@@ -1,0 +1,1 @@
+"""The supervisor's live view: the snapshot (`snapshot.py`) and its stream."""

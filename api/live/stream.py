@@ -1,0 +1,260 @@
+"""The live feed behind `GET /v1/live/stream`: Server-Sent Events of snapshot changes.
+
+Positions. The feed position is the sum of projection_positions: every
+projection commit raises it, it never falls (except on a rebuild, see below),
+and since each term only grows, two API processes reading the same sum have
+read the same positions. Two processes therefore name the same state with the
+same id, which is what lets a client resume on another process with
+`Last-Event-ID` and no sticky session.
+
+Views. Clients that would see the same snapshot (same tenant, role and agent)
+share one `View`: on every wake-up from the `ProjectionListener` the hub reads
+the feed position and, when it moved, that view's snapshot in one
+repeatable-read transaction (so the two agree), and keeps the JSON Merge Patch
+(RFC 7396) from the previous snapshot in a bounded ring. A change event carries
+that patch; its id is the position it brings the client to.
+
+Resuming. A client whose `Last-Event-ID` is a position this process's view has
+in its ring gets the patches after it, nothing else: no gap, no duplicate. Any
+other position (older than the ring, from another process that coalesced
+differently, or from before a rebuild) gets a fresh `snapshot` event, never an
+error.
+
+Slow clients. Each client has a bounded queue of frames; when it is full the
+client is dropped (its stream ends) and its EventSource reconnects with its
+`Last-Event-ID`. Memory per client is bounded by the queue; per view by the ring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel
+
+from api.auth.dependencies import Principal
+from api.db import UNREACHABLE, acquire
+from api.problems import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+SnapshotFn = Callable[[asyncpg.Connection, Principal, datetime], Awaitable[BaseModel]]
+FEED_POSITION = "SELECT COALESCE(SUM(position), 0)::bigint FROM projection_positions"
+HEARTBEAT = ": heartbeat\n\n"
+_UNAVAILABLE: tuple[type[Exception], ...] = (*UNREACHABLE, DatabaseUnavailable)
+
+
+@dataclass(frozen=True)
+class ViewKey:
+    """What a snapshot depends on besides the data: who may see what."""
+
+    tenant: str
+    role: str
+    agent_key: str | None
+
+    @classmethod
+    def of(cls, principal: Principal) -> ViewKey:
+        return cls(principal.tenant, principal.role.value, principal.agent_key)
+
+
+def frame(event: str, position: int, data: Any) -> str:
+    """One SSE event; JSON never holds a raw newline, so `data` is one line."""
+    return f"event: {event}\nid: {position}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+def merge_patch(old: Any, new: Any) -> Any:
+    """The RFC 7396 merge patch that turns `old` into `new` (objects recurse;
+    anything else, lists included, is replaced whole; a removed key is null)."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return new
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        if key not in old:
+            patch[key] = value
+        elif old[key] != value:
+            patch[key] = merge_patch(old[key], value)
+    return patch
+
+
+class Subscriber:
+    """One connected client: a bounded queue of frames, closed when it overflows."""
+
+    def __init__(self, view: View, buffer: int) -> None:
+        self.view = view
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=buffer)
+        self.dropped = False
+
+    def offer(self, text: str) -> None:
+        if self.dropped:
+            return
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self.close()  # too slow: drop it rather than grow; it reconnects and resumes
+
+    def close(self) -> None:
+        """End this client's stream: its frames are let go, its reader wakes at once."""
+        self.dropped = True
+        self.view.subscribers.discard(self)
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+
+@dataclass
+class View:
+    key: ViewKey
+    principal: Principal
+    position: int
+    state: dict[str, Any]
+    base: int  # the position of the state before the ring's oldest patch
+    ring: deque[tuple[int, dict[str, Any]]]
+    subscribers: set[Subscriber] = field(default_factory=set)
+    idle_since: float | None = None
+
+    def frames_after(self, last_id: int | None) -> list[str]:
+        """What a client that has seen `last_id` needs to reach `position`."""
+        if last_id == self.position:
+            return []
+        if last_id is not None and (last_id == self.base or
+                                    any(p == last_id for p, _ in self.ring)):
+            return [frame("change", p, patch) for p, patch in self.ring
+                    if p > last_id and patch]
+        return [frame("snapshot", self.position, self.state)]
+
+    def advance(self, position: int, state: dict[str, Any]) -> dict[str, Any]:
+        patch: dict[str, Any] = merge_patch(self.state, state)
+        if len(self.ring) == self.ring.maxlen:
+            self.base = self.ring[0][0]
+        self.ring.append((position, patch))
+        self.position, self.state = position, state
+        return patch
+
+
+class LiveHub:
+    """The views of one API process and the task that refreshes them."""
+
+    def __init__(self, pool: asyncpg.Pool, snapshot: SnapshotFn, *, history: int = 256,
+                 buffer: int = 64, idle_s: float = 60.0) -> None:
+        self._pool = pool
+        self._snapshot = snapshot
+        self._history = history
+        self._buffer = buffer
+        self._idle_s = idle_s
+        self._views: dict[ViewKey, View] = {}
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()  # one refresh or view creation at a time
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="live-hub")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for view in self._views.values():
+            for subscriber in list(view.subscribers):
+                subscriber.close()
+
+    @property
+    def client_count(self) -> int:
+        return sum(len(v.subscribers) for v in self._views.values())
+
+    async def subscribe(self, principal: Principal, last_id: int | None) -> Subscriber:
+        """A client of `principal`'s view, its queue primed with what it missed."""
+        async with self._lock:
+            key = ViewKey.of(principal)
+            view = self._views.get(key)
+            if view is None:
+                position, state = await self._read(principal)
+                view = self._views[key] = View(key, principal, position, state, position,
+                                               deque(maxlen=self._history))
+            subscriber = Subscriber(view, self._buffer)
+            for text in view.frames_after(last_id)[-self._buffer:]:
+                subscriber.offer(text)
+            view.subscribers.add(subscriber)
+            view.idle_since = None
+            return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        view = subscriber.view
+        view.subscribers.discard(subscriber)
+        if not view.subscribers:
+            view.idle_since = asyncio.get_running_loop().time()
+
+    async def _read(self, principal: Principal) -> tuple[int, dict[str, Any]]:
+        async with acquire(self._pool) as conn, conn.transaction(isolation="repeatable_read",
+                                                                  readonly=True):
+            position = int(await conn.fetchval(FEED_POSITION))
+            snapshot = await self._snapshot(conn, principal, datetime.now(UTC))
+        return position, snapshot.model_dump(mode="json")
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            try:
+                async with self._lock:
+                    await self._refresh_all()
+            except _UNAVAILABLE as error:  # the listener wakes us again when it is back
+                log.warning("live feed could not read the projections (%s)", error)
+            except Exception:
+                log.exception("live feed refresh failed")
+
+    async def _refresh_all(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for key, view in list(self._views.items()):
+            if view.idle_since is not None and now - view.idle_since > self._idle_s:
+                del self._views[key]  # nobody left to resume from it
+                continue
+            position, state = await self._read(view.principal)
+            if position == view.position:
+                continue
+            if position < view.position:  # a rebuild reset the positions: start over
+                view.ring.clear()
+                view.base, view.position, view.state = position, position, state
+                self._send(view, frame("snapshot", position, state))
+                continue
+            patch = view.advance(position, state)
+            if patch:
+                self._send(view, frame("change", position, patch))
+
+    @staticmethod
+    def _send(view: View, text: str) -> None:
+        for subscriber in list(view.subscribers):
+            subscriber.offer(text)
+
+
+async def sse_frames(hub: LiveHub, subscriber: Subscriber, *, heartbeat_s: float,
+                     disconnected: Callable[[], Awaitable[bool]]) -> AsyncIterator[str]:
+    """The text of one client's stream: its frames, a comment every `heartbeat_s`
+    of silence (proxies keep the connection; the client sees the server alive),
+    until it is dropped or goes away."""
+    try:
+        yield "retry: 2000\n\n"
+        while True:
+            try:
+                text = await asyncio.wait_for(subscriber.queue.get(), heartbeat_s)
+            except TimeoutError:
+                if await disconnected():
+                    return
+                yield HEARTBEAT
+                continue
+            if text is None:
+                return
+            yield text
+    finally:
+        hub.unsubscribe(subscriber)

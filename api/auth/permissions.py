@@ -22,6 +22,7 @@ class Permission(StrEnum):
     CONFIG_WRITE = "config:write"        # change them
     HISTORY_READ = "history:read"        # CDRs, past events, exports
     REPORTS_READ = "reports:read"        # aggregated figures
+    LIVE_READ = "live:read"              # the live view, filtered by the role's other permissions
     AUDIT_READ = "audit:read"            # the audit log
     USERS_ADMIN = "users:admin"          # people of the tenant
     KEYS_ADMIN = "keys:admin"            # service accounts and API keys of the tenant
@@ -29,17 +30,19 @@ class Permission(StrEnum):
 
 
 P = Permission
-_READ = frozenset({P.CALLS_READ, P.AGENTS_READ, P.CONFIG_READ, P.HISTORY_READ, P.REPORTS_READ})
+_READ = frozenset({P.CALLS_READ, P.AGENTS_READ, P.CONFIG_READ, P.HISTORY_READ, P.REPORTS_READ,
+                   P.LIVE_READ})
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # Everything, within its own tenant.
     Role.ADMIN: frozenset(Permission),
     Role.SUPERVISOR: _READ | {P.CALLS_CONTROL, P.SUPERVISION_ACT, P.AGENTS_WRITE},
     # History and reports; no live calls, no call control.
-    Role.ANALYST: frozenset({P.HISTORY_READ, P.REPORTS_READ, P.AGENTS_READ, P.CONFIG_READ}),
+    Role.ANALYST: frozenset({P.HISTORY_READ, P.REPORTS_READ, P.AGENTS_READ, P.CONFIG_READ,
+                             P.LIVE_READ}),
     Role.INTEGRATOR: _READ | {P.WEBHOOKS_MANAGE},
     # Only their own state and calls.
-    Role.AGENT: frozenset({P.AGENTS_SELF}),
+    Role.AGENT: frozenset({P.AGENTS_SELF, P.LIVE_READ}),
 }
 
 

@@ -17,6 +17,7 @@ from api.routes import (
     dialplans,
     health,
     ivr_menus,
+    live,
     metrics,
     numbers,
     projections,
@@ -24,10 +25,12 @@ from api.routes import (
     skills,
     supervision,
     transfers,
+    webhooks,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (health.router, metrics.router, projections.router,
-                                   calls.router, cdrs.router)
+                                   calls.router, cdrs.router, live.router,
+                                   webhooks.router)
 # The call-centre resources: their commands need `app.state.callcentre` (a
 # CallCentreService), so the composition root mounts them with extra_routers.
 CALLCENTRE_ROUTERS: tuple[APIRouter, ...] = (
@@ -37,5 +40,5 @@ CALLCENTRE_ROUTERS: tuple[APIRouter, ...] = (
 TAGS: tuple[dict[str, Any], ...] = (
     health.TAG, projections.TAG, calls.TAG, cdrs.TAG, agents.TAG, skills.TAG, queues.TAG,
     ivr_menus.TAG, numbers.TAG, dialplans.TAG, supervision.TAG, transfers.TAG, AUTH_TAG,
-    AUDIT_TAG, metrics.TAG,
+    AUDIT_TAG, metrics.TAG, live.TAG, webhooks.TAG,
 )

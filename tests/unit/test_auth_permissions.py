@@ -23,7 +23,8 @@ def test_admin_may_do_everything():
 
 
 def test_agent_may_only_act_on_itself():
-    assert ROLE_PERMISSIONS[Role.AGENT] == {Permission.AGENTS_SELF}
+    # live:read shows an agent only their own agent (api/live/snapshot.py).
+    assert ROLE_PERMISSIONS[Role.AGENT] == {Permission.AGENTS_SELF, Permission.LIVE_READ}
 
 
 def test_analyst_reads_history_but_controls_no_call():

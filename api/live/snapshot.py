@@ -1,0 +1,210 @@
+"""`live_snapshot`: everything the caller's tenant and role may see right now.
+
+One read, on one connection inside one REPEATABLE READ transaction, so every
+part (positions, queues, agents, calls, figures) reflects the same projection
+state, and `position` says which. Figures come from projections/kpi.py: SQL
+sums for the windows, Python ratios. Time-driven values (waits, time in state,
+the windows themselves) are computed at `as_of`, the database clock.
+
+What a role sees follows its permissions, not its name:
+
+* queues and the tenant summary: `reports:read` or `config:read`
+  (summary: `reports:read`);
+* every agent: `agents:read`; otherwise, with `agents:self`, only the caller's
+  own agent;
+* calls in progress and the call an agent is on: `calls:read` (analysts see
+  figures, not live calls).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from api.auth.dependencies import Principal
+from api.auth.permissions import P
+from api.schemas.live import (
+    AgentLive,
+    CallLive,
+    LiveSnapshot,
+    QueueFigures,
+    QueueLive,
+    QueueNow,
+    TenantSummary,
+)
+from projections import kpi
+from projections.kpi import AgentSums, QueueSums, Window
+
+# The projections whose applied positions the snapshot reports (names[0] of the
+# call-centre group, and of the calls group for call_live).
+POSITION_PROJECTIONS = ("callcentre_events", "calls")
+
+_POSITIONS = """
+SELECT source, max(position)::bigint AS position FROM projection_positions
+WHERE projection = ANY($1::text[]) GROUP BY source ORDER BY source
+"""
+_ZONE = "SELECT time_zone FROM tenants WHERE id = $1"
+_QUEUES = """
+SELECT queue_id, key, name, service_level_s, short_abandon_s
+FROM queue_live WHERE tenant = $1 ORDER BY key
+"""
+_QUEUE_CALLS = """
+SELECT queue_id, cardinality(ringing_agents) > 0 AS ringing,
+       GREATEST(0, extract(epoch FROM $2 - enqueued_at))::float8 AS wait_s
+FROM queue_calls WHERE tenant = $1
+"""
+_MEMBERS = """
+SELECT m.queue_id, a.state, a.pause_reason
+FROM queue_members m JOIN agent_state a USING (agent_id)
+WHERE m.tenant = $1 AND a.tenant = $1
+"""
+_AGENTS = """
+SELECT agent_id, key, name, state, state_since, pause_reason, current_call_id,
+       current_queue_id
+FROM agent_state WHERE tenant = $1 AND ($2::text IS NULL OR key = $2) ORDER BY key
+"""
+_CALLS = """
+SELECT call_id, status, direction, caller, callee, queue, started_at, answered_at,
+       on_hold_since, GREATEST(0, extract(epoch FROM $2 - started_at))::float8 AS duration_s
+FROM call_live WHERE tenant = $1 ORDER BY started_at, call_id
+"""
+
+
+async def live_snapshot(conn: asyncpg.Connection, principal: Principal, now: datetime,
+                        window_s: float = kpi.DEFAULT_WINDOW_S) -> LiveSnapshot:
+    """The tenant's live view as `principal` may see it, as of `now` (pass the
+    database clock, `SELECT now()`, so waits never come out negative)."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        return await _read(conn, principal, now, window_s)
+
+
+async def _read(conn: asyncpg.Connection, principal: Principal, now: datetime,
+                window_s: float) -> LiveSnapshot:
+    tenant = principal.tenant
+    zone = await conn.fetchval(_ZONE, tenant) or "UTC"
+    windows = (kpi.today(now, zone), kpi.rolling(now, window_s))
+    position = {r["source"]: int(r["position"])
+                for r in await conn.fetch(_POSITIONS, list(POSITION_PROJECTIONS))}
+    sees_queues = principal.can(P.REPORTS_READ) or principal.can(P.CONFIG_READ)
+    sums = [await queue_sums(conn, tenant, w) for w in windows] if sees_queues else [{}, {}]
+    queues = await _queues(conn, tenant, now, windows, sums) if sees_queues else []
+    agents = await _agents(conn, principal, now, windows[0])
+    calls = await _calls(conn, tenant, now) if principal.can(P.CALLS_READ) else None
+    summary = (_summary(queues, agents, calls, windows, sums)
+               if principal.can(P.REPORTS_READ) else None)
+    return LiveSnapshot(tenant=tenant, as_of=now, time_zone=zone, window_s=window_s,
+                        position=position, queues=queues, agents=agents, calls=calls,
+                        summary=summary)
+
+
+# -- queues --------------------------------------------------------------------------------
+
+
+async def _queues(conn: asyncpg.Connection, tenant: str, now: datetime,
+                  windows: tuple[Window, Window],
+                  sums: list[dict[UUID, QueueSums]]) -> list[QueueLive]:
+    rows = await conn.fetch(_QUEUES, tenant)
+    calls = await conn.fetch(_QUEUE_CALLS, tenant, now)
+    members = await conn.fetch(_MEMBERS, tenant)
+    today, window = sums
+    return [QueueLive(
+        queue_id=r["queue_id"], key=r["key"], name=r["name"],
+        service_level_s=r["service_level_s"], short_abandon_s=r["short_abandon_s"],
+        now=_queue_now([c for c in calls if c["queue_id"] == r["queue_id"]],
+                       [m for m in members if m["queue_id"] == r["queue_id"]]),
+        today=figures(today.get(r["queue_id"], QueueSums()), windows[0]),
+        window=figures(window.get(r["queue_id"], QueueSums()), windows[1]),
+    ) for r in rows]
+
+
+async def queue_sums(conn: asyncpg.Connection, tenant: str,
+                     window: Window) -> dict[UUID, QueueSums]:
+    """Each queue's sums over `window` (queues with nothing in it are absent)."""
+    rows = await conn.fetch(kpi.QUEUE_SUMS, tenant, window.since, window.until)
+    return {r["queue_id"]: QueueSums.of_row(r) for r in rows}
+
+
+def figures(sums: QueueSums, window: Window) -> QueueFigures:
+    return QueueFigures(**kpi.queue_figures(sums, window))
+
+
+def _queue_now(calls: list[asyncpg.Record], members: list[asyncpg.Record]) -> QueueNow:
+    states = Counter(m["state"] for m in members)
+    reasons = Counter(m["pause_reason"] or "" for m in members if m["state"] == "paused")
+    return QueueNow(
+        calls_waiting=sum(1 for c in calls if not c["ringing"]),
+        calls_ringing=sum(1 for c in calls if c["ringing"]),
+        oldest_wait_s=max((c["wait_s"] for c in calls), default=None),
+        agents_staffed=sum(n for state, n in states.items() if state != "logged_out"),
+        agents_available=states["available"], agents_reserved=states["reserved"],
+        agents_on_call=states["on_call"], agents_wrap_up=states["wrap_up"],
+        agents_paused=states["paused"], paused_by_reason=dict(reasons))
+
+
+# -- agents --------------------------------------------------------------------------------
+
+
+async def _agents(conn: asyncpg.Connection, principal: Principal, now: datetime,
+                  today: Window) -> list[AgentLive]:
+    if principal.can(P.AGENTS_READ):
+        only: str | None = None
+    elif principal.can(P.AGENTS_SELF) and principal.agent_key is not None:
+        only = principal.agent_key
+    else:
+        return []
+    rows = await conn.fetch(_AGENTS, principal.tenant, only)
+    sums = await agent_sums(conn, principal.tenant, today)
+    with_calls = principal.can(P.CALLS_READ) or only is not None
+    return [_agent(r, sums.get(r["agent_id"], AgentSums()), now, with_calls) for r in rows]
+
+
+async def agent_sums(conn: asyncpg.Connection, tenant: str,
+                     window: Window) -> dict[UUID, AgentSums]:
+    """Each agent's sums over `window` (state times, handled calls, missed offers)."""
+    args = (tenant, window.since, window.until)
+    parts: dict[UUID, dict[str, Any]] = defaultdict(dict)
+    for query in (kpi.AGENT_SUMS, kpi.AGENT_HANDLED, kpi.AGENT_MISSED):
+        for row in await conn.fetch(query, *args):
+            parts[row["agent_id"]].update({k: v for k, v in row.items() if k != "agent_id"})
+    return {agent_id: AgentSums(**values) for agent_id, values in parts.items()}
+
+
+def _agent(row: Mapping[str, Any], sums: AgentSums, now: datetime,
+           with_calls: bool) -> AgentLive:
+    return AgentLive(
+        agent_id=row["agent_id"], key=row["key"], name=row["name"], state=row["state"],
+        state_since=row["state_since"],
+        time_in_state_s=max(0.0, (now - row["state_since"]).total_seconds()),
+        pause_reason=row["pause_reason"],
+        current_call_id=row["current_call_id"] if with_calls else None,
+        current_queue_id=row["current_queue_id"],
+        handled_today=sums.handled, aht_today_s=kpi.agent_aht(sums),
+        occupancy_today=kpi.occupancy(sums), missed_offers_today=sums.missed_offers)
+
+
+# -- calls and summary ---------------------------------------------------------------------
+
+
+async def _calls(conn: asyncpg.Connection, tenant: str, now: datetime) -> list[CallLive]:
+    return [CallLive(**dict(r)) for r in await conn.fetch(_CALLS, tenant, now)]
+
+
+def _summary(queues: list[QueueLive], agents: list[AgentLive], calls: list[CallLive] | None,
+             windows: tuple[Window, Window],
+             sums: list[dict[UUID, QueueSums]]) -> TenantSummary:
+    states = Counter(a.state for a in agents)
+    return TenantSummary(
+        calls_waiting=sum(q.now.calls_waiting + q.now.calls_ringing for q in queues),
+        oldest_wait_s=max((q.now.oldest_wait_s for q in queues
+                           if q.now.oldest_wait_s is not None), default=None),
+        calls_in_progress=None if calls is None else len(calls),
+        agents_staffed=sum(n for state, n in states.items() if state != "logged_out"),
+        agents_available=states["available"], agents_on_call=states["on_call"],
+        agents_wrap_up=states["wrap_up"], agents_paused=states["paused"],
+        today=figures(sum(sums[0].values(), QueueSums()), windows[0]),
+        window=figures(sum(sums[1].values(), QueueSums()), windows[1]))

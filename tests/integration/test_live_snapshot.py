@@ -1,0 +1,113 @@
+"""`GET /v1/live` and `live_snapshot` on a real PostgreSQL, over the projections
+a real call-centre history gives (the morning of test_callcentre_projections):
+what each role sees, the queues now, and the figures of both windows."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from api.auth.dependencies import Principal
+from api.db import asyncpg_dsn
+from api.live.snapshot import live_snapshot
+from api.schemas.live import LiveSnapshot
+from application.identity.model import DEFAULT_TENANT, Role
+from dialtone.database import drop_database, ensure_database, with_database
+from dialtone.migrations import apply_migrations
+from projections import callcentre
+from tests.integration.api_support import api_key, running_api
+from tests.integration.test_callcentre_projections import at, history
+
+
+@pytest.fixture(scope="module")
+def projected(pg_admin_dsn: str) -> Iterator[str]:
+    """One database with the morning's history projected (the module's tests only read)."""
+    database_url = with_database(pg_admin_dsn, f"t_{uuid.uuid4().hex[:16]}")
+    ensure_database(database_url)
+    try:
+        apply_migrations(database_url)
+        _, events = history()
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            callcentre.apply_batch(conn, events, "store:test")
+        yield database_url
+    finally:
+        drop_database(database_url)
+
+
+def snapshot_at(database_url: str, role: Role, now: datetime, **kwargs: Any) -> LiveSnapshot:
+    async def read() -> LiveSnapshot:
+        conn = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            principal = Principal("t", "key", DEFAULT_TENANT, role, "r", **kwargs)
+            return await live_snapshot(conn, principal, now)
+        finally:
+            await conn.close()
+    return asyncio.run(read())
+
+
+def test_a_supervisor_sees_queues_agents_calls_and_the_summary(projected: str) -> None:
+    live = snapshot_at(projected, Role.SUPERVISOR, at(250))
+    assert live.position == {"store:test": max_position(projected)}
+    assert [q.key for q in live.queues] == ["sales", "support"]
+    support = live.queues[1].now
+    assert (support.calls_waiting, support.oldest_wait_s) == (1, 125.0)  # C2 since 125
+    assert support.agents_paused == 1
+    assert support.paused_by_reason == {"missed-offers": 1}
+    agents = {a.key: a for a in live.agents}
+    assert agents["alice"].state == "available"
+    assert agents["alice"].time_in_state_s == 20.0
+    assert agents["bob"].pause_reason == "missed-offers"
+    assert live.calls == []
+    assert live.summary is not None
+    assert live.summary.calls_waiting == 1
+    assert live.summary.agents_staffed == 2
+
+
+def test_an_analyst_sees_figures_but_no_live_calls(projected: str) -> None:
+    live = snapshot_at(projected, Role.ANALYST, at(250))
+    assert live.calls is None
+    assert live.summary is not None
+    assert all(a.current_call_id is None for a in live.agents)
+
+
+def test_an_agent_sees_only_themselves(projected: str) -> None:
+    live = snapshot_at(projected, Role.AGENT, at(250), agent_key="bob")
+    assert [a.key for a in live.agents] == ["bob"]
+    assert (live.queues, live.calls, live.summary) == ([], None, None)
+    assert snapshot_at(projected, Role.AGENT, at(250)).agents == []  # no agent linked
+
+
+def test_get_live_answers_each_role_within_its_tenant(projected: str) -> None:
+    with running_api(projected) as client:
+        for role in (Role.ADMIN, Role.ANALYST, Role.AGENT):
+            client.headers["Authorization"] = f"Bearer {api_key(projected, role)}"
+            body = get(client, "/v1/live")
+            assert body["tenant"] == DEFAULT_TENANT
+            assert body["time_zone"] == "UTC"
+            assert (body["calls"] is None) == (role is not Role.ADMIN)
+            assert bool(body["queues"]) == (role is not Role.AGENT)
+        client.headers["Authorization"] = f"Bearer {api_key(projected, Role.ADMIN, 'other')}"
+        assert get(client, "/v1/live")["queues"] == []
+        assert client.get("/v1/live", params={"window_s": 5}).status_code == 422
+
+
+def get(client: TestClient, path: str) -> dict[str, Any]:
+    response = client.get(path)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def max_position(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT max(position) FROM callcentre_events").fetchone()
+    assert row is not None
+    return int(row[0])

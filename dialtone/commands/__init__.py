@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "dialtone.commands.keys",
     "dialtone.commands.backup",
     "dialtone.commands.restore",
+    "dialtone.commands.grafana",
 )
 
 

@@ -65,6 +65,7 @@ MAX_PENALTY = 100
 # Members of one queue: every offer ranks them all, so the set stays bounded.
 MAX_MEMBERS = 1000
 MAX_WAIT_S = 86_400.0
+DEFAULT_SHORT_ABANDON_S = 5.0
 
 
 class CallNotQueued(IllegalTransition):
@@ -154,6 +155,13 @@ class Queue(TimedAggregate):
 
         def apply(self, queue: Queue) -> None:
             queue.announce_position = self.announce_position
+
+    class ShortAbandonChanged(TimedAggregate.Event):
+        class_version = 1
+        short_abandon_s: float
+
+        def apply(self, queue: Queue) -> None:
+            queue.short_abandon_s = self.short_abandon_s
 
     class RecordingPolicyChanged(TimedAggregate.Event):
         class_version = 1
@@ -308,6 +316,8 @@ class Queue(TimedAggregate):
         self.announce_position = announce_position
         # Not in Created (version 1 of that event predates it): off until set.
         self.record_calls = False
+        # Also not in Created: a call abandoned sooner is a short abandon, counted apart.
+        self.short_abandon_s = DEFAULT_SHORT_ABANDON_S
         self.max_wait_s: float | None = None
         self.overflow_target: Target | None = None
         self.members: dict[UUID, QueueMember] = {}
@@ -398,6 +408,13 @@ class Queue(TimedAggregate):
     def set_position_announcements(self, enabled: bool, occurred_at: datetime) -> None:
         if _flag(enabled) != self.announce_position:
             self._trigger(self.PositionAnnouncementsChanged, occurred_at, announce_position=enabled)
+
+    def set_short_abandon(self, short_abandon_s: float, occurred_at: datetime) -> None:
+        """Calls abandoned after waiting less than this are short abandons: counted
+        apart, and out of the service level's denominator (docs/metrics.md)."""
+        seconds = check_seconds("short_abandon_s", short_abandon_s, 0.0, 600.0)
+        if seconds != self.short_abandon_s:
+            self._trigger(self.ShortAbandonChanged, occurred_at, short_abandon_s=seconds)
 
     def set_recording(self, record_calls: bool, occurred_at: datetime) -> None:
         """Whether the B2BUA records the audio of this queue's answered calls."""

@@ -28,13 +28,15 @@ from projections import (
     positions,
     queue_live,
     queue_view,
+    queue_visits,
 )
 from projections.agent_view import AgentView
 from projections.envelope import EventEnvelope
 from projections.queue_view import QueueView
 from projections.registry import ProjectionGroup
 
-NAMES = (callcentre_events.NAME, agent_state.NAME, agent_state_intervals.NAME, queue_live.NAME)
+NAMES = (callcentre_events.NAME, agent_state.NAME, agent_state_intervals.NAME, queue_live.NAME,
+         *queue_visits.NAMES)
 KINDS = frozenset({"agent", "queue", "ivrmenu", "number", "dialplan"})
 
 
@@ -70,12 +72,14 @@ def _fold_agents(cur: Cursor[TupleRow], agent_ids: set[UUID]) -> int:
     views: dict[Any, AgentView] = agent_state.load(cur, agent_ids)
     pending = callcentre_events.after(cur, _versions(agent_ids, views))
     periods = agent_state_intervals.PeriodLog()
+    facts: list[queue_visits.Change] = []
     changed: list[AgentView] = []
     for agent_id, events in pending.items():
         view = views.get(agent_id)
         moved = False
         for envelope in _contiguous(events, view.last_version + 1 if view else 1):
             previous: tuple[int, datetime] | None = None
+            before = None if view is None else queue_visits.moment(view)
             if view is None:
                 view = agent_view.start(envelope)
             else:
@@ -83,12 +87,15 @@ def _fold_agents(cur: Cursor[TupleRow], agent_ids: set[UUID]) -> int:
                 agent_view.advance(view, envelope)
             if previous is None or previous[0] != view.state_version:
                 periods.started(view, previous)
+            facts += queue_visits.agent_changes(before, queue_visits.moment(view), envelope)
             moved = True
         if moved and view is not None:
             changed.append(view)
     agent_state.upsert(cur, changed)
     periods.write(cur)
+    queue_visits.write(cur, facts)
     return len(changed)
+
 
 
 def _fold_queues(cur: Cursor[TupleRow], queue_ids: set[UUID]) -> int:
@@ -97,15 +104,19 @@ def _fold_queues(cur: Cursor[TupleRow], queue_ids: set[UUID]) -> int:
     views = queue_live.load(cur, queue_ids)
     pending = callcentre_events.after(cur, _versions(queue_ids, views))
     changed: list[QueueView] = []
+    facts: list[queue_visits.Change] = []
     for queue_id, events in pending.items():
         view = views.get(queue_id)
         run = _contiguous(events, view.last_version + 1 if view else 1)
         for envelope in run:
+            if view is not None:  # the threshold as it stood when the event happened
+                facts += queue_visits.queue_changes(view.tenant, view.short_abandon_s, envelope)
             view = queue_view.start(envelope) if view is None else queue_view.advance(
                 view, envelope)
         if run and view is not None:
             changed.append(view)
     queue_live.save(cur, changed)
+    queue_visits.write(cur, facts)
     return len(changed)
 
 

@@ -20,12 +20,13 @@ from typing import Any
 from uuid import UUID
 
 from domain.addressing import DEFAULT_TENANT
+from domain.queue import DEFAULT_SHORT_ABANDON_S
 from domain.queue_values import QueuedCall, QueueMember, QueueTally, place
 from projections.envelope import EventEnvelope, tenant_of
 
 SCALARS = ("queue_id", "key", "name", "strategy", "service_level_s", "max_wait_s",
            "overflow_kind", "overflow_value", "wrap_up_s", "offer_timeout_s", "music_on_hold",
-           "announce_position", "required_skills", "tenant")
+           "announce_position", "required_skills", "tenant", "short_abandon_s")
 TALLY = tuple(f.name for f in dataclasses.fields(QueueTally))
 TOTALS = ("answered_wait_total_s", "abandoned_wait_total_s", "created_at", "last_version",
           "last_position")
@@ -45,6 +46,7 @@ class QueueView:
     announce_position: bool
     created_at: datetime
     tenant: str = DEFAULT_TENANT
+    short_abandon_s: float = DEFAULT_SHORT_ABANDON_S
     max_wait_s: float | None = None
     overflow_kind: str | None = None
     overflow_value: str | None = None
@@ -187,6 +189,7 @@ _HANDLERS: dict[str, Handler] = {
     "strategy_changed": _setting("strategy"),
     "service_level_changed": _setting("service_level_s"),
     "wrap_up_changed": _setting("wrap_up_s"),
+    "short_abandon_changed": _setting("short_abandon_s"),
     "offer_timeout_changed": _setting("offer_timeout_s"),
     "music_on_hold_changed": _setting("music_on_hold"),
     "position_announcements_changed": _setting("announce_position"),

@@ -111,3 +111,27 @@ def max_position(database_url: str) -> int:
         row = conn.execute("SELECT max(position) FROM callcentre_events").fetchone()
     assert row is not None
     return int(row[0])
+
+
+def test_queue_figures_of_the_morning(projected: str) -> None:
+    live = snapshot_at(projected, Role.SUPERVISOR, at(250))
+    sales, support = (q.today for q in live.queues)
+    # C1 answered after 5 s (talk 95 + wrap-up 30); C2 moved on to support after 15 s.
+    assert (sales.offered, sales.answered, sales.answered_within_sl) == (2, 1, 1)
+    assert (sales.transferred_out, sales.asa_s, sales.aht_s) == (1, 5.0, 125.0)
+    assert (sales.service_level, sales.longest_wait_s) == (0.5, 15.0)
+    # C2 arrived from sales (still waiting: 125 s at 250); C3 abandoned after 110 s.
+    assert (support.offered, support.transferred_in, support.abandoned) == (2, 1, 1)
+    assert (support.abandonment_rate, support.longest_wait_s) == (0.5, 125.0)
+    assert live.queues[0].window == sales.model_copy(update={"since": live.queues[0].window.since})
+    assert live.summary is not None
+    assert (live.summary.today.offered, live.summary.today.service_level) == (4, 0.25)
+
+
+def test_agent_figures_of_the_morning(projected: str) -> None:
+    agents = {a.key: a for a in snapshot_at(projected, Role.SUPERVISOR, at(250)).agents}
+    alice, bob = agents["alice"], agents["bob"]
+    assert (alice.handled_today, alice.aht_today_s) == (1, 125.0)
+    # staffed 10 -> 250 (240 s), paused 60 s: (95 on call + 30 wrap-up) / 180
+    assert alice.occupancy_today == pytest.approx(125 / 180)
+    assert (bob.missed_offers_today, bob.handled_today, bob.occupancy_today) == (1, 0, 0.0)

@@ -3,8 +3,9 @@ command route declares, and the request id every response carries.
 
 `audited` lets the caller in as `require(permission)` does, runs the route, then
 writes one `audit_log` row (actor, actor kind, tenant, action, outcome, the
-aggregate acted on, the request id) before the response leaves: a client that
-got its answer finds the row. A refused command (404, 409, 422...) is recorded
+aggregate acted on, the request id, and the store positions of the events the
+command stored: `application.recorded`) before the response leaves: a client
+that got its answer finds the row. A refused command (404, 409, 422...) is recorded
 too, with the status it got; a caller refused by `require` (401, 403) never
 reached the route and is not.
 """
@@ -26,7 +27,7 @@ from api.auth.dependencies import Principal, caller_tenant, new_request_id, requ
 from api.auth.permissions import Permission
 from api.db import Pool, acquire
 from api.middleware import HttpMiddleware
-from application import log_context
+from application import log_context, recorded
 from application.identity import store
 from domain.errors import DomainError
 
@@ -94,25 +95,29 @@ def audited(permission: Permission | Any, action: str,
                      principal: Annotated[Principal, gate]
                      ) -> AsyncIterator[Principal]:
         outcome, status = "ok", 200
-        try:
-            yield principal
-        except HTTPException as exc:
-            outcome, status = "refused", exc.status_code
-            raise
-        except RequestValidationError:
-            outcome, status = "refused", 422
-            raise
-        except Exception:
-            outcome, status = "failed", 500
-            raise
-        finally:
-            await _write(request, pool, principal, action, outcome, status, aggregate)
+        with recorded.collecting() as stored:
+            try:
+                yield principal
+            except HTTPException as exc:
+                outcome, status = "refused", exc.status_code
+                raise
+            except RequestValidationError:
+                outcome, status = "refused", 422
+                raise
+            except Exception:
+                outcome, status = "failed", 500
+                raise
+            finally:
+                await _write(request, pool, principal, action, (outcome, status), aggregate,
+                             stored)
 
     return Depends(record, scope="function")
 
 
-async def _write(request: Request, pool: Any, principal: Principal, action: str, outcome: str,
-                 status: int, aggregate: AggregateOf | None) -> None:
+async def _write(request: Request, pool: Any, principal: Principal, action: str,
+                 result: tuple[str, int], aggregate: AggregateOf | None,
+                 stored: recorded.Collected) -> None:
+    outcome, status = result
     aggregate_id = await aggregate(request) if aggregate is not None else None
     detail: dict[str, Any] = {"status": status, "method": request.method,
                               **{k: str(v) for k, v in request.path_params.items()}}
@@ -120,7 +125,8 @@ async def _write(request: Request, pool: Any, principal: Principal, action: str,
         await store.record_audit(conn, store.AuditEntry(
             action=action, outcome=outcome, request_id=principal.request_id,
             actor=principal.actor_id, actor_kind=principal.kind, tenant=principal.tenant,
-            aggregate_id=aggregate_id, detail=detail))
+            aggregate_id=aggregate_id, detail=detail,
+            event_store=stored.store, positions=tuple(stored.positions)))
 
 
 class RequestIdMiddleware(HttpMiddleware):

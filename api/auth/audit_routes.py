@@ -1,5 +1,5 @@
 """`GET /v1/audit`: who did what in the caller's tenant (admin), newest first,
-filtered by actor, aggregate and time range, in keyset pages."""
+filtered by actor, aggregate, event position and time range, in keyset pages."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import base64
 import binascii
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
@@ -27,6 +27,10 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 DEFAULT_RANGE = timedelta(days=7)
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_POSITION = 2**63 - 1  # PostgreSQL bigint
+# The applications whose commands are audited with their events' positions; the
+# call store is listed too, as the call timeline's events are positions there.
+EventStoreName = Literal["CallCentreService", "CallService"]
 
 
 class AuditEntryPublic(BaseModel):
@@ -39,6 +43,11 @@ class AuditEntryPublic(BaseModel):
     aggregate_id: UUID | None
     request_id: str = Field(description="The request's X-Request-ID (echoed to the caller).")
     detail: dict[str, Any]
+    event_store: str | None = Field(description="The event store (application) whose "
+                                    "positions `positions` are; null when nothing was stored.")
+    positions: list[int] = Field(description="Store positions of the events this command "
+                                 "stored (the `position` of a timeline event, the `sequence` "
+                                 "of its CloudEvent), in the order they were stored.")
 
 
 class AuditPublic(BaseModel):
@@ -72,6 +81,12 @@ async def list_audit(
     actor: Annotated[str | None, text_query(max_length=100,
                                             description="A user id or API key id.")] = None,
     aggregate: Annotated[UUID | None, Query(description="The aggregate acted on.")] = None,
+    position: Annotated[int | None, Query(
+        ge=1, le=MAX_POSITION, description="The command that stored the event at this store "
+        "position of `event_store`.")] = None,
+    event_store: Annotated[EventStoreName, Query(
+        description="The event store `position` is in (each numbers its own events).")]
+    = "CallCentreService",
     start: Annotated[Instant | None, Query(alias="from")] = None,
     end: Annotated[Instant | None, Query(alias="to")] = None,
     cursor: Annotated[str | None, text_query(description="`next_cursor` of the previous page.")]
@@ -83,7 +98,8 @@ async def list_audit(
     if start > end:
         raise invalid("from", "must not be after `to`")
     query = store.AuditQuery(principal.tenant, start, end, actor, aggregate,
-                             None if cursor is None else _after(cursor))
+                             None if cursor is None else _after(cursor),
+                             None if position is None else (position, event_store))
     async with acquire(pool) as conn:
         rows = await store.list_audit(conn, query, limit + 1)
     data = [AuditEntryPublic.model_validate(row) for row in rows[:limit]]

@@ -13,10 +13,17 @@ pass
 and every other role gets 403. The OpenAPI document lists the two as alternative
 security requirements (`[{bearer: [permission]}, {bearer: ["agents:self"]}]`),
 so a walk of the document knows either one lets a role in.
+
+`own_calls_or(permission)` is the same gate for the call reads (calls in progress,
+one call, its timeline, CDRs): callers with `permission` read every call of their
+tenant; agent users read the calls whose `agents` name their own agent (the ones
+they handle or handled), and any other call answers 404 (as a missing one). The
+route narrows its query with `CallScope` (`only_agent`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
@@ -33,6 +40,7 @@ from api.auth.dependencies import (
 from api.auth.permissions import Permission
 from api.db import Pool
 from api.problems import NotFound
+from application import log_context
 
 SELF = Permission.AGENTS_SELF
 KEY_PARAM = "key"  # the path parameter naming the agent (`/v1/agents/{key}/...`)
@@ -62,6 +70,55 @@ def own_agent_or(permission: Permission) -> Any:
     """The dependency of an agent route: callers with `permission` reach any agent,
     agent users only their own (404 for any other key). See the module's docstring."""
     return Security(OwnAgent(permission), scopes=[permission.value, SELF.value])
+
+
+class OwnCalls(Requirement):
+    """`permission`, or `agents:self` narrowed to the calls of the caller's own agent."""
+
+    @property
+    def alternatives(self) -> tuple[Permission, ...]:
+        return (self.permission, SELF)
+
+    async def __call__(self, request: Request, pool: Pool, auth: Auth, rid: RequestId,
+                       token: Annotated[str | None, Depends(bearer)]) -> Principal:
+        principal = await authenticate(pool, auth, rid, token)
+        only_agent: str | None = None
+        if not principal.can(self.permission):
+            if not principal.can(SELF):
+                raise forbidden(principal, self.permission)
+            # An agent user not linked to an agent (or an agent-role key) handled no
+            # call: "" names none, since an agent's key is never empty.
+            only_agent = principal.agent_key or ""
+        request.state.principal = principal
+        request.state.only_agent = only_agent
+        log_context.bind(tenant=principal.tenant)
+        return principal
+
+
+def own_calls_or(permission: Permission) -> Any:
+    """The dependency of a call read: callers with `permission` read every call of
+    their tenant, agent users only their own agent's (see the module's docstring)."""
+    return Security(OwnCalls(permission), scopes=[permission.value, SELF.value])
+
+
+@dataclass(frozen=True)
+class CallScope:
+    """Which calls a request may read: its tenant's, and when `only_agent` is set,
+    only those whose agents include that key."""
+
+    tenant: str
+    only_agent: str | None = None
+
+
+async def call_scope(request: Request) -> CallScope:
+    """The scope `own_calls_or` left on the request (route dependencies run first)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        raise RuntimeError(f"{request.url.path}: call_scope before own_calls_or()")
+    return CallScope(principal.tenant, getattr(request.state, "only_agent", None))
+
+
+Scope = Annotated[CallScope, Depends(call_scope)]
 
 
 def split_alternatives(schema: dict[str, Any]) -> dict[str, Any]:

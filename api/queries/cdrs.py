@@ -31,6 +31,7 @@ class CdrFilter:
     queue: str | None = None
     agent: str | None = None
     after: Keyset | None = None
+    only_agent: str | None = None  # an agent user's agent: only the calls it handled
 
 
 def select(wanted: CdrFilter, limit: int | None = None) -> tuple[str, list[object]]:
@@ -41,8 +42,9 @@ def select(wanted: CdrFilter, limit: int | None = None) -> tuple[str, list[objec
     where.add("started_at < {}", wanted.end)
     for column in ("caller", "callee", "disposition", "direction", "queue"):
         where.equal(column, getattr(wanted, column))
-    if wanted.agent is not None:
-        where.add("{} = ANY(agents)", wanted.agent)
+    for agent in (wanted.agent, wanted.only_agent):
+        if agent is not None:
+            where.add("{} = ANY(agents)", agent)
     if wanted.after is not None:
         where.add("(started_at, call_id) > ({}, {})", wanted.after.started_at,
                   wanted.after.call_id)

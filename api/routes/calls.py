@@ -1,4 +1,7 @@
-"""Calls: the ones in progress, one call's state, one call's event timeline."""
+"""Calls: the ones in progress, one call's state, one call's event timeline.
+
+Callers with `calls:read` read every call of their tenant; an agent user only
+the calls their agent handles or handled (`own_calls_or`), any other is 404."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from api.auth.dependencies import Tenant, require
+from api.auth.ownership import Scope, own_calls_or
 from api.auth.permissions import P
 from api.db import Pool, acquire
 from api.problems import NotFound, problem_responses
@@ -41,28 +44,29 @@ LiveFilterDep = Annotated[queries.LiveFilter, Depends(live_filter)]
 
 @router.get(
     "",
-    dependencies=[require(P.CALLS_READ)],
+    dependencies=[own_calls_or(P.CALLS_READ)],
     summary="List calls in progress",
-    description="Calls not ended yet, oldest first. Every filter is an exact match.",
+    description="Calls not ended yet, oldest first. Every filter is an exact match. "
+    "An agent user sees only the calls their agent is on.",
     responses=problem_responses(422),
 )
-async def list_calls(pool: Pool, tenant: Tenant, wanted: LiveFilterDep) -> CallsPublic:
+async def list_calls(pool: Pool, scope: Scope, wanted: LiveFilterDep) -> CallsPublic:
     async with acquire(pool) as db:
-        rows = await queries.live_calls(db, tenant, wanted)
+        rows = await queries.live_calls(db, scope, wanted)
     data = [CallPublic.model_validate(dict(row)) for row in rows]
     return CallsPublic(data=data, count=len(data))
 
 
 @router.get(
     "/{call_id}",
-    dependencies=[require(P.CALLS_READ)],
+    dependencies=[own_calls_or(P.CALLS_READ)],
     summary="Get a call's current state",
     description="From the live table while the call is in progress, from its CDR once ended.",
     responses=problem_responses(404, 422),
 )
-async def read_call(pool: Pool, call_id: CallId, tenant: Tenant) -> CallPublic:
+async def read_call(pool: Pool, call_id: CallId, scope: Scope) -> CallPublic:
     async with acquire(pool) as db:
-        row = await queries.call_state(db, tenant, call_id)
+        row = await queries.call_state(db, scope, call_id)
     if row is None:
         raise NotFound("call", call_id)
     return CallPublic.model_validate(dict(row))
@@ -70,14 +74,15 @@ async def read_call(pool: Pool, call_id: CallId, tenant: Tenant) -> CallPublic:
 
 @router.get(
     "/{call_id}/timeline",
-    dependencies=[require(P.CALLS_READ)],
+    dependencies=[own_calls_or(P.CALLS_READ)],
     summary="Get a call's events in order",
-    description="Every event of the call, ordered by version (the call's own sequence).",
+    description="Every event of the call, ordered by version (the call's own sequence), "
+    "each with the actor and request id of the API command that stored it, if one did.",
     responses=problem_responses(404, 422),
 )
-async def read_timeline(pool: Pool, call_id: CallId, tenant: Tenant) -> CallTimelinePublic:
+async def read_timeline(pool: Pool, call_id: CallId, scope: Scope) -> CallTimelinePublic:
     async with acquire(pool) as db:
-        rows = await queries.timeline(db, tenant, call_id)
+        rows = await queries.timeline(db, scope, call_id)
     if not rows:
         raise NotFound("call", call_id)
     events = [CallEventPublic.model_validate(dict(row)) for row in rows]

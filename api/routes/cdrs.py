@@ -1,4 +1,7 @@
-"""CDRs: finished calls in a time range, as JSON pages or CSV."""
+"""CDRs: finished calls in a time range, as JSON pages or CSV.
+
+Callers with `history:read` read every CDR of their tenant; an agent user only
+those of the calls their agent handled (`own_calls_or`)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from api.auth.dependencies import Tenant, require
+from api.auth.ownership import Scope, own_calls_or
 from api.auth.permissions import P
 from api.csv_export import CSV_MEDIA_TYPE, render, wants_csv
 from api.db import Pool, acquire
@@ -32,7 +35,7 @@ MAX_LIMIT = 1000
 
 async def cdr_filter(
     *,
-    tenant: Tenant,
+    scope: Scope,
     from_: Annotated[Instant | None, Query(
         alias="from", description="Start of the range on `started_at` (inclusive), ISO 8601 "
         "with a zone, e.g. `2025-03-01T00:00:00Z`. Default: 24 hours before `to`.")] = None,
@@ -58,9 +61,9 @@ async def cdr_filter(
         after = Keyset.decode(cursor) if cursor is not None else None
     except InvalidCursor as exc:
         raise invalid("cursor", str(exc)) from exc
-    return queries.CdrFilter(tenant=tenant, start=start, end=end, caller=caller, callee=callee,
-                             disposition=disposition, direction=direction, queue=queue,
-                             agent=agent, after=after)
+    return queries.CdrFilter(tenant=scope.tenant, only_agent=scope.only_agent, start=start,
+                             end=end, caller=caller, callee=callee, disposition=disposition,
+                             direction=direction, queue=queue, agent=agent, after=after)
 
 
 CdrFilterDep = Annotated[queries.CdrFilter, Depends(cdr_filter)]
@@ -78,11 +81,12 @@ _CSV_RESPONSE = {
 
 @router.get(
     "",
-    dependencies=[require(P.HISTORY_READ)],
+    dependencies=[own_calls_or(P.HISTORY_READ)],
     summary="List finished calls (CDRs), as JSON or CSV",
     description="Final CDRs whose `started_at` is in [from, to), ordered by "
     "(started_at, call_id). Page with `next_cursor` or follow the `Link: rel=\"next\"` "
-    "header, which also pins the resolved `from`/`to`.",
+    "header, which also pins the resolved `from`/`to`. An agent user sees only the calls "
+    "their agent handled.",
     response_model=CdrsPublic,
     responses={200: _CSV_RESPONSE, **problem_responses(422)},
 )

@@ -28,6 +28,8 @@ class CallPublic(BaseModel):
     ended_at: datetime | None = Field(description="Set once the call has ended.")
     disposition: Disposition | None = Field(description="How the call ended, once it has.")
     last_version: int = Field(description="Version of the call's last event reflected here.")
+    agents: list[str] = Field(description="Keys of the agents connected to the call so far, "
+                              "in order (a transfer to another agent adds one).")
 
 
 class CallsPublic(BaseModel):
@@ -44,6 +46,12 @@ class CallEventPublic(BaseModel):
     position: int = Field(description="Global position in the event store.")
     event_id: UUID
     data: dict[str, Any]
+    actor: str | None = Field(default=None, description="The user or API key id whose API "
+                              "command stored this event; null for events from SIP or the "
+                              "platform itself.")
+    actor_kind: str | None = Field(default=None, description="`user` or `key`, with `actor`.")
+    request_id: str | None = Field(default=None, description="The request id (`X-Request-ID`) "
+                                   "of that command, as in `GET /v1/audit`.")
 
 
 class CallTimelinePublic(BaseModel):

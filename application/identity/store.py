@@ -288,6 +288,8 @@ class AuditEntry:
     tenant: str | None = None
     aggregate_id: UUID | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    event_store: str | None = None  # the application whose log `positions` are in
+    positions: tuple[int, ...] = ()  # store positions of the events the command stored
 
 
 async def record_audit(conn: asyncpg.Connection, entry: AuditEntry) -> None:
@@ -295,9 +297,11 @@ async def record_audit(conn: asyncpg.Connection, entry: AuditEntry) -> None:
     # connection has a json codec installed (the API pool has one, the CLI not).
     await conn.execute(
         "INSERT INTO audit_log (tenant, actor, actor_kind, action, outcome, aggregate_id, "
-        "request_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb)",
+        "request_id, detail, event_store, positions) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+        "$8::text::jsonb, $9, $10::bigint[])",
         entry.tenant, entry.actor, entry.actor_kind, entry.action, entry.outcome,
-        entry.aggregate_id, entry.request_id, json.dumps(entry.detail))
+        entry.aggregate_id, entry.request_id, json.dumps(entry.detail), entry.event_store,
+        list(entry.positions))
 
 
 @dataclass(frozen=True)
@@ -310,10 +314,12 @@ class AuditQuery:
     actor: str | None = None
     aggregate_id: UUID | None = None
     before_id: int | None = None  # the keyset: the last id of the previous page
+    # The row whose command stored the event at this position of this store.
+    position: tuple[int, str] | None = None
 
 
 _AUDIT_COLUMNS = ("id, at, tenant, actor, actor_kind, action, outcome, aggregate_id, "
-                  "request_id, detail::text AS detail")
+                  "request_id, detail::text AS detail, event_store, positions")
 
 
 async def list_audit(conn: asyncpg.Connection, query: AuditQuery,
@@ -323,7 +329,8 @@ async def list_audit(conn: asyncpg.Connection, query: AuditQuery,
         f"SELECT {_AUDIT_COLUMNS} FROM audit_log "  # noqa: S608 - constant columns
         "WHERE tenant = $1 AND at >= $2 AND at < $3 "
         "AND ($4::text IS NULL OR actor = $4) AND ($5::uuid IS NULL OR aggregate_id = $5) "
+        "AND ($8::bigint IS NULL OR (event_store = $9 AND positions @> ARRAY[$8::bigint])) "
         "AND ($6::bigint IS NULL OR id < $6) ORDER BY id DESC LIMIT $7",
         query.tenant, query.start, query.end, query.actor, query.aggregate_id,
-        query.before_id, limit)
+        query.before_id, limit, *(query.position or (None, None)))
     return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]

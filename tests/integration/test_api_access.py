@@ -112,6 +112,9 @@ def test_an_agents_own_routes_take_the_permission_or_agents_self(served):
            if {"agents:self"} in operation_alternatives(op)}
     assert own == {("get", "/v1/agents/{key}"), ("get", "/v1/agents/{key}/intervals"),
                    *(("post", f"/v1/agents/{{key}}/{action}") for action in
-                     ("login", "pause", "unpause", "logout", "wrap-up/finish"))}
+                     ("login", "pause", "unpause", "logout", "wrap-up/finish")),
+                   # The call reads, narrowed to the calls of one's own agent.
+                   ("get", "/v1/calls"), ("get", "/v1/calls/{call_id}"),
+                   ("get", "/v1/calls/{call_id}/timeline"), ("get", "/v1/cdrs")}
     assert document["paths"]["/v1/agents/{key}/pause"]["post"]["security"] == [
         {"OAuth2PasswordBearer": ["agents:write"]}, {"OAuth2PasswordBearer": ["agents:self"]}]

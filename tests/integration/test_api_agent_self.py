@@ -111,7 +111,6 @@ def test_an_agent_user_is_refused_config_and_other_reads(client, alice):
                                ("PUT", "/v1/agents/alice/skills/french", {"level": 3}),
                                ("GET", "/v1/queues", None),
                                ("POST", "/v1/queues", {"key": "q", "name": "Q"}),
-                               ("GET", "/v1/calls", None),
                                ("GET", "/v1/auth/users", None)]:
         refused = assert_problem(client.request(method, path, json=body, headers=me), 403)
         assert refused["type"] == FORBIDDEN_TYPE, (method, path)

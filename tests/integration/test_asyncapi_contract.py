@@ -1,0 +1,68 @@
+"""docs/asyncapi.yaml, checked by the official AsyncAPI parser (@asyncapi/parser
+from npm, which ``./dev test`` installs into .cache/asyncapi-parser from
+tests/contract/package-lock.json): valid AsyncAPI 3, every topic a channel,
+every event type a message, payloads that resolve to the published schemas.
+A deliberately broken copy is parsed in the same run, so a parser that
+accepted anything would fail the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from streams.schemas import AGGREGATES, event_classes
+from streams.topics import topic_for
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENT = ROOT / "docs" / "asyncapi.yaml"
+PARSER_MODULES = ROOT / ".cache" / "asyncapi-parser" / "node_modules"
+VALIDATE = ROOT / "tests" / "contract" / "validate_asyncapi.cjs"
+
+
+@pytest.fixture(scope="module")
+def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """The parser's verdict on the document and on a copy with one invalid value."""
+    node = shutil.which("node")
+    assert node, "node is missing: ./dev test installs npm (and node)"
+    assert (PARSER_MODULES / "@asyncapi" / "parser").is_dir(), \
+        "the AsyncAPI parser is missing: ./dev test installs it (ensure_contract_tools)"
+    broken_dir = tmp_path_factory.mktemp("asyncapi")
+    (broken_dir / "schemas").symlink_to(ROOT / "docs" / "schemas")
+    broken = broken_dir / "asyncapi.yaml"
+    broken.write_text(DOCUMENT.read_text().replace("action: receive", "action: listen", 1))
+    done = subprocess.run([node, str(VALIDATE), str(DOCUMENT), str(broken)],
+                          capture_output=True, text=True, timeout=180, check=False,
+                          env={**os.environ, "NODE_PATH": str(PARSER_MODULES),
+                               "NODE_NO_WARNINGS": "1"})
+    assert done.returncode == 0, done.stderr
+    good, bad = json.loads(done.stdout)
+    return {"document": good, "broken": bad}
+
+
+def test_asyncapi_document_is_valid_and_covers_every_topic_and_event_type(
+    parsed: dict[str, dict[str, Any]],
+) -> None:
+    document = parsed["document"]
+    assert (document["parsed"], document["errors"]) == (True, [])
+    assert document["channels"] == [topic_for(kind) for kind in AGGREGATES]
+    assert document["messages"] == [e.type for kind in AGGREGATES
+                                    for e in event_classes(kind)]
+
+
+def test_the_parser_rejects_a_broken_document(parsed: dict[str, dict[str, Any]]) -> None:
+    assert [e["path"][-1] for e in parsed["broken"]["errors"]] == ["action"]
+
+
+def test_every_message_names_its_key_and_headers() -> None:
+    document = yaml.safe_load(DOCUMENT.read_text())
+    for message in document["components"]["messages"].values():
+        assert message["bindings"]["kafka"]["key"]["format"] == "uuid"
+        assert message["headers"]["required"] == ["content-type"]
+        assert (DOCUMENT.parent / message["payload"]["schema"]["allOf"][0]["$ref"]).is_file()

@@ -16,6 +16,7 @@ import subprocess
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 import jsonschema
 import psycopg
@@ -96,7 +97,7 @@ def _relayed(database_url: str, app: Application[Any]) -> bool:
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT position FROM relay_positions WHERE application = %s",
                            (app.name,)).fetchone()
-    return row is not None and int(row[0]) >= app.recorder.max_notification_id()
+    return row is not None and int(row[0]) >= (app.recorder.max_notification_id() or 0)
 
 
 def _kcat(bootstrap: str, topic: str) -> list[dict[str, Any]]:
@@ -136,6 +137,6 @@ def _check_topic(kind: str, records: list[dict[str, Any]]) -> None:
 
 
 def _stored_ids(sources: list[Application[Any]]) -> list[str]:
-    return [str(event_id(n.originator_id, n.originator_version))
+    return [str(event_id(UUID(str(n.originator_id)), n.originator_version))
             for app in sources
             for n in app.recorder.select_notifications(start=1, limit=100_000)]

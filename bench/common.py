@@ -7,8 +7,17 @@ import contextlib
 import os
 import statistics
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from dialtone.services.kafka import KafkaBroker
 from dialtone.services.postgres import EmbeddedPostgres, free_port
@@ -47,3 +56,91 @@ def machine_facts() -> str:
     """The run shares the machine: say how busy it was (1/5/15-minute load)."""
     one, five, fifteen = os.getloadavg()
     return f"{os.cpu_count()} CPUs, load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+@dataclass
+class OtlpSink:
+    """What a loopback OTLP/HTTP receiver got: export requests, spans, bytes."""
+
+    endpoint: str
+    requests: int = 0
+    spans: int = 0
+    size: int = 0  # bytes received
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, body: bytes) -> None:
+        request = ExportTraceServiceRequest.FromString(body)
+        spans = sum(len(scope.spans) for resource in request.resource_spans
+                    for scope in resource.scope_spans)
+        with self.lock:
+            self.requests += 1
+            self.spans += spans
+            self.size += len(body)
+
+
+@contextlib.contextmanager
+def otlp_receiver() -> Iterator[OtlpSink]:
+    """An OTLP/HTTP trace receiver on loopback that decodes and counts what it is
+    sent (as a collector would decode it) and answers 200: for the benchmarks,
+    which must not import tests/ (tests/fixtures/tracing.py keeps the spans)."""
+    holder: list[OtlpSink] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if self.path == "/v1/traces":
+                holder[0].add(body)
+            answer = ExportTraceServiceResponse().SerializeToString()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # the benchmark prints the totals
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    holder.append(OtlpSink(f"http://127.0.0.1:{server.server_address[1]}"))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield holder[0]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+class Scraper(threading.Thread):
+    """Fetches every ``/metrics`` URL once per ``interval`` seconds, as Prometheus
+    would; a target not up yet (or gone) is skipped until the next round."""
+
+    def __init__(self, urls: Sequence[str], interval: float = 1.0) -> None:
+        super().__init__(daemon=True, name="bench-scraper")
+        self.urls = list(urls)
+        self.interval = interval
+        self.scrapes = 0
+        self.failures = 0
+        self.bytes = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(timeout=5) as client:
+            while not self._halt.wait(self.interval):
+                for url in self.urls:
+                    self._scrape(client, url)
+
+    def _scrape(self, client: httpx.Client, url: str) -> None:
+        try:
+            response = client.get(url)
+            response.raise_for_status()
+        except httpx.HTTPError:
+            self.failures += 1
+            return
+        self.scrapes += 1
+        self.bytes += len(response.content)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(10)

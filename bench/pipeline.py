@@ -57,8 +57,10 @@ def wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def bench_relay(service: CallService, dsn: str, bootstrap: str, events: int) -> float:
-    relay = Relay(service, dsn, RelayConfig(bootstrap=bootstrap, page_size=5000))
+def bench_relay(service: CallService, dsn: str, bootstrap: str, events: int,
+                topic_prefix: str = "") -> float:
+    relay = Relay(service, dsn, RelayConfig(bootstrap=bootstrap, page_size=5000,
+                                            topic_prefix=topic_prefix))
     relay.open()
     started = time.perf_counter()
     relayed = 0
@@ -129,8 +131,10 @@ class ApiPoller(threading.Thread):
 
 
 def api_up(base_url: str) -> bool:
+    """/readyz: the API serves. Not /healthz, which also wants a router and
+    heartbeats of services this benchmark does not run (docs/health.md)."""
     try:
-        return httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200
+        return httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
 

@@ -1,0 +1,228 @@
+"""Observability overhead on the event path: metrics and tracing ON against OFF.
+
+Run: .venv/bin/python -m bench.observability   (about 3-4 minutes; starts its own
+embedded PostgreSQL, Kafka broker and OTLP receiver, and real dialtone processes)
+
+The figures of bench/pipeline.py, measured in both modes, interleaved
+(off, on, off, on, ...) so that the shared machine's drift does not favour one:
+
+1. relay throughput: a stored backlog published to Kafka by ``Relay`` (events/s);
+2. projection throughput through ``dialtone worker`` (Faust) (events/s);
+3. store commit -> CDR visible through ``GET /v1/cdrs``, p50/p99, at a steady
+   rate with ``dialtone relay``, ``worker`` and ``api`` as processes.
+
+ON: every process serves Prometheus metrics (``DIALTONE_METRICS_PORT``; the API
+on its HTTP port; this benchmark's own writer and relay on a port of its own)
+and a scraper thread fetches each ``/metrics`` once a second; every process
+exports its spans over OTLP/HTTP (``OTEL_EXPORTER_OTLP_ENDPOINT``) to a loopback
+receiver that decodes them. OFF: no metrics server, nothing scraped, no OTLP
+endpoint. prometheus-client's counters and histograms are updated in both modes
+(the code always calls them; the mode only decides whether anyone reads them):
+their cost is timed alone here and printed.
+
+Each run is a child process (``--child on|off``) with its own database and
+Kafka topic prefix: OpenTelemetry's tracer provider can be installed once per
+process, and a fresh interpreter per run keeps the runs alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import timeit
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from opentelemetry import trace
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from application.calls import CallService
+from application.identity.model import Role
+from application.metrics import serve_metrics
+from application.tracing import ENDPOINT_VARIABLES, setup_tracing, tracer
+from bench.common import Scraper, embedded_postgres, kafka_broker, machine_facts, otlp_receiver
+from bench.common import percentile_ms as pct
+from bench.pipeline import bench_latency, bench_projections, bench_relay, start
+from dialtone.commands.users import issue_api_key
+from dialtone.database import ensure_database, eventsourcing_env
+from dialtone.migrations import apply_migrations
+from dialtone.services.postgres import free_port
+from dialtone.simulate import EVENTS_PER_LIFECYCLE, lifecycles
+
+MODES = ("off", "on")
+TARGET_PCT = 5.0
+
+
+@dataclass
+class Run:
+    """One child's figures (throughputs in events/s, latencies in ms)."""
+
+    mode: str
+    relay: float
+    projections: float
+    p50_ms: float
+    p99_ms: float
+    scrapes: int = 0
+    scrape_failures: int = 0
+    load: float = 0.0  # 1-minute load average when the run started (set by the parent)
+    spans: int = 0  # spans the receiver decoded during the run (set by the parent)
+
+
+# -- one run (the child process) ---------------------------------------------------------------
+
+
+def child_run(mode: str, dsn: str, bootstrap: str, prefix: str, logs: Path,
+              args: argparse.Namespace) -> Run:
+    on = mode == "on"
+    if on:
+        setup_tracing("bench")  # the writer's and in-process relay's spans (store commit, publish)
+    ports = {"bench": free_port(), "worker": free_port(), "relay": free_port()}
+    api_port = free_port()
+    env = {"DIALTONE_TOPIC_PREFIX": prefix}
+    scraper = None
+    if on:
+        serve_metrics(ports["bench"])
+        urls = [f"http://127.0.0.1:{port}/metrics" for port in ports.values()]
+        scraper = Scraper([*urls, f"http://127.0.0.1:{api_port}/metrics"])
+        scraper.start()
+    ensure_database(dsn)
+    apply_migrations(dsn)
+    service = CallService(env=eventsourcing_env(dsn))
+    events = args.calls * EVENTS_PER_LIFECYCLE
+    lifecycles(service, args.calls, "backlog", batch=100)
+    relay_rate = bench_relay(service, dsn, bootstrap, events, prefix)
+
+    def metrics_env(name: str) -> dict[str, str]:
+        return {**env, "DIALTONE_METRICS_PORT": str(ports[name]) if on else "0"}
+
+    processes = [start(["worker"], dsn, bootstrap, logs / f"{prefix}worker.log",
+                       **metrics_env("worker"))]
+    try:
+        projection_rate = bench_projections(dsn, events)
+        processes += [
+            start(["relay"], dsn, bootstrap, logs / f"{prefix}relay.log", **metrics_env("relay")),
+            start(["api"], dsn, bootstrap, logs / f"{prefix}api.log", **env,
+                  DIALTONE_HTTP_PORT=str(api_port)),
+        ]
+        latencies = bench_latency(service, f"http://127.0.0.1:{api_port}", args.seconds,
+                                  args.rate, issue_api_key(dsn, "bench", Role.INTEGRATOR))
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(30)
+        if scraper is not None:
+            scraper.stop()
+        if on:  # flush this process's last spans before the parent counts them
+            shutdown = getattr(trace.get_tracer_provider(), "shutdown", None)
+            if shutdown is not None:
+                shutdown()
+    return Run(mode, relay_rate, projection_rate, pct(latencies, 0.5), pct(latencies, 0.99),
+               scraper.scrapes if scraper else 0, scraper.failures if scraper else 0)
+
+
+# -- the parent: servers, interleaved runs, the table ------------------------------------------
+
+
+def spawn(mode: str, number: int, dsn: str, bootstrap: str, otlp: str, logs: Path,
+          args: argparse.Namespace) -> Run:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("OTEL_") and k != "DIALTONE_METRICS_PORT"}
+    if mode == "on":
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp
+    command = [sys.executable, "-m", "bench.observability", "--child", mode,
+               "--dsn", dsn, "--bootstrap", bootstrap, "--prefix", f"obs{number}.",
+               "--logs", str(logs), "--calls", str(args.calls),
+               "--seconds", str(args.seconds), "--rate", str(args.rate)]
+    done = subprocess.run(command, env=env, check=True, stdout=subprocess.PIPE, text=True)
+    return Run(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def instrument_costs() -> str:
+    """What every process pays whatever the mode: a counter increment and a histogram
+    observation (prometheus-client), and a span with no provider installed."""
+    registry = CollectorRegistry()
+    counter = Counter("bench_total", "", ["kind"], registry=registry).labels(kind="call")
+    histogram = Histogram("bench_seconds", "", ["kind"], registry=registry).labels(kind="call")
+    n = 200_000
+
+    def span() -> None:
+        with tracer().start_as_current_span("bench"):
+            pass
+
+    costs = [min(timeit.repeat(f, number=n, repeat=3)) / n * 1e6
+             for f in (counter.inc, lambda: histogram.observe(0.01), span)]
+    return (f"per call, in this process: Counter.inc {costs[0]:.2f} us, "
+            f"Histogram.observe {costs[1]:.2f} us, span without a provider {costs[2]:.2f} us")
+
+
+def overhead(off: float, on: float, higher_is_better: bool) -> float:
+    """ON's cost in % of OFF (positive: ON is worse)."""
+    return ((off - on) if higher_is_better else (on - off)) / off * 100
+
+
+def report(runs: list[Run], args: argparse.Namespace) -> None:
+    print(f"\n{'run':<4} {'mode':<4} {'load1':>6} {'relay ev/s':>11} {'proj ev/s':>10} "
+          f"{'p50 ms':>7} {'p99 ms':>7} {'scrapes':>8} {'spans':>7}")
+    for n, run in enumerate(runs, 1):
+        print(f"{n:<4} {run.mode:<4} {run.load:>6.2f} {run.relay:>11,.0f} "
+              f"{run.projections:>10,.0f} {run.p50_ms:>7,.0f} {run.p99_ms:>7,.0f} "
+              f"{run.scrapes:>8} {run.spans:>7}")
+    figures = [("relay throughput (events/s)", "relay", True),
+               ("projection throughput via Faust (events/s)", "projections", True),
+               (f"commit -> CDR via API p50 at {args.rate * 8} ev/s (ms)", "p50_ms", False),
+               (f"commit -> CDR via API p99 at {args.rate * 8} ev/s (ms)", "p99_ms", False)]
+    print(f"\n{'figure (median of runs)':<50} {'off':>9} {'on':>9} {'overhead':>9}  target")
+    print("-" * 88)
+    for label, name, higher in figures:
+        off = statistics.median(getattr(r, name) for r in runs if r.mode == "off")
+        on = statistics.median(getattr(r, name) for r in runs if r.mode == "on")
+        print(f"{label:<50} {off:>9,.0f} {on:>9,.0f} {overhead(off, on, higher):>8.1f}%  "
+              f"<= {TARGET_PCT:.0f}%")
+
+
+def parent(args: argparse.Namespace) -> None:
+    print(machine_facts())
+    print(instrument_costs())
+    runs: list[Run] = []
+    with embedded_postgres() as pg, kafka_broker() as broker, otlp_receiver() as sink:
+        logs = Path(tempfile.mkdtemp(prefix="dialtone-bench-obs-"))  # kept: the processes' logs
+        print(f"process logs in {logs}")
+        for number in range(2 * args.rounds):
+            mode = MODES[number % 2]
+            load, spans = os.getloadavg()[0], sink.spans
+            run = spawn(mode, number, pg.dsn(f"bench_obs_{number}"), broker.bootstrap,
+                        sink.endpoint, logs, args)
+            run.load, run.spans = load, sink.spans - spans
+            runs.append(run)
+            print(f"run {number + 1} ({mode}): {asdict(run)}", flush=True)
+        report(runs, args)
+        print(f"\nOTLP receiver: {sink.requests} export requests, {sink.spans} spans, "
+              f"{sink.size / 1e6:.1f} MB")
+    print(f"after: {machine_facts()}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="dialtone observability overhead benchmark")
+    parser.add_argument("--rounds", type=int, default=2, help="pairs of runs (off, on)")
+    parser.add_argument("--calls", type=int, default=2000, help="backlog calls (x8 events)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="steady-load duration")
+    parser.add_argument("--rate", type=int, default=50, help="steady calls/s (x8 events/s)")
+    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    for internal in ("--dsn", "--bootstrap", "--prefix", "--logs"):
+        parser.add_argument(internal, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child is None:
+        parent(args)
+        return
+    assert (args.child == "on") == any(os.environ.get(v) for v in ENDPOINT_VARIABLES)
+    run = child_run(args.child, args.dsn, args.bootstrap, args.prefix, Path(args.logs), args)
+    print(json.dumps(asdict(run)))
+
+
+if __name__ == "__main__":
+    main()

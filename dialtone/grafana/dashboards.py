@@ -356,8 +356,12 @@ BUILDERS: dict[str, Any] = {"dialtone-operations": operations, "dialtone-supervi
 
 
 def to_json(builder: cogbuilder.Builder[models.Dashboard]) -> dict[str, Any]:
-    """The dashboard as Grafana's JSON model."""
-    return dict(json.loads(json.dumps(builder.build(), cls=JSONEncoder)))
+    """The dashboard as Grafana's JSON model, every panel (rows too) with its own id:
+    the SDK leaves rows at 0, and Grafana's panel links (``viewPanel=ID``) need one."""
+    board = builder.build()
+    for number, panel in enumerate(board.panels or [], start=1):
+        panel.id_val = number
+    return dict(json.loads(json.dumps(board, cls=JSONEncoder)))
 
 
 def render() -> dict[str, dict[str, Any]]:

@@ -80,6 +80,13 @@ def test_the_round_trip_drops_a_field_the_schema_does_not_know() -> None:
     assert again != broken
 
 
+def test_every_panel_has_its_own_id() -> None:
+    for model in committed().values():
+        ids = [p["id"] for p in model["panels"]]
+        assert len(set(ids)) == len(ids), model["uid"]
+        assert 0 not in ids, model["uid"]
+
+
 def test_every_panel_reads_a_provisioned_datasource() -> None:
     provisioned = {(d["type"], d["uid"]) for d in
                    yaml.safe_load(DATASOURCES.read_text())["datasources"]}

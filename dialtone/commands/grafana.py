@@ -4,7 +4,8 @@
   Grafana provisions); ``--check`` exits 1 while the committed files are stale.
 - ``push`` sends them to an existing Grafana with grafana-client: it creates the
   folder if missing and saves each dashboard with ``overwrite`` (same uid, new
-  version), so running it again changes nothing but the version.
+  version), so running it again changes nothing but the version. It warns when
+  the Grafana lacks a datasource uid the panels read.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaClientError
 
 from dialtone.grafana import files
-from dialtone.grafana.dashboards import render
+from dialtone.grafana.dashboards import POSTGRES, PROMETHEUS, render
 
 DEFAULT_FOLDER_UID = "dialtone"
 
@@ -67,6 +68,19 @@ def ensure_folder(api: GrafanaApi, uid: str, title: str) -> bool:
     return True
 
 
+def missing_datasources(api: GrafanaApi) -> list[str]:
+    """The datasource uids the dashboards read that this Grafana does not have."""
+    missing = []
+    for ref in (PROMETHEUS, POSTGRES):
+        try:
+            api.datasource.get_datasource_by_uid(ref.uid)
+        except GrafanaClientError as error:
+            if error.status_code != 404:
+                raise
+            missing.append(f"{ref.uid} ({ref.type_val})")
+    return missing
+
+
 def push_dashboards(api: GrafanaApi, folder_uid: str, folder_title: str) -> list[dict[str, Any]]:
     """Save every dashboard into the folder; Grafana's answers, in order."""
     ensure_folder(api, folder_uid, folder_title)
@@ -92,5 +106,10 @@ def push(url: str, token: str | None, user: str | None, password: str | None,
     """Create the folder and every dashboard in an existing Grafana (idempotent)."""
     api = GrafanaApi.from_url(url, credential=_credential(token, user, password),
                               timeout=timeout)
+    missing = missing_datasources(api)
+    if missing:  # saved all the same: the panels work once the datasources exist
+        click.echo("warning: no datasource with uid " + ", ".join(missing) + " in this "
+                   "Grafana; create them (docs/observability.md) for the panels to show data",
+                   err=True)
     for answer in push_dashboards(api, folder_uid, folder_title):
         click.echo(f"{answer.get('uid')}\tversion {answer.get('version')}\t{answer.get('url')}")

@@ -124,10 +124,15 @@ class GrafanaApiRecorder:
     requests: list[Recorded] = field(default_factory=list)
     folders: dict[str, str] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
+    datasources: set[str] = field(default_factory=lambda: {"prometheus", "dialtone-postgres"})
     fail_folder_lookup: bool = False
 
     def answer(self, request: Recorded) -> tuple[int, dict[str, Any]]:
         self.requests.append(request)
+        if request.method == "GET" and request.path.startswith("/api/datasources/uid/"):
+            uid = request.path.rsplit("/", 1)[1]
+            return (200, {"uid": uid}) if uid in self.datasources else (
+                404, {"message": "Data source not found"})
         if request.method == "GET" and request.path.startswith("/api/folders/"):
             return self.get_folder(request.path.rsplit("/", 1)[1])
         if request.method == "POST" and request.path == "/api/folders":
@@ -186,6 +191,8 @@ def recorder() -> Iterator[tuple[str, GrafanaApiRecorder]]:
     thread.join(5)
 
 
+DATASOURCE_LOOKUPS = [("GET", "/api/datasources/uid/prometheus"),
+                      ("GET", "/api/datasources/uid/dialtone-postgres")]
 NO_ENV = {"GRAFANA_URL": None, "GRAFANA_TOKEN": None, "GRAFANA_USER": None,
           "GRAFANA_PASSWORD": None}
 
@@ -205,11 +212,13 @@ def test_push_creates_the_folder_and_every_dashboard_then_changes_nothing_else(
     first = push(url, "--token", "glsa_test")
     assert first.exit_code == 0, first.output
     calls = [(r.method, r.path) for r in grafana_api.requests]
-    assert calls == [("GET", "/api/folders/dialtone"), ("POST", "/api/folders"),
-                     ("POST", "/api/dashboards/db"), ("POST", "/api/dashboards/db")]
+    assert calls == [*DATASOURCE_LOOKUPS, ("GET", "/api/folders/dialtone"),
+                     ("POST", "/api/folders"), ("POST", "/api/dashboards/db"),
+                     ("POST", "/api/dashboards/db")]
     assert {r.authorization for r in grafana_api.requests} == {"Bearer glsa_test"}
-    assert grafana_api.requests[1].body == {"title": "dialtone", "uid": "dialtone"}
-    saved = [r.body for r in grafana_api.requests[2:]]
+    assert grafana_api.requests[3].body == {"title": "dialtone", "uid": "dialtone"}
+    assert "warning" not in first.output
+    saved = [r.body for r in grafana_api.requests[4:]]
     assert sorted((s["dashboard"] for s in saved), key=lambda d: d["uid"]) == committed_models()
     assert all(s["folderUid"] == "dialtone" and s["overwrite"] is True for s in saved)
 
@@ -217,7 +226,7 @@ def test_push_creates_the_folder_and_every_dashboard_then_changes_nothing_else(
     again = push(url, "--token", "glsa_test")
     assert again.exit_code == 0, again.output
     assert [(r.method, r.path) for r in grafana_api.requests] == [
-        ("GET", "/api/folders/dialtone"), ("POST", "/api/dashboards/db"),
+        *DATASOURCE_LOOKUPS, ("GET", "/api/folders/dialtone"), ("POST", "/api/dashboards/db"),
         ("POST", "/api/dashboards/db")]
     assert grafana_api.folders == {"dialtone": "dialtone"}
     assert set(grafana_api.versions.values()) == {2}
@@ -250,7 +259,19 @@ def test_push_stops_on_an_error_other_than_a_missing_folder(
     result = push(url, "--token", "t")
     assert result.exit_code != 0
     assert [(r.method, r.path) for r in grafana_api.requests] == [
-        ("GET", "/api/folders/dialtone")]
+        *DATASOURCE_LOOKUPS, ("GET", "/api/folders/dialtone")]
+
+
+def test_push_warns_about_a_missing_datasource_and_saves_all_the_same(
+    recorder: tuple[str, GrafanaApiRecorder],
+) -> None:
+    url, grafana_api = recorder
+    grafana_api.datasources = {"prometheus"}
+    result = push(url, "--token", "t")
+    assert result.exit_code == 0, result.output
+    assert "no datasource with uid dialtone-postgres (grafana-postgresql-datasource)" in (
+        result.output)
+    assert set(grafana_api.versions) == {"dialtone-operations", "dialtone-supervisor"}
 
 
 def test_write_check_fails_while_a_dashboard_is_stale(tmp_path: Path) -> None:

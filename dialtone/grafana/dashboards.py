@@ -284,10 +284,20 @@ def _memory_panel(service: str, budget_bytes: int) -> timeseries.Panel:
             .axis_soft_min(0))
 
 
+# Grafana units of the SQL columns that are not plain counts.
+COLUMN_UNITS = {"oldest_wait_s": "s", "asa_s": "s", "in_state_s": "s", "last_beat_s": "s",
+                "avg_wait_s": "s", "avg_talk_s": "s", "service_level": "percentunit"}
+
+
 def _sql_table(title: str, query: Query, width: int = 24, height: int = 8) -> table.Panel:
-    return (table.Panel().title(title).datasource(POSTGRES).height(height).span(width)
-            .show_header(True).cell_height(common_models.TableCellHeight.SM)
-            .with_target(Sql(query.sql, query.format).datasource(POSTGRES)))
+    panel = (table.Panel().title(title).datasource(POSTGRES).height(height).span(width)
+             .show_header(True).cell_height(common_models.TableCellHeight.SM)
+             .with_target(Sql(query.sql, query.format).datasource(POSTGRES)))
+    for column in query.columns:
+        if column in COLUMN_UNITS:
+            panel.override_by_name(column, [models.DynamicConfigValue("unit",
+                                                                      COLUMN_UNITS[column])])
+    return panel
 
 
 def _sql_stat(title: str, query: Query, unit: str) -> stat.Panel:

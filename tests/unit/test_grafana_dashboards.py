@@ -112,6 +112,19 @@ def test_every_sql_query_of_the_dashboards_is_one_the_sql_test_runs() -> None:
             assert query.columns[0] == "time"  # Grafana's time column of a series
 
 
+def test_sql_column_overrides_name_columns_their_query_returns() -> None:
+    columns = {q.sql: q.columns for q in dashboards.SQL_QUERIES}
+    overridden = 0
+    for model in committed().values():
+        for panel in panels(model):
+            sql_targets = [t["rawSql"] for t in panel["targets"] if "rawSql" in t]
+            for override in panel["fieldConfig"]["overrides"]:
+                assert override["matcher"]["id"] == "byName"
+                assert any(override["matcher"]["options"] in columns[s] for s in sql_targets)
+                overridden += 1
+    assert overridden >= 5
+
+
 def test_no_sql_uses_timescaledb_only_functions() -> None:
     # The same queries must run on the plain PostgreSQL path (where the SQL test runs).
     timescale_only = ("time_bucket", "first(", "last(", "histogram(", "locf(", "interpolate(",

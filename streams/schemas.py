@@ -14,7 +14,8 @@ are still retained on the topic) next to the new one. Generation refuses a
 breaking change (a field removed, a type changed, a field made required) to an
 event type whose version did not go up; see :func:`breaking_changes`.
 
-``python -m streams.schemas`` rewrites docs/schemas/ and docs/asyncapi.yaml;
+``python -m streams.schemas`` rewrites docs/schemas/, docs/asyncapi.yaml and the
+generated blocks of docs/events.md (examples, event tables);
 ``--check`` only says whether they are current.
 """
 
@@ -332,13 +333,17 @@ def render(schema: Mapping[str, Any]) -> str:
 def generate(docs: Path = DOCS) -> dict[Path, str]:
     """Every contract file's text as it should be; raises ContractBroken on a
     breaking change or a missing upcaster."""
-    from streams.schemas_asyncapi import asyncapi_document  # noqa: PLC0415 - imports this
+    # These import this module.
+    from streams.schemas_asyncapi import asyncapi_document  # noqa: PLC0415
+    from streams.schemas_docs import blocks, render_events_md  # noqa: PLC0415
+    from streams.schemas_examples import example_messages  # noqa: PLC0415
 
     files: dict[Path, str] = {}
     problems: list[str] = []
+    topics: dict[str, dict[str, Any]] = {}
     for kind in AGGREGATES:
         published = published_schema(kind, docs)
-        generated = topic_schema(kind, published)
+        generated = topics[kind] = topic_schema(kind, published)
         if published:  # a topic's first schema breaks nobody
             problems += [f"{topic_for(kind)}: {p}"
                          for p in breaking_changes(published, generated)]
@@ -347,6 +352,9 @@ def generate(docs: Path = DOCS) -> dict[Path, str]:
     if problems:
         raise ContractBroken(problems)
     files[docs / "asyncapi.yaml"] = asyncapi_document()
+    events_md = docs / "events.md"
+    files[events_md] = render_events_md(events_md.read_text(),
+                                        blocks(topics, example_messages()))
     return files
 
 

@@ -244,3 +244,16 @@ def test_a_stored_v1_event_is_read_and_published_as_v2(monkeypatch: pytest.Monke
 def test_event_class_type_is_the_relays_event_type(messages: list[dict[str, Any]]) -> None:
     generated = {e.type for kind in AGGREGATES for e in schemas.event_classes(kind)}
     assert {m["type"] for m in messages} <= generated
+
+
+def test_every_topic_has_an_example_in_events_md_that_validates() -> None:
+    text = (schemas.DOCS / "events.md").read_text()
+    for kind in AGGREGATES:
+        topic = topic_for(kind)
+        block = text.split(f"<!-- generated: {topic}.example -->\n", 1)[1]
+        example = json.loads(block.split("```json\n", 1)[1].split("```", 1)[0])
+        assert example["source"] == f"urn:dialtone:{kind}"
+        validator = jsonschema.Draft202012Validator(
+            published_schema(kind), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        assert [e.message for e in validator.iter_errors(example)] == [], topic
+        assert f"`{example['type']}`" in text  # its type is in the topic's table

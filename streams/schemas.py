@@ -14,18 +14,16 @@ are still retained on the topic) next to the new one. Generation refuses a
 breaking change (a field removed, a type changed, a field made required) to an
 event type whose version did not go up; see :func:`breaking_changes`.
 
-``python -m streams.schemas`` rewrites docs/schemas/, docs/asyncapi.yaml and the
-generated blocks of docs/events.md (examples, event tables);
-``--check`` only says whether they are current.
+``dialtone schemas`` (dialtone/commands/schemas.py) rewrites docs/schemas/,
+docs/asyncapi.yaml and the generated blocks of docs/events.md (examples, event
+tables); ``--check`` only says whether they are current.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import re
-import sys
 import typing
 from collections.abc import Iterator, Mapping
 from enum import StrEnum
@@ -240,7 +238,7 @@ def topic_schema(kind: str, published: Mapping[str, Any] | None = None) -> dict[
             f"A CloudEvents 1.0 JSON event about one {kind}, in the Kafka binding's "
             f"structured mode (header `content-type: {CONTENT_TYPE}`). Key = the {kind}'s "
             "aggregate id (UTF-8), so all of its events are in one partition, in order. "
-            "Generated from the domain event classes by `python -m streams.schemas`. "
+            "Generated from the domain event classes by `dialtone schemas`. "
             "Within a version new optional attributes and `data` fields may appear: "
             "consumers must ignore what they do not know. Removing a field, making one "
             "required or changing its type is a new event version (`...v2`)."),
@@ -372,28 +370,3 @@ def stale(docs: Path = DOCS) -> Iterator[Path]:
     for path, text in generate(docs).items():
         if not path.exists() or path.read_text() != text:
             yield path
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m streams.schemas", description=__doc__)
-    parser.add_argument("--check", action="store_true",
-                        help="only report files that are not current (exit 1 if any)")
-    args = parser.parse_args(argv)
-    try:
-        outdated = list(stale())
-        if args.check:
-            for path in outdated:
-                print(f"not current: {path}", file=sys.stderr)
-            return 1 if outdated else 0
-        for path, text in generate().items():
-            if path in outdated:
-                path.write_text(text)
-                print(f"wrote {path}")
-    except ContractBroken as error:
-        print(error, file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

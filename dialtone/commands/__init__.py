@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "dialtone.commands.backup",
     "dialtone.commands.restore",
     "dialtone.commands.grafana",
+    "dialtone.commands.schemas",
 )
 
 

@@ -5,16 +5,20 @@ and refuses breaking changes unless the event's version goes up."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import jsonschema
 import pytest
+from click.testing import CliRunner
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import StoredEvent
 
+from dialtone.cli import cli
+from dialtone.commands import register
 from projections import callcentre, calls
 from streams import schemas
 from streams.envelopes import decode
@@ -29,6 +33,7 @@ from streams.schemas import (
 from streams.schemas_examples import example_messages
 from streams.topics import topic_for
 
+register(cli)  # the console script's subcommands, as main() adds them
 
 @pytest.fixture(scope="module")
 def messages() -> list[dict[str, Any]]:
@@ -43,7 +48,7 @@ def test_every_relayed_kind_has_a_published_schema() -> None:
 
 def test_published_contract_is_what_the_event_classes_generate() -> None:
     stale = [str(p) for p in schemas.stale()]
-    assert stale == [], "event classes changed: run `python -m streams.schemas`"
+    assert stale == [], "event classes changed: run `dialtone schemas`"
 
 
 def test_every_published_message_validates_against_its_topic_schema(
@@ -257,3 +262,20 @@ def test_every_topic_has_an_example_in_events_md_that_validates() -> None:
             published_schema(kind), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
         assert [e.message for e in validator.iter_errors(example)] == [], topic
         assert f"`{example['type']}`" in text  # its type is in the topic's table
+
+
+def test_dialtone_schemas_rewrites_a_stale_contract_and_check_says_so(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    shutil.copytree(schemas.DOCS / "schemas", docs / "schemas")
+    for name in ("asyncapi.yaml", "events.md"):
+        shutil.copy(schemas.DOCS / name, docs / name)
+    (docs / "asyncapi.yaml").write_text("stale\n")
+
+    stale = CliRunner().invoke(cli, ["schemas", "--check", "--docs", str(docs)])
+    written = CliRunner().invoke(cli, ["schemas", "--docs", str(docs)])
+    current = CliRunner().invoke(cli, ["schemas", "--check", "--docs", str(docs)])
+
+    assert (stale.exit_code, "asyncapi.yaml" in stale.output) == (1, True)
+    assert written.output == f"wrote {docs / 'asyncapi.yaml'}\n"
+    assert current.exit_code == 0, current.output
+    assert (docs / "asyncapi.yaml").read_text() == (schemas.DOCS / "asyncapi.yaml").read_text()

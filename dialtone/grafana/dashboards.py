@@ -307,10 +307,16 @@ def _sql_stat(title: str, query: Query, unit: str) -> stat.Panel:
             .with_target(Sql(query.sql, query.format).datasource(POSTGRES)))
 
 
+def _other_dashboards() -> dashboard.DashboardLink:
+    """A menu of the other dialtone dashboards (by tag), keeping the time range."""
+    return (dashboard.DashboardLink("dialtone").type(models.DashboardLinkType.DASHBOARDS)
+            .tags(["dialtone"]).as_dropdown(True).keep_time(True))
+
+
 def operations() -> dashboard.Dashboard:
     board = (dashboard.Dashboard("dialtone: operations").uid("dialtone-operations")
              .tags(["dialtone"]).refresh("30s").time("now-6h", "now")
-             .tooltip(models.DashboardCursorSync.CROSSHAIR)
+             .tooltip(models.DashboardCursorSync.CROSSHAIR).link(_other_dashboards())
              .description("Signalling, media, API, infrastructure and memory of every "
                           "dialtone process (docs/observability.md)."))
     _row(board, "Signalling", SIGNALLING)
@@ -335,6 +341,7 @@ def _tenant_variable() -> dashboard.QueryVariable:
 def supervisor() -> dashboard.Dashboard:
     board = (dashboard.Dashboard("dialtone: supervisor").uid("dialtone-supervisor")
              .tags(["dialtone"]).refresh("10s").time("now-24h", "now")
+             .link(_other_dashboards())
              .description("Queues, agents and call volume from the projection tables "
                           "(docs/dashboard.md, Grafana). Queue counters run since each "
                           "queue was created.")

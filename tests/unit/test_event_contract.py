@@ -51,6 +51,14 @@ def test_published_contract_is_what_the_event_classes_generate() -> None:
     assert stale == [], "event classes changed: run `dialtone schemas`"
 
 
+@pytest.mark.parametrize("kind", sorted(AGGREGATES))
+def test_event_classes_break_nothing_that_was_published(kind: str) -> None:
+    published = published_schema(kind)
+    assert breaking_changes(published, topic_schema(kind, published)) == [], \
+        "bump the event's class_version and add upcast_vN_vN+1 (docs/events.md, Versioning)"
+    assert schemas.check_upcasters(kind) == []
+
+
 def test_every_published_message_validates_against_its_topic_schema(
     messages: list[dict[str, Any]],
 ) -> None:

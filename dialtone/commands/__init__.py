@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "dialtone.commands.restore",
     "dialtone.commands.grafana",
     "dialtone.commands.schemas",
+    "dialtone.commands.webhooks",
 )
 
 

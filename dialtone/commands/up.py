@@ -1,7 +1,7 @@
 """``dialtone up``: the whole platform in one process on its embedded default.
 
 With nothing configured: the embedded PostgreSQL, migrations, the in-process
-projection runner, the call-centre routing process and the HTTP API. With
+projection runner and webhook delivery, the call-centre routing process and the HTTP API. With
 DATABASE_URL it uses that server; with DIALTONE_KAFKA_BOOTSTRAP it leaves
 projections to `dialtone relay` + `dialtone worker`.
 
@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 
 from dialtone import bootstrap
+from dialtone.commands import webhooks
 from dialtone.commands.b2bua import end_lost_worker_calls, spawn_worker
 from dialtone.commands.users import PASSWORD_FILE, ensure_initial_admin, first_login_message
 from dialtone.database import EVENT_TABLES_READY, release_embedded, resolve_dsn
@@ -31,6 +32,7 @@ from dialtone.services.serving import StopSignals, serve
 from dialtone.settings import Settings
 from streams.inprocess import InProcessProjectionRunner
 from streams.routing_process import RoutingRunner
+from streams.webhooks import EmbeddedWebhooks
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,7 @@ def command(settings: Settings, host: str | None, port: int | None, b2bua_worker
     stop = StopSignals().install()
     database_url = resolve_dsn(settings)
     workers: Supervisor | None = None
-    runners: list[InProcessProjectionRunner | RoutingRunner] = []
+    runners: list[InProcessProjectionRunner | RoutingRunner | EmbeddedWebhooks] = []
     try:
         apply_migrations(database_url)
         admin_password = ensure_initial_admin(database_url, settings.data_dir)
@@ -123,6 +125,7 @@ def command(settings: Settings, host: str | None, port: int | None, b2bua_worker
         workers = start_b2bua_workers(b2bua_workers, sip_port, database_url, settings)
         if not settings.kafka_bootstrap:
             runners.extend(bootstrap.inprocess_runners(database_url))
+            runners.append(webhooks.embedded(database_url))  # `dialtone webhooks` with Kafka
         runners.append(bootstrap.routing_runner(database_url))  # offers queued calls to agents
         for runner in runners:
             runner.start()

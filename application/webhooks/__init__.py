@@ -1,0 +1,7 @@
+"""Webhooks: signed CloudEvents POSTed to integrators' URLs (docs/webhooks.md).
+
+`delivery` sends what is queued and `guard` keeps the targets off loopback,
+private and link-local addresses. What is queued for whom is decided by
+`streams.webhooks_decide`, the one module both runners (the in-process follower
+and the Kafka consumer group) use.
+"""

@@ -1,0 +1,167 @@
+"""The webhook runners: what feeds `application.webhooks.decide` and who sends.
+
+- Embedded default (`dialtone up`): `StoreFollower`, one per event store, reads
+  the notification log after the position it recorded (projection_positions,
+  projection ``webhooks``) and queues deliveries in the same transaction as that
+  position, so a crash resumes exactly where the last committed page ended.
+- Distributed (`dialtone webhooks`): `KafkaFollower`, a kafka-python consumer
+  group on the dialtone topics, queues deliveries and commits its offsets only
+  after the transaction; a batch read again after a crash queues nothing twice.
+- Both: `DispatcherThread` runs the async `Dispatcher` on its own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+from eventsourcing.application import Application
+from kafka import KafkaConsumer
+
+from application.webhooks.delivery import Dispatcher
+from application.webhooks.settings import WebhookSettings
+from projections import positions
+from projections.envelope import EventEnvelope, InvalidEnvelope
+from streams import webhooks_decide as decide
+from streams.envelopes import decode
+from streams.kafka_auth import KafkaAuth
+from streams.notified import NotifiedLoop
+
+log = logging.getLogger(__name__)
+
+POSITION_NAME = "webhooks"
+CONSUMER_GROUP = "dialtone-webhooks"
+
+
+class StoreFollower(NotifiedLoop):
+    """Queues the deliveries of one application's stored events (embedded default)."""
+
+    HEARTBEAT_SERVICE = "webhooks"
+
+    def __init__(self, app: Application[Any], database_url: str, *, page_size: int = 500,
+                 tick_s: float = 0.5) -> None:
+        channel = getattr(app.recorder, "channel_name", app.name)  # PostgreSQL's NOTIFY
+        super().__init__(database_url, channel, f"webhooks-{app.name}", tick_s=tick_s)
+        self.app = app
+        self.page_size = page_size
+        self.source = f"store:{app.name}"
+
+    def step(self, conn: psycopg.Connection[Any]) -> bool:
+        return self.run_once(conn) >= self.page_size
+
+    def run_once(self, conn: psycopg.Connection[Any]) -> int:
+        """Queue the next page's deliveries; return how many events it held."""
+        after = positions.read(conn, POSITION_NAME, self.source)
+        notifications = self.app.recorder.select_notifications(start=after + 1,
+                                                               limit=self.page_size)
+        if notifications:
+            with conn.transaction(), conn.cursor() as cur:
+                decide.accept(conn, decode(self.app, notifications))
+                positions.record(cur, (POSITION_NAME,), self.source, notifications[-1].id)
+        return len(notifications)
+
+    def catch_up(self) -> int:
+        """Queue the deliveries of everything stored so far; return the events read."""
+        total = 0
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            while read := self.run_once(conn):
+                total += read
+        return total
+
+
+class KafkaFollower:
+    """Queues the deliveries of the events on the dialtone topics (distributed)."""
+
+    def __init__(self, bootstrap: str, topics: Sequence[str], database_url: str, *,
+                 group_id: str = CONSUMER_GROUP, auth: KafkaAuth | None = None,
+                 poll_ms: int = 500) -> None:
+        self.database_url = database_url
+        self.poll_ms = poll_ms
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", isolation_level="read_committed",
+            **(auth or KafkaAuth()).kafka_python())
+        self.consumer.subscribe(list(topics))
+
+    def run_once(self) -> int:
+        """Poll once, queue what came, commit the offsets; return the events handled."""
+        batches = self.consumer.poll(timeout_ms=self.poll_ms, max_records=1000)
+        envelopes = list(_envelopes(r.value for records in batches.values() for r in records))
+        if envelopes:
+            with psycopg.connect(self.database_url) as conn:  # one transaction, committed
+                decide.accept(conn, envelopes)
+        if batches:
+            self.consumer.commit()  # after the transaction: at least once
+        return len(envelopes)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.run_once()
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def _envelopes(values: Iterable[bytes]) -> Iterable[EventEnvelope]:
+    for value in values:
+        try:
+            yield EventEnvelope.from_json(value)
+        except InvalidEnvelope as error:
+            # Not ours to repair (the relay publishes valid events only): skip it loudly.
+            log.error("webhooks skipped a message that is not a dialtone event: %s", error)
+
+
+class DispatcherThread:
+    """The async Dispatcher on its own thread and event loop."""
+
+    def __init__(self, database_url: str, settings: WebhookSettings | None = None) -> None:
+        self.dispatcher = Dispatcher(database_url, settings)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="webhook-dispatcher", daemon=True)
+        self._thread.start()
+        self._started.wait(10)
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        self._started.set()
+        try:
+            await self.dispatcher.run(self._stop)
+        finally:
+            await self.dispatcher.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+class EmbeddedWebhooks:
+    """What `dialtone up` runs: a follower per event store and one dispatcher."""
+
+    def __init__(self, apps: Sequence[Application[Any]], database_url: str,
+                 settings: WebhookSettings | None = None) -> None:
+        self.followers = [StoreFollower(app, database_url) for app in apps]
+        self.dispatcher = DispatcherThread(database_url, settings)
+
+    def start(self) -> None:
+        for follower in self.followers:
+            follower.start()
+        self.dispatcher.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for follower in self.followers:
+            follower.stop(timeout)
+        self.dispatcher.stop(timeout)

@@ -11,11 +11,13 @@ docs/observability.md, Logs), so a stray field cannot smuggle a secret in.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from uuid import UUID
 
 import structlog
 
-FIELDS = frozenset({"tenant", "call_id", "aggregate_id", "position", "request_id"})
+FIELDS = frozenset({"tenant", "call_id", "sip_call_id", "aggregate_id", "position",
+                    "request_id"})
 Value = str | int | None
 
 
@@ -36,3 +38,10 @@ def bound(**fields: Value) -> Iterator[None]:
 def bind(**fields: Value) -> None:
     """Bind ``fields`` until the current context ends (a request's task, a thread's copy)."""
     structlog.contextvars.bind_contextvars(**_checked(fields))
+
+
+def for_call(call_id: UUID, tenant: str | None = None,
+             sip_call_id: str | None = None) -> AbstractContextManager[None]:
+    """The fields of every line about one call (a B2BUA worker handling its SIP
+    dialogs, timers and call-centre steps): its id, its tenant and SIP Call-ID."""
+    return bound(call_id=str(call_id), tenant=tenant, sip_call_id=sip_call_id)

@@ -17,6 +17,8 @@ the writers out (measured: 10 workers enqueueing at the same instant).
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import logging
 import queue
 import random
@@ -48,7 +50,10 @@ class Outcome(Generic[T]):
         return self.error is None
 
 
-Job = tuple[Callable[[CallCentreService], Any], Callable[[Outcome[Any]], None] | None, str]
+# The submitter's log context (its call's ids) goes with the job: the job's lines
+# and its outcome's, back on the pjsua2 thread, carry them.
+Job = tuple[Callable[[CallCentreService], Any], Callable[[Outcome[Any]], None] | None, str,
+            contextvars.Context]
 
 
 class CentreLink:
@@ -76,7 +81,7 @@ class CentreLink:
     def submit(self, what: str, command: Callable[[CallCentreService], T],
                done: Callable[[Outcome[T]], None] | None = None) -> None:
         """Run ``command`` on the service; ``done`` then runs on the pjsua2 thread."""
-        self._jobs.put((command, done, what))
+        self._jobs.put((command, done, what, contextvars.copy_context()))
 
     def notify(self, channel: str, payload: str) -> None:
         """PostgreSQL ``NOTIFY channel, payload``, in turn with the commands."""
@@ -92,10 +97,10 @@ class CentreLink:
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            command, done, what = job
-            outcome = self._execute(command, what)
+            command, done, what, context = job
+            outcome = context.run(self._execute, command, what)
             if done is not None:
-                self._post(_deliver(done, outcome))
+                self._post(functools.partial(context.run, _deliver(done, outcome)))
 
     def _execute(self, command: Callable[[CallCentreService], Any], what: str) -> Outcome[Any]:
         deadline = time.monotonic() + self._max_outage_s

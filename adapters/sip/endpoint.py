@@ -9,6 +9,7 @@ state lives on one thread and needs no locks.
 
 from __future__ import annotations
 
+import contextvars
 import heapq
 import itertools
 import logging
@@ -63,6 +64,9 @@ class _Timer:
     due: float
     seq: int
     callback: Callable[[], None] = field(compare=False)
+    # The log context (a call's ids) of whoever set the timer, as asyncio does.
+    context: contextvars.Context = field(default_factory=contextvars.copy_context,
+                                         compare=False)
     cancelled: bool = field(default=False, compare=False)
 
     def cancel(self) -> None:
@@ -162,7 +166,7 @@ class EventLoop:
         while self._timers and self._timers[0].due <= now:
             timer = heapq.heappop(self._timers)
             if not timer.cancelled:
-                _guarded(timer.callback)
+                timer.context.run(_guarded, timer.callback)
 
 
 def _guarded(callback: Callable[[], None]) -> None:

@@ -17,6 +17,7 @@ and only logs.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -63,6 +64,7 @@ class LegListener(Protocol):
     def leg_transfer_request(self, leg: Leg, prm: pj.OnCallTransferRequestParam) -> None: ...
     def leg_stream_closing(self, leg: Leg, stream_index: int) -> None: ...
     def leg_dtmf(self, leg: Leg, digit: str) -> None: ...
+    def log_fields(self) -> contextlib.AbstractContextManager[None]: ...
 
 
 class LegHost(Protocol):
@@ -72,10 +74,14 @@ class LegHost(Protocol):
 def guarded(method: F) -> F:
     @functools.wraps(method)
     def wrapper(self: _Dialog, *args: Any) -> None:
-        try:
-            method(self, *args)
-        except Exception:
-            log.exception("leg %s: %s failed", self.leg.label, method.__name__)
+        # The call's ids on every line logged from here (taken before the
+        # callback: a disconnected leg drops its listener).
+        listener = self.leg.listener
+        with listener.log_fields() if listener is not None else contextlib.nullcontext():
+            try:
+                method(self, *args)
+            except Exception:
+                log.exception("leg %s: %s failed", self.leg.label, method.__name__)
 
     return wrapper  # type: ignore[return-value]
 

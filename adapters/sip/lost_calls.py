@@ -133,7 +133,8 @@ def _end(service: CallService, call_id: UUID, cause: str) -> bool:
                          hangup_side=HangupSide.SYSTEM, sip_status=200 if answered else None,
                          occurred_at=datetime.now(UTC))
     except DomainError as error:
-        log.warning("call %s left by a lost worker cannot be ended: %s", call_id, error)
+        log.warning("call %s left by a lost worker cannot be ended: %s", call_id, error,
+                    extra={"call_id": str(call_id)})
         return False
     return True
 

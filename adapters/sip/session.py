@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -43,6 +44,7 @@ from adapters.sip.outcomes import (
     Outcome,
     callee_failure,
 )
+from application import log_context
 from domain.addressing import DEFAULT_TENANT
 from domain.call import Call, Disposition, HangupSide, TransferKind
 
@@ -129,6 +131,11 @@ class Session:
         self._leftover_timer: Timer | None = None
         self._bridged: tuple[int, int] | None = None  # conference slots last connected
         caller_leg.listener = self
+
+    def log_fields(self) -> AbstractContextManager[None]:
+        """Bind this call's ids to every line logged inside (pjsip's own included),
+        for whoever enters the session: a leg's callback, the worker, a timer."""
+        return log_context.for_call(self.call_id, self.facts.tenant, self.facts.sip_call_id)
 
     # Start.
 

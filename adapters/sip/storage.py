@@ -239,11 +239,12 @@ class StorageThread:
         except INFRASTRUCTURE_ERRORS:
             raise  # abort the whole batch: it is retried
         except DomainError as error:
-            log.warning("command refused by the domain: %r: %s", command, error)
+            log.warning("command refused by the domain: %r: %s", command, error,
+                        extra={"call_id": str(command.call_id)})
             return False
         except Exception:
             # A bug in one command must not block every later call's history.
-            log.exception("command failed: %r", command)
+            log.exception("command failed: %r", command, extra={"call_id": str(command.call_id)})
             return False
         return True
 

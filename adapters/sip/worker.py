@@ -48,7 +48,7 @@ from adapters.sip.session import (
     SessionContext,
     Timer,
 )
-from application import metrics
+from application import log_context, metrics
 from application.call_control import REPLY_CHANNEL, ControlReply, ControlRequest
 from application.routing_view import OfferChange
 from domain.addressing import DEFAULT_TENANT
@@ -247,7 +247,8 @@ class B2BUAWorker:
     def _drain(self, loop: EventLoop) -> None:
         """End every call from our side and let the BYEs/CANCELs go out."""
         for session in list(self.sessions):
-            session.end_now("worker_shutdown")
+            with session.log_fields():
+                session.end_now("worker_shutdown")
         while self._held:
             self._refuse(self._held.popleft(), "worker stopping")
         deadline = time.monotonic() + self.config.shutdown_grace
@@ -307,11 +308,13 @@ class B2BUAWorker:
         if centre is not None and destination is not None:
             front = CentreSession(self._ctx, centre, leg, facts)
             self._register(front)
-            front.start_front(destination)
+            with front.log_fields():
+                front.start_front(destination)
             return
         session = Session(self._ctx, leg, facts)
         self._register(session)
-        session.start(self.router.resolve(facts.callee))
+        with session.log_fields():
+            session.start(self.router.resolve(facts.callee))
 
     def _pjsua_rejected(self, call_id: int, status: int) -> None:
         if call_id == pj.PJSUA_INVALID_ID:
@@ -323,7 +326,8 @@ class B2BUAWorker:
 
     def _refuse(self, leg: Leg, reason: str, sip_call_id: str = "") -> None:
         self.refused += 1
-        log.warning("INVITE %s refused with 503: %s", sip_call_id or leg.label, reason)
+        with log_context.bound(sip_call_id=sip_call_id or None):  # no call is made for it
+            log.warning("INVITE %s refused with 503: %s", sip_call_id or leg.label, reason)
         # answer(), not hangup(): only answer() puts our headers on the response.
         leg.respond(503, {"Retry-After": str(self.config.retry_after)})
 
@@ -385,7 +389,8 @@ class B2BUAWorker:
     def _centre_call(self, call_id: UUID, act: Callable[[CentreSession], None]) -> None:
         session = self._by_call.get(call_id)
         if isinstance(session, CentreSession):
-            act(session)
+            with session.log_fields():
+                act(session)
 
     def _control(self, request: ControlRequest) -> None:
         session = self._by_call.get(request.call_id)
@@ -394,7 +399,8 @@ class B2BUAWorker:
             self._reply(ControlReply(request.request_id, 409,
                                      f"call {request.call_id} is {state}"))
             return
-        self._reply(centre_actions.handle(session, request))
+        with session.log_fields():
+            self._reply(centre_actions.handle(session, request))
 
     def _reply(self, reply: ControlReply) -> None:
         if self._centre is not None:

@@ -1,0 +1,118 @@
+"""Webhooks in the distributed deployment: the relay publishes to the real broker,
+the `dialtone webhooks` consumer group queues, the dispatcher sends, and the
+example receiver (examples/webhook_receiver.py, run as integrators would) verifies
+every signature and prints each event once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from api.routes.webhooks import new_secret
+from application.calls import CallService
+from application.identity.model import Role
+from application.webhooks.delivery import Dispatcher
+from dialtone.database import eventsourcing_env
+from dialtone.services.postgres import free_port
+from projections import calls
+from streams.inprocess import InProcessProjectionRunner
+from streams.relay import Relay, RelayConfig
+from streams.topics import topic_for
+from streams.webhooks import KafkaFollower
+from tests.integration.api_support import running_api
+from tests.integration.webhook_support import FAST, by_subject, ended_call, wait_for
+
+pytestmark = pytest.mark.kafka
+RECEIVER = Path(__file__).parents[2] / "examples" / "webhook_receiver.py"
+
+
+@pytest.fixture
+def example_receiver() -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
+    secret, port = new_secret(), free_port()
+    process = subprocess.Popen([sys.executable, str(RECEIVER), "--port", str(port),
+                                "--secret", secret], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        assert "listening" in process.stderr.readline()  # bounded by the test timeout
+        yield f"http://127.0.0.1:{port}/dialtone", secret, process
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _printed(process: subprocess.Popen[str]) -> list[dict[str, Any]]:
+    process.terminate()
+    out, _ = process.communicate(timeout=10)
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_consumer_group_delivers_to_the_example_receiver(
+        database_url: str, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch,
+        example_receiver: tuple[str, str, subprocess.Popen[str]]) -> None:
+    url, secret, receiver = example_receiver
+    monkeypatch.setenv("DIALTONE_WEBHOOK_ALLOW_NETS", "127.0.0.1/32")
+    with running_api(database_url, role=Role.INTEGRATOR) as api:
+        created = api.post("/v1/webhooks", json={"url": url, "event_types": ["*"],
+                                                 "secret": secret})
+        assert created.status_code == 201
+    service = CallService(env=eventsourcing_env(database_url))
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    relay = Relay(service, database_url, RelayConfig(bootstrap=kafka_bootstrap,
+                                                     topic_prefix=prefix, partitions=2))
+    follower = KafkaFollower(kafka_bootstrap, [topic_for("call", prefix)], database_url,
+                             group_id=f"{prefix}webhooks")
+    try:
+        call_ids = [ended_call(service, f"k{n}@test") for n in range(2)]
+        InProcessProjectionRunner(service, database_url, [calls.GROUP]).catch_up()  # the CDRs
+        relay.open()
+        while relay.relay_page():
+            pass
+
+        def queued() -> bool:
+            follower.run_once()
+            with psycopg.connect(database_url) as conn:
+                return conn.execute("SELECT count(*) FROM webhook_deliveries").fetchone() == (8,)
+
+        wait_for(queued, what="the consumer group to queue 8 deliveries")
+        asyncio.run(_dispatch_all(database_url))
+    finally:
+        relay.close()
+        follower.close()
+        service.close()
+
+    forged = httpx.post(url, content=b'{"id":"x"}', headers={
+        "webhook-id": "x", "webhook-timestamp": "1", "webhook-signature": "v1,AAAA"})
+    assert forged.status_code == 401
+    events = _printed(receiver)
+    assert sorted({e["subject"] for e in events}) == sorted(str(c) for c in call_ids)
+    assert len(events) == len({e["id"] for e in events}) == 8
+    assert all(v == [1, 2, 3, 4] for v in by_subject(events).values())
+    ended = [e for e in events if e["type"] == "dialtone.call.ended.v1"]
+    assert {e["data"]["cdr"]["disposition"] for e in ended} == {"answered"}
+
+
+async def _dispatch_all(database_url: str) -> None:
+    dispatcher = Dispatcher(database_url, FAST)
+    try:
+        for _ in range(600):  # bounded: at most 600 rounds of 50 ms pauses
+            await dispatcher.run_once()
+            async with await psycopg.AsyncConnection.connect(database_url) as conn:
+                cur = await conn.execute(
+                    "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'")
+                if await cur.fetchone() == (0,):
+                    return
+            await asyncio.sleep(0.05)
+        raise AssertionError("deliveries still pending")
+    finally:
+        await dispatcher.close()

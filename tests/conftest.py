@@ -16,6 +16,7 @@ import pytest
 
 from dialtone.database import drop_database, ensure_database, with_database
 from dialtone.services.postgres import EmbeddedPostgres, free_port
+from tests.fixtures.shared import note_users, release_unneeded
 
 pytest_plugins = ["tests.fixtures.sip", "tests.fixtures.kafka", "tests.fixtures.processes",
                   "tests.fixtures.matrix_stack", "tests.fixtures.tracing"]
@@ -71,3 +72,15 @@ def second_database(pg_admin_dsn: str) -> Iterator[str]:
     """Another brand-new, empty database beside database_url (a restore's target, say),
     dropped after the test."""
     yield from _scratch_database(pg_admin_dsn, "r")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    note_users(session.items)  # for release_unneeded below
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Once the test's own fixtures are torn down (they may still talk to a shared
+    server), stop the shared servers no later test uses (tests/fixtures/shared.py)."""
+    yield
+    release_unneeded(item, nextitem)

@@ -1,10 +1,16 @@
 """Kafka with SASL/SCRAM and ACLs (issue 9, section 6), on the real broker.
 
-The broker of ``scram_kafka_broker`` authenticates clients with SCRAM-SHA-512
-and denies what no ACL allows; its users and ACLs are provisioned by the code
-docker-compose.yml's ``kafka-init`` job runs (dialtone.services.kafka_acls).
-``dialtone relay`` and ``dialtone worker`` run as processes with their
-credentials from the environment, as they do in the compose file.
+The broker of ``shared_scram_kafka_broker`` authenticates clients with
+SCRAM-SHA-512 and denies what no ACL allows; its users and ACLs are provisioned
+by the code docker-compose.yml's ``kafka-init`` job runs
+(dialtone.services.kafka_acls). ``dialtone relay`` and ``dialtone worker`` run as
+processes with their credentials from the environment, as they do in the compose
+file.
+
+The module's tests share one broker (one JVM start, not five): each test has
+users of its own names with ACLs on a topic prefix of its own, as two
+deployments sharing a cluster would, and reads only the broker log written
+since it started.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,10 +34,10 @@ from dialtone.services.kafka import KafkaBroker
 from dialtone.services.kafka_acls import ROLES, Account, provision
 from dialtone.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from streams.topics import topic_for
+from tests.fixtures.kafka import log_offset, log_since
 from tests.fixtures.processes import DIALTONE, DialtoneProcess, wait_for
 
 pytestmark = pytest.mark.kafka
-CALLS_TOPIC = topic_for("call")
 MECHANISM = "SCRAM-SHA-512"
 
 
@@ -38,27 +45,40 @@ MECHANISM = "SCRAM-SHA-512"
 class SecuredStack:
     broker: KafkaBroker
     database_url: str
-    passwords: dict[str, str]
+    passwords: dict[str, str]  # by role
     service: CallService
     spawn: Callable[[list[str], dict[str, str]], DialtoneProcess]
+    prefix: str  # DIALTONE_TOPIC_PREFIX: this test's topics, groups and transactional ids
+    users: dict[str, str]  # role -> this test's username for it
+    log_start: int  # where the broker's log was when the test began
 
-    def env(self, username: str, password: str) -> dict[str, str]:
+    @property
+    def calls_topic(self) -> str:
+        return topic_for("call", self.prefix)
+
+    def env(self, role: str, password: str) -> dict[str, str]:
         """What a service of docker-compose.yml gets: the SCRAM listener and its account."""
         return {"DATABASE_URL": self.database_url,
                 "DIALTONE_KAFKA_BOOTSTRAP": self.broker.sasl_bootstrap,
+                "DIALTONE_TOPIC_PREFIX": self.prefix,
                 "DIALTONE_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
                 "DIALTONE_KAFKA_SASL_MECHANISM": MECHANISM,
-                "DIALTONE_KAFKA_SASL_USERNAME": username,
+                "DIALTONE_KAFKA_SASL_USERNAME": self.users[role],
                 "DIALTONE_KAFKA_SASL_PASSWORD": password}
 
     def run(self, command: str, password: str | None = None) -> DialtoneProcess:
-        """``dialtone relay`` as user relay, ``dialtone worker`` as user worker."""
+        """``dialtone relay`` as the relay user, ``dialtone worker`` as the worker user."""
         return self.spawn([command], self.env(command, password or self.passwords[command]))
 
     def client(self, role: str) -> dict[str, object]:
         return {"bootstrap_servers": self.broker.sasl_bootstrap,
                 "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": MECHANISM,
-                "sasl_plain_username": role, "sasl_plain_password": self.passwords[role]}
+                "sasl_plain_username": self.users[role],
+                "sasl_plain_password": self.passwords[role]}
+
+    def broker_log(self) -> str:
+        """What the broker logged since this test began."""
+        return log_since(self.broker, self.log_start)
 
     def cdr_count(self) -> int:
         with psycopg.connect(self.database_url) as conn:
@@ -71,22 +91,28 @@ class SecuredStack:
         consumer = KafkaConsumer(bootstrap_servers=self.broker.bootstrap, group_id=None,
                                  enable_auto_commit=False)
         try:
-            partitions = [TopicPartition(CALLS_TOPIC, p)
-                          for p in consumer.partitions_for_topic(CALLS_TOPIC) or ()]
+            partitions = [TopicPartition(self.calls_topic, p)
+                          for p in consumer.partitions_for_topic(self.calls_topic) or ()]
             return sum(consumer.end_offsets(partitions).values()) if partitions else 0
         finally:
             consumer.close()
 
 
 @pytest.fixture
-def secured(scram_kafka_broker: KafkaBroker, database_url: str,
+def secured(shared_scram_kafka_broker: KafkaBroker, database_url: str,
             dialtone_processes: Callable[..., DialtoneProcess]) -> SecuredStack:
+    broker = shared_scram_kafka_broker
     apply_migrations(database_url)
+    tag = uuid.uuid4().hex[:8]
+    prefix = f"t{tag}."
+    users = {role: f"{role}-{tag}" for role in ROLES}
     passwords = {role: secrets.token_urlsafe(18) for role in ROLES}
-    provision(scram_kafka_broker.bootstrap,
-              [Account(role, role, password) for role, password in passwords.items()])
-    return SecuredStack(scram_kafka_broker, database_url, passwords,
-                        CallService(env=eventsourcing_env(database_url)), dialtone_processes)
+    start = log_offset(broker)
+    provision(broker.bootstrap, [Account(role, users[role], passwords[role]) for role in ROLES],
+              prefix)
+    return SecuredStack(broker, database_url, passwords,
+                        CallService(env=eventsourcing_env(database_url)), dialtone_processes,
+                        prefix, users, start)
 
 
 def test_relay_and_worker_authenticate_and_events_reach_the_projections(
@@ -113,7 +139,7 @@ def test_integrator_reads_the_topics_but_may_not_write(secured: SecuredStack) ->
     relay.stop()
     published = secured.end_offsets()
 
-    consumer = KafkaConsumer(CALLS_TOPIC, group_id="integrator-e2e",
+    consumer = KafkaConsumer(secured.calls_topic, group_id=f"{secured.prefix}integrator-e2e",
                              auto_offset_reset="earliest", consumer_timeout_ms=20_000,
                              **secured.client("integrator"))
     try:
@@ -129,7 +155,7 @@ def test_integrator_reads_the_topics_but_may_not_write(secured: SecuredStack) ->
                                  **secured.client(role))
         try:
             with pytest.raises(TopicAuthorizationFailedError):
-                producer.send(CALLS_TOPIC, key=b"forged", value=b"{}").get(timeout=20)
+                producer.send(secured.calls_topic, key=b"forged", value=b"{}").get(timeout=20)
         finally:
             producer.close(timeout=5)
     assert secured.end_offsets() == published
@@ -147,11 +173,11 @@ def test_relay_with_a_wrong_password_is_refused_and_publishes_nothing(
     assert relay.proc.returncode != 0
     output = relay.log.read_text(errors="replace")
     assert "could not work with Kafka at" in output, output[-3000:]
-    assert " as relay (SASL_PLAINTEXT)" in output
+    assert f" as {secured.users['relay']} (SASL_PLAINTEXT)" in output
     assert wrong not in output
     # kafka-python only sees the broker hang up; the broker says why.
     assert "due to invalid credentials with SASL mechanism SCRAM-SHA-512" in (
-        secured.broker.log_tail(400))
+        secured.broker_log())
     assert secured.end_offsets() == 0
 
 
@@ -166,7 +192,7 @@ def test_worker_with_a_wrong_password_is_refused(secured: SecuredStack) -> None:
     assert "Unable to bootstrap" in output, output[-3000:]
     assert wrong not in output
     assert "due to invalid credentials with SASL mechanism SCRAM-SHA-512" in (
-        secured.broker.log_tail(400))
+        secured.broker_log())
 
 
 def test_relay_user_may_republish_a_range(secured: SecuredStack) -> None:

@@ -87,9 +87,9 @@ def test_messages_round_trip_exactly_once_in_order_per_key(
 
 
 def test_messages_and_committed_offsets_survive_a_broker_kill(
-    private_kafka_broker: KafkaBroker, unique_topic: str
+    killable_kafka_broker: KafkaBroker, unique_topic: str
 ) -> None:
-    broker = private_kafka_broker
+    broker = killable_kafka_broker  # shared with the other broker-kill tests (one JVM)
     create_topic(broker.bootstrap, unique_topic, partitions=4)
     first = _produce(broker.bootstrap, unique_topic, per_key=20)
     group = f"g-{uuid.uuid4().hex}"

@@ -6,6 +6,9 @@ expired batches (kafka-python fails an expired batch without failing the
 transaction): events missing from the topic for good. Now the page fails
 within seconds, the producer is discarded, a new one fences and aborts the
 open transaction, and the relay resumes from the topics' committed tail.
+
+Both tests kill the same broker (``killable_kafka_broker``: one JVM start for
+the module), each on topics of its own prefix.
 """
 
 from __future__ import annotations
@@ -71,10 +74,10 @@ class Running:
 
 
 @pytest.fixture
-def running(database_url: str, private_kafka_broker: KafkaBroker) -> Iterator[Running]:
+def running(database_url: str, killable_kafka_broker: KafkaBroker) -> Iterator[Running]:
     apply_migrations(database_url)
     service = CallService(env=eventsourcing_env(database_url))
-    config = RelayConfig(bootstrap=private_kafka_broker.bootstrap,
+    config = RelayConfig(bootstrap=killable_kafka_broker.bootstrap,
                          topic_prefix=f"t{uuid.uuid4().hex[:8]}.", partitions=4,
                          page_size=20, retry_most=1.0)
     state = Running(Relay(service, database_url, config), service)
@@ -92,18 +95,18 @@ def _stored(service: CallService) -> list[StoredEvent]:
 
 
 def test_relay_rides_out_a_broker_restart_and_publishes_every_event_once(
-    running: Running, private_kafka_broker: KafkaBroker,
+    running: Running, killable_kafka_broker: KafkaBroker,
 ) -> None:
     relay = running.relay
     wait_for(lambda: relay.position > 0, 60, "the relay to publish")
     assert relay.producers_created == 1
 
-    private_kafka_broker.kill()  # the writer goes on: a page is in flight or next
+    killable_kafka_broker.kill()  # the writer goes on: a page is in flight or next
     # The broker stays away until the relay has seen a page (or a reconnection)
     # fail: the recovery path, not the client's own retries, is what is tested.
     wait_for(lambda: relay.failures >= 1, 60, "the relay to see the broker gone")
     assert running.errors == []
-    private_kafka_broker.start()
+    killable_kafka_broker.start()
 
     published = relay.position
     wait_for(lambda: relay.position > published, 60, "the relay to publish again")
@@ -116,7 +119,7 @@ def test_relay_rides_out_a_broker_restart_and_publishes_every_event_once(
     assert running.threads[0].is_alive()
     assert relay.producers_created >= 2  # the failed page's producer was replaced
     report = compare_topic(_stored(running.service),
-                           topic_records(private_kafka_broker.bootstrap,
+                           topic_records(killable_kafka_broker.bootstrap,
                                          topic_for("call", relay.config.topic_prefix)))
     assert report.lost == []
     assert report.doubled == 0
@@ -125,7 +128,7 @@ def test_relay_rides_out_a_broker_restart_and_publishes_every_event_once(
 
 
 def test_a_page_whose_records_expired_is_not_committed(
-    database_url: str, private_kafka_broker: KafkaBroker,
+    database_url: str, killable_kafka_broker: KafkaBroker,
 ) -> None:
     """The root cause: kafka-python fails an expired batch but commits the
     transaction around it. publish_page must raise instead, leaving nothing of
@@ -134,8 +137,8 @@ def test_a_page_whose_records_expired_is_not_committed(
     service = CallService(env=eventsourcing_env(database_url))
     prefix = f"t{uuid.uuid4().hex[:8]}."
     topic = topic_for("call", prefix)
-    ensure_topics(private_kafka_broker.bootstrap, [topic], 4)
-    producer = KafkaProducer(bootstrap_servers=private_kafka_broker.bootstrap,
+    ensure_topics(killable_kafka_broker.bootstrap, [topic], 4)
+    producer = KafkaProducer(bootstrap_servers=killable_kafka_broker.bootstrap,
                              transactional_id=f"{prefix}expiry", acks="all",
                              request_timeout_ms=2_000, delivery_timeout_ms=3_000,
                              max_block_ms=5_000, reconnect_backoff_max_ms=1_000)
@@ -144,7 +147,7 @@ def test_a_page_whose_records_expired_is_not_committed(
         lifecycles(service, 2, "before")
         publish_page(producer, decode(service, service.recorder.select_notifications(
             start=1, limit=1_000)), prefix)  # metadata known: send() will not block
-        first_page = len(topic_records(private_kafka_broker.bootstrap, topic))
+        first_page = len(topic_records(killable_kafka_broker.bootstrap, topic))
         lifecycles(service, 2, "during")
         page = service.recorder.select_notifications(start=first_page + 1, limit=1_000)
         outcome: list[BaseException | None] = []
@@ -156,11 +159,11 @@ def test_a_page_whose_records_expired_is_not_committed(
             except KafkaError as error:
                 outcome.append(error)
 
-        private_kafka_broker.kill()
+        killable_kafka_broker.kill()
         thread = threading.Thread(target=publish, daemon=True)
         thread.start()
         time.sleep(5)  # past the 3 s delivery timeout: the page's batches expire
-        private_kafka_broker.start()
+        killable_kafka_broker.start()
         thread.join(60)
         assert outcome, "publish_page still blocked a minute after the broker came back"
         assert isinstance(outcome[0], KafkaError), "a page with expired records was committed"
@@ -168,5 +171,5 @@ def test_a_page_whose_records_expired_is_not_committed(
         with contextlib.suppress(KafkaError):
             producer.close(timeout=1)
         service.close()
-    on_topic = topic_records(private_kafka_broker.bootstrap, topic)
+    on_topic = topic_records(killable_kafka_broker.bootstrap, topic)
     assert len(on_topic) == first_page  # nothing of the failed page

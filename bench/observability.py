@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import timeit
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,9 +46,15 @@ from application.calls import CallService
 from application.identity.model import Role
 from application.metrics import serve_metrics
 from application.tracing import ENDPOINT_VARIABLES, setup_tracing, tracer
-from bench.common import Scraper, embedded_postgres, kafka_broker, machine_facts, otlp_receiver
+from bench.common import (
+    Scraper,
+    embedded_postgres,
+    kafka_broker,
+    machine_facts,
+    otlp_receiver,
+)
 from bench.common import percentile_ms as pct
-from bench.pipeline import bench_latency, bench_projections, bench_relay, start
+from bench.pipeline import api_up, bench_latency, bench_relay, count, start, wait
 from dialtone.commands.users import issue_api_key
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
@@ -67,62 +74,92 @@ class Run:
     projections: float
     p50_ms: float
     p99_ms: float
+    # CPU time per event (us): less moved by the other work on a shared machine than
+    # wall-clock rates. relay: this process while it relays the backlog (its
+    # producer thread included); worker: the Faust worker from its first applied
+    # batch to the last; steady: worker + relay + api processes during steady load.
+    relay_cpu_us: float = 0.0
+    worker_cpu_us: float = 0.0
+    steady_cpu_us: float = 0.0
+    # Set by the parent: 1-minute load average at the start, /metrics fetched (and
+    # refused: a target not started yet or gone), spans the receiver decoded.
+    load: float = 0.0
     scrapes: int = 0
     scrape_failures: int = 0
-    load: float = 0.0  # 1-minute load average when the run started (set by the parent)
-    spans: int = 0  # spans the receiver decoded during the run (set by the parent)
+    spans: int = 0
 
 
 # -- one run (the child process) ---------------------------------------------------------------
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def relay_backlog(service: CallService, dsn: str, bootstrap: str, events: int,
+                  prefix: str) -> tuple[float, float]:
+    """bench.pipeline's relay figure, and this process's CPU per event (us) meanwhile."""
+    cpu = time.process_time()
+    rate = bench_relay(service, dsn, bootstrap, events, prefix)
+    return rate, (time.process_time() - cpu) / events * 1e6
+
+
+def project_backlog(dsn: str, worker: int, events: int) -> tuple[float, float]:
+    """bench.pipeline's projection figure, and the worker's CPU per event (us) over
+    the same span (from its first applied batch: its start-up is not counted)."""
+    applied = "SELECT count(*) FROM call_events"
+    wait(lambda: count(dsn, applied) > 0, 120, "the worker's first batch")
+    first, started, cpu = count(dsn, applied), time.perf_counter(), cpu_seconds(worker)
+    wait(lambda: count(dsn, applied) >= events, 300, "the worker to catch up")
+    return ((events - first) / (time.perf_counter() - started),
+            (cpu_seconds(worker) - cpu) / (events - first) * 1e6)
+
+
 def child_run(mode: str, dsn: str, bootstrap: str, prefix: str, logs: Path,
-              args: argparse.Namespace) -> Run:
+              ports: dict[str, int], args: argparse.Namespace) -> Run:
     on = mode == "on"
     if on:
         setup_tracing("bench")  # the writer's and in-process relay's spans (store commit, publish)
-    ports = {"bench": free_port(), "worker": free_port(), "relay": free_port()}
-    api_port = free_port()
+        serve_metrics(ports["bench"])  # the writer's and relay's series; the parent scrapes
     env = {"DIALTONE_TOPIC_PREFIX": prefix}
-    scraper = None
-    if on:
-        serve_metrics(ports["bench"])
-        urls = [f"http://127.0.0.1:{port}/metrics" for port in ports.values()]
-        scraper = Scraper([*urls, f"http://127.0.0.1:{api_port}/metrics"])
-        scraper.start()
     ensure_database(dsn)
     apply_migrations(dsn)
     service = CallService(env=eventsourcing_env(dsn))
     events = args.calls * EVENTS_PER_LIFECYCLE
     lifecycles(service, args.calls, "backlog", batch=100)
-    relay_rate = bench_relay(service, dsn, bootstrap, events, prefix)
+    relay_rate, relay_cpu = relay_backlog(service, dsn, bootstrap, events, prefix)
 
     def metrics_env(name: str) -> dict[str, str]:
         return {**env, "DIALTONE_METRICS_PORT": str(ports[name]) if on else "0"}
 
+    base_url = f"http://127.0.0.1:{ports['api']}"
     processes = [start(["worker"], dsn, bootstrap, logs / f"{prefix}worker.log",
                        **metrics_env("worker"))]
     try:
-        projection_rate = bench_projections(dsn, events)
+        projection_rate, worker_cpu = project_backlog(dsn, processes[0].pid, events)
         processes += [
             start(["relay"], dsn, bootstrap, logs / f"{prefix}relay.log", **metrics_env("relay")),
             start(["api"], dsn, bootstrap, logs / f"{prefix}api.log", **env,
-                  DIALTONE_HTTP_PORT=str(api_port)),
+                  DIALTONE_HTTP_PORT=str(ports["api"])),
         ]
-        latencies = bench_latency(service, f"http://127.0.0.1:{api_port}", args.seconds,
-                                  args.rate, issue_api_key(dsn, "bench", Role.INTEGRATOR))
+        key = issue_api_key(dsn, "bench", Role.INTEGRATOR)
+        wait(lambda: api_up(base_url), 60, "the API")
+        cpu = sum(cpu_seconds(p.pid) for p in processes)
+        latencies = bench_latency(service, base_url, args.seconds, args.rate, key)
+        steady_cpu = (sum(cpu_seconds(p.pid) for p in processes) - cpu) * 1e6 / (
+            len(latencies) * EVENTS_PER_LIFECYCLE)
     finally:
         for process in processes:
             process.terminate()
             process.wait(30)
-        if scraper is not None:
-            scraper.stop()
         if on:  # flush this process's last spans before the parent counts them
             shutdown = getattr(trace.get_tracer_provider(), "shutdown", None)
             if shutdown is not None:
                 shutdown()
     return Run(mode, relay_rate, projection_rate, pct(latencies, 0.5), pct(latencies, 0.99),
-               scraper.scrapes if scraper else 0, scraper.failures if scraper else 0)
+               relay_cpu, worker_cpu, steady_cpu)
 
 
 # -- the parent: servers, interleaved runs, the table ------------------------------------------
@@ -130,16 +167,30 @@ def child_run(mode: str, dsn: str, bootstrap: str, prefix: str, logs: Path,
 
 def spawn(mode: str, number: int, dsn: str, bootstrap: str, otlp: str, logs: Path,
           args: argparse.Namespace) -> Run:
+    """One run in a child process; ON: this process scrapes the child's and its
+    dialtone processes' /metrics every second meanwhile (a scraper's own CPU is
+    Prometheus's, not the pipeline's)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("OTEL_") and k != "DIALTONE_METRICS_PORT"}
+    ports = {name: free_port() for name in ("bench", "worker", "relay", "api")}
+    scraper = None
     if mode == "on":
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp
+        scraper = Scraper([f"http://127.0.0.1:{port}/metrics" for port in ports.values()])
+        scraper.start()
     command = [sys.executable, "-m", "bench.observability", "--child", mode,
                "--dsn", dsn, "--bootstrap", bootstrap, "--prefix", f"obs{number}.",
-               "--logs", str(logs), "--calls", str(args.calls),
+               "--logs", str(logs), "--ports", json.dumps(ports), "--calls", str(args.calls),
                "--seconds", str(args.seconds), "--rate", str(args.rate)]
-    done = subprocess.run(command, env=env, check=True, stdout=subprocess.PIPE, text=True)
-    return Run(**json.loads(done.stdout.strip().splitlines()[-1]))
+    try:
+        done = subprocess.run(command, env=env, check=True, stdout=subprocess.PIPE, text=True)
+    finally:
+        if scraper is not None:
+            scraper.stop()
+    run = Run(**json.loads(done.stdout.strip().splitlines()[-1]))
+    if scraper is not None:
+        run.scrapes, run.scrape_failures = scraper.scrapes, scraper.failures
+    return run
 
 
 def instrument_costs() -> str:
@@ -165,23 +216,35 @@ def overhead(off: float, on: float, higher_is_better: bool) -> float:
     return ((off - on) if higher_is_better else (on - off)) / off * 100
 
 
+FIGURES = (  # label, Run field, higher is better
+    ("relay throughput (events/s)", "relay", True),
+    ("projection throughput via Faust (events/s)", "projections", True),
+    ("commit -> CDR via API p50 (ms)", "p50_ms", False),
+    ("commit -> CDR via API p99 (ms)", "p99_ms", False),
+    ("relay CPU per event (us)", "relay_cpu_us", False),
+    ("Faust worker CPU per event (us)", "worker_cpu_us", False),
+    ("worker+relay+api CPU per event, steady load (us)", "steady_cpu_us", False),
+)
+
+
 def report(runs: list[Run], args: argparse.Namespace) -> None:
-    print(f"\n{'run':<4} {'mode':<4} {'load1':>6} {'relay ev/s':>11} {'proj ev/s':>10} "
-          f"{'p50 ms':>7} {'p99 ms':>7} {'scrapes':>8} {'spans':>7}")
+    print(f"\n{'run':<4} {'mode':<4} {'load1':>6} {'relay/s':>8} {'proj/s':>7} {'p50':>6} "
+          f"{'p99':>6} {'relay us':>8} {'work us':>8} {'steady us':>9} {'scrapes':>7} "
+          f"{'spans':>6}")
     for n, run in enumerate(runs, 1):
-        print(f"{n:<4} {run.mode:<4} {run.load:>6.2f} {run.relay:>11,.0f} "
-              f"{run.projections:>10,.0f} {run.p50_ms:>7,.0f} {run.p99_ms:>7,.0f} "
-              f"{run.scrapes:>8} {run.spans:>7}")
-    figures = [("relay throughput (events/s)", "relay", True),
-               ("projection throughput via Faust (events/s)", "projections", True),
-               (f"commit -> CDR via API p50 at {args.rate * 8} ev/s (ms)", "p50_ms", False),
-               (f"commit -> CDR via API p99 at {args.rate * 8} ev/s (ms)", "p99_ms", False)]
-    print(f"\n{'figure (median of runs)':<50} {'off':>9} {'on':>9} {'overhead':>9}  target")
+        print(f"{n:<4} {run.mode:<4} {run.load:>6.2f} {run.relay:>8,.0f} "
+              f"{run.projections:>7,.0f} {run.p50_ms:>6,.0f} {run.p99_ms:>6,.0f} "
+              f"{run.relay_cpu_us:>8,.0f} {run.worker_cpu_us:>8,.0f} {run.steady_cpu_us:>9,.0f} "
+              f"{run.scrapes:>7} {run.spans:>6}")
+    print(f"\nsteady load: {args.rate} calls/s ({args.rate * EVENTS_PER_LIFECYCLE} events/s) for "
+          f"{args.seconds:g} s; backlog {args.calls * EVENTS_PER_LIFECYCLE} events")
+    print(f"{'figure (median of the runs of each mode)':<52} {'off':>8} {'on':>8} "
+          f"{'overhead':>9}  target")
     print("-" * 88)
-    for label, name, higher in figures:
+    for label, name, higher in FIGURES:
         off = statistics.median(getattr(r, name) for r in runs if r.mode == "off")
         on = statistics.median(getattr(r, name) for r in runs if r.mode == "on")
-        print(f"{label:<50} {off:>9,.0f} {on:>9,.0f} {overhead(off, on, higher):>8.1f}%  "
+        print(f"{label:<52} {off:>8,.0f} {on:>8,.0f} {overhead(off, on, higher):>8.1f}%  "
               f"<= {TARGET_PCT:.0f}%")
 
 
@@ -209,18 +272,19 @@ def parent(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="dialtone observability overhead benchmark")
     parser.add_argument("--rounds", type=int, default=2, help="pairs of runs (off, on)")
-    parser.add_argument("--calls", type=int, default=2000, help="backlog calls (x8 events)")
+    parser.add_argument("--calls", type=int, default=1500, help="backlog calls (x8 events)")
     parser.add_argument("--seconds", type=float, default=10.0, help="steady-load duration")
     parser.add_argument("--rate", type=int, default=50, help="steady calls/s (x8 events/s)")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
-    for internal in ("--dsn", "--bootstrap", "--prefix", "--logs"):
+    for internal in ("--dsn", "--bootstrap", "--prefix", "--logs", "--ports"):
         parser.add_argument(internal, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is None:
         parent(args)
         return
     assert (args.child == "on") == any(os.environ.get(v) for v in ENDPOINT_VARIABLES)
-    run = child_run(args.child, args.dsn, args.bootstrap, args.prefix, Path(args.logs), args)
+    run = child_run(args.child, args.dsn, args.bootstrap, args.prefix, Path(args.logs),
+                    json.loads(args.ports), args)
     print(json.dumps(asdict(run)))
 
 

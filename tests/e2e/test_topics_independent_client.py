@@ -1,11 +1,17 @@
-"""Every topic through the real broker, read by a client that is not dialtone's.
+"""Every topic through the real broker, read by clients that are not dialtone's.
 
 Calls go through SIP (sipp -> a real B2BUA worker -> sipp), agents, queues, IVR
-menus, numbers and dialplans through the HTTP API; `dialtone relay` publishes;
-Debian's kcat (librdkafka, read_committed) reads every topic back. Each message
+menus, numbers and dialplans through the HTTP API; `dialtone relay` publishes.
+Debian's kcat (librdkafka, read_committed) reads every topic back: each message
 must validate against its published JSON Schema, carry the CloudEvents
 attributes and content-type header, be keyed by its aggregate id, and come in
-rising `sequence` per key; no id twice, and exactly the stored events.
+rising `sequence` per key; no id twice, and exactly the stored events. Then
+examples/kafka_consumer.py (kafka-python, a consumer group) reads the same
+topics: every stored event once; run again after a message that breaks the
+schema, it resumes from its committed offsets and reports just that one.
+
+One test rather than two: the relay's start-up (topics, transactions) is most
+of the cost, and both readers need the same published history.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +31,7 @@ import jsonschema
 import psycopg
 import pytest
 from eventsourcing.application import Application
+from kafka import KafkaProducer
 
 from application.callcentre import CallCentreService
 from application.calls import CallService
@@ -38,16 +47,18 @@ from tests.fixtures.sip import Sipp, StartWorker, free_udp_port
 from tests.integration.callcentre_api_support import Api, open_api
 
 pytestmark = [pytest.mark.kafka, pytest.mark.sip]
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "kafka_consumer.py"
 CLOUDEVENTS_ATTRIBUTES = ("specversion", "id", "source", "type", "subject", "time",
                           "datacontenttype", "sequence", "aggregateversion", "data")
 
 
-def test_every_topic_read_with_kcat_is_valid_ordered_and_complete(
+def test_every_topic_read_by_kcat_and_by_the_example_consumer(
     database_url: str, kafka_bootstrap: str, b2bua: StartWorker, sipp: Sipp,
     dialtone_processes: Callable[..., DialtoneProcess],
 ) -> None:
     apply_migrations(database_url)
     env = pipeline_env(database_url, kafka_bootstrap)
+    prefix = env["DIALTONE_TOPIC_PREFIX"]
     relay = dialtone_processes(["relay"], env)
     uas_port = free_udp_port()
     worker = b2bua(f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}")
@@ -61,19 +72,50 @@ def test_every_topic_read_with_kcat_is_valid_ordered_and_complete(
              "the relay to publish every stored event", processes=(relay,))
 
     with ThreadPoolExecutor(len(AGGREGATES)) as pool:  # one kcat per topic, side by side
-        read = {kind: pool.submit(_kcat, kafka_bootstrap,
-                                  topic_for(kind, env["DIALTONE_TOPIC_PREFIX"]))
+        read = {kind: pool.submit(_kcat, kafka_bootstrap, topic_for(kind, prefix))
                 for kind in AGGREGATES}
         records = {kind: future.result() for kind, future in read.items()}
 
     assert all(records.values()), {k: len(v) for k, v in records.items()}
     for kind, topic_records in records.items():
         _check_topic(kind, topic_records)
+    stored = sorted(_stored_ids(sources))
     published_ids = [r["value"]["id"] for rs in records.values() for r in rs]
     assert len(published_ids) == len(set(published_ids))  # no id twice
-    assert sorted(published_ids) == sorted(_stored_ids(sources))  # exactly what was stored
+    assert sorted(published_ids) == stored  # exactly what was stored
     for app in sources:
         app.close()
+
+    consumed = _example_consumer(kafka_bootstrap, prefix, len(stored))
+    assert consumed.returncode == 0, consumed.stderr
+    assert sorted(json.loads(line)["id"] for line in consumed.stdout.splitlines()) == stored
+
+    _produce_bad_call_event(kafka_bootstrap, topic_for("call", prefix))
+    again = _example_consumer(kafka_bootstrap, prefix, 1)
+    assert (again.returncode, again.stdout) == (1, "")  # resumed after what it handled
+    [reported] = [json.loads(line) for line in again.stderr.splitlines()
+                  if line.startswith("{")]
+    assert reported["topic"] == topic_for("call", prefix)
+    assert "id: 'not-a-uuid' is not a 'uuid'" in reported["problems"], reported
+
+
+def _example_consumer(bootstrap: str, prefix: str,
+                      max_messages: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLE), "--bootstrap", bootstrap, "--prefix", prefix,
+         "--group", f"{prefix}example", "--max-messages", str(max_messages),
+         "--idle-timeout", "30"],
+        capture_output=True, text=True, timeout=120, check=False)
+
+
+def _produce_bad_call_event(bootstrap: str, topic: str) -> None:
+    """A message with the CloudEvents header whose value breaks the schema."""
+    bad = {"specversion": "1.0", "id": "not-a-uuid", "type": "dialtone.call.ended.v1"}
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    producer.send(topic, key=b"bad", value=json.dumps(bad).encode(),
+                  headers=[(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())])
+    producer.flush()
+    producer.close()
 
 
 def _configure_every_kind(api: Api) -> None:

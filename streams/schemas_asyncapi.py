@@ -13,8 +13,10 @@ from streams.schemas import AGGREGATES, EventClass, event_classes
 from streams.topics import topic_for
 
 ASYNCAPI_VERSION = "3.0.0"
-# The schema format id AsyncAPI 3 gives JSON Schema draft-07 (its parser knows
-# no later draft id); our payload keywords (if/then, $defs, const) read the same.
+# JSON Schema draft-07, not the 2020-12 our files declare: the AsyncAPI parser
+# checks payload schemas only in the formats it knows (a draft-2020-12 payload
+# passes unchecked), and the keywords we use (if/then, const, $ref into $defs
+# by JSON pointer) read the same in draft-07.
 PAYLOAD_FORMAT = "application/schema+json;version=draft-07"
 DESCRIPTION = (
     "Every event dialtone stores, published to Kafka as CloudEvents 1.0 JSON by "

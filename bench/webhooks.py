@@ -1,0 +1,219 @@
+"""Webhook delivery benchmark (issue 12; not a test).
+
+Run: ``.venv/bin/python -m bench.webhooks`` (about a minute; see bench/README.md).
+
+On one embedded PostgreSQL, a CallService stores events, the store follower
+queues them and the dispatcher sends them, signed (standardwebhooks), to a
+receiver on 127.0.0.1 in another process (aiohttp; it verifies every signature,
+as an integrator's would, and notes when each event arrived).
+
+1. Throughput: ``--events`` calls are initiated (one event each, so as many
+   aggregates: per-aggregate ordering does not serialise them), queued, then sent;
+   signed deliveries per second = events / time from the first send to the last
+   arrival (target >= 1,000/s).
+2. Latency: one event every 10 ms (100 events/s) for ``--seconds`` while the
+   follower and dispatcher run as in `dialtone up`; event stored -> webhook
+   received, from the event's `time` (set at the command, just before the append)
+   to the receiver's clock (same machine): p50 / p90 / p99 / max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import psycopg
+
+from api.routes.webhooks import new_secret
+from application.calls import CallService
+from application.webhooks.delivery import Dispatcher
+from application.webhooks.settings import WebhookSettings
+from bench.common import embedded_postgres, machine_facts, percentile_ms
+from dialtone.database import ensure_database, eventsourcing_env
+from dialtone.migrations import apply_migrations
+from dialtone.services.postgres import free_port
+from domain.call import Direction
+from streams.webhooks import DispatcherThread, StoreFollower
+
+SETTINGS = WebhookSettings(allow_nets="127.0.0.1/32", poll_s=0.01, batch=1000, concurrency=200)
+
+
+def receiver_main(port: int, secret: str) -> None:
+    """The receiver process: verify, note the arrival time, answer 204."""
+    from aiohttp import web  # noqa: PLC0415 - only the receiver process needs it
+    from standardwebhooks.webhooks import Webhook  # noqa: PLC0415
+
+    webhook = Webhook(secret)
+    arrivals: dict[str, tuple[float, str]] = {}
+    failures = [0]
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            event = webhook.verify(body, dict(request.headers))
+        except Exception:
+            failures[0] += 1
+            return web.Response(status=401)
+        arrivals.setdefault(event["id"], (time.time(), event["time"]))
+        return web.Response(status=204)
+
+    async def stats(_: web.Request) -> web.Response:
+        return web.json_response({"arrivals": arrivals, "bad": failures[0]})
+
+    async def reset(_: web.Request) -> web.Response:
+        arrivals.clear()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.add_routes([web.post("/hook", hook), web.get("/stats", stats),
+                    web.post("/reset", reset)])
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def _stats(base: str) -> dict[str, Any]:
+    return dict(httpx.get(f"{base}/stats", timeout=30).json())
+
+
+def _wait_arrivals(base: str, count: int, limit_s: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        stats = _stats(base)
+        if len(stats["arrivals"]) >= count:
+            return stats
+        time.sleep(0.05)
+    raise SystemExit(f"only {len(_stats(base)['arrivals'])} of {count} arrived")
+
+
+def _subscribe(database_url: str, url: str, secret: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        conn.execute("INSERT INTO webhook_subscriptions (id, tenant, url, event_types, secret)"
+                     " VALUES (gen_random_uuid(), 'default', %s, '{*}', %s)", (url, secret))
+
+
+def _pending(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'"
+                           ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _failed(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM webhook_attempts WHERE status_code IS NULL"
+                           " OR status_code >= 300").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _initiate(service: CallService, n: int) -> None:
+    service.initiate_call(caller="1001", callee="2001", direction=Direction.INBOUND,
+                          trunk="pstn", sip_call_id=f"bench-{n}-{time.monotonic_ns()}",
+                          occurred_at=datetime.now(UTC))
+
+
+def throughput(service: CallService, database_url: str, base: str, events: int) -> None:
+    with service.batch():
+        for n in range(events):
+            _initiate(service, n)
+    queued_at = time.perf_counter()
+    StoreFollower(service, database_url).catch_up()
+    queue_s = time.perf_counter() - queued_at
+
+    async def send_all() -> float:
+        """Rounds until nothing is pending (failed attempts come back after their backoff)."""
+        dispatcher = Dispatcher(database_url, SETTINGS)
+        started = time.perf_counter()
+        try:
+            while _pending(database_url):
+                if not await dispatcher.run_once():
+                    await asyncio.sleep(SETTINGS.poll_s)
+        finally:
+            await dispatcher.close()
+        return time.perf_counter() - started
+
+    send_s = asyncio.run(send_all())
+    stats = _wait_arrivals(base, events)
+    print(f"throughput: {events} events queued in {queue_s:.2f} s "
+          f"({events / queue_s:,.0f}/s); all delivered in {send_s:.2f} s: "
+          f"{events / send_s:,.0f} signed deliveries/s; {_failed(database_url)} failed "
+          f"attempts (retried); bad signatures {stats['bad']}")
+
+
+def latency(service: CallService, database_url: str, base: str, seconds: float) -> None:
+    httpx.post(f"{base}/reset")
+    follower = StoreFollower(service, database_url, tick_s=0.05)
+    follower.catch_up()
+    dispatcher = DispatcherThread(database_url, SETTINGS)
+    follower.start()
+    dispatcher.start()
+    count = int(seconds * 100)
+    try:
+        start = time.monotonic()
+        for n in range(count):  # open loop: one event every 10 ms
+            _initiate(service, n)
+            pause = start + (n + 1) * 0.01 - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+        rate = count / (time.monotonic() - start)
+        stats = _wait_arrivals(base, count)
+    finally:
+        follower.stop()
+        dispatcher.stop()
+    delays = [received - datetime.fromisoformat(sent).timestamp()
+              for received, sent in stats["arrivals"].values()]
+    print(f"latency at {rate:.0f} events/s over {count} events: stored -> received "
+          f"p50 {percentile_ms(delays, 0.5):.1f} ms, p90 {percentile_ms(delays, 0.9):.1f} ms, "
+          f"p99 {percentile_ms(delays, 0.99):.1f} ms, max {max(delays) * 1000:.1f} ms; "
+          f"bad signatures {stats['bad']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="webhook delivery benchmark")
+    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--receiver", nargs=2, metavar=("PORT", "SECRET"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.receiver:
+        receiver_main(int(args.receiver[0]), args.receiver[1])
+        return
+    print(machine_facts())
+    secret, port = new_secret(), free_port()
+    receiver = subprocess.Popen([sys.executable, "-m", "bench.webhooks", "--receiver",
+                                 str(port), secret])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with embedded_postgres() as server:
+            database_url = server.dsn("bench_webhooks")
+            ensure_database(database_url)
+            apply_migrations(database_url)
+            _wait_receiver(base)
+            _subscribe(database_url, f"{base}/hook", secret)
+            service = CallService(env=eventsourcing_env(database_url))
+            try:
+                throughput(service, database_url, base, args.events)
+                latency(service, database_url, base, args.seconds)
+            finally:
+                service.close()
+        print(machine_facts())
+    finally:
+        receiver.terminate()
+        receiver.wait(10)
+
+
+def _wait_receiver(base: str) -> None:
+    for _ in range(200):
+        try:
+            _stats(base)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise SystemExit("the receiver did not start")
+
+
+if __name__ == "__main__":
+    main()

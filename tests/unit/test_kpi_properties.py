@@ -34,10 +34,13 @@ EVES = (datetime(2025, 3, 29, 23, 0), datetime(2025, 6, 10, 23, 30))
 CALLS = [UUID(int=0xCA11 + n) for n in range(8)]
 
 Op = tuple[str, int, int, float]
+# The call flow's steps come more often than the rest, so calls get answered,
+# ended and wrapped up, not only abandoned.
+KINDS = ("advance", "advance", "enqueue", "enqueue", "offer", "offer", "offer", "accept",
+         "accept", "accept", "miss", "abandon", "transfer", "overflow", "end", "end", "end",
+         "finish", "finish", "pause", "resume", "resume", "logout", "login", "login", "short")
 ops = st.lists(st.tuples(
-    st.sampled_from(("advance", "enqueue", "offer", "accept", "miss", "abandon", "transfer",
-                     "overflow", "end", "finish", "pause", "resume", "logout", "login",
-                     "short")),
+    st.sampled_from(KINDS),
     st.integers(0, 7), st.integers(0, 2), st.floats(0.5, 2400.0)), min_size=5, max_size=60)
 
 

@@ -22,13 +22,14 @@ import click
 
 from dialtone import bootstrap
 from dialtone.commands import webhooks
+from dialtone.commands.api import serve_api
 from dialtone.commands.b2bua import end_lost_worker_calls, spawn_worker
 from dialtone.commands.users import PASSWORD_FILE, ensure_initial_admin, first_login_message
 from dialtone.database import EVENT_TABLES_READY, release_embedded, resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.services.ports import busy_ports
 from dialtone.services.processes import Supervisor
-from dialtone.services.serving import StopSignals, serve
+from dialtone.services.serving import StopSignals
 from dialtone.settings import Settings
 from streams.inprocess import InProcessProjectionRunner
 from streams.routing_process import RoutingRunner
@@ -107,9 +108,12 @@ def check_ports(host: str, port: int, sip_port: int, workers: int, metrics_port:
               help="SIP B2BUA worker processes to run (each holds one bridged call).")
 @click.option("--sip-port", type=int, default=5070, show_default=True,
               help="UDP port of the first B2BUA worker; the others take the next ports.")
+@click.option("--api-workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="HTTP API processes sharing the port (more than 1: the API leaves this "
+              "process; see docs/deployment.md).")
 @click.pass_obj
 def command(settings: Settings, host: str | None, port: int | None, b2bua_workers: int,
-            sip_port: int) -> None:
+            sip_port: int, api_workers: int) -> None:
     """Run the platform until Ctrl-C or SIGTERM."""
     host, port = host or settings.http_host, port or settings.http_port
     check_ports(host, port, sip_port, b2bua_workers, settings.metrics_port)
@@ -134,8 +138,7 @@ def command(settings: Settings, host: str | None, port: int | None, b2bua_worker
         if admin_password is not None:  # the first start only
             click.echo(first_login_message(f"http://{host}:{port}", admin_password,
                                            settings.data_dir / PASSWORD_FILE))
-        serve(bootstrap.http_app(database_url), host, port, stop,
-              log_level=settings.log_level.lower(), access_log=settings.access_log)
+        serve_api(settings, database_url, host, port, stop, api_workers)
     finally:
         if workers is not None:
             workers.stop()

@@ -1,7 +1,13 @@
 """Every long-running dialtone process stops cleanly on SIGTERM (containers, systemd)
 exactly as on SIGINT (Ctrl-C): exit code 0, and its heartbeat marked stopped, which
 only its own shutdown path writes. (`up` and `demo`: tests/e2e/test_dialtone_up.py
-and test_dialtone_demo.py.)"""
+and test_dialtone_demo.py.)
+
+Each test starts two of the command at once, each on a database (and topic prefix)
+of its own so that they cannot meet: one is stopped with SIGTERM, the other with
+SIGINT. Their start-ups (most of a test's time) overlap, rather than each signal
+paying for a start of its own in a test of its own.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +24,8 @@ from dialtone.services.postgres import free_port
 from tests.fixtures.processes import DialtoneProcess, wait_for
 from tests.fixtures.sip import free_udp_port
 
-SIGNALS = [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGINT, id="SIGINT")]
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+Spawn = Callable[..., DialtoneProcess]
 
 
 def _beat(database_url: str, pid: int) -> tuple[bool, bool]:
@@ -38,56 +45,71 @@ def _stop_with(process: DialtoneProcess, signum: signal.Signals) -> int:
     return process.proc.wait(60)
 
 
-def _run_beating(args: list[str], env: dict[str, str], database_url: str,
-                 spawn: Callable[..., DialtoneProcess], signum: signal.Signals) -> None:
-    apply_migrations(database_url)
-    process = spawn(args, {"DATABASE_URL": database_url, "DIALTONE_HEARTBEAT_INTERVAL_S": "0.3",
-                           **env})
-    assert process.proc is not None
-    pid = process.proc.pid
-    wait_for(lambda: _beat(database_url, pid)[0], 90, f"`dialtone {args[0]}` beating",
-             processes=(process,))
-    assert _stop_with(process, signum) == 0, process.tail()
-    assert _beat(database_url, pid) == (True, True), process.tail()
+def _run_beating(args: Callable[[], list[str]], env: Callable[[], dict[str, str]],
+                 databases: tuple[str, str], spawn: Spawn) -> None:
+    """`dialtone <args()>` twice at once, one per database; stop one with each signal."""
+    started: list[tuple[signal.Signals, str, DialtoneProcess]] = []
+    for signum, database_url in zip(SIGNALS, databases, strict=True):
+        apply_migrations(database_url)
+        process = spawn(args(), {"DATABASE_URL": database_url,
+                                 "DIALTONE_HEARTBEAT_INTERVAL_S": "0.3", **env()})
+        started.append((signum, database_url, process))
+    for _, database_url, process in started:
+        assert process.proc is not None
+        pid = process.proc.pid
+        wait_for(lambda d=database_url, p=pid: _beat(d, p)[0],  # type: ignore[misc]
+                 90, f"`dialtone {process.args[0]}` beating", processes=(process,))
+    for signum, database_url, process in started:
+        assert process.proc is not None
+        pid = process.proc.pid
+        assert _stop_with(process, signum) == 0, f"{signum.name}: {process.tail()}"
+        assert _beat(database_url, pid) == (True, True), f"{signum.name}: {process.tail()}"
 
 
-@pytest.mark.parametrize("signum", SIGNALS)
-def test_router_stops_cleanly(signum: signal.Signals, database_url: str,
-                              dialtone_processes: Callable[..., DialtoneProcess]) -> None:
-    _run_beating(["router"], {}, database_url, dialtone_processes, signum)
+def _no_env() -> dict[str, str]:
+    return {}
+
+
+def test_router_stops_cleanly(database_url: str, second_database: str,
+                              dialtone_processes: Spawn) -> None:
+    _run_beating(lambda: ["router"], _no_env, (database_url, second_database),
+                 dialtone_processes)
 
 
 @pytest.mark.sip
-@pytest.mark.parametrize("signum", SIGNALS)
-def test_b2bua_worker_stops_cleanly(signum: signal.Signals, database_url: str,
-                                    dialtone_processes: Callable[..., DialtoneProcess]) -> None:
-    _run_beating(["b2bua", "--port", str(free_udp_port())], {}, database_url,
-                 dialtone_processes, signum)
+def test_b2bua_worker_stops_cleanly(database_url: str, second_database: str,
+                                    dialtone_processes: Spawn) -> None:
+    _run_beating(lambda: ["b2bua", "--port", str(free_udp_port())], _no_env,
+                 (database_url, second_database), dialtone_processes)
 
 
 @pytest.mark.kafka
 @pytest.mark.parametrize("command", ["relay", "worker"])
-@pytest.mark.parametrize("signum", SIGNALS)
-def test_kafka_processes_stop_cleanly(command: str, signum: signal.Signals, database_url: str,
-                                      kafka_bootstrap: str,
-                                      dialtone_processes: Callable[..., DialtoneProcess]) -> None:
-    env = {"DIALTONE_KAFKA_BOOTSTRAP": kafka_bootstrap,
-           "DIALTONE_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:8]}."}
-    _run_beating([command], env, database_url, dialtone_processes, signum)
+def test_kafka_processes_stop_cleanly(command: str, database_url: str, second_database: str,
+                                      kafka_bootstrap: str, dialtone_processes: Spawn) -> None:
+    def env() -> dict[str, str]:  # a topic prefix (and Faust group) of each one's own
+        return {"DIALTONE_KAFKA_BOOTSTRAP": kafka_bootstrap,
+                "DIALTONE_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:8]}."}
+    _run_beating(lambda: [command], env, (database_url, second_database), dialtone_processes)
 
 
-@pytest.mark.parametrize("signum", SIGNALS)
-def test_api_stops_cleanly(signum: signal.Signals, database_url: str,
-                           dialtone_processes: Callable[..., DialtoneProcess]) -> None:
-    apply_migrations(database_url)
-    port = free_port()
-    api = dialtone_processes(["api", "--port", str(port)], {"DATABASE_URL": database_url})
+def test_api_stops_cleanly(database_url: str, second_database: str,
+                           dialtone_processes: Spawn) -> None:
+    apis: list[tuple[signal.Signals, int, DialtoneProcess]] = []
+    for signum, dsn in zip(SIGNALS, (database_url, second_database), strict=True):
+        apply_migrations(dsn)
+        port = free_port()
+        apis.append((signum, port, dialtone_processes(["api", "--port", str(port)],
+                                                      {"DATABASE_URL": dsn})))
 
-    def ready() -> bool:
+    def ready(port: int) -> bool:
         try:
             return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 
-    wait_for(ready, 60, "the API ready", processes=(api,))
-    assert _stop_with(api, signum) == 0, api.tail()
+    for _, port, api in apis:
+        wait_for(lambda p=port: ready(p), 60, "the API ready",  # type: ignore[misc]
+                 processes=(api,))
+    for signum, _, api in apis:
+        assert _stop_with(api, signum) == 0, f"{signum.name}: {api.tail()}"

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "dialtone.commands.demo",
     "dialtone.commands.users",
     "dialtone.commands.keys",
+    "dialtone.commands.tenants",
     "dialtone.commands.backup",
     "dialtone.commands.restore",
     "dialtone.commands.grafana",

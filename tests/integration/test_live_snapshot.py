@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import psycopg
 import pytest
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from api.auth.dependencies import Principal
@@ -20,8 +21,10 @@ from api.db import asyncpg_dsn
 from api.live.snapshot import live_snapshot
 from api.schemas.live import LiveSnapshot
 from application.identity.model import DEFAULT_TENANT, Role
+from dialtone.commands import tenants
 from dialtone.database import drop_database, ensure_database, with_database
 from dialtone.migrations import apply_migrations
+from dialtone.settings import Settings
 from projections import callcentre
 from tests.integration.api_support import api_key, running_api
 from tests.integration.test_callcentre_projections import at, history
@@ -135,3 +138,19 @@ def test_agent_figures_of_the_morning(projected: str) -> None:
     # staffed 10 -> 250 (240 s), paused 60 s: (95 on call + 30 wrap-up) / 180
     assert alice.occupancy_today == pytest.approx(125 / 180)
     assert (bob.missed_offers_today, bob.handled_today, bob.occupancy_today) == (1, 0, 0.0)
+
+
+def test_today_follows_the_zone_dialtone_tenants_zone_sets(database_url: str) -> None:
+    runner = CliRunner()
+    settings = Settings(database_url=database_url)
+    refused = runner.invoke(tenants.command, ["zone", DEFAULT_TENANT, "Mars/Olympus"],
+                            obj=settings)
+    assert refused.exit_code == 2
+    assert "unknown time zone" in refused.output
+    result = runner.invoke(tenants.command, ["zone", DEFAULT_TENANT, "Asia/Kolkata"],
+                           obj=settings)
+    assert result.exit_code == 0, result.output
+    live = snapshot_at(database_url, Role.ADMIN, at(250))  # 14:34 in Kolkata (UTC+5:30)
+    assert live.time_zone == "Asia/Kolkata"
+    assert live.summary is not None
+    assert live.summary.today.since == datetime(2025, 2, 28, 18, 30, tzinfo=UTC)

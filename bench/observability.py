@@ -9,11 +9,14 @@ The figures of bench/pipeline.py, measured in both modes, interleaved
 1. relay throughput: a stored backlog published to Kafka by ``Relay`` (events/s);
 2. projection throughput through ``dialtone worker`` (Faust) (events/s);
 3. store commit -> CDR visible through ``GET /v1/cdrs``, p50/p99, at a steady
-   rate with ``dialtone relay``, ``worker`` and ``api`` as processes.
+   rate with ``dialtone relay``, ``worker`` and ``api`` as processes;
+4. CPU time per event of the relay (this process), of the Faust worker, and of
+   worker + relay + api under the steady load: on a shared machine the
+   wall-clock figures move with the other work far more than CPU time does.
 
 ON: every process serves Prometheus metrics (``DIALTONE_METRICS_PORT``; the API
 on its HTTP port; this benchmark's own writer and relay on a port of its own)
-and a scraper thread fetches each ``/metrics`` once a second; every process
+and a scraper thread (in the parent) fetches each ``/metrics`` once a second; every process
 exports its spans over OTLP/HTTP (``OTEL_EXPORTER_OTLP_ENDPOINT``) to a loopback
 receiver that decodes them. OFF: no metrics server, nothing scraped, no OTLP
 endpoint. prometheus-client's counters and histograms are updated in both modes

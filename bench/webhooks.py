@@ -41,7 +41,7 @@ from dialtone.services.postgres import free_port
 from domain.call import Direction
 from streams.webhooks import DispatcherThread, StoreFollower
 
-SETTINGS = WebhookSettings(allow_nets="127.0.0.1/32", poll_s=0.01, batch=1000, concurrency=200)
+SETTINGS = WebhookSettings(allow_nets="127.0.0.1/32", poll_s=0.01, batch=1000, concurrency=16)
 
 
 def receiver_main(port: int, secret: str) -> None:
@@ -60,7 +60,7 @@ def receiver_main(port: int, secret: str) -> None:
         except Exception:
             failures[0] += 1
             return web.Response(status=401)
-        arrivals.setdefault(event["id"], (time.time(), event["time"]))
+        arrivals.setdefault(event["id"], (time.time(), event["time"]))  # first arrival
         return web.Response(status=204)
 
     async def stats(_: web.Request) -> web.Response:
@@ -103,11 +103,13 @@ def _pending(database_url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _failed(database_url: str) -> int:
+def _failed(database_url: str) -> str:
+    """The failed attempts, counted by error (the first 60 characters)."""
     with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT count(*) FROM webhook_attempts WHERE status_code IS NULL"
-                           " OR status_code >= 300").fetchone()
-    return int(row[0]) if row else 0
+        rows = conn.execute("SELECT left(coalesce(error, 'HTTP ' || status_code), 60), count(*)"
+                            " FROM webhook_attempts WHERE status_code IS NULL"
+                            " OR status_code >= 300 GROUP BY 1 ORDER BY 2 DESC").fetchall()
+    return ", ".join(f"{count} x {error}" for error, count in rows) or "none"
 
 
 def _initiate(service: CallService, n: int) -> None:
@@ -117,6 +119,7 @@ def _initiate(service: CallService, n: int) -> None:
 
 
 def throughput(service: CallService, database_url: str, base: str, events: int) -> None:
+    httpx.post(f"{base}/reset")
     with service.batch():
         for n in range(events):
             _initiate(service, n)
@@ -140,8 +143,35 @@ def throughput(service: CallService, database_url: str, base: str, events: int) 
     stats = _wait_arrivals(base, events)
     print(f"throughput: {events} events queued in {queue_s:.2f} s "
           f"({events / queue_s:,.0f}/s); all delivered in {send_s:.2f} s: "
-          f"{events / send_s:,.0f} signed deliveries/s; {_failed(database_url)} failed "
-          f"attempts (retried); bad signatures {stats['bad']}")
+          f"{events / send_s:,.0f} signed deliveries/s; failed attempts (retried): "
+          f"{_failed(database_url)}; bad signatures {stats['bad']}")
+
+
+def http_ceiling(base: str, secret: str, requests: int) -> None:
+    """The same client, signing and receiver with no queue and no database: how much of
+    the throughput the HTTP side alone allows on this machine now."""
+    from application.webhooks.delivery import client, sign  # noqa: PLC0415
+
+    async def post_all() -> float:
+        http, gate = client(SETTINGS), asyncio.Semaphore(SETTINGS.concurrency)
+        body = b'{"id":"ceiling","time":"2026-12-02T00:00:00+00:00"}'
+
+        async def one(n: int) -> None:
+            async with gate:
+                headers = sign(secret, f"c{n}", body, datetime.now(UTC))
+                response = await http.post(f"{base}/hook", content=body, headers=headers)
+                response.raise_for_status()
+
+        started = time.perf_counter()
+        try:
+            await asyncio.gather(*(one(n) for n in range(requests)))
+        finally:
+            await http.aclose()
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(post_all())
+    print(f"http ceiling (no database): {requests} signed POSTs in {elapsed:.2f} s: "
+          f"{requests / elapsed:,.0f}/s")
 
 
 def latency(service: CallService, database_url: str, base: str, seconds: float) -> None:
@@ -195,6 +225,7 @@ def main() -> None:
             _subscribe(database_url, f"{base}/hook", secret)
             service = CallService(env=eventsourcing_env(database_url))
             try:
+                http_ceiling(base, secret, args.events)
                 throughput(service, database_url, base, args.events)
                 latency(service, database_url, base, args.seconds)
             finally:

@@ -11,6 +11,7 @@ from api.app import create_app
 from api.auth.audit_routes import router as audit_router
 from api.auth.routes import router as auth_router
 from api.health import EventStore, HealthConfig
+from api.pages import BROWSER_ROUTERS
 from api.routes import CALLCENTRE_ROUTERS
 from application.callcentre import CallCentreService
 from application.calls import CallService
@@ -60,7 +61,7 @@ def inprocess_runners(database_url: str) -> list[InProcessProjectionRunner]:
 def http_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     """The HTTP API with the call-centre resources and the service their commands use."""
     app = create_app(database_url, extra_routers=(*CALLCENTRE_ROUTERS, auth_router,
-                                                    audit_router))
+                                                    audit_router, *BROWSER_ROUTERS))
     app.state.callcentre = callcentre_service(database_url)
     app.state.health = health_config(settings or Settings())
     return app

@@ -16,10 +16,10 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Request, Security
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from fastapi.security import OAuth2PasswordBearer
 from starlette.datastructures import Headers
 
 from api.auth.authenticator import Authenticator
+from api.auth.cookies import BearerOrSessionCookie  # or the browser's session cookie
 from api.auth.permissions import Permission, allows
 from api.db import Pool
 from api.problems import ProblemError
@@ -35,7 +35,7 @@ LOGIN_PATH = "/v1/auth/token"
 # flow); it reads `Authorization: Bearer <token or API key>`.
 # Each permission is an OAuth2 scope of the scheme, so an operation's permission
 # shows in the document as its security requirement's scope.
-bearer = OAuth2PasswordBearer(tokenUrl=LOGIN_PATH, auto_error=False,
+bearer = BearerOrSessionCookie(tokenUrl=LOGIN_PATH, auto_error=False,
                               scopes={p.value: f"Permission {p.value}" for p in Permission})
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 

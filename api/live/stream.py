@@ -34,7 +34,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -198,9 +198,11 @@ class LiveHub:
     async def _read(self, principal: Principal) -> tuple[int, dict[str, Any]]:
         async with acquire(self._pool) as conn, conn.transaction(isolation="repeatable_read",
                                                                   readonly=True):
-            position = int(await conn.fetchval(FEED_POSITION))
-            snapshot = await self._snapshot(conn, principal, datetime.now(UTC))
-        return position, snapshot.model_dump(mode="json")
+            # One snapshot of the database: the position names exactly this view;
+            # `now()` is the transaction's clock, the one live_snapshot wants.
+            position, now = await conn.fetchrow(f"SELECT ({FEED_POSITION}), now()")
+            snapshot = await self._snapshot(conn, principal, now)
+        return int(position), snapshot.model_dump(mode="json")
 
     async def _run(self) -> None:
         while True:

@@ -15,8 +15,9 @@ from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.responses import StreamingResponse
 
 from api.auth.dependencies import Principal, require
-from api.auth.permissions import Permission
+from api.auth.permissions import P, Permission
 from api.live.notify import ProjectionListener
+from api.live.snapshot import live_snapshot
 from api.live.stream import LiveHub, SnapshotFn, sse_frames
 from api.problems import problem_responses
 
@@ -73,3 +74,7 @@ def stream_router(snapshot: SnapshotFn, permission: Permission, *,
             media_type="text/event-stream", headers=SSE_HEADERS)
 
     return router
+
+
+# What `dialtone api` mounts: the snapshot and the permission of `GET /v1/live`.
+router = stream_router(live_snapshot, P.LIVE_READ)

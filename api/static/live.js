@@ -1,0 +1,268 @@
+// The wallboard: GET /v1/live/stream (Server-Sent Events) kept as one view,
+// drawn with the DOM. `snapshot` events replace the view, `change` events are
+// JSON Merge Patches (RFC 7396) of it. Ages tick locally between events from the
+// snapshot's `as_of`, so a wait grows on screen without any new event.
+// Actions are plain API calls with the session cookie and the CSRF header; the
+// API decides whether the role may (403 is shown as it comes).
+"use strict";
+
+let view = null;           // the live snapshot as last patched
+let receivedAt = 0;        // Date.now() when `view` arrived: ages tick from there
+let source = null;
+const slHistory = new Map(); // queue key -> [[epoch ms, service level today]]
+
+const $ = (id) => document.getElementById(id);
+
+function cookie(name) {
+  const found = document.cookie.split("; ").find((c) => c.startsWith(name + "="));
+  return found ? decodeURIComponent(found.slice(name.length + 1)) : "";
+}
+
+function mergePatch(target, patch) {
+  if (patch === null || typeof patch !== "object" || Array.isArray(patch)) return patch;
+  const result = (target && typeof target === "object" && !Array.isArray(target)) ? { ...target } : {};
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete result[key];
+    else result[key] = mergePatch(result[key], value);
+  }
+  return result;
+}
+
+// --- session ---------------------------------------------------------------
+
+async function refreshSession() {
+  const response = await fetch("/v1/auth/session/refresh", {
+    method: "POST", credentials: "same-origin",
+    headers: { "X-CSRF-Token": cookie("dialtone_csrf") },
+  });
+  return response.ok;
+}
+
+async function api(method, path, body) {
+  const send = () => fetch(path, {
+    method, credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": cookie("dialtone_csrf") },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let response = await send();
+  if (response.status === 401 && await refreshSession()) response = await send();
+  if (response.status === 401) location.assign("/login");
+  return response;
+}
+
+// --- stream ----------------------------------------------------------------
+
+function connect() {
+  source = new EventSource("/v1/live/stream");
+  source.addEventListener("snapshot", (e) => accept(JSON.parse(e.data)));
+  source.addEventListener("change", (e) => accept(mergePatch(view, JSON.parse(e.data))));
+  source.onopen = () => { $("connection").textContent = "live"; };
+  source.onerror = async () => {
+    $("connection").textContent = "reconnecting…";
+    if (source.readyState !== EventSource.CLOSED) return; // the browser retries by itself
+    // Refused (the session expired): renew it and start again, or sign in.
+    source.close();
+    if (await refreshSession()) setTimeout(connect, 1000);
+    else location.assign("/login");
+  };
+}
+
+function accept(next) {
+  view = next;
+  receivedAt = Date.now();
+  for (const queue of view.queues || []) {
+    const points = slHistory.get(queue.key) || [];
+    if (queue.today.service_level !== null) {
+      points.push([Date.parse(view.as_of), queue.today.service_level]);
+    }
+    slHistory.set(queue.key, points.slice(-2000));
+  }
+  render();
+}
+
+// --- drawing ---------------------------------------------------------------
+
+const elapsed = () => (Date.now() - receivedAt) / 1000;
+
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  const mm = String(m).padStart(h ? 2 : 1, "0"), ss = String(r).padStart(2, "0");
+  return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+const percent = (x) => (x === null || x === undefined ? "–" : `${Math.round(x * 100)}%`);
+
+function cell(row, text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  row.appendChild(td);
+  return td;
+}
+
+function button(label, action, detail) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  b.dataset.action = action;
+  b.addEventListener("click", () => confirmAction(action, detail));
+  return b;
+}
+
+function render() {
+  if (!view) return;
+  const tick = elapsed();
+  renderSummary(tick);
+  renderQueues(tick);
+  renderAgents(tick);
+  renderCalls(tick);
+  renderCharts();
+}
+
+function renderSummary(tick) {
+  const s = view.summary;
+  $("summary").textContent = s
+    ? `Waiting ${s.calls_waiting} · oldest ${duration(s.oldest_wait_s === null ? null : s.oldest_wait_s + tick)}` +
+      ` · SL today ${percent(s.today.service_level)} · agents available ${s.agents_available}/${s.agents_staffed}`
+    : "";
+}
+
+function renderQueues(tick) {
+  const body = $("queues").tBodies[0];
+  body.replaceChildren(...(view.queues || []).map((q) => {
+    const row = document.createElement("tr");
+    row.dataset.queue = q.key;
+    const name = document.createElement("th");
+    name.scope = "row";
+    name.textContent = q.name || q.key;
+    row.appendChild(name);
+    cell(row, String(q.now.calls_waiting), "waiting num");
+    cell(row, duration(q.now.oldest_wait_s === null ? null : q.now.oldest_wait_s + tick), "num");
+    cell(row, percent(q.today.service_level), "num");
+    cell(row, percent(q.window.service_level), "num");
+    cell(row, duration(q.today.asa_s), "num");
+    cell(row, String(q.today.abandoned), "num");
+    cell(row, `${q.now.agents_available} / ${q.now.agents_on_call} / ${q.now.agents_wrap_up} / ` +
+              `${q.now.agents_paused} / ${q.now.agents_staffed}`, "num");
+    return row;
+  }));
+}
+
+function renderAgents(tick) {
+  $("agents").replaceChildren(...(view.agents || []).map((a) => {
+    const item = document.createElement("li");
+    item.dataset.agent = a.key;
+    item.className = `agent state-${a.state}`;
+    const name = document.createElement("strong");
+    name.textContent = a.name || a.key;
+    const state = document.createElement("span");
+    state.className = "state";
+    state.textContent = a.state.replace("_", " ") + (a.pause_reason ? ` (${a.pause_reason})` : "");
+    const since = document.createElement("span");
+    since.className = "since";
+    since.textContent = duration(a.time_in_state_s + tick);
+    const actions = document.createElement("span");
+    actions.className = "actions";
+    if (a.state !== "logged_out") {
+      actions.append(button("Pause", "pause", a), button("Log out", "logout", a));
+    }
+    item.append(name, state, since, actions);
+    return item;
+  }));
+}
+
+function renderCalls(tick) {
+  const body = $("calls").tBodies[0];
+  body.replaceChildren(...(view.calls || []).map((c) => {
+    const row = document.createElement("tr");
+    row.dataset.call = c.call_id;
+    cell(row, c.caller);
+    cell(row, c.callee);
+    cell(row, c.queue || "–");
+    cell(row, c.status.replace("_", " "), "status");
+    cell(row, duration(c.duration_s + tick), "num");
+    const actions = cell(row, "");
+    actions.append(button("Monitor", "monitor", c), button("Whisper", "whisper", c),
+                   button("Barge", "barge", c), button("Transfer", "transfer", c));
+    return row;
+  }));
+}
+
+function renderCharts() {
+  // Service level today, one line per queue, over the day (00:00-24:00 local):
+  // the points this page has seen since it opened.
+  const charts = $("sl-charts");
+  const ns = "http://www.w3.org/2000/svg";
+  charts.replaceChildren(...(view.queues || []).map((q) => {
+    const figure = document.createElement("figure");
+    const caption = document.createElement("figcaption");
+    caption.textContent = `${q.name || q.key}: service level today ${percent(q.today.service_level)}`;
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 240 60");
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", caption.textContent);
+    const midnight = new Date(); midnight.setHours(0, 0, 0, 0);
+    const day = 86400000;
+    const points = (slHistory.get(q.key) || [])
+      .map(([t, sl]) => `${(((t - midnight) / day) * 240).toFixed(1)},${(60 - sl * 58 - 1).toFixed(1)}`);
+    const target = document.createElementNS(ns, "line");
+    Object.entries({ x1: 0, x2: 240, y1: 60 - 0.8 * 58 - 1, y2: 60 - 0.8 * 58 - 1, class: "target" })
+      .forEach(([k, v]) => target.setAttribute(k, v));
+    const line = document.createElementNS(ns, "polyline");
+    line.setAttribute("points", points.join(" "));
+    svg.append(target, line);
+    figure.append(caption, svg);
+    return figure;
+  }));
+}
+
+// --- actions ---------------------------------------------------------------
+
+const ACTIONS = {
+  monitor: { text: (c) => `Monitor the call from ${c.caller}? Your own phone will ring.`,
+             run: (c) => api("POST", `/v1/calls/${c.call_id}/supervision`, { mode: "monitor" }) },
+  whisper: { text: (c) => `Whisper to the agent on the call from ${c.caller}? Your phone will ring.`,
+             run: (c) => api("POST", `/v1/calls/${c.call_id}/supervision`, { mode: "whisper" }) },
+  barge: { text: (c) => `Barge into the call from ${c.caller}? Both parties will hear you.`,
+           run: (c) => api("POST", `/v1/calls/${c.call_id}/supervision`, { mode: "barge" }) },
+  transfer: { text: (c) => `Transfer the call from ${c.caller} (blind) to a queue:`,
+              field: "Queue key",
+              run: (c, value) => api("POST", `/v1/calls/${c.call_id}/transfer`,
+                                     { kind: "blind", target: { kind: "queue", value } }) },
+  pause: { text: (a) => `Force ${a.name || a.key} into pause?`, field: "Reason",
+           run: (a, value) => api("POST", `/v1/agents/${encodeURIComponent(a.key)}/pause`, { reason: value }) },
+  logout: { text: (a) => `Log ${a.name || a.key} out?`,
+            run: (a) => api("POST", `/v1/agents/${encodeURIComponent(a.key)}/logout`) },
+};
+
+function confirmAction(action, subject) {
+  const spec = ACTIONS[action];
+  const dialog = $("confirm");
+  $("confirm-text").textContent = spec.text(subject);
+  $("confirm-field").hidden = !spec.field;
+  $("confirm-label").textContent = spec.field || "";
+  $("confirm-input").value = "";
+  $("confirm-input").required = Boolean(spec.field);
+  dialog.returnValue = "";
+  dialog.onclose = async () => {
+    if (dialog.returnValue !== "ok") return;
+    const response = await spec.run(subject, $("confirm-input").value.trim());
+    const problem = response.ok ? null : await response.json().catch(() => ({}));
+    $("notice").textContent = response.ok
+      ? `${action}: accepted (${response.status}).`
+      : `${action}: refused (${response.status}) ${problem.detail || ""}`;
+  };
+  dialog.showModal();
+  (spec.field ? $("confirm-input") : $("confirm-yes")).focus();
+}
+
+// --- start -----------------------------------------------------------------
+
+$("logout").addEventListener("click", async () => {
+  await api("DELETE", "/v1/auth/session");
+  location.assign("/login");
+});
+setInterval(render, 1000);
+connect();

@@ -7,6 +7,7 @@ import os
 import click
 from fastapi import FastAPI
 
+from application.tracing import setup_tracing
 from dialtone import bootstrap, logs
 from dialtone.database import resolve_dsn
 from dialtone.services.serving import StopSignals, freeze_startup_objects, serve, serve_workers
@@ -47,7 +48,8 @@ def serve_api(settings: Settings, database_url: str, host: str, port: int, stop:
 def worker_app() -> FastAPI:
     """The app of one API worker process (spawned by ``serve_workers``)."""
     settings = Settings()
-    logs.configure("api", settings.log_level)
+    logs.configure("api", settings.log_level)  # as `dialtone` (cli.py) does for itself
+    setup_tracing("api")
     app = bootstrap.http_app(os.environ[WORKERS_DSN], settings)
     freeze_startup_objects()
     return app

@@ -7,6 +7,7 @@ Also: the events an API command stored are found with its actor and request id."
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from application.calls import CallService
 from application.identity import store
 from application.identity.model import Role
 from dialtone.commands.users import with_connection
-from dialtone.database import eventsourcing_env
+from dialtone.database import drop_database, ensure_database, eventsourcing_env, with_database
 from domain.agent import Agent
 from domain.values import Direction, Disposition, HangupSide, TransferKind
 from projections import callcentre, calls
@@ -47,6 +48,7 @@ class Calls:
 
 @dataclass
 class World:
+    database_url: str
     client: TestClient
     calls: Calls
     call_service: CallService
@@ -99,8 +101,19 @@ def _call_history(service: CallService, t0: datetime) -> Calls:
                  queued=call(5))
 
 
-@pytest.fixture
-def world(database_url: str) -> Iterator[World]:
+@pytest.fixture(scope="module")
+def world(pg_admin_dsn: str) -> Iterator[World]:
+    """One scenario for the module's tests (they read it; the few writes they make
+    touch nothing another test checks)."""
+    database_url = with_database(pg_admin_dsn, f"t_{uuid.uuid4().hex[:16]}")
+    ensure_database(database_url)
+    try:
+        yield from _world(database_url)
+    finally:
+        drop_database(database_url)
+
+
+def _world(database_url: str) -> Iterator[World]:
     with platform_api(database_url) as client, \
             CallService(env=eventsourcing_env(database_url)) as call_service:
         admin = bearer(api_key(database_url, Role.ADMIN))
@@ -111,8 +124,8 @@ def world(database_url: str) -> Iterator[World]:
         InProcessProjectionRunner(centre, database_url, [callcentre.GROUP]).catch_up()
         history = _call_history(call_service, datetime.now(UTC) - timedelta(hours=1))
         InProcessProjectionRunner(call_service, database_url, [calls.GROUP]).catch_up()
-        yield World(client, history, call_service, _agent_user(client, admin, "alice"),
-                    _agent_user(client, admin, "bob"),
+        yield World(database_url, client, history, call_service,
+                    _agent_user(client, admin, "alice"), _agent_user(client, admin, "bob"),
                     bearer(api_key(database_url, Role.SUPERVISOR)), admin)
 
 
@@ -122,8 +135,8 @@ def _live_agents(database_url: str) -> dict[UUID, list[str]]:
     return dict(rows)
 
 
-def test_the_live_calls_record_their_agents_and_the_rebuild_agrees(world, database_url):
-    c = world.calls
+def test_the_live_calls_record_their_agents_and_the_rebuild_agrees(world):
+    c, database_url = world.calls, world.database_url
     projected = _live_agents(database_url)
     assert projected == {c.alice: ["alice"], c.bob: ["bob"], c.transferred: ["alice", "bob"],
                          c.queued: []}
@@ -165,8 +178,8 @@ def test_an_agent_reads_their_calls_and_gets_404_for_any_other(world):
     ok(client.get(f"/v1/calls/{c.bob}", headers=world.supervisor))
 
 
-def test_an_agent_reads_only_the_cdrs_of_calls_their_agent_handled(world, database_url):
-    c, client = world.calls, world.client
+def test_an_agent_reads_only_the_cdrs_of_calls_their_agent_handled(world):
+    c, client, database_url = world.calls, world.client, world.database_url
     assert _listed(client, world.alice, "/v1/cdrs") == {c.alice_ended}
     assert _listed(client, world.bob, "/v1/cdrs") == set()
     assert _listed(client, world.alice, "/v1/cdrs", agent="bob") == set()
@@ -206,9 +219,8 @@ def test_the_events_an_api_command_stored_carry_its_actor_and_request_id(world):
     assert [e["positions"] for e in entries if e["request_id"] == "login-of-alice-2"] == [[]]
 
 
-def test_a_call_timeline_shows_the_actor_of_the_command_that_stored_each_event(world,
-                                                                                database_url):
-    c, client = world.calls, world.client
+def test_a_call_timeline_shows_the_actor_of_the_command_that_stored_each_event(world):
+    c, client, database_url = world.calls, world.client, world.database_url
     events = ok(client.get(f"/v1/calls/{c.alice}/timeline", headers=world.supervisor))["events"]
     assert {(e["actor"], e["request_id"]) for e in events} == {(None, None)}  # all from SIP
     answered = next(e for e in events if e["type"] == "dialtone.call.answered.v1")

@@ -20,6 +20,7 @@ from api.routes.webhooks import new_secret
 from application.calls import CallService
 from application.identity.model import Role
 from application.webhooks.settings import WebhookSettings
+from dialtone.commands.webhooks import embedded
 from dialtone.database import eventsourcing_env
 from projections import calls
 from streams.inprocess import InProcessProjectionRunner
@@ -134,20 +135,27 @@ def test_failures_then_recovery_lose_nothing_and_keep_each_call_in_order(
         assert [e["id"] for e in again] == [e["id"] for e in last]
 
 
-def test_paused_subscription_queues_and_resumes_where_it_stopped(
-        stack: Stack, delivering: None) -> None:
+def test_paused_subscription_queues_and_resumes_where_it_stopped(stack: Stack) -> None:
+    """Through what `dialtone up` runs (a follower per event store, one dispatcher,
+    settings from the environment)."""
     secret = new_secret()
-    with receiving(secret) as receiver:
-        hook = _subscribe(stack.api, receiver.url, ["dialtone.call.ended.v1"], secret)
-        assert stack.api.post(f"/v1/webhooks/{hook['id']}/pause").json()["status"] == "paused"
-        call_id = ended_call(stack.service, "paused@test")
-        wait_for(lambda: stack.api.get(f"/v1/webhooks/{hook['id']}").json()["pending"] == 1,
-                 what="the event queued while paused")
-        assert receiver.accepted == []
-        stack.api.post(f"/v1/webhooks/{hook['id']}/resume")
-        wait_for(lambda: len(receiver.accepted) == 1, what="delivery after resume")
-        assert [(e["type"], e["subject"]) for e in receiver.accepted] == [
-            ("dialtone.call.ended.v1", str(call_id))]  # only the type it asked for
+    runners = embedded(stack.database_url)
+    runners.start()
+    try:
+        with receiving(secret) as receiver:
+            hook = _subscribe(stack.api, receiver.url, ["dialtone.call.ended.v1"], secret)
+            paused = stack.api.post(f"/v1/webhooks/{hook['id']}/pause").json()
+            assert paused["status"] == "paused"
+            call_id = ended_call(stack.service, "paused@test")
+            wait_for(lambda: stack.api.get(f"/v1/webhooks/{hook['id']}").json()["pending"] == 1,
+                     what="the event queued while paused")
+            assert receiver.accepted == []
+            stack.api.post(f"/v1/webhooks/{hook['id']}/resume")
+            wait_for(lambda: len(receiver.accepted) == 1, what="delivery after resume")
+    finally:
+        runners.stop()
+    assert [(e["type"], e["subject"]) for e in receiver.accepted] == [
+        ("dialtone.call.ended.v1", str(call_id))]  # only the type it asked for
 
 
 def test_constant_failure_disables_the_subscription(stack: Stack) -> None:

@@ -102,6 +102,20 @@ function cell(row, text, className) {
   return td;
 }
 
+function age(element, seconds) {
+  // A time that grows between events: tick() redraws it from the value at receipt.
+  if (seconds !== null && seconds !== undefined) element.dataset.age = String(seconds);
+  element.textContent = duration(seconds === null || seconds === undefined ? null : seconds + elapsed());
+  return element;
+}
+
+function tick() {
+  // Every second, only the ages change: the rest (and the keyboard focus) stays put.
+  for (const element of document.querySelectorAll("[data-age]")) {
+    element.textContent = duration(Number(element.dataset.age) + elapsed());
+  }
+}
+
 function button(label, action, detail) {
   const b = document.createElement("button");
   b.type = "button";
@@ -113,23 +127,39 @@ function button(label, action, detail) {
 
 function render() {
   if (!view) return;
-  const tick = elapsed();
-  renderSummary(tick);
-  renderQueues(tick);
-  renderAgents(tick);
-  renderCalls(tick);
+  const focused = focusKey();
+  renderSummary(elapsed());
+  renderQueues();
+  renderAgents();
+  renderCalls();
   renderCharts();
+  restoreFocus(focused);
 }
 
-function renderSummary(tick) {
+function focusKey() {
+  // Which action button had the focus, by what it acts on, to give it back after a redraw.
+  const active = document.activeElement;
+  const owner = active && active.closest ? active.closest("[data-call], [data-agent]") : null;
+  if (!owner || !active.dataset.action) return null;
+  return `[data-${owner.dataset.call ? "call" : "agent"}="${owner.dataset.call || owner.dataset.agent}"] ` +
+         `button[data-action="${active.dataset.action}"]`;
+}
+
+function restoreFocus(selector) {
+  if (!selector || $("confirm").open) return;
+  const again = document.querySelector(selector);
+  if (again) again.focus();
+}
+
+function renderSummary(since) {
   const s = view.summary;
   $("summary").textContent = s
-    ? `Waiting ${s.calls_waiting} · oldest ${duration(s.oldest_wait_s === null ? null : s.oldest_wait_s + tick)}` +
+    ? `Waiting ${s.calls_waiting} · oldest ${duration(s.oldest_wait_s === null ? null : s.oldest_wait_s + since)}` +
       ` · SL today ${percent(s.today.service_level)} · agents available ${s.agents_available}/${s.agents_staffed}`
     : "";
 }
 
-function renderQueues(tick) {
+function renderQueues() {
   const body = $("queues").tBodies[0];
   body.replaceChildren(...(view.queues || []).map((q) => {
     const row = document.createElement("tr");
@@ -139,7 +169,7 @@ function renderQueues(tick) {
     name.textContent = q.name || q.key;
     row.appendChild(name);
     cell(row, String(q.now.calls_waiting), "waiting num");
-    cell(row, duration(q.now.oldest_wait_s === null ? null : q.now.oldest_wait_s + tick), "num");
+    age(cell(row, "", "num"), q.now.oldest_wait_s);
     cell(row, percent(q.today.service_level), "num");
     cell(row, percent(q.window.service_level), "num");
     cell(row, duration(q.today.asa_s), "num");
@@ -150,7 +180,7 @@ function renderQueues(tick) {
   }));
 }
 
-function renderAgents(tick) {
+function renderAgents() {
   $("agents").replaceChildren(...(view.agents || []).map((a) => {
     const item = document.createElement("li");
     item.dataset.agent = a.key;
@@ -162,7 +192,7 @@ function renderAgents(tick) {
     state.textContent = a.state.replace("_", " ") + (a.pause_reason ? ` (${a.pause_reason})` : "");
     const since = document.createElement("span");
     since.className = "since";
-    since.textContent = duration(a.time_in_state_s + tick);
+    age(since, a.time_in_state_s);
     const actions = document.createElement("span");
     actions.className = "actions";
     if (a.state !== "logged_out") {
@@ -173,7 +203,7 @@ function renderAgents(tick) {
   }));
 }
 
-function renderCalls(tick) {
+function renderCalls() {
   const body = $("calls").tBodies[0];
   body.replaceChildren(...(view.calls || []).map((c) => {
     const row = document.createElement("tr");
@@ -182,7 +212,7 @@ function renderCalls(tick) {
     cell(row, c.callee);
     cell(row, c.queue || "–");
     cell(row, c.status.replace("_", " "), "status");
-    cell(row, duration(c.duration_s + tick), "num");
+    age(cell(row, "", "num"), c.duration_s);
     const actions = cell(row, "");
     actions.append(button("Monitor", "monitor", c), button("Whisper", "whisper", c),
                    button("Barge", "barge", c), button("Transfer", "transfer", c));
@@ -264,5 +294,5 @@ $("logout").addEventListener("click", async () => {
   await api("DELETE", "/v1/auth/session");
   location.assign("/login");
 });
-setInterval(render, 1000);
+setInterval(tick, 1000);
 connect();

@@ -1,16 +1,14 @@
 """Webhooks in the distributed deployment: the relay publishes to the real broker,
-the `dialtone webhooks` consumer group queues, the dispatcher sends, and the
-example receiver (examples/webhook_receiver.py, run as integrators would) verifies
-every signature and prints each event once."""
+`dialtone webhooks` (its kafka-python consumer group queues, its dispatcher sends)
+runs as a process, and the example receiver (examples/webhook_receiver.py, run as
+integrators would) verifies every signature and prints each event once."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +19,15 @@ import pytest
 from api.routes.webhooks import new_secret
 from application.calls import CallService
 from application.identity.model import Role
-from application.webhooks.delivery import Dispatcher
 from dialtone.database import eventsourcing_env
 from dialtone.services.postgres import free_port
 from projections import calls
 from streams.inprocess import InProcessProjectionRunner
 from streams.relay import Relay, RelayConfig
-from streams.topics import topic_for
-from streams.webhooks import KafkaFollower
+from tests.fixtures.kafka import pipeline_env
+from tests.fixtures.processes import DialtoneProcess, wait_for
 from tests.integration.api_support import running_api
-from tests.integration.webhook_support import FAST, by_subject, ended_call, wait_for
+from tests.integration.webhook_support import by_subject, ended_call
 
 pytestmark = pytest.mark.kafka
 RECEIVER = Path(__file__).parents[2] / "examples" / "webhook_receiver.py"
@@ -59,37 +56,33 @@ def _printed(process: subprocess.Popen[str]) -> list[dict[str, Any]]:
 
 def test_consumer_group_delivers_to_the_example_receiver(
         database_url: str, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch,
-        example_receiver: tuple[str, str, subprocess.Popen[str]]) -> None:
+        example_receiver: tuple[str, str, subprocess.Popen[str]],
+        dialtone_processes: Callable[..., DialtoneProcess]) -> None:
     url, secret, receiver = example_receiver
     monkeypatch.setenv("DIALTONE_WEBHOOK_ALLOW_NETS", "127.0.0.1/32")
     with running_api(database_url, role=Role.INTEGRATOR) as api:
         created = api.post("/v1/webhooks", json={"url": url, "event_types": ["*"],
                                                  "secret": secret})
         assert created.status_code == 201
+    env = pipeline_env(database_url, kafka_bootstrap)
     service = CallService(env=eventsourcing_env(database_url))
-    prefix = f"t{uuid.uuid4().hex[:8]}."
-    relay = Relay(service, database_url, RelayConfig(bootstrap=kafka_bootstrap,
-                                                     topic_prefix=prefix, partitions=2))
-    follower = KafkaFollower(kafka_bootstrap, [topic_for("call", prefix)], database_url,
-                             group_id=f"{prefix}webhooks")
+    relay = Relay(service, database_url, RelayConfig(
+        bootstrap=kafka_bootstrap, topic_prefix=env["DIALTONE_TOPIC_PREFIX"], partitions=2))
     try:
         call_ids = [ended_call(service, f"k{n}@test") for n in range(2)]
         InProcessProjectionRunner(service, database_url, [calls.GROUP]).catch_up()  # the CDRs
         relay.open()
         while relay.relay_page():
             pass
-
-        def queued() -> bool:
-            follower.run_once()
-            with psycopg.connect(database_url) as conn:
-                return conn.execute("SELECT count(*) FROM webhook_deliveries").fetchone() == (8,)
-
-        wait_for(queued, what="the consumer group to queue 8 deliveries")
-        asyncio.run(_dispatch_all(database_url))
     finally:
         relay.close()
-        follower.close()
         service.close()
+    webhooks = dialtone_processes(["webhooks"], {
+        **env, "DIALTONE_WEBHOOK_ALLOW_NETS": "127.0.0.1/32"})
+    wait_for(lambda: _delivered(database_url) == 8, 120, "8 deliveries", processes=(webhooks,))
+    webhooks.stop()
+    assert webhooks.proc is not None
+    assert webhooks.proc.returncode == 0, webhooks.tail()  # SIGTERM: a clean stop
 
     forged = httpx.post(url, content=b'{"id":"x"}', headers={
         "webhook-id": "x", "webhook-timestamp": "1", "webhook-signature": "v1,AAAA"})
@@ -102,17 +95,8 @@ def test_consumer_group_delivers_to_the_example_receiver(
     assert {e["data"]["cdr"]["disposition"] for e in ended} == {"answered"}
 
 
-async def _dispatch_all(database_url: str) -> None:
-    dispatcher = Dispatcher(database_url, FAST)
-    try:
-        for _ in range(600):  # bounded: at most 600 rounds of 50 ms pauses
-            await dispatcher.run_once()
-            async with await psycopg.AsyncConnection.connect(database_url) as conn:
-                cur = await conn.execute(
-                    "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'")
-                if await cur.fetchone() == (0,):
-                    return
-            await asyncio.sleep(0.05)
-        raise AssertionError("deliveries still pending")
-    finally:
-        await dispatcher.close()
+def _delivered(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM webhook_deliveries WHERE state = 'delivered'"
+                           ).fetchone()
+    return int(row[0]) if row else 0

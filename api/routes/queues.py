@@ -50,6 +50,7 @@ QueueKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The queue's key
 AgentKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The agent's key.")]
 SETTERS: dict[str, Callable[[Queue, Any, datetime], None]] = {  # field -> its Queue command
     "service_level_s": Queue.set_service_level,
+    "short_abandon_s": Queue.set_short_abandon,
     "wrap_up_s": Queue.set_wrap_up,
     "offer_timeout_s": Queue.set_offer_timeout,
     "music_on_hold": Queue.set_music_on_hold,

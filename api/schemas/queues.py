@@ -14,6 +14,9 @@ from domain.queue import Queue, QueueTally
 StrategyName = Literal["longest_idle", "round_robin", "ring_all", "fewest_calls", "skills_based"]
 ServiceLevel = Annotated[float, Field(ge=1, le=3600, description="Threshold T in seconds.")]
 WrapUp = Annotated[float, Field(ge=0, le=3600, description="After-call work, seconds.")]
+ShortAbandon = Annotated[float, Field(ge=0, le=600, description=(
+    "Calls abandoned sooner than this (seconds) are short abandons, counted apart "
+    "(docs/metrics.md)."))]
 OfferTimeout = Annotated[float, Field(ge=1, le=600, description=(
     "Seconds an offer rings before it counts as missed and the call is requeued."))]
 MaxWait = Annotated[float, Field(ge=1, le=86_400, description=(
@@ -53,6 +56,7 @@ class QueueUpdate(_Overflow):
 
     strategy: StrategyName | None = None
     service_level_s: ServiceLevel | None = None
+    short_abandon_s: ShortAbandon | None = None
     wrap_up_s: WrapUp | None = None
     offer_timeout_s: OfferTimeout | None = None
     music_on_hold: Moh | None = None
@@ -106,6 +110,7 @@ class QueuePublic(BaseModel):
     name: str
     strategy: StrategyName
     service_level_s: float
+    short_abandon_s: float
     wrap_up_s: float
     offer_timeout_s: float
     music_on_hold: str
@@ -122,7 +127,8 @@ class QueuePublic(BaseModel):
         """From the aggregate, as a command left it."""
         return cls(
             id=queue.id, key=queue.key, name=queue.name, strategy=queue.strategy.value,
-            service_level_s=queue.service_level_s, wrap_up_s=queue.wrap_up_s,
+            service_level_s=queue.service_level_s, short_abandon_s=queue.short_abandon_s,
+            wrap_up_s=queue.wrap_up_s,
             offer_timeout_s=queue.offer_timeout_s, music_on_hold=queue.music_on_hold,
             announce_position=queue.announce_position, max_wait_s=queue.max_wait_s,
             overflow=TargetPublic.of(queue.overflow_target),
@@ -140,7 +146,8 @@ class QueuePublic(BaseModel):
         if row["overflow_kind"] is not None:
             overflow = TargetPublic(kind=row["overflow_kind"], value=row["overflow_value"])
         return cls(**{name: row[name] for name in (
-            "key", "name", "strategy", "service_level_s", "wrap_up_s", "offer_timeout_s",
+            "key", "name", "strategy", "service_level_s", "short_abandon_s", "wrap_up_s",
+            "offer_timeout_s",
             "music_on_hold", "announce_position", "max_wait_s", "required_skills")},
             id=row["queue_id"], overflow=overflow, members=members,
             counters=QueueCounters.of(tally), version=row["last_version"])

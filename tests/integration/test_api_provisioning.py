@@ -182,6 +182,15 @@ def test_queue_update_changes_settings_and_clears_overflow(api) -> None:
     assert api.ok("GET", "/v1/queues/sales")["version"] == cleared["version"]
 
 
+def test_queue_short_abandon_threshold_is_set_and_projected(api) -> None:
+    assert sales(api)["short_abandon_s"] == 5.0  # the default
+    updated = api.ok("PATCH", "/v1/queues/sales", json={"short_abandon_s": 8})
+    assert updated["short_abandon_s"] == 8.0
+    api.project()
+    assert api.ok("GET", "/v1/queues/sales")["short_abandon_s"] == 8.0
+    api.ok("PATCH", "/v1/queues/sales", 422, json={"short_abandon_s": 601})
+
+
 def test_invalid_queue_input_is_422_naming_the_field(api) -> None:
     cases = [
         ({"key": "sales", "name": "S", "strategy": "random"}, "strategy"),

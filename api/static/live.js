@@ -290,6 +290,8 @@ function confirmAction(action, subject) {
 
 // --- start -----------------------------------------------------------------
 
+// Cancel is no submit button, so Enter in the dialog confirms; Escape cancels.
+$("confirm-no").addEventListener("click", () => $("confirm").close("cancel"));
 $("logout").addEventListener("click", async () => {
   await api("DELETE", "/v1/auth/session");
   location.assign("/login");

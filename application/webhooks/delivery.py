@@ -31,7 +31,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from standardwebhooks.webhooks import Webhook
 
-from application.webhooks.guard import Network, TargetRefused, parse_allow, resolve
+from application.webhooks.guard import Network, Target, TargetRefused, parse_allow, resolve
 from application.webhooks.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,8 @@ class Dispatcher:
         if self._client is None:
             self._client = client(self.settings)
         http, gate = self._client, asyncio.Semaphore(self.settings.concurrency)
-        outcomes = await asyncio.gather(*(self._attempt(http, gate, c,
+        resolver = RoundResolver(self.allow)
+        outcomes = await asyncio.gather(*(self._attempt(http, gate, resolver, c,
                                                         *targets[c.subscription_id])
                                           for c in ready if c.subscription_id in targets))
         await self._record(conn, outcomes)
@@ -227,7 +228,8 @@ class Dispatcher:
         return True
 
     async def _attempt(self, http: httpx.AsyncClient, gate: asyncio.Semaphore,
-                       claimed: Claimed, url: str, secret: str) -> Outcome:
+                       resolver: RoundResolver, claimed: Claimed, url: str,
+                       secret: str) -> Outcome:
         async with gate:
             attempted_at = datetime.now(UTC)
             started = time.perf_counter()
@@ -235,7 +237,8 @@ class Dispatcher:
             error: str | None = None
             try:
                 async with asyncio.timeout(self.settings.timeout_s):
-                    status = await self._post(http, claimed, url, secret, attempted_at)
+                    status = await self._post(http, await resolver(url), claimed, secret,
+                                             attempted_at)
                 if not 200 <= status < 300:
                     error = f"HTTP {status}"
             except TimeoutError:
@@ -247,9 +250,8 @@ class Dispatcher:
             duration_ms = (time.perf_counter() - started) * 1000
             return Outcome(claimed, attempted_at, status, error, duration_ms)
 
-    async def _post(self, http: httpx.AsyncClient, claimed: Claimed, url: str, secret: str,
-                    at: datetime) -> int:
-        target = await resolve(url, self.allow)
+    async def _post(self, http: httpx.AsyncClient, target: Target, claimed: Claimed,
+                    secret: str, at: datetime) -> int:
         body = json.dumps(claimed.payload, separators=(",", ":")).encode()
         headers = {**sign(secret, str(claimed.event_id), body, at),
                    "content-type": CONTENT_TYPE, "user-agent": USER_AGENT,
@@ -284,6 +286,20 @@ class Dispatcher:
                 for (disabled,) in await cur.fetchall():
                     log.warning("webhook subscription %s disabled: every attempt failed for "
                                 "%g s", disabled, s.disable_after_s)
+
+
+class RoundResolver:
+    """Resolves and checks each URL once per round, however many deliveries go to it
+    (a resolution is a thread hop for getaddrinfo: per delivery, it was CPU we saw)."""
+
+    def __init__(self, allow: Sequence[Network]) -> None:
+        self.allow = allow
+        self._found: dict[str, asyncio.Task[Target]] = {}
+
+    async def __call__(self, url: str) -> Target:
+        if url not in self._found:
+            self._found[url] = asyncio.ensure_future(resolve(url, self.allow))
+        return await self._found[url]
 
 
 def _best_positions(done: Sequence[Outcome]) -> list[tuple[int, UUID]]:

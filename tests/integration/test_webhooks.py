@@ -83,7 +83,7 @@ def _subscribe(api: TestClient, url: str, types: list[str] | None = None,
 def test_failures_then_recovery_lose_nothing_and_keep_each_call_in_order(
         stack: Stack, delivering: None) -> None:
     secret = new_secret()
-    with receiving(secret, ["500", "timeout", "drop", "500"]) as receiver:
+    with receiving(secret, ["500", "timeout", "drop", "redirect", "500"]) as receiver:
         hook = _subscribe(stack.api, receiver.url, secret=secret)
         assert hook["secret"] is None  # we gave it: never echoed
         call_ids = [ended_call(stack.service, f"c{n}@test", recording=n == 0) for n in range(3)]
@@ -97,7 +97,8 @@ def test_failures_then_recovery_lose_nothing_and_keep_each_call_in_order(
             assert versions == sorted(versions)
             assert sorted(set(versions)) == list(range(1, versions[-1] + 1))
         assert receiver.bad_signatures == 0
-        assert receiver.modes[:4] == ["500", "timeout", "drop", "500"]
+        assert receiver.modes[:5] == ["500", "timeout", "drop", "redirect", "500"]
+        assert "/redirected" not in receiver.paths  # no redirect is followed
         assert all(e["_webhook_id"] == e["id"] for e in events)
 
         ended = [e for e in events if e["type"] == "dialtone.call.ended.v1"]
@@ -115,6 +116,7 @@ def test_failures_then_recovery_lose_nothing_and_keep_each_call_in_order(
         log = stack.api.get(f"/v1/webhooks/{hook['id']}/deliveries?limit=500").json()["data"]
         codes = [a["status_code"] for a in log]
         assert codes.count(500) == 2
+        assert codes.count(302) == 1
         errors = [a["error"] or "" for a in log if a["status_code"] is None]
         assert any("timed out" in e for e in errors)
         assert any("RemoteProtocolError" in e or "closed" in e.lower() for e in errors)

@@ -3,7 +3,8 @@
 The receiver verifies every request's Standard Webhooks signature with the
 subscription's secret and misbehaves on cue: each request takes the next mode of
 its script ("500", "timeout": answer after the sender gave up, "drop": close the
-connection without an answer), then answers 204 ("ok") once the script is spent.
+connection without an answer, "redirect": 302 elsewhere), then answers 204 ("ok")
+once the script is spent.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Receiver:
     script: list[str] = field(default_factory=list)
     accepted: list[dict[str, Any]] = field(default_factory=list)  # answered 2xx, in order
     modes: list[str] = field(default_factory=list)  # the mode of every request, in order
+    paths: list[str] = field(default_factory=list)  # the path of every request
     bad_signatures: int = 0
     hold_s: float = 2.0  # how long a "timeout" request waits before answering
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -58,6 +60,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
+            with receiver.lock:
+                receiver.paths.append(self.path)
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             try:
                 event = webhook.verify(body, dict(self.headers.items()))
@@ -77,6 +81,12 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 return
             if mode == "500":
                 self._answer(500)
+                return
+            if mode == "redirect":
+                self.send_response(302)
+                self.send_header("location", "/redirected")
+                self.send_header("content-length", "0")
+                self.end_headers()
                 return
             with receiver.lock:
                 receiver.accepted.append({**event, "_webhook_id": self.headers["webhook-id"]})

@@ -241,17 +241,22 @@ class LiveHub:
 
 
 async def sse_frames(hub: LiveHub, subscriber: Subscriber, *, heartbeat_s: float,
-                     disconnected: Callable[[], Awaitable[bool]]) -> AsyncIterator[str]:
+                     disconnected: Callable[[], Awaitable[bool]],
+                     max_s: float) -> AsyncIterator[str]:
     """The text of one client's stream: its frames, a comment every `heartbeat_s`
     of silence (proxies keep the connection; the client sees the server alive),
-    until it is dropped or goes away."""
+    until it is dropped, goes away, or has streamed `max_s`: then it reconnects
+    with its Last-Event-ID (nothing lost) and its credential is checked again, so
+    a disabled user or a revoked key stops streaming within `max_s`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max_s
     try:
         yield "retry: 2000\n\n"
-        while True:
+        while (left := deadline - loop.time()) > 0:
             try:
-                text = await asyncio.wait_for(subscriber.queue.get(), heartbeat_s)
+                text = await asyncio.wait_for(subscriber.queue.get(), min(heartbeat_s, left))
             except TimeoutError:
-                if await disconnected():
+                if await disconnected() or loop.time() >= deadline:
                     return
                 yield HEARTBEAT
                 continue

@@ -22,12 +22,13 @@ from api.live.stream import LiveHub, SnapshotFn, sse_frames
 from api.problems import problem_responses
 
 HEARTBEAT_S = 15.0
+MAX_STREAM_S = 300.0  # then the client reconnects and its credential is checked again
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # nginx: do not buffer
 
 
 def stream_router(snapshot: SnapshotFn, permission: Permission, *,
                   heartbeat_s: float = HEARTBEAT_S, buffer: int = 64,
-                  history: int = 256) -> APIRouter:
+                  history: int = 256, max_stream_s: float = MAX_STREAM_S) -> APIRouter:
     """The stream route over `snapshot` (what `GET /v1/live` answers), let in with
     `permission` (the one `GET /v1/live` requires)."""
 
@@ -65,12 +66,13 @@ def stream_router(snapshot: SnapshotFn, permission: Permission, *,
         position asked for is not kept); `change`: a JSON Merge Patch (RFC 7396) of
         the view. The id of each event is the position it brings the client to. A
         comment line every 15 s of silence; a client too slow to read is
-        disconnected and resumes with `Last-Event-ID`."""
+        disconnected and resumes with `Last-Event-ID`; so is every client after 5
+        minutes, when its credential is checked again."""
         hub: LiveHub = request.app.state.live_hub
         subscriber = await hub.subscribe(principal, last_event_id)
         return StreamingResponse(
             sse_frames(hub, subscriber, heartbeat_s=heartbeat_s,
-                       disconnected=request.is_disconnected),
+                       disconnected=request.is_disconnected, max_s=max_stream_s),
             media_type="text/event-stream", headers=SSE_HEADERS)
 
     return router

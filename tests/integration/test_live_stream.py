@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from datetime import datetime
 
 import asyncpg
+import httpx
 import psycopg
 import pytest
 from pydantic import BaseModel
@@ -145,3 +146,32 @@ def test_a_client_that_does_not_read_is_dropped_with_a_bounded_buffer(
             await hub.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_stream_ends_after_its_time_and_resumes_where_it_was(database_url: str) -> None:
+    apply_migrations(database_url)
+    key = api_key(database_url, Role.SUPERVISOR)
+    app = create_app(database_url, extra_routers=(
+        stream_router(positions_view, Permission.REPORTS_READ, max_stream_s=1.0),))
+    with served(app) as url:
+        commit(database_url, "store:x", 4)
+        first = SseReader(url + STREAM, {"Authorization": f"Bearer {key}"}).start()
+        assert first.wait_for(1)[0].id == 4
+        wait_until(lambda: first.ended, 30, "the stream to end after max_stream_s")
+        # The reconnection is authenticated again: a key revoked meanwhile is refused.
+        again = SseReader(url + STREAM, {"Authorization": f"Bearer {key}",
+                                         "Last-Event-ID": "4"}).start()
+        commit(database_url, "store:x", 6)
+        assert [(e.event, e.id) for e in again.wait_for(1)] == [("change", 6)]
+        with psycopg.connect(database_url) as conn:
+            conn.execute("UPDATE api_keys SET revoked_at = now()")
+        wait_until(lambda: again.ended, 30, "the stream to end again")
+        # The key's state is cached a few seconds (api/auth/authenticator.py).
+        wait_until(lambda: opens(url, key) == 401, 30, "the revoked key refused")
+
+
+def opens(url: str, key: str) -> int:
+    """The status a new stream gets (the stream itself is left at once)."""
+    with httpx.stream("GET", url + STREAM, headers={"Authorization": f"Bearer {key}"},
+                      timeout=10) as response:
+        return response.status_code

@@ -160,6 +160,20 @@ def test_paused_subscription_queues_and_resumes_where_it_stopped(stack: Stack) -
         ("dialtone.call.ended.v1", str(call_id))]  # only the type it asked for
 
 
+def test_an_endless_answer_is_read_up_to_the_cap_only(stack: Stack, delivering: None) -> None:
+    """A 200 whose body never ends still delivers (at most max_response_bytes are read),
+    rather than hanging until the attempt times out."""
+    secret = new_secret()
+    with receiving(secret, ["endless"]) as receiver:
+        hook = _subscribe(stack.api, receiver.url, ["dialtone.call.initiated.v1"], secret)
+        ended_call(stack.service, "endless@test")
+        wait_for(lambda: stack.api.get(f"/v1/webhooks/{hook['id']}").json()["pending"] == 0
+                 and bool(receiver.modes), what="the delivery")
+        log = stack.api.get(f"/v1/webhooks/{hook['id']}/deliveries").json()["data"]
+        assert [(a["status_code"], a["error"], a["delivered"]) for a in log] == [
+            (200, None, True)]
+
+
 def test_constant_failure_disables_the_subscription(stack: Stack) -> None:
     settings = FAST.model_copy(update={"disable_after_s": 0.5})
     secret = new_secret()

@@ -3,8 +3,8 @@
 The receiver verifies every request's Standard Webhooks signature with the
 subscription's secret and misbehaves on cue: each request takes the next mode of
 its script ("500", "timeout": answer after the sender gave up, "drop": close the
-connection without an answer, "redirect": 302 elsewhere), then answers 204 ("ok")
-once the script is spent.
+connection without an answer, "redirect": 302 elsewhere, "endless": 200 with a
+body that never ends), then answers 204 ("ok") once the script is spent.
 """
 
 from __future__ import annotations
@@ -82,6 +82,9 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             if mode == "500":
                 self._answer(500)
                 return
+            if mode == "endless":
+                self._endless()
+                return
             if mode == "redirect":
                 self.send_response(302)
                 self.send_header("location", "/redirected")
@@ -91,6 +94,18 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             with receiver.lock:
                 receiver.accepted.append({**event, "_webhook_id": self.headers["webhook-id"]})
             self._answer(204)
+
+        def _endless(self) -> None:
+            """200, then chunks until the sender hangs up (a receiver gone wrong)."""
+            self.send_response(200)
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            chunk = b"x" * 65536
+            try:
+                while True:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except OSError:
+                self.close_connection = True
 
         def _answer(self, status: int) -> None:
             try:

@@ -24,7 +24,9 @@ import asyncio
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
+from multiprocessing import get_context
 from typing import Any
 
 import httpx
@@ -96,6 +98,11 @@ def _subscribe(database_url: str, url: str, secret: str) -> None:
                      " VALUES (gen_random_uuid(), 'default', %s, '{*}', %s)", (url, secret))
 
 
+def _clear(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DELETE FROM webhook_deliveries")  # and their attempts (cascade)
+
+
 def _pending(database_url: str) -> int:
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'"
@@ -112,13 +119,20 @@ def _failed(database_url: str) -> str:
     return ", ".join(f"{count} x {error}" for error, count in rows) or "none"
 
 
+def _attempts(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM webhook_attempts").fetchone()
+    return int(row[0]) if row else 0
+
+
 def _initiate(service: CallService, n: int) -> None:
     service.initiate_call(caller="1001", callee="2001", direction=Direction.INBOUND,
                           trunk="pstn", sip_call_id=f"bench-{n}-{time.monotonic_ns()}",
                           occurred_at=datetime.now(UTC))
 
 
-def throughput(service: CallService, database_url: str, base: str, events: int) -> None:
+def throughput(service: CallService, database_url: str, base: str, events: int,
+               dispatchers: int) -> None:
     httpx.post(f"{base}/reset")
     with service.batch():
         for n in range(events):
@@ -126,28 +140,36 @@ def throughput(service: CallService, database_url: str, base: str, events: int) 
     queued_at = time.perf_counter()
     StoreFollower(service, database_url).catch_up()
     queue_s = time.perf_counter() - queued_at
+    with ProcessPoolExecutor(dispatchers, mp_context=get_context("spawn")) as pool:
+        runs = list(pool.map(send_until_empty, [database_url] * dispatchers))
+    cpu_s = sum(cpu for cpu, _, _ in runs)
+    send_s = max(end for _, _, end in runs) - min(start for _, start, _ in runs)
+    stats = _wait_arrivals(base, events)
+    print(f"throughput with {dispatchers} dispatcher process(es): {events} events queued in "
+          f"{queue_s:.2f} s ({events / queue_s:,.0f}/s); all delivered in {send_s:.2f} s: "
+          f"{events / send_s:,.0f} signed deliveries/s, dispatcher CPU {cpu_s:.2f} s "
+          f"({events / cpu_s:,.0f} deliveries per CPU-second); {_attempts(database_url)} "
+          f"attempts for {len(stats['arrivals'])} events; failed attempts (retried): "
+          f"{_failed(database_url)}; bad signatures {stats['bad']}")
 
-    async def send_all() -> float:
-        """Rounds until nothing is pending (failed attempts come back after their backoff)."""
+
+def send_until_empty(database_url: str) -> tuple[float, float, float]:
+    """One dispatcher process: rounds until nothing is pending (failed attempts come
+    back after their backoff; several processes share the queue). Returns its CPU
+    seconds and its wall-clock start and end (process start-up excluded)."""
+    cpu_before, started = time.process_time(), time.time()
+
+    async def send_all() -> None:
         dispatcher = Dispatcher(database_url, SETTINGS)
-        started = time.perf_counter()
         try:
             while _pending(database_url):
                 if not await dispatcher.run_once():
                     await asyncio.sleep(SETTINGS.poll_s)
         finally:
             await dispatcher.close()
-        return time.perf_counter() - started
 
-    cpu_before = time.process_time()
-    send_s = asyncio.run(send_all())
-    cpu_s = time.process_time() - cpu_before  # the dispatcher's CPU (this process), not the
-    stats = _wait_arrivals(base, events)      # receiver's: what a core could sustain
-    print(f"throughput: {events} events queued in {queue_s:.2f} s "
-          f"({events / queue_s:,.0f}/s); all delivered in {send_s:.2f} s: "
-          f"{events / send_s:,.0f} signed deliveries/s, dispatcher CPU {cpu_s:.2f} s "
-          f"({events / cpu_s:,.0f} deliveries per CPU-second); failed attempts (retried): "
-          f"{_failed(database_url)}; bad signatures {stats['bad']}")
+    asyncio.run(send_all())
+    return time.process_time() - cpu_before, started, time.time()
 
 
 def http_ceiling(base: str, secret: str, requests: int) -> None:
@@ -209,6 +231,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="webhook delivery benchmark")
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--dispatchers", type=int, nargs="+", default=[1, 2],
+                        help="Dispatcher processes of each throughput run.")
     parser.add_argument("--receiver", nargs=2, metavar=("PORT", "SECRET"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.receiver:
@@ -229,7 +253,9 @@ def main() -> None:
             service = CallService(env=eventsourcing_env(database_url))
             try:
                 http_ceiling(base, secret, args.events)
-                throughput(service, database_url, base, args.events)
+                for dispatchers in args.dispatchers:
+                    _clear(database_url)
+                    throughput(service, database_url, base, args.events, dispatchers)
                 latency(service, database_url, base, args.seconds)
             finally:
                 service.close()

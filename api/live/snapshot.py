@@ -109,14 +109,13 @@ async def _queues(conn: asyncpg.Connection, tenant: str, now: datetime,
                   windows: tuple[Window, Window],
                   sums: list[dict[UUID, QueueSums]]) -> list[QueueLive]:
     rows = await conn.fetch(_QUEUES, tenant)
-    calls = await conn.fetch(_QUEUE_CALLS, tenant, now)
-    members = await conn.fetch(_MEMBERS, tenant)
+    calls = _by_queue(await conn.fetch(_QUEUE_CALLS, tenant, now))
+    members = _by_queue(await conn.fetch(_MEMBERS, tenant))
     today, window = sums
     return [QueueLive(
         queue_id=r["queue_id"], key=r["key"], name=r["name"],
         service_level_s=r["service_level_s"], short_abandon_s=r["short_abandon_s"],
-        now=_queue_now([c for c in calls if c["queue_id"] == r["queue_id"]],
-                       [m for m in members if m["queue_id"] == r["queue_id"]]),
+        now=_queue_now(calls[r["queue_id"]], members[r["queue_id"]]),
         today=figures(today.get(r["queue_id"], QueueSums()), windows[0]),
         window=figures(window.get(r["queue_id"], QueueSums()), windows[1]),
     ) for r in rows]
@@ -127,6 +126,13 @@ async def queue_sums(conn: asyncpg.Connection, tenant: str,
     """Each queue's sums over `window` (queues with nothing in it are absent)."""
     rows = await conn.fetch(kpi.QUEUE_SUMS, tenant, window.since, window.until)
     return {r["queue_id"]: QueueSums.of_row(r) for r in rows}
+
+
+def _by_queue(rows: list[asyncpg.Record]) -> defaultdict[UUID, list[asyncpg.Record]]:
+    grouped: defaultdict[UUID, list[asyncpg.Record]] = defaultdict(list)
+    for row in rows:
+        grouped[row["queue_id"]].append(row)
+    return grouped
 
 
 def figures(sums: QueueSums, window: Window) -> QueueFigures:

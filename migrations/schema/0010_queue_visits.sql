@@ -52,3 +52,8 @@ ALTER TABLE tenants ADD COLUMN time_zone text NOT NULL DEFAULT 'UTC';
 
 -- A call abandoned sooner than this (seconds) is a short abandon, counted apart.
 ALTER TABLE queue_live ADD COLUMN short_abandon_s double precision NOT NULL DEFAULT 5;
+
+-- Missed offers per agent and window (projections/kpi.py AGENT_MISSED) without
+-- scanning every call-centre event.
+CREATE INDEX callcentre_events_offer_missed ON callcentre_events (tenant, occurred_at)
+    WHERE type = 'dialtone.agent.offer_missed.v1';

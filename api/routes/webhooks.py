@@ -19,9 +19,10 @@ from api.auth.audit import audited
 from api.auth.dependencies import Principal, require
 from api.auth.permissions import Permission
 from api.db import Pool, acquire
-from api.problems import NotFound, ProblemError, problem_responses
+from api.problems import NotFound, invalid, problem_responses
 from api.queries import webhooks as queries
 from api.schemas.webhooks import (
+    MAX_BIGINT,
     DeliveryAttemptPublic,
     DeliveryAttemptsPublic,
     Redelivery,
@@ -63,14 +64,15 @@ def _check_url(url: str, settings: WebhookSettings) -> None:
     try:
         check_url(url, parse_allow(settings.allow_nets))
     except TargetRefused as exc:
-        raise ProblemError(422, f"Webhook URL refused: {exc}.") from None
+        raise invalid("url", f"Webhook URL refused: {exc}.", location="body") from None
 
 
 def _check_secret(secret: str) -> None:
     try:
         Webhook(secret)
     except Exception:  # the library raises bare errors of several kinds on bad base64
-        raise ProblemError(422, "The secret must be whsec_ and base64.") from None
+        raise invalid("secret", "The secret must be whsec_ and base64.",
+                      location="body") from None
 
 
 def new_secret() -> str:
@@ -160,7 +162,7 @@ async def resume_webhook(webhook_id: UUID, pool: Pool,
 async def list_deliveries(
     webhook_id: UUID, principal: Manager, pool: Pool,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before: Annotated[int | None, Query(ge=1, description="Attempts older than this "
+    before: Annotated[int | None, Query(ge=1, le=MAX_BIGINT, description="Attempts older than this "
                                         "attempt_id (the next page).")] = None,
 ) -> DeliveryAttemptsPublic:
     """The delivery log: one entry per attempt, newest first."""

@@ -14,6 +14,8 @@ EVENT_TYPE_PATTERN = r"^(\*|dialtone\.[a-z_]+\.[a-z_]+\.v[0-9]+)$"
 # Standard Webhooks secrets: `whsec_` and the base64 of 24 to 64 random bytes.
 SECRET_PATTERN = r"^whsec_[A-Za-z0-9+/]{32,88}={0,2}$"  # noqa: S105 - a pattern, not a secret
 
+MAX_BIGINT = 2**63 - 1  # positions and ids are PostgreSQL bigints
+
 EventType = Annotated[str, StringConstraints(pattern=EVENT_TYPE_PATTERN, max_length=100)]
 Url = Annotated[str, StringConstraints(min_length=8, max_length=2048, pattern=r"^https?://\S+$")]
 _TYPES = Field(min_length=1, max_length=100, examples=[["dialtone.call.ended.v1",
@@ -85,8 +87,9 @@ class DeliveryAttemptsPublic(BaseModel):
 
 
 class Redelivery(BaseModel):
-    from_position: int = Field(ge=0, description="Send again every event of this subscription "
-                               "whose `sequence` is at least this, in order per aggregate.")
+    from_position: int = Field(
+        ge=0, le=MAX_BIGINT, strict=True, description="Send again every event of this "
+        "subscription whose `sequence` is at least this, in order per aggregate.")
 
 
 class RedeliveryQueued(BaseModel):

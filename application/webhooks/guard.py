@@ -52,7 +52,11 @@ def check_url(url: str, allow: Sequence[Network]) -> None:
     literally (`localhost` counts as one). Names are resolved at delivery."""
     if len(url) > MAX_URL_LENGTH:
         raise TargetRefused(f"URL longer than {MAX_URL_LENGTH} characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        httpx.URL(url)  # what the sender will parse: refuse now what it could not
+    except (ValueError, httpx.InvalidURL) as error:
+        raise TargetRefused(f"not a valid URL ({error})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise TargetRefused("URL must be http:// or https:// with a host")
     if parts.username or parts.password:

@@ -271,6 +271,12 @@ def test_another_tenants_webhook_is_404_and_literal_bad_addresses_are_422(
             assert response.status_code == 404, (method, path, response.text)
         assert api.get("/v1/webhooks", headers=other).json()["count"] == 0
 
+        for bad in (False, "3", -1, 2**63, 2**70):  # a bool, a string, out of bigint range
+            response = api.post(f"/v1/webhooks/{hook['id']}/redeliver",
+                                json={"from_position": bad})
+            assert response.status_code == 422, (bad, response.text)
+        assert api.get(f"/v1/webhooks/{hook['id']}/deliveries?before={2**63}").status_code == 422
+
         analyst = {"Authorization": f"Bearer {api_key(database_url, Role.ANALYST)}"}
         assert api.get("/v1/webhooks", headers=analyst).status_code == 403
         assert api.delete(f"/v1/webhooks/{hook['id']}").status_code == 204

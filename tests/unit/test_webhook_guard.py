@@ -18,6 +18,7 @@ from application.webhooks.guard import TargetRefused, check_url, parse_allow, re
     "http://[fe80::1]/", "http://[fd00::1]/", "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/",
     "http://localhost:8080/", "http://api.localhost/", "http://224.0.0.1/",
     "gopher://example.com/", "file:///etc/passwd", "http:///nohost", "http://u:p@example.com/",
+    "http://\u00b0]\ud992/", "http://[::1/",
 ])
 def test_special_or_malformed_targets_are_refused(url: str) -> None:
     with pytest.raises(TargetRefused):

@@ -120,8 +120,10 @@ def test_secured_operations_document_401_and_403(document):
     for path, method, operation in operations(document):
         documented = {"401", "403"} <= set(operation["responses"])
         assert documented == bool(operation.get("security")), f"{method} {path}"
+    # Either permission is enough: an agent user reads their own CDRs.
     assert document["paths"]["/v1/cdrs"]["get"]["security"] == [
-        {"OAuth2PasswordBearer": ["history:read"]}]
+        {"OAuth2PasswordBearer": ["history:read"]},
+        {"OAuth2PasswordBearer": ["agents:self"]}]
     assert document["paths"]["/healthz"]["get"]["x-public"] is True
 
 

@@ -49,6 +49,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
                                                   "uri_template": "sip:1@pbx"},
     ("POST", "/v1/calls/{call_id}/supervision"): {"mode": "monitor"},
     ("POST", "/v1/calls/{call_id}/transfer"): {"target": {"kind": "number", "value": "100"}},
+    ("PATCH", "/v1/webhooks/{webhook_id}"): {"event_types": ["*"]},
+    ("POST", "/v1/webhooks/{webhook_id}/redeliver"): {"from_position": 0},
 }
 QUERIES = {("GET", "/v1/dialplans/{key}/resolve"): {"number": "1"}}
 
@@ -85,6 +87,9 @@ def acme(api: Api, database_url: str) -> dict[str, str]:
     _retag_events(database_url)
     insert_cdrs(database_url, [cdr_row(NOW - timedelta(minutes=5), call_id=ACME_CDR,
                                        tenant="acme")])
+    webhook = api.ok("POST", "/v1/webhooks", 201, headers=admin, json={
+        "url": "https://hooks.example.com/acme", "event_types": ["*"]})
+    PARAMS["webhook_id"] = webhook["id"]
     return {"admin": admin["Authorization"]}
 
 

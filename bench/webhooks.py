@@ -176,22 +176,24 @@ def http_ceiling(base: str, secret: str, requests: int) -> None:
     """The same client, signing and receiver with no queue and no database: how much of
     the throughput the HTTP side alone allows on this machine now."""
     from application.webhooks.delivery import client, sign  # noqa: PLC0415
+    from application.webhooks.guard import parse_allow  # noqa: PLC0415
 
     async def post_all() -> float:
-        http, gate = client(SETTINGS), asyncio.Semaphore(SETTINGS.concurrency)
+        http = client(SETTINGS, parse_allow(SETTINGS.allow_nets))
+        gate = asyncio.Semaphore(SETTINGS.concurrency)
         body = b'{"id":"ceiling","time":"2026-12-02T00:00:00+00:00"}'
 
         async def one(n: int) -> None:
             async with gate:
                 headers = sign(secret, f"c{n}", body, datetime.now(UTC))
-                response = await http.post(f"{base}/hook", content=body, headers=headers)
-                response.raise_for_status()
+                async with http.post(f"{base}/hook", data=body, headers=headers) as response:
+                    response.raise_for_status()
 
         started = time.perf_counter()
         try:
             await asyncio.gather(*(one(n) for n in range(requests)))
         finally:
-            await http.aclose()
+            await http.close()
         return time.perf_counter() - started
 
     elapsed = asyncio.run(post_all())

@@ -8,6 +8,12 @@
   group on the dialtone topics, queues deliveries and commits its offsets only
   after the transaction; a batch read again after a crash queues nothing twice.
 - Both: `DispatcherThread` runs the async `Dispatcher` on its own event loop.
+
+Each writes its service_heartbeats row (`/readyz`, `dialtone status`): the store
+followers as ``webhooks``/``webhooks-<app>``, the Kafka follower as
+``webhooks``/``kafka@<host>`` and the dispatcher as
+``webhook-dispatcher``/``<host>`` (or the instance it is given), each ticked by its
+own loop, so a hung loop lets its row go stale.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import psycopg
 from eventsourcing.application import Application
 from kafka import KafkaConsumer
 
+from application.heartbeats import Heartbeat, host_name
 from application.webhooks.delivery import Dispatcher
 from application.webhooks.settings import WebhookSettings
 from projections import positions
@@ -35,12 +42,14 @@ log = logging.getLogger(__name__)
 
 POSITION_NAME = "webhooks"
 CONSUMER_GROUP = "dialtone-webhooks"
+FOLLOWER_SERVICE = "webhooks"
+DISPATCHER_SERVICE = "webhook-dispatcher"
 
 
 class StoreFollower(NotifiedLoop):
     """Queues the deliveries of one application's stored events (embedded default)."""
 
-    HEARTBEAT_SERVICE = "webhooks"
+    HEARTBEAT_SERVICE = FOLLOWER_SERVICE
 
     def __init__(self, app: Application[Any], database_url: str, *, page_size: int = 500,
                  tick_s: float = 0.5) -> None:
@@ -78,9 +87,11 @@ class KafkaFollower:
 
     def __init__(self, bootstrap: str, topics: Sequence[str], database_url: str, *,
                  group_id: str = CONSUMER_GROUP, auth: KafkaAuth | None = None,
-                 poll_ms: int = 500) -> None:
+                 poll_ms: int = 500, instance: str | None = None) -> None:
         self.database_url = database_url
         self.poll_ms = poll_ms
+        self.heartbeat = Heartbeat(database_url, FOLLOWER_SERVICE,
+                                   instance or f"kafka@{host_name()}")
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", isolation_level="read_committed",
@@ -99,8 +110,15 @@ class KafkaFollower:
         return len(envelopes)
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            self.run_once()
+        self.heartbeat.start()
+        clean = False
+        try:
+            while not stop.is_set():
+                self.run_once()
+                self.heartbeat.tick()
+            clean = True
+        finally:
+            self.heartbeat.stop(clean=clean)  # an error leaves the row to go stale
 
     def close(self) -> None:
         self.consumer.close()
@@ -118,8 +136,10 @@ def _envelopes(values: Iterable[bytes]) -> Iterable[EventEnvelope]:
 class DispatcherThread:
     """The async Dispatcher on its own thread and event loop."""
 
-    def __init__(self, database_url: str, settings: WebhookSettings | None = None) -> None:
-        self.dispatcher = Dispatcher(database_url, settings)
+    def __init__(self, database_url: str, settings: WebhookSettings | None = None, *,
+                 instance: str | None = None) -> None:
+        self.heartbeat = Heartbeat(database_url, DISPATCHER_SERVICE, instance or host_name())
+        self.dispatcher = Dispatcher(database_url, settings, heartbeat=self.heartbeat)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -129,6 +149,7 @@ class DispatcherThread:
         self._thread = threading.Thread(target=self._run, name="webhook-dispatcher", daemon=True)
         self._thread.start()
         self._started.wait(10)
+        self.heartbeat.start()
 
     def _run(self) -> None:
         asyncio.run(self._main())
@@ -146,6 +167,7 @@ class DispatcherThread:
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
             self._thread.join(timeout)
+        self.heartbeat.stop()
 
 
 class EmbeddedWebhooks:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Sequence
@@ -25,13 +27,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import httpx
+import aiohttp
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 from standardwebhooks.webhooks import Webhook
 
-from application.webhooks.guard import Network, Target, TargetRefused, parse_allow, resolve
+from application.heartbeats import Heartbeat
+from application.webhooks.guard import (
+    GuardedResolver,
+    Network,
+    TargetRefused,
+    check_url,
+    parse_allow,
+)
 from application.webhooks.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
@@ -59,29 +67,38 @@ WITH heads AS (
     ORDER BY h.next_attempt_at LIMIT %(limit)s
 )
 UPDATE webhook_deliveries d SET claimed_until = now() + make_interval(secs => %(lease)s)
-FROM due WHERE d.id = due.id AND (d.claimed_until IS NULL OR d.claimed_until < now())
+FROM due, webhook_subscriptions s
+WHERE d.id = due.id AND s.id = d.subscription_id
+  AND (d.claimed_until IS NULL OR d.claimed_until < now())
 RETURNING d.id, d.subscription_id, d.event_id, d.event_type, d.aggregate_id,
-          d.aggregate_version, d.position, d.payload, d.attempts, d.created_at
+          d.aggregate_version, d.position, d.payload::text AS body, d.attempts, d.created_at,
+          s.url, s.secret
 """
-_TARGETS = "SELECT id, url, secret FROM webhook_subscriptions WHERE id = ANY(%s)"
+# The outcomes of a round are recorded with one statement each (arrays unnested),
+# not one per delivery: per-row statements were a visible share of the CPU.
 _LOG = """
 INSERT INTO webhook_attempts (delivery_id, subscription_id, attempt, attempted_at, status_code,
-                              error, duration_ms) VALUES (%s, %s, %s, %s, %s, %s, %s)
+                              error, duration_ms)
+SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::integer[], %s::timestamptz[],
+                     %s::integer[], %s::text[], %s::double precision[])
 """
 _DELIVERED = """
 UPDATE webhook_deliveries SET state = 'delivered', delivered_at = now(), claimed_until = NULL,
-       attempts = attempts + 1 WHERE id = %s
+       attempts = attempts + 1 WHERE id = ANY(%s)
 """
 _RETRY = """
-UPDATE webhook_deliveries SET attempts = attempts + 1, claimed_until = NULL,
-       next_attempt_at = now() + make_interval(secs => %s) WHERE id = %s
+UPDATE webhook_deliveries d SET attempts = d.attempts + 1, claimed_until = NULL,
+       next_attempt_at = now() + make_interval(secs => r.wait_s)
+FROM unnest(%s::bigint[], %s::double precision[]) AS r(id, wait_s) WHERE d.id = r.id
 """
 _SUCCEEDED = """
-UPDATE webhook_subscriptions SET failing_since = NULL,
-       delivered_position = GREATEST(delivered_position, %s) WHERE id = %s
+UPDATE webhook_subscriptions s SET failing_since = NULL,
+       delivered_position = GREATEST(s.delivered_position, r.position)
+FROM unnest(%s::uuid[], %s::bigint[]) AS r(id, position) WHERE s.id = r.id
 """
 _FAILED = """
-UPDATE webhook_subscriptions SET failing_since = COALESCE(failing_since, %s) WHERE id = %s
+UPDATE webhook_subscriptions s SET failing_since = COALESCE(s.failing_since, r.at)
+FROM unnest(%s::uuid[], %s::timestamptz[]) AS r(id, at) WHERE s.id = r.id
 """
 _DISABLE = """
 UPDATE webhook_subscriptions
@@ -96,7 +113,19 @@ UPDATE webhook_deliveries SET claimed_until = NULL,
        next_attempt_at = now() + make_interval(secs => %s) WHERE id = %s
 """
 _CDR = "SELECT * FROM cdr WHERE call_id = %s AND last_version >= %s LIMIT 1"
-_SET_PAYLOAD = "UPDATE webhook_deliveries SET payload = %s WHERE id = %s"
+_SET_PAYLOAD = "UPDATE webhook_deliveries SET payload = %s::jsonb WHERE id = %s"
+# Retention: delivered rows and attempt-log rows older than retention_s go, a
+# bounded batch per statement so that no delete holds locks for long.
+_PRUNE_ATTEMPTS = """
+DELETE FROM webhook_attempts WHERE id IN (
+    SELECT id FROM webhook_attempts
+    WHERE attempted_at < now() - make_interval(secs => %s) LIMIT %s)
+"""
+_PRUNE_DELIVERED = """
+DELETE FROM webhook_deliveries WHERE id IN (
+    SELECT id FROM webhook_deliveries
+    WHERE state = 'delivered' AND delivered_at < now() - make_interval(secs => %s) LIMIT %s)
+"""
 
 
 @dataclass
@@ -108,9 +137,11 @@ class Claimed:
     aggregate_id: UUID
     aggregate_version: int
     position: int
-    payload: dict[str, Any]
+    body: str  # the CloudEvent as stored (jsonb's text): sent as is, never re-encoded
     attempts: int
     created_at: datetime
+    url: str
+    secret: str
 
 
 @dataclass(frozen=True)
@@ -134,35 +165,49 @@ def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
     return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
 
 
+@functools.lru_cache(maxsize=1024)
+def _signer(secret: str) -> Webhook:
+    return Webhook(secret)  # decodes the key once per secret, not once per attempt
+
+
 def sign(secret: str, msg_id: str, body: bytes, at: datetime) -> dict[str, str]:
     """The Standard Webhooks headers of one attempt."""
-    signature = Webhook(secret).sign(msg_id=msg_id, timestamp=at, data=body.decode())
+    signature = _signer(secret).sign(msg_id=msg_id, timestamp=at, data=body.decode())
     return {"webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())),
             "webhook-signature": signature}
 
 
-def client(settings: WebhookSettings) -> httpx.AsyncClient:
-    """No redirects (a 3xx is a failed attempt), no proxies from the environment, and
-    the timeout on every phase (the whole attempt is bounded again by the caller)."""
-    limits = httpx.Limits(max_connections=settings.concurrency,
-                          max_keepalive_connections=settings.concurrency)
-    return httpx.AsyncClient(follow_redirects=False, trust_env=False, limits=limits,
-                             timeout=httpx.Timeout(settings.timeout_s))
+def client(settings: WebhookSettings, allow: Sequence[Network]) -> aiohttp.ClientSession:
+    """The sender's HTTP client. Redirects are refused per request (allow_redirects=
+    False), no proxy or netrc from the environment, no cookies, bodies read raw (no
+    decompression: at most max_response_bytes of what came); the connector keeps up
+    to `concurrency` connections open for reuse, and resolves names through the SSRF
+    guard (checked answers are cached for 10 s). The whole attempt is bounded by the
+    caller's asyncio.timeout."""
+    connector = aiohttp.TCPConnector(limit=settings.concurrency, limit_per_host=0,
+                                     resolver=GuardedResolver(allow), ttl_dns_cache=10)
+    return aiohttp.ClientSession(connector=connector, trust_env=False,
+                                 cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+                                 timeout=aiohttp.ClientTimeout(total=None),
+                                 headers={"user-agent": USER_AGENT})
 
 
 class Dispatcher:
     """One sender; several (in several processes) may share the queue."""
 
-    def __init__(self, database_url: str, settings: WebhookSettings | None = None) -> None:
+    def __init__(self, database_url: str, settings: WebhookSettings | None = None, *,
+                 heartbeat: Heartbeat | None = None) -> None:
         self.database_url = database_url
         self.settings = settings or WebhookSettings()
         self.allow: tuple[Network, ...] = parse_allow(self.settings.allow_nets)
+        self.heartbeat = heartbeat
         self._conn: AsyncConnection[Any] | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
+        self._pruned_at = -math.inf
 
     async def close(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
         if self._conn is not None:
             await self._conn.close()
@@ -178,6 +223,9 @@ class Dispatcher:
         while not stop.is_set():
             try:
                 sent = await self.run_once()
+                await self._prune_when_due()
+                if self.heartbeat is not None:
+                    self.heartbeat.tick()  # a round went through: the beat may be written
             except Exception:
                 log.exception("webhook dispatcher round failed; retrying")
                 await self.close()
@@ -194,25 +242,44 @@ class Dispatcher:
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(_CLAIM, {"limit": self.settings.batch, "lease": lease})
             claimed = [Claimed(**row) for row in await cur.fetchall()]
-            if not claimed:
-                return 0
-            await cur.execute(_TARGETS, (list({c.subscription_id for c in claimed}),))
-            targets = {row["id"]: (row["url"], row["secret"]) for row in await cur.fetchall()}
+        if not claimed:
+            return 0
         ready = [c for c in claimed if await self._ready(conn, c)]
         if self._client is None:
-            self._client = client(self.settings)
+            self._client = client(self.settings, self.allow)
         http, gate = self._client, asyncio.Semaphore(self.settings.concurrency)
-        resolver = RoundResolver(self.allow)
-        outcomes = await asyncio.gather(*(self._attempt(http, gate, resolver, c,
-                                                        *targets[c.subscription_id])
-                                          for c in ready if c.subscription_id in targets))
+        refusals = {url: _refusal(url, self.allow) for url in {c.url for c in ready}}
+        outcomes = await asyncio.gather(*(self._attempt(http, gate, c, refusals[c.url])
+                                          for c in ready))
         await self._record(conn, outcomes)
         return len(outcomes)
+
+    async def prune(self) -> int:
+        """Delete delivered deliveries and attempt-log rows older than retention_s, in
+        batches; return how many rows went. Pending deliveries always stay."""
+        s, conn, removed = self.settings, await self._connection(), 0
+        for statement in (_PRUNE_ATTEMPTS, _PRUNE_DELIVERED):
+            for _ in range(s.prune_max_batches):
+                cur = await conn.execute(statement, (s.retention_s, s.prune_batch))
+                removed += max(cur.rowcount, 0)
+                if cur.rowcount < s.prune_batch:
+                    break
+        return removed
+
+    async def _prune_when_due(self) -> None:
+        now = time.monotonic()
+        if now - self._pruned_at >= self.settings.prune_every_s:
+            self._pruned_at = now
+            if removed := await self.prune():
+                log.info("webhook retention removed %d old rows", removed)
 
     async def _ready(self, conn: AsyncConnection[Any], claimed: Claimed) -> bool:
         """A call-ended delivery first gets the CDR's key fields (in data.cdr) once the
         CDR projection has folded that event; it waits up to cdr_wait_s for them."""
-        if claimed.event_type != CALL_ENDED or "cdr" in claimed.payload.get("data", {}):
+        if claimed.event_type != CALL_ENDED:
+            return True
+        payload = json.loads(claimed.body)
+        if "cdr" in payload.get("data", {}):
             return True
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(_CDR, (claimed.aggregate_id, claimed.aggregate_version))
@@ -221,102 +288,113 @@ class Dispatcher:
                 seconds=self.settings.cdr_wait_s):
             await conn.execute(_POSTPONE, (0.2, claimed.id))
             return False
-        cdr = None if row is None else json.loads(json.dumps(
-            {k: row.get(k) for k in CDR_FIELDS}, default=_jsonable))
-        claimed.payload = {**claimed.payload, "data": {**claimed.payload["data"], "cdr": cdr}}
-        await conn.execute(_SET_PAYLOAD, (Jsonb(claimed.payload), claimed.id))
+        cdr = None if row is None else {k: row.get(k) for k in CDR_FIELDS}
+        payload = {**payload, "data": {**payload["data"], "cdr": cdr}}
+        claimed.body = json.dumps(payload, separators=(",", ":"), default=_jsonable)
+        await conn.execute(_SET_PAYLOAD, (claimed.body, claimed.id))
         return True
 
-    async def _attempt(self, http: httpx.AsyncClient, gate: asyncio.Semaphore,
-                       resolver: RoundResolver, claimed: Claimed, url: str,
-                       secret: str) -> Outcome:
+    async def _attempt(self, http: aiohttp.ClientSession, gate: asyncio.Semaphore,
+                       claimed: Claimed, refusal: str | None) -> Outcome:
         async with gate:
             attempted_at = datetime.now(UTC)
             started = time.perf_counter()
             status: int | None = None
-            error: str | None = None
+            error: str | None = refusal
             try:
-                async with asyncio.timeout(self.settings.timeout_s):
-                    status = await self._post(http, await resolver(url), claimed, secret,
-                                             attempted_at)
-                if not 200 <= status < 300:
-                    error = f"HTTP {status}"
+                if refusal is None:
+                    async with asyncio.timeout(self.settings.timeout_s):
+                        status = await self._post(http, claimed, attempted_at)
+                    if not 200 <= status < 300:
+                        error = f"HTTP {status}"
             except TimeoutError:
                 error = f"timed out after {self.settings.timeout_s:g} s"
             except TargetRefused as exc:
                 error = f"refused target: {exc}"
-            except (httpx.HTTPError, OSError) as exc:
-                error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
+            except (aiohttp.ClientError, OSError) as exc:
+                error = _describe(exc)
             duration_ms = (time.perf_counter() - started) * 1000
             return Outcome(claimed, attempted_at, status, error, duration_ms)
 
-    async def _post(self, http: httpx.AsyncClient, target: Target, claimed: Claimed,
-                    secret: str, at: datetime) -> int:
-        body = json.dumps(claimed.payload, separators=(",", ":")).encode()
-        headers = {**sign(secret, str(claimed.event_id), body, at),
-                   "content-type": CONTENT_TYPE, "user-agent": USER_AGENT,
-                   "host": target.host_header}
-        async with http.stream("POST", target.url, content=body, headers=headers,
-                                       extensions={"sni_hostname": target.sni_hostname}
-                                       ) as response:
+    async def _post(self, http: aiohttp.ClientSession, claimed: Claimed, at: datetime) -> int:
+        body = claimed.body.encode()
+        headers = {**sign(claimed.secret, str(claimed.event_id), body, at),
+                   "content-type": CONTENT_TYPE}
+        async with http.post(claimed.url, data=body, headers=headers,
+                             allow_redirects=False) as response:
             await _read_capped(response, self.settings.max_response_bytes)
-            return response.status_code
+            return response.status
 
     async def _record(self, conn: AsyncConnection[Any], outcomes: Sequence[Outcome]) -> None:
         if not outcomes:
             return
         s = self.settings
+        done = [o for o in outcomes if o.ok]
+        failed = [o for o in outcomes if not o.ok]
+        failing = {o.claimed.subscription_id: o.attempted_at for o in failed}
+        failing = {k: v for k, v in failing.items()
+                   if k not in {o.claimed.subscription_id for o in done}}
         async with conn.transaction(), conn.cursor() as cur:
-            await cur.executemany(_LOG, [
-                (o.claimed.id, o.claimed.subscription_id, o.claimed.attempts + 1, o.attempted_at,
-                 o.status_code, o.error, o.duration_ms) for o in outcomes])
-            done = [o for o in outcomes if o.ok]
-            failed = [o for o in outcomes if not o.ok]
-            await cur.executemany(_DELIVERED, [(o.claimed.id,) for o in done])
-            await cur.executemany(_RETRY, [
-                (backoff_s(o.claimed.attempts + 1, s.backoff_base_s, s.backoff_max_s),
-                 o.claimed.id) for o in failed])
-            await cur.executemany(_SUCCEEDED, _best_positions(done))
-            failing = {o.claimed.subscription_id: o.attempted_at for o in failed}
-            failing = {k: v for k, v in failing.items()
-                       if k not in {o.claimed.subscription_id for o in done}}
-            await cur.executemany(_FAILED, [(at, sid) for sid, at in failing.items()])
+            await cur.execute(_LOG, _columns(
+                [(o.claimed.id, o.claimed.subscription_id, o.claimed.attempts + 1,
+                  o.attempted_at, o.status_code, o.error, o.duration_ms) for o in outcomes], 7))
+            if done:
+                await cur.execute(_DELIVERED, ([o.claimed.id for o in done],))
+                await cur.execute(_SUCCEEDED, _columns(_best_positions(done), 2))
+            if failed:
+                await cur.execute(_RETRY, _columns([
+                    (o.claimed.id, backoff_s(o.claimed.attempts + 1, s.backoff_base_s,
+                                             s.backoff_max_s)) for o in failed], 2))
             if failing:
+                await cur.execute(_FAILED, _columns(list(failing.items()), 2))
                 await cur.execute(_DISABLE, (list(failing), s.disable_after_s))
                 for (disabled,) in await cur.fetchall():
                     log.warning("webhook subscription %s disabled: every attempt failed for "
                                 "%g s", disabled, s.disable_after_s)
 
 
-class RoundResolver:
-    """Resolves and checks each URL once per round, however many deliveries go to it
-    (a resolution is a thread hop for getaddrinfo: per delivery, it was CPU we saw)."""
-
-    def __init__(self, allow: Sequence[Network]) -> None:
-        self.allow = allow
-        self._found: dict[str, asyncio.Task[Target]] = {}
-
-    async def __call__(self, url: str) -> Target:
-        if url not in self._found:
-            self._found[url] = asyncio.ensure_future(resolve(url, self.allow))
-        return await self._found[url]
+def _refusal(url: str, allow: Sequence[Network]) -> str | None:
+    """Why the URL may not be used now (a literal address is never given to the
+    resolver, so it is checked here, once per URL per round), or None."""
+    try:
+        check_url(url, allow)
+    except TargetRefused as exc:
+        return f"refused target: {exc}"
+    return None
 
 
-def _best_positions(done: Sequence[Outcome]) -> list[tuple[int, UUID]]:
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> tuple[list[Any], ...]:
+    """Rows -> one list per column, the arrays the unnest statements take."""
+    return tuple([row[i] for row in rows] for i in range(width))
+
+
+def _best_positions(done: Sequence[Outcome]) -> list[tuple[UUID, int]]:
     best: dict[UUID, int] = {}
     for o in done:
         best[o.claimed.subscription_id] = max(best.get(o.claimed.subscription_id, 0),
                                               o.claimed.position)
-    return [(position, sid) for sid, position in best.items()]
+    return list(best.items())
 
 
-async def _read_capped(response: httpx.Response, cap: int) -> None:
-    """Read at most `cap` bytes of the body, then stop (closing drops the rest)."""
+async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> None:
+    """Read at most `cap` bytes of the body; past that, close the connection (dropping
+    the rest) rather than drain an answer that may never end."""
     read = 0
-    async for chunk in response.aiter_raw():
+    while read < cap:
+        chunk = await response.content.read(cap - read)
+        if not chunk:
+            return
         read += len(chunk)
-        if read >= cap:
-            break
+    response.close()
+
+
+def _describe(exc: BaseException) -> str:
+    """The delivery log's error for a failure of the connection itself."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        text = "the receiver closed the connection without a complete answer"
+    else:
+        text = str(exc)
+    return f"{type(exc).__name__}: {text}"[:MAX_ERROR]
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

@@ -1,10 +1,12 @@
 """The SSRF guard: a webhook target must not reach loopback, private, link-local
 (or otherwise special) addresses unless the allow-list names them.
 
-A URL is checked twice: at creation, a literal bad address answers 422; at every
-attempt the host is resolved, every address it resolves to is checked, and the
-request goes to the checked address (the Host header and TLS SNI keep the name),
-so a DNS answer that changes between check and connect cannot slip past.
+A URL is checked twice: at creation (and again before each round's attempts), a
+literal bad address answers 422 / is refused; at connect time the sender's
+resolver (`GuardedResolver`, plugged into aiohttp's connector) checks every
+address a name resolves to and refuses the name if any is special, so a DNS
+answer that points a public-looking name at 127.0.0.1 is refused, and what the
+connector connects to is only ever an address that was checked.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
+from yarl import URL
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -49,15 +53,15 @@ def check_address(address: Address, allow: Sequence[Network]) -> None:
 
 def check_url(url: str, allow: Sequence[Network]) -> None:
     """Refuse a URL that is not http(s), has no host, or names a refused address
-    literally (`localhost` counts as one). Names are resolved at delivery."""
+    literally (`localhost` counts as one). Names are checked when resolved."""
     if len(url) > MAX_URL_LENGTH:
         raise TargetRefused(f"URL longer than {MAX_URL_LENGTH} characters")
     try:
         parts = urlsplit(url)
-        httpx.URL(url)  # what the sender will parse: refuse now what it could not
-    except (ValueError, httpx.InvalidURL) as error:
+        parsed = URL(url)  # what the sender (aiohttp) parses: refuse now what it could not
+    except ValueError as error:
         raise TargetRefused(f"not a valid URL ({error})") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.hostname or not parsed.host:
         raise TargetRefused("URL must be http:// or https:// with a host")
     if parts.username or parts.password:
         raise TargetRefused("URL must not carry credentials")
@@ -67,30 +71,57 @@ def check_url(url: str, allow: Sequence[Network]) -> None:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
+        if host.replace(".", "").isdigit():  # 127.1 or 2130706433: aiohttp refuses them too
+            raise TargetRefused(f"{host} is not a canonical IPv4 address") from None
         return  # a name: checked when resolved
     check_address(address, allow)
 
 
+def checked(host: str, addresses: Sequence[str], allow: Sequence[Network]) -> None:
+    """Refuse `host` unless it resolved to something and every address is allowed
+    (one bad address refuses the name: the connector may try any of them)."""
+    if not addresses:
+        raise TargetRefused(f"{host} resolves to no address")
+    for text in addresses:
+        check_address(ipaddress.ip_address(text.split("%")[0]), allow)
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp's threaded getaddrinfo resolver, with every answer checked: the sender's
+    connector only connects to addresses that passed (see the module docstring).
+    IP literals never reach a resolver; `check_url` covers them before each round."""
+
+    def __init__(self, allow: Sequence[Network]) -> None:
+        self.allow = tuple(allow)
+        self._inner = ThreadedResolver()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        checked(host, [result["host"] for result in found], self.allow)
+        return found
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
 @dataclass(frozen=True)
 class Target:
-    """Where one attempt goes: the URL with its host replaced by a checked address."""
+    """Where a delivery to a URL would go: its host replaced by a checked address."""
 
-    url: httpx.URL
+    url: URL
     host_header: str
     sni_hostname: str
 
 
 async def resolve(url: str, allow: Sequence[Network]) -> Target:
-    """Resolve the URL's host, check every address, and pin the first one."""
-    parsed = httpx.URL(url)
-    host = parsed.host
+    """Resolve the URL's host as the sender would, check every address, and name the
+    first one (for diagnostics; deliveries go through `GuardedResolver`)."""
+    parsed = URL(url)
+    host = parsed.host or ""
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    if not addresses:
-        raise TargetRefused(f"{host} resolves to no address")
-    for address in addresses:
-        check_address(address, allow)
-    default_port = parsed.port is None
-    host_header = host if default_port else f"{host}:{port}"
-    return Target(parsed.copy_with(host=str(addresses[0])), host_header, host)
+    addresses = [str(info[4][0]) for info in infos]
+    checked(host, addresses, allow)
+    host_header = host if parsed.explicit_port is None else f"{host}:{port}"
+    return Target(parsed.with_host(addresses[0].split("%")[0]), host_header, host)

@@ -25,7 +25,15 @@ class WebhookSettings(BaseSettings):
         default=30.0, ge=0, description="How long a call-ended delivery waits for the call's "
         "CDR row (its key fields go in `data.cdr`) before it is sent without them.")
     batch: int = Field(default=500, gt=0, description="Deliveries claimed per round.")
-    # httpcore's pool looks at every open connection for each request: more connections
-    # cost CPU per request (bench/webhooks.py: 200 in flight was 3x slower than 16).
-    concurrency: int = Field(default=32, gt=0, description="Requests in flight at once.")
+    concurrency: int = Field(default=32, gt=0, description="Requests in flight at once (and "
+                             "connections kept open for reuse).")
+    retention_s: float = Field(
+        default=7 * 24 * 3600.0, gt=0, description="Delivered deliveries and delivery-log "
+        "attempts older than this are deleted (pending deliveries never are); redelivery "
+        "reaches back this far.")
+    prune_every_s: float = Field(default=60.0, gt=0, description="How often the dispatcher "
+                                 "deletes what retention_s let go.")
+    prune_batch: int = Field(default=1000, gt=0, description="Rows deleted per statement.")
+    prune_max_batches: int = Field(default=20, gt=0, description="Statements per table per "
+                                   "pruning (the rest waits for the next one).")
     poll_s: float = Field(default=0.05, gt=0, description="Pause when nothing is due.")

@@ -17,14 +17,18 @@ INVITE (a restarted worker ends what its previous incarnation left); a
 supervisor (``dialtone up``) may run it when it sees a worker die. It must not
 be run for a worker that is alive: it would end that worker's live calls.
 
-The table is created on first use (under an advisory lock: workers start
-together), not by a migration: it belongs to the SIP workers alone.
+The table is made by migration 0013 (migrations/schema/0013_sip_worker_calls.sql),
+like every other table: a worker never runs DDL. On a database the migrations
+were not applied to, a claim fails with PostgreSQL's "undefined table": the
+storage thread keeps the batch and retries (calls stay up, nothing is lost),
+and the log says to apply them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -37,26 +41,13 @@ from domain.errors import DomainError
 log = logging.getLogger(__name__)
 
 WORKER_LOST = "worker_lost"
-_LOCK_KEY = 0x5D1A7_0CA1  # pg_advisory_xact_lock key for the DDL below
-_DDL = """
-CREATE TABLE IF NOT EXISTS sip_worker_calls (
-    call_id uuid PRIMARY KEY,
-    worker text NOT NULL,
-    claimed_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS sip_worker_calls_worker ON sip_worker_calls (worker);
-"""
+UNMIGRATED = ("sip_worker_calls is missing: apply the migrations (`dialtone migrate`) "
+              "before starting B2BUA workers")
 
 
 def worker_identity(host: str, port: int) -> str:
     """How a worker is named in ``sip_worker_calls`` (and in its heartbeat)."""
     return f"{host}:{port}"
-
-
-def ensure_table(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-        conn.execute(_DDL)
 
 
 class CallOwnership:
@@ -70,16 +61,20 @@ class CallOwnership:
     def claim(self, call_ids: Iterable[UUID]) -> None:
         ids = list(call_ids)
         if ids:
-            self._connection().execute(
-                "INSERT INTO sip_worker_calls (call_id, worker) SELECT unnest(%s::uuid[]), %s "
-                "ON CONFLICT (call_id) DO UPDATE SET worker = EXCLUDED.worker", (ids, self.worker))
+            with _migrated():
+                self._connection().execute(
+                    "INSERT INTO sip_worker_calls (call_id, worker) "
+                    "SELECT unnest(%s::uuid[]), %s "
+                    "ON CONFLICT (call_id) DO UPDATE SET worker = EXCLUDED.worker",
+                    (ids, self.worker))
 
     def release(self, call_ids: Iterable[UUID]) -> None:
         ids = list(call_ids)
         if ids:
-            self._connection().execute(
-                "DELETE FROM sip_worker_calls WHERE call_id = ANY(%s) AND worker = %s",
-                (ids, self.worker))
+            with _migrated():
+                self._connection().execute(
+                    "DELETE FROM sip_worker_calls WHERE call_id = ANY(%s) AND worker = %s",
+                    (ids, self.worker))
 
     def close(self) -> None:
         if self._conn is not None:
@@ -88,14 +83,19 @@ class CallOwnership:
 
     def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
         if self._conn is None or self._conn.closed or self._conn.broken:
-            conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=2)
-            try:
-                ensure_table(conn)
-            except BaseException:
-                conn.close()
-                raise
-            self._conn = conn
+            self._conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=2)
         return self._conn
+
+
+@contextmanager
+def _migrated() -> Iterator[None]:
+    """Say what to do when the table is missing (the error itself is kept: the
+    storage thread retries the batch, as for any store failure)."""
+    try:
+        yield
+    except psycopg.errors.UndefinedTable:
+        log.error(UNMIGRATED)
+        raise
 
 
 def end_lost_calls(dsn: str, worker: str, service: CallService, *,
@@ -104,8 +104,7 @@ def end_lost_calls(dsn: str, worker: str, service: CallService, *,
 
     ``service``: a CallService on the same store. Only for a worker that is
     not running (see the module docstring)."""
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
-        ensure_table(conn)
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn, _migrated():
         claimed = [row[0] for row in conn.execute(
             "SELECT call_id FROM sip_worker_calls WHERE worker = %s", (worker,))]
         if not claimed:

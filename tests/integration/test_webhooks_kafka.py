@@ -83,6 +83,10 @@ def test_consumer_group_delivers_to_the_example_receiver(
     webhooks.stop()
     assert webhooks.proc is not None
     assert webhooks.proc.returncode == 0, webhooks.tail()  # SIGTERM: a clean stop
+    beats = _heartbeats(database_url)  # both loops of the process beat, then stopped cleanly
+    assert {service for service, _, _ in beats} == {"webhook-dispatcher", "webhooks"}, beats
+    assert all(stopped for _, _, stopped in beats), beats
+    assert any(instance.startswith("kafka@") for _, instance, _ in beats), beats
 
     forged = httpx.post(url, content=b'{"id":"x"}', headers={
         "webhook-id": "x", "webhook-timestamp": "1", "webhook-signature": "v1,AAAA"})
@@ -93,6 +97,13 @@ def test_consumer_group_delivers_to_the_example_receiver(
     assert all(v == [1, 2, 3, 4] for v in by_subject(events).values())
     ended = [e for e in events if e["type"] == "dialtone.call.ended.v1"]
     assert {e["data"]["cdr"]["disposition"] for e in ended} == {"answered"}
+
+
+def _heartbeats(database_url: str) -> list[tuple[str, str, bool]]:
+    with psycopg.connect(database_url) as conn:
+        return [(r[0], r[1], r[2]) for r in conn.execute(
+            "SELECT service, instance, stopped_at IS NOT NULL FROM service_heartbeats"
+            " WHERE service LIKE 'webhook%'").fetchall()]
 
 
 def _delivered(database_url: str) -> int:

@@ -19,6 +19,7 @@ from uuid import UUID
 
 import asyncpg
 
+from api.auth import audit
 from api.db import acquire
 from api.problems import NOT_FOUND_TYPE, ProblemError
 from api.queries import calls as queries
@@ -49,7 +50,7 @@ async def request(pool: asyncpg.Pool, tenant: str, call_id: UUID, action: Action
             raise _silence(call_id, state)
         if state["status"] == "ended":
             raise ProblemError(409, f"call {call_id} has ended", type_=CONFLICT_TYPE)
-        message = ControlRequest(uuid.uuid4().hex, call_id, action, args)
+        message = _message(call_id, action, args)
         reply = await _exchange(conn, message)
         if reply is None:
             state = await queries.call_state(conn, tenant, call_id)
@@ -59,6 +60,14 @@ async def request(pool: asyncpg.Pool, tenant: str, call_id: UUID, action: Action
         raise ProblemError(reply.status, reply.detail,
                            type_=_PROBLEM_TYPES.get(reply.status, "about:blank"))
     return reply
+
+
+def _message(call_id: UUID, action: Action, args: dict[str, str]) -> ControlRequest:
+    """A request with a new id, named in the command's audit row (`control`) with the
+    row's request id (`origin`): the worker links the events it causes to that row."""
+    control_id = uuid.uuid4().hex
+    origin = audit.annotate(control=control_id) or ""
+    return ControlRequest(control_id, call_id, action, args, origin)
 
 
 async def check_visible(pool: asyncpg.Pool, tenant: str, call_id: UUID) -> None:

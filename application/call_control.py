@@ -18,6 +18,14 @@ Statuses follow HTTP: 202 accepted (the worker acts now; the Call's events
 record what happened), 200 done, 404 not there (no such supervisor), 409 the
 call's state forbids it, 422 a bad argument, 503 the worker cannot (no free
 call slot). A request nobody answers is about a call no live worker holds.
+
+Audit. The API records each control command in ``audit_log`` (``api.auth.audit``)
+with the request's own id in the row's detail (``"control"``) and its HTTP
+request id (``origin``, X-Request-ID-derived). The events the worker later
+stores because of the request (``SupervisionStarted`` when the device answers,
+``Transferred``, ...) carry an ``AuditLink`` to that row, and once they are
+stored the worker adds their store positions to it (``adapters.sip.audit_links``),
+as the API does for the events it stores itself. Only ids travel: no secret.
 """
 
 from __future__ import annotations
@@ -42,21 +50,43 @@ class Action(StrEnum):
 
 
 @dataclass(frozen=True)
-class ControlRequest:
+class AuditLink:
+    """Which audit row the events a control request causes belong to: the row of
+    the API command on call ``call_id`` whose detail names ``control_id`` (unique:
+    a new id per request) and whose request id is ``request_id`` (the caller's
+    X-Request-ID, which alone need not be unique)."""
+
+    call_id: UUID
+    control_id: str
     request_id: str
+
+
+@dataclass(frozen=True)
+class ControlRequest:
+    request_id: str  # this request's own id, new for each: the reply names it
     call_id: UUID
     action: Action
     args: dict[str, str] = field(default_factory=dict)
+    origin: str = ""  # the HTTP request id of the API command ("": none, no audit row)
 
     def encode(self) -> str:
         return _encode({"request_id": self.request_id, "call_id": str(self.call_id),
-                        "action": self.action.value, "args": self.args})
+                        "action": self.action.value, "args": self.args,
+                        "origin": self.origin})
 
     @classmethod
     def decode(cls, payload: str) -> ControlRequest:
         data = json.loads(payload)
         return cls(str(data["request_id"]), UUID(data["call_id"]), Action(data["action"]),
-                   {str(k): str(v) for k, v in dict(data.get("args", {})).items()})
+                   {str(k): str(v) for k, v in dict(data.get("args", {})).items()},
+                   str(data.get("origin", "")))
+
+    @property
+    def audit(self) -> AuditLink | None:
+        """The audit row of the API command behind this request, if there is one."""
+        if not self.origin:
+            return None
+        return AuditLink(self.call_id, self.request_id, self.origin)
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Recording
 
 from application.metrics import event_append
 from application.tracing import store_commit_span
@@ -75,6 +75,8 @@ class CallBatch:
         self._calls: dict[UUID, Call] = {}
         self._before: dict[UUID, dict[str, Any]] = {}
         self._new: set[UUID] = set()
+        # What the batch's save recorded (each event's store position), once saved.
+        self.recordings: list[Recording[UUID]] = []
 
     def get(self, call_id: UUID) -> Call | None:
         return self._calls.get(call_id)
@@ -319,7 +321,7 @@ class CallService(Application[UUID]):
         if changed:  # idempotent repeats only: no empty transaction
             events = sum(len(c.pending_events) for c in changed)
             with event_append(self.name, events), store_commit_span(self.name, events):
-                self.save(*changed)
+                batch.recordings = self.save(*changed)
 
     def _evict(self, calls: list[Call]) -> None:
         cache = self.repository.cache

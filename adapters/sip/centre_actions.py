@@ -39,10 +39,13 @@ Handler = Callable[[CentreSession, ControlRequest], ControlReply]
 
 def handle(session: CentreSession, request: ControlRequest) -> ControlReply:
     handler = _HANDLERS[request.action]
+    session.cause = request.audit  # what the handler emits carries the request out
     try:
         return handler(session, request)
     except (KeyError, ValueError) as error:
         return _reply(request, 422, f"bad arguments for {request.action}: {error}")
+    finally:
+        session.cause = None
 
 
 def _reply(request: ControlRequest, status: int, detail: str = "", **data: object
@@ -82,7 +85,7 @@ def supervise(session: CentreSession, request: ControlRequest) -> ControlReply:
     if not device.startswith(("sip:", "sips:")) or not leg.place(device):
         leg.detach()
         return _reply(request, 422, f"cannot call device {device!r}")
-    watch = Watch(supervisor, device, mode, leg)
+    watch = Watch(supervisor, device, mode, leg, joined_by=request.audit)
     session.watches[supervisor] = watch
     log.info("call %s: calling supervisor %s at %s (%s)", session.call_id, supervisor,
              device, mode)
@@ -94,6 +97,7 @@ def unsupervise(session: CentreSession, request: ControlRequest) -> ControlReply
     watch = session.watches.get(supervisor)
     if watch is None:
         return _reply(request, 404, f"supervisor {supervisor} is not on call {session.call_id}")
+    watch.left_by = request.audit
     watch.leg.end()  # its DISCONNECTED records SupervisionEnded and re-routes the audio
     return _reply(request, 200, "supervisor leaving")
 
@@ -232,7 +236,7 @@ def _consult_state(session: CentreSession) -> None:
     elif consult.leg.disconnected:
         log.info("call %s: consultation ended; back to the caller", session.call_id)
         session.consult = None
-        session.emit(ResumeCall(session.call_id, now()))
+        session.emit(ResumeCall(session.call_id, now(), cause=consult.cancelled_by))
         session.refresh_audio()
 
 
@@ -254,6 +258,7 @@ def cancel_transfer(session: CentreSession, request: ControlRequest) -> ControlR
     consult = session.consult
     if consult is None:
         return _reply(request, 409, "no consultation in progress")
+    consult.cancelled_by = request.audit
     consult.leg.end()  # its DISCONNECTED resumes the caller
     return _reply(request, 200, "consultation cancelled")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -41,6 +41,7 @@ from adapters.sip.session import (
     Timer,
     now,
 )
+from application.call_control import AuditLink
 from application.routing_view import OfferChange
 from domain.call import HangupSide, SupervisionMode
 
@@ -68,6 +69,8 @@ class Watch:
     mode: SupervisionMode
     leg: Leg
     joined: bool = False
+    joined_by: AuditLink | None = None  # the API command that called the supervisor
+    left_by: AuditLink | None = None  # the one that took them off (None: they hung up)
 
 
 @dataclass
@@ -78,6 +81,7 @@ class Consult:
     leg: Leg
     on_state: Callable[[], None]  # centre_actions follows the consulted leg
     answered: bool = False
+    cancelled_by: AuditLink | None = None  # the API command that cancelled it, if one did
 
 
 
@@ -91,6 +95,9 @@ class CentreSession(FrontSession):
         self.consult: Consult | None = None
         self.recording: CallRecording | None = None
         self.mixer = Mixer()
+        # The call-control request being handled (centre_actions.handle): what is
+        # emitted meanwhile carries out that API command (see application.call_control).
+        self.cause: AuditLink | None = None
 
     # -- offers ----------------------------------------------------------------------------
 
@@ -354,14 +361,22 @@ class CentreSession(FrontSession):
         elif leg.disconnected:
             self.watches.pop(watch.supervisor, None)
             if watch.joined:
-                self._emit(StopSupervision(self.call_id, now(), watch.supervisor))
+                self._emit(StopSupervision(self.call_id, now(), watch.supervisor,
+                                           cause=watch.left_by))
             self._bridge()
 
     def supervision_changed(self, watch: Watch) -> None:
         """``watch`` joined, or switched mode: record it, re-route the audio."""
         log.info("call %s: supervisor %s %s", self.call_id, watch.supervisor, watch.mode)
-        self._emit(StartSupervision(self.call_id, now(), watch.supervisor, watch.mode))
+        # Joined: the request that called them; a mode switch: the one being handled.
+        self._emit(StartSupervision(self.call_id, now(), watch.supervisor, watch.mode,
+                                    cause=self.cause or watch.joined_by))
         self._bridge()
 
     def emit(self, command: Command) -> None:
         self._emit(command)
+
+    def _emit(self, command: Command) -> None:
+        if command.cause is None and self.cause is not None:
+            command = replace(command, cause=self.cause)
+        super()._emit(command)

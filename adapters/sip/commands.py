@@ -9,11 +9,12 @@ command applied late (after a database outage) still records when it happened.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from application.call_control import AuditLink
 from domain.addressing import DEFAULT_TENANT
 from domain.call import Call, Direction, Disposition, HangupSide, SupervisionMode, TransferKind
 
@@ -50,6 +51,9 @@ class CallCommands(Protocol):
 class Command:
     call_id: UUID
     occurred_at: datetime
+    # The API command (a call-control request) this one carries out, if any: its
+    # events' positions are added to that command's audit row once stored.
+    cause: AuditLink | None = field(default=None, kw_only=True, compare=False, repr=False)
 
     def apply(self, service: CallCommands) -> None:
         raise NotImplementedError

@@ -16,6 +16,12 @@ past its pre-batch version the whole batch is stored and it is dropped instead
 of applied twice (re-applying is not harmless: hold, resume, hold would add
 events again).
 
+Audit. A command carrying out an API command (``Command.cause``: a supervisor
+joining, a transfer) has the positions of the events it stored, known from the
+recordings of the batch's save, handed to ``AuditLinks`` after the commit, which
+adds them to that command's audit row on a thread of its own: never before the
+events are stored, never delaying them.
+
 Memory is bounded: past ``soft_limit`` buffered commands the thread reports
 itself ``overloaded`` (the worker answers new INVITEs 503 and logs loudly);
 commands of calls already in progress are still kept up to ``hard_limit``.
@@ -36,8 +42,10 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
+from adapters.sip.audit_links import AuditLinks
 from adapters.sip.commands import CallCommands, Command, EndCall, InitiateCall
 from adapters.sip.lost_calls import CallOwnership
+from application.call_control import AuditLink
 from domain.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -52,6 +60,7 @@ class BatchingCallCommands(CallCommands, Protocol):
     """application.calls.CallService: commands, group commit, and its recorder."""
 
     recorder: Any
+    name: str  # the application's: the store audit rows name positions in
 
     def batch(self) -> AbstractContextManager[Any]: ...
 
@@ -98,6 +107,8 @@ class StorageThread:
         self._written: dict[UUID, int] = {}
         self.stats = StorageStats()
         self.healthy = True
+        # Positions of stored events to add to their API command's audit row.
+        self.links = AuditLinks(self._store_connection)
         self._thread = threading.Thread(target=self._run, name="dialtone-storage", daemon=True)
 
     # The SIP side.
@@ -134,6 +145,7 @@ class StorageThread:
             self._stopping = True
             self._cond.notify_all()
         self._thread.join(max(0.0, deadline - time.monotonic()))
+        self.links.stop(max(0.5, deadline - time.monotonic()))
         if self._ownership is not None:
             self._ownership.close()
         left = self.pending
@@ -203,16 +215,25 @@ class StorageThread:
         applied = skipped = 0
         if self._ownership is not None:
             self._ownership.claim(c.call_id for c in batch if isinstance(c, InitiateCall))
+        caused: list[tuple[AuditLink, UUID, range]] = []
         with service.batch() as staged:
             for command in batch:
+                before = _version(staged, command.call_id)
                 if self._apply_one(service, command):
                     applied += 1
+                    if command.cause is not None:
+                        made = _made(staged, command.call_id, before)
+                        caused.append((command.cause, command.call_id, made))
                 else:
                     skipped += 1
             # What this attempt is about to write: each call's version before
             # it, so that a failed attempt can later be checked for a commit.
             self._written = {call.id: call.version - len(call.pending_events)
                              for call in staged.calls if call.pending_events}
+        # Committed: the audit rows of the API commands behind some of it may now
+        # name these events (on the links' thread).
+        if caused:
+            self._link(service.name, caused, staged.recordings)
         if self._ownership is not None:
             self._ownership.release(c.call_id for c in batch if isinstance(c, EndCall))
         self.stats.applied += applied
@@ -221,6 +242,24 @@ class StorageThread:
         if not self.healthy:
             log.warning("event store reachable again; %d commands buffered", self.pending)
         self.healthy = True
+
+    def _link(self, store: str, caused: list[tuple[AuditLink, UUID, range]],
+              recordings: list[Any]) -> None:
+        """Hand each API command's share of the batch's positions to the links."""
+        position = {(r.domain_event.originator_id, r.domain_event.originator_version):
+                    r.notification.id for r in recordings}
+        found: dict[AuditLink, list[int]] = {}
+        for link, call_id, versions in caused:
+            found.setdefault(link, []).extend(
+                position[call_id, v] for v in versions if (call_id, v) in position)
+        for link, positions in found.items():
+            self.links.add(link, store, positions)
+
+    def _store_connection(self) -> AbstractContextManager[Any]:
+        """A connection of the call store's pool (the links' thread borrows it)."""
+        assert self._service is not None  # links come only after a batch was stored
+        conn: AbstractContextManager[Any] = self._service.recorder.datastore.get_connection()
+        return conn
 
     def _already_stored(self) -> bool:
         """Did an attempt reported as failed commit after all? (See the module docstring.)"""
@@ -287,3 +326,19 @@ class StorageThread:
         """The buffered commands, oldest first (for diagnostics and tests)."""
         with self._cond:
             return iter(list(self._buffer))
+
+
+def _version(staged: Any, call_id: UUID) -> int | None:
+    """The call's version in the batch so far; None when the batch has not loaded it."""
+    call = staged.get(call_id)
+    return None if call is None else int(call.version)
+
+
+def _made(staged: Any, call_id: UUID, before: int | None) -> range:
+    """The versions of the events the command just applied added to the call."""
+    call = staged.get(call_id)
+    if call is None:
+        return range(0)
+    if before is None:  # loaded by this command: every pending event is its own
+        before = call.version - len(call.pending_events)
+    return range(before + 1, call.version + 1)

@@ -399,7 +399,8 @@ class B2BUAWorker:
             self._reply(ControlReply(request.request_id, 409,
                                      f"call {request.call_id} is {state}"))
             return
-        with session.log_fields():
+        # The API request's id on the worker's lines about it too (one id to grep).
+        with session.log_fields(), log_context.bound(request_id=request.origin or None):
             self._reply(centre_actions.handle(session, request))
 
     def _reply(self, reply: ControlReply) -> None:

@@ -8,12 +8,19 @@ command stored: `application.recorded`) before the response leaves: a client
 that got its answer finds the row. A refused command (404, 409, 422...) is recorded
 too, with the status it got; a caller refused by `require` (401, 403) never
 reached the route and is not.
+
+A route may add to the row's detail while it runs (`annotate`): a call-control
+command names the id of the request it sent to the B2BUA worker, by which the
+worker later adds the positions of the events it stored for it
+(`application.call_control`).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the closure's
 # `Annotated[Principal, require(permission)]` at runtime.
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -37,6 +44,27 @@ REQUEST_ID_HEADER = "X-Request-ID"
 AggregateOf = Callable[[Request], Awaitable[UUID | None]]
 # The id of the aggregate named `key` in `tenant` (keys are per tenant).
 IdFor = Callable[[str, str], UUID]
+
+
+@dataclass
+class _Open:
+    """The audit row of the command running now, before it is written."""
+
+    request_id: str
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+_open: ContextVar[_Open | None] = ContextVar("audit_row", default=None)
+
+
+def annotate(**fields: str) -> str | None:
+    """Add `fields` to the detail of the running command's audit row; the row's
+    request id, or None outside an audited command (nothing is recorded then)."""
+    row = _open.get()
+    if row is None:
+        return None
+    row.detail.update(fields)
+    return row.request_id
 
 
 def path_id(name: str) -> AggregateOf:
@@ -95,6 +123,8 @@ def audited(permission: Permission | Any, action: str,
                      principal: Annotated[Principal, gate]
                      ) -> AsyncIterator[Principal]:
         outcome, status = "ok", 200
+        row = _Open(principal.request_id)
+        token = _open.set(row)
         with recorded.collecting() as stored:
             try:
                 yield principal
@@ -108,18 +138,19 @@ def audited(permission: Permission | Any, action: str,
                 outcome, status = "failed", 500
                 raise
             finally:
+                _open.reset(token)
                 await _write(request, pool, principal, action, (outcome, status), aggregate,
-                             stored)
+                             stored, row.detail)
 
     return Depends(record, scope="function")
 
 
 async def _write(request: Request, pool: Any, principal: Principal, action: str,
                  result: tuple[str, int], aggregate: AggregateOf | None,
-                 stored: recorded.Collected) -> None:
+                 stored: recorded.Collected, noted: dict[str, str]) -> None:
     outcome, status = result
     aggregate_id = await aggregate(request) if aggregate is not None else None
-    detail: dict[str, Any] = {"status": status, "method": request.method,
+    detail: dict[str, Any] = {**noted, "status": status, "method": request.method,
                               **{k: str(v) for k, v in request.path_params.items()}}
     async with acquire(pool) as conn:
         await store.record_audit(conn, store.AuditEntry(

@@ -1,10 +1,9 @@
-"""The composition root: builds the application services, projection groups and runners."""
+"""The composition root: the event path's services and runners (dialtone.composition,
+re-exported here) and the HTTP API built on them. Processes without the API import
+dialtone.composition instead, which does not pull FastAPI."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from eventsourcing.application import Application
 from fastapi import FastAPI
 
 from api.app import create_app
@@ -15,47 +14,21 @@ from api.pages import BROWSER_ROUTERS
 from api.routes import CALLCENTRE_ROUTERS
 from application.callcentre import CallCentreService
 from application.calls import CallService
-from application.router import RoutingProcess
-from dialtone.database import eventsourcing_env
+from dialtone.composition import (
+    PROJECTION_GROUPS,
+    call_service,
+    callcentre_service,
+    event_sources,
+    inprocess_runners,
+    relay_kinds,
+    routing_runner,
+)
 from dialtone.settings import Settings
 from projections import callcentre, calls
-from projections.registry import ProjectionGroup
-from streams.inprocess import InProcessProjectionRunner
-from streams.routing_process import RoutingRunner
 from streams.topics import topic_for
 
-# Every projection group the runners and workers apply.
-PROJECTION_GROUPS: tuple[ProjectionGroup, ...] = (calls.GROUP, callcentre.GROUP)
-
-
-def call_service(database_url: str) -> CallService:
-    return CallService(env=eventsourcing_env(database_url))
-
-
-def callcentre_service(database_url: str) -> CallCentreService:
-    return CallCentreService(env=eventsourcing_env(database_url))
-
-
-def routing_runner(database_url: str) -> RoutingRunner:
-    """The routing process on its own service instance (its own cache and connections)."""
-    return RoutingRunner(RoutingProcess(callcentre_service(database_url)), database_url)
-
-
-def event_sources(database_url: str) -> list[Application[Any]]:
-    """The applications whose notification logs feed Kafka and the projections."""
-    return [call_service(database_url), callcentre_service(database_url)]
-
-
-def relay_kinds(app: Application[Any]) -> tuple[str, ...]:
-    """The aggregate kinds (hence Kafka topics) an event source publishes."""
-    if isinstance(app, CallCentreService):
-        return tuple(sorted(callcentre.KINDS))
-    return (calls.KIND,)
-
-
-def inprocess_runners(database_url: str) -> list[InProcessProjectionRunner]:
-    return [InProcessProjectionRunner(app, database_url, PROJECTION_GROUPS)
-            for app in event_sources(database_url)]
+__all__ = ["PROJECTION_GROUPS", "call_service", "callcentre_service", "event_sources",
+           "health_config", "http_app", "inprocess_runners", "relay_kinds", "routing_runner"]
 
 
 def http_app(database_url: str, settings: Settings | None = None) -> FastAPI:

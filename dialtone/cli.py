@@ -1,4 +1,5 @@
-"""The ``dialtone`` console script. Each subcommand lives in dialtone/commands/."""
+"""The ``dialtone`` console script. Each subcommand lives in dialtone/commands/
+and is imported only when it runs (dialtone.commands.LazyGroup)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import click
 
 from application.tracing import setup_tracing
 from dialtone import logs
-from dialtone.commands import register
+from dialtone.commands import LazyGroup
 from dialtone.settings import Settings
 
 
-@click.group()
+@click.group(cls=LazyGroup)
 @click.option("--log-level", default=None,
               help="Python log level (default from DIALTONE_LOG_LEVEL).")
 @click.pass_context
@@ -24,5 +25,4 @@ def cli(ctx: click.Context, log_level: str | None) -> None:
 
 
 def main() -> None:
-    register(cli)
     cli()

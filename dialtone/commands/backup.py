@@ -33,7 +33,7 @@ from eventsourcing.application import Application
 from eventsourcing.utils import get_topic
 from psycopg import sql
 
-from dialtone import bootstrap
+from dialtone import composition
 from dialtone.database import resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.services import pg_tools
@@ -79,7 +79,7 @@ def command(settings: Settings, output: Path | None) -> None:
 
 def backup(database_url: str, target: Path) -> dict[str, Any]:
     """Write ``store.dump`` and ``manifest.json`` into the new directory ``target``."""
-    apps = bootstrap.event_sources(database_url)
+    apps = composition.event_sources(database_url)
     try:
         tables = {app.name: event_tables(app) for app in apps}
         all_tables = [t for names in tables.values() for t in names] + list(IDENTITY_TABLES)

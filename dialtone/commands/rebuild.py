@@ -8,7 +8,7 @@ import click
 from eventsourcing.application import Application
 from tqdm import tqdm
 
-from dialtone import bootstrap
+from dialtone import composition
 from dialtone.database import resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.settings import Settings
@@ -16,7 +16,7 @@ from projections.calls import KIND as CALL_KIND
 from streams.rebuild import REBUILDABLE, rebuild, replay_group
 
 # Other groups are rebuilt whole, by replaying history through their live path.
-GROUPS = {name: group for group in bootstrap.PROJECTION_GROUPS for name in group.names
+GROUPS = {name: group for group in composition.PROJECTION_GROUPS for name in group.names
           if name not in REBUILDABLE}
 
 
@@ -40,9 +40,9 @@ def rebuild_projections(database_url: str, names: tuple[str, ...]) -> None:
     """Rebuild the named projections (fast path for calls, replay for the other groups)."""
     calls = tuple(n for n in names if n in REBUILDABLE)
     groups = {GROUPS[n] for n in names if n in GROUPS}
-    for app in bootstrap.event_sources(database_url):
+    for app in composition.event_sources(database_url):
         # Each group is rebuilt from the one event source that publishes its kinds.
-        kinds = set(bootstrap.relay_kinds(app))
+        kinds = set(composition.relay_kinds(app))
         if calls and CALL_KIND in kinds:
             with _progress(app) as bar:
                 rebuild(app, database_url, calls, progress=bar.update)

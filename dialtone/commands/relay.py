@@ -9,7 +9,7 @@ import threading
 import click
 from kafka.errors import KafkaError
 
-from dialtone import bootstrap
+from dialtone import composition
 from dialtone.database import resolve_dsn
 from dialtone.kafka_settings import kafka_auth
 from dialtone.migrations import apply_migrations
@@ -47,9 +47,9 @@ def command(settings: Settings, page_size: int, from_position: int | None,
     relays = [
         Relay(app, database_url, RelayConfig(
             bootstrap=settings.kafka_bootstrap, page_size=page_size,
-            topic_prefix=settings.topic_prefix, kinds=bootstrap.relay_kinds(app),
+            topic_prefix=settings.topic_prefix, kinds=composition.relay_kinds(app),
             auth=kafka_auth(settings)))
-        for app in bootstrap.event_sources(database_url)
+        for app in composition.event_sources(database_url)
     ]
     failed: list[str] = []
 
@@ -95,7 +95,7 @@ def _republish(settings: Settings, database_url: str, page_size: int, first: int
                last: int | None, applications: tuple[str, ...]) -> None:
     """Positions first..last of each chosen application's log, once (docs/operations.md)."""
     assert settings.kafka_bootstrap
-    sources = bootstrap.event_sources(database_url)
+    sources = composition.event_sources(database_url)
     unknown = set(applications) - {app.name for app in sources}
     if unknown:
         raise click.UsageError(f"unknown application(s) {sorted(unknown)}; "
@@ -106,7 +106,7 @@ def _republish(settings: Settings, database_url: str, page_size: int, first: int
         head = app.recorder.max_notification_id() or 0
         config = RelayConfig(bootstrap=settings.kafka_bootstrap, page_size=page_size,
                              topic_prefix=settings.topic_prefix,
-                             kinds=bootstrap.relay_kinds(app), auth=kafka_auth(settings))
+                             kinds=composition.relay_kinds(app), auth=kafka_auth(settings))
         count = republish(app, config, first, min(last or head, head))
         click.echo(f"republished {count} events of {app.name} "
                    f"(positions {first}..{min(last or head, head)})")

@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 from yoyo import get_backend, read_migrations
 
-from dialtone import bootstrap
+from dialtone import composition
 from dialtone.commands.backup import ARCHIVE, FORMAT, MANIFEST
 from dialtone.commands.rebuild import ALL_PROJECTIONS, rebuild_projections
 from dialtone.database import MIGRATIONS_DIR, resolve_dsn
@@ -74,8 +74,8 @@ def _check_topics(settings: Settings, heads: dict[str, int]) -> None:
                    "check the topics against these heads before starting the relay "
                    "(docs/operations.md).")
         return
-    kinds = {app.name: bootstrap.relay_kinds(app) for app in
-             bootstrap.event_sources(resolve_dsn(settings))}
+    kinds = {app.name: composition.relay_kinds(app) for app in
+             composition.event_sources(resolve_dsn(settings))}
     for name, head in heads.items():
         topics = [topic_for(kind, settings.topic_prefix) for kind in kinds[name]]
         try:
@@ -129,7 +129,7 @@ def restore(database_url: str, backup_dir: Path, manifest: dict[str, Any]) -> No
             f"the backup's schema is newer than this release (migrations {sorted(unknown)} "
             "unknown): restore it with the release that made it")
     _apply_backup_migrations(database_url, ids)
-    for app in bootstrap.event_sources(database_url):  # creates the event tables
+    for app in composition.event_sources(database_url):  # creates the event tables
         app.close()
     pg_tools.restore_data(database_url, backup_dir / ARCHIVE)
     apply_migrations(database_url)
@@ -156,9 +156,9 @@ def mark_unfed_sources(database_url: str, heads: dict[str, int]) -> None:
     projection being version-gated, but for nothing).
     """
     with psycopg.connect(database_url) as conn, conn.transaction(), conn.cursor() as cur:
-        for app in bootstrap.event_sources(database_url):
-            kinds = set(bootstrap.relay_kinds(app))
-            for group in bootstrap.PROJECTION_GROUPS:
+        for app in composition.event_sources(database_url):
+            kinds = set(composition.relay_kinds(app))
+            for group in composition.PROJECTION_GROUPS:
                 if not group.kinds & kinds:
                     positions.record(cur, group.names, f"store:{app.name}", heads[app.name])
             app.close()

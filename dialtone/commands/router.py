@@ -11,7 +11,7 @@ import threading
 
 import click
 
-from dialtone import bootstrap
+from dialtone import composition
 from dialtone.database import resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.services.metrics import start_metrics_server
@@ -25,7 +25,7 @@ def command(settings: Settings) -> None:
     database_url = resolve_dsn(settings)
     apply_migrations(database_url)
     start_metrics_server(settings)
-    runner = bootstrap.routing_runner(database_url)
+    runner = composition.routing_runner(database_url)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())

@@ -12,11 +12,11 @@ import logging
 
 import click
 
-from dialtone import bootstrap
+from dialtone import composition
 from dialtone.database import resolve_dsn
 from dialtone.kafka_settings import kafka_auth
 from dialtone.migrations import apply_migrations
-from dialtone.services.serving import StopSignals
+from dialtone.services.signals import StopSignals
 from dialtone.settings import Settings
 from projections import callcentre, calls
 from streams.topics import topic_for
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def embedded(database_url: str) -> EmbeddedWebhooks:
     """The in-process followers (one per event store) and a dispatcher, for `dialtone up`."""
-    return EmbeddedWebhooks(bootstrap.event_sources(database_url), database_url)
+    return EmbeddedWebhooks(composition.event_sources(database_url), database_url)
 
 
 def topics(prefix: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import faust
 
-from dialtone import bootstrap, logs
+from dialtone import composition, logs
 from dialtone.database import resolve_dsn
 from dialtone.kafka_settings import kafka_auth
 from dialtone.migrations import apply_migrations
@@ -31,7 +31,7 @@ def command(settings: Settings, web_port: int | None) -> None:
                           auth=kafka_auth(settings),
                           data_dir=str(settings.data_dir / "faust"))
     app = create_app(config,
-                     bootstrap.PROJECTION_GROUPS)
+                     composition.PROJECTION_GROUPS)
     # Faust sets logging up again at start: hand it ours, or it replaces the JSON handler.
     faust.Worker(app, loglevel=settings.log_level.lower(),
                  logging_config=logs.logging_config("worker", settings.log_level),

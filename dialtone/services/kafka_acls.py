@@ -41,7 +41,7 @@ from kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from dialtone.bootstrap import PROJECTION_GROUPS
+from dialtone.composition import PROJECTION_GROUPS
 from streams.topics import dead_letter_topic, topic_for
 
 log = logging.getLogger(__name__)

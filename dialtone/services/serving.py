@@ -30,14 +30,12 @@ from __future__ import annotations
 
 import gc
 import logging
-import signal
-import threading
-from collections.abc import Callable
-from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
+
+from dialtone.services.signals import StopSignals
 
 log = logging.getLogger(__name__)
 
@@ -47,32 +45,9 @@ GRACEFUL_SHUTDOWN_S = 5
 # machine (the answering thread waits for the GIL and a CPU like the loop does),
 # dropping every request they held; a hung worker is rarer than a busy machine.
 WORKER_HEALTHCHECK_S = 30
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-
-class StopSignals:
-    """SIGTERM and SIGINT both ask for one orderly stop (install from the main thread)."""
-
-    def __init__(self) -> None:
-        self.requested = threading.Event()
-        self.stopper: Callable[[], None] | None = None  # stops what serves, once it runs
-        self.server: uvicorn.Server | None = None  # the server `serve` runs in this process
-
-    def install(self) -> StopSignals:
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, self._on_signal)
-        return self
-
-    def request(self) -> None:
-        """Stop as a signal would (``--run-for``, tests)."""
-        self.requested.set()
-        if self.stopper is not None:
-            self.stopper()
-
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        if not self.requested.is_set():
-            log.info("%s: stopping", signal.Signals(signum).name)
-        self.request()
+__all__ = ["GRACEFUL_SHUTDOWN_S", "WORKER_HEALTHCHECK_S", "StopSignals", "freeze_startup_objects",
+           "serve", "serve_workers"]
 
 
 def _config(app: FastAPI | str, host: str, port: int, log_level: str, access_log: bool,

@@ -15,6 +15,8 @@ from api.routes import (
     calls,
     cdrs,
     dialplans,
+    events,
+    exports,
     health,
     ivr_menus,
     live,
@@ -30,7 +32,7 @@ from api.routes import (
 
 ROUTERS: tuple[APIRouter, ...] = (health.router, metrics.router, projections.router,
                                    calls.router, cdrs.router, live.router,
-                                   webhooks.router)
+                                   webhooks.router, events.router, exports.router)
 # The call-centre resources: their commands need `app.state.callcentre` (a
 # CallCentreService), so the composition root mounts them with extra_routers.
 CALLCENTRE_ROUTERS: tuple[APIRouter, ...] = (
@@ -40,5 +42,5 @@ CALLCENTRE_ROUTERS: tuple[APIRouter, ...] = (
 TAGS: tuple[dict[str, Any], ...] = (
     health.TAG, projections.TAG, calls.TAG, cdrs.TAG, agents.TAG, skills.TAG, queues.TAG,
     ivr_menus.TAG, numbers.TAG, dialplans.TAG, supervision.TAG, transfers.TAG, AUTH_TAG,
-    AUDIT_TAG, metrics.TAG, live.TAG, webhooks.TAG,
+    AUDIT_TAG, metrics.TAG, live.TAG, webhooks.TAG, events.TAG, exports.TAG,
 )

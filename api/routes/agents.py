@@ -16,6 +16,7 @@ from api.auth.permissions import P
 from api.db import Pool, acquire
 from api.problems import invalid, problem_responses
 from api.queries import agents as queries
+from api.routes import history
 from api.routes.commands import Service, execute, now, projected
 from api.schemas.agents import (
     AgentCreate,
@@ -29,6 +30,7 @@ from api.schemas.agents import (
     AgentUpdate,
     SkillLevel,
 )
+from api.schemas.events import TimelinePublic
 from api.schemas.targets import KEY_PATTERN, SKILL_PATTERN
 from api.schemas.text import Instant, minus, plus
 from application.callcentre import replace_skills
@@ -195,3 +197,12 @@ async def read_intervals(
         rows = await queries.intervals(db, tenant, agent_id(key, tenant), start, end)
     data = [AgentIntervalPublic.model_validate(dict(row)) for row in rows]
     return AgentIntervalsPublic(agent_id=agent_id(key, tenant), data=data, count=len(data))
+
+
+@router.get("/{key}/timeline", summary="Get an agent's events in order",
+            description=history.TIMELINE_DESCRIPTION.format(what="agent"),
+            dependencies=[require(P.HISTORY_READ)], responses=problem_responses(404, 422))
+async def read_timeline(pool: Pool, key: AgentKey, tenant: Tenant,
+                        after: history.After = 0,
+                        limit: history.Limit = history.DEFAULT_LIMIT) -> TimelinePublic:
+    return await history.timeline(pool, tenant, "agent", agent_id(key, tenant), key, after, limit)

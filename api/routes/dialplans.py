@@ -9,7 +9,9 @@ from fastapi import APIRouter, Path
 from api.auth.audit import audited, body_key, path_key
 from api.auth.dependencies import Tenant, require
 from api.auth.permissions import P
+from api.db import Pool
 from api.problems import problem_responses
+from api.routes import history
 from api.routes.commands import Service, execute, now
 from api.schemas.config import (
     DialplanCreate,
@@ -18,6 +20,7 @@ from api.schemas.config import (
     DialRuleSet,
     Resolution,
 )
+from api.schemas.events import TimelinePublic
 from api.schemas.targets import KEY_PATTERN
 from api.schemas.text import text_query
 from domain.numbers import Dialplan, DialRule, MatchKind
@@ -91,3 +94,13 @@ async def remove_rule(key: PlanKey, tenant: Tenant, rule: RuleName,
                       service: Service) -> DialplanPublic:
     return DialplanPublic.of(await execute(lambda: service.configure_dialplan(
         Dialplan.id_for(key, tenant), lambda p: p.remove_rule(rule, now()))))
+
+
+@router.get("/{key}/timeline", summary="Get a dialplan's events in order",
+            description=history.TIMELINE_DESCRIPTION.format(what="dialplan"),
+            dependencies=[require(P.HISTORY_READ)], responses=problem_responses(404, 422))
+async def read_timeline(pool: Pool, key: PlanKey, tenant: Tenant,
+                        after: history.After = 0,
+                        limit: history.Limit = history.DEFAULT_LIMIT) -> TimelinePublic:
+    return await history.timeline(pool, tenant, "dialplan", Dialplan.id_for(key, tenant), key,
+                                  after, limit)

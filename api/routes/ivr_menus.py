@@ -11,9 +11,12 @@ from fastapi import APIRouter, Path
 from api.auth.audit import audited, body_key, path_key
 from api.auth.dependencies import Tenant, require
 from api.auth.permissions import P
+from api.db import Pool
 from api.problems import problem_responses
+from api.routes import history
 from api.routes.commands import Service, execute, now, target_of
 from api.schemas.config import IvrMenuCreate, IvrMenuPublic, IvrMenusPublic, IvrMenuUpdate
+from api.schemas.events import TimelinePublic
 from api.schemas.targets import KEY_PATTERN, IvrOption
 from domain.addressing import Target
 from domain.ivr import IvrMenu
@@ -122,3 +125,13 @@ def _replace_options(menu: IvrMenu, options: dict[str, Target], at: datetime) ->
         menu.remove_option(digit, at)
     for digit, target in sorted(options.items()):
         menu.set_option(digit, target, at)
+
+
+@router.get("/{key}/timeline", summary="Get an IVR menu's events in order",
+            description=history.TIMELINE_DESCRIPTION.format(what="IVR menu"),
+            dependencies=[require(P.HISTORY_READ)], responses=problem_responses(404, 422))
+async def read_timeline(pool: Pool, key: MenuKey, tenant: Tenant,
+                        after: history.After = 0,
+                        limit: history.Limit = history.DEFAULT_LIMIT) -> TimelinePublic:
+    return await history.timeline(pool, tenant, "ivrmenu", IvrMenu.id_for(key, tenant), key,
+                                  after, limit)

@@ -10,9 +10,12 @@ from fastapi import APIRouter, Path
 from api.auth.audit import audited, body_key, path_key
 from api.auth.dependencies import Tenant, require
 from api.auth.permissions import P
+from api.db import Pool
 from api.problems import problem_responses
+from api.routes import history
 from api.routes.commands import Service, execute, now, target_of
 from api.schemas.config import DID_PATTERN, NumberCreate, NumberPublic, NumbersPublic, NumberUpdate
+from api.schemas.events import TimelinePublic
 from domain.numbers import Number
 
 TAG = {"name": "numbers", "description": "Inbound numbers (DID -> IVR menu, queue or number)."}
@@ -83,3 +86,12 @@ async def update_number(did: Did, tenant: Tenant, body: NumberUpdate,
 async def deactivate_number(did: Did, service: Service) -> NumberPublic:
     return NumberPublic.of(await execute(lambda: service.configure_number(
         Number.id_for(did), lambda n: n.deactivate(now()))))
+
+
+@router.get("/{did}/timeline", summary="Get a number's events in order",
+            description=history.TIMELINE_DESCRIPTION.format(what="number"),
+            dependencies=[require(P.HISTORY_READ)], responses=problem_responses(404, 422))
+async def read_timeline(pool: Pool, did: Did, tenant: Tenant,
+                        after: history.After = 0,
+                        limit: history.Limit = history.DEFAULT_LIMIT) -> TimelinePublic:
+    return await history.timeline(pool, tenant, "number", Number.id_for(did), did, after, limit)

@@ -18,7 +18,9 @@ from api.auth.permissions import P
 from api.db import Pool, acquire
 from api.problems import problem_responses
 from api.queries import queues as queries
+from api.routes import history
 from api.routes.commands import Service, execute, now, projected, target_of
+from api.schemas.events import TimelinePublic
 from api.schemas.queues import (
     MemberPublic,
     MemberSet,
@@ -208,3 +210,13 @@ async def _projected(pool: Pool, key: str, tenant: str,
     queue_id = Queue.id_for(key, tenant)
     return await projected(pool, lambda db: queries.queue(db, tenant, queue_id),
                            lambda: service.get(Queue, queue_id, key))
+
+
+@router.get("/{key}/timeline", summary="Get a queue's events in order",
+            description=history.TIMELINE_DESCRIPTION.format(what="queue"),
+            dependencies=[require(P.HISTORY_READ)], responses=problem_responses(404, 422))
+async def read_timeline(pool: Pool, key: QueueKey, tenant: Tenant,
+                        after: history.After = 0,
+                        limit: history.Limit = history.DEFAULT_LIMIT) -> TimelinePublic:
+    return await history.timeline(pool, tenant, "queue", Queue.id_for(key, tenant), key,
+                                  after, limit)

@@ -63,6 +63,10 @@ def test_every_operation_has_a_summary_a_tag_and_a_typed_success(document):
         if path == "/metrics":  # Prometheus' text format, for the scraper (docs/observability.md)
             assert list(operation["responses"]["200"]["content"]) == ["text/plain"]
             continue
+        if path.startswith("/v1/exports/"):  # files, CSV or Parquet (docs/exports.md)
+            assert set(operation["responses"]["200"]["content"]) == {
+                "text/csv", "application/vnd.apache.parquet"}, where
+            continue
         # The operation's success: 200, or 201 (created) / 204 (no content) for commands.
         status = min(s for s in operation["responses"] if s.startswith("2"))
         if status == "204":

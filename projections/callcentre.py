@@ -25,6 +25,7 @@ from projections import (
     agent_state_intervals,
     agent_view,
     callcentre_events,
+    interval_buckets,
     positions,
     queue_live,
     queue_view,
@@ -36,7 +37,7 @@ from projections.queue_view import QueueView
 from projections.registry import ProjectionGroup
 
 NAMES = (callcentre_events.NAME, agent_state.NAME, agent_state_intervals.NAME, queue_live.NAME,
-         *queue_visits.NAMES)
+         *queue_visits.NAMES, *interval_buckets.NAMES)
 KINDS = frozenset({"agent", "queue", "ivrmenu", "number", "dialplan"})
 
 
@@ -50,8 +51,10 @@ def apply_batch(conn: Connection[TupleRow], envelopes: Sequence[EventEnvelope], 
         if ours:
             callcentre_events.insert(cur, ours)
             _lock(cur, {e.subject for e in ours if e.kind in ("agent", "queue")})
-            changed += _fold_agents(cur, {e.subject for e in ours if e.kind == "agent"})
-            changed += _fold_queues(cur, {e.subject for e in ours if e.kind == "queue"})
+            touched = interval_buckets.Touched()
+            changed += _fold_agents(cur, {e.subject for e in ours if e.kind == "agent"}, touched)
+            changed += _fold_queues(cur, {e.subject for e in ours if e.kind == "queue"}, touched)
+            interval_buckets.refresh(cur, touched)
         if envelopes:
             positions.record(cur, NAMES, source, max(e.position for e in envelopes))
     return changed
@@ -66,7 +69,8 @@ def _lock(cur: Cursor[TupleRow], aggregate_ids: set[UUID]) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (str(aggregate_id),))
 
 
-def _fold_agents(cur: Cursor[TupleRow], agent_ids: set[UUID]) -> int:
+def _fold_agents(cur: Cursor[TupleRow], agent_ids: set[UUID],
+                 touched: interval_buckets.Touched) -> int:
     if not agent_ids:
         return 0
     views: dict[Any, AgentView] = agent_state.load(cur, agent_ids)
@@ -87,6 +91,11 @@ def _fold_agents(cur: Cursor[TupleRow], agent_ids: set[UUID]) -> int:
                 agent_view.advance(view, envelope)
             if previous is None or previous[0] != view.state_version:
                 periods.started(view, previous)
+            # A period left (not a logged-out one: it counts nowhere) changed its whole span.
+            left = (previous[1] if previous is not None and before is not None
+                    and previous[0] != view.state_version and before.state != "logged_out"
+                    else None)
+            touched.add(view.tenant, envelope.occurred_at, left)
             facts += queue_visits.agent_changes(before, queue_visits.moment(view), envelope)
             moved = True
         if moved and view is not None:
@@ -98,7 +107,8 @@ def _fold_agents(cur: Cursor[TupleRow], agent_ids: set[UUID]) -> int:
 
 
 
-def _fold_queues(cur: Cursor[TupleRow], queue_ids: set[UUID]) -> int:
+def _fold_queues(cur: Cursor[TupleRow], queue_ids: set[UUID],
+                 touched: interval_buckets.Touched) -> int:
     if not queue_ids:
         return 0
     views = queue_live.load(cur, queue_ids)
@@ -109,10 +119,13 @@ def _fold_queues(cur: Cursor[TupleRow], queue_ids: set[UUID]) -> int:
         view = views.get(queue_id)
         run = _contiguous(events, view.last_version + 1 if view else 1)
         for envelope in run:
+            since = None
             if view is not None:  # the threshold as it stood when the event happened
                 facts += queue_visits.queue_changes(view.tenant, view.short_abandon_s, envelope)
+                since = interval_buckets.waited_since(view, envelope)
             view = queue_view.start(envelope) if view is None else queue_view.advance(
                 view, envelope)
+            touched.add(view.tenant, envelope.occurred_at, since)
         if run and view is not None:
             changed.append(view)
     queue_live.save(cur, changed)

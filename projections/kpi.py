@@ -262,6 +262,7 @@ class Period:
     state: str
     started_at: datetime
     ended_at: datetime | None
+    reason: str | None = None  # the pause reason, for paused periods (time by reason)
 
 
 def clipped_s(period: Period, window: Window) -> float:
@@ -282,6 +283,39 @@ def agent_sums(periods: Sequence[Period], handled: Iterable[Handling], missed: I
         paused_s=time_in("paused"), on_call_s=time_in("on_call"), wrap_up_s=time_in("wrap_up"),
         handled=len(done), handle_s=sum(handle_time(h) for h in done),
         missed_offers=sum(1 for at in missed if window.holds(at)))
+
+
+# -- report sums (issue 11): handle time in its parts, time by state and reason -----------
+
+
+@dataclass(frozen=True)
+class HandleSplit:
+    """The handle time of the calls handled in a window, in its two parts: talk
+    (which includes hold) and after-call work. ``talk_s + after_call_s`` is the
+    ``handle_s`` of ``QueueSums``/``AgentSums`` for the same calls."""
+
+    talk_s: float = 0.0
+    after_call_s: float = 0.0
+
+
+def handle_split(handled: Iterable[Handling], window: Window) -> HandleSplit:
+    """The same sums as ``HANDLE_SPLIT``, in Python (same membership as handled/AHT)."""
+    done = [h for h in handled if window.holds(h.wrap_up_ended_at)]
+    return HandleSplit(talk_s=sum(h.talk_s or 0.0 for h in done),
+                       after_call_s=sum(h.wrap_up_s or 0.0 for h in done))
+
+
+def state_times(periods: Iterable[Period], window: Window) -> dict[tuple[str, str], float]:
+    """Seconds in each logged-in state over the window, keyed (state, pause reason or '');
+    the same sums as ``AGENT_STATE_TIMES``. Their total is ``AgentSums.staffed_s``."""
+    times: dict[tuple[str, str], float] = {}
+    for p in periods:
+        seconds = clipped_s(p, window)
+        if p.state == "logged_out" or seconds <= 0:
+            continue
+        key = (p.state, (p.reason or "") if p.state == "paused" else "")
+        times[key] = times.get(key, 0.0) + seconds
+    return times
 
 
 # -- the SQL (asyncpg placeholders: $1 tenant, $2 since, $3 until) -------------------------
@@ -358,4 +392,30 @@ FROM callcentre_events
 WHERE tenant = $1 AND kind = 'agent' AND type = 'dialtone.agent.offer_missed.v1'
   AND occurred_at >= $2 AND occurred_at < $3
 GROUP BY aggregate_id
+"""
+
+# Per (queue, agent): a handled call counts in its queue (NULL for a direct call) and
+# for its agent, as in QUEUE_SUMS' h and AGENT_HANDLED.
+HANDLE_SPLIT = """
+SELECT queue_id, agent_id,
+       coalesce(sum(coalesce(talk_s, 0)), 0)::float8 AS talk_s,
+       coalesce(sum(coalesce(wrap_up_s, 0)), 0)::float8 AS after_call_s
+FROM queue_handling
+WHERE tenant = $1 AND wrap_up_ended_at >= $2 AND wrap_up_ended_at < $3
+GROUP BY queue_id, agent_id
+"""
+
+AGENT_STATE_TIMES = """
+SELECT agent_id, state, reason, sum(s)::float8 AS seconds
+FROM (
+    SELECT agent_id, state, CASE WHEN state = 'paused' THEN coalesce(reason, '') ELSE '' END
+               AS reason,
+           GREATEST(0, extract(epoch FROM LEAST(coalesce(ended_at, $3), $3)
+                                         - GREATEST(started_at, $2)))::float8 AS s
+    FROM agent_state_intervals
+    WHERE tenant = $1 AND state <> 'logged_out'
+      AND started_at < $3 AND (ended_at IS NULL OR ended_at > $2)
+) clipped
+WHERE s > 0
+GROUP BY agent_id, state, reason
 """

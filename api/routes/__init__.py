@@ -24,6 +24,7 @@ from api.routes import (
     numbers,
     projections,
     queues,
+    reports,
     skills,
     supervision,
     transfers,
@@ -32,7 +33,8 @@ from api.routes import (
 
 ROUTERS: tuple[APIRouter, ...] = (health.router, metrics.router, projections.router,
                                    calls.router, cdrs.router, live.router,
-                                   webhooks.router, events.router, exports.router)
+                                   webhooks.router, reports.router, events.router,
+                                   exports.router)
 # The call-centre resources: their commands need `app.state.callcentre` (a
 # CallCentreService), so the composition root mounts them with extra_routers.
 CALLCENTRE_ROUTERS: tuple[APIRouter, ...] = (
@@ -42,5 +44,5 @@ CALLCENTRE_ROUTERS: tuple[APIRouter, ...] = (
 TAGS: tuple[dict[str, Any], ...] = (
     health.TAG, projections.TAG, calls.TAG, cdrs.TAG, agents.TAG, skills.TAG, queues.TAG,
     ivr_menus.TAG, numbers.TAG, dialplans.TAG, supervision.TAG, transfers.TAG, AUTH_TAG,
-    AUDIT_TAG, metrics.TAG, live.TAG, webhooks.TAG, events.TAG, exports.TAG,
+    AUDIT_TAG, metrics.TAG, live.TAG, webhooks.TAG, reports.TAG, events.TAG, exports.TAG,
 )

@@ -1,0 +1,148 @@
+"""Interval reports (issue 11 §1): per queue or agent and report bucket, the figures
+of projections/kpi.py over the bucket.
+
+A report bucket's sums are the stored 15-minute buckets it holds
+(interval_queue, interval_agent, interval_agent_state: added up in SQL, the
+longest wait as a max), plus the parts read straight from the fact tables with
+kpi's SQL: 15-minute buckets never computed (nothing happened in them, but
+open periods and waiting calls go on) and the one still running, up to now.
+Report buckets that start at or after now are left out.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from projections import interval_buckets as ib
+from projections import interval_reports as ir
+from projections import kpi
+
+_SUM = ", ".join(f"max({c}) AS {c}" if c in ir.MAXIMA else f"sum({c}) AS {c}"
+                 for c in ib.QUEUE_COLUMNS)
+_AGENT_SUM = ", ".join(f"sum({c}) AS {c}" for c in ib.AGENT_COLUMNS)
+_GROUPS = """
+JOIN unnest($2::timestamptz[], $3::timestamptz[]) AS g(since, until)
+  ON t.bucket_start >= g.since AND t.bucket_start < g.until
+WHERE t.tenant = $1 AND t.bucket_start >= $4 AND t.bucket_start < $5
+  AND ($6::uuid[] IS NULL OR t.{key} = ANY($6::uuid[]))
+GROUP BY g.since, t.{key}{extra}
+"""
+
+
+def _stored_query(table: str, key: str, columns: str, extra: str = "") -> str:
+    """Sum a bucket table's rows per report bucket (every name here is a constant)."""
+    select = f"SELECT g.since, t.{key} AS id, {columns} FROM {table} t"  # noqa: S608
+    return select + _GROUPS.format(key=key, extra=extra)
+
+
+STORED = {
+    "queue": _stored_query("interval_queue", "queue_id", _SUM),
+    "agent": _stored_query("interval_agent", "agent_id", _AGENT_SUM),
+    "state": _stored_query("interval_agent_state", "agent_id",
+                           "t.state, t.reason, sum(t.seconds) AS seconds", ", t.state, t.reason"),
+}
+_MARKS = """
+SELECT bucket_start FROM interval_marks
+WHERE tenant = $1 AND bucket_start >= $2 AND bucket_start < $3
+"""
+ENTITIES = {
+    "queue": "SELECT queue_id AS id, key, name FROM queue_live WHERE tenant = $1",
+    "agent": "SELECT agent_id AS id, key, name FROM agent_state WHERE tenant = $1",
+}
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    tenant: str
+    kind: str  # "queue" or "agent"
+    interval: ir.Interval
+    since: datetime
+    until: datetime
+    ids: list[UUID] | None  # None: every queue (agent)
+
+
+async def resolve(conn: asyncpg.Connection, tenant: str, kind: str,
+                  wanted: Sequence[str]) -> tuple[dict[UUID, asyncpg.Record], list[str]]:
+    """The tenant's queues (agents) by id, and which of `wanted` (ids or keys) are unknown."""
+    rows = {r["id"]: r for r in await conn.fetch(ENTITIES[kind], tenant)}
+    keys = {r["key"]: r["id"] for r in rows.values()}
+    ids = {str(i): i for i in rows}
+    unknown = [w for w in wanted if w not in keys and w.lower() not in ids]
+    return rows, unknown
+
+
+def ids_of(rows: dict[UUID, asyncpg.Record], wanted: Sequence[str]) -> list[UUID]:
+    keys = {r["key"]: r["id"] for r in rows.values()}
+    return sorted({keys.get(w) or UUID(w) for w in wanted}, key=str)
+
+
+async def report(conn: asyncpg.Connection, request: ReportRequest, zone: str,
+                 now: datetime) -> list[tuple[kpi.Window, UUID, dict[str, Any]]]:
+    """(report bucket, queue or agent id, summed sums), in bucket then id order."""
+    groups = [g for g in ir.buckets(request.since, request.until, request.interval, zone)
+              if g.since < now]
+    if not groups:
+        return []
+    computed = {r["bucket_start"] for r in await conn.fetch(
+        _MARKS, request.tenant, groups[0].since, groups[-1].until)}
+    totals: defaultdict[tuple[datetime, UUID], dict[str, Any]] = defaultdict(dict)
+    await _stored(conn, request, groups, ib.floor(now), totals)
+    for group in groups:
+        for window in ir.live_windows(group, computed, now):
+            await _live(conn, request, group, window, totals)
+    by_start = {g.since: g for g in groups}
+    return [(by_start[since], entity, sums)
+            for (since, entity), sums in sorted(totals.items(), key=lambda i: (i[0][0],
+                                                                               str(i[0][1])))]
+
+
+async def _stored(conn: asyncpg.Connection, request: ReportRequest, groups: list[kpi.Window],
+                  running: datetime, totals: defaultdict[tuple[datetime, UUID], dict[str, Any]]
+                  ) -> None:
+    args = (request.tenant, [g.since for g in groups], [g.until for g in groups],
+            groups[0].since, min(groups[-1].until, running), request.ids)
+    for row in await conn.fetch(STORED[request.kind], *args):
+        ir.add(totals[(row["since"], row["id"])],
+               {k: v for k, v in row.items() if k not in ("since", "id")})
+    if request.kind == "agent":
+        for row in await conn.fetch(STORED["state"], *args):
+            ir.add(totals[(row["since"], row["id"])],
+                   {"states": {(row["state"], row["reason"]): row["seconds"]}})
+
+
+async def _live(conn: asyncpg.Connection, request: ReportRequest, group: kpi.Window,
+                window: kpi.Window,
+                totals: defaultdict[tuple[datetime, UUID], dict[str, Any]]) -> None:
+    queues, agents = await window_sums(conn, request.tenant, window, request.kind == "agent")
+    found = queues if request.kind == "queue" else agents
+    for entity, sums in found.items():
+        if request.ids is None or entity in request.ids:
+            ir.add(totals[(group.since, entity)], sums)
+
+
+async def window_sums(conn: asyncpg.Connection, tenant: str, window: kpi.Window,
+                      with_states: bool) -> tuple[dict[UUID, dict[str, Any]],
+                                                  dict[UUID, dict[str, Any]]]:
+    """kpi's sums over one window, per queue and per agent, shaped as the bucket tables'
+    rows (the agents' with their time by state and reason under "states")."""
+    args = (tenant, window.since, window.until)
+    queues = {r["queue_id"]: ib.vars_of(kpi.QueueSums.of_row(r))
+              for r in await conn.fetch(kpi.QUEUE_SUMS, *args)}
+    parts: defaultdict[UUID, dict[str, Any]] = defaultdict(dict)
+    for query in (kpi.AGENT_SUMS, kpi.AGENT_HANDLED, kpi.AGENT_MISSED):
+        for r in await conn.fetch(query, *args):
+            parts[r["agent_id"]].update({k: v for k, v in r.items() if k != "agent_id"})
+    agents = {a: ib.vars_of(kpi.AgentSums(**values)) for a, values in parts.items()}
+    ib.add_split(queues, agents, [dict(r) for r in await conn.fetch(kpi.HANDLE_SPLIT, *args)])
+    if with_states:
+        for r in await conn.fetch(kpi.AGENT_STATE_TIMES, *args):
+            states = agents.setdefault(r["agent_id"], ib.vars_of(kpi.AgentSums()))
+            ir.add(states, {"states": {(r["state"], r["reason"]): r["seconds"]}})
+    return queues, agents

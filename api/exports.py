@@ -19,7 +19,7 @@ import io
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -32,6 +32,8 @@ PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 # Rows per Parquet row group (and CSV chunk): large enough for columnar
 # compression to pay, small enough that a batch is a few MB at most.
 BATCH_ROWS = 5000
+# The longest range one export covers (the API and the CLI alike).
+MAX_RANGE = timedelta(days=366)
 
 
 class Format(StrEnum):

@@ -136,3 +136,21 @@ async def stream(conn: asyncpg.Connection, wanted: EventFilter,
         cursor = await conn.cursor(query, *args)
         while rows := await cursor.fetch(chunk_rows):
             yield rows
+
+
+async def stream_logs(conn: asyncpg.Connection, tenant: str, start: datetime, end: datetime,
+                      log: EventLog | None = None) -> AsyncIterator[list[asyncpg.Record]]:
+    """The events that occurred in [start, end): those of `log`, or of each log in
+    turn (calls first), each in store order."""
+    for each in (log,) if log is not None else tuple(EventLog):
+        wanted = EventFilter(tenant=tenant, log=each, start=start, end=end)
+        async for rows in stream(conn, wanted):
+            yield rows
+
+
+async def count(conn: asyncpg.Connection, wanted: EventFilter) -> int:
+    """How many events `stream` yields (a progress bar's total)."""
+    where = _where(wanted)
+    table = TABLES[wanted.log]
+    query = f"SELECT count(*) FROM {table.name} e WHERE {where.sql()}"  # noqa: S608 - constants
+    return int(await conn.fetchval(query, *where.args))

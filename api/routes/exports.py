@@ -4,7 +4,7 @@ for any range up to a year (api/exports.py encodes batch by batch)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -17,6 +17,7 @@ from api.db import Pool, acquire
 from api.exports import (
     CDR_COLUMNS,
     EVENT_COLUMNS,
+    MAX_RANGE,
     PARQUET_MEDIA_TYPE,
     Columns,
     Format,
@@ -32,8 +33,6 @@ from api.schemas.text import Instant
 
 TAG = {"name": "exports", "description": "CDRs and the event history as CSV or Parquet files."}
 router = APIRouter(prefix="/v1/exports", tags=["exports"])
-
-MAX_RANGE = timedelta(days=366)
 
 Chunks = AsyncIterator[Sequence[Mapping[str, Any]]]
 
@@ -86,17 +85,8 @@ async def export_events(
     fmt: FormatQuery = None, accept: Accept = None,
 ) -> StreamingResponse:
     checked_range(start, end)
-    return await _file(pool, lambda db: event_chunks(db, tenant, start, end, log), EVENT_COLUMNS,
-                       wanted_format(fmt, accept), _name("events", start, end))
-
-
-async def event_chunks(db: asyncpg.Connection, tenant: str, start: datetime, end: datetime,
-                       log: EventLog | None) -> Chunks:
-    """The events of one log, or of each log in turn."""
-    for each in (log,) if log is not None else tuple(EventLog):
-        wanted = event_queries.EventFilter(tenant=tenant, log=each, start=start, end=end)
-        async for rows in event_queries.stream(db, wanted):
-            yield rows
+    return await _file(pool, lambda db: event_queries.stream_logs(db, tenant, start, end, log),
+                       EVENT_COLUMNS, wanted_format(fmt, accept), _name("events", start, end))
 
 
 async def _file(pool: asyncpg.Pool, chunks: Callable[[asyncpg.Connection], Chunks],

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "grafana": "dialtone.commands.grafana",
     "schemas": "dialtone.commands.schemas",
     "webhooks": "dialtone.commands.webhooks",
+    "export": "dialtone.commands.export",
 }
 COMMAND_MODULES = tuple(COMMANDS.values())
 

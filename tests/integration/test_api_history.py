@@ -17,10 +17,12 @@ import duckdb
 import psycopg
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner, Result
 
 from api.exports import BATCH_ROWS, PARQUET_MEDIA_TYPE
 from application.calls import CallService
 from application.identity.model import Role
+from dialtone.cli import cli
 from dialtone.database import drop_database, ensure_database, eventsourcing_env, with_database
 from domain.values import Direction
 from projections import calls
@@ -306,3 +308,34 @@ def test_exports_need_history_read(world: World) -> None:
     assert_problem(world.api.client.get("/v1/exports/cdrs", headers=agent, params=_day()), 403)
     assert_problem(world.api.client.get("/v1/events", headers=agent,
                                         params={"log": "calls"}), 403)
+
+
+# -- dialtone export ----------------------------------------------------------------------
+
+
+def _cli(world: World, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["export", *args], env={"DATABASE_URL": world.database_url},
+                              catch_exceptions=False)
+
+
+def test_cli_exports_cdrs_as_parquet_to_a_file(world: World, tmp_path: Any) -> None:
+    path = tmp_path / "cdrs.parquet"
+    result = _cli(world, "cdr", "--from", "2026-03-01", "--to", "2026-03-02", "--format",
+                  "parquet", "--output", str(path), "--tenant", "acme")
+    assert result.exit_code == 0, result.output
+    assert f"{3 + EXTRA_CDRS} rows written" in result.output
+    rows = pq.read_table(path).to_pylist()
+    assert rows[:3] == [_as_exported(row) for row in world.cdrs]
+    assert len(rows) == 3 + EXTRA_CDRS
+
+
+def test_cli_exports_events_as_csv_and_refuses_a_reversed_range(world: World) -> None:
+    result = _cli(world, "events", "--from", "2026-01-01", "--to",
+                  (datetime.now(UTC) + timedelta(days=1)).isoformat(), "--tenant", "acme",
+                  "--log", "calls")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("log,", "calls,"))]
+    assert len(lines) == 1 + 2  # the header and the two calls' Initiated events
+    reversed_range = _cli(world, "events", "--from", "2026-03-02", "--to", "2026-03-01")
+    assert reversed_range.exit_code == 2
+    assert "--from" in reversed_range.output

@@ -44,30 +44,46 @@ from projections.kpi import AgentSums, QueueSums, Window
 # call-centre group, and of the calls group for call_live).
 POSITION_PROJECTIONS = ("callcentre_events", "calls")
 
-_POSITIONS = """
-SELECT source, max(position)::bigint AS position FROM projection_positions
-WHERE projection = ANY($1::text[]) GROUP BY source ORDER BY source
+# The tenant's zone and the positions in one round trip (each costs a wake-up of
+# both processes: bench/live_snapshot.py's profile).
+_ZONE_AND_POSITIONS = """
+SELECT (SELECT time_zone FROM tenants WHERE id = $1) AS zone,
+       ARRAY(SELECT ROW(source, max(position)::bigint) FROM projection_positions
+             WHERE projection = ANY($2::text[]) GROUP BY source) AS positions
 """
-_ZONE = "SELECT time_zone FROM tenants WHERE id = $1"
 _QUEUES = """
 SELECT queue_id, key, name, service_level_s, short_abandon_s
 FROM queue_live WHERE tenant = $1 ORDER BY key
 """
+# Counted in SQL: one row per queue (or queue, state and reason), not one per
+# call or membership, to decode.
 _QUEUE_CALLS = """
-SELECT queue_id, cardinality(ringing_agents) > 0 AS ringing,
-       GREATEST(0, extract(epoch FROM $2 - enqueued_at))::float8 AS wait_s
-FROM queue_calls WHERE tenant = $1
+SELECT queue_id,
+       count(*) FILTER (WHERE cardinality(ringing_agents) = 0) AS waiting,
+       count(*) FILTER (WHERE cardinality(ringing_agents) > 0) AS ringing,
+       max(GREATEST(0, extract(epoch FROM $2 - enqueued_at)))::float8 AS oldest_wait_s
+FROM queue_calls WHERE tenant = $1 GROUP BY queue_id
 """
 _MEMBERS = """
-SELECT m.queue_id, a.state, a.pause_reason
+SELECT m.queue_id, a.state, coalesce(a.pause_reason, '') AS reason, count(*) AS n
 FROM queue_members m JOIN agent_state a USING (agent_id)
 WHERE m.tenant = $1 AND a.tenant = $1
+GROUP BY m.queue_id, a.state, reason
 """
-_AGENTS = """
-SELECT agent_id, key, name, state, state_since, pause_reason, current_call_id,
-       current_queue_id
-FROM agent_state WHERE tenant = $1 AND ($2::text IS NULL OR key = $2) ORDER BY key
-"""
+# Each agent with its sums over today, the formulas' own SQL (kpi.py) joined in:
+# one round trip for what was four.
+_AGENTS = f"""
+WITH s AS MATERIALIZED ({kpi.AGENT_SUMS}), h AS MATERIALIZED ({kpi.AGENT_HANDLED}),
+     m AS MATERIALIZED ({kpi.AGENT_MISSED})
+SELECT a.agent_id, a.key, a.name, a.state, a.state_since, a.pause_reason, a.current_call_id,
+       a.current_queue_id, s.staffed_s, s.paused_s, s.on_call_s, s.wrap_up_s, h.handled,
+       h.handle_s, m.missed_offers
+FROM agent_state a
+LEFT JOIN s USING (agent_id) LEFT JOIN h USING (agent_id) LEFT JOIN m USING (agent_id)
+WHERE a.tenant = $1 AND ($4::text IS NULL OR a.key = $4) ORDER BY a.key
+"""  # noqa: S608 - constants composed; values go as $n
+_AGENT_SUM_FIELDS = ("staffed_s", "paused_s", "on_call_s", "wrap_up_s", "handled", "handle_s",
+                     "missed_offers")
 _CALLS = """
 SELECT call_id, status, direction, caller, callee, queue, started_at, answered_at,
        on_hold_since, GREATEST(0, extract(epoch FROM $2 - started_at))::float8 AS duration_s
@@ -79,6 +95,8 @@ async def live_snapshot(conn: asyncpg.Connection, principal: Principal, now: dat
                         window_s: float = kpi.DEFAULT_WINDOW_S) -> LiveSnapshot:
     """The tenant's live view as `principal` may see it, as of `now` (pass the
     database clock, `SELECT now()`, so waits never come out negative)."""
+    if conn.is_in_transaction():  # the caller's (api/live/cache.py): no savepoint
+        return await _read(conn, principal, now, window_s)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         return await _read(conn, principal, now, window_s)
 
@@ -86,10 +104,10 @@ async def live_snapshot(conn: asyncpg.Connection, principal: Principal, now: dat
 async def _read(conn: asyncpg.Connection, principal: Principal, now: datetime,
                 window_s: float) -> LiveSnapshot:
     tenant = principal.tenant
-    zone = await conn.fetchval(_ZONE, tenant) or "UTC"
+    row = await conn.fetchrow(_ZONE_AND_POSITIONS, tenant, list(POSITION_PROJECTIONS))
+    zone = row["zone"] or "UTC"
     windows = (kpi.today(now, zone), kpi.rolling(now, window_s))
-    position = {r["source"]: int(r["position"])
-                for r in await conn.fetch(_POSITIONS, list(POSITION_PROJECTIONS))}
+    position = {source: int(p) for source, p in row["positions"]}
     sees_queues = principal.can(P.REPORTS_READ) or principal.can(P.CONFIG_READ)
     sums = [await queue_sums(conn, tenant, w) for w in windows] if sees_queues else [{}, {}]
     queues = await _queues(conn, tenant, now, windows, sums) if sees_queues else []
@@ -109,13 +127,13 @@ async def _queues(conn: asyncpg.Connection, tenant: str, now: datetime,
                   windows: tuple[Window, Window],
                   sums: list[dict[UUID, QueueSums]]) -> list[QueueLive]:
     rows = await conn.fetch(_QUEUES, tenant)
-    calls = _by_queue(await conn.fetch(_QUEUE_CALLS, tenant, now))
+    calls = {r["queue_id"]: r for r in await conn.fetch(_QUEUE_CALLS, tenant, now)}
     members = _by_queue(await conn.fetch(_MEMBERS, tenant))
     today, window = sums
     return [QueueLive(
         queue_id=r["queue_id"], key=r["key"], name=r["name"],
         service_level_s=r["service_level_s"], short_abandon_s=r["short_abandon_s"],
-        now=_queue_now(calls[r["queue_id"]], members[r["queue_id"]]),
+        now=_queue_now(calls.get(r["queue_id"]), members[r["queue_id"]]),
         today=figures(today.get(r["queue_id"], QueueSums()), windows[0]),
         window=figures(window.get(r["queue_id"], QueueSums()), windows[1]),
     ) for r in rows]
@@ -139,13 +157,17 @@ def figures(sums: QueueSums, window: Window) -> QueueFigures:
     return QueueFigures(**kpi.queue_figures(sums, window))
 
 
-def _queue_now(calls: list[asyncpg.Record], members: list[asyncpg.Record]) -> QueueNow:
-    states = Counter(m["state"] for m in members)
-    reasons = Counter(m["pause_reason"] or "" for m in members if m["state"] == "paused")
+def _queue_now(calls: asyncpg.Record | None, members: list[asyncpg.Record]) -> QueueNow:
+    states: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    for m in members:
+        states[m["state"]] += m["n"]
+        if m["state"] == "paused":
+            reasons[m["reason"]] += m["n"]
     return QueueNow(
-        calls_waiting=sum(1 for c in calls if not c["ringing"]),
-        calls_ringing=sum(1 for c in calls if c["ringing"]),
-        oldest_wait_s=max((c["wait_s"] for c in calls), default=None),
+        calls_waiting=calls["waiting"] if calls else 0,
+        calls_ringing=calls["ringing"] if calls else 0,
+        oldest_wait_s=calls["oldest_wait_s"] if calls else None,
         agents_staffed=sum(n for state, n in states.items() if state != "logged_out"),
         agents_available=states["available"], agents_reserved=states["reserved"],
         agents_on_call=states["on_call"], agents_wrap_up=states["wrap_up"],
@@ -163,10 +185,14 @@ async def _agents(conn: asyncpg.Connection, principal: Principal, now: datetime,
         only = principal.agent_key
     else:
         return []
-    rows = await conn.fetch(_AGENTS, principal.tenant, only)
-    sums = await agent_sums(conn, principal.tenant, today)
+    rows = await conn.fetch(_AGENTS, principal.tenant, today.since, today.until, only)
     with_calls = principal.can(P.CALLS_READ) or only is not None
-    return [_agent(r, sums.get(r["agent_id"], AgentSums()), now, with_calls) for r in rows]
+    return [_agent(r, _agent_sums(r), now, with_calls) for r in rows]
+
+
+def _agent_sums(row: asyncpg.Record) -> AgentSums:
+    """The sums joined to an agent's row (NULL, from the outer joins: nothing, 0)."""
+    return AgentSums(**{name: row[name] or 0 for name in _AGENT_SUM_FIELDS})
 
 
 async def agent_sums(conn: asyncpg.Connection, tenant: str,

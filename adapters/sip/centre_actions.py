@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 from adapters.sip.centre_front import Stage
+from adapters.sip.centre_link import Outcome
 from adapters.sip.centre_session import CentreSession, Consult, Watch
 from adapters.sip.commands import HoldCall, ResumeCall, TransferCall
 from adapters.sip.legs import LegRole
@@ -156,8 +158,15 @@ def _move_waiting(session: CentreSession, request: ControlRequest, target_kind: 
         return _reply(request, 409, "a caller waiting in a queue moves to a queue or a number")
     from_queue, call_id, at = session.queue_id, session.call_id, now()
     assert from_queue is not None
+    session.moved_by = request.audit  # the session follows the move: its events are ours
+
+    def refused(outcome: Outcome[Any]) -> None:
+        if not outcome.ok:
+            session.moved_by = None
+
     session.centre.link.submit(f"move {call_id} to {target}",
-                               lambda s: s.transfer_call(from_queue, call_id, target, at))
+                               lambda s: s.transfer_call(from_queue, call_id, target, at),
+                               refused)
     return _reply(request, 202, f"moving the waiting caller to {target_kind} {value}",
                   state="queued" if target_kind == TargetKind.QUEUE else "calling")
 

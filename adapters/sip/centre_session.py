@@ -44,6 +44,7 @@ from adapters.sip.session import (
 from application.call_control import AuditLink
 from application.routing_view import OfferChange
 from domain.call import HangupSide, SupervisionMode
+from domain.queue import Queue
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ class CentreSession(FrontSession):
         # The call-control request being handled (centre_actions.handle): what is
         # emitted meanwhile carries out that API command (see application.call_control).
         self.cause: AuditLink | None = None
+        # The API command moving this waiting caller, until the queue says it moved.
+        self.moved_by: AuditLink | None = None
 
     # -- offers ----------------------------------------------------------------------------
 
@@ -244,6 +247,15 @@ class CentreSession(FrontSession):
     def refresh_audio(self) -> None:
         self._bridge()
 
+
+    def queue_left(self, event: Queue.CallOverflowed | Queue.CallTransferredOut) -> None:
+        """As the front does; what a move an API command asked for makes carries it out."""
+        moved_by, self.moved_by = self.moved_by, None
+        self.cause = moved_by if isinstance(event, Queue.CallTransferredOut) else None
+        try:
+            super().queue_left(event)
+        finally:
+            self.cause = None
 
     # -- leg callbacks ---------------------------------------------------------------------
 

@@ -105,3 +105,37 @@ def test_the_timeline_names_the_supervisor_and_request_behind_the_workers_events
                                                     (sam_id, "user", "to-support-1")]
     assert _who(api, call_id, as_sam, "answered") == [(None, None, None)]
     caller.wait("state", state="DISCONNECTED")  # bob hangs up after a second
+
+
+def test_a_waiting_caller_moved_by_a_supervisor_is_requeued_in_their_name(
+    b2bua: StartWorker, router: RoutingRunner, centre: CallCentreService, api: TestClient,
+    phone: StartPhone, database_url: str,
+) -> None:
+    """The queue moves a caller still waiting (no Transferred); the worker follows the
+    queue's event, and the Queued it then stores is the supervisor's request's."""
+    provision_queue(centre, "sales", ["alice"], did="5000")  # nobody logged in to sales
+    provision_queue(centre, "support", ["bob"])
+    bob = phone("bob", "--answer-after", "0.2", "--hangup-after", "1.0")
+    login(centre, "bob", bob)
+    worker = b2bua()
+    caller = phone("caller")
+    caller.send(f"dial sip:5000@127.0.0.1:{worker.port}")
+    call_id = Call.id_for(caller.wait("dialled")["sip_call_id"])
+    caller.wait("state", state="CONFIRMED")
+    as_sam = supervisor(api, database_url, "sam", "sip:sam@127.0.0.1")
+    wait_for(lambda: len(_who(api, call_id, as_sam, "queued")) == 1, "the caller queued")
+
+    moved = api.post(f"/v1/calls/{call_id}/transfer",
+                     json={"target": {"kind": "queue", "value": "support"}},
+                     headers={**as_sam, "X-Request-ID": "waiting-to-support-1"})
+    assert moved.status_code == 202, moved.text
+    bob.wait("state", state="CONFIRMED")
+    wait_for(lambda: _shown(api, call_id, as_sam, "queued", "waiting-to-support-1")
+             and _who(api, call_id, as_sam, "agent_connected"),
+             "the second Queued linked, bob connected")
+
+    (first, second) = _who(api, call_id, as_sam, "queued")
+    assert first == (None, None, None)
+    assert second[1:] == ("user", "waiting-to-support-1")
+    assert _who(api, call_id, as_sam, "agent_connected") == [(None, None, None)]  # bob's own
+    caller.wait("state", state="DISCONNECTED")  # bob hangs up after a second

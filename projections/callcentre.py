@@ -91,11 +91,7 @@ def _fold_agents(cur: Cursor[TupleRow], agent_ids: set[UUID],
                 agent_view.advance(view, envelope)
             if previous is None or previous[0] != view.state_version:
                 periods.started(view, previous)
-            # A period left (not a logged-out one: it counts nowhere) changed its whole span.
-            left = (previous[1] if previous is not None and before is not None
-                    and previous[0] != view.state_version and before.state != "logged_out"
-                    else None)
-            touched.add(view.tenant, envelope.occurred_at, left)
+            touched.add(view.tenant, envelope.occurred_at)
             facts += queue_visits.agent_changes(before, queue_visits.moment(view), envelope)
             moved = True
         if moved and view is not None:
@@ -119,13 +115,11 @@ def _fold_queues(cur: Cursor[TupleRow], queue_ids: set[UUID],
         view = views.get(queue_id)
         run = _contiguous(events, view.last_version + 1 if view else 1)
         for envelope in run:
-            since = None
             if view is not None:  # the threshold as it stood when the event happened
                 facts += queue_visits.queue_changes(view.tenant, view.short_abandon_s, envelope)
-                since = interval_buckets.waited_since(view, envelope)
             view = queue_view.start(envelope) if view is None else queue_view.advance(
                 view, envelope)
-            touched.add(view.tenant, envelope.occurred_at, since)
+            touched.add(view.tenant, envelope.occurred_at)
         if run and view is not None:
             changed.append(view)
     queue_live.save(cur, changed)

@@ -8,9 +8,7 @@ Hourly and daily reports add buckets up at read time (api/queries/reports.py).
 How a batch keeps them right, exactly once in effect:
 
 * The fold (projections/callcentre.py) tells ``Touched`` each event it folds:
-  its tenant, its time, and, for an event that closes something that started
-  earlier (an agent's state period, a call's visit to a queue), when that
-  started. Every bucket from there to the event is *dirty*.
+  its tenant and its time. The bucket holding it is *dirty*.
 * ``refresh`` recomputes each dirty bucket of the tenant from the fact tables
   (delete, then insert the kpi sums), in the batch's transaction, and marks it
   computed (``interval_marks``). Recomputing is idempotent: a re-delivered or
@@ -24,9 +22,12 @@ How a batch keeps them right, exactly once in effect:
 Why a computed bucket stays right: a period still open, or a call still
 waiting, counts up to the bucket's end (kpi's rule for a window). If it really
 ends inside the bucket, that event is in the bucket and recomputes it; if it
-ends later, the count to the bucket's end was final. A period or visit whose
-start was folded late (out-of-order delivery) recomputes every *computed*
-bucket of its span when it closes.
+ends later, the count to the bucket's end was final. That holds when events
+are folded in time order. An event folded *late* (older than buckets the
+tenant already computed: out-of-order delivery, or another worker's partition
+running ahead) may start or end a period or a wait those buckets counted
+without it, so every computed bucket after it is recomputed too. In time
+order (live, or a rebuild in store order) that costs nothing.
 """
 
 from __future__ import annotations
@@ -43,9 +44,6 @@ from psycopg import Cursor
 from psycopg.rows import TupleRow, dict_row
 
 from projections import kpi
-from projections.envelope import EventEnvelope
-from projections.queue_view import QueueView
-from projections.queue_visits import LEAVING
 
 BUCKET = timedelta(minutes=15)
 NAMES = ("interval_queue", "interval_agent", "interval_agent_state", "interval_marks")
@@ -69,44 +67,31 @@ def starts(since: datetime, until: datetime) -> list[datetime]:
 
 
 class Touched:
-    """What a batch folded: per tenant, the spans of time whose buckets changed."""
+    """What a batch folded: per tenant, the times of the events."""
 
     def __init__(self) -> None:
-        self.spans: defaultdict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+        self.times: defaultdict[str, set[datetime]] = defaultdict(set)
 
-    def add(self, tenant: str, at: datetime, since: datetime | None = None) -> None:
-        """An event at ``at``; ``since``: when what it closes started (its whole span changed)."""
-        self.spans[tenant].append((at if since is None else min(since, at), at))
-
-    def buckets(self, tenant: str) -> tuple[set[datetime], set[datetime]]:
-        """The buckets holding the events, and those of the spans they close."""
-        events = {floor(at) for _, at in self.spans[tenant]}
-        spans = {b for since, at in self.spans[tenant] if since < at
-                 for b in starts(since, at)}
-        return events, spans - events
-
-
-def waited_since(view: QueueView, envelope: EventEnvelope) -> datetime | None:
-    """For an event that ends a call's visit to the queue, when the visit began."""
-    if envelope.name not in LEAVING:
-        return None
-    call_id = str(envelope.data.get("call_id"))
-    return next((c.enqueued_at for c in view.calls if str(c.call_id) == call_id), None)
+    def add(self, tenant: str, at: datetime) -> None:
+        self.times[tenant].add(at)
 
 
 def refresh(cur: Cursor[TupleRow], touched: Touched) -> int:
     """Recompute the touched tenants' dirty buckets; return how many."""
     count = 0
-    for tenant in sorted(touched.spans):
+    for tenant in sorted(touched.times):
         # One applier at a time per tenant: two recomputing the same bucket would
         # both delete and then both insert it.
         cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 15))",
                     (f"interval:{tenant}",))
-        dirty, spans = touched.buckets(tenant)
-        if spans:  # only buckets computed before need it; the others are read live
+        dirty = {floor(at) for at in touched.times[tenant]}
+        cur.execute("SELECT max(bucket_start) FROM interval_marks WHERE tenant = %s", (tenant,))
+        row = cur.fetchone()
+        last = row[0] if row else None
+        if last is not None and min(dirty) < last:  # folded late: see the module's docstring
             cur.execute("SELECT bucket_start FROM interval_marks WHERE tenant = %s"
-                        " AND bucket_start = ANY(%s)", (tenant, sorted(spans)))
-            dirty.update(row[0] for row in cur.fetchall())
+                        " AND bucket_start > %s", (tenant, min(dirty)))
+            dirty.update(r[0] for r in cur.fetchall())
         for bucket in sorted(dirty):
             recompute(cur, tenant, bucket)
         count += len(dirty)

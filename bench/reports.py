@@ -1,0 +1,117 @@
+"""Interval reports (issue 11 §1): projecting a month of history and reading reports (not a test).
+
+Builds, through the real CallCentreService (in memory), 50 queues and 500
+agents (bench.live_snapshot's centre) and `--days` days of calls spread evenly
+(answered with wrap-up, abandoned, transferred, a tenth left waiting),
+projects them into an embedded PostgreSQL through the call-centre group (which
+keeps the 15-minute bucket sums; events/s reported), then times reports as
+the API runs them (api.queries.reports, one connection, sequential): a daily
+queue report over the whole range, and a 15-minute queue and agent report
+over its last day. Prints p50/p90/p99/max.
+
+    .venv/bin/python -m bench.reports [--days 30] [--calls-per-day 1000] [--reads 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from datetime import datetime, timedelta
+
+import asyncpg
+import psycopg
+
+from api.db import asyncpg_dsn
+from api.queries.reports import ReportRequest, report
+from application.callcentre import CallCentreService
+from application.identity.model import DEFAULT_TENANT
+from bench.common import embedded_postgres, machine_facts, percentile_ms
+from bench.live_snapshot import AGENTS, QUEUES, T0, _call, _serve
+from dialtone.database import ensure_database
+from dialtone.migrations import apply_migrations
+from projections import callcentre
+from projections.envelope import EventEnvelope
+from streams.envelopes import decode
+
+
+def history(days: int, per_day: int) -> list[EventEnvelope]:
+    s = CallCentreService()
+    queues = [s.create_queue(f"q{n}", f"Queue {n}", "longest_idle", occurred_at=T0,
+                             wrap_up_s=10).id for n in range(QUEUES)]
+    agents = [s.create_agent(f"a{n}", f"Agent {n}", occurred_at=T0).id for n in range(AGENTS)]
+    for n, agent in enumerate(agents):
+        for k in range(3):
+            s.add_member(queues[(n + k * 17) % QUEUES], agent, k, T0)
+        s.login(agent, f"sip:a{n}@pbx.example.com", T0)
+    gap = 86_400 / per_day
+    for n in range(days * per_day):
+        at = T0 + timedelta(seconds=gap * n)
+        member = n % QUEUES + QUEUES * ((n // QUEUES) % (AGENTS // QUEUES))
+        queue, agent, call = queues[n % QUEUES], agents[member], _call(n)
+        s.enqueue_call(queue, call, 0, at)
+        _serve(s, n, queue, agent, call, at, queues)
+    return decode(s, s.recorder.select_notifications(1, 100_000_000))
+
+
+async def timed(dsn: str, requests: list[ReportRequest], reads: int,
+                now: datetime) -> dict[str, list[float]]:
+    conn = await asyncpg.connect(dsn)
+    samples: dict[str, list[float]] = {}
+    try:
+        for request in requests:
+            name = f"{request.kind} {request.interval}"
+            samples[name] = []
+            for _ in range(reads):
+                started = time.perf_counter()
+                rows = await report(conn, request, "UTC", now)
+                samples[name].append(time.perf_counter() - started)
+            samples[f"{name} rows"] = [float(len(rows))]
+    finally:
+        await conn.close()
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--calls-per-day", type=int, default=1000)
+    parser.add_argument("--reads", type=int, default=50)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    events = history(args.days, args.calls_per_day)
+    built_s = time.perf_counter() - started
+    end = T0 + timedelta(days=args.days)
+    with embedded_postgres() as server:
+        dsn = server.dsn("bench")
+        ensure_database(dsn)
+        apply_migrations(dsn)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            started = time.perf_counter()
+            for first in range(0, len(events), 500):
+                callcentre.apply_batch(conn, events[first:first + 500], "store:bench")
+            projected_s = time.perf_counter() - started
+            buckets = conn.execute("SELECT count(*) FROM interval_marks").fetchone()
+        requests = [
+            ReportRequest(DEFAULT_TENANT, "queue", "1d", T0, end, None),
+            ReportRequest(DEFAULT_TENANT, "queue", "15m", end - timedelta(days=1), end, None),
+            ReportRequest(DEFAULT_TENANT, "agent", "15m", end - timedelta(days=1), end, None),
+        ]
+        samples = asyncio.run(timed(asyncpg_dsn(dsn), requests, args.reads,
+                                    end + timedelta(hours=1)))
+    print(f"{args.days * args.calls_per_day} calls, {len(events)} events built in "
+          f"{built_s:.0f} s; projected (call-centre group with buckets, batches of 500) in "
+          f"{projected_s:.1f} s: {len(events) / projected_s:.0f} events/s; "
+          f"{buckets[0] if buckets else 0} 15-minute buckets computed")
+    for name, values in samples.items():
+        if name.endswith(" rows"):
+            continue
+        print(f"{name} report ({samples[name + ' rows'][0]:.0f} rows), {args.reads} sequential "
+              f"reads: p50 {percentile_ms(values, 0.5):.1f} ms, p90 "
+              f"{percentile_ms(values, 0.9):.1f} ms, p99 {percentile_ms(values, 0.99):.1f} ms, "
+              f"max {max(values) * 1000:.1f} ms")
+    print(machine_facts())
+
+
+if __name__ == "__main__":
+    main()

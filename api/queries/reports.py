@@ -28,8 +28,7 @@ _SUM = ", ".join(f"max({c}) AS {c}" if c in ir.MAXIMA else f"sum({c}) AS {c}"
                  for c in ib.QUEUE_COLUMNS)
 _AGENT_SUM = ", ".join(f"sum({c}) AS {c}" for c in ib.AGENT_COLUMNS)
 _GROUPS = """
-JOIN unnest($2::timestamptz[], $3::timestamptz[]) AS g(since, until)
-  ON t.bucket_start >= g.since AND t.bucket_start < g.until
+JOIN unnest($2::timestamptz[], $3::timestamptz[]) AS g(bucket_start, since) USING (bucket_start)
 WHERE t.tenant = $1 AND t.bucket_start >= $4 AND t.bucket_start < $5
   AND ($6::uuid[] IS NULL OR t.{key} = ANY($6::uuid[]))
 GROUP BY g.since, t.{key}{extra}
@@ -106,8 +105,11 @@ async def report(conn: asyncpg.Connection, request: ReportRequest, zone: str,
 async def _stored(conn: asyncpg.Connection, request: ReportRequest, groups: list[kpi.Window],
                   running: datetime, totals: defaultdict[tuple[datetime, UUID], dict[str, Any]]
                   ) -> None:
-    args = (request.tenant, [g.since for g in groups], [g.until for g in groups],
-            groups[0].since, min(groups[-1].until, running), request.ids)
+    end = min(groups[-1].until, running)
+    # Each stored 15-minute bucket joins the report bucket holding it (a hash join).
+    quarters = [(q, g.since) for g in groups for q in ib.starts(g.since, min(g.until, end))]
+    args = (request.tenant, [q for q, _ in quarters], [g for _, g in quarters],
+            groups[0].since, end, request.ids)
     for row in await conn.fetch(STORED[request.kind], *args):
         ir.add(totals[(row["since"], row["id"])],
                {k: v for k, v in row.items() if k not in ("since", "id")})

@@ -233,7 +233,11 @@ class StorageThread:
         # Committed: the audit rows of the API commands behind some of it may now
         # name these events (on the links' thread).
         if caused:
-            self._link(service.name, caused, staged.recordings)
+            try:
+                self._link(service.name, caused, staged.recordings)
+            except Exception:
+                # Stored is stored: a link that cannot even be handed over is lost, logged.
+                log.exception("audit links of a stored batch not handed over")
         if self._ownership is not None:
             self._ownership.release(c.call_id for c in batch if isinstance(c, EndCall))
         self.stats.applied += applied

@@ -147,3 +147,27 @@ def test_a_link_whose_row_never_comes_is_given_up(migrated: str) -> None:
         assert links.linked == 0
     finally:
         links.stop()
+
+
+def test_a_link_that_cannot_be_handed_over_never_stops_the_storage_thread(
+    storage: tuple[StorageThread, CallService], migrated: str,
+) -> None:
+    thread, service = storage
+
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("links broken")
+
+    thread.links.add = broken  # type: ignore[method-assign,assignment]  # fault injection
+    call_id, commands = a_call("broken-link@test")
+    link = AuditLink(call_id, uuid.uuid4().hex, "monitor-2")
+    thread.put(commands[0])
+    thread.put(commands[1])
+    thread.put(StartSupervision(call_id, at(2), "sam", SupervisionMode.MONITOR, cause=link))
+    assert thread.wait_idle(20)
+    later, more = a_call("after-broken-link@test")
+    for command in more:
+        thread.put(command)
+
+    assert thread.wait_idle(20)
+    assert positions_of(service, call_id, ("SupervisionStarted",))
+    assert service.get_call(later).was_answered

@@ -125,8 +125,14 @@ async def _live(conn: asyncpg.Connection, request: ReportRequest, group: kpi.Win
     queues, agents = await window_sums(conn, request.tenant, window, request.kind == "agent")
     found = queues if request.kind == "queue" else agents
     for entity, sums in found.items():
-        if request.ids is None or entity in request.ids:
+        if (request.ids is None or entity in request.ids) and _anything(sums):
             ir.add(totals[(group.since, entity)], sums)
+
+
+def _anything(sums: dict[str, Any]) -> bool:
+    """Whether the sums hold anything (an agent logged out all along has only zeros,
+    and no stored row either)."""
+    return any(v for v in sums.values())
 
 
 async def window_sums(conn: asyncpg.Connection, tenant: str, window: kpi.Window,

@@ -230,6 +230,7 @@ def test_a_dst_day_has_23_or_25_hours_of_staffed_time(fresh: str) -> None:
     service = CallCentreService()
     t = datetime(2025, 3, 1, tzinfo=UTC)
     agent = service.create_agent("dora", "Dora", occurred_at=t).id
+    service.create_agent("ed", "Ed", occurred_at=t)  # never logged in: no row anywhere
     # Logged in through the spring night (30 March) and the autumn night (26 October).
     for login, pause, logout in ((datetime(2025, 3, 29, 20, tzinfo=UTC),
                                   datetime(2025, 3, 30, 12, tzinfo=UTC),
@@ -250,6 +251,7 @@ def test_a_dst_day_has_23_or_25_hours_of_staffed_time(fresh: str) -> None:
                         datetime(2025, 3, 31, 12, tzinfo=UTC))
         autumn = report(client, "agents", "1d", datetime(2025, 10, 26, 12, tzinfo=UTC),
                         datetime(2025, 10, 26, 13, tzinfo=UTC))
+    assert {r["key"] for r in spring + autumn} == {"dora"}
     assert [(r["since"], r["staffed_s"], r["paused_s"]) for r in spring] == [
         ("2025-03-28T23:00:00Z", 3 * 3600.0, 0.0),      # from 20:00 UTC to local midnight
         ("2025-03-29T23:00:00Z", 23 * 3600.0, 3600.0),  # the whole 23-hour day

@@ -119,6 +119,7 @@ def _write_cdr(cur: psycopg.Cursor[Any], fold: _Fold) -> None:
     with cur.copy(sql.SQL("COPY cdr ({}) FROM STDIN").format(columns)) as copy:
         for view in fold.views.values():
             copy.write_row(cdr.db_row(view))
+    cdr.fill_wrap_up(cur, None)
 
 
 def _write_call_live(cur: psycopg.Cursor[Any], fold: _Fold) -> None:

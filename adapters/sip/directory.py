@@ -93,6 +93,10 @@ class Directory:
         route = self._numbers.get(number_id) if number_id is not None else None
         return route.destination if route is not None and route.active else None
 
+    def owns(self, did: str) -> bool:
+        """Whether ``did`` is a provisioned number (active or not)."""
+        return did in self._by_did
+
     def tenant(self, did: str) -> str:
         """The tenant a call to ``did`` belongs to: its number's (also when the
         number is inactive); ``default`` for a number nobody provisioned."""

@@ -46,7 +46,7 @@ from adapters.sip.outcomes import (
 )
 from application import log_context
 from domain.addressing import DEFAULT_TENANT
-from domain.call import Call, Disposition, HangupSide, TransferKind
+from domain.call import Call, Direction, Disposition, HangupSide, TransferKind
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,33 @@ class InboundFacts:
     caller: str
     callee: str
     tenant: str = DEFAULT_TENANT  # of the number dialled (the directory knows it)
+    direction: Direction = Direction.INBOUND
+    trunk: str | None = None  # the provisioned number the call came in (or goes out) on
+
+    @classmethod
+    def classified(cls, sip_call_id: str, caller: str, callee: str,
+                   numbers: NumberBook | None) -> InboundFacts:
+        """The facts with the call's direction, trunk and tenant, from the numbers
+        the tenants provisioned: a call TO one of them came in from outside
+        (inbound, on that number); a call FROM one of them (our number presented as
+        the caller) goes out (outbound, on that number); a call between two
+        numbers nobody provisioned (phone to phone through the dialplan) is
+        internal, of the default tenant."""
+        if numbers is not None and numbers.owns(callee):
+            return cls(sip_call_id, caller, callee, numbers.tenant(callee),
+                       Direction.INBOUND, callee)
+        if numbers is not None and numbers.owns(caller):
+            return cls(sip_call_id, caller, callee, numbers.tenant(caller),
+                       Direction.OUTBOUND, caller)
+        return cls(sip_call_id, caller, callee, DEFAULT_TENANT, Direction.INTERNAL)
+
+
+class NumberBook(Protocol):
+    """The provisioned numbers (adapters/sip/directory.py's Directory)."""
+
+    def owns(self, did: str) -> bool: ...
+
+    def tenant(self, did: str) -> str: ...
 
 
 def now() -> datetime:
@@ -145,8 +172,8 @@ class Session:
 
     def _initiate(self) -> None:
         f = self.facts
-        self._emit(InitiateCall.inbound(sip_call_id=f.sip_call_id, caller=f.caller,
-                                        callee=f.callee, occurred_at=now(), tenant=f.tenant))
+        self._emit(InitiateCall(self.call_id, now(), f.caller, f.callee, f.direction, f.trunk,
+                                f.sip_call_id, f.tenant))
 
     def _route(self, target: str | None) -> None:
         f = self.facts

@@ -51,7 +51,6 @@ from adapters.sip.session import (
 from application import log_context, metrics
 from application.call_control import REPLY_CHANNEL, ControlReply, ControlRequest
 from application.routing_view import OfferChange
-from domain.addressing import DEFAULT_TENANT
 from domain.queue import Queue
 
 log = logging.getLogger(__name__)
@@ -298,12 +297,8 @@ class B2BUAWorker:
             return
         centre = self._centre_ctx
         callee = dialled_number(prm.rdata.wholeMsg)
-        facts = InboundFacts(
-            sip_call_id=info.callIdString,
-            caller=uri_user(info.remoteUri),
-            callee=callee,
-            tenant=centre.directory.tenant(callee) if centre else DEFAULT_TENANT,
-        )
+        facts = InboundFacts.classified(info.callIdString, uri_user(info.remoteUri), callee,
+                                        centre.directory if centre else None)
         destination = centre.directory.destination(facts.callee) if centre else None
         if centre is not None and destination is not None:
             front = CentreSession(self._ctx, centre, leg, facts)

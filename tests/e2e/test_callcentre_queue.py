@@ -7,13 +7,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from adapters.media.prompts import BEEP_HZ
 from adapters.media.tones import HOLD_MELODY
 from application.callcentre import CallCentreService
 from domain.agent import Agent, AgentState
 from domain.queue import Queue
+from projections import callcentre, calls
+from streams.inprocess import InProcessProjectionRunner
 from streams.routing_process import RoutingRunner
 from tests.fixtures.callcentre import (
     StartPhone,
@@ -38,7 +42,7 @@ __all__ = ["centre", "phone", "router"]  # fixtures used by name
 
 def test_a_caller_to_a_queue_number_waits_then_talks_to_the_free_agent(
     b2bua: StartWorker, router: RoutingRunner, centre: CallCentreService, phone: StartPhone,
-    call_store: CallStore,
+    call_store: CallStore, database_url: str,
 ) -> None:
     provision_queue(centre, "sales", ["alice"], did="5000", wrap_up_s=1.0)
     alice = phone("alice", "--answer-after", "0.5", "--tone", "1000")
@@ -64,6 +68,18 @@ def test_a_caller_to_a_queue_number_waits_then_talks_to_the_free_agent(
     wait_for(lambda: agent_state(centre, "alice") is AgentState.AVAILABLE, "wrap-up over")
     tally = queue_of(centre, "sales").tally
     assert (tally.offered, tally.answered, tally.abandoned) == (1, 1, 0)
+    # Issue 11 §6: every CDR field docs/api.md lists is set for a real call, but those
+    # null on purpose for this one (no hold open at the end, no recording).
+    cdr = projected_cdr(database_url, call_store, centre, sip_call_id)
+    assert {k for k, v in cdr.items() if v is None} == {"hold_started_at", "recording_ref"}
+    assert (cdr["tenant"], cdr["direction"], cdr["trunk"]) == ("default", "inbound", "5000")
+    assert (cdr["final_callee"], cdr["queue"], cdr["agents"]) == ("queue:sales", "sales",
+                                                                  ["alice"])
+    assert cdr["wrap_up_s"] > 0  # alice's after-call work (the queue's 1 s, or its end)
+    assert cdr["wait_s"] > 0
+    assert (cdr["hold_count"], cdr["hold_s"], cdr["transfers"]) == (0, 0.0, [])
+    assert (cdr["disposition"], cdr["hangup_side"], cdr["sip_status"]) == (
+        "answered", "caller", 200)
 
 
 def test_a_caller_who_hangs_up_while_waiting_abandons_and_heard_music(
@@ -199,3 +215,14 @@ def test_a_queue_that_announces_positions_beeps_the_callers_place(
     heard = audio.read(Path(caller.wait("recorded")["path"]))
 
     assert audio.tones_heard(heard, [BEEP_HZ], window_s=0.1) == {BEEP_HZ}, "no position beep"
+
+
+def projected_cdr(database_url: str, call_store: CallStore, centre: CallCentreService,
+                  sip_call_id: str) -> dict[str, Any]:
+    """The call's CDR row once both projection groups caught up (in-process)."""
+    for service, group in ((call_store.service, calls.GROUP), (centre, callcentre.GROUP)):
+        InProcessProjectionRunner(service, database_url, [group]).catch_up()
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        row = conn.execute("SELECT * FROM cdr WHERE sip_call_id = %s", (sip_call_id,)).fetchone()
+    assert row is not None
+    return row

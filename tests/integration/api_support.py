@@ -72,11 +72,13 @@ def _insert(database_url: str, table: str, rows: list[dict[str, Any]]) -> None:
 
 
 def cdr_row(started_at: datetime, **overrides: Any) -> dict[str, Any]:
-    """A final, answered CDR row with every column set; override any column."""
+    """A final, answered CDR row with every column set as the projection writes it for
+    a real queue call (tests/e2e/test_callcentre_queue.py checks those): an inbound call
+    on a provisioned number (its `trunk`), routed to queue `sales`; override any column."""
     row: dict[str, Any] = {
         "call_id": uuid4(), "started_at": started_at, "tenant": DEFAULT_TENANT,
         "direction": "inbound", "caller": "+3225550100", "callee": "+3225550199",
-        "final_callee": "agent-7", "trunk": "trunk-a", "sip_call_id": f"{uuid4()}@sbc",
+        "final_callee": "queue:sales", "trunk": "+3225550199", "sip_call_id": f"{uuid4()}@sbc",
         "status": "ended", "queue": "sales", "agents": ["agent-7"],
         "queued_at": started_at + timedelta(seconds=1),
         "ringing_at": started_at + timedelta(seconds=8),
@@ -100,7 +102,7 @@ def live_row(started_at: datetime, **overrides: Any) -> dict[str, Any]:
     row: dict[str, Any] = {
         "call_id": uuid4(), "status": "answered", "direction": "inbound",
         "caller": "+3225550100", "callee": "+3225550199", "target": "agent-7",
-        "trunk": "trunk-a", "queue": "sales", "started_at": started_at,
+        "trunk": "+3225550199", "queue": "sales", "started_at": started_at,
         "answered_at": started_at + timedelta(seconds=10), "on_hold_since": None,
         "last_version": 4, "last_position": 500,
     }

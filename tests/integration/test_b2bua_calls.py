@@ -35,7 +35,9 @@ def test_answered_call_is_bridged_and_recorded(
     assert kinds(history) == ["Initiated", "Routed", "Ringing", "Answered", "Ended"]
     initiated, routed, ended = history[0], history[1], history[-1]
     assert isinstance(initiated, Call.Initiated)
-    assert (initiated.caller, initiated.callee, initiated.direction) == ("sipp", "1000", "inbound")
+    # Neither number is provisioned: phone to phone through the dialplan (issue 11 §6).
+    assert (initiated.caller, initiated.callee, initiated.direction, initiated.trunk) == (
+        "sipp", "1000", "internal", None)
     assert isinstance(routed, Call.Routed)
     assert routed.target == f"sip:1000@127.0.0.1:{uas_port}"
     assert isinstance(ended, Call.Ended)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -26,6 +27,9 @@ MAX_BODY = 1 << 20  # dialtone's events are a few kB
 def make_handler(secret: str) -> type[BaseHTTPRequestHandler]:
     webhook = Webhook(secret)
     seen: set[str] = set()
+    # Requests are handled on several threads at once (dialtone sends many in
+    # parallel): one at a time checks `seen` and prints its line whole.
+    lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -39,9 +43,11 @@ def make_handler(secret: str) -> type[BaseHTTPRequestHandler]:
             except WebhookVerificationError:
                 self._answer(401)
                 return
-            if self.headers["webhook-id"] not in seen:  # a retry of a handled event: skip
-                seen.add(self.headers["webhook-id"])
-                print(json.dumps(event, separators=(",", ":")), flush=True)
+            with lock:
+                if self.headers["webhook-id"] not in seen:  # a retry of a handled event: skip
+                    seen.add(self.headers["webhook-id"])
+                    sys.stdout.write(json.dumps(event, separators=(",", ":")) + "\n")
+                    sys.stdout.flush()
             self._answer(204)
 
         def _answer(self, status: int) -> None:

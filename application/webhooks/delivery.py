@@ -110,10 +110,16 @@ RETURNING id
 """
 _POSTPONE = """
 UPDATE webhook_deliveries SET claimed_until = NULL,
-       next_attempt_at = now() + make_interval(secs => %s) WHERE id = %s
+       next_attempt_at = now() + make_interval(secs => %s) WHERE id = ANY(%s)
 """
-_CDR = "SELECT * FROM cdr WHERE call_id = %s AND last_version >= %s LIMIT 1"
-_SET_PAYLOAD = "UPDATE webhook_deliveries SET payload = %s::jsonb WHERE id = %s"
+_CDRS = """
+SELECT DISTINCT ON (call_id) * FROM cdr WHERE call_id = ANY(%s)
+ORDER BY call_id, last_version DESC
+"""
+_SET_PAYLOADS = """
+UPDATE webhook_deliveries d SET payload = r.body::jsonb
+FROM unnest(%s::bigint[], %s::text[]) AS r(id, body) WHERE d.id = r.id
+"""
 # Retention: delivered rows and attempt-log rows older than retention_s go, a
 # bounded batch per statement so that no delete holds locks for long.
 _PRUNE_ATTEMPTS = """
@@ -244,7 +250,7 @@ class Dispatcher:
             claimed = [Claimed(**row) for row in await cur.fetchall()]
         if not claimed:
             return 0
-        ready = [c for c in claimed if await self._ready(conn, c)]
+        ready = await self._with_cdrs(conn, claimed)
         if self._client is None:
             self._client = client(self.settings, self.allow)
         http, gate = self._client, asyncio.Semaphore(self.settings.concurrency)
@@ -273,26 +279,41 @@ class Dispatcher:
             if removed := await self.prune():
                 log.info("webhook retention removed %d old rows", removed)
 
-    async def _ready(self, conn: AsyncConnection[Any], claimed: Claimed) -> bool:
-        """A call-ended delivery first gets the CDR's key fields (in data.cdr) once the
-        CDR projection has folded that event; it waits up to cdr_wait_s for them."""
-        if claimed.event_type != CALL_ENDED:
-            return True
-        payload = json.loads(claimed.body)
-        if "cdr" in payload.get("data", {}):
-            return True
+    async def _with_cdrs(self, conn: AsyncConnection[Any],
+                         claimed: list[Claimed]) -> list[Claimed]:
+        """The claimed deliveries ready to send. A call-ended delivery first gets the
+        CDR's key fields (in data.cdr) once the CDR projection has folded that event;
+        it waits (postponed) up to cdr_wait_s for them. One query and at most two
+        updates per round, whatever the number of calls."""
+        waiting = {c.id: payload for c in claimed if c.event_type == CALL_ENDED
+                   if "cdr" not in (payload := json.loads(c.body)).get("data", {})}
+        if not waiting:
+            return claimed
+        ended = [c for c in claimed if c.id in waiting]
         async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(_CDR, (claimed.aggregate_id, claimed.aggregate_version))
-            row = await cur.fetchone()
-        if row is None and claimed.created_at > datetime.now(UTC) - timedelta(
-                seconds=self.settings.cdr_wait_s):
-            await conn.execute(_POSTPONE, (0.2, claimed.id))
-            return False
-        cdr = None if row is None else {k: row.get(k) for k in CDR_FIELDS}
-        payload = {**payload, "data": {**payload["data"], "cdr": cdr}}
-        claimed.body = json.dumps(payload, separators=(",", ":"), default=_jsonable)
-        await conn.execute(_SET_PAYLOAD, (claimed.body, claimed.id))
-        return True
+            await cur.execute(_CDRS, ([c.aggregate_id for c in ended],))
+            rows = {row["call_id"]: row for row in await cur.fetchall()}
+        patient_since = datetime.now(UTC) - timedelta(seconds=self.settings.cdr_wait_s)
+        postponed: list[int] = []
+        filled: list[tuple[int, str]] = []
+        for c in ended:
+            row = rows.get(c.aggregate_id)
+            if row is not None and row["last_version"] < c.aggregate_version:
+                row = None  # the projection has not folded this call's end yet
+            if row is None and c.created_at > patient_since:
+                postponed.append(c.id)
+                continue
+            payload = waiting[c.id]
+            cdr = None if row is None else {k: row.get(k) for k in CDR_FIELDS}
+            payload = {**payload, "data": {**payload["data"], "cdr": cdr}}
+            c.body = json.dumps(payload, separators=(",", ":"), default=_jsonable)
+            filled.append((c.id, c.body))
+        if postponed:
+            await conn.execute(_POSTPONE, (0.2, postponed))
+        if filled:
+            await conn.execute(_SET_PAYLOADS, _columns(filled, 2))
+        later = set(postponed)
+        return [c for c in claimed if c.id not in later]
 
     async def _attempt(self, http: aiohttp.ClientSession, gate: asyncio.Semaphore,
                        claimed: Claimed, refusal: str | None) -> Outcome:

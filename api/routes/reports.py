@@ -38,6 +38,7 @@ Reader = Annotated[Principal, require(P.REPORTS_READ)]
 DEFAULT_RANGE = timedelta(hours=24)
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+MAX_ROWS = 100_000  # report buckets x queues (agents): a bound on one answer
 
 IntervalQuery = Annotated[IntervalName, Query(
     description="Bucket size: `15m` (UTC quarter hours), `1h` or `1d` (local hours and days "
@@ -47,8 +48,8 @@ From = Annotated[Instant | None, Query(
     "with a zone). Default: 24 hours before `to`.")]
 To = Annotated[Instant | None, Query(
     description="The last bucket is the one holding the instant before this one. Default: "
-    "now. At most 7 days for 15m, 31 for 1h, 366 for 1d. Buckets starting after now are "
-    "left out.")]
+    "now. At most 7 days for 15m, 31 for 1h, 366 for 1d, and at most 100,000 rows "
+    "(buckets x queues or agents). Buckets starting after now are left out.")]
 Accept = Annotated[str | None, Header(
     description="`text/csv` for CSV (header row, one line per row); JSON otherwise.")]
 _CSV = {"description": "The report (JSON), or CSV when `Accept: text/csv`.",
@@ -121,9 +122,12 @@ async def _read(db: asyncpg.Connection, tenant: str, kind: str, interval: Interv
         if unknown:
             raise NotFound(kind, unknown[0])
         ids = queries.ids_of(entities, wanted) if wanted else None
+        buckets = interval_reports.buckets(since, until, interval, zone)
+        if len(buckets) * len(ids or entities) > MAX_ROWS:
+            raise invalid("to", f"the report could hold more than {MAX_ROWS} rows: shorten the "
+                          f"range, use a longer interval or filter by {kind}")
         request = queries.ReportRequest(tenant, kind, interval, since, until, ids)
         found = await queries.report(db, request, zone, now)
-    buckets = interval_reports.buckets(since, until, interval, zone)
     body = {"interval": interval, "time_zone": zone,
             "since": buckets[0].since if buckets else since,
             "until": buckets[-1].until if buckets else until}

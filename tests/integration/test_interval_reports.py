@@ -27,6 +27,7 @@ from psycopg.rows import dict_row
 
 from api.db import asyncpg_dsn
 from api.queries.reports import window_sums
+from api.routes import reports as reports_route
 from application.callcentre import CallCentreService
 from application.identity.model import DEFAULT_TENANT, Role
 from dialtone.commands import tenants
@@ -180,7 +181,8 @@ def problem_field(response: Any) -> str:
     return str(response.json()["errors"][0]["field"])
 
 
-def test_bad_input_and_other_tenants(projected: str, client: TestClient) -> None:
+def test_bad_input_and_other_tenants(projected: str, client: TestClient,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
     base = {"from": NINE.isoformat(), "to": (NINE + BUCKET).isoformat()}
     assert problem_field(client.get("/v1/reports/queues", params={**base, "interval": "5m"})) \
         == "interval"
@@ -203,6 +205,11 @@ def test_bad_input_and_other_tenants(projected: str, client: TestClient) -> None
                       params={**base, "queue": "sales"}).status_code == 404
     agent_key = {"Authorization": f"Bearer {api_key(projected, Role.AGENT)}"}
     assert client.get("/v1/reports/queues", headers=agent_key, params=base).status_code == 403
+    monkeypatch.setattr(reports_route, "MAX_ROWS", 7)  # 4 quarter hours x 2 queues: 8 rows
+    an_hour = {"from": NINE.isoformat(), "to": (NINE + timedelta(hours=1)).isoformat()}
+    assert problem_field(client.get("/v1/reports/queues", params=an_hour)) == "to"
+    assert client.get("/v1/reports/queues", params={**an_hour, "queue": "sales"}
+                      ).status_code == 200
 
 
 # -- a DST day, in the tenant's zone -------------------------------------------------------

@@ -6,8 +6,9 @@ produces, so memory holds one batch whatever the range. A Parquet batch is one
 row group: the writer flushes it to the sink at once, and the footer (the
 schema and the row groups' offsets) comes with `finish`.
 
-Column types are fixed per export (never inferred from the first batch, so an
-empty export or a column null in the first batch still has its type): ids are
+Column types are fixed per export, from the API's row model (never inferred
+from the first batch, so an empty export or a column null in the first batch
+still has its type): ids are
 strings, instants UTC timestamps in microseconds, lists of names lists of
 strings, and nested values (an event's `data`, a CDR's `transfers`) JSON text,
 which DuckDB (`json` functions) and pandas (`json.loads`) read as they are.
@@ -21,12 +22,17 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from types import UnionType
+from typing import Any, Literal, Protocol, Union, get_args, get_origin
+from uuid import UUID
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BaseModel
 
 from api.csv_export import CSV_MEDIA_TYPE, render
+from api.schemas.cdrs import CdrPublic
+from api.schemas.events import EventPublic
 
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 # Rows per Parquet row group (and CSV chunk): large enough for columnar
@@ -94,6 +100,28 @@ def _value(kind: str, value: Any) -> Any:
     if kind == "time":
         assert isinstance(value, datetime)
     return value
+
+
+def columns_of(model: type[BaseModel]) -> Columns:
+    """The columns of an API row model, typed from its fields (nested values as JSON)."""
+    return Columns(tuple((name, _kind_of(field.annotation))
+                         for name, field in model.model_fields.items()))
+
+
+def _kind_of(annotation: Any) -> str:
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) in (Union, UnionType) and len(args) == 1:
+        return _kind_of(args[0])
+    if get_origin(annotation) is list and args == [str]:
+        return "texts"
+    simple = {UUID: "id", datetime: "time", float: "float", int: "int", str: "text"}
+    if isinstance(annotation, type) and annotation is not bool:
+        for base, kind in simple.items():
+            if issubclass(annotation, base):
+                return kind
+    if get_origin(annotation) is Literal:
+        return "text"
+    return "json"
 
 
 class Encoder(Protocol):
@@ -187,20 +215,6 @@ async def encode(chunks: AsyncIterator[Sequence[Mapping[str, Any]]],
     yield out.finish(), 0
 
 
-CDR_COLUMNS = Columns((
-    ("call_id", "id"), ("started_at", "time"), ("tenant", "text"), ("direction", "text"),
-    ("caller", "text"), ("callee", "text"), ("final_callee", "text"), ("trunk", "text"),
-    ("sip_call_id", "text"), ("status", "text"), ("queue", "text"), ("agents", "texts"),
-    ("queued_at", "time"), ("ringing_at", "time"), ("answered_at", "time"),
-    ("ended_at", "time"), ("wait_s", "float"), ("talk_s", "float"), ("hold_s", "float"),
-    ("hold_count", "int"), ("hold_started_at", "time"), ("wrap_up_s", "float"),
-    ("disposition", "text"), ("hangup_cause", "text"), ("hangup_side", "text"),
-    ("sip_status", "int"), ("transfers", "json"), ("recording_ref", "text"), ("mos", "float"),
-    ("jitter_ms", "float"), ("loss_pct", "float"), ("rtt_ms", "float"),
-    ("last_version", "int"), ("last_position", "int"),
-))
-EVENT_COLUMNS = Columns((
-    ("log", "text"), ("position", "int"), ("occurred_at", "time"), ("kind", "text"),
-    ("aggregate_id", "id"), ("version", "int"), ("type", "text"), ("event_id", "id"),
-    ("data", "json"), ("actor", "text"), ("actor_kind", "text"), ("request_id", "text"),
-))
+# The columns of `GET /v1/cdrs` and `GET /v1/events`, typed from their row models.
+CDR_COLUMNS = columns_of(CdrPublic)
+EVENT_COLUMNS = columns_of(EventPublic)

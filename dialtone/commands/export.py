@@ -1,10 +1,10 @@
-"""``dialtone export cdr|events --from --to --format csv|parquet [--output FILE]``.
+"""``dialtone export cdr|events|reports --from --to --format csv|parquet [--output FILE]``.
 
 The same queries and encoders as `GET /v1/exports/...` (api/exports.py): rows
 come from a server-side cursor and are written batch by batch, so memory holds
 one batch whatever the range; a progress bar counts the rows (on stderr, so
-the file may go to stdout). `dialtone export reports` is not here yet: the
-interval reports (issue 11 §1) had no committed query module to export from.
+the file may go to stdout). Reports come from the interval reports' own read
+(api/routes/reports.py), computed whole within its bounded range.
 """
 
 from __future__ import annotations
@@ -13,22 +13,26 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import asyncpg
 import click
+from pydantic import BaseModel
 from tqdm import tqdm
 
 from api.db import open_pool
-from api.exports import CDR_COLUMNS, EVENT_COLUMNS, MAX_RANGE, Columns, Format, encode
+from api.exports import CDR_COLUMNS, EVENT_COLUMNS, MAX_RANGE, Columns, Format, columns_of, encode
 from api.queries import cdrs as cdr_queries
 from api.queries import events as event_queries
 from api.queries.events import EventLog
+from api.routes.reports import _read as report_rows
+from api.schemas.reports import AgentReportRow, QueueReportRow
 from application.identity.model import DEFAULT_TENANT
 from dialtone.database import resolve_dsn
 from dialtone.settings import Settings
+from projections import interval_reports
 
 Chunks = AsyncIterator[Sequence[Mapping[str, Any]]]
 
@@ -114,11 +118,43 @@ def events(settings: Settings, start: datetime, end: datetime, fmt: str, output:
          EVENT_COLUMNS, Format(fmt), output)
 
 
-def _check(start: datetime, end: datetime) -> None:
+REPORTS: dict[str, tuple[str, type[BaseModel]]] = {
+    "queues": ("queue", QueueReportRow), "agents": ("agent", AgentReportRow)}
+
+
+@command.command("reports")
+@_options
+@click.option("--of", "of", type=click.Choice(sorted(REPORTS)), default="queues",
+              show_default=True, help="Per queue or per agent.")
+@click.option("--interval", type=click.Choice(["15m", "1h", "1d"]), default="15m",
+              show_default=True, help="Bucket size (hours and days in the tenant's zone).")
+@click.pass_obj
+def reports(settings: Settings, start: datetime, end: datetime, fmt: str, output: Path | None,
+            tenant: str, of: str, interval: Literal["15m", "1h", "1d"]) -> None:
+    """Interval reports over [--from, --to), as GET /v1/reports/queues|agents computes them.
+
+    A report is computed whole (the API's query, bounded by its range: 7 days of 15-minute
+    buckets, 31 of hours, 366 of days), then written."""
+    _check(start, end, interval_reports.MAX_RANGE[interval])
+    kind, model = REPORTS[of]
+    found: list[Mapping[str, Any]] = []
+
+    async def total(db: asyncpg.Connection) -> int:
+        _, rows = await report_rows(db, tenant, kind, interval, start, end, None)
+        found.extend(model(**row).model_dump() for row in rows)
+        return len(found)
+
+    async def chunks(_db: asyncpg.Connection) -> Chunks:
+        yield found
+
+    _run(settings, total, chunks, columns_of(model), Format(fmt), output)
+
+
+def _check(start: datetime, end: datetime, longest: timedelta = MAX_RANGE) -> None:
     if start > end:
         raise click.BadParameter("must not be after --to", param_hint="--from")
-    if end - start > MAX_RANGE:
-        raise click.BadParameter(f"the range must not exceed {MAX_RANGE.days} days",
+    if end - start > longest:
+        raise click.BadParameter(f"the range must not exceed {longest.days} days",
                                  param_hint="--to")
 
 

@@ -339,3 +339,25 @@ def test_cli_exports_events_as_csv_and_refuses_a_reversed_range(world: World) ->
     reversed_range = _cli(world, "events", "--from", "2026-03-02", "--to", "2026-03-01")
     assert reversed_range.exit_code == 2
     assert "--from" in reversed_range.output
+
+
+def test_cli_exports_an_agent_report_as_the_api_computes_it(world: World,
+                                                            tmp_path: Any) -> None:
+    now = datetime.now(UTC)
+    window = {"from": (now - timedelta(hours=1)).isoformat(),
+              "to": (now + timedelta(minutes=15)).isoformat()}
+    path = tmp_path / "agents.parquet"
+    result = _cli(world, "reports", "--of", "agents", "--interval", "15m", "--from",
+                  window["from"], "--to", window["to"], "--format", "parquet", "--output",
+                  str(path), "--tenant", "acme")
+    assert result.exit_code == 0, result.output
+    rows = pq.read_table(path).to_pylist()
+    api = world.api.ok("GET", "/v1/reports/agents", headers=world.analyst, params=window)
+    assert api["count"] >= 1  # alice, logged in and paused
+    assert [(r["key"], r["since"], json.loads(r["pause_by_reason"]).keys()) for r in rows] == [
+        (d["key"], datetime.fromisoformat(d["since"]), d["pause_by_reason"].keys())
+        for d in api["data"]]
+    too_long = _cli(world, "reports", "--interval", "15m", "--from", "2026-03-01", "--to",
+                    "2026-03-09")
+    assert too_long.exit_code == 2
+    assert "--to" in too_long.output

@@ -20,6 +20,14 @@ other position (older than the ring, from another process that coalesced
 differently, or from before a rebuild) gets a fresh `snapshot` event, never an
 error.
 
+Time. Waits and times in state are sent as of `as_of` and the page counts them
+on. Window figures (today, the rolling window) also move with time alone: a
+call leaves the window, the longest wait of a queue grows. So every `tick_s`
+without a commit the hub reads each view again and sends a `change` when a
+window figure moved (nothing otherwise); that change keeps the id of the
+position it was read at (no commit happened), and a client resuming from that
+id gets the next one within `tick_s`.
+
 Slow clients. Each client has a bounded queue of frames; when it is full the
 client is dropped (its stream ends) and its EventSource reconnects with its
 `Last-Event-ID`. Memory per client is bounded by the queue; per view by the ring.
@@ -68,6 +76,26 @@ class ViewKey:
 def frame(event: str, position: int, data: Any) -> str:
     """One SSE event; JSON never holds a raw newline, so `data` is one line."""
     return f"event: {event}\nid: {position}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+_CLOCK_FIELDS = ("since", "until")  # a window's bounds move on every read
+
+
+def window_figures(state: Any) -> Any:
+    """What of a view moves with time alone and is worth a change: each queue's and
+    the summary's window figures, without the windows' bounds (always moving)."""
+    if not isinstance(state, dict):
+        return None
+
+    def figures(holder: Any) -> Any:
+        if not isinstance(holder, dict):
+            return None
+        return {name: {k: v for k, v in holder[name].items() if k not in _CLOCK_FIELDS}
+                for name in ("today", "window") if isinstance(holder.get(name), dict)}
+
+    queues = state.get("queues")
+    return {"queues": [figures(q) for q in queues] if isinstance(queues, list) else None,
+            "summary": figures(state.get("summary"))}
 
 
 def merge_patch(old: Any, new: Any) -> Any:
@@ -143,12 +171,13 @@ class LiveHub:
     """The views of one API process and the task that refreshes them."""
 
     def __init__(self, pool: asyncpg.Pool, snapshot: SnapshotFn, *, history: int = 256,
-                 buffer: int = 64, idle_s: float = 60.0) -> None:
+                 buffer: int = 64, idle_s: float = 60.0, tick_s: float = 10.0) -> None:
         self._pool = pool
         self._snapshot = snapshot
         self._history = history
         self._buffer = buffer
         self._idle_s = idle_s
+        self._tick_s = tick_s
         self._views: dict[ViewKey, View] = {}
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -206,17 +235,24 @@ class LiveHub:
 
     async def _run(self) -> None:
         while True:
-            await self._wakeup.wait()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation
+            # that arrives as the wake-up does (stop() would wait for ever).
+            try:
+                async with asyncio.timeout(self._tick_s):
+                    await self._wakeup.wait()
+                ticked = False
+            except TimeoutError:
+                ticked = True  # no commit for tick_s: only time moved
             self._wakeup.clear()
             try:
                 async with self._lock:
-                    await self._refresh_all()
+                    await self._refresh_all(ticked)
             except _UNAVAILABLE as error:  # the listener wakes us again when it is back
                 log.warning("live feed could not read the projections (%s)", error)
             except Exception:
                 log.exception("live feed refresh failed")
 
-    async def _refresh_all(self) -> None:
+    async def _refresh_all(self, ticked: bool = False) -> None:
         now = asyncio.get_running_loop().time()
         for key, view in list(self._views.items()):
             if view.idle_since is not None and now - view.idle_since > self._idle_s:
@@ -224,6 +260,8 @@ class LiveHub:
                 continue
             position, state = await self._read(view.principal)
             if position == view.position:
+                if ticked and window_figures(state) != window_figures(view.state):
+                    self._send(view, frame("change", position, view.advance(position, state)))
                 continue
             if position < view.position:  # a rebuild reset the positions: start over
                 view.ring.clear()

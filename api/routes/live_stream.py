@@ -22,13 +22,15 @@ from api.live.stream import LiveHub, SnapshotFn, sse_frames
 from api.problems import problem_responses
 
 HEARTBEAT_S = 15.0
+TICK_S = 10.0  # without commits, window figures are re-read (and sent if moved) this often
 MAX_STREAM_S = 300.0  # then the client reconnects and its credential is checked again
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # nginx: do not buffer
 
 
 def stream_router(snapshot: SnapshotFn, permission: Permission, *,
                   heartbeat_s: float = HEARTBEAT_S, buffer: int = 64,
-                  history: int = 256, max_stream_s: float = MAX_STREAM_S) -> APIRouter:
+                  history: int = 256, max_stream_s: float = MAX_STREAM_S,
+                  tick_s: float = TICK_S) -> APIRouter:
     """The stream route over `snapshot` (what `GET /v1/live` answers), let in with
     `permission` (the one `GET /v1/live` requires)."""
 
@@ -36,7 +38,7 @@ def stream_router(snapshot: SnapshotFn, permission: Permission, *,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         listener = ProjectionListener(app.state.database_url)
         hub = app.state.live_hub = LiveHub(app.state.pool, snapshot, history=history,
-                                           buffer=buffer)
+                                           buffer=buffer, tick_s=tick_s)
         app.state.live_listener = listener
         listener.subscribe(hub.wake)
         hub.start()

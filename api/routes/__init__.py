@@ -20,6 +20,7 @@ from api.routes import (
     health,
     ivr_menus,
     live,
+    live_at,
     metrics,
     numbers,
     projections,
@@ -32,7 +33,7 @@ from api.routes import (
 )
 
 ROUTERS: tuple[APIRouter, ...] = (health.router, metrics.router, projections.router,
-                                   calls.router, cdrs.router, live.router,
+                                   calls.router, cdrs.router, live.router, live_at.router,
                                    webhooks.router, reports.router, events.router,
                                    exports.router)
 # The call-centre resources: their commands need `app.state.callcentre` (a

@@ -10,11 +10,13 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query
 
 from api.auth.audit import audited, body_key, path_key
-from api.auth.dependencies import Tenant, require
+from api.auth.dependencies import Principal, Tenant, require
 from api.auth.ownership import own_agent_or
 from api.auth.permissions import P
 from api.db import Pool, acquire
-from api.problems import invalid, problem_responses
+from api.live import at as live_at
+from api.live.at import At
+from api.problems import NotFound, invalid, problem_responses
 from api.queries import agents as queries
 from api.routes import history
 from api.routes.commands import Service, execute, now, projected
@@ -31,6 +33,7 @@ from api.schemas.agents import (
     SkillLevel,
 )
 from api.schemas.events import TimelinePublic
+from api.schemas.live import LiveSnapshot
 from api.schemas.targets import KEY_PATTERN, SKILL_PATTERN
 from api.schemas.text import Instant, minus, plus
 from application.callcentre import replace_skills
@@ -41,6 +44,7 @@ TAG = {"name": "agents", "description": (
     "Call-centre agents: provisioning, skills, and presence commands (login, pause, unpause, "
     "logout). Commands answer with the agent as they left it; reads come from the "
     "`agent_state` projection.")}
+Historian = Annotated[Principal, require(P.HISTORY_READ)]
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
 AGENT = path_key("key", Agent.id_for)  # the agent a command acts on
 NEW_AGENT = body_key("key", Agent.id_for)  # the one a create makes
@@ -206,3 +210,14 @@ async def read_timeline(pool: Pool, key: AgentKey, tenant: Tenant,
                         after: history.After = 0,
                         limit: history.Limit = history.DEFAULT_LIMIT) -> TimelinePublic:
     return await history.timeline(pool, tenant, "agent", agent_id(key, tenant), key, after, limit)
+
+
+@router.get("/{key}/at", summary="The agent as it was at a past instant t",
+            description=("`GET /v1/live/at` narrowed to this agent: its state, since when, and "
+                         "its figures today as of `t`."),
+            response_model=LiveSnapshot, responses=problem_responses(404, 422))
+async def read_at(pool: Pool, key: AgentKey, principal: Historian, t: At) -> LiveSnapshot:
+    at = await live_at.read_at(pool, principal, t, agent_key=key)
+    if not at.agents:  # unknown, another tenant's, or created after t
+        raise NotFound("agent", key)
+    return at

@@ -13,14 +13,17 @@ import asyncpg
 from fastapi import APIRouter, Path
 
 from api.auth.audit import audited, body_key, path_key
-from api.auth.dependencies import Tenant, require
+from api.auth.dependencies import Principal, Tenant, require
 from api.auth.permissions import P
 from api.db import Pool, acquire
-from api.problems import problem_responses
+from api.live import at as live_at
+from api.live.at import At
+from api.problems import NotFound, problem_responses
 from api.queries import queues as queries
 from api.routes import history
 from api.routes.commands import Service, execute, now, projected, target_of
 from api.schemas.events import TimelinePublic
+from api.schemas.live import LiveSnapshot
 from api.schemas.queues import (
     MemberPublic,
     MemberSet,
@@ -44,6 +47,7 @@ TAG = {"name": "queues", "description": (
     "Call queues: strategy, service level, maximum wait and overflow, wrap-up, music on "
     "hold, announcements, required skills, member agents with penalties; and each queue "
     "live. Commands answer with the queue as they left it; reads come from `queue_live`.")}
+Historian = Annotated[Principal, require(P.HISTORY_READ)]
 router = APIRouter(prefix="/v1/queues", tags=["queues"])
 QUEUE = path_key("key", Queue.id_for)  # the queue a command acts on
 NEW_QUEUE = body_key("key", Queue.id_for)  # the one a create makes
@@ -220,3 +224,14 @@ async def read_timeline(pool: Pool, key: QueueKey, tenant: Tenant,
                         limit: history.Limit = history.DEFAULT_LIMIT) -> TimelinePublic:
     return await history.timeline(pool, tenant, "queue", Queue.id_for(key, tenant), key,
                                   after, limit)
+
+
+@router.get("/{key}/at", summary="The queue as it was at a past instant t",
+            description=("`GET /v1/live/at` narrowed to this queue: who was waiting and since "
+                         "when, its agents by state and its figures as of `t`."),
+            response_model=LiveSnapshot, responses=problem_responses(404, 422))
+async def read_at(pool: Pool, key: QueueKey, principal: Historian, t: At) -> LiveSnapshot:
+    at = await live_at.read_at(pool, principal, t, queue_id=Queue.id_for(key, principal.tenant))
+    if not at.queues:  # unknown, another tenant's, or created after t
+        raise NotFound("queue", key)
+    return at

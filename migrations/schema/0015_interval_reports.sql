@@ -63,3 +63,9 @@ CREATE TABLE interval_marks (
     bucket_start        timestamptz      NOT NULL,
     PRIMARY KEY (tenant, bucket_start)
 );
+
+-- Recomputing a bucket runs kpi's window queries for 15 minutes: handled calls by
+-- when their after-call work ended, and state periods by when they ended (or
+-- are still open), without scanning the tenant's whole history.
+CREATE INDEX queue_handling_tenant_wrap_up ON queue_handling (tenant, wrap_up_ended_at);
+CREATE INDEX agent_state_intervals_tenant_ended ON agent_state_intervals (tenant, ended_at);

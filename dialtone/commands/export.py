@@ -19,6 +19,7 @@ from typing import IO, Any, Literal
 
 import asyncpg
 import click
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from tqdm import tqdm
 
@@ -140,7 +141,10 @@ def reports(settings: Settings, start: datetime, end: datetime, fmt: str, output
     found: list[Mapping[str, Any]] = []
 
     async def total(db: asyncpg.Connection) -> int:
-        _, rows = await report_rows(db, tenant, kind, interval, start, end, None)
+        try:
+            _, rows = await report_rows(db, tenant, kind, interval, start, end, None)
+        except RequestValidationError as refused:  # the API's bound on one report's rows
+            raise click.BadParameter(refused.errors()[0]["msg"], param_hint="--to") from None
         found.extend(model(**row).model_dump() for row in rows)
         return len(found)
 

@@ -361,3 +361,14 @@ def test_cli_exports_an_agent_report_as_the_api_computes_it(world: World,
                     "2026-03-09")
     assert too_long.exit_code == 2
     assert "--to" in too_long.output
+
+
+def test_cli_refuses_a_report_over_the_apis_row_bound(world: World,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("api.routes.reports.MAX_ROWS", 1)
+    now = datetime.now(UTC)
+    result = _cli(world, "reports", "--of", "agents", "--from",
+                  (now - timedelta(hours=1)).isoformat(), "--to", now.isoformat(), "--tenant",
+                  "acme")
+    assert result.exit_code == 2, result.output
+    assert "--to" in result.output

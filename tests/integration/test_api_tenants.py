@@ -52,7 +52,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/v1/webhooks/{webhook_id}"): {"event_types": ["*"]},
     ("POST", "/v1/webhooks/{webhook_id}/redeliver"): {"from_position": 0},
 }
-QUERIES = {("GET", "/v1/dialplans/{key}/resolve"): {"number": "1"}}
+QUERIES = {("GET", "/v1/dialplans/{key}/resolve"): {"number": "1"},
+           # time travel: any past instant (another tenant's key is 404 at every t)
+           ("GET", "/v1/agents/{key}/at"): {"t": "2025-01-01T00:00:00Z"},
+           ("GET", "/v1/queues/{key}/at"): {"t": "2025-01-01T00:00:00Z"}}
 
 
 def bearer(key: str) -> dict[str, str]:

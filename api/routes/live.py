@@ -6,17 +6,20 @@ stream of changes after it is api/live/stream.py's.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
 from api.auth.dependencies import Principal, require
 from api.auth.permissions import P
-from api.db import Pool
+from api.db import Pool, acquire
 from api.live.cache import SnapshotCache
+from api.live.service_level import BUCKET_S, next_midnight, service_level_buckets
 from api.live.snapshot import live_snapshot
 from api.problems import problem_responses
-from api.schemas.live import LiveSnapshot
+from api.schemas.live import LiveSnapshot, ServiceLevelDay
+from projections import kpi
 from projections.kpi import DEFAULT_WINDOW_S
 
 TAG = {"name": "live", "description": (
@@ -47,3 +50,29 @@ async def read_live(request: Request, pool: Pool, principal: Reader,
     about a second before the answer (the body is shared for that long)."""
     body = await snapshot_cache(request).body(pool, principal, window_s)
     return Response(body, media_type="application/json")
+
+
+QueueKey = Annotated[str | None, Query(max_length=100, description=(
+    "Only this queue (its key); every queue the caller may see otherwise."))]
+
+
+@router.get("/service-level", summary="Each queue's service level today, per 15 minutes",
+            responses=problem_responses(422))
+async def read_service_level(pool: Pool, principal: Reader,
+                             queue: QueueKey = None) -> ServiceLevelDay:
+    """The wallboard's line over the day: since local midnight in the tenant's zone,
+    one bucket per 15 minutes up to now (the last one partial), each with the
+    service level of `GET /v1/live` (docs/metrics.md) over that bucket. Queues follow
+    the snapshot's rule: a role without reports:read or config:read sees none."""
+    async with acquire(pool) as conn, conn.transaction(isolation="repeatable_read",
+                                                       readonly=True):
+        now: datetime = await conn.fetchval("SELECT now()")
+        zone = await conn.fetchval("SELECT time_zone FROM tenants WHERE id = $1",
+                                   principal.tenant) or "UTC"
+        today = kpi.today(now, zone)
+        sees = principal.can(P.REPORTS_READ) or principal.can(P.CONFIG_READ)
+        queues = (await service_level_buckets(conn, principal.tenant, today, queue)
+                  if sees else [])
+    return ServiceLevelDay(tenant=principal.tenant, as_of=now, time_zone=zone,
+                           since=today.since, day_until=next_midnight(now, zone),
+                           bucket_s=BUCKET_S, queues=queues)

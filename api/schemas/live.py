@@ -117,3 +117,33 @@ class LiveSnapshot(BaseModel):
     agents: list[AgentLive]
     calls: list[CallLive] | None = Field(description="Null for roles without calls:read.")
     summary: TenantSummary | None = Field(description="Null for roles without reports:read.")
+
+
+class ServiceLevelBucket(BaseModel):
+    """One queue's service level over one bucket [since, until) of the day."""
+
+    since: datetime
+    until: datetime
+    offered: int = Field(description="Visits that started in the bucket.")
+    answered: int = Field(description="Answered in the bucket.")
+    answered_within_sl: int = Field(description="Answered in the bucket with a wait <= T.")
+    short_abandoned: int = Field(description="Short abandons in the bucket.")
+    service_level: float | None = Field(description=(
+        "answered_within_sl / (offered - short_abandoned), 0..1; null with nothing offered."))
+
+
+class QueueServiceLevel(BaseModel):
+    queue_id: UUID
+    key: str
+    name: str
+    buckets: list[ServiceLevelBucket]
+
+
+class ServiceLevelDay(BaseModel):
+    tenant: str
+    as_of: datetime = Field(description="The database clock; the last bucket ends after it.")
+    time_zone: str
+    since: datetime = Field(description="Local midnight in the tenant's zone.")
+    day_until: datetime = Field(description="The next local midnight (a DST day is 23 or 25 h).")
+    bucket_s: float
+    queues: list[QueueServiceLevel]

@@ -9,7 +9,7 @@
 let view = null;           // the live snapshot as last patched
 let receivedAt = 0;        // Date.now() when `view` arrived: ages tick from there
 let source = null;
-const slHistory = new Map(); // queue key -> [[epoch ms, service level today]]
+let slDay = null;           // GET /v1/live/service-level: each queue's 15-minute buckets today
 
 const $ = (id) => document.getElementById(id);
 
@@ -70,13 +70,6 @@ function connect() {
 function accept(next) {
   view = next;
   receivedAt = Date.now();
-  for (const queue of view.queues || []) {
-    const points = slHistory.get(queue.key) || [];
-    if (queue.today.service_level !== null) {
-      points.push([Date.parse(view.as_of), queue.today.service_level]);
-    }
-    slHistory.set(queue.key, points.slice(-2000));
-  }
   render();
 }
 
@@ -220,9 +213,29 @@ function renderCalls() {
   }));
 }
 
+async function loadServiceLevel() {
+  // The line over the day comes from the server (15-minute buckets since the
+  // tenant's midnight), read on start and every minute: the last bucket fills up.
+  const response = await api("GET", "/v1/live/service-level");
+  if (!response.ok) return;
+  slDay = await response.json();
+  if (view) renderCharts();
+}
+
+function slPoints(key) {
+  // Each bucket with calls offered, at its middle: [x 0..240, y 1..59].
+  const queue = slDay && slDay.queues.find((q) => q.key === key);
+  if (!queue) return [];
+  const since = Date.parse(slDay.since), span = Date.parse(slDay.day_until) - since;
+  return queue.buckets.filter((b) => b.service_level !== null).map((b) => {
+    const middle = (Date.parse(b.since) + Date.parse(b.until)) / 2;
+    return `${(((middle - since) / span) * 240).toFixed(1)},${(60 - b.service_level * 58 - 1).toFixed(1)}`;
+  });
+}
+
 function renderCharts() {
-  // Service level today, one line per queue, over the day (00:00-24:00 local):
-  // the points this page has seen since it opened.
+  // Service level per 15 minutes, one line per queue, over the tenant's day
+  // (midnight to midnight), with the 80 % target dashed.
   const charts = $("sl-charts");
   const ns = "http://www.w3.org/2000/svg";
   charts.replaceChildren(...(view.queues || []).map((q) => {
@@ -233,10 +246,7 @@ function renderCharts() {
     svg.setAttribute("viewBox", "0 0 240 60");
     svg.setAttribute("role", "img");
     svg.setAttribute("aria-label", caption.textContent);
-    const midnight = new Date(); midnight.setHours(0, 0, 0, 0);
-    const day = 86400000;
-    const points = (slHistory.get(q.key) || [])
-      .map(([t, sl]) => `${(((t - midnight) / day) * 240).toFixed(1)},${(60 - sl * 58 - 1).toFixed(1)}`);
+    const points = slPoints(q.key);
     const target = document.createElementNS(ns, "line");
     Object.entries({ x1: 0, x2: 240, y1: 60 - 0.8 * 58 - 1, y2: 60 - 0.8 * 58 - 1, class: "target" })
       .forEach(([k, v]) => target.setAttribute(k, v));
@@ -297,4 +307,6 @@ $("logout").addEventListener("click", async () => {
   location.assign("/login");
 });
 setInterval(tick, 1000);
+setInterval(loadServiceLevel, 60000);
 connect();
+loadServiceLevel();

@@ -78,23 +78,49 @@ def frame(event: str, position: int, data: Any) -> str:
     return f"event: {event}\nid: {position}\ndata: {json.dumps(data, default=str)}\n\n"
 
 
-_CLOCK_FIELDS = ("since", "until")  # a window's bounds move on every read
+# The stream's form of a view (`stream_form`): what changes with the clock alone is
+# left out (the page derives it from `as_of`), and collections are objects keyed by
+# id, so that a merge patch carries the entries that changed, not every list whole.
+_KEYED = {"queues": "queue_id", "agents": "agent_id", "calls": "call_id"}
+_CLOCK_ONLY = {"since", "until", "time_in_state_s", "duration_s"}
+
+
+def stream_form(state: Any) -> Any:
+    """`state` (a `GET /v1/live` body) as the stream carries it: `queues`, `agents`
+    and `calls` keyed by their ids; windows without `since`/`until` (as_of and
+    window_s give them); agents without `time_in_state_s` (as_of - state_since),
+    calls without `duration_s` (as_of - started_at). Other views pass unchanged."""
+    if not isinstance(state, dict):
+        return state
+    shaped = {}
+    for key, value in state.items():
+        if key in _KEYED and isinstance(value, list):
+            shaped[key] = {item[_KEYED[key]]: _without_clock(item) for item in value}
+        else:
+            shaped[key] = _without_clock(value) if key == "summary" else value
+    return shaped
+
+
+def _without_clock(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    return {k: _without_clock(v) for k, v in value.items() if k not in _CLOCK_ONLY}
 
 
 def window_figures(state: Any) -> Any:
-    """What of a view moves with time alone and is worth a change: each queue's and
-    the summary's window figures, without the windows' bounds (always moving)."""
+    """What of a view (in its stream form) moves with time alone and is worth a
+    change: each queue's and the summary's window figures."""
     if not isinstance(state, dict):
         return None
 
     def figures(holder: Any) -> Any:
         if not isinstance(holder, dict):
             return None
-        return {name: {k: v for k, v in holder[name].items() if k not in _CLOCK_FIELDS}
-                for name in ("today", "window") if isinstance(holder.get(name), dict)}
+        return {name: holder.get(name) for name in ("today", "window")}
 
     queues = state.get("queues")
-    return {"queues": [figures(q) for q in queues] if isinstance(queues, list) else None,
+    return {"queues": ({k: figures(q) for k, q in queues.items()}
+                       if isinstance(queues, dict) else None),
             "summary": figures(state.get("summary"))}
 
 
@@ -231,7 +257,7 @@ class LiveHub:
             # `now()` is the transaction's clock, the one live_snapshot wants.
             position, now = await conn.fetchrow(f"SELECT ({FEED_POSITION}), now()")
             snapshot = await self._snapshot(conn, principal, now)
-        return int(position), snapshot.model_dump(mode="json")
+        return int(position), stream_form(snapshot.model_dump(mode="json"))
 
     async def _run(self) -> None:
         while True:

@@ -152,9 +152,19 @@ function renderSummary(since) {
     : "";
 }
 
+// The stream keys queues, agents and calls by id (a change carries only the
+// entries that changed); the page lists them in a stable order.
+const byKey = (a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+const entries = (collection, order) => Object.values(collection || {}).sort(order);
+const queues = () => entries(view.queues, byKey);
+
+// Seconds from an instant to the view's `as_of` (then ticking on): the stream sends
+// instants, not ages, so nothing changes with the clock alone.
+const ageAt = (instant) => (Date.parse(view.as_of) - Date.parse(instant)) / 1000;
+
 function renderQueues() {
   const body = $("queues").tBodies[0];
-  body.replaceChildren(...(view.queues || []).map((q) => {
+  body.replaceChildren(...queues().map((q) => {
     const row = document.createElement("tr");
     row.dataset.queue = q.key;
     const name = document.createElement("th");
@@ -174,7 +184,7 @@ function renderQueues() {
 }
 
 function renderAgents() {
-  $("agents").replaceChildren(...(view.agents || []).map((a) => {
+  $("agents").replaceChildren(...entries(view.agents, byKey).map((a) => {
     const item = document.createElement("li");
     item.dataset.agent = a.key;
     item.className = `agent state-${a.state}`;
@@ -185,7 +195,7 @@ function renderAgents() {
     state.textContent = a.state.replace("_", " ") + (a.pause_reason ? ` (${a.pause_reason})` : "");
     const since = document.createElement("span");
     since.className = "since";
-    age(since, a.time_in_state_s);
+    age(since, ageAt(a.state_since));
     const actions = document.createElement("span");
     actions.className = "actions";
     if (a.state !== "logged_out") {
@@ -198,14 +208,16 @@ function renderAgents() {
 
 function renderCalls() {
   const body = $("calls").tBodies[0];
-  body.replaceChildren(...(view.calls || []).map((c) => {
+  const byStart = (a, b) => (a.started_at < b.started_at ? -1 : a.started_at > b.started_at ? 1
+    : a.call_id < b.call_id ? -1 : 1);
+  body.replaceChildren(...entries(view.calls, byStart).map((c) => {
     const row = document.createElement("tr");
     row.dataset.call = c.call_id;
     cell(row, c.caller);
     cell(row, c.callee);
     cell(row, c.queue || "–");
     cell(row, c.status.replace("_", " "), "status");
-    age(cell(row, "", "num"), c.duration_s);
+    age(cell(row, "", "num"), ageAt(c.started_at));
     const actions = cell(row, "");
     actions.append(button("Monitor", "monitor", c), button("Whisper", "whisper", c),
                    button("Barge", "barge", c), button("Transfer", "transfer", c));
@@ -238,7 +250,7 @@ function renderCharts() {
   // (midnight to midnight), with the 80 % target dashed.
   const charts = $("sl-charts");
   const ns = "http://www.w3.org/2000/svg";
-  charts.replaceChildren(...(view.queues || []).map((q) => {
+  charts.replaceChildren(...queues().map((q) => {
     const figure = document.createElement("figure");
     const caption = document.createElement("figcaption");
     caption.textContent = `${q.name || q.key}: service level today ${percent(q.today.service_level)}`;

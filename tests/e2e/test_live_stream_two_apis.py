@@ -45,11 +45,12 @@ def _ready(base: str) -> bool:
 
 def agents_of(reader: SseReader) -> dict[str, str]:
     state = reader.state() or {}
-    return {a["key"]: a["state"] for a in state.get("agents", [])}
+    return {a["key"]: a["state"] for a in (state.get("agents") or {}).values()}
 
 
 def facts(reader: SseReader) -> list[tuple[str, str, str]]:
-    return [(x["key"], x["state"], x["state_since"]) for x in reader.state()["agents"]]
+    return sorted((x["key"], x["state"], x["state_since"])
+                  for x in reader.state()["agents"].values())
 
 
 def test_two_api_processes_stream_the_same_changes(

@@ -50,9 +50,15 @@ def project_a_short_call(database_url: str) -> None:
         callcentre.apply_batch(conn, events, "store:test")
 
 
+def the_queue(state: Any) -> Any:
+    """The one queue of the view (the stream keys queues by id)."""
+    queues = list(((state or {}).get("queues") or {}).values())
+    return queues[0] if queues else None
+
+
 def window_offered(state: Any) -> int | None:
-    queues = (state or {}).get("queues") or []
-    return int(queues[0]["window"]["offered"]) if queues else None
+    queue = the_queue(state)
+    return None if queue is None else int(queue["window"]["offered"])
 
 
 def test_a_call_leaving_the_window_changes_the_stream_without_an_event(
@@ -70,5 +76,5 @@ def test_a_call_leaving_the_window_changes_the_stream_without_an_event(
         wait_until(lambda: window_offered(reader.state()) == 0, 30, "the call out of it")
         last = reader.events[-1]
         assert (last.event, last.id) == ("change", committed)  # no commit in between
-        assert reader.state()["queues"][0]["today"]["offered"] == 1  # still today's
+        assert the_queue(reader.state())["today"]["offered"] == 1  # still today's
         reader.close()

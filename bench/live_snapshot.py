@@ -38,19 +38,20 @@ QUEUES, AGENTS = 50, 500
 T0 = datetime(2025, 6, 10, 7, 0, tzinfo=UTC)
 
 
-def history(calls: int) -> list[EventEnvelope]:
+def history(calls: int, t0: datetime = T0) -> list[EventEnvelope]:
+    """The tenant's day from `t0`: a call every 5 s (bench/live.py starts it today)."""
     s = CallCentreService()
-    queues = [s.create_queue(f"q{n}", f"Queue {n}", "longest_idle", occurred_at=T0,
+    queues = [s.create_queue(f"q{n}", f"Queue {n}", "longest_idle", occurred_at=t0,
                              wrap_up_s=10).id for n in range(QUEUES)]
-    agents = [s.create_agent(f"a{n}", f"Agent {n}", occurred_at=T0).id for n in range(AGENTS)]
+    agents = [s.create_agent(f"a{n}", f"Agent {n}", occurred_at=t0).id for n in range(AGENTS)]
     for n, agent in enumerate(agents):
         for k in range(3):
-            s.add_member(queues[(n + k * 17) % QUEUES], agent, k, T0)
-        s.login(agent, f"sip:a{n}@pbx.example.com", T0)
+            s.add_member(queues[(n + k * 17) % QUEUES], agent, k, t0)
+        s.login(agent, f"sip:a{n}@pbx.example.com", t0)
         if n % 10 == 0:
-            s.pause(agent, ("lunch", "training", "break")[n % 3], T0 + timedelta(minutes=1))
+            s.pause(agent, ("lunch", "training", "break")[n % 3], t0 + timedelta(minutes=1))
     for n in range(calls):
-        at = T0 + timedelta(seconds=5 * n)
+        at = t0 + timedelta(seconds=5 * n)
         # agent q + 50 j is a member of queue q (penalty 0): ten agents take turns
         member = n % QUEUES + QUEUES * ((n // QUEUES) % (AGENTS // QUEUES))
         queue, agent, call = queues[n % QUEUES], agents[member], _call(n)

@@ -1,0 +1,309 @@
+"""The supervisor's live view under load (issue 10; a benchmark, not a test).
+
+    .venv/bin/python -m bench.live [--clients 200] [--calls-per-s 50] [--stream-s 30]
+                                   [--rate 200] [--seconds 30]
+
+One embedded PostgreSQL and `dialtone up` on it as a real process (embedded
+mode: the projections run inside `up`; no B2BUA worker). The tenant is the one
+bench/live_snapshot.py builds (50 queues, 500 agents each in 3 queues, a call
+every 5 s), dated so that its day is today, projected straight into the tables.
+
+1. Stream. `--clients` Server-Sent Event clients (another process, aiohttp on
+   uvloop) hold GET /v1/live/stream as a supervisor, while this process stores
+   `--calls-per-s` calls a second through the real CallCentreService into the
+   event store `up` projects: each call is enqueued in a queue of its own
+   tenant, and abandoned 2 s later (two commits per call). For every commit,
+   delivery latency = the instant a client received the first event whose
+   `position` covers the commit's notification id - the instant the commit
+   returned (both `time.time()` on the same machine), over every client and
+   commit; and the API process's CPU per connected client.
+2. Snapshot. GET /v1/live as a supervisor at `--rate` requests/s for
+   `--seconds`, open loop, from bench/api.py's generator (its own process):
+   p50/p90/p99/max, and the server's CPU per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import aiohttp
+import httpx
+import psutil
+import psycopg
+import uvloop
+
+from application.callcentre import CallCentreService
+from application.identity.model import Role
+from bench import api as bench_api
+from bench.common import embedded_postgres, machine_facts, percentile_ms
+from bench.live_snapshot import AGENTS, QUEUES, history
+from dialtone.commands.users import ensure_initial_admin, issue_api_key
+from dialtone.database import ensure_database, eventsourcing_env
+from dialtone.migrations import apply_migrations
+from dialtone.services.postgres import free_port
+from projections import callcentre
+
+HISTORY_SOURCE = "store:bench-history"
+
+
+# --- the SSE clients (their own process) ---------------------------------------------------
+
+_POSITION = re.compile(rb'"position": ?(\{[^}]*\})')
+
+
+async def _client(session: aiohttp.ClientSession, path: str, headers: dict[str, str],
+                  until: float, out: list[tuple[float, dict[str, int]]],
+                  sizes: list[int]) -> None:
+    """One EventSource: (receipt time, the view's position) of every event. Only the
+    `position` member is parsed (the first one: it precedes the lists), so 200
+    clients in one process do not each parse every event whole."""
+    async with session.get(path, headers=headers) as response:
+        position: dict[str, int] = {}
+        async for raw in response.content:
+            if raw.startswith(b"data: "):
+                received = time.time()
+                sizes.append(len(raw))
+                found = _POSITION.search(raw)
+                if found:
+                    moved = json.loads(found.group(1))
+                    position = {**position, **{k: v for k, v in moved.items() if v is not None}}
+                out.append((received, dict(position)))
+            if time.time() > until:
+                return
+
+
+async def _clients(spec: dict[str, Any]) -> dict[str, Any]:
+    until = time.time() + spec["seconds"]
+    connector = aiohttp.TCPConnector(limit=spec["clients"] + 4)
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+    outs: list[list[tuple[float, dict[str, int]]]] = [[] for _ in range(spec["clients"])]
+    sizes: list[int] = []
+    headers = {"Authorization": f"Bearer {spec['key']}"}
+    async with aiohttp.ClientSession(spec["base_url"], connector=connector,
+                                     timeout=timeout) as session:
+        tasks = [asyncio.create_task(_client(session, "/v1/live/stream", headers, until, out,
+                                             sizes))
+                 for out in outs]
+        done, pending = await asyncio.wait(tasks, timeout=spec["seconds"] + 30)
+        for task in pending:
+            task.cancel()
+    failed = sum(1 for t in done if t.exception() is not None)
+    return {"events": outs, "failed": failed,
+            "mean_bytes": sum(sizes) / len(sizes) if sizes else 0}
+
+
+def clients_main() -> None:
+    """`python -m bench.live --sse`: spec as JSON on stdin, events as JSON on stdout."""
+    spec = json.load(sys.stdin)
+    json.dump(uvloop.run(_clients(spec)), sys.stdout)
+
+
+# --- the load: calls stored through the application service ---------------------------
+
+def store_calls(dsn: str, rate: float, seconds: float,
+                commits: list[tuple[float, int]]) -> None:
+    """`rate` calls/s for `seconds`: enqueue, and abandon 2 s later; each commit's
+    (time it returned, the store's notification id after it)."""
+    with CallCentreService(env=eventsourcing_env(dsn)) as service:
+        queue = service.create_queue(f"live-{uuid4().hex[:6]}", "Bench live", "longest_idle",
+                                     occurred_at=datetime.now(UTC)).id
+        waiting: list[tuple[float, Any]] = []
+        start = time.time()
+        total = int(rate * seconds)
+        for n in range(total):
+            due = start + n / rate
+            while waiting and waiting[0][0] <= due:
+                _, call = waiting.pop(0)
+                service.abandon_call(queue, call, datetime.now(UTC))
+                commits.append((time.time(), service.recorder.max_notification_id() or 0))
+            time.sleep(max(0.0, due - time.time()))
+            call = uuid4()
+            service.enqueue_call(queue, call, 0, datetime.now(UTC))
+            commits.append((time.time(), service.recorder.max_notification_id() or 0))
+            waiting.append((due + 2.0, call))
+
+
+def delivery_latencies(commits: list[tuple[float, int]],
+                       clients: list[list[tuple[float, dict[str, int]]]],
+                       source: str) -> list[float]:
+    """For every client and commit: first receipt covering it - the commit's return."""
+    latencies = []
+    for events in clients:
+        seen = [(at, position.get(source, 0)) for at, position in events]
+        i = 0
+        for committed_at, notification in commits:
+            while i < len(seen) and seen[i][1] < notification:
+                i += 1
+            if i == len(seen):
+                break  # the stream ended before this commit reached it
+            latencies.append(max(0.0, seen[i][0] - committed_at))
+    return latencies
+
+
+def watch_projected(dsn: str, stop: threading.Event,
+                    seen: list[tuple[float, dict[str, int]]]) -> None:
+    """Every 20 ms: the call-centre projection's positions (commit -> projected)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while not stop.wait(0.02):
+            rows = conn.execute("SELECT source, position FROM projection_positions "
+                                "WHERE projection = 'callcentre_events'").fetchall()
+            seen.append((time.time(), {str(r[0]): int(r[1]) for r in rows}))
+
+
+def run_clients(spec: dict[str, Any]) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "bench.live", "--sse"],
+                          input=json.dumps(spec).encode(), capture_output=True, check=True)
+    return dict(json.loads(done.stdout))
+
+
+def stream_phase(args: argparse.Namespace, dsn: str, base_url: str, key: str,
+                 up: psutil.Process) -> None:
+    spec = {"base_url": base_url, "key": key, "clients": args.clients,
+            "seconds": args.stream_s + 6}
+    result: dict[str, Any] = {}
+    reader = threading.Thread(target=lambda: result.update(run_clients(spec)))
+    reader.start()
+    time.sleep(4)  # every client connected and past its first snapshot
+    commits: list[tuple[float, int]] = []
+    projected: list[tuple[float, dict[str, int]]] = []
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch_projected, args=(dsn, stop, projected))
+    watcher.start()
+    cpu0, started = bench_api.server_cpu_s(up), time.monotonic()
+    store_calls(dsn, args.calls_per_s, args.stream_s, commits)
+    cpu = bench_api.server_cpu_s(up) - cpu0
+    elapsed = time.monotonic() - started
+    reader.join()
+    stop.set()
+    watcher.join()
+    source = stream_source(dsn)
+    latencies = delivery_latencies(commits, result["events"], source)
+    lag = delivery_latencies(commits, [projected], source)
+    connected = sum(1 for events in result["events"] if events)
+    print(f"stream: {connected}/{args.clients} clients connected ({result['failed']} failed), "
+          f"{len(commits)} commits in {elapsed:.1f} s ({args.calls_per_s:g} calls/s, "
+          f"enqueue + abandon), {len(latencies)} deliveries measured")
+    if lag:
+        print(f"  store commit -> projected (polled every 20 ms): p50 "
+              f"{percentile_ms(lag, 0.5):.0f} ms, p99 {percentile_ms(lag, 0.99):.0f} ms")
+    if latencies:
+        print(f"  store commit -> SSE delivery: p50 {percentile_ms(latencies, 0.5):.0f} ms, "
+              f"p90 {percentile_ms(latencies, 0.9):.0f} ms, "
+              f"p99 {percentile_ms(latencies, 0.99):.0f} ms, max {max(latencies) * 1000:.0f} ms")
+    events = sum(len(e) for e in result["events"]) / max(1, connected)
+    print(f"  events per client: {events:.0f}, {result['mean_bytes'] / 1024:.0f} KiB each on "
+          f"average (the first is the whole snapshot); `up` CPU (API, projections, all its "
+          f"processes) {cpu / elapsed:.2f} s/s, {cpu / elapsed / args.clients * 1000:.1f} "
+          f"ms/s per client")
+
+
+def stream_source(dsn: str) -> str:
+    """The event source of the call-centre store `up` projects (not the history's)."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT source FROM projection_positions WHERE projection = 'callcentre_events' "
+            "AND source <> %s ORDER BY position DESC LIMIT 1", (HISTORY_SOURCE,)).fetchone()
+    return str(row[0]) if row else ""
+
+
+# --- the snapshot phase --------------------------------------------------------------------
+
+def snapshot_phase(args: argparse.Namespace, base_url: str, key: str, up_pid: int,
+                   pg_pid: int) -> None:
+    headers = {"Authorization": f"Bearer {key}"}
+    shot = {"label": "GET /v1/live  key", "path": "/v1/live", "headers": headers}
+    spec = {"base_url": base_url, "rate": args.rate, "seconds": args.seconds,
+            "warmup": args.warmup, "connections": args.connections, "shots": [shot]}
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        body = client.get("/v1/live", headers=headers)
+        body.raise_for_status()
+        live = body.json()
+    print(f"snapshot: {len(live['queues'])} queues, {len(live['agents'])} agents, "
+          f"{len(body.content) / 1024:.0f} KiB a body; {args.rate:g} requests/s for "
+          f"{args.seconds:g} s after {args.warmup:g} s of warm-up")
+    bench_api.measure(args, spec, up_pid, pg_pid)
+
+
+# --- setup -----------------------------------------------------------------------------------
+
+def load_tenant(dsn: str, calls: int) -> None:
+    """bench/live_snapshot.py's tenant, its last call a minute ago (its day is today's
+    as far as it fits since midnight), projected straight into the tables."""
+    now = datetime.now(UTC)
+    t0 = max(now - timedelta(seconds=5 * calls + 60),
+             now.replace(hour=0, minute=0, second=1, microsecond=0))
+    events = history(calls, t0)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for first in range(0, len(events), 500):
+            callcentre.apply_batch(conn, events[first:first + 500], HISTORY_SOURCE)
+        conn.execute("ANALYZE")  # what autovacuum does on a running system
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="dialtone live view benchmark")
+    parser.add_argument("--calls", type=int, default=3000, help="the tenant's calls today")
+    parser.add_argument("--clients", type=int, default=200, help="SSE clients")
+    parser.add_argument("--calls-per-s", type=float, default=50)
+    parser.add_argument("--stream-s", type=float, default=30)
+    parser.add_argument("--rate", type=float, default=200, help="GET /v1/live per second")
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--warmup", type=float, default=5)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--skip", choices=("stream", "snapshot"), action="append", default=[])
+    parser.add_argument("--sse", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    if args.sse:
+        clients_main()
+        return
+    print(machine_facts())
+    with embedded_postgres() as pg, tempfile.TemporaryDirectory(prefix="dialtone-live-") \
+            as tmp:
+        data_dir, port = Path(tmp), free_port()
+        dsn = pg.dsn("bench_live")
+        ensure_database(dsn)
+        apply_migrations(dsn)
+        load_tenant(dsn, args.calls)
+        ensure_initial_admin(dsn, data_dir)
+        key = issue_api_key(dsn, "bench", Role.SUPERVISOR)
+        up = bench_api.start_up(dsn, data_dir, port, ["--api-workers", "1"],
+                                data_dir / "up.log")
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            with httpx.Client(base_url=base_url, timeout=10) as client:
+                bench_api.wait(lambda: bench_api.ready(client) or up.poll() is not None, 90,
+                               "dialtone up")
+            if up.poll() is not None:
+                raise RuntimeError(f"dialtone up exited with {up.returncode}")
+            print(f"dialtone up (embedded, 1 API process, no B2BUA worker); tenant: "
+                  f"{QUEUES} queues, {AGENTS} agents, {args.calls} calls today")
+            if "stream" not in args.skip:
+                stream_phase(args, dsn, base_url, key, psutil.Process(up.pid))
+            if "snapshot" not in args.skip:
+                snapshot_phase(args, base_url, key, up.pid, pg.pid() or 0)
+        except BaseException:
+            print((data_dir / "up.log").read_text()[-3000:], file=sys.stderr)
+            raise
+        finally:
+            up.terminate()
+            up.wait(30)
+    print(f"\nafter: {machine_facts()}")
+
+
+if __name__ == "__main__":
+    main()

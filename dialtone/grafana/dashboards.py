@@ -38,6 +38,7 @@ from grafana_foundation_sdk.models import dashboard as models
 
 from dialtone.budgets import load_budgets
 from dialtone.grafana.sql import POSTGRES_TYPE, Format, Sql
+from projections import kpi
 
 # The datasource uids of infra/grafana/provisioning/datasources/datasources.yml; a
 # Grafana the dashboards are pushed to needs datasources with these uids.
@@ -182,22 +183,50 @@ OLDEST_WAIT = Query(
     "FROM queue_calls WHERE tenant IN ($tenant)", ("oldest_wait_s",))
 CALLS_IN_PROGRESS = Query(
     "SELECT count(*) AS calls FROM call_live WHERE tenant IN ($tenant)", ("calls",))
-QUEUES = Query(
-    "SELECT q.key AS queue, q.name,\n"
-    "  count(c.call_id) AS waiting,\n"
-    "  COALESCE(EXTRACT(EPOCH FROM now() - min(c.enqueued_at)), 0)::float8 AS oldest_wait_s,\n"
-    "  q.offered, q.answered, q.abandoned, q.abandoned_within_sl AS short_abandons,\n"
-    "  q.transferred_in, q.transferred_out, q.overflowed,\n"
-    "  q.answered_within_sl::float8 / NULLIF(q.offered - q.abandoned_within_sl, 0)"
-    " AS service_level,\n"
-    "  q.answered_wait_total_s / NULLIF(q.answered, 0) AS asa_s\n"
-    "FROM queue_live q LEFT JOIN queue_calls c ON c.queue_id = q.queue_id\n"
-    "WHERE q.tenant IN ($tenant)\n"
-    "GROUP BY q.queue_id\n"
-    "ORDER BY q.key",
-    ("queue", "name", "waiting", "oldest_wait_s", "offered", "answered", "abandoned",
-     "short_abandons", "transferred_in", "transferred_out", "overflowed", "service_level",
-     "asa_s"))
+# Queue figures over today and the last 15 minutes: the sums are projections/kpi.py's
+# QUEUE_SUMS itself (the wallboard's), for every chosen tenant; the ratios are kpi.py's
+# (service level: short abandons excluded). "Today" starts at each tenant's local
+# midnight (a correlated subquery on tenants: `tenant` is the summed table's column;
+# UTC for a tenant without a row, as GET /v1/live does).
+_TENANT_ZONE = "COALESCE((SELECT z.time_zone FROM tenants z WHERE z.id = tenant), 'UTC')"
+_TENANT_MIDNIGHT = (f"(date_trunc('day', now() AT TIME ZONE {_TENANT_ZONE})"
+                    f" AT TIME ZONE {_TENANT_ZONE})")
+_WINDOW_COLUMNS = ("offered", "answered", "abandoned", "short_abandons", "transferred_in",
+                   "transferred_out", "overflowed", "service_level", "asa_s", "aht_s",
+                   "longest_wait_s", "abandonment_rate")
+
+
+def _queue_figures(since_sql: str, now_columns: bool) -> Query:
+    sums = (kpi.QUEUE_SUMS.strip().replace("tenant = $1", "tenant IN ($tenant)")
+            .replace("$2", since_sql).replace("$3", "now()"))
+    now = ("  (SELECT count(*) FROM queue_calls c WHERE c.queue_id = q.queue_id) AS waiting,\n"
+           "  COALESCE((SELECT EXTRACT(EPOCH FROM now() - min(c.enqueued_at)) FROM queue_calls c"
+           " WHERE c.queue_id = q.queue_id), 0)::float8 AS oldest_wait_s,\n"
+           if now_columns else "")
+    return Query(
+        "SELECT q.key AS queue, q.name,\n" + now +
+        "  COALESCE(s.offered, 0) AS offered, COALESCE(s.answered, 0) AS answered,\n"
+        "  COALESCE(s.abandoned, 0) AS abandoned,"
+        " COALESCE(s.short_abandoned, 0) AS short_abandons,\n"
+        "  COALESCE(s.transferred_in, 0) AS transferred_in,"
+        " COALESCE(s.transferred_out, 0) AS transferred_out,\n"
+        "  COALESCE(s.overflowed, 0) AS overflowed,\n"
+        "  s.answered_within_sl::float8 / NULLIF(s.offered - s.short_abandoned, 0)"
+        " AS service_level,\n"
+        "  s.answered_wait_s / NULLIF(s.answered, 0) AS asa_s,\n"
+        "  s.handle_s / NULLIF(s.handled, 0) AS aht_s,\n"
+        "  s.longest_wait_s,\n"
+        "  s.abandoned::float8 / NULLIF(s.offered - s.short_abandoned, 0)"
+        " AS abandonment_rate\n"
+        f"FROM queue_live q LEFT JOIN (\n{sums}\n) s ON s.queue_id = q.queue_id\n"
+        "WHERE q.tenant IN ($tenant)\n"
+        "ORDER BY q.key",
+        ("queue", "name", *(("waiting", "oldest_wait_s") if now_columns else ()),
+         *_WINDOW_COLUMNS))
+
+
+QUEUES = _queue_figures(_TENANT_MIDNIGHT, now_columns=True)  # now, and today
+QUEUES_WINDOW = _queue_figures("now() - interval '15 minutes'", now_columns=False)
 AGENT_STATES = ("available", "reserved", "on_call", "wrap_up", "paused")
 QUEUE_AGENTS = Query(
     "SELECT q.key AS queue,\n"
@@ -242,7 +271,8 @@ CALLS_BY_QUEUE = Query(
     ("queue", "outcome", "calls", "avg_wait_s", "avg_talk_s", "avg_mos"))
 
 SQL_QUERIES = (HEARTBEATS, TENANT_VARIABLE, CALLS_WAITING, OLDEST_WAIT, CALLS_IN_PROGRESS,
-               QUEUES, QUEUE_AGENTS, AGENTS_BY_STATE, AGENTS, CALLS_PER_HOUR, CALLS_BY_QUEUE)
+               QUEUES, QUEUES_WINDOW, QUEUE_AGENTS, AGENTS_BY_STATE, AGENTS, CALLS_PER_HOUR,
+               CALLS_BY_QUEUE)
 
 
 # --- Builders -------------------------------------------------------------------------
@@ -343,14 +373,16 @@ def supervisor() -> dashboard.Dashboard:
              .tags(["dialtone"]).refresh("10s").time("now-24h", "now")
              .link(_other_dashboards())
              .description("Queues, agents and call volume from the projection tables "
-                          "(docs/dashboard.md, Grafana). Queue counters run since each "
-                          "queue was created.")
+                          "(docs/dashboard.md, Grafana). Queue figures over today and "
+                          "the last 15 minutes, with the wallboard's formulas "
+                          "(docs/metrics.md).")
              .with_variable(_tenant_variable()))
     board.with_row(dashboard.Row("Queues, live"))
     board.with_panel(_sql_stat("Calls waiting", CALLS_WAITING, "short"))
     board.with_panel(_sql_stat("Oldest wait", OLDEST_WAIT, "s"))
     board.with_panel(_sql_stat("Calls in progress", CALLS_IN_PROGRESS, "short"))
-    board.with_panel(_sql_table("Queues (counters since the queue was created)", QUEUES))
+    board.with_panel(_sql_table("Queues: now, and today (since the tenant's midnight)", QUEUES))
+    board.with_panel(_sql_table("Queues: the last 15 minutes", QUEUES_WINDOW))
     board.with_panel(_sql_table("Agents of each queue by state", QUEUE_AGENTS))
     board.with_row(dashboard.Row("Agents"))
     board.with_panel(

@@ -130,6 +130,9 @@ def test_every_sql_panel_runs_on_the_projections_of_a_real_call(
     assert (queue["queue"], queue["offered"], queue["answered"], queue["waiting"]) == (
         "sales", 1, 1, 0)
     assert queue["service_level"] == 1.0  # answered within the default threshold
+    [window] = rows(dashboards.QUEUES_WINDOW)  # the same call, in the last 15 minutes
+    assert (window["queue"], window["offered"], window["answered"]) == ("sales", 1, 1)
+    assert window["service_level"] == 1.0
     [members] = rows(dashboards.QUEUE_AGENTS)
     assert (members["queue"], members["staffed"], members["logged_out"]) == ("sales", 1, 1)
     states = {r["state"]: r["agents"] for r in rows(dashboards.AGENTS_BY_STATE)}

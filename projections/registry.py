@@ -9,11 +9,12 @@ runner can resume from the lowest position of its groups.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import Connection
+from psycopg import Connection, sql
 
 from projections.envelope import EventEnvelope
 
@@ -25,3 +26,114 @@ class ProjectionGroup:
     names: tuple[str, ...]  # the projection (table) names; names[0] holds the position
     kinds: frozenset[str]  # aggregate kinds it reads, e.g. {"call"}
     apply: ApplyBatch  # applies a batch in one transaction (autocommit connection)
+
+
+# -- building a group aside and swapping it in (streams/rebuild.py, dialtone replay) -------
+
+# Tables a group writes besides its names (the group's apply keeps them in step
+# with names[...]): they are built aside and swapped with the group.
+COMPANIONS: dict[str, tuple[str, ...]] = {
+    "call_events": ("call_projection_gaps",),
+    "callcentre_events": ("queue_members", "queue_calls"),
+}
+POSITIONS = "projection_positions"
+
+
+def tables(group: ProjectionGroup) -> tuple[str, ...]:
+    """Every table the group's apply writes (its position rows aside)."""
+    return (*group.names, *COMPANIONS.get(group.names[0], ()))
+
+
+def create_aside(conn: Connection[Any], schema: str, names: Sequence[str]) -> None:
+    """A fresh ``schema`` holding an empty copy of each public table of ``names``,
+    and of projection_positions: same columns, defaults, checks, keys and indexes
+    (under their own names, so that a table swapped into public keeps the names
+    migrations refer to), hypertable on TimescaleDB as the public one.
+
+    A connection whose search_path starts with ``schema`` then applies a group
+    there: its unqualified table names resolve to the copies first, and to public
+    for everything else (tenants, the other groups' tables)."""
+    target = sql.Identifier(schema)
+    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(target))
+    conn.execute(sql.SQL("CREATE SCHEMA {}").format(target))
+    for name in (*names, POSITIONS):
+        conn.execute(sql.SQL("CREATE TABLE {}.{} (LIKE public.{} INCLUDING ALL EXCLUDING INDEXES)")
+                     .format(target, sql.Identifier(name), sql.Identifier(name)))
+        for statement in _keys_and_indexes(conn, schema, name):
+            conn.execute(statement)
+        _hypertable(conn, schema, name)
+
+
+# Keys and unique constraints (with the index behind them), then plain indexes.
+_CONSTRAINTS = """
+SELECT conname, pg_get_constraintdef(c.oid) FROM pg_constraint c
+WHERE conrelid = ('public.' || quote_ident(%s))::regclass AND contype IN ('p', 'u', 'x')
+ORDER BY conname
+"""
+_INDEXES = """
+SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
+WHERE i.indrelid = ('public.' || quote_ident(%s))::regclass
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+ORDER BY i.indexrelid
+"""
+
+
+Statement = sql.Composed | sql.SQL
+
+
+def _keys_and_indexes(conn: Connection[Any], schema: str, name: str) -> list[Statement]:
+    table = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+    statements: list[Statement] = [
+        sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(table, sql.Identifier(conname))
+        + sql.SQL(definition)
+        for conname, definition in conn.execute(_CONSTRAINTS, (name,)).fetchall()]
+    for (definition,) in conn.execute(_INDEXES, (name,)).fetchall():
+        # "CREATE INDEX x ON public.t USING ..." (or "ON t" when public is on the
+        # search path): the same index on the copy.
+        on = re.compile(rf" ON (ONLY )?(public\.)?{re.escape(name)} USING ")
+        if not on.search(definition):
+            raise RuntimeError(f"cannot read the index definition {definition!r}")
+        statements.append(sql.SQL(on.sub(lambda _: f" ON {_quoted(schema)}.{_quoted(name)} USING ",
+                                          definition, count=1)))
+    return statements
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _hypertable(conn: Connection[Any], schema: str, name: str) -> None:
+    """Make the copy a hypertable when the public table is one (TimescaleDB path)."""
+    if conn.execute("SELECT to_regclass('timescaledb_information.dimensions')").fetchone() \
+            in (None, (None,)):
+        return
+    row = conn.execute(
+        "SELECT column_name, time_interval FROM timescaledb_information.dimensions"
+        " WHERE hypertable_schema = 'public' AND hypertable_name = %s AND dimension_number = 1",
+        (name,)).fetchone()
+    if row is not None:
+        conn.execute("SELECT create_hypertable(%s::regclass, by_range(%s, %s::interval))",
+                     (f"{_quoted(schema)}.{_quoted(name)}", row[0], row[1]))
+
+
+def swap_in(conn: Connection[Any], schema: str, names: Sequence[str],
+            position_names: Sequence[str], source: str) -> None:
+    """In the caller's transaction, which holds ACCESS EXCLUSIVE locks on the
+    public tables: replace each public table of ``names`` by its copy in
+    ``schema`` (drop, then move: a catalog change, whatever the row count), and
+    the public position rows of ``position_names`` for ``source`` by the copy's.
+    Position rows for other sources stay: their runners resume where they were
+    and what they apply again is deduplicated. Then drop ``schema``."""
+    target = sql.Identifier(schema)
+    for name in names:
+        conn.execute(sql.SQL("DROP TABLE public.{}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("ALTER TABLE {}.{} SET SCHEMA public").format(
+            target, sql.Identifier(name)))
+    conn.execute("DELETE FROM public.projection_positions WHERE projection = ANY(%s)"
+                 " AND source = %s", (list(position_names), source))
+    conn.execute(sql.SQL(
+        "INSERT INTO public.projection_positions (projection, source, position)"
+        " SELECT projection, source, position FROM {}.projection_positions"
+        " WHERE projection = ANY(%s) AND source = %s").format(target),
+        (list(position_names), source))
+    conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(target))

@@ -9,12 +9,15 @@ lock and then continue from the rebuilt rows, which are version-gated.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import psycopg
+import psycopg.errors
 from eventsourcing.application import Application
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -23,7 +26,7 @@ from domain.addressing import DEFAULT_TENANT
 from projections import call_events, call_live, calls, cdr, positions
 from projections.call_view import CallView, advance, start
 from projections.envelope import EventEnvelope
-from projections.registry import ProjectionGroup
+from projections.registry import ProjectionGroup, create_aside, swap_in, tables
 from streams.envelopes import decode
 
 REBUILDABLE = (call_events.NAME, cdr.NAME, call_live.NAME)
@@ -50,8 +53,9 @@ class _Fold:
             advance(view, envelope)
 
 
-def read_history(app: Application[Any], page_size: int = 10_000) -> Iterator[list[EventEnvelope]]:
-    position = 0
+def read_history(app: Application[Any], page_size: int = 10_000,
+                 after: int = 0) -> Iterator[list[EventEnvelope]]:
+    position = after
     while notifications := app.recorder.select_notifications(start=position + 1, limit=page_size):
         yield decode(app, notifications)
         position = notifications[-1].id
@@ -59,24 +63,93 @@ def read_history(app: Application[Any], page_size: int = 10_000) -> Iterator[lis
 
 def replay_group(app: Application[Any], database_url: str, group: ProjectionGroup,
                  progress: Progress | None = None) -> int:
-    """Rebuild any projection group by replaying history through its live path.
+    """Rebuild a projection group by replaying history through its live path,
+    aside, then swap it in: readers see the old tables until one short
+    transaction replaces them with the complete new ones. Return the events read.
 
-    Slower than `rebuild` and not atomic (readers see the tables fill up), but
-    it needs nothing beyond the group's own apply function.
+    1. The group's tables (and a projection_positions) are created empty in a
+       schema of their own (``rebuild_<names[0]>``, same DDL: registry.create_aside)
+       and history is applied there, on a connection whose search_path puts that
+       schema first: the live tables are not touched.
+    2. Catch up, still without a lock, while history grows under us.
+    3. One transaction: ACCESS EXCLUSIVE locks on the live tables, taken without
+       waiting (retried until no reader holds one: see _lock; readers and live
+       appliers then wait, for this transaction only), the last events stored
+       since step 2 applied aside, then each live table dropped and its copy
+       moved into public, position rows included (registry.swap_in).
+
+    Live appliers (the in-process runner, the Faust workers) keep running. What
+    they wrote to the old tables before the lock is in the store, below the
+    position step 3 reads under the lock, so the new tables hold it too. A batch
+    waiting on the lock goes to the new tables once it is granted (PostgreSQL
+    looks the name up again), where its events are already applied and are
+    deduplicated (version-gated folds, GREATEST positions); later events follow
+    as usual.
     """
     source = f"store:{app.name}"
+    schema = f"rebuild_{group.names[0]}"
+    names = tables(group)
     with psycopg.connect(database_url, autocommit=True) as conn:
-        with conn.transaction():
-            conn.execute(sql.SQL("TRUNCATE {}").format(
-                sql.SQL(", ").join(map(sql.Identifier, group.names))))
-            conn.execute("DELETE FROM projection_positions WHERE projection = ANY(%s)",
-                         (list(group.names),))
-        count = 0
-        for page in read_history(app):
-            group.apply(conn, page, source)
-            count += len(page)
-            if progress:
-                progress(len(page))
+        create_aside(conn, schema, names)
+        conn.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema)))
+        count = _apply_after(app, conn, group, source, 0, progress)
+        for _ in range(_CATCH_UP_ROUNDS):
+            caught_up = _apply_after(app, conn, group, source, _staged(conn, group, source),
+                                     progress)
+            count += caught_up
+            if caught_up < _SMALL:
+                break
+        while True:
+            try:
+                with conn.transaction():
+                    _lock(conn, names)
+                    count += _apply_after(app, conn, group, source,
+                                          _staged(conn, group, source), progress)
+                    swap_in(conn, schema, names, group.names, source)
+                break
+            except psycopg.errors.LockNotAvailable:
+                # A reader or applier holds one of the tables: let it finish, catch
+                # up with what it may have stored meanwhile, try again.
+                count += _apply_after(app, conn, group, source, _staged(conn, group, source),
+                                      progress)
+                time.sleep(_LOCK_RETRY_S)
+        conn.execute("RESET search_path")
+    return count
+
+
+_CATCH_UP_ROUNDS = 5
+_LOCK_RETRY_S = 0.02
+
+
+def _lock(conn: psycopg.Connection[Any], names: tuple[str, ...]) -> None:
+    """Every live table of the group, ACCESS EXCLUSIVE, or LockNotAvailable at
+    once (NOWAIT). Never waiting matters twice: a reader's transaction that has
+    read one table and wants another cannot deadlock with us (a plain LOCK takes
+    the tables one by one and waits for each), and readers never queue behind a
+    pending exclusive request."""
+    conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE NOWAIT").format(
+        sql.SQL(", ").join(sql.SQL("public.{}").format(sql.Identifier(n)) for n in names)))
+_SMALL = 1_000  # events left for the locked step: a few milliseconds of applying
+
+
+def _staged(conn: psycopg.Connection[Any], group: ProjectionGroup, source: str) -> int:
+    """The position the copy has reached (projection_positions resolves to the copy's)."""
+    return positions.read(conn, group.names[0], source)
+
+
+def _apply_after(app: Application[Any], conn: psycopg.Connection[Any], group: ProjectionGroup,
+                 source: str, position: int, progress: Progress | None,
+                 until: datetime | None = None) -> int:
+    """Apply the store's events after ``position`` (those that occurred at or
+    before ``until``, if given) with the group's own apply; return how many were read."""
+    count = 0
+    for page in read_history(app, after=position):
+        kept = page if until is None else [e for e in page if e.occurred_at <= until]
+        if kept:
+            group.apply(conn, kept, source)
+        count += len(page)
+        if progress:
+            progress(len(page))
     return count
 
 

@@ -122,7 +122,7 @@ async def _stored(conn: asyncpg.Connection, request: ReportRequest, groups: list
 async def _live(conn: asyncpg.Connection, request: ReportRequest, group: kpi.Window,
                 window: kpi.Window,
                 totals: defaultdict[tuple[datetime, UUID], dict[str, Any]]) -> None:
-    queues, agents = await window_sums(conn, request.tenant, window, request.kind == "agent")
+    queues, agents = await window_sums(conn, request.tenant, window, (request.kind,))
     found = queues if request.kind == "queue" else agents
     for entity, sums in found.items():
         if (request.ids is None or entity in request.ids) and _anything(sums):
@@ -136,20 +136,26 @@ def _anything(sums: dict[str, Any]) -> bool:
 
 
 async def window_sums(conn: asyncpg.Connection, tenant: str, window: kpi.Window,
-                      with_states: bool) -> tuple[dict[UUID, dict[str, Any]],
-                                                  dict[UUID, dict[str, Any]]]:
-    """kpi's sums over one window, per queue and per agent, shaped as the bucket tables'
-    rows (the agents' with their time by state and reason under "states")."""
+                      kinds: tuple[str, ...] = ("queue", "agent")
+                      ) -> tuple[dict[UUID, dict[str, Any]], dict[UUID, dict[str, Any]]]:
+    """kpi's sums over one window, per queue and per agent (only the `kinds` asked
+    for), shaped as the bucket tables' rows (the agents' with their time by state
+    and reason under "states")."""
     args = (tenant, window.since, window.until)
-    queues = {r["queue_id"]: ib.vars_of(kpi.QueueSums.of_row(r))
-              for r in await conn.fetch(kpi.QUEUE_SUMS, *args)}
-    parts: defaultdict[UUID, dict[str, Any]] = defaultdict(dict)
-    for query in (kpi.AGENT_SUMS, kpi.AGENT_HANDLED, kpi.AGENT_MISSED):
-        for r in await conn.fetch(query, *args):
-            parts[r["agent_id"]].update({k: v for k, v in r.items() if k != "agent_id"})
-    agents = {a: ib.vars_of(kpi.AgentSums(**values)) for a, values in parts.items()}
-    ib.add_split(queues, agents, [dict(r) for r in await conn.fetch(kpi.HANDLE_SPLIT, *args)])
-    if with_states:
+    queues: dict[UUID, dict[str, Any]] = {}
+    agents: dict[UUID, dict[str, Any]] = {}
+    if "queue" in kinds:
+        queues = {r["queue_id"]: ib.vars_of(kpi.QueueSums.of_row(r))
+                  for r in await conn.fetch(kpi.QUEUE_SUMS, *args)}
+    if "agent" in kinds:
+        parts: defaultdict[UUID, dict[str, Any]] = defaultdict(dict)
+        for query in (kpi.AGENT_SUMS, kpi.AGENT_HANDLED, kpi.AGENT_MISSED):
+            for r in await conn.fetch(query, *args):
+                parts[r["agent_id"]].update({k: v for k, v in r.items() if k != "agent_id"})
+        agents = {a: ib.vars_of(kpi.AgentSums(**values)) for a, values in parts.items()}
+    split = [dict(r) for r in await conn.fetch(kpi.HANDLE_SPLIT, *args)]
+    ib.add_split(queues, agents, split)
+    if "agent" in kinds:
         for r in await conn.fetch(kpi.AGENT_STATE_TIMES, *args):
             states = agents.setdefault(r["agent_id"], ib.vars_of(kpi.AgentSums()))
             ir.add(states, {"states": {(r["state"], r["reason"]): r["seconds"]}})

@@ -133,7 +133,7 @@ def kpi_figures(database_url: str, window: kpi.Window
     async def read() -> tuple[dict[Any, Any], dict[Any, Any]]:
         conn = await asyncpg.connect(asyncpg_dsn(database_url))
         try:
-            return await window_sums(conn, DEFAULT_TENANT, window, with_states=True)
+            return await window_sums(conn, DEFAULT_TENANT, window)
         finally:
             await conn.close()
     queues, agents = asyncio.run(read())

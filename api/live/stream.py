@@ -83,13 +83,17 @@ def frame(event: str, position: int, data: Any) -> str:
 # id, so that a merge patch carries the entries that changed, not every list whole.
 _KEYED = {"queues": "queue_id", "agents": "agent_id", "calls": "call_id"}
 _CLOCK_ONLY = {"since", "until", "time_in_state_s", "duration_s"}
+# Moves a little with the clock for every logged-in agent (its periods run to as_of):
+# sent to 0.1 %, so it changes when it visibly does, not on every read.
+_ROUNDED = {"occupancy_today": 3}
 
 
 def stream_form(state: Any) -> Any:
     """`state` (a `GET /v1/live` body) as the stream carries it: `queues`, `agents`
     and `calls` keyed by their ids; windows without `since`/`until` (as_of and
-    window_s give them); agents without `time_in_state_s` (as_of - state_since),
-    calls without `duration_s` (as_of - started_at). Other views pass unchanged."""
+    window_s give them); agents without `time_in_state_s` (as_of - state_since)
+    and their occupancy to 0.1 %; calls without `duration_s` (as_of - started_at).
+    Other views pass unchanged."""
     if not isinstance(state, dict):
         return state
     shaped = {}
@@ -104,7 +108,9 @@ def stream_form(state: Any) -> Any:
 def _without_clock(value: Any) -> Any:
     if not isinstance(value, dict):
         return value
-    return {k: _without_clock(v) for k, v in value.items() if k not in _CLOCK_ONLY}
+    return {k: (round(v, _ROUNDED[k]) if k in _ROUNDED and isinstance(v, float)
+                else _without_clock(v))
+            for k, v in value.items() if k not in _CLOCK_ONLY}
 
 
 def window_figures(state: Any) -> Any:

@@ -20,7 +20,8 @@ def view(as_of: str, bob: str, waiting: int) -> dict[str, Any]:
         "queues": [{"queue_id": "q1", "key": "sales", "now": {"calls_waiting": waiting},
                     "today": figures(3, as_of), "window": figures(1, as_of)}],
         "agents": [{"agent_id": f"a{n}", "key": key, "state": state,
-                    "state_since": "2026-01-01T08:00:00Z", "time_in_state_s": float(len(as_of))}
+                    "state_since": "2026-01-01T08:00:00Z", "time_in_state_s": float(len(as_of)),
+                    "occupancy_today": 0.5 + len(as_of) * 1e-6}
                    for n, (key, state) in enumerate((("alice", "on_call"), ("bob", bob)))],
         "calls": [{"call_id": "c1", "started_at": "2026-01-01T08:00:00Z",
                    "duration_s": float(len(as_of))}],
@@ -32,7 +33,8 @@ def test_collections_are_keyed_by_id_without_clock_values() -> None:
     form = stream_form(view("2026-01-01T09:00:00Z", "available", 0))
     assert list(form["agents"]) == ["a0", "a1"]
     assert form["agents"]["a1"] == {"agent_id": "a1", "key": "bob", "state": "available",
-                                    "state_since": "2026-01-01T08:00:00Z"}
+                                    "state_since": "2026-01-01T08:00:00Z",
+                                    "occupancy_today": 0.5}
     assert form["calls"] == {"c1": {"call_id": "c1", "started_at": "2026-01-01T08:00:00Z"}}
     assert form["queues"]["q1"]["today"] == {"offered": 3}
     assert form["summary"]["window"] == {"offered": 1}

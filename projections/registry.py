@@ -44,7 +44,8 @@ def tables(group: ProjectionGroup) -> tuple[str, ...]:
     return (*group.names, *COMPANIONS.get(group.names[0], ()))
 
 
-def create_aside(conn: Connection[Any], schema: str, names: Sequence[str]) -> None:
+def create_aside(conn: Connection[Any], schema: str, names: Sequence[str], *,
+                 replace: bool = True) -> None:
     """A fresh ``schema`` holding an empty copy of each public table of ``names``,
     and of projection_positions: same columns, defaults, checks, keys and indexes
     (under their own names, so that a table swapped into public keeps the names
@@ -52,9 +53,11 @@ def create_aside(conn: Connection[Any], schema: str, names: Sequence[str]) -> No
 
     A connection whose search_path starts with ``schema`` then applies a group
     there: its unqualified table names resolve to the copies first, and to public
-    for everything else (tenants, the other groups' tables)."""
+    for everything else (tenants, the other groups' tables). ``replace``: drop
+    ``schema`` first if it exists (else creating it fails)."""
     target = sql.Identifier(schema)
-    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(target))
+    if replace:  # what a rebuild that stopped half-way left
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(target))
     conn.execute(sql.SQL("CREATE SCHEMA {}").format(target))
     for name in (*names, POSITIONS):
         conn.execute(sql.SQL("CREATE TABLE {}.{} (LIKE public.{} INCLUDING ALL EXCLUDING INDEXES)")

@@ -10,7 +10,7 @@ lock and then continue from the rebuilt rows, which are version-gated.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -99,6 +99,7 @@ def replay_group(app: Application[Any], database_url: str, group: ProjectionGrou
             count += caught_up
             if caught_up < _SMALL:
                 break
+        deadline = time.monotonic() + _LOCK_PATIENCE_S
         while True:
             try:
                 with conn.transaction():
@@ -110,6 +111,10 @@ def replay_group(app: Application[Any], database_url: str, group: ProjectionGrou
             except psycopg.errors.LockNotAvailable:
                 # A reader or applier holds one of the tables: let it finish, catch
                 # up with what it may have stored meanwhile, try again.
+                if time.monotonic() > deadline:  # the copy stays aside; a new run drops it
+                    raise RuntimeError(f"could not lock {', '.join(names)} for the swap in "
+                                       f"{_LOCK_PATIENCE_S:.0f} s: a long transaction holds "
+                                       "one (pg_locks says which)") from None
                 count += _apply_after(app, conn, group, source, _staged(conn, group, source),
                                       progress)
                 time.sleep(_LOCK_RETRY_S)
@@ -117,8 +122,37 @@ def replay_group(app: Application[Any], database_url: str, group: ProjectionGrou
     return count
 
 
+def replay_until(sources: Sequence[tuple[Application[Any], Collection[str]]], database_url: str,
+                 groups: Sequence[ProjectionGroup], until: datetime, schema: str,
+                 progress: Progress | None = None) -> int:
+    """Every group's tables as of ``until``, built into the new schema ``schema``
+    (same DDL as the live tables, positions included) from the events that
+    occurred at or before ``until``; the live tables are left alone. Each group
+    is fed by the event sources (``sources``: each with the kinds it publishes)
+    that publish its kinds.
+    Return the events read. ValueError if the schema exists or is reserved."""
+    if schema == "public" or schema.startswith(("pg_", "rebuild_")) \
+            or schema == "information_schema":
+        raise ValueError(f"schema {schema!r} is reserved")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                        (schema,)).fetchone():
+            raise ValueError(f"schema {schema!r} exists; drop it or choose another name")
+        create_aside(conn, schema, [t for g in groups for t in tables(g)], replace=False)
+        conn.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema)))
+        count = 0
+        for app, kinds in sources:
+            for group in groups:
+                if group.kinds & set(kinds):
+                    count += _apply_after(app, conn, group, f"store:{app.name}", 0, progress,
+                                          until=until)
+        conn.execute("RESET search_path")
+    return count
+
+
 _CATCH_UP_ROUNDS = 5
 _LOCK_RETRY_S = 0.02
+_LOCK_PATIENCE_S = 120.0
 
 
 def _lock(conn: psycopg.Connection[Any], names: tuple[str, ...]) -> None:

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "worker": "dialtone.commands.worker",
     "router": "dialtone.commands.router",
     "rebuild": "dialtone.commands.rebuild",
+    "replay": "dialtone.commands.replay",
     "b2bua": "dialtone.commands.b2bua",
     "demo": "dialtone.commands.demo",
     "users": "dialtone.commands.users",

@@ -55,17 +55,18 @@ def project(database_url: str, history: History, after: int = 0) -> int:
     return position
 
 
-def rows(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of the group's tables, sorted, without write times."""
+def rows(database_url: str, schema: str = "public") -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the group's tables in `schema`, sorted, without write times."""
     found: dict[str, list[tuple[Any, ...]]] = {}
     with psycopg.connect(database_url) as conn:
         for table in tables(callcentre.GROUP):
             columns = [c for (c,) in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public'"
-                " AND table_name = %s ORDER BY ordinal_position", (table,)).fetchall()
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s"
+                " AND table_name = %s ORDER BY ordinal_position", (schema, table)).fetchall()
                 if c not in WRITTEN_AT]
-            query = sql.SQL("SELECT {} FROM public.{}").format(
-                sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table))
+            query = sql.SQL("SELECT {} FROM {}.{}").format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(schema),
+                sql.Identifier(table))
             found[table] = sorted((tuple(rounded(list(r))) for r in conn.execute(query)),
                                   key=repr)
     return found

@@ -11,6 +11,9 @@ A body is right for a reader when
   or told them about it;
 * it is younger than `quantum_s` (the time-driven values: waits, time in
   state, the windows' ends; the page counts them on from `as_of` anyway).
+  Up to `stale_s` older than that it is still served, while the next one is
+  rendered in the background (readers do not wait for the clock's sake; they
+  do wait when the position moved).
 
 Single flight: readers of one view that find no right body wait for one
 rendering, never more than one at a time per view; a rendering is kept by its
@@ -18,7 +21,7 @@ readers only if it reflects the position each of them read (else the next one
 serves them all). The rendering runs as its own task, so a reader that goes
 away does not cancel it for the others.
 
-Memory: one body per view and window rendered within the last `quantum_s`
+Memory: one body per view and window rendered within `quantum_s + stale_s`
 (older ones are dropped on the next rendering), at most `max_views`.
 """
 
@@ -57,9 +60,10 @@ class SnapshotCache:
     """The rendered bodies of one API process (see the module's docstring)."""
 
     def __init__(self, render: Render, *, quantum_s: float = QUANTUM_S,
-                 max_views: int = 1024) -> None:
+                 stale_s: float = QUANTUM_S, max_views: int = 1024) -> None:
         self._render = render
         self._quantum_s = quantum_s
+        self._stale_s = stale_s
         self._max_views = max_views
         self._bodies: dict[CacheKey, Body] = {}
         self._flights: dict[CacheKey, asyncio.Task[Body]] = {}
@@ -74,19 +78,34 @@ class SnapshotCache:
         waited = False
         while True:
             body = self._bodies.get(key)
-            if (body is not None and body.position == position
-                    and loop.time() - body.rendered_at < self._quantum_s):
-                return body.content
+            if body is not None and body.position == position:
+                age = loop.time() - body.rendered_at
+                if age < self._quantum_s:
+                    return body.content
+                if age < self._quantum_s + self._stale_s:
+                    # Right but for the clock: serve it, and render the next one meanwhile.
+                    self._start(pool, principal, key)
+                    return body.content
             flight = self._flights.get(key)
             after_read = flight is None or waited  # it reads after this reader did
             if flight is None:
-                flight = self._flights[key] = loop.create_task(
-                    self._rendering(pool, principal, key), name="live-render")
+                flight = self._start(pool, principal, key)
             # shield: a reader cancelled (client gone) leaves the rendering to the others
             body = await asyncio.shield(flight)
             if after_read or body.position >= position:
                 return body.content
             waited = True  # it began before the commit this reader saw: the next one
+
+    def _start(self, pool: asyncpg.Pool, principal: Principal,
+               key: CacheKey) -> asyncio.Task[Body]:
+        """The view's rendering in flight, started if there is none."""
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = self._flights[key] = asyncio.get_running_loop().create_task(
+                self._rendering(pool, principal, key), name="live-render")
+            # Nobody may await one started for a stale read: its failure is logged there.
+            flight.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return flight
 
     async def _rendering(self, pool: asyncpg.Pool, principal: Principal, key: CacheKey) -> Body:
         try:
@@ -107,7 +126,7 @@ class SnapshotCache:
         kept = self._bodies.get(key)
         if kept is not None and kept.rendered_at > body.rendered_at:
             return
-        stale = body.rendered_at - self._quantum_s
+        stale = body.rendered_at - self._quantum_s - self._stale_s
         for old in [k for k, b in self._bodies.items() if b.rendered_at < stale]:
             del self._bodies[old]
         while len(self._bodies) >= self._max_views:

@@ -89,3 +89,20 @@ def test_roles_agents_and_tenants_never_share_a_body(projected: str) -> None:
 def test_readers_of_one_view_share_one_rendering(projected: str) -> None:
     _, renderings = render(projected, [principal(Role.SUPERVISOR)], concurrent=20)
     assert renderings == 1
+
+
+def test_a_body_late_only_for_the_clock_is_served_while_the_next_renders(projected: str) -> None:
+    async def run() -> None:
+        cache = SnapshotCache(live_snapshot, quantum_s=0.05, stale_s=HOUR_S)
+        supervisor = principal(Role.SUPERVISOR)
+        async with asyncpg.create_pool(asyncpg_dsn(projected), min_size=0, max_size=4) as pool:
+            first = await cache.body(pool, supervisor, 900.0)
+            await asyncio.sleep(0.1)  # past the quantum; no commit meanwhile
+            assert await cache.body(pool, supervisor, 900.0) == first  # at once, not waited
+            for _ in range(200):  # the rendering it started, bounded
+                if cache.renderings == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert cache.renderings == 2
+            assert await cache.body(pool, supervisor, 900.0) != first  # a later as_of
+    asyncio.run(run())

@@ -8,8 +8,8 @@ the cost is a few index range reads, bounded by what was open at ``t`` and by
 the day up to ``t``, never a replay of the whole history.
 
 * Who was waiting: the visits open at ``t`` (``offered_at <= t < left_at``), with
-  their wait ``t - offered_at``; ringing when the call's last enqueue / offer /
-  requeue event of that visit up to ``t`` is an offer (what queue_calls'
+  their wait ``t - offered_at``; ringing when an agent was reserved for the
+  call at ``t`` (offered, not yet accepted or missed: what queue_calls'
   ``ringing_agents`` says live).
 * Each agent's state: the agent's last state period started at or before ``t``
   (periods are contiguous, so it is the one that holds ``t``).
@@ -62,22 +62,15 @@ FROM queue_live q
 WHERE tenant = $1 AND ($3::uuid IS NULL OR queue_id = $3) AND {_EXISTED.format(id="q.queue_id")}
 ORDER BY key
 """  # noqa: S608 - constants composed; values go as $n
-_QUEUE_CALLS = r"""
-SELECT v.queue_id,
-       count(*) FILTER (WHERE NOT r.ringing) AS waiting,
-       count(*) FILTER (WHERE r.ringing) AS ringing,
-       max(GREATEST(0, extract(epoch FROM $2 - v.offered_at)))::float8 AS oldest_wait_s
-FROM queue_visits v
-CROSS JOIN LATERAL (
-    SELECT coalesce((
-        SELECT e.type ~ '\.call_offered\.' FROM callcentre_events e
-        WHERE e.aggregate_id = v.queue_id AND e.version >= v.offered_version
-          AND e.occurred_at <= $2 AND e.data->>'call_id' = v.call_id::text
-          AND e.type ~ '\.call_(enqueued|offered|requeued)\.'
-        ORDER BY e.version DESC LIMIT 1), false) AS ringing
-) r
-WHERE v.tenant = $1 AND v.offered_at <= $2 AND (v.left_at IS NULL OR v.left_at > $2)
-GROUP BY v.queue_id
+# $3: the calls an agent was reserved for (ringing) at t.
+_QUEUE_CALLS = """
+SELECT queue_id,
+       count(*) FILTER (WHERE NOT call_id = ANY($3::uuid[])) AS waiting,
+       count(*) FILTER (WHERE call_id = ANY($3::uuid[])) AS ringing,
+       max(GREATEST(0, extract(epoch FROM $2 - offered_at)))::float8 AS oldest_wait_s
+FROM queue_visits
+WHERE tenant = $1 AND offered_at <= $2 AND (left_at IS NULL OR left_at > $2)
+GROUP BY queue_id
 """
 # Each agent's period holding t: the last one started at or before t (read
 # backwards along the primary key, agent_id then started_version).
@@ -149,7 +142,8 @@ async def _queues(conn: asyncpg.Connection, tenant: str, t: datetime, queue_id: 
                   windows: tuple[Window, Window], sums: list[dict[UUID, QueueSums]],
                   agents: list[asyncpg.Record]) -> list[QueueLive]:
     rows = await conn.fetch(_QUEUES, tenant, t, queue_id)
-    calls = {r["queue_id"]: r for r in await conn.fetch(_QUEUE_CALLS, tenant, t)}
+    ringing = [a["current_call_id"] for a in agents if a["state"] == "reserved"]
+    calls = {r["queue_id"]: r for r in await conn.fetch(_QUEUE_CALLS, tenant, t, ringing)}
     state = {a["agent_id"]: a for a in agents}
     members: defaultdict[UUID, list[Any]] = defaultdict(list)
     for m in await conn.fetch(_MEMBERS, tenant):

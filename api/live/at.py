@@ -4,8 +4,9 @@ Computed from the events that *occurred* at or before ``t``, as folded by the
 call-centre projections into their fact tables, which are indexed by occurred
 time: queue_visits (who was in a queue, from when to when), agent_state_intervals
 (each agent's state periods), queue_handling and callcentre_events (offers). So
-the cost is a few index range reads, bounded by what was open at ``t`` and by
-the day up to ``t``, never a replay of the whole history.
+the cost is a few index reads (GiST "period contains t" for what was open at
+``t``, migration 0018; B-tree ranges for the day up to ``t``), never a replay
+of the whole history.
 
 * Who was waiting: the visits open at ``t`` (``offered_at <= t < left_at``), with
   their wait ``t - offered_at``; ringing when an agent was reserved for the
@@ -69,21 +70,26 @@ SELECT queue_id,
        count(*) FILTER (WHERE call_id = ANY($3::uuid[])) AS ringing,
        max(GREATEST(0, extract(epoch FROM $2 - offered_at)))::float8 AS oldest_wait_s
 FROM queue_visits
-WHERE tenant = $1 AND offered_at <= $2 AND (left_at IS NULL OR left_at > $2)
+WHERE tstzrange(offered_at, CASE WHEN left_at < offered_at THEN offered_at ELSE left_at END,
+                '[)') @> $2::timestamptz  -- open at t, by index (0018_time_travel)
+  AND tenant = $1
 GROUP BY queue_id
 """
-# Each agent's period holding t: the last one started at or before t (read
-# backwards along the primary key, agent_id then started_version).
+# Each agent's period holding t, by index (0018_time_travel); periods are
+# contiguous, so there is one (the newest, should two overlap).
 _AGENTS = f"""
 SELECT a.agent_id, a.key, a.name, i.state, i.started_at AS state_since,
        CASE WHEN i.state = 'paused' THEN i.reason END AS pause_reason,
        i.call_id AS current_call_id, i.queue_id AS current_queue_id
 FROM agent_state a
-CROSS JOIN LATERAL (
-    SELECT state, started_at, reason, call_id, queue_id FROM agent_state_intervals p
-    WHERE p.agent_id = a.agent_id AND p.started_at <= $2
-    ORDER BY p.started_version DESC, p.started_at DESC LIMIT 1
-) i
+JOIN (
+    SELECT DISTINCT ON (agent_id) agent_id, state, started_at, reason, call_id, queue_id
+    FROM agent_state_intervals
+    WHERE tstzrange(started_at, CASE WHEN ended_at < started_at THEN started_at
+                                     ELSE ended_at END, '[)') @> $2::timestamptz
+      AND tenant = $1
+    ORDER BY agent_id, started_version DESC, started_at DESC
+) i USING (agent_id)
 WHERE a.tenant = $1 AND ($3::text IS NULL OR a.key = $3) AND {_EXISTED.format(id="a.agent_id")}
 ORDER BY a.key
 """  # noqa: S608 - constants composed; values go as $n

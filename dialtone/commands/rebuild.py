@@ -1,4 +1,8 @@
-"""``dialtone rebuild NAME...``: drop projections and rebuild them from the event store."""
+"""``dialtone rebuild NAME...``: rebuild projections from the event store while
+the platform runs. The calls projections take the fast path (folded in memory,
+written with COPY in one transaction); any other group is replayed through its
+live path into a schema aside and swapped in, in one short transaction
+(streams/rebuild.py, docs/history.md): readers never see it empty or half-built."""
 
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ from dialtone.settings import Settings
 from projections.calls import KIND as CALL_KIND
 from streams.rebuild import REBUILDABLE, rebuild, replay_group
 
-# Other groups are rebuilt whole, by replaying history through their live path.
+# Other groups are rebuilt whole, by replaying history through their live path
+# aside, then swapped in.
 GROUPS = {name: group for group in composition.PROJECTION_GROUPS for name in group.names
           if name not in REBUILDABLE}
 

@@ -195,8 +195,9 @@ def stream_phase(args: argparse.Namespace, dsn: str, base_url: str, key: str,
     lag = delivery_latencies(commits, [projected], source)
     connected = sum(1 for events in result["events"] if events)
     print(f"stream: {connected}/{args.clients} clients connected ({result['failed']} failed), "
-          f"{len(commits)} commits in {elapsed:.1f} s ({args.calls_per_s:g} calls/s, "
-          f"enqueue + abandon), {len(latencies)} deliveries measured")
+          f"{len(commits)} commits in {elapsed:.1f} s ({len(commits) / elapsed:.0f}/s; asked "
+          f"{args.calls_per_s:g} calls/s, 2 commits a call: enqueue, abandon), "
+          f"{len(latencies)} deliveries measured")
     if lag:
         print(f"  store commit -> projected (polled every 20 ms): p50 "
               f"{percentile_ms(lag, 0.5):.0f} ms, p99 {percentile_ms(lag, 0.99):.0f} ms")

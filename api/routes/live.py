@@ -47,7 +47,7 @@ async def read_live(request: Request, pool: Pool, principal: Reader,
                     window_s: WindowS = DEFAULT_WINDOW_S) -> Response:
     """Never older than a projection commit made before the request; time-driven
     values (waits, time in state, the windows' ends) are as of `as_of`, at most
-    about a second before the answer (the body is shared for that long)."""
+    about two seconds before the answer (the body is shared meanwhile)."""
     body = await snapshot_cache(request).body(pool, principal, window_s)
     return Response(body, media_type="application/json")
 

@@ -131,7 +131,7 @@ def test_a_waiting_caller_moved_by_a_supervisor_is_requeued_in_their_name(
     assert moved.status_code == 202, moved.text
     bob.wait("state", state="CONFIRMED")
     wait_for(lambda: _shown(api, call_id, as_sam, "queued", "waiting-to-support-1")
-             and _who(api, call_id, as_sam, "agent_connected"),
+             and bool(_who(api, call_id, as_sam, "agent_connected")),
              "the second Queued linked, bob connected")
 
     (first, second) = _who(api, call_id, as_sam, "queued")

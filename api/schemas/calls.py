@@ -47,8 +47,9 @@ class CallEventPublic(BaseModel):
     event_id: UUID
     data: dict[str, Any]
     actor: str | None = Field(default=None, description="The user or API key id whose API "
-                              "command stored this event; null for events from SIP or the "
-                              "platform itself.")
+                              "command caused this event, whether the API stored it or the "
+                              "B2BUA worker holding the call did (supervision, transfers); "
+                              "null for what SIP or the platform did on its own.")
     actor_kind: str | None = Field(default=None, description="`user` or `key`, with `actor`.")
     request_id: str | None = Field(default=None, description="The request id (`X-Request-ID`) "
                                    "of that command, as in `GET /v1/audit`.")

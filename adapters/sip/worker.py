@@ -183,6 +183,7 @@ class B2BUAWorker:
         gc.freeze()  # start-up objects live for ever: keep periodic collections cheap
         next_gc = time.monotonic() + GC_INTERVAL
         self.ready.set()
+        drained = False
         try:
             while not stop.is_set():
                 loop.poll()
@@ -191,7 +192,7 @@ class B2BUAWorker:
                     self._sweep()
                     gc.collect()
                     next_gc = time.monotonic() + GC_INTERVAL
-            self._drain(loop)
+            drained = self._drain(loop)
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -208,7 +209,10 @@ class B2BUAWorker:
             gc.collect()
             account.shutdown()
             del self._account
-            endpoint.libDestroy()
+            # pjsua's shutdown sleeps a fixed second for messages still to go out;
+            # with every call ended there are none, so skip it (it was most of a
+            # worker's stop time). Calls the drain left get that second for their BYEs.
+            endpoint.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK if drained else 0)
             self._waker.close()
             del writer
             log.info("b2bua on port %d stopped", self.config.endpoint.port)
@@ -243,8 +247,9 @@ class B2BUAWorker:
         account.create(cfg, True)
         return account
 
-    def _drain(self, loop: EventLoop) -> None:
-        """End every call from our side and let the BYEs/CANCELs go out."""
+    def _drain(self, loop: EventLoop) -> bool:
+        """End every call from our side and let the BYEs/CANCELs go out; True
+        when every leg is gone."""
         for session in list(self.sessions):
             with session.log_fields():
                 session.end_now("worker_shutdown")
@@ -253,6 +258,7 @@ class B2BUAWorker:
         deadline = time.monotonic() + self.config.shutdown_grace
         while self.legs and time.monotonic() < deadline:
             loop.poll()
+        return not self.legs
 
     # Legs.
 

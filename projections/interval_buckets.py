@@ -92,8 +92,14 @@ def refresh(cur: Cursor[TupleRow], touched: Touched) -> int:
             cur.execute("SELECT bucket_start FROM interval_marks WHERE tenant = %s"
                         " AND bucket_start > %s", (tenant, min(dirty)))
             dirty.update(r[0] for r in cur.fetchall())
-        for bucket in sorted(dirty):
+        buckets = sorted(dirty)
+        for table in NAMES[:3]:
+            cur.execute(f"DELETE FROM {table} WHERE tenant = %s"  # noqa: S608
+                        " AND bucket_start = ANY(%s)", (tenant, buckets))
+        for bucket in buckets:
             recompute(cur, tenant, bucket)
+        cur.executemany("INSERT INTO interval_marks (tenant, bucket_start) VALUES (%s, %s)"
+                        " ON CONFLICT DO NOTHING", [(tenant, b) for b in buckets])
         count += len(dirty)
     return count
 
@@ -141,19 +147,15 @@ def add_split(queues: dict[UUID, dict[str, Any]], agents: dict[UUID, dict[str, A
 
 
 def recompute(cur: Cursor[TupleRow], tenant: str, bucket: datetime) -> None:
-    """Replace one bucket's rows of the tenant by kpi's sums over it."""
+    """Write one bucket's rows of the tenant: kpi's sums over it (``refresh`` has
+    deleted the old ones and marks it computed)."""
     queues, agents, states = window_sums(cur, tenant, kpi.Window(bucket, bucket + BUCKET))
-    for table in NAMES[:3]:
-        cur.execute(f"DELETE FROM {table} WHERE tenant = %s AND bucket_start = %s",  # noqa: S608
-                    (tenant, bucket))
     _insert(cur, "interval_queue", "queue_id", QUEUE_COLUMNS, tenant, bucket,
             list(queues.items()))
     _insert(cur, "interval_agent", "agent_id", AGENT_COLUMNS, tenant, bucket,
             [(a, v) for a, v in agents.items() if any(v.values())])
     _insert(cur, "interval_agent_state", "agent_id", ("state", "reason", "seconds"), tenant,
             bucket, [(r["agent_id"], r) for r in states])
-    cur.execute("INSERT INTO interval_marks (tenant, bucket_start) VALUES (%s, %s)"
-                " ON CONFLICT DO NOTHING", (tenant, bucket))
 
 
 def _insert(cur: Cursor[TupleRow], table: str, key: str, columns: tuple[str, ...], tenant: str,

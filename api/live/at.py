@@ -42,9 +42,17 @@ from fastapi import Query
 from api.auth.dependencies import Principal
 from api.auth.permissions import P
 from api.db import acquire
-from api.live.snapshot import POSITION_PROJECTIONS, agent_sums, figures, queue_sums
+from api.live.snapshot import (
+    POSITION_PROJECTIONS,
+    agent_live,
+    agent_sums,
+    figures,
+    queue_now,
+    queue_sums,
+    tenant_summary,
+)
 from api.problems import invalid
-from api.schemas.live import AgentLive, LiveSnapshot, QueueLive, QueueNow, TenantSummary
+from api.schemas.live import AgentLive, LiveSnapshot, QueueLive, QueueNow
 from api.schemas.text import Instant
 from projections import kpi
 from projections.kpi import AgentSums, QueueSums, Window
@@ -120,7 +128,7 @@ async def _read(conn: asyncpg.Connection, principal: Principal, t: datetime, win
               if sees_queues and agent_key is None else [])
     agents = [] if queue_id is not None else await _agents(conn, principal, t, windows[0],
                                                             states)
-    summary = (_summary(queues, agents, windows, sums)
+    summary = (tenant_summary(queues, agents, None, windows, sums)
                if principal.can(P.REPORTS_READ) and queue_id is None and agent_key is None
                else None)
     return LiveSnapshot(tenant=tenant, as_of=t, time_zone=zone, window_s=window_s,
@@ -141,7 +149,7 @@ async def _agents(conn: asyncpg.Connection, principal: Principal, t: datetime, t
     if not visible:
         return []
     sums = await agent_sums(conn, principal.tenant, today)
-    return [_agent(r, sums.get(r["agent_id"], AgentSums()), t, with_calls) for r in visible]
+    return [agent_live(r, sums.get(r["agent_id"], AgentSums()), t, with_calls) for r in visible]
 
 
 async def _queues(conn: asyncpg.Connection, tenant: str, t: datetime, queue_id: UUID | None,
@@ -168,41 +176,7 @@ async def _queues(conn: asyncpg.Connection, tenant: str, t: datetime, queue_id: 
 def _queue_now(calls: asyncpg.Record | None, members: list[Any]) -> QueueNow:
     states = Counter(m["state"] for m in members)
     reasons = Counter(m["pause_reason"] or "" for m in members if m["state"] == "paused")
-    return QueueNow(
-        calls_waiting=calls["waiting"] if calls else 0,
-        calls_ringing=calls["ringing"] if calls else 0,
-        oldest_wait_s=calls["oldest_wait_s"] if calls else None,
-        agents_staffed=sum(n for s, n in states.items() if s != "logged_out"),
-        agents_available=states["available"], agents_reserved=states["reserved"],
-        agents_on_call=states["on_call"], agents_wrap_up=states["wrap_up"],
-        agents_paused=states["paused"], paused_by_reason=dict(reasons))
-
-
-def _agent(row: asyncpg.Record, sums: AgentSums, t: datetime, with_calls: bool) -> AgentLive:
-    return AgentLive(
-        agent_id=row["agent_id"], key=row["key"], name=row["name"], state=row["state"],
-        state_since=row["state_since"],
-        time_in_state_s=max(0.0, (t - row["state_since"]).total_seconds()),
-        pause_reason=row["pause_reason"],
-        current_call_id=row["current_call_id"] if with_calls else None,
-        current_queue_id=row["current_queue_id"],
-        handled_today=sums.handled, aht_today_s=kpi.agent_aht(sums),
-        occupancy_today=kpi.occupancy(sums), missed_offers_today=sums.missed_offers)
-
-
-def _summary(queues: list[QueueLive], agents: list[AgentLive], windows: tuple[Window, Window],
-             sums: list[dict[UUID, QueueSums]]) -> TenantSummary:
-    states = Counter(a.state for a in agents)
-    return TenantSummary(
-        calls_waiting=sum(q.now.calls_waiting + q.now.calls_ringing for q in queues),
-        oldest_wait_s=max((q.now.oldest_wait_s for q in queues
-                           if q.now.oldest_wait_s is not None), default=None),
-        calls_in_progress=None,
-        agents_staffed=sum(n for s, n in states.items() if s != "logged_out"),
-        agents_available=states["available"], agents_on_call=states["on_call"],
-        agents_wrap_up=states["wrap_up"], agents_paused=states["paused"],
-        today=figures(sum(sums[0].values(), QueueSums()), windows[0]),
-        window=figures(sum(sums[1].values(), QueueSums()), windows[1]))
+    return queue_now(calls, states, reasons)
 
 
 # -- what the /at routes share ---------------------------------------------------------------

@@ -113,7 +113,7 @@ async def _read(conn: asyncpg.Connection, principal: Principal, now: datetime,
     queues = await _queues(conn, tenant, now, windows, sums) if sees_queues else []
     agents = await _agents(conn, principal, now, windows[0])
     calls = await _calls(conn, tenant, now) if principal.can(P.CALLS_READ) else None
-    summary = (_summary(queues, agents, calls, windows, sums)
+    summary = (tenant_summary(queues, agents, calls, windows, sums)
                if principal.can(P.REPORTS_READ) else None)
     return LiveSnapshot(tenant=tenant, as_of=now, time_zone=zone, window_s=window_s,
                         position=position, queues=queues, agents=agents, calls=calls,
@@ -164,6 +164,13 @@ def _queue_now(calls: asyncpg.Record | None, members: list[asyncpg.Record]) -> Q
         states[m["state"]] += m["n"]
         if m["state"] == "paused":
             reasons[m["reason"]] += m["n"]
+    return queue_now(calls, states, reasons)
+
+
+def queue_now(calls: Mapping[str, Any] | None, states: Counter[str],
+              reasons: Counter[str]) -> QueueNow:
+    """A queue's line now: its waiting calls and its members counted by state (and
+    the paused ones by reason)."""
     return QueueNow(
         calls_waiting=calls["waiting"] if calls else 0,
         calls_ringing=calls["ringing"] if calls else 0,
@@ -187,7 +194,7 @@ async def _agents(conn: asyncpg.Connection, principal: Principal, now: datetime,
         return []
     rows = await conn.fetch(_AGENTS, principal.tenant, today.since, today.until, only)
     with_calls = principal.can(P.CALLS_READ) or only is not None
-    return [_agent(r, _agent_sums(r), now, with_calls) for r in rows]
+    return [agent_live(r, _agent_sums(r), now, with_calls) for r in rows]
 
 
 def _agent_sums(row: asyncpg.Record) -> AgentSums:
@@ -206,8 +213,9 @@ async def agent_sums(conn: asyncpg.Connection, tenant: str,
     return {agent_id: AgentSums(**values) for agent_id, values in parts.items()}
 
 
-def _agent(row: Mapping[str, Any], sums: AgentSums, now: datetime,
-           with_calls: bool) -> AgentLive:
+def agent_live(row: Mapping[str, Any], sums: AgentSums, now: datetime,
+               with_calls: bool) -> AgentLive:
+    """One agent's row as of `now` (the live view and the view at a past instant)."""
     return AgentLive(
         agent_id=row["agent_id"], key=row["key"], name=row["name"], state=row["state"],
         state_since=row["state_since"],
@@ -226,9 +234,11 @@ async def _calls(conn: asyncpg.Connection, tenant: str, now: datetime) -> list[C
     return [CallLive(**dict(r)) for r in await conn.fetch(_CALLS, tenant, now)]
 
 
-def _summary(queues: list[QueueLive], agents: list[AgentLive], calls: list[CallLive] | None,
-             windows: tuple[Window, Window],
-             sums: list[dict[UUID, QueueSums]]) -> TenantSummary:
+def tenant_summary(queues: list[QueueLive], agents: list[AgentLive],
+                   calls: list[CallLive] | None, windows: tuple[Window, Window],
+                   sums: list[dict[UUID, QueueSums]]) -> TenantSummary:
+    """The tenant-wide line; `calls` None when the caller may not see calls (or they
+    are not known, as at a past instant)."""
     states = Counter(a.state for a in agents)
     return TenantSummary(
         calls_waiting=sum(q.now.calls_waiting + q.now.calls_ringing for q in queues),

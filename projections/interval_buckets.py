@@ -166,4 +166,13 @@ def _insert(cur: Cursor[TupleRow], table: str, key: str, columns: tuple[str, ...
     names = ", ".join(("tenant", "bucket_start", key, *columns))
     with cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
         for entity, values in rows:
-            copy.write_row((tenant, bucket, entity, *(values.get(c, 0) for c in columns)))
+            copy.write_row((tenant, bucket, entity,
+                            *(exact_seconds(values.get(c, 0)) for c in columns)))
+
+
+def exact_seconds(value: Any) -> Any:
+    """Seconds to the microsecond. They are sums of differences of timestamps, which
+    PostgreSQL keeps to the microsecond, so this is their exact value: without it the
+    last digits follow the order PostgreSQL happened to sum the rows in, and a live
+    bucket and its rebuild differed (616.2820470000001 against 616.282047)."""
+    return round(value, 6) if isinstance(value, float) else value

@@ -172,3 +172,11 @@ def test_state_times_add_up_to_the_staffed_time() -> None:
     figures = interval_reports.agent_figures(sums.agent(history.agents[0], window), window)
     assert figures["pause_by_reason"] == {"coffee": 601.0}  # each command takes 1 s
     assert sum(figures["time_by_state"].values()) == pytest.approx(figures["staffed_s"])
+
+
+def test_stored_seconds_do_not_depend_on_the_order_they_were_summed_in() -> None:
+    exact = interval_buckets.exact_seconds
+    periods = [94.054971, 593.203616, 534.642233, 178.548318, 346.804561]
+    forward, backward = sum(periods), sum(reversed(periods))
+    assert forward != backward  # what PostgreSQL's SUM over double precision can give
+    assert exact(forward) == exact(backward) == round(forward, 6)

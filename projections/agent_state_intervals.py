@@ -35,7 +35,7 @@ WHERE agent_id = %s AND started_version = %s AND started_at = %s AND ended_at IS
 
 
 @dataclass
-class Period:
+class StatePeriod:
     agent_id: UUID
     started_version: int
     started_at: datetime
@@ -47,7 +47,7 @@ class Period:
     ended_at: datetime | None = None
 
     @classmethod
-    def of(cls, view: AgentView) -> Period:
+    def of(cls, view: AgentView) -> StatePeriod:
         return cls(view.agent_id, view.state_version, view.state_since, view.state,
                    view.pause_reason, view.current_call_id, view.current_queue_id, view.tenant)
 
@@ -62,8 +62,8 @@ class PeriodLog:
     """The periods one batch starts and the stored ones it ends."""
 
     def __init__(self) -> None:
-        self._new: list[Period] = []
-        self._open_new: dict[UUID, Period] = {}
+        self._new: list[StatePeriod] = []
+        self._open_new: dict[UUID, StatePeriod] = {}
         self._closed_stored: list[tuple[datetime, UUID, int, datetime]] = []
 
     def started(self, view: AgentView, previous: tuple[int, datetime] | None) -> None:
@@ -75,7 +75,7 @@ class PeriodLog:
         elif previous is not None:
             version, since = previous
             self._closed_stored.append((view.state_since, view.agent_id, version, since))
-        period = Period.of(view)
+        period = StatePeriod.of(view)
         self._new.append(period)
         self._open_new[view.agent_id] = period
 

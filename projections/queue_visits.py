@@ -65,7 +65,7 @@ class OpenHandling:
 
 
 @dataclass(frozen=True)
-class EndCall:
+class HandlingEnded:
     agent_id: UUID
     call_id: UUID
     ended_at: datetime
@@ -81,7 +81,7 @@ class EndWrapUp:
     position: int
 
 
-Change = OpenVisit | CloseVisit | OpenHandling | EndCall | EndWrapUp
+Change = OpenVisit | CloseVisit | OpenHandling | HandlingEnded | EndWrapUp
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def agent_changes(before: AgentMoment | None, after: AgentMoment,
                                 queue_id=after.queue_id, accepted_at=e.occurred_at)
         changes.append(OpenHandling(after.tenant, handling, e.position))
     elif e.name == "call_ended":
-        changes.append(EndCall(e.subject, UUID(str(e.data["call_id"])), e.occurred_at,
+        changes.append(HandlingEnded(e.subject, UUID(str(e.data["call_id"])), e.occurred_at,
                                e.data.get("wrap_up_until") is not None, e.position))
     return changes
 
@@ -170,11 +170,11 @@ class Facts:
         else:
             self._end(c)
 
-    def _end(self, c: EndCall | EndWrapUp) -> None:
+    def _end(self, c: HandlingEnded | EndWrapUp) -> None:
         for key, h in self.handled.items():
             if key[:2] != (c.agent_id, c.call_id):
                 continue
-            if isinstance(c, EndCall) and h.ended_at is None:
+            if isinstance(c, HandlingEnded) and h.ended_at is None:
                 talk = max(0.0, (c.ended_at - h.accepted_at).total_seconds())
                 ended = replace(h, ended_at=c.ended_at, talk_s=talk)
                 if not c.wrap_up:  # no after-call work: the handling is complete
@@ -234,7 +234,7 @@ def write(cur: Cursor[TupleRow], changes: Sequence[Change]) -> None:
             h = c.handling
             cur.execute(_OPEN_HANDLING, (h.agent_id, h.call_id, h.accepted_at, c.tenant,
                                          h.queue_id, c.position))
-        elif isinstance(c, EndCall):
+        elif isinstance(c, HandlingEnded):
             cur.execute(_END_CALL, {"at": c.ended_at, "wrap": c.wrap_up, "pos": c.position,
                                     "agent": c.agent_id, "call": c.call_id})
             if not c.wrap_up:

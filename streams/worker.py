@@ -58,7 +58,7 @@ APPLICATION_NAME = "dialtone-worker"  # how operators find the worker's sessions
 
 
 @dataclass(frozen=True)
-class WorkerConfig:
+class ProjectionWorkerConfig:
     bootstrap: str
     database_url: str
     app_id: str = "dialtone-projections"
@@ -170,7 +170,7 @@ def source_of(events: Sequence[EventT[bytes]]) -> str:
     return parts[0] if len(parts) == 1 else "kafka:" + ",".join(parts)
 
 
-def create_app(config: WorkerConfig, groups: Sequence[ProjectionGroup]) -> faust.App:
+def create_app(config: ProjectionWorkerConfig, groups: Sequence[ProjectionGroup]) -> faust.App:
     """A Faust app with one agent per aggregate topic the groups read."""
     app = faust.App(
         config.app_id,
@@ -191,7 +191,7 @@ def create_app(config: WorkerConfig, groups: Sequence[ProjectionGroup]) -> faust
     return app
 
 
-def _add_projection_agent(app: faust.App, config: WorkerConfig, kind: str,
+def _add_projection_agent(app: faust.App, config: ProjectionWorkerConfig, kind: str,
                           groups: Sequence[ProjectionGroup]) -> None:
     name = topic_for(kind, config.topic_prefix)
     topic = app.topic(name, value_serializer="raw", key_serializer="raw",

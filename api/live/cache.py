@@ -44,7 +44,7 @@ QUANTUM_S = 1.0
 
 
 @dataclass(frozen=True)
-class Body:
+class RenderedBody:
     position: int  # the feed position the rendering read, in its own transaction
     rendered_at: float  # the event loop's clock
     content: bytes
@@ -65,8 +65,8 @@ class SnapshotCache:
         self._quantum_s = quantum_s
         self._stale_s = stale_s
         self._max_views = max_views
-        self._bodies: dict[CacheKey, Body] = {}
-        self._flights: dict[CacheKey, asyncio.Task[Body]] = {}
+        self._bodies: dict[CacheKey, RenderedBody] = {}
+        self._flights: dict[CacheKey, asyncio.Task[RenderedBody]] = {}
         self.renderings = 0  # how many snapshots were computed (tests, metrics)
 
     async def body(self, pool: asyncpg.Pool, principal: Principal, window_s: float) -> bytes:
@@ -97,7 +97,7 @@ class SnapshotCache:
             waited = True  # it began before the commit this reader saw: the next one
 
     def _start(self, pool: asyncpg.Pool, principal: Principal,
-               key: CacheKey) -> asyncio.Task[Body]:
+               key: CacheKey) -> asyncio.Task[RenderedBody]:
         """The view's rendering in flight, started if there is none."""
         flight = self._flights.get(key)
         if flight is None:
@@ -107,7 +107,8 @@ class SnapshotCache:
             flight.add_done_callback(lambda t: t.cancelled() or t.exception())
         return flight
 
-    async def _rendering(self, pool: asyncpg.Pool, principal: Principal, key: CacheKey) -> Body:
+    async def _rendering(self, pool: asyncpg.Pool, principal: Principal,
+                         key: CacheKey) -> RenderedBody:
         try:
             async with acquire(pool) as conn, conn.transaction(isolation="repeatable_read",
                                                                readonly=True):
@@ -115,14 +116,14 @@ class SnapshotCache:
                 position, now = await conn.fetchrow(f"SELECT ({FEED_POSITION}), now()")
                 snapshot = await self._render(conn, principal, now, key.window_s)
             self.renderings += 1
-            body = Body(int(position), asyncio.get_running_loop().time(),
+            body = RenderedBody(int(position), asyncio.get_running_loop().time(),
                         snapshot.model_dump_json().encode())
             self._keep(key, body)
             return body
         finally:
             self._flights.pop(key, None)
 
-    def _keep(self, key: CacheKey, body: Body) -> None:
+    def _keep(self, key: CacheKey, body: RenderedBody) -> None:
         kept = self._bodies.get(key)
         if kept is not None and kept.rendered_at > body.rendered_at:
             return

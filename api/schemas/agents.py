@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from api.schemas.targets import KEY_PATTERN, SKILL_PATTERN, Body
+from api.schemas.targets import KEY_PATTERN, SKILL_PATTERN, StrictBody
 from api.schemas.text import VisibleText
 from domain.agent import Agent
 from domain.skills import MAX_SKILLS
@@ -21,7 +21,7 @@ AutoPause = Annotated[int | None, Field(ge=1, le=100, description=(
     "Pause the agent after this many offers missed in a row; null: never."))]
 
 
-class AgentCreate(Body):
+class AgentCreate(StrictBody):
     key: str = Field(pattern=KEY_PATTERN, description="Stable lowercase name, e.g. `alice`.")
     name: VisibleText = Field(min_length=1, max_length=200)
     skills: Skills = Field(default_factory=dict, description=(
@@ -29,23 +29,23 @@ class AgentCreate(Body):
     auto_pause_after: AutoPause = None
 
 
-class AgentUpdate(Body):
+class AgentUpdate(StrictBody):
     """Fields to change; absent fields stay as they are."""
 
     skills: Skills | None = Field(default=None, description="The complete new set of skills.")
     auto_pause_after: AutoPause = None
 
 
-class SkillLevel(Body):
+class SkillLevel(StrictBody):
     level: Level
 
 
-class AgentLogin(Body):
+class AgentLogin(StrictBody):
     device_uri: str = Field(pattern=r"^sips?:[^\s\x00]+$", max_length=256,
                             description="Where offers ring, e.g. `sip:1001@pbx.example.com`.")
 
 
-class AgentPause(Body):
+class AgentPause(StrictBody):
     reason: VisibleText = Field(min_length=1, max_length=100,
                         examples=["lunch", "training"])
 

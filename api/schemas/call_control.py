@@ -7,14 +7,14 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from api.schemas.targets import Body
+from api.schemas.targets import StrictBody
 from api.schemas.text import Text
 
 DEVICE_PATTERN = r"^sips?:[^\s<>\x00]+$"
 SupervisionModeName = Literal["monitor", "whisper", "barge"]
 
 
-class SupervisionStart(Body):
+class SupervisionStart(StrictBody):
     """Who supervises is the caller; the device rung is theirs (never named here)."""
 
     mode: SupervisionModeName = Field(description=(
@@ -31,13 +31,13 @@ class SupervisionPublic(BaseModel):
     detail: str
 
 
-class TransferTarget(Body):
+class TransferTarget(StrictBody):
     kind: Literal["queue", "number", "uri"]
     value: Text = Field(min_length=1, max_length=200, examples=["support"], description=(
         "A queue's key or id, a number the worker's dialplan routes, or a SIP URI."))
 
 
-class TransferStart(Body):
+class TransferStart(StrictBody):
     kind: Literal["blind", "attended"] = Field(default="blind", description=(
         "`blind`: the agent leaves now and the caller goes to the target; `attended`: "
         "the agent talks to the target first (the caller hears music), then completes "

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from domain.values import CallStatus, Direction, Disposition, HangupSide, TransferKind
 
 
-class TransferPublic(BaseModel):
+class CdrTransfer(BaseModel):
     kind: TransferKind
     target: str
     at: datetime
@@ -50,7 +50,7 @@ class CdrPublic(BaseModel):
     hangup_cause: str | None
     hangup_side: HangupSide | None
     sip_status: int | None = Field(description="Final SIP status code.")
-    transfers: list[TransferPublic]
+    transfers: list[CdrTransfer]
     recording_ref: str | None
     mos: float | None = Field(description="Estimated mean opinion score (1-5).")
     jitter_ms: float | None

@@ -11,11 +11,11 @@ from pydantic import BaseModel, Field, StringConstraints
 from api.schemas.targets import (
     DIALLABLE_PATTERN,
     KEY_PATTERN,
-    Body,
     HangupTarget,
     IvrDefault,
     IvrOption,
     NumberDestination,
+    StrictBody,
     TargetPublic,
 )
 from api.schemas.text import Text, VisibleText
@@ -34,7 +34,7 @@ Options = Annotated[dict[Digit, IvrOption], Field(
 Label = Annotated[Text, Field(max_length=200)]
 
 
-class IvrMenuCreate(Body):
+class IvrMenuCreate(StrictBody):
     key: str = Field(pattern=KEY_PATTERN)
     name: VisibleText = Field(min_length=1, max_length=200)
     prompt: Prompt
@@ -46,7 +46,7 @@ class IvrMenuCreate(Body):
         "DTMF key -> action: a queue, a number, a submenu (`ivr`), `repeat` or `hangup`."))
 
 
-class IvrMenuUpdate(Body):
+class IvrMenuUpdate(StrictBody):
     """Fields to change; absent fields stay. `options` replaces the whole set."""
 
     prompt: Prompt | None = None
@@ -83,13 +83,13 @@ class IvrMenusPublic(BaseModel):
     count: int
 
 
-class NumberCreate(Body):
+class NumberCreate(StrictBody):
     did: str = Field(pattern=DID_PATTERN, description="The inbound number, e.g. `+3225550100`.")
     destination: NumberDestination = Field(description="An IVR menu, a queue or a number.")
     label: Label = ""
 
 
-class NumberUpdate(Body):
+class NumberUpdate(StrictBody):
     destination: NumberDestination | None = None
     label: Label | None = None
     active: bool | None = Field(default=None, description="false deactivates, true reactivates.")
@@ -128,20 +128,20 @@ def _template(names: str, described: str) -> Any:
                  description=_TEMPLATE.format(described))
 
 
-class ExactRule(Body):
+class ExactRule(StrictBody):
     kind: Literal["exact"]
     pattern: str = Field(pattern=DIALLABLE_PATTERN, description="The number.")
     uri_template: str = _template("number", "{number}")
 
 
-class PrefixRule(Body):
+class PrefixRule(StrictBody):
     kind: Literal["prefix"]
     pattern: str = Field(pattern=r"^(\+?[0-9*#]{1,32})?$",
                          description="The number's start (\"\" matches all).")
     uri_template: str = _template("number|rest", "{number}, {rest} (after the prefix)")
 
 
-class RegexRule(Body):
+class RegexRule(StrictBody):
     """A Python regular expression, matched with fullmatch. The document cannot
     say which texts compile, nor how many groups they have: a pattern that does
     not compile, or a template naming a group it lacks, is 422."""
@@ -151,11 +151,11 @@ class RegexRule(Body):
     uri_template: str = _template("number|[0-9]+", "{number}, {0}..{N} (the pattern's groups)")
 
 
-class _Named(Body):
+class _Named(StrictBody):
     name: str = Field(pattern=KEY_PATTERN)
 
 
-class _Placed(Body):
+class _Placed(StrictBody):
     position: int | None = Field(default=None, ge=0, le=MAX_RULES, description=(
         "0-based place in the plan; absent: last for a new rule, unchanged otherwise."))
 
@@ -189,7 +189,7 @@ DialRuleCreate = Annotated[ExactRuleCreate | PrefixRuleCreate | RegexRuleCreate,
 DialRuleSet = Annotated[ExactRuleSet | PrefixRuleSet | RegexRuleSet, Field(discriminator="kind")]
 
 
-class DialplanCreate(Body):
+class DialplanCreate(StrictBody):
     key: str = Field(pattern=KEY_PATTERN)
     name: VisibleText = Field(min_length=1, max_length=200)
     rules: list[DialRuleCreate] = Field(default_factory=list, max_length=MAX_RULES, description=(

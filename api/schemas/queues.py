@@ -7,7 +7,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field, model_validator
 
 from api.schemas.agents import AgentStateName, Skills
-from api.schemas.targets import KEY_PATTERN, Body, QueueOverflow, TargetPublic
+from api.schemas.targets import KEY_PATTERN, QueueOverflow, StrictBody, TargetPublic
 from api.schemas.text import VisibleText
 from domain.queue import Queue, QueueTally
 
@@ -25,7 +25,7 @@ Moh = Annotated[VisibleText, Field(min_length=1, max_length=100,
                                    description="Music-on-hold class.")]
 
 
-class _Overflow(Body):
+class _Overflow(StrictBody):
     @model_validator(mode="after")
     def _overflow_pairs(self) -> Self:
         max_wait, overflow = getattr(self, "max_wait_s", None), getattr(self, "overflow", None)
@@ -66,7 +66,7 @@ class QueueUpdate(_Overflow):
     required_skills: Skills | None = Field(default=None, description="The complete new set.")
 
 
-class MemberSet(Body):
+class MemberSet(StrictBody):
     penalty: int = Field(ge=0, le=100, description="Lower is offered first.")
 
 

@@ -22,7 +22,7 @@ DIALLABLE_PATTERN = r"^\+?[0-9*#]{1,32}$"  # domain.addressing.DIALLABLE_PATTERN
 RECORDING_PATTERN = r"^[A-Za-z0-9](\.?[A-Za-z0-9_/-])*\.?$"
 
 
-class Body(BaseModel):
+class StrictBody(BaseModel):
     """A request body: unknown fields are refused (422), never silently ignored,
     and values are taken as the document types them (strict): `false` is not a
     penalty of 0, `0` is not `false`, a number is not a date-time."""
@@ -30,36 +30,36 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class QueueTarget(Body):
+class QueueTarget(StrictBody):
     kind: Literal["queue"]
     value: str = Field(pattern=KEY_PATTERN, examples=["sales"],
                        description="The key (or id) of an existing queue.")
 
 
-class IvrTarget(Body):
+class IvrTarget(StrictBody):
     kind: Literal["ivr"]
     value: str = Field(pattern=KEY_PATTERN, examples=["main"],
                        description="The key (or id) of an existing IVR menu.")
 
 
-class NumberTarget(Body):
+class NumberTarget(StrictBody):
     kind: Literal["number"]
     value: str = Field(pattern=DIALLABLE_PATTERN, examples=["+3225550199"],
                        description="A diallable number, resolved by the dialplan.")
 
 
-class RecordingTarget(Body):
+class RecordingTarget(StrictBody):
     kind: Literal["recording"]
     value: str = Field(pattern=RECORDING_PATTERN, max_length=128, examples=["closed.wav"],
                        description="The recording's name.")
 
 
-class RepeatTarget(Body):
+class RepeatTarget(StrictBody):
     kind: Literal["repeat"]
     value: None = Field(default=None, description="None: play the current menu again.")
 
 
-class HangupTarget(Body):
+class HangupTarget(StrictBody):
     kind: Literal["hangup"]
     value: None = Field(default=None, description="None: end the call.")
 

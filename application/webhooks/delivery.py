@@ -157,7 +157,7 @@ class Claimed:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class AttemptOutcome:
     claimed: Claimed
     attempted_at: datetime
     status_code: int | None
@@ -323,7 +323,7 @@ class Dispatcher:
         return [c for c in claimed if c.id not in later]
 
     async def _attempt(self, http: aiohttp.ClientSession, gate: asyncio.Semaphore,
-                       claimed: Claimed, refusal: str | None) -> Outcome:
+                       claimed: Claimed, refusal: str | None) -> AttemptOutcome:
         async with gate:
             attempted_at = datetime.now(UTC)
             started = time.perf_counter()
@@ -342,7 +342,7 @@ class Dispatcher:
             except (aiohttp.ClientError, OSError) as exc:
                 error = _describe(exc)
             duration_ms = (time.perf_counter() - started) * 1000
-            return Outcome(claimed, attempted_at, status, error, duration_ms)
+            return AttemptOutcome(claimed, attempted_at, status, error, duration_ms)
 
     async def _post(self, http: aiohttp.ClientSession, claimed: Claimed, at: datetime) -> int:
         body = claimed.body.encode()
@@ -353,7 +353,7 @@ class Dispatcher:
             await _read_capped(response, self.settings.max_response_bytes)
             return response.status
 
-    async def _record(self, conn: AsyncConnection[Any], outcomes: Sequence[Outcome]) -> None:
+    async def _record(self, conn: AsyncConnection[Any], outcomes: Sequence[AttemptOutcome]) -> None:
         if not outcomes:
             return
         s = self.settings
@@ -396,7 +396,7 @@ def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> tuple[list[Any], ..
     return tuple([row[i] for row in rows] for i in range(width))
 
 
-def _best_positions(done: Sequence[Outcome]) -> list[tuple[UUID, int]]:
+def _best_positions(done: Sequence[AttemptOutcome]) -> list[tuple[UUID, int]]:
     best: dict[UUID, int] = {}
     for o in done:
         best[o.claimed.subscription_id] = max(best.get(o.claimed.subscription_id, 0),

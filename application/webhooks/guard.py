@@ -106,7 +106,7 @@ class GuardedResolver(AbstractResolver):
 
 
 @dataclass(frozen=True)
-class Target:
+class CheckedTarget:
     """Where a delivery to a URL would go: its host replaced by a checked address."""
 
     url: URL
@@ -114,7 +114,7 @@ class Target:
     sni_hostname: str
 
 
-async def resolve(url: str, allow: Sequence[Network]) -> Target:
+async def resolve(url: str, allow: Sequence[Network]) -> CheckedTarget:
     """Resolve the URL's host as the sender would, check every address, and name the
     first one (for diagnostics; deliveries go through `GuardedResolver`)."""
     parsed = URL(url)
@@ -124,4 +124,4 @@ async def resolve(url: str, allow: Sequence[Network]) -> Target:
     addresses = [str(info[4][0]) for info in infos]
     checked(host, addresses, allow)
     host_header = host if parsed.explicit_port is None else f"{host}:{port}"
-    return Target(parsed.with_host(addresses[0].split("%")[0]), host_header, host)
+    return CheckedTarget(parsed.with_host(addresses[0].split("%")[0]), host_header, host)

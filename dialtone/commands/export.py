@@ -43,7 +43,7 @@ def _instant(value: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-class Instant(click.ParamType):
+class DateOrInstant(click.ParamType):
     name = "instant"
 
     def convert(self, value: Any, param: click.Parameter | None,
@@ -59,10 +59,10 @@ class Instant(click.ParamType):
 
 def _options(func: Callable[..., None]) -> Callable[..., None]:
     for option in reversed((
-        click.option("--from", "start", type=Instant(), required=True,
+        click.option("--from", "start", type=DateOrInstant(), required=True,
                      help="Start of the range (inclusive), e.g. 2026-03-01 or "
                      "2026-03-01T00:00:00+01:00 (UTC if no offset)."),
-        click.option("--to", "end", type=Instant(), required=True,
+        click.option("--to", "end", type=DateOrInstant(), required=True,
                      help="End of the range (exclusive); at most 366 days after --from."),
         click.option("--format", "fmt", type=click.Choice([f.value for f in Format]),
                      default=Format.CSV.value, show_default=True),

@@ -26,7 +26,7 @@ from streams.rebuild import replay_until
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
-class Instant(click.ParamType):
+class PastInstant(click.ParamType):
     """An RFC 3339 instant with an offset (``2026-03-02T09:30:00Z``), not in the future."""
 
     name = "instant"
@@ -53,7 +53,7 @@ def _schema(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 
 
 @click.command("replay")
-@click.option("--until", "until", type=Instant(), required=True,
+@click.option("--until", "until", type=PastInstant(), required=True,
               help="Keep the events that occurred at or before this instant.")
 @click.option("--schema", "schema", required=True, callback=_schema,
               help="The new schema to build the projections in (must not exist).")

@@ -11,7 +11,7 @@ from dialtone.kafka_settings import kafka_auth
 from dialtone.migrations import apply_migrations
 from dialtone.services.metrics import start_metrics_server
 from dialtone.settings import Settings
-from streams.worker import WorkerConfig, create_app
+from streams.worker import ProjectionWorkerConfig, create_app
 
 
 @click.command("worker")
@@ -25,7 +25,7 @@ def command(settings: Settings, web_port: int | None) -> None:
     database_url = resolve_dsn(settings)
     apply_migrations(database_url)
     start_metrics_server(settings)
-    config = WorkerConfig(bootstrap=settings.kafka_bootstrap, database_url=database_url,
+    config = ProjectionWorkerConfig(bootstrap=settings.kafka_bootstrap, database_url=database_url,
                           web_port=web_port, topic_prefix=settings.topic_prefix,
                           app_id=f"{settings.topic_prefix}dialtone-projections",
                           auth=kafka_auth(settings),

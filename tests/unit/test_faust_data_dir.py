@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streams.worker import WorkerConfig, create_app
+from streams.worker import ProjectionWorkerConfig, create_app
 
 
 def test_the_faust_data_directory_is_the_configured_one(tmp_path: Path) -> None:
-    config = WorkerConfig(bootstrap="127.0.0.1:9", database_url="postgresql:///x",
+    config = ProjectionWorkerConfig(bootstrap="127.0.0.1:9", database_url="postgresql:///x",
                           data_dir=str(tmp_path / "faust"))
 
     app = create_app(config, [])
@@ -17,7 +17,7 @@ def test_the_faust_data_directory_is_the_configured_one(tmp_path: Path) -> None:
 
 
 def test_without_a_setting_it_lives_under_the_temp_directory_not_the_cwd() -> None:
-    config = WorkerConfig(bootstrap="127.0.0.1:9", database_url="postgresql:///x")
+    config = ProjectionWorkerConfig(bootstrap="127.0.0.1:9", database_url="postgresql:///x")
 
     app = create_app(config, [])
 

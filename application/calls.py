@@ -52,7 +52,6 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from copy import deepcopy
-from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -61,11 +60,45 @@ from eventsourcing.persistence import IntegrityError, Recording
 
 from application.metrics import event_append
 from application.tracing import store_commit_span
-from domain.addressing import DEFAULT_TENANT
 from domain.call import Call, CallNotFound
-from domain.values import Direction, Disposition, HangupSide, SupervisionMode, TransferKind
+from domain.call_commands import (
+    AnswerCall,
+    AttachRecording,
+    CallCommand,
+    ConnectAgent,
+    EndCall,
+    HoldCall,
+    InitiateCall,
+    QueueCall,
+    RecordMediaQuality,
+    ResumeCall,
+    RingCall,
+    RouteCall,
+    StartSupervision,
+    StopSupervision,
+    TransferCall,
+    fact_names,
+)
 
-__all__ = ["CallBatch", "CallNotFound", "CallService"]
+__all__ = ["CallBatch", "CallNotFound", "CallService", "by_command"]
+
+
+def by_command(command: type[CallCommand]) -> Callable[..., None]:
+    """A ``CallService`` method ``(call_id, *facts, occurred_at)`` that builds
+    ``command`` and handles it: the per-command methods earlier callers use
+    (``end_call``, ``route_call``...) are these, not code of their own. Facts
+    may also be given by keyword; wrong ones fail as the command's ``__init__``."""
+    names = fact_names(command)
+    order = (*names[1:], names[0])  # occurred_at (the first fact) comes last
+
+    def method(self: CallService, call_id: UUID, *args: Any, **kwargs: Any) -> None:
+        if len(args) > len(order):
+            raise TypeError(f"{command.__name__} takes {len(order)} facts, got {len(args)}")
+        self.handle(command(call_id=call_id, **dict(zip(order, args, strict=False)), **kwargs))
+
+    method.__name__ = method.__qualname__ = f"handle_{command.__name__}"
+    method.__doc__ = f"``handle({command.__name__}(call_id, ...))``: facts {', '.join(order)}."
+    return method
 
 
 class CallBatch:
@@ -138,102 +171,43 @@ class CallService(Application[UUID]):
         # (set operations are atomic under the GIL; threads share it safely)
         self._suspects: set[UUID] = set()
 
-    # Commands: one per Call command.
+    # Commands: values of domain.call_commands, each run by handle().
 
-    def initiate_call(
-        self,
-        *,
-        caller: str,
-        callee: str,
-        direction: Direction,
-        trunk: str | None,
-        sip_call_id: str,
-        occurred_at: datetime,
-        tenant: str = DEFAULT_TENANT,
-    ) -> UUID:
-        """The call's id; a retransmitted INVITE finds the call and adds nothing.
-        ``tenant``: the tenant of the number (or trunk) the call arrived on."""
-        call_id = Call.id_for(sip_call_id)
-        owns_batch = self._current_batch() is None
-        for attempt in (1, 2):
-            try:
-                with self.batch() as batch:
-                    if not self._exists(call_id, batch):
-                        batch.add_new(Call.initiate(
-                            caller=caller, callee=callee, direction=direction, trunk=trunk,
-                            sip_call_id=sip_call_id, occurred_at=occurred_at, tenant=tenant))
-                break
-            except IntegrityError:
-                if not owns_batch or attempt == 2:
-                    raise  # the caller retries its batch (see the module docstring)
-        return call_id
+    def handle(self, command: CallCommand) -> None:
+        """Run one command: find its call (staged, cached or stored), let the
+        aggregate decide, and save, in the current batch if there is one (else
+        in a batch of its own). Raises CallNotFound, or the DomainError by which
+        the aggregate refused it (the call is then unchanged)."""
+        if isinstance(command, InitiateCall):
+            self._initiate(command)
+        else:
+            self._update(command.call_id, command.apply_to)
 
-    def route_call(self, call_id: UUID, target: str, occurred_at: datetime) -> None:
-        self._update(call_id, lambda call: call.route(target, occurred_at))
+    def initiate_call(self, **facts: Any) -> UUID:
+        """``handle(InitiateCall(...))`` given InitiateCall's facts by keyword
+        (caller, callee, direction, trunk, sip_call_id, occurred_at[, tenant]);
+        the call's id. A retransmitted INVITE finds the call and adds nothing."""
+        if "sip_call_id" not in facts:
+            raise TypeError("initiate_call() missing keyword argument 'sip_call_id'")
+        command = InitiateCall(call_id=Call.id_for(facts["sip_call_id"]), **facts)
+        self.handle(command)
+        return command.call_id
 
-    def ring_call(self, call_id: UUID, occurred_at: datetime) -> None:
-        self._update(call_id, lambda call: call.ring(occurred_at))
-
-    def answer_call(self, call_id: UUID, occurred_at: datetime) -> None:
-        self._update(call_id, lambda call: call.answer(occurred_at))
-
-    def hold_call(self, call_id: UUID, occurred_at: datetime) -> None:
-        self._update(call_id, lambda call: call.hold(occurred_at))
-
-    def resume_call(self, call_id: UUID, occurred_at: datetime) -> None:
-        self._update(call_id, lambda call: call.resume(occurred_at))
-
-    def transfer_call(
-        self, call_id: UUID, kind: TransferKind, target: str, occurred_at: datetime
-    ) -> None:
-        self._update(call_id, lambda call: call.transfer(kind, target, occurred_at))
-
-    def queue_call(self, call_id: UUID, queue: str, occurred_at: datetime) -> None:
-        self._update(call_id, lambda call: call.enter_queue(queue, occurred_at))
-
-    def connect_agent(self, call_id: UUID, agent: str, occurred_at: datetime) -> None:
-        self._update(call_id, lambda call: call.connect_agent(agent, occurred_at))
-
-    def attach_recording(self, call_id: UUID, ref: str, duration_s: float,
-                         occurred_at: datetime) -> None:
-        self._update(call_id, lambda call: call.attach_recording(ref, duration_s, occurred_at))
-
-    def start_supervision(self, call_id: UUID, supervisor: str, mode: SupervisionMode,
-                          occurred_at: datetime) -> None:
-        self._update(call_id, lambda call: call.start_supervision(supervisor, mode, occurred_at))
-
-    def stop_supervision(self, call_id: UUID, supervisor: str, occurred_at: datetime) -> None:
-        self._update(call_id, lambda call: call.stop_supervision(supervisor, occurred_at))
-
-    def record_media_quality(
-        self,
-        call_id: UUID,
-        *,
-        mos: float,
-        jitter_ms: float,
-        loss_pct: float,
-        rtt_ms: float | None,
-        occurred_at: datetime,
-    ) -> None:
-        self._update(call_id, lambda call: call.record_media_quality(
-            mos=mos, jitter_ms=jitter_ms, loss_pct=loss_pct, rtt_ms=rtt_ms,
-            occurred_at=occurred_at,
-        ))
-
-    def end_call(
-        self,
-        call_id: UUID,
-        *,
-        disposition: Disposition,
-        hangup_cause: str,
-        hangup_side: HangupSide,
-        sip_status: int | None,
-        occurred_at: datetime,
-    ) -> None:
-        self._update(call_id, lambda call: call.end(
-            disposition=disposition, hangup_cause=hangup_cause, hangup_side=hangup_side,
-            sip_status=sip_status, occurred_at=occurred_at,
-        ))
+    # The per-command methods of earlier callers: handle() with the command's
+    # facts in the aggregate method's order (occurred_at last), or by keyword.
+    route_call = by_command(RouteCall)
+    ring_call = by_command(RingCall)
+    answer_call = by_command(AnswerCall)
+    hold_call = by_command(HoldCall)
+    resume_call = by_command(ResumeCall)
+    transfer_call = by_command(TransferCall)
+    queue_call = by_command(QueueCall)
+    connect_agent = by_command(ConnectAgent)
+    attach_recording = by_command(AttachRecording)
+    start_supervision = by_command(StartSupervision)
+    stop_supervision = by_command(StopSupervision)
+    record_media_quality = by_command(RecordMediaQuality)
+    end_call = by_command(EndCall)
 
     def get_call(self, call_id: UUID) -> Call:
         """A copy of the call as this thread sees it (in a batch, with its staged
@@ -274,6 +248,19 @@ class CallService(Application[UUID]):
             self._batches.current = None
 
     # Internals.
+
+    def _initiate(self, command: InitiateCall) -> None:
+        call_id = command.call_id
+        owns_batch = self._current_batch() is None
+        for attempt in (1, 2):
+            try:
+                with self.batch() as batch:
+                    if not self._exists(call_id, batch):
+                        batch.add_new(command.create())
+                return
+            except IntegrityError:
+                if not owns_batch or attempt == 2:
+                    raise  # the caller retries its batch (see the module docstring)
 
     def _update(self, call_id: UUID, command: Callable[[Call], None]) -> None:
         with self.batch() as batch:

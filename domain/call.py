@@ -6,6 +6,10 @@ argument) and only then triggers exactly one event; the events' ``apply``
 methods hold every state change, so replaying stored events rebuilds the same
 state without re-running any rule.
 
+Each command method is also a value in ``domain.call_commands`` (``EndCall`` for
+``end``, its fields the method's arguments): what the SIP adapter builds and
+``CallService.handle`` runs. A new command is a method here plus a value there.
+
 SIP retransmits: a repeated INVITE maps to the same aggregate id, and a
 repeated 180, 200 OK, re-INVITE (hold/resume) or BYE is a silent no-op.
 
@@ -18,12 +22,13 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
 from domain.addressing import DEFAULT_TENANT, check_tenant
+from domain.call_values import MediaQuality, checked_sip_status
 from domain.errors import DomainError, IllegalTransition, InvalidValue
 from domain.values import (
     UNANSWERED_DISPOSITIONS,
@@ -40,18 +45,8 @@ from domain.values import (
     utc_instant,
 )
 
-__all__ = [
-    "Call",
-    "CallNotFound",
-    "CallStatus",
-    "Direction",
-    "Disposition",
-    "HangupSide",
-    "MediaQuality",
-    "SupervisionMode",
-    "Transfer",
-    "TransferKind",
-]
+__all__ = ["Call", "CallNotFound", "CallStatus", "Direction", "Disposition", "HangupSide",
+           "MediaQuality", "SupervisionMode", "Transfer", "TransferKind"]
 
 # Fixed forever: a call's id is uuid5(this, SIP Call-ID), so changing it would
 # give calls already stored a different id than their retransmitted INVITEs.
@@ -59,34 +54,6 @@ CALL_ID_NAMESPACE = UUID("6f0c1c52-55c3-4b55-9a53-4d8a1e0c2a11")
 
 BEFORE_ANSWER = frozenset({CallStatus.INITIATED, CallStatus.ROUTED, CallStatus.RINGING})
 CONNECTED = frozenset({CallStatus.ANSWERED, CallStatus.HELD})
-
-
-class MediaQuality(NamedTuple):
-    """How the call's audio fared: an E-model MOS estimate (ITU-T G.107) and the
-    worst stream's receive jitter, packet loss and round-trip time."""
-
-    mos: float
-    jitter_ms: float
-    loss_pct: float
-    rtt_ms: float | None  # None: no RTCP round trip was measured
-
-    @classmethod
-    def checked(cls, mos: float, jitter_ms: float, loss_pct: float,
-                rtt_ms: float | None) -> MediaQuality:
-        _check_range("mos", mos, 1.0, 5.0)
-        _check_range("jitter_ms", jitter_ms, 0.0, math.inf)
-        _check_range("loss_pct", loss_pct, 0.0, 100.0)
-        if rtt_ms is not None:
-            _check_range("rtt_ms", rtt_ms, 0.0, math.inf)
-        return cls(float(mos), float(jitter_ms), float(loss_pct),
-                   None if rtt_ms is None else float(rtt_ms))
-
-
-def _check_range(name: str, value: float, low: float, high: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidValue(f"{name} must be a number, got {value!r}")
-    if not (math.isfinite(value) and low <= value <= high):
-        raise InvalidValue(f"{name} must be within [{low}, {high}], got {value!r}")
 
 
 class CallNotFound(DomainError):  # noqa: N818 - reads as the rule that was broken
@@ -223,17 +190,9 @@ class Call(Aggregate):
             call.hangup_side = HangupSide(self.hangup_side)
             call.sip_status = self.sip_status
 
-    def __init__(
-        self,
-        *,
-        tenant: str = DEFAULT_TENANT,
-        caller: str,
-        callee: str,
-        direction: str,
-        trunk: str | None,
-        sip_call_id: str,
-        occurred_at: datetime,
-    ) -> None:
+    def __init__(self, *, tenant: str = DEFAULT_TENANT, caller: str, callee: str,
+                 direction: str, trunk: str | None, sip_call_id: str,
+                 occurred_at: datetime) -> None:
         # Runs for Initiated, live and on replay: it is that event's apply.
         self.tenant = tenant
         self.status = CallStatus.INITIATED
@@ -269,17 +228,9 @@ class Call(Aggregate):
         return uuid5(CALL_ID_NAMESPACE, non_empty("sip_call_id", sip_call_id))
 
     @classmethod
-    def initiate(
-        cls,
-        *,
-        caller: str,
-        callee: str,
-        direction: Direction,
-        trunk: str | None,
-        sip_call_id: str,
-        occurred_at: datetime,
-        tenant: str = DEFAULT_TENANT,
-    ) -> Call:
+    def initiate(cls, *, caller: str, callee: str, direction: Direction, trunk: str | None,
+                 sip_call_id: str, occurred_at: datetime,
+                 tenant: str = DEFAULT_TENANT) -> Call:
         """A new call of ``tenant``: the tenant of the number or trunk it arrived on."""
         if trunk is not None:
             non_empty("trunk", trunk)
@@ -332,15 +283,8 @@ class Call(Aggregate):
             target=non_empty("target", target),
         )
 
-    def record_media_quality(
-        self,
-        *,
-        mos: float,
-        jitter_ms: float,
-        loss_pct: float,
-        rtt_ms: float | None,
-        occurred_at: datetime,
-    ) -> None:
+    def record_media_quality(self, *, mos: float, jitter_ms: float, loss_pct: float,
+                             rtt_ms: float | None, occurred_at: datetime) -> None:
         """The media statistics of a connected call; the latest report wins and
         a report equal to the current one is a no-op (a resent sample)."""
         self._require(CONNECTED, "record media quality of")
@@ -391,15 +335,8 @@ class Call(Aggregate):
             return  # not supervising, or the call's end already ended it
         self._trigger(self.SupervisionEnded, occurred_at, supervisor=supervisor)
 
-    def end(
-        self,
-        *,
-        disposition: Disposition,
-        hangup_cause: str,
-        hangup_side: HangupSide,
-        sip_status: int | None,
-        occurred_at: datetime,
-    ) -> None:
+    def end(self, *, disposition: Disposition, hangup_cause: str, hangup_side: HangupSide,
+            sip_status: int | None, occurred_at: datetime) -> None:
         if self.status is CallStatus.ENDED:
             return  # second BYE, or BYE crossing a CANCEL
         checked = enum_member(Disposition, disposition)
@@ -410,7 +347,7 @@ class Call(Aggregate):
             disposition=checked.value,
             hangup_cause=non_empty("hangup_cause", hangup_cause),
             hangup_side=enum_member(HangupSide, hangup_side).value,
-            sip_status=_checked_sip_status(sip_status),
+            sip_status=checked_sip_status(sip_status),
         )
 
     @property
@@ -433,20 +370,10 @@ class Call(Aggregate):
         if disposition in UNANSWERED_DISPOSITIONS and self.was_answered:
             raise IllegalTransition(f"call {self.id} was answered, it cannot end as {disposition}")
 
-    def _trigger(
-        self, event_class: type[Call.Event], occurred_at: datetime, **facts: Any
-    ) -> None:
+    def _trigger(self, event_class: type[Call.Event], occurred_at: datetime,
+                 **facts: Any) -> None:
         at = utc_instant(occurred_at)
         if at < self.initiated_at:
             raise InvalidValue(f"occurred_at {at} precedes the call's start {self.initiated_at}")
         self.trigger_event(event_class, occurred_at=at, **facts)
 
-
-def _checked_sip_status(sip_status: int | None) -> int | None:
-    if sip_status is None:
-        return None
-    if isinstance(sip_status, bool) or not isinstance(sip_status, int):
-        raise InvalidValue(f"sip_status must be an int or None, got {sip_status!r}")
-    if not 100 <= sip_status <= 699:
-        raise InvalidValue(f"sip_status {sip_status} is not a SIP status code")
-    return sip_status

@@ -43,7 +43,7 @@ import psycopg
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from adapters.sip.audit_links import AuditLinks
-from adapters.sip.commands import CallCommands, Command, EndCall, InitiateCall
+from adapters.sip.commands import Command, EndCall, InitiateCall
 from adapters.sip.lost_calls import CallOwnership
 from application.call_control import AuditLink
 from domain.errors import DomainError
@@ -56,12 +56,13 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-class BatchingCallCommands(CallCommands, Protocol):
+class BatchingCallCommands(Protocol):
     """application.calls.CallService: commands, group commit, and its recorder."""
 
     recorder: Any
     name: str  # the application's: the store audit rows name positions in
 
+    def handle(self, command: Command) -> None: ...
     def batch(self) -> AbstractContextManager[Any]: ...
 
 
@@ -221,7 +222,7 @@ class StorageThread:
                 before = _version(staged, command.call_id)
                 if self._apply_one(service, command):
                     applied += 1
-                    if command.cause is not None:
+                    if isinstance(command.cause, AuditLink):
                         made = _made(staged, command.call_id, before)
                         caused.append((command.cause, command.call_id, made))
                 else:
@@ -278,7 +279,7 @@ class StorageThread:
 
     def _apply_one(self, service: BatchingCallCommands, command: Command) -> bool:
         try:
-            command.apply(service)
+            service.handle(command)
         except INFRASTRUCTURE_ERRORS:
             raise  # abort the whole batch: it is retried
         except DomainError as error:

@@ -40,8 +40,6 @@ from adapters.sip.commands import EndCall, QueueCall, RingCall, RouteCall
 from adapters.sip.directory import Directory, QueueSettings
 from adapters.sip.front import FrontAudio
 from adapters.sip.legs import Leg, LegRole
-from adapters.sip.outcomes import NO_CAPACITY, NO_ROUTE, callee_failure
-from adapters.sip.outcomes import Outcome as SipOutcome
 from adapters.sip.session import (
     InboundFacts,
     Phase,
@@ -50,6 +48,8 @@ from adapters.sip.session import (
     Timer,
     now,
 )
+from application.b2bua.outcomes import NO_CAPACITY, NO_ROUTE, callee_failure
+from application.b2bua.outcomes import Outcome as SipOutcome
 from application.call_control import ControlReply
 from domain.addressing import Target, TargetKind
 from domain.call import Disposition, HangupSide

@@ -37,14 +37,14 @@ from adapters.sip.commands import (
     TransferCall,
 )
 from adapters.sip.legs import AUDIO_ACTIVE, AUDIO_REMOTE_HOLD, Leg, LegRole
-from adapters.sip.outcomes import (
+from application import log_context
+from application.b2bua.outcomes import (
     NO_ANSWER_TIMEOUT,
     NO_CAPACITY,
     NO_ROUTE,
     Outcome,
     callee_failure,
 )
-from application import log_context
 from domain.addressing import DEFAULT_TENANT
 from domain.call import Call, Direction, Disposition, HangupSide, TransferKind
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from adapters.sip import dialplan
-from adapters.sip.outcomes import callee_failure
 from adapters.sip.worker import dialled_number, uri_user
+from application.b2bua.outcomes import callee_failure
 from domain.call import Disposition
 
 

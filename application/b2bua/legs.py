@@ -1,0 +1,126 @@
+"""The SIP facts a call's legs report to its flow.
+
+A leg is whatever handle the adapter uses (``adapters.sip.legs.Leg``; a fake
+in unit tests): the flow only compares legs by identity and hands them back in
+its actions. The adapter reads pjsua2's callbacks and reports each as one of
+these facts; a callback that is none of them (a state the flow does not care
+about) is not reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from typing import Generic, TypeVar
+
+L = TypeVar("L")
+
+
+class Role(StrEnum):
+    """What a leg is for (the adapter's ``LegRole`` has the same values)."""
+
+    CALLER = "caller"  # the inbound dialog we answer
+    CALLEE = "callee"  # a dialog we place
+    AGENT = "agent"  # a dialog we place to an agent's device (an offer)
+    SUPERVISOR = "supervisor"  # a dialog we place to a supervisor's device
+
+
+class Audio(Enum):
+    """A leg's audio as its last SDP left it."""
+
+    ACTIVE = "active"
+    REMOTE_HOLD = "remote_hold"  # the far end put us on hold (sendonly/inactive)
+    OTHER = "other"  # no media yet, local hold, or anything else
+
+
+class Timer(Enum):
+    """The flow's own timers (the adapter runs them and reports when they fire)."""
+
+    NO_ANSWER = "no_answer"  # the callee has this long to answer
+    TRANSFEROR_GRACE = "transferor_grace"  # a transferor may stay this long after
+
+
+@dataclass(frozen=True)
+class Ringing(Generic[L]):
+    """A provisional response (``status``: 180, 183...) on a leg we placed."""
+
+    leg: L
+    status: int
+
+
+@dataclass(frozen=True)
+class Answered(Generic[L]):
+    """The leg's dialog is confirmed (200 OK and ACK)."""
+
+    leg: L
+
+
+@dataclass(frozen=True)
+class Gone(Generic[L]):
+    """The leg's dialog ended (BYE, CANCEL, a final error: ``status``, 0 for none)."""
+
+    leg: L
+    status: int
+
+
+@dataclass(frozen=True)
+class MediaChanged(Generic[L]):
+    """An SDP offer/answer changed the leg's audio (hold, resume, a new port)."""
+
+    leg: L
+    audio: Audio
+
+
+@dataclass(frozen=True)
+class Placed(Generic[L]):
+    """The INVITE of a leg the flow asked for (``actions.Place``) is on its way."""
+
+    leg: L
+
+
+@dataclass(frozen=True)
+class PlaceFailed:
+    """No INVITE could be sent; ``no_slot``: the worker had no call slot left."""
+
+    no_slot: bool
+
+
+@dataclass(frozen=True)
+class ReferReceived(Generic[L]):
+    """A party asked, by REFER, to be replaced by ``refer_to``."""
+
+    leg: L
+    refer_to: str
+
+
+@dataclass(frozen=True)
+class ReferFollowed(Generic[L]):
+    """The adapter made ``new`` (an outbound leg) for an accepted REFER of ``leg``."""
+
+    leg: L
+    new: L
+    target: str
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    timer: Timer
+
+
+@dataclass(frozen=True)
+class ShutdownAsked:
+    """The worker stops: end the call from our side with ``cause``."""
+
+    cause: str
+
+
+Fact = (Ringing[L] | Answered[L] | Gone[L] | MediaChanged[L] | Placed[L] | PlaceFailed
+        | ReferReceived[L] | ReferFollowed[L] | TimerFired | ShutdownAsked)
+
+
+def refer_target(refer_to: str) -> str:
+    """The URI of a Refer-To value, without its name-addr angle brackets."""
+    inner = refer_to.strip()
+    if inner.startswith("<") and ">" in inner:
+        inner = inner[1 : inner.index(">")]
+    return inner

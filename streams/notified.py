@@ -5,22 +5,19 @@ transaction that appends events, and PostgreSQL delivers it at commit. A loop
 that LISTENs on that channel reacts within milliseconds of a commit, and still
 runs at least every ``tick_s`` (the resolution of any timers it keeps). When
 the database goes away it reconnects and carries on: whatever it does must
-therefore be resumable from what is stored.
+therefore be resumable from what is stored. The loop itself is
+``application.follow.Follower``; this class adds the heartbeat row and gives
+each step the listening connection to work on.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from application import metrics
+from application.follow import Backoff, Follower
 from application.heartbeats import Heartbeat
-
-log = logging.getLogger(__name__)
 
 
 class NotifiedLoop:
@@ -33,10 +30,13 @@ class NotifiedLoop:
         self.name = name
         self.tick_s = tick_s
         self.retry_s = retry_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         # service_heartbeats row; subclasses name it (HEARTBEAT_SERVICE, heartbeat_instance).
         self.heartbeat = Heartbeat(database_url, self.HEARTBEAT_SERVICE, self.heartbeat_instance())
+        self.follower = Follower(
+            name, lambda: self.step(self.follower.connection), database_url=database_url,
+            channels=(channel,), tick_s=tick_s, backoff=Backoff(retry_s, retry_s),
+            after_step=self.heartbeat.tick, count_steps=True)
+        self._stop = self.follower.stop_event  # a step that pauses waits on it (the refresher)
 
     HEARTBEAT_SERVICE = "loop"
 
@@ -47,38 +47,9 @@ class NotifiedLoop:
         raise NotImplementedError
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
+        self.follower.start()
         self.heartbeat.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self.follower.stop(timeout)
         self.heartbeat.stop()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self.database_url, autocommit=True) as conn:
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-                    self._loop(conn)
-            except psycopg.OperationalError as error:
-                metrics.LOOP_FAILURES.labels(loop=self.name).inc()
-                log.warning("%s lost the database (%s); retrying", self.name, error)
-                self._stop.wait(self.retry_s)
-            except Exception:
-                metrics.LOOP_FAILURES.labels(loop=self.name).inc()
-                log.exception("%s step failed; retrying", self.name)
-                self._stop.wait(self.retry_s)
-
-    def _loop(self, conn: psycopg.Connection[Any]) -> None:
-        while not self._stop.is_set():
-            more = self.step(conn)
-            metrics.LOOP_STEPS.labels(loop=self.name).inc()
-            self.heartbeat.tick()  # after a step succeeded: one failing for ever stops the beat
-            if more:
-                continue  # more to do: no waiting
-            # Notifications that arrived during the step are already queued.
-            for _ in conn.notifies(timeout=self.tick_s, stop_after=1):
-                pass

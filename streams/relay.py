@@ -23,14 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from eventsourcing import persistence
 from eventsourcing.application import Application
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -43,6 +41,7 @@ from kafka.errors import (
 )
 
 from application import metrics
+from application.follow import DATABASE_ERRORS, Backoff, Follower, page_after, pages
 from application.heartbeats import Heartbeat
 from application.tracing import publish_span, trace_headers
 from projections.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, EventEnvelope, InvalidEnvelope
@@ -72,10 +71,8 @@ _PRODUCER_SETTINGS: dict[str, Any] = {
 }
 # Kafka refusing who the relay is or what it may do: retrying cannot help.
 FATAL_KAFKA_ERRORS = (SaslAuthenticationFailedError, AuthorizationError)
-# The database away (eventsourcing wraps psycopg's errors; the relay's own
-# connection raises psycopg's).
-DATABASE_ERRORS = (persistence.OperationalError, persistence.InterfaceError,
-                   psycopg.OperationalError, psycopg.InterfaceError)
+# The database away (DATABASE_ERRORS, from application.follow: eventsourcing wraps
+# psycopg's errors; the relay's own connection raises psycopg's).
 # Kafka failing a page or a reconnection; TimeoutError: the tail not read in time.
 KAFKA_RETRYABLE_ERRORS = (KafkaError, TimeoutError)
 
@@ -99,13 +96,17 @@ class Relay:
         self.database_url = database_url
         self.config = config
         self.topics = [topic_for(kind, config.topic_prefix) for kind in config.kinds]
-        self._stop = threading.Event()
+        # Polls (idle_wait) rather than LISTENs: a page a tick, as it always did.
+        self.follower = Follower(
+            f"relay-{app.name}", self._step, tick_s=config.idle_wait,
+            backoff=Backoff(config.retry_first, config.retry_most),
+            retry_on=(*DATABASE_ERRORS, *KAFKA_RETRYABLE_ERRORS), fatal=FATAL_KAFKA_ERRORS,
+            on_failure=self._after_failure)
         self._producer: KafkaProducer | None = None
         self._db: psycopg.Connection[Any] | None = None
         self.position = 0
         self._recorded = 0  # the position last written to relay_positions
         self.producers_created = 0  # 1 at start; each recovery from a failed page adds one
-        self.failures = 0  # pages (or reconnections) that failed, Kafka's or the database's
         # One active relay per application (the transactional id fences others).
         self.heartbeat = Heartbeat(database_url, "relay", app.name,
                                    detail=lambda: {"position": self.position})
@@ -125,31 +126,27 @@ class Relay:
             self._db.close()
         self._discard_producer(timeout=10)
 
+    @property
+    def failures(self) -> int:
+        """Pages (or reconnections) that failed, Kafka's or the database's."""
+        return self.follower.failures
+
     def stop(self) -> None:
-        self._stop.set()
+        self.follower.stop()
 
     def run(self) -> None:
         """Relay until stop() is called, riding out Kafka and PostgreSQL outages."""
         self.heartbeat.start()
         try:
             self.open()
-            failed_in_a_row = 0
-            while not self._stop.is_set():
-                self.heartbeat.tick()  # waiting out an outage is the loop turning, not a hang
-                try:
-                    relayed = self.relay_page()
-                except FATAL_KAFKA_ERRORS:
-                    raise
-                except (*DATABASE_ERRORS, *KAFKA_RETRYABLE_ERRORS) as error:
-                    failed_in_a_row += 1
-                    self._stop.wait(self._after_failure(error, failed_in_a_row))
-                    continue
-                failed_in_a_row = 0
-                if not relayed:
-                    self._stop.wait(self.config.idle_wait)
+            self.follower.run()
         finally:
             self.close()
-            self.heartbeat.stop(clean=self._stop.is_set())  # an error leaves it to go stale
+            self.heartbeat.stop(clean=self.follower.stopping)  # an error leaves it to go stale
+
+    def _step(self) -> bool:
+        self.heartbeat.tick()  # waiting out an outage is the loop turning, not a hang
+        return self.relay_page() > 0
 
     def relay_page(self) -> int:
         """Publish the next page in one transaction; return how many events it held.
@@ -161,9 +158,7 @@ class Relay:
         producer = self._ready_producer()  # may move the position (the topics' tail)
         if self._recorded != self.position:
             self._record_position()  # published before the database went away
-        notifications = self.app.recorder.select_notifications(
-            start=self.position + 1, limit=self.config.page_size
-        )
+        notifications = page_after(self.app.recorder, self.position, self.config.page_size)
         if not notifications:
             return 0
         envelopes = decode(self.app, notifications)
@@ -208,10 +203,8 @@ class Relay:
             _close_quietly(self._producer, timeout)
             self._producer = None
 
-    def _after_failure(self, error: BaseException, in_a_row: int) -> float:
-        """Log what failed, drop what may be broken; the seconds to wait before retrying."""
-        self.failures += 1
-        delay = min(self.config.retry_most, self.config.retry_first * 2.0 ** (in_a_row - 1))
+    def _after_failure(self, error: BaseException, delay: float) -> None:
+        """Log what failed, drop what may be broken (the follower then waits ``delay``)."""
         if isinstance(error, DATABASE_ERRORS):
             if self._db is not None:
                 self._db.close()
@@ -223,7 +216,6 @@ class Relay:
                         "(%s: %s); its transaction is abandoned, retrying with a new "
                         "producer in %.1f s", self.app.name, self.config.bootstrap,
                         self.position, type(error).__name__, error, delay)
-        return delay
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._db is None or self._db.closed:
@@ -312,15 +304,10 @@ def republish(app: Application[Any], config: RelayConfig, first: int, last: int)
         **_PRODUCER_SETTINGS)
     try:
         producer.init_transactions()
-        count, position = 0, first - 1
-        while position < last:
-            page = app.recorder.select_notifications(start=position + 1, stop=last,
-                                                     limit=config.page_size)
-            if not page:
-                break
+        count = 0
+        for page in pages(app.recorder, first - 1, page_size=config.page_size, until=last):
             publish_page(producer, decode(app, page), config.topic_prefix)
             count += len(page)
-            position = page[-1].id
         return count
     finally:
         producer.close(timeout=10)

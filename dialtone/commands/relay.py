@@ -9,13 +9,14 @@ import threading
 import click
 from kafka.errors import KafkaError
 
+from application.follow import DATABASE_ERRORS
 from dialtone import composition
 from dialtone.database import resolve_dsn
 from dialtone.kafka_settings import kafka_auth
 from dialtone.migrations import apply_migrations
 from dialtone.services.metrics import start_metrics_server
 from dialtone.settings import Settings
-from streams.relay import DATABASE_ERRORS, Relay, RelayConfig, republish
+from streams.relay import Relay, RelayConfig, republish
 
 log = logging.getLogger(__name__)
 

@@ -43,6 +43,7 @@ from eventsourcing.persistence import IntegrityError, Recording
 from eventsourcing.utils import get_topic
 
 from application import callflow, recorded
+from application.follow import pages
 from application.tracing import command_name, command_span, store_commit_span
 from application.unit import AlreadyExists, NotFound, Unit, kind_name
 from domain.addressing import DEFAULT_TENANT, Target, TargetKind, check_tenant
@@ -137,11 +138,8 @@ class CallCentreService(Application[UUID]):
         (its tenant's, when scoped), in creation order (from the event store's
         topic index; meant for configuration lists)."""
         topic = get_topic(cls.Created)
-        ids: list[UUID] = []
-        start = 1
-        while page := self.recorder.select_notifications(start, 1000, topics=[topic]):
-            ids += [UUID(str(n.originator_id)) for n in page]
-            start = page[-1].id + 1
+        ids = [UUID(str(n.originator_id))
+               for page in pages(self.recorder, page_size=1000, topics=[topic]) for n in page]
         if self.tenant is None:
             return ids
         unit = Unit(self.repository, tenant=self.tenant)

@@ -3,7 +3,8 @@
 A follower of CallCentreService's notification log (see docs/callcentre.md
 for why not an eventsourcing ProcessApplication). Each ``step``:
 
-1. ``pull``: read the log after the last position, apply every Agent and
+1. ``pull``: read the log after the last position (``application.follow.pages``;
+   ``streams.routing_process`` runs the steps in a ``Follower``), apply every Agent and
    Queue event to the in-memory ``RoutingView``; a queue is marked for routing
    when a call starts waiting (enqueued, requeued) or one of its members
    becomes available (login, resume, offer missed or withdrawn, call ended
@@ -41,6 +42,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from application.callcentre import CallCentreService
+from application.follow import pages
 from application.routing_view import OfferChange, RoutingView, clone
 from domain.agent import AgentState
 from domain.errors import DomainError
@@ -105,15 +107,10 @@ class RoutingProcess:
     def pull(self) -> int:
         """Apply what the log holds after ``position``; returns the number read."""
         total = 0
-        while page := self.service.recorder.select_notifications(
-            self.position + 1, self.page_size
-        ):
-            events = [self.service.mapper.to_domain_event(n) for n in page]
-            self._absorb(events)
+        for page in pages(self.service.recorder, self.position, page_size=self.page_size):
+            self._absorb([self.service.mapper.to_domain_event(n) for n in page])
             self.position = page[-1].id
             total += len(page)
-            if len(page) < self.page_size:
-                break
         self._live = True
         return total
 

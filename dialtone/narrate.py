@@ -9,7 +9,6 @@ nothing, and it polls (a demo does not need LISTEN/NOTIFY's milliseconds).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -17,6 +16,7 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
+from application.follow import Backoff, Follower, head, pages
 from domain.agent import Agent
 from domain.call import Call
 
@@ -29,32 +29,34 @@ class Narrator:
                  *, every_s: float = 0.5) -> None:
         self._apps = [calls, centre]
         self._say = say
-        self._every_s = every_s
-        self._positions = [app.recorder.max_notification_id() or 0 for app in self._apps]
+        self._positions = [head(app.recorder) for app in self._apps]
         self._numbers: dict[UUID, int] = {}
         self._queued_at: dict[UUID, datetime] = {}
         self._answered_at: dict[UUID, datetime] = {}
         self._agents: dict[UUID, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="narrator", daemon=True)
+        # Polls: a demo does not need LISTEN/NOTIFY's milliseconds. A failed read is
+        # logged and tried again a tick later, from the same positions.
+        self._follower = Follower("narrator", self._step, tick_s=every_s,
+                                  backoff=Backoff(every_s, every_s),
+                                  on_failure=self._failed)
 
     def start(self) -> None:
-        self._thread.start()
+        self._follower.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+        self._follower.stop(5)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._every_s):
-            try:
-                for index, app in enumerate(self._apps):
-                    self._read(index, app)
-            except Exception:
-                log.exception("narration failed; carrying on")
+    def _step(self) -> bool:
+        for index, app in enumerate(self._apps):
+            self._read(index, app)
+        return False
+
+    @staticmethod
+    def _failed(error: BaseException, _delay: float) -> None:
+        log.error("narration failed; carrying on", exc_info=error)
 
     def _read(self, index: int, app: Application[UUID]) -> None:
-        while page := app.recorder.select_notifications(self._positions[index] + 1, 500):
+        for page in pages(app.recorder, self._positions[index], page_size=500):
             for notification in page:
                 self._tell(app.mapper.to_domain_event(notification))
             self._positions[index] = page[-1].id

@@ -13,7 +13,8 @@ The same connection LISTENs on the call-control channel
 handed over too; requests about other calls are ignored (their owner answers).
 
 State is only a cache of the log: after losing the database the thread
-reconnects and carries on from the same position.
+reconnects and carries on from the same position (``application.follow.Follower``
+runs the loop; this module says what a step and a request are).
 """
 
 from __future__ import annotations
@@ -22,15 +23,15 @@ import logging
 import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import psycopg
 from eventsourcing.utils import get_topic
-from psycopg import sql
 
 from adapters.sip.directory import CONFIG_TOPICS, Directory
 from application.call_control import REQUEST_CHANNEL, ControlRequest
 from application.callcentre import CallCentreService
+from application.follow import Follower, head, pages
 from application.routing_view import OFFER_EVENTS, OfferChange
 from domain.agent import Agent
 from domain.queue import Queue
@@ -61,17 +62,18 @@ class CentreFollower:
         self.listener = listener
         self.tick_s = tick_s
         self.position = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        # A channel of its own, so stop() wakes this thread out of its LISTEN wait
+        # Its own wake-up channel (dialtone_follower_*), so stop() ends the LISTEN wait
         # (up to tick_s) at once instead of waiting it out: most of a worker's stop.
-        self._wake_channel = f"dialtone_follower_{uuid4().hex}"
+        self.follower = Follower(
+            "dialtone-follower", self._step, database_url=database_url,
+            channels=(self.channel, REQUEST_CHANNEL), tick_s=tick_s,
+            on_notify=self._notified, wake_prefix="dialtone_follower_")
 
     # Start-up: the configuration as it is now, before the first call is taken.
 
     def load(self) -> int:
         """Fold the configuration history; returns the events folded."""
-        until = self.service.recorder.max_notification_id() or 0
+        until = head(self.service.recorder)
         folded = self._read(CONFIG_TOPICS, until)
         self.position = until
         log.info("call-centre directory: %d queues, %d menus, %d agents (%d events)",
@@ -80,54 +82,29 @@ class CentreFollower:
         return folded
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="dialtone-follower", daemon=True)
-        self._thread.start()
+        self.follower.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        first = not self._stop.is_set()
-        self._stop.set()
-        if self._thread is None or not self._thread.is_alive():
-            return
-        if first:
-            self._wake()
-        self._thread.join(timeout)
+        self.follower.stop(timeout)
 
-    def _wake(self) -> None:
-        """NOTIFY our own channel; if the database cannot be reached the thread is not
-        in its wait either (it is reconnecting, and sees the stop flag within 1 s)."""
-        try:
-            with psycopg.connect(self.database_url, autocommit=True, connect_timeout=2) as conn:
-                conn.execute(sql.SQL("NOTIFY {}").format(sql.Identifier(self._wake_channel)))
-        except psycopg.Error as error:
-            log.info("follower wake-up not sent (%s)", error)
+    @property
+    def _thread(self) -> threading.Thread | None:
+        return self.follower.thread
 
     @property
     def channel(self) -> str:
         channel: str = self.service.recorder.channel_name  # type: ignore[attr-defined]  # PostgreSQL recorder
         return channel
 
-    # The thread.
+    # The thread (the follower's): a step reads the log, a notification may be a request.
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self.database_url, autocommit=True) as conn:
-                    for name in (self.channel, REQUEST_CHANNEL, self._wake_channel):
-                        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(name)))
-                    self._loop(conn)
-            except psycopg.OperationalError as error:
-                log.warning("follower lost the database (%s); reconnecting", error)
-                self._stop.wait(1.0)
-            except Exception:
-                log.exception("follower step failed; retrying")
-                self._stop.wait(1.0)
+    def _step(self) -> bool:
+        self.pull()
+        return False  # pull read up to the log's end: wait for a commit or a request
 
-    def _loop(self, conn: psycopg.Connection[Any]) -> None:
-        while not self._stop.is_set():
-            self.pull()
-            for notify in conn.notifies(timeout=self.tick_s, stop_after=1):
-                if notify.channel == REQUEST_CHANNEL:
-                    self._control(notify.payload)
+    def _notified(self, notify: psycopg.Notify) -> None:
+        if notify.channel == REQUEST_CHANNEL:
+            self._control(notify.payload)
 
     def pull(self) -> int:
         """Read and dispatch what the log holds after ``position``."""
@@ -135,15 +112,13 @@ class CentreFollower:
 
     def _read(self, topics: Sequence[str], until: int | None) -> int:
         total = 0
-        recorder, mapper = self.service.recorder, self.service.mapper
-        while page := recorder.select_notifications(self.position + 1, PAGE, until,
-                                                    list(topics)):
+        mapper = self.service.mapper
+        for page in pages(self.service.recorder, self.position, page_size=PAGE,
+                          topics=topics, until=until):
             for notification in page:
                 self._dispatch(mapper.to_domain_event(notification))
             self.position = page[-1].id
             total += len(page)
-            if len(page) < PAGE:
-                break
         return total
 
     def _dispatch(self, event: Any) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from eventsourcing.application import Application
 
+from application.follow import page_after
 from projections import positions
 from projections.dead_letters import apply_or_park
 from projections.registry import ProjectionGroup
@@ -53,9 +54,7 @@ class InProcessProjectionRunner(NotifiedLoop):
         # Each group commits its own position; resume from the one furthest behind
         # (the others skip what they have, being idempotent).
         after = min(positions.read(conn, g.names[0], self.source) for g in self.groups)
-        notifications = self.app.recorder.select_notifications(
-            start=after + 1, limit=self.page_size
-        )
+        notifications = page_after(self.app.recorder, after, self.page_size)
         if notifications:
             envelopes = decode(self.app, notifications)
             for group in self.groups:

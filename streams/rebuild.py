@@ -22,6 +22,7 @@ from eventsourcing.application import Application
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from application.follow import pages
 from domain.addressing import DEFAULT_TENANT
 from projections import call_events, call_live, calls, cdr, positions
 from projections.call_view import CallView, advance, start
@@ -55,10 +56,8 @@ class _Fold:
 
 def read_history(app: Application[Any], page_size: int = 10_000,
                  after: int = 0) -> Iterator[list[EventEnvelope]]:
-    position = after
-    while notifications := app.recorder.select_notifications(start=position + 1, limit=page_size):
+    for notifications in pages(app.recorder, after, page_size=page_size):
         yield decode(app, notifications)
-        position = notifications[-1].id
 
 
 def replay_group(app: Application[Any], database_url: str, group: ProjectionGroup,

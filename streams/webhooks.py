@@ -28,6 +28,7 @@ import psycopg
 from eventsourcing.application import Application
 from kafka import KafkaConsumer
 
+from application.follow import page_after
 from application.heartbeats import Heartbeat, host_name
 from application.webhooks.delivery import Dispatcher
 from application.webhooks.settings import WebhookSettings
@@ -65,8 +66,7 @@ class StoreFollower(NotifiedLoop):
     def run_once(self, conn: psycopg.Connection[Any]) -> int:
         """Queue the next page's deliveries; return how many events it held."""
         after = positions.read(conn, POSITION_NAME, self.source)
-        notifications = self.app.recorder.select_notifications(start=after + 1,
-                                                               limit=self.page_size)
+        notifications = page_after(self.app.recorder, after, self.page_size)
         if notifications:
             with conn.transaction(), conn.cursor() as cur:
                 decide.accept(conn, decode(self.app, notifications))

@@ -92,6 +92,9 @@ def by_command(command: type[CallCommand]) -> Callable[..., None]:
     order = (*names[1:], names[0])  # occurred_at (the first fact) comes last
 
     def method(self: CallService, call_id: UUID, *args: Any, **kwargs: Any) -> None:
+        if len(args) == len(order) and not kwargs:  # all positional: the values' own order
+            self.handle(command(call_id, args[-1], *args[:-1]))
+            return
         if len(args) > len(order):
             raise TypeError(f"{command.__name__} takes {len(order)} facts, got {len(args)}")
         self.handle(command(call_id=call_id, **dict(zip(order, args, strict=False)), **kwargs))

@@ -49,7 +49,9 @@ class CallCommand:
 
     def facts(self) -> dict[str, Any]:
         """The deciding method's keyword arguments: every field but call_id and cause."""
-        return {name: getattr(self, name) for name in fact_names(type(self))}
+        facts = vars(self).copy()  # the fields only (frozen); a C copy, as cheap as it gets
+        del facts["call_id"], facts["cause"]
+        return facts
 
     def apply_to(self, call: Call) -> None:
         """Let the call decide: an event, a silent repeat, or a DomainError."""

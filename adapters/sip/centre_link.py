@@ -7,12 +7,17 @@ arrived) and the session must hear the answer to act on it (hang the agent up
 and keep the caller waiting). So they run one at a time, in order, on this
 thread, and each one's outcome is posted back to the pjsua2 thread.
 
-A database outage is retried with backoff for up to ``max_outage_s`` (calls
-keep their audio meanwhile); past that the command fails and its callback
-hears the error. So is ``ConcurrentChange``: a queue is one aggregate that
-every worker and the routing process write, so a burst of callers arriving
-together can exhaust the service's own retries; a short random pause spreads
-the writers out (measured: 10 workers enqueueing at the same instant).
+Retries follow the worker's one write rule (``adapters.sip.write_path``, the
+storage thread's too) with the figures of ``CENTRE_COMMANDS``: a database
+outage is retried with backoff for up to ``max_outage_s`` (calls keep their
+audio meanwhile); past that the command fails and its callback hears the
+error. So is ``ConcurrentChange``, after short random pauses.
+
+The commands themselves stay closures over ``CallCentreService`` methods (not
+values like ``domain.call_commands``): each returns what the session acts on
+(the queue position, the call's next step), the queue and agent aggregates
+decide through ``application.callflow``'s functions over several aggregates at
+once, and the service's own retry of a conflicting unit of work is per command.
 """
 
 from __future__ import annotations
@@ -21,14 +26,19 @@ import contextvars
 import functools
 import logging
 import queue
-import random
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from dataclasses import replace
+from typing import Any, TypeVar
 
-from adapters.sip.storage import INFRASTRUCTURE_ERRORS
+from adapters.sip.write_path import (
+    CENTRE_COMMANDS,
+    INFRASTRUCTURE_ERRORS,
+    Retry,
+    RetryPolicy,
+    StoreWriter,
+    WriteOutcome,
+)
 from application.callcentre import CallCentreService, ConcurrentChange
 from domain.errors import DomainError
 
@@ -38,16 +48,8 @@ T = TypeVar("T")
 Post = Callable[[Callable[[], None]], None]
 
 
-@dataclass(frozen=True)
-class Outcome(Generic[T]):
-    """A command's result, or the error that refused it."""
-
-    value: T | None = None
-    error: Exception | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
+# The name the sessions import it by.
+Outcome = WriteOutcome
 
 
 # The submitter's log context (its call's ids) goes with the job: the job's lines
@@ -56,20 +58,16 @@ Job = tuple[Callable[[CallCentreService], Any], Callable[[Outcome[Any]], None] |
             contextvars.Context]
 
 
-class CentreLink:
+class CentreLink(StoreWriter[CallCentreService]):
     def __init__(self, service_factory: Callable[[], CallCentreService], post: Post, *,
-                 max_outage_s: float = 30.0) -> None:
-        self._factory = service_factory
-        self._service: CallCentreService | None = None
+                 max_outage_s: float | None = None, retry: RetryPolicy = CENTRE_COMMANDS,
+                 ) -> None:
+        if max_outage_s is not None:
+            retry = replace(retry, max_outage_s=max_outage_s)
+        super().__init__(service_factory, retry, "dialtone-centre-link")
         self._post = post
         self._jobs: queue.Queue[Job | None] = queue.Queue()
-        self._max_outage_s = max_outage_s
-        self._thread = threading.Thread(target=self._run, name="dialtone-centre-link",
-                                        daemon=True)
         self.failures = 0
-
-    def start(self) -> None:
-        self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Run what is queued (within ``timeout``), then stop."""
@@ -103,35 +101,30 @@ class CentreLink:
                 self._post(functools.partial(context.run, _deliver(done, outcome)))
 
     def _execute(self, command: Callable[[CallCentreService], Any], what: str) -> Outcome[Any]:
-        deadline = time.monotonic() + self._max_outage_s
-        backoff = 0.1
-        while True:
-            try:
-                return Outcome(value=command(self._connected()))
-            except ConcurrentChange as busy:
-                if time.monotonic() > deadline:
-                    return Outcome(error=busy)
-                time.sleep(random.uniform(0.002, 0.02))  # noqa: S311 - jitter, not secrets
-            except DomainError as refused:
-                log.info("%s refused: %s", what, refused)
-                return Outcome(error=refused)
-            except INFRASTRUCTURE_ERRORS as error:
-                if time.monotonic() + backoff > deadline:
-                    self.failures += 1
-                    log.error("%s failed: the call centre store is unreachable (%s)", what, error)
-                    return Outcome(error=RuntimeError(f"store unreachable: {error}"))
+        def pause(retry: Retry, error: BaseException) -> bool:
+            if retry.outage:
                 log.warning("%s: store unreachable (%s); retrying", what, error)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
-            except Exception as error:
-                self.failures += 1
-                log.exception("%s failed", what)
-                return Outcome(error=error)
+            time.sleep(retry.delay)
+            return True
 
-    def _connected(self) -> CallCentreService:
-        if self._service is None:
-            self._service = self._factory()
-        return self._service
+        try:
+            return Outcome(value=self._retrying(lambda: command(self._connected()), pause))
+        except Exception as error:
+            return self._given_up(what, error)
+
+    def _given_up(self, what: str, error: Exception) -> Outcome[Any]:
+        """The outcome of a command not (or no longer) retried; called in its except."""
+        if isinstance(error, ConcurrentChange):
+            return Outcome(error=error)
+        if isinstance(error, DomainError):
+            log.info("%s refused: %s", what, error)
+            return Outcome(error=error)
+        self.failures += 1
+        if isinstance(error, INFRASTRUCTURE_ERRORS):
+            log.error("%s failed: the call centre store is unreachable (%s)", what, error)
+            return Outcome(error=RuntimeError(f"store unreachable: {error}"))
+        log.exception("%s failed", what)
+        return Outcome(error=error)
 
 
 def _deliver(done: Callable[[Outcome[Any]], None], outcome: Outcome[Any]) -> Callable[[], None]:

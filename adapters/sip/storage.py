@@ -8,13 +8,14 @@ that transaction committed.
 
 Database outages. A failed save leaves the batch at the head of the buffer and
 the thread retries it with exponential backoff while the buffer keeps growing;
-calls stay up. A failure while committing is ambiguous: the transaction may have
-committed and only its acknowledgement been lost. Before re-applying a batch
-whose attempt failed, the thread reads from the store the last version of each
-call that attempt was writing: the batch is one transaction, so if any call is
-past its pre-batch version the whole batch is stored and it is dropped instead
-of applied twice (re-applying is not harmless: hold, resume, hold would add
-events again).
+calls stay up (the rule is ``adapters.sip.write_path.CALL_FACTS``, the retry
+rule the centre link follows too, with its own figures). A failure while
+committing is ambiguous: the transaction may have committed and only its
+acknowledgement been lost. Before re-applying a batch whose attempt failed, the
+thread reads from the store the last version of each call that attempt was
+writing: the batch is one transaction, so if any call is past its pre-batch
+version the whole batch is stored and it is dropped instead of applied twice
+(re-applying is not harmless: hold, resume, hold would add events again).
 
 Audit. A command carrying out an API command (``Command.cause``: a supervisor
 joining, a transfer) has the positions of the events it stored, known from the
@@ -35,25 +36,27 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 from uuid import UUID
-
-import psycopg
-from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from adapters.sip.audit_links import AuditLinks
 from adapters.sip.commands import Command, EndCall, InitiateCall
 from adapters.sip.lost_calls import CallOwnership
+from adapters.sip.write_path import (
+    CALL_FACTS,
+    INFRASTRUCTURE_ERRORS,
+    Retry,
+    RetryPolicy,
+    StoreWriter,
+    WriteAbandoned,
+)
 from application.call_control import AuditLink
 from domain.errors import DomainError
 
-log = logging.getLogger(__name__)
+__all__ = ["INFRASTRUCTURE_ERRORS", "BatchingCallCommands", "StorageStats", "StorageThread"]
 
-# Errors that mean "the database did not take this batch (maybe)": retry later.
-INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
-    PersistenceError, psycopg.Error, OSError, TimeoutError,
-)
+log = logging.getLogger(__name__)
 
 
 class BatchingCallCommands(Protocol):
@@ -76,7 +79,7 @@ class StorageStats:
     overflow_dropped: int = 0
 
 
-class StorageThread:
+class StorageThread(StoreWriter[BatchingCallCommands]):
     """Owns the command buffer and the thread that drains it into the store."""
 
     def __init__(
@@ -89,18 +92,18 @@ class StorageThread:
         max_backoff: float = 5.0,
         idle_wait: float = 1.0,
         ownership: CallOwnership | None = None,
+        retry: RetryPolicy = CALL_FACTS,
     ) -> None:
-        self._factory = service_factory
+        super().__init__(service_factory, replace(retry, max_backoff=max_backoff),
+                         "dialtone-storage")
         # Which calls this worker holds, claimed before they are stored and let
         # go after they are ended (see adapters.sip.lost_calls).
         self._ownership = ownership
-        self._service: BatchingCallCommands | None = None
         self._buffer: deque[Command] = deque()
         self._cond = threading.Condition()
         self._batch_size = batch_size
         self._soft_limit = soft_limit
         self._hard_limit = hard_limit
-        self._max_backoff = max_backoff
         self._idle_wait = idle_wait
         self._stopping = False
         self._overload_logged = False
@@ -110,7 +113,6 @@ class StorageThread:
         self.healthy = True
         # Positions of stored events to add to their API command's audit row.
         self.links = AuditLinks(self._store_connection)
-        self._thread = threading.Thread(target=self._run, name="dialtone-storage", daemon=True)
 
     # The SIP side.
 
@@ -134,9 +136,6 @@ class StorageThread:
         return self.pending >= self._soft_limit
 
     # Lifecycle.
-
-    def start(self) -> None:
-        self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Drain what can be stored within ``timeout``; True when nothing is left."""
@@ -169,9 +168,8 @@ class StorageThread:
     def _run(self) -> None:
         while True:
             batch = self._next_batch()
-            if batch is None:
+            if batch is None or not self._store(batch):
                 return
-            self._store(batch)
 
     def _next_batch(self) -> list[Command] | None:
         with self._cond:
@@ -183,36 +181,41 @@ class StorageThread:
             self._in_flight = len(batch)
             return batch
 
-    def _store(self, batch: list[Command]) -> None:
-        """Apply ``batch`` until it is stored exactly once; only then drop it."""
-        backoff = 0.1
-        conflicts = 0
+    def _store(self, batch: list[Command]) -> bool:
+        """Apply ``batch`` until it is stored exactly once; only then drop it.
+        False: stopped in an outage, the batch left buffered (stop() reports it)
+        and the thread ends instead of retrying the store until the process exits."""
         self._written = {}
-        while True:
-            try:
-                if self._already_stored():
-                    self.stats.duplicates_dropped += len(batch)
-                    log.warning("batch of %d commands was stored by an attempt reported as "
-                                "failed; not re-applied", len(batch))
-                    break
-                self._apply(batch)
-                break
-            except IntegrityError:
-                # A stale cached call (after such a drop): the service evicted
-                # it, so the retry reloads it from the store.
-                conflicts += 1
-                if conflicts >= 3:
-                    log.error("batch of %d commands keeps conflicting; dropped", len(batch))
-                    break
-            except INFRASTRUCTURE_ERRORS as error:
-                self._on_failure(error, len(batch), backoff)
-                if self._stopping_now():
-                    return
-                backoff = min(backoff * 2, self._max_backoff)
+        try:
+            self._retrying(lambda: self._store_once(batch), self._pause)
+        except WriteAbandoned:
+            return False
+        except INFRASTRUCTURE_ERRORS:
+            # Given up on conflicts only (an outage is waited out): a stale cached
+            # call, evicted by the service and reloaded by each retry, still refused.
+            log.error("batch of %d commands keeps conflicting; dropped", len(batch))
         self._drop_head(len(batch))
+        return True
+
+    def _store_once(self, batch: list[Command]) -> None:
+        """One attempt: unless an earlier one committed after all, apply the batch."""
+        if self._already_stored():
+            self.stats.duplicates_dropped += len(batch)
+            log.warning("batch of %d commands was stored by an attempt reported as "
+                        "failed; not re-applied", len(batch))
+            return
+        self._apply(batch)
+
+    def _pause(self, retry: Retry, error: BaseException) -> bool:
+        """Before a retry: an outage is logged and waited out (a conflict is
+        retried at once); False when the thread is stopping."""
+        if not retry.outage:
+            return True
+        self._on_failure(error, self._in_flight, retry.delay)
+        return not self._stopping_now()
 
     def _apply(self, batch: list[Command]) -> None:
-        service = self._connected_service()
+        service = self._connected()
         applied = skipped = 0
         if self._ownership is not None:
             self._ownership.claim(c.call_id for c in batch if isinstance(c, InitiateCall))
@@ -291,11 +294,6 @@ class StorageThread:
             log.exception("command failed: %r", command, extra={"call_id": str(command.call_id)})
             return False
         return True
-
-    def _connected_service(self) -> BatchingCallCommands:
-        if self._service is None:
-            self._service = self._factory()
-        return self._service
 
     def _on_failure(self, error: BaseException, size: int, backoff: float) -> None:
         self.stats.failures += 1

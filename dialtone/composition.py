@@ -53,5 +53,8 @@ def relay_kinds(app: Application[Any]) -> tuple[str, ...]:
 
 
 def inprocess_runners(database_url: str) -> list[InProcessProjectionRunner]:
-    return [InProcessProjectionRunner(app, database_url, PROJECTION_GROUPS)
+    # The interval buckets' refresher beside the runner of the events that dirty them.
+    return [InProcessProjectionRunner(app, database_url, PROJECTION_GROUPS, refresh=any(
+                g.settle is not None and g.kinds & set(relay_kinds(app))
+                for g in PROJECTION_GROUPS))
             for app in event_sources(database_url)]

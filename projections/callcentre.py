@@ -54,13 +54,14 @@ def apply_batch(conn: Connection[TupleRow], envelopes: Sequence[EventEnvelope], 
             touched = interval_buckets.Touched()
             changed += _fold_agents(cur, {e.subject for e in ours if e.kind == "agent"}, touched)
             changed += _fold_queues(cur, {e.subject for e in ours if e.kind == "queue"}, touched)
-            interval_buckets.refresh(cur, touched)
+            interval_buckets.mark(cur, touched)  # recomputed by the refresher, not here
         if envelopes:
             positions.record(cur, NAMES, source, max(e.position for e in envelopes))
     return changed
 
 
-GROUP = ProjectionGroup(names=NAMES, kinds=KINDS, apply=apply_batch)
+GROUP = ProjectionGroup(names=NAMES, kinds=KINDS, apply=apply_batch,
+                        settle=interval_buckets.refresh_dirty)
 
 
 def _lock(cur: Cursor[TupleRow], aggregate_ids: set[UUID]) -> None:

@@ -1,19 +1,28 @@
-"""The interval reports' 15-minute buckets (issue 11 §1), kept by the call-centre group.
+"""The interval reports' 15-minute buckets (issue 11 §1), kept for the call-centre group.
 
 Each bucket row holds, for one queue or agent, the **sums** projections/kpi.py's
 SQL gives for the window ``[bucket_start, bucket_start + 15 min)``; the same
 queries, run by this module, so a bucket cannot disagree with the live view.
 Hourly and daily reports add buckets up at read time (api/queries/reports.py).
 
-How a batch keeps them right, exactly once in effect:
+Two steps, so that the apply transaction stays short (recomputing there halved
+the group's throughput and was most of the live stream's delivery latency):
 
-* The fold (projections/callcentre.py) tells ``Touched`` each event it folds:
-  its tenant and its time. The bucket holding it is *dirty*.
-* ``refresh`` recomputes each dirty bucket of the tenant from the fact tables
-  (delete, then insert the kpi sums), in the batch's transaction, and marks it
-  computed (``interval_marks``). Recomputing is idempotent: a re-delivered or
-  replayed batch folds nothing new and leaves the same rows; a rebuild
-  truncates these tables with the group's others.
+* ``mark``, in the group's apply transaction (projections/callcentre.py): the
+  bucket of each event folded is *dirty* (``interval_dirty``, its generation
+  bumped). Same transaction as the fact rows and the position, so a crash
+  loses no mark; marking again is idempotent in effect.
+* ``refresh_dirty``, by a refresher (streams/refresher.py, in whichever process
+  runs the projections; a rebuild or replay calls it before it swaps in): per
+  tenant, in a transaction of its own, recompute each dirty bucket from the
+  fact tables (delete, then insert the kpi sums), mark it computed
+  (``interval_marks``), and clear the dirty marks whose generation is still the
+  one it read. An event committed meanwhile bumped its mark: that bucket stays
+  dirty and is computed again (no lost update). A crash before the commit
+  leaves every mark: the next refresh does the work.
+* Until a bucket is refreshed, reports read it (and every bucket after the
+  tenant's earliest dirty one) straight from the fact tables, so they are never
+  stale, only slower.
 * A bucket in which nothing happened has no mark and no rows, even when agents
   sat in one state or a call waited through it: a report reads such buckets
   straight from the fact tables with kpi's SQL (api/queries/reports.py), as it
@@ -21,13 +30,13 @@ How a batch keeps them right, exactly once in effect:
 
 Why a computed bucket stays right: a period still open, or a call still
 waiting, counts up to the bucket's end (kpi's rule for a window). If it really
-ends inside the bucket, that event is in the bucket and recomputes it; if it
-ends later, the count to the bucket's end was final. That holds when events
-are folded in time order. An event folded *late* (older than buckets the
-tenant already computed: out-of-order delivery, or another worker's partition
-running ahead) may start or end a period or a wait those buckets counted
-without it, so every computed bucket after it is recomputed too. In time
-order (live, or a rebuild in store order) that costs nothing.
+ends inside the bucket, that event is in the bucket and dirties it; if it ends
+later, the count to the bucket's end was final. That holds when events are
+folded in time order. An event folded *late* (older than buckets the tenant
+already computed: out-of-order delivery, or another worker's partition running
+ahead) may start or end a period or a wait those buckets counted without it,
+so every computed bucket after the earliest dirty one is recomputed too. In
+time order (live, or a rebuild in store order) that costs nothing.
 """
 
 from __future__ import annotations
@@ -40,13 +49,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from psycopg import Cursor
+from psycopg import Connection, Cursor
 from psycopg.rows import TupleRow, dict_row
 
 from projections import kpi
 
 BUCKET = timedelta(minutes=15)
-NAMES = ("interval_queue", "interval_agent", "interval_agent_state", "interval_marks")
+NAMES = ("interval_queue", "interval_agent", "interval_agent_state", "interval_marks",
+         "interval_dirty")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 QUEUE_COLUMNS = (*(f.name for f in fields(kpi.QueueSums)), "talk_s", "after_call_s")
 AGENT_COLUMNS = (*(f.name for f in fields(kpi.AgentSums)), "talk_s", "after_call_s")
@@ -76,32 +86,79 @@ class Touched:
         self.times[tenant].add(at)
 
 
-def refresh(cur: Cursor[TupleRow], touched: Touched) -> int:
-    """Recompute the touched tenants' dirty buckets; return how many."""
+def mark(cur: Cursor[TupleRow], touched: Touched) -> int:
+    """Mark the buckets of the batch's events dirty (in the apply transaction); return how
+    many. Sorted by (tenant, bucket), the order the refresher locks them in: a batch and
+    a refresh waiting on each other's rows cannot deadlock."""
+    rows = sorted({(tenant, floor(at)) for tenant, times in touched.times.items()
+                   for at in times})
+    cur.executemany("INSERT INTO interval_dirty AS d (tenant, bucket_start) VALUES (%s, %s)"
+                    " ON CONFLICT (tenant, bucket_start)"
+                    " DO UPDATE SET generation = d.generation + 1", rows)
+    return len(rows)
+
+
+def refresh_dirty(conn: Connection[TupleRow], *, wait: bool = False) -> int:
+    """Recompute every dirty bucket, a tenant per transaction; return how many buckets.
+
+    A tenant another refresher is serving is passed over (its marks stay for that one),
+    unless ``wait``: a rebuild or replay must leave none behind. The lock is per schema,
+    so a rebuild's refresh aside does not wait for the live refresher."""
+    if not conn.autocommit:
+        raise ValueError("refresh_dirty needs an autocommit connection")  # a tenant per commit
+    tenants = [r[0] for r in conn.execute(
+        "SELECT DISTINCT tenant FROM interval_dirty ORDER BY tenant").fetchall()]
     count = 0
-    for tenant in sorted(touched.times):
-        # One applier at a time per tenant: two recomputing the same bucket would
-        # both delete and then both insert it.
-        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 15))",
-                    (f"interval:{tenant}",))
-        dirty = {floor(at) for at in touched.times[tenant]}
-        cur.execute("SELECT max(bucket_start) FROM interval_marks WHERE tenant = %s", (tenant,))
-        row = cur.fetchone()
-        last = row[0] if row else None
-        if last is not None and min(dirty) < last:  # folded late: see the module's docstring
-            cur.execute("SELECT bucket_start FROM interval_marks WHERE tenant = %s"
-                        " AND bucket_start > %s", (tenant, min(dirty)))
-            dirty.update(r[0] for r in cur.fetchall())
-        buckets = sorted(dirty)
-        for table in NAMES[:3]:
-            cur.execute(f"DELETE FROM {table} WHERE tenant = %s"  # noqa: S608
-                        " AND bucket_start = ANY(%s)", (tenant, buckets))
-        for bucket in buckets:
-            recompute(cur, tenant, bucket)
-        cur.executemany("INSERT INTO interval_marks (tenant, bucket_start) VALUES (%s, %s)"
-                        " ON CONFLICT DO NOTHING", [(tenant, b) for b in buckets])
-        count += len(dirty)
+    for tenant in tenants:
+        with conn.transaction(), conn.cursor() as cur:
+            count += _refresh_tenant(cur, tenant, wait)
     return count
+
+
+_LOCK = "hashtextextended(current_schema() || ':interval:' || %s, 15)"
+
+
+def _refresh_tenant(cur: Cursor[TupleRow], tenant: str, wait: bool) -> int:
+    # One refresher at a time per tenant: two recomputing the same bucket would both
+    # delete and then both insert it.
+    if wait:
+        cur.execute(f"SELECT pg_advisory_xact_lock({_LOCK})", (tenant,))
+    else:
+        cur.execute(f"SELECT pg_try_advisory_xact_lock({_LOCK})", (tenant,))
+        locked = cur.fetchone()
+        if not (locked and locked[0]):
+            return 0
+    cur.execute("SELECT bucket_start, generation FROM interval_dirty WHERE tenant = %s",
+                (tenant,))
+    seen = cur.fetchall()
+    if not seen:
+        return 0
+    dirty = {bucket for bucket, _ in seen}
+    # Folded late: computed buckets after it may have counted without it (module docstring).
+    cur.execute("SELECT bucket_start FROM interval_marks WHERE tenant = %s"
+                " AND bucket_start > %s", (tenant, min(dirty)))
+    buckets = sorted(dirty | {r[0] for r in cur.fetchall()})
+    for table in NAMES[:3]:
+        cur.execute(f"DELETE FROM {table} WHERE tenant = %s"  # noqa: S608
+                    " AND bucket_start = ANY(%s)", (tenant, buckets))
+    for bucket in buckets:
+        recompute(cur, tenant, bucket)
+    cur.executemany("INSERT INTO interval_marks (tenant, bucket_start) VALUES (%s, %s)"
+                    " ON CONFLICT DO NOTHING", [(tenant, b) for b in buckets])
+    _clear(cur, tenant, sorted(seen))
+    return len(buckets)
+
+
+def _clear(cur: Cursor[TupleRow], tenant: str, seen: list[tuple[datetime, int]]) -> None:
+    """Clear the marks served, last and in bucket order (an applier's row locks are
+    waited for only this long); a mark marked again since it was read stays."""
+    starts_, generations = [b for b, _ in seen], [g for _, g in seen]
+    cur.execute("SELECT 1 FROM interval_dirty WHERE tenant = %s AND bucket_start = ANY(%s)"
+                " ORDER BY bucket_start FOR UPDATE", (tenant, starts_))
+    cur.execute("DELETE FROM interval_dirty d USING unnest(%s::timestamptz[], %s::bigint[])"
+                " AS s(bucket_start, generation) WHERE d.tenant = %s"
+                " AND d.bucket_start = s.bucket_start AND d.generation = s.generation",
+                (starts_, generations, tenant))
 
 
 def as_psycopg(query: str) -> str:
@@ -147,7 +204,7 @@ def add_split(queues: dict[UUID, dict[str, Any]], agents: dict[UUID, dict[str, A
 
 
 def recompute(cur: Cursor[TupleRow], tenant: str, bucket: datetime) -> None:
-    """Write one bucket's rows of the tenant: kpi's sums over it (``refresh`` has
+    """Write one bucket's rows of the tenant: kpi's sums over it (``refresh_dirty`` has
     deleted the old ones and marks it computed)."""
     queues, agents, states = window_sums(cur, tenant, kpi.Window(bucket, bucket + BUCKET))
     _insert(cur, "interval_queue", "queue_id", QUEUE_COLUMNS, tenant, bucket,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from psycopg import Connection, sql
 
@@ -21,11 +21,22 @@ from projections.envelope import EventEnvelope
 ApplyBatch = Callable[[Connection[Any], Sequence[EventEnvelope], str], int]
 
 
+class Settle(Protocol):
+    """Work a group's apply leaves for later, done in transactions of its own on an
+    autocommit connection (the call-centre group's interval buckets); returns how much
+    it did. ``wait``: leave nothing behind, waiting for any other settler (a rebuild)."""
+
+    def __call__(self, conn: Connection[Any], /, *, wait: bool = False) -> int: ...
+
+
 @dataclass(frozen=True)
 class ProjectionGroup:
     names: tuple[str, ...]  # the projection (table) names; names[0] holds the position
     kinds: frozenset[str]  # aggregate kinds it reads, e.g. {"call"}
     apply: ApplyBatch  # applies a batch in one transaction (autocommit connection)
+    # Deferred work apply marked (streams/refresher.py runs it beside the runners; a
+    # rebuild or replay runs it with wait=True before it swaps in); None: nothing deferred.
+    settle: Settle | None = None
 
 
 # -- building a group aside and swapping it in (streams/rebuild.py, dialtone replay) -------

@@ -22,6 +22,7 @@ from projections.dead_letters import apply_or_park
 from projections.registry import ProjectionGroup
 from streams.envelopes import decode
 from streams.notified import NotifiedLoop
+from streams.refresher import ProjectionRefresher, settles
 
 
 class InProcessProjectionRunner(NotifiedLoop):
@@ -33,6 +34,7 @@ class InProcessProjectionRunner(NotifiedLoop):
         *,
         page_size: int = 1000,
         tick_s: float = 0.5,
+        refresh: bool = True,
     ) -> None:
         channel = getattr(app.recorder, "channel_name", app.name)  # PostgreSQL's NOTIFY
         super().__init__(database_url, channel, f"projections-{app.name}", tick_s=tick_s)
@@ -40,6 +42,21 @@ class InProcessProjectionRunner(NotifiedLoop):
         self.groups = tuple(groups)
         self.page_size = page_size
         self.source = f"store:{app.name}"
+        # The groups' deferred work (interval buckets) runs beside, on its own connection
+        # (``refresh``: one per process is enough, beside the runner whose events need it).
+        work = settles(self.groups) if refresh else []
+        self.refresher = (ProjectionRefresher(database_url, work, f"refresher-{app.name}")
+                          if work else None)
+
+    def start(self) -> None:
+        super().start()
+        if self.refresher is not None:
+            self.refresher.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.refresher is not None:
+            self.refresher.stop(timeout)
+        super().stop(timeout)
 
     HEARTBEAT_SERVICE = "projections"
 
@@ -62,9 +79,12 @@ class InProcessProjectionRunner(NotifiedLoop):
         return len(notifications)
 
     def catch_up(self) -> int:
-        """Apply everything stored so far; return the number of events applied."""
+        """Apply everything stored so far, deferred work included; return the number of
+        events applied."""
         total = 0
         with psycopg.connect(self.database_url, autocommit=True) as conn:
             while applied := self.run_once(conn):
                 total += applied
+        if self.refresher is not None:
+            self.refresher.refresh_now()
         return total

@@ -180,6 +180,8 @@ def _apply_after(app: Application[Any], conn: psycopg.Connection[Any], group: Pr
         kept = page if until is None else [e for e in page if e.occurred_at <= until]
         if kept:
             group.apply(conn, kept, source)
+            if group.settle is not None:  # what apply deferred (interval buckets), done too
+                group.settle(conn, wait=True)
         count += len(page)
         if progress:
             progress(len(page))

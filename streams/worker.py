@@ -50,6 +50,7 @@ from projections.envelope import EventEnvelope, InvalidEnvelope
 from projections.registry import ProjectionGroup
 from streams.heartbeat import attach_to_faust
 from streams.kafka_auth import KafkaAuth
+from streams.refresher import attach_to_faust as attach_refresher
 from streams.topics import dead_letter_topic, topic_for
 
 log = logging.getLogger(__name__)
@@ -186,6 +187,7 @@ def create_app(config: ProjectionWorkerConfig, groups: Sequence[ProjectionGroup]
         datadir=config.faust_data_dir(),
     )
     attach_to_faust(app, config.database_url)  # service_heartbeats row "worker"
+    attach_refresher(app, config.database_url, groups)  # the interval buckets' refresher
     for kind in sorted(set().union(*(g.kinds for g in groups))):
         _add_projection_agent(app, config, kind, [g for g in groups if kind in g.kinds])
     return app

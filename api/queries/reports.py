@@ -5,7 +5,8 @@ A report bucket's sums are the stored 15-minute buckets it holds
 (interval_queue, interval_agent, interval_agent_state: added up in SQL, the
 longest wait as a max), plus the parts read straight from the fact tables with
 kpi's SQL: 15-minute buckets never computed (nothing happened in them, but
-open periods and waiting calls go on) and the one still running, up to now.
+open periods and waiting calls go on), those the refresher has yet to
+recompute, and the one still running, up to now.
 Report buckets that start at or after now are left out.
 """
 
@@ -47,9 +48,14 @@ STORED = {
     "state": _stored_query("interval_agent_state", "agent_id",
                            "t.state, t.reason, sum(t.seconds) AS seconds", ", t.state, t.reason"),
 }
+# Computed buckets the refresher has not yet caught up with are not read: from the
+# tenant's earliest dirty bucket on, a bucket may miss events already in the fact
+# tables (projections/interval_buckets.py), so those are read from the fact tables.
 _MARKS = """
 SELECT bucket_start FROM interval_marks
 WHERE tenant = $1 AND bucket_start >= $2 AND bucket_start < $3
+  AND bucket_start < coalesce((SELECT min(bucket_start) FROM interval_dirty WHERE tenant = $1),
+                              'infinity')
 """
 ENTITIES = {
     "queue": "SELECT queue_id AS id, key, name FROM queue_live WHERE tenant = $1",

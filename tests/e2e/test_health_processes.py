@@ -212,6 +212,7 @@ def test_the_platform_as_up_composes_it_is_healthy_and_a_stopped_runner_is_missi
             assert sorted((s["service"], s["instance"]) for s in body["services"]) == [
                 ("projections", "projections-CallCentreService"),
                 ("projections", "projections-CallService"),
+                ("refresher", "refresher-CallCentreService"),  # the interval buckets'
                 ("routing", host_name())]
             for runner in runners[:2]:
                 runner.stop()

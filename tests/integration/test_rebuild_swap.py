@@ -24,7 +24,7 @@ from api.live.snapshot import live_snapshot
 from application.identity.model import DEFAULT_TENANT, Role
 from dialtone.database import drop_database, ensure_database, with_database
 from dialtone.migrations import apply_migrations
-from projections import callcentre
+from projections import callcentre, interval_buckets
 from projections.registry import tables
 from streams.rebuild import read_history, replay_group
 from tests.integration.test_kpi_sql import script
@@ -45,13 +45,14 @@ def generated(length: int, seed: int = 7) -> History:
 
 def project(database_url: str, history: History, after: int = 0) -> int:
     """Apply the store's events after `after` as the live runner does (its source,
-    batches of 50); return the last position applied."""
+    batches of 50, and its refresher's work after them); return the last position applied."""
     source = f"store:{history.service.name}"
     position = after
     with psycopg.connect(database_url, autocommit=True) as conn:
         for page in read_history(history.service, page_size=50, after=after):
             callcentre.apply_batch(conn, page, source)
             position = page[-1].position
+        interval_buckets.refresh_dirty(conn, wait=True)
     return position
 
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from dialtone import composition
 from dialtone.commands import replay
 from dialtone.settings import Settings
-from projections import callcentre
+from projections import callcentre, interval_buckets
 from projections.registry import tables
 from streams.rebuild import replay_until
 from tests.integration.test_rebuild_swap import fresh, generated, project, rows
@@ -36,6 +36,7 @@ def test_the_schema_holds_the_projections_as_of_t_and_the_live_tables_stay(
     assert rows(database_url) == live  # untouched
     with psycopg.connect(reference, autocommit=True) as conn:  # a rebuild, filtered to T
         callcentre.apply_batch(conn, [e for e in events if e.occurred_at <= until], "ref")
+        interval_buckets.refresh_dirty(conn)
     audit = rows(database_url, "audit")
     assert audit == rows(reference)
     assert audit["queue_visits"]  # something to compare

@@ -1,0 +1,211 @@
+"""The interval buckets' refresher on a real PostgreSQL: the call-centre group's apply
+only marks buckets dirty, the refresher (streams/refresher.py) recomputes them in
+its own transactions.
+
+- A refresher that dies between the marks and its commit leaves every mark and no
+  half-written bucket; a refresher started afterwards ends with exactly the
+  buckets a rebuild (`dialtone rebuild`'s replay) computes.
+- An event committed while the refresher computes its bucket keeps the bucket
+  dirty (its mark's generation moved), so it is computed again: no lost update.
+- Reports are right before the refresh (read from the fact tables) and after it
+  (read from the buckets), and the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from api.db import asyncpg_dsn
+from api.queries.reports import ReportRequest, report
+from application.identity.model import DEFAULT_TENANT
+from dialtone.database import drop_database, ensure_database, with_database
+from dialtone.migrations import apply_migrations
+from projections import callcentre, interval_buckets
+from projections.envelope import EventEnvelope
+from streams.envelopes import decode
+from streams.rebuild import replay_group
+from streams.refresher import ProjectionRefresher
+from tests.integration.test_kpi_sql import script
+from tests.unit.test_kpi_properties import History
+
+START = datetime(2025, 3, 29, 21, 0, tzinfo=UTC)
+TABLES = {"interval_queue": "queue_id", "interval_agent": "agent_id",
+          "interval_agent_state": "agent_id, state, reason", "interval_marks": "tenant"}
+
+
+def _database(admin_dsn: str) -> Iterator[str]:
+    database_url = with_database(admin_dsn, f"t_{uuid.uuid4().hex[:16]}")
+    ensure_database(database_url)
+    try:
+        apply_migrations(database_url)
+        yield database_url
+    finally:
+        drop_database(database_url)
+
+
+@pytest.fixture
+def live(pg_admin_dsn: str) -> Iterator[str]:
+    yield from _database(pg_admin_dsn)
+
+
+@pytest.fixture
+def rebuilt(pg_admin_dsn: str) -> Iterator[str]:
+    yield from _database(pg_admin_dsn)
+
+
+def generated(seed: int) -> History:
+    history = History(START)
+    for op in script(seed=seed, length=120):
+        history.run(op)
+    return history
+
+
+def deliver(database_url: str, events: list[EventEnvelope], seed: int) -> None:
+    """Apply the events in batches of 7, shuffled, a third of them twice (out-of-order
+    delivery: late events make computed buckets dirty again)."""
+    rng = random.Random(seed)
+    deliveries = events + rng.sample(events, len(events) // 3)
+    rng.shuffle(deliveries)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for first in range(0, len(deliveries), 7):
+            callcentre.apply_batch(conn, deliveries[first:first + 7], "shuffled")
+
+
+def stored(database_url: str) -> dict[str, list[dict[str, Any]]]:
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY bucket_start, {k}").fetchall()
+                for t, k in TABLES.items()}
+
+
+def dirty(database_url: str) -> dict[datetime, int]:
+    with psycopg.connect(database_url) as conn:
+        return dict(conn.execute("SELECT bucket_start, generation FROM interval_dirty").fetchall())
+
+
+def assert_same(mine: dict[str, list[dict[str, Any]]],
+                theirs: dict[str, list[dict[str, Any]]]) -> None:
+    for table, rows in theirs.items():
+        assert len(mine[table]) == len(rows), table
+        assert mine[table] == rows, table  # seconds are rounded to the microsecond
+
+
+def wait_until_clean(database_url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while dirty(database_url):
+        assert time.monotonic() < deadline, f"still dirty after {timeout} s"
+        time.sleep(0.1)
+
+
+def reports(database_url: str, history: History) -> list[Any]:
+    """A 15-minute queue and agent report over the history's hours, as the API reads them."""
+    async def read() -> list[Any]:
+        conn = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            found = []
+            for kind in ("queue", "agent"):
+                request = ReportRequest(DEFAULT_TENANT, kind, "15m", START,
+                                        START + timedelta(hours=8), None)
+                async with conn.transaction(isolation="repeatable_read", readonly=True):
+                    found += await report(conn, request, "UTC", START + timedelta(hours=9))
+            return found
+        finally:
+            await conn.close()
+    return asyncio.run(read())
+
+
+def assert_same_figures(mine: list[Any], theirs: list[Any]) -> None:
+    """Same buckets, ids and sums (seconds to the microsecond: the buckets round them;
+    a part read from the fact tables leaves out talk and after-call time it has none of)."""
+    assert [(w, i) for w, i, _ in mine] == [(w, i) for w, i, _ in theirs]
+    for (_, _, a), (_, _, b) in zip(mine, theirs, strict=True):
+        for name in a.keys() | b.keys():
+            value, other = a.get(name, 0), b.get(name, 0)
+            assert value == (pytest.approx(other, abs=1e-6) if isinstance(value, float | dict)
+                             else other), name
+
+
+def test_a_refresher_killed_before_its_commit_loses_nothing(
+        live: str, rebuilt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    history = generated(seed=7)
+    events = decode(history.service, history.service.recorder.select_notifications(1, 100_000))
+    deliver(live, events, seed=11)
+    marked = dirty(live)
+    assert len(marked) > 4  # the apply only marked them...
+    assert not any(stored(live).values())  # ...and computed none
+    from_facts = reports(live, history)
+    assert from_facts  # read straight from the fact tables meanwhile
+
+    # The refresher's session dies after it wrote the buckets, before it cleared the
+    # marks and committed (as when its process is killed: PostgreSQL ends the session).
+    def die(cur: psycopg.Cursor[Any], *_: Any) -> None:
+        cur.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    monkeypatch.setattr(interval_buckets, "_clear", die)
+    with pytest.raises(psycopg.OperationalError), \
+            psycopg.connect(live, autocommit=True) as conn:
+        interval_buckets.refresh_dirty(conn)
+    assert dirty(live) == marked
+    assert not any(stored(live).values())
+    monkeypatch.undo()
+
+    refresher = ProjectionRefresher(live, [interval_buckets.refresh_dirty], "refresher-test",
+                                    tick_s=0.2)
+    refresher.start()
+    try:
+        wait_until_clean(live)
+    finally:
+        refresher.stop()
+    replay_group(history.service, rebuilt, callcentre.GROUP)
+    assert not dirty(rebuilt)
+    assert_same(stored(live), stored(rebuilt))
+    assert len(stored(live)["interval_marks"]) >= len(marked)
+    assert_same_figures(reports(live, history), from_facts)  # now from the buckets
+
+
+def test_an_event_committed_during_a_refresh_keeps_its_bucket_dirty(
+        live: str, rebuilt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    history = generated(seed=3)
+    events = decode(history.service, history.service.recorder.select_notifications(1, 100_000))
+    last = next(e for e in reversed(events) if e.kind in ("agent", "queue"))  # folded
+    deliver(live, [e for e in events if e is not last], seed=5)
+    with psycopg.connect(live, autocommit=True) as conn:
+        interval_buckets.refresh_dirty(conn)
+    assert not dirty(live)
+    bucket = interval_buckets.floor(last.occurred_at)
+    # Mark the last event's bucket, then commit that event (on another connection) while
+    # the refresher is computing it: after the refresher's read of the marks.
+    with psycopg.connect(live, autocommit=True) as conn:
+        conn.execute("INSERT INTO interval_dirty (tenant, bucket_start) VALUES (%s, %s)",
+                     (DEFAULT_TENANT, bucket))
+    recompute = interval_buckets.recompute
+    applied: list[bool] = []
+
+    def meanwhile(cur: psycopg.Cursor[Any], tenant: str, at: datetime) -> None:
+        if not applied:
+            applied.append(True)
+            with psycopg.connect(live, autocommit=True) as other:
+                callcentre.apply_batch(other, [last], "late")
+        recompute(cur, tenant, at)
+
+    monkeypatch.setattr(interval_buckets, "recompute", meanwhile)
+    with psycopg.connect(live, autocommit=True) as conn:
+        interval_buckets.refresh_dirty(conn)
+    monkeypatch.undo()
+    assert applied
+    assert dirty(live) == {bucket: 2}  # marked again meanwhile: not cleared
+    with psycopg.connect(live, autocommit=True) as conn:
+        assert interval_buckets.refresh_dirty(conn) >= 1
+    assert not dirty(live)
+    replay_group(history.service, rebuilt, callcentre.GROUP)
+    assert_same(stored(live), stored(rebuilt))

@@ -21,12 +21,14 @@ class BudgetError(ValueError):
 
 @dataclass(frozen=True)
 class Budget:
-    """One service's budget: RSS in MiB, its CPU request and the limit's headroom."""
+    """One service's budget: RSS in MiB, its CPU request, the limit's headroom and how
+    much CI's memory stage lets a process grow after warm-up."""
 
     service: str
     rss_mib: int
     cpu_request_m: int
     limit_headroom_percent: int
+    growth_percent: int
 
     @property
     def rss_bytes(self) -> int:
@@ -53,6 +55,7 @@ def load_budgets(path: Path = BUDGETS_FILE) -> dict[str, Budget]:
         document = tomllib.load(handle)
     defaults = document.get("defaults", {})
     headroom = _positive_int(defaults, "limit_headroom_percent", f"{path} [defaults]")
+    growth = _positive_int(defaults, "growth_percent", f"{path} [defaults]")
     services = document.get("services")
     if not isinstance(services, dict) or not services:
         raise BudgetError(f"{path}: no [services.NAME] table")
@@ -61,7 +64,10 @@ def load_budgets(path: Path = BUDGETS_FILE) -> dict[str, Budget]:
         where = f"{path} [services.{name}]"
         if not isinstance(table, dict):
             raise BudgetError(f"{where}: not a table")
+        # A service may allow itself a different growth (say why in the file).
+        grows = _positive_int(table, "growth_percent", where) if "growth_percent" in table \
+            else growth
         budgets[name] = Budget(service=name, rss_mib=_positive_int(table, "rss_mib", where),
                                cpu_request_m=_positive_int(table, "cpu_request_m", where),
-                               limit_headroom_percent=headroom)
+                               limit_headroom_percent=headroom, growth_percent=grows)
     return budgets

@@ -1,4 +1,5 @@
-"""Interval reports: per queue or agent, 15-minute, hourly or daily figures, JSON or CSV.
+"""Interval reports: per queue or agent, 15-minute, hourly or daily figures, as JSON, CSV
+or Parquet (the exports' Parquet writer, api/exports.py: same column types).
 
 Read from the 15-minute bucket sums the call-centre projection group keeps
 (api/queries/reports.py); every figure is projections/kpi.py's over the bucket.
@@ -7,7 +8,7 @@ Read from the 15-minute bucket sums the call-centre projection group keeps
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, Header, Query, Response
@@ -16,6 +17,7 @@ from api.auth.dependencies import Principal, require
 from api.auth.permissions import P
 from api.csv_export import CSV_MEDIA_TYPE, render, wants_csv
 from api.db import Pool, acquire
+from api.exports import PARQUET_MEDIA_TYPE, ParquetEncoder, columns_of
 from api.problems import NotFound, invalid, problem_responses
 from api.queries import reports as queries
 from api.schemas.reports import (
@@ -51,9 +53,14 @@ To = Annotated[Instant | None, Query(
     "now. At most 7 days for 15m, 31 for 1h, 366 for 1d, and at most 100,000 rows "
     "(buckets x queues or agents). Buckets starting after now are left out.")]
 Accept = Annotated[str | None, Header(
-    description="`text/csv` for CSV (header row, one line per row); JSON otherwise.")]
-_CSV = {"description": "The report (JSON), or CSV when `Accept: text/csv`.",
-        "content": {CSV_MEDIA_TYPE: {"schema": {"type": "string"}}}}
+    description="`text/csv` for CSV (header row, one line per row), "
+    f"`{PARQUET_MEDIA_TYPE}` for Parquet; JSON otherwise.")]
+FormatQuery = Annotated[Literal["json", "csv", "parquet"] | None, Query(
+    alias="format", description="`json`, `csv` or `parquet` (one row group; maps such as "
+    "`time_by_state` as JSON text). Default: from the Accept header, else JSON.")]
+_CSV = {"description": "The report: JSON, CSV or Parquet (by `format`, else Accept).",
+        "content": {CSV_MEDIA_TYPE: {"schema": {"type": "string"}},
+                    PARQUET_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}
 _RESPONSES: dict[int | str, dict[str, Any]] = {200: _CSV, **problem_responses(404, 422)}
 
 
@@ -81,14 +88,14 @@ async def queue_report(
     *, pool: Pool, principal: Reader, interval: IntervalQuery = "15m", from_: From = None,
     to: To = None, queue: Annotated[list[str] | None, Query(
         max_length=100, description="Queue ids or keys (repeat the parameter).")] = None,
-    accept: Accept = None,
+    accept: Accept = None, fmt: FormatQuery = None,
 ) -> QueueReport | Response:
     since, until = _range(from_, to, interval)
     async with acquire(pool) as db:
         body, rows = await _read(db, principal.tenant, "queue", interval, since, until, queue)
     data = [QueueReportRow(**r) for r in rows]
-    if wants_csv(accept):
-        return _csv(QUEUE_COLUMNS, data, "queues", body)
+    if (chosen := _format(fmt, accept)) != "json":
+        return _file(chosen, QueueReportRow, QUEUE_COLUMNS, data, "queues", body)
     return QueueReport(**body, data=data, count=len(data))
 
 
@@ -100,14 +107,14 @@ async def agent_report(
     *, pool: Pool, principal: Reader, interval: IntervalQuery = "15m", from_: From = None,
     to: To = None, agent: Annotated[list[str] | None, Query(
         max_length=100, description="Agent ids or keys (repeat the parameter).")] = None,
-    accept: Accept = None,
+    accept: Accept = None, fmt: FormatQuery = None,
 ) -> AgentReport | Response:
     since, until = _range(from_, to, interval)
     async with acquire(pool) as db:
         body, rows = await _read(db, principal.tenant, "agent", interval, since, until, agent)
     data = [AgentReportRow(**r) for r in rows]
-    if wants_csv(accept):
-        return _csv(AGENT_COLUMNS, data, "agents", body)
+    if (chosen := _format(fmt, accept)) != "json":
+        return _file(chosen, AgentReportRow, AGENT_COLUMNS, data, "agents", body)
     return AgentReport(**body, data=data, count=len(data))
 
 
@@ -142,11 +149,27 @@ async def _read(db: asyncpg.Connection, tenant: str, kind: str, interval: Interv
     return body, rows
 
 
-def _csv(columns: tuple[str, ...], data: list[Any], what: str,
-         body: dict[str, Any]) -> Response:
+def _format(fmt: str | None, accept: str | None) -> str:
+    """``format`` if given, else CSV or Parquet when Accept names them, else JSON."""
+    if fmt is not None:
+        return fmt
+    if wants_csv(accept):
+        return "csv"
+    named = {part.split(";")[0].strip().lower() for part in (accept or "").split(",")}
+    return "parquet" if PARQUET_MEDIA_TYPE in named else "json"
+
+
+def _file(fmt: str, model: type[QueueReportRow | AgentReportRow], columns: tuple[str, ...],
+          data: list[Any], what: str, body: dict[str, Any]) -> Response:
+    """The report as a CSV or Parquet attachment (a report is bounded: one body)."""
     stamp = "%Y%m%dT%H%M%SZ"
     name = (f"{what}-{body['interval']}-{body['since'].astimezone(UTC):{stamp}}-"
-            f"{body['until'].astimezone(UTC):{stamp}}.csv")
+            f"{body['until'].astimezone(UTC):{stamp}}.{fmt}")
+    disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if fmt == "parquet":
+        encoder = ParquetEncoder(columns_of(model))
+        content = encoder.batch([row.model_dump() for row in data]) + encoder.finish()
+        return Response(content, media_type=PARQUET_MEDIA_TYPE, headers=disposition)
     rows = [row.model_dump(mode="json") for row in data]
     return Response(render(columns, rows, header=True), media_type=CSV_MEDIA_TYPE,
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+                    headers=disposition)

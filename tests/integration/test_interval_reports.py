@@ -20,6 +20,8 @@ from typing import Any
 
 import asyncpg
 import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
@@ -174,6 +176,36 @@ def test_csv_has_a_header_and_a_line_per_row(client: TestClient) -> None:
     assert (alice["handled"], alice["hold_s"], alice["since"]) == ("1", "", "2025-03-01T09:00:00Z")
     assert json.loads(alice["pause_by_reason"]) == {"lunch": 60.0}
     assert len(rows) == 2
+
+
+def test_parquet_reads_back_as_the_json_rows(client: TestClient) -> None:
+    params = {"interval": "15m", "from": NINE.isoformat(), "to": (NINE + BUCKET).isoformat()}
+    for kind in ("queues", "agents"):
+        rows = client.get(f"/v1/reports/{kind}", params=params).json()["data"]
+        response = client.get(f"/v1/reports/{kind}", params={**params, "format": "parquet"})
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/vnd.apache.parquet"
+        assert response.headers["content-disposition"].endswith('.parquet"')
+        table = pq.read_table(io.BytesIO(response.content))
+        assert table.schema.field("since").type == pa.timestamp("us", tz="UTC")
+        read = table.to_pylist()
+        assert [r[f"{kind[:-1]}_id"] for r in read] == [r[f"{kind[:-1]}_id"] for r in rows]
+        for mine, theirs in zip(read, rows, strict=True):
+            assert set(mine) == set(theirs)
+            for name, value in theirs.items():
+                if name in ("since", "until"):
+                    assert mine[name].isoformat().replace("+00:00", "Z") == value
+                elif isinstance(value, dict):  # a map: JSON text
+                    assert json.loads(mine[name]) == value
+                else:
+                    assert mine[name] == value, name
+    by_accept = client.get("/v1/reports/agents", params=params,
+                           headers={"Accept": "application/vnd.apache.parquet"})
+    assert pq.read_table(io.BytesIO(by_accept.content)).num_rows == 2
+    as_csv = client.get("/v1/reports/agents", params={**params, "format": "csv"})
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert problem_field(client.get("/v1/reports/agents",
+                                    params={**params, "format": "xlsx"})) == "format"
 
 
 def problem_field(response: Any) -> str:

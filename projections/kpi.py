@@ -3,7 +3,7 @@ reports (issue 11) and the tests' reference all use these definitions.
 
 Two halves that must agree:
 
-* the SQL below reads the fact tables (queue_visits, queue_handling,
+* the SQL (kpi_sql.py, re-exported here) reads the fact tables (queue_visits, queue_handling,
   agent_state_intervals, callcentre_events) for one window and returns only
   **sums and counts** (never a ratio);
 * the Python functions turn those sums into figures (ratios, averages).
@@ -34,6 +34,51 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# The SQL of the sums over a window lives in kpi_sql.py; callers read it here (kpi.QUEUE_SUMS).
+from projections.kpi_sql import (
+    AGENT_HANDLED,
+    AGENT_MISSED,
+    AGENT_STATE_TIMES,
+    AGENT_SUMS,
+    HANDLE_SPLIT,
+    QUEUE_SUMS,
+)
+
+__all__ = [
+    "AGENT_HANDLED",
+    "AGENT_MISSED",
+    "AGENT_STATE_TIMES",
+    "AGENT_SUMS",
+    "DEFAULT_SHORT_ABANDON_S",
+    "DEFAULT_WINDOW_S",
+    "HANDLE_SPLIT",
+    "OUTCOMES",
+    "QUEUE_SUMS",
+    "AgentSums",
+    "HandleSplit",
+    "Handling",
+    "Period",
+    "QueueSums",
+    "Visit",
+    "Window",
+    "abandonment_rate",
+    "agent_aht",
+    "agent_sums",
+    "aht",
+    "asa",
+    "check_time_zone",
+    "clipped_s",
+    "handle_split",
+    "handle_time",
+    "occupancy",
+    "queue_figures",
+    "ratio",
+    "rolling",
+    "service_level",
+    "state_times",
+    "today"
+]
 
 DEFAULT_WINDOW_S = 900.0  # the rolling window: 15 minutes
 DEFAULT_SHORT_ABANDON_S = 5.0
@@ -317,105 +362,3 @@ def state_times(periods: Iterable[Period], window: Window) -> dict[tuple[str, st
         times[key] = times.get(key, 0.0) + seconds
     return times
 
-
-# -- the SQL (asyncpg placeholders: $1 tenant, $2 since, $3 until) -------------------------
-
-QUEUE_SUMS = """
-WITH v AS (
-    SELECT queue_id,
-        count(*) FILTER (WHERE offered_at >= $2 AND offered_at < $3) AS offered,
-        count(*) FILTER (WHERE transferred_in AND offered_at >= $2 AND offered_at < $3)
-            AS transferred_in,
-        count(*) FILTER (WHERE outcome = 'answered' AND left_at >= $2 AND left_at < $3)
-            AS answered,
-        count(*) FILTER (WHERE outcome = 'answered' AND left_at >= $2 AND left_at < $3
-                         AND wait_s <= service_level_s) AS answered_within_sl,
-        count(*) FILTER (WHERE outcome = 'abandoned' AND left_at >= $2 AND left_at < $3)
-            AS abandoned,
-        count(*) FILTER (WHERE outcome = 'short_abandoned' AND left_at >= $2 AND left_at < $3)
-            AS short_abandoned,
-        count(*) FILTER (WHERE outcome = 'overflowed' AND left_at >= $2 AND left_at < $3)
-            AS overflowed,
-        count(*) FILTER (WHERE outcome = 'transferred_out' AND left_at >= $2 AND left_at < $3)
-            AS transferred_out,
-        coalesce(sum(wait_s) FILTER (WHERE outcome = 'answered'
-                                     AND left_at >= $2 AND left_at < $3), 0)::float8
-            AS answered_wait_s,
-        -- every visit selected waited during the window: its wait as of leaving, or
-        -- as of `until` if it was still waiting then
-        max(CASE WHEN left_at < $3 THEN wait_s
-                 ELSE extract(epoch FROM $3 - offered_at)::float8 END) AS longest_wait_s
-    FROM queue_visits
-    WHERE tenant = $1 AND offered_at < $3 AND (left_at IS NULL OR left_at >= $2)
-    GROUP BY queue_id
-), h AS (
-    SELECT queue_id, count(*) AS handled,
-           coalesce(sum(coalesce(talk_s, 0) + coalesce(wrap_up_s, 0)), 0)::float8 AS handle_s
-    FROM queue_handling
-    WHERE tenant = $1 AND queue_id IS NOT NULL
-      AND wrap_up_ended_at >= $2 AND wrap_up_ended_at < $3
-    GROUP BY queue_id
-)
-SELECT queue_id, v.offered, v.transferred_in, v.answered, v.answered_within_sl, v.abandoned,
-       v.short_abandoned, v.overflowed, v.transferred_out, v.answered_wait_s, h.handled,
-       h.handle_s, v.longest_wait_s
-FROM v FULL JOIN h USING (queue_id)
-"""
-
-AGENT_SUMS = """
-SELECT agent_id,
-    coalesce(sum(s) FILTER (WHERE state <> 'logged_out'), 0)::float8 AS staffed_s,
-    coalesce(sum(s) FILTER (WHERE state = 'paused'), 0)::float8 AS paused_s,
-    coalesce(sum(s) FILTER (WHERE state = 'on_call'), 0)::float8 AS on_call_s,
-    coalesce(sum(s) FILTER (WHERE state = 'wrap_up'), 0)::float8 AS wrap_up_s
-FROM (
-    SELECT agent_id, state,
-           GREATEST(0, extract(epoch FROM LEAST(coalesce(ended_at, $3), $3)
-                                         - GREATEST(started_at, $2)))::float8 AS s
-    FROM agent_state_intervals
-    WHERE tenant = $1 AND started_at < $3 AND (ended_at IS NULL OR ended_at > $2)
-) clipped
-GROUP BY agent_id
-"""
-
-AGENT_HANDLED = """
-SELECT agent_id, count(*) AS handled,
-       coalesce(sum(coalesce(talk_s, 0) + coalesce(wrap_up_s, 0)), 0)::float8 AS handle_s
-FROM queue_handling
-WHERE tenant = $1 AND wrap_up_ended_at >= $2 AND wrap_up_ended_at < $3
-GROUP BY agent_id
-"""
-
-AGENT_MISSED = """
-SELECT aggregate_id AS agent_id, count(*) AS missed_offers
-FROM callcentre_events
-WHERE tenant = $1 AND kind = 'agent' AND type = 'dialtone.agent.offer_missed.v1'
-  AND occurred_at >= $2 AND occurred_at < $3
-GROUP BY aggregate_id
-"""
-
-# Per (queue, agent): a handled call counts in its queue (NULL for a direct call) and
-# for its agent, as in QUEUE_SUMS' h and AGENT_HANDLED.
-HANDLE_SPLIT = """
-SELECT queue_id, agent_id,
-       coalesce(sum(coalesce(talk_s, 0)), 0)::float8 AS talk_s,
-       coalesce(sum(coalesce(wrap_up_s, 0)), 0)::float8 AS after_call_s
-FROM queue_handling
-WHERE tenant = $1 AND wrap_up_ended_at >= $2 AND wrap_up_ended_at < $3
-GROUP BY queue_id, agent_id
-"""
-
-AGENT_STATE_TIMES = """
-SELECT agent_id, state, reason, sum(s)::float8 AS seconds
-FROM (
-    SELECT agent_id, state, CASE WHEN state = 'paused' THEN coalesce(reason, '') ELSE '' END
-               AS reason,
-           GREATEST(0, extract(epoch FROM LEAST(coalesce(ended_at, $3), $3)
-                                         - GREATEST(started_at, $2)))::float8 AS s
-    FROM agent_state_intervals
-    WHERE tenant = $1 AND state <> 'logged_out'
-      AND started_at < $3 AND (ended_at IS NULL OR ended_at > $2)
-) clipped
-WHERE s > 0
-GROUP BY agent_id, state, reason
-"""

@@ -64,21 +64,41 @@ def _docs(text: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
+# A $ref into kubernetes-validate's shared definitions file, and the name it points at.
+_DEFINITION_REF = re.compile(r'"\$ref": "(?:/api/_definitions\.json)?#/\$defs/([^"]+)"')
+
+
 @pytest.fixture(scope="module")
 def schemas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """kubeconform's local layout (<dir>/v<version>-standalone-strict/<kind>-<group>-<v>.json)
-    made from kubernetes-validate's "local" schemas: they $ref
-    ``/api/_definitions.json`` under an https $id that kubeconform would fetch;
-    pointing the refs at the file beside them makes them resolve offline."""
+    made from kubernetes-validate's "local" schemas. Those $ref
+    ``/api/_definitions.json`` (every definition of the API, 1.8 MB) under an https
+    $id that kubeconform would fetch; each schema here carries instead the
+    definitions it reaches, under its own ``$defs``, so it resolves offline and
+    kubeconform compiles what the kind needs rather than the whole API for every
+    kind (2.1 s -> 0.2 s of CPU for the base's 28 objects; the same rules)."""
     out = tmp_path_factory.mktemp("k8s-schemas")
     for version in KUBERNETES_VERSIONS:
         source = _require(SCHEMA_PACKAGE / f"v{version}-local-strict")
         target = out / f"v{version}-standalone-strict"
         target.mkdir()
+        definitions = json.loads((source / "_definitions.json").read_text())["$defs"]
+        reaches = {name: set(_DEFINITION_REF.findall(json.dumps(body)))
+                   for name, body in definitions.items()}
         for schema in source.glob("*.json"):
-            document = json.loads(schema.read_text().replace(
-                '"$ref": "/api/_definitions.json#', '"$ref": "_definitions.json#'))
+            if schema.name == "_definitions.json":
+                continue
+            text = schema.read_text()
+            needed: set[str] = set()
+            todo = set(_DEFINITION_REF.findall(text))
+            while todo:
+                name = todo.pop()
+                if name not in needed:
+                    needed.add(name)
+                    todo |= reaches[name]
+            document = json.loads(text.replace('"$ref": "/api/_definitions.json#', '"$ref": "#'))
             document.pop("$id", None)
+            document["$defs"] = {name: definitions[name] for name in needed}
             (target / schema.name).write_text(json.dumps(document))
     yield out
     shutil.rmtree(out, ignore_errors=True)

@@ -1,10 +1,12 @@
 """The supervisor's live view under load (issue 10; a benchmark, not a test).
 
     .venv/bin/python -m bench.live [--clients 200] [--calls-per-s 50] [--stream-s 30]
-                                   [--rate 200] [--seconds 30]
+                                   [--rate 200] [--seconds 30] [--kafka]
 
 One embedded PostgreSQL and `dialtone up` on it as a real process (embedded
-mode: the projections run inside `up`; no B2BUA worker). The tenant is the one
+mode: the projections run inside `up`; no B2BUA worker). `--kafka`: the Kafka
+deployment instead, an embedded broker with `dialtone relay` and `dialtone
+worker` (Faust) projecting, `up` serving the API only. The tenant is the one
 bench/live_snapshot.py builds (50 queues, 500 agents each in 3 queues, a call
 every 5 s), dated so that its day is today, projected straight into the tables.
 
@@ -26,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import re
 import resource
 import subprocess
@@ -34,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -53,8 +58,9 @@ from bench.live_snapshot import AGENTS, QUEUES, history
 from dialtone.commands.users import ensure_initial_admin, issue_api_key
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
+from dialtone.services.kafka import KafkaBroker
 from dialtone.services.postgres import free_port
-from projections import callcentre
+from projections import callcentre, interval_buckets
 
 HISTORY_SOURCE = "store:bench-history"
 
@@ -252,6 +258,7 @@ def load_tenant(dsn: str, calls: int) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         for first in range(0, len(events), 500):
             callcentre.apply_batch(conn, events[first:first + 500], HISTORY_SOURCE)
+        interval_buckets.refresh_dirty(conn)  # the refresher's work, done before `up` starts
         conn.execute("ANALYZE")  # what autovacuum does on a running system
 
 
@@ -266,6 +273,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=5)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--skip", choices=("stream", "snapshot"), action="append", default=[])
+    parser.add_argument("--kafka", action="store_true",
+                        help="the Kafka deployment: an embedded broker, `dialtone relay` and "
+                        "`dialtone worker` (Faust) project instead of `up`'s runners")
     parser.add_argument("--sse", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -285,6 +295,8 @@ def main(argv: list[str] | None = None) -> None:
         load_tenant(dsn, args.calls)
         ensure_initial_admin(dsn, data_dir)
         key = issue_api_key(dsn, "bench", Role.SUPERVISOR)
+        stack = contextlib.ExitStack()
+        feeders = stack.enter_context(kafka_pipeline(dsn, data_dir)) if args.kafka else []
         up = bench_api.start_up(dsn, data_dir, port, ["--api-workers", "1"],
                                 data_dir / "up.log")
         base_url = f"http://127.0.0.1:{port}"
@@ -294,7 +306,9 @@ def main(argv: list[str] | None = None) -> None:
                                "dialtone up")
             if up.poll() is not None:
                 raise RuntimeError(f"dialtone up exited with {up.returncode}")
-            print(f"dialtone up (embedded, 1 API process, no B2BUA worker); tenant: "
+            mode = ("Kafka: relay + Faust worker project, embedded broker" if args.kafka
+                    else "embedded: in-process projections")
+            print(f"dialtone up ({mode}; 1 API process, no B2BUA worker); tenant: "
                   f"{QUEUES} queues, {AGENTS} agents, {args.calls} calls today")
             if "stream" not in args.skip:
                 stream_phase(args, dsn, base_url, key, psutil.Process(up.pid))
@@ -306,7 +320,32 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             up.terminate()
             up.wait(30)
+            for process in feeders:
+                process.terminate()
+                process.wait(30)
+            stack.close()
     print(f"\nafter: {machine_facts()}")
+
+
+@contextlib.contextmanager
+def kafka_pipeline(dsn: str, data_dir: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """An embedded broker (as tests/fixtures/kafka.py starts it), `up` told to use it (so
+    it runs no projection runner of its own), and `dialtone relay` and `dialtone worker`
+    on it; their output in the data directory."""
+    broker = KafkaBroker(data_dir / "kafka", free_port(), free_port())
+    broker.start()
+    os.environ["DIALTONE_KAFKA_BOOTSTRAP"] = broker.bootstrap  # start_up passes os.environ on
+    env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_DATA_DIR": str(data_dir)}
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for name in ("relay", "worker"):
+            with (data_dir / f"{name}.log").open("ab") as out:
+                processes.append(subprocess.Popen([str(bench_api.DIALTONE), name], env=env,
+                                                  stdout=out, stderr=subprocess.STDOUT))
+        yield processes
+    finally:
+        os.environ.pop("DIALTONE_KAFKA_BOOTSTRAP", None)
+        broker.stop()
 
 
 if __name__ == "__main__":

@@ -3,13 +3,17 @@
 Builds, through the real CallCentreService (in memory), 50 queues and 500
 agents (bench.live_snapshot's centre) and `--days` days of calls spread evenly
 (answered with wrap-up, abandoned, transferred, a tenth left waiting),
-projects them into an embedded PostgreSQL through the call-centre group (which
-keeps the 15-minute bucket sums; events/s reported), then times reports as
+projects them into an embedded PostgreSQL through the call-centre group (whose
+apply marks the 15-minute buckets dirty), then runs the refresher's work (the
+bucket sums; events/s reported for the apply, the refresh and both), then times reports as
 the API runs them (api.queries.reports, one connection, sequential): a daily
 queue report over the whole range, and a 15-minute queue and agent report
 over its last day. Prints p50/p90/p99/max.
 
     .venv/bin/python -m bench.reports [--days 30] [--calls-per-day 1000] [--reads 50]
+                                      [--compare EVENTS]
+
+``--compare``: the live path both ways (see ``compare``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import asyncio
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 import psycopg
@@ -30,7 +35,7 @@ from bench.common import embedded_postgres, machine_facts, percentile_ms
 from bench.live_snapshot import AGENTS, QUEUES, T0, _call, _serve
 from dialtone.database import ensure_database
 from dialtone.migrations import apply_migrations
-from projections import callcentre
+from projections import callcentre, interval_buckets
 from projections.envelope import EventEnvelope
 from streams.envelopes import decode
 
@@ -72,11 +77,63 @@ async def timed(dsn: str, requests: list[ReportRequest], reads: int,
     return samples
 
 
+LIVE_BATCH = 10  # events per batch on the live path (a runner keeping up sees a few)
+
+
+def small_batches(dsn: str, events: list[EventEnvelope], inline: bool) -> list[float]:
+    """Seconds per batch of LIVE_BATCH events until the projections have them: the apply
+    alone (the buckets marked, the refresher's work beside), or ``inline``, the apply
+    followed by the refresh it used to carry in its transaction."""
+    samples = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for first in range(0, len(events), LIVE_BATCH):
+            started = time.perf_counter()
+            callcentre.apply_batch(conn, events[first:first + LIVE_BATCH], "store:bench")
+            if inline:
+                interval_buckets.refresh_dirty(conn)
+            samples.append(time.perf_counter() - started)
+        if not inline:
+            interval_buckets.refresh_dirty(conn)
+    return samples
+
+
+def compare(server: Any, events: list[EventEnvelope], tail: int) -> None:
+    """The live path, both ways, in the same conditions: two databases hold the history
+    but its last ``tail`` events (batches of 500, refreshed), then take those in batches
+    of LIVE_BATCH, one database marking only, the other refreshing after each batch;
+    alternating, so that the machine's load falls on both alike."""
+    dsns = []
+    for name in ("bench_marks", "bench_inline"):
+        dsn = server.dsn(name)
+        ensure_database(dsn)
+        apply_migrations(dsn)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for first in range(0, len(events) - tail, 500):
+                callcentre.apply_batch(conn, events[first:min(first + 500, len(events) - tail)],
+                                       "store:bench")
+            interval_buckets.refresh_dirty(conn)
+        dsns.append(dsn)
+    rest = events[len(events) - tail:]
+    found: dict[bool, list[float]] = {False: [], True: []}
+    for first in range(0, len(rest), 20 * LIVE_BATCH):  # alternate every 20 batches
+        for inline in (False, True):
+            found[inline] += small_batches(dsns[inline], rest[first:first + 20 * LIVE_BATCH],
+                                           inline)
+    for inline, samples in found.items():
+        way = "apply + refresh (as before)" if inline else "apply, buckets marked"
+        print(f"live path, {len(samples)} batches of {LIVE_BATCH} events, {way}: p50 "
+              f"{percentile_ms(samples, 0.5):.1f} ms, p90 {percentile_ms(samples, 0.9):.1f} "
+              f"ms, p99 {percentile_ms(samples, 0.99):.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--calls-per-day", type=int, default=1000)
     parser.add_argument("--reads", type=int, default=50)
+    parser.add_argument("--compare", type=int, default=0, metavar="EVENTS",
+                        help="also time the last EVENTS events in batches of 10 with and "
+                        "without the refresh after each (two more databases)")
     args = parser.parse_args()
     started = time.perf_counter()
     events = history(args.days, args.calls_per_day)
@@ -91,6 +148,10 @@ def main() -> None:
             for first in range(0, len(events), 500):
                 callcentre.apply_batch(conn, events[first:first + 500], "store:bench")
             projected_s = time.perf_counter() - started
+            # The refresher's work, which the apply only marked (here after it, not beside it).
+            started = time.perf_counter()
+            refreshed = interval_buckets.refresh_dirty(conn)
+            refresh_s = time.perf_counter() - started
             buckets = conn.execute("SELECT count(*) FROM interval_marks").fetchone()
         requests = [
             ReportRequest(DEFAULT_TENANT, "queue", "1d", T0, end, None),
@@ -99,10 +160,14 @@ def main() -> None:
         ]
         samples = asyncio.run(timed(asyncpg_dsn(dsn), requests, args.reads,
                                     end + timedelta(hours=1)))
+        if args.compare:
+            compare(server, events, args.compare)
     print(f"{args.days * args.calls_per_day} calls, {len(events)} events built in "
-          f"{built_s:.0f} s; projected (call-centre group with buckets, batches of 500) in "
-          f"{projected_s:.1f} s: {len(events) / projected_s:.0f} events/s; "
-          f"{buckets[0] if buckets else 0} 15-minute buckets computed")
+          f"{built_s:.0f} s; projected (call-centre group, buckets marked dirty, batches of "
+          f"500) in {projected_s:.1f} s: {len(events) / projected_s:.0f} events/s; then "
+          f"{refreshed} dirty 15-minute buckets refreshed in {refresh_s:.1f} s; both: "
+          f"{len(events) / (projected_s + refresh_s):.0f} events/s; "
+          f"{buckets[0] if buckets else 0} buckets computed")
     for name, values in samples.items():
         if name.endswith(" rows"):
             continue

@@ -24,10 +24,11 @@ from uuid import UUID
 
 from adapters.sip.centre_front import Stage
 from adapters.sip.centre_link import Outcome
-from adapters.sip.centre_session import CentreSession, Consult, Watch
-from adapters.sip.commands import HoldCall, ResumeCall, TransferCall
-from adapters.sip.legs import LegRole
-from adapters.sip.session import Phase, now
+from adapters.sip.centre_session import CentreSession
+from adapters.sip.commands import TransferCall
+from adapters.sip.legs import Leg, LegRole
+from application.b2bua.plain import Phase, now
+from application.b2bua.supervision import Watch
 from application.call_control import Action, ControlReply, ControlRequest
 from domain.addressing import Target, TargetKind
 from domain.call import SupervisionMode, TransferKind
@@ -71,14 +72,12 @@ def supervise(session: CentreSession, request: ControlRequest) -> ControlReply:
         return refused
     supervisor, device = request.args["supervisor"], request.args["device"]
     mode = SupervisionMode(request.args["mode"])
-    watch = session.watches.get(supervisor)
+    watch = session.supervision.of(supervisor)
     if watch is not None:
         if watch.device != device:
             return _reply(request, 409, f"supervisor {supervisor} is on the call from "
                                         f"{watch.device}")
-        watch.mode = mode
-        if watch.joined:
-            session.supervision_changed(watch)
+        session.perform(session.supervision.switch(watch, mode, session.cause))
         return _reply(request, 200, f"mode is now {mode}", state=_state(watch), mode=mode)
     if session.centre.free_legs() < 1:
         return _reply(request, 503, "no free call slot on the worker holding this call")
@@ -87,8 +86,7 @@ def supervise(session: CentreSession, request: ControlRequest) -> ControlReply:
     if not device.startswith(("sip:", "sips:")) or not leg.place(device):
         leg.detach()
         return _reply(request, 422, f"cannot call device {device!r}")
-    watch = Watch(supervisor, device, mode, leg, joined_by=request.audit)
-    session.watches[supervisor] = watch
+    session.supervision.calling(supervisor, device, mode, leg, joined_by=request.audit)
     log.info("call %s: calling supervisor %s at %s (%s)", session.call_id, supervisor,
              device, mode)
     return _reply(request, 202, "calling the supervisor's device", state="calling", mode=mode)
@@ -96,15 +94,15 @@ def supervise(session: CentreSession, request: ControlRequest) -> ControlReply:
 
 def unsupervise(session: CentreSession, request: ControlRequest) -> ControlReply:
     supervisor = request.args["supervisor"]
-    watch = session.watches.get(supervisor)
+    watch = session.supervision.of(supervisor)
     if watch is None:
         return _reply(request, 404, f"supervisor {supervisor} is not on call {session.call_id}")
-    watch.left_by = request.audit
-    watch.leg.end()  # its DISCONNECTED records SupervisionEnded and re-routes the audio
+    # Its leg's DISCONNECTED records SupervisionEnded and re-routes the audio.
+    session.perform(session.supervision.leave(watch, request.audit))
     return _reply(request, 200, "supervisor leaving")
 
 
-def _state(watch: Watch) -> str:
+def _state(watch: Watch[Leg]) -> str:
     return "joined" if watch.joined else "calling"
 
 
@@ -228,36 +226,19 @@ def _consult(session: CentreSession, request: ControlRequest, uri: str, label: s
     if not leg.place(uri):
         leg.detach()
         return _reply(request, 502, f"cannot call {uri}")
-    session.consult = Consult(label, leg, on_state=lambda: _consult_state(session))
-    session.emit(HoldCall(session.call_id, now()))  # the caller waits, with music
     log.info("call %s: consultation with %s", session.call_id, uri)
-    session.refresh_audio()
+    session.perform(session.consultation.start(label, leg))  # the caller waits, with music
     return _reply(request, 202, f"consulting {label}", state="consulting")
-
-
-def _consult_state(session: CentreSession) -> None:
-    consult = session.consult
-    if consult is None:
-        return
-    if consult.leg.confirmed and not consult.answered:
-        consult.answered = True
-        session.refresh_audio()
-    elif consult.leg.disconnected:
-        log.info("call %s: consultation ended; back to the caller", session.call_id)
-        session.consult = None
-        session.emit(ResumeCall(session.call_id, now(), cause=consult.cancelled_by))
-        session.refresh_audio()
 
 
 def complete_transfer(session: CentreSession, request: ControlRequest) -> ControlReply:
     consult = session.consult
     if consult is None or not consult.answered:
         return _reply(request, 409, "no answered consultation to complete")
-    session.consult = None
-    session.emit(TransferCall(session.call_id, now(), TransferKind.ATTENDED, consult.label))
-    session.emit(ResumeCall(session.call_id, now()))
+    consulted, records = session.consultation.complete()
+    session.perform(records)
     session.release_agent()
-    session.b = consult.leg  # its state now reaches the session as the other party's
+    session.b = consulted  # its state now reaches the session as the other party's
     log.info("call %s: attended transfer to %s completed", session.call_id, consult.label)
     session.refresh_audio()
     return _reply(request, 200, f"connected to {consult.label}")
@@ -267,8 +248,7 @@ def cancel_transfer(session: CentreSession, request: ControlRequest) -> ControlR
     consult = session.consult
     if consult is None:
         return _reply(request, 409, "no consultation in progress")
-    consult.cancelled_by = request.audit
-    consult.leg.end()  # its DISCONNECTED resumes the caller
+    session.perform(session.consultation.cancel(request.audit))  # its end resumes the caller
     return _reply(request, 200, "consultation cancelled")
 
 

@@ -40,16 +40,11 @@ from adapters.sip.commands import EndCall, QueueCall, RingCall, RouteCall
 from adapters.sip.directory import Directory, QueueSettings
 from adapters.sip.front import FrontAudio
 from adapters.sip.legs import Leg, LegRole
-from adapters.sip.session import (
-    InboundFacts,
-    Phase,
-    Session,
-    SessionContext,
-    Timer,
-    now,
-)
+from adapters.sip.session import Session, SessionContext, Timer
+from application.b2bua.inbound import InboundFacts
 from application.b2bua.outcomes import NO_CAPACITY, NO_ROUTE, callee_failure
 from application.b2bua.outcomes import Outcome as SipOutcome
+from application.b2bua.plain import Phase, now
 from application.call_control import ControlReply
 from domain.addressing import Target, TargetKind
 from domain.call import Disposition, HangupSide
@@ -312,7 +307,8 @@ class FrontSession(Session):
         if self.ever_answered:
             self._end_answered(side, cause)
             return
-        self._finish(EndCall(self.call_id, now(), disposition, cause, side, sip_status))
+        self._run(self.flow.finish(EndCall(self.call_id, now(), disposition, cause, side,
+                                           sip_status)))
         self._end_all_but(None)
 
     def end_now(self, cause: str) -> None:

@@ -10,7 +10,6 @@ Supervision and transfer requests are handled in ``centre_actions.py``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -28,22 +27,19 @@ from adapters.sip.commands import (
     ConnectAgent,
     EndCall,
     RingCall,
-    StartSupervision,
-    StopSupervision,
 )
 from adapters.sip.legs import Leg, LegRole
 from adapters.sip.mixer import Mixer, Port, conversation, port
-from adapters.sip.session import (
-    MEDIA_SAMPLE_INTERVAL,
-    InboundFacts,
-    Phase,
-    SessionContext,
-    Timer,
-    now,
-)
+from adapters.sip.session import MEDIA_SAMPLE_INTERVAL, SessionContext, Timer, state_fact
+from application.b2bua.actions import Action
+from application.b2bua.consultation import Consult, Consultation
+from application.b2bua.inbound import InboundFacts
+from application.b2bua.legs import Answered, Gone
+from application.b2bua.plain import Phase, now
+from application.b2bua.supervision import Supervision, Watch
 from application.call_control import AuditLink
 from application.routing_view import OfferChange
-from domain.call import HangupSide, SupervisionMode
+from domain.call import HangupSide
 from domain.queue import Queue
 
 log = logging.getLogger(__name__)
@@ -61,39 +57,14 @@ class Ring:
     timer: Timer | None = None
 
 
-@dataclass
-class Watch:
-    """A supervisor on the call (or being called to join it)."""
-
-    supervisor: str
-    device: str
-    mode: SupervisionMode
-    leg: Leg
-    joined: bool = False
-    joined_by: AuditLink | None = None  # the API command that called the supervisor
-    left_by: AuditLink | None = None  # the one that took them off (None: they hung up)
-
-
-@dataclass
-class Consult:
-    """An attended transfer: the agent talks to ``label`` while the caller waits."""
-
-    label: str
-    leg: Leg
-    on_state: Callable[[], None]  # centre_actions follows the consulted leg
-    answered: bool = False
-    cancelled_by: AuditLink | None = None  # the API command that cancelled it, if one did
-
-
-
 class CentreSession(FrontSession):
     def __init__(self, ctx: SessionContext, centre: CentreContext, caller_leg: Leg,
                  facts: InboundFacts) -> None:
         super().__init__(ctx, centre, caller_leg, facts)
         self.rings: dict[UUID, Ring] = {}
         self.agent_id: UUID | None = None  # the agent talking to the caller
-        self.watches: dict[str, Watch] = {}
-        self.consult: Consult | None = None
+        self.supervision: Supervision[Leg] = Supervision(self.call_id)
+        self.consultation: Consultation[Leg] = Consultation(self.call_id)
         self.recording: CallRecording | None = None
         self.mixer = Mixer()
         # The call-control request being handled (centre_actions.handle): what is
@@ -263,13 +234,13 @@ class CentreSession(FrontSession):
         if self.phase is Phase.ENDED:
             return
         ring = next((r for r in self.rings.values() if r.leg is leg), None)
-        watch = next((w for w in self.watches.values() if w.leg is leg), None)
+        watch = self.supervision.on_leg(leg)
         if ring is not None:
             self._ring_state(ring)
         elif watch is not None:
             self.watch_state(watch)
         elif self.consult is not None and leg is self.consult.leg:
-            self.consult.on_state()
+            self.consult_state(leg)
         elif self.phase is Phase.ANSWERED:
             super().leg_state(leg)
         elif leg is self.a and leg.disconnected:
@@ -278,7 +249,7 @@ class CentreSession(FrontSession):
             self._dialled_state(leg)
 
 
-    def _finish(self, end: EndCall) -> None:
+    def _finish(self, end: EndCall, answered: bool) -> None:
         self.stage = Stage.ENDED
         self._cancel_stage_timer()
         if self._announce_timer is not None:
@@ -291,7 +262,7 @@ class CentreSession(FrontSession):
             self._end_agent_call(self.agent_id)
             self.agent_id = None
         recording, self.recording = self.recording, None
-        super()._finish(end)
+        super()._finish(end, answered)
         self.mixer.forget()
         if recording is not None:
             recording.close()
@@ -309,11 +280,10 @@ class CentreSession(FrontSession):
             log.error("call %s: recording %s never completed", self.call_id, recording.path)
 
     def _end_all_but(self, keep: Leg | None) -> None:
-        extra = [w.leg for w in self.watches.values()]
-        if self.consult is not None:
-            extra.append(self.consult.leg)
-        self.watches.clear()
-        self.consult = None
+        extra = self.supervision.drop_all()
+        consulted = self.consultation.drop()
+        if consulted is not None:
+            extra.append(consulted)
         for leg in extra:
             leg.listener = None
             leg.end()
@@ -343,8 +313,8 @@ class CentreSession(FrontSession):
         caller, agent = self._parties()
         one = port(caller.audio()) if caller is not None else None
         two = port(agent.audio()) if agent is not None else None
-        supervisors = {p: w.mode for w in self.watches.values()
-                       if w.joined and (p := port(w.leg.audio())) is not None}
+        supervisors = {p: w.mode for w in self.supervision.joined()
+                       if (p := port(w.leg.audio())) is not None}
         recorder = port(self.recording.sink) if self.recording is not None else None
         talking = self.held_by is None and self.consult is None and self._waiting_party() is None
         routes = conversation(one, two, supervisors=supervisors, recorder=recorder,
@@ -355,35 +325,43 @@ class CentreSession(FrontSession):
                 routes |= {(two, third), (third, two)}
         return routes
 
-    def _complete_transfer(self, transferor: Leg, new: Leg) -> None:
-        # A REFER from the agent: the agent leaves, their wrap-up starts.
-        if transferor is self.b and self.agent_id is not None:
+    def _transfer_answered(self, transferor: Leg, new: Leg) -> None:
+        # A REFER from the agent (whose place ``new`` took): the agent leaves,
+        # their wrap-up starts.
+        if new is self.b and self.agent_id is not None:
             self._end_agent_call(self.agent_id)
             self.agent_id = None
-        super()._complete_transfer(transferor, new)
+        super()._transfer_answered(transferor, new)
 
     # -- supervisors (requests: centre_actions.py) ----------------------------------------
 
-    def watch_state(self, watch: Watch) -> None:
+    def watch_state(self, watch: Watch[Leg]) -> None:
         """A supervisor's leg changed state: joined (answered) or gone."""
-        leg = watch.leg
-        if leg.state == pj.PJSIP_INV_STATE_CONFIRMED and not watch.joined:
-            watch.joined = True
-            self.supervision_changed(watch)
-        elif leg.disconnected:
-            self.watches.pop(watch.supervisor, None)
-            if watch.joined:
-                self._emit(StopSupervision(self.call_id, now(), watch.supervisor,
-                                           cause=watch.left_by))
-            self._bridge()
+        fact = state_fact(watch.leg)
+        if isinstance(fact, Answered):
+            # Joined: the request that called them is the cause (or the one being handled).
+            self._run(self.supervision.device_answered(watch, self.cause))
+        elif isinstance(fact, Gone):
+            self._run(self.supervision.device_gone(watch))
 
-    def supervision_changed(self, watch: Watch) -> None:
-        """``watch`` joined, or switched mode: record it, re-route the audio."""
-        log.info("call %s: supervisor %s %s", self.call_id, watch.supervisor, watch.mode)
-        # Joined: the request that called them; a mode switch: the one being handled.
-        self._emit(StartSupervision(self.call_id, now(), watch.supervisor, watch.mode,
-                                    cause=self.cause or watch.joined_by))
-        self._bridge()
+    @property
+    def consult(self) -> Consult[Leg] | None:
+        """The attended transfer in progress (centre_actions starts and ends it)."""
+        return self.consultation.current
+
+    def consult_state(self, leg: Leg) -> None:
+        """The consulted party answered, or left (or was cancelled)."""
+        consult = self.consult
+        if consult is None:
+            return
+        if leg.confirmed and not consult.answered:
+            self._run(self.consultation.consulted_answered())
+        elif leg.disconnected:
+            self._run(self.consultation.consulted_gone())
+
+    def perform(self, actions: list[Action[Leg]]) -> None:
+        """Perform what a flow of this call decided (centre_actions' requests)."""
+        self._run(actions)
 
     def emit(self, command: Command) -> None:
         self._emit(command)

@@ -1,12 +1,19 @@
-"""One bridged call: the caller's leg, the callee's leg, and what happens between them.
+"""One bridged call on pjsua2: the adapter between a call's legs and its flow.
 
-The session turns SIP facts on either leg into (a) SIP actions on the other leg
-(relay 18x and the answer, CANCEL/BYE the other side, propagate hold) and (b)
-domain commands put on the command sink. It runs on the pjsua2 thread only.
+The flow (``application.b2bua.plain.PlainCall``) decides; the session only
+translates. Each pjsua2 callback on one of the call's legs becomes a fact for
+the flow (``application.b2bua.legs``), and each action the flow returns is
+performed here on pjsua2: responses and hang-ups on legs, new legs placed, the
+conference bridge, music on hold, timers, RTP statistics, and the domain
+commands put on the command sink. It runs on the pjsua2 thread only.
 
 pjsua2 may call back into the session while the session is itself calling
-pjsua2 (hanging up a leg reports DISCONNECTED at once), so every transition
-updates the session's state *before* touching a leg.
+pjsua2 (hanging up a leg reports DISCONNECTED at once): the flow has moved to
+its next state before it returns its actions, so such a fact meets that state.
+
+The call-centre sessions (``centre_front``, ``centre_session``) extend this one
+and still keep their own stages; they read and set the flow's state through
+the properties below.
 """
 
 from __future__ import annotations
@@ -15,43 +22,46 @@ import logging
 from collections.abc import Callable, Hashable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import Enum
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 from uuid import UUID
 
 import pjsua2 as pj
 
 from adapters.media.stats import Rated
-from adapters.sip.commands import (
-    AnswerCall,
-    Command,
-    CommandSink,
-    EndCall,
-    HoldCall,
-    InitiateCall,
-    RecordMediaQuality,
-    ResumeCall,
-    RingCall,
-    RouteCall,
-    TransferCall,
-)
+from adapters.sip.commands import Command, CommandSink, EndCall, RecordMediaQuality
 from adapters.sip.legs import AUDIO_ACTIVE, AUDIO_REMOTE_HOLD, Leg, LegRole
 from application import log_context
-from application.b2bua.outcomes import (
-    NO_ANSWER_TIMEOUT,
-    NO_CAPACITY,
-    NO_ROUTE,
-    Outcome,
-    callee_failure,
+from application.b2bua import actions as act
+from application.b2bua.inbound import InboundFacts
+from application.b2bua.legs import (
+    Answered,
+    Audio,
+    Fact,
+    Gone,
+    MediaChanged,
+    Placed,
+    PlaceFailed,
+    ReferFollowed,
+    ReferReceived,
+    Ringing,
+    Role,
+    ShutdownAsked,
+    TimerFired,
 )
-from domain.addressing import DEFAULT_TENANT
-from domain.call import Call, Direction, Disposition, HangupSide, TransferKind
+from application.b2bua.legs import Timer as FlowTimer
+from application.b2bua.plain import Phase, PlainCall, Settings, now
+from domain.call import HangupSide
+
+# InboundFacts with the session's own names: the worker builds both.
+__all__ = ["MEDIA_SAMPLE_INTERVAL", "AudioSource", "InboundFacts", "MediaMonitor", "Session",
+           "SessionContext", "Timer", "audio_of", "state_fact"]
 
 log = logging.getLogger(__name__)
 
-TRANSFEROR_GRACE = 5.0  # seconds a transferor may stay after its transfer is answered
 MEDIA_SAMPLE_INTERVAL = 5.0  # seconds between RTP statistics samples of a live call
+EARLY = int(pj.PJSIP_INV_STATE_EARLY)
+CONFIRMED = int(pj.PJSIP_INV_STATE_CONFIRMED)
 
 
 class Timer(Protocol):
@@ -87,163 +97,230 @@ class SessionContext:
     retry_after: int = 5  # seconds, on our own 503s
 
 
-class Phase(Enum):
-    ROUTING = "routing"
-    ANSWERED = "answered"
-    ENDED = "ended"
+def state_fact(leg: Leg) -> Fact[Leg] | None:
+    """What a state callback of ``leg`` tells the flow (None: nothing it follows)."""
+    if leg.disconnected:
+        return Gone(leg, leg.last_status)
+    if leg.state == CONFIRMED:
+        return Answered(leg)
+    if leg.state == EARLY:
+        return Ringing(leg, leg.last_status)
+    return None
 
 
-@dataclass(frozen=True)
-class InboundFacts:
-    sip_call_id: str
-    caller: str
-    callee: str
-    tenant: str = DEFAULT_TENANT  # of the number dialled (the directory knows it)
-    direction: Direction = Direction.INBOUND
-    trunk: str | None = None  # the provisioned number the call came in (or goes out) on
-
-    @classmethod
-    def classified(cls, sip_call_id: str, caller: str, callee: str,
-                   numbers: NumberBook | None) -> InboundFacts:
-        """The facts with the call's direction, trunk and tenant, from the numbers
-        the tenants provisioned: a call TO one of them came in from outside
-        (inbound, on that number); a call FROM one of them (our number presented as
-        the caller) goes out (outbound, on that number); a call between two
-        numbers nobody provisioned (phone to phone through the dialplan) is
-        internal, of the default tenant."""
-        if numbers is not None and numbers.owns(callee):
-            return cls(sip_call_id, caller, callee, numbers.tenant(callee),
-                       Direction.INBOUND, callee)
-        if numbers is not None and numbers.owns(caller):
-            return cls(sip_call_id, caller, callee, numbers.tenant(caller),
-                       Direction.OUTBOUND, caller)
-        return cls(sip_call_id, caller, callee, DEFAULT_TENANT, Direction.INTERNAL)
-
-
-class NumberBook(Protocol):
-    """The provisioned numbers (adapters/sip/directory.py's Directory)."""
-
-    def owns(self, did: str) -> bool: ...
-
-    def tenant(self, did: str) -> str: ...
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def refer_target(refer_to: str) -> str:
-    """The URI of a Refer-To value, without its name-addr angle brackets."""
-    inner = refer_to.strip()
-    if inner.startswith("<") and ">" in inner:
-        inner = inner[1 : inner.index(">")]
-    return inner
+def audio_of(status: int | None) -> Audio:
+    if status == AUDIO_ACTIVE:
+        return Audio.ACTIVE
+    return Audio.REMOTE_HOLD if status == AUDIO_REMOTE_HOLD else Audio.OTHER
 
 
 class Session:
     def __init__(self, ctx: SessionContext, caller_leg: Leg, facts: InboundFacts) -> None:
         self.ctx = ctx
         self.facts = facts
-        self.call_id: UUID = Call.id_for(facts.sip_call_id)
-        self.a: Leg = caller_leg
-        self.b: Leg | None = None
-        self.phase = Phase.ROUTING
-        self.rang = False
-        self.relayed: set[int] = set()
-        self.held_by: Leg | None = None
-        self.transfer: tuple[Leg, Leg] | None = None  # (transferor, new leg)
-        self._timer: Timer | None = None
+        settings = Settings(ctx.no_answer_timeout, ctx.retry_after)
+        self.flow: PlainCall[Leg] = PlainCall(facts, caller_leg, settings, now)
+        self.call_id: UUID = self.flow.call_id
+        self._timer: Timer | None = None  # no answer, then RTP sampling
         self._music_to: Leg | None = None
-        self._leftover: Leg | None = None  # a transferor still connected after its transfer
         self._leftover_timer: Timer | None = None
         self._bridged: tuple[int, int] | None = None  # conference slots last connected
         caller_leg.listener = self
+
+    # The flow's state (the call-centre sessions move it too).
+
+    @property
+    def phase(self) -> Phase:
+        return self.flow.phase
+
+    @phase.setter
+    def phase(self, phase: Phase) -> None:
+        self.flow.phase = phase
+
+    @property
+    def a(self) -> Leg:
+        return self.flow.a
+
+    @property
+    def b(self) -> Leg | None:
+        return self.flow.b
+
+    @b.setter
+    def b(self, leg: Leg | None) -> None:
+        self.flow.b = leg
+
+    @property
+    def held_by(self) -> Leg | None:
+        return self.flow.held_by
+
+    @property
+    def transfer(self) -> tuple[Leg, Leg] | None:
+        return self.flow.transfer
 
     def log_fields(self) -> AbstractContextManager[None]:
         """Bind this call's ids to every line logged inside (pjsip's own included),
         for whoever enters the session: a leg's callback, the worker, a timer."""
         return log_context.for_call(self.call_id, self.facts.tenant, self.facts.sip_call_id)
 
-    # Start.
+    # Start and stop.
 
     def start(self, target: str | None) -> None:
-        self._initiate()
-        self._route(target)
+        self._run(self.flow.start(target))
 
     def _initiate(self) -> None:
-        f = self.facts
-        self._emit(InitiateCall(self.call_id, now(), f.caller, f.callee, f.direction, f.trunk,
-                                f.sip_call_id, f.tenant))
+        self._run(self.flow.initiate())
 
-    def _route(self, target: str | None) -> None:
-        f = self.facts
-        if target is None:
-            log.info("call %s: no route for %r: 404", self.call_id, f.callee)
-            self._end_unanswered(NO_ROUTE, HangupSide.SYSTEM)
-            return
-        self._emit(RouteCall(self.call_id, now(), target))
-        self._timer = self.ctx.call_later(self.ctx.no_answer_timeout, self._no_answer)
-        self.b, no_slot = self._place(target)
-        if self.b is None:
-            self._end_unanswered(NO_CAPACITY if no_slot else callee_failure(0), HangupSide.SYSTEM)
+    def end_now(self, cause: str) -> None:
+        """End the call from our side (worker shutdown)."""
+        self._run(self.flow.handle(ShutdownAsked(cause)))
 
-    def _place(self, target: str) -> tuple[Leg | None, bool]:
-        """The callee's leg, or None and whether pjsua had no call slot for it."""
-        leg = self.ctx.new_leg(LegRole.CALLEE)
-        leg.listener = self
-        if not leg.place(target):
-            leg.detach()
-            return None, leg.no_slot
-        return leg, False
+    def _end_answered(self, side: HangupSide, cause: str) -> None:
+        self._run(self.flow.end_answered(side, cause))
 
-    # Leg callbacks.
+    # Leg callbacks: facts for the flow.
 
     def leg_state(self, leg: Leg) -> None:
-        if self.phase is Phase.ENDED:
-            return
-        if self.transfer is not None and leg in self.transfer:
-            self._transfer_leg_state(leg)
-        elif leg is self.b:
-            self._callee_state(leg)
-        elif leg is self.a:
-            self._caller_state(leg)
+        fact = state_fact(leg)
+        if fact is not None:
+            self._run(self.flow.handle(fact))
 
-    def _callee_state(self, leg: Leg) -> None:
-        state, status = leg.state, leg.last_status
-        if state == pj.PJSIP_INV_STATE_EARLY and self.phase is Phase.ROUTING:
-            self._relay_provisional(status)
-        elif state == pj.PJSIP_INV_STATE_CONFIRMED and self.phase is Phase.ROUTING:
-            self._answered()
-        elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            if self.phase is Phase.ANSWERED:
-                self._end_answered(HangupSide.CALLEE, "normal_clearing")
-            else:
-                self._end_unanswered(callee_failure(status), HangupSide.CALLEE)
+    def leg_media(self, leg: Leg) -> None:
+        status = leg.audio_status()
+        log.debug("call %s: %s media status %s", self.call_id, leg.label, status)
+        self._run(self.flow.handle(MediaChanged(leg, audio_of(status))))
 
-    def _caller_state(self, leg: Leg) -> None:
-        if not leg.disconnected:
-            return
-        if self.phase is Phase.ANSWERED:
-            self._end_answered(HangupSide.CALLER, "normal_clearing")
+    def leg_transfer_request(self, leg: Leg, prm: pj.OnCallTransferRequestParam) -> None:
+        """A REFER: refused, or followed on a new leg pjsua2 dials itself."""
+        for action in self.flow.handle(ReferReceived(leg, prm.dstUri)):
+            if isinstance(action, act.RefuseRefer):
+                prm.statusCode = action.status
+            elif isinstance(action, act.FollowRefer):
+                new = self.ctx.new_leg(LegRole.CALLEE)
+                new.listener = self
+                prm.newCall = new.dialog
+                self._run(self.flow.handle(ReferFollowed(leg, new, action.target)))
+
+    def leg_dtmf(self, leg: Leg, digit: str) -> None:
+        log.debug("call %s: DTMF %s from the %s (not used on a plain call)", self.call_id,
+                  digit, leg.role)
+
+    def leg_stream_closing(self, leg: Leg, stream_index: int) -> None:
+        # The last chance to read this stream's statistics (it is being destroyed).
+        if self.ctx.media is not None and self.phase is Phase.ANSWERED:
+            self.ctx.media.sample(self.call_id, leg, leg.stream_stat(stream_index))
+
+    # The flow's actions, performed.
+
+    def _run(self, actions: list[act.Action[Leg]]) -> None:
+        for action in actions:
+            _PERFORM[type(action)](self, action)
+
+    def _place(self, role: Role, target: str) -> None:
+        leg = self.ctx.new_leg(LegRole(role.value))
+        leg.listener = self
+        placed: Fact[Leg] = Placed(leg)
+        if not leg.place(target):
+            leg.detach()
+            placed = PlaceFailed(leg.no_slot)
+        self._run(self.flow.handle(placed))
+
+    def _start_timer(self, timer: FlowTimer, seconds: float) -> None:
+        if timer is FlowTimer.NO_ANSWER:
+            self._timer = self.ctx.call_later(seconds, self._no_answer)
         else:
-            cancelled = Outcome(Disposition.CANCELLED, "originator_cancel", 487)
-            self._end_unanswered(cancelled, HangupSide.CALLER)
+            self._leftover_timer = self.ctx.call_later(seconds, self._end_leftover)
 
-    def _relay_provisional(self, status: int) -> None:
-        if status not in (180, 183) or status in self.relayed:
-            return
-        self.relayed.add(status)
-        if not self.rang:
-            self.rang = True
-            self._emit(RingCall(self.call_id, now()))
-        self.a.respond(status)
+    def _no_answer(self) -> None:
+        self._timer = None
+        self._run(self.flow.handle(TimerFired(FlowTimer.NO_ANSWER)))
 
-    def _answered(self) -> None:
-        self.phase = Phase.ANSWERED
+    def _end_leftover(self) -> None:
+        self._leftover_timer = None
+        self._run(self.flow.handle(TimerFired(FlowTimer.TRANSFEROR_GRACE)))
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _transfer_answered(self, transferor: Leg, new: Leg) -> None:  # noqa: ARG002 - a hook
+        log.info("call %s: transfer to %s answered", self.call_id, new.label)
+
+    def _finish(self, end: EndCall, answered: bool) -> None:
         self._cancel_timer()
-        self._emit(AnswerCall(self.call_id, now()))
-        self.a.respond(200)
-        self._bridge()
+        self._stop_hold_music()
+        if answered:
+            self._report_media_quality(end.occurred_at)
+        self._emit(end)
+        self.ctx.on_end(self)
+
+    def _end_all_but(self, keep: Leg | None) -> None:
+        if self._leftover_timer is not None:
+            self._leftover_timer.cancel()
+        for leg in self.flow.legs():
+            if leg is not keep:
+                leg.end()
+
+    def _emit(self, command: Command) -> None:
+        self.ctx.sink.put(command)
+
+    # Media: bridge, hold music, statistics.
+
+    def _other(self, leg: Leg) -> Leg | None:
+        return self.flow.other(leg)
+
+    def _parties(self) -> tuple[Leg | None, Leg | None]:
+        return self.flow.parties()
+
+    def _waiting_party(self) -> Leg | None:
+        return self.flow.waiting_party()
+
+    def _bridge(self) -> None:
+        """Connect both parties' audio both ways, or the waiting party to music."""
+        one, two = self._parties()
+        waiting = self._waiting_party()
+        if waiting is not None:
+            self._play_hold_music(waiting)
+            return
+        audio_one = one.audio() if one is not None else None
+        audio_two = two.audio() if two is not None else None
+        if audio_one is not None and audio_two is not None:
+            # Again after every media update: a re-INVITE may give a leg a new port.
+            audio_one.startTransmit(audio_two)
+            audio_two.startTransmit(audio_one)
+            slots = (audio_one.getPortId(), audio_two.getPortId())
+            if slots != self._bridged:
+                self._bridged = slots
+                log.info("call %s: audio bridged (conference slots %d <-> %d)", self.call_id,
+                         *slots)
+
+    def _unbridge(self) -> None:
+        self._bridged = None
+        audio_a = self.a.audio()
+        audio_b = self.b.audio() if self.b is not None else None
+        if audio_a is not None and audio_b is not None:
+            audio_a.stopTransmit(audio_b)
+            audio_b.stopTransmit(audio_a)
+
+    def _play_hold_music(self, leg: Leg) -> None:
+        audio = leg.audio()
+        if self.ctx.music_on_hold is None or audio is None:
+            return
+        self.ctx.music_on_hold.play_to(audio)  # again after a re-INVITE: its port may be new
+        if self._music_to is not leg:
+            log.info("call %s: hold music to the %s", self.call_id, leg.role)
+        self._music_to = leg
+
+    def _stop_hold_music(self) -> None:
+        leg = self._music_to
+        if leg is None or self.ctx.music_on_hold is None:
+            return
+        self._music_to = None
+        audio = leg.audio()
+        if audio is not None:
+            self.ctx.music_on_hold.stop_to(audio)
+
+    def _start_sampling(self) -> None:
         if self.ctx.media is not None:
             self._timer = self.ctx.call_later(MEDIA_SAMPLE_INTERVAL, self._sample_media)
 
@@ -275,215 +352,23 @@ class Session:
                                       round(f.loss_pct, 2),
                                       None if f.rtt_ms is None else round(f.rtt_ms, 2)))
 
-    def _no_answer(self) -> None:
-        self._timer = None
-        if self.phase is Phase.ROUTING:
-            log.info("call %s: no answer within %ss", self.call_id, self.ctx.no_answer_timeout)
-            self._end_unanswered(NO_ANSWER_TIMEOUT, HangupSide.SYSTEM)
 
-    # Ends.
-
-    def _end_unanswered(self, outcome: Outcome, side: HangupSide) -> None:
-        self._finish(EndCall(self.call_id, now(), outcome.disposition, outcome.hangup_cause,
-                             side, outcome.relay_status))
-        overloaded = outcome.relay_status == 503
-        self.a.end(outcome.relay_status,
-                   {"Retry-After": str(self.ctx.retry_after)} if overloaded else None)
-        self._end_all_but(self.a)
-
-    def _end_answered(self, side: HangupSide, cause: str) -> None:
-        self._finish(EndCall(self.call_id, now(), Disposition.ANSWERED, cause, side, 200))
-        self._end_all_but(None)
-
-    def end_now(self, cause: str) -> None:
-        """End the call from our side (worker shutdown)."""
-        if self.phase is Phase.ANSWERED:
-            self._end_answered(HangupSide.SYSTEM, cause)
-        elif self.phase is Phase.ROUTING:
-            self._end_unanswered(Outcome(Disposition.FAILED, cause, 503), HangupSide.SYSTEM)
-
-    def _finish(self, end: EndCall) -> None:
-        was_answered = self.phase is Phase.ANSWERED
-        self.phase = Phase.ENDED
-        self._cancel_timer()
-        self._stop_hold_music()
-        if was_answered:
-            self._report_media_quality(end.occurred_at)
-        self._emit(end)
-        self.ctx.on_end(self)
-
-    def _end_all_but(self, keep: Leg | None) -> None:
-        if self._leftover_timer is not None:
-            self._leftover_timer.cancel()
-        legs = [self.a, self.b, self._leftover, *(self.transfer or ())]
-        for leg in legs:
-            if leg is not None and leg is not keep:
-                leg.end()
-
-    # Media: bridge, hold, statistics.
-
-    def leg_media(self, leg: Leg) -> None:
-        log.debug("call %s: %s media status %s", self.call_id, leg.label, leg.audio_status())
-        if self.phase is Phase.ENDED:
-            return
-        if self.transfer is not None and leg is self.transfer[1]:
-            self._bridge()
-            return
-        if self.phase is Phase.ANSWERED and leg in (self.a, self.b):
-            self._track_hold(leg)
-        self._bridge()
-
-    def _track_hold(self, leg: Leg) -> None:
-        status = leg.audio_status()
-        other = self._other(leg)
-        if status == AUDIO_REMOTE_HOLD and self.held_by is None:
-            self.held_by = leg
-            self._emit(HoldCall(self.call_id, now()))
-            self._unbridge()
-            if other is not None:
-                other.hold()
-        elif status == AUDIO_ACTIVE and self.held_by is leg:
-            self.held_by = None
-            self._emit(ResumeCall(self.call_id, now()))
-            self._stop_hold_music()
-            if other is not None:
-                other.unhold()
-
-    def _other(self, leg: Leg) -> Leg | None:
-        return self.b if leg is self.a else self.a
-
-    def _parties(self) -> tuple[Leg | None, Leg | None]:
-        """The two legs whose audio should meet right now."""
-        if self.transfer is not None:
-            transferor, new = self.transfer
-            return self._other(transferor), new
-        return self.a, self.b
-
-    def _bridge(self) -> None:
-        """Connect both parties' audio both ways, or the waiting party to music."""
-        one, two = self._parties()
-        waiting = self._waiting_party()
-        if waiting is not None:
-            self._play_hold_music(waiting)
-            return
-        audio_one = one.audio() if one is not None else None
-        audio_two = two.audio() if two is not None else None
-        if audio_one is not None and audio_two is not None:
-            # Again after every media update: a re-INVITE may give a leg a new port.
-            audio_one.startTransmit(audio_two)
-            audio_two.startTransmit(audio_one)
-            slots = (audio_one.getPortId(), audio_two.getPortId())
-            if slots != self._bridged:
-                self._bridged = slots
-                log.info("call %s: audio bridged (conference slots %d <-> %d)", self.call_id,
-                         *slots)
-
-    def _waiting_party(self) -> Leg | None:
-        """The party who should hear music: held, or being transferred."""
-        if self.held_by is not None:
-            return self._other(self.held_by)
-        if self.transfer is not None:
-            transferor, new = self.transfer
-            if not new.confirmed:
-                return self._other(transferor)
-        return None
-
-    def _unbridge(self) -> None:
-        self._bridged = None
-        audio_a = self.a.audio()
-        audio_b = self.b.audio() if self.b is not None else None
-        if audio_a is not None and audio_b is not None:
-            audio_a.stopTransmit(audio_b)
-            audio_b.stopTransmit(audio_a)
-
-    def _play_hold_music(self, leg: Leg) -> None:
-        audio = leg.audio()
-        if self.ctx.music_on_hold is None or audio is None:
-            return
-        self.ctx.music_on_hold.play_to(audio)  # again after a re-INVITE: its port may be new
-        if self._music_to is not leg:
-            log.info("call %s: hold music to the %s", self.call_id, leg.role)
-        self._music_to = leg
-
-    def _stop_hold_music(self) -> None:
-        leg = self._music_to
-        if leg is None or self.ctx.music_on_hold is None:
-            return
-        self._music_to = None
-        audio = leg.audio()
-        if audio is not None:
-            self.ctx.music_on_hold.stop_to(audio)
-
-    def leg_dtmf(self, leg: Leg, digit: str) -> None:
-        log.debug("call %s: DTMF %s from the %s (not used on a plain call)", self.call_id,
-                  digit, leg.role)
-
-    def leg_stream_closing(self, leg: Leg, stream_index: int) -> None:
-        # The last chance to read this stream's statistics (it is being destroyed).
-        if self.ctx.media is not None and self.phase is Phase.ANSWERED:
-            self.ctx.media.sample(self.call_id, leg, leg.stream_stat(stream_index))
-
-    # Blind transfer: REFER from either party.
-
-    def leg_transfer_request(self, leg: Leg, prm: pj.OnCallTransferRequestParam) -> None:
-        if self.phase is not Phase.ANSWERED or self.transfer is not None or self.held_by:
-            log.info("call %s: REFER refused (%s)", self.call_id, self.phase.value)
-            prm.statusCode = 603
-            return
-        new = self.ctx.new_leg(LegRole.CALLEE)
-        new.listener = self
-        prm.newCall = new.dialog
-        self.transfer = (leg, new)
-        target = refer_target(prm.dstUri)
-        log.info("call %s: blind transfer by %s to %s", self.call_id, leg.role, target)
-        self._emit(TransferCall(self.call_id, now(), TransferKind.BLIND, target))
-        self._unbridge()
-        self._bridge()  # the transferee hears music while the target rings
-
-    def _transfer_leg_state(self, leg: Leg) -> None:
-        assert self.transfer is not None
-        transferor, new = self.transfer
-        if leg is transferor:
-            return  # the transferor leaving is expected: the call lives on
-        if leg.state == pj.PJSIP_INV_STATE_CONFIRMED:
-            self._complete_transfer(transferor, new)
-        elif leg.disconnected:
-            self._fail_transfer(transferor, leg.last_status)
-
-    def _complete_transfer(self, transferor: Leg, new: Leg) -> None:
-        self._stop_hold_music()
-        if transferor is self.a:
-            self.a = new
-        else:
-            self.b = new
-        self.transfer = None
-        log.info("call %s: transfer to %s answered", self.call_id, new.label)
-        # The transferor hangs up itself once the final NOTIFY arrives; only a
-        # transferor that lingers is sent a BYE.
-        self._leftover = transferor
-        self._leftover_timer = self.ctx.call_later(TRANSFEROR_GRACE, self._end_leftover)
-        self._bridge()
-
-    def _end_leftover(self) -> None:
-        leftover, self._leftover, self._leftover_timer = self._leftover, None, None
-        if leftover is not None:
-            leftover.end()
-
-    def _fail_transfer(self, transferor: Leg, status: int) -> None:
-        log.info("call %s: transfer target failed with %s", self.call_id, status)
-        self.transfer = None
-        self._stop_hold_music()
-        if transferor.disconnected:
-            self._end_answered(HangupSide.SYSTEM, "transfer_failed")
-        else:
-            self._bridge()
-
-    # Plumbing.
-
-    def _emit(self, command: Command) -> None:
-        self.ctx.sink.put(command)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+# How each of the flow's actions is performed (the methods are the
+# session's, so the call-centre sessions' overrides take part).
+_PERFORM: dict[type[Any], Callable[[Session, Any], None]] = {
+    act.Emit: lambda s, a: s._emit(a.command),
+    act.Respond: lambda _, a: a.leg.respond(a.status),
+    act.HangUp: lambda _, a: a.leg.end(a.status, dict(a.headers) if a.headers else None),
+    act.HangUpAllBut: lambda s, a: s._end_all_but(a.keep),
+    act.Place: lambda s, a: s._place(a.role, a.target),
+    act.Bridge: lambda s, _: s._bridge(),
+    act.Unbridge: lambda s, _: s._unbridge(),
+    act.StopHoldMusic: lambda s, _: s._stop_hold_music(),
+    act.Hold: lambda _, a: a.leg.hold(),
+    act.Unhold: lambda _, a: a.leg.unhold(),
+    act.StartTimer: lambda s, a: s._start_timer(a.timer, a.seconds),
+    act.CancelTimer: lambda s, _: s._cancel_timer(),
+    act.SampleMedia: lambda s, _: s._start_sampling(),
+    act.TransferAnswered: lambda s, a: s._transfer_answered(a.transferor, a.new),
+    act.Finish: lambda s, a: s._finish(a.end, a.answered),
+}

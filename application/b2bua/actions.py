@@ -12,10 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-# The command values the storage thread applies. They live in adapters/sip/commands.py
-# until they move to the domain (issue 13 §3); pyproject.toml lets this one import through.
-from adapters.sip.commands import Command, EndCall
 from application.b2bua.legs import Role, Timer
+from domain.call_commands import CallCommand, EndCall
 
 L = TypeVar("L")
 
@@ -24,7 +22,7 @@ L = TypeVar("L")
 class Emit:
     """Put a domain command on the call's command sink (stored in order)."""
 
-    command: Command
+    command: CallCommand
 
 
 @dataclass(frozen=True)

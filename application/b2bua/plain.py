@@ -29,16 +29,6 @@ from enum import Enum
 from typing import Generic, TypeVar
 from uuid import UUID
 
-from adapters.sip.commands import (
-    AnswerCall,
-    EndCall,
-    HoldCall,
-    InitiateCall,
-    ResumeCall,
-    RingCall,
-    RouteCall,
-    TransferCall,
-)
 from application.b2bua import actions as act
 from application.b2bua.inbound import InboundFacts
 from application.b2bua.legs import (
@@ -66,6 +56,16 @@ from application.b2bua.outcomes import (
     callee_failure,
 )
 from domain.call import Call, Disposition, HangupSide, TransferKind
+from domain.call_commands import (
+    AnswerCall,
+    EndCall,
+    HoldCall,
+    InitiateCall,
+    ResumeCall,
+    RingCall,
+    RouteCall,
+    TransferCall,
+)
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,8 @@ class PlainCall(Generic[L]):
 
     def handle(self, fact: Fact[L]) -> Actions[L]:  # noqa: PLR0911 - the transition table
         self._note(fact)
+        if isinstance(fact, ReferReceived):  # answered even after the end: refused
+            return self.refer_received(fact.leg, fact.refer_to)
         if self.phase is Phase.ENDED:
             return []
         match fact:
@@ -144,8 +146,6 @@ class PlainCall(Generic[L]):
                 return self.callee_not_placed(no_slot)
             case MediaChanged(leg=leg, audio=audio):
                 return self.media_changed(leg, audio)
-            case ReferReceived(leg=leg, refer_to=refer_to):
-                return self.refer_received(leg, refer_to)
             case ReferFollowed(leg=leg, new=new, target=target):
                 return self.refer_followed(leg, new, target)
             case TimerFired(timer=timer):
@@ -312,6 +312,10 @@ class PlainCall(Generic[L]):
     def end_answered(self, side: HangupSide, cause: str) -> Actions[L]:
         end = EndCall(self.call_id, self.clock(), Disposition.ANSWERED, cause, side, 200)
         return [self._finish(end), act.HangUpAllBut(None)]
+
+    def finish(self, end: EndCall) -> Actions[L]:
+        """End the call with ``end`` (a call-centre flow decides its own ends)."""
+        return [self._finish(end)]
 
     def _finish(self, end: EndCall) -> act.Finish:
         answered = self.phase is Phase.ANSWERED

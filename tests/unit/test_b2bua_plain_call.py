@@ -249,6 +249,13 @@ def test_a_failed_target_after_the_transferor_left_ends_the_call() -> None:
         Disposition.ANSWERED, "transfer_failed", HangupSide.SYSTEM)
 
 
+def test_a_refer_after_the_end_is_refused() -> None:
+    adapter, caller, callee = answered_call()
+    adapter.fact(Gone(callee, 200))
+    assert adapter.fact(ReferReceived(caller, "sip:carol@127.0.0.1")) == [
+        act.RefuseRefer(603)]
+
+
 def test_a_second_refer_during_a_transfer_is_refused() -> None:
     adapter, caller, callee = answered_call()
     adapter.fact(ReferReceived(callee, "sip:carol@127.0.0.1"))

@@ -33,6 +33,7 @@ from eventsourcing.application import Application
 from eventsourcing.utils import get_topic
 from psycopg import sql
 
+from application.follow import pages
 from dialtone import composition
 from dialtone.database import resolve_dsn
 from dialtone.migrations import apply_migrations
@@ -149,18 +150,12 @@ def _head(conn: psycopg.Connection[Any], table: str) -> int:
 
 def _recordings(app: Application[Any], head: int) -> Iterator[dict[str, Any]]:
     """Every RecordingAvailable up to ``head``, with the file's size and sha256 if reachable."""
-    position = 0
-    while position < head:
-        page = app.recorder.select_notifications(start=position + 1, limit=_PAGE, stop=head,
-                                                 topics=[_RECORDING_TOPIC])
-        if not page:
-            return
+    for page in pages(app.recorder, page_size=_PAGE, topics=[_RECORDING_TOPIC], until=head):
         for notification in page:
             event = app.mapper.to_domain_event(notification)
             assert isinstance(event, Call.RecordingAvailable)
             yield {"call_id": str(event.originator_id), "position": notification.id,
                    "ref": event.ref, "duration_s": event.duration_s, **_file_facts(event.ref)}
-        position = page[-1].id
 
 
 def _file_facts(ref: str) -> dict[str, Any]:

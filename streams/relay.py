@@ -22,6 +22,7 @@ way. Only Kafka refusing the relay's credentials or rights stops it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Iterable
@@ -88,6 +89,9 @@ class RelayConfig:
     auth: KafkaAuth = field(default_factory=KafkaAuth)
     retry_first: float = 0.5  # back-off after a failed page: doubles up to retry_most
     retry_most: float = 5.0
+    # A broker whose transaction coordinator is still starting (init_transactions
+    # times out) is waited for this long at start; refusals (FATAL_KAFKA_ERRORS) are not.
+    start_within_s: float = 60.0
 
 
 class Relay:
@@ -113,13 +117,35 @@ class Relay:
         metrics.watch_relay(app.name, lambda: self.position, app.recorder.max_notification_id)
 
     def open(self) -> None:
-        """Topics, producer and resume position; any failure here stops the relay
-        (Kafka unreachable or refusing at start: the supervisor sees an exit)."""
+        """Topics, producer and resume position. A broker that cannot be reached or
+        refuses the relay stops it (the supervisor sees an exit); one that answers
+        but whose transaction coordinator is still starting is waited for."""
         ensure_topics(self.config.bootstrap, self.topics, self.config.partitions,
                       self.config.auth)
         self.position = self._recorded = self._stored_position()
-        self._ready_producer()
+        self._producer_once_coordinated()
         metrics.relay_published(self.app.name, 0, self.position)
+
+    def _producer_once_coordinated(self) -> None:
+        """init_transactions() retried for ``start_within_s``: a freshly started broker
+        creates its transaction-state topic (50 partitions) on the first transactional
+        client, which takes longer than MAX_BLOCK_MS on a loaded machine."""
+        deadline = time.monotonic() + self.config.start_within_s
+        backoff = Backoff(self.config.retry_first, self.config.retry_most)
+        for attempt in itertools.count(1):
+            try:
+                self._ready_producer()
+                return
+            except FATAL_KAFKA_ERRORS:
+                raise
+            except KAFKA_RETRYABLE_ERRORS as error:
+                wait = backoff.delay(attempt)
+                if time.monotonic() + wait > deadline:
+                    raise
+                log.warning("relay %s: Kafka's transaction coordinator not ready (%s: %s); "
+                            "retrying in %.1f s", self.app.name, type(error).__name__, error, wait)
+                if self.follower.stop_event.wait(wait):
+                    return  # stopped while waiting: a clean stop, not a failure
 
     def close(self) -> None:
         if self._db is not None:

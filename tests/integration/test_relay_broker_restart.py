@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from application.calls import CallService
 from dialtone.database import eventsourcing_env
@@ -173,3 +173,42 @@ def test_a_page_whose_records_expired_is_not_committed(
         service.close()
     on_topic = topic_records(killable_kafka_broker.bootstrap, topic)
     assert len(on_topic) == first_page  # nothing of the failed page
+
+
+class CoordinatorStarting(Relay):
+    """The real relay on the real broker, whose first ``slow`` producers time out in
+    init_transactions() as a freshly started broker's transaction coordinator does
+    on a loaded machine (seen in CI: 'Timeout expired while initializing
+    transactional state in 5000 ms')."""
+
+    slow = 3
+
+    def _ready_producer(self) -> KafkaProducer:
+        if self._producer is None and self.slow > 0:
+            self.slow -= 1
+            raise KafkaTimeoutError("Timeout expired while initializing transactional state")
+        return super()._ready_producer()
+
+
+def test_a_relay_waits_for_a_transaction_coordinator_still_starting_and_publishes(
+    database_url: str, killable_kafka_broker: KafkaBroker,
+) -> None:
+    """Before: the first timeout stopped the relay (the command exited 1)."""
+    apply_migrations(database_url)
+    service = CallService(env=eventsourcing_env(database_url))
+    lifecycles(service, 2, "waiting")
+    config = RelayConfig(bootstrap=killable_kafka_broker.bootstrap,
+                         topic_prefix=f"t{uuid.uuid4().hex[:8]}.", partitions=4,
+                         retry_first=0.1, retry_most=0.2)
+    state = Running(CoordinatorStarting(service, database_url, config), service)
+    state.threads = [threading.Thread(target=state._relay, daemon=True)]
+    state.threads[0].start()
+    try:
+        head = service.recorder.max_notification_id() or 0
+        wait_for(lambda: state.relay.position >= head or bool(state.errors), 90,
+                 "the relay to publish")
+        assert state.errors == [], "the relay gave up while the coordinator was starting"
+        assert state.relay.producers_created == 1
+    finally:
+        state.finish()
+        service.close()

@@ -28,7 +28,6 @@ import pytest
 import yaml
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from dialtone.services.kafka import default_cache_dir
 from tests.fixtures.processes import terminate
 from tests.integration.test_compose_file import COMPOSE_FILE, REPO, _compose
 
@@ -39,9 +38,11 @@ COMPOSE_SERVICE = "com.docker.compose.service"
 
 
 def collector_binary() -> Path:
-    """Where ./dev test's ensure_log_shipper builds the collector of this manifest."""
+    """Where ./dev test's ensure_log_shipper builds the collector of this manifest
+    (its TOOL_CACHE: $DIALTONE_CACHE_DIR, else ~/.cache/dialtone)."""
+    cache = Path(os.environ.get("DIALTONE_CACHE_DIR") or Path.home() / ".cache" / "dialtone")
     digest = hashlib.sha256(MANIFEST.read_bytes()).hexdigest()[:16]
-    return default_cache_dir() / "log-shipper" / digest / "dist" / "otelcol-dialtone"
+    return cache / "log-shipper" / digest / "dist" / "otelcol-dialtone"
 
 
 @pytest.fixture(scope="module")

@@ -45,8 +45,8 @@ pytestmark = [pytest.mark.sip, pytest.mark.kafka]
 BENCH_SIPP = Path(__file__).resolve().parents[2] / "bench" / "sipp"
 DID = "7100"
 AGENTS = 4
-WARM_UP_S = 20.0  # start-up and the first calls: imports, pools, caches filling
-WINDOW_S = 40.0  # the measured window, after the warm-up
+WARM_UP_S = 15.0  # start-up and the first calls: imports, pools, caches filling
+WINDOW_S = 35.0  # the measured window, after the warm-up
 TALK_MS = 3000  # each caller stays this long (queue wait, ring, talk)
 API_READS = ("/v1/live", "/v1/cdrs?limit=50", "/v1/agents", "/v1/queues/memory/live",
              "/v1/calls")

@@ -58,11 +58,11 @@ from application.calls import CallService
 from application.identity.model import Role
 from application.identity.settings import AuthSettings
 from bench.common import embedded_postgres, machine_facts, percentile_ms
+from devtools.simulate import lifecycles
 from dialtone.commands.users import ensure_initial_admin, issue_api_key
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
 from dialtone.services.postgres import free_port
-from dialtone.simulate import lifecycles
 from domain.call import Direction
 
 DIALTONE = Path(sys.executable).parent / "dialtone"

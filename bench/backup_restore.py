@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 from bench.common import embedded_postgres, machine_facts
+from devtools.simulate import lifecycles
 from dialtone import bootstrap
 from dialtone.database import ensure_database
 from dialtone.migrations import apply_migrations
-from dialtone.simulate import lifecycles
 
 DIALTONE = Path(sys.executable).parent / "dialtone"
 

@@ -19,7 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from dialtone.services.kafka import KafkaBroker
+from devtools.kafka import KafkaBroker
 from dialtone.services.postgres import EmbeddedPostgres, free_port
 
 

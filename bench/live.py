@@ -55,10 +55,10 @@ from application.identity.model import Role
 from bench import api as bench_api
 from bench.common import embedded_postgres, machine_facts, percentile_ms
 from bench.live_snapshot import AGENTS, QUEUES, history
+from devtools.kafka import KafkaBroker
 from dialtone.commands.users import ensure_initial_admin, issue_api_key
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
-from dialtone.services.kafka import KafkaBroker
 from dialtone.services.postgres import free_port
 from projections import callcentre, interval_buckets
 

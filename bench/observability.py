@@ -58,11 +58,11 @@ from bench.common import (
 )
 from bench.common import percentile_ms as pct
 from bench.pipeline import api_up, bench_latency, bench_relay, count, start, wait
+from devtools.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from dialtone.commands.users import issue_api_key
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
 from dialtone.services.postgres import free_port
-from dialtone.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 
 MODES = ("off", "on")
 TARGET_PCT = 5.0

@@ -32,11 +32,11 @@ import psycopg
 from application.calls import CallService
 from application.identity.model import Role
 from bench.common import embedded_postgres, kafka_broker, machine_facts, percentile_ms
+from devtools.simulate import EVENTS_PER_LIFECYCLE, full_lifecycle, lifecycles
 from dialtone.commands.users import issue_api_key
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
 from dialtone.services.postgres import free_port
-from dialtone.simulate import EVENTS_PER_LIFECYCLE, full_lifecycle, lifecycles
 from streams.rebuild import rebuild
 from streams.relay import Relay, RelayConfig
 

@@ -35,6 +35,7 @@ from uuid import UUID
 import click
 
 from application.callcentre import AlreadyExists, CallCentreService
+from devtools.phones import Softphone, start_phone
 from dialtone import bootstrap
 from dialtone.commands.b2bua import spawn_worker
 from dialtone.commands.up import WORKER_HOST, lost_calls_ender
@@ -42,7 +43,6 @@ from dialtone.commands.users import demo_login
 from dialtone.database import EVENT_TABLES_READY, release_embedded, resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.narrate import Narrator
-from dialtone.services.phones import Softphone, start_phone
 from dialtone.services.ports import busy_ports
 from dialtone.services.processes import Spawn, Supervisor
 from dialtone.services.serving import StopSignals, serve

@@ -9,7 +9,7 @@ from types import FrameType
 
 import click
 
-from dialtone.services.kafka import KafkaBroker, KafkaBrokerError
+from devtools.kafka import KafkaBroker, KafkaBrokerError
 from dialtone.settings import Settings
 
 

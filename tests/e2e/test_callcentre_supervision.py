@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from application.callcentre import CallCentreService
 from application.identity.model import Role
-from dialtone.services.phones import Softphone
+from devtools.phones import Softphone
 from domain.call import Call, Direction, Disposition, HangupSide
 from streams.routing_process import RoutingRunner
 from tests.fixtures.callcentre import (

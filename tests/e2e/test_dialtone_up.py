@@ -16,10 +16,10 @@ import psutil
 import pytest
 
 from application.calls import CallService
+from devtools.simulate import lifecycles
 from dialtone.commands.users import PASSWORD_FILE, issue_api_key
 from dialtone.database import eventsourcing_env
 from dialtone.services.postgres import EmbeddedPostgres, free_port
-from dialtone.simulate import lifecycles
 from tests.fixtures.processes import DIALTONE, DialtoneProcess, wait_for
 from tests.fixtures.sip import _udp_free, free_udp_port, udp_exchange
 

@@ -17,11 +17,11 @@ from fastapi.testclient import TestClient
 from api.health import EventStore, HealthConfig
 from application.calls import CallService
 from application.heartbeats import host_name
+from devtools.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from dialtone import bootstrap
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
 from dialtone.settings import Settings
-from dialtone.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from streams.topics import topic_for
 from tests.fixtures.kafka import pipeline_env
 from tests.fixtures.processes import DialtoneProcess, wait_for

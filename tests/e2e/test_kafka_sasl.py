@@ -28,11 +28,11 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import TopicAuthorizationFailedError
 
 from application.calls import CallService
+from devtools.kafka import KafkaBroker
+from devtools.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
-from dialtone.services.kafka import KafkaBroker
 from dialtone.services.kafka_acls import ROLES, Account, provision
-from dialtone.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from streams.topics import topic_for
 from tests.fixtures.kafka import log_offset, log_since
 from tests.fixtures.processes import DIALTONE, DialtoneProcess, wait_for

@@ -15,9 +15,9 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from api.app import create_app
 from application.calls import CallService
+from devtools.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
-from dialtone.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from projections import calls
 from streams.rebuild import rebuild
 from streams.topics import dead_letter_topic, topic_for

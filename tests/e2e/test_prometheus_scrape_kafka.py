@@ -11,10 +11,10 @@ from collections.abc import Callable
 import pytest
 
 from application.calls import CallService
+from devtools.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
 from dialtone.services.postgres import free_port
-from dialtone.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from tests.fixtures.processes import DialtoneProcess, wait_for
 from tests.fixtures.prometheus import StartPrometheus, prometheus, query, targets_up
 

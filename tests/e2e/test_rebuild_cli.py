@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from devtools.simulate import lifecycles
 from dialtone import bootstrap
 from dialtone.migrations import apply_migrations
-from dialtone.simulate import lifecycles
 from tests.fixtures.processes import DIALTONE
 
 SNAPSHOTS = {

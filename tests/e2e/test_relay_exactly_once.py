@@ -14,9 +14,9 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from application.calls import CallService
+from devtools.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
-from dialtone.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from projections.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, EventEnvelope
 from streams.envelopes import event_id
 from streams.topics import topic_for

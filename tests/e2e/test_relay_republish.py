@@ -10,9 +10,9 @@ from collections import Counter
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from devtools.simulate import lifecycles
 from dialtone import bootstrap
 from dialtone.migrations import apply_migrations
-from dialtone.simulate import lifecycles
 from projections.envelope import EventEnvelope
 from streams.envelopes import event_id
 from streams.topics import topic_for

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.simulate import lifecycles
 from dialtone import bootstrap
 from dialtone.database import drop_database, ensure_database
 from dialtone.migrations import apply_migrations
-from dialtone.simulate import lifecycles
 from tests.fixtures.processes import DIALTONE
 
 pytestmark = pytest.mark.kafka

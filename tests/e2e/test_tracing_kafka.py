@@ -13,9 +13,9 @@ import pytest
 from opentelemetry.trace import SpanKind
 
 from application.calls import CallService
+from devtools.simulate import lifecycles
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
-from dialtone.simulate import lifecycles
 from tests.fixtures.processes import DialtoneProcess, wait_for
 from tests.fixtures.tracing import OtlpReceiver, ReceivedSpan
 

@@ -18,9 +18,9 @@ import pytest
 
 from application.callcentre import CallCentreService
 from application.calls import CallService
+from devtools.simulate import lifecycles
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
-from dialtone.simulate import lifecycles
 from projections import callcentre, calls
 from projections.dead_letters import count_parked
 from streams.rebuild import rebuild, replay_group

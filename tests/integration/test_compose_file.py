@@ -24,7 +24,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, TopicAuthorizationFailedError
 
-from dialtone.services.kafka import INFRA_DIR, KAFKA_VERSION, KafkaBroker
+from devtools.kafka import INFRA_DIR, KAFKA_VERSION, KafkaBroker
 from dialtone.services.postgres import free_port
 from tests.fixtures.processes import terminate
 

@@ -11,7 +11,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.serializer import DefaultSerializer
 
-from dialtone.services.kafka import KafkaBroker
+from devtools.kafka import KafkaBroker
 from tests.fixtures.kafka import create_topic
 
 pytestmark = pytest.mark.kafka

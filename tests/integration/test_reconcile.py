@@ -9,9 +9,9 @@ import psycopg
 import pytest
 from kafka import KafkaProducer
 
+from devtools.simulate import lifecycles
 from dialtone import bootstrap
 from dialtone.migrations import apply_migrations
-from dialtone.simulate import lifecycles
 from streams.envelopes import decode
 from streams.topics import topic_for
 from tests.fixtures.kafka import create_topic

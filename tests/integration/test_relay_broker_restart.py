@@ -25,10 +25,10 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from application.calls import CallService
+from devtools.kafka import KafkaBroker
+from devtools.simulate import lifecycles
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
-from dialtone.services.kafka import KafkaBroker
-from dialtone.simulate import lifecycles
 from streams.envelopes import decode
 from streams.relay import Relay, RelayConfig, ensure_topics, publish_page
 from streams.topics import topic_for

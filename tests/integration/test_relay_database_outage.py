@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from application.calls import CallService
+from devtools.simulate import lifecycles
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
 from dialtone.services.postgres import EmbeddedPostgres, free_port
-from dialtone.simulate import lifecycles
 from streams.envelopes import decode
 from streams.relay import Relay, RelayConfig
 from streams.topics import topic_for

@@ -1,1 +1,1 @@
-"""What the test softphones (``dialtone.services.softphone``) heard: recordings analysed."""
+"""What the test softphones (``devtools.softphone``) heard: recordings analysed."""

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from application.calls import CallService
-from dialtone.simulate import full_lifecycle
+from devtools.simulate import full_lifecycle
 from domain.call import Direction, SupervisionMode
 from projections.envelope import EventEnvelope, InvalidEnvelope, format_sequence
 from streams.envelopes import decode

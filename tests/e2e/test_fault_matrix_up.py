@@ -170,8 +170,11 @@ CASES = {"sigterm-up": _sigterm_up, "sigkill-b2bua-under-up": _sigkill_worker}
 def test_fault(up: Up, case: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     record = MatrixRecord(case)
     before = store_size(up.database_url)
+    # An INVITE sent while `up` restarts is answered by the new worker if a
+    # retransmission reaches it within RFC 3261's Timer B (64*T1 = 32 s), the time a
+    # real phone waits; a restart on a loaded machine can take longer than 20 s.
     calls = CallLoad(up.workdir, case, up.sip_port, calls=CALLS, rate=RATE, concurrent=2,
-                     number="999")
+                     number="999", answer_within_s=32)
     commands = ApiLoad(up.base_url, AGENTS, up.headers)
     commands.start()
     try:

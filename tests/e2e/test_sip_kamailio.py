@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from domain.call import Disposition
+from tests.fixtures.processes import terminate
 from tests.fixtures.sip import (
     RETRY_AFTER_CHECK,
     CallStore,
@@ -55,9 +56,8 @@ def kamailio(tmp_path: Path) -> Iterator[StartProxy]:
         return port
 
     yield start
-    for process in processes:
-        process.terminate()
-        process.wait(10)
+    for process in processes:  # Kamailio's children can take over 10 s to stop under load
+        terminate(process, timeout=10)
 
 
 def test_calls_are_spread_over_workers_and_stored_once(

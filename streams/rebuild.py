@@ -180,11 +180,13 @@ def _apply_after(app: Application[Any], conn: psycopg.Connection[Any], group: Pr
         kept = page if until is None else [e for e in page if e.occurred_at <= until]
         if kept:
             group.apply(conn, kept, source)
-            if group.settle is not None:  # what apply deferred (interval buckets), done too
-                group.settle(conn, wait=True)
         count += len(page)
         if progress:
             progress(len(page))
+    # What apply deferred (interval buckets), done once for the whole history: a
+    # bucket is recomputed once, not after every page that touched it.
+    if count and group.settle is not None:
+        group.settle(conn, wait=True)
     return count
 
 

@@ -24,7 +24,7 @@ with the request's own id in the row's detail (``"control"``) and its HTTP
 request id (``origin``, X-Request-ID-derived). The events the worker later
 stores because of the request (``SupervisionStarted`` when the device answers,
 ``Transferred``, ...) carry an ``AuditLink`` to that row, and once they are
-stored the worker adds their store positions to it (``adapters.sip.audit_links``),
+stored the worker adds their store positions to it (``adapters.sip.store.audit_links``),
 as the API does for the events it stores itself. Only ids travel: no secret.
 """
 

@@ -29,7 +29,7 @@ store is the batch's bookkeeping, whatever happens:
   attributes are immutable values or lists or dicts of them). So retrying the same
   commands produces the same event versions; after an ambiguous commit error
   the retry is refused with ``IntegrityError`` if the first attempt had in fact
-  committed, which proves it did (adapters/sip/storage.py relies on this);
+  committed, which proves it did (adapters/sip/store/storage.py relies on this);
 - a save refused with ``IntegrityError`` (another writer got there first)
   evicts the batch's calls, so the next command reloads them from the store.
 ``get_call`` returns a copy, never the cached object.

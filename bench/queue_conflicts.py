@@ -17,7 +17,7 @@ Three loads on one embedded PostgreSQL, as bench/acd.py sets it up (200 agents,
    arrivals), plus ``--admin-rate`` settings changes per second on random queues
    (an administrator's edits; 0 in production for minutes at a time);
 2. burst: ``--burst`` callers enter ONE queue at the same instant, each through
-   its own service (as many B2BUA workers), the case adapters/sip/centre_link.py
+   its own service (as many B2BUA workers), the case adapters/sip/store/centre_link.py
    documents.
 """
 

@@ -176,7 +176,7 @@ class Phone:
             call.recorder = None  # the WAV header is completed on the bridge's next ticks
             self._report_recording(self._record_path(call), call.number, 100)
         # Dropped from ``calls`` here, the pjsua2 Call dies when this callback
-        # returns: in its own DISCONNECTED callback (see adapters/sip/legs.py).
+        # returns: in its own DISCONNECTED callback (see adapters/sip/pjsua/legs.py).
 
     def _report_recording(self, path: Path, number: int, checks: int) -> None:
         try:

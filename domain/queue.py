@@ -10,7 +10,7 @@ One aggregate, one event stream per queue, in three modules:
 - here: the aggregate itself, its ``Created`` event and the list of its events.
 
 Why not two aggregates (settings apart from the flow): the conflicts between a
-queue's writers (adapters/sip/centre_link.py retries them) are flow against
+queue's writers (adapters/sip/store/centre_link.py retries them) are flow against
 flow: callers arriving together, the router's offers and the workers'
 answers all append to the call list. Splitting the settings off would remove
 only the rare settings-against-flow conflict, would make the flow read a

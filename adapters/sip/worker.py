@@ -15,32 +15,24 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
 from uuid import UUID
 
 import pjsua2 as pj
 
 from adapters.media.player import MusicLibrary
 from adapters.media.prompts import Prompts
-from adapters.media.recorder import RecordingStore
-from adapters.sip import centre_actions
-from adapters.sip.admission import KeyBudget
-from adapters.sip.centre_front import CentreContext
-from adapters.sip.centre_link import CentreLink
-from adapters.sip.centre_session import CentreSession
-from adapters.sip.commands import CommandSink
-from adapters.sip.directory import Directory
-from adapters.sip.endpoint import (
+from adapters.sip.pjsua.admission import KeyBudget
+from adapters.sip.pjsua.endpoint import (
     PJSUA_MAX_CALLS,
-    EndpointConfig,
     EventLoop,
     Waker,
     create_endpoint,
 )
-from adapters.sip.legs import Leg, LegRole
-from adapters.sip.session import (
+from adapters.sip.pjsua.legs import Leg, LegRole
+from adapters.sip.sessions import centre_actions
+from adapters.sip.sessions.centre_front import CentreContext
+from adapters.sip.sessions.centre_session import CentreSession
+from adapters.sip.sessions.session import (
     AudioSource,
     InboundFacts,
     MediaMonitor,
@@ -48,6 +40,8 @@ from adapters.sip.session import (
     SessionContext,
     Timer,
 )
+from adapters.sip.store.commands import CommandSink
+from adapters.sip.wiring import CentreWiring, Router, WorkerConfig
 from application import log_context, metrics
 from application.call_control import REPLY_CHANNEL, ControlReply, ControlRequest
 from application.routing_view import OfferChange
@@ -63,35 +57,6 @@ _URI_USER = re.compile(r"sips?:([^@;>\s]+)@", re.IGNORECASE)
 
 GC_INTERVAL = 5.0  # seconds between garbage collections on the pjsua2 thread
 HELD_CHECK = 0.05  # seconds between looks at the key budget while INVITEs are held
-
-
-class Router(Protocol):
-    def resolve(self, number: str) -> str | None: ...
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
-    # 2 legs per call out of PJSUA_MAX_CALLS (4) slots. With 1 call, a slot is
-    # always free to answer 503 to the next INVITE and one to place a transfer
-    # leg; with 2, an INVITE beyond capacity gets pjsua's stateless 486 instead.
-    max_bridged_calls: int = 1
-    no_answer_timeout: float = 30.0
-    retry_after: int = 5
-    shutdown_grace: float = 3.0
-
-
-@dataclass(frozen=True)
-class CentreWiring:
-    """The call-centre side of a worker (absent: a plain B2BUA on its dialplan).
-    ``link`` must post its results with ``B2BUAWorker.post``."""
-
-    link: CentreLink
-    directory: Directory
-    media_dir: Path
-    default_music: Path
-    recordings: RecordingStore | None = None
-    announce_every_s: float = 20.0
 
 
 def dialled_number(request: str) -> str:

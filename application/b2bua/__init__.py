@@ -5,7 +5,7 @@ A call's flow is a state machine fed with the SIP facts its legs report
 answering with plain values (``actions``): SIP actions for the adapter to
 perform on its legs, and the domain commands to store. Nothing here imports
 pjsua2 or ``adapters`` (an import-linter contract keeps it so): the flows are
-unit-tested with fake legs, and ``adapters/sip/session.py`` only translates
+unit-tested with fake legs, and ``adapters/sip/sessions/session.py`` only translates
 pjsua2 callbacks into facts and actions into pjsua2 calls.
 
 - ``inbound``: who called whom, on which number and tenant (``InboundFacts``);

@@ -10,7 +10,7 @@ from domain.call import Direction
 
 
 class NumberBook(Protocol):
-    """The provisioned numbers (adapters/sip/directory.py's Directory)."""
+    """The provisioned numbers (adapters/sip/routing/directory.py's Directory)."""
 
     def owns(self, did: str) -> bool: ...
 

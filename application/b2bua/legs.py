@@ -1,6 +1,6 @@
 """The SIP facts a call's legs report to its flow.
 
-A leg is whatever handle the adapter uses (``adapters.sip.legs.Leg``; a fake
+A leg is whatever handle the adapter uses (``adapters.sip.pjsua.legs.Leg``; a fake
 in unit tests): the flow only compares legs by identity and hands them back in
 its actions. The adapter reads pjsua2's callbacks and reports each as one of
 these facts; a callback that is none of them (a state the flow does not care

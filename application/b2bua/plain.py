@@ -1,5 +1,5 @@
 """A plain bridged call: the caller's leg, the callee's leg, and what happens
-between them (the flow of ``adapters/sip/session.py``, without pjsua2).
+between them (the flow of ``adapters/sip/sessions/session.py``, without pjsua2).
 
 States (``Phase``) and the facts that move the call between them::
 

@@ -26,14 +26,15 @@ from adapters.media.player import MusicOnHold
 from adapters.media.recorder import RecordingStore
 from adapters.media.stats import StreamMonitor
 from adapters.media.tones import hold_music
-from adapters.sip import dialplan as dialplans
-from adapters.sip.centre_link import CentreLink
-from adapters.sip.directory import Directory
-from adapters.sip.endpoint import EndpointConfig, EndpointError
-from adapters.sip.follower import CentreFollower
-from adapters.sip.lost_calls import CallOwnership, end_lost_calls, worker_identity
-from adapters.sip.storage import INFRASTRUCTURE_ERRORS, StorageThread
-from adapters.sip.worker import B2BUAWorker, CentreWiring, WorkerConfig
+from adapters.sip.pjsua.endpoint import EndpointConfig, EndpointError
+from adapters.sip.routing import dialplan as dialplans
+from adapters.sip.routing.directory import Directory
+from adapters.sip.routing.follower import CentreFollower
+from adapters.sip.store.centre_link import CentreLink
+from adapters.sip.store.lost_calls import CallOwnership, end_lost_calls, worker_identity
+from adapters.sip.store.storage import INFRASTRUCTURE_ERRORS, StorageThread
+from adapters.sip.wiring import CentreWiring, WorkerConfig
+from adapters.sip.worker import B2BUAWorker
 from application.callcentre import CallCentreService
 from application.calls import CallService
 from application.heartbeats import Heartbeat

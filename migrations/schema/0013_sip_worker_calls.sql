@@ -1,4 +1,4 @@
--- Which B2BUA worker holds which call (adapters/sip/lost_calls.py): a worker's
+-- Which B2BUA worker holds which call (adapters/sip/store/lost_calls.py): a worker's
 -- storage thread claims a call before storing the batch that initiates it and
 -- lets it go once the batch that ends it is stored, so a worker killed without
 -- a BYE leaves its open calls here, and `end_lost_worker_calls` ends them with

@@ -143,7 +143,7 @@ def test_a_flood_is_answered_or_refused_never_dropped(
 
     assert result.ok, result.errors
     refused = len(re.findall(r"refused with 503", worker.log_text()))
-    # pjsua's own stateless 486 once every call slot is held (see adapters/sip/admission.py)
+    # pjsua's own stateless 486 once every call slot is held (see adapters/sip/pjsua/admission.py)
     busy = len(re.findall(r"too many calls", worker.log_text()))
     answered = 40 - refused - busy
     assert refused > 0, "the flood never reached capacity"

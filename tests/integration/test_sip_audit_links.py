@@ -16,15 +16,15 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from adapters.sip.audit_links import AuditLinks
-from adapters.sip.commands import (
+from adapters.sip.store.audit_links import AuditLinks
+from adapters.sip.store.commands import (
     AnswerCall,
     HoldCall,
     InitiateCall,
     StartSupervision,
     TransferCall,
 )
-from adapters.sip.storage import StorageThread
+from adapters.sip.store.storage import StorageThread
 from application.call_control import AuditLink
 from application.calls import CallService
 from dialtone.database import eventsourcing_env

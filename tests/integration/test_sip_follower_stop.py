@@ -10,8 +10,8 @@ from uuid import UUID
 
 import psycopg
 
-from adapters.sip.directory import Directory
-from adapters.sip.follower import CentreFollower
+from adapters.sip.routing.directory import Directory
+from adapters.sip.routing.follower import CentreFollower
 from application.call_control import ControlRequest
 from application.callcentre import CallCentreService
 from application.routing_view import OfferChange

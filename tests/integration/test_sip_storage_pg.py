@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from adapters.sip.commands import (
+from adapters.sip.store.commands import (
     AnswerCall,
     Command,
     EndCall,
@@ -18,7 +18,7 @@ from adapters.sip.commands import (
     InitiateCall,
     ResumeCall,
 )
-from adapters.sip.storage import StorageThread
+from adapters.sip.store.storage import StorageThread
 from application.calls import CallService
 from dialtone.database import eventsourcing_env
 from domain.call import Disposition, HangupSide

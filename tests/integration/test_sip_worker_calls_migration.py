@@ -13,13 +13,13 @@ import pytest
 from yoyo import read_migrations
 from yoyo.migrations import topological_sort
 
-from adapters.sip.lost_calls import UNMIGRATED, CallOwnership
+from adapters.sip.store.lost_calls import UNMIGRATED, CallOwnership
 from dialtone.database import MIGRATIONS_DIR
 from dialtone.migrations import apply_migrations, migration_dirs
 
 MIGRATION = "0013_sip_worker_calls"
 
-# What workers ran before 0013 (adapters/sip/lost_calls.py up to then).
+# What workers ran before 0013 (adapters/sip/store/lost_calls.py up to then).
 OLD_WORKER_DDL = """
 CREATE TABLE IF NOT EXISTS sip_worker_calls (
     call_id uuid PRIMARY KEY,
@@ -66,7 +66,7 @@ def test_a_worker_on_an_unmigrated_database_runs_no_ddl_and_says_to_migrate(
 ) -> None:
     ownership = CallOwnership(database_url, "127.0.0.1:5070")
     try:
-        with caplog.at_level(logging.ERROR, "adapters.sip.lost_calls"), \
+        with caplog.at_level(logging.ERROR, "adapters.sip.store.lost_calls"), \
                 pytest.raises(psycopg.errors.UndefinedTable):
             ownership.claim([uuid.uuid4()])
     finally:

@@ -1,6 +1,6 @@
 """Fake legs and a fake adapter for the call-flow unit tests (application.b2bua).
 
-The fake adapter performs a flow's actions the way adapters/sip/session.py
+The fake adapter performs a flow's actions the way adapters/sip/sessions/session.py
 does, minus pjsua2: it records them, turns ``Place`` and ``FollowRefer`` into
 new fake legs (reported back as the real adapter reports them), and lists the
 domain commands in the order they were emitted.
@@ -19,7 +19,7 @@ from application.b2bua.plain import PlainCall, Settings
 
 @dataclass(eq=False)
 class FakeLeg:
-    """A leg handle: compared by identity, like adapters.sip.legs.Leg."""
+    """A leg handle: compared by identity, like adapters.sip.pjsua.legs.Leg."""
 
     name: str
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adapters.sip.session import InboundFacts
+from adapters.sip.sessions.session import InboundFacts
 from domain.values import Direction
 
 

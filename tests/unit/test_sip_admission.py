@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.sip.admission import IOQUEUE_KEYS, KEYS_PER_CALL, RESERVE_KEYS, KeyBudget
+from adapters.sip.pjsua.admission import IOQUEUE_KEYS, KEYS_PER_CALL, RESERVE_KEYS, KeyBudget
 
 
 class Clock:

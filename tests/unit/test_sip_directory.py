@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.sip.directory import CONFIG_TOPICS, Directory
+from adapters.sip.routing.directory import CONFIG_TOPICS, Directory
 from application.callcentre import CallCentreService
 from domain.addressing import Target
 from domain.agent import Agent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.sip.mixer import conversation
+from adapters.sip.pjsua.mixer import conversation
 from domain.call import SupervisionMode
 
 CALLER, AGENT, SUPERVISOR, RECORDER = "caller", "agent", "supervisor", "recorder"

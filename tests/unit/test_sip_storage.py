@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from adapters.sip.commands import (
+from adapters.sip.store.commands import (
     AnswerCall,
     Command,
     EndCall,
@@ -16,7 +16,7 @@ from adapters.sip.commands import (
     InitiateCall,
     ResumeCall,
 )
-from adapters.sip.storage import StorageThread
+from adapters.sip.store.storage import StorageThread
 from application.calls import CallService
 from domain.call import CallStatus, Disposition, HangupSide
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters.sip.directory import CONFIG_TOPICS, Directory
+from adapters.sip.routing.directory import CONFIG_TOPICS, Directory
 from application.callcentre import (
     AlreadyExists,
     CallCentreService,

@@ -1,4 +1,4 @@
-"""The worker's one retry rule (adapters/sip/write_path.py) with each lane's
+"""The worker's one retry rule (adapters/sip/store/write_path.py) with each lane's
 figures, and the centre link following it (issue 13 §2).
 
 The rule runs on a fake clock (no sleeping); the centre link runs real commands
@@ -20,10 +20,10 @@ import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 
-from adapters.sip.centre_link import CentreLink, Outcome
-from adapters.sip.commands import InitiateCall
-from adapters.sip.storage import StorageThread
-from adapters.sip.write_path import (
+from adapters.sip.store.centre_link import CentreLink, Outcome
+from adapters.sip.store.commands import InitiateCall
+from adapters.sip.store.storage import StorageThread
+from adapters.sip.store.write_path import (
     CALL_FACTS,
     CENTRE_COMMANDS,
     Attempts,

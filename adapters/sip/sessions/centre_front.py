@@ -35,12 +35,12 @@ import pjsua2 as pj
 from adapters.media.player import MusicLibrary
 from adapters.media.prompts import Prompts
 from adapters.media.recorder import RecordingStore
-from adapters.sip.centre_link import CentreLink, Outcome
-from adapters.sip.commands import EndCall, QueueCall, RingCall, RouteCall
-from adapters.sip.directory import Directory, QueueSettings
-from adapters.sip.front import FrontAudio
-from adapters.sip.legs import Leg, LegRole
-from adapters.sip.session import Session, SessionContext, Timer
+from adapters.sip.pjsua.legs import Leg, LegRole
+from adapters.sip.routing.directory import Directory, QueueSettings
+from adapters.sip.sessions.front import FrontAudio
+from adapters.sip.sessions.session import Session, SessionContext, Timer
+from adapters.sip.store.centre_link import CentreLink, Outcome
+from adapters.sip.store.commands import EndCall, QueueCall, RingCall, RouteCall
 from application.b2bua.inbound import InboundFacts
 from application.b2bua.outcomes import NO_CAPACITY, NO_ROUTE, callee_failure
 from application.b2bua.outcomes import Outcome as SipOutcome

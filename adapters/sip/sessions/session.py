@@ -29,8 +29,8 @@ from uuid import UUID
 import pjsua2 as pj
 
 from adapters.media.stats import Rated
-from adapters.sip.commands import Command, CommandSink, EndCall, RecordMediaQuality
-from adapters.sip.legs import AUDIO_ACTIVE, AUDIO_REMOTE_HOLD, Leg, LegRole
+from adapters.sip.pjsua.legs import AUDIO_ACTIVE, AUDIO_REMOTE_HOLD, Leg, LegRole
+from adapters.sip.store.commands import Command, CommandSink, EndCall, RecordMediaQuality
 from application import log_context
 from application.b2bua import actions as act
 from application.b2bua.inbound import InboundFacts

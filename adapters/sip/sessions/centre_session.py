@@ -18,9 +18,12 @@ from uuid import UUID
 import pjsua2 as pj
 
 from adapters.media.recorder import CallRecording
-from adapters.sip.centre_front import CentreContext, FrontSession, Stage
-from adapters.sip.centre_link import Outcome
-from adapters.sip.commands import (
+from adapters.sip.pjsua.legs import Leg, LegRole
+from adapters.sip.pjsua.mixer import Mixer, Port, conversation, port
+from adapters.sip.sessions.centre_front import CentreContext, FrontSession, Stage
+from adapters.sip.sessions.session import MEDIA_SAMPLE_INTERVAL, SessionContext, Timer, state_fact
+from adapters.sip.store.centre_link import Outcome
+from adapters.sip.store.commands import (
     AnswerCall,
     AttachRecording,
     Command,
@@ -28,9 +31,6 @@ from adapters.sip.commands import (
     EndCall,
     RingCall,
 )
-from adapters.sip.legs import Leg, LegRole
-from adapters.sip.mixer import Mixer, Port, conversation, port
-from adapters.sip.session import MEDIA_SAMPLE_INTERVAL, SessionContext, Timer, state_fact
 from application.b2bua.actions import Action
 from application.b2bua.consultation import Consult, Consultation
 from application.b2bua.inbound import InboundFacts

@@ -17,8 +17,8 @@ import pjsua2 as pj
 
 from adapters.media.player import PromptPlayer
 from adapters.media.prompts import Prompt
-from adapters.sip.legs import Leg
-from adapters.sip.session import AudioSource, Timer
+from adapters.sip.pjsua.legs import Leg
+from adapters.sip.sessions.session import AudioSource, Timer
 
 log = logging.getLogger(__name__)
 

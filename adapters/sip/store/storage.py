@@ -8,7 +8,7 @@ that transaction committed.
 
 Database outages. A failed save leaves the batch at the head of the buffer and
 the thread retries it with exponential backoff while the buffer keeps growing;
-calls stay up (the rule is ``adapters.sip.write_path.CALL_FACTS``, the retry
+calls stay up (the rule is ``adapters.sip.store.write_path.CALL_FACTS``, the retry
 rule the centre link follows too, with its own figures). A failure while
 committing is ambiguous: the transaction may have committed and only its
 acknowledgement been lost. Before re-applying a batch whose attempt failed, the
@@ -40,10 +40,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 from uuid import UUID
 
-from adapters.sip.audit_links import AuditLinks
-from adapters.sip.commands import Command, EndCall, InitiateCall
-from adapters.sip.lost_calls import CallOwnership
-from adapters.sip.write_path import (
+from adapters.sip.store.audit_links import AuditLinks
+from adapters.sip.store.commands import Command, EndCall, InitiateCall
+from adapters.sip.store.lost_calls import CallOwnership
+from adapters.sip.store.write_path import (
     CALL_FACTS,
     INFRASTRUCTURE_ERRORS,
     Retry,
@@ -97,7 +97,7 @@ class StorageThread(StoreWriter[BatchingCallCommands]):
         super().__init__(service_factory, replace(retry, max_backoff=max_backoff),
                          "dialtone-storage")
         # Which calls this worker holds, claimed before they are stored and let
-        # go after they are ended (see adapters.sip.lost_calls).
+        # go after they are ended (see adapters.sip.store.lost_calls).
         self._ownership = ownership
         self._buffer: deque[Command] = deque()
         self._cond = threading.Condition()

@@ -28,7 +28,7 @@ from uuid import UUID
 import psycopg
 from eventsourcing.utils import get_topic
 
-from adapters.sip.directory import CONFIG_TOPICS, Directory
+from adapters.sip.routing.directory import CONFIG_TOPICS, Directory
 from application.call_control import REQUEST_CHANNEL, ControlRequest
 from application.callcentre import CallCentreService
 from application.follow import Follower, head, pages

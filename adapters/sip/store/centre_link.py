@@ -7,7 +7,7 @@ arrived) and the session must hear the answer to act on it (hang the agent up
 and keep the caller waiting). So they run one at a time, in order, on this
 thread, and each one's outcome is posted back to the pjsua2 thread.
 
-Retries follow the worker's one write rule (``adapters.sip.write_path``, the
+Retries follow the worker's one write rule (``adapters.sip.store.write_path``, the
 storage thread's too) with the figures of ``CENTRE_COMMANDS``: a database
 outage is retried with backoff for up to ``max_outage_s`` (calls keep their
 audio meanwhile); past that the command fails and its callback hears the
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from adapters.sip.write_path import (
+from adapters.sip.store.write_path import (
     CENTRE_COMMANDS,
     INFRASTRUCTURE_ERRORS,
     Retry,

@@ -2,10 +2,10 @@
 
 A B2BUA worker writes on two lanes, each a thread of its own so that the pjsua2
 thread never waits on PostgreSQL:
-- call facts (``domain.call_commands`` values, adapters/sip/storage.py): buffered,
+- call facts (``domain.call_commands`` values, adapters/sip/store/storage.py): buffered,
   batched, one transaction per batch (group commit), checked for an ambiguous
   commit, kept through any outage (the buffer is bounded), never answered;
-- call-centre commands (adapters/sip/centre_link.py): one at a time, in order,
+- call-centre commands (adapters/sip/store/centre_link.py): one at a time, in order,
   each with an ``WriteOutcome`` posted back to the session, which acts on a
   refusal (the router timed an offer out just before the agent answered).
 The lanes stay apart on purpose: a queue's commands must not wait behind a

@@ -40,7 +40,7 @@ from adapters.sip.sessions.session import (
     SessionContext,
     Timer,
 )
-from adapters.sip.store.commands import CommandSink
+from adapters.sip.store.sink import CommandSink
 from adapters.sip.wiring import CentreWiring, Router, WorkerConfig
 from application import log_context, metrics
 from application.call_control import REPLY_CHANNEL, ControlReply, ControlRequest

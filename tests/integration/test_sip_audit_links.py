@@ -17,19 +17,13 @@ import psycopg
 import pytest
 
 from adapters.sip.store.audit_links import AuditLinks
-from adapters.sip.store.commands import (
-    AnswerCall,
-    HoldCall,
-    InitiateCall,
-    StartSupervision,
-    TransferCall,
-)
 from adapters.sip.store.storage import StorageThread
 from application.call_control import AuditLink
 from application.calls import CallService
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
 from domain.call import SupervisionMode, TransferKind
+from domain.call_commands import AnswerCall, HoldCall, InitiateCall, StartSupervision, TransferCall
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

@@ -10,23 +10,23 @@ from typing import Any
 
 import psycopg
 
-from adapters.sip.store.commands import (
+from adapters.sip.store.storage import StorageThread
+from application.calls import CallService
+from dialtone.database import eventsourcing_env
+from domain.call import Disposition, HangupSide
+from domain.call_commands import (
     AnswerCall,
-    Command,
+    CallCommand,
     EndCall,
     HoldCall,
     InitiateCall,
     ResumeCall,
 )
-from adapters.sip.store.storage import StorageThread
-from application.calls import CallService
-from dialtone.database import eventsourcing_env
-from domain.call import Disposition, HangupSide
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
-def history(sip_call_id: str) -> list[Command]:
+def history(sip_call_id: str) -> list[CallCommand]:
     init = InitiateCall.inbound(sip_call_id=sip_call_id, caller="100", callee="200",
                                 occurred_at=T0)
     cid = init.call_id

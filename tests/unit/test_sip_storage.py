@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from adapters.sip.store.commands import (
+from adapters.sip.store.storage import StorageThread
+from application.calls import CallService
+from domain.call import CallStatus, Disposition, HangupSide
+from domain.call_commands import (
     AnswerCall,
-    Command,
+    CallCommand,
     EndCall,
     HoldCall,
     InitiateCall,
     ResumeCall,
 )
-from adapters.sip.store.storage import StorageThread
-from application.calls import CallService
-from domain.call import CallStatus, Disposition, HangupSide
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -27,7 +27,7 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def call_commands(sip_call_id: str) -> list[Command]:
+def call_commands(sip_call_id: str) -> list[CallCommand]:
     init = InitiateCall.inbound(sip_call_id=sip_call_id, caller="100", callee="200",
                                 occurred_at=at(0))
     cid = init.call_id

@@ -21,7 +21,6 @@ import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 
 from adapters.sip.store.centre_link import CentreLink, Outcome
-from adapters.sip.store.commands import InitiateCall
 from adapters.sip.store.storage import StorageThread
 from adapters.sip.store.write_path import (
     CALL_FACTS,
@@ -33,6 +32,7 @@ from adapters.sip.store.write_path import (
 from application.callcentre import CallCentreService, ConcurrentChange
 from application.calls import CallService
 from dialtone.database import eventsourcing_env
+from domain.call_commands import InitiateCall
 from domain.errors import IllegalTransition
 
 

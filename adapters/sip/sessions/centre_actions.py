@@ -26,12 +26,12 @@ from adapters.sip.pjsua.legs import Leg, LegRole
 from adapters.sip.sessions.centre_front import Stage
 from adapters.sip.sessions.centre_session import CentreSession
 from adapters.sip.store.centre_link import Outcome
-from adapters.sip.store.commands import TransferCall
 from application.b2bua.plain import Phase, now
 from application.b2bua.supervision import Watch
 from application.call_control import Action, ControlReply, ControlRequest
 from domain.addressing import Target, TargetKind
 from domain.call import SupervisionMode, TransferKind
+from domain.call_commands import TransferCall
 from domain.errors import InvalidValue
 from domain.queue import Queue
 

@@ -40,7 +40,6 @@ from adapters.sip.routing.directory import Directory, QueueSettings
 from adapters.sip.sessions.front import FrontAudio
 from adapters.sip.sessions.session import Session, SessionContext, Timer
 from adapters.sip.store.centre_link import CentreLink, Outcome
-from adapters.sip.store.commands import EndCall, QueueCall, RingCall, RouteCall
 from application.b2bua.inbound import InboundFacts
 from application.b2bua.outcomes import NO_CAPACITY, NO_ROUTE, callee_failure
 from application.b2bua.outcomes import Outcome as SipOutcome
@@ -48,6 +47,7 @@ from application.b2bua.plain import Phase, now
 from application.call_control import ControlReply
 from domain.addressing import Target, TargetKind
 from domain.call import Disposition, HangupSide
+from domain.call_commands import EndCall, QueueCall, RingCall, RouteCall
 from domain.queue import Queue
 
 log = logging.getLogger(__name__)

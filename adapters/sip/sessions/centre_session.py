@@ -23,14 +23,6 @@ from adapters.sip.pjsua.mixer import Mixer, Port, conversation, port
 from adapters.sip.sessions.centre_front import CentreContext, FrontSession, Stage
 from adapters.sip.sessions.session import MEDIA_SAMPLE_INTERVAL, SessionContext, Timer, state_fact
 from adapters.sip.store.centre_link import Outcome
-from adapters.sip.store.commands import (
-    AnswerCall,
-    AttachRecording,
-    Command,
-    ConnectAgent,
-    EndCall,
-    RingCall,
-)
 from application.b2bua.actions import Action
 from application.b2bua.consultation import Consult, Consultation
 from application.b2bua.inbound import InboundFacts
@@ -40,6 +32,14 @@ from application.b2bua.supervision import Supervision, Watch
 from application.call_control import AuditLink
 from application.routing_view import OfferChange
 from domain.call import HangupSide
+from domain.call_commands import (
+    AnswerCall,
+    AttachRecording,
+    CallCommand,
+    ConnectAgent,
+    EndCall,
+    RingCall,
+)
 from domain.queue import Queue
 
 log = logging.getLogger(__name__)
@@ -363,10 +363,10 @@ class CentreSession(FrontSession):
         """Perform what a flow of this call decided (centre_actions' requests)."""
         self._run(actions)
 
-    def emit(self, command: Command) -> None:
+    def emit(self, command: CallCommand) -> None:
         self._emit(command)
 
-    def _emit(self, command: Command) -> None:
+    def _emit(self, command: CallCommand) -> None:
         if command.cause is None and self.cause is not None:
             command = replace(command, cause=self.cause)
         super()._emit(command)

@@ -30,7 +30,7 @@ import pjsua2 as pj
 
 from adapters.media.stats import Rated
 from adapters.sip.pjsua.legs import AUDIO_ACTIVE, AUDIO_REMOTE_HOLD, Leg, LegRole
-from adapters.sip.store.commands import Command, CommandSink, EndCall, RecordMediaQuality
+from adapters.sip.store.sink import CommandSink
 from application import log_context
 from application.b2bua import actions as act
 from application.b2bua.inbound import InboundFacts
@@ -52,6 +52,7 @@ from application.b2bua.legs import (
 from application.b2bua.legs import Timer as FlowTimer
 from application.b2bua.plain import Phase, PlainCall, Settings, now
 from domain.call import HangupSide
+from domain.call_commands import CallCommand, EndCall, RecordMediaQuality
 
 # InboundFacts with the session's own names: the worker builds both.
 __all__ = ["MEDIA_SAMPLE_INTERVAL", "AudioSource", "InboundFacts", "MediaMonitor", "Session",
@@ -261,7 +262,7 @@ class Session:
             if leg is not keep:
                 leg.end()
 
-    def _emit(self, command: Command) -> None:
+    def _emit(self, command: CallCommand) -> None:
         self.ctx.sink.put(command)
 
     # Media: bridge, hold music, statistics.

@@ -17,7 +17,7 @@ writing: the batch is one transaction, so if any call is past its pre-batch
 version the whole batch is stored and it is dropped instead of applied twice
 (re-applying is not harmless: hold, resume, hold would add events again).
 
-Audit. A command carrying out an API command (``Command.cause``: a supervisor
+Audit. A command carrying out an API command (``CallCommand.cause``: a supervisor
 joining, a transfer) has the positions of the events it stored, known from the
 recordings of the batch's save, handed to ``AuditLinks`` after the commit, which
 adds them to that command's audit row on a thread of its own: never before the
@@ -41,7 +41,6 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from adapters.sip.store.audit_links import AuditLinks
-from adapters.sip.store.commands import Command, EndCall, InitiateCall
 from adapters.sip.store.lost_calls import CallOwnership
 from adapters.sip.store.write_path import (
     CALL_FACTS,
@@ -52,6 +51,7 @@ from adapters.sip.store.write_path import (
     WriteAbandoned,
 )
 from application.call_control import AuditLink
+from domain.call_commands import CallCommand, EndCall, InitiateCall
 from domain.errors import DomainError
 
 __all__ = ["INFRASTRUCTURE_ERRORS", "BatchingCallCommands", "StorageStats", "StorageThread"]
@@ -65,7 +65,7 @@ class BatchingCallCommands(Protocol):
     recorder: Any
     name: str  # the application's: the store audit rows name positions in
 
-    def handle(self, command: Command) -> None: ...
+    def handle(self, command: CallCommand) -> None: ...
     def batch(self) -> AbstractContextManager[Any]: ...
 
 
@@ -99,7 +99,7 @@ class StorageThread(StoreWriter[BatchingCallCommands]):
         # Which calls this worker holds, claimed before they are stored and let
         # go after they are ended (see adapters.sip.store.lost_calls).
         self._ownership = ownership
-        self._buffer: deque[Command] = deque()
+        self._buffer: deque[CallCommand] = deque()
         self._cond = threading.Condition()
         self._batch_size = batch_size
         self._soft_limit = soft_limit
@@ -116,7 +116,7 @@ class StorageThread(StoreWriter[BatchingCallCommands]):
 
     # The SIP side.
 
-    def put(self, command: Command) -> None:
+    def put(self, command: CallCommand) -> None:
         with self._cond:
             if len(self._buffer) >= self._hard_limit:
                 self.stats.overflow_dropped += 1
@@ -171,7 +171,7 @@ class StorageThread(StoreWriter[BatchingCallCommands]):
             if batch is None or not self._store(batch):
                 return
 
-    def _next_batch(self) -> list[Command] | None:
+    def _next_batch(self) -> list[CallCommand] | None:
         with self._cond:
             while not self._buffer:
                 if self._stopping:
@@ -181,7 +181,7 @@ class StorageThread(StoreWriter[BatchingCallCommands]):
             self._in_flight = len(batch)
             return batch
 
-    def _store(self, batch: list[Command]) -> bool:
+    def _store(self, batch: list[CallCommand]) -> bool:
         """Apply ``batch`` until it is stored exactly once; only then drop it.
         False: stopped in an outage, the batch left buffered (stop() reports it)
         and the thread ends instead of retrying the store until the process exits."""
@@ -197,7 +197,7 @@ class StorageThread(StoreWriter[BatchingCallCommands]):
         self._drop_head(len(batch))
         return True
 
-    def _store_once(self, batch: list[Command]) -> None:
+    def _store_once(self, batch: list[CallCommand]) -> None:
         """One attempt: unless an earlier one committed after all, apply the batch."""
         if self._already_stored():
             self.stats.duplicates_dropped += len(batch)
@@ -214,7 +214,7 @@ class StorageThread(StoreWriter[BatchingCallCommands]):
         self._on_failure(error, self._in_flight, retry.delay)
         return not self._stopping_now()
 
-    def _apply(self, batch: list[Command]) -> None:
+    def _apply(self, batch: list[CallCommand]) -> None:
         service = self._connected()
         applied = skipped = 0
         if self._ownership is not None:
@@ -280,7 +280,7 @@ class StorageThread(StoreWriter[BatchingCallCommands]):
                 return True  # one transaction: one call written means all were
         return False
 
-    def _apply_one(self, service: BatchingCallCommands, command: Command) -> bool:
+    def _apply_one(self, service: BatchingCallCommands, command: CallCommand) -> bool:
         try:
             service.handle(command)
         except INFRASTRUCTURE_ERRORS:
@@ -325,7 +325,7 @@ class StorageThread(StoreWriter[BatchingCallCommands]):
         log.error("COMMAND BUFFER ABOVE %d: the event store is not keeping up; "
                   "new calls are refused until it drains", self._soft_limit)
 
-    def snapshot(self) -> Iterator[Command]:
+    def snapshot(self) -> Iterator[CallCommand]:
         """The buffered commands, oldest first (for diagnostics and tests)."""
         with self._cond:
             return iter(list(self._buffer))

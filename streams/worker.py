@@ -77,9 +77,12 @@ class ProjectionWorkerConfig:
     data_dir: str | None = None
 
     def faust_data_dir(self) -> str:
-        if self.data_dir is not None:
-            return self.data_dir
-        return str(Path(tempfile.gettempdir()) / "dialtone-faust" / f"{self.app_id}-data")
+        """The directory, with its parents made: Faust makes only the last level, so a
+        worker started before anything made ``DIALTONE_DATA_DIR`` failed at start."""
+        path = (Path(self.data_dir) if self.data_dir is not None
+                else Path(tempfile.gettempdir()) / "dialtone-faust" / f"{self.app_id}-data")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return str(path)
 
 
 class ProjectionSink:

@@ -142,6 +142,7 @@ class Relay:
                 wait = backoff.delay(attempt)
                 if time.monotonic() + wait > deadline:
                     raise
+                self.heartbeat.tick()  # waiting for the broker is the loop turning, not a hang
                 log.warning("relay %s: Kafka's transaction coordinator not ready (%s: %s); "
                             "retrying in %.1f s", self.app.name, type(error).__name__, error, wait)
                 if self.follower.stop_event.wait(wait):

@@ -80,7 +80,7 @@ def _record(scope: Scope, status: int, seconds: float) -> None:
 
 
 @dataclass(frozen=True)
-class QueueCounters:
+class QueueGauges:
     key: str
     offered: int
     answered: int
@@ -106,7 +106,7 @@ class PlatformSnapshot(Collector):
     scraped: bool = False
     database_up: bool = False
     lag: list[LagFigure] = field(default_factory=list)
-    queues: list[QueueCounters] = field(default_factory=list)
+    queues: list[QueueGauges] = field(default_factory=list)
 
     def collect(self) -> Iterator[Metric]:
         if not self.scraped:
@@ -140,7 +140,7 @@ def _lag_families(lag: Iterable[LagFigure]) -> Iterator[Metric]:
     yield from (events, seconds, position, parked)
 
 
-def _queue_families(queues: Iterable[QueueCounters]) -> Iterator[Metric]:
+def _queue_families(queues: Iterable[QueueGauges]) -> Iterator[Metric]:
     families = {
         name: CounterMetricFamily(f"dialtone_queue_{name}", text, labels=["queue"])
         for name, text in (
@@ -177,7 +177,7 @@ async def _read_platform(pool: asyncpg.Pool, config: HealthConfig, watch: StallW
                               p.seconds_since_advance if p.events_behind else 0.0, p.position,
                               p.parked or 0)
                     for p in lag if p.application is not None]
-    SNAPSHOT.queues = [QueueCounters(r["key"], r["offered"], r["answered"],
+    SNAPSHOT.queues = [QueueGauges(r["key"], r["offered"], r["answered"],
                                   r["answered_within_sl"], r["abandoned"],
                                   r["abandoned_within_sl"]) for r in rows]
 

@@ -1,6 +1,6 @@
 """RFC 9457 problem details: the one shape every error of the API takes.
 
-Routers raise `ProblemError` (or a helper such as `NotFound`, `invalid`) and
+Routers raise `ProblemError` (or a helper such as `NotFoundProblem`, `invalid`) and
 declare what they may answer with `problem_responses(404, 422)`; the handlers
 installed by `install_problem_handlers` turn HTTP errors, validation errors,
 an unreachable database and unexpected exceptions into
@@ -72,7 +72,7 @@ class ProblemError(HTTPException):
         self.type = type_
 
 
-class NotFound(ProblemError):  # noqa: N818 - reads as the answer it gives
+class NotFoundProblem(ProblemError):  # noqa: N818 - reads as the answer it gives
     def __init__(self, what: str, key: object) -> None:
         super().__init__(404, f"{what} {key} not found", type_=NOT_FOUND_TYPE)
 

@@ -28,7 +28,7 @@ from adapters.sip.pjsua.endpoint import (
     Waker,
     create_endpoint,
 )
-from adapters.sip.pjsua.legs import Leg, LegRole
+from adapters.sip.pjsua.legs import Leg
 from adapters.sip.sessions import centre_actions
 from adapters.sip.sessions.centre_front import CentreContext
 from adapters.sip.sessions.centre_session import CentreSession
@@ -38,11 +38,12 @@ from adapters.sip.sessions.session import (
     MediaMonitor,
     Session,
     SessionContext,
-    Timer,
+    TimerHandle,
 )
 from adapters.sip.store.sink import CommandSink
 from adapters.sip.wiring import CentreWiring, Router, WorkerConfig
 from application import log_context, metrics
+from application.b2bua.legs import LegRole
 from application.call_control import REPLY_CHANNEL, ControlReply, ControlRequest
 from application.routing_view import OfferChange
 from domain.queue import Queue
@@ -117,7 +118,7 @@ class B2BUAWorker:
         self.budget = KeyBudget(self.slots)
         # INVITEs left unanswered until the ioqueue has room to close their calls.
         self._held: deque[Leg] = deque()
-        self._held_timer: Timer | None = None
+        self._held_timer: TimerHandle | None = None
         self.ready = threading.Event()
         metrics.watch_b2bua(lambda: len(self.sessions), lambda: len(self.legs),
                             config.max_bridged_calls, self.slots)

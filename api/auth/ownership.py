@@ -39,7 +39,7 @@ from api.auth.dependencies import (
 )
 from api.auth.permissions import Permission
 from api.db import Pool
-from api.problems import NotFound
+from api.problems import NotFoundProblem
 from application import log_context
 
 SELF = Permission.AGENTS_SELF
@@ -61,7 +61,7 @@ class OwnAgent(Requirement):
                 raise forbidden(principal, self.permission)
             key = str(request.path_params.get(KEY_PARAM, ""))
             if principal.agent_key is None or key != principal.agent_key:
-                raise NotFound("agent", key)  # not 403: another agent's key does not leak
+                raise NotFoundProblem("agent", key)  # not 403: another agent's key does not leak
         request.state.principal = principal  # for `caller_tenant`, as `require` does
         return principal
 

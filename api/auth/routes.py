@@ -34,7 +34,7 @@ from api.auth.schemas import (
     UsersPublic,
 )
 from api.db import Pool, acquire
-from api.problems import NotFound, ProblemError, problem_responses
+from api.problems import NotFoundProblem, ProblemError, problem_responses
 from application.identity import service, store
 from application.identity.model import AuthenticationFailed, Conflict, LockedOut
 
@@ -120,7 +120,7 @@ async def set_device(username: str, body: DeviceSet, principal: UsersAdmin, pool
     whisper and barge ring. A supervision request never names a device itself."""
     async with acquire(pool) as conn:
         if not await store.set_user_device(conn, username, principal.tenant, body.device):
-            raise NotFound("user", username)
+            raise NotFoundProblem("user", username)
         await _audit(conn, principal, rid, "users.device",
                      {"username": username, "device": body.device})
     return Response(status_code=204)
@@ -134,7 +134,7 @@ async def set_agent(username: str, body: AgentSet, principal: UsersAdmin, pool: 
     (null). A user of role agent reads and acts on that agent only."""
     async with acquire(pool) as conn:
         if not await store.set_user_agent(conn, username, principal.tenant, body.agent):
-            raise NotFound("user", username)
+            raise NotFoundProblem("user", username)
         record = await store.login_record(conn, username)
         await _audit(conn, principal, rid, "users.agent",
                      {"username": username, "agent": body.agent})
@@ -150,7 +150,7 @@ async def disable_user(username: str, principal: UsersAdmin, pool: Pool, auth: A
     """Disable a person: their tokens stop working within seconds, refresh tokens at once."""
     async with acquire(pool) as conn:
         if not await store.set_user_disabled(conn, username, principal.tenant, disabled=True):
-            raise NotFound("user", username)
+            raise NotFoundProblem("user", username)
         record = await store.login_record(conn, username)
         await _audit(conn, principal, rid, "users.disable", {"username": username})
     if record is not None:
@@ -186,7 +186,7 @@ async def revoke_key(key_id: str, principal: KeysAdmin, pool: Pool, auth: Auth,
     """Revoke a key of the caller's tenant; it stops working within seconds."""
     async with acquire(pool) as conn:
         if not await store.revoke_key(conn, key_id, principal.tenant):
-            raise NotFound("key", key_id)
+            raise NotFoundProblem("key", key_id)
         await _audit(conn, principal, rid, "keys.revoke", {"key_id": key_id})
     auth.forget_key(key_id)
     return Response(status_code=204)

@@ -16,7 +16,7 @@ from api.auth.permissions import P
 from api.db import Pool, acquire
 from api.live import at as live_at
 from api.live.at import At
-from api.problems import NotFound, invalid, problem_responses
+from api.problems import NotFoundProblem, invalid, problem_responses
 from api.queries import agents as queries
 from api.routes import history
 from api.routes.commands import Service, execute, now, projected
@@ -219,5 +219,5 @@ async def read_timeline(pool: Pool, key: AgentKey, tenant: Tenant,
 async def read_at(pool: Pool, key: AgentKey, principal: Historian, t: At) -> LiveSnapshot:
     at = await live_at.read_at(pool, principal, t, agent_key=key)
     if not at.agents:  # unknown, another tenant's, or created after t
-        raise NotFound("agent", key)
+        raise NotFoundProblem("agent", key)
     return at

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from api.auth.ownership import Scope, own_calls_or
 from api.auth.permissions import P
 from api.db import Pool, acquire
-from api.problems import NotFound, problem_responses
+from api.problems import NotFoundProblem, problem_responses
 from api.queries import calls as queries
 from api.schemas.calls import CallEventPublic, CallPublic, CallsPublic, CallTimelinePublic
 from api.schemas.text import text_query
@@ -68,7 +68,7 @@ async def read_call(pool: Pool, call_id: CallId, scope: Scope) -> CallPublic:
     async with acquire(pool) as db:
         row = await queries.call_state(db, scope, call_id)
     if row is None:
-        raise NotFound("call", call_id)
+        raise NotFoundProblem("call", call_id)
     return CallPublic.model_validate(dict(row))
 
 
@@ -84,6 +84,6 @@ async def read_timeline(pool: Pool, call_id: CallId, scope: Scope) -> CallTimeli
     async with acquire(pool) as db:
         rows = await queries.timeline(db, scope, call_id)
     if not rows:
-        raise NotFound("call", call_id)
+        raise NotFoundProblem("call", call_id)
     events = [CallEventPublic.model_validate(dict(row)) for row in rows]
     return CallTimelinePublic(call_id=call_id, events=events)

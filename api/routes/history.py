@@ -13,7 +13,7 @@ from uuid import UUID
 from fastapi import Query
 
 from api.db import Pool, acquire
-from api.problems import NotFound
+from api.problems import NotFoundProblem
 from api.queries import events as queries
 from api.schemas.events import EventPublic, TimelinePublic
 
@@ -39,7 +39,7 @@ async def timeline(pool: Pool, tenant: str, kind: str, aggregate_id: UUID, key: 
     async with acquire(pool) as db:
         rows = await queries.timeline(db, tenant, kind, aggregate_id, after, limit + 1)
     if rows is None:
-        raise NotFound(kind, key)
+        raise NotFoundProblem(kind, key)
     events = [EventPublic.model_validate(dict(row)) for row in rows[:limit]]
     more = len(rows) > limit
     return TimelinePublic(aggregate_id=aggregate_id, kind=kind, events=events,

@@ -18,7 +18,7 @@ from api.auth.permissions import P
 from api.db import Pool, acquire
 from api.live import at as live_at
 from api.live.at import At
-from api.problems import NotFound, problem_responses
+from api.problems import NotFoundProblem, problem_responses
 from api.queries import queues as queries
 from api.routes import history
 from api.routes.commands import Service, execute, now, projected, target_of
@@ -233,5 +233,5 @@ async def read_timeline(pool: Pool, key: QueueKey, tenant: Tenant,
 async def read_at(pool: Pool, key: QueueKey, principal: Historian, t: At) -> LiveSnapshot:
     at = await live_at.read_at(pool, principal, t, queue_id=Queue.id_for(key, principal.tenant))
     if not at.queues:  # unknown, another tenant's, or created after t
-        raise NotFound("queue", key)
+        raise NotFoundProblem("queue", key)
     return at

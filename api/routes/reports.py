@@ -18,7 +18,7 @@ from api.auth.permissions import P
 from api.csv_export import CSV_MEDIA_TYPE, render, wants_csv
 from api.db import Pool, acquire
 from api.exports import PARQUET_MEDIA_TYPE, ParquetEncoder, columns_of
-from api.problems import NotFound, invalid, problem_responses
+from api.problems import NotFoundProblem, invalid, problem_responses
 from api.queries import reports as queries
 from api.schemas.reports import (
     AGENT_COLUMNS,
@@ -127,7 +127,7 @@ async def _read(db: asyncpg.Connection, tenant: str, kind: str, interval: Interv
         zone = await db.fetchval("SELECT time_zone FROM tenants WHERE id = $1", tenant) or "UTC"
         entities, unknown = await queries.resolve(db, tenant, kind, wanted or [])
         if unknown:
-            raise NotFound(kind, unknown[0])
+            raise NotFoundProblem(kind, unknown[0])
         ids = queries.ids_of(entities, wanted) if wanted else None
         buckets = interval_reports.buckets(since, until, interval, zone)
         if len(buckets) * len(ids or entities) > MAX_ROWS:

@@ -19,7 +19,7 @@ from api.auth.audit import audited
 from api.auth.dependencies import Principal, require
 from api.auth.permissions import Permission
 from api.db import Pool, acquire
-from api.problems import NotFound, invalid, problem_responses
+from api.problems import NotFoundProblem, invalid, problem_responses
 from api.queries import webhooks as queries
 from api.schemas.webhooks import (
     MAX_BIGINT,
@@ -134,7 +134,7 @@ async def delete_webhook(webhook_id: UUID, pool: Pool,
     """Remove the subscription, its queue and its delivery log."""
     async with acquire(pool) as conn:
         if not await queries.delete(conn, webhook_id, principal.tenant):
-            raise NotFound("webhook", webhook_id)
+            raise NotFoundProblem("webhook", webhook_id)
     return Response(status_code=204)
 
 
@@ -188,7 +188,7 @@ async def redeliver(webhook_id: UUID, body: Redelivery, pool: Pool,
 async def _found(conn: Any, webhook_id: UUID, tenant: str) -> dict[str, Any]:
     row = await queries.get(conn, webhook_id, tenant)
     if row is None:
-        raise NotFound("webhook", webhook_id)
+        raise NotFoundProblem("webhook", webhook_id)
     return row
 
 
@@ -196,5 +196,5 @@ async def _change(pool: Any, webhook_id: UUID, tenant: str,
                   changes: dict[str, Any]) -> WebhookPublic:
     async with acquire(pool) as conn:
         if changes and not await queries.update(conn, webhook_id, tenant, changes):
-            raise NotFound("webhook", webhook_id)
+            raise NotFoundProblem("webhook", webhook_id)
         return WebhookPublic(**await _found(conn, webhook_id, tenant))

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from application.b2bua.legs import Role, Timer
+from application.b2bua.legs import LegRole, Timer
 from domain.call_commands import CallCommand, EndCall
 
 L = TypeVar("L")
@@ -54,7 +54,7 @@ class Place:
     """Make a new leg of ``role`` and INVITE ``target``; report ``Placed`` or
     ``PlaceFailed`` back."""
 
-    role: Role
+    role: LegRole
     target: str
 
 

@@ -16,8 +16,8 @@ from typing import Generic, TypeVar
 L = TypeVar("L")
 
 
-class Role(StrEnum):
-    """What a leg is for (the adapter's ``LegRole`` has the same values)."""
+class LegRole(StrEnum):
+    """What a leg is for (the pjsua2 adapter tags its legs with it too)."""
 
     CALLER = "caller"  # the inbound dialog we answer
     CALLEE = "callee"  # a dialog we place

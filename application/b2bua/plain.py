@@ -36,13 +36,13 @@ from application.b2bua.legs import (
     Audio,
     Fact,
     Gone,
+    LegRole,
     MediaChanged,
     Placed,
     PlaceFailed,
     ReferFollowed,
     ReferReceived,
     Ringing,
-    Role,
     ShutdownAsked,
     Timer,
     TimerFired,
@@ -83,7 +83,7 @@ class Phase(Enum):
 
 
 @dataclass(frozen=True)
-class Settings:
+class PlainCallSettings:
     no_answer_timeout: float  # seconds the callee has to answer
     retry_after: int = 5  # seconds, on our own 503s
 
@@ -95,7 +95,7 @@ def now() -> datetime:
 class PlainCall(Generic[L]):
     """One call's state; ``handle`` a fact, get the actions it takes."""
 
-    def __init__(self, facts: InboundFacts, caller: L, settings: Settings,
+    def __init__(self, facts: InboundFacts, caller: L, settings: PlainCallSettings,
                  clock: Callable[[], datetime] = now) -> None:
         self.facts = facts
         self.settings = settings
@@ -129,7 +129,7 @@ class PlainCall(Generic[L]):
             return self.end_unanswered(NO_ROUTE, HangupSide.SYSTEM)
         return [act.Emit(RouteCall(self.call_id, self.clock(), target)),
                 act.StartTimer(Timer.NO_ANSWER, self.settings.no_answer_timeout),
-                act.Place(Role.CALLEE, target)]
+                act.Place(LegRole.CALLEE, target)]
 
     # Facts.
 

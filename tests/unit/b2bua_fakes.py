@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from application.b2bua import actions as act
 from application.b2bua.inbound import InboundFacts
 from application.b2bua.legs import Fact, Placed, PlaceFailed, ReferFollowed
-from application.b2bua.plain import PlainCall, Settings
+from application.b2bua.plain import PlainCall, PlainCallSettings
 
 
 @dataclass(eq=False)
@@ -85,7 +85,8 @@ def make_call(target: str | None = "sip:bob@127.0.0.1", *, slots: int = 10
     """A started call from alice to 2001; the adapter and the caller's leg."""
     caller = FakeLeg("caller")
     facts = InboundFacts("sip-call-1@test", "alice", "2001")
-    call = PlainCall(facts, caller, Settings(no_answer_timeout=30.0, retry_after=7), Clock())
+    settings = PlainCallSettings(no_answer_timeout=30.0, retry_after=7)
+    call = PlainCall(facts, caller, settings, Clock())
     adapter = FakeAdapter(call, slots=slots)
     adapter.run(call.start(target))
     return adapter, caller

@@ -9,10 +9,10 @@ from application.b2bua.legs import (
     Answered,
     Audio,
     Gone,
+    LegRole,
     MediaChanged,
     ReferReceived,
     Ringing,
-    Role,
     ShutdownAsked,
     Timer,
     TimerFired,
@@ -44,7 +44,7 @@ def test_a_routed_call_is_initiated_routed_and_the_callee_invited() -> None:
     assert adapter.command_names() == ["InitiateCall", "RouteCall"]
     assert adapter.commands[1].target == "sip:bob@127.0.0.1"  # type: ignore[attr-defined]
     assert act.StartTimer(Timer.NO_ANSWER, 30.0) in adapter.actions
-    assert act.Place(Role.CALLEE, "sip:bob@127.0.0.1") in adapter.actions
+    assert act.Place(LegRole.CALLEE, "sip:bob@127.0.0.1") in adapter.actions
     assert adapter.call.b is adapter.placed[0]
 
 

@@ -23,12 +23,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 import pjsua2 as pj
 
 from application import metrics
+from application.b2bua.legs import LegRole
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,6 @@ class AudioInfo:
     index: int
     status: int
     conf_slot: int
-
-
-class LegRole(StrEnum):
-    CALLER = "caller"  # the inbound dialog we answer
-    CALLEE = "callee"  # a dialog we place
-    AGENT = "agent"  # a dialog we place to an agent's device (an offer)
-    SUPERVISOR = "supervisor"  # a dialog we place to a supervisor's device
 
 
 class LegListener(Protocol):

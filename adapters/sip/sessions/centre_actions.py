@@ -22,10 +22,11 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from adapters.sip.pjsua.legs import Leg, LegRole
+from adapters.sip.pjsua.legs import Leg
 from adapters.sip.sessions.centre_front import Stage
 from adapters.sip.sessions.centre_session import CentreSession
 from adapters.sip.store.centre_link import Outcome
+from application.b2bua.legs import LegRole
 from application.b2bua.plain import Phase, now
 from application.b2bua.supervision import Watch
 from application.call_control import Action, ControlReply, ControlRequest

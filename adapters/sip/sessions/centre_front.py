@@ -35,12 +35,13 @@ import pjsua2 as pj
 from adapters.media.player import MusicLibrary
 from adapters.media.prompts import Prompts
 from adapters.media.recorder import RecordingStore
-from adapters.sip.pjsua.legs import Leg, LegRole
+from adapters.sip.pjsua.legs import Leg
 from adapters.sip.routing.directory import Directory, QueueSettings
 from adapters.sip.sessions.front import FrontAudio
-from adapters.sip.sessions.session import Session, SessionContext, Timer
+from adapters.sip.sessions.session import Session, SessionContext, TimerHandle
 from adapters.sip.store.centre_link import CentreLink, Outcome
 from application.b2bua.inbound import InboundFacts
+from application.b2bua.legs import LegRole
 from application.b2bua.outcomes import NO_CAPACITY, NO_ROUTE, callee_failure
 from application.b2bua.outcomes import Outcome as SipOutcome
 from application.b2bua.plain import Phase, now
@@ -92,8 +93,8 @@ class FrontSession(Session):
         self.attempt = 1
         self.ever_answered = False
         self.front = FrontAudio(caller_leg, ctx.call_later)
-        self._stage_timer: Timer | None = None
-        self._announce_timer: Timer | None = None
+        self._stage_timer: TimerHandle | None = None
+        self._announce_timer: TimerHandle | None = None
 
     # -- hooks for the agents' side (CentreSession) ----------------------------------------
 

@@ -18,15 +18,20 @@ from uuid import UUID
 import pjsua2 as pj
 
 from adapters.media.recorder import CallRecording
-from adapters.sip.pjsua.legs import Leg, LegRole
+from adapters.sip.pjsua.legs import Leg
 from adapters.sip.pjsua.mixer import Mixer, Port, conversation, port
 from adapters.sip.sessions.centre_front import CentreContext, FrontSession, Stage
-from adapters.sip.sessions.session import MEDIA_SAMPLE_INTERVAL, SessionContext, Timer, state_fact
+from adapters.sip.sessions.session import (
+    MEDIA_SAMPLE_INTERVAL,
+    SessionContext,
+    TimerHandle,
+    state_fact,
+)
 from adapters.sip.store.centre_link import Outcome
 from application.b2bua.actions import Action
 from application.b2bua.consultation import Consult, Consultation
 from application.b2bua.inbound import InboundFacts
-from application.b2bua.legs import Answered, Gone
+from application.b2bua.legs import Answered, Gone, LegRole
 from application.b2bua.plain import Phase, now
 from application.b2bua.supervision import Supervision, Watch
 from application.call_control import AuditLink
@@ -54,7 +59,7 @@ class Ring:
 
     agent_id: UUID
     leg: Leg
-    timer: Timer | None = None
+    timer: TimerHandle | None = None
 
 
 class CentreSession(FrontSession):

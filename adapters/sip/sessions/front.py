@@ -18,11 +18,11 @@ import pjsua2 as pj
 from adapters.media.player import PromptPlayer
 from adapters.media.prompts import Prompt
 from adapters.sip.pjsua.legs import Leg
-from adapters.sip.sessions.session import AudioSource, Timer
+from adapters.sip.sessions.session import AudioSource, TimerHandle
 
 log = logging.getLogger(__name__)
 
-Later = Callable[[float, Callable[[], None]], Timer]
+Later = Callable[[float, Callable[[], None]], TimerHandle]
 
 
 class FrontAudio:
@@ -33,7 +33,7 @@ class FrontAudio:
         self._music_on: tuple[AudioSource, int] | None = None  # playing, to which bridge slot
         self._pending: tuple[Prompt, Callable[[], None]] | None = None
         self._prompt: PromptPlayer | None = None
-        self._prompt_timer: Timer | None = None
+        self._prompt_timer: TimerHandle | None = None
 
     @property
     def prompting(self) -> bool:

@@ -29,7 +29,7 @@ from uuid import UUID
 import pjsua2 as pj
 
 from adapters.media.stats import Rated
-from adapters.sip.pjsua.legs import AUDIO_ACTIVE, AUDIO_REMOTE_HOLD, Leg, LegRole
+from adapters.sip.pjsua.legs import AUDIO_ACTIVE, AUDIO_REMOTE_HOLD, Leg
 from adapters.sip.store.sink import CommandSink
 from application import log_context
 from application.b2bua import actions as act
@@ -39,24 +39,24 @@ from application.b2bua.legs import (
     Audio,
     Fact,
     Gone,
+    LegRole,
     MediaChanged,
     Placed,
     PlaceFailed,
     ReferFollowed,
     ReferReceived,
     Ringing,
-    Role,
     ShutdownAsked,
     TimerFired,
 )
 from application.b2bua.legs import Timer as FlowTimer
-from application.b2bua.plain import Phase, PlainCall, Settings, now
+from application.b2bua.plain import Phase, PlainCall, PlainCallSettings, now
 from domain.call import HangupSide
 from domain.call_commands import CallCommand, EndCall, RecordMediaQuality
 
 # InboundFacts with the session's own names: the worker builds both.
 __all__ = ["MEDIA_SAMPLE_INTERVAL", "AudioSource", "InboundFacts", "MediaMonitor", "Session",
-           "SessionContext", "Timer", "audio_of", "state_fact"]
+           "SessionContext", "TimerHandle", "audio_of", "state_fact"]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ EARLY = int(pj.PJSIP_INV_STATE_EARLY)
 CONFIRMED = int(pj.PJSIP_INV_STATE_CONFIRMED)
 
 
-class Timer(Protocol):
+class TimerHandle(Protocol):
     def cancel(self) -> None: ...
 
 
@@ -90,7 +90,7 @@ class SessionContext:
 
     sink: CommandSink
     new_leg: Callable[[LegRole], Leg]
-    call_later: Callable[[float, Callable[[], None]], Timer]
+    call_later: Callable[[float, Callable[[], None]], TimerHandle]
     no_answer_timeout: float
     on_end: Callable[[Session], None]
     music_on_hold: AudioSource | None = None
@@ -119,12 +119,12 @@ class Session:
     def __init__(self, ctx: SessionContext, caller_leg: Leg, facts: InboundFacts) -> None:
         self.ctx = ctx
         self.facts = facts
-        settings = Settings(ctx.no_answer_timeout, ctx.retry_after)
+        settings = PlainCallSettings(ctx.no_answer_timeout, ctx.retry_after)
         self.flow: PlainCall[Leg] = PlainCall(facts, caller_leg, settings, now)
         self.call_id: UUID = self.flow.call_id
-        self._timer: Timer | None = None  # no answer, then RTP sampling
+        self._timer: TimerHandle | None = None  # no answer, then RTP sampling
         self._music_to: Leg | None = None
-        self._leftover_timer: Timer | None = None
+        self._leftover_timer: TimerHandle | None = None
         self._bridged: tuple[int, int] | None = None  # conference slots last connected
         caller_leg.listener = self
 
@@ -216,7 +216,7 @@ class Session:
         for action in actions:
             _PERFORM[type(action)](self, action)
 
-    def _place(self, role: Role, target: str) -> None:
+    def _place(self, role: LegRole, target: str) -> None:
         leg = self.ctx.new_leg(LegRole(role.value))
         leg.listener = self
         placed: Fact[Leg] = Placed(leg)

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devtools.kamailio import Kamailio, start_kamailio
 from dialtone.commands.b2bua import (
     call_service_factory,
     callcentre_service_factory,
@@ -39,9 +40,7 @@ from dialtone.services.postgres import EmbeddedPostgres, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 UAC = ROOT / "bench" / "sipp" / "uac_bench.xml"
-KAMAILIO_CFG = ROOT / "infra" / "kamailio" / "kamailio.cfg"
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
-KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
 SIPPY = Path(sys.executable).with_name("b2bua_simple")
 RTP_BASE = 20000  # workers' RTP ranges: 20000 + 40 per worker
 RTP_TOP = 40000  # signalling ports are taken above this
@@ -133,6 +132,10 @@ class Stack(contextlib.ExitStack):
         self.callback(_stop, proc)
         return proc
 
+    def adopt_kamailio(self, proxy: Kamailio) -> Kamailio:
+        self.adopt(proxy.process)
+        return proxy
+
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
@@ -183,19 +186,10 @@ def create_schema(dsn: str) -> None:
         factory(dsn).close()
 
 
-def start_kamailio(stack: Stack, worker_ports: list[int]) -> int:
-    port = free_udp()
-    ds_list = stack.work / "dispatcher.list"
-    ds_list.write_text("".join(f"1 sip:127.0.0.1:{p} 0 0 duid=w{p};maxload=1\n"
-                               for p in worker_ports))
-    cfg = stack.work / "kamailio.cfg"
-    cfg.write_text(KAMAILIO_CFG.read_text().replace("LISTEN_ADDR", f"127.0.0.1:{port}")
-                   .replace("DISPATCHER_LIST", str(ds_list)))
-    proc = stack.process([KAMAILIO, "-DD", "-E", "-f", str(cfg)], "kamailio.log")
-    time.sleep(1)
-    if proc.poll() is not None:
-        raise RuntimeError((stack.work / "kamailio.log").read_text())
-    return port
+def start_proxy(stack: Stack, worker_ports: list[int]) -> int:
+    proxy = stack.adopt_kamailio(start_kamailio(stack.work / "kamailio", worker_ports,
+                                                port=free_udp()))
+    return proxy.port
 
 
 def peak_rss_mb(pids: list[int]) -> float:
@@ -305,7 +299,7 @@ def main() -> None:
         print(results[-1].summary(), flush=True)
         results.append(ramp(stack, "1 worker, direct", ports[0], args, pids[:1], args.hold_ms))
         print(results[-1].summary(), flush=True)
-        kamailio = start_kamailio(stack, ports)
+        kamailio = start_proxy(stack, ports)
         results.append(ramp(stack, f"{args.workers} workers via Kamailio", kamailio, args,
                             pids, args.hold_ms))
         print(results[-1].summary(), flush=True)

@@ -19,7 +19,8 @@ from dialtone.services.postgres import EmbeddedPostgres, free_port
 from tests.fixtures.shared import note_users, release_unneeded
 
 pytest_plugins = ["tests.fixtures.sip", "tests.fixtures.kafka", "tests.fixtures.processes",
-                  "tests.fixtures.matrix_stack", "tests.fixtures.tracing"]
+                  "tests.fixtures.matrix_stack", "tests.fixtures.tracing",
+                  "tests.fixtures.kamailio"]
 
 
 @pytest.fixture(scope="session")

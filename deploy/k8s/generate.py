@@ -3,7 +3,7 @@
 - ``resources-<service>.yaml``: a strategic-merge patch per workload setting each
   container's memory request (= the RSS budget) and limit (budget + headroom)
   and its CPU request, from ``infra/budgets.toml`` (``dialtone.budgets``);
-- ``kamailio.cfg``: a copy of ``infra/kamailio/kamailio.cfg``, because kustomize
+- ``*.cfg``: copies of ``infra/kamailio/*.cfg`` (kamailio.cfg and its includes), because kustomize
   reads no file outside the kustomization's directory (its load restrictor);
 - ``kustomization.yaml``: the kustomize Component listing the patches.
 
@@ -74,7 +74,8 @@ def render() -> dict[Path, str]:
     component = {"apiVersion": "kustomize.config.k8s.io/v1alpha1", "kind": "Component",
                  "patches": [{"path": f"resources-{s}.yaml"} for s in WORKLOADS]}
     files[GENERATED / "kustomization.yaml"] = header + yaml.safe_dump(component, sort_keys=False)
-    files[GENERATED / "kamailio.cfg"] = KAMAILIO_CFG.read_text()
+    for source in sorted(KAMAILIO_CFG.parent.glob("*.cfg")):  # kamailio.cfg and its includes
+        files[GENERATED / source.name] = source.read_text()
     return files
 
 

@@ -4,8 +4,8 @@
 # Kubernetes init step use), write the dispatcher list of the compose B2BUA
 # workers, then run Kamailio in the foreground. POSIX sh: runs in the
 # kamailio/kamailio Debian image. Inputs (environment):
-#   SRC_DIR        where kamailio.cfg is (the read-only bind mount)
-#   OUT_DIR        where to write kamailio.cfg and dispatcher.list
+#   SRC_DIR        where kamailio.cfg and the files it includes are (the read-only bind mount)
+#   OUT_DIR        where to write the filled-in *.cfg and dispatcher.list
 #   LISTEN_IP      the address to listen on, udp port 5060 (default: the
 #                  container's address, so Record-Route carries a reachable one)
 #   B2BUA_TARGETS  space-separated host:port of the B2BUA workers
@@ -21,10 +21,13 @@ for target in $B2BUA_TARGETS; do
 done
 # A restarted worker container gets a new address: re-resolve the names every
 # 10 s (dispatcher's DS_DNS_MODE_TIMER = 4) instead of once at start.
-sed -e "s|LISTEN_ADDR|$LISTEN_IP:5060|" \
-    -e "s|DISPATCHER_LIST|$list|" \
-    -e '/modparam("dispatcher", "list_file"/a modparam("dispatcher", "ds_dns_mode", 4)\nmodparam("dispatcher", "ds_dns_interval", 10)' \
-    "$SRC_DIR/kamailio.cfg" > "$OUT_DIR/kamailio.cfg"
+# Every file of the configuration (kamailio.cfg and the files it includes).
+for src in "$SRC_DIR"/*.cfg; do
+    sed -e "s|LISTEN_ADDR|$LISTEN_IP:5060|" \
+        -e "s|DISPATCHER_LIST|$list|" \
+        -e '/modparam("dispatcher", "list_file"/a modparam("dispatcher", "ds_dns_mode", 4)\nmodparam("dispatcher", "ds_dns_interval", 10)' \
+        "$src" > "$OUT_DIR/$(basename "$src")"
+done
 if [ -n "${CHECK_ONLY:-}" ]; then exit 0; fi
 # -DD: foreground with children; -E: log to stderr; -m/-M: shared and private
 # memory in MiB (infra/budgets.toml).

@@ -3,22 +3,17 @@ calls spread over the workers by load, and every call lands in the one event sto
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from domain.call import Disposition
-from tests.fixtures.processes import terminate
+from tests.fixtures.kamailio import StartProxy
 from tests.fixtures.sip import (
     RETRY_AFTER_CHECK,
     CallStore,
     Sipp,
     StartWorker,
-    Worker,
     free_udp_port,
     kinds,
     wait_until,
@@ -27,37 +22,7 @@ from tests.fixtures.sip import (
 pytestmark = pytest.mark.sip
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / "infra" / "kamailio" / "kamailio.cfg"
 ROUTED_UAC = ROOT / "bench" / "sipp" / "uac_bench.xml"  # follows Record-Route
-KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
-
-StartProxy = Callable[[list[Worker]], int]
-
-
-@pytest.fixture
-def kamailio(tmp_path: Path) -> Iterator[StartProxy]:
-    """Start Kamailio on a free port dispatching to the given workers."""
-    processes: list[subprocess.Popen[bytes]] = []
-
-    def start(workers: list[Worker]) -> int:
-        port = free_udp_port()
-        ds_list = tmp_path / "dispatcher.list"
-        ds_list.write_text("".join(f"1 sip:127.0.0.1:{w.port} 0 0 duid=w{w.port};maxload=1\n"
-                                   for w in workers))
-        cfg = tmp_path / "kamailio.cfg"
-        cfg.write_text(CONFIG.read_text().replace("LISTEN_ADDR", f"127.0.0.1:{port}")
-                       .replace("DISPATCHER_LIST", str(ds_list)))
-        log = tmp_path / "kamailio.log"
-        process = subprocess.Popen([KAMAILIO, "-DD", "-E", "-f", str(cfg)],
-                                   stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        processes.append(process)
-        time.sleep(1)
-        assert process.poll() is None, log.read_text()
-        return port
-
-    yield start
-    for process in processes:  # Kamailio's children can take over 10 s to stop under load
-        terminate(process, timeout=10)
 
 
 def test_calls_are_spread_over_workers_and_stored_once(
@@ -66,7 +31,7 @@ def test_calls_are_spread_over_workers_and_stored_once(
     uas_port = free_udp_port()
     route = f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}"
     workers = [b2bua(route), b2bua(route)]
-    proxy_port = kamailio(workers)
+    proxy_port = kamailio(workers).port
     uas = sipp.uas("uas", uas_port, calls=2)
 
     result = sipp.uac(ROUTED_UAC, proxy_port, service="1000", calls=2, rate=10,
@@ -88,7 +53,7 @@ def test_when_every_worker_is_busy_the_proxy_answers_503_with_retry_after(
 ) -> None:
     uas_port = free_udp_port()
     worker = b2bua(f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}")
-    proxy_port = kamailio([worker])
+    proxy_port = kamailio([worker]).port
     uas = sipp.uas("uas", uas_port, calls=1)
     busy = sipp.uac_background(ROUTED_UAC, proxy_port, service="1000", extra=["-d", "3000"])
     wait_until(lambda: "audio bridged" in worker.log_text(), "the first call answered")

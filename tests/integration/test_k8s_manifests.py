@@ -254,6 +254,16 @@ def test_staging_and_production_differ_as_designed(rendered: dict[str, str]) -> 
         assert "topologySpreadConstraints" not in staging[(kind, name)]["spec"]["template"]["spec"]
 
 
+def test_the_kamailio_config_map_carries_every_file_of_the_configuration() -> None:
+    """kamailio.cfg includes its sibling files: each must be in the ConfigMap the
+    pod mounts, or Kamailio would not start in the cluster."""
+    kustomization = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
+    (config_map,) = [m for m in kustomization["configMapGenerator"]
+                     if m["name"] == "kamailio-config"]
+    listed = {Path(f).name for f in config_map["files"] if f.endswith(".cfg")}
+    assert listed == {p.name for p in (ROOT / "infra" / "kamailio").glob("*.cfg")}
+
+
 def test_kamailio_config_written_by_the_init_step_passes_kamailio_check(tmp_path: Path) -> None:
     """The init container's script, run as the pod runs it, gives a config that
     the real Kamailio accepts (modules, parameters, listen address)."""

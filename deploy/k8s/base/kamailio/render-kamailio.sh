@@ -3,8 +3,8 @@
 # (infra/kamailio/kamailio.cfg, copied into the ConfigMap) and write the
 # dispatcher list of the B2BUA StatefulSet's pods. POSIX sh: runs in the
 # Kamailio image. Inputs (environment):
-#   SRC_DIR          where kamailio.cfg is (the ConfigMap)
-#   OUT_DIR          where to write kamailio.cfg and dispatcher.list
+#   SRC_DIR          where kamailio.cfg and the files it includes are (the ConfigMap)
+#   OUT_DIR          where to write the filled-in *.cfg and dispatcher.list
 #   POD_IP           the address to listen on (udp, port 5060)
 #   NAMESPACE        the namespace of the b2bua Service
 #   B2BUA_REPLICAS   how many b2bua pods (= the StatefulSet's replicas)
@@ -20,7 +20,10 @@ while [ "$i" -lt "$B2BUA_REPLICAS" ]; do
 done
 # Pod IPs change when a worker restarts: re-resolve the names on a timer
 # (dispatcher's DS_DNS_MODE_TIMER = 4, every 10 s) instead of once at start.
-sed -e "s|LISTEN_ADDR|$POD_IP:5060|" \
-    -e "s|DISPATCHER_LIST|$list|" \
-    -e '/modparam("dispatcher", "list_file"/a modparam("dispatcher", "ds_dns_mode", 4)\nmodparam("dispatcher", "ds_dns_interval", 10)' \
-    "$SRC_DIR/kamailio.cfg" > "$OUT_DIR/kamailio.cfg"
+# Every file of the configuration (kamailio.cfg and the files it includes).
+for src in "$SRC_DIR"/*.cfg; do
+    sed -e "s|LISTEN_ADDR|$POD_IP:5060|" \
+        -e "s|DISPATCHER_LIST|$list|" \
+        -e '/modparam("dispatcher", "list_file"/a modparam("dispatcher", "ds_dns_mode", 4)\nmodparam("dispatcher", "ds_dns_interval", 10)' \
+        "$src" > "$OUT_DIR/$(basename "$src")"
+done

@@ -1,0 +1,79 @@
+"""Kamailio for tests and benchmarks: the project's configuration (infra/kamailio/,
+the same files the compose stack and the Kubernetes init step render) written into
+a work directory with its placeholders filled, and started in the foreground.
+
+Optional parts of the configuration are switched on with preprocessor defines
+(``kamailio -A NAME``), as the included files' ``#!ifdef`` blocks say.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "infra" / "kamailio"
+KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
+
+
+def dispatcher_list(worker_ports: Iterable[int], *, host: str = "127.0.0.1",
+                    maxload: int = 1) -> str:
+    """Dispatcher set 1, one worker a line, each allowed ``maxload`` calls at once."""
+    return "".join(f"1 sip:{host}:{port} 0 0 duid=w{port};maxload={maxload}\n"
+                   for port in worker_ports)
+
+
+def render_config(out: Path, values: Mapping[str, str]) -> Path:
+    """Every ``*.cfg`` of infra/kamailio/ into ``out`` with each placeholder (a key of
+    ``values``) replaced; returns the main file's path."""
+    out.mkdir(parents=True, exist_ok=True)
+    for source in sorted(CONFIG_DIR.glob("*.cfg")):
+        text = source.read_text()
+        for placeholder, value in values.items():
+            text = text.replace(placeholder, value)
+        (out / source.name).write_text(text)
+    return out / "kamailio.cfg"
+
+
+@dataclass
+class Kamailio:
+    """One running Kamailio and where its output goes."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+def start_kamailio(work: Path, worker_ports: Sequence[int], *, port: int,
+                   defines: Sequence[str] = (), values: Mapping[str, str] | None = None,
+                   maxload: int = 1, settle_s: float = 1.0) -> Kamailio:
+    """Render the configuration into ``work`` and start Kamailio listening on
+    127.0.0.1:``port`` in front of the workers on ``worker_ports``.
+
+    Raises RuntimeError with Kamailio's log when it exits at start (a config it
+    refuses, a port in use)."""
+    ds_list = work / "dispatcher.list"
+    ds_list.parent.mkdir(parents=True, exist_ok=True)
+    ds_list.write_text(dispatcher_list(worker_ports, maxload=maxload))
+    config = render_config(work, {"LISTEN_ADDR": f"127.0.0.1:{port}",
+                                  "DISPATCHER_LIST": str(ds_list), **(values or {})})
+    log = work / "kamailio.log"
+    args = [KAMAILIO, "-DD", "-E", "-f", str(config)]
+    for define in defines:
+        args += ["-A", define]
+    with log.open("ab") as out:
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+    kamailio = Kamailio(process, port, log)
+    time.sleep(settle_s)  # it binds within milliseconds, or exits on a bad config
+    if not kamailio.alive():
+        raise RuntimeError(f"kamailio exited at start:\n{kamailio.log_text()}")
+    return kamailio

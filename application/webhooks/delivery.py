@@ -39,6 +39,7 @@ from psycopg.rows import dict_row
 from standardwebhooks.webhooks import Webhook
 
 from application.heartbeats import Heartbeat
+from application.webhooks import outbox_sql as sql
 from application.webhooks.guard import (
     GuardedResolver,
     Network,
@@ -59,86 +60,6 @@ CDR_FIELDS = ("call_id", "tenant", "direction", "caller", "callee", "final_calle
               "wait_s", "talk_s", "hold_s", "hold_count", "disposition", "hangup_cause",
               "hangup_side", "sip_status", "recording_ref", "mos")
 MAX_ERROR = 500
-
-_CLAIM = """
-WITH heads AS (
-    SELECT DISTINCT ON (subscription_id, aggregate_id)
-           id, subscription_id, next_attempt_at, claimed_until
-    FROM webhook_deliveries WHERE state = 'pending'
-    ORDER BY subscription_id, aggregate_id, aggregate_version
-), due AS (
-    SELECT h.id FROM heads h JOIN webhook_subscriptions s ON s.id = h.subscription_id
-    WHERE s.status = 'active' AND h.next_attempt_at <= now()
-      AND (h.claimed_until IS NULL OR h.claimed_until < now())
-    ORDER BY h.next_attempt_at LIMIT %(limit)s
-)
-UPDATE webhook_deliveries d SET claimed_until = now() + make_interval(secs => %(lease)s)
-FROM due, webhook_subscriptions s
-WHERE d.id = due.id AND s.id = d.subscription_id
-  AND (d.claimed_until IS NULL OR d.claimed_until < now())
-RETURNING d.id, d.subscription_id, d.event_id, d.event_type, d.aggregate_id,
-          d.aggregate_version, d.position, d.payload::text AS body, d.attempts, d.created_at,
-          s.url, s.secret
-"""
-# The outcomes of a round are recorded with one statement each (arrays unnested),
-# not one per delivery: per-row statements were a visible share of the CPU.
-_LOG = """
-INSERT INTO webhook_attempts (delivery_id, subscription_id, attempt, attempted_at, status_code,
-                              error, duration_ms)
-SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::integer[], %s::timestamptz[],
-                     %s::integer[], %s::text[], %s::double precision[])
-"""
-_DELIVERED = """
-UPDATE webhook_deliveries SET state = 'delivered', delivered_at = now(), claimed_until = NULL,
-       attempts = attempts + 1 WHERE id = ANY(%s)
-"""
-_RETRY = """
-UPDATE webhook_deliveries d SET attempts = d.attempts + 1, claimed_until = NULL,
-       next_attempt_at = now() + make_interval(secs => r.wait_s)
-FROM unnest(%s::bigint[], %s::double precision[]) AS r(id, wait_s) WHERE d.id = r.id
-"""
-_SUCCEEDED = """
-UPDATE webhook_subscriptions s SET failing_since = NULL,
-       delivered_position = GREATEST(s.delivered_position, r.position)
-FROM unnest(%s::uuid[], %s::bigint[]) AS r(id, position) WHERE s.id = r.id
-"""
-_FAILED = """
-UPDATE webhook_subscriptions s SET failing_since = COALESCE(s.failing_since, r.at)
-FROM unnest(%s::uuid[], %s::timestamptz[]) AS r(id, at) WHERE s.id = r.id
-"""
-_DISABLE = """
-UPDATE webhook_subscriptions
-SET status = 'disabled', updated_at = now(),
-    disabled_reason = 'every attempt failed since ' || failing_since::text
-WHERE id = ANY(%s) AND status = 'active'
-  AND failing_since < now() - make_interval(secs => %s)
-RETURNING id
-"""
-_POSTPONE = """
-UPDATE webhook_deliveries SET claimed_until = NULL,
-       next_attempt_at = now() + make_interval(secs => %s) WHERE id = ANY(%s)
-"""
-_CDRS = """
-SELECT DISTINCT ON (call_id) * FROM cdr WHERE call_id = ANY(%s)
-ORDER BY call_id, last_version DESC
-"""
-_SET_PAYLOADS = """
-UPDATE webhook_deliveries d SET payload = r.body::jsonb
-FROM unnest(%s::bigint[], %s::text[]) AS r(id, body) WHERE d.id = r.id
-"""
-# Retention: delivered rows and attempt-log rows older than retention_s go, a
-# bounded batch per statement so that no delete holds locks for long.
-_PRUNE_ATTEMPTS = """
-DELETE FROM webhook_attempts WHERE id IN (
-    SELECT id FROM webhook_attempts
-    WHERE attempted_at < now() - make_interval(secs => %s) LIMIT %s)
-"""
-_PRUNE_DELIVERED = """
-DELETE FROM webhook_deliveries WHERE id IN (
-    SELECT id FROM webhook_deliveries
-    WHERE state = 'delivered' AND delivered_at < now() - make_interval(secs => %s) LIMIT %s)
-"""
-
 
 @dataclass
 class Claimed:
@@ -253,7 +174,7 @@ class Dispatcher:
         conn = await self._connection()
         lease = self.settings.timeout_s * 2 + 5
         async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(_CLAIM, {"limit": self.settings.batch, "lease": lease})
+            await cur.execute(sql.CLAIM, {"limit": self.settings.batch, "lease": lease})
             claimed = [Claimed(**row) for row in await cur.fetchall()]
         if not claimed:
             return 0
@@ -271,7 +192,7 @@ class Dispatcher:
         """Delete delivered deliveries and attempt-log rows older than retention_s, in
         batches; return how many rows went. Pending deliveries always stay."""
         s, conn, removed = self.settings, await self._connection(), 0
-        for statement in (_PRUNE_ATTEMPTS, _PRUNE_DELIVERED):
+        for statement in (sql.PRUNE_ATTEMPTS, sql.PRUNE_DELIVERED):
             for _ in range(s.prune_max_batches):
                 cur = await conn.execute(statement, (s.retention_s, s.prune_batch))
                 removed += max(cur.rowcount, 0)
@@ -298,7 +219,7 @@ class Dispatcher:
             return claimed
         ended = [c for c in claimed if c.id in waiting]
         async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(_CDRS, ([c.aggregate_id for c in ended],))
+            await cur.execute(sql.CDRS, ([c.aggregate_id for c in ended],))
             rows = {row["call_id"]: row for row in await cur.fetchall()}
         patient_since = datetime.now(UTC) - timedelta(seconds=self.settings.cdr_wait_s)
         postponed: list[int] = []
@@ -316,9 +237,9 @@ class Dispatcher:
             c.body = json.dumps(payload, separators=(",", ":"), default=_jsonable)
             filled.append((c.id, c.body))
         if postponed:
-            await conn.execute(_POSTPONE, (0.2, postponed))
+            await conn.execute(sql.POSTPONE, (0.2, postponed))
         if filled:
-            await conn.execute(_SET_PAYLOADS, _columns(filled, 2))
+            await conn.execute(sql.SET_PAYLOADS, _columns(filled, 2))
         later = set(postponed)
         return [c for c in claimed if c.id not in later]
 
@@ -363,19 +284,19 @@ class Dispatcher:
         failing = {k: v for k, v in failing.items()
                    if k not in {o.claimed.subscription_id for o in done}}
         async with conn.transaction(), conn.cursor() as cur:
-            await cur.execute(_LOG, _columns(
+            await cur.execute(sql.LOG, _columns(
                 [(o.claimed.id, o.claimed.subscription_id, o.claimed.attempts + 1,
                   o.attempted_at, o.status_code, o.error, o.duration_ms) for o in outcomes], 7))
             if done:
-                await cur.execute(_DELIVERED, ([o.claimed.id for o in done],))
-                await cur.execute(_SUCCEEDED, _columns(_best_positions(done), 2))
+                await cur.execute(sql.DELIVERED, ([o.claimed.id for o in done],))
+                await cur.execute(sql.SUCCEEDED, _columns(_best_positions(done), 2))
             if failed:
-                await cur.execute(_RETRY, _columns([
+                await cur.execute(sql.RETRY, _columns([
                     (o.claimed.id, backoff_s(o.claimed.attempts + 1, s.backoff_base_s,
                                              s.backoff_max_s)) for o in failed], 2))
             if failing:
-                await cur.execute(_FAILED, _columns(list(failing.items()), 2))
-                await cur.execute(_DISABLE, (list(failing), s.disable_after_s))
+                await cur.execute(sql.FAILED, _columns(list(failing.items()), 2))
+                await cur.execute(sql.DISABLE, (list(failing), s.disable_after_s))
                 for (disabled,) in await cur.fetchall():
                     log.warning("webhook subscription %s disabled: every attempt failed for "
                                 "%g s", disabled, s.disable_after_s)

@@ -26,7 +26,7 @@ from projections.envelope import EventEnvelope, tenant_of
 
 SCALARS = ("queue_id", "key", "name", "strategy", "service_level_s", "max_wait_s",
            "overflow_kind", "overflow_value", "wrap_up_s", "offer_timeout_s", "music_on_hold",
-           "announce_position", "required_skills", "tenant", "short_abandon_s")
+           "announce_position", "required_skills", "tenant", "short_abandon_s", "record_calls")
 TALLY = tuple(f.name for f in dataclasses.fields(QueueTally))
 TOTALS = ("answered_wait_total_s", "abandoned_wait_total_s", "created_at", "last_version",
           "last_position")
@@ -47,6 +47,7 @@ class QueueView:
     created_at: datetime
     tenant: str = DEFAULT_TENANT
     short_abandon_s: float = DEFAULT_SHORT_ABANDON_S
+    record_calls: bool = False
     max_wait_s: float | None = None
     overflow_kind: str | None = None
     overflow_value: str | None = None
@@ -193,6 +194,7 @@ _HANDLERS: dict[str, Handler] = {
     "offer_timeout_changed": _setting("offer_timeout_s"),
     "music_on_hold_changed": _setting("music_on_hold"),
     "position_announcements_changed": _setting("announce_position"),
+    "recording_policy_changed": _setting("record_calls"),
     "overflow_set": _overflow_set,
     "overflow_cleared": _overflow_cleared,
     "member_added": _member_set,

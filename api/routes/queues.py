@@ -61,6 +61,7 @@ SETTERS: dict[str, Callable[[Queue, Any, datetime], None]] = {  # field -> its Q
     "offer_timeout_s": Queue.set_offer_timeout,
     "music_on_hold": Queue.set_music_on_hold,
     "announce_position": Queue.set_position_announcements,
+    "record_calls": Queue.set_recording,
 }
 
 
@@ -80,7 +81,7 @@ async def create_queue(body: QueueCreate, tenant: Tenant, service: Service) -> Q
             else (body.max_wait_s, overflow),
             service_level_s=body.service_level_s, wrap_up_s=body.wrap_up_s,
             offer_timeout_s=body.offer_timeout_s, music_on_hold=body.music_on_hold,
-            announce_position=body.announce_position)
+            announce_position=body.announce_position, record_calls=body.record_calls)
 
     return QueuePublic.of(await execute(create, field="overflow",
                                         references={"overflow.value": overflow}))

@@ -23,6 +23,9 @@ MaxWait = Annotated[float, Field(ge=1, le=86_400, description=(
     "Seconds a call may wait before it goes to `overflow`."))]
 Moh = Annotated[VisibleText, Field(min_length=1, max_length=100,
                                    description="Music-on-hold class.")]
+RECORD_CALLS = ("The B2BUA records the audio of this queue's answered calls; each recording "
+                "goes to object storage after the call (`GET /v1/calls/{id}/recording`, "
+                "docs/recordings.md).")
 
 
 class _Overflow(StrictBody):
@@ -43,6 +46,7 @@ class QueueCreate(_Overflow):
     offer_timeout_s: OfferTimeout = 15.0
     music_on_hold: Moh = "default"
     announce_position: bool = False
+    record_calls: bool = Field(default=False, description=RECORD_CALLS)
     max_wait_s: MaxWait | None = None
     overflow: QueueOverflow | None = Field(default=None, description=(
         "Where calls go after `max_wait_s`: a queue, a number or a recording."))
@@ -61,6 +65,7 @@ class QueueUpdate(_Overflow):
     offer_timeout_s: OfferTimeout | None = None
     music_on_hold: Moh | None = None
     announce_position: bool | None = None
+    record_calls: bool | None = Field(default=None, description=RECORD_CALLS)
     max_wait_s: MaxWait | None = None
     overflow: QueueOverflow | None = None
     required_skills: Skills | None = Field(default=None, description="The complete new set.")
@@ -115,6 +120,7 @@ class QueuePublic(BaseModel):
     offer_timeout_s: float
     music_on_hold: str
     announce_position: bool
+    record_calls: bool = Field(description=RECORD_CALLS)
     max_wait_s: float | None
     overflow: TargetPublic | None
     required_skills: dict[str, int]
@@ -130,7 +136,8 @@ class QueuePublic(BaseModel):
             service_level_s=queue.service_level_s, short_abandon_s=queue.short_abandon_s,
             wrap_up_s=queue.wrap_up_s,
             offer_timeout_s=queue.offer_timeout_s, music_on_hold=queue.music_on_hold,
-            announce_position=queue.announce_position, max_wait_s=queue.max_wait_s,
+            announce_position=queue.announce_position, record_calls=queue.record_calls,
+            max_wait_s=queue.max_wait_s,
             overflow=TargetPublic.of(queue.overflow_target),
             required_skills=dict(queue.required_skills),
             members=[MemberPublic(agent_id=a, penalty=m.penalty)
@@ -148,7 +155,8 @@ class QueuePublic(BaseModel):
         return cls(**{name: row[name] for name in (
             "key", "name", "strategy", "service_level_s", "short_abandon_s", "wrap_up_s",
             "offer_timeout_s",
-            "music_on_hold", "announce_position", "max_wait_s", "required_skills")},
+            "music_on_hold", "announce_position", "record_calls", "max_wait_s",
+            "required_skills")},
             id=row["queue_id"], overflow=overflow, members=members,
             counters=QueueCounters.of(tally), version=row["last_version"])
 

@@ -191,6 +191,20 @@ def test_queue_short_abandon_threshold_is_set_and_projected(api) -> None:
     api.ok("PATCH", "/v1/queues/sales", 422, json={"short_abandon_s": 601})
 
 
+def test_queue_recording_policy_is_set_read_and_projected(api) -> None:
+    assert sales(api)["record_calls"] is False  # the default
+    api.ok("POST", "/v1/queues", 201, json={"key": "care", "name": "Care", "record_calls": True})
+    stopped = api.ok("PATCH", "/v1/queues/care", json={"record_calls": False})
+    assert stopped["record_calls"] is False
+    started = api.ok("PATCH", "/v1/queues/sales", json={"record_calls": True})
+    assert started["record_calls"] is True
+    api.project()
+    assert api.ok("GET", "/v1/queues/sales")["record_calls"] is True
+    assert api.ok("GET", "/v1/queues/care")["record_calls"] is False
+    assert api.ok("GET", "/v1/queues/care/timeline")  # the policy changes are events
+    api.ok("PATCH", "/v1/queues/sales", 422, json={"record_calls": "sometimes"})
+
+
 def test_invalid_queue_input_is_422_naming_the_field(api) -> None:
     cases = [
         ({"key": "sales", "name": "S", "strategy": "random"}, "strategy"),

@@ -27,6 +27,7 @@ from adapters.sip.pjsua.endpoint import (
     EventLoop,
     Waker,
     create_endpoint,
+    offer_srtp,
 )
 from adapters.sip.pjsua.legs import Leg
 from adapters.sip.sessions import centre_actions
@@ -209,6 +210,7 @@ class B2BUAWorker:
         rtp.port = ep.rtp_base
         rtp.portRange = ep.rtp_port_range
         rtp.boundAddress = ep.host
+        offer_srtp(cfg.mediaConfig)
         account = _Account(self._incoming)
         account.create(cfg, True)
         return account

@@ -59,6 +59,19 @@ class EndpointConfig:
         return 10000 + (self.port % 1000) * self.rtp_port_range
 
 
+def offer_srtp(media: pj.AccountMediaConfig) -> None:
+    """SRTP with SDES keys (RFC 4568) when the peer asks for it, plain RTP otherwise.
+
+    Optional, not mandatory: a caller offering ``a=crypto`` gets an encrypted leg
+    and a caller with plain RTP still gets a call; our own offers (the leg to an
+    agent) carry ``a=crypto`` in ``RTP/AVP``, which a plain phone ignores. Secure
+    signalling is not required (0) because the keys reach a worker over the
+    private UDP hop from Kamailio, which terminates the caller's TLS (docs/edge.md,
+    TLS and SRTP); pjsua's default (1) would refuse SRTP on that hop."""
+    media.srtpUse = pj.PJMEDIA_SRTP_OPTIONAL
+    media.srtpSecureSignaling = 0
+
+
 @dataclass(order=True)
 class _Timer:
     due: float

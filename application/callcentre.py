@@ -43,17 +43,22 @@ from eventsourcing.persistence import IntegrityError, Recording
 from eventsourcing.utils import get_topic
 
 from application import callflow, recorded
+from application.callcentre_config import (
+    ConfigurationCommands,
+    UnknownTarget,
+    check_target,
+    parse_target,
+    replace_skills,
+    require_skills,
+)
 from application.follow import pages
 from application.tracing import command_name, command_span, store_commit_span
-from application.unit import AlreadyExists, NotFound, Unit, kind_name
-from domain.addressing import DEFAULT_TENANT, Target, TargetKind, check_tenant
+from application.unit import AlreadyExists, NotFound, Unit
+from domain.addressing import DEFAULT_TENANT, Target, check_tenant
 from domain.agent import Agent, AgentState
 from domain.errors import DomainError
-from domain.ivr import IvrMenu
-from domain.numbers import Dialplan, DialRule, Number
 from domain.queue import Queue
 from domain.routing import RoutingStrategy
-from domain.skills import check_skills
 from domain.values import enum_member
 
 __all__ = [
@@ -76,17 +81,7 @@ class ConcurrentChange(DomainError):  # noqa: N818 - reads as what happened
     """Other writers kept changing the same aggregates; the command gave up."""
 
 
-class UnknownTarget(NotFound):
-    """A target names a queue or IVR menu that does not exist. A ``NotFound``, but
-    of something the command refers to, not of what it acts on: the API answers
-    422 on the field naming it, and 404 only for the thing in the URL path."""
-
-    def __init__(self, kind: str, ident: object, target: Target) -> None:
-        super().__init__(kind, ident)
-        self.target = target
-
-
-class CallCentreService(Application[UUID]):
+class CallCentreService(ConfigurationCommands, Application[UUID]):
     env: ClassVar[dict[str, str]] = {
         "AGGREGATE_CACHE_MAXSIZE": "20000",
         # Several processes write (API, router, SIP side): catch up on every read.
@@ -222,7 +217,7 @@ class CallCentreService(Application[UUID]):
             if record_calls:
                 queue.set_recording(True, occurred_at)
             if overflow is not None:
-                self._check_target(unit, overflow[1])
+                check_target(unit, overflow[1])
                 queue.set_overflow(*overflow, occurred_at)
             return queue
         return self._run(command)
@@ -234,7 +229,7 @@ class CallCentreService(Application[UUID]):
         def command(unit: Unit) -> Queue:
             queue = unit.get(Queue, queue_id)  # first: a missing queue is the answer
             for target in targets:
-                self._check_target(unit, target)
+                check_target(unit, target)
             change(queue)
             return queue
         return self._run(command)
@@ -243,7 +238,7 @@ class CallCentreService(Application[UUID]):
                      occurred_at: datetime) -> Queue:
         def command(unit: Unit) -> Queue:
             queue = unit.get(Queue, queue_id)
-            self._check_target(unit, target)
+            check_target(unit, target)
             queue.set_overflow(max_wait_s, target, occurred_at)
             return queue
         return self._run(command)
@@ -336,68 +331,6 @@ class CallCentreService(Application[UUID]):
         """The answered call ended; the agent goes to wrap-up (or straight back)."""
         return self._events(lambda u: callflow.end_call(u, agent_id, call_id, occurred_at))
 
-    # -- IVR menus, numbers, dialplans -------------------------------------------------
-
-    def create_ivr_menu(self, key: str, name: str, prompt: str, *, occurred_at: datetime,
-                        options: Mapping[str, Target] | None = None,
-                        **settings: Any) -> IvrMenu:
-        """``settings``: timeout_s, max_retries, default_action."""
-        def command(unit: Unit) -> IvrMenu:
-            menu = unit.add(IvrMenu.create(key, name, prompt, occurred_at=occurred_at,
-                                           tenant=self.new_tenant, **settings))
-            for target in (*(options or {}).values(), menu.default_action):
-                self._check_target(unit, target)
-            for digit, target in sorted((options or {}).items()):
-                menu.set_option(digit, target, occurred_at)
-            return menu
-        return self._run(command)
-
-    def configure_ivr_menu(self, menu_id: UUID, change: Callable[[IvrMenu], None],
-                           targets: Sequence[Target] = ()) -> IvrMenu:
-        """Apply menu commands together; ``targets`` they introduce must exist."""
-        def command(unit: Unit) -> IvrMenu:
-            menu = unit.get(IvrMenu, menu_id)  # first: a missing menu is the answer
-            for target in targets:
-                self._check_target(unit, target)
-            change(menu)
-            return menu
-        return self._run(command)
-
-    def create_number(self, did: str, destination: Target, *, occurred_at: datetime,
-                      label: str = "") -> Number:
-        def command(unit: Unit) -> Number:
-            self._check_target(unit, destination)
-            return unit.add(Number.create(did, destination, occurred_at=occurred_at,
-                                          label=label, tenant=self.new_tenant))
-        return self._run(command)
-
-    def configure_number(self, number_id: UUID, change: Callable[[Number], None],
-                         targets: Sequence[Target] = ()) -> Number:
-        def command(unit: Unit) -> Number:
-            number = unit.get(Number, number_id)  # first: a missing number is the answer
-            for target in targets:
-                self._check_target(unit, target)
-            change(number)
-            return number
-        return self._run(command)
-
-    def create_dialplan(self, key: str, name: str, rules: Sequence[DialRule] = (), *,
-                        occurred_at: datetime) -> Dialplan:
-        def command(unit: Unit) -> Dialplan:
-            plan = unit.add(Dialplan.create(key, name, occurred_at=occurred_at,
-                                            tenant=self.new_tenant))
-            for rule in rules:
-                plan.add_rule(rule, occurred_at)
-            return plan
-        return self._run(command)
-
-    def configure_dialplan(self, plan_id: UUID, change: Callable[[Dialplan], None]) -> Dialplan:
-        def command(unit: Unit) -> Dialplan:
-            plan = unit.get(Dialplan, plan_id)
-            change(plan)
-            return plan
-        return self._run(command)
-
     # -- internals -----------------------------------------------------------------------
 
     def _agent(self, agent_id: UUID, change: Callable[[Agent], None]) -> Agent:
@@ -413,15 +346,6 @@ class CallCentreService(Application[UUID]):
             change(queue)
             return queue
         return self._run(command)
-
-    @staticmethod
-    def _check_target(unit: Unit, target: Target) -> None:
-        """A queue or IVR target must name an existing aggregate (UnknownTarget)."""
-        kinds: dict[TargetKind, type[Aggregate]] = {TargetKind.QUEUE: Queue,
-                                                     TargetKind.IVR: IvrMenu}
-        cls = kinds.get(target.kind)
-        if cls is not None and unit.find(cls, target.aggregate_id) is None:
-            raise UnknownTarget(kind_name(cls), target.aggregate_id, target)
 
     def _run(self, command: Callable[[Unit], T]) -> T:
         result, _ = self._execute(command)
@@ -465,34 +389,3 @@ class CallCentreService(Application[UUID]):
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         # eventsourcing's after-save hook: the API's audit row names these positions.
         recorded.note(self.name, recordings)
-
-
-def replace_skills(agent: Agent, skills: Mapping[str, int], occurred_at: datetime) -> None:
-    """Make the agent's skills exactly ``skills`` (one event per difference)."""
-    wanted = check_skills(skills)
-    for skill in sorted(set(agent.skills) - set(wanted)):
-        agent.remove_skill(skill, occurred_at)
-    for skill, level in sorted(wanted.items()):
-        agent.set_skill(skill, level, occurred_at)
-
-
-def require_skills(queue: Queue, skills: Mapping[str, int], occurred_at: datetime) -> None:
-    """Make the queue's required skills exactly ``skills`` (one event per difference)."""
-    wanted = check_skills(skills)
-    for skill in sorted(set(queue.required_skills) - set(wanted)):
-        queue.drop_skill_requirement(skill, occurred_at)
-    for skill, level in sorted(wanted.items()):
-        queue.require_skill(skill, level, occurred_at)
-
-
-def parse_target(kind: str, value: str | None, tenant: str = DEFAULT_TENANT) -> Target:
-    """A target from untrusted parts, where a queue or IVR menu may be named by
-    its key (in ``tenant``) instead of its id (the API's convenience)."""
-    if kind in (TargetKind.QUEUE, TargetKind.IVR) and value is not None:
-        try:
-            UUID(value)
-        except ValueError:
-            aggregate = Queue if kind == TargetKind.QUEUE else IvrMenu
-            value = str(aggregate.id_for(value, tenant))
-    return Target.parse(kind, value)
-

@@ -261,3 +261,32 @@ def test_a_second_refer_during_a_transfer_is_refused() -> None:
     adapter.fact(ReferReceived(callee, "sip:carol@127.0.0.1"))
     assert adapter.fact(ReferReceived(caller, "sip:dave@127.0.0.1")) == [
         act.RefuseRefer(603)]
+
+
+# From the handset on the other side (issue 14 section 6).
+
+
+def test_a_blind_transfer_by_the_caller_gives_the_callee_the_target() -> None:
+    adapter, caller, callee = answered_call()
+    adapter.fact(ReferReceived(caller, "<sip:carol@127.0.0.1>"))
+    target = adapter.placed[-1]
+    assert adapter.call.waiting_party() is callee  # music for the callee while it rings
+    assert adapter.call.parties() == (callee, target)
+    assert adapter.fact(Gone(caller, 200)) == []  # the transferor leaves: expected
+    assert act.TransferAnswered(caller, target) in adapter.fact(Answered(target))
+    assert (adapter.call.a, adapter.call.b) == (target, callee)
+    adapter.fact(Gone(target, 200))  # the target took the caller's place
+    end = end_of(adapter).end
+    assert (end.disposition, end.hangup_side) == (Disposition.ANSWERED, HangupSide.CALLER)
+    assert adapter.command_names()[-2:] == ["TransferCall", "EndCall"]
+
+
+def test_the_callee_hanging_up_while_holding_ends_the_call_on_its_side() -> None:
+    adapter, caller, callee = answered_call()
+    adapter.fact(MediaChanged(callee, Audio.REMOTE_HOLD))
+    assert adapter.fact(MediaChanged(caller, Audio.OTHER)) == [act.Bridge()]  # our hold's echo
+    assert adapter.call.held_by is callee
+    adapter.fact(Gone(callee, 200))
+    end = end_of(adapter).end
+    assert (end.disposition, end.hangup_side) == (Disposition.ANSWERED, HangupSide.CALLEE)
+    assert adapter.command_names()[-2:] == ["HoldCall", "EndCall"]

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
         "the processes themselves, as DIALTONE_HEARTBEAT_INTERVAL_S).")
     heartbeat_stale_after: float = Field(
         default=3.0, gt=1, description="A heartbeat older than this many intervals is stale.")
+    sip_trusted_sources: str = Field(
+        default="127.0.0.0/8,::1", description="Addresses and networks (comma-separated) a "
+        "B2BUA worker takes INVITEs from: the SIP edge's. Others get 403 (docs/edge.md).")
     projection_stall_s: float = Field(
         default=30.0, gt=0, description="A projection behind and not advancing this long is "
         "stalled.")

@@ -11,6 +11,7 @@ from adapters.media.recorder import RecordingStore
 from adapters.sip.pjsua.endpoint import EndpointConfig
 from adapters.sip.routing.directory import Directory
 from adapters.sip.store.centre_link import CentreLink
+from adapters.sip.trust import LOOPBACK, IPNetwork
 
 
 class Router(Protocol):
@@ -27,6 +28,8 @@ class WorkerConfig:
     no_answer_timeout: float = 30.0
     retry_after: int = 5
     shutdown_grace: float = 3.0
+    # Where INVITEs may come from (the edge's addresses); others get 403 (trust.py).
+    trusted_sources: tuple[IPNetwork, ...] = LOOPBACK
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from adapters.sip.sessions.session import (
     TimerHandle,
 )
 from adapters.sip.store.sink import CommandSink
+from adapters.sip.trust import is_trusted
 from adapters.sip.wiring import CentreWiring, Router, WorkerConfig
 from application import log_context, metrics
 from application.b2bua.legs import LegRole
@@ -263,6 +264,12 @@ class B2BUAWorker:
             # Acting now (even refusing) closes this call's transport while the
             # ioqueue's closing list is full: hold it, its slot too (see admission).
             self._hold(leg)
+            return
+        if not is_trusted(prm.rdata.srcAddress, self.config.trusted_sources):
+            # Not from the edge: no routing, no call stored (docs/edge.md, trust).
+            log.warning("INVITE from %s refused with 403: not a trusted source",
+                        prm.rdata.srcAddress)
+            leg.respond(403)
             return
         info = leg.dialog.getInfo()
         reason = self._refusal()

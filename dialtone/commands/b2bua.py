@@ -33,6 +33,7 @@ from adapters.sip.routing.follower import CentreFollower
 from adapters.sip.store.centre_link import CentreLink
 from adapters.sip.store.lost_calls import CallOwnership, end_lost_calls, worker_identity
 from adapters.sip.store.storage import INFRASTRUCTURE_ERRORS, StorageThread
+from adapters.sip.trust import IPNetwork, parse_networks
 from adapters.sip.wiring import CentreWiring, WorkerConfig
 from adapters.sip.worker import B2BUAWorker
 from application.callcentre import CallCentreService
@@ -83,6 +84,14 @@ def end_lost_worker_calls(dsn: str, host: str, port: int) -> list[UUID]:
         service.close()
 
 
+def _trusted_networks(options: Sequence[str], settings: Settings) -> tuple[IPNetwork, ...]:
+    """The networks of --trusted-source, else of DIALTONE_SIP_TRUSTED_SOURCES."""
+    try:
+        return parse_networks(options or [settings.sip_trusted_sources])
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--trusted-source") from None
+
+
 @click.command("b2bua")
 @click.option("--host", default="127.0.0.1", show_default=True, help="SIP/RTP bind address.")
 @click.option("--port", default=5070, show_default=True, help="SIP UDP port.")
@@ -108,6 +117,10 @@ def end_lost_worker_calls(dsn: str, host: str, port: int) -> list[UUID]:
               help="Where call recordings go (default: DIALTONE_DATA_DIR/recordings).")
 @click.option("--announce-every", default=20.0, show_default=True,
               help="Seconds between queue position announcements (queues that ask for them).")
+@click.option("--trusted-source", "trusted_sources", multiple=True, metavar="ADDRESS[/BITS]",
+              help="Address or network INVITEs may come from: the SIP edge (repeatable or "
+                   "comma-separated); others get 403. Default DIALTONE_SIP_TRUSTED_SOURCES "
+                   "(loopback).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Serve Prometheus metrics on this TCP port (default DIALTONE_METRICS_PORT; "
                    "0: none).")
@@ -117,7 +130,7 @@ def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
             no_answer_timeout: float,
             rtp_port: int, pj_log_level: int, hold_music_file: Path | None,
             callcentre: bool, recordings_dir: Path | None, announce_every: float,
-            metrics_port: int | None) -> None:
+            trusted_sources: tuple[str, ...], metrics_port: int | None) -> None:
     """Run one SIP B2BUA worker (pjsua2) until SIGTERM/SIGINT."""
     dsn = resolve_dsn(settings)
     start_metrics_server(settings, metrics_port)
@@ -138,7 +151,8 @@ def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
     config = WorkerConfig(
         endpoint=EndpointConfig(host=host, port=port, rtp_port=rtp_port,
                                 pj_log_level=pj_log_level, max_calls=pjsua_calls),
-        max_bridged_calls=max_calls, no_answer_timeout=no_answer_timeout)
+        max_bridged_calls=max_calls, no_answer_timeout=no_answer_timeout,
+        trusted_sources=_trusted_networks(trusted_sources, settings))
     media_dir = settings.data_dir / "media"
     music = hold_music_file or hold_music(media_dir / "hold.wav")
     wiring: CentreWiring | None = None

@@ -1,0 +1,35 @@
+"""A worker takes INVITEs from its trusted addresses only (the SIP edge's): a real
+``dialtone b2bua`` trusting 127.0.0.1, and sipp calling from 127.0.0.2 and from
+127.0.0.1 (adapters/sip/trust.py, docs/edge.md "Trust and flood control")."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.call import Disposition
+from tests.fixtures.sip import CallStore, Sipp, StartWorker, free_udp_port, kinds
+
+pytestmark = pytest.mark.sip
+
+
+def test_an_invite_from_an_untrusted_address_gets_403_and_no_call(
+    b2bua: StartWorker, sipp: Sipp, call_store: CallStore
+) -> None:
+    uas_port = free_udp_port()
+    worker = b2bua(f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}",
+                   args=["--trusted-source", "127.0.0.1", "--no-callcentre"])
+
+    refused = sipp.uac(sipp.expect_status(403), worker.port, service="1000",
+                       extra=["-i", "127.0.0.2"])
+
+    assert refused.ok, refused.errors
+    assert "INVITE from 127.0.0.2:" in worker.log_text()
+    assert "refused with 403: not a trusted source" in worker.log_text()
+    # The trusted address still gets its call, and it is the only call stored:
+    # the refused INVITE was never routed nor recorded.
+    sipp.assert_a_call_works(worker.port, uas_port)
+    histories = call_store.wait_ended(1)
+    assert len(histories) == 1
+    (history,) = histories.values()
+    assert kinds(history) == ["Initiated", "Routed", "Ringing", "Answered", "Ended"]
+    assert history[-1].disposition == Disposition.ANSWERED  # type: ignore[attr-defined]

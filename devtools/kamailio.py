@@ -20,8 +20,9 @@ KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
 
 
 def dispatcher_list(worker_ports: Iterable[int], *, host: str = "127.0.0.1",
-                    maxload: int = 1) -> str:
-    """Dispatcher set 1, one worker a line, each allowed ``maxload`` calls at once."""
+                    maxload: int = 2) -> str:
+    """Dispatcher set 1, one worker a line, each allowed ``maxload`` calls at once
+    (2: a worker's four pjsua2 legs; docs/edge.md, *Admission and capacity*)."""
     return "".join(f"1 sip:{host}:{port} 0 0 duid=w{port};maxload={maxload}\n"
                    for port in worker_ports)
 
@@ -55,7 +56,7 @@ class Kamailio:
 
 def start_kamailio(work: Path, worker_ports: Sequence[int], *, port: int,
                    defines: Sequence[str] = (), values: Mapping[str, str] | None = None,
-                   maxload: int = 1, settle_s: float = 1.0) -> Kamailio:
+                   maxload: int = 2, settle_s: float = 1.0) -> Kamailio:
     """Render the configuration into ``work`` and start Kamailio listening on
     127.0.0.1:``port`` in front of the workers on ``worker_ports``.
 

@@ -16,8 +16,9 @@ LISTEN_IP=${LISTEN_IP:-$(hostname -i | cut -d' ' -f1)}
 list="$OUT_DIR/dispatcher.list"
 : > "$list"
 for target in $B2BUA_TARGETS; do
-    # One call per worker (maxload=1), as in the dev harness.
-    echo "1 sip:$target 0 0 duid=${target%%:*};maxload=1" >> "$list"
+    # Two bridged calls per worker (maxload=2: its four pjsua2 legs), as in the
+    # dev harness; the workers run with --max-calls 2.
+    echo "1 sip:$target 0 0 duid=${target%%:*};maxload=2" >> "$list"
 done
 # A restarted worker container gets a new address: re-resolve the names every
 # 10 s (dispatcher's DS_DNS_MODE_TIMER = 4) instead of once at start.

@@ -51,17 +51,27 @@ def test_calls_are_spread_over_workers_and_stored_once(
 def test_when_every_worker_is_busy_the_proxy_answers_503_with_retry_after(
     b2bua: StartWorker, sipp: Sipp, call_store: CallStore, kamailio: StartProxy
 ) -> None:
+    """A worker carries two bridged calls (maxload=2: its four legs). With both up,
+    the proxy answers the next INVITE 503 + Retry-After itself; a proxy that
+    believes the worker has room (maxload=3) gets pjsua's stateless 486 (no leg
+    left) and answers 503 + Retry-After too, not busy."""
     uas_port = free_udp_port()
-    worker = b2bua(f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}")
+    worker = b2bua(f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}", args=["--max-calls", "2"])
     proxy_port = kamailio([worker]).port
-    uas = sipp.uas("uas", uas_port, calls=1)
-    busy = sipp.uac_background(ROUTED_UAC, proxy_port, service="1000", extra=["-d", "3000"])
-    wait_until(lambda: "audio bridged" in worker.log_text(), "the first call answered")
+    overcommitted_port = kamailio([worker], maxload=3).port
+    uas = sipp.uas("uas", uas_port, calls=2)
+    busy = sipp.uac_background(ROUTED_UAC, proxy_port, service="1000", calls=2,
+                               extra=["-d", "4000"])
+    wait_until(lambda: worker.log_text().count("audio bridged") == 2, "both calls answered")
 
     refused = sipp.uac(sipp.expect_status(503, header_check=RETRY_AFTER_CHECK), proxy_port,
                        service="1000")
+    beyond_legs = sipp.uac(sipp.expect_status(503, header_check=RETRY_AFTER_CHECK),
+                           overcommitted_port, service="1000")
 
     assert refused.ok, refused.errors
+    assert beyond_legs.ok, beyond_legs.errors
+    assert "refused by pjsua itself with 486" in worker.log_text()
     assert busy.wait(30) == 0
     assert sipp.wait_uas(uas) == 0
-    assert len(call_store.wait_ended(1)) == 1
+    assert len(call_store.wait_ended(2)) == 2

@@ -276,7 +276,7 @@ def test_kamailio_config_written_by_the_init_step_passes_kamailio_check(tmp_path
                    check=True, timeout=30)
     lines = (tmp_path / "dispatcher.list").read_text().splitlines()
     assert lines == [f"1 sip:b2bua-{i}.b2bua.dialtone-staging.svc.cluster.local:5070 0 0 "
-                     f"duid=b2bua-{i};maxload=1" for i in range(3)]
+                     f"duid=b2bua-{i};maxload=2" for i in range(3)]
     config = (tmp_path / "kamailio.cfg").read_text()
     assert "LISTEN_ADDR" not in config
     assert "DISPATCHER_LIST" not in config

@@ -308,7 +308,7 @@ def test_the_compose_kamailio_config_passes_kamailio_check(
 ) -> None:
     config = _render_kamailio(stack, tmp_path)
     assert (tmp_path / "dispatcher.list").read_text().splitlines() == [
-        "1 sip:b2bua:5070 0 0 duid=b2bua;maxload=1"]
+        "1 sip:b2bua:5070 0 0 duid=b2bua;maxload=2"]
     text = config.read_text()
     assert "LISTEN_ADDR" not in text
     assert "DISPATCHER_LIST" not in text

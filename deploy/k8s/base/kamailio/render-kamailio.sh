@@ -14,8 +14,9 @@ list="$OUT_DIR/dispatcher.list"
 : > "$list"
 i=0
 while [ "$i" -lt "$B2BUA_REPLICAS" ]; do
-    # One call per worker (maxload=1), as in the dev harness.
-    echo "1 sip:b2bua-$i.b2bua.$NAMESPACE.svc.cluster.local:5070 0 0 duid=b2bua-$i;maxload=1" >> "$list"
+    # Two bridged calls per worker (maxload=2: its four pjsua2 legs), as in the
+    # dev harness; the workers run with --max-calls 2.
+    echo "1 sip:b2bua-$i.b2bua.$NAMESPACE.svc.cluster.local:5070 0 0 duid=b2bua-$i;maxload=2" >> "$list"
     i=$((i + 1))
 done
 # Pod IPs change when a worker restarts: re-resolve the names on a timer

@@ -66,6 +66,7 @@ from domain.call_commands import (
     AttachRecording,
     CallCommand,
     ConnectAgent,
+    DeleteRecording,
     EndCall,
     HoldCall,
     InitiateCall,
@@ -76,6 +77,7 @@ from domain.call_commands import (
     RouteCall,
     StartSupervision,
     StopSupervision,
+    StoreRecording,
     TransferCall,
     fact_names,
 )
@@ -207,6 +209,8 @@ class CallService(Application[UUID]):
     queue_call = by_command(QueueCall)
     connect_agent = by_command(ConnectAgent)
     attach_recording = by_command(AttachRecording)
+    store_recording = by_command(StoreRecording)
+    delete_recording = by_command(DeleteRecording)
     start_supervision = by_command(StartSupervision)
     stop_supervision = by_command(StopSupervision)
     record_media_quality = by_command(RecordMediaQuality)

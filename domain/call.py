@@ -28,7 +28,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from domain.addressing import DEFAULT_TENANT, check_tenant
-from domain.call_values import MediaQuality, checked_sip_status
+from domain.call_values import MediaQuality, StoredRecording, checked_sip_status
 from domain.errors import DomainError, IllegalTransition, InvalidValue
 from domain.values import (
     UNANSWERED_DISPOSITIONS,
@@ -46,7 +46,7 @@ from domain.values import (
 )
 
 __all__ = ["Call", "CallNotFound", "CallStatus", "Direction", "Disposition", "HangupSide",
-           "MediaQuality", "SupervisionMode", "Transfer", "TransferKind"]
+           "MediaQuality", "StoredRecording", "SupervisionMode", "Transfer", "TransferKind"]
 
 # Fixed forever: a call's id is uuid5(this, SIP Call-ID), so changing it would
 # give calls already stored a different id than their retransmitted INVITEs.
@@ -158,6 +158,31 @@ class Call(Aggregate):
         def apply(self, call: Call) -> None:
             call.recording = (self.ref, self.duration_s)
 
+    class RecordingStored(Event):
+        """The recording is in object storage: ``bucket``/``key``, ``size_bytes``
+        long with that ``sha256`` (hex). Never a credential or a presigned URL."""
+
+        class_version = 1
+        bucket: str
+        key: str
+        size_bytes: int
+        sha256: str
+
+        def apply(self, call: Call) -> None:
+            call.stored_recording = StoredRecording(self.bucket, self.key, self.size_bytes,
+                                                    self.sha256)
+
+    class RecordingDeleted(Event):
+        """The stored object is deleted (``reason``: e.g. ``retention``)."""
+
+        class_version = 1
+        bucket: str
+        key: str
+        reason: str
+
+        def apply(self, call: Call) -> None:
+            call.stored_recording = None
+
     class SupervisionStarted(Event):
         class_version = 1
         supervisor: str
@@ -215,6 +240,7 @@ class Call(Aggregate):
         self.queued_at: datetime | None = None
         self.agents: list[str] = []
         self.recording: tuple[str, float] | None = None
+        self.stored_recording: StoredRecording | None = None
         self.supervisors: dict[str, SupervisionMode] = {}
         self.disposition: Disposition | None = None
         self.hangup_cause: str | None = None
@@ -319,6 +345,28 @@ class Call(Aggregate):
             raise InvalidValue(f"recording duration {duration_s!r} is not a duration")
         self._trigger(self.RecordingAvailable, occurred_at, ref=non_empty("ref", ref),
                       duration_s=float(duration_s))
+
+    def store_recording(self, bucket: str, key: str, size_bytes: int, sha256: str,
+                        occurred_at: datetime) -> None:
+        """The recording was uploaded to ``bucket``/``key``. The same object again is a
+        no-op: an upload retried after a crash stores one event."""
+        stored = StoredRecording.checked(bucket, key, size_bytes, sha256)
+        if self.recording is None:
+            raise InvalidValue(f"call {self.id} has no recording to store")
+        if self.stored_recording == stored:
+            return
+        self._trigger(self.RecordingStored, occurred_at, bucket=bucket, key=key,
+                      size_bytes=size_bytes, sha256=sha256)
+
+    def delete_recording(self, bucket: str, key: str, reason: str,
+                         occurred_at: datetime) -> None:
+        """The stored object ``bucket``/``key`` was deleted; a no-op unless it is the
+        call's stored recording (deleted twice, or a stray object)."""
+        current = self.stored_recording
+        if current is None or (current.bucket, current.key) != (bucket, key):
+            return
+        self._trigger(self.RecordingDeleted, occurred_at, bucket=bucket, key=key,
+                      reason=non_empty("reason", reason))
 
     def start_supervision(self, supervisor: str, mode: SupervisionMode,
                           occurred_at: datetime) -> None:

@@ -25,9 +25,10 @@ from domain.call import Call
 from domain.values import Direction, Disposition, HangupSide, SupervisionMode, TransferKind
 
 __all__ = [
-    "AnswerCall", "AttachRecording", "CallCommand", "ConnectAgent", "EndCall", "HoldCall",
-    "InitiateCall", "QueueCall", "RecordMediaQuality", "ResumeCall", "RingCall", "RouteCall",
-    "StartSupervision", "StopSupervision", "TransferCall", "fact_names",
+    "AnswerCall", "AttachRecording", "CallCommand", "ConnectAgent", "DeleteRecording", "EndCall",
+    "HoldCall", "InitiateCall", "QueueCall", "RecordMediaQuality", "ResumeCall", "RingCall",
+    "RouteCall", "StartSupervision", "StopSupervision", "StoreRecording", "TransferCall",
+    "fact_names",
 ]
 
 # Fields that say which call and why, not what happened: not passed to the aggregate.
@@ -150,6 +151,27 @@ class AttachRecording(CallCommand):
     ref: str
     duration_s: float
     decide = Call.attach_recording
+
+
+@dataclass(frozen=True)
+class StoreRecording(CallCommand):
+    """The recording was uploaded to object storage (``dialtone recordings``)."""
+
+    bucket: str
+    key: str
+    size_bytes: int
+    sha256: str
+    decide = Call.store_recording
+
+
+@dataclass(frozen=True)
+class DeleteRecording(CallCommand):
+    """The stored recording was deleted (retention)."""
+
+    bucket: str
+    key: str
+    reason: str
+    decide = Call.delete_recording
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,14 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import NamedTuple
 
 from domain.errors import InvalidValue
 
-__all__ = ["MediaQuality", "checked_sip_status"]
+__all__ = ["MediaQuality", "StoredRecording", "checked_sip_status"]
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class MediaQuality(NamedTuple):
@@ -32,6 +35,26 @@ class MediaQuality(NamedTuple):
             _check_range("rtt_ms", rtt_ms, 0.0, math.inf)
         return cls(float(mos), float(jitter_ms), float(loss_pct),
                    None if rtt_ms is None else float(rtt_ms))
+
+
+class StoredRecording(NamedTuple):
+    """Where a call's recording is in object storage, and what it is (size, digest)."""
+
+    bucket: str
+    key: str
+    size_bytes: int
+    sha256: str
+
+    @classmethod
+    def checked(cls, bucket: str, key: str, size_bytes: int, sha256: str) -> StoredRecording:
+        for name, text in (("bucket", bucket), ("key", key)):
+            if not isinstance(text, str) or not text.strip():
+                raise InvalidValue(f"{name} must be a non-empty string, got {text!r}")
+        if isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or size_bytes < 0:
+            raise InvalidValue(f"recording size {size_bytes!r} is not a byte count")
+        if not isinstance(sha256, str) or not _SHA256_HEX.fullmatch(sha256):
+            raise InvalidValue(f"not a lowercase sha256 hex digest: {sha256!r}")
+        return cls(bucket, key, size_bytes, sha256)
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:

@@ -198,10 +198,21 @@ def _recording_available(view: CallView, envelope: EventEnvelope) -> None:
     view.recording_ref = str(envelope.data["ref"])
 
 
+def _recording_stored(view: CallView, envelope: EventEnvelope) -> None:
+    """Uploaded: the local file is removed, the object is where the recording is now."""
+    view.recording_ref = f"s3://{envelope.data['bucket']}/{envelope.data['key']}"
+
+
+def _recording_deleted(view: CallView, _: EventEnvelope) -> None:
+    view.recording_ref = None
+
+
 _HANDLERS: dict[str, Callable[[CallView, EventEnvelope], None]] = {
     "queued": _queued,
     "agent_connected": _agent_connected,
     "recording_available": _recording_available,
+    "recording_stored": _recording_stored,
+    "recording_deleted": _recording_deleted,
     "routed": _routed,
     "ringing": _ringing,
     "answered": _answered,

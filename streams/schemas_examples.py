@@ -57,6 +57,11 @@ def call_story(service: CallService) -> None:
     service.end_call(call, disposition=Disposition.ANSWERED, hangup_cause="normal_clearing",
                      hangup_side=HangupSide.CALLER, sip_status=200, occurred_at=at(120))
     service.attach_recording(call, "file:///recordings/example.wav", 115.0, at(121))
+    key = f"default/2025-03-01/{call}.wav"
+    service.store_recording(call, "dialtone-recordings", key, 1_840_044,
+                            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                            at(130))
+    service.delete_recording(call, "dialtone-recordings", key, "retention", at(90 * 86_400))
 
 
 def callcentre_story(service: CallCentreService) -> None:

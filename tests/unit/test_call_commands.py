@@ -20,6 +20,7 @@ from domain.call_commands import (
     AttachRecording,
     CallCommand,
     ConnectAgent,
+    DeleteRecording,
     EndCall,
     HoldCall,
     InitiateCall,
@@ -30,6 +31,7 @@ from domain.call_commands import (
     RouteCall,
     StartSupervision,
     StopSupervision,
+    StoreRecording,
     TransferCall,
     fact_names,
 )
@@ -39,6 +41,7 @@ from domain.values import Direction, Disposition, HangupSide, SupervisionMode, T
 T0 = datetime(2025, 3, 1, 9, 0, 0, tzinfo=UTC)
 SIP_CALL_ID = "commands@pbx"
 CID = Call.id_for(SIP_CALL_ID)
+SHA = "ab" * 32
 
 
 def at(seconds: float) -> datetime:
@@ -49,7 +52,7 @@ def every_command() -> list[type[CallCommand]]:
     found = [value for value in vars(call_commands).values()
              if isinstance(value, type) and issubclass(value, CallCommand)
              and value is not CallCommand]
-    assert len(found) == 14  # a new command appears here: add it to the life below
+    assert len(found) == 16  # a new command appears here: add it to the life below
     return found
 
 
@@ -67,7 +70,9 @@ def life() -> list[CallCommand]:
             RecordMediaQuality(CID, at(9), 4.3, 2.5, 0.1, 38.0),
             TransferCall(CID, at(10), TransferKind.BLIND, "sip:bob@dialtone"),
             EndCall(CID, at(11), Disposition.ANSWERED, "normal_clearing", HangupSide.CALLER, 200),
-            AttachRecording(CID, at(12), "file:///r.wav", 11.0)]
+            AttachRecording(CID, at(12), "file:///r.wav", 11.0),
+            StoreRecording(CID, at(13), "recordings", "default/r.wav", 88_244, SHA),
+            DeleteRecording(CID, at(14), "recordings", "default/r.wav", "retention")]
 
 
 @pytest.mark.parametrize("command", every_command(), ids=lambda c: c.__name__)
@@ -116,10 +121,12 @@ def test_handle_records_the_same_events_as_calling_the_aggregate() -> None:
     direct.end(disposition=Disposition.ANSWERED, hangup_cause="normal_clearing",
                hangup_side=HangupSide.CALLER, sip_status=200, occurred_at=at(11))
     direct.attach_recording("file:///r.wav", 11.0, at(12))
+    direct.store_recording("recordings", "default/r.wav", 88_244, SHA, at(13))
+    direct.delete_recording("recordings", "default/r.wav", "retention", at(14))
 
     stored = [type(e).__name__ for e in service.events.get(CID)]
     assert stored == [type(e).__name__ for e in direct.collect_events()]
-    assert len(stored) == 14
+    assert len(stored) == 16
     store_times = {"_created_on", "_modified_on"}  # when saved, not when it happened
     assert ({k: v for k, v in vars(handled).items() if k not in store_times}
             == {k: v for k, v in vars(direct).items() if k not in store_times})

@@ -17,6 +17,7 @@ from streams.envelopes import decode
 
 SCHEMA_DEFINED = ("initiated", "routed", "ringing", "answered", "held", "resumed",
                   "transferred", "ended", "queued", "agent_connected", "recording_available",
+                  "recording_stored", "recording_deleted",
                   "supervision_started", "supervision_ended", "media_quality_recorded")
 SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "docs/schemas/dialtone.calls.v1.schema.json").read_text()
@@ -29,6 +30,10 @@ def published() -> list[dict[str, object]]:
     call_id = full_lifecycle(service, "schema@test")
     _call_centre_call(service, datetime.now(UTC))
     service.attach_recording(call_id, "file:///recordings/x.wav", 119.5, datetime.now(UTC))
+    service.store_recording(call_id, "recordings", "default/x.wav", 1024, "0f" * 32,
+                            datetime.now(UTC))
+    service.delete_recording(call_id, "recordings", "default/x.wav", "retention",
+                             datetime.now(UTC))
     notifications = service.recorder.select_notifications(start=1, limit=100)
     return [json.loads(e.to_json()) for e in decode(service, notifications)]
 

@@ -11,7 +11,7 @@ route p50/p90/p99/max and the rate achieved. The same GET goes out with a token
 and with an API key (and /healthz, which is open, without and with a token), so
 the cost of authentication shows in the same run.
 
-The load generator is this module run with `--drive` in a process of its own:
+The load generator (bench/load_generator.py) runs in a process of its own:
 asyncio on uvloop with aiohttp's client. It is open-loop: request n is due at
 start + n / rate whatever the answers before it did, and its latency counts
 from that due time, not from when it was sent (a stalled server is charged for
@@ -33,24 +33,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import aiohttp
 import httpx
 import psutil
-import uvloop
 
 from api.auth.authenticator import Authenticator
 from api.db import open_pool
@@ -58,6 +50,8 @@ from application.calls import CallService
 from application.identity.model import Role
 from application.identity.settings import AuthSettings
 from bench.common import embedded_postgres, machine_facts, percentile_ms
+from bench.load_generator import run_driver
+from bench.up import running_up, wait
 from devtools.simulate import lifecycles
 from dialtone.commands.users import ensure_initial_admin, issue_api_key
 from dialtone.database import ensure_database, eventsourcing_env
@@ -65,70 +59,7 @@ from dialtone.migrations import apply_migrations
 from dialtone.services.postgres import free_port
 from domain.call import Direction
 
-DIALTONE = Path(sys.executable).parent / "dialtone"
 QUEUE = "sales"
-
-
-# --- the load generator (its own process) -----------------------------------------------
-
-@dataclass(frozen=True)
-class Shot:
-    """One request of the round robin: a label for the table, a path, headers."""
-
-    label: str
-    path: str
-    headers: dict[str, str]
-
-
-async def _one(session: Any, shot: Shot, due: float, out: dict[str, list[Any]]) -> None:
-    sent = time.perf_counter()  # uvloop's loop.time() counts whole milliseconds
-    try:
-        async with session.get(shot.path, headers=shot.headers) as response:
-            await response.read()
-            status = response.status
-    except Exception:  # a failed request is counted, not fatal
-        status = -1
-    out.setdefault(shot.label, []).append((time.perf_counter() - due, sent - due, status))
-
-
-async def _phase(session: Any, shots: Sequence[Shot], rate: float, seconds: float,
-                 out: dict[str, list[Any]]) -> float:
-    """Send at `rate` for `seconds`, each request at its due time; wait for all."""
-    tasks = set()
-    start, total = time.perf_counter() + 0.05, int(rate * seconds)
-    for n in range(total):
-        due = start + n / rate
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))  # sleep(0) when late: yield
-        task = asyncio.create_task(_one(session, shots[n % len(shots)], due, out))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    await asyncio.gather(*list(tasks))
-    return time.perf_counter() - start
-
-
-async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
-    shots = [Shot(**s) for s in spec["shots"]]
-    connector = aiohttp.TCPConnector(limit=spec["connections"])
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(spec["base_url"], connector=connector,
-                                     timeout=timeout) as session:
-        await _phase(session, shots, spec["rate"], spec["warmup"], {})
-        out: dict[str, list[Any]] = {}
-        cpu0 = _cpu_s()
-        wall = await _phase(session, shots, spec["rate"], spec["seconds"], out)
-        cpu = _cpu_s() - cpu0
-    return {"samples": out, "wall_s": wall, "generator_cpu_s": cpu}
-
-
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def drive_main() -> None:
-    """`python -m bench.api --drive`: spec as JSON on stdin, samples as JSON on stdout."""
-    spec = json.load(sys.stdin)
-    json.dump(uvloop.run(_drive(spec)), sys.stdout)
 
 
 # --- the platform under test ---------------------------------------------------------------
@@ -170,30 +101,6 @@ def session_priority(priority: int | None) -> Iterator[None]:
         yield
     finally:
         AUTOGROUP.write_text(before)
-
-
-def start_up(dsn: str, data_dir: Path, port: int, up_args: Sequence[str],
-             log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_DATA_DIR": str(data_dir),
-           "DIALTONE_HTTP_PORT": str(port)}
-    with log.open("ab") as out:
-        return subprocess.Popen([str(DIALTONE), "up", "--b2bua-workers", "0", *up_args],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.1)
-
-
-def ready(client: httpx.Client) -> bool:
-    try:
-        return client.get("/readyz").status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def seed_callcentre(client: httpx.Client, key: str, agents: int) -> None:
@@ -242,12 +149,6 @@ def shots(call_id: UUID, token: str, key: str) -> list[dict[str, Any]]:
         {"label": "GET /readyz  none", "path": "/readyz", "headers": {}},
     ]
     return mix
-
-
-def run_driver(spec: dict[str, Any]) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-m", "bench.api", "--drive"],
-                          input=json.dumps(spec).encode(), capture_output=True, check=True)
-    return dict(json.loads(done.stdout))
 
 
 def server_cpu_s(process: psutil.Process) -> float:
@@ -397,15 +298,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "reserves for the API")
     parser.add_argument("--up-arg", action="append", default=[],
                         help="extra argument for `dialtone up` (repeatable)")
-    parser.add_argument("--drive", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
-    if args.drive:
-        drive_main()
-        return
     print(machine_facts())
     with embedded_postgres() as pg, tempfile.TemporaryDirectory(prefix="dialtone-bench-api-") \
             as tmp:
@@ -418,13 +315,9 @@ def main(argv: list[str] | None = None) -> None:
         assert password is not None  # a fresh database
         key = issue_api_key(dsn, "bench", Role.ADMIN)
         up_args = ["--api-workers", str(args.api_workers), *args.up_arg]
-        up = start_up(dsn, data_dir, port, up_args, data_dir / "up.log")
-        try:
+        with running_up(dsn, data_dir, port, up_args, ready_within_s=60) as up:
             base_url = f"http://127.0.0.1:{port}"
             with httpx.Client(base_url=base_url, timeout=10) as client:
-                wait(lambda: ready(client) or up.poll() is not None, 60, "dialtone up")
-                if up.poll() is not None:
-                    raise RuntimeError(f"dialtone up exited with {up.returncode}")
                 seed_callcentre(client, key, args.agents)
                 token = login(client, password)
             spec = {"base_url": base_url, "rate": args.rate, "seconds": args.seconds,
@@ -441,12 +334,6 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"  authenticate() alone, {name}: p50 "
                           f"{percentile_ms(samples, 0.5):.3f} ms, p99 "
                           f"{percentile_ms(samples, 0.99):.3f} ms (in-process, cache warm)")
-        except BaseException:
-            print((data_dir / "up.log").read_text()[-3000:], file=sys.stderr)
-            raise
-        finally:
-            up.terminate()
-            up.wait(30)
     print(f"\nafter: {machine_facts()}")
 
 

@@ -55,6 +55,7 @@ from application.identity.model import Role
 from bench import api as bench_api
 from bench.common import embedded_postgres, machine_facts, percentile_ms
 from bench.live_snapshot import AGENTS, QUEUES, history
+from bench.up import DIALTONE, running_up
 from devtools.kafka import KafkaBroker
 from dialtone.commands.users import ensure_initial_admin, issue_api_key
 from dialtone.database import ensure_database, eventsourcing_env
@@ -297,29 +298,18 @@ def main(argv: list[str] | None = None) -> None:
         key = issue_api_key(dsn, "bench", Role.SUPERVISOR)
         stack = contextlib.ExitStack()
         feeders = stack.enter_context(kafka_pipeline(dsn, data_dir)) if args.kafka else []
-        up = bench_api.start_up(dsn, data_dir, port, ["--api-workers", "1"],
-                                data_dir / "up.log")
-        base_url = f"http://127.0.0.1:{port}"
         try:
-            with httpx.Client(base_url=base_url, timeout=10) as client:
-                bench_api.wait(lambda: bench_api.ready(client) or up.poll() is not None, 90,
-                               "dialtone up")
-            if up.poll() is not None:
-                raise RuntimeError(f"dialtone up exited with {up.returncode}")
-            mode = ("Kafka: relay + Faust worker project, embedded broker" if args.kafka
-                    else "embedded: in-process projections")
-            print(f"dialtone up ({mode}; 1 API process, no B2BUA worker); tenant: "
-                  f"{QUEUES} queues, {AGENTS} agents, {args.calls} calls today")
-            if "stream" not in args.skip:
-                stream_phase(args, dsn, base_url, key, psutil.Process(up.pid))
-            if "snapshot" not in args.skip:
-                snapshot_phase(args, base_url, key, up.pid, pg.pid() or 0)
-        except BaseException:
-            print((data_dir / "up.log").read_text()[-3000:], file=sys.stderr)
-            raise
+            with running_up(dsn, data_dir, port, ["--api-workers", "1"]) as up:
+                base_url = f"http://127.0.0.1:{port}"
+                mode = ("Kafka: relay + Faust worker project, embedded broker" if args.kafka
+                        else "embedded: in-process projections")
+                print(f"dialtone up ({mode}; 1 API process, no B2BUA worker); tenant: "
+                      f"{QUEUES} queues, {AGENTS} agents, {args.calls} calls today")
+                if "stream" not in args.skip:
+                    stream_phase(args, dsn, base_url, key, psutil.Process(up.pid))
+                if "snapshot" not in args.skip:
+                    snapshot_phase(args, base_url, key, up.pid, pg.pid() or 0)
         finally:
-            up.terminate()
-            up.wait(30)
             for process in feeders:
                 process.terminate()
                 process.wait(30)
@@ -340,7 +330,7 @@ def kafka_pipeline(dsn: str, data_dir: Path) -> Iterator[list[subprocess.Popen[b
     try:
         for name in ("relay", "worker"):
             with (data_dir / f"{name}.log").open("ab") as out:
-                processes.append(subprocess.Popen([str(bench_api.DIALTONE), name], env=env,
+                processes.append(subprocess.Popen([str(DIALTONE), name], env=env,
                                                   stdout=out, stderr=subprocess.STDOUT))
         yield processes
     finally:

@@ -272,6 +272,10 @@ def print_table(results: list[Result]) -> None:
     print(header)
     print("-" * len(header))
     for result in results:
+        if not result.latencies:  # a machine too busy for one durable append in the row
+            print(f"{result.name:<62} {result.events:>8} {'-':>9} {'-':>7} {'-':>7} {'-':>9}"
+                  f"  (nothing stored in {result.seconds:.1f} s)")
+            continue
         per_append = result.events / len(result.latencies)
         print(f"{result.name:<62} {result.events:>8} {result.rate:>9.0f} "
               f"{result.percentile_ms(0.50):>7.2f} {result.percentile_ms(0.99):>7.2f} "

@@ -9,8 +9,12 @@ what happens leaves on stdout as JSON lines (``{"event": ..., "t": unix time}``)
 so a test or the demo drives it with ``devtools.phones``.
 
 Commands: ``dial URI``, ``dtmf DIGITS [rfc|info]``, ``answer``, ``hangup``,
-``hold``, ``unhold``, ``quit``. With no live call, a command that needs one is
-reported as ``{"event": "error"}``.
+``hold``, ``unhold``, ``register``, ``unregister``, ``quit``. With no live call, a
+command that needs one is reported as ``{"event": "error"}``.
+
+With ``--registrar`` it registers as ``user@--domain`` there (digest auth with the
+password from ``$DIALTONE_SIP_PASSWORD``, never from argv), and reports each
+outcome as ``{"event": "registration", "status": <SIP code>, "expires": s}``.
 """
 
 from __future__ import annotations
@@ -80,6 +84,10 @@ class PhoneAccount(pj.Account):  # type: ignore[misc]
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802
         self.phone.on_incoming(PhoneCall(self.phone, self, prm.callId), prm)
 
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802
+        emit("registration", status=int(prm.code), reason=str(prm.reason),
+             expires=int(prm.expiration))
+
 
 class Phone:
     def __init__(self, args: argparse.Namespace) -> None:
@@ -120,6 +128,8 @@ class Phone:
         self.ep.libStart()
         acc = pj.AccountConfig()
         acc.idUri = self.uri
+        if a.registrar:
+            self._registration(acc)
         rtp = acc.mediaConfig.transportConfig
         rtp.port = a.rtp_port or (20000 + (a.port % 1000) * 20)
         rtp.portRange = 20
@@ -131,6 +141,18 @@ class Phone:
             write_wav(path, [(float(a.tone), 2.0)])
             self.tone = pj.AudioMediaPlayer()
             self.tone.createPlayer(str(path), 0)
+
+    def _registration(self, acc: pj.AccountConfig) -> None:
+        """Register as user@domain at the registrar, answering its digest challenge
+        with the password from the environment (any realm: the registrar's)."""
+        a = self.args
+        acc.idUri = f"sip:{a.user}@{a.domain}"
+        acc.regConfig.registrarUri = a.registrar
+        acc.regConfig.timeoutSec = a.reg_expires
+        acc.regConfig.retryIntervalSec = 0  # a refusal is reported, not retried
+        acc.regConfig.registerOnAdd = True
+        password = os.environ.get("DIALTONE_SIP_PASSWORD", "")
+        acc.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", a.user, 0, password))
 
     @property
     def uri(self) -> str:
@@ -223,6 +245,8 @@ class Phone:
             self._on_latest(lambda c: c.setHold(pj.CallOpParam(True)))
         elif verb == "unhold":
             self._on_latest(self._unhold)
+        elif verb in ("register", "unregister"):
+            self._set_registration(renew=verb == "register")
         else:
             emit("error", what=f"unknown command {verb!r}")
 
@@ -254,6 +278,12 @@ class Phone:
                 call.hangup(pj.CallOpParam(True))
             except pj.Error as error:
                 emit("error", what="hangup", reason=error.info())
+
+    def _set_registration(self, *, renew: bool) -> None:
+        try:
+            self.account.setRegistration(renew)
+        except pj.Error as error:
+            emit("error", what="register" if renew else "unregister", reason=error.info())
 
     @staticmethod
     def _unhold(call: PhoneCall) -> None:
@@ -347,6 +377,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--api", default="", help="log in through this dialtone API base URL "
                    "(credential: $DIALTONE_API_TOKEN)")
     p.add_argument("--agent", default="", help="the agent key to log in as")
+    p.add_argument("--registrar", default="", help="register there, e.g. sip:127.0.0.1:5060 "
+                   "(password: $DIALTONE_SIP_PASSWORD)")
+    p.add_argument("--domain", default="", help="the SIP domain to register in (the realm)")
+    p.add_argument("--reg-expires", type=int, default=300, help="registration lifetime asked (s)")
     p.add_argument("--workdir", default=".")
     p.add_argument("--lifetime", type=float, default=600.0, help="exit after this many seconds")
     p.add_argument("--pj-log-level", type=int, default=1)

@@ -1,0 +1,143 @@
+"""Kamailio's registrar (infra/kamailio/registrar.cfg, issue 14 §1) with real servers:
+credentials provisioned in PostgreSQL as HA1 only (migration 0020), registrations in
+a real redis-server, real pjsua2 softphones and sipp registering.
+
+One Kamailio, one database and one Redis database serve the whole module; every
+test registers a device of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from application.identity import sip_credentials
+from application.identity.store import ensure_tenant
+from devtools.kamailio import Kamailio, start_kamailio
+from devtools.phones import Softphone, phones
+from dialtone.database import drop_database, ensure_database, with_database
+from dialtone.migrations import apply_migrations
+from tests.fixtures.processes import terminate
+from tests.fixtures.redis import RedisDb, RedisServer, fresh_db, redis_server  # noqa: F401
+from tests.fixtures.sip import Sipp, free_udp_port, wait_until
+
+pytestmark = pytest.mark.sip
+
+TENANT, DOMAIN = "acme", "acme.test"
+
+
+def kamailio_db_url(dsn: str) -> str:
+    """The project database's DSN as db_postgres's URL: postgres://user[:pw]@host:port/db."""
+    p = conninfo_to_dict(dsn)
+    password = f":{p['password']}" if p.get("password") else ""
+    return (f"postgres://{p.get('user') or 'postgres'}{password}@{p.get('host') or '127.0.0.1'}"
+            f":{p.get('port') or 5432}/{p['dbname']}")
+
+
+async def _provision(dsn: str, users: dict[str, str]) -> None:
+    conn = await asyncpg.connect(kamailio_db_url(dsn))
+    try:
+        await ensure_tenant(conn, TENANT)
+        await sip_credentials.set_sip_domain(conn, TENANT, DOMAIN)
+        for user, password in users.items():
+            await sip_credentials.create_credential(conn, TENANT, user, password)
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Registrar:
+    kamailio: Kamailio
+    dsn: str
+    work: Path
+
+    @property
+    def uri(self) -> str:
+        return f"sip:127.0.0.1:{self.kamailio.port}"
+
+
+PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22", "carol": "carol-secret-333"}
+
+
+@pytest.fixture(scope="module")
+def registrar_db(pg_admin_dsn: str) -> Iterator[str]:
+    dsn = with_database(pg_admin_dsn, f"reg_{os.getpid()}_{id(object()) % 10**8}")
+    ensure_database(dsn)
+    apply_migrations(dsn)
+    asyncio.run(_provision(dsn, PASSWORDS))
+    yield dsn
+    drop_database(dsn)
+
+
+@pytest.fixture(scope="module")
+def registrar_redis(redis_server: RedisServer) -> RedisDb:  # noqa: F811 - the fixture
+    return fresh_db(redis_server)
+
+
+@pytest.fixture(scope="module")
+def registrar(registrar_db: str, registrar_redis: RedisDb,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registrar]:
+    work = tmp_path_factory.mktemp("registrar")
+    proxy = start_kamailio(work / "kamailio", [free_udp_port()], port=free_udp_port(),
+                           defines=["WITH_REGISTRAR"],
+                           values={"SUBSCRIBER_DB_URL": kamailio_db_url(registrar_db),
+                                   "REGISTRATION_REDIS_URL": registrar_redis.url})
+    yield Registrar(proxy, registrar_db, work)
+    terminate(proxy.process, timeout=10)
+
+
+def _phone(start: Callable[..., Softphone], registrar: Registrar, user: str, password: str,
+           *extra: str) -> Softphone:
+    """A softphone registering as user@DOMAIN (the password through the environment)."""
+    env = {**os.environ, "DIALTONE_SIP_PASSWORD": password}
+    return start(user, free_udp_port(), registrar.work / "phones",
+                 args=["--registrar", registrar.uri, "--domain", DOMAIN, *extra], env=env)
+
+
+def contacts(redis: RedisDb, user: str) -> list[dict[str, str]]:
+    """The contacts usrloc keeps for user@DOMAIN in Redis (db_redis's usrdom set)."""
+    entries = redis.server.cli(redis.db, "SMEMBERS", f"location:usrdom::{user}:{DOMAIN}")
+    return [redis.hash(key) for key in entries.splitlines() if key]
+
+
+def test_the_right_password_registers_and_the_contact_is_in_redis(
+        registrar: Registrar, registrar_redis: RedisDb) -> None:
+    with phones() as start:
+        phone = _phone(start, registrar, "alice", PASSWORDS["alice"])
+        assert phone.wait("registration", 30)["status"] == 200
+
+        wait_until(lambda: bool(contacts(registrar_redis, "alice")), "alice's contact in Redis")
+        [contact] = contacts(registrar_redis, "alice")
+        assert f"sip:alice@127.0.0.1:{phone.port}" in contact["contact"], contact
+        assert contact["user_agent"] == "dialtone-softphone/alice", contact
+
+        phone.send("unregister")  # the phone says goodbye: the contact goes
+        assert phone.wait("registration", 30)["status"] == 200
+        wait_until(lambda: not contacts(registrar_redis, "alice"), "alice's contact removed")
+
+
+def test_a_wrong_password_is_refused_and_nothing_is_stored(
+        registrar: Registrar, registrar_redis: RedisDb) -> None:
+    with phones() as start:
+        phone = _phone(start, registrar, "bob", "not-bobs-password")
+        assert phone.wait("registration", 30)["status"] == 403
+
+    assert contacts(registrar_redis, "bob") == []
+    log = registrar.kamailio.log_text()
+    assert "not-bobs-password" not in log
+    assert "bob-secret-22" not in log
+
+
+def test_a_made_up_nonce_is_not_accepted_and_gets_a_fresh_challenge(
+        registrar: Registrar, registrar_redis: RedisDb, sipp: Sipp) -> None:
+    result = sipp.uac("uac_register_stale_nonce.xml", registrar.kamailio.port,
+                      service="carol", keys={"domain": DOMAIN})
+
+    assert result.ok, result.errors + result.output
+    assert contacts(registrar_redis, "carol") == []

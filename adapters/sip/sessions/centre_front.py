@@ -1,20 +1,11 @@
-"""A call-centre call before anyone talks to the caller: the platform answers
-the caller's leg, then IVR menus, a queue with music on hold and position
-announcements, or a number being dialled.
+"""A call-centre call before anyone talks to the caller, on pjsua2: the
+platform answers the caller's leg, then IVR menus, a queue with music on hold
+and position announcements, or a number being dialled.
 
-Stages of the caller's visit (``Stage``)::
-
-    IVR --key/timeout--> IVR | QUEUE | DIALLING | (hang up)
-    QUEUE --offer reserved--> ring the agent's device (several for ring-all)
-          --agent 200 OK--> CONNECTING --accept_offer stored--> TALKING
-          --agent rejects / rings out--> miss_offer, still QUEUE
-    DIALLING (a number: from a menu, an overflow or a blind transfer) --200--> TALKING
-    TALKING --agent hangs up / caller hangs up--> ended (end_agent_call: wrap-up)
-            --transfer to a queue--> QUEUE again (the call stays answered)
-
-Convention (see ``domain.call.Call.enter_queue``): answering the caller's leg
-to play prompts and music is not ``answer_call``; only the agent's (or
-callee's) 200 OK is. So a caller who hangs up while queued ends ``abandoned``.
+Where the caller goes and the IVR's keys are decided by the flow
+(``application.b2bua.front.Front``: its stages are documented there); this
+adapter performs its actions (prompts, music, timers, the queue, dialling)
+and still holds the queue's and the dialling's own steps.
 
 ``FrontSession`` holds these stages; ``centre_session.CentreSession`` adds
 the agents (offers, the talk, supervisors, recording).
@@ -26,7 +17,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 from typing import Any
 from uuid import UUID
 
@@ -40,29 +30,24 @@ from adapters.sip.routing.directory import Directory, QueueSettings
 from adapters.sip.sessions.front import FrontAudio
 from adapters.sip.sessions.session import Session, SessionContext, TimerHandle
 from adapters.sip.store.centre_link import CentreLink, Outcome
+from application.b2bua import actions as act
+from application.b2bua import front as flow
+from application.b2bua.front import Front, Stage
 from application.b2bua.inbound import InboundFacts
-from application.b2bua.legs import LegRole
+from application.b2bua.legs import LegRole, Timer
 from application.b2bua.outcomes import NO_CAPACITY, NO_ROUTE, callee_failure
 from application.b2bua.outcomes import Outcome as SipOutcome
 from application.b2bua.plain import Phase, now
 from application.call_control import ControlReply
 from domain.addressing import Target, TargetKind
 from domain.call import Disposition, HangupSide
-from domain.call_commands import EndCall, QueueCall, RingCall, RouteCall
+from domain.call_commands import EndCall, QueueCall, RingCall
 from domain.queue import Queue
 
 log = logging.getLogger(__name__)
 
 
-class Stage(Enum):
-    STARTING = "starting"
-    IVR = "ivr"
-    QUEUE = "queue"
-    CONNECTING = "connecting"
-    DIALLING = "dialling"
-    TALKING = "talking"
-    ENDED = "ended"
-
+__all__ = ["CentreContext", "FrontSession", "Stage"]
 
 
 @dataclass
@@ -86,15 +71,30 @@ class FrontSession(Session):
                  facts: InboundFacts) -> None:
         super().__init__(ctx, caller_leg, facts)
         self.centre = centre
-        self.stage = Stage.STARTING
+        # Where the caller is and where the IVR sends them: the flow's.
+        self.visit: Front[Leg] = Front(self.call_id, caller_leg, centre.directory.menu,
+                                       centre.directory.describe, now)
         self.queue: QueueSettings | None = None
         self.queue_id: UUID | None = None
-        self.menu_id: UUID | None = None
-        self.attempt = 1
-        self.ever_answered = False
         self.front = FrontAudio(caller_leg, ctx.call_later)
         self._stage_timer: TimerHandle | None = None
         self._announce_timer: TimerHandle | None = None
+
+    @property
+    def stage(self) -> Stage:
+        return self.visit.stage
+
+    @stage.setter
+    def stage(self, stage: Stage) -> None:
+        self.visit.stage = stage
+
+    @property
+    def ever_answered(self) -> bool:
+        return self.visit.ever_answered
+
+    @ever_answered.setter
+    def ever_answered(self, answered: bool) -> None:
+        self.visit.ever_answered = answered
 
     # -- hooks for the agents' side (CentreSession) ----------------------------------------
 
@@ -114,65 +114,46 @@ class FrontSession(Session):
         self._go(destination)
 
     def _go(self, target: Target) -> None:
-        kind = target.kind
-        if kind is TargetKind.QUEUE:
-            self._enter_queue(target.aggregate_id)
-        elif kind is TargetKind.IVR:
-            self._enter_menu(target.aggregate_id, 1)
-        elif kind is TargetKind.NUMBER and target.value is not None:
-            self._route_note(target)
-            self._dial(self.centre.resolve_number(target.value))
-        elif kind is TargetKind.HANGUP:
-            self._goodbye("ivr_hangup")
-        else:  # a recording: no announcement player yet, say goodbye
-            self._goodbye("recording_unavailable")
+        self._run_front(self.visit.go(target))
 
     def _route_note(self, target: Target) -> None:
         """The Call's Routed event for where the caller goes (only before any answer)."""
-        if not self.ever_answered:
-            self._emit(RouteCall(self.call_id, now(), self.centre.directory.describe(target)))
+        self._run_front(self.visit.route_note(target))
 
-    # -- IVR -----------------------------------------------------------------------------
+    # -- the front flow's actions, performed ---------------------------------------------
 
-    def _enter_menu(self, menu_id: UUID, attempt: int) -> None:
-        menu = self.centre.directory.menu(menu_id)
-        if menu is None:
-            log.error("call %s: IVR menu %s unknown to this worker", self.call_id, menu_id)
-            self._goodbye("unknown_menu")
-            return
-        if menu_id != self.menu_id:
-            self._route_note(Target.ivr(menu_id))
-        self.stage, self.menu_id, self.attempt = Stage.IVR, menu_id, attempt
-        self._cancel_stage_timer()
-        log.info("call %s: IVR %s, attempt %d", self.call_id, menu.key, attempt)
-        self.front.play(self.centre.prompts.menu(menu.prompt), self._await_key)
+    def _run_front(self, actions: list[flow.FrontAction]) -> None:
+        for action in actions:
+            self._perform_front(action)
 
-    def _await_key(self) -> None:
-        menu = self._menu()
-        if menu is not None and self.stage is Stage.IVR:
-            self._stage_timer = self.ctx.call_later(menu.timeout_s, lambda: self._key(None))
+    def _perform_front(self, action: flow.FrontAction) -> None:
+        match action:
+            case flow.PlayMenu(prompt=prompt):
+                self.front.play(self.centre.prompts.menu(prompt), self._menu_said)
+            case flow.StopPrompt():
+                self.front.stop_prompt()
+            case act.StartTimer(timer=Timer.KEY_WAIT, seconds=seconds):
+                self._stage_timer = self.ctx.call_later(seconds, self._key_wait_over)
+            case act.CancelTimer(timer=Timer.KEY_WAIT):
+                self._cancel_stage_timer()
+            case flow.EnterQueue(queue_id=queue_id):
+                self._enter_queue(queue_id)
+            case flow.DialNumber(number=number):
+                self._dial(self.centre.resolve_number(number))
+            case flow.Goodbye(cause=cause):
+                self._goodbye(cause)
+            case _:
+                self._run([action])  # a call flow action (Emit)
 
-    def _menu(self) -> Any:
-        return self.centre.directory.menu(self.menu_id) if self.menu_id is not None else None
+    def _menu_said(self) -> None:
+        self._run_front(self.visit.prompt_ended())
+
+    def _key_wait_over(self) -> None:
+        self._stage_timer = None
+        self._run_front(self.visit.timer_fired(Timer.KEY_WAIT))
 
     def leg_dtmf(self, leg: Leg, digit: str) -> None:
-        if leg is self.a and self.stage is Stage.IVR:
-            self._key(digit)
-
-    def _key(self, digit: str | None) -> None:
-        """A key (None: the timeout) on the current menu: ``IvrMenu.decide`` rules."""
-        menu = self._menu()
-        if menu is None or self.stage is not Stage.IVR:
-            return
-        self._cancel_stage_timer()
-        self.front.stop_prompt()  # barge-in: a key stops the prompt
-        decision = menu.decide(digit, self.attempt)
-        log.info("call %s: IVR %s key %s -> %s %s", self.call_id, menu.key, digit,
-                 decision.outcome, decision.action.kind)
-        if decision.action.kind is TargetKind.REPEAT:
-            self._enter_menu(menu.id, decision.next_attempt)
-        else:
-            self._go(decision.action)
+        self._run_front(self.visit.key_pressed(leg, digit))
 
     # -- queue ---------------------------------------------------------------------------
 

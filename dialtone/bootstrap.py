@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from api.app import create_app
 from api.auth.audit_routes import router as audit_router
 from api.auth.routes import router as auth_router
+from api.auth.sip_routes import router as sip_router
 from api.health import EventStore, HealthConfig
 from api.pages import BROWSER_ROUTERS
 from api.routes import CALLCENTRE_ROUTERS
@@ -34,7 +35,8 @@ __all__ = ["PROJECTION_GROUPS", "call_service", "callcentre_service", "event_sou
 def http_app(database_url: str, settings: Settings | None = None) -> FastAPI:
     """The HTTP API with the call-centre resources and the service their commands use."""
     app = create_app(database_url, extra_routers=(*CALLCENTRE_ROUTERS, auth_router,
-                                                    audit_router, *BROWSER_ROUTERS))
+                                                    sip_router, audit_router,
+                                                    *BROWSER_ROUTERS))
     app.state.callcentre = callcentre_service(database_url)
     app.state.health = health_config(settings or Settings())
     return app

@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.process_collector import ProcessCollector
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,20 @@ B2BUA_LEGS_ACTIVE = Gauge(
     "dialtone_b2bua_legs_active", "SIP dialogs (pjsua call slots) this worker holds now.")
 B2BUA_LEGS_CAPACITY = Gauge(
     "dialtone_b2bua_legs_capacity", "pjsua call slots of this worker (--pjsua-calls).")
+# The parent of a B2BUA pool (`dialtone b2bua --workers N`) serves only these, from
+# a registry of their own: its children serve the worker series above each on
+# its port, and the parent must not show them at zero beside theirs.
+POOL_REGISTRY = CollectorRegistry()
+ProcessCollector(registry=POOL_REGISTRY)
+B2BUA_POOL_CHILDREN = Gauge(
+    "dialtone_b2bua_pool_children", "Worker processes this B2BUA pool runs (--workers).",
+    registry=POOL_REGISTRY)
+B2BUA_POOL_CHILDREN_UP = Gauge(
+    "dialtone_b2bua_pool_children_up", "Worker processes of this B2BUA pool running now.",
+    registry=POOL_REGISTRY)
+B2BUA_POOL_RESTARTS = Counter(
+    "dialtone_b2bua_pool_restarts", "Workers this B2BUA pool restarted after they died.",
+    registry=POOL_REGISTRY)
 SIP_FINAL_RESPONSES = Counter(
     "dialtone_sip_final_responses",
     "Final responses to inbound INVITEs, by status code and class (2xx..6xx).",

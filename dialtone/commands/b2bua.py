@@ -41,6 +41,7 @@ from application.calls import CallService
 from application.heartbeats import Heartbeat
 from application.tracing import setup_tracing
 from dialtone import logs
+from dialtone.commands import b2bua_pool
 from dialtone.database import eventsourcing_env, resolve_dsn
 from dialtone.services.metrics import start_metrics_server
 from dialtone.services.processes import die_with_parent
@@ -92,6 +93,17 @@ def _trusted_networks(options: Sequence[str], settings: Settings) -> tuple[IPNet
         raise click.BadParameter(str(error), param_hint="--trusted-source") from None
 
 
+def _end_previous_calls(dsn: str, host: str, port: int) -> None:
+    """A previous incarnation on this address (killed, aborted) may have left
+    calls open: end them before taking any INVITE. With the store away, the
+    worker still starts (calls are buffered); the claims wait for next time."""
+    try:
+        end_lost_worker_calls(dsn, host, port)
+    except INFRASTRUCTURE_ERRORS as error:
+        log.error("cannot end the calls a previous worker on %s:%d left (%s: %s); "
+                  "they are ended at the next start", host, port, type(error).__name__, error)
+
+
 @click.command("b2bua")
 @click.option("--host", default="127.0.0.1", show_default=True, help="SIP/RTP bind address.")
 @click.option("--port", default=5070, show_default=True, help="SIP UDP port.")
@@ -123,29 +135,38 @@ def _trusted_networks(options: Sequence[str], settings: Settings) -> tuple[IPNet
                    "(loopback).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Serve Prometheus metrics on this TCP port (default DIALTONE_METRICS_PORT; "
-                   "0: none).")
-@click.pass_obj
-def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
+                   "0: none). With --workers: the pool's, and worker i's on this + 1 + i.")
+@click.option("--workers", type=click.IntRange(0, 64), default=0, show_default=True,
+              help="Fork this many workers on --port, --port + 1, ... from one parent that "
+                   "restarts them (0: this process is the one worker).")
+@click.option("--dispatcher-list", type=click.Path(path_type=Path),
+              help="With --workers: write Kamailio's dispatcher list for the pool here.")
+@click.option("--dispatcher-address", metavar="HOST",
+              help="The workers' address in that list (default --host).")
+@click.option("--kamailio-ctl", metavar="unix:PATH",
+              help="With --dispatcher-list: Kamailio's control socket, told to reload the "
+                   "list when it changed (kamcmd dispatcher.reload).")
+@click.pass_context
+def command(ctx: click.Context, host: str, port: int, routes: tuple[str, ...],
             dialplan_file: Path | None, max_calls: int, pjsua_calls: int,
             no_answer_timeout: float,
             rtp_port: int, pj_log_level: int, hold_music_file: Path | None,
             callcentre: bool, recordings_dir: Path | None, announce_every: float,
-            trusted_sources: tuple[str, ...], metrics_port: int | None) -> None:
-    """Run one SIP B2BUA worker (pjsua2) until SIGTERM/SIGINT."""
+            trusted_sources: tuple[str, ...], metrics_port: int | None, workers: int,
+            dispatcher_list: Path | None, dispatcher_address: str | None,
+            kamailio_ctl: str | None) -> None:
+    """Run one SIP B2BUA worker (pjsua2), or a pool of them, until SIGTERM/SIGINT."""
+    settings: Settings = ctx.obj
+    if workers:
+        _run_pool(ctx, settings, workers, dispatcher_list, dispatcher_address, kamailio_ctl)
+        return
     dsn = resolve_dsn(settings)
     start_metrics_server(settings, metrics_port)
     try:
         dialplan = dialplans.load(routes, dialplan_file)
     except dialplans.DialplanError as error:
         raise click.BadParameter(str(error)) from None
-    # A previous incarnation on this address (killed, aborted) may have left
-    # calls open: end them before taking any INVITE. With the store away, the
-    # worker still starts (calls are buffered); the claims wait for next time.
-    try:
-        end_lost_worker_calls(dsn, host, port)
-    except INFRASTRUCTURE_ERRORS as error:
-        log.error("cannot end the calls a previous worker on %s:%d left (%s: %s); "
-                  "they are ended at the next start", host, port, type(error).__name__, error)
+    _end_previous_calls(dsn, host, port)
     storage = StorageThread(lambda: call_service_factory(dsn),
                             ownership=CallOwnership(dsn, worker_identity(host, port)))
     config = WorkerConfig(
@@ -201,6 +222,30 @@ def command(settings: Settings, host: str, port: int, routes: tuple[str, ...],
             follower.service.close()
         storage.stop(timeout=30.0)
         heartbeat.stop(clean=stop.is_set())  # an error leaves it to go stale
+
+
+def _run_pool(ctx: click.Context, settings: Settings, count: int, list_file: Path | None,
+              address: str | None, ctl: str | None) -> None:
+    """The pool's parent: each child runs this command as one worker on its port."""
+    params = dict(ctx.params)
+    pool_metrics = settings.metrics_port if params["metrics_port"] is None \
+        else params["metrics_port"]
+
+    def serve(index: int) -> None:
+        rtp_port = params["rtp_port"]
+        ctx.invoke(command, **{
+            **params, "workers": 0, "dispatcher_list": None, "kamailio_ctl": None,
+            "port": params["port"] + index,
+            "rtp_port": rtp_port + index * EndpointConfig.rtp_port_range if rtp_port else 0,
+            # Always explicit: a child reading DIALTONE_METRICS_PORT would take the pool's.
+            "metrics_port": b2bua_pool.child_metrics_port(pool_metrics, index)})
+
+    dispatcher = None
+    if list_file is not None:
+        dispatcher = (list_file, b2bua_pool.dispatcher_lines(
+            address or params["host"], params["port"], count, params["max_calls"]))
+    b2bua_pool.run_pool(count, serve, metrics_host=settings.metrics_host,
+                        metrics_port=pool_metrics, dispatcher=dispatcher, kamailio_ctl=ctl)
 
 
 def spawn_worker(port: int, *, routes: Sequence[str] = (), dialplan_file: Path | None = None,

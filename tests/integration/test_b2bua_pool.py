@@ -1,0 +1,110 @@
+"""``dialtone b2bua --workers 2``: one parent forks two real pjsua2 workers on PORT and
+PORT + 1; both answer calls, a worker killed with SIGKILL is restarted and answers
+again, the parent's metrics count it, and SIGTERM to the parent stops every worker."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from dialtone.migrations import apply_migrations
+from dialtone.services.processes import die_with_parent
+from tests.fixtures.processes import terminate
+from tests.fixtures.sip import Sipp, free_udp_port, wait_until
+
+pytestmark = pytest.mark.sip
+
+STARTED = re.compile(r"worker (\d) (?:started|restarted) \(pid (\d+)\)")
+
+
+def free_port_pair() -> int:
+    """A UDP port whose next one is free too (the pool's two workers)."""
+    for _ in range(50):
+        port = free_udp_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no two consecutive free UDP ports")
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def pids(log: Path) -> dict[int, int]:
+    """Each worker's latest pid, from the parent's log."""
+    found: dict[int, int] = {}
+    for index, pid in STARTED.findall(log.read_text(errors="replace")):
+        found[int(index)] = int(pid)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def test_a_pool_of_two_answers_on_both_ports_restarts_a_killed_worker_and_stops(
+    database_url: str, sipp: Sipp, tmp_path: Path
+) -> None:
+    apply_migrations(database_url)
+    port, uas_port, metrics_port = free_port_pair(), free_udp_port(), free_tcp_port()
+    log, ds_list = tmp_path / "pool.log", tmp_path / "dispatcher.list"
+    env = {**os.environ, "DATABASE_URL": database_url, "DIALTONE_LOG_LEVEL": "INFO",
+           "DIALTONE_DATA_DIR": str(tmp_path / "data")}
+    args = [sys.executable, "-m", "dialtone.commands.b2bua", "--workers", "2",
+            "--port", str(port), "--route", f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}",
+            "--max-calls", "2", "--no-callcentre", "--metrics-port", str(metrics_port),
+            "--dispatcher-list", str(ds_list)]
+    with log.open("ab") as out:
+        parent = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  preexec_fn=die_with_parent)  # noqa: PLW1509
+    try:
+        wait_until(lambda: log.read_text(errors="replace").count("listening on udp") == 2,
+                   "both workers listening", timeout=60)
+        assert ds_list.read_text().splitlines() == [
+            f"1 sip:127.0.0.1:{p} 0 0 duid=127.0.0.1:{p};maxload=2" for p in (port, port + 1)]
+        uas = sipp.uas("uas", uas_port, calls=3)
+        for target in (port, port + 1):
+            assert sipp.uac("uac", target, service="1000").ok, log.read_text()
+
+        killed = pids(log)[1]
+        os.kill(killed, signal.SIGKILL)
+        wait_until(lambda: pids(log)[1] != killed, "worker 1 restarted", timeout=30)
+        wait_until(lambda: log.read_text(errors="replace").count("listening on udp") == 3,
+                   "the restarted worker listening", timeout=60)
+        assert sipp.uac("uac", port + 1, service="1000").ok, log.read_text()
+        assert sipp.wait_uas(uas) == 0
+        metrics = scrape(metrics_port)
+        assert "dialtone_b2bua_pool_restarts_total 1.0" in metrics, metrics
+        assert "dialtone_b2bua_pool_children_up 2.0" in metrics, metrics
+        assert "dialtone_b2bua_calls_active" not in metrics  # the workers' own, not here
+        assert "dialtone_b2bua_calls_capacity 2.0" in scrape(metrics_port + 2)  # worker 1
+
+        workers = pids(log).values()
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(40) == 0
+        assert not [pid for pid in workers if alive(pid)]
+    finally:
+        terminate(parent, timeout=10)

@@ -8,6 +8,12 @@ into every call, records what it hears to one WAV per call, sends DTMF (RFC
 what happens leaves on stdout as JSON lines (``{"event": ..., "t": unix time}``),
 so a test or the demo drives it with ``devtools.phones``.
 
+With ``--tls-ca FILE`` it also has a SIP over TLS transport, the server checked
+against that CA, used for URIs with ``;transport=tls``; ``--srtp optional`` or
+``mandatory`` makes its calls offer and accept SRTP (SDES keys), and each
+``media`` event says whether the stream is encrypted (``"srtp": true``).
+``--codec PCMU/8000`` offers and accepts that codec alone.
+
 Commands: ``dial URI``, ``dtmf DIGITS [rfc|info]``, ``answer``, ``hangup``,
 ``hold``, ``unhold``, ``register``, ``unregister``, ``quit``. With no live call, a
 command that needs one is reported as ``{"event": "error"}``.
@@ -39,6 +45,11 @@ import pjsua2 as pj
 from adapters.media.tones import write_wav
 
 MAX_CALLS = 4
+SRTP_USE = {"off": pj.PJMEDIA_SRTP_DISABLED, "optional": pj.PJMEDIA_SRTP_OPTIONAL,
+            "mandatory": pj.PJMEDIA_SRTP_MANDATORY}
+# Transport profiles of an encrypted stream (SDES keys or DTLS).
+SECURE_PROTOS = {pj.PJMEDIA_TP_PROTO_RTP_SAVP, pj.PJMEDIA_TP_PROTO_RTP_SAVPF,
+                 pj.PJMEDIA_TP_PROTO_DTLS_SRTP, pj.PJMEDIA_TP_PROTO_DTLS_SRTPF}
 
 
 def emit(event: str, **facts: Any) -> None:
@@ -68,9 +79,17 @@ class PhoneCall(pj.Call):  # type: ignore[misc]  # SWIG class, untyped
         info = self.getInfo()
         for media in info.media:
             if media.type == pj.PJMEDIA_TYPE_AUDIO:
-                emit("media", call=self.number, status=int(media.status))
+                emit("media", call=self.number, status=int(media.status),
+                     srtp=self.encrypted(media.index))
                 if media.status in (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD):
                     self.phone.wire_audio(self, self.getAudioMedia(media.index))
+
+    def encrypted(self, index: int) -> bool:
+        """Whether the negotiated stream at ``index`` is SRTP (its transport profile)."""
+        try:
+            return int(self.getStreamInfo(index).proto) in SECURE_PROTOS
+        except pj.Error:  # no stream (yet): nothing negotiated
+            return False
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
         emit("dtmf", call=self.number, digit=prm.digit, method=int(prm.method))
@@ -120,10 +139,14 @@ class Phone:
         cfg.medConfig.clockRate = 8000
         cfg.medConfig.sndClockRate = 8000
         self.ep.libInit(cfg)
+        if a.codec:
+            self._only_codec(a.codec)
         transport = pj.TransportConfig()
         transport.port = a.port
         transport.boundAddress = "127.0.0.1"
         self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+        if a.tls_ca:
+            self._tls_transport()
         self.ep.audDevManager().setNullDev()
         self.ep.libStart()
         acc = pj.AccountConfig()
@@ -134,6 +157,9 @@ class Phone:
         rtp.port = a.rtp_port or (20000 + (a.port % 1000) * 20)
         rtp.portRange = 20
         rtp.boundAddress = "127.0.0.1"
+        acc.mediaConfig.srtpUse = SRTP_USE[a.srtp]
+        # Over TLS, pjsua's default: SRTP keys only in TLS-protected signalling.
+        acc.mediaConfig.srtpSecureSignaling = 1 if a.tls_ca else 0
         self.account = PhoneAccount(self)
         self.account.create(acc, True)
         if a.tone:
@@ -153,6 +179,24 @@ class Phone:
         acc.regConfig.registerOnAdd = True
         password = os.environ.get("DIALTONE_SIP_PASSWORD", "")
         acc.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", a.user, 0, password))
+
+    def _only_codec(self, name: str) -> None:
+        """Disable every codec but ``name`` (priority 0: neither offered nor accepted)."""
+        for codec in self.ep.codecEnum2():
+            self.ep.codecSetPriority(codec.codecId,
+                                     255 if codec.codecId.startswith(name) else 0)
+
+    def _tls_transport(self) -> None:
+        """SIP over TLS (an ephemeral listening port), verifying the server's
+        certificate against ``--tls-ca``; chosen for ``;transport=tls`` URIs."""
+        transport = pj.TransportConfig()
+        transport.port = 0
+        transport.boundAddress = "127.0.0.1"
+        tls = transport.tlsConfig
+        tls.CaListFile = self.args.tls_ca
+        tls.method = pj.PJSIP_TLSV1_2_METHOD
+        tls.verifyServer = True
+        self.ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, transport)
 
     @property
     def uri(self) -> str:
@@ -381,6 +425,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    "(password: $DIALTONE_SIP_PASSWORD)")
     p.add_argument("--domain", default="", help="the SIP domain to register in (the realm)")
     p.add_argument("--reg-expires", type=int, default=300, help="registration lifetime asked (s)")
+    p.add_argument("--tls-ca", default="", help="add a SIP over TLS transport trusting "
+                   "this CA (PEM) for servers' certificates")
+    p.add_argument("--srtp", choices=sorted(SRTP_USE), default="off",
+                   help="SRTP (SDES) in calls: off, optional or mandatory")
+    p.add_argument("--codec", default="", help="only this codec, e.g. PCMU/8000")
     p.add_argument("--workdir", default=".")
     p.add_argument("--lifetime", type=float, default=600.0, help="exit after this many seconds")
     p.add_argument("--pj-log-level", type=int, default=1)

@@ -9,6 +9,9 @@
 #   LISTEN_IP      the address to listen on, udp port 5060 (default: the
 #                  container's address, so Record-Route carries a reachable one)
 #   B2BUA_TARGETS  space-separated host:port of the B2BUA workers
+#   SUBSCRIBER_DB_URL, REGISTRATION_REDIS_URL  both set: the registrar is on
+#                  (registrar.cfg, docs/edge.md): postgres://user:pw@host:port/db
+#                  of the project database, and redis://host:port/db
 #   CHECK_ONLY     if set, stop after writing (tests run `kamailio -c` on the result)
 set -eu
 : "${SRC_DIR:?}" "${OUT_DIR:?}" "${B2BUA_TARGETS:?}"
@@ -29,6 +32,18 @@ for src in "$SRC_DIR"/*.cfg; do
         -e '/modparam("dispatcher", "list_file"/a modparam("dispatcher", "ds_dns_mode", 4)\nmodparam("dispatcher", "ds_dns_interval", 10)' \
         "$src" > "$OUT_DIR/$(basename "$src")"
 done
+# The registrar (registrar.cfg) when both its servers are given: its
+# placeholders filled (sed's special characters in the URLs escaped) and
+# WITH_REGISTRAR defined at the top of kamailio.cfg.
+if [ -n "${SUBSCRIBER_DB_URL:-}" ] && [ -n "${REGISTRATION_REDIS_URL:-}" ]; then
+    esc() { printf '%s' "$1" | sed -e 's/[|&\\]/\\&/g'; }
+    db_url=$(esc "$SUBSCRIBER_DB_URL")
+    redis_url=$(esc "$REGISTRATION_REDIS_URL")
+    for out in "$OUT_DIR"/*.cfg; do
+        sed -i -e "s|SUBSCRIBER_DB_URL|$db_url|" -e "s|REGISTRATION_REDIS_URL|$redis_url|" "$out"
+    done
+    sed -i '1a #!define WITH_REGISTRAR' "$OUT_DIR/kamailio.cfg"
+fi
 if [ -n "${CHECK_ONLY:-}" ]; then exit 0; fi
 # -DD: foreground with children; -E: log to stderr; -m/-M: shared and private
 # memory in MiB (infra/budgets.toml).

@@ -8,6 +8,9 @@
 #   POD_IP           the address to listen on (udp, port 5060)
 #   NAMESPACE        the namespace of the b2bua Service
 #   B2BUA_REPLICAS   how many b2bua pods (= the StatefulSet's replicas)
+#   SUBSCRIBER_DB_URL, REGISTRATION_REDIS_URL  both set: the registrar is on
+#                  (registrar.cfg, docs/edge.md): postgres://user:pw@host:port/db
+#                  of the project database, and redis://host:port/db
 set -eu
 : "${SRC_DIR:?}" "${OUT_DIR:?}" "${POD_IP:?}" "${NAMESPACE:?}" "${B2BUA_REPLICAS:?}"
 list="$OUT_DIR/dispatcher.list"
@@ -28,3 +31,15 @@ for src in "$SRC_DIR"/*.cfg; do
         -e '/modparam("dispatcher", "list_file"/a modparam("dispatcher", "ds_dns_mode", 4)\nmodparam("dispatcher", "ds_dns_interval", 10)' \
         "$src" > "$OUT_DIR/$(basename "$src")"
 done
+# The registrar (registrar.cfg) when both its servers are given: its
+# placeholders filled (sed's special characters in the URLs escaped) and
+# WITH_REGISTRAR defined at the top of kamailio.cfg.
+if [ -n "${SUBSCRIBER_DB_URL:-}" ] && [ -n "${REGISTRATION_REDIS_URL:-}" ]; then
+    esc() { printf '%s' "$1" | sed -e 's/[|&\\]/\\&/g'; }
+    db_url=$(esc "$SUBSCRIBER_DB_URL")
+    redis_url=$(esc "$REGISTRATION_REDIS_URL")
+    for out in "$OUT_DIR"/*.cfg; do
+        sed -i -e "s|SUBSCRIBER_DB_URL|$db_url|" -e "s|REGISTRATION_REDIS_URL|$redis_url|" "$out"
+    done
+    sed -i '1a #!define WITH_REGISTRAR' "$OUT_DIR/kamailio.cfg"
+fi

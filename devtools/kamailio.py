@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "infra" / "kamailio"
 KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
+KAMCMD = shutil.which("kamcmd") or "/usr/sbin/kamcmd"
 
 
 def dispatcher_list(worker_ports: Iterable[int], *, host: str = "127.0.0.1",
@@ -46,12 +48,31 @@ class Kamailio:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    control: Path | None = None  # the ctl module's socket (kamcmd -s unix:<path>)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def rpc(self, *command: str, timeout: float = 10) -> str:
+        """``kamcmd <command>`` against this Kamailio (e.g. ``htable.dump blocked``): its
+        output; raises CalledProcessError when kamcmd fails."""
+        if self.control is None:
+            raise RuntimeError("this Kamailio has no control socket")
+        done = subprocess.run([KAMCMD, "-s", f"unix:{self.control}", *command],
+                              capture_output=True, text=True, timeout=timeout, check=True)
+        return done.stdout
+
+
+def _control_socket(work: Path) -> Path:
+    """Where the ctl module listens: in ``work`` unless that path is too long for a
+    unix socket (108 bytes with its NUL), then in a fresh directory under /tmp."""
+    path = work / "ctl"
+    if len(str(path)) < 100:
+        return path
+    return Path(tempfile.mkdtemp(prefix="kamctl-")) / "ctl"
 
 
 def start_kamailio(work: Path, worker_ports: Sequence[int], *, port: int,
@@ -65,15 +86,18 @@ def start_kamailio(work: Path, worker_ports: Sequence[int], *, port: int,
     ds_list = work / "dispatcher.list"
     ds_list.parent.mkdir(parents=True, exist_ok=True)
     ds_list.write_text(dispatcher_list(worker_ports, maxload=maxload))
+    control = _control_socket(work)
+    # EDGE_SIP_DOMAINS: none but the proxy's own address, unless ``values`` says.
     config = render_config(work, {"LISTEN_ADDR": f"127.0.0.1:{port}",
-                                  "DISPATCHER_LIST": str(ds_list), **(values or {})})
+                                  "DISPATCHER_LIST": str(ds_list), "EDGE_SIP_DOMAINS": "",
+                                  "EDGE_CTL_SOCKET": str(control), **(values or {})})
     log = work / "kamailio.log"
     args = [KAMAILIO, "-DD", "-E", "-f", str(config)]
     for define in defines:
         args += ["-A", define]
     with log.open("ab") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-    kamailio = Kamailio(process, port, log)
+    kamailio = Kamailio(process, port, log, control)
     time.sleep(settle_s)  # it binds within milliseconds, or exits on a bad config
     if not kamailio.alive():
         raise RuntimeError(f"kamailio exited at start:\n{kamailio.log_text()}")

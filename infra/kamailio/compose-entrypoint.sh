@@ -12,6 +12,8 @@
 #   SUBSCRIBER_DB_URL, REGISTRATION_REDIS_URL  both set: the registrar is on
 #                  (registrar.cfg, docs/edge.md): postgres://user:pw@host:port/db
 #                  of the project database, and redis://host:port/db
+#   SIP_DOMAINS    comma-separated SIP domains a new INVITE may name (edge.cfg;
+#                  default none: only this proxy's address)
 #   CHECK_ONLY     if set, stop after writing (tests run `kamailio -c` on the result)
 set -eu
 : "${SRC_DIR:?}" "${OUT_DIR:?}" "${B2BUA_TARGETS:?}"
@@ -29,6 +31,8 @@ done
 for src in "$SRC_DIR"/*.cfg; do
     sed -e "s|LISTEN_ADDR|$LISTEN_IP:5060|" \
         -e "s|DISPATCHER_LIST|$list|" \
+        -e "s|EDGE_SIP_DOMAINS|${SIP_DOMAINS:-}|" \
+        -e "s|EDGE_CTL_SOCKET|$OUT_DIR/kamailio_ctl|" \
         -e '/modparam("dispatcher", "list_file"/a modparam("dispatcher", "ds_dns_mode", 4)\nmodparam("dispatcher", "ds_dns_interval", 10)' \
         "$src" > "$OUT_DIR/$(basename "$src")"
 done

@@ -11,6 +11,8 @@
 #   SUBSCRIBER_DB_URL, REGISTRATION_REDIS_URL  both set: the registrar is on
 #                  (registrar.cfg, docs/edge.md): postgres://user:pw@host:port/db
 #                  of the project database, and redis://host:port/db
+#   SIP_DOMAINS      comma-separated SIP domains a new INVITE may name (edge.cfg;
+#                    default none: only this proxy's address)
 set -eu
 : "${SRC_DIR:?}" "${OUT_DIR:?}" "${POD_IP:?}" "${NAMESPACE:?}" "${B2BUA_REPLICAS:?}"
 list="$OUT_DIR/dispatcher.list"
@@ -28,6 +30,8 @@ done
 for src in "$SRC_DIR"/*.cfg; do
     sed -e "s|LISTEN_ADDR|$POD_IP:5060|" \
         -e "s|DISPATCHER_LIST|$list|" \
+        -e "s|EDGE_SIP_DOMAINS|${SIP_DOMAINS:-}|" \
+        -e "s|EDGE_CTL_SOCKET|$OUT_DIR/kamailio_ctl|" \
         -e '/modparam("dispatcher", "list_file"/a modparam("dispatcher", "ds_dns_mode", 4)\nmodparam("dispatcher", "ds_dns_interval", 10)' \
         "$src" > "$OUT_DIR/$(basename "$src")"
 done

@@ -1,6 +1,7 @@
 """``dialtone b2bua --workers 2``: one parent forks two real pjsua2 workers on PORT and
-PORT + 1; both answer calls, a worker killed with SIGKILL is restarted and answers
-again, the parent's metrics count it, and SIGTERM to the parent stops every worker."""
+PORT + 1; it writes Kamailio's dispatcher list for them and a running Kamailio reloads
+it; both answer calls, a worker killed with SIGKILL is restarted and answers again, the
+parent's metrics count it, and SIGTERM to the parent stops every worker."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from devtools.kamailio import start_kamailio
 from dialtone.migrations import apply_migrations
 from dialtone.services.processes import die_with_parent
 from tests.fixtures.processes import terminate
 from tests.fixtures.sip import Sipp, free_udp_port, wait_until
+
+ROUTED_UAC = Path(__file__).resolve().parents[2] / "bench" / "sipp" / "uac_bench.xml"
 
 pytestmark = pytest.mark.sip
 
@@ -70,13 +74,16 @@ def test_a_pool_of_two_answers_on_both_ports_restarts_a_killed_worker_and_stops(
 ) -> None:
     apply_migrations(database_url)
     port, uas_port, metrics_port = free_port_pair(), free_udp_port(), free_tcp_port()
-    log, ds_list = tmp_path / "pool.log", tmp_path / "dispatcher.list"
+    log = tmp_path / "pool.log"
+    # Kamailio starts knowing only the first worker; the pool's list replaces that.
+    proxy = start_kamailio(tmp_path / "kamailio", [port], port=free_udp_port())
+    ds_list = tmp_path / "kamailio" / "dispatcher.list"
     env = {**os.environ, "DATABASE_URL": database_url, "DIALTONE_LOG_LEVEL": "INFO",
            "DIALTONE_DATA_DIR": str(tmp_path / "data")}
     args = [sys.executable, "-m", "dialtone.commands.b2bua", "--workers", "2",
             "--port", str(port), "--route", f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}",
             "--max-calls", "2", "--no-callcentre", "--metrics-port", str(metrics_port),
-            "--dispatcher-list", str(ds_list)]
+            "--dispatcher-list", str(ds_list), "--kamailio-ctl", f"unix:{proxy.control}"]
     with log.open("ab") as out:
         parent = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
                                   preexec_fn=die_with_parent)  # noqa: PLW1509
@@ -85,9 +92,11 @@ def test_a_pool_of_two_answers_on_both_ports_restarts_a_killed_worker_and_stops(
                    "both workers listening", timeout=60)
         assert ds_list.read_text().splitlines() == [
             f"1 sip:127.0.0.1:{p} 0 0 duid=127.0.0.1:{p};maxload=2" for p in (port, port + 1)]
-        uas = sipp.uas("uas", uas_port, calls=3)
+        assert f"sip:127.0.0.1:{port + 1}" in proxy.rpc("dispatcher.list")  # reloaded
+        uas = sipp.uas("uas", uas_port, calls=4)
         for target in (port, port + 1):
             assert sipp.uac("uac", target, service="1000").ok, log.read_text()
+        assert sipp.uac(ROUTED_UAC, proxy.port, service="1000").ok, proxy.log_text()
 
         killed = pids(log)[1]
         os.kill(killed, signal.SIGKILL)
@@ -108,3 +117,4 @@ def test_a_pool_of_two_answers_on_both_ports_restarts_a_killed_worker_and_stops(
         assert not [pid for pid in workers if alive(pid)]
     finally:
         terminate(parent, timeout=10)
+        terminate(proxy.process, timeout=10)

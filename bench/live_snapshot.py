@@ -31,8 +31,7 @@ from dialtone.migrations import apply_migrations
 from domain.addressing import Target
 from domain.errors import DomainError
 from projections import callcentre
-from projections.envelope import EventEnvelope
-from streams.envelopes import decode
+from projections.envelope import EventEnvelope, decode
 
 QUEUES, AGENTS = 50, 500
 T0 = datetime(2025, 6, 10, 7, 0, tzinfo=UTC)

@@ -36,8 +36,7 @@ from bench.live_snapshot import AGENTS, QUEUES, T0, _call, _serve
 from dialtone.database import ensure_database
 from dialtone.migrations import apply_migrations
 from projections import callcentre, interval_buckets
-from projections.envelope import EventEnvelope
-from streams.envelopes import decode
+from projections.envelope import EventEnvelope, decode
 
 
 def history(days: int, per_day: int) -> list[EventEnvelope]:

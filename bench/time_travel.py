@@ -34,8 +34,7 @@ from dialtone.migrations import apply_migrations
 from domain.errors import DomainError
 from domain.queue import Queue
 from projections import callcentre
-from projections.envelope import EventEnvelope
-from streams.envelopes import decode
+from projections.envelope import EventEnvelope, decode
 
 AGENTS = 10
 T0 = datetime(2025, 6, 1, 7, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from psycopg import Cursor
 from psycopg.rows import TupleRow
 
-from projections.call_view import CallView
+from projections.cdr import CallView
 
 NAME = "call_live"
 

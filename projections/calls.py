@@ -18,7 +18,7 @@ from psycopg.rows import TupleRow
 from domain.addressing import DEFAULT_TENANT
 from projections import call_events, call_live, cdr, positions
 from projections import gaps as gaps_table
-from projections.call_view import CallView, advance, start
+from projections.cdr import CallView, advance, start
 from projections.envelope import EventEnvelope, tenant_of
 from projections.registry import ProjectionGroup
 

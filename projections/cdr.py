@@ -1,4 +1,15 @@
-"""cdr: one row per call, final once the call has ended.
+"""cdr: one row per call, final once the call has ended, and the folded view of the
+call it is (CallView), advanced one Call event at a time.
+
+The fold is a pure function of the call's events (no I/O): the cdr and call_live
+projections write it, the rebuild folds history through it in memory.
+
+Definitions (DESIGN.md "CDR fields"), all in seconds:
+- wait: from entering the queue (or, if never queued, from the start of the
+  call) until answered, or until the end for calls never answered;
+- hold: the sum of all hold periods, an open hold closing at the end;
+- talk: from answer to end, minus hold;
+- final callee: the last routing or transfer target.
 
 The row is the whole folded CallView, so it also serves as the state the live
 projection advances; `last_version` makes every write idempotent.
@@ -14,14 +25,223 @@ transfer) has the sum of their wrap-ups.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+import dataclasses
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
 
 from psycopg import Cursor, sql
 from psycopg.rows import TupleRow, dict_row
 from psycopg.types.json import Jsonb
 
-from projections.call_view import CallView
+from domain.addressing import DEFAULT_TENANT
+from projections.envelope import EventEnvelope, tenant_of
 from projections.staging import copy_merge
+
+
+@dataclass
+class CallView:
+    call_id: UUID
+    started_at: datetime
+    direction: str
+    caller: str
+    callee: str
+    sip_call_id: str
+    trunk: str | None = None
+    tenant: str = DEFAULT_TENANT
+    status: str = "initiated"
+    final_callee: str | None = None
+    queue: str | None = None
+    agents: list[str] = field(default_factory=list)
+    queued_at: datetime | None = None
+    ringing_at: datetime | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    wait_s: float | None = None
+    talk_s: float | None = None
+    hold_s: float = 0.0
+    hold_count: int = 0
+    hold_started_at: datetime | None = None
+    wrap_up_s: float | None = None
+    disposition: str | None = None
+    hangup_cause: str | None = None
+    hangup_side: str | None = None
+    sip_status: int | None = None
+    transfers: list[dict[str, Any]] = field(default_factory=list)
+    recording_ref: str | None = None
+    mos: float | None = None
+    jitter_ms: float | None = None
+    loss_pct: float | None = None
+    rtt_ms: float | None = None
+    last_version: int = 1
+    last_position: int = 0
+
+    @property
+    def is_final(self) -> bool:
+        return self.ended_at is not None
+
+    @classmethod
+    def columns(cls) -> list[str]:
+        return list(_COLUMNS)
+
+    def as_row(self) -> tuple[Any, ...]:
+        # Not dataclasses.astuple: it deep-copies every value, and this runs
+        # for every changed call in every batch.
+        return tuple(getattr(self, name) for name in _COLUMNS)
+
+
+_COLUMNS = tuple(f.name for f in dataclasses.fields(CallView))
+
+
+def start(envelope: EventEnvelope) -> CallView:
+    """The view created by a call's first event (Call.Initiated)."""
+    data = envelope.data
+    return CallView(
+        call_id=envelope.subject,
+        started_at=envelope.occurred_at,
+        direction=str(data["direction"]),
+        caller=str(data["caller"]),
+        callee=str(data["callee"]),
+        sip_call_id=str(data["sip_call_id"]),
+        trunk=data.get("trunk"),
+        tenant=tenant_of(data),
+        last_version=envelope.version,
+        last_position=envelope.position,
+    )
+
+
+def advance(view: CallView, envelope: EventEnvelope) -> CallView:
+    """Apply the call's next event (its version must be view.last_version + 1)."""
+    handler = _HANDLERS.get(envelope.name)
+    if handler is not None:
+        handler(view, envelope)
+    # Unknown event types (newer producers) still advance the version, so a
+    # view never stalls behind an event this code does not interpret.
+    view.last_version = envelope.version
+    view.last_position = envelope.position
+    return view
+
+
+def fold(envelopes: Iterable[EventEnvelope]) -> CallView | None:
+    """The view after a call's events in version order (None if it has not started)."""
+    view: CallView | None = None
+    for envelope in envelopes:
+        view = start(envelope) if view is None else advance(view, envelope)
+    return view
+
+
+def _seconds(later: datetime, earlier: datetime) -> float:
+    return max(0.0, (later - earlier).total_seconds())
+
+
+def _routed(view: CallView, envelope: EventEnvelope) -> None:
+    view.status = "routed"
+    view.final_callee = str(envelope.data["target"])
+
+
+def _ringing(view: CallView, envelope: EventEnvelope) -> None:
+    view.status = "ringing"
+    if view.ringing_at is None:
+        view.ringing_at = envelope.occurred_at
+
+
+def _answered(view: CallView, envelope: EventEnvelope) -> None:
+    view.status = "answered"
+    view.answered_at = envelope.occurred_at
+
+
+def _held(view: CallView, envelope: EventEnvelope) -> None:
+    view.status = "held"
+    view.hold_started_at = envelope.occurred_at
+    view.hold_count += 1
+
+
+def _close_hold(view: CallView, at: datetime) -> None:
+    if view.hold_started_at is not None:
+        view.hold_s += _seconds(at, view.hold_started_at)
+        view.hold_started_at = None
+
+
+def _resumed(view: CallView, envelope: EventEnvelope) -> None:
+    _close_hold(view, envelope.occurred_at)
+    view.status = "answered"
+
+
+def _transferred(view: CallView, envelope: EventEnvelope) -> None:
+    target = str(envelope.data["target"])
+    view.transfers.append(
+        {"kind": envelope.data["kind"], "target": target, "at": envelope.occurred_at.isoformat()}
+    )
+    view.final_callee = target
+
+
+def _ended(view: CallView, envelope: EventEnvelope) -> None:
+    end = envelope.occurred_at
+    _close_hold(view, end)
+    data = envelope.data
+    view.status = "ended"
+    view.ended_at = end
+    view.disposition = str(data["disposition"])
+    view.hangup_cause = data.get("hangup_cause")
+    view.hangup_side = data.get("hangup_side")
+    view.sip_status = data.get("sip_status")
+    waited_from = view.queued_at or view.started_at
+    view.wait_s = _seconds(view.answered_at or end, waited_from)
+    if view.answered_at is not None:
+        view.talk_s = max(0.0, _seconds(end, view.answered_at) - view.hold_s)
+
+
+def _media_quality_recorded(view: CallView, envelope: EventEnvelope) -> None:
+    data = envelope.data
+    view.mos = data.get("mos")
+    view.jitter_ms = data.get("jitter_ms")
+    view.loss_pct = data.get("loss_pct")
+    view.rtt_ms = data.get("rtt_ms")
+
+
+def _queued(view: CallView, envelope: EventEnvelope) -> None:
+    view.queue = str(envelope.data["queue"])
+    if view.queued_at is None:
+        view.queued_at = envelope.occurred_at
+
+
+def _agent_connected(view: CallView, envelope: EventEnvelope) -> None:
+    view.agents = [*view.agents, str(envelope.data["agent"])]
+
+
+def _recording_available(view: CallView, envelope: EventEnvelope) -> None:
+    view.recording_ref = str(envelope.data["ref"])
+
+
+def _recording_stored(view: CallView, envelope: EventEnvelope) -> None:
+    """Uploaded: the local file is removed, the object is where the recording is now."""
+    view.recording_ref = f"s3://{envelope.data['bucket']}/{envelope.data['key']}"
+
+
+def _recording_deleted(view: CallView, _: EventEnvelope) -> None:
+    view.recording_ref = None
+
+
+_HANDLERS: dict[str, Callable[[CallView, EventEnvelope], None]] = {
+    "queued": _queued,
+    "agent_connected": _agent_connected,
+    "recording_available": _recording_available,
+    "recording_stored": _recording_stored,
+    "recording_deleted": _recording_deleted,
+    "routed": _routed,
+    "ringing": _ringing,
+    "answered": _answered,
+    "held": _held,
+    "resumed": _resumed,
+    "transferred": _transferred,
+    "ended": _ended,
+    "media_quality_recorded": _media_quality_recorded,
+}
+
+
+# --- the cdr table ---------------------------------------------------------------------
 
 NAME = "cdr"
 COLUMNS = CallView.columns()

@@ -19,8 +19,8 @@ from eventsourcing.application import Application
 from application.follow import page_after
 from projections import positions
 from projections.dead_letters import apply_or_park
+from projections.envelope import decode
 from projections.registry import ProjectionGroup
-from streams.envelopes import decode
 from streams.notified import NotifiedLoop
 from streams.refresher import ProjectionRefresher, settles
 

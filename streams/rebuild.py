@@ -26,9 +26,8 @@ from application.follow import pages
 from domain.addressing import DEFAULT_TENANT
 from projections import call_events, call_live, calls, cdr, positions
 from projections.call_view import CallView, advance, start
-from projections.envelope import EventEnvelope
+from projections.envelope import EventEnvelope, decode
 from projections.registry import ProjectionGroup, create_aside, swap_in, tables
-from streams.envelopes import decode
 
 REBUILDABLE = (call_events.NAME, cdr.NAME, call_live.NAME)
 Progress = Callable[[int], object]

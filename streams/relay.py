@@ -45,8 +45,13 @@ from application import metrics
 from application.follow import DATABASE_ERRORS, Backoff, Follower, page_after, pages
 from application.heartbeats import Heartbeat
 from application.tracing import publish_span, trace_headers
-from projections.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, EventEnvelope, InvalidEnvelope
-from streams.envelopes import decode
+from projections.envelope import (
+    CONTENT_TYPE,
+    CONTENT_TYPE_HEADER,
+    EventEnvelope,
+    InvalidEnvelope,
+    decode,
+)
 from streams.kafka_auth import KafkaAuth
 from streams.topics import topic_for
 

@@ -48,7 +48,7 @@ from streams.topics import topic_for
 AGGREGATES: dict[str, type[Aggregate]] = {
     cls.__name__.lower(): cls for cls in (Call, Agent, Queue, IvrMenu, Number, Dialplan)
 }
-# Event attributes that go into the envelope, not into `data` (streams/envelopes.py).
+# Event attributes that go into the envelope, not into `data` (projections/envelope.py).
 ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp",
                              "originator_topic", "occurred_at"})
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -120,7 +120,7 @@ class EventClass:
 
     @property
     def type(self) -> str:
-        """The CloudEvents type the relay gives it (streams.envelopes.event_type)."""
+        """The CloudEvents type the relay gives it (projections.envelope.event_type)."""
         return f"dialtone.{self.kind}.{self.name}.v{self.version}"
 
     @property

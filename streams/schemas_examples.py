@@ -22,7 +22,7 @@ from domain.call import (
     TransferKind,
 )
 from domain.numbers import DialRule, MatchKind
-from streams.envelopes import decode
+from projections.envelope import decode
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 

@@ -33,9 +33,8 @@ from application.heartbeats import Heartbeat, host_name
 from application.webhooks.delivery import Dispatcher
 from application.webhooks.settings import WebhookSettings
 from projections import positions
-from projections.envelope import EventEnvelope, InvalidEnvelope
+from projections.envelope import EventEnvelope, InvalidEnvelope, decode
 from streams import webhooks_decide as decide
-from streams.envelopes import decode
 from streams.kafka_auth import KafkaAuth
 from streams.notified import NotifiedLoop
 

@@ -17,8 +17,7 @@ from application.calls import CallService
 from devtools.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
-from projections.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, EventEnvelope
-from streams.envelopes import event_id
+from projections.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, EventEnvelope, event_id
 from streams.topics import topic_for
 from tests.fixtures.processes import DialtoneProcess, wait_for
 

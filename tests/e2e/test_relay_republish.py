@@ -13,8 +13,7 @@ from kafka import KafkaConsumer, TopicPartition
 from devtools.simulate import lifecycles
 from dialtone import bootstrap
 from dialtone.migrations import apply_migrations
-from projections.envelope import EventEnvelope
-from streams.envelopes import event_id
+from projections.envelope import EventEnvelope, event_id
 from streams.topics import topic_for
 from tests.fixtures.processes import DIALTONE
 

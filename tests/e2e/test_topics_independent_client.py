@@ -37,8 +37,7 @@ from application.callcentre import CallCentreService
 from application.calls import CallService
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
-from projections.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER
-from streams.envelopes import event_id
+from projections.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, event_id
 from streams.schemas import AGGREGATES, published_schema
 from streams.topics import topic_for
 from tests.fixtures.kafka import pipeline_env

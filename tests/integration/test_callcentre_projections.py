@@ -18,8 +18,7 @@ from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
 from domain.addressing import Target
 from projections import callcentre
-from projections.envelope import EventEnvelope
-from streams.envelopes import decode
+from projections.envelope import EventEnvelope, decode
 from streams.inprocess import InProcessProjectionRunner
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)

@@ -32,8 +32,7 @@ from application.identity.model import DEFAULT_TENANT
 from dialtone.database import drop_database, ensure_database, with_database
 from dialtone.migrations import apply_migrations
 from projections import callcentre, interval_buckets
-from projections.envelope import EventEnvelope
-from streams.envelopes import decode
+from projections.envelope import EventEnvelope, decode
 from streams.rebuild import replay_group
 from streams.refresher import ProjectionRefresher
 from tests.integration.test_kpi_sql import script

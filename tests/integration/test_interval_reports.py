@@ -37,8 +37,8 @@ from dialtone.database import drop_database, ensure_database, with_database
 from dialtone.migrations import apply_migrations
 from dialtone.settings import Settings
 from projections import callcentre, interval_buckets, interval_reports, kpi
+from projections.envelope import decode
 from projections.interval_buckets import BUCKET
-from streams.envelopes import decode
 from streams.rebuild import replay_group
 from tests.integration.api_support import api_key, running_api
 from tests.integration.test_callcentre_projections import at, history

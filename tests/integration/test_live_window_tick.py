@@ -22,7 +22,7 @@ from application.callcentre import CallCentreService
 from application.identity.model import Role
 from dialtone.migrations import apply_migrations
 from projections import callcentre
-from streams.envelopes import decode
+from projections.envelope import decode
 from tests.integration.api_support import api_key
 from tests.integration.live_support import SseReader, served, wait_until
 

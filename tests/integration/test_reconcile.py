@@ -12,7 +12,7 @@ from kafka import KafkaProducer
 from devtools.simulate import lifecycles
 from dialtone import bootstrap
 from dialtone.migrations import apply_migrations
-from streams.envelopes import decode
+from projections.envelope import decode
 from streams.topics import topic_for
 from tests.fixtures.kafka import create_topic
 from tests.fixtures.reconcile import reconcile_until, scratch_database, stored_events

@@ -29,7 +29,7 @@ from devtools.kafka import KafkaBroker
 from devtools.simulate import lifecycles
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
-from streams.envelopes import decode
+from projections.envelope import decode
 from streams.relay import Relay, RelayConfig, ensure_topics, publish_page
 from streams.topics import topic_for
 from tests.fixtures.processes import wait_for

@@ -23,7 +23,7 @@ from devtools.simulate import lifecycles
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
 from dialtone.services.postgres import EmbeddedPostgres, free_port
-from streams.envelopes import decode
+from projections.envelope import decode
 from streams.relay import Relay, RelayConfig
 from streams.topics import topic_for
 from tests.fixtures.processes import wait_for

@@ -18,8 +18,7 @@ from application.calls import CallService
 from dialtone.migrations import apply_migrations
 from domain.call import Direction
 from projections import callcentre, calls
-from projections.envelope import EventEnvelope
-from streams.envelopes import decode
+from projections.envelope import EventEnvelope, decode
 from streams.rebuild import REBUILDABLE, rebuild
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

@@ -18,8 +18,7 @@ from domain.agent import Agent, AgentState
 from domain.errors import DomainError
 from domain.queue import Queue
 from projections import agent_view, queue_view
-from projections.envelope import EventEnvelope
-from streams.envelopes import decode
+from projections.envelope import EventEnvelope, decode
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 AGENTS = ("alice", "bob", "carol", "dave")

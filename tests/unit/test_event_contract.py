@@ -20,8 +20,8 @@ from eventsourcing.persistence import StoredEvent
 from dialtone.cli import cli
 from dialtone.commands import register
 from projections import callcentre, calls
+from projections.envelope import decode
 from streams import schemas
-from streams.envelopes import decode
 from streams.schemas import (
     AGGREGATES,
     ContractBroken,

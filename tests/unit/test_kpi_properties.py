@@ -24,8 +24,7 @@ from domain.agent import Agent
 from domain.errors import DomainError
 from domain.queue import Queue
 from projections import agent_view, kpi, queue_visits
-from projections.envelope import EventEnvelope
-from streams.envelopes import decode
+from projections.envelope import EventEnvelope, decode
 from tests.unit import kpi_reference as ref
 
 ZONES = ("UTC", "Europe/Brussels", "America/New_York", "Asia/Kolkata", "Pacific/Chatham")

@@ -12,8 +12,7 @@ import pytest
 from application.calls import CallService
 from devtools.simulate import full_lifecycle
 from domain.call import Direction, SupervisionMode
-from projections.envelope import EventEnvelope, InvalidEnvelope, format_sequence
-from streams.envelopes import decode
+from projections.envelope import EventEnvelope, InvalidEnvelope, decode, format_sequence
 
 SCHEMA_DEFINED = ("initiated", "routed", "ringing", "answered", "held", "resumed",
                   "transferred", "ended", "queued", "agent_connected", "recording_available",

@@ -27,7 +27,7 @@ from domain.queue import Queue
 from domain.queue_config import StrategyChanged
 from domain.queue_values import QueuedCall, QueueMember, QueueTally
 from domain.routing import RoutingStrategy
-from streams.envelopes import event_type
+from projections.envelope import event_type
 
 STORED = json.loads((Path(__file__).parent / "queue_stored_events_v1.json").read_text())["events"]
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

@@ -11,17 +11,21 @@ import asyncio
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
+import redis
 from psycopg.conninfo import conninfo_to_dict
 
+from adapters.registrar.bindings import BindingsObserver
 from application.identity import sip_credentials
 from application.identity.store import ensure_tenant
+from application.registrations import RegistrationService
 from devtools.kamailio import Kamailio, start_kamailio
 from devtools.phones import Softphone, phones
-from dialtone.database import drop_database, ensure_database, with_database
+from dialtone.database import drop_database, ensure_database, eventsourcing_env, with_database
 from dialtone.migrations import apply_migrations
 from tests.fixtures.processes import terminate
 from tests.fixtures.redis import RedisDb, RedisServer, fresh_db, redis_server  # noqa: F401
@@ -62,7 +66,8 @@ class Registrar:
         return f"sip:127.0.0.1:{self.kamailio.port}"
 
 
-PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22", "carol": "carol-secret-333"}
+PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22", "carol": "carol-secret-333",
+             "dave": "dave-secret-4444"}
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +146,48 @@ def test_a_made_up_nonce_is_not_accepted_and_gets_a_fresh_challenge(
 
     assert result.ok, result.errors + result.output
     assert contacts(registrar_redis, "carol") == []
+
+
+def test_registrations_become_domain_events_with_contact_and_user_agent(
+        registrar: Registrar, registrar_redis: RedisDb) -> None:
+    service = RegistrationService(env=eventsourcing_env(registrar.dsn))
+    client = redis.Redis.from_url(registrar_redis.url)
+    later = timedelta()  # how far the observer's clock is ahead of the wall clock
+    observer = BindingsObserver(service, client, registrar.dsn,
+                                clock=lambda: datetime.now(UTC) + later)
+    aor = f"sip:dave@{DOMAIN}"
+    try:
+        with phones() as start:
+            phone = _phone(start, registrar, "dave", PASSWORDS["dave"], "--reg-expires", "30")
+            assert phone.wait("registration", 30)["status"] == 200
+            assert observer.observe_once() == 2  # the record made, dave registered
+            device = service.device(aor, TENANT)
+            assert device is not None
+            [binding] = device.live(datetime.now(UTC))
+            assert f"sip:dave@127.0.0.1:{phone.port}" in binding.contact
+            assert binding.user_agent == "dialtone-softphone/dave"
+            assert observer.observe_once() == 0  # nothing changed, nothing recorded
+
+            phone.send("unregister")
+            assert phone.wait("registration", 30)["status"] == 200
+            assert observer.observe_once() == 1
+
+            phone.send("register")
+            assert phone.wait("registration", 30)["status"] == 200
+            phone.process.kill()  # gone without a word: the binding stays until it expires
+            phone.process.wait(10)
+        assert observer.observe_once() == 1
+        later = timedelta(seconds=31)  # past the 30 s granted, still in Redis
+        assert observer.observe_once() == 1
+    finally:
+        client.close()
+        service.close()
+
+    events = service_events(registrar.dsn)
+    assert events == ["Created", "Registered", "Unregistered", "Registered", "Expired"]
+
+
+def service_events(dsn: str) -> list[str]:
+    with RegistrationService(env=eventsourcing_env(dsn)) as reader:
+        return [n.topic.rsplit(".", 1)[-1]
+                for n in reader.recorder.select_notifications(1, 100)]

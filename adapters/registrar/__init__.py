@@ -1,0 +1,1 @@
+"""The registrar's side of the platform: what Kamailio holds in Redis, observed."""

@@ -1,7 +1,7 @@
 """Drop and rebuild call projections from the event store.
 
 History is read page by page from the notification log and folded in memory
-(projections.call_view), then written with COPY in one transaction: readers see
+(projections.cdr), then written with COPY in one transaction: readers see
 the old projection until the new one is complete. Live appliers (the in-process
 runner, Faust workers) may keep running: their writes wait for the rebuild's
 lock and then continue from the rebuilt rows, which are version-gated.
@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb
 from application.follow import pages
 from domain.addressing import DEFAULT_TENANT
 from projections import call_events, call_live, calls, cdr, positions
-from projections.call_view import CallView, advance, start
+from projections.cdr import CallView, advance, start
 from projections.envelope import EventEnvelope, decode
 from projections.registry import ProjectionGroup, create_aside, swap_in, tables
 

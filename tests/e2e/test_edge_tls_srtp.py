@@ -31,26 +31,25 @@ def free_tcp_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def rtp_from(capture: Capture, ports: range) -> list[tuple[int, bytes]]:
-    """(payload type, payload) of the RTP packets sent from ``ports``."""
+def rtp(capture: Capture, *, ports: range, sent: bool) -> list[tuple[int, bytes]]:
+    """(payload type, payload) of the RTP packets sent from ``ports`` (``sent``)
+    or to them."""
     found = []
     for packet in capture.packets:
-        if packet.source_port in ports and packet.protocol != TCP:
-            rtp = rtp_payload(packet.payload)
-            if rtp is not None:
-                found.append(rtp)
+        port = packet.source_port if sent else packet.destination_port
+        if port in ports and packet.protocol != TCP:
+            parsed = rtp_payload(packet.payload)
+            if parsed is not None:
+                found.append(parsed)
     return found
+
+
+def rtp_from(capture: Capture, ports: range) -> list[tuple[int, bytes]]:
+    return rtp(capture, ports=ports, sent=True)
 
 
 def rtp_to(capture: Capture, ports: range) -> list[tuple[int, bytes]]:
-    """(payload type, payload) of the RTP packets sent to ``ports``."""
-    found = []
-    for packet in capture.packets:
-        if packet.destination_port in ports and packet.protocol != TCP:
-            rtp = rtp_payload(packet.payload)
-            if rtp is not None:
-                found.append(rtp)
-    return found
+    return rtp(capture, ports=ports, sent=False)
 
 
 def test_a_tls_call_with_srtp_is_encrypted_up_to_the_worker(
@@ -71,17 +70,23 @@ def test_a_tls_call_with_srtp_is_encrypted_up_to_the_worker(
             [tls_port, worker.port, *caller_ports, *callee_ports]) as capture:
         callee = start("callee", callee_port, tmp_path / "callee",
                        args=["--rtp-port", str(callee_rtp), "--codec", "PCMU/8000",
-                             "--answer-after", "0.2"])
+                             "--answer-after", "0.2", "--hangup-after", "3"])
         caller = start("caller", caller_port, tmp_path / "caller", args=[
             "--rtp-port", str(caller_rtp), "--codec", "PCMU/8000", "--tone", "440",
             "--tls-ca", str(certificate.ca),
-            "--srtp", "mandatory", "--hangup-after", "3",
+            "--srtp", "mandatory",
             "--dial", f"sip:1000@127.0.0.1:{tls_port};transport=tls"])
         # pjsua's own view of each leg: the caller's is SRTP, the callee's plain.
         assert caller.wait("media", 30)["srtp"] is True
         assert callee.wait("media", 30)["srtp"] is False
+        # The callee hangs up: its BYE reaches the caller through Kamailio, back
+        # over the caller's TLS connection.
         caller.wait("state", 30, state="DISCONNECTED")
-        wait_until(lambda: len(rtp_from(capture, callee_ports)) > 0, "the callee's RTP")
+        # The sniffer may lag behind the wire: wait for what the checks below read.
+        wait_until(lambda: min(len(rtp_from(capture, caller_ports)),
+                               len(rtp_to(capture, caller_ports)),
+                               len(rtp_to(capture, callee_ports))) >= 20,
+                   "20 RTP packets each way on the caller's hop, 20 to the callee", 10)
 
     # Signalling: TLS on the phone's hop; the SDES keys in clear on the private hop.
     tls_bytes = b"".join(p.payload for p in capture.touching(tls_port, TCP))

@@ -8,7 +8,10 @@ Optional parts of the configuration are switched on with preprocessor defines
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -64,6 +67,46 @@ class Kamailio:
         done = subprocess.run([KAMCMD, "-s", f"unix:{self.control}", *command],
                               capture_output=True, text=True, timeout=timeout, check=True)
         return done.stdout
+
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM Kamailio, give it ``timeout`` s, then SIGKILL it and whatever is left
+        of its children: a child stuck on a shared-memory lock ignores SIGTERM and
+        outlives the main process, holding its port (seen with the registrar's modules
+        loaded: an orphan on a futex after the test's SIGKILL of the main process)."""
+        children = _children(self.process.pid)
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        for pid in children:
+            if _is_kamailio(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Kamailio forks every child from its
+    main process), read from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def _is_kamailio(pid: int) -> bool:
+    """Whether ``pid`` is (still) a Kamailio process, not a pid reused since."""
+    try:
+        return b"kamailio" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _control_socket(work: Path) -> Path:

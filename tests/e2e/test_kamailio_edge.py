@@ -1,13 +1,17 @@
 """The SIP edge's trust and flood checks (infra/kamailio/edge.cfg, docs/edge.md
-"Trust and flood control"): one Kamailio in front of one real worker for the module,
-sipp sending each bad case from a loopback address of its own (a source blocked by
-one test never disturbs another), then a normal call from yet another address.
+"Trust and flood control"): one Kamailio with its registrar (WITH_REGISTRAR: one
+device's credentials in the module's database, registrations in the shared Redis) in
+front of one real worker for the module, sipp sending each bad case from a loopback
+address of its own (a source blocked by one test never disturbs another), then a
+normal call from yet another address.
 
 The module's Kamailio runs the shipped configuration with two limits lowered so
-that a burst stays small: 10 requests per source per 10 s, 5 REGISTERs per 60 s."""
+that a burst stays small: 20 requests per source per 10 s, 12 REGISTERs per 60 s
+(a wrong-password storm, two REGISTERs per attempt, stays under both)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -17,20 +21,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
+from application.identity import sip_credentials
+from application.identity.store import ensure_tenant
 from devtools.kamailio import Kamailio, start_kamailio
 from dialtone.commands.b2bua import spawn_worker
 from dialtone.database import drop_database, ensure_database, with_database
 from dialtone.migrations import apply_migrations
-from tests.fixtures.processes import terminate
+from tests.fixtures.redis import RedisServer, fresh_db, redis_server  # noqa: F401
 from tests.fixtures.sip import Sipp, SippResult, Worker, free_udp_port, wait_until
 
 pytestmark = pytest.mark.sip
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUTED_UAC = ROOT / "bench" / "sipp" / "uac_bench.xml"  # follows Record-Route
-RATE_LIMIT, REGISTER_LIMIT = 10, 5
+RATE_LIMIT, REGISTER_LIMIT, AUTH_FAIL_LIMIT = 20, 12, 5
+TENANT, DOMAIN, USER, PASSWORD = "edge", "edge.test", "erin", "erin-secret-1"
 
 
 @dataclass
@@ -49,12 +58,32 @@ class Edge:
         return f"127.0.0.1:{self.kamailio.port}"
 
 
+def kamailio_db_url(dsn: str) -> str:
+    """A DSN as db_postgres's URL: postgres://user[:password]@host:port/db."""
+    p = conninfo_to_dict(dsn)
+    password = f":{p['password']}" if p.get("password") else ""
+    return (f"postgres://{p.get('user') or 'postgres'}{password}@{p.get('host') or '127.0.0.1'}"
+            f":{p.get('port') or 5432}/{p['dbname']}")
+
+
+async def _provision(dsn: str) -> None:
+    conn = await asyncpg.connect(kamailio_db_url(dsn))
+    try:
+        await ensure_tenant(conn, TENANT)
+        await sip_credentials.set_sip_domain(conn, TENANT, DOMAIN)
+        await sip_credentials.create_credential(conn, TENANT, USER, PASSWORD)
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="module")
-def edge(pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+def edge(pg_admin_dsn: str, redis_server: RedisServer,  # noqa: F811 - the fixture
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     work = tmp_path_factory.mktemp("edge")
     dsn = with_database(pg_admin_dsn, f"edge_{uuid.uuid4().hex[:16]}")
     ensure_database(dsn)
     apply_migrations(dsn)
+    asyncio.run(_provision(dsn))
     uas_port, worker_port = free_udp_port(), free_udp_port()
     env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_LOG_LEVEL": "INFO",
            "DIALTONE_DATA_DIR": str(work / "data")}
@@ -67,13 +96,16 @@ def edge(pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         wait_until(lambda: "listening on udp" in worker.log_text() or not worker.alive(),
                    "the worker listening")
         assert worker.alive(), worker.log_text()
-        kamailio = start_kamailio(work / "kamailio", [worker_port], port=free_udp_port(),
-                                  defines=[f"EDGE_RATE_LIMIT={RATE_LIMIT}",
-                                           f"EDGE_REGISTER_LIMIT={REGISTER_LIMIT}"])
+        kamailio = start_kamailio(
+            work / "kamailio", [worker_port], port=free_udp_port(),
+            defines=["WITH_REGISTRAR", f"EDGE_RATE_LIMIT={RATE_LIMIT}",
+                     f"EDGE_REGISTER_LIMIT={REGISTER_LIMIT}", f"AUTH_FAIL_LIMIT={AUTH_FAIL_LIMIT}"],
+            values={"SUBSCRIBER_DB_URL": kamailio_db_url(dsn),
+                    "REGISTRATION_REDIS_URL": fresh_db(redis_server).url})
         yield Edge(kamailio, worker, uas_port)
     finally:
-        if kamailio is not None:  # its children can take over 10 s to stop under load
-            terminate(kamailio.process, timeout=10)
+        if kamailio is not None:
+            kamailio.stop()
         with contextlib.suppress(subprocess.TimeoutExpired):
             worker.stop()
         drop_database(dsn)
@@ -162,14 +194,38 @@ def test_a_burst_over_the_rate_limit_blocks_the_source_until_the_operator_lifts_
 
 def test_a_register_flood_blocks_the_source(edge: Edge, sipp: Sipp) -> None:
     source = "127.0.0.16"
-    # This Kamailio has no registrar (WITH_REGISTRAR): a REGISTER gets 405, until
-    # the source is over REGISTER_LIMIT and is blocked (fewer than RATE_LIMIT requests).
-    result = request(sipp, edge, source, method="REGISTER", expected=405,
+    # A REGISTER without credentials gets the registrar's challenge, until the source
+    # is over REGISTER_LIMIT and is blocked (fewer than RATE_LIMIT requests).
+    result = request(sipp, edge, source, method="REGISTER", expected=401,
                      calls=REGISTER_LIMIT, rate=20)
     assert result.ok, result.errors + result.output
-    assert not request(sipp, edge, source, method="REGISTER", expected=405, timeout=3).ok
+    assert not request(sipp, edge, source, method="REGISTER", expected=401, timeout=3).ok
     kamailio_logged(edge, f"edge: {source} blocked for 300 s (over EDGE_REGISTER_LIMIT")
     assert probe(edge, source) is None
+
+
+def register(sipp: Sipp, edge: Edge, source: str, password: str, *, expected: int,
+             calls: int = 1, timeout: float = 15) -> SippResult:
+    """``calls`` registrations of USER@DOMAIN with ``password`` from ``source``, each
+    answering the challenge and expecting the final status ``expected``."""
+    scenario = sipp.render("uac_edge_register_auth.xml", expected=str(expected))
+    return sipp.uac(scenario, edge.port, service=USER, calls=calls, rate=5,
+                    keys={"domain": DOMAIN}, timeout=timeout,
+                    extra=["-i", source, "-au", USER, "-ap", password])
+
+
+def test_a_wrong_password_storm_blocks_the_source_not_the_device(edge: Edge, sipp: Sipp) -> None:
+    storm = "127.0.0.17"
+    result = register(sipp, edge, storm, "guess-1", expected=403, calls=AUTH_FAIL_LIMIT)
+    assert result.ok, result.errors + result.output
+    kamailio_logged(edge, f"edge: {storm} blocked for 300 s ({AUTH_FAIL_LIMIT} failed "
+                          "authentications)")
+    # Even the right password gets nothing from there now...
+    assert not register(sipp, edge, storm, PASSWORD, expected=200, timeout=3).ok
+    # ...while the device registers from its own address.
+    result = register(sipp, edge, "127.0.0.18", PASSWORD, expected=200)
+    assert result.ok, result.errors + result.output
+    assert PASSWORD not in edge.kamailio.log_text()
 
 
 def test_a_normal_call_through_the_edge_still_works_from_another_source(

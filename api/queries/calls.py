@@ -30,6 +30,8 @@ SELECT call_id, status, direction, caller, callee, final_callee AS target, trunk
 FROM cdr
 """
 
+_RECORDING = "SELECT recording_ref FROM cdr"
+
 # Each event with the actor and request id of the API command that stored it, if
 # one did (audit_log.positions lists the positions a command's events got in the
 # call store's log: each application numbers its own).
@@ -91,3 +93,13 @@ async def timeline(conn: asyncpg.Connection, scope: CallScope,
     if scope.only_agent is not None and await call_state(conn, scope, call_id) is None:
         return []
     return list(await conn.fetch(_TIMELINE, call_id, scope.tenant, CALL_STORE))
+
+
+async def recording_ref(conn: asyncpg.Connection, scope: CallScope,
+                        call_id: UUID) -> tuple[bool, str | None]:
+    """(whether `scope` may read the call, its recording's URI if any): recordings
+    are uploaded after the call, so an ended call's CDR row says where it is."""
+    where = _scoped(scope, call_id)
+    query = f"{_RECORDING} WHERE {where.sql()} ORDER BY started_at DESC LIMIT 1"
+    row = await conn.fetchrow(query, *where.args)
+    return (False, None) if row is None else (True, row["recording_ref"])

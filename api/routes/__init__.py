@@ -25,6 +25,7 @@ from api.routes import (
     numbers,
     projections,
     queues,
+    recordings,
     reports,
     skills,
     supervision,
@@ -35,7 +36,7 @@ from api.routes import (
 ROUTERS: tuple[APIRouter, ...] = (health.router, metrics.router, projections.router,
                                    calls.router, cdrs.router, live.router, live_at.router,
                                    webhooks.router, reports.router, events.router,
-                                   exports.router)
+                                   exports.router, recordings.router)
 # The call-centre resources: their commands need `app.state.callcentre` (a
 # CallCentreService), so the composition root mounts them with extra_routers.
 CALLCENTRE_ROUTERS: tuple[APIRouter, ...] = (
@@ -46,4 +47,5 @@ TAGS: tuple[dict[str, Any], ...] = (
     health.TAG, projections.TAG, calls.TAG, cdrs.TAG, agents.TAG, skills.TAG, queues.TAG,
     ivr_menus.TAG, numbers.TAG, dialplans.TAG, supervision.TAG, transfers.TAG, AUTH_TAG,
     AUDIT_TAG, metrics.TAG, live.TAG, webhooks.TAG, reports.TAG, events.TAG, exports.TAG,
+    recordings.TAG,
 )

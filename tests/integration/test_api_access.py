@@ -120,6 +120,7 @@ def test_an_agents_own_routes_take_the_permission_or_agents_self(served):
                      ("login", "pause", "unpause", "logout", "wrap-up/finish")),
                    # The call reads, narrowed to the calls of one's own agent.
                    ("get", "/v1/calls"), ("get", "/v1/calls/{call_id}"),
-                   ("get", "/v1/calls/{call_id}/timeline"), ("get", "/v1/cdrs")}
+                   ("get", "/v1/calls/{call_id}/timeline"), ("get", "/v1/cdrs"),
+                   ("get", "/v1/calls/{call_id}/recording")}
     assert document["paths"]["/v1/agents/{key}/pause"]["post"]["security"] == [
         {"OAuth2PasswordBearer": ["agents:write"]}, {"OAuth2PasswordBearer": ["agents:self"]}]

@@ -14,6 +14,8 @@ from api.problems import problem_responses
 from api.routes import ROUTERS
 from tests.integration.api_support import PROBLEM, assert_problem, running_api
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 PROBLEM_REFS = {"#/components/schemas/Problem", "#/components/schemas/ValidationProblem",
                 "#/components/schemas/HealthProblem"}  # a Problem with the health report
 SECRET = "password=hunter2 in SELECT * FROM secrets"
@@ -66,6 +68,10 @@ def test_every_operation_has_a_summary_a_tag_and_a_typed_success(document):
         if path.startswith("/v1/exports/"):  # files, CSV or Parquet (docs/exports.md)
             assert set(operation["responses"]["200"]["content"]) == {
                 "text/csv", "application/vnd.apache.parquet"}, where
+            continue
+        if path == "/v1/calls/{call_id}/recording":  # the WAV, or a redirect (docs/recordings.md)
+            assert list(operation["responses"]["200"]["content"]) == ["audio/wav"], where
+            assert "307" in operation["responses"], where
             continue
         # The operation's success: 200, or 201 (created) / 204 (no content) for commands.
         status = min(s for s in operation["responses"] if s.startswith("2"))

@@ -15,9 +15,10 @@ Stages of the caller's visit (``Stage``)::
     TALKING --agent hangs up / caller hangs up--> ended (end_agent_call: wrap-up)
             --transfer to a queue--> QUEUE again (the call stays answered)
 
-The IVR and the choice of destination are decided here; the queue, the
-offers and the talk are still the adapter's (``centre_front``,
-``centre_session``), which moves ``stage`` for them.
+The IVR, the choice of destination and the wait in a queue (music, position
+announcements, being moved by an overflow or a transfer, leaving) are decided
+here; the offers, the dialling and the talk are still the adapter's
+(``centre_front``, ``centre_session``), which moves ``stage`` for them.
 
 Convention (see ``domain.call.Call.enter_queue``): answering the caller's leg
 to play prompts and music is not ``answer_call``; only the agent's (or
@@ -31,14 +32,22 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 from uuid import UUID
 
 from application.b2bua import actions as act
+from application.b2bua.centre_commands import (
+    Abandon,
+    AskPosition,
+    CentreDone,
+    Enqueue,
+    Submit,
+)
 from application.b2bua.legs import Timer
 from application.b2bua.plain import now
 from domain.addressing import Target, TargetKind
-from domain.call_commands import RouteCall
+from domain.call import Disposition, HangupSide
+from domain.call_commands import QueueCall, RouteCall
 from domain.ivr import IvrMenu
 
 log = logging.getLogger(__name__)
@@ -88,8 +97,33 @@ class StopPrompt:
 
 
 @dataclass(frozen=True)
-class EnterQueue:
-    queue_id: UUID
+class PlayMusic:
+    """Music under the caller's prompts (by name: the queue's music on hold)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class PlayPosition:
+    """Announce the caller's place in the queue."""
+
+    position: int
+
+
+@dataclass(frozen=True)
+class WithdrawRings:
+    """Stop ringing agents for this call (it left its queue)."""
+
+
+@dataclass(frozen=True)
+class EndVisit:
+    """The call ends before anyone talks to the caller (or, once answered, as an
+    answered call ends: the adapter's flow knows)."""
+
+    disposition: Disposition
+    cause: str
+    side: HangupSide
+    sip_status: int | None
 
 
 @dataclass(frozen=True)
@@ -106,22 +140,39 @@ class Goodbye:
     cause: str
 
 
-FrontAction = (act.Emit | act.StartTimer | act.CancelTimer | PlayMenu | StopPrompt
-               | EnterQueue | DialNumber | Goodbye)
+FrontAction = (act.Emit | act.StartTimer | act.CancelTimer | PlayMenu | StopPrompt | PlayMusic
+               | PlayPosition | WithdrawRings | Submit | DialNumber | Goodbye | EndVisit)
+
+
+class QueueInfo(Protocol):
+    """What the front needs of a queue (``adapters.sip.routing.directory.QueueSettings``)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def music_on_hold(self) -> str: ...
+    @property
+    def announce_position(self) -> bool: ...
+    @property
+    def record_calls(self) -> bool: ...
 
 
 class Front(Generic[L]):
     """Where one call-centre caller is, and where the IVR sends them."""
 
     def __init__(self, call_id: UUID, caller: L, menus: Callable[[UUID], IvrMenu | None],
-                 describe: Callable[[Target], str],
-                 clock: Callable[[], datetime] = now) -> None:
+                 queues: Callable[[UUID], QueueInfo | None], describe: Callable[[Target], str],
+                 announce_every_s: float = 20.0, clock: Callable[[], datetime] = now) -> None:
         self.call_id = call_id
         self.caller = caller
         self.menus = menus
+        self.queues = queues
         self.describe = describe
+        self.announce_every_s = announce_every_s
         self.clock = clock
         self.stage = Stage.STARTING
+        self.queue: QueueInfo | None = None
+        self.queue_id: UUID | None = None
         self.menu_id: UUID | None = None
         self.attempt = 1
         self.ever_answered = False  # someone answered for the platform once
@@ -131,14 +182,18 @@ class Front(Generic[L]):
     def go(self, target: Target) -> list[FrontAction]:
         kind = target.kind
         if kind is TargetKind.QUEUE:
-            return [EnterQueue(target.aggregate_id)]
+            return self.enter_queue(target.aggregate_id)
         if kind is TargetKind.IVR:
             return self.enter_menu(target.aggregate_id, 1)
         if kind is TargetKind.NUMBER and target.value is not None:
             return [*self.route_note(target), DialNumber(target.value)]
         if kind is TargetKind.HANGUP:
-            return [Goodbye("ivr_hangup")]
-        return [Goodbye("recording_unavailable")]  # no announcement player yet
+            return self.goodbye("ivr_hangup")
+        return self.goodbye("recording_unavailable")  # no announcement player yet
+
+    def goodbye(self, cause: str) -> list[FrontAction]:
+        self.stage = Stage.STARTING
+        return [Goodbye(cause)]
 
     def route_note(self, target: Target) -> list[FrontAction]:
         """The Call's Routed event for where the caller goes (only before any answer)."""
@@ -152,7 +207,7 @@ class Front(Generic[L]):
         menu = self.menus(menu_id)
         if menu is None:
             log.error("call %s: IVR menu %s unknown to this worker", self.call_id, menu_id)
-            return [Goodbye("unknown_menu")]
+            return self.goodbye("unknown_menu")
         actions = self.route_note(Target.ivr(menu_id)) if menu_id != self.menu_id else []
         self.stage, self.menu_id, self.attempt = Stage.IVR, menu_id, attempt
         log.info("call %s: IVR %s, attempt %d", self.call_id, menu.key, attempt)
@@ -174,7 +229,9 @@ class Front(Generic[L]):
         return self.key(digit)
 
     def timer_fired(self, timer: Timer) -> list[FrontAction]:
-        return self.key(None) if timer is Timer.KEY_WAIT else []
+        if timer is Timer.KEY_WAIT:
+            return self.key(None)
+        return self.ask_position() if timer is Timer.ANNOUNCE else []
 
     def key(self, digit: str | None) -> list[FrontAction]:
         """A key (None: the timeout) on the current menu: ``IvrMenu.decide`` rules."""
@@ -188,3 +245,80 @@ class Front(Generic[L]):
         if decision.action.kind is TargetKind.REPEAT:
             return [*barge_in, *self.enter_menu(menu.id, decision.next_attempt)]
         return [*barge_in, *self.go(decision.action)]
+
+    # Waiting in a queue.
+
+    def enter_queue(self, queue_id: UUID, transferred_from: UUID | None = None
+                    ) -> list[FrontAction]:
+        settings = self.queues(queue_id)
+        key = settings.key if settings is not None else str(queue_id)
+        actions = self.route_note(Target.queue(queue_id))
+        self.stage, self.queue, self.queue_id = Stage.QUEUE, settings, queue_id
+        at = self.clock()
+        return [*actions, act.CancelTimer(Timer.KEY_WAIT),
+                act.Emit(QueueCall(self.call_id, at, key)),
+                Submit(Enqueue(queue_id, self.call_id, at, key, transferred_from)),
+                *self.hear_queue()]
+
+    def hear_queue(self) -> list[FrontAction]:
+        name = self.queue.music_on_hold if self.queue is not None else "default"
+        actions: list[FrontAction] = [PlayMusic(name)]
+        if self.queue is not None and self.queue.announce_position:
+            actions += self._announce_in(1.0)
+        return actions
+
+    def _announce_in(self, seconds: float) -> list[FrontAction]:
+        return [act.CancelTimer(Timer.ANNOUNCE), act.StartTimer(Timer.ANNOUNCE, seconds)]
+
+    def ask_position(self) -> list[FrontAction]:
+        if self.stage is not Stage.QUEUE or self.queue_id is None:
+            return []
+        return [Submit(AskPosition(self.queue_id, self.call_id))]
+
+    def centre_done(self, done: CentreDone) -> list[FrontAction]:
+        """A command's outcome (the adapter reports none once the call has ended)."""
+        command = done.command
+        if isinstance(command, Enqueue) and not done.ok and command.queue_id == self.queue_id:
+            log.error("call %s: the queue refused it: %s", self.call_id, done.error)
+            return self.goodbye("queue_refused")
+        if isinstance(command, AskPosition) and self.stage is Stage.QUEUE and done.ok \
+                and isinstance(done.value, int):
+            log.info("call %s: position %d announced", self.call_id, done.value)
+            return [PlayPosition(done.value), *self._announce_in(self.announce_every_s)]
+        return []
+
+    def queue_left(self, from_queue: UUID, target: Target) -> list[FrontAction]:
+        """The platform moved the waiting call (overflow, or a transfer of a waiting call)."""
+        if self.stage not in (Stage.QUEUE, Stage.CONNECTING) or from_queue != self.queue_id:
+            return []
+        log.info("call %s: left its queue for %s", self.call_id, target)
+        if target.kind is not TargetKind.QUEUE:
+            self.queue = self.queue_id = None
+            return [WithdrawRings(), *self.go(target)]
+        # The platform enqueued it there in the same transaction.
+        settings = self.queues(target.aggregate_id)
+        self.queue, self.queue_id = settings, target.aggregate_id
+        key = settings.key if settings is not None else str(target.value)
+        return [WithdrawRings(), act.Emit(QueueCall(self.call_id, self.clock(), key)),
+                *self.hear_queue()]
+
+    # Leaving before anyone talked to the caller.
+
+    def _leave_queue(self, dropped: bool) -> list[FrontAction]:
+        if self.stage in (Stage.QUEUE, Stage.CONNECTING) and self.queue_id is not None:
+            return [Submit(Abandon(self.queue_id, self.call_id, self.clock(), dropped))]
+        return []
+
+    def caller_left(self) -> list[FrontAction]:
+        """The caller hung up: an abandon if they were waiting, else a cancel."""
+        left = self._leave_queue(dropped=False)
+        if left:
+            return [*left, EndVisit(Disposition.ABANDONED, "caller_abandoned",
+                                    HangupSide.CALLER, None)]
+        return [EndVisit(Disposition.CANCELLED, "originator_cancel", HangupSide.CALLER, None)]
+
+    def shutdown(self, cause: str) -> list[FrontAction]:
+        """The worker stops. No command says "the platform dropped it": a waiting
+        call leaves its queue as abandoned."""
+        return [*self._leave_queue(dropped=True),
+                EndVisit(Disposition.FAILED, cause, HangupSide.SYSTEM, 503)]

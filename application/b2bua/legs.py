@@ -39,6 +39,7 @@ class Timer(Enum):
     NO_ANSWER = "no_answer"  # the callee has this long to answer
     TRANSFEROR_GRACE = "transferor_grace"  # a transferor may stay this long after
     KEY_WAIT = "key_wait"  # an IVR caller has this long to press a key
+    ANNOUNCE = "announce"  # the next announcement of a waiting caller's position
 
 
 @dataclass(frozen=True)

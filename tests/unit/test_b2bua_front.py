@@ -1,24 +1,42 @@
 """A call-centre call's front (application.b2bua.front) with fake legs: where
-the caller is sent (queue, menu, number, goodbye) and the IVR's keys, prompts
-and timeouts. No SIP stack, no database."""
+the caller is sent (queue, menu, number, goodbye), the IVR's keys, prompts
+and timeouts, and the wait in a queue (music, announcements, overflow,
+abandon, shutdown). No SIP stack, no database."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from application.b2bua import actions as act
 from application.b2bua import front as flow
+from application.b2bua.centre_commands import Abandon, AskPosition, CentreDone, Enqueue, Submit
 from application.b2bua.front import Front, Stage
 from application.b2bua.legs import Timer
 from domain.addressing import Target
-from domain.call_commands import RouteCall
+from domain.call import Disposition, HangupSide
+from domain.call_commands import QueueCall, RouteCall
 from domain.ivr import IvrMenu
 from domain.queue import Queue
 from tests.unit.b2bua_fakes import Clock, FakeLeg
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SALES = Queue.id_for("sales")
+SUPPORT = Queue.id_for("support")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A queue's settings as the directory hands them (QueueSettings' shape)."""
+
+    key: str
+    music_on_hold: str = "default"
+    announce_position: bool = False
+    record_calls: bool = False
+
+
+QUEUES = {SALES: Settings("sales", "jazz", announce_position=True), SUPPORT: Settings("support")}
 
 
 def menu(key: str = "main", *, max_retries: int = 1, timeout_s: float = 4.0) -> IvrMenu:
@@ -33,7 +51,22 @@ def menu(key: str = "main", *, max_retries: int = 1, timeout_s: float = 4.0) -> 
 def front(*menus: IvrMenu) -> tuple[Front[FakeLeg], FakeLeg]:
     by_id = {m.id: m for m in menus}
     caller = FakeLeg("caller")
-    return Front(uuid4(), caller, by_id.get, lambda t: f"{t.kind}:{t.value}", Clock()), caller
+    return Front(uuid4(), caller, by_id.get, QUEUES.get, lambda t: f"{t.kind}:{t.value}",
+                 30.0, Clock()), caller
+
+
+def of_type(actions: list[flow.FrontAction], kind: type) -> list[object]:
+    return [a for a in actions if isinstance(a, kind)]
+
+
+def submitted(actions: list[flow.FrontAction]) -> list[object]:
+    return [a.command for a in actions if isinstance(a, Submit)]
+
+
+def queued(queue_id: UUID = SALES) -> Front[FakeLeg]:
+    visit, _ = front()
+    visit.go(Target.queue(queue_id))
+    return visit
 
 
 def routed(actions: list[flow.FrontAction]) -> list[str]:
@@ -41,9 +74,18 @@ def routed(actions: list[flow.FrontAction]) -> list[str]:
             if isinstance(a, act.Emit) and isinstance(a.command, RouteCall)]
 
 
-def test_a_queue_destination_enters_the_queue() -> None:
+def test_a_queue_destination_is_routed_queued_and_entered_with_its_music() -> None:
     visit, _ = front()
-    assert visit.go(Target.queue(SALES)) == [flow.EnterQueue(SALES)]
+    actions = visit.go(Target.queue(SALES))
+    assert routed(actions) == [f"queue:{SALES}"]
+    queue_call = [a.command for a in of_type(actions, act.Emit)][-1]  # type: ignore[attr-defined]
+    assert isinstance(queue_call, QueueCall)
+    assert queue_call.queue == "sales"
+    [enqueue] = submitted(actions)
+    assert enqueue == Enqueue(SALES, visit.call_id, queue_call.occurred_at, "sales", None)
+    assert actions[-3:] == [flow.PlayMusic("jazz"), act.CancelTimer(Timer.ANNOUNCE),
+                            act.StartTimer(Timer.ANNOUNCE, 1.0)]
+    assert (visit.stage, visit.queue_id, visit.queue) == (Stage.QUEUE, SALES, QUEUES[SALES])
 
 
 def test_a_number_is_noted_as_the_route_then_dialled_and_hangup_says_goodbye() -> None:
@@ -75,8 +117,10 @@ def test_a_key_barges_in_and_goes_where_the_menu_says() -> None:
     main = menu()
     visit, caller = front(main)
     visit.go(Target.ivr(main.id))
-    assert visit.key_pressed(caller, "1") == [
-        act.CancelTimer(Timer.KEY_WAIT), flow.StopPrompt(), flow.EnterQueue(SALES)]
+    actions = visit.key_pressed(caller, "1")
+    assert actions[:2] == [act.CancelTimer(Timer.KEY_WAIT), flow.StopPrompt()]
+    assert of_type(actions, flow.PlayMusic) == [flow.PlayMusic("jazz")]
+    assert visit.stage is Stage.QUEUE
 
 
 def test_keys_from_another_leg_or_outside_a_menu_are_ignored() -> None:
@@ -120,3 +164,67 @@ def test_a_submenu_is_a_new_route_and_an_unknown_menu_says_goodbye() -> None:
     assert routed(actions) == [f"ivr:{billing.id}"]
     assert actions[-1] == flow.PlayMenu("billing-prompt")
     assert visit.go(Target.ivr(uuid4())) == [flow.Goodbye("unknown_menu")]
+
+
+# Waiting in a queue.
+
+
+def test_announcements_ask_the_position_and_say_it_then_again_later() -> None:
+    visit = queued()
+    ask = visit.timer_fired(Timer.ANNOUNCE)
+    assert ask == [Submit(AskPosition(SALES, visit.call_id))]
+    said = visit.centre_done(CentreDone(AskPosition(SALES, visit.call_id), True, 3))
+    assert said == [flow.PlayPosition(3), act.CancelTimer(Timer.ANNOUNCE),
+                    act.StartTimer(Timer.ANNOUNCE, 30.0)]
+    assert visit.centre_done(CentreDone(AskPosition(SALES, visit.call_id), False,
+                                        error="gone")) == []
+    visit.stage = Stage.CONNECTING  # an agent answered: no more announcements
+    assert visit.timer_fired(Timer.ANNOUNCE) == []
+
+
+def test_a_queue_that_refuses_the_call_says_goodbye() -> None:
+    visit = queued(SUPPORT)
+    enqueue = Enqueue(SUPPORT, visit.call_id, T0, "support")
+    assert visit.centre_done(CentreDone(enqueue, True)) == []
+    assert visit.centre_done(CentreDone(enqueue, False, error="closed")) == [
+        flow.Goodbye("queue_refused")]
+    assert visit.stage is Stage.STARTING
+
+
+def test_an_overflow_to_a_queue_is_a_new_wait_and_to_a_number_a_dial() -> None:
+    visit = queued()
+    assert visit.queue_left(SUPPORT, Target.queue(SALES)) == []  # not its queue
+    moved = visit.queue_left(SALES, Target.queue(SUPPORT))
+    assert moved[0] == flow.WithdrawRings()
+    assert [a.command.queue for a in of_type(moved, act.Emit)] == [  # type: ignore[attr-defined]
+        "support"]
+    assert submitted(moved) == []  # the platform enqueued it there itself
+    assert (visit.stage, visit.queue_id) == (Stage.QUEUE, SUPPORT)
+    dialled = visit.queue_left(SUPPORT, Target.number("2000"))
+    assert dialled[0] == flow.WithdrawRings()
+    assert dialled[-1] == flow.DialNumber("2000")
+    assert (visit.queue_id, visit.queue) == (None, None)
+
+
+def test_a_caller_hanging_up_while_waiting_abandons_and_elsewhere_cancels() -> None:
+    visit = queued()
+    left = visit.caller_left()
+    [abandon] = submitted(left)
+    assert isinstance(abandon, Abandon)
+    assert (abandon.queue_id, abandon.dropped) == (SALES, False)
+    assert left[-1] == flow.EndVisit(Disposition.ABANDONED, "caller_abandoned",
+                                     HangupSide.CALLER, None)
+    visit, _ = front()
+    assert visit.caller_left() == [flow.EndVisit(Disposition.CANCELLED, "originator_cancel",
+                                                 HangupSide.CALLER, None)]
+
+
+def test_shutdown_drops_a_waiting_call_from_its_queue_and_fails_it_with_503() -> None:
+    visit = queued()
+    actions = visit.shutdown("worker_stopping")
+    [drop] = submitted(actions)
+    assert isinstance(drop, Abandon)
+    assert drop.dropped
+    assert drop.what().startswith("drop ")
+    assert actions[-1] == flow.EndVisit(Disposition.FAILED, "worker_stopping",
+                                        HangupSide.SYSTEM, 503)

@@ -14,7 +14,7 @@ the agents (offers, the talk, supervisors, recording).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,13 +26,14 @@ from adapters.media.player import MusicLibrary
 from adapters.media.prompts import Prompts
 from adapters.media.recorder import RecordingStore
 from adapters.sip.pjsua.legs import Leg
-from adapters.sip.routing.directory import Directory, QueueSettings
+from adapters.sip.routing.directory import Directory
 from adapters.sip.sessions.front import FrontAudio
 from adapters.sip.sessions.session import Session, SessionContext, TimerHandle
 from adapters.sip.store.centre_link import CentreLink, Outcome
 from application.b2bua import actions as act
 from application.b2bua import front as flow
-from application.b2bua.front import Front, Stage
+from application.b2bua.centre_commands import FOLLOWED, CentreCommand, CentreDone, Submit
+from application.b2bua.front import Front, QueueInfo, Stage
 from application.b2bua.inbound import InboundFacts
 from application.b2bua.legs import LegRole, Timer
 from application.b2bua.outcomes import NO_CAPACITY, NO_ROUTE, callee_failure
@@ -41,7 +42,7 @@ from application.b2bua.plain import Phase, now
 from application.call_control import ControlReply
 from domain.addressing import Target, TargetKind
 from domain.call import Disposition, HangupSide
-from domain.call_commands import EndCall, QueueCall, RingCall
+from domain.call_commands import EndCall, RingCall
 from domain.queue import Queue
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,8 @@ class FrontSession(Session):
         self.centre = centre
         # Where the caller is and where the IVR sends them: the flow's.
         self.visit: Front[Leg] = Front(self.call_id, caller_leg, centre.directory.menu,
-                                       centre.directory.describe, now)
-        self.queue: QueueSettings | None = None
-        self.queue_id: UUID | None = None
+                                       centre.directory.queue, centre.directory.describe,
+                                       centre.announce_every_s, now)
         self.front = FrontAudio(caller_leg, ctx.call_later)
         self._stage_timer: TimerHandle | None = None
         self._announce_timer: TimerHandle | None = None
@@ -87,6 +87,15 @@ class FrontSession(Session):
     @stage.setter
     def stage(self, stage: Stage) -> None:
         self.visit.stage = stage
+
+    @property
+    def queue(self) -> QueueInfo | None:
+        """The queue the caller waits in (or was last taken from), as it was then."""
+        return self.visit.queue
+
+    @property
+    def queue_id(self) -> UUID | None:
+        return self.visit.queue_id
 
     @property
     def ever_answered(self) -> bool:
@@ -122,35 +131,72 @@ class FrontSession(Session):
 
     # -- the front flow's actions, performed ---------------------------------------------
 
-    def _run_front(self, actions: list[flow.FrontAction]) -> None:
+    def _run_front(self, actions: Sequence[Any]) -> None:
+        """Perform the actions of the call-centre flows (the front's, the offers')."""
         for action in actions:
             self._perform_front(action)
 
-    def _perform_front(self, action: flow.FrontAction) -> None:
+    def _perform_front(self, action: Any) -> None:
         match action:
             case flow.PlayMenu(prompt=prompt):
                 self.front.play(self.centre.prompts.menu(prompt), self._menu_said)
             case flow.StopPrompt():
                 self.front.stop_prompt()
-            case act.StartTimer(timer=Timer.KEY_WAIT, seconds=seconds):
-                self._stage_timer = self.ctx.call_later(seconds, self._key_wait_over)
-            case act.CancelTimer(timer=Timer.KEY_WAIT):
-                self._cancel_stage_timer()
-            case flow.EnterQueue(queue_id=queue_id):
-                self._enter_queue(queue_id)
+            case flow.PlayMusic(name=name):
+                self.front.music(self.centre.music.music(name))
+            case flow.PlayPosition(position=position):
+                self.front.play(self.centre.prompts.position(position), lambda: None)
+            case act.StartTimer(timer=timer, seconds=seconds) if timer in _FRONT_TIMERS:
+                self._start_front_timer(timer, seconds)
+            case act.CancelTimer(timer=timer) if timer in _FRONT_TIMERS:
+                self._cancel_front_timer(timer)
+            case Submit(command=command):
+                self._submit(command)
+            case flow.WithdrawRings():
+                self._withdraw_rings()
             case flow.DialNumber(number=number):
                 self._dial(self.centre.resolve_number(number))
             case flow.Goodbye(cause=cause):
                 self._goodbye(cause)
+            case flow.EndVisit(disposition=disposition, cause=cause, side=side,
+                               sip_status=status):
+                self._finish_front(disposition, cause, side, status)
             case _:
                 self._run([action])  # a call flow action (Emit)
 
+    def _start_front_timer(self, timer: Timer, seconds: float) -> None:
+        def fired() -> None:
+            self._set_front_timer(timer, None)  # it has fired: nothing left to cancel
+            self._run_front(self.visit.timer_fired(timer))
+        self._set_front_timer(timer, self.ctx.call_later(seconds, fired))
+
+    def _set_front_timer(self, timer: Timer, handle: TimerHandle | None) -> None:
+        if timer is Timer.KEY_WAIT:
+            self._stage_timer = handle
+        else:
+            self._announce_timer = handle
+
+    def _cancel_front_timer(self, timer: Timer) -> None:
+        if timer is Timer.KEY_WAIT:
+            self._cancel_stage_timer()
+        elif self._announce_timer is not None:
+            self._announce_timer.cancel()
+            self._announce_timer = None
+
+    def _submit(self, command: CentreCommand) -> None:
+        """Run ``command`` on the call-centre lane; the outcome of those the flows
+        follow back to them."""
+        def done(outcome: Outcome[Any]) -> None:
+            self._centre_done(CentreDone(command, outcome.ok, outcome.value, _error(outcome)))
+        follows = isinstance(command, FOLLOWED)
+        self.centre.link.submit(command.what(), command.run, done if follows else None)
+
+    def _centre_done(self, done: CentreDone) -> None:
+        if self.phase is not Phase.ENDED:  # nothing is heard after the call's end
+            self._run_front(self.visit.centre_done(done))
+
     def _menu_said(self) -> None:
         self._run_front(self.visit.prompt_ended())
-
-    def _key_wait_over(self) -> None:
-        self._stage_timer = None
-        self._run_front(self.visit.timer_fired(Timer.KEY_WAIT))
 
     def leg_dtmf(self, leg: Leg, digit: str) -> None:
         self._run_front(self.visit.key_pressed(leg, digit))
@@ -158,72 +204,12 @@ class FrontSession(Session):
     # -- queue ---------------------------------------------------------------------------
 
     def _enter_queue(self, queue_id: UUID, transferred_from: UUID | None = None) -> None:
-        settings = self.centre.directory.queue(queue_id)
-        key = settings.key if settings is not None else str(queue_id)
-        self._route_note(Target.queue(queue_id))
-        self.stage, self.queue, self.queue_id = Stage.QUEUE, settings, queue_id
-        self._cancel_stage_timer()
-        at = now()
-        self._emit(QueueCall(self.call_id, at, key))
-        call_id = self.call_id
-        self.centre.link.submit(
-            f"enqueue {call_id} in {key}",
-            lambda s: s.enqueue_call(queue_id, call_id, 0, at, transferred_from),
-            lambda outcome: self._enqueued(queue_id, outcome))
-        self._hear_queue()
-
-    def _enqueued(self, queue_id: UUID, outcome: Outcome[Any]) -> None:
-        if outcome.ok or self.phase is Phase.ENDED or queue_id != self.queue_id:
-            return
-        log.error("call %s: the queue refused it: %s", self.call_id, outcome.error)
-        self._goodbye("queue_refused")
-
-    def _hear_queue(self) -> None:
-        name = self.queue.music_on_hold if self.queue is not None else "default"
-        self.front.music(self.centre.music.music(name))
-        if self.queue is not None and self.queue.announce_position:
-            self._schedule_announcement(1.0)
-
-    def _schedule_announcement(self, delay: float) -> None:
-        if self._announce_timer is not None:
-            self._announce_timer.cancel()
-        self._announce_timer = self.ctx.call_later(delay, self._ask_position)
-
-    def _ask_position(self) -> None:
-        self._announce_timer = None
-        queue_id, call_id = self.queue_id, self.call_id
-        if self.stage is not Stage.QUEUE or queue_id is None:
-            return
-        self.centre.link.submit(f"position of {call_id}",
-                                lambda s: s.get(Queue, queue_id).position(call_id),
-                                self._announce)
-
-    def _announce(self, outcome: Outcome[int]) -> None:
-        if self.stage is not Stage.QUEUE or not outcome.ok or outcome.value is None:
-            return
-        log.info("call %s: position %d announced", self.call_id, outcome.value)
-        self.front.play(self.centre.prompts.position(outcome.value), lambda: None)
-        self._schedule_announcement(self.centre.announce_every_s)
+        self._run_front(self.visit.enter_queue(queue_id, transferred_from))
 
     def queue_left(self, event: Queue.CallOverflowed | Queue.CallTransferredOut) -> None:
         """The platform moved the waiting call (overflow, or a transfer of a waiting call)."""
-        if self.stage not in (Stage.QUEUE, Stage.CONNECTING) \
-                or event.originator_id != self.queue_id:
-            return
         target = Target(TargetKind(event.target_kind), event.target_value)
-        log.info("call %s: left its queue for %s", self.call_id, target)
-        self._withdraw_rings()
-        if target.kind is TargetKind.QUEUE:
-            # The platform enqueued it there in the same transaction.
-            settings = self.centre.directory.queue(target.aggregate_id)
-            self.queue, self.queue_id = settings, target.aggregate_id
-            key = settings.key if settings is not None else str(target.value)
-            self._emit(QueueCall(self.call_id, now(), key))
-            self._hear_queue()
-        else:
-            self.queue = self.queue_id = None
-            self._go(target)
-
+        self._run_front(self.visit.queue_left(event.originator_id, target))
 
     # -- dialling a number (from a menu, an overflow, a blind transfer) --------------------
 
@@ -261,23 +247,12 @@ class FrontSession(Session):
                                outcome.relay_status)
 
     def _caller_left_front(self) -> None:
-        if self.stage in (Stage.QUEUE, Stage.CONNECTING) and self.queue_id is not None:
-            at, queue_id, call_id = now(), self.queue_id, self.call_id
-            self.centre.link.submit(f"abandon {call_id}",
-                                    lambda s: s.abandon_call(queue_id, call_id, at))
-            disposition, cause = Disposition.ABANDONED, "caller_abandoned"
-        else:
-            disposition, cause = Disposition.CANCELLED, "originator_cancel"
-        if self.ever_answered:  # back in a queue after a transfer: the call was answered
-            self._end_answered(HangupSide.CALLER, cause)
-        else:
-            self._finish_front(disposition, cause, HangupSide.CALLER, None)
+        self._run_front(self.visit.caller_left())
 
     # -- ends ------------------------------------------------------------------------------
 
     def _goodbye(self, cause: str) -> None:
         """The platform ends the call: a short tone, then BYE."""
-        self.stage = Stage.STARTING
         self.front.play(self.centre.prompts.goodbye(),
                         lambda: self._finish_front(Disposition.FAILED, cause,
                                                    HangupSide.SYSTEM, None))
@@ -294,20 +269,17 @@ class FrontSession(Session):
         self._end_all_but(None)
 
     def end_now(self, cause: str) -> None:
-        if self.phase is Phase.ENDED:
-            return
-        if self.stage in (Stage.QUEUE, Stage.CONNECTING) and self.queue_id is not None:
-            # No command says "the platform dropped it": leave the queue as abandoned.
-            at, queue_id, call_id = now(), self.queue_id, self.call_id
-            self.centre.link.submit(f"drop {call_id}",
-                                    lambda s: s.abandon_call(queue_id, call_id, at))
-        if self.ever_answered:
-            self._end_answered(HangupSide.SYSTEM, cause)
-        else:
-            self._finish_front(Disposition.FAILED, cause, HangupSide.SYSTEM, 503)
-
+        if self.phase is not Phase.ENDED:
+            self._run_front(self.visit.shutdown(cause))
 
     def _cancel_stage_timer(self) -> None:
         if self._stage_timer is not None:
             self._stage_timer.cancel()
             self._stage_timer = None
+
+
+_FRONT_TIMERS = (Timer.KEY_WAIT, Timer.ANNOUNCE)
+
+
+def _error(outcome: Outcome[Any]) -> str | None:
+    return None if outcome.ok else str(outcome.error)

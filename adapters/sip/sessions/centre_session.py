@@ -10,12 +10,10 @@ Supervision and transfer requests are handled in ``centre_actions.py``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
-
-import pjsua2 as pj
 
 from adapters.media.recorder import CallRecording
 from adapters.sip.pjsua.legs import Leg
@@ -27,11 +25,22 @@ from adapters.sip.sessions.session import (
     TimerHandle,
     state_fact,
 )
-from adapters.sip.store.centre_link import Outcome
 from application.b2bua.actions import Action
+from application.b2bua.centre_commands import AcceptOffer, CentreDone
 from application.b2bua.consultation import Consult, Consultation
 from application.b2bua.inbound import InboundFacts
-from application.b2bua.legs import Answered, Gone, LegRole
+from application.b2bua.legs import Answered, Gone, LegRole, Ringing
+from application.b2bua.offers import (
+    CancelOfferTimer,
+    DropLeg,
+    OfferReserved,
+    Offers,
+    PlaceAgent,
+    RingFailed,
+    RingPlaced,
+    StartOfferTimer,
+    TalkTo,
+)
 from application.b2bua.plain import Phase, now
 from application.b2bua.supervision import Supervision, Watch
 from application.call_control import AuditLink
@@ -41,33 +50,22 @@ from domain.call_commands import (
     AnswerCall,
     AttachRecording,
     CallCommand,
-    ConnectAgent,
     EndCall,
-    RingCall,
 )
 from domain.queue import Queue
 
 log = logging.getLogger(__name__)
 
-OFFER_GRACE_S = 2.0  # past an offer's deadline, stop ringing even if the router is late
 RECORDING_CHECKS = 100  # x 50 ms: how long a closed recording may take to be completed
-
-
-@dataclass
-class Ring:
-    """An offer being rung on an agent's device."""
-
-    agent_id: UUID
-    leg: Leg
-    timer: TimerHandle | None = None
 
 
 class CentreSession(FrontSession):
     def __init__(self, ctx: SessionContext, centre: CentreContext, caller_leg: Leg,
                  facts: InboundFacts) -> None:
         super().__init__(ctx, centre, caller_leg, facts)
-        self.rings: dict[UUID, Ring] = {}
-        self.agent_id: UUID | None = None  # the agent talking to the caller
+        # The rings of the router's offers and the agent who took the call: the flow's.
+        self.offers: Offers[Leg] = Offers(self.visit, centre.directory.agent_key, now)
+        self._offer_timers: dict[UUID, TimerHandle] = {}
         self.supervision: Supervision[Leg] = Supervision(self.call_id)
         self.consultation: Consultation[Leg] = Consultation(self.call_id)
         self.recording: CallRecording | None = None
@@ -80,100 +78,62 @@ class CentreSession(FrontSession):
 
     # -- offers ----------------------------------------------------------------------------
 
+    @property
+    def agent_id(self) -> UUID | None:
+        """The agent talking to the caller."""
+        return self.offers.agent_id
+
     def offer_changed(self, change: OfferChange) -> None:
         if change.kind == "reserved":
-            self._ring(change)
+            self._run_front(self.offers.reserved(
+                OfferReserved(change.agent_id, change.device_uri, change.deadline)))
         elif change.kind in ("missed", "cancelled"):
-            self._stop_ring(change.agent_id)
-
-    def _ring(self, change: OfferChange) -> None:
-        agent_id, call_id = change.agent_id, self.call_id
-        if self.stage is not Stage.QUEUE or agent_id in self.rings:
-            return
-        leg = self.ctx.new_leg(LegRole.AGENT)
-        leg.listener = self
-        if change.device_uri is None or not leg.place(change.device_uri):
-            leg.detach()
-            log.warning("call %s: cannot ring agent %s at %s", call_id, agent_id,
-                        change.device_uri)
-            self._miss(agent_id)
-            return
-        log.info("call %s: ringing agent %s at %s", call_id,
-                 self.centre.directory.agent_key(agent_id), change.device_uri)
-        ring = Ring(agent_id, leg)
-        if change.deadline is not None:
-            wait = (change.deadline - now()).total_seconds() + OFFER_GRACE_S
-            ring.timer = self.ctx.call_later(max(wait, 0.0), lambda: self._stop_ring(agent_id))
-        self.rings[agent_id] = ring
-
-    def _stop_ring(self, agent_id: UUID) -> None:
-        """The offer ended elsewhere (missed by the router, withdrawn): stop ringing."""
-        ring = self.rings.pop(agent_id, None)
-        if ring is not None:
-            self._drop_ring(ring)
-
-    def _drop_ring(self, ring: Ring) -> None:
-        if ring.timer is not None:
-            ring.timer.cancel()
-        ring.leg.listener = None  # its DISCONNECTED is ours, not a miss
-        ring.leg.end()
+            self._run_front(self.offers.stop_ring(change.agent_id))
 
     def _withdraw_rings(self, keep: UUID | None = None) -> None:
-        for agent_id in [a for a in self.rings if a != keep]:
-            self._stop_ring(agent_id)
+        self._run_front(self.offers.withdraw(keep))
 
-    def _miss(self, agent_id: UUID) -> None:
-        at, call_id = now(), self.call_id
-        self.centre.link.submit(f"miss offer of {call_id} to {agent_id}",
-                                lambda s: s.miss_offer(agent_id, call_id, at))
+    def _perform_front(self, action: Any) -> None:
+        """The offers' actions, besides the front's."""
+        match action:
+            case PlaceAgent(agent_id=agent_id, device_uri=uri, deadline=deadline):
+                self._place_agent(agent_id, uri, deadline)
+            case StartOfferTimer(agent_id=agent_id, seconds=seconds):
+                self._offer_timers[agent_id] = self.ctx.call_later(
+                    seconds, lambda: self._offer_timed_out(agent_id))
+            case CancelOfferTimer(agent_id=agent_id):
+                timer = self._offer_timers.pop(agent_id, None)
+                if timer is not None:
+                    timer.cancel()
+            case DropLeg(leg=leg):
+                leg.listener = None  # its DISCONNECTED is ours, not a miss
+                leg.end()
+            case TalkTo(leg=leg, at=at):
+                self._connect_agent(leg, at)
+            case _:
+                super()._perform_front(action)
 
-    def _ring_state(self, ring: Ring) -> None:
-        leg = ring.leg
-        if leg.state == pj.PJSIP_INV_STATE_EARLY and leg.last_status in (180, 183):
-            if not self.ever_answered:
-                self._emit(RingCall(self.call_id, now()))  # the first ring counts
-        elif leg.state == pj.PJSIP_INV_STATE_CONFIRMED:
-            self._agent_answered(ring)
-        elif leg.disconnected:
-            self.rings.pop(ring.agent_id, None)
-            if ring.timer is not None:
-                ring.timer.cancel()
-            log.info("call %s: agent %s did not answer (%d)", self.call_id,
-                     self.centre.directory.agent_key(ring.agent_id), leg.last_status)
-            self._miss(ring.agent_id)
-
-    def _agent_answered(self, ring: Ring) -> None:
-        if self.stage is not Stage.QUEUE:
-            self._stop_ring(ring.agent_id)
+    def _place_agent(self, agent_id: UUID, uri: str, deadline: datetime | None) -> None:
+        leg = self.ctx.new_leg(LegRole.AGENT)
+        leg.listener = self
+        if not leg.place(uri):
+            leg.detach()
+            self._run_front(self.offers.ring_failed(RingFailed(agent_id, uri)))
             return
-        self.stage = Stage.CONNECTING
-        if ring.timer is not None:
-            ring.timer.cancel()
-        self._withdraw_rings(keep=ring.agent_id)
-        at, agent_id, call_id = now(), ring.agent_id, self.call_id
-        self.centre.link.submit(f"accept offer of {call_id} by {agent_id}",
-                                lambda s: s.accept_offer(agent_id, call_id, at),
-                                lambda outcome: self._accepted(ring, at, outcome))
+        self._run_front(self.offers.ring_placed(RingPlaced(agent_id, leg, uri, deadline)))
 
-    def _accepted(self, ring: Ring, at: datetime, outcome: Outcome[Any]) -> None:
-        self.rings.pop(ring.agent_id, None)
-        if self.phase is Phase.ENDED or self.stage is not Stage.CONNECTING:
-            # The caller left while the answer was being stored.
-            if outcome.ok:
-                self._end_agent_call(ring.agent_id)
-            self._drop_ring(ring)
-            return
-        if not outcome.ok:
-            log.info("call %s: offer to %s no longer stands (%s); the caller waits on",
-                     self.call_id, ring.agent_id, outcome.error)
-            self._drop_ring(ring)
-            self.stage = Stage.QUEUE
-            return
-        self._connect_agent(ring.agent_id, ring.leg, at)
+    def _offer_timed_out(self, agent_id: UUID) -> None:
+        self._offer_timers.pop(agent_id, None)
+        self._run_front(self.offers.stop_ring(agent_id))
 
-    def _connect_agent(self, agent_id: UUID, leg: Leg, at: datetime) -> None:
-        self.agent_id, self.b = agent_id, leg
-        self._emit(ConnectAgent(self.call_id, at, self.centre.directory.agent_key(agent_id)))
+    def _centre_done(self, done: CentreDone) -> None:
+        if isinstance(done.command, AcceptOffer):  # heard even after the call's end
+            self._run_front(self.offers.accepted(done, self.phase is Phase.ENDED))
+        else:
+            super()._centre_done(done)
+
+    def _connect_agent(self, leg: Leg, at: datetime) -> None:
+        self.b = leg
         self._talk(at)
         if leg.disconnected:  # the agent hung up while the answer was being stored
             self._end_answered(HangupSide.CALLEE, "normal_clearing")
@@ -194,20 +154,13 @@ class CentreSession(FrontSession):
         if self.ctx.media is not None and self._timer is None:
             self._timer = self.ctx.call_later(MEDIA_SAMPLE_INTERVAL, self._sample_media)
 
-    def _end_agent_call(self, agent_id: UUID) -> None:
-        at, call_id = now(), self.call_id
-        self.centre.link.submit(f"end call {call_id} of {agent_id}",
-                                lambda s: s.end_agent_call(agent_id, call_id, at))
-
     def release_agent(self) -> None:
         """The agent leaves the call (a transfer): hang their leg up, start wrap-up."""
         leg, self.b = self.b, None
         if leg is not None:
             leg.listener = None
             leg.end()
-        if self.agent_id is not None:
-            self._end_agent_call(self.agent_id)
-            self.agent_id = None
+        self._run_front(self.offers.release())
 
     def requeue(self, queue_id: UUID, came_from: UUID | None) -> None:
         """Back to waiting, in another queue (the agent transferred the caller)."""
@@ -238,10 +191,12 @@ class CentreSession(FrontSession):
     def leg_state(self, leg: Leg) -> None:
         if self.phase is Phase.ENDED:
             return
-        ring = next((r for r in self.rings.values() if r.leg is leg), None)
+        ring = self.offers.ring_of(leg)
         watch = self.supervision.on_leg(leg)
+        fact = state_fact(leg)
         if ring is not None:
-            self._ring_state(ring)
+            if isinstance(fact, Ringing | Answered | Gone):
+                self._run_front(self.offers.ring_state(ring, fact))
         elif watch is not None:
             self.watch_state(watch)
         elif self.consult is not None and leg is self.consult.leg:
@@ -260,12 +215,7 @@ class CentreSession(FrontSession):
         if self._announce_timer is not None:
             self._announce_timer.cancel()
         self.front.silence()
-        for ring in list(self.rings.values()):
-            self._drop_ring(ring)
-        self.rings.clear()
-        if self.agent_id is not None:
-            self._end_agent_call(self.agent_id)
-            self.agent_id = None
+        self._run_front(self.offers.drop_all())
         recording, self.recording = self.recording, None
         super()._finish(end, answered)
         self.mixer.forget()
@@ -333,9 +283,8 @@ class CentreSession(FrontSession):
     def _transfer_answered(self, transferor: Leg, new: Leg) -> None:
         # A REFER from the agent (whose place ``new`` took): the agent leaves,
         # their wrap-up starts.
-        if new is self.b and self.agent_id is not None:
-            self._end_agent_call(self.agent_id)
-            self.agent_id = None
+        if new is self.b:
+            self._run_front(self.offers.release())
         super()._transfer_answered(transferor, new)
 
     # -- supervisors (requests: centre_actions.py) ----------------------------------------

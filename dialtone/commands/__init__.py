@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "schemas": "dialtone.commands.schemas",
     "webhooks": "dialtone.commands.webhooks",
     "export": "dialtone.commands.export",
+    "recordings": "dialtone.commands.recordings",
 }
 COMMAND_MODULES = tuple(COMMANDS.values())
 

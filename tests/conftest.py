@@ -1,10 +1,19 @@
 """Shared fixtures: one real PostgreSQL per test session, a fresh database per test.
 
 With DATABASE_URL set the tests use that server instead of the embedded one.
+
+Migrating a database takes yoyo about a second on the CI machine (it parses and runs
+every SQL file), and most integration tests start by migrating theirs. A module
+whose tests all do so carries ``pytestmark = pytest.mark.migrated_database``: its
+``database_url`` is then a copy (CREATE DATABASE ... TEMPLATE, a file copy) of one
+database migrated once per session by the same ``apply_migrations``, so the tests'
+own ``apply_migrations`` calls find nothing left to apply. Tests about migrating
+itself, or about an unmigrated database, stay in unmarked modules.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
@@ -12,9 +21,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from dialtone.database import drop_database, ensure_database, with_database
+from dialtone.migrations import apply_migrations
 from dialtone.services.postgres import EmbeddedPostgres, free_port
 from tests.fixtures.shared import note_users, release_unneeded
 
@@ -54,18 +66,48 @@ def pg_admin_dsn(pg_server: EmbeddedPostgres | None) -> str:
     return pg_server.dsn("postgres")
 
 
-def _scratch_database(pg_admin_dsn: str, prefix: str) -> Iterator[str]:
-    """A DSN to a brand-new, empty database on the test server, dropped afterwards."""
-    dsn = with_database(pg_admin_dsn, f"{prefix}_{uuid.uuid4().hex[:16]}")
-    ensure_database(dsn)
+def _scratch_database(pg_admin_dsn: str, prefix: str, template: str | None = None
+                      ) -> Iterator[str]:
+    """A DSN to a brand-new database on the test server (empty, or a copy of the
+    database `template`), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    dsn = with_database(pg_admin_dsn, name)
+    if template is None:
+        ensure_database(dsn)
+    else:
+        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)))
     yield dsn
     drop_database(dsn)
 
 
+@pytest.fixture(scope="session")
+def migrated_template(pg_admin_dsn: str) -> Iterator[str]:
+    """The name of a database migrated once per session: the template of the
+    ``migrated_database`` tests' own databases (see the module's docstring)."""
+    name = f"template_{uuid.uuid4().hex[:16]}"
+    dsn = with_database(pg_admin_dsn, name)
+    ensure_database(dsn)
+    apply_migrations(dsn)
+    # yoyo's backend keeps its connection open until it is collected, and PostgreSQL
+    # copies no database that has a session open on it.
+    gc.collect()
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                     " WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+    yield name
+    drop_database(dsn)
+
+
 @pytest.fixture
-def database_url(pg_admin_dsn: str) -> Iterator[str]:
-    """A DSN to a brand-new, empty database, dropped after the test."""
-    yield from _scratch_database(pg_admin_dsn, "t")
+def database_url(request: pytest.FixtureRequest, pg_admin_dsn: str) -> Iterator[str]:
+    """A DSN to a brand-new database, dropped after the test: empty, or already
+    migrated in a module marked ``migrated_database``."""
+    template = None
+    if request.node.get_closest_marker("migrated_database") is not None:
+        template = request.getfixturevalue("migrated_template")
+    yield from _scratch_database(pg_admin_dsn, "t", template)
 
 
 @pytest.fixture

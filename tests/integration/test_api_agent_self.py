@@ -19,6 +19,8 @@ from projections import callcentre
 from streams.inprocess import InProcessProjectionRunner
 from tests.integration.api_support import api_key, assert_problem, platform_api
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 PASSWORD = "a long enough password"
 
 

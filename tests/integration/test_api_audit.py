@@ -15,6 +15,8 @@ from application.identity.model import Role
 from domain.agent import Agent
 from tests.integration.api_support import api_key, assert_problem, platform_api
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 
 def key_id(key: str) -> str:
     parsed = parse_secret(key, API_KEY_PREFIX)

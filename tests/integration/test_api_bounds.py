@@ -15,6 +15,8 @@ from domain.numbers import MAX_RULES
 from domain.skills import MAX_SKILLS
 from tests.integration.callcentre_api_support import Api, alice, open_api, sales
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 NUL = "\u0000"
 
 

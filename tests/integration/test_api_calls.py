@@ -20,6 +20,8 @@ from tests.integration.api_support import (
     utc,
 )
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 T0 = utc("2025-03-03T09:00:00")
 
 

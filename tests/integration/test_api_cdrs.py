@@ -26,6 +26,8 @@ from tests.integration.api_support import (
     utc,
 )
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 DAY = {"from": "2025-03-03T00:00:00Z", "to": "2025-03-04T00:00:00Z"}
 T0 = utc("2025-03-03T08:00:00")
 

@@ -26,6 +26,8 @@ from application.identity.model import Role
 from dialtone.commands.users import with_connection
 from dialtone.migrations import apply_migrations
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 MAX_EXAMPLES = 8
 # Fixed for reproducibility; DIALTONE_CONTRACT_SEED=n runs the same test on other data.
 SEED = int(os.environ.get("DIALTONE_CONTRACT_SEED", "16"))

@@ -30,6 +30,8 @@ from streams.inprocess import InProcessProjectionRunner
 from tests.integration.api_support import api_key, assert_problem, cdr_row, insert_cdrs
 from tests.integration.callcentre_api_support import Api, open_api
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 DID = "+15550009"
 START = datetime(2026, 3, 1, tzinfo=UTC)
 EXTRA_CDRS = BATCH_ROWS + 7  # more than one batch (one Parquet row group) of the export

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from api.health import EventStore, application_of
 from application.callcentre import CallCentreService
 from dialtone.database import eventsourcing_env
 from projections import callcentre, calls
 from streams.inprocess import InProcessProjectionRunner
 from tests.integration.api_support import running_api
+
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

@@ -12,6 +12,8 @@ from domain.ivr import IvrMenu
 from domain.queue import Queue
 from tests.integration.callcentre_api_support import Api, open_api, sales
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 
 @pytest.fixture
 def api(database_url: str) -> Iterator[Api]:

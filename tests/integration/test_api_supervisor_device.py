@@ -21,6 +21,8 @@ from tests.integration.api_support import (
 )
 from tests.integration.auth_support import add_user, bearer, token_for
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 # A call of the tenant that has ended: visible (an invisible one is 404 before any
 # device check), so the device check answers first, then "it has ended".
 ENDED_CALL = "00000000-0000-4000-8000-0000000000ab"

@@ -27,6 +27,8 @@ from tests.integration.api_support import (
 )
 from tests.integration.callcentre_api_support import Api, open_api
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 NOW = datetime.now(UTC).replace(microsecond=0)
 DID = "+15550001"
 ACME_CALL, ACME_CDR = uuid4(), uuid4()

@@ -6,10 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 from fastapi.testclient import TestClient
 
 from application.identity.model import Role
 from tests.integration.auth_support import add_user, auth_api, bearer, login, token_for
+
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
 
 
 def _admin_headers(client: TestClient, username: str = "ada") -> dict[str, str]:

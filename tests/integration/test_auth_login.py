@@ -25,6 +25,8 @@ from tests.integration.auth_support import (
     token_for,
 )
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 
 def _signing_key(database_url: str) -> bytes:
     return with_connection(database_url, store.signing_key)

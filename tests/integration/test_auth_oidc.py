@@ -21,6 +21,8 @@ from jwt.utils import base64url_encode
 
 from tests.integration.auth_support import auth_api, bearer
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 ISSUER = "https://idp.example.test/realms/callcentre"
 AUDIENCE = "dialtone"
 KID = "test-key-1"

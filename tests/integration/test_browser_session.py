@@ -15,6 +15,8 @@ from application.identity.model import Role
 from tests.integration.api_support import platform_api
 from tests.integration.auth_support import PASSWORD, add_user, token_for
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 SESSION = "/v1/auth/session"
 
 

@@ -14,6 +14,8 @@ from dialtone.migrations import apply_migrations
 from projections import calls
 from projections.envelope import EventEnvelope
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 SNAPSHOT = (
     "SELECT call_id, status, disposition, wait_s, talk_s, hold_s, hold_count, final_callee,"

@@ -21,6 +21,8 @@ from projections import callcentre
 from projections.envelope import EventEnvelope, decode
 from streams.inprocess import InProcessProjectionRunner
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 C1, C2, C3 = (UUID(int=0xC000 + n) for n in (1, 2, 3))
 

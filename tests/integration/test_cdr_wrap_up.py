@@ -19,6 +19,8 @@ from projections import callcentre, calls
 from streams.inprocess import InProcessProjectionRunner
 from streams.rebuild import rebuild
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 WRAP_UP_S = 12.0  # the agent finished after-call work 12 s after the call ended (queue: 30)
 

@@ -14,6 +14,8 @@ from dialtone.migrations import apply_migrations
 from dialtone.services.postgres import EmbeddedPostgres
 from tests.fixtures.processes import wait_for
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 
 def _row(database_url: str, service: str = "test") -> dict[str, Any] | None:
     with psycopg.connect(database_url) as conn:

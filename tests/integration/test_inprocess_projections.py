@@ -15,6 +15,8 @@ from domain.call import Direction, Disposition, HangupSide, TransferKind
 from projections import calls
 from streams.inprocess import InProcessProjectionRunner
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 
 

@@ -38,6 +38,8 @@ from streams.refresher import ProjectionRefresher
 from tests.integration.test_kpi_sql import script
 from tests.unit.test_kpi_properties import History
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 START = datetime(2025, 3, 29, 21, 0, tzinfo=UTC)
 TABLES = {"interval_queue": "queue_id", "interval_agent": "agent_id",
           "interval_agent_state": "agent_id, state, reason", "interval_marks": "tenant"}

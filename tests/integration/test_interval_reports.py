@@ -47,6 +47,8 @@ from tests.integration.test_live_snapshot import snapshot_at
 from tests.unit.test_interval_reports import _numbers
 from tests.unit.test_kpi_properties import History
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 NINE = at(0)  # 2025-03-01 09:00 UTC; the morning's events are all before 09:05
 
 

@@ -25,6 +25,8 @@ from streams.rebuild import replay_group
 from tests.unit import kpi_reference as ref
 from tests.unit.test_kpi_properties import KINDS, History, Op, _numbers, windows
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 ZONE = "Europe/Brussels"
 
 

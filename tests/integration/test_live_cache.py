@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import psycopg
+import pytest
 
 from api.auth.dependencies import Principal
 from api.db import asyncpg_dsn
@@ -22,6 +23,8 @@ from application.identity.model import DEFAULT_TENANT, Role
 from projections import positions
 from tests.integration.api_support import running_api
 from tests.integration.test_live_snapshot import max_position, projected
+
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
 
 __all__ = ["projected"]  # the module-scoped fixture, shared with test_live_snapshot
 HOUR_S = 3600.0

@@ -9,6 +9,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import asyncpg
+import pytest
 
 from api.db import asyncpg_dsn
 from api.live.service_level import service_level_buckets
@@ -18,6 +19,8 @@ from projections import kpi
 from tests.integration.api_support import api_key, running_api
 from tests.integration.test_callcentre_projections import at
 from tests.integration.test_live_snapshot import projected, snapshot_at
+
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
 
 __all__ = ["projected"]  # the module-scoped fixture, shared with test_live_snapshot
 

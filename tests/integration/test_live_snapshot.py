@@ -29,6 +29,8 @@ from projections import callcentre
 from tests.integration.api_support import api_key, running_api
 from tests.integration.test_callcentre_projections import at, history
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 
 @pytest.fixture(scope="module")
 def projected(pg_admin_dsn: str) -> Iterator[str]:

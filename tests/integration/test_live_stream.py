@@ -33,6 +33,8 @@ from projections import positions
 from tests.integration.api_support import api_key
 from tests.integration.live_support import SseReader, served, wait_until
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 STREAM = "/v1/live/stream"
 
 

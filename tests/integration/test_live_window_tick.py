@@ -11,6 +11,7 @@ from uuid import uuid4
 
 import asyncpg
 import psycopg
+import pytest
 
 from api.app import create_app
 from api.auth.dependencies import Principal
@@ -25,6 +26,8 @@ from projections import callcentre
 from projections.envelope import decode
 from tests.integration.api_support import api_key
 from tests.integration.live_support import SseReader, served, wait_until
+
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
 
 WINDOW_S = 60.0
 MARGIN_S = 6.0  # how long the call stays in the window after it is projected

@@ -7,12 +7,15 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from dialtone import bootstrap
 from domain.values import Direction
 from tests.integration.api_support import running_api
+
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

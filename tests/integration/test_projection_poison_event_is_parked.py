@@ -16,6 +16,8 @@ from projections import callcentre, calls
 from projections.dead_letters import count_parked
 from streams.inprocess import InProcessProjectionRunner
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 POISON_NAME = "Mallory\x00Evil"
 

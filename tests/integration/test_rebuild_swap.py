@@ -30,6 +30,8 @@ from streams.rebuild import read_history, replay_group
 from tests.integration.test_kpi_sql import script
 from tests.unit.test_kpi_properties import History
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 START = datetime(2025, 3, 29, 22, 0, tzinfo=ZoneInfo("Europe/Brussels")).astimezone(UTC)
 # Columns that say when a row was written, not what it holds.
 WRITTEN_AT = {"projected_at", "updated_at"}

@@ -17,6 +17,8 @@ from streams.topics import topic_for
 from tests.fixtures.kafka import create_topic
 from tests.fixtures.reconcile import reconcile_until, scratch_database, stored_events
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 
 def _history(database_url: str) -> None:
     apply_migrations(database_url)

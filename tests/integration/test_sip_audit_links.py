@@ -25,6 +25,8 @@ from dialtone.migrations import apply_migrations
 from domain.call import SupervisionMode, TransferKind
 from domain.call_commands import AnswerCall, HoldCall, InitiateCall, StartSupervision, TransferCall
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 

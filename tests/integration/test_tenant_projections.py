@@ -21,6 +21,8 @@ from projections import callcentre, calls
 from projections.envelope import EventEnvelope, decode
 from streams.rebuild import REBUILDABLE, rebuild
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 Conn = psycopg.Connection[tuple[object, ...]]
 

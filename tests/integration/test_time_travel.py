@@ -34,6 +34,8 @@ from projections import callcentre
 from tests.integration.api_support import api_key, running_api
 from tests.integration.test_callcentre_projections import at, history
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 # Between the morning's events (0 .. 240 s): before logins, during a pause, a call
 # ringing alice, talking, one ringing bob, requeued, moved on, wrap-up, after the
 # abandon.

@@ -34,6 +34,8 @@ from tests.integration.webhook_support import (
     wait_for,
 )
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 
 @dataclass
 class Stack:

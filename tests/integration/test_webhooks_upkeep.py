@@ -18,6 +18,8 @@ from streams.webhooks import DISPATCHER_SERVICE, FOLLOWER_SERVICE, DispatcherThr
 from tests.integration.api_support import running_api
 from tests.integration.webhook_support import wait_for
 
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
 DAY = "interval '1 day'"
 
 

@@ -21,8 +21,10 @@ RUN uv sync --frozen --no-dev --no-install-project
 COPY . .
 RUN uv sync --frozen --no-dev
 
+# recordings/ exists in the image so a named volume mounted there (docker-compose.yml:
+# the B2BUA writes, `dialtone recordings` uploads) starts owned by the service user.
 RUN useradd --system --uid 10001 --create-home dialtone \
-    && mkdir -p /var/lib/dialtone && chown dialtone /var/lib/dialtone
+    && mkdir -p /var/lib/dialtone/recordings && chown -R dialtone /var/lib/dialtone
 USER dialtone
 
 # Inside a container the services must listen beyond loopback.

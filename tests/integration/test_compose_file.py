@@ -118,6 +118,35 @@ def test_state_lives_in_named_volumes(stack: dict[str, Any]) -> None:
     assert set(stack["volumes"]) >= {"timescale-data", "kafka-data"}
 
 
+def test_recordings_go_from_the_b2bua_volume_to_the_minio_bucket(stack: dict[str, Any]) -> None:
+    services = stack["services"]
+    recordings = services["recordings"]
+    assert recordings["command"] == ["recordings"]
+    env = recordings["environment"]
+    assert env["DIALTONE_RECORDINGS_S3_ENDPOINT_URL"] == "http://minio:9000"
+    bucket = env["DIALTONE_RECORDINGS_S3_BUCKET"]
+    assert services["minio-init"]["environment"]["DIALTONE_RECORDINGS_BUCKET"] == bucket
+    assert recordings["depends_on"]["minio-init"]["condition"] == \
+        "service_completed_successfully"
+    directory = env["DIALTONE_RECORDINGS_DIRECTORY"]
+    assert directory == "/var/lib/dialtone/recordings"  # the B2BUA's default --recordings-dir
+    for name in ("b2bua", "recordings"):
+        mounts = {(v["source"], v["target"]) for v in services[name]["volumes"]}
+        assert ("recordings-data", directory) in mounts, name
+    api = services["api"]["environment"]  # GET /v1/calls/{id}/recording reads the bucket
+    assert {k: api[k] for k in env if k.startswith("DIALTONE_RECORDINGS_S3")} == \
+        {k: v for k, v in env.items() if k.startswith("DIALTONE_RECORDINGS_S3")}
+    # The S3 keys are MinIO's credentials, from the environment; placeholders committed.
+    assert env["DIALTONE_RECORDINGS_S3_ACCESS_KEY_ID"] == \
+        services["minio"]["environment"]["MINIO_ROOT_USER"]
+    assert env["DIALTONE_RECORDINGS_S3_SECRET_ACCESS_KEY"].startswith("change-me-")
+    chosen = {"MINIO_ROOT_USER": "recordings-user", "MINIO_ROOT_PASSWORD": "a-chosen-password"}
+    result = _compose(COMPOSE_FILE, "config", "--format", "json", variables=chosen)
+    assert result.returncode == 0, result.stderr
+    chosen_env = json.loads(result.stdout)["services"]["recordings"]["environment"]
+    assert chosen_env["DIALTONE_RECORDINGS_S3_SECRET_ACCESS_KEY"] == "a-chosen-password"
+
+
 def test_kafka_runs_kraft_without_zookeeper(stack: dict[str, Any]) -> None:
     env = stack["services"]["kafka"]["environment"]
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"

@@ -35,7 +35,7 @@ from dialtone.migrations import apply_migrations, yoyo_url
 from dialtone.services import pg_tools
 from dialtone.settings import Settings
 from projections import positions
-from streams.relay import last_committed_position
+from streams.topic_tail import last_committed_position
 from streams.topics import topic_for
 
 

@@ -19,7 +19,7 @@ from api.db import Pool, acquire
 from api.problems import NotFoundProblem, ProblemError, problem_responses
 from application.identity import sip_credentials, store
 from application.identity.model import Conflict
-from application.identity.sip_credentials import NoSipDomain, SipCredential
+from application.identity.sip_credentials import SIP_USER_PATTERN, NoSipDomain, SipCredential
 
 router = APIRouter(prefix="/v1/auth/sip", tags=["auth"])
 
@@ -27,8 +27,6 @@ router = APIRouter(prefix="/v1/auth/sip", tags=["auth"])
 DevicesAdmin = Annotated[Principal, require(Permission.USERS_ADMIN)]
 
 _DOMAIN = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62}\.)*[A-Za-z0-9-]{1,63}$"
-# A SIP user part the phone, Kamailio's auth_db and Redis keys all take as is.
-_SIP_USER = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
 class SipDomain(BaseModel):
@@ -38,7 +36,7 @@ class SipDomain(BaseModel):
 
 
 class SipCredentialCreate(BaseModel):
-    username: str = Field(pattern=_SIP_USER, examples=["desk-101"],
+    username: str = Field(pattern=SIP_USER_PATTERN, examples=["desk-101"],
                           description="The device's SIP user.")
     password: str = Field(min_length=12, max_length=200, description="Taken once: only its "
                           "digest hashes are kept; it is never shown again.")

@@ -37,6 +37,7 @@ from api.schemas.live import LiveSnapshot
 from api.schemas.targets import KEY_PATTERN, SKILL_PATTERN
 from api.schemas.text import Instant, minus, plus
 from application.callcentre import replace_skills
+from application.identity import sip_credentials
 from domain.agent import Agent
 from domain.queue import Queue
 
@@ -143,9 +144,19 @@ async def remove_skill(key: AgentKey, tenant: Tenant, skill: SkillPath,
 @router.post("/{key}/login", summary="Log an agent in on a device",
              dependencies=[audited(own_agent_or(P.AGENTS_WRITE), "agents.login", AGENT)],
              responses=problem_responses(404, 409, 422))
-async def login(key: AgentKey, tenant: Tenant, body: AgentLogin, service: Service) -> AgentPublic:
+async def login(key: AgentKey, tenant: Tenant, body: AgentLogin, service: Service,
+                pool: Pool) -> AgentPublic:
+    """On a device URI, or by extension: the AOR of a device provisioned in the
+    tenant's SIP domain, where offers reach its registration through Kamailio."""
+    device = body.device_uri
+    if body.extension is not None:
+        async with acquire(pool) as conn:
+            device = await sip_credentials.device_aor(conn, tenant, body.extension)
+        if device is None:
+            raise NotFoundProblem("extension", body.extension)
+    assert device is not None  # the body has exactly one of the two
     return AgentPublic.of(await execute(
-        lambda: service.login(agent_id(key, tenant), body.device_uri, now()), field="device_uri"))
+        lambda: service.login(agent_id(key, tenant), device, now()), field="device_uri"))
 
 
 @router.post("/{key}/pause", summary="Pause an agent with a reason",

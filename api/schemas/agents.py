@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from api.schemas.targets import KEY_PATTERN, SKILL_PATTERN, StrictBody
 from api.schemas.text import VisibleText
+from application.identity.sip_credentials import SIP_USER_PATTERN
 from domain.agent import Agent
 from domain.skills import MAX_SKILLS
 
@@ -41,8 +42,22 @@ class SkillLevel(StrictBody):
 
 
 class AgentLogin(StrictBody):
-    device_uri: str = Field(pattern=r"^sips?:[^\s\x00]+$", max_length=256,
-                            description="Where offers ring, e.g. `sip:1001@pbx.example.com`.")
+    """Log in on a device named by its URI, or by the extension of a registering
+    device: exactly one of the two."""
+
+    device_uri: str | None = Field(default=None, pattern=r"^sips?:[^\s\x00]+$", max_length=256,
+                                   description="Where offers ring, e.g. "
+                                   "`sip:1001@pbx.example.com`.")
+    extension: str | None = Field(default=None, pattern=SIP_USER_PATTERN, max_length=64,
+                                  examples=["desk-101"], description="A device provisioned in "
+                                  "the tenant's SIP domain (`/v1/auth/sip/credentials`): offers "
+                                  "ring where it registered, `sip:<extension>@<domain>`.")
+
+    @model_validator(mode="after")
+    def _one_device(self) -> Self:
+        if (self.device_uri is None) == (self.extension is None):
+            raise ValueError("give either device_uri or extension")
+        return self
 
 
 class AgentPause(StrictBody):

@@ -16,6 +16,9 @@ import asyncpg
 
 from application.identity.model import Conflict, IdentityError
 
+# A SIP user part the phone, Kamailio's auth_db and the Redis keys all take as is.
+SIP_USER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
 
 class NoSipDomain(IdentityError):  # noqa: N818 - reads as the outcome
     """The tenant has no SIP domain yet: its devices have nowhere to register."""
@@ -78,6 +81,15 @@ async def create_credential(conn: asyncpg.Connection, tenant: str, username: str
         raise Conflict(username) from None
     assert row is not None
     return SipCredential(row["username"], row["domain"], row["created_at"])
+
+
+async def device_aor(conn: asyncpg.Connection, tenant: str, username: str) -> str | None:
+    """The AOR of the tenant's device ``username`` (``sip:user@domain``), None if the
+    tenant has no such device."""
+    domain: str | None = await conn.fetchval(
+        "SELECT domain FROM sip_subscribers WHERE tenant = $1 AND username = $2"
+        " ORDER BY created_at DESC LIMIT 1", tenant, username)
+    return None if domain is None else f"sip:{username}@{domain}"
 
 
 async def list_credentials(conn: asyncpg.Connection, tenant: str) -> list[SipCredential]:

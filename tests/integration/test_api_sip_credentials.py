@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from api.auth.sip_routes import router as sip_router
+from application.identity import sip_credentials
 from application.identity.model import Role
 from application.identity.sip_credentials import digest_hashes
+from dialtone.commands.users import with_connection
 from tests.integration.api_support import api_key, running_api
+from tests.integration.callcentre_api_support import alice, open_api
 
 PASSWORD = "desk-101 secret pw"
 
@@ -99,3 +103,26 @@ def test_other_roles_are_refused_and_other_tenants_see_nothing(
     taken = client.put("/v1/auth/sip/domain", headers=globex, json={"domain": "acme.test"})
     assert taken.status_code == 409, taken.text
     assert client.get("/v1/auth/sip/credentials", headers=admin).json()["count"] == 1
+
+
+def test_an_agent_logs_in_by_extension_on_the_devices_address_of_record(
+        database_url: str) -> None:
+    with open_api(database_url) as api:  # role admin of tenant default
+        with_connection(database_url, _provision_default)
+        alice(api)
+
+        unknown = api.problem("POST", "/v1/agents/alice/login", 404,
+                              json={"extension": "desk-999"})
+        both = api.client.post("/v1/agents/alice/login",
+                               json={"extension": "desk-101", "device_uri": "sip:x@y"})
+        logged_in = api.ok("POST", "/v1/agents/alice/login", json={"extension": "desk-101"})
+
+    assert "desk-999" in unknown["detail"]
+    assert both.status_code == 422, both.text
+    assert logged_in["state"] == "available"
+    assert logged_in["device_uri"] == "sip:desk-101@default.test"
+
+
+async def _provision_default(conn: Any) -> None:
+    await sip_credentials.set_sip_domain(conn, "default", "default.test")
+    await sip_credentials.create_credential(conn, "default", "desk-101", PASSWORD)

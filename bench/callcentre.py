@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.callcentre                      # 10 workers x 2 calls, 60 s
     .venv/bin/python -m bench.callcentre --workers 50 --talk 30 --duration 90
+    .venv/bin/python -m bench.callcentre --workers 50 --pool    # one forked pool of 50
 
 What runs (all on loopback, real processes): an embedded PostgreSQL, the routing
 process (``dialtone router``), ``--workers`` B2BUA workers (``dialtone b2bua
@@ -18,7 +19,13 @@ Figures, over the steady window (after ``--warmup``), from the stored events:
   ``Agent.Reserved`` (the routing process's decision committed);
 - calls answered per second, concurrent bridged calls (time-averaged);
 - CPU: each process group's CPU seconds per wall second (from /proc), and the
-  workers' CPU per bridged call.
+  workers' CPU per bridged call;
+- memory: the workers' summed PSS (``/proc/<pid>/smaps_rollup``: shared pages
+  divided between the processes that share them) beside their RSS, in the middle
+  of the window, per worker and per concurrent bridged call. ``--pool`` starts
+  the workers as one ``dialtone b2bua --workers N`` (forked from one parent that
+  has imported everything, sharing its pages; the parent counts in the PSS)
+  instead of N separate processes.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from application.callcentre import CallCentreService
 from application.calls import CallService
 from bench.acd import commit_times
 from bench.common import machine_facts, percentile_ms
+from bench.memory import group_memory, with_children
 from dialtone.commands.b2bua import spawn_worker
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.services.postgres import EmbeddedPostgres, free_port
@@ -76,6 +84,7 @@ class Load:
     ring_ms: int
     agents: int
     keep: bool
+    pool: bool = False
 
 
 # -- processes -------------------------------------------------------------------------------
@@ -177,6 +186,8 @@ def wait_listening(started: list[tuple[Path, subprocess.Popen[bytes]]], timeout:
 
 
 def start_workers(stack: Stack, dsn: str, load: Load) -> list[tuple[int, int]]:
+    if load.pool:
+        return start_pool(stack, dsn, load)
     env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_DATA_DIR": str(stack.work / "data"),
            "DIALTONE_LOG_LEVEL": "INFO"}
     started: list[tuple[int, subprocess.Popen[bytes]]] = []
@@ -191,6 +202,43 @@ def start_workers(stack: Stack, dsn: str, load: Load) -> list[tuple[int, int]]:
             batch = [(stack.work / f"b2bua-{p}.log", proc) for p, proc in started[-START_BATCH:]]
             wait_listening(batch, timeout=300)
     return [(port, proc.pid) for port, proc in started]
+
+
+def start_pool(stack: Stack, dsn: str, load: Load) -> list[tuple[int, int]]:
+    """The workers as one forked pool: (port, pid) per worker, the parent's pid first
+    with port 0 (its memory counts; it takes no call)."""
+    env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_DATA_DIR": str(stack.work / "data"),
+           "DIALTONE_LOG_LEVEL": "INFO"}
+    first = free_port_run(load.workers)
+    parent = spawn_worker(first, env=env, log_file=stack.work / "b2bua-pool.log",
+                          extra_args=["--workers", str(load.workers),
+                                      "--max-calls", str(load.calls_per_worker),
+                                      "--rtp-port", str(RTP_BASE), "--pj-log-level", "1"])
+    stack.adopt(parent)
+    log = stack.work / "b2bua-pool.log"
+    deadline = time.monotonic() + 60 + 5 * load.workers
+    while not log.exists() or \
+            log.read_text(errors="replace").count("listening on udp") < load.workers:
+        if parent.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"pool did not start: {log}")
+        time.sleep(0.5)
+    pids = with_children(parent.pid)
+    return [(0, pids[0]), *zip(range(first, first + load.workers), pids[1:], strict=True)]
+
+
+def free_port_run(count: int) -> int:
+    """The first of ``count`` consecutive free UDP ports."""
+    for _ in range(200):
+        first = free_udp()
+        try:
+            for port in range(first, first + count):
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        if first + count < 60000:
+            return first
+    raise RuntimeError(f"no {count} consecutive free UDP ports")
 
 
 # -- CPU ---------------------------------------------------------------------------------------
@@ -332,7 +380,7 @@ def run(load: Load, work: Path) -> None:
         # than one burst per period (a burst is all workers writing the queue at once).
         stagger = 1 / per_worker_rate / load.workers
         callers = []
-        for port, _ in workers:
+        for port in (port for port, _ in workers if port):
             callers.append(stack.spawn(
                 [SIPP, "-sf", str(caller_scenario), "-s", DID, "-i", "127.0.0.1",
                  "-p", str(free_udp()), "-mp", str(free_udp()), "-r", f"{per_worker_rate:.4f}",
@@ -348,7 +396,9 @@ def run(load: Load, work: Path) -> None:
         before = {name: cpu_seconds(pids) for name, pids in groups.items()}
         busy0, total0 = machine_busy()
         since = datetime.now(UTC)
-        time.sleep(load.duration_s)
+        time.sleep(load.duration_s / 2)
+        memory = group_memory(worker_pids)  # mid-window: the steady load's memory
+        time.sleep(load.duration_s / 2)
         until = datetime.now(UTC)
         groups["postgres"] = postgres_pids(server)
         after = {name: cpu_seconds(pids) for name, pids in groups.items()}
@@ -362,6 +412,8 @@ def run(load: Load, work: Path) -> None:
             per_call = usage["workers"] / figures["bridged"] * 1000
             print(f"  workers' CPU per bridged call: {per_call:.1f} ms per second "
                   f"({per_call / 10:.2f}% of a core)")
+        print(f"  workers' memory{' (pool, its parent included)' if load.pool else ''}: "
+              f"{memory.describe(load.workers, figures['bridged'])}")
         print(f"  after: {machine_facts()}")
 
 
@@ -376,10 +428,12 @@ def parse_args(argv: list[str] | None) -> Load:
     p.add_argument("--ring-ms", type=int, default=200)
     p.add_argument("--agents", type=int, default=0, help="default: 1.5 x the concurrent calls")
     p.add_argument("--keep", action="store_true", help="keep the work directory and logs")
+    p.add_argument("--pool", action="store_true",
+                   help="the workers as one `dialtone b2bua --workers N` (forked from one parent)")
     a = p.parse_args(argv)
     agents = a.agents or math.ceil(a.workers * a.calls_per_worker * 1.5) + 2
     return Load(a.workers, a.calls_per_worker, a.talk, a.duration, a.warmup, a.ring_ms, agents,
-                a.keep)
+                a.keep, a.pool)
 
 
 def main(argv: list[str] | None = None) -> None:

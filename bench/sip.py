@@ -1,13 +1,23 @@
 """SIP benchmark: a sipp ramp against 1 worker, N workers behind Kamailio, and sippy.
 
-    .venv/bin/python -m bench.sip [--workers 20] [--hold-ms 1000] [--max-rate 60]
+    .venv/bin/python -m bench.sip [--workers 20] [--pool] [--max-calls 2] [--hold-ms 1000]
+                                  [--max-rate 60] [--media]
 
-Each scenario is one sipp run starting at 5 calls/s and adding 5 calls/s every
+Scenarios: 1 worker direct (calls ending at once, then held --hold-ms), the
+workers behind Kamailio (held, then ending at once), and sippy. Each scenario is
+one sipp run starting at 5 calls/s and adding 5 calls/s every
 step (--step seconds); it stops at the first step with a failed call (or at
 --max-rate). Printed per scenario: the highest rate held for a whole step with
 zero failed calls, INVITE->200 p50/p99 over that step, the most concurrent calls
-seen, and peak RSS of the B2BUA processes. The peer is sippy's b2bua_simple
-(signalling only, no media) under the same ramp with the same callee.
+seen, and the B2BUA processes' memory: peak RSS, and their summed PSS (from
+/proc/<pid>/smaps_rollup: shared pages divided between the processes sharing them)
+when they carried the most calls, per worker and per concurrent call then. ``--pool`` starts
+the workers as one ``dialtone b2bua --workers N`` (forked from one parent, sharing
+its pages; the parent counts in the PSS) instead of N separate processes. The
+peer is sippy's b2bua_simple (signalling only, no media) under the same ramp with
+the same callee. ``--media``: each caller streams G.711 audio for the whole call
+and the callee echoes it (sipp ``rtp_stream`` / ``-rtp_echo``), so the workers
+bridge real RTP; without it the calls carry no packets.
 
 Not a test: numbers depend on the machine and on what else runs on it.
 """
@@ -25,10 +35,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.memory import Memory, PeakMemory, group_memory, with_children
 from devtools.kamailio import Kamailio, start_kamailio
 from dialtone.commands.b2bua import (
     call_service_factory,
@@ -64,6 +75,9 @@ class Result:
     steps: list[Step] = field(default_factory=list)
     rtts: list[tuple[float, float]] = field(default_factory=list)  # (s since start, ms)
     rss_mb: float = 0.0
+    workers: int = 1
+    pss: Memory = field(default_factory=Memory)  # when it carried the most calls
+    calls_at_pss: float = 0.0  # those calls
 
     def best(self) -> Step | None:
         whole = [s for s in self.steps if s.end - s.start >= 0.9 * self.step_seconds]
@@ -74,12 +88,14 @@ class Result:
         best = self.best()
         peak = max((s.concurrent for s in self.steps), default=0)
         if best is None:
-            return f"{self.label:<34} no clean step; peak concurrent {peak}"
+            return (f"{self.label:<34} no clean step; peak concurrent {peak}"
+                    f"\n{'':<34} {self.pss.describe(self.workers, self.calls_at_pss)}")
         times = sorted(ms for t, ms in self.rtts if best.start <= t <= best.end) or [0.0]
         p50 = statistics.median(times)
         p99 = times[min(len(times) - 1, int(0.99 * len(times)))]
         return (f"{self.label:<34} {best.rate:5.0f} calls/s  INVITE->200 p50 {p50:6.1f} ms"
-                f"  p99 {p99:6.1f} ms  peak concurrent {peak:4d}  RSS {self.rss_mb:6.1f} MB")
+                f"  p99 {p99:6.1f} ms  peak concurrent {peak:4d}  RSS {self.rss_mb:6.1f} MB"
+                f"\n{'':<34} {self.pss.describe(self.workers, self.calls_at_pss)}")
 
 
 _TAKEN: set[int] = set()
@@ -158,9 +174,12 @@ def start_database(stack: Stack) -> str:
     return dsn
 
 
-def start_workers(stack: Stack, count: int, uas_port: int,
-                  dsn: str) -> tuple[list[int], list[int]]:
-    """``count`` workers routing every number to the UAS: (ports, pids)."""
+Pids = Callable[[], list[int]]
+
+
+def start_workers(stack: Stack, count: int, uas_port: int, dsn: str, max_calls: int,
+                  ) -> tuple[list[int], Pids]:
+    """``count`` workers routing every number to the UAS: (ports, their pids now)."""
     env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_DATA_DIR": str(stack.work / "data"),
            "DIALTONE_LOG_LEVEL": "INFO"}
     create_schema(dsn)
@@ -168,7 +187,8 @@ def start_workers(stack: Stack, count: int, uas_port: int,
     for index in range(count):
         port = free_udp()
         log = stack.work / f"b2bua-{port}.log"
-        rtp = ["--rtp-port", str(RTP_BASE + index * 40)]  # the worker's default range: 40
+        rtp = ["--rtp-port", str(RTP_BASE + index * 40),  # the worker's default range: 40
+               "--max-calls", str(max_calls)]
         proc = spawn_worker(port, routes=[f"prefix:=sip:{{number}}@127.0.0.1:{uas_port}"],
                             env=env, log_file=log, extra_args=rtp)
         procs.append((port, stack.adopt(proc)))
@@ -176,7 +196,45 @@ def start_workers(stack: Stack, count: int, uas_port: int,
             # ~1.5 s of CPU each to start: a few at a time on 2 cores.
             batch = [port for port, _ in procs[-START_BATCH:]]
             wait_all_listening(stack.work, batch, timeout=120)
-    return [port for port, _ in procs], [proc.pid for _, proc in procs]
+    pids = [proc.pid for _, proc in procs]
+    return [port for port, _ in procs], lambda: pids
+
+
+def start_pool(stack: Stack, count: int, uas_port: int, dsn: str, max_calls: int,
+               ) -> tuple[list[int], Pids]:
+    """The same workers as one ``dialtone b2bua --workers N``: (ports, the parent's
+    and its workers' pids now)."""
+    env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_DATA_DIR": str(stack.work / "data"),
+           "DIALTONE_LOG_LEVEL": "INFO"}
+    create_schema(dsn)
+    first = free_port_run(count)
+    log = stack.work / "b2bua-pool.log"
+    parent = stack.process(
+        [sys.executable, "-m", "dialtone.commands.b2bua", "--workers", str(count),
+         "--port", str(first), "--rtp-port", str(RTP_BASE), "--max-calls", str(max_calls),
+         "--route", f"prefix:=sip:{{number}}@127.0.0.1:{uas_port}"], log.name, env=env)
+    deadline = time.monotonic() + 60 + 3 * count
+    while _text(log).count("listening on udp") < count:
+        if parent.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"pool not listening:\n{_text(log)[-3000:]}")
+        time.sleep(0.5)
+    return list(range(first, first + count)), lambda: with_children(parent.pid)
+
+
+def free_port_run(count: int) -> int:
+    """The first of ``count`` consecutive free UDP ports above the RTP ranges."""
+    for _ in range(200):
+        first = free_udp()
+        ports = range(first + 2, first + count)  # free_udp checked first and first + 1
+        try:
+            for port in ports:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _TAKEN.update(ports)
+        return first
+    raise RuntimeError(f"no {count} consecutive free UDP ports")
 
 
 def create_schema(dsn: str) -> None:
@@ -186,9 +244,9 @@ def create_schema(dsn: str) -> None:
         factory(dsn).close()
 
 
-def start_proxy(stack: Stack, worker_ports: list[int]) -> int:
+def start_proxy(stack: Stack, worker_ports: list[int], maxload: int) -> int:
     proxy = stack.adopt_kamailio(start_kamailio(stack.work / "kamailio", worker_ports,
-                                                port=free_udp()))
+                                                port=free_udp(), maxload=maxload))
     return proxy.port
 
 
@@ -203,30 +261,37 @@ def peak_rss_mb(pids: list[int]) -> float:
 
 
 def ramp(stack: Stack, label: str, target_port: int, args: argparse.Namespace,
-         pids: list[int], hold_ms: int) -> Result:
+         pids: Pids, hold_ms: int, workers: int = 1) -> Result:
     """One sipp ramp against 127.0.0.1:target_port, stopped at the first failing step."""
     run = stack.work / label.replace(" ", "_")
     run.mkdir()
     stat_file = run / "stat.csv"
-    cmd = [SIPP, "-sf", str(UAC), "-s", "1000", "-i", "127.0.0.1", "-p", str(free_udp()),
+    limit_s = args.step * (args.max_rate // 5 + 3)
+    cmd = [SIPP, "-sf", str(args.scenario), "-s", "1000", "-i", "127.0.0.1", "-p", str(free_udp()),
            "-mp", str(free_udp()), "-r", "5", "-rate_increase", "5", "-fd", str(args.step),
            "-rate_max", str(args.max_rate), "-d", str(hold_ms), "-l", "1000",
            "-trace_stat", "-stf", str(stat_file), "-trace_rtt", "-rtt_freq", "1",
            "-trace_err", "-error_file", str(run / "errors.log"),
-           "-nostdin", "-timeout", f"{args.step * (args.max_rate // 5 + 3)}s",
+           "-nostdin", "-timeout", f"{limit_s}s",
            f"127.0.0.1:{target_port}"]
     proc = subprocess.Popen(cmd, cwd=run, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    result = Result(label, args.step)
-    while proc.poll() is None:
+    result = Result(label, args.step, workers=workers)
+    memory = PeakMemory()
+    # sipp's -timeout stops new calls but it may still wait for one that never
+    # ends (seen with --media): the run is cut a little after it.
+    deadline = time.monotonic() + limit_s + 30
+    while proc.poll() is None and time.monotonic() < deadline:
         time.sleep(1)
         result.steps = read_steps(stat_file)
+        memory.sample(pids(), result.steps[-1].concurrent if result.steps else 0)
         if any(s.failed for s in result.steps):
             proc.terminate()
             break
     _stop(proc)
     result.steps = read_steps(stat_file)
     result.rtts = read_rtts(run)
-    result.rss_mb = peak_rss_mb(pids)
+    result.rss_mb = peak_rss_mb(pids())
+    result.pss, result.calls_at_pss = memory.peak, memory.calls_at_peak
     return result
 
 
@@ -275,33 +340,71 @@ def workdir(keep: bool) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def first_worker(pids: Pids, pool: bool) -> Pids:
+    """The first worker's pid (in a pool: the parent's first child)."""
+    if not pool:
+        return lambda: pids()[:1]
+    return lambda: pids()[1:2]
+
+
+def media_scenario(work: Path) -> Path:
+    """uac_bench.xml streaming a mu-law WAV as RTP from the ACK to the BYE."""
+    from bench.callcentre import mulaw_wav  # noqa: PLC0415 - only with --media
+
+    audio = mulaw_wav(work / "caller.wav")
+    stream = (f'  <nop>\n    <action>\n      <exec rtp_stream="{audio},-1,0"/>\n'
+              "    </action>\n  </nop>\n  <pause/>")
+    path = work / "uac_media.xml"
+    path.write_text(UAC.read_text().replace("  <pause/>", stream, 1))
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=30)
+    parser.add_argument("--pool", action="store_true",
+                        help="the workers as one `dialtone b2bua --workers N` (forked)")
+    parser.add_argument("--max-calls", type=int, default=2, choices=(1, 2),
+                        help="bridged calls per worker, and Kamailio's maxload")
     parser.add_argument("--hold-ms", type=int, default=1000, help="answered call length")
     parser.add_argument("--max-rate", type=int, default=60)
     parser.add_argument("--step", type=int, default=10, help="seconds per rate step")
     parser.add_argument("--skip-sippy", action="store_true")
+    parser.add_argument("--sippy-hold-ms", type=int, default=None,
+                        help="sippy's calls' length (default --hold-ms; 0: its calls/s)")
     parser.add_argument("--keep", action="store_true", help="keep logs and stat files")
+    parser.add_argument("--media", action="store_true",
+                        help="callers stream G.711 RTP, the callee echoes it")
     args = parser.parse_args()
     results = []
     with workdir(args.keep) as work, Stack(work) as stack:
         dsn = start_database(stack)
         uas_port = free_udp()
+        args.scenario = media_scenario(work) if args.media else UAC
+        echo = ["-rtp_echo"] if args.media else []
         stack.process([SIPP, "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas_port),
-                       "-mp", str(free_udp()), "-nostdin"], "uas.log")
-        ports, pids = start_workers(stack, args.workers, uas_port, dsn)
-        print(f"{args.workers} workers up; ramp +5 calls/s every {args.step}s, "
-              f"hold {args.hold_ms} ms", flush=True)
-        # One worker holds one call (pjsua2's 4-leg cap): its rate is measured
+                       "-mp", str(free_udp()), "-nostdin", *echo], "uas.log")
+        start = start_pool if args.pool else start_workers
+        ports, pids = start(stack, args.workers, uas_port, dsn, args.max_calls)
+        idle = group_memory(pids())
+        print(f"{args.workers} workers up{' (pool)' if args.pool else ''}, --max-calls "
+              f"{args.max_calls}; ramp +5 calls/s every {args.step}s, hold {args.hold_ms} ms; "
+              f"idle: {idle.describe(args.workers, 0)}", flush=True)
+        # One worker holds max-calls calls (pjsua2's 4-leg cap): its rate is measured
         # with calls that hang up at once, then with the benchmark's hold time.
-        results.append(ramp(stack, "1 worker, direct, no hold", ports[0], args, pids[:1], 0))
+        first = first_worker(pids, args.pool)
+        results.append(ramp(stack, "1 worker, direct, no hold", ports[0], args, first, 0))
         print(results[-1].summary(), flush=True)
-        results.append(ramp(stack, "1 worker, direct", ports[0], args, pids[:1], args.hold_ms))
+        results.append(ramp(stack, "1 worker, direct", ports[0], args, first, args.hold_ms))
         print(results[-1].summary(), flush=True)
-        kamailio = start_proxy(stack, ports)
+        kamailio = start_proxy(stack, ports, args.max_calls)
         results.append(ramp(stack, f"{args.workers} workers via Kamailio", kamailio, args,
-                            pids, args.hold_ms))
+                            pids, args.hold_ms, workers=args.workers))
+        print(results[-1].summary(), flush=True)
+        # The rate the edge and the pool take when calls end at once (calls/s is
+        # then bounded by set-up and tear-down, not by the legs held).
+        results.append(ramp(stack, f"{args.workers} workers via Kamailio, no hold", kamailio,
+                            args, pids, 0, workers=args.workers))
         print(results[-1].summary(), flush=True)
         if not args.skip_sippy:
             sippy_port = free_udp()
@@ -309,8 +412,9 @@ def main() -> None:
                                    "-n", f"127.0.0.1:{uas_port}", "-L", str(work / "sippy.log")],
                                   "sippy.out")
             time.sleep(2)
-            results.append(ramp(stack, "sippy b2bua_simple (no media)", sippy_port, args,
-                                [sippy.pid], args.hold_ms))
+            hold = args.hold_ms if args.sippy_hold_ms is None else args.sippy_hold_ms
+            results.append(ramp(stack, f"sippy b2bua_simple, hold {hold} ms", sippy_port, args,
+                                lambda: [sippy.pid], hold))
             print(results[-1].summary(), flush=True)
     print("\nsummary")
     for result in results:

@@ -15,6 +15,7 @@ list for the pool, asking a running Kamailio to reload it when it changed.
 from __future__ import annotations
 
 import gc
+import importlib
 import logging
 import os
 import shutil
@@ -133,6 +134,8 @@ def run_pool(count: int, serve: Callable[[int], None], *, metrics_host: str,
     pool = ForkPool(count, run_child, policy=policy, observe=observe, after_fork=after_fork)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # What each child would otherwise import at its first database connection.
+    importlib.import_module("eventsourcing.postgres")
     gc.collect()
     gc.freeze()  # the children share these pages: no collection of theirs touches them
     pool.start()

@@ -113,8 +113,9 @@ def _end_previous_calls(dsn: str, host: str, port: int) -> None:
 @click.option("--dialplan", "dialplan_file", type=click.Path(path_type=Path, exists=True),
               help="TOML/JSON file with [[route]] kind/pattern/target entries.")
 @click.option("--max-calls", default=1, show_default=True, type=click.IntRange(1, 2),
-              help="Bridged calls in this process (pjsua2 holds 4 legs; with 2, no slot "
-                   "is left to answer 503 and overflow gets pjsua's 486).")
+              help="Bridged calls in this process (pjsua2 holds 4 legs). 2 behind Kamailio "
+                   "(maxload=2): overflow with every leg held gets pjsua's stateless 486, "
+                   "which Kamailio fails over; 1 keeps a leg to answer 503 itself.")
 @click.option("--pjsua-calls", default=4, show_default=True, type=click.IntRange(1, 4),
               help="pjsua call slots (legs) of this process; admission counts them.")
 @click.option("--no-answer-timeout", default=30.0, show_default=True, help="Seconds.")

@@ -7,6 +7,8 @@ variables, an instance or pod role).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +17,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.addressing import check_tenant
 from domain.errors import InvalidValue
+
+
+def configured(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether object storage is set up (an endpoint or a bucket named): `dialtone up`
+    then runs the uploader too."""
+    return any(environ.get(f"DIALTONE_RECORDINGS_S3_{name}") for name in ("ENDPOINT_URL",
+                                                                          "BUCKET"))
 
 
 class RecordingSettings(BaseSettings):

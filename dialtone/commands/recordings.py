@@ -5,14 +5,17 @@ A process of its own, beside the B2BUA workers on the host (or volume) where the
 write recordings: boto3 (a second of CPU to import, tens of MB) and the uploads'
 hashing and network waits stay off the call path and out of every worker's
 memory, and it restarts on its own. What a crash interrupts is picked up at the
-next start from the directory (application/recordings/uploader.py).
+next start from the directory (application/recordings/uploader.py). `dialtone up`
+runs the same loop in a thread (``embedded``) when the S3 settings are given.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
@@ -20,7 +23,7 @@ from application.calls import CallService
 from application.recordings.retention import expire
 from application.recordings.settings import RecordingSettings
 from application.recordings.storage import ObjectStore
-from application.recordings.uploader import Outcome, Uploader
+from application.recordings.uploader import Outcome, Round, Uploader
 from dialtone.database import eventsourcing_env, resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.services.signals import StopSignals
@@ -36,6 +39,65 @@ def call_service(database_url: str) -> CallService:
                                              AGGREGATE_CACHE_MAXSIZE="1000"))
 
 
+class RecordingsLoop:
+    """Upload rounds every ``poll_s``, a retention pass every ``retention_every_s``."""
+
+    def __init__(self, config: RecordingSettings, directory: Path, store: ObjectStore,
+                 calls: CallService) -> None:
+        config.tenant_retention()  # a bad RETENTION_BY_TENANT fails at start, not later
+        self.config = config
+        self.store = store
+        self.calls = calls
+        self.uploader = Uploader(directory, store, calls, backoff_base_s=config.backoff_base_s,
+                                 backoff_max_s=config.backoff_max_s)
+        self._next_retention = 0.0
+
+    def once(self) -> Round:
+        done = self.uploader.run_once()
+        if time.monotonic() >= self._next_retention:
+            self._retention()
+            self._next_retention = time.monotonic() + self.config.retention_every_s
+        return done
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.once()
+            stop.wait(self.config.poll_s)
+
+    def _retention(self) -> None:
+        try:
+            expire(self.store, self.calls, self.config, datetime.now(UTC))
+        except Exception as error:  # storage or database down: the next pass tries again
+            log.warning("recording retention failed, retrying in %.0f s: %s: %s",
+                        self.config.retention_every_s, type(error).__name__, error)
+
+
+class EmbeddedRecordings:
+    """The loop in a thread of `dialtone up`, on its own CallService."""
+
+    def __init__(self, database_url: str, settings: Settings) -> None:
+        config = RecordingSettings()
+        self.calls = call_service(database_url)
+        self.loop = RecordingsLoop(config, config.directory or settings.data_dir / "recordings",
+                                   ObjectStore.from_settings(config), self.calls)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self.loop.run, args=(self._stop,),
+                                        name="recordings", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self.calls.close()
+
+
+def embedded(database_url: str, settings: Settings) -> EmbeddedRecordings:
+    return EmbeddedRecordings(database_url, settings)
+
+
 @click.command("recordings")
 @click.option("--once", is_flag=True,
               help="One upload round and one retention pass, then exit (cron, checks).")
@@ -45,7 +107,6 @@ def call_service(database_url: str) -> CallService:
 def command(settings: Settings, once: bool, create_bucket: bool) -> None:
     """Upload recordings to S3-compatible storage and apply retention until Ctrl-C or SIGTERM."""
     config = RecordingSettings()
-    config.tenant_retention()  # a bad DIALTONE_RECORDINGS_RETENTION_BY_TENANT fails at start
     directory = config.directory or settings.data_dir / "recordings"
     database_url = resolve_dsn(settings)
     apply_migrations(database_url)
@@ -54,26 +115,11 @@ def command(settings: Settings, once: bool, create_bucket: bool) -> None:
         store.ensure_bucket()
     stop = StopSignals().install()
     with call_service(database_url) as calls:
-        uploader = Uploader(directory, store, calls, backoff_base_s=config.backoff_base_s,
-                            backoff_max_s=config.backoff_max_s)
+        loop = RecordingsLoop(config, directory, store, calls)
         click.echo(f"dialtone recordings: {directory} -> bucket {store.bucket}")
-        next_retention = 0.0
-        while not stop.requested.is_set():
-            done = uploader.run_once()
-            if time.monotonic() >= next_retention:
-                _retention(store, calls, config)
-                next_retention = time.monotonic() + config.retention_every_s
-            if once:
-                click.echo(f"uploaded {len(done.of(Outcome.UPLOADED))}, waiting "
-                           f"{len(done.of(Outcome.WAITING))}, failed "
-                           f"{len(done.of(Outcome.FAILED))}")
-                return
-            stop.requested.wait(config.poll_s)
-
-
-def _retention(store: ObjectStore, calls: CallService, config: RecordingSettings) -> None:
-    try:
-        expire(store, calls, config, datetime.now(UTC))
-    except Exception as error:  # storage or database down: the next pass tries again
-        log.warning("recording retention failed, retrying in %.0f s: %s: %s",
-                    config.retention_every_s, type(error).__name__, error)
+        if not once:
+            loop.run(stop.requested)
+            return
+        done = loop.once()
+        click.echo(f"uploaded {len(done.of(Outcome.UPLOADED))}, waiting "
+                   f"{len(done.of(Outcome.WAITING))}, failed {len(done.of(Outcome.FAILED))}")

@@ -1,7 +1,8 @@
 """``dialtone up``: the whole platform in one process on its embedded default.
 
 With nothing configured: the embedded PostgreSQL, migrations, the in-process
-projection runner and webhook delivery, the call-centre routing process and the HTTP API. With
+projection runner and webhook delivery, the call-centre routing process and the HTTP API
+(and the recordings' uploader when DIALTONE_RECORDINGS_S3_* is set). With
 DATABASE_URL it uses that server; with DIALTONE_KAFKA_BOOTSTRAP it leaves
 projections to `dialtone relay` + `dialtone worker`.
 
@@ -17,9 +18,11 @@ import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from application.recordings.settings import configured as recordings_configured
 from dialtone import bootstrap
 from dialtone.commands import webhooks
 from dialtone.commands.api import serve_api
@@ -34,6 +37,9 @@ from dialtone.settings import Settings
 from streams.inprocess import InProcessProjectionRunner
 from streams.routing_process import RoutingRunner
 from streams.webhooks import EmbeddedWebhooks
+
+if TYPE_CHECKING:
+    from dialtone.commands.recordings import EmbeddedRecordings
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +126,8 @@ def command(settings: Settings, host: str | None, port: int | None, b2bua_worker
     stop = StopSignals().install()
     database_url = resolve_dsn(settings)
     workers: Supervisor | None = None
-    runners: list[InProcessProjectionRunner | RoutingRunner | EmbeddedWebhooks] = []
+    runners: list[InProcessProjectionRunner | RoutingRunner | EmbeddedWebhooks
+                  | EmbeddedRecordings] = []
     try:
         apply_migrations(database_url)
         admin_password = ensure_initial_admin(database_url, settings.data_dir)
@@ -131,6 +138,9 @@ def command(settings: Settings, host: str | None, port: int | None, b2bua_worker
             runners.extend(bootstrap.inprocess_runners(database_url))
             runners.append(webhooks.embedded(database_url))  # `dialtone webhooks` with Kafka
         runners.append(bootstrap.routing_runner(database_url))  # offers queued calls to agents
+        if recordings_configured():  # docs/recordings.md; boto3 imported only then
+            from dialtone.commands import recordings  # noqa: PLC0415
+            runners.append(recordings.embedded(database_url, settings))
         for runner in runners:
             runner.start()
         click.echo(f"dialtone is up: http://{host}:{port}/docs (API), /healthz; "

@@ -13,7 +13,9 @@ is stopped and every log it wrote is read back:
 
 and none may contain any of the secrets: the passwords, the access and
 refresh tokens (whole, and their signature / secret parts alone), the API key
-(whole, and its secret part alone), and the argon2 hashes of the passwords.
+(whole, and its secret part alone), the argon2 hashes of the passwords, and the
+S3 keys of the recordings' storage (`dialtone up` uploads one recording to a real
+S3-compatible server with them).
 
 The one allowed exception is the initial admin password, which the first start
 prints once to the terminal by design (and keeps in the 0600 password file,
@@ -38,12 +40,17 @@ import httpx
 import psycopg
 import pytest
 
+from application.calls import CallService
 from application.identity.credentials import API_KEY_PREFIX, REFRESH_PREFIX, parse_secret
 from dialtone.commands.users import PASSWORD_FILE
+from dialtone.database import eventsourcing_env
 from tests.e2e.test_dialtone_up import Up
-from tests.fixtures.processes import DialtoneProcess
+from tests.fixtures.processes import DialtoneProcess, wait_for
+from tests.fixtures.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server, s3_server
 from tests.fixtures.sip import Sipp
+from tests.integration.recordings_support import recorded_call
 
+__all__ = ["s3_server"]
 USER_PASSWORD = "correct horse battery staple 42"
 WRONG_PASSWORD = "not the password at all 17"
 
@@ -58,11 +65,15 @@ def workdir() -> Iterator[Path]:
 
 
 @pytest.fixture
-def up(workdir: Path) -> Iterator[Up]:
+def up(workdir: Path, s3_server: S3Server) -> Iterator[Up]:
     started: list[DialtoneProcess] = []
+    # With the S3 settings, `dialtone up` uploads recordings too (docs/recordings.md).
+    recordings = {**s3_server.env(s3_server.new_bucket()), "DIALTONE_RECORDINGS_POLL_S": "0.2",
+                  "DIALTONE_RECORDINGS_RETENTION_DAYS": "30"}
 
     def spawn(args: list[str], env: dict[str, str]) -> DialtoneProcess:
-        process = DialtoneProcess(args, {**os.environ, **env}, workdir / "up-output.log").start()
+        process = DialtoneProcess(args, {**os.environ, **recordings, **env},
+                                  workdir / "up-output.log").start()
         started.append(process)
         return process
 
@@ -133,6 +144,13 @@ def drive(up: Up, admin_password: str, workdir: Path) -> dict[str, str]:
         assert http.get("/v1/cdrs", headers=bearer(sam_token)).status_code == 200
         assert http.get("/v1/auth/users", headers=bearer(sam_token)).status_code == 403
 
+    # A recording the embedded uploader sends to the S3 server with its keys.
+    dsn = f"postgresql://postgres@127.0.0.1:{up.pg_port}/dialtone"
+    with CallService(env=eventsourcing_env(dsn, AGGREGATE_CACHE_FASTFORWARD="y")) as calls:
+        recorded, _ = recorded_call(calls, up.data_dir / "recordings", 440)
+        wait_for(lambda: calls.get_call(recorded).stored_recording is not None, 60,
+                 "the recording uploaded by dialtone up", processes=(up.process,))
+
     # One real call through the worker (no number is provisioned: refused with 404).
     sipp = Sipp(workdir)
     try:
@@ -148,7 +166,8 @@ def drive(up: Up, admin_password: str, workdir: Path) -> dict[str, str]:
             "admin refresh token": login["refresh_token"],
             "refreshed access token": token, "refreshed refresh token": refreshed["refresh_token"],
             "tampered token": tampered(token), "API key": key, "forged API key": forged,
-            "user access token": sam_token, "user refresh token": sam.json()["refresh_token"]}
+            "user access token": sam_token, "user refresh token": sam.json()["refresh_token"],
+            "S3 access key id": ACCESS_KEY_ID, "S3 secret access key": SECRET_ACCESS_KEY}
 
 
 def password_hashes(up: Up) -> dict[str, str]:

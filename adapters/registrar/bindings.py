@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 import psycopg
 import redis
 
+from application.callcentre import CallCentreService
+from application.device_presence import AgentOnDevice, reconcile
 from application.registrations import Held, RegistrationService
 
 log = logging.getLogger(__name__)
@@ -54,24 +56,40 @@ def tenants_by_domain(dsn: str) -> dict[str, str]:
     return dict(rows)
 
 
+def agents_on_devices(dsn: str) -> list[AgentOnDevice]:
+    """The logged-in agents and their devices (the agent_state projection)."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT agent_id, tenant, device_uri, state, pause_reason FROM agent_state"
+            " WHERE device_uri IS NOT NULL AND state <> 'logged_out'").fetchall()
+    return [AgentOnDevice(*row) for row in rows]
+
+
 class BindingsObserver:
     """Observes the registrar's Redis every ``interval_s`` seconds and records the
-    changes; ``observe_once`` is one observation (tests call it directly)."""
+    changes; with ``callcentre``, agents on registering devices then follow them
+    (application/device_presence.py). ``observe_once`` is one observation."""
 
     def __init__(self, service: RegistrationService, client: redis.Redis, dsn: str, *,
-                 interval_s: float = 2.0,
+                 callcentre: CallCentreService | None = None, interval_s: float = 2.0,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.service = service
         self.client = client
         self.dsn = dsn
+        self.callcentre = callcentre
         self.interval_s = interval_s
         self.clock = clock
         self._stop = threading.Event()
 
     def observe_once(self) -> int:
-        """Record what changed since the last observation; how many events."""
+        """Record what changed since the last observation (how many events), then
+        pause or resume the agents whose device's registration changed."""
         now = self.clock()
-        return self.service.record(read_held(self.client, tenants_by_domain(self.dsn)), now)
+        domains = tenants_by_domain(self.dsn)
+        recorded = self.service.record(read_held(self.client, domains), now)
+        if self.callcentre is not None:
+            reconcile(self.callcentre, self.service, agents_on_devices(self.dsn), domains, now)
+        return recorded
 
     def run(self) -> None:
         """Observe until ``stop``; an unreachable Redis or database is logged and tried

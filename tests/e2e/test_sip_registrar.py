@@ -20,6 +20,8 @@ import redis
 from psycopg.conninfo import conninfo_to_dict
 
 from adapters.registrar.bindings import BindingsObserver
+from application.callcentre import CallCentreService
+from application.device_presence import REASON
 from application.identity import sip_credentials
 from application.identity.store import ensure_tenant
 from application.registrations import RegistrationService
@@ -27,6 +29,9 @@ from devtools.kamailio import Kamailio, start_kamailio
 from devtools.phones import Softphone, phones
 from dialtone.database import drop_database, ensure_database, eventsourcing_env, with_database
 from dialtone.migrations import apply_migrations
+from domain.agent import Agent
+from projections import callcentre
+from streams.inprocess import InProcessProjectionRunner
 from tests.fixtures.processes import terminate
 from tests.fixtures.redis import RedisDb, RedisServer, fresh_db, redis_server  # noqa: F401
 from tests.fixtures.sip import Sipp, free_udp_port, wait_until
@@ -67,7 +72,7 @@ class Registrar:
 
 
 PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22", "carol": "carol-secret-333",
-             "dave": "dave-secret-4444"}
+             "dave": "dave-secret-4444", "erin": "erin-secret-55555"}
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +196,45 @@ def service_events(dsn: str) -> list[str]:
     with RegistrationService(env=eventsourcing_env(dsn)) as reader:
         return [n.topic.rsplit(".", 1)[-1]
                 for n in reader.recorder.select_notifications(1, 100)]
+
+
+def test_an_agent_whose_device_is_not_registered_is_paused_and_resumed_when_it_registers(
+        registrar: Registrar, registrar_redis: RedisDb) -> None:
+    env = eventsourcing_env(registrar.dsn)
+    registrations = RegistrationService(env=env)
+    centre = CallCentreService(env=env)
+    runner = InProcessProjectionRunner(centre, registrar.dsn, [callcentre.GROUP])
+    client = redis.Redis.from_url(registrar_redis.url)
+    later = timedelta()
+    observer = BindingsObserver(registrations, client, registrar.dsn, callcentre=centre,
+                                clock=lambda: datetime.now(UTC) + later)
+
+    def observed_agent() -> tuple[str, str | None]:
+        """Observe (recording, then reconciling the agent), and the agent's state after."""
+        runner.catch_up()
+        observer.observe_once()
+        agent: Agent = centre.repository.get(Agent.id_for("erin", TENANT))
+        runner.catch_up()
+        return str(agent.state), agent.pause_reason
+
+    try:
+        now = datetime.now(UTC)
+        acme = centre.scoped(TENANT)
+        acme.create_agent("erin", "Erin", occurred_at=now)
+        acme.login(Agent.id_for("erin", TENANT), f"sip:erin@{DOMAIN}", now)
+
+        assert observed_agent() == ("paused", REASON)  # logged in, device not registered
+
+        with phones() as start:
+            phone = _phone(start, registrar, "erin", PASSWORDS["erin"], "--reg-expires", "30")
+            assert phone.wait("registration", 30)["status"] == 200
+            assert observed_agent() == ("available", None)
+            phone.process.kill()  # gone without unregistering
+            phone.process.wait(10)
+        assert observed_agent() == ("available", None)  # still registered for 30 s
+        later = timedelta(seconds=31)
+        assert observed_agent() == ("paused", REASON)  # expired: out of routing
+    finally:
+        client.close()
+        centre.close()
+        registrations.close()

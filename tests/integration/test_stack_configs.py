@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dialtone.services.postgres import free_port
+from tests.fixtures.certificates import make_server_certificate
 from tests.integration.test_compose_file import COMPOSE_FILE, REPO, _compose
 
 PROMETHEUS_RULES = sorted((REPO / "infra" / "prometheus" / "rules").glob("*.yml"))
@@ -291,14 +292,14 @@ def test_the_real_alertmanager_inhibits_what_the_database_outage_explains(
 # --- Kamailio -------------------------------------------------------------------
 
 
-def _render_kamailio(stack: dict[str, Any], out: Path) -> Path:
+def _render_kamailio(stack: dict[str, Any], out: Path, **overrides: str) -> Path:
     """Run the kamailio service's entrypoint as the container does, stopping before
     Kamailio starts, on a loopback listen address."""
     service = stack["services"]["kamailio"]
     script = _mounted(service, service["entrypoint"][-1])
     env = {**service["environment"], "PATH": "/usr/bin:/bin",
            "SRC_DIR": str(_mounted(service, service["environment"]["SRC_DIR"])),
-           "OUT_DIR": str(out), "LISTEN_IP": "127.0.0.1", "CHECK_ONLY": "1"}
+           "OUT_DIR": str(out), "LISTEN_IP": "127.0.0.1", "CHECK_ONLY": "1", **overrides}
     subprocess.run(["sh", str(script)], env=env, check=True, timeout=30)
     return out / "kamailio.cfg"
 
@@ -316,6 +317,35 @@ def test_the_compose_kamailio_config_passes_kamailio_check(
     assert check.returncode == 0, check.stdout + check.stderr
     # The dispatcher targets the compose B2BUA on the SIP port it listens on.
     assert stack["services"]["b2bua"]["command"][-2:] == ["--port", "5070"]
+    # No certificate in the mounted directory: UDP only, tls.cfg left unfilled.
+    assert "#!define WITH_TLS" not in text
+    assert "listen=tls:TLS_ADDRESS" in (tmp_path / "tls.cfg").read_text()
+
+
+def test_the_compose_kamailio_serves_tls_with_a_mounted_certificate(
+    stack: dict[str, Any], tmp_path: Path,
+) -> None:
+    service = stack["services"]["kamailio"]
+    env = service["environment"]
+    # The paths the entrypoint reads are in the mounted certificate directory
+    # (infra/kamailio/tls/ by default), and the TLS port is published.
+    for name in ("TLS_CERTIFICATE", "TLS_PRIVATE_KEY"):
+        assert _mounted(service, env[name]).parent == REPO / "infra" / "kamailio" / "tls"
+    assert {(p["target"], p["protocol"]) for p in service["ports"]} >= {
+        (5060, "udp"), (5061, "tcp")}
+    files = make_server_certificate(tmp_path / "certificate")
+    out = tmp_path / "out"
+    out.mkdir()
+    config = _render_kamailio(stack, out, TLS_CERTIFICATE=str(files.certificate),
+                              TLS_PRIVATE_KEY=str(files.private_key))
+    assert config.read_text().splitlines()[1] == "#!define WITH_TLS"
+    tls = (out / "tls.cfg").read_text()
+    assert "listen=tls:127.0.0.1:5061" in tls
+    assert f'modparam("tls", "certificate", "{files.certificate}")' in tls
+    assert f'modparam("tls", "private_key", "{files.private_key}")' in tls
+    check = _run(_tool("kamailio"), "-c", "-f", str(config))
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "tls: 127.0.0.1 [127.0.0.1]:5061" in check.stdout + check.stderr
 
 
 def test_kamailio_check_rejects_a_broken_config(stack: dict[str, Any], tmp_path: Path) -> None:

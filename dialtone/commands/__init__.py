@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "webhooks": "dialtone.commands.webhooks",
     "export": "dialtone.commands.export",
     "recordings": "dialtone.commands.recordings",
+    "registrations": "dialtone.commands.registrations",
 }
 COMMAND_MODULES = tuple(COMMANDS.values())
 

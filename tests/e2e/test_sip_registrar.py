@@ -32,7 +32,7 @@ from dialtone.migrations import apply_migrations
 from domain.agent import Agent
 from projections import callcentre
 from streams.inprocess import InProcessProjectionRunner
-from tests.fixtures.processes import terminate
+from tests.fixtures.processes import DialtoneProcess, terminate, wait_for
 from tests.fixtures.redis import RedisDb, RedisServer, fresh_db, redis_server  # noqa: F401
 from tests.fixtures.sip import Sipp, free_udp_port, wait_until
 
@@ -72,7 +72,8 @@ class Registrar:
 
 
 PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22", "carol": "carol-secret-333",
-             "dave": "dave-secret-4444", "erin": "erin-secret-55555"}
+             "dave": "dave-secret-4444", "erin": "erin-secret-55555",
+             "frank": "frank-secret-666666"}
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +239,24 @@ def test_an_agent_whose_device_is_not_registered_is_paused_and_resumed_when_it_r
         client.close()
         centre.close()
         registrations.close()
+
+
+def test_dialtone_registrations_records_a_phones_registration(
+        registrar: Registrar, registrar_redis: RedisDb,
+        dialtone_processes: Callable[..., DialtoneProcess]) -> None:
+    process = dialtone_processes(["registrations", "--interval", "0.5"], {
+        "DIALTONE_DATABASE_URL": registrar.dsn,
+        "DIALTONE_REGISTRATION_REDIS_URL": registrar_redis.url})
+    with phones() as start:
+        phone = _phone(start, registrar, "frank", PASSWORDS["frank"])
+        assert phone.wait("registration", 30)["status"] == 200
+        wait_for(lambda: _registered(registrar.dsn, f"sip:frank@{DOMAIN}"), 40,
+                 "frank's registration recorded by `dialtone registrations`",
+                 processes=(process,))
+    assert process.alive()
+
+
+def _registered(dsn: str, aor: str) -> bool:
+    with RegistrationService(env=eventsourcing_env(dsn)) as reader:
+        device = reader.device(aor, TENANT)
+        return device is not None and bool(device.live(datetime.now(UTC)))

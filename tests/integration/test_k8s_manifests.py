@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from dialtone.budgets import load_budgets
+from tests.fixtures.certificates import make_server_certificate
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -264,16 +265,29 @@ def test_the_kamailio_config_map_carries_every_file_of_the_configuration() -> No
     assert listed == {p.name for p in (ROOT / "infra" / "kamailio").glob("*.cfg")}
 
 
+def _run_init_step(out: Path, **extra: str) -> None:
+    env = {"PATH": "/usr/bin:/bin", "SRC_DIR": str(K8S / "base" / "generated"),
+           "OUT_DIR": str(out), "POD_IP": "127.0.0.1", "NAMESPACE": "dialtone-staging",
+           "B2BUA_REPLICAS": "3", **extra}
+    subprocess.run(["sh", str(K8S / "base" / "kamailio" / "render-kamailio.sh")], env=env,
+                   check=True, timeout=30)
+
+
+def _kamailio_check(config: Path) -> subprocess.CompletedProcess[str]:
+    kamailio = shutil.which("kamailio") or "/usr/sbin/kamailio"
+    _require(Path(kamailio))
+    return subprocess.run([kamailio, "-c", "-f", str(config)],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
 def test_kamailio_config_written_by_the_init_step_passes_kamailio_check(tmp_path: Path) -> None:
     """The init container's script, run as the pod runs it, gives a config that
     the real Kamailio accepts (modules, parameters, listen address)."""
     kamailio = shutil.which("kamailio") or "/usr/sbin/kamailio"
     _require(Path(kamailio))
-    env = {"PATH": "/usr/bin:/bin", "SRC_DIR": str(K8S / "base" / "generated"),
-           "OUT_DIR": str(tmp_path), "POD_IP": "127.0.0.1", "NAMESPACE": "dialtone-staging",
-           "B2BUA_REPLICAS": "3"}
-    subprocess.run(["sh", str(K8S / "base" / "kamailio" / "render-kamailio.sh")], env=env,
-                   check=True, timeout=30)
+    # As in the pod without the kamailio-tls Secret: the paths named, no files.
+    _run_init_step(tmp_path, TLS_CERTIFICATE=str(tmp_path / "none" / "tls.crt"),
+                   TLS_PRIVATE_KEY=str(tmp_path / "none" / "tls.key"))
     lines = (tmp_path / "dispatcher.list").read_text().splitlines()
     assert lines == [f"1 sip:b2bua-{i}.b2bua.dialtone-staging.svc.cluster.local:5070 0 0 "
                      f"duid=b2bua-{i};maxload=2" for i in range(3)]
@@ -284,3 +298,38 @@ def test_kamailio_config_written_by_the_init_step_passes_kamailio_check(tmp_path
     check = subprocess.run([kamailio, "-c", "-f", str(tmp_path / "kamailio.cfg")],
                            capture_output=True, text=True, timeout=60, check=False)
     assert check.returncode == 0, check.stdout + check.stderr
+    assert "#!define WITH_TLS" not in config  # UDP only, as without a certificate
+
+
+def test_kamailio_serves_tls_when_the_secret_is_there(rendered: dict[str, str],
+                                                        tmp_path: Path) -> None:
+    """The optional kamailio-tls Secret is mounted where the init step looks for
+    the certificate and where Kamailio reads it; with the files there the init
+    step's config listens for TLS on 5061 and passes `kamailio -c`."""
+    objects = _by_kind_name(_docs(rendered["base"]))
+    pod = objects[("Deployment", "kamailio")]["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "tls"]
+    assert volume["secret"]["secretName"] == "kamailio-tls"
+    assert volume["secret"]["optional"] is True
+    env = {e["name"]: e.get("value") for e in pod["initContainers"][0]["env"]}
+    for container in (pod["initContainers"][0], pod["containers"][0]):
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == "tls"]
+        for name in ("TLS_CERTIFICATE", "TLS_PRIVATE_KEY"):
+            assert Path(env[name]).parent == Path(mount["mountPath"]), container["name"]
+    assert {"name": "sip-tls", "containerPort": 5061, "protocol": "TCP"} in \
+        pod["containers"][0]["ports"]
+    service_ports = objects[("Service", "kamailio")]["spec"]["ports"]
+    assert {(p["port"], p["protocol"]) for p in service_ports} == {(5060, "UDP"), (5061, "TCP")}
+    files = make_server_certificate(tmp_path / "certificate")
+    out = tmp_path / "out"
+    out.mkdir()
+    _run_init_step(out, TLS_CERTIFICATE=str(files.certificate),
+                   TLS_PRIVATE_KEY=str(files.private_key))
+    assert (out / "kamailio.cfg").read_text().splitlines()[1] == "#!define WITH_TLS"
+    tls = (out / "tls.cfg").read_text()
+    assert "listen=tls:127.0.0.1:5061" in tls
+    assert f'modparam("tls", "certificate", "{files.certificate}")' in tls
+    assert f'modparam("tls", "private_key", "{files.private_key}")' in tls
+    check = _kamailio_check(out / "kamailio.cfg")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "tls: 127.0.0.1 [127.0.0.1]:5061" in check.stdout + check.stderr

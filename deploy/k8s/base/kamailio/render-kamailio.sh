@@ -11,6 +11,8 @@
 #   SUBSCRIBER_DB_URL, REGISTRATION_REDIS_URL  both set: the registrar is on
 #                  (registrar.cfg, docs/edge.md): postgres://user:pw@host:port/db
 #                  of the project database, and redis://host:port/db
+#   TLS_CERTIFICATE, TLS_PRIVATE_KEY  paths of a PEM certificate chain and its
+#                  key: both files there, SIP over TLS is on (tls.cfg, port 5061)
 #   SIP_DOMAINS      comma-separated SIP domains a new INVITE may name (edge.cfg;
 #                    default none: only this proxy's address)
 set -eu
@@ -46,4 +48,23 @@ if [ -n "${SUBSCRIBER_DB_URL:-}" ] && [ -n "${REGISTRATION_REDIS_URL:-}" ]; then
         sed -i -e "s|SUBSCRIBER_DB_URL|$db_url|" -e "s|REGISTRATION_REDIS_URL|$redis_url|" "$out"
     done
     sed -i '1a #!define WITH_REGISTRAR' "$OUT_DIR/kamailio.cfg"
+fi
+# TLS (tls.cfg) when the certificate and key named by TLS_CERTIFICATE and
+# TLS_PRIVATE_KEY are there (compose: the mounted certificate directory;
+# Kubernetes: the optional kamailio-tls Secret): its placeholders filled (the
+# TLS listener on port 5061 of the SIP address) and WITH_TLS defined at the top
+# of kamailio.cfg. Named but absent: TLS stays off, said on stderr.
+if [ -n "${TLS_CERTIFICATE:-}" ] && [ -n "${TLS_PRIVATE_KEY:-}" ]; then
+    if [ -r "$TLS_CERTIFICATE" ] && [ -r "$TLS_PRIVATE_KEY" ]; then
+        tls_esc() { printf '%s' "$1" | sed -e 's/[|&\\]/\\&/g'; }
+        certificate=$(tls_esc "$TLS_CERTIFICATE")
+        private_key=$(tls_esc "$TLS_PRIVATE_KEY")
+        for out in "$OUT_DIR"/*.cfg; do
+            sed -i -e "s|TLS_ADDRESS|$POD_IP:5061|" -e "s|TLS_CERTIFICATE|$certificate|" \
+                -e "s|TLS_PRIVATE_KEY|$private_key|" "$out"
+        done
+        sed -i '1a #!define WITH_TLS' "$OUT_DIR/kamailio.cfg"
+    else
+        echo "no readable $TLS_CERTIFICATE and $TLS_PRIVATE_KEY: SIP over TLS (5061) is off" >&2
+    fi
 fi

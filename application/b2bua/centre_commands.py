@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from domain.addressing import Target
 from domain.queue import Queue
 
 if TYPE_CHECKING:
@@ -114,8 +115,26 @@ class EndAgentCall:
         return service.end_agent_call(self.agent_id, self.call_id, self.at)
 
 
-CentreCommand = Enqueue | AskPosition | Abandon | MissOffer | AcceptOffer | EndAgentCall
-FOLLOWED = (Enqueue, AskPosition, AcceptOffer)  # the commands whose outcome a flow hears
+@dataclass(frozen=True)
+class TransferWaiting:
+    """Move a caller waiting in ``queue_id`` to ``target`` (the queue moves it)."""
+
+    queue_id: UUID
+    call_id: UUID
+    target: Target
+    at: datetime
+
+    def what(self) -> str:
+        return f"move {self.call_id} to {self.target}"
+
+    def run(self, service: CallCentreService) -> Any:
+        return service.transfer_call(self.queue_id, self.call_id, self.target, self.at)
+
+
+CentreCommand = (Enqueue | AskPosition | Abandon | MissOffer | AcceptOffer | EndAgentCall
+                 | TransferWaiting)
+# The commands whose outcome a flow hears.
+FOLLOWED = (Enqueue, AskPosition, AcceptOffer, TransferWaiting)
 
 
 @dataclass(frozen=True)

@@ -19,22 +19,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
-from uuid import UUID
 
 from adapters.sip.pjsua.legs import Leg
-from adapters.sip.sessions.centre_front import Stage
 from adapters.sip.sessions.centre_session import CentreSession
-from adapters.sip.store.centre_link import Outcome
+from application.b2bua import actions as act
 from application.b2bua.legs import LegRole
-from application.b2bua.plain import Phase, now
 from application.b2bua.supervision import Watch
+from application.b2bua.transfers import (
+    Consult,
+    DialAfterTransfer,
+    MoveWaiting,
+    ReleaseAgent,
+    Requeue,
+)
 from application.call_control import Action, ControlReply, ControlRequest
-from domain.addressing import Target, TargetKind
-from domain.call import SupervisionMode, TransferKind
-from domain.call_commands import TransferCall
-from domain.errors import InvalidValue
-from domain.queue import Queue
+from domain.call import SupervisionMode
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +57,7 @@ def _reply(request: ControlRequest, status: int, detail: str = "", **data: objec
 
 
 def _not_talking(session: CentreSession, request: ControlRequest) -> ControlReply | None:
-    if session.phase is Phase.ANSWERED and session.b is not None:
-        return None
-    return _reply(request, 409, f"call {session.call_id} is not connected to anyone "
-                                f"(it is {session.stage.value})")
+    return session.transfers.not_talking(request)
 
 
 # -- supervision -----------------------------------------------------------------------------
@@ -111,111 +107,24 @@ def _state(watch: Watch[Leg]) -> str:
 
 
 def transfer(session: CentreSession, request: ControlRequest) -> ControlReply:
-    kind = TransferKind(request.args.get("kind", "blind"))
-    target_kind, value = request.args["target_kind"], request.args["target_value"]
-    if session.stage is Stage.QUEUE and kind is TransferKind.BLIND:
-        return _move_waiting(session, request, target_kind, value)
-    refused = _not_talking(session, request) or _busy(session, request)
-    if refused is not None:
-        return refused
-    return _move_talking(session, request, kind, target_kind, value)
-
-
-def _move_talking(session: CentreSession, request: ControlRequest, kind: TransferKind,
-                  target_kind: str, value: str) -> ControlReply:
-    """The agent hands the caller on: blind (the agent leaves now) or attended."""
-    if target_kind == TargetKind.QUEUE:
-        if kind is TransferKind.ATTENDED:
-            return _reply(request, 422, "an attended transfer goes to a number or a URI")
-        return _to_queue(session, request, value)
-    uri = _uri(session, target_kind, value)
-    if uri is None:
-        return _reply(request, 404, f"no route to {target_kind} {value!r}")
-    label = uri if target_kind == "uri" else f"number:{value}"
-    if kind is TransferKind.BLIND:
-        session.emit(TransferCall(session.call_id, now(), TransferKind.BLIND, label))
-        log.info("call %s: blind transfer to %s", session.call_id, uri)
-        session.release_agent()
-        session.dial_after_transfer(uri)
-        return _reply(request, 202, f"calling {label}", state="calling")
-    return _consult(session, request, uri, label)
-
-
-def _move_waiting(session: CentreSession, request: ControlRequest, target_kind: str,
-                  value: str) -> ControlReply:
-    """A caller still waiting is moved by the queue itself (``transfer_call``: the
-    queue counts it transferred out, a destination queue transferred in); the
-    session follows the ``CallTransferredOut`` event like an overflow."""
-    if target_kind == TargetKind.QUEUE:
-        queue_id = _queue_id(session, value)
-        if queue_id is None:
-            return _reply(request, 404, f"queue {value} not found")
-        target = Target.queue(queue_id)
-    elif target_kind == TargetKind.NUMBER:
-        target = Target.number(value)
-    else:
-        return _reply(request, 409, "a caller waiting in a queue moves to a queue or a number")
-    from_queue, call_id, at = session.queue_id, session.call_id, now()
-    assert from_queue is not None
-    session.moved_by = request.audit  # the session follows the move: its events are ours
-
-    def refused(outcome: Outcome[Any]) -> None:
-        if not outcome.ok:
-            session.moved_by = None
-
-    session.centre.link.submit(f"move {call_id} to {target}",
-                               lambda s: s.transfer_call(from_queue, call_id, target, at),
-                               refused)
-    return _reply(request, 202, f"moving the waiting caller to {target_kind} {value}",
-                  state="queued" if target_kind == TargetKind.QUEUE else "calling")
-
-
-def _busy(session: CentreSession, request: ControlRequest) -> ControlReply | None:
-    if session.consult is not None or session.transfer is not None:
-        return _reply(request, 409, f"call {session.call_id} is being transferred already")
-    if session.held_by is not None:
-        return _reply(request, 409, f"call {session.call_id} is on hold")
-    return None
-
-
-def _uri(session: CentreSession, kind: str, value: str) -> str | None:
-    if kind == "uri":
-        return value if value.startswith(("sip:", "sips:")) and " " not in value else None
-    if kind == TargetKind.NUMBER:
-        return session.centre.resolve_number(value)
-    raise ValueError(f"target_kind must be queue, number or uri, not {kind!r}")
-
-
-def _to_queue(session: CentreSession, request: ControlRequest, key_or_id: str) -> ControlReply:
-    queue_id = _queue_id(session, key_or_id)
-    if queue_id is None:
-        return _reply(request, 404, f"queue {key_or_id} not found")
-    if queue_id == session.queue_id:
-        return _reply(request, 409, "the call came from that queue")
-    settings = session.centre.directory.queue(queue_id)
-    assert settings is not None
-    session.emit(TransferCall(session.call_id, now(), TransferKind.BLIND,
-                              f"queue:{settings.key}"))
-    log.info("call %s: transferred to queue %s", session.call_id, settings.key)
-    came_from = session.queue_id
-    session.release_agent()
-    session.requeue(queue_id, came_from)
-    return _reply(request, 202, f"waiting in queue {settings.key}", state="queued")
-
-
-def _queue_id(session: CentreSession, key_or_id: str) -> UUID | None:
-    """The queue a transfer names (a key names one of the call's tenant); None
-    when there is none, or it belongs to another tenant than the call."""
-    tenant = session.facts.tenant
-    try:
-        queue_id = UUID(key_or_id)
-    except ValueError:
-        try:
-            queue_id = Queue.id_for(key_or_id, tenant)
-        except InvalidValue:
-            return None
-    settings = session.centre.directory.queue(queue_id)
-    return queue_id if settings is not None and settings.tenant == tenant else None
+    """Decided by the call's flow (``application.b2bua.transfers``); performed here."""
+    answer, actions = session.transfers.transfer(request)
+    for action in actions:
+        match action:
+            case Consult(uri=uri, label=label):
+                answer = _consult(session, request, uri, label)
+            case ReleaseAgent():
+                session.release_agent()
+            case Requeue(queue_id=queue_id, came_from=came_from):
+                session.requeue(queue_id, came_from)
+            case DialAfterTransfer(uri=uri):
+                session.dial_after_transfer(uri)
+            case MoveWaiting(command=command):
+                session.submit(command)
+            case act.Emit(command=command):
+                session.emit(command)
+    assert answer is not None, "every transfer decision replies, or consults (which replies)"
+    return answer
 
 
 def _consult(session: CentreSession, request: ControlRequest, uri: str, label: str

@@ -26,7 +26,12 @@ from adapters.sip.sessions.session import (
     state_fact,
 )
 from application.b2bua.actions import Action
-from application.b2bua.centre_commands import AcceptOffer, CentreDone
+from application.b2bua.centre_commands import (
+    AcceptOffer,
+    CentreCommand,
+    CentreDone,
+    TransferWaiting,
+)
 from application.b2bua.consultation import Consult, Consultation
 from application.b2bua.inbound import InboundFacts
 from application.b2bua.legs import Answered, Gone, LegRole, Ringing
@@ -43,6 +48,7 @@ from application.b2bua.offers import (
 )
 from application.b2bua.plain import Phase, now
 from application.b2bua.supervision import Supervision, Watch
+from application.b2bua.transfers import Transfers
 from application.call_control import AuditLink
 from application.routing_view import OfferChange
 from domain.call import HangupSide
@@ -73,8 +79,10 @@ class CentreSession(FrontSession):
         # The call-control request being handled (centre_actions.handle): what is
         # emitted meanwhile carries out that API command (see application.call_control).
         self.cause: AuditLink | None = None
-        # The API command moving this waiting caller, until the queue says it moved.
-        self.moved_by: AuditLink | None = None
+        # Transfer requests (centre_actions.transfer), decided by the flow.
+        self.transfers: Transfers[Leg] = Transfers(self.flow, self.visit, self.consultation,
+                                                   centre.directory.queue,
+                                                   centre.resolve_number, now)
 
     # -- offers ----------------------------------------------------------------------------
 
@@ -129,6 +137,8 @@ class CentreSession(FrontSession):
     def _centre_done(self, done: CentreDone) -> None:
         if isinstance(done.command, AcceptOffer):  # heard even after the call's end
             self._run_front(self.offers.accepted(done, self.phase is Phase.ENDED))
+        elif isinstance(done.command, TransferWaiting):
+            self.transfers.move_done(done)
         else:
             super()._centre_done(done)
 
@@ -179,7 +189,7 @@ class CentreSession(FrontSession):
 
     def queue_left(self, event: Queue.CallOverflowed | Queue.CallTransferredOut) -> None:
         """As the front does; what a move an API command asked for makes carries it out."""
-        moved_by, self.moved_by = self.moved_by, None
+        moved_by, self.transfers.moved_by = self.transfers.moved_by, None
         self.cause = moved_by if isinstance(event, Queue.CallTransferredOut) else None
         try:
             super().queue_left(event)
@@ -319,6 +329,10 @@ class CentreSession(FrontSession):
 
     def emit(self, command: CallCommand) -> None:
         self._emit(command)
+
+    def submit(self, command: CentreCommand) -> None:
+        """Run a call-centre command a flow of this call decided (centre_actions' requests)."""
+        self._submit(command)
 
     def _emit(self, command: CallCommand) -> None:
         if command.cause is None and self.cause is not None:

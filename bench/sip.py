@@ -280,14 +280,15 @@ def ramp(stack: Stack, label: str, target_port: int, args: argparse.Namespace,
     # sipp's -timeout stops new calls but it may still wait for one that never
     # ends (seen with --media): the run is cut a little after it.
     deadline = time.monotonic() + limit_s + 30
-    while proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(1)
-        result.steps = read_steps(stat_file)
-        memory.sample(pids(), result.steps[-1].concurrent if result.steps else 0)
-        if any(s.failed for s in result.steps):
-            proc.terminate()
-            break
-    _stop(proc)
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(1)
+            result.steps = read_steps(stat_file)
+            memory.sample(pids(), result.steps[-1].concurrent if result.steps else 0)
+            if any(s.failed for s in result.steps):
+                break
+    finally:  # Ctrl-C included: no sipp left behind
+        _stop(proc)
     result.steps = read_steps(stat_file)
     result.rtts = read_rtts(run)
     result.rss_mb = peak_rss_mb(pids())

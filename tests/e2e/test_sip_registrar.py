@@ -65,6 +65,7 @@ class Registrar:
     kamailio: Kamailio
     dsn: str
     work: Path
+    worker_port: int  # the one worker of Kamailio's dispatcher list (none listens there)
 
     @property
     def uri(self) -> str:
@@ -73,7 +74,7 @@ class Registrar:
 
 PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22", "carol": "carol-secret-333",
              "dave": "dave-secret-4444", "erin": "erin-secret-55555",
-             "frank": "frank-secret-666666"}
+             "frank": "frank-secret-666666", "grace": "grace-secret-7777777"}
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +96,12 @@ def registrar_redis(redis_server: RedisServer) -> RedisDb:  # noqa: F811 - the f
 def registrar(registrar_db: str, registrar_redis: RedisDb,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registrar]:
     work = tmp_path_factory.mktemp("registrar")
-    proxy = start_kamailio(work / "kamailio", [free_udp_port()], port=free_udp_port(),
+    worker_port = free_udp_port()
+    proxy = start_kamailio(work / "kamailio", [worker_port], port=free_udp_port(),
                            defines=["WITH_REGISTRAR"],
                            values={"SUBSCRIBER_DB_URL": kamailio_db_url(registrar_db),
                                    "REGISTRATION_REDIS_URL": registrar_redis.url})
-    yield Registrar(proxy, registrar_db, work)
+    yield Registrar(proxy, registrar_db, work, worker_port)
     terminate(proxy.process, timeout=10)
 
 
@@ -260,3 +262,20 @@ def _registered(dsn: str, aor: str) -> bool:
     with RegistrationService(env=eventsourcing_env(dsn)) as reader:
         device = reader.device(aor, TENANT)
         return device is not None and bool(device.live(datetime.now(UTC)))
+
+
+def test_a_workers_offer_to_a_registered_device_reaches_the_phone_through_kamailio(
+        registrar: Registrar, sipp: Sipp) -> None:
+    with phones() as start:
+        phone = _phone(start, registrar, "grace", PASSWORDS["grace"], "--answer-after", "0.3")
+        assert phone.wait("registration", 30)["status"] == 200
+
+        # sipp plays the worker: it sends from the dispatcher list's worker port.
+        result = sipp.uac("uac_invite_aor.xml", registrar.kamailio.port, service="grace",
+                          keys={"domain": DOMAIN},
+                          extra=["-p", str(registrar.worker_port), "-d", "300"])
+
+        assert result.ok, result.errors + result.output
+        incoming = phone.wait("incoming", 10)
+        assert f"grace@{DOMAIN}" in incoming["local"], incoming
+        phone.wait("state", 10, state="DISCONNECTED")

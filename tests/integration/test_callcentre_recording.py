@@ -8,6 +8,10 @@ from urllib.parse import urlparse
 import pytest
 
 from application.callcentre import CallCentreService
+from application.calls import CallService
+from application.recordings.storage import ObjectStore
+from application.recordings.uploader import Outcome, Uploader
+from dialtone.database import eventsourcing_env
 from domain.call import Call
 from streams.routing_process import RoutingRunner
 from tests.fixtures.callcentre import (
@@ -21,16 +25,17 @@ from tests.fixtures.callcentre import (
     router,
     wait_for,
 )
+from tests.fixtures.s3 import S3Server, s3_server
 from tests.fixtures.sip import CallStore, StartWorker
 from tests.softphone import audio
 
 pytestmark = pytest.mark.sip
-__all__ = ["centre", "phone", "router"]
+__all__ = ["centre", "phone", "router", "s3_server"]
 
 
 def test_a_recorded_queue_leaves_a_wav_of_the_conversation_linked_to_the_call(
     b2bua: StartWorker, router: RoutingRunner, centre: CallCentreService, phone: StartPhone,
-    call_store: CallStore, tmp_path: Path,
+    call_store: CallStore, tmp_path: Path, database_url: str, s3_server: S3Server,
 ) -> None:
     provision_queue(centre, "sales", ["alice"], did="5000", record_calls=True)
     alice = phone("alice", "--answer-after", "0.2", "--hangup-after", "3.0", "--tone", "1000")
@@ -59,6 +64,19 @@ def test_a_recorded_queue_leaves_a_wav_of_the_conversation_linked_to_the_call(
     assert audio.rms(middle) > 1000, "the recording is silent"
     assert audio.hears(middle, 440.0), "the caller is not on the recording"
     assert audio.hears(middle, 1000.0), "the agent is not on the recording"
+
+    # Then to object storage (issue 14 §5), by another process's CallService than the
+    # worker's that wrote the call: the same bytes, the call says where, the file gone.
+    bucket, wav = s3_server.new_bucket(), path.read_bytes()
+    store = ObjectStore.from_settings(s3_server.settings(bucket))
+    with CallService(env=eventsourcing_env(database_url,
+                                           AGGREGATE_CACHE_FASTFORWARD="y")) as calls:
+        assert Uploader(tmp_path / "recordings", store, calls).run_once().of(
+            Outcome.UPLOADED) == [call.id]
+        stored = calls.get_call(call.id).stored_recording  # (call_store's cache is stale)
+    assert stored is not None
+    assert s3_server.client().get_object(Bucket=bucket, Key=stored.key)["Body"].read() == wav
+    assert not path.exists()
 
 
 def test_a_queue_that_does_not_record_leaves_no_recording(

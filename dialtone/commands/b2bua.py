@@ -158,6 +158,7 @@ def command(ctx: click.Context, host: str, port: int, routes: tuple[str, ...],
             kamailio_ctl: str | None) -> None:
     """Run one SIP B2BUA worker (pjsua2), or a pool of them, until SIGTERM/SIGINT."""
     settings: Settings = ctx.obj
+    trusted = _trusted_networks(trusted_sources, settings)  # a typo fails at once
     if workers:
         _run_pool(ctx, settings, workers, dispatcher_list, dispatcher_address, kamailio_ctl)
         return
@@ -174,7 +175,7 @@ def command(ctx: click.Context, host: str, port: int, routes: tuple[str, ...],
         endpoint=EndpointConfig(host=host, port=port, rtp_port=rtp_port,
                                 pj_log_level=pj_log_level, max_calls=pjsua_calls),
         max_bridged_calls=max_calls, no_answer_timeout=no_answer_timeout,
-        trusted_sources=_trusted_networks(trusted_sources, settings))
+        trusted_sources=trusted)
     media_dir = settings.data_dir / "media"
     music = hold_music_file or hold_music(media_dir / "hold.wav")
     wiring: CentreWiring | None = None

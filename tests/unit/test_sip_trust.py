@@ -5,8 +5,11 @@ from __future__ import annotations
 from ipaddress import ip_address, ip_network
 
 import pytest
+from click.testing import CliRunner
 
 from adapters.sip.trust import LOOPBACK, is_trusted, parse_networks, source_host
+from dialtone.commands.b2bua import command
+from dialtone.settings import Settings
 
 
 @pytest.mark.parametrize(("source", "expected"), [
@@ -60,3 +63,18 @@ def test_parse_networks_refuses_names_and_typos(spec: str) -> None:
 def test_parse_networks_refuses_an_empty_list() -> None:
     with pytest.raises(ValueError, match="no trusted address"):
         parse_networks([" , "])
+
+
+def test_dialtone_b2bua_refuses_a_bad_trusted_source_before_touching_anything(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # An address nothing listens on: reaching for the store would log its failure.
+    settings = Settings(database_url="postgresql://dialtone@127.0.0.1:1/dialtone")
+
+    result = CliRunner().invoke(command, ["--trusted-source", "kamailio.example"],
+                                obj=settings)
+
+    assert result.exit_code == 2, result.output
+    assert "not an address or network: 'kamailio.example'" in result.output
+    assert "--trusted-source" in result.output
+    assert "cannot end the calls" not in caplog.text  # the store was never reached

@@ -15,10 +15,10 @@ Stages of the caller's visit (``Stage``)::
     TALKING --agent hangs up / caller hangs up--> ended (end_agent_call: wrap-up)
             --transfer to a queue--> QUEUE again (the call stays answered)
 
-The IVR, the choice of destination and the wait in a queue (music, position
-announcements, being moved by an overflow or a transfer, leaving) are decided
-here; the offers, the dialling and the talk are still the adapter's
-(``centre_front``, ``centre_session``), which moves ``stage`` for them.
+The IVR, the choice of destination, the wait in a queue (music, position
+announcements, being moved by an overflow or a transfer, leaving) and the
+dialling of a number are decided here; the offers in ``offers.py``; the talk
+(audio, recording) is the adapter's (``centre_session``).
 
 Convention (see ``domain.call.Call.enter_queue``): answering the caller's leg
 to play prompts and music is not ``answer_call``; only the agent's (or
@@ -43,11 +43,12 @@ from application.b2bua.centre_commands import (
     Enqueue,
     Submit,
 )
-from application.b2bua.legs import Timer
+from application.b2bua.legs import Answered, Gone, Ringing, Timer
+from application.b2bua.outcomes import NO_CAPACITY, NO_ROUTE, Outcome, callee_failure
 from application.b2bua.plain import now
 from domain.addressing import Target, TargetKind
 from domain.call import Disposition, HangupSide
-from domain.call_commands import QueueCall, RouteCall
+from domain.call_commands import QueueCall, RingCall, RouteCall
 from domain.ivr import IvrMenu
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,32 @@ class DialNumber:
 
 
 @dataclass(frozen=True)
+class PlaceCallee:
+    """Call ``uri`` for the caller (the callee of the call from now on); report
+    ``callee_not_placed`` if no INVITE could be sent."""
+
+    uri: str
+
+
+@dataclass(frozen=True)
+class ClearCallee:
+    """The dialled party is gone: the call has no callee any more."""
+
+
+@dataclass(frozen=True)
+class Talk:
+    """The dialled party answered: the caller talks to them from now."""
+
+
+@dataclass(frozen=True)
+class EndAnswered:
+    """End the call that was answered once (``side``, ``cause``)."""
+
+    side: HangupSide
+    cause: str
+
+
+@dataclass(frozen=True)
 class Goodbye:
     """The platform ends the call: a short tone, then BYE; ``cause`` for its end."""
 
@@ -141,7 +168,8 @@ class Goodbye:
 
 
 FrontAction = (act.Emit | act.StartTimer | act.CancelTimer | PlayMenu | StopPrompt | PlayMusic
-               | PlayPosition | WithdrawRings | Submit | DialNumber | Goodbye | EndVisit)
+               | PlayPosition | WithdrawRings | Submit | DialNumber | PlaceCallee | ClearCallee
+               | Talk | EndAnswered | Goodbye | EndVisit)
 
 
 class QueueInfo(Protocol):
@@ -301,6 +329,35 @@ class Front(Generic[L]):
         key = settings.key if settings is not None else str(target.value)
         return [WithdrawRings(), act.Emit(QueueCall(self.call_id, self.clock(), key)),
                 *self.hear_queue()]
+
+    # Dialling a number (from a menu, an overflow, a blind transfer).
+
+    def dial(self, uri: str | None) -> list[FrontAction]:
+        """Call ``uri`` (None: the number has no route) while the caller hears music."""
+        self.stage = Stage.DIALLING
+        actions: list[FrontAction] = [PlayMusic("default")]
+        if uri is None:
+            return [*actions, *self.dial_failed(NO_ROUTE, HangupSide.SYSTEM)]
+        return [*actions, PlaceCallee(uri)]
+
+    def callee_not_placed(self, no_slot: bool) -> list[FrontAction]:
+        return self.dial_failed(NO_CAPACITY if no_slot else callee_failure(0),
+                                HangupSide.SYSTEM)
+
+    def dialled(self, fact: Ringing[L] | Answered[L] | Gone[L]) -> list[FrontAction]:
+        """A fact of the dialled party's leg."""
+        if isinstance(fact, Ringing):
+            if fact.status in (180, 183) and not self.ever_answered:
+                return [act.Emit(RingCall(self.call_id, self.clock()))]
+            return []
+        if isinstance(fact, Answered):
+            return [Talk()]
+        return [ClearCallee(), *self.dial_failed(callee_failure(fact.status), HangupSide.CALLEE)]
+
+    def dial_failed(self, outcome: Outcome, side: HangupSide) -> list[FrontAction]:
+        if self.ever_answered:  # a blind transfer's target: the call was answered
+            return [EndAnswered(HangupSide.SYSTEM, "transfer_failed")]
+        return [EndVisit(outcome.disposition, outcome.hangup_cause, side, outcome.relay_status)]
 
     # Leaving before anyone talked to the caller.
 

@@ -13,10 +13,10 @@ from application.b2bua import actions as act
 from application.b2bua import front as flow
 from application.b2bua.centre_commands import Abandon, AskPosition, CentreDone, Enqueue, Submit
 from application.b2bua.front import Front, Stage
-from application.b2bua.legs import Timer
+from application.b2bua.legs import Answered, Gone, Ringing, Timer
 from domain.addressing import Target
 from domain.call import Disposition, HangupSide
-from domain.call_commands import QueueCall, RouteCall
+from domain.call_commands import QueueCall, RingCall, RouteCall
 from domain.ivr import IvrMenu
 from domain.queue import Queue
 from tests.unit.b2bua_fakes import Clock, FakeLeg
@@ -228,3 +228,38 @@ def test_shutdown_drops_a_waiting_call_from_its_queue_and_fails_it_with_503() ->
     assert drop.what().startswith("drop ")
     assert actions[-1] == flow.EndVisit(Disposition.FAILED, "worker_stopping",
                                         HangupSide.SYSTEM, 503)
+
+
+# Dialling a number.
+
+
+def test_a_number_with_no_route_ends_the_call_failed_with_404() -> None:
+    visit, _ = front()
+    actions = visit.dial(None)
+    assert visit.stage is Stage.DIALLING
+    assert actions == [flow.PlayMusic("default"),
+                       flow.EndVisit(Disposition.FAILED, "no_route", HangupSide.SYSTEM, 404)]
+
+
+def test_a_dialled_party_rings_once_answers_and_talks() -> None:
+    visit, _ = front()
+    assert visit.dial("sip:2000@h") == [flow.PlayMusic("default"), flow.PlaceCallee("sip:2000@h")]
+    callee = FakeLeg("callee")
+    [ring] = visit.dialled(Ringing(callee, 180))
+    assert isinstance(ring, act.Emit)
+    assert isinstance(ring.command, RingCall)
+    assert visit.dialled(Ringing(callee, 100)) == []
+    assert visit.dialled(Answered(callee)) == [flow.Talk()]
+
+
+def test_a_dialled_party_that_fails_ends_the_call_or_a_transfer() -> None:
+    visit, _ = front()
+    visit.dial("sip:2000@h")
+    assert visit.dialled(Gone(FakeLeg("callee"), 486)) == [
+        flow.ClearCallee(), flow.EndVisit(Disposition.BUSY, "user_busy", HangupSide.CALLEE, 486)]
+    assert visit.callee_not_placed(no_slot=True)[-1] == flow.EndVisit(
+        Disposition.FAILED, "no_capacity", HangupSide.SYSTEM, 503)
+    visit.ever_answered = True  # the target of a blind transfer
+    assert visit.dialled(Ringing(FakeLeg("target"), 180)) == []
+    assert visit.dialled(Gone(FakeLeg("target"), 480)) == [
+        flow.ClearCallee(), flow.EndAnswered(HangupSide.SYSTEM, "transfer_failed")]

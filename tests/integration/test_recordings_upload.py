@@ -23,7 +23,7 @@ from application.recordings.storage import ObjectStore
 from application.recordings.uploader import Outcome, Uploader, object_key, sha256_of
 from dialtone.database import eventsourcing_env
 from domain.call import Call
-from domain.values import Direction
+from domain.values import Direction, Disposition, HangupSide
 from tests.fixtures.s3 import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server, s3_server
 from tests.integration.recordings_support import recorded_call, write_wav
 
@@ -129,22 +129,39 @@ def test_a_restart_after_a_crash_neither_puts_twice_nor_stores_twice(
     assert stored_events(calls, put_only) == stored_events(calls, stored) == ["RecordingStored"]
 
 
-def test_a_recording_still_being_written_waits(
+def test_a_recording_still_being_written_waits_and_goes_once_complete(
     s3_server: S3Server, services: tuple[CallService, CallService], tmp_path: Path,
 ) -> None:
     worker, calls = services
-    bucket = s3_server.new_bucket()
-    call_id = worker.initiate_call(caller="1", callee="2", trunk=None, sip_call_id="w@test",
+    bucket, clock, wall = s3_server.new_bucket(), Clock(), Clock()
+    call_id = worker.initiate_call(caller="1", callee="2", trunk=None, sip_call_id=f"{uuid4()}",
                                    direction=Direction.INBOUND, occurred_at=datetime.now(UTC))
     partial = tmp_path / "2026-01-01" / f"{call_id}.wav"
     write_wav(partial, 300)  # no RecordingAvailable yet: the worker is still writing it
     unknown = tmp_path / "2026-01-01" / f"{uuid4()}.wav"  # its call not stored yet
     write_wav(unknown, 300)
-    done = Uploader(tmp_path, store_for(s3_server, bucket), calls).run_once()
-    assert sorted(done.of(Outcome.WAITING)) == sorted([call_id, UUID(unknown.stem)])
+    uploader = Uploader(tmp_path, store_for(s3_server, bucket), calls, settle_s=5.0,
+                        backoff_base_s=2.0, clock=clock, wall=wall)
+    wall.now = partial.stat().st_mtime + 1.0  # written a second ago: being recorded
+    assert sorted(uploader.run_once().of(Outcome.WRITING)) == sorted([call_id,
+                                                                      UUID(unknown.stem)])
+    wall.now += 10.0  # settled, but neither is complete
+    assert sorted(uploader.run_once().of(Outcome.WAITING)) == sorted([call_id,
+                                                                      UUID(unknown.stem)])
+    assert sorted(uploader.run_once().of(Outcome.LATER)) == sorted([call_id, UUID(unknown.stem)])
     assert partial.exists()
     assert unknown.exists()
     assert "Contents" not in s3_server.client().list_objects_v2(Bucket=bucket)
+
+    worker.answer_call(call_id, datetime.now(UTC))
+    worker.end_call(call_id, disposition=Disposition.ANSWERED, hangup_cause="normal_clearing",
+                    hangup_side=HangupSide.CALLER, sip_status=200, occurred_at=datetime.now(UTC))
+    worker.attach_recording(call_id, partial.resolve().as_uri(), 0.4, datetime.now(UTC))
+    clock.now += 2.0
+    done = uploader.run_once()
+    assert done.of(Outcome.UPLOADED) == [call_id]
+    assert done.of(Outcome.WAITING) == [UUID(unknown.stem)]
+    assert not partial.exists()
 
 
 def test_retention_deletes_old_objects_per_tenant_and_records_each_deletion(

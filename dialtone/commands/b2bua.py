@@ -159,15 +159,15 @@ def command(ctx: click.Context, host: str, port: int, routes: tuple[str, ...],
     """Run one SIP B2BUA worker (pjsua2), or a pool of them, until SIGTERM/SIGINT."""
     settings: Settings = ctx.obj
     trusted = _trusted_networks(trusted_sources, settings)  # a typo fails at once
+    try:  # so does a bad route, in the pool's parent too (not in each child, forever)
+        dialplan = dialplans.load(routes, dialplan_file)
+    except dialplans.DialplanError as error:
+        raise click.BadParameter(str(error)) from None
     if workers:
         _run_pool(ctx, settings, workers, dispatcher_list, dispatcher_address, kamailio_ctl)
         return
     dsn = resolve_dsn(settings)
     start_metrics_server(settings, metrics_port)
-    try:
-        dialplan = dialplans.load(routes, dialplan_file)
-    except dialplans.DialplanError as error:
-        raise click.BadParameter(str(error)) from None
     _end_previous_calls(dsn, host, port)
     storage = StorageThread(lambda: call_service_factory(dsn),
                             ownership=CallOwnership(dsn, worker_identity(host, port)))

@@ -7,13 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from dialtone.commands.b2bua import command
 from dialtone.commands.b2bua_pool import (
     child_metrics_port,
     dispatcher_lines,
     write_dispatcher_list,
 )
 from dialtone.services.forkpool import Child, ForkPool, PoolPolicy
+from dialtone.settings import Settings
 
 
 def pool(policy: PoolPolicy) -> ForkPool:
@@ -63,3 +66,17 @@ def test_the_list_is_written_only_when_it_changed(tmp_path: Path) -> None:
 def test_children_serve_metrics_beside_the_pool_or_not_at_all() -> None:
     assert [child_metrics_port(9464, i) for i in range(3)] == [9465, 9466, 9467]
     assert child_metrics_port(0, 1) == 0
+
+
+def test_a_bad_route_stops_the_pool_before_it_forks(tmp_path: Path) -> None:
+    """Refused in the parent: each forked child would fail at start and be
+    restarted for ever."""
+    listing = tmp_path / "dispatcher.list"
+    settings = Settings(database_url="postgresql://dialtone@127.0.0.1:1/dialtone")
+
+    result = CliRunner().invoke(command, ["--workers", "2", "--route", "nonsense",
+                                          "--dispatcher-list", str(listing)], obj=settings)
+
+    assert result.exit_code == 2, result.output
+    assert "nonsense" in result.output
+    assert not listing.exists()  # nothing started, nothing written

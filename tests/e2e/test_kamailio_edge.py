@@ -31,6 +31,7 @@ from devtools.kamailio import Kamailio, start_kamailio
 from dialtone.commands.b2bua import spawn_worker
 from dialtone.database import drop_database, ensure_database, with_database
 from dialtone.migrations import apply_migrations
+from tests.fixtures.kamailio import StartProxy
 from tests.fixtures.redis import RedisServer, fresh_db, redis_server  # noqa: F401
 from tests.fixtures.sip import Sipp, SippResult, Worker, free_udp_port, wait_until
 
@@ -190,6 +191,24 @@ def test_a_burst_over_the_rate_limit_blocks_the_source_until_the_operator_lifts_
     edge.kamailio.rpc("htable.delete", "blocked", source)
 
     assert probe(edge, source) == "SIP/2.0 403 Relaying Forbidden"
+
+
+def test_pike_blocks_a_source_sending_faster_than_its_density(
+    edge: Edge, sipp: Sipp, kamailio: StartProxy
+) -> None:
+    # A Kamailio of its own whose pike trips long before its rate limit (5 requests
+    # per 2 s, blocking somewhere between 5 and 15; the rate limit at 1000).
+    proxy = kamailio([edge.worker], defines=["EDGE_PIKE_DENSITY=5", "EDGE_RATE_LIMIT=1000"])
+    pike_edge = Edge(proxy, edge.worker, edge.uas_port)
+    source = "127.0.0.19"
+
+    burst = request(sipp, pike_edge, source, ruri_host="foreign.example", expected=403,
+                    calls=30, rate=200, timeout=3)
+
+    assert not burst.ok
+    wait_until(lambda: f"edge: {source} blocked for 300 s (pike: request density)"
+               in proxy.log_text(), "pike's block logged", 10)
+    assert probe(pike_edge, source) is None
 
 
 def test_a_register_flood_blocks_the_source(edge: Edge, sipp: Sipp) -> None:

@@ -3,7 +3,8 @@
 device's credentials in the module's database, registrations in the shared Redis) in
 front of one real worker for the module, sipp sending each bad case from a loopback
 address of its own (a source blocked by one test never disturbs another), then a
-normal call from yet another address.
+normal call from yet another address. Pike's test starts a second Kamailio, whose
+pike trips before its rate limit.
 
 The module's Kamailio runs the shipped configuration with two limits lowered so
 that a burst stays small: 20 requests per source per 10 s, 12 REGISTERs per 60 s

@@ -48,6 +48,7 @@ MANIFEST = "manifest.json"
 IDENTITY_TABLES = ("tenants", "users", "service_accounts", "api_keys", "refresh_tokens",
                    "login_failures", "auth_signing_key", "audit_log")
 _RECORDING_TOPIC = get_topic(Call.RecordingAvailable)
+_OBJECT_TOPICS = [get_topic(Call.RecordingStored), get_topic(Call.RecordingDeleted)]
 _PAGE = 10_000
 
 
@@ -149,13 +150,29 @@ def _head(conn: psycopg.Connection[Any], table: str) -> int:
 
 
 def _recordings(app: Application[Any], head: int) -> Iterator[dict[str, Any]]:
-    """Every RecordingAvailable up to ``head``, with the file's size and sha256 if reachable."""
+    """Every RecordingAvailable up to ``head``, with the file's size and sha256 if reachable,
+    and the object storage copy the call has at ``head`` (``object``; null: none, not
+    uploaded yet or deleted by retention)."""
+    objects = _objects(app, head)
     for page in pages(app.recorder, page_size=_PAGE, topics=[_RECORDING_TOPIC], until=head):
         for notification in page:
             event = app.mapper.to_domain_event(notification)
             assert isinstance(event, Call.RecordingAvailable)
             yield {"call_id": str(event.originator_id), "position": notification.id,
-                   "ref": event.ref, "duration_s": event.duration_s, **_file_facts(event.ref)}
+                   "ref": event.ref, "duration_s": event.duration_s, **_file_facts(event.ref),
+                   "object": objects.get(event.originator_id)}
+
+
+def _objects(app: Application[Any], head: int) -> dict[Any, dict[str, Any] | None]:
+    """Call id -> its stored recording's bucket, key, size and sha256 at ``head``."""
+    found: dict[Any, dict[str, Any] | None] = {}
+    for page in pages(app.recorder, page_size=_PAGE, topics=_OBJECT_TOPICS, until=head):
+        for notification in page:
+            event = app.mapper.to_domain_event(notification)
+            found[event.originator_id] = (
+                {"bucket": event.bucket, "key": event.key, "size_bytes": event.size_bytes,
+                 "sha256": event.sha256} if isinstance(event, Call.RecordingStored) else None)
+    return found
 
 
 def _file_facts(ref: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from devtools.phones import Softphone, phones
 from dialtone.database import drop_database, ensure_database, eventsourcing_env, with_database
 from dialtone.migrations import apply_migrations
 from domain.agent import Agent
+from domain.device import DeviceRegistration
 from projections import callcentre
 from streams.inprocess import InProcessProjectionRunner
 from tests.fixtures.processes import DialtoneProcess, terminate, wait_for
@@ -74,7 +75,9 @@ class Registrar:
 
 PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22", "carol": "carol-secret-333",
              "dave": "dave-secret-4444", "erin": "erin-secret-55555",
-             "frank": "frank-secret-666666", "grace": "grace-secret-7777777"}
+             "frank": "frank-secret-666666", "grace": "grace-secret-7777777",
+             "henry": "henry-secret-88888888"}
+NONCE_EXPIRE_S = 2  # short, so a test can outlive a nonce
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +101,7 @@ def registrar(registrar_db: str, registrar_redis: RedisDb,
     work = tmp_path_factory.mktemp("registrar")
     worker_port = free_udp_port()
     proxy = start_kamailio(work / "kamailio", [worker_port], port=free_udp_port(),
-                           defines=["WITH_REGISTRAR"],
+                           defines=["WITH_REGISTRAR", f"NONCE_EXPIRE_S={NONCE_EXPIRE_S}"],
                            values={"SUBSCRIBER_DB_URL": kamailio_db_url(registrar_db),
                                    "REGISTRATION_REDIS_URL": registrar_redis.url})
     yield Registrar(proxy, registrar_db, work, worker_port)
@@ -156,6 +159,19 @@ def test_a_made_up_nonce_is_not_accepted_and_gets_a_fresh_challenge(
     assert contacts(registrar_redis, "carol") == []
 
 
+def test_an_expired_nonce_gets_a_fresh_challenge_marked_stale_then_the_password_works(
+        registrar: Registrar, registrar_redis: RedisDb, sipp: Sipp) -> None:
+    scenario = sipp.render("uac_register_expired_nonce.xml", sip_user="henry",
+                           sip_password=PASSWORDS["henry"])
+    wait_ms = (NONCE_EXPIRE_S + 2) * 1000  # past the nonce's lifetime (and the auth drift)
+
+    result = sipp.uac(scenario, registrar.kamailio.port, service="henry",
+                      keys={"domain": DOMAIN}, extra=["-d", str(wait_ms)])
+
+    assert result.ok, result.errors + result.output
+    assert len(contacts(registrar_redis, "henry")) == 1
+
+
 def test_registrations_become_domain_events_with_contact_and_user_agent(
         registrar: Registrar, registrar_redis: RedisDb) -> None:
     service = RegistrationService(env=eventsourcing_env(registrar.dsn))
@@ -165,6 +181,7 @@ def test_registrations_become_domain_events_with_contact_and_user_agent(
                                 clock=lambda: datetime.now(UTC) + later)
     aor = f"sip:dave@{DOMAIN}"
     try:
+        observer.observe_once()  # what other tests left registered, recorded first
         with phones() as start:
             phone = _phone(start, registrar, "dave", PASSWORDS["dave"], "--reg-expires", "30")
             assert phone.wait("registration", 30)["status"] == 200
@@ -191,14 +208,17 @@ def test_registrations_become_domain_events_with_contact_and_user_agent(
         client.close()
         service.close()
 
-    events = service_events(registrar.dsn)
+    events = device_events(registrar.dsn, aor)
     assert events == ["Created", "Registered", "Unregistered", "Registered", "Expired"]
 
 
-def service_events(dsn: str) -> list[str]:
+def device_events(dsn: str, aor: str) -> list[str]:
+    """The names of the events recorded for ``aor``'s device, in order."""
+    device_id = DeviceRegistration.id_for(aor, TENANT)
     with RegistrationService(env=eventsourcing_env(dsn)) as reader:
         return [n.topic.rsplit(".", 1)[-1]
-                for n in reader.recorder.select_notifications(1, 100)]
+                for n in reader.recorder.select_notifications(1, 1000)
+                if n.originator_id == device_id]
 
 
 def test_an_agent_whose_device_is_not_registered_is_paused_and_resumed_when_it_registers(

@@ -146,7 +146,8 @@ def _end_previous_calls(dsn: str, host: str, port: int) -> None:
               help="The workers' address in that list (default --host).")
 @click.option("--kamailio-ctl", metavar="unix:PATH",
               help="With --dispatcher-list: Kamailio's control socket, told to reload the "
-                   "list when it changed (kamcmd dispatcher.reload).")
+                   "list when it changed and to skip a dead worker until it is restarted "
+                   "(kamcmd dispatcher.reload / dispatcher.set_state).")
 @click.pass_context
 def command(ctx: click.Context, host: str, port: int, routes: tuple[str, ...],
             dialplan_file: Path | None, max_calls: int, pjsua_calls: int,
@@ -244,10 +245,10 @@ def _run_pool(ctx: click.Context, settings: Settings, count: int, list_file: Pat
 
     dispatcher = None
     if list_file is not None:
-        dispatcher = (list_file, b2bua_pool.dispatcher_lines(
-            address or params["host"], params["port"], count, params["max_calls"]))
+        dispatcher = b2bua_pool.PoolDispatcher(list_file, address or params["host"],
+                                               params["port"], params["max_calls"], ctl)
     b2bua_pool.run_pool(count, serve, metrics_host=settings.metrics_host,
-                        metrics_port=pool_metrics, dispatcher=dispatcher, kamailio_ctl=ctl)
+                        metrics_port=pool_metrics, dispatcher=dispatcher)
 
 
 def spawn_worker(port: int, *, routes: Sequence[str] = (), dialplan_file: Path | None = None,

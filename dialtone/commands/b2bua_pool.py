@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import HTTPServer
 from pathlib import Path
 from types import FrameType
@@ -57,22 +58,52 @@ def write_dispatcher_list(path: Path, content: str) -> bool:
     return True
 
 
-def reload_dispatcher(ctl: str, kamcmd: str = KAMCMD) -> bool:
-    """``kamcmd -s CTL dispatcher.reload``: Kamailio re-reads its list file. False
-    (logged) when it cannot: Kamailio then reads the list at its next start."""
-    tool = shutil.which(kamcmd) or kamcmd
+def kamcmd(ctl: str, *command: str, tool: str = KAMCMD) -> bool:
+    """``kamcmd -s CTL COMMAND...`` against a running Kamailio; False (logged) when it
+    fails: the pool goes on, Kamailio reads the list at its next start and fails over
+    from a dead worker on its own (408 after fr_timer)."""
+    args = [shutil.which(tool) or tool, "-s", ctl, *command]
     try:
-        done = subprocess.run([tool, "-s", ctl, "dispatcher.reload"], capture_output=True,
-                              text=True, timeout=RELOAD_TIMEOUT_S, check=False)
+        done = subprocess.run(args, capture_output=True, text=True, timeout=RELOAD_TIMEOUT_S,
+                              check=False)
     except (OSError, subprocess.TimeoutExpired) as error:
-        log.error("cannot ask Kamailio on %s to reload its dispatcher list: %s", ctl, error)
+        log.error("kamcmd %s on %s: %s", " ".join(command), ctl, error)
         return False
     if done.returncode != 0:
-        log.error("kamcmd dispatcher.reload on %s failed (%d): %s", ctl, done.returncode,
+        log.error("kamcmd %s on %s failed (%d): %s", " ".join(command), ctl, done.returncode,
                   (done.stderr or done.stdout).strip())
         return False
-    log.info("Kamailio on %s reloaded its dispatcher list", ctl)
+    log.info("Kamailio on %s: %s", ctl, " ".join(command))
     return True
+
+
+@dataclass(frozen=True)
+class PoolDispatcher:
+    """Kamailio's view of the pool: the list file it reads, and optionally its control
+    socket, through which a running Kamailio follows the pool."""
+
+    list_file: Path
+    address: str  # the workers' address in the list
+    first_port: int
+    maxload: int  # each worker's calls (--max-calls)
+    ctl: str | None = None  # unix:PATH of Kamailio's ctl module
+
+    def uri(self, index: int) -> str:
+        return f"sip:{self.address}:{self.first_port + index}"
+
+    def publish(self, count: int) -> None:
+        """Write the list; a running Kamailio re-reads it when it changed."""
+        lines = dispatcher_lines(self.address, self.first_port, count, self.maxload)
+        if write_dispatcher_list(self.list_file, lines) and self.ctl:
+            kamcmd(self.ctl, "dispatcher.reload")
+
+    def mark(self, index: int, *, active: bool) -> None:
+        """A dead worker inactive (Kamailio sends it nothing while it waits out its
+        back-off), active again once restarted (an INVITE sent before it listens is
+        retransmitted until it does)."""
+        if self.ctl:
+            kamcmd(self.ctl, "dispatcher.set_state", "a" if active else "i", "1",
+                   self.uri(index))
 
 
 class _Scrapes:
@@ -97,12 +128,12 @@ def child_metrics_port(pool_port: int, index: int) -> int:
 
 
 def run_pool(count: int, serve: Callable[[int], None], *, metrics_host: str,
-             metrics_port: int, dispatcher: tuple[Path, str] | None = None,
-             kamailio_ctl: str | None = None, policy: PoolPolicy | None = None) -> None:
+             metrics_port: int, dispatcher: PoolDispatcher | None = None,
+             policy: PoolPolicy | None = None) -> None:
     """Fork ``count`` workers, each running ``serve(index)``, and keep them running
-    until SIGTERM/SIGINT. ``dispatcher``: the list file and its content."""
-    if dispatcher is not None and write_dispatcher_list(*dispatcher) and kamailio_ctl:
-        reload_dispatcher(kamailio_ctl)
+    until SIGTERM/SIGINT; Kamailio's list for them in ``dispatcher``."""
+    if dispatcher is not None:
+        dispatcher.publish(count)
     try:
         scrapes = _Scrapes(metrics_host, metrics_port) if metrics_port else None
     except OSError as error:
@@ -132,6 +163,9 @@ def run_pool(count: int, serve: Callable[[int], None], *, metrics_host: str,
         counted[0] = pool.restarts_total
 
     pool = ForkPool(count, run_child, policy=policy, observe=observe, after_fork=after_fork)
+    if dispatcher is not None:
+        pool.on_exit = lambda index, _status: dispatcher.mark(index, active=False)
+        pool.on_restart = lambda index: dispatcher.mark(index, active=True)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     # What each child would otherwise import at its first database connection.

@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 
 RunChild = Callable[[int], int]
 # Called in the parent with (index, exit status) when a child has died, before its
-# restart: e.g. ending the calls a B2BUA worker left open.
+# restart: e.g. telling Kamailio to send it nothing meanwhile.
 OnExit = Callable[[int, int], None]
+# Called in the parent with the index of a child just restarted.
+OnRestart = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class ForkPool:
     until ``stop``."""
 
     def __init__(self, count: int, run_child: RunChild, *, policy: PoolPolicy | None = None,
-                 on_exit: OnExit | None = None,
+                 on_exit: OnExit | None = None, on_restart: OnRestart | None = None,
                  observe: Callable[[ForkPool], None] = lambda _pool: None,
                  after_fork: Callable[[], None] = lambda: None) -> None:
         if count < 1:
@@ -74,7 +76,8 @@ class ForkPool:
         self.children = [Child(i) for i in range(count)]
         self.restarts_total = 0
         self._run_child = run_child
-        self._on_exit = on_exit
+        self.on_exit = on_exit
+        self.on_restart = on_restart
         self._observe = observe  # after every change: metrics
         self._after_fork = after_fork  # in the child first: close the parent's sockets
         self._stopping = False
@@ -195,12 +198,15 @@ class ForkPool:
         return now + min(policy.max_backoff_s, policy.backoff_s * 2.0 ** len(child.restarts))
 
     def _report_exit(self, child: Child, status: int) -> None:
-        if self._on_exit is None:
-            return
+        on_exit = self.on_exit
+        if on_exit is not None:
+            self._hook("on_exit", child, lambda: on_exit(child.index, status))
+
+    def _hook(self, name: str, child: Child, call: Callable[[], None]) -> None:
         try:
-            self._on_exit(child.index, status)
+            call()
         except Exception:  # a failing hook must not stop the supervision
-            log.exception("on_exit hook failed for worker %d", child.index)
+            log.exception("%s hook failed for worker %d", name, child.index)
 
     def _restart(self, child: Child, now: float) -> None:
         try:
@@ -213,3 +219,6 @@ class ForkPool:
         child.restarts.append(now)
         self.restarts_total += 1
         log.warning("worker %d restarted (pid %d)", child.index, child.pid)
+        on_restart = self.on_restart
+        if on_restart is not None:
+            self._hook("on_restart", child, lambda: on_restart(child.index))

@@ -1,7 +1,8 @@
 """``dialtone b2bua --workers 2``: one parent forks two real pjsua2 workers on PORT and
 PORT + 1; it writes Kamailio's dispatcher list for them and a running Kamailio reloads
-it; both answer calls, a worker killed with SIGKILL is restarted and answers again, the
-parent's metrics count it, and SIGTERM to the parent stops every worker."""
+it; both answer calls, a worker killed with SIGKILL is marked inactive in Kamailio,
+restarted, marked active and answers again, the parent's metrics count it, and SIGTERM
+to the parent stops every worker."""
 
 from __future__ import annotations
 
@@ -105,6 +106,11 @@ def test_a_pool_of_two_answers_on_both_ports_restarts_a_killed_worker_and_stops(
                    "the restarted worker listening", timeout=60)
         assert sipp.uac("uac", port + 1, service="1000").ok, log.read_text()
         assert sipp.wait_uas(uas) == 0
+        # Kamailio sent the dead worker nothing until it was back (kamcmd succeeded).
+        text = log.read_text(errors="replace")
+        assert f"dispatcher.set_state i 1 sip:127.0.0.1:{port + 1}" in text, text
+        assert f"dispatcher.set_state a 1 sip:127.0.0.1:{port + 1}" in text, text
+        assert "kamcmd" not in text  # no failure logged
         metrics = scrape(metrics_port)
         assert "dialtone_b2bua_pool_restarts_total 1.0" in metrics, metrics
         assert "dialtone_b2bua_pool_children_up 2.0" in metrics, metrics

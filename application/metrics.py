@@ -129,6 +129,15 @@ HTTP_REQUEST_SECONDS = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
 
+# --- Recordings (dialtone recordings, docs/recordings.md) -------------------------------
+
+RECORDINGS_PENDING = Gauge(
+    "dialtone_recordings_pending",
+    "Recording files on this uploader's disk not in object storage yet (after a round).")
+RECORDING_UPLOADS = Counter(
+    "dialtone_recording_uploads", "Recording upload attempts, by outcome (uploaded, failed).",
+    ["outcome"])
+
 
 # --- Hooks -----------------------------------------------------------------------------
 
@@ -205,6 +214,15 @@ def worker_batch(kind: str, events: int, started: float) -> None:
         return  # a batch of poison messages only: nothing was applied
     WORKER_BATCH_SECONDS.labels(kind=kind).observe(time.perf_counter() - started)
     WORKER_EVENTS.labels(kind=kind).inc(events)
+
+
+def recordings_round(pending: int, uploaded: int, failed: int) -> None:
+    """One pass of the recordings uploader: files left on disk, uploads done and failed."""
+    def note() -> None:
+        RECORDINGS_PENDING.set(pending)
+        RECORDING_UPLOADS.labels(outcome="uploaded").inc(uploaded)
+        RECORDING_UPLOADS.labels(outcome="failed").inc(failed)
+    _guarded("recordings_round", note)
 
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> Any:

@@ -39,6 +39,7 @@ from urllib.parse import urlparse
 from uuid import UUID
 
 from application.calls import CallService
+from application.metrics import recordings_round
 from application.recordings.storage import ObjectStore
 from domain.call import CallNotFound
 
@@ -73,6 +74,12 @@ class Round:
 
     def of(self, outcome: Outcome) -> list[UUID]:
         return self.outcomes.get(outcome, [])
+
+    @property
+    def pending(self) -> int:
+        """Files still on disk after the round (all but the uploaded and removed)."""
+        return sum(len(ids) for outcome, ids in self.outcomes.items()
+                   if outcome not in (Outcome.UPLOADED, Outcome.REMOVED))
 
 
 def object_key(tenant: str, day: str, call_id: UUID) -> str:
@@ -131,6 +138,8 @@ class Uploader:
             done.add(self._visit(path, call_id), call_id)
         for gone in self._backoff.keys() - seen:  # removed by hand, or by another uploader
             del self._backoff[gone]
+        recordings_round(done.pending, len(done.of(Outcome.UPLOADED)),
+                         len(done.of(Outcome.FAILED)))
         return done
 
     def _visit(self, path: Path, call_id: UUID) -> Outcome:

@@ -26,6 +26,7 @@ from application.recordings.storage import ObjectStore
 from application.recordings.uploader import Outcome, Round, Uploader
 from dialtone.database import eventsourcing_env, resolve_dsn
 from dialtone.migrations import apply_migrations
+from dialtone.services.metrics import start_metrics_server
 from dialtone.services.signals import StopSignals
 from dialtone.settings import Settings
 
@@ -110,6 +111,7 @@ def command(settings: Settings, once: bool, create_bucket: bool) -> None:
     directory = config.directory or settings.data_dir / "recordings"
     database_url = resolve_dsn(settings)
     apply_migrations(database_url)
+    start_metrics_server(settings)  # dialtone_recordings_pending, ..._uploads_total
     store = ObjectStore.from_settings(config)
     if create_bucket:
         store.ensure_bucket()

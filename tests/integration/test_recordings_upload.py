@@ -15,6 +15,7 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
+from prometheus_client import REGISTRY
 
 from application.calls import CallService
 from application.recordings.retention import expire
@@ -38,6 +39,11 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def metric(name: str, **labels: str) -> float:
+    value = REGISTRY.get_sample_value(name, labels)
+    return 0.0 if value is None else value
 
 
 def stored_events(service: CallService, call_id: UUID) -> list[str]:
@@ -78,8 +84,11 @@ def test_storage_down_keeps_the_file_until_it_is_back_then_uploads_it_once(
 
     s3_server.stop()  # storage goes down mid-run
     second, second_path = recorded_call(worker, tmp_path, 1000)
+    failed_before = metric("dialtone_recording_uploads_total", outcome="failed")
     assert uploader.run_once().of(Outcome.FAILED) == [second]
     assert second_path.exists()
+    assert metric("dialtone_recordings_pending") == 1
+    assert metric("dialtone_recording_uploads_total", outcome="failed") == failed_before + 1
     assert uploader.run_once().of(Outcome.LATER) == [second]  # backing off
     clock.now += 2.0
     assert uploader.run_once().of(Outcome.FAILED) == [second]  # still down: waits longer
@@ -93,6 +102,7 @@ def test_storage_down_keeps_the_file_until_it_is_back_then_uploads_it_once(
     second_sha, second_size = sha256_of(second_path)
     assert uploader.run_once().of(Outcome.UPLOADED) == [second]
     assert uploader.run_once().outcomes == {}  # nothing left
+    assert metric("dialtone_recordings_pending") == 0
     assert not second_path.exists()
     second_key = object_key("default", second_path.parent.name, second)
     assert s3_server.versions(bucket, second_key) == 1

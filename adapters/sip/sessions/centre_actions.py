@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
-from adapters.sip.pjsua.legs import Leg
 from adapters.sip.sessions.centre_session import CentreSession
-from application.b2bua import actions as act
+from application.b2bua.control import CallSupervisor, RefreshAudio, TakeConsulted
 from application.b2bua.legs import LegRole
-from application.b2bua.supervision import Watch
 from application.b2bua.transfers import (
     Consult,
     DialAfterTransfer,
@@ -33,22 +32,26 @@ from application.b2bua.transfers import (
     Requeue,
 )
 from application.call_control import Action, ControlReply, ControlRequest
-from domain.call import SupervisionMode
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[CentreSession, ControlRequest], ControlReply]
+Decide = Callable[[CentreSession, ControlRequest], tuple[ControlReply | None, list[Any]]]
 
 
 def handle(session: CentreSession, request: ControlRequest) -> ControlReply:
-    handler = _HANDLERS[request.action]
-    session.cause = request.audit  # what the handler emits carries the request out
+    """Decided by the call's flows (``application.b2bua.control``, ``transfers``);
+    the actions performed here, in order; the reply."""
+    session.cause = request.audit  # what is emitted meanwhile carries the request out
     try:
-        return handler(session, request)
+        answer, actions = _DECIDE[request.action](session, request)
+        for action in actions:
+            answer = _perform(session, action) or answer
     except (KeyError, ValueError) as error:
         return _reply(request, 422, f"bad arguments for {request.action}: {error}")
     finally:
         session.cause = None
+    assert answer is not None, "every decision replies, or asks for what replies"
+    return answer
 
 
 def _reply(request: ControlRequest, status: int, detail: str = "", **data: object
@@ -56,75 +59,37 @@ def _reply(request: ControlRequest, status: int, detail: str = "", **data: objec
     return ControlReply(request.request_id, status, detail, dict(data))
 
 
-def _not_talking(session: CentreSession, request: ControlRequest) -> ControlReply | None:
-    return session.transfers.not_talking(request)
+def _perform(session: CentreSession, action: Any) -> ControlReply | None:
+    """Perform one action; the reply, for the actions that make it."""
+    match action:
+        case CallSupervisor():
+            return _call_supervisor(session, action)
+        case Consult(uri=uri, label=label, request=request):
+            return _consult(session, request, uri, label)
+        case ReleaseAgent():
+            session.release_agent()
+        case Requeue(queue_id=queue_id, came_from=came_from):
+            session.requeue(queue_id, came_from)
+        case DialAfterTransfer(uri=uri):
+            session.dial_after_transfer(uri)
+        case MoveWaiting(command=command):
+            session.submit(command)
+        case TakeConsulted(leg=leg):
+            session.b = leg  # its state now reaches the session as the other party's
+        case RefreshAudio():
+            session.refresh_audio()
+        case _:
+            session.perform([action])  # the call's own actions (Emit, Bridge, HangUp...)
+    return None
 
 
-# -- supervision -----------------------------------------------------------------------------
-
-
-def supervise(session: CentreSession, request: ControlRequest) -> ControlReply:
-    refused = _not_talking(session, request)
-    if refused is not None:
-        return refused
-    supervisor, device = request.args["supervisor"], request.args["device"]
-    mode = SupervisionMode(request.args["mode"])
-    watch = session.supervision.of(supervisor)
-    if watch is not None:
-        if watch.device != device:
-            return _reply(request, 409, f"supervisor {supervisor} is on the call from "
-                                        f"{watch.device}")
-        session.perform(session.supervision.switch(watch, mode, session.cause))
-        return _reply(request, 200, f"mode is now {mode}", state=_state(watch), mode=mode)
-    if session.centre.free_legs() < 1:
-        return _reply(request, 503, "no free call slot on the worker holding this call")
+def _call_supervisor(session: CentreSession, call: CallSupervisor) -> ControlReply:
     leg = session.ctx.new_leg(LegRole.SUPERVISOR)
     leg.listener = session
-    if not device.startswith(("sip:", "sips:")) or not leg.place(device):
+    if not leg.place(call.device):
         leg.detach()
-        return _reply(request, 422, f"cannot call device {device!r}")
-    session.supervision.calling(supervisor, device, mode, leg, joined_by=request.audit)
-    log.info("call %s: calling supervisor %s at %s (%s)", session.call_id, supervisor,
-             device, mode)
-    return _reply(request, 202, "calling the supervisor's device", state="calling", mode=mode)
-
-
-def unsupervise(session: CentreSession, request: ControlRequest) -> ControlReply:
-    supervisor = request.args["supervisor"]
-    watch = session.supervision.of(supervisor)
-    if watch is None:
-        return _reply(request, 404, f"supervisor {supervisor} is not on call {session.call_id}")
-    # Its leg's DISCONNECTED records SupervisionEnded and re-routes the audio.
-    session.perform(session.supervision.leave(watch, request.audit))
-    return _reply(request, 200, "supervisor leaving")
-
-
-def _state(watch: Watch[Leg]) -> str:
-    return "joined" if watch.joined else "calling"
-
-
-# -- transfers -------------------------------------------------------------------------------
-
-
-def transfer(session: CentreSession, request: ControlRequest) -> ControlReply:
-    """Decided by the call's flow (``application.b2bua.transfers``); performed here."""
-    answer, actions = session.transfers.transfer(request)
-    for action in actions:
-        match action:
-            case Consult(uri=uri, label=label):
-                answer = _consult(session, request, uri, label)
-            case ReleaseAgent():
-                session.release_agent()
-            case Requeue(queue_id=queue_id, came_from=came_from):
-                session.requeue(queue_id, came_from)
-            case DialAfterTransfer(uri=uri):
-                session.dial_after_transfer(uri)
-            case MoveWaiting(command=command):
-                session.submit(command)
-            case act.Emit(command=command):
-                session.emit(command)
-    assert answer is not None, "every transfer decision replies, or consults (which replies)"
-    return answer
+        return session.control.not_callable(call.request, call.device)
+    return session.control.supervisor_called(call, leg)
 
 
 def _consult(session: CentreSession, request: ControlRequest, uri: str, label: str
@@ -141,31 +106,10 @@ def _consult(session: CentreSession, request: ControlRequest, uri: str, label: s
     return _reply(request, 202, f"consulting {label}", state="consulting")
 
 
-def complete_transfer(session: CentreSession, request: ControlRequest) -> ControlReply:
-    consult = session.consult
-    if consult is None or not consult.answered:
-        return _reply(request, 409, "no answered consultation to complete")
-    consulted, records = session.consultation.complete()
-    session.perform(records)
-    session.release_agent()
-    session.b = consulted  # its state now reaches the session as the other party's
-    log.info("call %s: attended transfer to %s completed", session.call_id, consult.label)
-    session.refresh_audio()
-    return _reply(request, 200, f"connected to {consult.label}")
-
-
-def cancel_transfer(session: CentreSession, request: ControlRequest) -> ControlReply:
-    consult = session.consult
-    if consult is None:
-        return _reply(request, 409, "no consultation in progress")
-    session.perform(session.consultation.cancel(request.audit))  # its end resumes the caller
-    return _reply(request, 200, "consultation cancelled")
-
-
-_HANDLERS: dict[Action, Handler] = {
-    Action.SUPERVISE: supervise,
-    Action.UNSUPERVISE: unsupervise,
-    Action.TRANSFER: transfer,
-    Action.COMPLETE_TRANSFER: complete_transfer,
-    Action.CANCEL_TRANSFER: cancel_transfer,
+_DECIDE: dict[Action, Decide] = {
+    Action.SUPERVISE: lambda s, r: s.control.supervise(r, s.cause),
+    Action.UNSUPERVISE: lambda s, r: s.control.unsupervise(r),
+    Action.TRANSFER: lambda s, r: s.transfers.transfer(r),
+    Action.COMPLETE_TRANSFER: lambda s, r: s.control.complete(r),
+    Action.CANCEL_TRANSFER: lambda s, r: s.control.cancel(r),
 }

@@ -33,6 +33,7 @@ from application.b2bua.centre_commands import (
     TransferWaiting,
 )
 from application.b2bua.consultation import Consult, Consultation
+from application.b2bua.control import CallControl
 from application.b2bua.inbound import InboundFacts
 from application.b2bua.legs import Answered, Gone, LegRole, Ringing
 from application.b2bua.offers import (
@@ -83,6 +84,8 @@ class CentreSession(FrontSession):
         self.transfers: Transfers[Leg] = Transfers(self.flow, self.visit, self.consultation,
                                                    centre.directory.queue,
                                                    centre.resolve_number, now)
+        self.control: CallControl[Leg] = CallControl(self.transfers, self.supervision,
+                                                     self.consultation, centre.free_legs)
 
     # -- offers ----------------------------------------------------------------------------
 

@@ -12,8 +12,9 @@ every 5 s), dated so that its day is today, projected straight into the tables.
 
 1. Stream. `--clients` Server-Sent Event clients (another process, aiohttp on
    uvloop) hold GET /v1/live/stream as a supervisor, while this process stores
-   `--calls-per-s` calls a second through the real CallCentreService into the
-   event store `up` projects: each call is enqueued in a queue of its own
+   `--calls-per-s` calls a second (from the moment every client has had its
+   first snapshot) through the real CallCentreService into the event store `up`
+   projects: each call is enqueued in a queue of its own
    tenant, and abandoned 2 s later (two commits per call). For every commit,
    delivery latency = the instant a client received the first event whose
    `position` covers the commit's notification id - the instant the commit
@@ -64,6 +65,7 @@ from dialtone.services.postgres import free_port
 from projections import callcentre, interval_buckets
 
 HISTORY_SOURCE = "store:bench-history"
+CONNECT_S = 120.0  # the clients' process start and every client's first snapshot
 
 
 # --- the SSE clients (their own process) ---------------------------------------------------
@@ -72,11 +74,12 @@ _POSITION = re.compile(rb'"position": ?(\{[^}]*\})')
 
 
 async def _client(session: aiohttp.ClientSession, path: str, headers: dict[str, str],
-                  until: float, out: list[tuple[float, dict[str, int]]],
-                  sizes: list[int]) -> None:
-    """One EventSource: (receipt time, the view's position) of every event. Only the
-    `position` member is parsed (the first one: it precedes the lists), so 200
-    clients in one process do not each parse every event whole."""
+                  until: list[float], out: list[tuple[float, dict[str, int]]],
+                  sizes: list[int], first: asyncio.Event) -> None:
+    """One EventSource: (receipt time, the view's position) of every event, until
+    `until[0]` (set once every client has its first event). Only the `position`
+    member is parsed (the first one: it precedes the lists), so 200 clients in one
+    process do not each parse every event whole."""
     async with session.get(path, headers=headers) as response:
         position: dict[str, int] = {}
         async for raw in response.content:
@@ -88,12 +91,17 @@ async def _client(session: aiohttp.ClientSession, path: str, headers: dict[str, 
                     moved = json.loads(found.group(1))
                     position = {**position, **{k: v for k, v in moved.items() if v is not None}}
                 out.append((received, dict(position)))
-            if time.time() > until:
+                first.set()
+            if time.time() > until[0]:
                 return
 
 
 async def _clients(spec: dict[str, Any]) -> dict[str, Any]:
-    until = time.time() + spec["seconds"]
+    """The clients; once each has its first event (the snapshot), `spec["ready"]` is
+    written and they read for `spec["seconds"]` more. The load waits for that file:
+    this process's start (its imports: 8-12 s on the loaded machine, more beside the
+    Kafka deployment's processes) must not count as delivery latency."""
+    until = [float("inf")]
     connector = aiohttp.TCPConnector(limit=spec["clients"] + 4)
     timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
     outs: list[list[tuple[float, dict[str, int]]]] = [[] for _ in range(spec["clients"])]
@@ -101,9 +109,15 @@ async def _clients(spec: dict[str, Any]) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {spec['key']}"}
     async with aiohttp.ClientSession(spec["base_url"], connector=connector,
                                      timeout=timeout) as session:
+        firsts = [asyncio.Event() for _ in outs]
         tasks = [asyncio.create_task(_client(session, "/v1/live/stream", headers, until, out,
-                                             sizes))
-                 for out in outs]
+                                             sizes, first))
+                 for out, first in zip(outs, firsts, strict=True)]
+        ready = asyncio.gather(*(first.wait() for first in firsts))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ready, CONNECT_S)
+        until[0] = time.time() + spec["seconds"]
+        Path(spec["ready"]).write_text(str(sum(f.is_set() for f in firsts)))
         done, pending = await asyncio.wait(tasks, timeout=spec["seconds"] + 30)
         for task in pending:
             task.cancel()
@@ -177,14 +191,32 @@ def run_clients(spec: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(done.stdout))
 
 
+def wait_ready(ready: Path, reader: threading.Thread) -> None:
+    """Until the clients' process says every client has its first snapshot (bounded)."""
+    deadline = time.monotonic() + CONNECT_S + 30
+    while not ready.exists():
+        if not reader.is_alive() or time.monotonic() > deadline:
+            raise SystemExit("the SSE clients did not connect")
+        time.sleep(0.05)
+
+
 def stream_phase(args: argparse.Namespace, dsn: str, base_url: str, key: str,
                  up: psutil.Process) -> None:
+    ready = Path(tempfile.mkdtemp(prefix="dialtone-live-clients-")) / "ready"
     spec = {"base_url": base_url, "key": key, "clients": args.clients,
-            "seconds": args.stream_s + 6}
+            "seconds": args.stream_s + 6, "ready": str(ready)}
     result: dict[str, Any] = {}
     reader = threading.Thread(target=lambda: result.update(run_clients(spec)))
+    waited = time.monotonic()
     reader.start()
-    time.sleep(4)  # every client connected and past its first snapshot
+    # The load starts once every client is past its first snapshot: before, a
+    # fixed 4 s, and a clients' process slower to start (the Kafka deployment's
+    # processes starting beside it) had its connection time counted as latency.
+    wait_ready(ready, reader)
+    print(f"stream: {ready.read_text()}/{args.clients} clients had their first snapshot "
+          f"{time.monotonic() - waited:.1f} s after their process started")
+    ready.unlink()
+    ready.parent.rmdir()
     commits: list[tuple[float, int]] = []
     projected: list[tuple[float, dict[str, int]]] = []
     stop = threading.Event()

@@ -8,7 +8,10 @@
 #   OUT_DIR        where to write the filled-in *.cfg and dispatcher.list
 #   LISTEN_IP      the address to listen on, udp port 5060 (default: the
 #                  container's address, so Record-Route carries a reachable one)
-#   B2BUA_TARGETS  space-separated host:port of the B2BUA workers
+#   B2BUA_TARGETS  space-separated host:port of the B2BUA workers: each the
+#                  first port of a pool (`dialtone b2bua --workers N`)
+#   B2BUA_WORKERS  workers of each target's pool, on port, port + 1, ...
+#                  (default 1: a single worker)
 #   SUBSCRIBER_DB_URL, REGISTRATION_REDIS_URL  both set: the registrar is on
 #                  (registrar.cfg, docs/edge.md): postgres://user:pw@host:port/db
 #                  of the project database, and redis://host:port/db
@@ -20,12 +23,24 @@
 set -eu
 : "${SRC_DIR:?}" "${OUT_DIR:?}" "${B2BUA_TARGETS:?}"
 LISTEN_IP=${LISTEN_IP:-$(hostname -i | cut -d' ' -f1)}
+per_target=${B2BUA_WORKERS:-1}
 list="$OUT_DIR/dispatcher.list"
 : > "$list"
 for target in $B2BUA_TARGETS; do
-    # Two bridged calls per worker (maxload=2: its four pjsua2 legs), as in the
-    # dev harness; the workers run with --max-calls 2.
-    echo "1 sip:$target 0 0 duid=${target%%:*};maxload=2" >> "$list"
+    host=${target%%:*}
+    first=${target##*:}
+    j=0
+    while [ "$j" -lt "$per_target" ]; do
+        # Worker j of the pool on port first + j. Two bridged calls per worker
+        # (maxload=2: its four pjsua2 legs), as in the dev harness; the workers
+        # run with --max-calls 2. duid: the host (one worker) or host:port, as
+        # the pool's own list (dialtone/commands/b2bua_pool.py) names them.
+        port=$((first + j))
+        duid=$host
+        [ "$per_target" -eq 1 ] || duid="$host:$port"
+        echo "1 sip:$host:$port 0 0 duid=$duid;maxload=2" >> "$list"
+        j=$((j + 1))
+    done
 done
 # A restarted worker container gets a new address: re-resolve the names every
 # 10 s (dispatcher's DS_DNS_MODE_TIMER = 4) instead of once at start.

@@ -152,9 +152,15 @@ def test_every_scrape_target_is_a_compose_service_serving_that_port(
             if host == "api":  # /metrics on its HTTP port
                 assert any(p["target"] == int(port) for p in services["api"]["ports"]), address
                 continue
+            if host == "b2bua" and port != METRICS_PORT:  # a worker of the pool, below
+                continue
             assert env.get("DIALTONE_METRICS_PORT") == port, (job, address)
             assert env.get("DIALTONE_METRICS_HOST") == "0.0.0.0", (job, address)
-    assert targets["b2bua"] == [f"b2bua:{METRICS_PORT}"]
+    # The pool's parent, then worker i on the pool's port + 1 + i, for each worker.
+    command = services["b2bua"]["command"]
+    workers = int(command[command.index("--workers") + 1])
+    assert targets["b2bua"] == [f"b2bua:{METRICS_PORT}"] + [
+        f"b2bua:{int(METRICS_PORT) + 1 + i}" for i in range(workers)]
 
 
 def test_prometheus_sends_alerts_to_the_compose_alertmanager(stack: dict[str, Any]) -> None:
@@ -308,8 +314,20 @@ def test_the_compose_kamailio_config_passes_kamailio_check(
     stack: dict[str, Any], tmp_path: Path,
 ) -> None:
     config = _render_kamailio(stack, tmp_path)
+    # One line per worker of the b2bua pool, on every port it listens on.
+    command = stack["services"]["b2bua"]["command"]
+    workers = int(command[command.index("--workers") + 1])
+    assert stack["services"]["kamailio"]["environment"]["B2BUA_WORKERS"] == str(workers)
+    assert workers > 1
     assert (tmp_path / "dispatcher.list").read_text().splitlines() == [
-        "1 sip:b2bua:5070 0 0 duid=b2bua;maxload=2"]
+        f"1 sip:b2bua:{5070 + i} 0 0 duid=b2bua:{5070 + i};maxload=2" for i in range(workers)]
+    # Each worker's SIP port and RTP block (10000 + (port % 1000) * 40, 40 ports) is published.
+    published = {port for mapping in stack["services"]["b2bua"]["ports"]
+                 for port in range(int(mapping["published"].split("-")[0]),
+                                   int(mapping["published"].split("-")[-1]) + 1)}
+    for i in range(workers):
+        rtp = 10000 + (5070 + i) % 1000 * 40
+        assert {5070 + i, *range(rtp, rtp + 40)} <= published, i
     text = config.read_text()
     assert "LISTEN_ADDR" not in text
     assert "DISPATCHER_LIST" not in text

@@ -224,6 +224,39 @@ def test_scaling_design(rendered: dict[str, str], target: str) -> None:
     replicas = objects[("StatefulSet", "b2bua")]["spec"]["replicas"]
     init = objects[("Deployment", "kamailio")]["spec"]["template"]["spec"]["initContainers"][0]
     assert {"name": "B2BUA_REPLICAS", "value": str(replicas)} in init["env"]
+    _check_the_b2bua_pool(objects, init)
+
+
+def _udp_ports(rules: list[dict[str, Any]]) -> set[int]:
+    """The UDP ports a NetworkPolicy's ingress or egress rules open."""
+    return {port for rule in rules for p in rule["ports"] if p["protocol"] == "UDP"
+            for port in range(p["port"], p.get("endPort", p["port"]) + 1)}
+
+
+def _check_the_b2bua_pool(objects: dict[tuple[str, str], dict[str, Any]],
+                          init: dict[str, Any]) -> None:
+    """Each b2bua pod runs a pool of B2BUA_WORKERS_PER_POD workers on 5070 + i:
+    Kamailio lists that many ports a pod, and the container, the Service and the
+    NetworkPolicies open every worker's SIP port and RTP block."""
+    statefulset = objects[("StatefulSet", "b2bua")]
+    (container,) = statefulset["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    workers = int(env["B2BUA_WORKERS_PER_POD"])
+    assert workers > 1
+    assert {"name": "B2BUA_WORKERS_PER_POD", "value": str(workers)} in init["env"]
+    args = container["args"]
+    assert args[args.index("--workers") + 1] == "$(B2BUA_WORKERS_PER_POD)"
+    assert args[args.index("--port") + 1] == "5070"
+    sip = [5070 + i for i in range(workers)]
+    rtp = {port for i in range(workers)
+           for port in range(10000 + (5070 + i) % 1000 * 40, 10000 + (5071 + i) % 1000 * 40)}
+    assert [p["containerPort"] for p in container["ports"]] == sip
+    assert [p["port"] for p in objects[("Service", "b2bua")]["spec"]["ports"]] == sip
+    policy = objects[("NetworkPolicy", "b2bua")]["spec"]
+    assert _udp_ports(policy["ingress"][:1]) == set(sip)  # from Kamailio
+    assert _udp_ports(policy["ingress"][1:]) >= set(sip) | rtp  # from the SBC / media relay
+    kamailio = objects[("NetworkPolicy", "kamailio")]["spec"]
+    assert _udp_ports(kamailio["egress"][:1]) == set(sip)
 
 
 @pytest.mark.parametrize("overlay", ["overlays/staging", "overlays/production"])
@@ -278,6 +311,15 @@ def _kamailio_check(config: Path) -> subprocess.CompletedProcess[str]:
     _require(Path(kamailio))
     return subprocess.run([kamailio, "-c", "-f", str(config)],
                           capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_init_step_lists_every_worker_of_each_pods_pool(tmp_path: Path) -> None:
+    _run_init_step(tmp_path, B2BUA_WORKERS_PER_POD="4")
+    lines = (tmp_path / "dispatcher.list").read_text().splitlines()
+    assert lines == [f"1 sip:b2bua-{i}.b2bua.dialtone-staging.svc.cluster.local:{5070 + j} 0 0 "
+                     f"duid=b2bua-{i}:{5070 + j};maxload=2" for i in range(3) for j in range(4)]
+    check = _kamailio_check(tmp_path / "kamailio.cfg")
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_kamailio_config_written_by_the_init_step_passes_kamailio_check(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from uuid import UUID
 
 from application.callcentre import CallCentreService
 from application.registrations import RegistrationService
+from domain.device import registering_domain
 from domain.errors import IllegalTransition
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,6 @@ class AgentOnDevice:
     device_uri: str
     state: str
     pause_reason: str | None
-
-
-def registering_domain(device_uri: str, domains: Collection[str]) -> bool:
-    """Whether the device URI is an AOR in one of the tenants' SIP domains."""
-    host = device_uri.split("@", 1)[-1].split(";", 1)[0].split(":", 1)[0].lower()
-    return "@" in device_uri and host in domains
 
 
 def reconcile(callcentre: CallCentreService, registrations: RegistrationService,

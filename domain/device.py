@@ -19,6 +19,7 @@ the same registrations again and again records nothing. A device is reachable
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID, uuid5
@@ -155,6 +156,13 @@ class DeviceRegistration(TimedAggregate):
     def _require_bound(self, contact: str, action: str) -> None:
         if contact not in self.bindings:
             raise IllegalTransition(f"{self.aor}: cannot {action} {contact}: not bound")
+
+
+def registering_domain(device_uri: str, domains: Collection[str]) -> bool:
+    """Whether the device URI is an AOR in one of these (lower-case) SIP domains, the
+    tenants': such a device registers, and is reached through the registrar."""
+    host = device_uri.split("@", 1)[-1].split(";", 1)[0].split("?", 1)[0].split(":", 1)[0]
+    return "@" in device_uri and host.lower() in domains
 
 
 def _checked_aor(aor: str) -> str:

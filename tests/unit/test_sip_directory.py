@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from adapters.sip.routing.directory import CONFIG_TOPICS, Directory
 from application.callcentre import CallCentreService
 from domain.addressing import Target
@@ -87,3 +89,31 @@ def test_targets_are_described_by_key_for_the_call_history() -> None:
         assert directory.describe(Target.queue(queue.id)) == "queue:sales"
         assert directory.describe(Target.number("0123")) == "number:0123"
         assert directory.describe(Target.hangup()) == "hangup"
+
+
+def test_a_registering_devices_offer_goes_through_the_edge_and_other_devices_directly() -> None:
+    with centre() as service:
+        for key, device in (("erin", "sip:erin@Acme.test"), ("bob", "sip:bob@127.0.0.1:5062"),
+                            ("zoe", "sip:zoe@other.test")):
+            agent = service.create_agent(key, key.title(), occurred_at=T0)
+            service.login(agent.id, device, T0)
+        directory = folded(service)
+        assert directory.device_uri(Agent.id_for("erin")) == "sip:erin@Acme.test"  # no edge
+        directory.edge_route = Directory("127.0.0.1:5060").edge_route
+        directory.sip_domains = frozenset({"acme.test"})
+
+        # pjsua2 sends to the Route in the dialled URI, the Request-URI unchanged.
+        assert directory.device_uri(Agent.id_for("erin")) == (
+            "sip:erin@Acme.test?Route=%3Csip:127.0.0.1:5060%3Blr%3E")
+        assert directory.device_uri(Agent.id_for("bob")) == "sip:bob@127.0.0.1:5062"
+        assert directory.device_uri(Agent.id_for("zoe")) == "sip:zoe@other.test"
+        assert directory.device_uri(Agent.id_for("nobody")) is None
+        service.logout(Agent.id_for("erin"), T0)
+        assert folded(service).device_uri(Agent.id_for("erin")) is None
+
+
+def test_the_edge_is_a_host_and_port_only() -> None:
+    assert Directory("kamailio.internal").edge_route == "<sip:kamailio.internal;lr>"
+    for bad in ("sip:10.0.0.1:5060", "10.0.0.1;transport=tcp", "a b", "<10.0.0.1>"):
+        with pytest.raises(ValueError, match="host\\[:port\\]"):
+            Directory(bad)

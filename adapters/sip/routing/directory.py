@@ -18,8 +18,10 @@ write), never half-updated.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
@@ -27,6 +29,7 @@ from eventsourcing.utils import get_topic
 from application.routing_view import clone
 from domain.addressing import DEFAULT_TENANT, Target, TargetKind
 from domain.agent import Agent
+from domain.device import registering_domain
 from domain.ivr import IvrMenu
 from domain.numbers import Number
 from domain.queue import Queue
@@ -77,8 +80,25 @@ CONFIG_TOPICS: tuple[str, ...] = tuple(
     get_topic(cls) for cls in (*_QUEUE_EVENTS, *_NUMBER_EVENTS, *_MENU_EVENTS, *_AGENT_EVENTS))
 
 
+# The SIP edge's address as a worker names it: host or host:port (no scheme, no params).
+_EDGE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(:[0-9]{1,5})?$")
+
+
+def edge_route(edge: str) -> str:
+    """The Route header value sending a request through the edge: ``<sip:EDGE;lr>``.
+    ValueError for anything but ``host[:port]``."""
+    if not _EDGE.match(edge):
+        raise ValueError(f"the SIP edge is host[:port], got {edge!r}")
+    return f"<sip:{edge};lr>"
+
+
 class Directory:
-    def __init__(self) -> None:
+    def __init__(self, edge: str | None = None) -> None:
+        # Where offers to a registering device go (issue 14 §1): only Kamailio knows
+        # the device's registered contact, so an AOR in a tenant's SIP domain is dialled
+        # with a Route through the edge (pjsua2 takes headers in the dialled URI).
+        self.edge_route = edge_route(edge) if edge else None
+        self.sip_domains: frozenset[str] = frozenset()  # the tenants', lower case
         self.queues: dict[UUID, QueueSettings] = {}
         self.menus: dict[UUID, IvrMenu] = {}
         self.agents: dict[UUID, AgentDevice] = {}
@@ -113,6 +133,20 @@ class Directory:
     def agent_key(self, agent_id: UUID) -> str:
         device = self.agents.get(agent_id)
         return device.key if device is not None else str(agent_id)
+
+    def device_uri(self, agent_id: UUID) -> str | None:
+        """The URI a worker dials to ring the agent: its device, through the edge
+        when the device is an AOR in a tenant's SIP domain (it registers there)."""
+        device = self.agents.get(agent_id)
+        if device is None or device.device_uri is None:
+            return None
+        return self.dial_uri(device.device_uri)
+
+    def dial_uri(self, device_uri: str) -> str:
+        if self.edge_route is None or not registering_domain(device_uri, self.sip_domains):
+            return device_uri  # any other device is dialled as it is
+        separator = "&" if "?" in device_uri else "?"
+        return f"{device_uri}{separator}Route={quote(self.edge_route, safe=':@.[]')}"
 
     def describe(self, target: Target) -> str:
         """A target as the Call's history names it: ``queue:sales``, ``ivr:main``, ..."""

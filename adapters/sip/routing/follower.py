@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 from uuid import UUID
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 QUEUE_MOVES: tuple[type[Any], ...] = (Queue.CallOverflowed, Queue.CallTransferredOut)
 FLOW_TOPICS = tuple(get_topic(cls) for cls in (*OFFER_EVENTS, *QUEUE_MOVES))
 PAGE = 500
+# How often the tenants' SIP domains are read again (they are a table, not events):
+# a domain given to a tenant routes its devices' offers through the edge this late.
+DOMAINS_EVERY_S = 10.0
 
 
 class FollowerListener(Protocol):
@@ -62,6 +66,7 @@ class CentreFollower:
         self.listener = listener
         self.tick_s = tick_s
         self.position = 0
+        self._domains_read_at: float | None = None
         # Its own wake-up channel (dialtone_follower_*), so stop() ends the LISTEN wait
         # (up to tick_s) at once instead of waiting it out: most of a worker's stop.
         self.follower = Follower(
@@ -74,6 +79,7 @@ class CentreFollower:
     def load(self) -> int:
         """Fold the configuration history; returns the events folded."""
         until = head(self.service.recorder)
+        self.refresh_domains()
         folded = self._read(CONFIG_TOPICS, until)
         self.position = until
         log.info("call-centre directory: %d queues, %d menus, %d agents (%d events)",
@@ -99,12 +105,26 @@ class CentreFollower:
     # The thread (the follower's): a step reads the log, a notification may be a request.
 
     def _step(self) -> bool:
+        if (self._domains_read_at is not None
+                and time.monotonic() - self._domains_read_at >= DOMAINS_EVERY_S):
+            self.refresh_domains()
         self.pull()
         return False  # pull read up to the log's end: wait for a commit or a request
 
     def _notified(self, notify: psycopg.Notify) -> None:
         if notify.channel == REQUEST_CHANNEL:
             self._control(notify.payload)
+
+    def refresh_domains(self) -> None:
+        """Read the tenants' SIP domains, when offers to their devices go through
+        the edge (a worker without an edge never reads them)."""
+        if self.directory.edge_route is None:
+            return
+        with self.service.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
+            rows = conn.execute("SELECT lower(sip_domain) AS domain FROM tenants"
+                                " WHERE sip_domain IS NOT NULL").fetchall()
+        self.directory.sip_domains = frozenset(row["domain"] for row in rows)
+        self._domains_read_at = time.monotonic()
 
     def pull(self) -> int:
         """Read and dispatch what the log holds after ``position``."""
@@ -135,11 +155,10 @@ class CentreFollower:
     def _offer_change(self, event: Any) -> OfferChange:
         agent_id: UUID = event.originator_id
         reserved = isinstance(event, Agent.Reserved)
-        device = self.directory.agents.get(agent_id)
         return OfferChange(
             kind=OFFER_EVENTS[type(event)], agent_id=agent_id, call_id=event.call_id,
             queue_id=event.queue_id if reserved else None,
-            device_uri=device.device_uri if device is not None else None,
+            device_uri=self.directory.device_uri(agent_id),
             deadline=event.offer_deadline if reserved else None,
             occurred_at=event.occurred_at)
 

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     sip_trusted_sources: str = Field(
         default="127.0.0.0/8,::1", description="Addresses and networks (comma-separated) a "
         "B2BUA worker takes INVITEs from: the SIP edge's. Others get 403 (docs/edge.md).")
+    sip_edge: str | None = Field(
+        default=None, description="The SIP edge (Kamailio with the registrar) as host:port: "
+        "a B2BUA worker sends its offers to registering devices (AORs in a tenant's SIP "
+        "domain) through it (docs/edge.md, Registrar). Unset: devices are dialled directly.")
     projection_stall_s: float = Field(
         default=30.0, gt=0, description="A projection behind and not advancing this long is "
         "stalled.")

@@ -93,6 +93,14 @@ def _trusted_networks(options: Sequence[str], settings: Settings) -> tuple[IPNet
         raise click.BadParameter(str(error), param_hint="--trusted-source") from None
 
 
+def _directory(edge: str | None) -> Directory:
+    """The call-centre directory; a bad --edge (DIALTONE_SIP_EDGE) is a usage error."""
+    try:
+        return Directory(edge)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--edge") from None
+
+
 def _end_previous_calls(dsn: str, host: str, port: int) -> None:
     """A previous incarnation on this address (killed, aborted) may have left
     calls open: end them before taking any INVITE. With the store away, the
@@ -134,6 +142,9 @@ def _end_previous_calls(dsn: str, host: str, port: int) -> None:
               help="Address or network INVITEs may come from: the SIP edge (repeatable or "
                    "comma-separated); others get 403. Default DIALTONE_SIP_TRUSTED_SOURCES "
                    "(loopback).")
+@click.option("--edge", metavar="HOST[:PORT]", default=None,
+              help="The SIP edge (Kamailio with the registrar): offers to registering "
+              "devices go through it [env DIALTONE_SIP_EDGE].")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Serve Prometheus metrics on this TCP port (default DIALTONE_METRICS_PORT; "
                    "0: none). With --workers: the pool's, and worker i's on this + 1 + i.")
@@ -154,12 +165,15 @@ def command(ctx: click.Context, host: str, port: int, routes: tuple[str, ...],
             no_answer_timeout: float,
             rtp_port: int, pj_log_level: int, hold_music_file: Path | None,
             callcentre: bool, recordings_dir: Path | None, announce_every: float,
-            trusted_sources: tuple[str, ...], metrics_port: int | None, workers: int,
+            trusted_sources: tuple[str, ...], edge: str | None, metrics_port: int | None,
+            workers: int,
             dispatcher_list: Path | None, dispatcher_address: str | None,
             kamailio_ctl: str | None) -> None:
     """Run one SIP B2BUA worker (pjsua2), or a pool of them, until SIGTERM/SIGINT."""
     settings: Settings = ctx.obj
-    trusted = _trusted_networks(trusted_sources, settings)  # a typo fails at once
+    # A typo in either fails at once.
+    trusted, directory = (_trusted_networks(trusted_sources, settings),
+                          _directory(edge or settings.sip_edge))
     try:  # so does a bad route, in the pool's parent too (not in each child, forever)
         dialplan = dialplans.load(routes, dialplan_file)
     except dialplans.DialplanError as error:
@@ -184,7 +198,7 @@ def command(ctx: click.Context, host: str, port: int, routes: tuple[str, ...],
         # The link posts its results to the worker, built just below.
         link = CentreLink(lambda: callcentre_service_factory(dsn),
                           lambda cb: worker.post(cb))  # noqa: PLW0108 - not built yet
-        wiring = CentreWiring(link, Directory(), media_dir, music,
+        wiring = CentreWiring(link, directory, media_dir, music,
                               RecordingStore(recordings_dir or settings.data_dir / "recordings"),
                               announce_every)
     heartbeat = Heartbeat(dsn, "b2bua", f"{host}:{port}",

@@ -27,15 +27,19 @@ from application.identity.store import ensure_tenant
 from application.registrations import RegistrationService
 from devtools.kamailio import Kamailio, start_kamailio
 from devtools.phones import Softphone, phones
+from dialtone.bootstrap import routing_runner
+from dialtone.commands.b2bua import spawn_worker
 from dialtone.database import drop_database, ensure_database, eventsourcing_env, with_database
 from dialtone.migrations import apply_migrations
+from domain.addressing import Target
 from domain.agent import Agent
+from domain.call import Call
 from domain.device import DeviceRegistration
 from projections import callcentre
 from streams.inprocess import InProcessProjectionRunner
 from tests.fixtures.processes import DialtoneProcess, terminate, wait_for
 from tests.fixtures.redis import RedisDb, RedisServer, fresh_db, redis_server  # noqa: F401
-from tests.fixtures.sip import Sipp, free_udp_port, wait_until
+from tests.fixtures.sip import CallStore, Sipp, Worker, free_udp_port, wait_until
 
 pytestmark = pytest.mark.sip
 
@@ -76,7 +80,7 @@ class Registrar:
 PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22", "carol": "carol-secret-333",
              "dave": "dave-secret-4444", "erin": "erin-secret-55555",
              "frank": "frank-secret-666666", "grace": "grace-secret-7777777",
-             "henry": "henry-secret-88888888"}
+             "henry": "henry-secret-88888888", "ivan": "ivan-secret-999999999"}
 NONCE_EXPIRE_S = 2  # short, so a test can outlive a nonce
 
 
@@ -299,3 +303,79 @@ def test_a_workers_offer_to_a_registered_device_reaches_the_phone_through_kamail
         incoming = phone.wait("incoming", 10)
         assert f"grace@{DOMAIN}" in incoming["local"], incoming
         phone.wait("state", 10, state="DISCONNECTED")
+
+
+def _aor_of_extension(dsn: str, extension: str) -> str | None:
+    """What login by extension resolves (POST /v1/agents/{key}/login {"extension"})."""
+    async def read() -> str | None:
+        conn = await asyncpg.connect(kamailio_db_url(dsn))
+        try:
+            return await sip_credentials.device_aor(conn, TENANT, extension)
+        finally:
+            await conn.close()
+    return asyncio.run(read())
+
+
+def _edge_worker(registrar: Registrar, tmp_path: Path) -> Worker:
+    """A real call-centre worker on the dispatcher list's port, sending offers to
+    registering devices through the registrar's Kamailio (--edge)."""
+    log = tmp_path / "b2bua.log"
+    env = {**os.environ, "DATABASE_URL": registrar.dsn, "DIALTONE_LOG_LEVEL": "INFO",
+           "DIALTONE_DATA_DIR": str(tmp_path / "data")}
+    worker = Worker(registrar.worker_port, spawn_worker(
+        registrar.worker_port, extra_args=["--edge", f"127.0.0.1:{registrar.kamailio.port}"],
+        env=env, log_file=log), log)
+    wait_until(lambda: "listening on udp" in worker.log_text() or not worker.alive(),
+               "the worker listening")
+    assert worker.alive(), worker.log_text()
+    return worker
+
+
+def test_a_queued_call_rings_and_is_answered_on_the_agents_registered_softphone(
+        registrar: Registrar, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    env = eventsourcing_env(registrar.dsn)
+    centre = CallCentreService(env=env)
+    acme = centre.scoped(TENANT)
+    queue = acme.create_queue("desk", "Desk", "longest_idle", occurred_at=now)
+    acme.create_agent("ivan", "Ivan", occurred_at=now)
+    acme.add_member(queue.id, Agent.id_for("ivan", TENANT), 0, now)
+    acme.create_number("7100", Target.queue(queue.id), occurred_at=now)
+    aor = _aor_of_extension(registrar.dsn, "ivan")  # the agent logs in by extension
+    assert aor == f"sip:ivan@{DOMAIN}"
+    acme.login(Agent.id_for("ivan", TENANT), aor, now)
+    router = routing_runner(registrar.dsn)
+    router.start()
+    worker = _edge_worker(registrar, tmp_path)
+    store = CallStore(registrar.dsn)
+    try:
+        with phones() as start:
+            ivan = _phone(start, registrar, "ivan", PASSWORDS["ivan"], "--answer-after", "0.3")
+            assert ivan.wait("registration", 30)["status"] == 200
+            caller = start("caller", free_udp_port(), tmp_path / "phones")
+
+            caller.send(f"dial sip:7100@127.0.0.1:{worker.port}")
+            sip_call_id = caller.wait("dialled")["sip_call_id"]
+            caller.wait("state", 20, state="CONFIRMED")  # the queue answered the caller
+            incoming = ivan.wait("incoming", 20)  # the offer, through Kamailio
+            assert f"ivan@{DOMAIN}" in incoming["local"], incoming
+            ivan.wait("state", 20, state="CONFIRMED")
+            wait_until(lambda: "AgentConnected" in _names(store, sip_call_id),
+                       "ivan connected to the caller")  # the worker bridged them
+            caller.send("hangup")
+            ivan.wait("state", 20, state="DISCONNECTED")  # the BYE found the phone
+        wait_until(lambda: "Ended" in _names(store, sip_call_id), "the call's end")
+        names = _names(store, sip_call_id)
+        assert names.index("AgentConnected") < names.index("Ended"), names
+        call = store.service.get_call(Call.id_for(sip_call_id))
+        assert (call.queue, call.agents, call.disposition) == ("desk", ["ivan"], "answered"), \
+            (names, worker.log_text()[-3000:])
+    finally:
+        store.close()
+        worker.stop()
+        router.stop()
+        centre.close()
+
+
+def _names(store: CallStore, sip_call_id: str) -> list[str]:
+    return [type(e).__name__ for e in store.histories().get(Call.id_for(sip_call_id), [])]

@@ -78,3 +78,16 @@ def test_dialtone_b2bua_refuses_a_bad_trusted_source_before_touching_anything(
     assert "not an address or network: 'kamailio.example'" in result.output
     assert "--trusted-source" in result.output
     assert "cannot end the calls" not in caplog.text  # the store was never reached
+
+
+def test_dialtone_b2bua_refuses_a_bad_edge_before_touching_anything(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = Settings(database_url="postgresql://dialtone@127.0.0.1:1/dialtone")
+
+    result = CliRunner().invoke(command, ["--edge", "sip:kamailio;lr"], obj=settings)
+
+    assert result.exit_code == 2, result.output
+    assert "host[:port]" in result.output
+    assert "--edge" in result.output
+    assert "cannot end the calls" not in caplog.text  # the store was never reached

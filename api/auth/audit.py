@@ -52,6 +52,7 @@ class _Open:
 
     request_id: str
     detail: dict[str, str] = field(default_factory=dict)
+    status: int | None = None  # a success other than 200 (a redirect), set by `answered`
 
 
 _open: ContextVar[_Open | None] = ContextVar("audit_row", default=None)
@@ -65,6 +66,14 @@ def annotate(**fields: str) -> str | None:
         return None
     row.detail.update(fields)
     return row.request_id
+
+
+def answered(status: int) -> None:
+    """Record `status` as the running command's (a route returning a 3xx or 2xx
+    response itself, which `audited` does not see, would be recorded as 200)."""
+    row = _open.get()
+    if row is not None:
+        row.status = status
 
 
 def path_id(name: str) -> AggregateOf:
@@ -128,6 +137,7 @@ def audited(permission: Permission | Any, action: str,
         with recorded.collecting() as stored:
             try:
                 yield principal
+                status = row.status or status
             except HTTPException as exc:
                 outcome, status = "refused", exc.status_code
                 raise

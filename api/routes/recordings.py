@@ -11,6 +11,11 @@ byte passes the API's authentication, and no URL that works without a token
 ends up in a browser history or a proxy log. ``redirect`` answers 307 to a
 presigned URL valid ``DIALTONE_RECORDINGS_PRESIGN_EXPIRES_S`` seconds instead,
 which takes the bytes off the API where clients can reach the storage.
+
+Every read is audited (`recordings.read`, docs/security.md): who, the tenant, the
+call, the request id, how it was delivered (`stream` or `redirect`) and the status,
+refusals (404) included. Never the presigned URL (a credential until it expires)
+nor the object's key.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from api.auth.audit import annotate, answered, audited, path_id
 from api.auth.ownership import Scope, own_calls_or
 from api.auth.permissions import P
 from api.db import Pool, acquire
@@ -36,6 +42,7 @@ if TYPE_CHECKING:
 TAG = {"name": "recordings", "description": "Call recordings in object storage."}
 router = APIRouter(prefix="/v1/calls", tags=["recordings"])
 
+CALL = path_id("call_id")
 CallId = Annotated[UUID, Path(description="The call's id (a UUID).")]
 UNAVAILABLE = ProblemError(503, "recording storage unavailable, try again",
                            headers={"Retry-After": "5"})
@@ -56,7 +63,7 @@ def _store(request: Request) -> tuple[ObjectStore, RecordingSettings]:
 
 @router.get(
     "/{call_id}/recording",
-    dependencies=[own_calls_or(P.HISTORY_READ)],
+    dependencies=[audited(own_calls_or(P.HISTORY_READ), "recordings.read", CALL)],
     summary="Download a call's recording",
     description="The WAV recorded for the call (queues with `record_calls`), once it is in "
     "object storage: streamed (`audio/wav`), or a 307 redirect to a short-lived presigned "
@@ -82,8 +89,10 @@ async def read_recording(request: Request, pool: Pool, call_id: CallId,
     key = where.path.lstrip("/")
     from application.recordings.storage import StorageError  # noqa: PLC0415
     try:
+        annotate(delivery=settings.download)
         if settings.download == "redirect":
             url = await run_in_threadpool(store.presign, key, settings.presign_expires_s)
+            answered(307)
             return RedirectResponse(url, status_code=307)
         opened = await run_in_threadpool(store.read, key)
     except StorageError:

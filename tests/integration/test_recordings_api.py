@@ -2,7 +2,8 @@
 store, real projections and a real S3-compatible server: streamed to whoever may
 read the call's history (history:read, or the agent who handled it), 404 to
 anyone else and once retention deleted it, a presigned redirect where set so,
-503 while storage is unreachable."""
+503 while storage is unreachable; every read audited (never its URL or key).
+The retention test runs last: it deletes the module's recording."""
 
 from __future__ import annotations
 
@@ -147,6 +148,45 @@ def test_storage_unreachable_is_503(world: World) -> None:
     assert world.client.get(path, headers=world.admin).status_code == 200
 
 
+def _audit_of(world: World, request_id: str) -> dict[str, object]:
+    """The audit row of the request that `request_id` (its X-Request-ID) names."""
+    rows = world.client.get("/v1/audit", params={"aggregate": str(world.call)},
+                            headers=world.admin).json()["data"]
+    found = [row for row in rows if row["request_id"] == request_id]
+    assert len(found) == 1, rows
+    row: dict[str, object] = found[0]
+    return row
+
+
+def test_every_download_is_audited_without_its_url_or_key(world: World) -> None:
+    """Who read which call's recording, as its stream or its presigned URL, is in
+    the audit log; the URL (a credential until it expires) and the object's key are not."""
+    path = f"/v1/calls/{world.call}/recording"
+    streamed = world.client.get(path, headers=world.alice)
+    assert streamed.status_code == 200
+    row = _audit_of(world, streamed.headers["x-request-id"])
+    assert (row["action"], row["outcome"], row["actor_kind"]) == ("recordings.read", "ok", "user")
+    assert row["aggregate_id"] == str(world.call)
+    assert row["detail"] == {"status": 200, "method": "GET", "call_id": str(world.call),
+                             "delivery": "stream"}
+    redirect = RecordingSettings(download="redirect", presign_expires_s=60)
+    with serving(world, world.store, redirect):
+        moved = world.client.get(path, headers=world.admin, follow_redirects=False)
+    assert moved.status_code == 307
+    row = _audit_of(world, moved.headers["x-request-id"])
+    assert (row["action"], row["actor_kind"]) == ("recordings.read", "key")
+    assert row["detail"] == {"status": 307, "method": "GET", "call_id": str(world.call),
+                             "delivery": "redirect"}
+    ref = _recording_ref(world.database_url, world.call)
+    assert ref is not None
+    written = str(row)
+    for secret in (moved.headers["location"], "X-Amz-Signature", ref.split("/", 3)[-1]):
+        assert secret not in written
+    refused = world.client.get(path, headers=world.bob)  # not bob's call: 404, audited
+    row = _audit_of(world, refused.headers["x-request-id"])
+    assert (row["outcome"], row["detail"]["status"]) == ("refused", 404)  # type: ignore[index]
+
+
 def test_retention_makes_it_404_and_the_deletion_is_in_the_timeline(
     world: World, tmp_path: Path,
 ) -> None:
@@ -177,3 +217,4 @@ def _recording_ref(database_url: str, call_id: UUID) -> str | None:
     assert row is not None
     ref: str | None = row[0]
     return ref
+

@@ -16,7 +16,7 @@ from psycopg import Connection, Cursor
 from psycopg.rows import TupleRow
 
 from domain.addressing import DEFAULT_TENANT
-from projections import call_events, call_live, cdr, positions
+from projections import call_events, call_live, cdr, interval_buckets, positions
 from projections import gaps as gaps_table
 from projections.cdr import CallView, advance, start
 from projections.envelope import EventEnvelope, tenant_of
@@ -46,12 +46,41 @@ def apply_batch(conn: Connection[TupleRow], envelopes: Sequence[EventEnvelope], 
             call_events.retag(cur, late)
             cdr.upsert(cur, changed)
             call_live.sync(cur, changed)
+            mark_held_handlings(cur, calls)
         if envelopes:
             positions.record(cur, NAMES, source, max(e.position for e in envelopes))
     return len(changed)
 
 
 GROUP = ProjectionGroup(names=NAMES, kinds=frozenset({KIND}), apply=apply_batch)
+
+# The events that start or end a hold: HANDLE_SPLIT (projections/kpi_sql.py) reads them
+# from call_events to split a handled call's talk from its hold.
+HOLD_EVENTS = frozenset({"held", "resumed", "ended"})
+_HANDLINGS = """
+SELECT tenant, wrap_up_ended_at FROM queue_handling WHERE call_id = ANY(%s)
+ORDER BY agent_id, call_id, accepted_at FOR SHARE
+"""
+
+
+def mark_held_handlings(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope]) -> int:
+    """Mark dirty the interval bucket of each handling (queue_handling, the call-centre
+    group's) already bucketed whose call this batch holds, resumes or ends, so the
+    refresher recomputes its hold; return how many buckets.
+
+    A handling bucketed later is computed then, with these events in call_events. The
+    rows are locked FOR SHARE (all of the call's, filtered after the lock): a wrap-up
+    ending concurrently either commits first (the lock waits for it and reads its
+    wrap_up_ended_at: we mark) or waits for this commit (its own mark follows ours, and
+    the refresh it brings reads our events): neither group's events are left out."""
+    call_ids = sorted({e.subject for e in envelopes if e.name in HOLD_EVENTS})
+    if not call_ids:
+        return 0
+    touched = interval_buckets.Touched()
+    for tenant, wrap_up_ended_at in cur.execute(_HANDLINGS, (call_ids,)).fetchall():
+        if wrap_up_ended_at is not None:
+            touched.add(tenant, wrap_up_ended_at)
+    return interval_buckets.mark(cur, touched) if touched.times else 0
 
 
 def _tenants(envelopes: Iterable[EventEnvelope],

@@ -58,8 +58,10 @@ BUCKET = timedelta(minutes=15)
 NAMES = ("interval_queue", "interval_agent", "interval_agent_state", "interval_marks",
          "interval_dirty")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-QUEUE_COLUMNS = (*(f.name for f in fields(kpi.QueueSums)), "talk_s", "after_call_s")
-AGENT_COLUMNS = (*(f.name for f in fields(kpi.AgentSums)), "talk_s", "after_call_s")
+# The handle time's parts (HANDLE_SPLIT), stored beside each bucket's kpi sums.
+SPLIT = ("talk_s", "hold_s", "after_call_s")
+QUEUE_COLUMNS = (*(f.name for f in fields(kpi.QueueSums)), *SPLIT)
+AGENT_COLUMNS = (*(f.name for f in fields(kpi.AgentSums)), *SPLIT)
 
 
 def floor(instant: datetime) -> datetime:
@@ -193,13 +195,14 @@ def vars_of(sums: Any) -> dict[str, Any]:
 
 def add_split(queues: dict[UUID, dict[str, Any]], agents: dict[UUID, dict[str, Any]],
               split: list[dict[str, Any]]) -> None:
-    """Talk and after-call time of the handled calls, into their queue's and agent's sums."""
+    """Talk, hold and after-call time of the handled calls, into their queue's and
+    agent's sums."""
     for r in split:
         targets = [agents.setdefault(r["agent_id"], vars_of(kpi.AgentSums()))]
         if r["queue_id"] is not None:
             targets.append(queues.setdefault(r["queue_id"], vars_of(kpi.QueueSums())))
         for target in targets:
-            for name in ("talk_s", "after_call_s"):
+            for name in SPLIT:
                 target[name] = target.get(name, 0.0) + r[name]
 
 

@@ -17,16 +17,19 @@ projections/kpi.py turns the summed sums into figures. No formula lives here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from projections import kpi
-from projections.interval_buckets import AGENT_COLUMNS, BUCKET, QUEUE_COLUMNS, floor
+from projections.interval_buckets import BUCKET, floor
 
 Interval = Literal["15m", "1h", "1d"]
 MAXIMA = ("longest_wait_s",)
+_QUEUE_SUMS = frozenset(f.name for f in fields(kpi.QueueSums))
+_AGENT_SUMS = frozenset(f.name for f in fields(kpi.AgentSums))
 
 
 def _starts_group(bucket: datetime, interval: Interval, zone: ZoneInfo) -> bool:
@@ -75,16 +78,16 @@ def add(total: dict[str, Any], part: Mapping[str, Any]) -> dict[str, Any]:
 
 def queue_figures(sums: Mapping[str, Any], window: kpi.Window) -> dict[str, Any]:
     """kpi's queue figures of summed sums, with the handle time's parts."""
-    qs = kpi.QueueSums(**{k: v for k, v in sums.items() if k in QUEUE_COLUMNS[:-2]})
+    qs = kpi.QueueSums(**{k: v for k, v in sums.items() if k in _QUEUE_SUMS})
     figures = kpi.queue_figures(qs, window)
-    figures.update(talk_s=sums.get("talk_s", 0.0), hold_s=None,
+    figures.update(talk_s=sums.get("talk_s", 0.0), hold_s=sums.get("hold_s", 0.0),
                    wrap_up_s=sums.get("after_call_s", 0.0))
     return figures
 
 
 def agent_figures(sums: Mapping[str, Any], window: kpi.Window) -> dict[str, Any]:
     """kpi's agent figures of summed sums, time by state and by pause reason."""
-    a = kpi.AgentSums(**{k: v for k, v in sums.items() if k in AGENT_COLUMNS[:-2]})
+    a = kpi.AgentSums(**{k: v for k, v in sums.items() if k in _AGENT_SUMS})
     states: Mapping[tuple[str, str], float] = sums.get("states", {})
     by_state: dict[str, float] = {}
     by_reason: dict[str, float] = {}
@@ -93,7 +96,7 @@ def agent_figures(sums: Mapping[str, Any], window: kpi.Window) -> dict[str, Any]
         if state == "paused":
             by_reason[reason] = by_reason.get(reason, 0.0) + seconds
     return {"since": window.since, "until": window.until, "handled": a.handled,
-            "talk_s": sums.get("talk_s", 0.0), "hold_s": None,
+            "talk_s": sums.get("talk_s", 0.0), "hold_s": sums.get("hold_s", 0.0),
             "wrap_up_s": sums.get("after_call_s", 0.0), "aht_s": kpi.agent_aht(a),
             "missed_offers": a.missed_offers, "occupancy": kpi.occupancy(a),
             "staffed_s": a.staffed_s, "paused_s": a.paused_s, "on_call_s": a.on_call_s,

@@ -141,7 +141,9 @@ class Visit:
 
 @dataclass(frozen=True)
 class Handling:
-    """One row of queue_handling: a call an agent took (talk includes hold)."""
+    """One row of queue_handling: a call an agent took (talk includes hold). ``hold_s``:
+    the time its call was on hold during the handling (from the calls group's
+    call_events: HANDLE_SPLIT reads it there; not a column of queue_handling)."""
 
     agent_id: UUID
     call_id: UUID
@@ -151,6 +153,7 @@ class Handling:
     talk_s: float | None = None
     wrap_up_ended_at: datetime | None = None
     wrap_up_s: float | None = None
+    hold_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -335,18 +338,20 @@ def agent_sums(periods: Sequence[Period], handled: Iterable[Handling], missed: I
 
 @dataclass(frozen=True)
 class HandleSplit:
-    """The handle time of the calls handled in a window, in its two parts: talk
-    (which includes hold) and after-call work. ``talk_s + after_call_s`` is the
-    ``handle_s`` of ``QueueSums``/``AgentSums`` for the same calls."""
+    """The handle time of the calls handled in a window, in its three parts: talk
+    (hold left out), hold and after-call work. ``talk_s + hold_s + after_call_s`` is
+    the ``handle_s`` of ``QueueSums``/``AgentSums`` for the same calls."""
 
     talk_s: float = 0.0
+    hold_s: float = 0.0
     after_call_s: float = 0.0
 
 
 def handle_split(handled: Iterable[Handling], window: Window) -> HandleSplit:
     """The same sums as ``HANDLE_SPLIT``, in Python (same membership as handled/AHT)."""
     done = [h for h in handled if window.holds(h.wrap_up_ended_at)]
-    return HandleSplit(talk_s=sum(h.talk_s or 0.0 for h in done),
+    return HandleSplit(talk_s=sum((h.talk_s or 0.0) - h.hold_s for h in done),
+                       hold_s=sum(h.hold_s for h in done),
                        after_call_s=sum(h.wrap_up_s or 0.0 for h in done))
 
 

@@ -82,14 +82,38 @@ GROUP BY aggregate_id
 """
 
 # Per (queue, agent): a handled call counts in its queue (NULL for a direct call) and
-# for its agent, as in QUEUE_SUMS' h and AGENT_HANDLED.
+# for its agent, as in QUEUE_SUMS' h and AGENT_HANDLED. Its handle time in three parts:
+# hold is the time its call was on hold (Call.Held up to the call's next Resumed or
+# Ended in call_events, the calls group's table; a hold still open runs to the end of
+# the handling) inside the handling [accepted_at, ended_at]; talk is the rest of the
+# handling; after-call work. talk + hold + after-call is the handle_s of QUEUE_SUMS.
 HANDLE_SPLIT = """
-SELECT queue_id, agent_id,
-       coalesce(sum(coalesce(talk_s, 0)), 0)::float8 AS talk_s,
-       coalesce(sum(coalesce(wrap_up_s, 0)), 0)::float8 AS after_call_s
-FROM queue_handling
-WHERE tenant = $1 AND wrap_up_ended_at >= $2 AND wrap_up_ended_at < $3
-GROUP BY queue_id, agent_id
+WITH h AS (
+    SELECT queue_id, agent_id, call_id, accepted_at,
+           coalesce(ended_at, wrap_up_ended_at) AS ended_at,
+           coalesce(talk_s, 0) AS talk_s, coalesce(wrap_up_s, 0) AS wrap_up_s
+    FROM queue_handling
+    WHERE tenant = $1 AND wrap_up_ended_at >= $2 AND wrap_up_ended_at < $3
+), marks AS (
+    SELECT call_id, split_part(type, '.', 3) AS name, occurred_at,
+           lead(occurred_at) OVER (PARTITION BY call_id ORDER BY version) AS next_at
+    FROM call_events
+    WHERE call_id IN (SELECT call_id FROM h)
+      AND split_part(type, '.', 3) IN ('held', 'resumed', 'ended')
+), held AS (
+    SELECT h.agent_id, h.call_id, h.accepted_at,
+           coalesce(sum(GREATEST(0, extract(epoch FROM
+               LEAST(coalesce(m.next_at, h.ended_at), h.ended_at)
+               - GREATEST(m.occurred_at, h.accepted_at)))), 0)::float8 AS hold_s
+    FROM h JOIN marks m ON m.call_id = h.call_id AND m.name = 'held'
+    GROUP BY h.agent_id, h.call_id, h.accepted_at
+)
+SELECT h.queue_id, h.agent_id,
+       coalesce(sum(h.talk_s - coalesce(held.hold_s, 0)), 0)::float8 AS talk_s,
+       coalesce(sum(coalesce(held.hold_s, 0)), 0)::float8 AS hold_s,
+       coalesce(sum(h.wrap_up_s), 0)::float8 AS after_call_s
+FROM h LEFT JOIN held USING (agent_id, call_id, accepted_at)
+GROUP BY h.queue_id, h.agent_id
 """
 
 AGENT_STATE_TIMES = """

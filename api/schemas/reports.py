@@ -23,8 +23,9 @@ class QueueReportRow(QueueFigures):
     key: str | None = Field(description="The queue's key (null if it no longer exists).")
     name: str | None
     talk_s: float = Field(description="Talk time of the calls handled in the bucket "
-                          "(hold included: it is not measured apart).")
-    hold_s: float | None = Field(description="Always null: hold is part of talk_s.")
+                          "(their time on hold left out).")
+    hold_s: float = Field(description="Time those calls were on hold while the agent "
+                          "handled them.")
     wrap_up_s: float = Field(description="After-call work of the calls handled in the bucket.")
 
 
@@ -35,8 +36,8 @@ class AgentReportRow(BaseModel):
     key: str | None = Field(description="The agent's key (null if it no longer exists).")
     name: str | None
     handled: int = Field(description="Calls whose after-call work ended in the bucket.")
-    talk_s: float = Field(description="Talk time of those calls (hold included).")
-    hold_s: float | None = Field(description="Always null: hold is part of talk_s.")
+    talk_s: float = Field(description="Talk time of those calls (hold left out).")
+    hold_s: float = Field(description="Time those calls were on hold.")
     wrap_up_s: float = Field(description="After-call work of those calls.")
     aht_s: float | None = Field(description="(talk + hold + wrap-up) / handled.")
     missed_offers: int

@@ -31,10 +31,12 @@ from api.queries.reports import ReportRequest, report
 from application.identity.model import DEFAULT_TENANT
 from dialtone.database import drop_database, ensure_database, with_database
 from dialtone.migrations import apply_migrations
-from projections import callcentre, interval_buckets
+from projections import callcentre, calls, interval_buckets
 from projections.envelope import EventEnvelope, decode
 from streams.rebuild import replay_group
 from streams.refresher import ProjectionRefresher
+from tests.integration.test_callcentre_projections import C1, at
+from tests.integration.test_callcentre_projections import history as morning
 from tests.integration.test_kpi_sql import script
 from tests.unit.test_kpi_properties import History
 
@@ -209,4 +211,75 @@ def test_an_event_committed_during_a_refresh_keeps_its_bucket_dirty(
         assert interval_buckets.refresh_dirty(conn) >= 1
     assert not dirty(live)
     replay_group(history.service, rebuilt, callcentre.GROUP)
+    assert_same(stored(live), stored(rebuilt))
+
+
+def c1_call(*steps: tuple[str, float]) -> list[EventEnvelope]:
+    """Call events of the morning's C1 (alice took it at 09:01:45, ended it at 09:03:20),
+    versions and positions in order; each step is (event, seconds after 09:00)."""
+    data: dict[str, dict[str, Any]] = {
+        "initiated": {"caller": "1001", "callee": "sales", "direction": "inbound",
+                      "trunk": "pstn", "sip_call_id": "c1@h"},
+        "ended": {"disposition": "answered", "hangup_cause": "normal",
+                  "hangup_side": "caller", "sip_status": 200}}
+    return [EventEnvelope(id=uuid.uuid4(), type=f"dialtone.call.{name}.v1", subject=C1,
+                          version=n + 1, position=10_000 + n, occurred_at=at(seconds),
+                          data=data.get(name, {}))
+            for n, (name, seconds) in enumerate(steps)]
+
+
+def agent_report(database_url: str, since: datetime, until: datetime,
+                 now: datetime) -> list[tuple[str, dict[str, Any]]]:
+    """A 15-minute agent report's sums, by agent key, as the API reads them."""
+    async def read() -> list[tuple[str, dict[str, Any]]]:
+        conn = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            keys = {r["agent_id"]: r["key"]
+                    for r in await conn.fetch("SELECT agent_id, key FROM agent_state")}
+            request = ReportRequest(DEFAULT_TENANT, "agent", "15m", since, until, None)
+            return [(keys[entity], sums) for _, entity, sums in await report(conn, request,
+                                                                             "UTC", now)]
+        finally:
+            await conn.close()
+    return asyncio.run(read())
+
+
+def alice_row(database_url: str) -> dict[str, Any]:
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        row = conn.execute("SELECT a.* FROM interval_agent a JOIN agent_state s USING"
+                           " (agent_id) WHERE s.key = 'alice' AND a.handled = 1").fetchone()
+    assert row is not None
+    return {k: row[k] for k in ("bucket_start", "talk_s", "hold_s", "after_call_s",
+                                "handle_s")}
+
+
+def test_a_hold_arriving_after_the_handling_was_bucketed_is_in_its_hold_s(
+        live: str, rebuilt: str) -> None:
+    service, events = morning()
+    with psycopg.connect(live, autocommit=True) as conn:
+        callcentre.apply_batch(conn, events, "store:test")
+        interval_buckets.refresh_dirty(conn)
+    bucket = at(0)  # alice's wrap-up ended at 09:03:50
+    assert alice_row(live) == {"bucket_start": bucket, "talk_s": 95.0, "hold_s": 0.0,
+                               "after_call_s": 30.0, "handle_s": 125.0}
+    steps = c1_call(("initiated", 100), ("answered", 105), ("held", 120), ("resumed", 150),
+                    ("held", 190), ("ended", 195))
+    # The calls group folds them after the handling was bucketed: held 30 s; then a hold
+    # still open, counted up to the end of alice's handling (09:03:20): 10 s; then the
+    # call's end closes it at 09:03:15: 5 s.
+    for batch, hold in ((steps[:4], 30.0), (steps[4:5], 40.0), (steps[5:], 35.0)):
+        with psycopg.connect(live, autocommit=True) as conn:
+            calls.apply_batch(conn, batch, "calls:test")
+            assert dirty(live).keys() == {bucket}
+            interval_buckets.refresh_dirty(conn)
+        assert alice_row(live) == {"bucket_start": bucket, "talk_s": 125.0 - 30.0 - hold,
+                                   "hold_s": hold, "after_call_s": 30.0, "handle_s": 125.0}
+    agents = dict(agent_report(live, at(0), at(900), at(3600)))
+    assert (agents["alice"]["talk_s"], agents["alice"]["hold_s"],
+            agents["alice"]["after_call_s"], agents["alice"]["handle_s"]) == (60.0, 35.0, 30.0,
+                                                                             125.0)
+
+    with psycopg.connect(rebuilt, autocommit=True) as conn:
+        calls.apply_batch(conn, steps, "calls:test")
+    replay_group(service, rebuilt, callcentre.GROUP)
     assert_same(stored(live), stored(rebuilt))

@@ -98,7 +98,7 @@ def test_the_last_closed_bucket_equals_the_live_views_window(projected: str,
     for queue in live.queues:
         row = queues[queue.key]
         assert {k: row[k] for k in ("talk_s", "hold_s", "wrap_up_s")} == {
-            "talk_s": 95.0 if queue.key == "sales" else 0.0, "hold_s": None,
+            "talk_s": 95.0 if queue.key == "sales" else 0.0, "hold_s": 0.0,
             "wrap_up_s": 30.0 if queue.key == "sales" else 0.0}
         assert {k: v for k, v in row.items() if k in type(queue.window).model_fields} == \
             queue.window.model_dump(mode="json")
@@ -175,7 +175,8 @@ def test_csv_has_a_header_and_a_line_per_row(client: TestClient) -> None:
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
     alice = next(r for r in rows if r["key"] == "alice")
-    assert (alice["handled"], alice["hold_s"], alice["since"]) == ("1", "", "2025-03-01T09:00:00Z")
+    assert (alice["handled"], alice["hold_s"], alice["since"]) == ("1", "0.0",
+                                                                  "2025-03-01T09:00:00Z")
     assert json.loads(alice["pause_by_reason"]) == {"lunch": 60.0}
     assert len(rows) == 2
 

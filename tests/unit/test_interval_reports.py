@@ -180,3 +180,19 @@ def test_stored_seconds_do_not_depend_on_the_order_they_were_summed_in() -> None
     forward, backward = sum(periods), sum(reversed(periods))
     assert forward != backward  # what PostgreSQL's SUM over double precision can give
     assert exact(forward) == exact(backward) == round(forward, 6)
+
+
+def test_the_handle_split_takes_the_hold_out_of_talk() -> None:
+    start = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+    handling = kpi.Handling(agent_id=UUID(int=1), call_id=UUID(int=2), queue_id=None,
+                            accepted_at=start, ended_at=start + timedelta(seconds=95),
+                            talk_s=95.0, wrap_up_ended_at=start + timedelta(seconds=125),
+                            wrap_up_s=30.0, hold_s=35.0)
+    split = kpi.handle_split([handling], kpi.Window(start, start + interval_buckets.BUCKET))
+    assert split == kpi.HandleSplit(talk_s=60.0, hold_s=35.0, after_call_s=30.0)
+    assert split.talk_s + split.hold_s + split.after_call_s == kpi.handle_time(handling)
+    figures = interval_reports.agent_figures(
+        {"handled": 1, "handle_s": 125.0, **vars(split)},
+        kpi.Window(start, start + interval_buckets.BUCKET))
+    assert (figures["talk_s"], figures["hold_s"], figures["wrap_up_s"], figures["aht_s"]) == (
+        60.0, 35.0, 30.0, 125.0)

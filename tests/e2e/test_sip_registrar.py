@@ -8,7 +8,10 @@ test registers a device of its own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,7 +40,7 @@ from domain.call import Call
 from domain.device import DeviceRegistration
 from projections import callcentre
 from streams.inprocess import InProcessProjectionRunner
-from tests.fixtures.processes import DialtoneProcess, terminate, wait_for
+from tests.fixtures.processes import DialtoneProcess, wait_for
 from tests.fixtures.redis import RedisDb, RedisServer, fresh_db, redis_server  # noqa: F401
 from tests.fixtures.sip import CallStore, Sipp, Worker, free_udp_port, wait_until
 
@@ -109,7 +112,7 @@ def registrar(registrar_db: str, registrar_redis: RedisDb,
                            values={"SUBSCRIBER_DB_URL": kamailio_db_url(registrar_db),
                                    "REGISTRATION_REDIS_URL": registrar_redis.url})
     yield Registrar(proxy, registrar_db, work, worker_port)
-    terminate(proxy.process, timeout=10)
+    proxy.stop(timeout=10)  # its children too: none left holding the port
 
 
 def _phone(start: Callable[..., Softphone], registrar: Registrar, user: str, password: str,
@@ -379,3 +382,26 @@ def test_a_queued_call_rings_and_is_answered_on_the_agents_registered_softphone(
 
 def _names(store: CallStore, sip_call_id: str) -> list[str]:
     return [type(e).__name__ for e in store.histories().get(Call.id_for(sip_call_id), [])]
+
+
+def test_a_workers_invite_for_no_provisioned_device_is_dispatched_as_before(
+        registrar: Registrar) -> None:
+    """route TO_DEVICE takes a worker's INVITE only for a provisioned device; any
+    other goes back to the dispatcher (here to the one worker: this socket)."""
+    invite = (f"INVITE sip:nobody@{DOMAIN} SIP/2.0\r\n"
+              f"Via: SIP/2.0/UDP 127.0.0.1:{registrar.worker_port};branch=z9hG4bK-h1-nobody\r\n"
+              f"From: <sip:worker@127.0.0.1>;tag=h1\r\nTo: <sip:nobody@{DOMAIN}>\r\n"
+              "Call-ID: h1-nobody@127.0.0.1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
+              f"Contact: <sip:worker@127.0.0.1:{registrar.worker_port}>\r\n"
+              "Content-Length: 0\r\n\r\n").encode()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", registrar.worker_port))  # the dispatcher list's worker
+        sock.settimeout(0.5)
+        sock.sendto(invite, ("127.0.0.1", registrar.kamailio.port))
+        lines: list[bytes] = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(b"INVITE" in line for line in lines):
+            with contextlib.suppress(TimeoutError):
+                lines.append(sock.recv(65535).split(b"\r\n", 1)[0])
+    assert f"INVITE sip:nobody@{DOMAIN} SIP/2.0".encode() in lines, lines  # dispatched
+    assert not any(b"480" in line for line in lines), lines

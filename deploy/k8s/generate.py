@@ -35,6 +35,8 @@ WORKLOADS: dict[str, tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = {
     "worker": ("apps/v1", "Deployment", "worker", ("worker",), ()),
     "router": ("apps/v1", "Deployment", "router", ("router",), ()),
     "b2bua": ("apps/v1", "StatefulSet", "b2bua", ("b2bua",), ()),
+    # The uploader, a native sidecar (init container) of the b2bua pods.
+    "recordings": ("apps/v1", "StatefulSet", "b2bua", (), ("recordings",)),
     "migrate": ("batch/v1", "Job", "migrate", ("migrate",), ()),
     "kamailio": ("apps/v1", "Deployment", "kamailio", ("kamailio",), ("render-config",)),
 }
@@ -49,8 +51,10 @@ def resources(budget: Budget) -> dict[str, dict[str, str]]:
 def patch(service: str, budget: Budget) -> dict[str, object]:
     """The strategic-merge patch giving one workload's containers their resources."""
     api_version, kind, name, containers, init_containers = WORKLOADS[service]
-    pod_spec: dict[str, object] = {
-        "containers": [{"name": c, "resources": resources(budget)} for c in containers]}
+    pod_spec: dict[str, object] = {}
+    if containers:  # a sidecar's service patches only its init container
+        pod_spec["containers"] = [{"name": c, "resources": resources(budget)}
+                                  for c in containers]
     if init_containers:
         pod_spec["initContainers"] = [{"name": c, "resources": resources(budget)}
                                       for c in init_containers]

@@ -30,6 +30,7 @@ from adapters.sip.pjsua.endpoint import EndpointConfig, EndpointError
 from adapters.sip.routing import dialplan as dialplans
 from adapters.sip.routing.directory import Directory
 from adapters.sip.routing.follower import CentreFollower
+from adapters.sip.store import unstored
 from adapters.sip.store.centre_link import CentreLink
 from adapters.sip.store.lost_calls import CallOwnership, end_lost_calls, worker_identity
 from adapters.sip.store.storage import INFRASTRUCTURE_ERRORS, StorageThread
@@ -48,6 +49,16 @@ from dialtone.services.processes import die_with_parent
 from dialtone.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# A stop's budget for what needs the store, inside the pool's 20 s before SIGKILL
+# (dialtone.services.forkpool.PoolPolicy.stop_timeout_s) with the calls' drain
+# and pjsua's shutdown: the call-centre link's queue, then the storage buffer.
+# What the store does not take by then is kept on disk (adapters.sip.store.unstored).
+LINK_STOP_S = 3.0
+STORAGE_STOP_S = 8.0
+# At start, how long the commands a previous stop kept may take to be stored
+# before the worker takes calls anyway (they stay queued first in its buffer).
+RECOVER_S = 20.0
 
 
 def call_service_factory(dsn: str) -> CallService:
@@ -183,9 +194,10 @@ def command(ctx: click.Context, host: str, port: int, routes: tuple[str, ...],
         return
     dsn = resolve_dsn(settings)
     start_metrics_server(settings, metrics_port)
-    _end_previous_calls(dsn, host, port)
     storage = StorageThread(lambda: call_service_factory(dsn),
                             ownership=CallOwnership(dsn, worker_identity(host, port)))
+    kept = unstored.unstored_path(settings.data_dir, host, port)
+    _recover(storage, kept, dsn, host, port)
     config = WorkerConfig(
         endpoint=EndpointConfig(host=host, port=port, rtp_port=rtp_port,
                                 pj_log_level=pj_log_level, max_calls=pjsua_calls),
@@ -221,7 +233,6 @@ def command(ctx: click.Context, host: str, port: int, routes: tuple[str, ...],
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    storage.start()
     if wiring is not None and follower is not None:
         wiring.link.start()
         follower.load()  # the configuration is known before the first INVITE
@@ -235,10 +246,50 @@ def command(ctx: click.Context, host: str, port: int, routes: tuple[str, ...],
     finally:
         if wiring is not None and follower is not None:
             follower.stop()
-            wiring.link.stop()
+            wiring.link.stop(timeout=LINK_STOP_S)
             follower.service.close()
-        storage.stop(timeout=30.0)
-        heartbeat.stop(clean=stop.is_set())  # an error leaves it to go stale
+        _stop_storage(storage, kept)
+        heartbeat.stop(timeout=1.0, clean=stop.is_set())  # an error leaves it to go stale
+
+
+def _stop_storage(storage: StorageThread, kept: Path) -> None:
+    """Store the buffer within STORAGE_STOP_S; with the store down, keep the rest
+    in ``kept`` for the next start on this address rather than wait to be killed."""
+    if not storage.stop(timeout=STORAGE_STOP_S):
+        left = list(storage.snapshot())
+        try:
+            unstored.save(kept, left)
+        except OSError:
+            log.exception("%d commands not stored and not kept (%s): lost", len(left), kept)
+
+
+def _recover(storage: StorageThread, kept: Path, dsn: str, host: str, port: int) -> None:
+    """Before the first INVITE: store what a previous stop on this address kept,
+    then end the calls a previous incarnation left open (after those: ending a
+    call they end would refuse its real end)."""
+    if _store_what_a_stop_kept(storage, kept):
+        _end_previous_calls(dsn, host, port)
+
+
+def _store_what_a_stop_kept(storage: StorageThread, kept: Path) -> bool:
+    """Start ``storage`` with the commands a previous stop on this address could
+    not store queued first; True once they are stored (their file removed) or
+    there were none. False: the store has not taken them within RECOVER_S; they
+    stay queued (and in their file, until stored or kept again by the next stop)."""
+    commands = unstored.load(kept)
+    for queued in commands:
+        storage.put(queued)
+    storage.start()
+    if not commands:
+        return True
+    if not storage.wait_idle(RECOVER_S):
+        log.error("%d commands a previous stop kept in %s are not stored yet (event store "
+                  "unavailable); the calls a previous worker left are ended at the next start",
+                  storage.pending, kept)
+        return False
+    unstored.discard(kept)
+    log.warning("stored %d commands a previous stop kept in %s", len(commands), kept)
+    return True
 
 
 def _run_pool(ctx: click.Context, settings: Settings, count: int, list_file: Path | None,

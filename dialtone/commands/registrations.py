@@ -25,9 +25,36 @@ from dialtone.settings import Settings
 
 log = logging.getLogger(__name__)
 
+REDIS_URL_ENV = "DIALTONE_REGISTRATION_REDIS_URL"
+
+
+class EmbeddedRegistrations:
+    """The observer in a thread of ``dialtone up``, on services of its own."""
+
+    def __init__(self, database_url: str, redis_url: str, interval_s: float = 2.0) -> None:
+        env = eventsourcing_env(database_url)
+        self.registrations = RegistrationService(env=env)
+        self.centre = CallCentreService(env=env)
+        self.client = redis.Redis.from_url(redis_url, socket_timeout=5)
+        self.observer = BindingsObserver(self.registrations, self.client, database_url,
+                                         callcentre=self.centre, interval_s=interval_s)
+        self._thread = threading.Thread(target=self.observer.run, name="registrations",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.observer.stop()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self.client.close()
+        self.centre.close()
+        self.registrations.close()
+
 
 @click.command("registrations")
-@click.option("--redis-url", envvar="DIALTONE_REGISTRATION_REDIS_URL", required=True,
+@click.option("--redis-url", envvar=REDIS_URL_ENV, required=True,
               help="The registrar's Redis database, redis://host:port/db "
                    "(env DIALTONE_REGISTRATION_REDIS_URL).")
 @click.option("--interval", type=click.FloatRange(0.2, 60), default=2.0, show_default=True,

@@ -2,7 +2,8 @@
 
 With nothing configured: the embedded PostgreSQL, migrations, the in-process
 projection runner and webhook delivery, the call-centre routing process and the HTTP API
-(and the recordings' uploader when DIALTONE_RECORDINGS_S3_* is set). With
+(and the recordings' uploader when DIALTONE_RECORDINGS_S3_* is set, the registrations'
+observer when DIALTONE_REGISTRATION_REDIS_URL is). With
 DATABASE_URL it uses that server; with DIALTONE_KAFKA_BOOTSTRAP it leaves
 projections to `dialtone relay` + `dialtone worker`.
 
@@ -40,6 +41,7 @@ from streams.webhooks import EmbeddedWebhooks
 
 if TYPE_CHECKING:
     from dialtone.commands.recordings import EmbeddedRecordings
+    from dialtone.commands.registrations import EmbeddedRegistrations
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +129,7 @@ def command(settings: Settings, host: str | None, port: int | None, b2bua_worker
     database_url = resolve_dsn(settings)
     workers: Supervisor | None = None
     runners: list[InProcessProjectionRunner | RoutingRunner | EmbeddedWebhooks
-                  | EmbeddedRecordings] = []
+                  | EmbeddedRecordings | EmbeddedRegistrations] = []
     try:
         apply_migrations(database_url)
         admin_password = ensure_initial_admin(database_url, settings.data_dir)
@@ -141,6 +143,10 @@ def command(settings: Settings, host: str | None, port: int | None, b2bua_worker
         if recordings_configured():  # docs/recordings.md; boto3 imported only then
             from dialtone.commands import recordings  # noqa: PLC0415
             runners.append(recordings.embedded(database_url, settings))
+        redis_url = os.environ.get("DIALTONE_REGISTRATION_REDIS_URL")
+        if redis_url:  # docs/edge.md, Registrar; redis imported only then
+            from dialtone.commands import registrations  # noqa: PLC0415
+            runners.append(registrations.EmbeddedRegistrations(database_url, redis_url))
         for runner in runners:
             runner.start()
         click.echo(f"dialtone is up: http://{host}:{port}/docs (API), /healthz; "

@@ -32,6 +32,7 @@ from devtools.kamailio import Kamailio, start_kamailio
 from devtools.phones import Softphone, phones
 from dialtone.bootstrap import routing_runner
 from dialtone.commands.b2bua import spawn_worker
+from dialtone.commands.registrations import EmbeddedRegistrations
 from dialtone.database import drop_database, ensure_database, eventsourcing_env, with_database
 from dialtone.migrations import apply_migrations
 from domain.addressing import Target
@@ -83,7 +84,8 @@ class Registrar:
 PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22", "carol": "carol-secret-333",
              "dave": "dave-secret-4444", "erin": "erin-secret-55555",
              "frank": "frank-secret-666666", "grace": "grace-secret-7777777",
-             "henry": "henry-secret-88888888", "ivan": "ivan-secret-999999999"}
+             "henry": "henry-secret-88888888", "ivan": "ivan-secret-999999999",
+             "judy": "judy-secret-1010101010"}
 NONCE_EXPIRE_S = 2  # short, so a test can outlive a nonce
 
 
@@ -283,6 +285,21 @@ def test_dialtone_registrations_records_a_phones_registration(
                  "frank's registration recorded by `dialtone registrations`",
                  processes=(process,))
     assert process.alive()
+
+
+def test_the_observer_dialtone_up_embeds_records_a_phones_registration(
+        registrar: Registrar, registrar_redis: RedisDb) -> None:
+    embedded = EmbeddedRegistrations(registrar.dsn, registrar_redis.url, interval_s=0.5)
+    embedded.start()
+    try:
+        with phones() as start:
+            phone = _phone(start, registrar, "judy", PASSWORDS["judy"])
+            assert phone.wait("registration", 30)["status"] == 200
+            wait_until(lambda: _registered(registrar.dsn, f"sip:judy@{DOMAIN}"),
+                       "judy's registration recorded by the embedded observer", timeout=40)
+    finally:
+        embedded.stop()
+    assert not embedded._thread.is_alive()
 
 
 def _registered(dsn: str, aor: str) -> bool:

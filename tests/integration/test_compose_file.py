@@ -147,6 +147,25 @@ def test_recordings_go_from_the_b2bua_volume_to_the_minio_bucket(stack: dict[str
     assert chosen_env["DIALTONE_RECORDINGS_S3_SECRET_ACCESS_KEY"] == "a-chosen-password"
 
 
+def test_the_registrar_is_on_and_its_bindings_are_observed(stack: dict[str, Any]) -> None:
+    """Kamailio serves REGISTER (both registrar placeholders set: compose-entrypoint.sh
+    defines WITH_REGISTRAR), `dialtone registrations` reads the same Redis database and
+    the workers send offers to registered devices through Kamailio."""
+    services = stack["services"]
+    kamailio = services["kamailio"]["environment"]
+    assert kamailio["SUBSCRIBER_DB_URL"] == (
+        "postgres://dialtone:dialtone@timescaledb:5432/dialtone")
+    registrations = services["registrations"]
+    assert registrations["command"] == ["registrations"]
+    assert registrations["environment"]["DIALTONE_REGISTRATION_REDIS_URL"] == \
+        kamailio["REGISTRATION_REDIS_URL"] == "redis://redis:6379/0"
+    for name in ("kamailio", "registrations"):
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
+        assert services[name]["depends_on"]["migrate"]["condition"] == \
+            "service_completed_successfully", name  # sip_subscribers, device events
+    assert services["b2bua"]["environment"]["DIALTONE_SIP_EDGE"] == "kamailio:5060"
+
+
 def test_kafka_runs_kraft_without_zookeeper(stack: dict[str, Any]) -> None:
     env = stack["services"]["kafka"]["environment"]
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"

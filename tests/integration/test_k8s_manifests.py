@@ -262,6 +262,40 @@ def _check_the_b2bua_pool(objects: dict[tuple[str, str], dict[str, Any]],
     assert _udp_ports(kamailio["egress"][:1]) == set(sip)
 
 
+@pytest.mark.parametrize("target", TARGETS)
+def test_recordings_are_uploaded_by_a_native_sidecar_of_each_b2bua_pod(
+    rendered: dict[str, str], target: str,
+) -> None:
+    """docs/recordings.md, "Kubernetes": `dialtone recordings` runs beside each pod's
+    workers on the same persistent volume, as a native sidecar (stopped after the
+    workers, so an eviction keeps it uploading), with its S3 settings from a
+    ConfigMap and a Secret; the pods that reach the storage may, by address."""
+    objects = _by_kind_name(_docs(rendered[target]))
+    statefulset = objects[("StatefulSet", "b2bua")]
+    pod = statefulset["spec"]["template"]
+    (b2bua,) = pod["spec"]["containers"]
+    (sidecar,) = [c for c in pod["spec"]["initContainers"] if c["name"] == "recordings"]
+    assert sidecar["restartPolicy"] == "Always"
+    assert sidecar["args"] == ["recordings"]
+    claims = {c["metadata"]["name"] for c in statefulset["spec"]["volumeClaimTemplates"]}
+    for container in (b2bua, sidecar):
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] in claims]
+        assert mount == {"name": "recordings", "mountPath": "/var/lib/dialtone"}, container["name"]
+    sources = sidecar["envFrom"]
+    assert {"secretRef": {"name": "dialtone-recordings-s3", "optional": True}} in sources
+    (settings,) = [objects[("ConfigMap", ref["configMapRef"]["name"])]["data"]
+                   for ref in sources if "configMapRef" in ref
+                   and ref["configMapRef"]["name"].startswith("dialtone-recordings-")]
+    assert settings["DIALTONE_RECORDINGS_DIRECTORY"] == "/var/lib/dialtone/recordings"
+    assert settings["DIALTONE_RECORDINGS_S3_ENDPOINT_URL"].startswith("https://")
+    egress = objects[("NetworkPolicy", "egress-object-storage")]["spec"]
+    label = egress["podSelector"]["matchLabels"]
+    for name in ("b2bua", "api"):
+        kind = "StatefulSet" if name == "b2bua" else "Deployment"
+        labels = objects[(kind, name)]["spec"]["template"]["metadata"]["labels"]
+        assert label.items() <= labels.items(), name
+
+
 @pytest.mark.parametrize("overlay", ["overlays/staging", "overlays/production"])
 def test_overlays_set_their_own_namespace_and_addresses(rendered: dict[str, str],
                                                         overlay: str) -> None:

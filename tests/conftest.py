@@ -117,6 +117,31 @@ def second_database(pg_admin_dsn: str) -> Iterator[str]:
     yield from _scratch_database(pg_admin_dsn, "r")
 
 
+# Run apart from the parallel group although PostgreSQL is all it needs: a time budget
+# (sharing the cores would leave Schemathesis fewer examples in the same time).
+NOT_PARALLEL = {"tests/integration/test_api_contract.py"}
+# Servers and processes the serial run keeps to itself, whatever a test's module says.
+SERIAL_FIXTURES = {"kafka_broker", "kafka_bootstrap", "sipp", "b2bua", "kamailio",
+                   "dialtone_processes", "pg_scratch_dir", "restartable"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``parallel`` the tests ./dev test runs on both cores (pytest-xdist, see
+    run_tests in ./dev): the unit tests, and the ``migrated_database`` modules' tests,
+    which use nothing but their own database on the session's PostgreSQL (each xdist
+    worker has its own server). Everything that starts SIP, Kafka or dialtone
+    processes, or measures time, stays in the serial run."""
+    root = Path(__file__).resolve().parent.parent
+    for item in items:
+        where = item.path.relative_to(root).as_posix()
+        if where in NOT_PARALLEL or item.get_closest_marker("kafka") \
+                or item.get_closest_marker("sip") \
+                or SERIAL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            continue
+        if where.startswith("tests/unit/") or item.get_closest_marker("migrated_database"):
+            item.add_marker(pytest.mark.parallel)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     note_users(session.items)  # for release_unneeded below
 

@@ -71,7 +71,9 @@ def test_when_every_worker_is_busy_the_proxy_answers_503_with_retry_after(
 
     assert refused.ok, refused.errors
     assert beyond_legs.ok, beyond_legs.errors
-    assert "refused by pjsua itself with 486" in worker.log_text()
+    # The worker logs its refusal after sending the 486 Kamailio turned into the 503.
+    wait_until(lambda: "refused by pjsua itself with 486" in worker.log_text(),
+               "the worker's log of pjsua's own 486")
     assert busy.wait(30) == 0
     assert sipp.wait_uas(uas) == 0
     assert len(call_store.wait_ended(2)) == 2

@@ -57,6 +57,7 @@ GROUP = ProjectionGroup(names=NAMES, kinds=frozenset({KIND}), apply=apply_batch)
 # The events that start or end a hold: HANDLE_SPLIT (projections/kpi_sql.py) reads them
 # from call_events to split a handled call's talk from its hold.
 HOLD_EVENTS = frozenset({"held", "resumed", "ended"})
+# By call_id: index queue_handling_call (migration 0017).
 _HANDLINGS = """
 SELECT tenant, wrap_up_ended_at FROM queue_handling WHERE call_id = ANY(%s)
 ORDER BY agent_id, call_id, accepted_at FOR SHARE

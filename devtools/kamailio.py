@@ -52,6 +52,7 @@ class Kamailio:
     port: int
     log: Path
     control: Path | None = None  # the ctl module's socket (kamcmd -s unix:<path>)
+    config: Path | None = None  # its main file: on every child's command line too
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -73,8 +74,13 @@ class Kamailio:
         """SIGTERM Kamailio, give it ``timeout`` s, then SIGKILL it and whatever is left
         of its children: a child stuck on a shared-memory lock ignores SIGTERM and
         outlives the main process, holding its port (seen with the registrar's modules
-        loaded: an orphan on a futex after the test's SIGKILL of the main process)."""
-        children = _children(self.process.pid)
+        loaded: an orphan on a futex after the test's SIGKILL of the main process).
+        Children orphaned before this call (the main process killed or crashed) are
+        found by the configuration file on their command line."""
+        children = set(_children(self.process.pid))
+        if self.config is not None:
+            children.update(_running(self.config))
+        children.discard(self.process.pid)  # reaped below: its pid may be reused
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -98,6 +104,19 @@ def _children(pid: int) -> list[int]:
             fields = stat.read_text().rsplit(")", 1)[1].split()
             if int(fields[1]) == pid:
                 found.append(int(stat.parent.name))
+    return found
+
+
+def _running(config: Path) -> list[int]:
+    """The Kamailio processes running ``config`` (forked children keep the main
+    process's command line, ``-f <config>`` included), whoever their parent now is."""
+    wanted = str(config).encode()
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            args = cmdline.read_bytes().split(b"\0")
+            if args and args[0].endswith(b"kamailio") and wanted in args:
+                found.append(int(cmdline.parent.name))
     return found
 
 
@@ -140,7 +159,7 @@ def start_kamailio(work: Path, worker_ports: Sequence[int], *, port: int,
         args += ["-A", define]
     with log.open("ab") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-    kamailio = Kamailio(process, port, log, control)
+    kamailio = Kamailio(process, port, log, control, config)
     time.sleep(settle_s)  # it binds within milliseconds, or exits on a bad config
     if not kamailio.alive():
         raise RuntimeError(f"kamailio exited at start:\n{kamailio.log_text()}")

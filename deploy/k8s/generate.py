@@ -34,6 +34,7 @@ WORKLOADS: dict[str, tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = {
     "relay": ("apps/v1", "Deployment", "relay", ("relay",), ()),
     "worker": ("apps/v1", "Deployment", "worker", ("worker",), ()),
     "router": ("apps/v1", "Deployment", "router", ("router",), ()),
+    "registrations": ("apps/v1", "Deployment", "registrations", ("registrations",), ()),
     "b2bua": ("apps/v1", "StatefulSet", "b2bua", ("b2bua",), ()),
     # The uploader, a native sidecar (init container) of the b2bua pods.
     "recordings": ("apps/v1", "StatefulSet", "b2bua", (), ("recordings",)),

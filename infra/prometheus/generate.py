@@ -39,6 +39,8 @@ NOT_SCRAPED = {
     "migrate": "a Job that exits once the migrations ran: nothing stays up to scrape",
     "recordings": "the uploader sidecar of the b2bua pods serves its metrics only where "
                   "DIALTONE_METRICS_PORT is set, and no scrape job lists it yet",
+    "registrations": "`dialtone registrations` serves no metrics endpoint (it starts no "
+                     "metrics server); its memory is bounded by the container limit",
     "kamailio": "Kamailio serves no Prometheus endpoint here (xhttp_prom is not loaded); "
                 "its memory is bounded by -m/-M and the container limit",
 }

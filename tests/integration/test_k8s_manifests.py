@@ -207,7 +207,7 @@ def test_every_pod_passes_pod_security(rendered: dict[str, str], target: str) ->
             assert all("hostPort" not in port for port in container.get("ports", [])), name
             # Secrets are referenced by name only: no literal credential in the manifests.
             for env in container.get("env", []):
-                if re.search("PASSWORD|SIGNING_KEY|DATABASE_URL", env["name"]):
+                if re.search("PASSWORD|SIGNING_KEY|DATABASE_URL|DB_URL|REDIS_URL", env["name"]):
                     assert "secretKeyRef" in env.get("valueFrom", {}), f"{name} {env['name']}"
     assert not any(d["kind"] == "Secret" for d in docs)
 
@@ -217,7 +217,7 @@ def test_scaling_design(rendered: dict[str, str], target: str) -> None:
     objects = _by_kind_name(_docs(rendered[target]))
     hpas = {name for kind, name in objects if kind == "HorizontalPodAutoscaler"}
     assert hpas == {"api", "worker"}
-    for single in ("relay", "router"):
+    for single in ("relay", "router", "registrations"):
         deployment = objects[("Deployment", single)]
         assert deployment["spec"]["replicas"] == 1
         assert deployment["spec"]["strategy"] == {"type": "Recreate"}
@@ -294,6 +294,53 @@ def test_recordings_are_uploaded_by_a_native_sidecar_of_each_b2bua_pod(
         kind = "StatefulSet" if name == "b2bua" else "Deployment"
         labels = objects[(kind, name)]["spec"]["template"]["metadata"]["labels"]
         assert label.items() <= labels.items(), name
+
+
+def _secret_ref(env: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    (ref,) = [e["valueFrom"]["secretKeyRef"] for e in env if e["name"] == name]
+    return dict(ref)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_registrar_is_wired(rendered: dict[str, str], target: str) -> None:
+    """docs/edge.md, "Registrar", Kubernetes: Kamailio's registrar gets its two
+    servers from the Secret dialtone-registrar (optional: without it REGISTER is
+    refused), `dialtone registrations` reads the same Redis, once (one replica,
+    Recreate), the b2bua workers send their offers to registered devices through
+    the kamailio Service under a name Kamailio takes as its own, and the pods
+    that reach Redis and PostgreSQL may, by address."""
+    objects = _by_kind_name(_docs(rendered[target]))
+    registrations = objects[("Deployment", "registrations")]
+    pod = registrations["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert container["args"] == ["registrations"]
+    assert _secret_ref(container["env"], "DIALTONE_REGISTRATION_REDIS_URL") == {
+        "name": "dialtone-registrar", "key": "REGISTRATION_REDIS_URL"}
+    assert _secret_ref(container["env"], "DATABASE_URL")["name"] == "dialtone-database"
+    assert not any(k == "HorizontalPodAutoscaler" and n == "registrations" for k, n in objects)
+    kamailio = objects[("Deployment", "kamailio")]["spec"]["template"]
+    init = kamailio["spec"]["initContainers"][0]
+    for key in ("SUBSCRIBER_DB_URL", "REGISTRATION_REDIS_URL"):
+        assert _secret_ref(init["env"], key) == {"name": "dialtone-registrar", "key": key,
+                                                 "optional": True}
+    init_env = {e["name"]: e.get("value") for e in init["env"]}
+    aliases = init_env["EDGE_ALIASES"].split(",")
+    statefulset = objects[("StatefulSet", "b2bua")]["spec"]["template"]["spec"]
+    b2bua_env = {e["name"]: e for e in statefulset["containers"][0]["env"]}
+    edge = b2bua_env["DIALTONE_SIP_EDGE"]["value"]
+    host, port = edge.rsplit(":", 1)
+    assert port == "5060"
+    # Both name the Service in the pod's own namespace, each through its own variable.
+    assert host.replace("$(POD_NAMESPACE)", "$(NAMESPACE)") in aliases
+    assert b2bua_env["POD_NAMESPACE"]["valueFrom"] == {
+        "fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert host.split(".", 1)[0] == objects[("Service", "kamailio")]["metadata"]["name"]
+    redis = objects[("NetworkPolicy", "egress-redis")]["spec"]
+    assert {p["port"] for rule in redis["egress"] for p in rule["ports"]} >= {6379}
+    postgres = objects[("NetworkPolicy", "egress-postgres")]["spec"]
+    for labels in (pod["metadata"]["labels"], kamailio["metadata"]["labels"]):
+        for policy in (redis, postgres):
+            assert policy["podSelector"]["matchLabels"].items() <= labels.items()
 
 
 @pytest.mark.parametrize("overlay", ["overlays/staging", "overlays/production"])
@@ -378,6 +425,31 @@ def test_kamailio_config_written_by_the_init_step_passes_kamailio_check(tmp_path
                            capture_output=True, text=True, timeout=60, check=False)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "#!define WITH_TLS" not in config  # UDP only, as without a certificate
+
+
+def test_the_init_step_switches_the_registrar_on_with_its_servers(tmp_path: Path) -> None:
+    """With the dialtone-registrar Secret's two URLs (a password with sed's special
+    characters) and the Service's name as an alias, the init step's config has
+    the registrar on, names those servers, takes the alias as its own and passes
+    `kamailio -c`; without them the registrar stays off."""
+    (tmp_path / "off").mkdir()
+    _run_init_step(tmp_path / "off")
+    assert "#!define WITH_REGISTRAR" not in (tmp_path / "off" / "kamailio.cfg").read_text()
+    out = tmp_path / "on"
+    out.mkdir()
+    database = "postgres://kamailio:p|w&d@db.internal:5432/dialtone"
+    redis_url = "redis://:s3cr&t@redis.internal:6379/0"
+    _run_init_step(out, SUBSCRIBER_DB_URL=database, REGISTRATION_REDIS_URL=redis_url,
+                   EDGE_ALIASES="kamailio.dialtone-staging.svc.cluster.local")
+    config = (out / "kamailio.cfg").read_text()
+    assert config.splitlines()[1] == "#!define WITH_REGISTRAR"
+    assert 'alias="kamailio.dialtone-staging.svc.cluster.local"' in config.splitlines()
+    registrar = (out / "registrar.cfg").read_text()
+    assert database in registrar
+    assert redis_url in registrar
+    check = _kamailio_check(out / "kamailio.cfg")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "kamailio.dialtone-staging.svc.cluster.local" in check.stdout + check.stderr
 
 
 def test_kamailio_serves_tls_when_the_secret_is_there(rendered: dict[str, str],

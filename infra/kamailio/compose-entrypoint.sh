@@ -19,6 +19,10 @@
 #                  key: both files there, SIP over TLS is on (tls.cfg, port 5061)
 #   SIP_DOMAINS    comma-separated SIP domains a new INVITE may name (edge.cfg;
 #                  default none: only this proxy's address)
+#   EDGE_ALIASES   comma-separated host names that are this proxy's own (Kamailio's
+#                  alias): the one the B2BUA workers name in the Route of their
+#                  offers to registered devices (DIALTONE_SIP_EDGE); without it,
+#                  loose_route() would send such an offer on to that name again
 #   CHECK_ONLY     if set, stop after writing (tests run `kamailio -c` on the result)
 set -eu
 : "${SRC_DIR:?}" "${OUT_DIR:?}" "${B2BUA_TARGETS:?}"
@@ -52,6 +56,10 @@ for src in "$SRC_DIR"/*.cfg; do
         -e "s|EDGE_CTL_SOCKET|$OUT_DIR/kamailio_ctl|" \
         -e '/modparam("dispatcher", "list_file"/a modparam("dispatcher", "ds_dns_mode", 4)\nmodparam("dispatcher", "ds_dns_interval", 10)' \
         "$src" > "$OUT_DIR/$(basename "$src")"
+done
+# Each alias after auto_aliases=no (any port): a Route naming one is this proxy's.
+for alias in $(printf '%s' "${EDGE_ALIASES:-}" | tr ',' ' '); do
+    sed -i "/^auto_aliases=no/a alias=\"$alias\"" "$OUT_DIR/kamailio.cfg"
 done
 # The registrar (registrar.cfg) when both its servers are given: its
 # placeholders filled (sed's special characters in the URLs escaped) and

@@ -164,6 +164,8 @@ def test_the_registrar_is_on_and_its_bindings_are_observed(stack: dict[str, Any]
         assert services[name]["depends_on"]["migrate"]["condition"] == \
             "service_completed_successfully", name  # sip_subscribers, device events
     assert services["b2bua"]["environment"]["DIALTONE_SIP_EDGE"] == "kamailio:5060"
+    # ... a name Kamailio takes as its own (an alias), so it consumes their Route.
+    assert "kamailio" in kamailio["EDGE_ALIASES"].split(",")
 
 
 def test_kafka_runs_kraft_without_zookeeper(stack: dict[str, Any]) -> None:

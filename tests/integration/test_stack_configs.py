@@ -331,6 +331,9 @@ def test_the_compose_kamailio_config_passes_kamailio_check(
     text = config.read_text()
     assert "LISTEN_ADDR" not in text
     assert "DISPATCHER_LIST" not in text
+    # The workers' edge name (DIALTONE_SIP_EDGE's host) is this proxy's alias.
+    edge_host = stack["services"]["b2bua"]["environment"]["DIALTONE_SIP_EDGE"].split(":")[0]
+    assert f'alias="{edge_host}"' in text.splitlines()
     check = _run(_tool("kamailio"), "-c", "-f", str(config))
     assert check.returncode == 0, check.stdout + check.stderr
     # The dispatcher targets the compose B2BUA on the SIP port it listens on.

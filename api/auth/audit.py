@@ -186,3 +186,12 @@ class RequestIdMiddleware(HttpMiddleware):
 
         with log_context.bound(request_id=rid):  # on every log line of this request
             await self.app(scope, receive, send_with_id)
+
+
+async def record_done(conn: Any, principal: Principal, rid: str, action: str,
+                      detail: dict[str, Any]) -> None:
+    """The audit row of an administrative change a route made itself (users, keys, SIP
+    credentials): done, by this caller, in its tenant, under this request id."""
+    await store.record_audit(conn, store.AuditEntry(
+        action=action, outcome="ok", request_id=rid, actor=principal.actor_id,
+        actor_kind=principal.kind, tenant=principal.tenant, detail=detail))

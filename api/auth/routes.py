@@ -4,12 +4,12 @@ users and API keys (admin). Everything an admin does here stays in their tenant.
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from typing import Annotated, Any
+from typing import Annotated
 
-import asyncpg
 from fastapi import APIRouter, Depends, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
+from api.auth.audit import record_done
 from api.auth.dependencies import (
     PUBLIC,
     TOO_MANY_TYPE,
@@ -108,7 +108,7 @@ async def add_user(body: UserCreate, principal: UsersAdmin, pool: Pool,
         if body.agent is not None:
             await store.set_user_agent(conn, body.username, principal.tenant, body.agent)
             user = replace(user, agent=body.agent)
-        await _audit(conn, principal, rid, "users.add", {"username": body.username})
+        await record_done(conn, principal, rid, "users.add", {"username": body.username})
     return UserPublic(**asdict(user))
 
 
@@ -121,7 +121,7 @@ async def set_device(username: str, body: DeviceSet, principal: UsersAdmin, pool
     async with acquire(pool) as conn:
         if not await store.set_user_device(conn, username, principal.tenant, body.device):
             raise NotFoundProblem("user", username)
-        await _audit(conn, principal, rid, "users.device",
+        await record_done(conn, principal, rid, "users.device",
                      {"username": username, "device": body.device})
     return Response(status_code=204)
 
@@ -136,7 +136,7 @@ async def set_agent(username: str, body: AgentSet, principal: UsersAdmin, pool: 
         if not await store.set_user_agent(conn, username, principal.tenant, body.agent):
             raise NotFoundProblem("user", username)
         record = await store.login_record(conn, username)
-        await _audit(conn, principal, rid, "users.agent",
+        await record_done(conn, principal, rid, "users.agent",
                      {"username": username, "agent": body.agent})
     if record is not None:
         auth.forget_user(record[0].id)  # this process sees the new link at once
@@ -152,7 +152,7 @@ async def disable_user(username: str, principal: UsersAdmin, pool: Pool, auth: A
         if not await store.set_user_disabled(conn, username, principal.tenant, disabled=True):
             raise NotFoundProblem("user", username)
         record = await store.login_record(conn, username)
-        await _audit(conn, principal, rid, "users.disable", {"username": username})
+        await record_done(conn, principal, rid, "users.disable", {"username": username})
     if record is not None:
         auth.forget_user(record[0].id)
     return Response(status_code=204)
@@ -174,7 +174,7 @@ async def create_key(body: KeyCreate, principal: KeysAdmin, pool: Pool,
     async with acquire(pool) as conn:
         new = await service.create_api_key(conn, principal.tenant, body.account, body.role,
                                            body.expires_at)
-        await _audit(conn, principal, rid, "keys.create",
+        await record_done(conn, principal, rid, "keys.create",
                      {"key_id": new.key_id, "account": body.account})
     return KeyCreated(key_id=new.key_id, key=new.key, account=new.account.name,
                       role=new.account.role, expires_at=new.expires_at)
@@ -187,13 +187,6 @@ async def revoke_key(key_id: str, principal: KeysAdmin, pool: Pool, auth: Auth,
     async with acquire(pool) as conn:
         if not await store.revoke_key(conn, key_id, principal.tenant):
             raise NotFoundProblem("key", key_id)
-        await _audit(conn, principal, rid, "keys.revoke", {"key_id": key_id})
+        await record_done(conn, principal, rid, "keys.revoke", {"key_id": key_id})
     auth.forget_key(key_id)
     return Response(status_code=204)
-
-
-async def _audit(conn: asyncpg.Connection, principal: Principal, rid: str, action: str,
-                 detail: dict[str, Any]) -> None:
-    await store.record_audit(conn, store.AuditEntry(
-        action=action, outcome="ok", request_id=rid, actor=principal.actor_id,
-        actor_kind=principal.kind, tenant=principal.tenant, detail=detail))

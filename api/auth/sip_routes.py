@@ -7,17 +7,17 @@ audit entry carries the password or a hash."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-import asyncpg
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
+from api.auth.audit import record_done
 from api.auth.dependencies import Principal, RequestId, require
 from api.auth.permissions import Permission
 from api.db import Pool, acquire
 from api.problems import NotFoundProblem, ProblemError, problem_responses
-from application.identity import sip_credentials, store
+from application.identity import sip_credentials
 from application.identity.model import Conflict
 from application.identity.sip_credentials import SIP_USER_PATTERN, NoSipDomain, SipCredential
 
@@ -78,7 +78,7 @@ async def set_domain(body: SipDomain, principal: DevicesAdmin, pool: Pool,
             await sip_credentials.set_sip_domain(conn, principal.tenant, body.domain.lower())
         except Conflict:
             raise ProblemError(409, f"SIP domain {body.domain} is taken.") from None
-        await _audit(conn, principal, rid, "sip.domain", {"domain": body.domain.lower()})
+        await record_done(conn, principal, rid, "sip.domain", {"domain": body.domain.lower()})
     return Response(status_code=204)
 
 
@@ -106,7 +106,7 @@ async def create_credential(body: SipCredentialCreate, principal: DevicesAdmin, 
                                "(PUT /v1/auth/sip/domain).") from None
         except Conflict:
             raise ProblemError(409, f"SIP user {body.username} exists.") from None
-        await _audit(conn, principal, rid, "sip.credentials.create",
+        await record_done(conn, principal, rid, "sip.credentials.create",
                      {"username": made.username, "domain": made.domain})
     return _public(made)
 
@@ -119,12 +119,5 @@ async def delete_credential(username: str, principal: DevicesAdmin, pool: Pool,
     async with acquire(pool) as conn:
         if not await sip_credentials.delete_credential(conn, principal.tenant, username):
             raise NotFoundProblem("SIP user", username)
-        await _audit(conn, principal, rid, "sip.credentials.delete", {"username": username})
+        await record_done(conn, principal, rid, "sip.credentials.delete", {"username": username})
     return Response(status_code=204)
-
-
-async def _audit(conn: asyncpg.Connection, principal: Principal, rid: str, action: str,
-                 detail: dict[str, Any]) -> None:
-    await store.record_audit(conn, store.AuditEntry(
-        action=action, outcome="ok", request_id=rid, actor=principal.actor_id,
-        actor_kind=principal.kind, tenant=principal.tenant, detail=detail))

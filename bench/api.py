@@ -49,9 +49,9 @@ from api.db import open_pool
 from application.calls import CallService
 from application.identity.model import Role
 from application.identity.settings import AuthSettings
-from bench.common import embedded_postgres, machine_facts, percentile_ms
+from bench.common import embedded_postgres, machine_facts, percentile_ms, wait
 from bench.load_generator import run_driver
-from bench.up import running_up, wait
+from bench.up import running_up
 from devtools.simulate import lifecycles
 from dialtone.commands.users import ensure_initial_admin, issue_api_key
 from dialtone.database import ensure_database, eventsourcing_env

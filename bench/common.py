@@ -8,7 +8,8 @@ import os
 import statistics
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -144,3 +145,13 @@ class Scraper(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self.join(10)
+
+
+def wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` every 50 ms until it holds; TimeoutError naming ``what``
+    after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.05)

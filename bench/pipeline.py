@@ -21,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
@@ -31,7 +30,7 @@ import psycopg
 
 from application.calls import CallService
 from application.identity.model import Role
-from bench.common import embedded_postgres, kafka_broker, machine_facts, percentile_ms
+from bench.common import embedded_postgres, kafka_broker, machine_facts, percentile_ms, wait
 from devtools.simulate import EVENTS_PER_LIFECYCLE, full_lifecycle, lifecycles
 from dialtone.commands.users import issue_api_key
 from dialtone.database import ensure_database, eventsourcing_env
@@ -47,14 +46,6 @@ def count(dsn: str, query: str) -> int:
     with psycopg.connect(dsn) as conn:
         row = conn.execute(query).fetchone()
     return int(row[0] or 0) if row else 0
-
-
-def wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.05)
 
 
 def bench_relay(service: CallService, dsn: str, bootstrap: str, events: int,

@@ -8,11 +8,12 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
+
+from bench.common import wait
 
 DIALTONE = Path(sys.executable).parent / "dialtone"
 
@@ -25,14 +26,6 @@ def start_up(dsn: str, data_dir: Path, port: int, up_args: Sequence[str],
     with log.open("ab") as out:
         return subprocess.Popen([str(DIALTONE), "up", "--b2bua-workers", "0", *up_args],
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.1)
 
 
 def ready(client: httpx.Client) -> bool:

@@ -24,6 +24,7 @@ from datetime import datetime
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
 from domain.device import DeviceRegistration
@@ -33,6 +34,7 @@ __all__ = ["Held", "RegistrationService"]
 
 _PAGE = 500
 _CREATED = [get_topic(DeviceRegistration.Created)]
+_ATTEMPTS = 3  # reads and saves of one device when other observers keep winning
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,8 @@ class Held:
 
 class RegistrationService(Application[UUID]):
     name = "Registrations"
-    # One writer (the observer), so its cached records are never behind the store.
+    # One observer normally; a second one is survived (_record_device), and the
+    # cache's reads fast-forward to what the other recorded (eventsourcing's default).
     env = {"AGGREGATE_CACHE_MAXSIZE": "20000"}  # noqa: RUF012 - eventsourcing's class setting
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
@@ -67,17 +70,8 @@ class RegistrationService(Application[UUID]):
                 current.setdefault(DeviceRegistration.id_for(binding.aor, binding.tenant),
                                    []).append(binding)
         bound = self._devices_bound()
-        recorded = 0
-        for device_id in sorted(bound | set(current)):
-            device = self._device(device_id, current.get(device_id, []), at)
-            if device is None:
-                bound.discard(device_id)
-                continue
-            _apply(device, current.get(device_id, []), at)
-            if device.pending_events:
-                recorded += len(self.save(device))
-            (bound.add if device.bindings else bound.discard)(device_id)
-        return recorded
+        return sum(self._record_device(device_id, current.get(device_id, []), at, bound)
+                   for device_id in sorted(bound | set(current)))
 
     def device(self, aor: str, tenant: str) -> DeviceRegistration | None:
         try:
@@ -88,6 +82,28 @@ class RegistrationService(Application[UUID]):
         return found
 
     # -- helpers --------------------------------------------------------------------
+
+    def _record_device(self, device_id: UUID, held: list[Held], at: datetime,
+                       bound: set[UUID]) -> int:
+        """Bring one device's record in line with ``held``; how many events that took.
+        Another observer recording the same device first (a rollout, a node cut off
+        while its replacement runs) makes the store refuse this save: decide again on
+        the record as it now is, which the read fast-forwards to."""
+        for attempt in range(_ATTEMPTS):
+            device = self._device(device_id, held, at)
+            if device is None:
+                bound.discard(device_id)
+                return 0
+            _apply(device, held, at)
+            try:
+                saved = len(self.save(device)) if device.pending_events else 0
+            except IntegrityError:
+                if attempt + 1 == _ATTEMPTS:
+                    raise
+                continue
+            (bound.add if device.bindings else bound.discard)(device_id)
+            return saved
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def _device(self, device_id: UUID, held: list[Held],
                 at: datetime) -> DeviceRegistration | None:

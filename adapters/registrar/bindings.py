@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 
 import psycopg
 import redis
+from eventsourcing.persistence import IntegrityError
 
 from application.callcentre import CallCentreService
 from application.device_presence import AgentOnDevice, reconcile
 from application.registrations import Held, RegistrationService
+from domain.errors import DomainError
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +94,14 @@ class BindingsObserver:
         return recorded
 
     def run(self) -> None:
-        """Observe until ``stop``; an unreachable Redis or database is logged and tried
-        again at the next tick (the bindings are re-read whole, nothing is lost)."""
+        """Observe until ``stop``; an unreachable Redis or database, or another writer
+        that kept winning (another observer, an agent's own change during the
+        reconcile), is logged and tried again at the next tick (the bindings are
+        re-read whole, nothing is lost)."""
         while not self._stop.is_set():
             try:
                 self.observe_once()
-            except (redis.RedisError, psycopg.Error):
+            except (redis.RedisError, psycopg.Error, IntegrityError, DomainError):
                 log.warning("registrations: observation failed; retrying", exc_info=True)
             self._stop.wait(self.interval_s)
 

@@ -4,9 +4,9 @@ keeps agents on registering devices in step with them (issue 14 §1, docs/edge.m
 It reads the Redis database Kamailio's registrar writes (registrar.cfg's
 REGISTRATION_REDIS_URL) every ``--interval`` seconds. Run one per deployment,
 beside the router. A second one at the same time records nothing twice (each
-change is an event version the store takes once) but whichever loses a race
-ends with the store's conflict error and must be restarted; one that is
-stopped a while loses nothing (each observation re-reads the whole Redis).
+change is an event version the store takes once), and whichever loses a race
+decides again on the winner's record; one that is stopped a while loses
+nothing (each observation re-reads the whole Redis).
 """
 
 from __future__ import annotations

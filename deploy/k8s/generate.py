@@ -3,8 +3,9 @@
 - ``resources-<service>.yaml``: a strategic-merge patch per workload setting each
   container's memory request (= the RSS budget) and limit (budget + headroom)
   and its CPU request, from ``infra/budgets.toml`` (``dialtone.budgets``);
-- ``*.cfg``: copies of ``infra/kamailio/*.cfg`` (kamailio.cfg and its includes), because kustomize
-  reads no file outside the kustomization's directory (its load restrictor);
+- ``*.cfg`` and ``render-config.sh``: copies of ``infra/kamailio/*.cfg`` (kamailio.cfg
+  and its includes) and of the render function the init step sources, because
+  kustomize reads no file outside the kustomization's directory (its load restrictor);
 - ``kustomization.yaml``: the kustomize Component listing the patches.
 
 Run ``.venv/bin/python deploy/k8s/generate.py`` after changing a budget or the
@@ -81,6 +82,8 @@ def render() -> dict[Path, str]:
     files[GENERATED / "kustomization.yaml"] = header + yaml.safe_dump(component, sort_keys=False)
     for source in sorted(KAMAILIO_CFG.parent.glob("*.cfg")):  # kamailio.cfg and its includes
         files[GENERATED / source.name] = source.read_text()
+    render = KAMAILIO_CFG.parent / "render-config.sh"  # sourced by the init step
+    files[GENERATED / render.name] = render.read_text()
     return files
 
 

@@ -46,52 +46,11 @@ for target in $B2BUA_TARGETS; do
         j=$((j + 1))
     done
 done
-# A restarted worker container gets a new address: re-resolve the names every
-# 10 s (dispatcher's DS_DNS_MODE_TIMER = 4) instead of once at start.
-# Every file of the configuration (kamailio.cfg and the files it includes).
-for src in "$SRC_DIR"/*.cfg; do
-    sed -e "s|LISTEN_ADDR|$LISTEN_IP:5060|" \
-        -e "s|DISPATCHER_LIST|$list|" \
-        -e "s|EDGE_SIP_DOMAINS|${SIP_DOMAINS:-}|" \
-        -e "s|EDGE_CTL_SOCKET|$OUT_DIR/kamailio_ctl|" \
-        -e '/modparam("dispatcher", "list_file"/a modparam("dispatcher", "ds_dns_mode", 4)\nmodparam("dispatcher", "ds_dns_interval", 10)' \
-        "$src" > "$OUT_DIR/$(basename "$src")"
-done
-# Each alias after auto_aliases=no (any port): a Route naming one is this proxy's.
-for alias in $(printf '%s' "${EDGE_ALIASES:-}" | tr ',' ' '); do
-    sed -i "/^auto_aliases=no/a alias=\"$alias\"" "$OUT_DIR/kamailio.cfg"
-done
-# The registrar (registrar.cfg) when both its servers are given: its
-# placeholders filled (sed's special characters in the URLs escaped) and
-# WITH_REGISTRAR defined at the top of kamailio.cfg.
-if [ -n "${SUBSCRIBER_DB_URL:-}" ] && [ -n "${REGISTRATION_REDIS_URL:-}" ]; then
-    esc() { printf '%s' "$1" | sed -e 's/[|&\\]/\\&/g'; }
-    db_url=$(esc "$SUBSCRIBER_DB_URL")
-    redis_url=$(esc "$REGISTRATION_REDIS_URL")
-    for out in "$OUT_DIR"/*.cfg; do
-        sed -i -e "s|SUBSCRIBER_DB_URL|$db_url|" -e "s|REGISTRATION_REDIS_URL|$redis_url|" "$out"
-    done
-    sed -i '1a #!define WITH_REGISTRAR' "$OUT_DIR/kamailio.cfg"
-fi
-# TLS (tls.cfg) when the certificate and key named by TLS_CERTIFICATE and
-# TLS_PRIVATE_KEY are there (compose: the mounted certificate directory;
-# Kubernetes: the optional kamailio-tls Secret): its placeholders filled (the
-# TLS listener on port 5061 of the SIP address) and WITH_TLS defined at the top
-# of kamailio.cfg. Named but absent: TLS stays off, said on stderr.
-if [ -n "${TLS_CERTIFICATE:-}" ] && [ -n "${TLS_PRIVATE_KEY:-}" ]; then
-    if [ -r "$TLS_CERTIFICATE" ] && [ -r "$TLS_PRIVATE_KEY" ]; then
-        tls_esc() { printf '%s' "$1" | sed -e 's/[|&\\]/\\&/g'; }
-        certificate=$(tls_esc "$TLS_CERTIFICATE")
-        private_key=$(tls_esc "$TLS_PRIVATE_KEY")
-        for out in "$OUT_DIR"/*.cfg; do
-            sed -i -e "s|TLS_ADDRESS|$LISTEN_IP:5061|" -e "s|TLS_CERTIFICATE|$certificate|" \
-                -e "s|TLS_PRIVATE_KEY|$private_key|" "$out"
-        done
-        sed -i '1a #!define WITH_TLS' "$OUT_DIR/kamailio.cfg"
-    else
-        echo "no readable $TLS_CERTIFICATE and $TLS_PRIVATE_KEY: SIP over TLS (5061) is off" >&2
-    fi
-fi
+# The configuration, as the other render step writes it (render-config.sh). A
+# restarted worker gets a new address: the dispatcher re-resolves the names every
+# 10 s (DS_DNS_MODE_TIMER = 4) instead of once at start.
+. "$SRC_DIR/render-config.sh"
+render_config "$LISTEN_IP" "$list"
 if [ -n "${CHECK_ONLY:-}" ]; then exit 0; fi
 # -DD: foreground with children; -E: log to stderr; -m/-M: shared and private
 # memory in MiB (infra/budgets.toml).

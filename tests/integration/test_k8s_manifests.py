@@ -380,6 +380,8 @@ def test_the_kamailio_config_map_carries_every_file_of_the_configuration() -> No
                      if m["name"] == "kamailio-config"]
     listed = {Path(f).name for f in config_map["files"] if f.endswith(".cfg")}
     assert listed == {p.name for p in (ROOT / "infra" / "kamailio").glob("*.cfg")}
+    # The init step sources the render function shared with compose from the same map.
+    assert "generated/render-config.sh" in config_map["files"]
 
 
 def _run_init_step(out: Path, **extra: str) -> None:

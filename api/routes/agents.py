@@ -152,8 +152,9 @@ async def login(key: AgentKey, tenant: Tenant, body: AgentLogin, service: Servic
     if body.extension is not None:
         async with acquire(pool) as conn:
             device = await sip_credentials.device_aor(conn, tenant, body.extension)
-        if device is None:
-            raise NotFoundProblem("extension", body.extension)
+        if device is None:  # a reference in the body: 422 on it, 404 is for the agent
+            raise invalid("extension", f"no device {body.extension!r} in the tenant's SIP "
+                          "domain", location="body")
     assert device is not None  # the body has exactly one of the two
     return AgentPublic.of(await execute(
         lambda: service.login(agent_id(key, tenant), device, now()), field="device_uri"))

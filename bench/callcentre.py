@@ -48,13 +48,11 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import psycopg
-
 from adapters.media.tones import tone_samples
 from application.callcentre import CallCentreService
 from application.calls import CallService
 from bench.acd import commit_times
-from bench.common import machine_facts, percentile_ms
+from bench.common import machine_facts, percentile_ms, restart_with
 from bench.memory import group_memory, with_children
 from dialtone.commands.b2bua import spawn_worker
 from dialtone.database import ensure_database, eventsourcing_env
@@ -120,14 +118,11 @@ def start_database(stack: Stack, connections: int) -> tuple[str, EmbeddedPostgre
     server = EmbeddedPostgres(stack.work / "pg", free_port())
     server.start()
     stack.callback(server.destroy)
-    with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        # Each worker holds 4 connections (storage, command link, log follower, LISTEN),
-        # up to 7 in bursts (each pool may open a second one).
-        conn.execute(f"ALTER SYSTEM SET max_connections = {connections}")
-        # Commit times split the offer latency between the processes.
-        conn.execute("ALTER SYSTEM SET track_commit_timestamp = on")
-    server.stop()
-    server.start()
+    # Each worker holds 4 connections (storage, command link, log follower, LISTEN),
+    # up to 7 in bursts (each pool may open a second one). Commit times split the
+    # offer latency between the processes.
+    restart_with(server, {"max_connections": str(connections),
+                          "track_commit_timestamp": "on"})
     dsn = server.dsn("bench_callcentre")
     ensure_database(dsn)
     return dsn, server

@@ -15,10 +15,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import psycopg
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from psycopg import sql
 
 from devtools.kafka import KafkaBroker
 from dialtone.services.postgres import EmbeddedPostgres, free_port
@@ -33,6 +35,18 @@ def embedded_postgres() -> Iterator[EmbeddedPostgres]:
             yield server
         finally:
             server.destroy()
+
+
+def restart_with(server: EmbeddedPostgres, settings: dict[str, str]) -> None:
+    """``ALTER SYSTEM`` each setting, then restart the server: ``max_connections``
+    (the benchmarks' dozens of workers hold several connections each) takes effect
+    only at start."""
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        for name, value in settings.items():
+            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                sql.Identifier(name), sql.Literal(value)))
+    server.stop()
+    server.start()
 
 
 @contextlib.contextmanager

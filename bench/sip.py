@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.common import restart_with
 from bench.memory import Memory, PeakMemory, group_memory, with_children
 from devtools.kamailio import Kamailio, start_kamailio
 from dialtone.commands.b2bua import (
@@ -47,6 +48,7 @@ from dialtone.commands.b2bua import (
     spawn_worker,
 )
 from dialtone.database import ensure_database
+from dialtone.migrations import apply_migrations
 from dialtone.services.postgres import EmbeddedPostgres, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +57,7 @@ SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 SIPPY = Path(sys.executable).with_name("b2bua_simple")
 RTP_BASE = 20000  # workers' RTP ranges: 20000 + 40 per worker
 RTP_TOP = 40000  # signalling ports are taken above this
+MAX_CONNECTIONS = 1000
 START_BATCH = 1  # concurrent start-ups race creating the store tables (see create_schema)
 
 
@@ -169,8 +172,12 @@ def start_database(stack: Stack) -> str:
     server = EmbeddedPostgres(stack.work / "pg", free_port())
     server.start()
     stack.callback(server.destroy)
+    # Each worker holds a few connections (storage, call-centre link, lost calls):
+    # 50 workers exhaust the embedded server's 200 and stall on "too many clients".
+    restart_with(server, {"max_connections": str(MAX_CONNECTIONS)})
     dsn = server.dsn("bench")
     ensure_database(dsn)
+    apply_migrations(dsn)  # the workers' own tables (sip_worker_calls, ...), as `dialtone migrate`
     return dsn
 
 

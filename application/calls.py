@@ -48,11 +48,13 @@ by its caller, as for any ``IntegrityError`` (the SIP storage thread does).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from copy import deepcopy
-from typing import Any, ClassVar
+from dataclasses import MISSING, fields
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -61,49 +63,43 @@ from eventsourcing.persistence import IntegrityError, Recording
 from application.metrics import event_append
 from application.tracing import store_commit_span
 from domain.call import Call, CallNotFound
-from domain.call_commands import (
-    AnswerCall,
-    AttachRecording,
-    CallCommand,
-    ConnectAgent,
-    DeleteRecording,
-    EndCall,
-    HoldCall,
-    InitiateCall,
-    QueueCall,
-    RecordMediaQuality,
-    ResumeCall,
-    RingCall,
-    RouteCall,
-    StartSupervision,
-    StopSupervision,
-    StoreRecording,
-    TransferCall,
-    fact_names,
-)
+from domain.call_commands import COMMANDS, CallCommand, InitiateCall, fact_names
 
-__all__ = ["CallBatch", "CallNotFound", "CallService", "by_command"]
+__all__ = ["CallBatch", "CallNotFound", "CallService", "by_command", "method_name"]
 
 
 def by_command(command: type[CallCommand]) -> Callable[..., None]:
-    """A ``CallService`` method ``(call_id, *facts, occurred_at)`` that builds
-    ``command`` and handles it: the per-command methods earlier callers use
-    (``end_call``, ``route_call``...) are these, not code of their own. Facts
-    may also be given by keyword; wrong ones fail as the command's ``__init__``."""
+    """A ``CallService`` method ``(call_id, *facts, occurred_at, *optional facts)``
+    that builds ``command`` and handles it: the per-command methods earlier callers
+    use (``end_call``, ``route_call``...) are these, made for every registered
+    command by ``_add_per_command_methods``, not code of their own. Facts may also
+    be given by keyword; wrong ones fail as the command's ``__init__``."""
     names = fact_names(command)
-    order = (*names[1:], names[0])  # occurred_at (the first fact) comes last
+    defaults = {f.name for f in fields(command) if f.default is not MISSING}
+    required = [name for name in names[1:] if name not in defaults]
+    order = (*required, names[0], *(name for name in names if name in defaults))
+    count = len(required) + 1  # occurred_at (the first fact) comes after the required ones
 
     def method(self: CallService, call_id: UUID, *args: Any, **kwargs: Any) -> None:
-        if len(args) == len(order) and not kwargs:  # all positional: the values' own order
+        if len(args) == count and not kwargs:  # the usual call: required facts by position
             self.handle(command(call_id, args[-1], *args[:-1]))
             return
         if len(args) > len(order):
             raise TypeError(f"{command.__name__} takes {len(order)} facts, got {len(args)}")
         self.handle(command(call_id=call_id, **dict(zip(order, args, strict=False)), **kwargs))
 
-    method.__name__ = method.__qualname__ = f"handle_{command.__name__}"
+    method.__name__ = method.__qualname__ = method_name(command)
     method.__doc__ = f"``handle({command.__name__}(call_id, ...))``: facts {', '.join(order)}."
     return method
+
+
+def method_name(command: type[CallCommand]) -> str:
+    """The service method of a command value: its class name in snake case
+    (``EndCall`` -> ``end_call``, ``RecordMediaQuality`` -> ``record_media_quality``)."""
+    return _CAMEL_BOUNDARY.sub("_", command.__name__).lower()
+
+
+_CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
 
 
 class CallBatch:
@@ -198,23 +194,10 @@ class CallService(Application[UUID]):
         self.handle(command)
         return command.call_id
 
-    # The per-command methods of earlier callers: handle() with the command's
-    # facts in the aggregate method's order (occurred_at last), or by keyword.
-    route_call = by_command(RouteCall)
-    ring_call = by_command(RingCall)
-    answer_call = by_command(AnswerCall)
-    hold_call = by_command(HoldCall)
-    resume_call = by_command(ResumeCall)
-    transfer_call = by_command(TransferCall)
-    queue_call = by_command(QueueCall)
-    connect_agent = by_command(ConnectAgent)
-    attach_recording = by_command(AttachRecording)
-    store_recording = by_command(StoreRecording)
-    delete_recording = by_command(DeleteRecording)
-    start_supervision = by_command(StartSupervision)
-    stop_supervision = by_command(StopSupervision)
-    record_media_quality = by_command(RecordMediaQuality)
-    end_call = by_command(EndCall)
+    # The per-command methods of earlier callers (``end_call``...): one per value of
+    # domain.call_commands.COMMANDS, added below by _add_per_command_methods.
+    if TYPE_CHECKING:
+        def __getattr__(self, name: str) -> Callable[..., None]: ...
 
     def get_call(self, call_id: UUID) -> Call:
         """A copy of the call as this thread sees it (in a batch, with its staged
@@ -328,3 +311,15 @@ class CallService(Application[UUID]):
     def _current_batch(self) -> CallBatch | None:
         batch: CallBatch | None = getattr(self._batches, "current", None)
         return batch
+
+
+def _add_per_command_methods() -> None:
+    """Give CallService a method per registered command (not ``initiate_call``,
+    written above: it returns the new call's id), so that a new command value
+    needs no line here."""
+    for command in COMMANDS:
+        if command is not InitiateCall:
+            setattr(CallService, method_name(command), by_command(command))
+
+
+_add_per_command_methods()

@@ -5,8 +5,10 @@ A command is written once. Its value type here is what the SIP adapter builds
 queues and what ``application.calls.CallService.handle`` runs (load the call,
 decide, save); its fields other than ``call_id`` and ``cause`` are the keyword
 arguments of the aggregate method it names (``decide``), which holds the rules.
-Adding a command is adding its value here and its method (and event) on ``Call``;
-tests/unit/test_call_commands.py checks that every value matches its method.
+Adding a command is adding its value here and its method (and event) on ``Call``:
+defining the value registers it in ``COMMANDS``, from which ``CallService`` makes
+its per-command method (``EndCall`` -> ``end_call``); tests/unit/test_call_commands.py
+checks that every value matches its method.
 
 Each value carries the protocol fact's own timestamp, so a command applied late
 (after a database outage) still records when it happened.
@@ -25,10 +27,10 @@ from domain.call import Call
 from domain.values import Direction, Disposition, HangupSide, SupervisionMode, TransferKind
 
 __all__ = [
-    "AnswerCall", "AttachRecording", "CallCommand", "ConnectAgent", "DeleteRecording", "EndCall",
-    "HoldCall", "InitiateCall", "QueueCall", "RecordMediaQuality", "ResumeCall", "RingCall",
-    "RouteCall", "StartSupervision", "StopSupervision", "StoreRecording", "TransferCall",
-    "fact_names",
+    "COMMANDS", "AnswerCall", "AttachRecording", "CallCommand", "ConnectAgent", "DeleteRecording",
+    "EndCall", "HoldCall", "InitiateCall", "QueueCall", "RecordMediaQuality", "ResumeCall",
+    "RingCall", "RouteCall", "StartSupervision", "StopSupervision", "StoreRecording",
+    "TransferCall", "fact_names",
 ]
 
 # Fields that say which call and why, not what happened: not passed to the aggregate.
@@ -47,6 +49,10 @@ class CallCommand:
 
     # The Call method that decides this command (an unbound function of Call).
     decide: ClassVar[Callable[..., None]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        COMMANDS.append(cls)  # in definition order; the dataclass decorator keeps the class
 
     def facts(self) -> dict[str, Any]:
         """The deciding method's keyword arguments: every field but call_id and cause."""
@@ -69,6 +75,8 @@ def fact_names(command: type[CallCommand]) -> tuple[str, ...]:
 
 
 _FACT_NAMES: dict[type[CallCommand], tuple[str, ...]] = {}
+# Every command value, registered by its definition (CallCommand.__init_subclass__).
+COMMANDS: list[type[CallCommand]] = []
 
 
 @dataclass(frozen=True)

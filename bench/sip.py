@@ -29,6 +29,7 @@ import contextlib
 import csv
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -166,6 +167,18 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
+def _stop_sipp(proc: subprocess.Popen[bytes], calls_end_within: float) -> None:
+    """Stop a sipp client smoothly: SIGUSR1 places no new call and lets the calls in
+    progress end with their BYE. A sipp killed with calls up leaves them up in the
+    workers (nothing hangs them up) and in Kamailio's call-load counts, so the next
+    ramp would start with those workers full."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGUSR1)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(calls_end_within)
+    _stop(proc)
+
+
 def start_database(stack: Stack) -> str:
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
@@ -295,7 +308,7 @@ def ramp(stack: Stack, label: str, target_port: int, args: argparse.Namespace,
             if any(s.failed for s in result.steps):
                 break
     finally:  # Ctrl-C included: no sipp left behind
-        _stop(proc)
+        _stop_sipp(proc, calls_end_within=hold_ms / 1000 + 15)
     result.steps = read_steps(stat_file)
     result.rtts = read_rtts(run)
     result.rss_mb = peak_rss_mb(pids())

@@ -20,7 +20,6 @@ and every event has ``class_version = 1``: bump it together with an
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
@@ -28,7 +27,15 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from domain.addressing import DEFAULT_TENANT, check_tenant
-from domain.call_values import MediaQuality, StoredRecording, checked_sip_status
+from domain.call_recordings import RecordingCommands
+from domain.call_supervision import SupervisionCommands
+from domain.call_values import (
+    BEFORE_ANSWER,
+    CONNECTED,
+    MediaQuality,
+    StoredRecording,
+    checked_sip_status,
+)
 from domain.errors import DomainError, IllegalTransition, InvalidValue
 from domain.values import (
     UNANSWERED_DISPOSITIONS,
@@ -52,15 +59,15 @@ __all__ = ["Call", "CallNotFound", "CallStatus", "Direction", "Disposition", "Ha
 # give calls already stored a different id than their retransmitted INVITEs.
 CALL_ID_NAMESPACE = UUID("6f0c1c52-55c3-4b55-9a53-4d8a1e0c2a11")
 
-BEFORE_ANSWER = frozenset({CallStatus.INITIATED, CallStatus.ROUTED, CallStatus.RINGING})
-CONNECTED = frozenset({CallStatus.ANSWERED, CallStatus.HELD})
-
 
 class CallNotFound(DomainError):  # noqa: N818 - reads as the rule that was broken
     """A command named a call id that has no history."""
 
 
-class Call(Aggregate):
+class Call(Aggregate, RecordingCommands, SupervisionCommands):
+    """A call; its recording and supervision commands are in ``domain.call_recordings``
+    and ``domain.call_supervision`` (the mixins hold no state and no events)."""
+
     class Event(Aggregate.Event):
         occurred_at: datetime  # when the protocol fact happened (UTC), not store time
 
@@ -336,52 +343,6 @@ class Call(Aggregate):
         if self.agents and self.agents[-1] == agent:
             return
         self._trigger(self.AgentConnected, occurred_at, agent=non_empty("agent", agent))
-
-    def attach_recording(self, ref: str, duration_s: float, occurred_at: datetime) -> None:
-        """The call's recording is stored at `ref` (usually after the call ended)."""
-        if self.recording is not None and self.recording[0] == ref:
-            return
-        if not (math.isfinite(duration_s) and duration_s >= 0):
-            raise InvalidValue(f"recording duration {duration_s!r} is not a duration")
-        self._trigger(self.RecordingAvailable, occurred_at, ref=non_empty("ref", ref),
-                      duration_s=float(duration_s))
-
-    def store_recording(self, bucket: str, key: str, size_bytes: int, sha256: str,
-                        occurred_at: datetime) -> None:
-        """The recording was uploaded to ``bucket``/``key``. The same object again is a
-        no-op: an upload retried after a crash stores one event."""
-        stored = StoredRecording.checked(bucket, key, size_bytes, sha256)
-        if self.recording is None:
-            raise InvalidValue(f"call {self.id} has no recording to store")
-        if self.stored_recording == stored:
-            return
-        self._trigger(self.RecordingStored, occurred_at, bucket=bucket, key=key,
-                      size_bytes=size_bytes, sha256=sha256)
-
-    def delete_recording(self, bucket: str, key: str, reason: str,
-                         occurred_at: datetime) -> None:
-        """The stored object ``bucket``/``key`` was deleted; a no-op unless it is the
-        call's stored recording (deleted twice, or a stray object)."""
-        current = self.stored_recording
-        if current is None or (current.bucket, current.key) != (bucket, key):
-            return
-        self._trigger(self.RecordingDeleted, occurred_at, bucket=bucket, key=key,
-                      reason=non_empty("reason", reason))
-
-    def start_supervision(self, supervisor: str, mode: SupervisionMode,
-                          occurred_at: datetime) -> None:
-        """A supervisor joins (or switches mode); the same mode again is a no-op."""
-        self._require(CONNECTED, "supervise")
-        checked = enum_member(SupervisionMode, mode)
-        if self.supervisors.get(supervisor) is checked:
-            return
-        self._trigger(self.SupervisionStarted, occurred_at,
-                      supervisor=non_empty("supervisor", supervisor), mode=checked.value)
-
-    def stop_supervision(self, supervisor: str, occurred_at: datetime) -> None:
-        if supervisor not in self.supervisors or self.status is CallStatus.ENDED:
-            return  # not supervising, or the call's end already ended it
-        self._trigger(self.SupervisionEnded, occurred_at, supervisor=supervisor)
 
     def end(self, *, disposition: Disposition, hangup_cause: str, hangup_side: HangupSide,
             sip_status: int | None, occurred_at: datetime) -> None:

@@ -10,8 +10,13 @@ import re
 from typing import NamedTuple
 
 from domain.errors import InvalidValue
+from domain.values import CallStatus
 
-__all__ = ["MediaQuality", "StoredRecording", "checked_sip_status"]
+__all__ = ["BEFORE_ANSWER", "CONNECTED", "MediaQuality", "StoredRecording", "checked_sip_status"]
+
+# The statuses a command may find the call in (Call._require).
+BEFORE_ANSWER = frozenset({CallStatus.INITIATED, CallStatus.ROUTED, CallStatus.RINGING})
+CONNECTED = frozenset({CallStatus.ANSWERED, CallStatus.HELD})
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 

@@ -22,12 +22,20 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 from prometheus_client.process_collector import ProcessCollector
 
 log = logging.getLogger(__name__)
@@ -139,6 +147,49 @@ RECORDING_UPLOADS = Counter(
     ["outcome"])
 
 
+# --- Registrations (dialtone registrations, docs/edge.md "Registrar") -----------------
+# Registered in the default registry only by a process that runs the observer
+# (``expose_registrations``: `dialtone registrations`, `dialtone up` with a registrar):
+# elsewhere a last-success time of 0 would look like an observer that never succeeded.
+
+REGISTRATIONS_BINDINGS = Gauge(
+    "dialtone_registrations_bindings",
+    "Bindings in the registrar's Redis at the last observation, by state (live: recorded; "
+    "expired: past their expiry, not yet removed; unknown_domain: in a SIP domain no "
+    "tenant has, skipped).", ["state"], registry=None)
+REGISTRATIONS_DEVICES = Gauge(
+    "dialtone_registrations_devices",
+    "Devices (addresses of record) with at least one live binding at the last observation.",
+    registry=None)
+REGISTRATIONS_OBSERVATIONS = Counter(
+    "dialtone_registrations_observations",
+    "Observations of the registrar's Redis begun (each reads every binding).", registry=None)
+REGISTRATIONS_OBSERVATION_ERRORS = Counter(
+    "dialtone_registrations_observation_errors",
+    "Observations that failed, by kind (redis, database, conflict, refused, other).",
+    ["kind"], registry=None)
+REGISTRATIONS_OBSERVATION_SECONDS = Histogram(
+    "dialtone_registrations_observation_duration_seconds",
+    "Time of one successful observation: read the Redis, record, reconcile the agents.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=None)
+REGISTRATIONS_LAST_SUCCESS = Gauge(
+    "dialtone_registrations_last_success_timestamp_seconds",
+    "Unix time the last observation succeeded (0: none yet since the process started).",
+    registry=None)
+REGISTRATIONS_EVENTS = Counter(
+    "dialtone_registrations_events_recorded",
+    "DeviceRegistration events recorded, by event (registered, refreshed, unregistered, "
+    "expired; created for a device seen the first time).", ["event"], registry=None)
+REGISTRATIONS_AGENT_CHANGES = Counter(
+    "dialtone_registrations_agent_changes",
+    "Agents paused because their registering device had no live registration "
+    "(device-not-registered), or resumed when it came back.", ["change"], registry=None)
+REGISTRATIONS_AGENTS_PAUSED = Gauge(
+    "dialtone_registrations_agents_paused",
+    "Logged-in agents paused for device-not-registered after the last observation.",
+    registry=None)
+
+
 # --- Hooks -----------------------------------------------------------------------------
 
 
@@ -223,6 +274,72 @@ def recordings_round(pending: int, uploaded: int, failed: int) -> None:
         RECORDING_UPLOADS.labels(outcome="uploaded").inc(uploaded)
         RECORDING_UPLOADS.labels(outcome="failed").inc(failed)
     _guarded("recordings_round", note)
+
+
+_REGISTRATION_SERIES = (
+    REGISTRATIONS_BINDINGS, REGISTRATIONS_DEVICES, REGISTRATIONS_OBSERVATIONS,
+    REGISTRATIONS_OBSERVATION_ERRORS, REGISTRATIONS_OBSERVATION_SECONDS,
+    REGISTRATIONS_LAST_SUCCESS, REGISTRATIONS_EVENTS, REGISTRATIONS_AGENT_CHANGES,
+    REGISTRATIONS_AGENTS_PAUSED)
+REGISTRATION_EVENTS = ("created", "registered", "refreshed", "unregistered", "expired")
+REGISTRATION_ERROR_KINDS = ("redis", "database", "conflict", "refused", "other")
+_exposing = threading.Lock()
+_exposed = threading.Event()
+
+
+def expose_registrations() -> None:
+    """Serve the registrations observer's series from this process (once); every label
+    value they can take starts at 0, so a rate over them is defined from the start."""
+    with _exposing:
+        if _exposed.is_set():
+            return
+        for series in _REGISTRATION_SERIES:
+            REGISTRY.register(series)
+        _exposed.set()
+    for state in ("live", "expired", "unknown_domain"):
+        REGISTRATIONS_BINDINGS.labels(state=state)
+    for kind in REGISTRATION_ERROR_KINDS:
+        REGISTRATIONS_OBSERVATION_ERRORS.labels(kind=kind)
+    for event in REGISTRATION_EVENTS:
+        REGISTRATIONS_EVENTS.labels(event=event)
+    for change in ("paused", "resumed"):
+        REGISTRATIONS_AGENT_CHANGES.labels(change=change)
+
+
+def registration_events(names: Iterable[str]) -> None:
+    """DeviceRegistration events just saved, by class name (Registered, Expired...)."""
+    def note() -> None:
+        for name in names:
+            REGISTRATIONS_EVENTS.labels(event=name.lower()).inc()
+    _guarded("registration_events", note)
+
+
+def registrations_failed(kind: str) -> None:
+    """One observation failed; ``kind`` is one of REGISTRATION_ERROR_KINDS."""
+    _guarded("registrations_failed",
+             lambda: REGISTRATIONS_OBSERVATION_ERRORS.labels(kind=kind).inc())
+
+
+def registrations_observed(*, live: int, expired: int, unknown_domain: int, devices: int,
+                           agents_paused: int, seconds: float) -> None:
+    """One observation done: what the registrar held, and how long it took."""
+    def note() -> None:
+        REGISTRATIONS_BINDINGS.labels(state="live").set(live)
+        REGISTRATIONS_BINDINGS.labels(state="expired").set(expired)
+        REGISTRATIONS_BINDINGS.labels(state="unknown_domain").set(unknown_domain)
+        REGISTRATIONS_DEVICES.set(devices)
+        REGISTRATIONS_AGENTS_PAUSED.set(agents_paused)
+        REGISTRATIONS_OBSERVATION_SECONDS.observe(seconds)
+        REGISTRATIONS_LAST_SUCCESS.set_to_current_time()
+    _guarded("registrations_observed", note)
+
+
+def registrations_agents_changed(changes: Iterable[str]) -> None:
+    """Agents the observation paused or resumed ("paused" / "resumed" each)."""
+    def note() -> None:
+        for change in changes:
+            REGISTRATIONS_AGENT_CHANGES.labels(change=change).inc()
+    _guarded("registrations_agents_changed", note)
 
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> Any:

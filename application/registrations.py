@@ -27,6 +27,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
+from application import metrics
 from domain.device import DeviceRegistration
 from domain.values import utc_instant
 
@@ -96,13 +97,14 @@ class RegistrationService(Application[UUID]):
                 return 0
             _apply(device, held, at)
             try:
-                saved = len(self.save(device)) if device.pending_events else 0
+                saved = self.save(device) if device.pending_events else []
             except IntegrityError:
                 if attempt + 1 == _ATTEMPTS:
                     raise
                 continue
             (bound.add if device.bindings else bound.discard)(device_id)
-            return saved
+            metrics.registration_events(type(r.domain_event).__name__ for r in saved)
+            return len(saved)
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _device(self, device_id: UUID, held: list[Held],

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import psycopg
 import redis
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, PersistenceError
 
+from application import metrics
 from application.callcentre import CallCentreService
-from application.device_presence import AgentOnDevice, reconcile
+from application.device_presence import REASON, AgentOnDevice, reconcile
 from application.registrations import Held, RegistrationService
 from domain.errors import DomainError
+from domain.values import utc_instant
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +38,20 @@ def parse_expires(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").astimezone(UTC)
 
 
-def read_held(client: redis.Redis, tenants_by_domain: Mapping[str, str]) -> list[Held]:
+@dataclass(frozen=True)
+class Reading:
+    """What one read of the registrar's Redis found: the bindings of known tenants, and
+    how many were skipped for a SIP domain no tenant has (a misconfigured phone or
+    tenant: worth a metric, not a record)."""
+
+    held: list[Held]
+    unknown_domain: int
+
+
+def read_bindings(client: redis.Redis, tenants_by_domain: Mapping[str, str]) -> Reading:
     """Every binding in the registrar's Redis database, with its tenant."""
     held: list[Held] = []
+    unknown = 0
     for key in client.scan_iter(match=ENTRY_PATTERN, count=500):
         values = client.hmget(key, _FIELDS)
         row = dict(zip(_FIELDS, (v.decode() if isinstance(v, bytes) else v for v in values),
@@ -45,10 +60,16 @@ def read_held(client: redis.Redis, tenants_by_domain: Mapping[str, str]) -> list
             continue  # deleted between SCAN and HMGET
         tenant = tenants_by_domain.get(str(row["domain"]).lower())
         if tenant is None:
+            unknown += 1
             continue
         held.append(Held(tenant, f"sip:{row['username']}@{row['domain']}", str(row["contact"]),
                          str(row["user_agent"] or ""), parse_expires(str(row["expires"]))))
-    return held
+    return Reading(held, unknown)
+
+
+def read_held(client: redis.Redis, tenants_by_domain: Mapping[str, str]) -> list[Held]:
+    """Every binding of a known tenant in the registrar's Redis database."""
+    return read_bindings(client, tenants_by_domain).held
 
 
 def tenants_by_domain(dsn: str) -> dict[str, str]:
@@ -67,6 +88,19 @@ def agents_on_devices(dsn: str) -> list[AgentOnDevice]:
     return [AgentOnDevice(*row) for row in rows]
 
 
+def error_kind(error: BaseException) -> str:
+    """The kind label of a failed observation (REGISTRATION_ERROR_KINDS)."""
+    if isinstance(error, redis.RedisError):
+        return "redis"
+    if isinstance(error, IntegrityError):
+        return "conflict"  # another writer kept winning the same device or agent
+    if isinstance(error, psycopg.Error | PersistenceError):
+        return "database"
+    if isinstance(error, DomainError):
+        return "refused"
+    return "other"
+
+
 class BindingsObserver:
     """Observes the registrar's Redis every ``interval_s`` seconds and records the
     changes; with ``callcentre``, agents on registering devices then follow them
@@ -82,27 +116,48 @@ class BindingsObserver:
         self.interval_s = interval_s
         self.clock = clock
         self._stop = threading.Event()
+        metrics.expose_registrations()  # this process observes: it serves their series
 
     def observe_once(self) -> int:
         """Record what changed since the last observation (how many events), then
         pause or resume the agents whose device's registration changed."""
+        metrics.REGISTRATIONS_OBSERVATIONS.inc()
+        started = time.perf_counter()
         now = self.clock()
         domains = tenants_by_domain(self.dsn)
-        recorded = self.service.record(read_held(self.client, domains), now)
+        reading = read_bindings(self.client, domains)
+        recorded = self.service.record(reading.held, now)
+        paused = 0
         if self.callcentre is not None:
-            reconcile(self.callcentre, self.service, agents_on_devices(self.dsn), domains, now)
+            agents = agents_on_devices(self.dsn)
+            changes = [c for _, c in reconcile(self.callcentre, self.service, agents,
+                                               domains, now)]
+            metrics.registrations_agents_changed(changes)
+            paused = (sum(a.state == "paused" and a.pause_reason == REASON for a in agents)
+                      + changes.count("paused") - changes.count("resumed"))
+        live = [b for b in reading.held if utc_instant(b.expires_at) > utc_instant(now)]
+        metrics.registrations_observed(
+            live=len(live), expired=len(reading.held) - len(live),
+            unknown_domain=reading.unknown_domain,
+            devices=len({(b.tenant, b.aor.lower()) for b in live}), agents_paused=paused,
+            seconds=time.perf_counter() - started)
         return recorded
 
     def run(self) -> None:
         """Observe until ``stop``; an unreachable Redis or database, or another writer
         that kept winning (another observer, an agent's own change during the
         reconcile), is logged and tried again at the next tick (the bindings are
-        re-read whole, nothing is lost)."""
+        re-read whole, nothing is lost). Each failure is counted by kind
+        (dialtone_registrations_observation_errors_total)."""
         while not self._stop.is_set():
             try:
                 self.observe_once()
-            except (redis.RedisError, psycopg.Error, IntegrityError, DomainError):
+            except (redis.RedisError, psycopg.Error, IntegrityError, DomainError) as error:
+                metrics.registrations_failed(error_kind(error))
                 log.warning("registrations: observation failed; retrying", exc_info=True)
+            except BaseException:
+                metrics.registrations_failed("other")  # seen by a scrape before the exit
+                raise
             self._stop.wait(self.interval_s)
 
     def stop(self) -> None:

@@ -7,6 +7,10 @@ beside the router. A second one at the same time records nothing twice (each
 change is an event version the store takes once), and whichever loses a race
 decides again on the winner's record; one that is stopped a while loses
 nothing (each observation re-reads the whole Redis).
+
+Its metrics (dialtone_registrations_*, docs/observability.md) are served on
+DIALTONE_METRICS_PORT like the other processes'; under `dialtone up` they are on
+up's own /metrics.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from application.callcentre import CallCentreService
 from application.registrations import RegistrationService
 from dialtone.database import eventsourcing_env, resolve_dsn
 from dialtone.migrations import apply_migrations
+from dialtone.services.metrics import start_metrics_server
 from dialtone.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,6 +71,7 @@ def command(settings: Settings, redis_url: str, interval: float) -> None:
     """Observe the registrar's bindings until SIGTERM/Ctrl-C."""
     database_url = resolve_dsn(settings)
     apply_migrations(database_url)
+    start_metrics_server(settings)  # dialtone_registrations_* (its observer's series)
     env = eventsourcing_env(database_url)
     client = redis.Redis.from_url(redis_url, socket_timeout=5)
     with RegistrationService(env=env) as registrations, CallCentreService(env=env) as centre:

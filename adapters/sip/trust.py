@@ -3,7 +3,12 @@
 Kamailio (docs/edge.md) does what a public SIP port needs: sanity and flood checks,
 no open relay, admission by free legs. A worker reachable from anywhere else would
 bypass all of it, so it answers 403 to an INVITE whose packet came from outside its
-trusted networks, before any routing or domain command.
+trusted networks, before any routing or domain command. The verdict is taken when
+the INVITE arrives, also when a burst makes the worker hold it unanswered
+(adapters/sip/pjsua/admission.py): a held untrusted INVITE gets its 403 later,
+never the 503 + Retry-After ("come back") that held trusted ones get. Only when
+every call slot is held does pjsua answer a further INVITE, from anyone, with its
+own stateless 486 before the worker sees it (no transport, nothing routed).
 
 The address judged is the one the packet came from (pjsip's ``srcAddress``), never
 Via, Contact or From, which the sender writes. Names are not accepted, only addresses

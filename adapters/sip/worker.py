@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import NamedTuple
 from uuid import UUID
 
 import pjsua2 as pj
@@ -72,6 +73,15 @@ def uri_user(uri: str) -> str:
     return match.group(1) if match else uri
 
 
+class _Held(NamedTuple):
+    """An INVITE left unanswered in a burst (adapters.sip.pjsua.admission), with the
+    trust verdict on its source, taken when it arrived."""
+
+    leg: Leg
+    source: str  # the packet's source, as pjsip prints it ("host:port")
+    trusted: bool
+
+
 class _Account(pj.Account):  # type: ignore[misc]  # SWIG class, untyped
     def __init__(self, on_incoming: Callable[[pj.OnIncomingCallParam], None]) -> None:
         super().__init__()
@@ -119,7 +129,7 @@ class B2BUAWorker:
         self.slots = min(config.endpoint.max_calls, PJSUA_MAX_CALLS)
         self.budget = KeyBudget(self.slots)
         # INVITEs left unanswered until the ioqueue has room to close their calls.
-        self._held: deque[Leg] = deque()
+        self._held: deque[_Held] = deque()
         self._held_timer: TimerHandle | None = None
         self.ready = threading.Event()
         metrics.watch_b2bua(lambda: len(self.sessions), lambda: len(self.legs),
@@ -223,7 +233,7 @@ class B2BUAWorker:
             with session.log_fields():
                 session.end_now("worker_shutdown")
         while self._held:
-            self._refuse(self._held.popleft(), "worker stopping")
+            self._answer_one_held(self._held.popleft(), "worker stopping")
         deadline = time.monotonic() + self.config.shutdown_grace
         while self.legs and time.monotonic() < deadline:
             loop.poll()
@@ -260,16 +270,17 @@ class B2BUAWorker:
     def _incoming(self, prm: pj.OnIncomingCallParam) -> None:
         leg = self._new_leg(self._account, LegRole.CALLER, prm.callId)
         assert leg.dialog is not None  # just created
+        # Judged now, held or not: reading the packet's source is not acting on
+        # the call, and a held INVITE must get the answer it would have got.
+        source = prm.rdata.srcAddress
+        trusted = is_trusted(source, self.config.trusted_sources)
         if self._held or not self.budget.has_room(len(self.legs)):
             # Acting now (even refusing) closes this call's transport while the
             # ioqueue's closing list is full: hold it, its slot too (see admission).
-            self._hold(leg)
+            self._hold(_Held(leg, source, trusted))
             return
-        if not is_trusted(prm.rdata.srcAddress, self.config.trusted_sources):
-            # Not from the edge: no routing, no call stored (docs/edge.md, trust).
-            log.warning("INVITE from %s refused with 403: not a trusted source",
-                        prm.rdata.srcAddress)
-            leg.respond(403)
+        if not trusted:
+            self._forbid(leg, source)
             return
         info = leg.dialog.getInfo()
         reason = self._refusal()
@@ -300,6 +311,12 @@ class B2BUAWorker:
         log.info("INVITE refused by pjsua itself with %d", status)
         metrics.sip_final_response(status)  # no Leg was made for it: counted here
 
+    def _forbid(self, leg: Leg, source: str, why: str = "") -> None:
+        """403 to an INVITE not from the edge: no routing, no call stored
+        (docs/edge.md, trust); never 503, which would invite it back."""
+        log.warning("INVITE from %s refused with 403: not a trusted source%s", source, why)
+        leg.respond(403)
+
     def _refuse(self, leg: Leg, reason: str, sip_call_id: str = "") -> None:
         self.refused += 1
         with log_context.bound(sip_call_id=sip_call_id or None):  # no call is made for it
@@ -307,21 +324,29 @@ class B2BUAWorker:
         # answer(), not hangup(): only answer() puts our headers on the response.
         leg.respond(503, {"Retry-After": str(self.config.retry_after)})
 
-    def _hold(self, leg: Leg) -> None:
-        self._held.append(leg)
+    def _hold(self, held: _Held) -> None:
+        self._held.append(held)
         if self._held_timer is None:
             self._held_timer = self._ctx.call_later(self._held_wait(),
                                                     self._answer_held)
 
     def _answer_held(self) -> None:
-        """Refuse held INVITEs, oldest first, as far as the key budget allows."""
+        """Answer held INVITEs, oldest first, as far as the key budget allows."""
         self._held_timer = None
         while self._held and self.budget.has_room(len(self.legs)):
-            leg = self._held.popleft()
-            if not leg.disconnected:  # a caller who CANCELled is answered by pjsua
-                self._refuse(leg, "INVITE burst: ioqueue keys still closing")
+            self._answer_one_held(self._held.popleft(), "INVITE burst: ioqueue keys still closing")
         if self._held:
             self._held_timer = self._ctx.call_later(self._held_wait(), self._answer_held)
+
+    def _answer_one_held(self, held: _Held, reason: str) -> None:
+        """What it would have got unheld: 403 when not from the edge (never
+        "come back later"), else 503 + Retry-After (``reason``)."""
+        if held.leg.disconnected:  # a caller who CANCELled is answered by pjsua
+            return
+        if not held.trusted:
+            self._forbid(held.leg, held.source, " (held in a burst)")
+        else:
+            self._refuse(held.leg, reason)
 
     def _held_wait(self) -> float:
         return max(HELD_CHECK, self.budget.wait_hint(len(self.legs)))

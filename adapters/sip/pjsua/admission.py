@@ -23,7 +23,9 @@ or refuses it, which closes its transport) only while the calls closed within
 the window, plus every live call closing too, still fit beside a new call in
 every slot; otherwise it leaves the
 INVITE unanswered (pjsua has sent 100 Trying), holding its slot, and answers
-503 + Retry-After as soon as the window has room. Once every slot is held,
+it as soon as the window has room with what it would have got unheld: 403 if
+its source is not trusted (judged on arrival: reading the packet's source is
+not acting on the call; adapters/sip/trust.py), else 503 + Retry-After. Once every slot is held,
 pjsua answers further INVITEs itself with a stateless 486 and creates no
 transport at all, so a burst of any size can never take the last key.
 """

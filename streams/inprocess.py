@@ -1,7 +1,8 @@
 """The embedded default's projection runner: no Kafka, straight from the store.
 
 Reads the application's notification log after the position recorded with the
-projections, applies each page as one transaction, and repeats. Because the
+projections, applies each page to every group in one transaction (one commit,
+so the live feed is told once, when the whole page is there), and repeats. Because the
 position is written in the same transaction as the rows, a crash at any point
 resumes exactly where the last committed page ended. An event a projection
 cannot apply (see projections.dead_letters) is parked and passed over, so it
@@ -74,8 +75,16 @@ class InProcessProjectionRunner(NotifiedLoop):
         notifications = page_after(self.app.recorder, after, self.page_size)
         if notifications:
             envelopes = decode(self.app, notifications)
-            for group in self.groups:
-                apply_or_park(conn, group, envelopes, self.source)
+            # Every group in one transaction (each group's own is a savepoint in it): one
+            # commit, so one `NOTIFY dialtone_projections` per page. A commit per group
+            # woke the live feed (api/live/notify.py) on the first group's, before the
+            # others' rows were there: it read a view that had not moved, and the page's
+            # real change waited for that read to end (issue 10: about 120 ms at the
+            # median). A poison event still parks alone (its savepoint); any other
+            # failure rolls the whole page back, and the page is read again.
+            with conn.transaction():
+                for group in self.groups:
+                    apply_or_park(conn, group, envelopes, self.source)
         return len(notifications)
 
     def catch_up(self) -> int:

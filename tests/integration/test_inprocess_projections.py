@@ -12,7 +12,7 @@ from application.calls import CallService
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
 from domain.call import Direction, Disposition, HangupSide, TransferKind
-from projections import calls
+from projections import callcentre, calls
 from streams.inprocess import InProcessProjectionRunner
 
 pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
@@ -86,3 +86,23 @@ def test_call_in_progress_is_live_until_it_ends(service: CallService, database_u
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT status FROM call_live").fetchall() == [("ringing",)]
         assert conn.execute("SELECT ended_at FROM cdr").fetchall() == [(None,)]
+
+
+def test_a_page_is_one_commit_so_the_live_feed_is_told_once(service: CallService,
+                                                             database_url: str) -> None:
+    """Every group applies the page in one transaction: the live feed (api/live/notify.py)
+    hears one `dialtone_projections` notification, when every group's position is the
+    page's. A commit per group told it twice, first with the call-centre group still
+    behind (it read a view that had not moved; issue 10's latency)."""
+    _answered_call(service, "page@host")
+    runner = InProcessProjectionRunner(service, database_url, [calls.GROUP, callcentre.GROUP],
+                                       refresh=False)
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute("LISTEN dialtone_projections")
+        assert runner.catch_up() == 6  # no hold
+        heard = list(listener.notifies(timeout=1.0))  # bounded: what the commits sent
+        positions = listener.execute(
+            "SELECT projection, position FROM projection_positions WHERE projection = ANY(%s)",
+            ([calls.NAMES[0], callcentre.NAMES[0]],)).fetchall()
+    assert len(heard) == 1
+    assert sorted(positions) == sorted([(calls.NAMES[0], 6), (callcentre.NAMES[0], 6)])

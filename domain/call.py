@@ -44,6 +44,7 @@ from domain.values import (
     Direction,
     Disposition,
     HangupSide,
+    HoldSide,
     SupervisionMode,
     Transfer,
     TransferKind,
@@ -53,7 +54,8 @@ from domain.values import (
 )
 
 __all__ = ["Call", "CallNotFound", "CallStatus", "Direction", "Disposition", "HangupSide",
-           "MediaQuality", "StoredRecording", "SupervisionMode", "Transfer", "TransferKind"]
+           "HoldSide", "MediaQuality", "StoredRecording", "SupervisionMode", "Transfer",
+           "TransferKind"]
 
 # Fixed forever: a call's id is uuid5(this, SIP Call-ID), so changing it would
 # give calls already stored a different id than their retransmitted INVITEs.
@@ -106,8 +108,11 @@ class Call(Aggregate, RecordingCommands, SupervisionCommands):
             call.status = CallStatus.ANSWERED
             call.answered_at = self.occurred_at
 
+    # Held/Resumed: ``side`` (a HoldSide value) was added within version 1, a new
+    # optional field (docs/events.md): events stored before it read back as "unknown".
     class Held(Event):
         class_version = 1
+        side: str = HoldSide.UNKNOWN.value
 
         def apply(self, call: Call) -> None:
             call.status = CallStatus.HELD
@@ -116,6 +121,7 @@ class Call(Aggregate, RecordingCommands, SupervisionCommands):
 
     class Resumed(Event):
         class_version = 1
+        side: str = HoldSide.UNKNOWN.value
 
         def apply(self, call: Call) -> None:
             call.close_hold(self.occurred_at)
@@ -295,17 +301,18 @@ class Call(Aggregate, RecordingCommands, SupervisionCommands):
         self._require(BEFORE_ANSWER, "answer")
         self._trigger(self.Answered, occurred_at)
 
-    def hold(self, occurred_at: datetime) -> None:
+    def hold(self, occurred_at: datetime, side: HoldSide = HoldSide.UNKNOWN) -> None:
+        """The ``side``'s phone put the call on hold (a repeated hold is a no-op)."""
         if self.status is CallStatus.HELD:
             return
         self._require({CallStatus.ANSWERED}, "hold")
-        self._trigger(self.Held, occurred_at)
+        self._trigger(self.Held, occurred_at, side=enum_member(HoldSide, side).value)
 
-    def resume(self, occurred_at: datetime) -> None:
+    def resume(self, occurred_at: datetime, side: HoldSide = HoldSide.UNKNOWN) -> None:
         if self.status is CallStatus.ANSWERED:
             return
         self._require({CallStatus.HELD}, "resume")
-        self._trigger(self.Resumed, occurred_at)
+        self._trigger(self.Resumed, occurred_at, side=enum_member(HoldSide, side).value)
 
     def transfer(self, kind: TransferKind, target: str, occurred_at: datetime) -> None:
         self._require(CONNECTED, "transfer")

@@ -24,7 +24,14 @@ from uuid import UUID
 
 from domain.addressing import DEFAULT_TENANT
 from domain.call import Call
-from domain.values import Direction, Disposition, HangupSide, SupervisionMode, TransferKind
+from domain.values import (
+    Direction,
+    Disposition,
+    HangupSide,
+    HoldSide,
+    SupervisionMode,
+    TransferKind,
+)
 
 __all__ = [
     "COMMANDS", "AnswerCall", "AttachRecording", "CallCommand", "ConnectAgent", "DeleteRecording",
@@ -123,11 +130,13 @@ class AnswerCall(CallCommand):
 
 @dataclass(frozen=True)
 class HoldCall(CallCommand):
+    side: HoldSide = HoldSide.UNKNOWN  # whose phone held (the flow knows its leg)
     decide = Call.hold
 
 
 @dataclass(frozen=True)
 class ResumeCall(CallCommand):
+    side: HoldSide = HoldSide.UNKNOWN
     decide = Call.resume
 
 

@@ -41,6 +41,16 @@ class HangupSide(StrEnum):
     SYSTEM = "system"
 
 
+class HoldSide(StrEnum):
+    """Whose phone put the call on hold (or took it off): the caller's or the
+    callee's (an agent's, also when it consults for an attended transfer).
+    ``unknown``: not said (holds stored before the side was recorded)."""
+
+    CALLER = "caller"
+    CALLEE = "callee"
+    UNKNOWN = "unknown"
+
+
 class TransferKind(StrEnum):
     BLIND = "blind"
     ATTENDED = "attended"

@@ -40,7 +40,14 @@ from domain.ivr import IvrMenu
 from domain.numbers import Dialplan, MatchKind, Number
 from domain.queue import Queue
 from domain.routing import RoutingStrategy
-from domain.values import Direction, Disposition, HangupSide, SupervisionMode, TransferKind
+from domain.values import (
+    Direction,
+    Disposition,
+    HangupSide,
+    HoldSide,
+    SupervisionMode,
+    TransferKind,
+)
 from projections.envelope import CONTENT_TYPE, SEQUENCE_WIDTH, SOURCE, SPEC_VERSION
 from streams.topics import topic_for
 
@@ -61,6 +68,7 @@ ENUMS: dict[tuple[str, str], type[StrEnum]] = {
     ("call", "hangup_side"): HangupSide,
     ("call", "mode"): SupervisionMode,
     ("call", "kind"): TransferKind,
+    ("call", "side"): HoldSide,
     ("queue", "strategy"): RoutingStrategy,
     ("queue", "target_kind"): TargetKind,
     ("ivrmenu", "target_kind"): TargetKind,
@@ -89,6 +97,10 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("call", "size_bytes"): "size of the stored object in bytes",
     ("call", "sha256"): "SHA-256 of the stored object, lowercase hex",
     ("call", "reason"): "why the object was deleted (`retention`)",
+    ("call", "side"): "whose phone put the call on hold or took it off (its re-INVITE or "
+                      "UPDATE; `callee` also for an agent consulting for an attended "
+                      "transfer); `unknown`: not said. Absent in events stored before it "
+                      "was recorded: read it as `unknown`.",
     ("call", "mos"): "E-model MOS estimate (1-5)",
     ("call", "rtt_ms"): "RTCP round-trip time; null when none was measured",
     ("agent", "skills"): "skill name -> level",

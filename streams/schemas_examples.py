@@ -18,6 +18,7 @@ from domain.call import (
     Direction,
     Disposition,
     HangupSide,
+    HoldSide,
     SupervisionMode,
     TransferKind,
 )
@@ -47,8 +48,8 @@ def call_story(service: CallService) -> None:
     service.ring_call(call, at(3))
     service.connect_agent(call, "alice", at(5))
     service.answer_call(call, at(5))
-    service.hold_call(call, at(30))
-    service.resume_call(call, at(40))
+    service.hold_call(call, at(30), HoldSide.CALLEE)  # the agent's phone holds
+    service.resume_call(call, at(40), HoldSide.CALLEE)
     service.start_supervision(call, "sam", SupervisionMode.WHISPER, at(50))
     service.stop_supervision(call, "sam", at(60))
     service.record_media_quality(call, mos=4.3, jitter_ms=2.5, loss_pct=0.1, rtt_ms=38.0,

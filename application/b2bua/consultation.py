@@ -21,12 +21,13 @@ from uuid import UUID
 from application.b2bua import actions as act
 from application.b2bua.plain import now
 from application.call_control import AuditLink
-from domain.call import TransferKind
+from domain.call import HoldSide, TransferKind
 from domain.call_commands import HoldCall, ResumeCall, TransferCall
 
 log = logging.getLogger(__name__)
 
 L = TypeVar("L", bound=Hashable)
+AGENT = HoldSide.CALLEE  # the agent (the callee) holds the caller to consult
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Consultation(Generic[L]):
     def start(self, label: str, leg: L) -> list[act.Action[L]]:
         """``leg`` is calling ``label``: the caller waits, with music."""
         self.current = Consult(label, leg)
-        return [act.Emit(HoldCall(self.call_id, self.clock())), act.Bridge()]
+        return [act.Emit(HoldCall(self.call_id, self.clock(), AGENT)), act.Bridge()]
 
     def consulted_answered(self) -> list[act.Action[L]]:
         consult = self.current
@@ -62,7 +63,8 @@ class Consultation(Generic[L]):
         if consult is None:
             return []
         log.info("call %s: consultation ended; back to the caller", self.call_id)
-        return [act.Emit(ResumeCall(self.call_id, self.clock(), cause=consult.cancelled_by)),
+        return [act.Emit(ResumeCall(self.call_id, self.clock(), AGENT,
+                                        cause=consult.cancelled_by)),
                 act.Bridge()]
 
     def cancel(self, cancelled_by: AuditLink | None) -> list[act.Action[L]]:
@@ -78,7 +80,7 @@ class Consultation(Generic[L]):
         return consult.leg, [
             act.Emit(TransferCall(self.call_id, self.clock(), TransferKind.ATTENDED,
                                   consult.label)),
-            act.Emit(ResumeCall(self.call_id, self.clock()))]
+            act.Emit(ResumeCall(self.call_id, self.clock(), AGENT))]
 
     def drop(self) -> L | None:
         """Forget the consultation (the call ends): its leg to hang up."""

@@ -55,7 +55,7 @@ from application.b2bua.outcomes import (
     Outcome,
     callee_failure,
 )
-from domain.call import Call, Disposition, HangupSide, TransferKind
+from domain.call import Call, Disposition, HangupSide, HoldSide, TransferKind
 from domain.call_commands import (
     AnswerCall,
     EndCall,
@@ -237,13 +237,15 @@ class PlainCall(Generic[L]):
 
     def _track_hold(self, leg: L, audio: Audio) -> Actions[L]:
         other = self.other(leg)
+        # The caller's leg (or the leg that took its place by a transfer) is a.
+        side = HoldSide.CALLER if leg is self.a else HoldSide.CALLEE
         if audio is Audio.REMOTE_HOLD and self.held_by is None:
             self.held_by = leg
-            return [act.Emit(HoldCall(self.call_id, self.clock())), act.Unbridge(),
+            return [act.Emit(HoldCall(self.call_id, self.clock(), side)), act.Unbridge(),
                     *([act.Hold(other)] if other is not None else [])]
         if audio is Audio.ACTIVE and self.held_by is leg:
             self.held_by = None
-            return [act.Emit(ResumeCall(self.call_id, self.clock())), act.StopHoldMusic(),
+            return [act.Emit(ResumeCall(self.call_id, self.clock(), side)), act.StopHoldMusic(),
                     *([act.Unhold(other)] if other is not None else [])]
         return []
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from domain.call import Call, Disposition, HangupSide
+from domain.call import Call, Disposition, HangupSide, HoldSide
 from tests.fixtures.sip import CallStore, Sipp, StartWorker, free_udp_port, kinds
 
 pytestmark = pytest.mark.sip
@@ -31,6 +31,10 @@ def test_hold_and_resume_are_recorded_and_propagated_to_the_callee(
     assert kinds(history) == [
         "Initiated", "Routed", "Ringing", "Answered", "Held", "Resumed", "Ended"]
     assert "hold music to the callee" in worker.log_text()
+    held, resumed = history[-3], history[-2]  # the caller's phone held and resumed
+    assert isinstance(held, Call.Held)
+    assert isinstance(resumed, Call.Resumed)
+    assert (held.side, resumed.side) == (HoldSide.CALLER, HoldSide.CALLER)
     call = call_store.service.get_call(history[0].originator_id)
     assert call.hold_count == 1
     assert call.hold_total >= timedelta(milliseconds=500)

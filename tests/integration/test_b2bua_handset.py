@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from domain.call import Call, Disposition, HangupSide
+from domain.call import Call, Disposition, HangupSide, HoldSide
 from tests.fixtures.sip import CallStore, Sipp, StartWorker, free_udp_port, kinds
 
 pytestmark = pytest.mark.sip
@@ -67,6 +67,11 @@ def test_hold_by_the_callee_holds_the_caller_and_resume_resumes_it(
     ended = history[-1]
     assert isinstance(ended, Call.Ended)
     assert (ended.disposition, ended.hangup_side) == (Disposition.ANSWERED, HangupSide.CALLEE)
+    # The callee's phone held and resumed, and the events say so.
+    held, resumed = history[-3], history[-2]
+    assert isinstance(held, Call.Held)
+    assert isinstance(resumed, Call.Resumed)
+    assert (held.side, resumed.side) == (HoldSide.CALLEE, HoldSide.CALLEE)
     assert "hold music to the caller" in worker.log_text()
     call = call_store.service.get_call(history[0].originator_id)
     assert call.hold_count == 1

@@ -276,7 +276,13 @@ def _store_what_a_stop_kept(storage: StorageThread, kept: Path) -> bool:
     not store queued first; True once they are stored (their file removed) or
     there were none. False: the store has not taken them within RECOVER_S; they
     stay queued (and in their file, until stored or kept again by the next stop)."""
-    commands = unstored.load(kept)
+    try:
+        commands = unstored.load(kept)
+    except unstored.UnstoredFileError as error:
+        # Unreadable, set aside for the operator: failing the start would not make
+        # it readable; the calls it was about end as the lost calls below.
+        log.error("%s", error)
+        commands = []
     for queued in commands:
         storage.put(queued)
     storage.start()

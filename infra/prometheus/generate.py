@@ -33,14 +33,10 @@ FOR = "10m"
 
 # Services of infra/budgets.toml that Prometheus scrapes: the job of each in
 # infra/prometheus/prometheus.yml is the service's name.
-SCRAPED = ("api", "relay", "worker", "router", "b2bua")
+SCRAPED = ("api", "relay", "worker", "router", "b2bua", "recordings", "registrations")
 # The others, and why they have no rule.
 NOT_SCRAPED = {
     "migrate": "a Job that exits once the migrations ran: nothing stays up to scrape",
-    "recordings": "the uploader sidecar of the b2bua pods serves its metrics only where "
-                  "DIALTONE_METRICS_PORT is set, and no scrape job lists it yet",
-    "registrations": "`dialtone registrations` serves no metrics endpoint (it starts no "
-                     "metrics server); its memory is bounded by the container limit",
     "kamailio": "Kamailio serves no Prometheus endpoint here (xhttp_prom is not loaded); "
                 "its memory is bounded by -m/-M and the container limit",
 }

@@ -89,7 +89,8 @@ def test_rss_rules_are_current_with_the_budgets():
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     services = {rule["labels"]["service"] for rule in alerts()["DialtoneRssOverBudget"]}
-    assert services == {"api", "relay", "worker", "router", "b2bua"}
+    assert services == {"api", "relay", "worker", "router", "b2bua", "recordings",
+                        "registrations"}
 
 
 def exported_series() -> set[str]:

@@ -30,6 +30,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from dialtone.budgets import load_budgets
 from dialtone.services.postgres import free_port
 from tests.fixtures.certificates import make_server_certificate
 from tests.integration.test_compose_file import COMPOSE_FILE, REPO, _compose
@@ -161,6 +162,23 @@ def test_every_scrape_target_is_a_compose_service_serving_that_port(
     workers = int(command[command.index("--workers") + 1])
     assert targets["b2bua"] == [f"b2bua:{METRICS_PORT}"] + [
         f"b2bua:{int(METRICS_PORT) + 1 + i}" for i in range(workers)]
+
+
+# Dialtone services that run once and exit: nothing stays up to scrape.
+RUN_ONCE = {"kafka-init", "migrate"}
+
+
+def test_every_long_running_dialtone_service_is_a_scrape_job_named_after_its_budget(
+    stack: dict[str, Any],
+) -> None:
+    """A dialtone process left out of prometheus.yml would be down without an alert
+    and over its memory budget unseen (the RSS rules select on the job)."""
+    services = stack["services"]
+    dialtone = {name for name, service in services.items()
+                if str(service.get("image", "")).startswith("dialtone") and name not in RUN_ONCE}
+    assert dialtone >= {"recordings", "registrations"}
+    assert set(_scrape_targets(stack)) >= dialtone
+    assert set(_scrape_targets(stack)) <= set(load_budgets())
 
 
 def test_prometheus_sends_alerts_to_the_compose_alertmanager(stack: dict[str, Any]) -> None:

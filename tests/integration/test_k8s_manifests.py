@@ -486,3 +486,80 @@ def test_kamailio_serves_tls_when_the_secret_is_there(rendered: dict[str, str],
     check = _kamailio_check(out / "kamailio.cfg")
     assert check.returncode == 0, check.stdout + check.stderr
     assert "tls: 127.0.0.1 [127.0.0.1]:5061" in check.stdout + check.stderr
+
+
+SCRAPE_CONFIG = ROOT / "infra" / "prometheus" / "prometheus-kubernetes.yml"
+
+
+def _keep_regex(job: dict[str, Any], label: str) -> re.Pattern[str]:
+    """The `keep` regex a scrape job applies to ``label`` (Prometheus anchors it)."""
+    (regex,) = [r["regex"] for r in job["relabel_configs"]
+                if r.get("action") == "keep" and r["source_labels"] == [label]]
+    return re.compile(regex)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_metrics_port_is_scraped_as_its_service_and_reachable_by_prometheus(
+    rendered: dict[str, str], target: str,
+) -> None:
+    """docs/observability.md: Prometheus finds the processes by their container port's
+    name (infra/prometheus/prometheus-kubernetes.yml) and labels each with its
+    container's name, the service of infra/budgets.toml its RSS rule selects. Each
+    such port is the one the process serves on (DIALTONE_METRICS_PORT, on every
+    address) and the metrics-scrape NetworkPolicy lets the observability zone in."""
+    objects = _by_kind_name(_docs(rendered[target]))
+    jobs = {j["job_name"]: j for j in yaml.safe_load(SCRAPE_CONFIG.read_text())["scrape_configs"]}
+    by_name = _keep_regex(jobs["dialtone-metrics-ports"],
+                          "__meta_kubernetes_pod_container_port_name")
+    policy = objects[("NetworkPolicy", "metrics-scrape")]["spec"]
+    (rule,) = policy["ingress"]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {
+        "dialtone.io/zone": "observability"}}}]
+    allowed = {p["port"] for p in rule["ports"]}
+    scraped: dict[str, int] = {}
+    for doc in objects.values():
+        if doc["kind"] not in WORKLOAD_KINDS:
+            continue
+        pod = doc["spec"]["template"]
+        spec = pod["spec"]
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            for port in container.get("ports", []):
+                if not by_name.fullmatch(port["name"]):
+                    continue
+                scraped[container["name"]] = port["containerPort"]
+                env = {e["name"]: e.get("value") for e in container.get("env", [])}
+                assert env.get("DIALTONE_METRICS_PORT") == str(port["containerPort"]), container
+                assert env.get("DIALTONE_METRICS_HOST") == "0.0.0.0", container["name"]
+                assert port["name"] in allowed, port
+                assert policy["podSelector"]["matchLabels"].items() <= \
+                    pod["metadata"]["labels"].items(), container["name"]
+    assert {"registrations", "recordings"} <= set(scraped)
+    assert set(scraped) <= set(load_budgets())  # the job label is a budget's service
+    # The recordings sidecar shares its pod with the B2BUA pool, which serves on
+    # DIALTONE_METRICS_PORT + i when it serves: the sidecar's port stays apart.
+    assert scraped["recordings"] < 9464
+    api = jobs["dialtone-api"]
+    (keep,) = [r for r in api["relabel_configs"] if r.get("action") == "keep"
+               and len(r["source_labels"]) == 2]
+    assert re.fullmatch(keep["regex"], "api;http")
+    (container,) = objects[("Deployment", "api")]["spec"]["template"]["spec"]["containers"]
+    assert {"name": "http", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
+
+
+def test_the_kubernetes_scrape_config_passes_promtool_with_its_discovery_replaced(
+    tmp_path: Path,
+) -> None:
+    """Debian's promtool is built without Kubernetes discovery, so it checks the jobs'
+    relabelling (regexes, labels) with the discovery swapped for an empty file one."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: apt-get install prometheus (./dev test does)"
+    config = yaml.safe_load(SCRAPE_CONFIG.read_text())
+    for job in config["scrape_configs"]:
+        assert [sd["role"] for sd in job.pop("kubernetes_sd_configs")] == ["pod"]
+        job["file_sd_configs"] = [{"files": [str(tmp_path / "targets.json")]}]
+    config["rule_files"] = [str(ROOT / "infra" / "prometheus" / "rules" / "*.yml")]
+    (tmp_path / "targets.json").write_text("[]")
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    checked = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")],
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -33,7 +33,7 @@ from adapters.sip.pjsua.endpoint import (
 from adapters.sip.pjsua.legs import Leg
 from adapters.sip.sessions import centre_actions
 from adapters.sip.sessions.centre_front import CentreContext
-from adapters.sip.sessions.centre_session import CentreSession
+from adapters.sip.sessions.centre_session import CentreCall
 from adapters.sip.sessions.session import (
     AudioSource,
     InboundFacts,
@@ -293,10 +293,11 @@ class B2BUAWorker:
                                         centre.directory if centre else None)
         destination = centre.directory.destination(facts.callee) if centre else None
         if centre is not None and destination is not None:
-            front = CentreSession(self._ctx, centre, leg, facts)
+            front = Session(self._ctx, leg, facts)
+            lane = CentreCall(front, centre)  # the call-centre part, attached to the session
             self._register(front)
             with front.log_fields():
-                front.start_front(destination)
+                lane.start(destination)
             return
         session = Session(self._ctx, leg, facts)
         self._register(session)
@@ -387,22 +388,24 @@ class B2BUAWorker:
     def control_requested(self, request: ControlRequest) -> None:
         self.post(lambda: self._control(request))
 
-    def _centre_call(self, call_id: UUID, act: Callable[[CentreSession], None]) -> None:
+    def _centre_call(self, call_id: UUID, act: Callable[[CentreCall], None]) -> None:
         session = self._by_call.get(call_id)
-        if isinstance(session, CentreSession):
-            with session.log_fields():
-                act(session)
+        lane = session.lane if session is not None else None
+        if isinstance(lane, CentreCall):
+            with lane.session.log_fields():
+                act(lane)
 
     def _control(self, request: ControlRequest) -> None:
         session = self._by_call.get(request.call_id)
-        if not isinstance(session, CentreSession):
+        lane = session.lane if session is not None else None
+        if not isinstance(lane, CentreCall):
             state = "ended" if session is None else "not a call-centre call"
             self._reply(ControlReply(request.request_id, 409,
                                      f"call {request.call_id} is {state}"))
             return
         # The API request's id on the worker's lines about it too (one id to grep).
-        with session.log_fields(), log_context.bound(request_id=request.origin or None):
-            self._reply(centre_actions.handle(session, request))
+        with lane.session.log_fields(), log_context.bound(request_id=request.origin or None):
+            self._reply(centre_actions.handle(lane, request))
 
     def _reply(self, reply: ControlReply) -> None:
         if self._centre is not None:

@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 import pjsua2 as pj
 
 from application import metrics
-from application.b2bua.legs import LegRole
+from application.b2bua.legs import Answered, Audio, Fact, Gone, LegRole, Ringing
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ AUDIO_REMOTE_HOLD = pj.PJSUA_CALL_MEDIA_REMOTE_HOLD
 AUDIO_LOCAL_HOLD = pj.PJSUA_CALL_MEDIA_LOCAL_HOLD
 DISCONNECTED = int(pj.PJSIP_INV_STATE_DISCONNECTED)
 CONFIRMED = int(pj.PJSIP_INV_STATE_CONFIRMED)
+EARLY = int(pj.PJSIP_INV_STATE_EARLY)
 # pjlib's PJ_ETOOMANY (PJ_ERRNO_START_STATUS + 10): what makeCall fails with when
 # every pjsua call slot is taken (legs still closing count). Not exported by SWIG.
 PJ_ETOOMANY = 70010
@@ -280,6 +281,24 @@ class Leg:
             action(self._call)
         except pj.Error as error:
             log.warning("leg %s: %s failed: %s", self.label, what, error.info())
+
+
+def state_fact(leg: Leg) -> Fact[Leg] | None:
+    """What a state callback of ``leg`` tells the call's flow (None: nothing it follows)."""
+    if leg.disconnected:
+        return Gone(leg, leg.last_status)
+    if leg.state == CONFIRMED:
+        return Answered(leg)
+    if leg.state == EARLY:
+        return Ringing(leg, leg.last_status)
+    return None
+
+
+def audio_of(status: int | None) -> Audio:
+    """A leg's audio status (``Leg.audio_status``) as the call's flow knows it."""
+    if status == AUDIO_ACTIVE:
+        return Audio.ACTIVE
+    return Audio.REMOTE_HOLD if status == AUDIO_REMOTE_HOLD else Audio.OTHER
 
 
 def _reason(error: Exception) -> str:

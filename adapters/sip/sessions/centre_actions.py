@@ -13,6 +13,9 @@ it"), so a REFER to a queue's number would loop an INVITE through the B2BUA,
 costing two more of the four call legs a process holds; and an attended REFER
 with Replaces names a dialog that may live on another worker. A blind REFER to
 a SIP URI still works as before (``Session.leg_transfer_request``).
+
+Each request is handled on the call's ``CentreCall`` (``lane``: the call-centre
+part of the call's ``Session``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from adapters.sip.sessions.centre_session import CentreSession
+from adapters.sip.sessions.centre_session import CentreCall
 from application.b2bua.control import CallSupervisor, RefreshAudio, TakeConsulted
 from application.b2bua.legs import LegRole
 from application.b2bua.transfers import (
@@ -35,21 +38,21 @@ from application.call_control import Action, ControlReply, ControlRequest
 
 log = logging.getLogger(__name__)
 
-Decide = Callable[[CentreSession, ControlRequest], tuple[ControlReply | None, list[Any]]]
+Decide = Callable[[CentreCall, ControlRequest], tuple[ControlReply | None, list[Any]]]
 
 
-def handle(session: CentreSession, request: ControlRequest) -> ControlReply:
+def handle(lane: CentreCall, request: ControlRequest) -> ControlReply:
     """Decided by the call's flows (``application.b2bua.control``, ``transfers``);
     the actions performed here, in order; the reply."""
-    session.cause = request.audit  # what is emitted meanwhile carries the request out
+    lane.cause = request.audit  # what is emitted meanwhile carries the request out
     try:
-        answer, actions = _DECIDE[request.action](session, request)
+        answer, actions = _DECIDE[request.action](lane, request)
         for action in actions:
-            answer = _perform(session, action) or answer
+            answer = _perform(lane, action) or answer
     except (KeyError, ValueError) as error:
         return _reply(request, 422, f"bad arguments for {request.action}: {error}")
     finally:
-        session.cause = None
+        lane.cause = None
     assert answer is not None, "every decision replies, or asks for what replies"
     return answer
 
@@ -59,50 +62,50 @@ def _reply(request: ControlRequest, status: int, detail: str = "", **data: objec
     return ControlReply(request.request_id, status, detail, dict(data))
 
 
-def _perform(session: CentreSession, action: Any) -> ControlReply | None:
+def _perform(lane: CentreCall, action: Any) -> ControlReply | None:
     """Perform one action; the reply, for the actions that make it."""
     match action:
         case CallSupervisor():
-            return _call_supervisor(session, action)
+            return _call_supervisor(lane, action)
         case Consult(uri=uri, label=label, request=request):
-            return _consult(session, request, uri, label)
+            return _consult(lane, request, uri, label)
         case ReleaseAgent():
-            session.release_agent()
+            lane.release_agent()
         case Requeue(queue_id=queue_id, came_from=came_from):
-            session.requeue(queue_id, came_from)
+            lane.requeue(queue_id, came_from)
         case DialAfterTransfer(uri=uri):
-            session.dial_after_transfer(uri)
+            lane.dial_after_transfer(uri)
         case MoveWaiting(command=command):
-            session.submit(command)
+            lane.submit(command)
         case TakeConsulted(leg=leg):
-            session.b = leg  # its state now reaches the session as the other party's
+            lane.take_consulted(leg)  # its state now reaches the session as the other party's
         case RefreshAudio():
-            session.refresh_audio()
+            lane.refresh_audio()
         case _:
-            session.perform([action])  # the call's own actions (Emit, Bridge, HangUp...)
+            lane.perform([action])  # the call's own actions (Emit, Bridge, HangUp...)
     return None
 
 
-def _call_supervisor(session: CentreSession, call: CallSupervisor) -> ControlReply:
-    leg = session.ctx.new_leg(LegRole.SUPERVISOR)
-    leg.listener = session
+def _call_supervisor(lane: CentreCall, call: CallSupervisor) -> ControlReply:
+    leg = lane.session.ctx.new_leg(LegRole.SUPERVISOR)
+    leg.listener = lane.session
     if not leg.place(call.device):
         leg.detach()
-        return session.control.not_callable(call.request, call.device)
-    return session.control.supervisor_called(call, leg)
+        return lane.control.not_callable(call.request, call.device)
+    return lane.control.supervisor_called(call, leg)
 
 
-def _consult(session: CentreSession, request: ControlRequest, uri: str, label: str
+def _consult(lane: CentreCall, request: ControlRequest, uri: str, label: str
              ) -> ControlReply:
-    if session.centre.free_legs() < 1:
+    if lane.centre.free_legs() < 1:
         return _reply(request, 503, "no free call slot on the worker holding this call")
-    leg = session.ctx.new_leg(LegRole.CALLEE)
-    leg.listener = session
+    leg = lane.session.ctx.new_leg(LegRole.CALLEE)
+    leg.listener = lane.session
     if not leg.place(uri):
         leg.detach()
         return _reply(request, 502, f"cannot call {uri}")
-    log.info("call %s: consultation with %s", session.call_id, uri)
-    session.perform(session.consultation.start(label, leg))  # the caller waits, with music
+    log.info("call %s: consultation with %s", lane.call_id, uri)
+    lane.perform(lane.consultation.start(label, leg))  # the caller waits, with music
     return _reply(request, 202, f"consulting {label}", state="consulting")
 
 

@@ -11,9 +11,11 @@ pjsua2 may call back into the session while the session is itself calling
 pjsua2 (hanging up a leg reports DISCONNECTED at once): the flow has moved to
 its next state before it returns its actions, so such a fact meets that state.
 
-The call-centre sessions (``centre_front``, ``centre_session``) extend this one
-and still keep their own stages; they read and set the flow's state through
-the properties below.
+A call-centre call is the same session with a lane attached
+(``centre_session.CentreCall``, by composition: nothing subclasses
+``Session``). The lane takes over the steps it changes (a leg's state, keys,
+the audio routes, the end) and calls back the plain steps it keeps; it reads
+and sets the flow's state through the properties below.
 """
 
 from __future__ import annotations
@@ -29,23 +31,19 @@ from uuid import UUID
 import pjsua2 as pj
 
 from adapters.media.stats import Rated
-from adapters.sip.pjsua.legs import AUDIO_ACTIVE, AUDIO_REMOTE_HOLD, Leg
+from adapters.sip.pjsua.legs import Leg, audio_of, state_fact
 from adapters.sip.store.sink import CommandSink
 from application import log_context
 from application.b2bua import actions as act
 from application.b2bua.inbound import InboundFacts
 from application.b2bua.legs import (
-    Answered,
-    Audio,
     Fact,
-    Gone,
     LegRole,
     MediaChanged,
     Placed,
     PlaceFailed,
     ReferFollowed,
     ReferReceived,
-    Ringing,
     ShutdownAsked,
     TimerFired,
 )
@@ -55,14 +53,12 @@ from domain.call import HangupSide
 from domain.call_commands import CallCommand, EndCall, RecordMediaQuality
 
 # InboundFacts with the session's own names: the worker builds both.
-__all__ = ["MEDIA_SAMPLE_INTERVAL", "AudioSource", "InboundFacts", "MediaMonitor", "Session",
-           "SessionContext", "TimerHandle", "audio_of", "state_fact"]
+__all__ = ["MEDIA_SAMPLE_INTERVAL", "AudioSource", "CallLane", "InboundFacts", "MediaMonitor",
+           "Session", "SessionContext", "TimerHandle"]
 
 log = logging.getLogger(__name__)
 
 MEDIA_SAMPLE_INTERVAL = 5.0  # seconds between RTP statistics samples of a live call
-EARLY = int(pj.PJSIP_INV_STATE_EARLY)
-CONFIRMED = int(pj.PJSIP_INV_STATE_CONFIRMED)
 
 
 class TimerHandle(Protocol):
@@ -84,6 +80,21 @@ class MediaMonitor(Protocol):
     def forget(self, call_id: UUID) -> None: ...
 
 
+class CallLane(Protocol):
+    """A call-centre call's steps (``centre_session.CentreCall``), each replacing the
+    session's step of that name; it calls back the plain ones it keeps (``plain_*``)."""
+
+    def leg_state(self, leg: Leg) -> None: ...
+    def key_pressed(self, leg: Leg, digit: str) -> None: ...
+    def end_now(self, cause: str) -> None: ...
+    def finish(self, end: EndCall, answered: bool) -> None: ...
+    def end_all_but(self, keep: Leg | None) -> None: ...
+    def bridge(self) -> None: ...
+    def unbridge(self) -> None: ...
+    def transfer_answered(self, transferor: Leg, new: Leg) -> None: ...
+    def emitted(self, command: CallCommand) -> CallCommand: ...
+
+
 @dataclass
 class SessionContext:
     """What a session needs from its worker."""
@@ -98,23 +109,6 @@ class SessionContext:
     retry_after: int = 5  # seconds, on our own 503s
 
 
-def state_fact(leg: Leg) -> Fact[Leg] | None:
-    """What a state callback of ``leg`` tells the flow (None: nothing it follows)."""
-    if leg.disconnected:
-        return Gone(leg, leg.last_status)
-    if leg.state == CONFIRMED:
-        return Answered(leg)
-    if leg.state == EARLY:
-        return Ringing(leg, leg.last_status)
-    return None
-
-
-def audio_of(status: int | None) -> Audio:
-    if status == AUDIO_ACTIVE:
-        return Audio.ACTIVE
-    return Audio.REMOTE_HOLD if status == AUDIO_REMOTE_HOLD else Audio.OTHER
-
-
 class Session:
     def __init__(self, ctx: SessionContext, caller_leg: Leg, facts: InboundFacts) -> None:
         self.ctx = ctx
@@ -126,9 +120,10 @@ class Session:
         self._music_to: Leg | None = None
         self._leftover_timer: TimerHandle | None = None
         self._bridged: tuple[int, int] | None = None  # conference slots last connected
+        self.lane: CallLane | None = None  # a call-centre call's (CentreCall attaches itself)
         caller_leg.listener = self
 
-    # The flow's state (the call-centre sessions move it too).
+    # The flow's state (a call-centre call's lane moves it too).
 
     @property
     def phase(self) -> Phase:
@@ -154,10 +149,6 @@ class Session:
     def held_by(self) -> Leg | None:
         return self.flow.held_by
 
-    @property
-    def transfer(self) -> tuple[Leg, Leg] | None:
-        return self.flow.transfer
-
     def log_fields(self) -> AbstractContextManager[None]:
         """Bind this call's ids to every line logged inside (pjsip's own included),
         for whoever enters the session: a leg's callback, the worker, a timer."""
@@ -166,29 +157,38 @@ class Session:
     # Start and stop.
 
     def start(self, target: str | None) -> None:
-        self._run(self.flow.start(target))
+        self.run(self.flow.start(target))
 
-    def _initiate(self) -> None:
-        self._run(self.flow.initiate())
+    def initiate(self) -> None:
+        self.run(self.flow.initiate())
 
     def end_now(self, cause: str) -> None:
         """End the call from our side (worker shutdown)."""
-        self._run(self.flow.handle(ShutdownAsked(cause)))
+        if self.lane is not None:
+            self.lane.end_now(cause)
+            return
+        self.run(self.flow.handle(ShutdownAsked(cause)))
 
-    def _end_answered(self, side: HangupSide, cause: str) -> None:
-        self._run(self.flow.end_answered(side, cause))
+    def end_answered(self, side: HangupSide, cause: str) -> None:
+        self.run(self.flow.end_answered(side, cause))
 
     # Leg callbacks: facts for the flow.
 
     def leg_state(self, leg: Leg) -> None:
+        if self.lane is not None:
+            self.lane.leg_state(leg)
+        else:
+            self.plain_leg_state(leg)
+
+    def plain_leg_state(self, leg: Leg) -> None:
         fact = state_fact(leg)
         if fact is not None:
-            self._run(self.flow.handle(fact))
+            self.run(self.flow.handle(fact))
 
     def leg_media(self, leg: Leg) -> None:
         status = leg.audio_status()
         log.debug("call %s: %s media status %s", self.call_id, leg.label, status)
-        self._run(self.flow.handle(MediaChanged(leg, audio_of(status))))
+        self.run(self.flow.handle(MediaChanged(leg, audio_of(status))))
 
     def leg_transfer_request(self, leg: Leg, prm: pj.OnCallTransferRequestParam) -> None:
         """A REFER: refused, or followed on a new leg pjsua2 dials itself."""
@@ -199,9 +199,12 @@ class Session:
                 new = self.ctx.new_leg(LegRole.CALLEE)
                 new.listener = self
                 prm.newCall = new.dialog
-                self._run(self.flow.handle(ReferFollowed(leg, new, action.target)))
+                self.run(self.flow.handle(ReferFollowed(leg, new, action.target)))
 
     def leg_dtmf(self, leg: Leg, digit: str) -> None:
+        if self.lane is not None:
+            self.lane.key_pressed(leg, digit)
+            return
         log.debug("call %s: DTMF %s from the %s (not used on a plain call)", self.call_id,
                   digit, leg.role)
 
@@ -212,7 +215,7 @@ class Session:
 
     # The flow's actions, performed.
 
-    def _run(self, actions: list[act.Action[Leg]]) -> None:
+    def run(self, actions: list[act.Action[Leg]]) -> None:
         for action in actions:
             _PERFORM[type(action)](self, action)
 
@@ -223,7 +226,7 @@ class Session:
         if not leg.place(target):
             leg.detach()
             placed = PlaceFailed(leg.no_slot)
-        self._run(self.flow.handle(placed))
+        self.run(self.flow.handle(placed))
 
     def _start_timer(self, timer: FlowTimer, seconds: float) -> None:
         if timer is FlowTimer.NO_ANSWER:
@@ -233,55 +236,72 @@ class Session:
 
     def _no_answer(self) -> None:
         self._timer = None
-        self._run(self.flow.handle(TimerFired(FlowTimer.NO_ANSWER)))
+        self.run(self.flow.handle(TimerFired(FlowTimer.NO_ANSWER)))
 
     def _end_leftover(self) -> None:
         self._leftover_timer = None
-        self._run(self.flow.handle(TimerFired(FlowTimer.TRANSFEROR_GRACE)))
+        self.run(self.flow.handle(TimerFired(FlowTimer.TRANSFEROR_GRACE)))
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _transfer_answered(self, transferor: Leg, new: Leg) -> None:  # noqa: ARG002 - a hook
+    def _transfer_answered(self, transferor: Leg, new: Leg) -> None:
+        if self.lane is not None:
+            self.lane.transfer_answered(transferor, new)
+        else:
+            self.plain_transfer_answered(new)
+
+    def plain_transfer_answered(self, new: Leg) -> None:
         log.info("call %s: transfer to %s answered", self.call_id, new.label)
 
     def _finish(self, end: EndCall, answered: bool) -> None:
+        if self.lane is not None:
+            self.lane.finish(end, answered)
+        else:
+            self.plain_finish(end, answered)
+
+    def plain_finish(self, end: EndCall, answered: bool) -> None:
         self._cancel_timer()
         self._stop_hold_music()
         if answered:
             self._report_media_quality(end.occurred_at)
-        self._emit(end)
+        self.emit(end)
         self.ctx.on_end(self)
 
-    def _end_all_but(self, keep: Leg | None) -> None:
+    def end_all_but(self, keep: Leg | None) -> None:
+        if self.lane is not None:
+            self.lane.end_all_but(keep)
+        else:
+            self.plain_end_all_but(keep)
+
+    def plain_end_all_but(self, keep: Leg | None) -> None:
         if self._leftover_timer is not None:
             self._leftover_timer.cancel()
         for leg in self.flow.legs():
             if leg is not keep:
                 leg.end()
 
-    def _emit(self, command: CallCommand) -> None:
+    def emit(self, command: CallCommand) -> None:
+        if self.lane is not None:
+            command = self.lane.emitted(command)
         self.ctx.sink.put(command)
 
     # Media: bridge, hold music, statistics.
 
-    def _other(self, leg: Leg) -> Leg | None:
-        return self.flow.other(leg)
+    def bridge(self) -> None:
+        if self.lane is not None:
+            self.lane.bridge()
+        else:
+            self._plain_bridge()
 
-    def _parties(self) -> tuple[Leg | None, Leg | None]:
-        return self.flow.parties()
-
-    def _waiting_party(self) -> Leg | None:
-        return self.flow.waiting_party()
-
-    def _bridge(self) -> None:
+    def _plain_bridge(self) -> None:
         """Connect both parties' audio both ways, or the waiting party to music."""
-        one, two = self._parties()
-        waiting = self._waiting_party()
+        one, two = self.flow.parties()
+        waiting = self.flow.waiting_party()
         if waiting is not None:
-            self._play_hold_music(waiting)
+            self.play_hold_music(waiting)
             return
         audio_one = one.audio() if one is not None else None
         audio_two = two.audio() if two is not None else None
@@ -296,6 +316,9 @@ class Session:
                          *slots)
 
     def _unbridge(self) -> None:
+        if self.lane is not None:
+            self.lane.unbridge()
+            return
         self._bridged = None
         audio_a = self.a.audio()
         audio_b = self.b.audio() if self.b is not None else None
@@ -303,7 +326,7 @@ class Session:
             audio_a.stopTransmit(audio_b)
             audio_b.stopTransmit(audio_a)
 
-    def _play_hold_music(self, leg: Leg) -> None:
+    def play_hold_music(self, leg: Leg) -> None:
         audio = leg.audio()
         if self.ctx.music_on_hold is None or audio is None:
             return
@@ -321,8 +344,9 @@ class Session:
         if audio is not None:
             self.ctx.music_on_hold.stop_to(audio)
 
-    def _start_sampling(self) -> None:
-        if self.ctx.media is not None:
+    def start_sampling(self) -> None:
+        """Sample RTP statistics from now on, unless already sampling (a talk resumed)."""
+        if self.ctx.media is not None and self._timer is None:
             self._timer = self.ctx.call_later(MEDIA_SAMPLE_INTERVAL, self._sample_media)
 
     def _sample_media(self) -> None:
@@ -349,27 +373,27 @@ class Session:
         if rated is None:
             return  # no RTP received on any leg: nothing to rate
         f = rated.figures
-        self._emit(RecordMediaQuality(self.call_id, at, rated.mos, round(f.jitter_ms, 2),
+        self.emit(RecordMediaQuality(self.call_id, at, rated.mos, round(f.jitter_ms, 2),
                                       round(f.loss_pct, 2),
                                       None if f.rtt_ms is None else round(f.rtt_ms, 2)))
 
 
 # How each of the flow's actions is performed (the methods are the
-# session's, so the call-centre sessions' overrides take part).
+# session's, so a call-centre call's lane takes part).
 _PERFORM: dict[type[Any], Callable[[Session, Any], None]] = {
-    act.Emit: lambda s, a: s._emit(a.command),
+    act.Emit: lambda s, a: s.emit(a.command),
     act.Respond: lambda _, a: a.leg.respond(a.status),
     act.HangUp: lambda _, a: a.leg.end(a.status, dict(a.headers) if a.headers else None),
-    act.HangUpAllBut: lambda s, a: s._end_all_but(a.keep),
+    act.HangUpAllBut: lambda s, a: s.end_all_but(a.keep),
     act.Place: lambda s, a: s._place(a.role, a.target),
-    act.Bridge: lambda s, _: s._bridge(),
+    act.Bridge: lambda s, _: s.bridge(),
     act.Unbridge: lambda s, _: s._unbridge(),
     act.StopHoldMusic: lambda s, _: s._stop_hold_music(),
     act.Hold: lambda _, a: a.leg.hold(),
     act.Unhold: lambda _, a: a.leg.unhold(),
     act.StartTimer: lambda s, a: s._start_timer(a.timer, a.seconds),
     act.CancelTimer: lambda s, _: s._cancel_timer(),
-    act.SampleMedia: lambda s, _: s._start_sampling(),
+    act.SampleMedia: lambda s, _: s.start_sampling(),
     act.TransferAnswered: lambda s, a: s._transfer_answered(a.transferor, a.new),
     act.Finish: lambda s, a: s._finish(a.end, a.answered),
 }

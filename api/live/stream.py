@@ -12,7 +12,19 @@ share one `View`: on every wake-up from the `ProjectionListener` the hub reads
 the feed position and, when it moved, that view's snapshot in one
 repeatable-read transaction (so the two agree), and keeps the JSON Merge Patch
 (RFC 7396) from the previous snapshot in a bounded ring. A change event carries
-that patch; its id is the position it brings the client to.
+that patch; its id is the position it brings the client to. The frame is made
+once per change and the same text goes to every client of the view.
+
+Wake-ups do not wait for a read in flight. A read takes a while (a large
+tenant's view: tens of milliseconds, more on a busy machine), and a commit that
+lands just after one began used to wait for it to end before its own read could
+start: on average half a read added to every change under load. So a wake-up
+starts a pass at once, up to `overlap` passes at a time (a burst of commits
+still folds into the passes in flight: the wake-up is an event, not a count).
+Passes take their database snapshots one after the other (the first statement
+of each transaction, under a lock), so their order is the order of what they
+saw; a pass that ends after a later one is dropped for that view (`View.seq`),
+so positions never go back except by a rebuild.
 
 Resuming. A client whose `Last-Event-ID` is a position this process's view has
 in its ring gets the patches after it, nothing else: no gap, no duplicate. Any
@@ -179,6 +191,7 @@ class View:
     ring: deque[tuple[int, dict[str, Any]]]
     subscribers: set[Subscriber] = field(default_factory=set)
     idle_since: float | None = None
+    seq: int = 0  # the order of the database snapshot `state` was read in (LiveHub._read)
 
     def frames_after(self, last_id: int | None) -> list[str]:
         """What a client that has seen `last_id` needs to reach `position`."""
@@ -199,21 +212,33 @@ class View:
         return patch
 
 
+@dataclass(frozen=True)
+class Read:
+    seq: int  # the order its database snapshot was taken in
+    position: int
+    state: dict[str, Any]
+
+
 class LiveHub:
-    """The views of one API process and the task that refreshes them."""
+    """The views of one API process and the passes that refresh them."""
 
     def __init__(self, pool: asyncpg.Pool, snapshot: SnapshotFn, *, history: int = 256,
-                 buffer: int = 64, idle_s: float = 60.0, tick_s: float = 10.0) -> None:
+                 buffer: int = 64, idle_s: float = 60.0, tick_s: float = 10.0,
+                 overlap: int = 2) -> None:
         self._pool = pool
         self._snapshot = snapshot
         self._history = history
         self._buffer = buffer
         self._idle_s = idle_s
         self._tick_s = tick_s
+        self._overlap = overlap  # passes reading at once (each on a pooled connection)
         self._views: dict[ViewKey, View] = {}
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()  # one refresh or view creation at a time
+        self._passes: set[asyncio.Task[None]] = set()
+        self._lock = asyncio.Lock()  # one view change (a read applied, a view made) at a time
+        self._order = asyncio.Lock()  # database snapshots are taken one after the other
+        self._seq = 0
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -222,13 +247,18 @@ class LiveHub:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="live-hub")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in [*([self._task] if self._task is not None else []), *self._passes]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         for view in self._views.values():
             for subscriber in list(view.subscribers):
                 subscriber.close()
+
+    @property
+    def reading(self) -> int:
+        """Passes in flight (at most `overlap`)."""
+        return len(self._passes)
 
     @property
     def client_count(self) -> int:
@@ -240,9 +270,10 @@ class LiveHub:
             key = ViewKey.of(principal)
             view = self._views.get(key)
             if view is None:
-                position, state = await self._read(principal)
-                view = self._views[key] = View(key, principal, position, state, position,
-                                               deque(maxlen=self._history))
+                read = await self._read(principal)
+                view = self._views[key] = View(key, principal, read.position, read.state,
+                                               read.position, deque(maxlen=self._history),
+                                               seq=read.seq)
             subscriber = Subscriber(view, self._buffer)
             for text in view.frames_after(last_id)[-self._buffer:]:
                 subscriber.offer(text)
@@ -256,14 +287,18 @@ class LiveHub:
         if not view.subscribers:
             view.idle_since = asyncio.get_running_loop().time()
 
-    async def _read(self, principal: Principal) -> tuple[int, dict[str, Any]]:
+    async def _read(self, principal: Principal) -> Read:
         async with acquire(self._pool) as conn, conn.transaction(isolation="repeatable_read",
                                                                   readonly=True):
-            # One snapshot of the database: the position names exactly this view;
-            # `now()` is the transaction's clock, the one live_snapshot wants.
-            position, now = await conn.fetchrow(f"SELECT ({FEED_POSITION}), now()")
+            # One snapshot of the database, taken by this first statement: the position
+            # names exactly this view; `now()` is the transaction's clock, the one
+            # live_snapshot wants. Under `_order`, so a later seq saw at least as much.
+            async with self._order:
+                position, now = await conn.fetchrow(f"SELECT ({FEED_POSITION}), now()")
+                self._seq += 1
+                seq = self._seq
             snapshot = await self._snapshot(conn, principal, now)
-        return int(position), stream_form(snapshot.model_dump(mode="json"))
+        return Read(seq, int(position), stream_form(snapshot.model_dump(mode="json")))
 
     async def _run(self) -> None:
         while True:
@@ -275,34 +310,51 @@ class LiveHub:
                 ticked = False
             except TimeoutError:
                 ticked = True  # no commit for tick_s: only time moved
+            while len(self._passes) >= self._overlap:  # bounded: wait for one to end
+                await asyncio.wait(self._passes, return_when=asyncio.FIRST_COMPLETED)
+            # Cleared only now: the pass below reads after every wake-up so far.
             self._wakeup.clear()
-            try:
-                async with self._lock:
-                    await self._refresh_all(ticked)
-            except _UNAVAILABLE as error:  # the listener wakes us again when it is back
-                log.warning("live feed could not read the projections (%s)", error)
-            except Exception:
-                log.exception("live feed refresh failed")
+            task = asyncio.get_running_loop().create_task(self._pass(ticked), name="live-pass")
+            self._passes.add(task)
+            task.add_done_callback(self._passes.discard)
+
+    async def _pass(self, ticked: bool) -> None:
+        try:
+            await self._refresh_all(ticked)
+        except _UNAVAILABLE as error:  # the listener wakes us again when it is back
+            log.warning("live feed could not read the projections (%s)", error)
+        except Exception:
+            log.exception("live feed refresh failed")
 
     async def _refresh_all(self, ticked: bool = False) -> None:
         now = asyncio.get_running_loop().time()
         for key, view in list(self._views.items()):
             if view.idle_since is not None and now - view.idle_since > self._idle_s:
-                del self._views[key]  # nobody left to resume from it
+                if self._views.get(key) is view:  # not one made since another pass let it go
+                    del self._views[key]  # nobody left to resume from it
                 continue
-            position, state = await self._read(view.principal)
-            if position == view.position:
-                if ticked and window_figures(state) != window_figures(view.state):
-                    self._send(view, frame("change", position, view.advance(position, state)))
-                continue
-            if position < view.position:  # a rebuild reset the positions: start over
-                view.ring.clear()
-                view.base, view.position, view.state = position, position, state
-                self._send(view, frame("snapshot", position, state))
-                continue
-            patch = view.advance(position, state)
-            if patch:
-                self._send(view, frame("change", position, patch))
+            read = await self._read(view.principal)
+            async with self._lock:
+                self._apply(view, read, ticked)
+
+    def _apply(self, view: View, read: Read, ticked: bool) -> None:
+        """`read` into `view` and its clients, unless a later read is there already."""
+        if read.seq < view.seq:
+            return  # a pass that began later saw more and has been applied
+        view.seq = read.seq
+        position, state = read.position, read.state
+        if position == view.position:
+            if ticked and window_figures(state) != window_figures(view.state):
+                self._send(view, frame("change", position, view.advance(position, state)))
+            return
+        if position < view.position:  # a rebuild reset the positions: start over
+            view.ring.clear()
+            view.base, view.position, view.state = position, position, state
+            self._send(view, frame("snapshot", position, state))
+            return
+        patch = view.advance(position, state)
+        if patch:
+            self._send(view, frame("change", position, patch))
 
     @staticmethod
     def _send(view: View, text: str) -> None:

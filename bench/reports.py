@@ -92,7 +92,7 @@ def small_batches(dsn: str, events: list[EventEnvelope], inline: bool) -> list[f
                 interval_buckets.refresh_dirty(conn)
             samples.append(time.perf_counter() - started)
         if not inline:
-            interval_buckets.refresh_dirty(conn)
+            interval_buckets.refresh_dirty(conn, wait=True)
     return samples
 
 
@@ -110,7 +110,7 @@ def compare(server: Any, events: list[EventEnvelope], tail: int) -> None:
             for first in range(0, len(events) - tail, 500):
                 callcentre.apply_batch(conn, events[first:min(first + 500, len(events) - tail)],
                                        "store:bench")
-            interval_buckets.refresh_dirty(conn)
+            interval_buckets.refresh_dirty(conn, wait=True)
         dsns.append(dsn)
     rest = events[len(events) - tail:]
     found: dict[bool, list[float]] = {False: [], True: []}
@@ -149,7 +149,7 @@ def main() -> None:
             projected_s = time.perf_counter() - started
             # The refresher's work, which the apply only marked (here after it, not beside it).
             started = time.perf_counter()
-            refreshed = interval_buckets.refresh_dirty(conn)
+            refreshed = interval_buckets.refresh_dirty(conn, wait=True)  # every batch
             refresh_s = time.perf_counter() - started
             buckets = conn.execute("SELECT count(*) FROM interval_marks").fetchone()
         requests = [

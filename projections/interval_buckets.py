@@ -14,12 +14,12 @@ the group's throughput and was most of the live stream's delivery latency):
   loses no mark; marking again is idempotent in effect.
 * ``refresh_dirty``, by a refresher (streams/refresher.py, in whichever process
   runs the projections; a rebuild or replay calls it before it swaps in): per
-  tenant, in a transaction of its own, recompute each dirty bucket from the
-  fact tables (delete, then insert the kpi sums), mark it computed
-  (``interval_marks``), and clear the dirty marks whose generation is still the
-  one it read. An event committed meanwhile bumped its mark: that bucket stays
-  dirty and is computed again (no lost update). A crash before the commit
-  leaves every mark: the next refresh does the work.
+  tenant, in a transaction of its own (at most ``BATCH`` buckets, oldest first),
+  recompute each dirty bucket from the fact tables (delete, then insert the kpi
+  sums), mark it computed (``interval_marks``), and clear the dirty marks whose
+  generation is still the one it read. An event committed meanwhile bumped its
+  mark: that bucket stays dirty and is computed again (no lost update). A crash
+  before the commit leaves every mark: the next refresh does the work.
 * Until a bucket is refreshed, reports read it (and every bucket after the
   tenant's earliest dirty one) straight from the fact tables, so they are never
   stale, only slower.
@@ -49,7 +49,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection, Cursor
+from psycopg import Connection, Cursor, sql
 from psycopg.rows import TupleRow, dict_row
 
 from projections import kpi
@@ -91,7 +91,8 @@ class Touched:
 def mark(cur: Cursor[TupleRow], touched: Touched) -> int:
     """Mark the buckets of the batch's events dirty (in the apply transaction); return how
     many. Sorted by (tenant, bucket), the order the refresher locks them in: a batch and
-    a refresh waiting on each other's rows cannot deadlock."""
+    a refresh waiting on each other's rows cannot deadlock. While a rebuild builds the
+    group aside, a trigger carries each mark into its copy too (``carry_marks``)."""
     rows = sorted({(tenant, floor(at)) for tenant, times in touched.times.items()
                    for at in times})
     cur.executemany("INSERT INTO interval_dirty AS d (tenant, bucket_start) VALUES (%s, %s)"
@@ -100,27 +101,54 @@ def mark(cur: Cursor[TupleRow], touched: Touched) -> int:
     return len(rows)
 
 
-def refresh_dirty(conn: Connection[TupleRow], *, wait: bool = False) -> int:
-    """Recompute every dirty bucket, a tenant per transaction; return how many buckets.
+# Buckets recomputed per tenant and transaction: a day. A big backlog (migration 0023
+# marks every bucket ever computed) is worked off a transaction at a time, oldest first,
+# each tenant in turn, instead of one transaction per tenant holding it all.
+BATCH = 96
 
-    A tenant another refresher is serving is passed over (its marks stay for that one),
-    unless ``wait``: a rebuild or replay must leave none behind. The lock is per schema,
-    so a rebuild's refresh aside does not wait for the live refresher."""
+
+def refresh_dirty(conn: Connection[TupleRow], *, wait: bool = False,
+                  batch: int = BATCH) -> int:
+    """Recompute dirty buckets, a tenant and at most ``batch`` buckets per transaction;
+    return how many buckets.
+
+    Without ``wait`` (the refresher), one transaction per tenant: at most ``batch`` of
+    its oldest buckets, the rest left dirty for the next call, so a backlog never holds
+    the refresher (its heartbeat, its stop, the other tenants) for long; a tenant
+    another refresher is serving is passed over (its marks stay for that one). With
+    ``wait`` (a rebuild or replay must leave none behind), every tenant's every batch,
+    waiting for any other refresher. The lock is per schema, so a rebuild's refresh
+    aside does not wait for the live refresher."""
     if not conn.autocommit:
         raise ValueError("refresh_dirty needs an autocommit connection")  # a tenant per commit
-    tenants = [r[0] for r in conn.execute(
-        "SELECT DISTINCT tenant FROM interval_dirty ORDER BY tenant").fetchall()]
     count = 0
-    for tenant in tenants:
-        with conn.transaction(), conn.cursor() as cur:
-            count += _refresh_tenant(cur, tenant, wait)
+    for (tenant,) in conn.execute(_TENANTS).fetchall():
+        more = True
+        while more:
+            with conn.transaction(), conn.cursor() as cur:
+                done, more = _refresh_tenant(cur, tenant, wait, batch)
+            count += done
+            more = more and wait
     return count
 
 
+# The tenants with a dirty mark, one index probe each (a skip scan: a DISTINCT would
+# read every mark, a million after migration 0023).
+_TENANTS = """
+WITH RECURSIVE t(tenant) AS (
+    (SELECT tenant FROM interval_dirty ORDER BY tenant LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.tenant FROM interval_dirty d WHERE d.tenant > t.tenant
+            ORDER BY d.tenant LIMIT 1) FROM t WHERE t.tenant IS NOT NULL)
+SELECT tenant FROM t WHERE tenant IS NOT NULL
+"""
 _LOCK = "hashtextextended(current_schema() || ':interval:' || %s, 15)"
 
 
-def _refresh_tenant(cur: Cursor[TupleRow], tenant: str, wait: bool) -> int:
+def _refresh_tenant(cur: Cursor[TupleRow], tenant: str, wait: bool,
+                    batch: int) -> tuple[int, bool]:
+    """Recompute the tenant's oldest ``batch`` buckets to do; return how many, and
+    whether more are left."""
     # One refresher at a time per tenant: two recomputing the same bucket would both
     # delete and then both insert it.
     if wait:
@@ -129,17 +157,13 @@ def _refresh_tenant(cur: Cursor[TupleRow], tenant: str, wait: bool) -> int:
         cur.execute(f"SELECT pg_try_advisory_xact_lock({_LOCK})", (tenant,))
         locked = cur.fetchone()
         if not (locked and locked[0]):
-            return 0
-    cur.execute("SELECT bucket_start, generation FROM interval_dirty WHERE tenant = %s",
-                (tenant,))
+            return 0, False
+    buckets, more = _to_do(cur, tenant, batch)
+    if not buckets:
+        return 0, False
+    cur.execute("SELECT bucket_start, generation FROM interval_dirty WHERE tenant = %s"
+                " AND bucket_start <= %s", (tenant, buckets[-1]))
     seen = cur.fetchall()
-    if not seen:
-        return 0
-    dirty = {bucket for bucket, _ in seen}
-    # Folded late: computed buckets after it may have counted without it (module docstring).
-    cur.execute("SELECT bucket_start FROM interval_marks WHERE tenant = %s"
-                " AND bucket_start > %s", (tenant, min(dirty)))
-    buckets = sorted(dirty | {r[0] for r in cur.fetchall()})
     for table in NAMES[:3]:
         cur.execute(f"DELETE FROM {table} WHERE tenant = %s"  # noqa: S608
                     " AND bucket_start = ANY(%s)", (tenant, buckets))
@@ -148,7 +172,39 @@ def _refresh_tenant(cur: Cursor[TupleRow], tenant: str, wait: bool) -> int:
     cur.executemany("INSERT INTO interval_marks (tenant, bucket_start) VALUES (%s, %s)"
                     " ON CONFLICT DO NOTHING", [(tenant, b) for b in buckets])
     _clear(cur, tenant, sorted(seen))
-    return len(buckets)
+    if more:
+        _carry_on(cur, tenant, buckets[-1])
+    return len(buckets), more
+
+
+def _to_do(cur: Cursor[TupleRow], tenant: str, batch: int) -> tuple[list[datetime], bool]:
+    """The tenant's oldest ``batch`` buckets to recompute, and whether there are more:
+    its dirty buckets, and every computed bucket after the earliest dirty one (folded
+    late: computed buckets after it may have counted without it; module docstring).
+    Two index scans, each stopping after ``batch`` + 1 rows, however big the backlog."""
+    cur.execute("SELECT bucket_start FROM interval_dirty WHERE tenant = %s"
+                " ORDER BY bucket_start LIMIT %s", (tenant, batch + 1))
+    dirty = [r[0] for r in cur.fetchall()]
+    if not dirty:
+        return [], False
+    cur.execute("SELECT bucket_start FROM interval_marks WHERE tenant = %s"
+                " AND bucket_start > %s ORDER BY bucket_start LIMIT %s",
+                (tenant, dirty[0], batch + 1))
+    found = sorted(set(dirty) | {r[0] for r in cur.fetchall()})
+    return found[:batch], len(found) > batch
+
+
+def _carry_on(cur: Cursor[TupleRow], tenant: str, last: datetime) -> None:
+    """A batch stopped at ``last`` with more to do: mark the next computed bucket dirty
+    (if it is not), so the next batch starts from it and takes the computed buckets after
+    it (the rule ``_to_do`` follows), and reports keep reading from it on straight from
+    the fact tables. One bucket is enough; after ``_clear``, so marks are locked in
+    bucket order as the appliers lock them."""
+    cur.execute(f"SET LOCAL {_REFRESHING} = 'on'")  # not a new fact: not carried aside
+    cur.execute("INSERT INTO interval_dirty (tenant, bucket_start)"
+                " SELECT tenant, bucket_start FROM interval_marks WHERE tenant = %s"
+                " AND bucket_start > %s ORDER BY bucket_start LIMIT 1"
+                " ON CONFLICT DO NOTHING", (tenant, last))
 
 
 def _clear(cur: Cursor[TupleRow], tenant: str, seen: list[tuple[datetime, int]]) -> None:
@@ -161,6 +217,45 @@ def _clear(cur: Cursor[TupleRow], tenant: str, seen: list[tuple[datetime, int]])
                 " AS s(bucket_start, generation) WHERE d.tenant = %s"
                 " AND d.bucket_start = s.bucket_start AND d.generation = s.generation",
                 (starts_, generations, tenant))
+
+
+# Set in a refresher's transaction: the marks it makes itself (``_carry_on``) say the
+# live buckets are behind, not that a fact changed, so a copy built aside needs none.
+_REFRESHING = "dialtone.interval_refresh"
+DIRTY = "interval_dirty"
+
+
+def carry_marks(conn: Connection[Any], schema: str) -> None:
+    """While the group is rebuilt aside in ``schema``: every mark made in the live
+    ``interval_dirty`` from now on is made in the copy's too, by a trigger.
+
+    The calls group marks a handling's bucket when its call's hold changes
+    (projections/calls.py); it writes to the live tables, whatever a rebuild builds
+    aside, so the copy would miss a hold that arrives after it computed the bucket,
+    even if the live refresher already served (and cleared) the live mark by the swap.
+    Creating the trigger waits for the transactions marking now (its lock conflicts
+    with theirs): those committed their events first, so the copy, which computes
+    after this, reads them; every later mark fires it. The trigger goes with the live
+    table the swap drops; if the rebuild fails, with the copy's schema (the next
+    rebuild drops it). Its function lives in ``schema``: ``<schema>.carry_mark``."""
+    target = sql.Identifier(schema)
+    with conn.transaction():
+        conn.execute("SET LOCAL lock_timeout = '60s'")  # bounded: marking transactions are short
+        conn.execute(sql.SQL("""
+CREATE FUNCTION {schema}.carry_mark() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting({refreshing}, true) IS DISTINCT FROM 'on' THEN
+        INSERT INTO {schema}.{dirty} AS d (tenant, bucket_start)
+        VALUES (NEW.tenant, NEW.bucket_start)
+        ON CONFLICT (tenant, bucket_start) DO UPDATE SET generation = d.generation + 1;
+    END IF;
+    RETURN NULL;
+END $$""").format(schema=target, refreshing=sql.Literal(_REFRESHING),
+                  dirty=sql.Identifier(DIRTY)))
+        conn.execute(sql.SQL(
+            "CREATE TRIGGER {} AFTER INSERT OR UPDATE ON public.{} FOR EACH ROW"
+            " EXECUTE FUNCTION {}.carry_mark()").format(
+                sql.Identifier(f"carry_to_{schema}"), sql.Identifier(DIRTY), target))
 
 
 def as_psycopg(query: str) -> str:

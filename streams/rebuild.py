@@ -24,7 +24,7 @@ from psycopg.types.json import Jsonb
 
 from application.follow import pages
 from domain.addressing import DEFAULT_TENANT
-from projections import call_events, call_live, calls, cdr, positions
+from projections import call_events, call_live, calls, cdr, interval_buckets, positions
 from projections.cdr import CallView, advance, start
 from projections.envelope import EventEnvelope, decode
 from projections.registry import ProjectionGroup, create_aside, swap_in, tables
@@ -82,13 +82,19 @@ def replay_group(app: Application[Any], database_url: str, group: ProjectionGrou
     waiting on the lock goes to the new tables once it is granted (PostgreSQL
     looks the name up again), where its events are already applied and are
     deduplicated (version-gated folds, GREATEST positions); later events follow
-    as usual.
+    as usual. Another group that marks this group's interval buckets (the calls
+    group, when a handled call's hold changes) writes to the live marks: a trigger
+    carries each into the copy while it is built (interval_buckets.carry_marks), so
+    the copy recomputes that bucket; a mark carried after the copy's last refresh is
+    swapped in still dirty, for the live refresher.
     """
     source = f"store:{app.name}"
     schema = f"rebuild_{group.names[0]}"
     names = tables(group)
     with psycopg.connect(database_url, autocommit=True) as conn:
         create_aside(conn, schema, names)
+        if interval_buckets.DIRTY in names:  # the calls group's hold marks reach the copy
+            interval_buckets.carry_marks(conn, schema)
         conn.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema)))
         count = _apply_after(app, conn, group, source, 0, progress)
         for _ in range(_CATCH_UP_ROUNDS):

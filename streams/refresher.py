@@ -51,11 +51,14 @@ class ProjectionRefresher(NotifiedLoop):
         self._stopping = threading.Event()  # ends a gap at once
 
     def step(self, conn: psycopg.Connection[Any]) -> bool:
+        # A settle does a bounded amount (the interval buckets: a batch per tenant), so a
+        # backlog (an upgrade's, migration 0023) is worked off step by step: heartbeats,
+        # stop and the other tenants get their turn between steps.
         done = sum(settle(conn) for settle in self.work)
         if done:
             # Let batches gather: the next refresh serves all that commit meanwhile.
             self._stopping.wait(self.gap_s)
-        return False  # wait for a commit's notification (or the tick)
+        return done > 0  # something done: look again at once; else wait for a commit
 
     def start(self) -> None:
         self._stopping.clear()

@@ -50,12 +50,13 @@ STORED = {
 }
 # Computed buckets the refresher has not yet caught up with are not read: from the
 # tenant's earliest dirty bucket on, a bucket may miss events already in the fact
-# tables (projections/interval_buckets.py), so those are read from the fact tables.
+# tables (projections/interval_buckets.py), so those are read from the fact tables,
+# and their stored rows are left out (else they would count twice).
+_FIRST_DIRTY = "SELECT min(bucket_start) FROM interval_dirty WHERE tenant = $1"
 _MARKS = """
 SELECT bucket_start FROM interval_marks
 WHERE tenant = $1 AND bucket_start >= $2 AND bucket_start < $3
-  AND bucket_start < coalesce((SELECT min(bucket_start) FROM interval_dirty WHERE tenant = $1),
-                              'infinity')
+  AND ($4::timestamptz IS NULL OR bucket_start < $4)
 """
 ENTITIES = {
     "queue": "SELECT queue_id AS id, key, name FROM queue_live WHERE tenant = $1",
@@ -95,10 +96,12 @@ async def report(conn: asyncpg.Connection, request: ReportRequest, zone: str,
               if g.since < now]
     if not groups:
         return []
+    first_dirty = await conn.fetchval(_FIRST_DIRTY, request.tenant)
     computed = {r["bucket_start"] for r in await conn.fetch(
-        _MARKS, request.tenant, groups[0].since, groups[-1].until)}
+        _MARKS, request.tenant, groups[0].since, groups[-1].until, first_dirty)}
     totals: defaultdict[tuple[datetime, UUID], dict[str, Any]] = defaultdict(dict)
-    await _stored(conn, request, groups, ib.floor(now), totals)
+    stored_until = ib.floor(now) if first_dirty is None else min(ib.floor(now), first_dirty)
+    await _stored(conn, request, groups, stored_until, totals)
     for group in groups:
         for window in ir.live_windows(group, computed, now):
             await _live(conn, request, group, window, totals)
@@ -109,9 +112,9 @@ async def report(conn: asyncpg.Connection, request: ReportRequest, zone: str,
 
 
 async def _stored(conn: asyncpg.Connection, request: ReportRequest, groups: list[kpi.Window],
-                  running: datetime, totals: defaultdict[tuple[datetime, UUID], dict[str, Any]]
+                  stored_until: datetime, totals: defaultdict[tuple[datetime, UUID], dict[str, Any]]
                   ) -> None:
-    end = min(groups[-1].until, running)
+    end = min(groups[-1].until, stored_until)  # the running and the dirty buckets: not stored
     # Each stored 15-minute bucket joins the report bucket holding it (a hash join).
     quarters = [(q, g.since) for g in groups for q in ib.starts(g.since, min(g.until, end))]
     args = (request.tenant, [q for q, _ in quarters], [g for _, g in quarters],

@@ -14,6 +14,7 @@ its own transactions.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 import uuid
@@ -283,3 +284,73 @@ def test_a_hold_arriving_after_the_handling_was_bucketed_is_in_its_hold_s(
         calls.apply_batch(conn, steps, "calls:test")
     replay_group(service, rebuilt, callcentre.GROUP)
     assert_same(stored(live), stored(rebuilt))
+
+
+def test_a_hold_arriving_during_a_rebuild_reaches_the_swapped_in_bucket(live: str) -> None:
+    """A rebuild of the call-centre group computes alice's bucket aside; the calls group
+    then folds C1's holds, marking the *live* bucket, which the live refresher serves
+    (and clears) before the swap. The bucket swapped in has the hold all the same."""
+    service, events = morning()
+    with psycopg.connect(live, autocommit=True) as conn:
+        callcentre.apply_batch(conn, events, f"store:{service.name}")
+        interval_buckets.refresh_dirty(conn, wait=True)
+    bucket = at(0)
+    assert alice_row(live)["hold_s"] == 0.0
+    steps = c1_call(("initiated", 100), ("answered", 105), ("held", 120), ("resumed", 150),
+                    ("held", 190), ("ended", 195))
+    held: list[bool] = []
+
+    def settle_then_hold(conn: psycopg.Connection[Any], *, wait: bool = False) -> int:
+        done = interval_buckets.refresh_dirty(conn, wait=wait)  # aside: alice's bucket, no hold
+        if not held:
+            held.append(True)
+            with psycopg.connect(live, autocommit=True) as other:
+                calls.apply_batch(other, steps, "calls:test")  # marks the live bucket...
+                assert dirty(live).keys() == {bucket}
+                interval_buckets.refresh_dirty(other, wait=True)  # ...the live refresher serves it
+            assert alice_row(live)["hold_s"] == 35.0
+            assert not dirty(live)
+        return done
+
+    replay_group(service, live, dataclasses.replace(callcentre.GROUP, settle=settle_then_hold))
+    assert held
+    with psycopg.connect(live, autocommit=True) as conn:
+        interval_buckets.refresh_dirty(conn, wait=True)  # the live refresher after the swap
+        triggers = conn.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+                                " AND tgrelid = 'interval_dirty'::regclass").fetchall()
+        schemas = conn.execute("SELECT nspname FROM pg_namespace"
+                               " WHERE nspname LIKE 'rebuild%%'").fetchall()
+    assert alice_row(live) == {"bucket_start": bucket, "talk_s": 60.0, "hold_s": 35.0,
+                               "after_call_s": 30.0, "handle_s": 125.0}
+    assert (triggers, schemas) == ([], [])  # nothing of the rebuild left behind
+
+
+def test_a_backlog_is_refreshed_a_batch_at_a_time_and_reports_stay_right(
+        live: str, rebuilt: str) -> None:
+    """Buckets computed, then an early event folded late: every computed bucket after it
+    must be recomputed. In batches of 2, each call does 2 and leaves the rest dirty (the
+    next computed bucket marked, so the rest is not forgotten and reports keep reading it
+    from the fact tables); in the end, what a rebuild computes."""
+    history = generated(seed=7)
+    events = decode(history.service, history.service.recorder.select_notifications(1, 100_000))
+    early = next(e for e in events[len(events) // 5:] if e.kind == "agent")
+    with psycopg.connect(live, autocommit=True) as conn:
+        for first in range(0, len(events), 7):
+            callcentre.apply_batch(conn, [e for e in events[first:first + 7] if e is not early],
+                                   "store:test")
+        interval_buckets.refresh_dirty(conn, wait=True)
+        callcentre.apply_batch(conn, [early], "store:test")
+    computed = len(stored(live)["interval_marks"])
+    from_facts = reports(live, history)
+    rounds = []
+    with psycopg.connect(live, autocommit=True) as conn:
+        while done := interval_buckets.refresh_dirty(conn, batch=2):
+            rounds.append(done)
+            assert len(rounds) <= computed, "the batches do not converge"
+            assert_same_figures(reports(live, history), from_facts)
+    assert len(rounds) >= 3
+    assert max(rounds) == 2
+    assert not dirty(live)
+    replay_group(history.service, rebuilt, callcentre.GROUP)
+    assert_same(stored(live), stored(rebuilt))
+    assert_same_figures(reports(live, history), from_facts)

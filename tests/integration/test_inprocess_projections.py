@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -106,3 +107,27 @@ def test_a_page_is_one_commit_so_the_live_feed_is_told_once(service: CallService
             ([calls.NAMES[0], callcentre.NAMES[0]],)).fetchall()
     assert len(heard) == 1
     assert sorted(positions) == sorted([(calls.NAMES[0], 6), (callcentre.NAMES[0], 6)])
+
+
+def test_a_missed_wake_up_is_caught_by_the_tick(service: CallService,
+                                                database_url: str) -> None:
+    """The runner reacts to the store's NOTIFY; when one never reaches it (the listening
+    connection made anew at that moment, say), it still reads every tick_s."""
+    runner = InProcessProjectionRunner(service, database_url, [calls.GROUP], tick_s=0.2,
+                                       refresh=False)
+    runner.follower.channels = ("dialtone_test_nobody_notifies",)  # the store's never comes
+    runner.start()
+    try:
+        call_id = service.initiate_call(caller="1001", callee="2001",
+                                        direction=Direction.INBOUND, trunk=None,
+                                        sip_call_id="missed@host", occurred_at=T0)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            for _ in range(600):  # bounded (30 s); the tick is 0.2 s
+                if conn.execute("SELECT 1 FROM call_live WHERE call_id = %s",
+                                (call_id,)).fetchone():
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the runner never read the call without its notification")
+    finally:
+        runner.stop()

@@ -259,10 +259,7 @@ def _decode_concrete(kind: type, value: object) -> object:
     if kind is UUID and isinstance(value, str):
         return UUID(value)
     if kind is datetime and isinstance(value, str):
-        moment = datetime.fromisoformat(value)
-        if moment.tzinfo is None:
-            raise ValueError(f"{value!r} has no time zone")
-        return moment
+        return datetime.fromisoformat(value)  # with its offset, as written
     if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if kind is int and isinstance(value, int) and not isinstance(value, bool):

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import math
 
+import psycopg
+import redis
+from eventsourcing.persistence import IntegrityError, OperationalError
 from prometheus_client import REGISTRY
 
+from adapters.registrar.bindings import error_kind
 from application import metrics
+from domain.errors import IllegalTransition
 
 
 def sample(name: str, **labels: str) -> float:
@@ -66,3 +71,29 @@ def test_an_append_that_fails_is_timed_nowhere_and_counts_no_event():
         pass
     assert sample("dialtone_event_append_seconds_count", application="AppendTest") == count + 1
     assert sample("dialtone_events_appended_total", application="AppendTest") == events + 2
+
+
+def test_registration_series_are_served_once_exposed_with_every_label_at_zero():
+    metrics.expose_registrations()
+    metrics.expose_registrations()  # a second observer in the process: no duplicate
+    assert REGISTRY.get_sample_value("dialtone_registrations_observation_errors_total",
+                                     {"kind": "conflict"}) is not None
+    assert REGISTRY.get_sample_value("dialtone_registrations_events_recorded_total",
+                                     {"event": "expired"}) is not None
+    assert REGISTRY.get_sample_value("dialtone_registrations_bindings",
+                                     {"state": "unknown_domain"}) is not None
+    before = sample("dialtone_registrations_events_recorded_total", event="refreshed")
+    metrics.registration_events(["Refreshed", "Refreshed"])
+    assert sample("dialtone_registrations_events_recorded_total",
+                  event="refreshed") == before + 2
+
+
+def test_a_failed_observation_is_labelled_by_what_failed():
+    assert error_kind(redis.ConnectionError("refused")) == "redis"
+    assert error_kind(psycopg.OperationalError("gone")) == "database"
+    assert error_kind(OperationalError("gone")) == "database"  # eventsourcing's wrapper
+    assert error_kind(IntegrityError("version taken")) == "conflict"
+    assert error_kind(IllegalTransition("moved on")) == "refused"
+    assert error_kind(ValueError("bug")) == "other"
+    assert set(metrics.REGISTRATION_ERROR_KINDS) == {"redis", "database", "conflict",
+                                                      "refused", "other"}

@@ -37,6 +37,12 @@ __all__ = ["api", "centre", "phone", "router"]
 MELODY = sorted({f for f, _ in HOLD_MELODY if f})
 
 
+def hold_sides(call_store: CallStore, sip_call_id: str) -> list[str]:
+    """The side of each stored Held and Resumed of the call, in order."""
+    events = call_store.service.events.get(Call.id_for(sip_call_id))
+    return [e.side for e in events if isinstance(e, Call.Held | Call.Resumed)]
+
+
 def test_a_call_transferred_to_another_queue_is_answered_there_and_counted_in_both(
     b2bua: StartWorker, router: RoutingRunner, centre: CallCentreService, api: TestClient,
     phone: StartPhone, call_store: CallStore,
@@ -106,6 +112,7 @@ def test_an_attended_transfer_consults_the_target_then_connects_the_caller(
     wait_for(lambda: event_names(call_store, sip_call_id)[-1:] == ["Ended"], "the call's end")
     names = event_names(call_store, sip_call_id)
     assert names.index("Held") < names.index("Transferred") < names.index("Resumed")
+    assert hold_sides(call_store, sip_call_id) == ["callee", "callee"]  # the agent consulted
     call = call_of(call_store, sip_call_id)
     assert [(t.kind, t.target) for t in call.transfers] == [("attended", carol.uri)]
     assert (call.disposition, call.hold_count) == ("answered", 1)
@@ -147,6 +154,7 @@ def test_the_agent_holding_a_queue_call_plays_music_to_the_caller_and_resumes(
     names = event_names(call_store, sip_call_id)
     assert names.index("Answered") < names.index("Held") < names.index("Resumed")
     assert call_of(call_store, sip_call_id).hold_count == 1
+    assert hold_sides(call_store, sip_call_id) == ["callee", "callee"]  # the agent's phone
     recording = audio.read(Path(caller.wait("recorded")["path"]))
     start = caller.all("media")[0]["t"]
     on_hold = recording.window(held + 0.5 - start, held + 2.3 - start)

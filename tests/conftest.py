@@ -23,6 +23,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from _pytest.nodeid import NodeId  # pytest >= 9.2 (see _join_group)
 from psycopg import sql
 
 from dialtone.database import drop_database, ensure_database, with_database
@@ -117,29 +118,102 @@ def second_database(pg_admin_dsn: str) -> Iterator[str]:
     yield from _scratch_database(pg_admin_dsn, "r")
 
 
-# Run apart from the parallel group although PostgreSQL is all it needs: a time budget
-# (sharing the cores would leave Schemathesis fewer examples in the same time).
-NOT_PARALLEL = {"tests/integration/test_api_contract.py"}
-# Servers and processes the serial run keeps to itself, whatever a test's module says.
-SERIAL_FIXTURES = {"kafka_broker", "kafka_bootstrap", "sipp", "b2bua", "kamailio",
+# Servers and processes that keep a test out of the ``parallel`` run, whatever its
+# module says: it goes to the pooled one (see pytest_collection_modifyitems).
+POOLED_FIXTURES = {"kafka_broker", "kafka_bootstrap", "sipp", "b2bua", "kamailio",
                    "dialtone_processes", "pg_scratch_dir", "restartable"}
+# Tests that need the machine to themselves (the ``alone`` run of ./dev test): a time
+# budget (test_api_contract: PostgreSQL is all it needs, but sharing the cores would
+# leave Schemathesis fewer examples in the same time), the memory stage (RSS growth
+# of services under calls), floods whose pass depends on a worker keeping up with
+# sipp's rate. A new module says so with ``pytestmark = pytest.mark.alone``.
+ALONE = {"tests/integration/test_api_contract.py", "tests/integration/test_b2bua_flood.py",
+         "tests/memory/test_memory_budgets.py"}
+# Servers a test session builds once and hands to every test asking for them (session
+# fixtures and tests/fixtures/shared.py). Under ``--dist loadgroup`` each pytest-xdist
+# worker is a process of its own, so it would build its own copy: the modules using one
+# of them run on one worker (see _pooled_groups). The fault matrix's kafka_stack, say,
+# is one PostgreSQL, one broker and five services for three modules.
+SESSION_SERVERS = {"kafka_broker": "kafka", "kafka_bootstrap": "kafka",
+                   "killable_kafka_broker": "kafka-killable",
+                   "shared_scram_kafka_broker": "kafka-scram", "kafka_stack": "kafka-stack",
+                   "redis_server": "redis", "s3_server": "s3"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark ``parallel`` the tests ./dev test runs on both cores (pytest-xdist, see
-    run_tests in ./dev): the unit tests, and the ``migrated_database`` modules' tests,
-    which use nothing but their own database on the session's PostgreSQL (each xdist
-    worker has its own server). Everything that starts SIP, Kafka or dialtone
-    processes, or measures time, stays in the serial run."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Sort the tests into the three runs of ./dev test (run_tests):
+
+    - ``parallel``: the unit tests and the ``migrated_database`` modules' tests, which
+      use nothing but their own database on the session's PostgreSQL (each xdist
+      worker has its own server), on both cores a module at a time (``--dist loadfile``);
+    - ``alone``: the tests that need the machine to themselves (ALONE), one at a time;
+    - the rest (SIP, Kafka, dialtone processes, outages) on two xdist workers too
+      (``--dist loadgroup``): most of their time is spent waiting (a JVM or pjsua
+      starting, a broker restarting, a bounded poll), not computing. Every port is a
+      free one and every directory a private one, so two of them side by side do not
+      meet; the groups keep a module, and every module sharing a session server with
+      it, on one worker (see _pooled_groups and _join_group).
+    """
     root = Path(__file__).resolve().parent.parent
+    pooled: list[tuple[str, pytest.Item]] = []
     for item in items:
         where = item.path.relative_to(root).as_posix()
-        if where in NOT_PARALLEL or item.get_closest_marker("kafka") \
+        if where in ALONE or item.get_closest_marker("alone"):
+            item.add_marker(pytest.mark.alone)
+            continue
+        if item.get_closest_marker("kafka") \
                 or item.get_closest_marker("sip") \
-                or SERIAL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+                or POOLED_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            pooled.append((where, item))
             continue
         if where.startswith("tests/unit/") or item.get_closest_marker("migrated_database"):
             item.add_marker(pytest.mark.parallel)
+        else:
+            pooled.append((where, item))
+    if getattr(config.option, "loadgroup", False):  # in an xdist worker, --dist loadgroup
+        for item, group in _pooled_groups(pooled):
+            _join_group(item, group)
+
+
+def _join_group(item: pytest.Item, group: str) -> None:
+    """Put `item` in xdist's group `group` as pytest-xdist's own ``xdist_group`` mark
+    would: the scheduler reads the group from a ``@group`` suffix of the node id. From
+    pytest 9.2 on, the node id comes from a structured id and xdist's write to the old
+    field is lost: the mark alone groups nothing, silently (pytest-xdist issue #1386,
+    open). Set it where this pytest reads it, and fail loudly if that ever changes."""
+    tagged = f"{item.nodeid}@{group}"
+    if hasattr(item, "_id"):  # pytest >= 9.2
+        item._id = NodeId.parse(tagged)
+    else:
+        item._nodeid = tagged
+    if item.nodeid != tagged:
+        raise pytest.UsageError(f"cannot group {tagged} for --dist loadgroup")
+
+
+def _pooled_groups(pooled: list[tuple[str, pytest.Item]]) -> list[tuple[pytest.Item, str]]:
+    """The xdist group of each pooled test: its module's path, joined with every other
+    module using one of the same SESSION_SERVERS (connected modules, transitively: one
+    using the shared broker and the killable one ties both families together), named
+    after the servers. A module's tests stay together for its module-scoped fixtures."""
+    parent: dict[str, str] = {}
+
+    def find(node: str) -> str:
+        while parent.setdefault(node, node) != node:
+            node = parent[node]
+        return node
+
+    for where, item in pooled:
+        for fixture in SESSION_SERVERS.keys() & set(getattr(item, "fixturenames", ())):
+            parent[find(where)] = find("server:" + SESSION_SERVERS[fixture])
+    servers: dict[str, set[str]] = {}
+    for node in list(parent):
+        if node.startswith("server:"):
+            servers.setdefault(find(node), set()).add(node.removeprefix("server:"))
+    groups: list[tuple[pytest.Item, str]] = []
+    for where, item in pooled:
+        top = find(where)
+        groups.append((item, "+".join(sorted(servers[top])) if top in servers else where))
+    return groups
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -41,27 +41,26 @@ time order (live, or a rebuild in store order) that costs nothing.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from psycopg import Connection, Cursor, sql
-from psycopg.rows import TupleRow, dict_row
+from psycopg.rows import TupleRow
 
-from projections import kpi
+from projections import interval_sql, kpi
 
 BUCKET = timedelta(minutes=15)
 NAMES = ("interval_queue", "interval_agent", "interval_agent_state", "interval_marks",
          "interval_dirty")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The handle time's parts (HANDLE_SPLIT), stored beside each bucket's kpi sums.
-SPLIT = ("talk_s", "hold_s", "after_call_s")
-QUEUE_COLUMNS = (*(f.name for f in fields(kpi.QueueSums)), *SPLIT)
-AGENT_COLUMNS = (*(f.name for f in fields(kpi.AgentSums)), *SPLIT)
+SPLIT = interval_sql.SPLIT
+QUEUE_COLUMNS = interval_sql.QUEUE_COLUMNS
+AGENT_COLUMNS = interval_sql.AGENT_COLUMNS
 
 
 def floor(instant: datetime) -> datetime:
@@ -167,8 +166,7 @@ def _refresh_tenant(cur: Cursor[TupleRow], tenant: str, wait: bool,
     for table in NAMES[:3]:
         cur.execute(f"DELETE FROM {table} WHERE tenant = %s"  # noqa: S608
                     " AND bucket_start = ANY(%s)", (tenant, buckets))
-    for bucket in buckets:
-        recompute(cur, tenant, bucket)
+    recompute(cur, tenant, buckets)
     cur.executemany("INSERT INTO interval_marks (tenant, bucket_start) VALUES (%s, %s)"
                     " ON CONFLICT DO NOTHING", [(tenant, b) for b in buckets])
     _clear(cur, tenant, sorted(seen))
@@ -258,32 +256,6 @@ END $$""").format(schema=target, refreshing=sql.Literal(_REFRESHING),
                 sql.Identifier(f"carry_to_{schema}"), sql.Identifier(DIRTY), target))
 
 
-def as_psycopg(query: str) -> str:
-    """kpi's SQL uses asyncpg's ``$n`` placeholders; psycopg takes ``%(pn)s``."""
-    return re.sub(r"\$(\d+)", r"%(p\1)s", query)
-
-
-def window_sums(cur: Cursor[Any], tenant: str, window: kpi.Window
-                ) -> tuple[dict[UUID, dict[str, Any]], dict[UUID, dict[str, Any]],
-                           list[dict[str, Any]]]:
-    """kpi's sums for one window: per queue, per agent (columns as the tables'),
-    and the agents' time by state and reason."""
-    params = {"p1": tenant, "p2": window.since, "p3": window.until}
-    with cur.connection.cursor(row_factory=dict_row) as rows:
-        def fetch(query: str) -> list[dict[str, Any]]:
-            rows.execute(as_psycopg(query), params)
-            return rows.fetchall()
-
-        queues = {r["queue_id"]: vars_of(kpi.QueueSums.of_row(r)) for r in fetch(kpi.QUEUE_SUMS)}
-        agents: defaultdict[UUID, dict[str, Any]] = defaultdict(dict)
-        for query in (kpi.AGENT_SUMS, kpi.AGENT_HANDLED, kpi.AGENT_MISSED):
-            for r in fetch(query):
-                agents[r["agent_id"]].update({k: v for k, v in r.items() if k != "agent_id"})
-        agent_rows = {a: vars_of(kpi.AgentSums(**values)) for a, values in agents.items()}
-        add_split(queues, agent_rows, fetch(kpi.HANDLE_SPLIT))
-        return queues, agent_rows, fetch(kpi.AGENT_STATE_TIMES)
-
-
 def vars_of(sums: Any) -> dict[str, Any]:
     return {f.name: getattr(sums, f.name) for f in fields(sums)}
 
@@ -291,7 +263,8 @@ def vars_of(sums: Any) -> dict[str, Any]:
 def add_split(queues: dict[UUID, dict[str, Any]], agents: dict[UUID, dict[str, Any]],
               split: list[dict[str, Any]]) -> None:
     """Talk, hold and after-call time of the handled calls, into their queue's and
-    agent's sums."""
+    agent's sums (the reports' part read from the fact tables, api/queries/reports.py;
+    the stored buckets get them in SQL, projections/interval_sql.py)."""
     for r in split:
         targets = [agents.setdefault(r["agent_id"], vars_of(kpi.AgentSums()))]
         if r["queue_id"] is not None:
@@ -301,28 +274,14 @@ def add_split(queues: dict[UUID, dict[str, Any]], agents: dict[UUID, dict[str, A
                 target[name] = target.get(name, 0.0) + r[name]
 
 
-def recompute(cur: Cursor[TupleRow], tenant: str, bucket: datetime) -> None:
-    """Write one bucket's rows of the tenant: kpi's sums over it (``refresh_dirty`` has
-    deleted the old ones and marks it computed)."""
-    queues, agents, states = window_sums(cur, tenant, kpi.Window(bucket, bucket + BUCKET))
-    _insert(cur, "interval_queue", "queue_id", QUEUE_COLUMNS, tenant, bucket,
-            list(queues.items()))
-    _insert(cur, "interval_agent", "agent_id", AGENT_COLUMNS, tenant, bucket,
-            [(a, v) for a, v in agents.items() if any(v.values())])
-    _insert(cur, "interval_agent_state", "agent_id", ("state", "reason", "seconds"), tenant,
-            bucket, [(r["agent_id"], r) for r in states])
-
-
-def _insert(cur: Cursor[TupleRow], table: str, key: str, columns: tuple[str, ...], tenant: str,
-            bucket: datetime, rows: Sequence[tuple[UUID, Mapping[str, Any]]]) -> None:
-    """COPY the rows in (a bucket holds a row per logged-in agent: hundreds)."""
-    if not rows:
-        return
-    names = ", ".join(("tenant", "bucket_start", key, *columns))
-    with cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-        for entity, values in rows:
-            copy.write_row((tenant, bucket, entity,
-                            *(exact_seconds(values.get(c, 0)) for c in columns)))
+def recompute(cur: Cursor[TupleRow], tenant: str, buckets: Sequence[datetime]) -> None:
+    """Write the rows of the tenant's ``buckets``: kpi's sums over each (``refresh_dirty``
+    has deleted the old ones and marks them computed). One statement per table for the
+    whole batch, computed and written in the database (projections/interval_sql.py)."""
+    params = {"tenant": tenant, "buckets": list(buckets)}
+    for statement in (interval_sql.INSERT_QUEUES, interval_sql.INSERT_AGENTS,
+                      interval_sql.INSERT_STATES):
+        cur.execute(statement, params)
 
 
 def exact_seconds(value: Any) -> Any:

@@ -156,7 +156,8 @@ REGISTRATIONS_BINDINGS = Gauge(
     "dialtone_registrations_bindings",
     "Bindings in the registrar's Redis at the last observation, by state (live: recorded; "
     "expired: past their expiry, not yet removed; unknown_domain: in a SIP domain no "
-    "tenant has, skipped).", ["state"], registry=None)
+    "tenant has, skipped; unreadable: an expiry that does not parse, skipped).", ["state"],
+    registry=None)
 REGISTRATIONS_DEVICES = Gauge(
     "dialtone_registrations_devices",
     "Devices (addresses of record) with at least one live binding at the last observation.",
@@ -296,7 +297,7 @@ def expose_registrations() -> None:
         for series in _REGISTRATION_SERIES:
             REGISTRY.register(series)
         _exposed.set()
-    for state in ("live", "expired", "unknown_domain"):
+    for state in ("live", "expired", "unknown_domain", "unreadable"):
         REGISTRATIONS_BINDINGS.labels(state=state)
     for kind in REGISTRATION_ERROR_KINDS:
         REGISTRATIONS_OBSERVATION_ERRORS.labels(kind=kind)
@@ -320,13 +321,14 @@ def registrations_failed(kind: str) -> None:
              lambda: REGISTRATIONS_OBSERVATION_ERRORS.labels(kind=kind).inc())
 
 
-def registrations_observed(*, live: int, expired: int, unknown_domain: int, devices: int,
-                           agents_paused: int, seconds: float) -> None:
+def registrations_observed(*, live: int, expired: int, unknown_domain: int, unreadable: int,
+                           devices: int, agents_paused: int, seconds: float) -> None:
     """One observation done: what the registrar held, and how long it took."""
     def note() -> None:
         REGISTRATIONS_BINDINGS.labels(state="live").set(live)
         REGISTRATIONS_BINDINGS.labels(state="expired").set(expired)
         REGISTRATIONS_BINDINGS.labels(state="unknown_domain").set(unknown_domain)
+        REGISTRATIONS_BINDINGS.labels(state="unreadable").set(unreadable)
         REGISTRATIONS_DEVICES.set(devices)
         REGISTRATIONS_AGENTS_PAUSED.set(agents_paused)
         REGISTRATIONS_OBSERVATION_SECONDS.observe(seconds)

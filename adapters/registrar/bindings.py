@@ -42,16 +42,19 @@ def parse_expires(text: str) -> datetime:
 class Reading:
     """What one read of the registrar's Redis found: the bindings of known tenants, and
     how many were skipped for a SIP domain no tenant has (a misconfigured phone or
-    tenant: worth a metric, not a record)."""
+    tenant: worth a metric, not a record) or for an expiry that does not parse (a
+    registrar writing another format: skipped, so that one hash does not stop every
+    observation)."""
 
     held: list[Held]
     unknown_domain: int
+    unreadable: int = 0
 
 
 def read_bindings(client: redis.Redis, tenants_by_domain: Mapping[str, str]) -> Reading:
     """Every binding in the registrar's Redis database, with its tenant."""
     held: list[Held] = []
-    unknown = 0
+    unknown = unreadable = 0
     for key in client.scan_iter(match=ENTRY_PATTERN, count=500):
         values = client.hmget(key, _FIELDS)
         row = dict(zip(_FIELDS, (v.decode() if isinstance(v, bytes) else v for v in values),
@@ -62,9 +65,14 @@ def read_bindings(client: redis.Redis, tenants_by_domain: Mapping[str, str]) -> 
         if tenant is None:
             unknown += 1
             continue
+        try:
+            expires = parse_expires(str(row["expires"]))
+        except ValueError:
+            unreadable += 1
+            continue
         held.append(Held(tenant, f"sip:{row['username']}@{row['domain']}", str(row["contact"]),
-                         str(row["user_agent"] or ""), parse_expires(str(row["expires"]))))
-    return Reading(held, unknown)
+                         str(row["user_agent"] or ""), expires))
+    return Reading(held, unknown, unreadable)
 
 
 def read_held(client: redis.Redis, tenants_by_domain: Mapping[str, str]) -> list[Held]:
@@ -116,6 +124,7 @@ class BindingsObserver:
         self.interval_s = interval_s
         self.clock = clock
         self._stop = threading.Event()
+        self._unreadable = 0  # bindings skipped for their expiry at the last observation
         metrics.expose_registrations()  # this process observes: it serves their series
 
     def observe_once(self) -> int:
@@ -126,6 +135,11 @@ class BindingsObserver:
         now = self.clock()
         domains = tenants_by_domain(self.dsn)
         reading = read_bindings(self.client, domains)
+        if reading.unreadable != self._unreadable:  # said once, not every 2 s
+            log.warning("registrations: %d binding(s) in the registrar's Redis have an "
+                        "expiry that does not read as %s; skipped", reading.unreadable,
+                        "YYYY-mm-dd HH:MM:SS")
+            self._unreadable = reading.unreadable
         recorded = self.service.record(reading.held, now)
         paused = 0
         if self.callcentre is not None:
@@ -138,7 +152,7 @@ class BindingsObserver:
         live = [b for b in reading.held if utc_instant(b.expires_at) > utc_instant(now)]
         metrics.registrations_observed(
             live=len(live), expired=len(reading.held) - len(live),
-            unknown_domain=reading.unknown_domain,
+            unknown_domain=reading.unknown_domain, unreadable=reading.unreadable,
             devices=len({(b.tenant, b.aor.lower()) for b in live}), agents_paused=paused,
             seconds=time.perf_counter() - started)
         return recorded

@@ -1,7 +1,9 @@
 """The registrations observer's metrics (docs/observability.md, "Registrations") on a
 real redis-server and the migrated event store: what one observation found (live,
-expired and unknown-domain bindings, devices, agents paused for their device), the
-events it recorded by type, and its failures by kind with the loop surviving them."""
+expired, unknown-domain and unreadable bindings, devices, agents paused for their
+device), the events it recorded by type, and its failures by kind with the loop
+surviving them. A binding whose expiry does not parse is skipped: before, its
+ValueError ended the observer's thread, and `dialtone registrations` exited."""
 
 from __future__ import annotations
 
@@ -50,6 +52,8 @@ def test_an_observation_reports_what_the_registrar_holds_and_what_it_recorded(
     bind(redis_db, "2", "alice", DOMAIN.upper(), timedelta(minutes=10))  # same device
     bind(redis_db, "3", "bob", DOMAIN, timedelta(minutes=-1))  # expired, not yet removed
     bind(redis_db, "4", "carol", "nobody.test", timedelta(minutes=5))  # no tenant's domain
+    bind(redis_db, "5", "dave", DOMAIN, timedelta(minutes=5))
+    redis_db.server.cli(redis_db.db, "HSET", "location:entry::5", "expires", "next Tuesday")
     env = eventsourcing_env(database_url)
     registrations, centre = RegistrationService(env=env), CallCentreService(env=env)
     runner = InProcessProjectionRunner(centre, database_url, [callcentre.GROUP])
@@ -77,6 +81,7 @@ def test_an_observation_reports_what_the_registrar_holds_and_what_it_recorded(
         assert value("dialtone_registrations_bindings", state="live") == 2
         assert value("dialtone_registrations_bindings", state="expired") == 1
         assert value("dialtone_registrations_bindings", state="unknown_domain") == 1
+        assert value("dialtone_registrations_bindings", state="unreadable") == 1  # dave's
         assert value("dialtone_registrations_devices") == 1
         assert value("dialtone_registrations_agent_changes_total", change="paused") == paused + 1
         assert value("dialtone_registrations_agents_paused") == 1

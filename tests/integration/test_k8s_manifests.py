@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from dialtone.budgets import load_budgets
+from dialtone.commands.b2bua_pool import child_metrics_port
 from tests.fixtures.certificates import make_server_certificate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -253,7 +254,10 @@ def _check_the_b2bua_pool(objects: dict[tuple[str, str], dict[str, Any]],
     sip = [5070 + i for i in range(workers)]
     rtp = {port for i in range(workers)
            for port in range(10000 + (5070 + i) % 1000 * 40, 10000 + (5071 + i) % 1000 * 40)}
-    assert [p["containerPort"] for p in container["ports"]] == sip
+    assert [p["containerPort"] for p in container["ports"] if p["protocol"] == "UDP"] == sip
+    # Each worker's metrics port, next to the parent's (docs/observability.md).
+    assert [p["containerPort"] for p in container["ports"] if p["name"].startswith("metrics-w")] \
+        == [9465 + i for i in range(workers)]
     assert [p["port"] for p in objects[("Service", "b2bua")]["spec"]["ports"]] == sip
     policy = objects[("NetworkPolicy", "b2bua")]["spec"]
     assert _udp_ports(policy["ingress"][:1]) == set(sip)  # from Kamailio
@@ -526,14 +530,21 @@ def test_every_metrics_port_is_scraped_as_its_service_and_reachable_by_prometheu
             for port in container.get("ports", []):
                 if not by_name.fullmatch(port["name"]):
                     continue
-                scraped[container["name"]] = port["containerPort"]
+                scraped.setdefault(container["name"], port["containerPort"])
                 env = {e["name"]: e.get("value") for e in container.get("env", [])}
-                assert env.get("DIALTONE_METRICS_PORT") == str(port["containerPort"]), container
+                served = int(env.get("DIALTONE_METRICS_PORT") or 0)
+                worker = re.fullmatch(r"metrics-w(\d+)", port["name"])
+                if worker:  # a B2BUA pool's worker i serves on the pool's port + 1 + i
+                    served = child_metrics_port(served, int(worker.group(1)))
+                    assert int(worker.group(1)) < int(env["B2BUA_WORKERS_PER_POD"]), port
+                assert served == port["containerPort"], container["name"]
                 assert env.get("DIALTONE_METRICS_HOST") == "0.0.0.0", container["name"]
                 assert port["name"] in allowed, port
                 assert policy["podSelector"]["matchLabels"].items() <= \
                     pod["metadata"]["labels"].items(), container["name"]
-    assert {"registrations", "recordings"} <= set(scraped)
+    # Every long-running dialtone process is scraped (the API on its HTTP port, below).
+    assert set(scraped) == {"relay", "worker", "router", "b2bua", "registrations",
+                            "recordings"}
     assert set(scraped) <= set(load_budgets())  # the job label is a budget's service
     # The recordings sidecar shares its pod with the B2BUA pool, which serves on
     # DIALTONE_METRICS_PORT + i when it serves: the sidecar's port stays apart.

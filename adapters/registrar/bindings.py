@@ -18,7 +18,12 @@ from datetime import UTC, datetime
 
 import psycopg
 import redis
-from eventsourcing.persistence import IntegrityError, PersistenceError
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    PersistenceError,
+)
 
 from application import metrics
 from application.callcentre import CallCentreService
@@ -161,12 +166,15 @@ class BindingsObserver:
         """Observe until ``stop``; an unreachable Redis or database, or another writer
         that kept winning (another observer, an agent's own change during the
         reconcile), is logged and tried again at the next tick (the bindings are
-        re-read whole, nothing is lost). Each failure is counted by kind
+        re-read whole, nothing is lost). A database that goes away in the middle of
+        recording raises eventsourcing's own OperationalError/InterfaceError (not
+        psycopg's): retried the same way. Each failure is counted by kind
         (dialtone_registrations_observation_errors_total)."""
         while not self._stop.is_set():
             try:
                 self.observe_once()
-            except (redis.RedisError, psycopg.Error, IntegrityError, DomainError) as error:
+            except (redis.RedisError, psycopg.Error, IntegrityError, OperationalError,
+                    InterfaceError, DomainError) as error:
                 metrics.registrations_failed(error_kind(error))
                 log.warning("registrations: observation failed; retrying", exc_info=True)
             except BaseException as error:
@@ -178,3 +186,8 @@ class BindingsObserver:
 
     def stop(self) -> None:
         self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        """``stop`` was called: a ``run`` that ended without it died of an error."""
+        return self._stop.is_set()

@@ -85,3 +85,7 @@ def command(settings: Settings, redis_url: str, interval: float) -> None:
         while thread.is_alive():
             thread.join(0.5)  # the main thread stays free for the signal handlers
     client.close()
+    if not observer.stopped:
+        # The observer died of an error it does not retry (logged by the thread):
+        # exit non-zero so the supervisor (compose, Kubernetes) restarts it as failed.
+        raise SystemExit(1)

@@ -219,7 +219,16 @@ WHERE agent_id = %(agent)s AND call_id = %(call)s AND ended_at IS NOT NULL
 
 
 def write(cur: Cursor[TupleRow], changes: Sequence[Change]) -> None:
-    """Apply the changes in order (a close may follow its open in the same batch)."""
+    """Apply the changes in order (a close may follow its open in the same batch).
+
+    In a pipeline: a statement per change, sent without waiting for each one's answer
+    (same order, same transaction): a round trip each was a quarter of the call-centre
+    group's apply (bench.reports --days 2, A/B: 1,607 -> 2,202 events/s)."""
+    with cur.connection.pipeline():
+        _write(cur, changes)
+
+
+def _write(cur: Cursor[TupleRow], changes: Sequence[Change]) -> None:
     for c in changes:
         if isinstance(c, OpenVisit):
             v = c.visit

@@ -15,16 +15,17 @@ repeatable-read transaction (so the two agree), and keeps the JSON Merge Patch
 that patch; its id is the position it brings the client to. The frame is made
 once per change and the same text goes to every client of the view.
 
-Wake-ups do not wait for a read in flight. A read takes a while (a large
-tenant's view: tens of milliseconds, more on a busy machine), and a commit that
-lands just after one began used to wait for it to end before its own read could
-start: on average half a read added to every change under load. So a wake-up
-starts a pass at once, up to `overlap` passes at a time (a burst of commits
-still folds into the passes in flight: the wake-up is an event, not a count).
-Passes take their database snapshots one after the other (the first statement
-of each transaction, under a lock), so their order is the order of what they
-saw; a pass that ends after a later one is dropped for that view (`View.seq`),
-so positions never go back except by a rebuild.
+Passes. A wake-up starts a pass over the views, up to `overlap` passes at a
+time (a burst of commits folds into the passes in flight: the wake-up is an
+event, not a count). Passes take their database snapshots one after the other
+(the first statement of each transaction, under a lock), so their order is the
+order of what they saw; a pass that ends after a later one is dropped for that
+view (`View.seq`), so positions never go back except by a rebuild. With
+`overlap` 2 a commit that lands just after a read began need not wait for the
+rest of it; but when the API process's one core is what the reads wait for (200
+clients, bench/live.py at the default scale, 2026-12-03 14:49) two reads at once
+each take twice as long and delivery got slower (p50 1.6 s against 0.45 s), so
+the default is 1: one pass at a time, the next one right after it.
 
 Resuming. A client whose `Last-Event-ID` is a position this process's view has
 in its ring gets the patches after it, nothing else: no gap, no duplicate. Any
@@ -224,7 +225,7 @@ class LiveHub:
 
     def __init__(self, pool: asyncpg.Pool, snapshot: SnapshotFn, *, history: int = 256,
                  buffer: int = 64, idle_s: float = 60.0, tick_s: float = 10.0,
-                 overlap: int = 2) -> None:
+                 overlap: int = 1) -> None:
         self._pool = pool
         self._snapshot = snapshot
         self._history = history

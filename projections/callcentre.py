@@ -52,7 +52,7 @@ def apply_batch(conn: Connection[TupleRow], envelopes: Sequence[EventEnvelope], 
             callcentre_events.insert(cur, ours)
             _lock(cur, {e.subject for e in ours if e.kind in ("agent", "queue")})
             touched = interval_buckets.Touched()
-            changed += _fold_agents(cur, {e.subject for e in ours if e.kind == "agent"}, touched)
+            changed += _fold_agents(cur, [e for e in ours if e.kind == "agent"], touched)
             changed += _fold_queues(cur, {e.subject for e in ours if e.kind == "queue"}, touched)
             interval_buckets.mark(cur, touched)  # recomputed by the refresher, not here
         if envelopes:
@@ -70,11 +70,13 @@ def _lock(cur: Cursor[TupleRow], aggregate_ids: set[UUID]) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (str(aggregate_id),))
 
 
-def _fold_agents(cur: Cursor[TupleRow], agent_ids: set[UUID],
+def _fold_agents(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope],
                  touched: interval_buckets.Touched) -> int:
+    agent_ids = {e.subject for e in batch}
     if not agent_ids:
         return 0
     views: dict[Any, AgentView] = agent_state.load(cur, agent_ids)
+    _mark_duplicates(batch, views, touched)
     pending = callcentre_events.after(cur, _versions(agent_ids, views))
     periods = agent_state_intervals.PeriodLog()
     facts: list[queue_visits.Change] = []
@@ -102,6 +104,19 @@ def _fold_agents(cur: Cursor[TupleRow], agent_ids: set[UUID],
     queue_visits.write(cur, facts)
     return len(changed)
 
+
+
+def _mark_duplicates(batch: Sequence[EventEnvelope], views: Mapping[Any, AgentView],
+                     touched: interval_buckets.Touched) -> None:
+    """Mark the buckets of agent events folded before this batch (a redelivery) too. A
+    rebuild may have swapped in tables that folded them while this applier lagged
+    behind: a hold the calls group projected meanwhile found no finished handling in
+    the old tables to mark (projections/calls.py), and its bucket was computed aside
+    without it. Marking again only costs a recompute."""
+    for e in batch:
+        view = views.get(e.subject)
+        if view is not None and e.version <= view.last_version:
+            touched.add(view.tenant, e.occurred_at)
 
 
 def _fold_queues(cur: Cursor[TupleRow], queue_ids: set[UUID],

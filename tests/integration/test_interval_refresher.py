@@ -354,3 +354,36 @@ def test_a_backlog_is_refreshed_a_batch_at_a_time_and_reports_stay_right(
     replay_group(history.service, rebuilt, callcentre.GROUP)
     assert_same(stored(live), stored(rebuilt))
     assert_same_figures(reports(live, history), from_facts)
+
+
+def test_a_hold_during_a_rebuild_the_live_tables_lag_behind_is_in_the_bucket(live: str) -> None:
+    """The live call-centre applier lags: it has not folded alice's wrap-up end when C1's
+    holds arrive during a rebuild, so the calls group finds no finished handling to mark;
+    the copy has folded it (and bucketed it without the holds). After the swap the lagging
+    applier delivers that wrap-up end again: a duplicate, which still marks its bucket."""
+    service, events = morning()
+    lag = next(n for n, e in enumerate(events) if e.occurred_at >= at(230))  # alice's wrap-up end
+    source = f"store:{service.name}"
+    with psycopg.connect(live, autocommit=True) as conn:
+        callcentre.apply_batch(conn, events[:lag], source)
+        interval_buckets.refresh_dirty(conn, wait=True)
+    steps = c1_call(("initiated", 100), ("answered", 105), ("held", 120), ("resumed", 150),
+                    ("held", 190), ("ended", 195))
+    held: list[bool] = []
+
+    def settle_then_hold(conn: psycopg.Connection[Any], *, wait: bool = False) -> int:
+        done = interval_buckets.refresh_dirty(conn, wait=wait)
+        if not held:
+            held.append(True)
+            with psycopg.connect(live, autocommit=True) as other:
+                calls.apply_batch(other, steps, "calls:test")
+            assert not dirty(live)  # alice's handling is not finished in the live tables
+        return done
+
+    replay_group(service, live, dataclasses.replace(callcentre.GROUP, settle=settle_then_hold))
+    assert held
+    with psycopg.connect(live, autocommit=True) as conn:
+        callcentre.apply_batch(conn, events[lag:], source)  # the lagging applier, after the swap
+        interval_buckets.refresh_dirty(conn, wait=True)
+    assert alice_row(live) == {"bucket_start": at(0), "talk_s": 60.0, "hold_s": 35.0,
+                               "after_call_s": 30.0, "handle_s": 125.0}

@@ -274,11 +274,14 @@ def add_split(queues: dict[UUID, dict[str, Any]], agents: dict[UUID, dict[str, A
                 target[name] = target.get(name, 0.0) + r[name]
 
 
-def recompute(cur: Cursor[TupleRow], tenant: str, buckets: Sequence[datetime]) -> None:
-    """Write the rows of the tenant's ``buckets``: kpi's sums over each (``refresh_dirty``
-    has deleted the old ones and marks them computed). One statement per table for the
-    whole batch, computed and written in the database (projections/interval_sql.py)."""
-    params = {"tenant": tenant, "buckets": list(buckets)}
+def recompute(cur: Cursor[TupleRow], tenant: str,
+              buckets: Sequence[datetime] | datetime) -> None:
+    """Write the rows of the tenant's ``buckets`` (one, or a batch): kpi's sums over each
+    (``refresh_dirty`` has deleted the old ones and marks them computed). One statement
+    per table for the whole batch, computed and written in the database
+    (projections/interval_sql.py)."""
+    batch = [buckets] if isinstance(buckets, datetime) else list(buckets)
+    params = {"tenant": tenant, "buckets": batch}
     for statement in (interval_sql.INSERT_QUEUES, interval_sql.INSERT_AGENTS,
                       interval_sql.INSERT_STATES):
         cur.execute(statement, params)

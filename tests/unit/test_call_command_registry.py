@@ -22,7 +22,7 @@ def test_every_command_value_is_registered_once_in_definition_order() -> None:
     defined = [value for value in vars(call_commands).values()
                if isinstance(value, type) and issubclass(value, CallCommand)
                and value is not CallCommand]
-    assert COMMANDS == defined
+    assert defined == COMMANDS
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c is not InitiateCall],

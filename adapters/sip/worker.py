@@ -15,14 +15,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import NamedTuple
 from uuid import UUID
 
 import pjsua2 as pj
 
 from adapters.media.player import MusicLibrary
 from adapters.media.prompts import Prompts
-from adapters.sip.pjsua.admission import KeyBudget
+from adapters.sip.pjsua.admission import HeldInvite, KeyBudget
 from adapters.sip.pjsua.endpoint import (
     PJSUA_MAX_CALLS,
     EventLoop,
@@ -60,7 +59,6 @@ _URI_USER = re.compile(r"sips?:([^@;>\s]+)@", re.IGNORECASE)
 
 
 GC_INTERVAL = 5.0  # seconds between garbage collections on the pjsua2 thread
-HELD_CHECK = 0.05  # seconds between looks at the key budget while INVITEs are held
 
 
 def dialled_number(request: str) -> str:
@@ -71,15 +69,6 @@ def dialled_number(request: str) -> str:
 def uri_user(uri: str) -> str:
     match = _URI_USER.search(uri)
     return match.group(1) if match else uri
-
-
-class _Held(NamedTuple):
-    """An INVITE left unanswered in a burst (adapters.sip.pjsua.admission), with the
-    trust verdict on its source, taken when it arrived."""
-
-    leg: Leg
-    source: str  # the packet's source, as pjsip prints it ("host:port")
-    trusted: bool
 
 
 class _Account(pj.Account):  # type: ignore[misc]  # SWIG class, untyped
@@ -129,7 +118,7 @@ class B2BUAWorker:
         self.slots = min(config.endpoint.max_calls, PJSUA_MAX_CALLS)
         self.budget = KeyBudget(self.slots)
         # INVITEs left unanswered until the ioqueue has room to close their calls.
-        self._held: deque[_Held] = deque()
+        self._held: deque[HeldInvite] = deque()
         self._held_timer: TimerHandle | None = None
         self.ready = threading.Event()
         metrics.watch_b2bua(lambda: len(self.sessions), lambda: len(self.legs),
@@ -277,7 +266,7 @@ class B2BUAWorker:
         if self._held or not self.budget.has_room(len(self.legs)):
             # Acting now (even refusing) closes this call's transport while the
             # ioqueue's closing list is full: hold it, its slot too (see admission).
-            self._hold(_Held(leg, source, trusted))
+            self._hold(HeldInvite(leg, source, trusted))
             return
         if not trusted:
             self._forbid(leg, source)
@@ -325,10 +314,10 @@ class B2BUAWorker:
         # answer(), not hangup(): only answer() puts our headers on the response.
         leg.respond(503, {"Retry-After": str(self.config.retry_after)})
 
-    def _hold(self, held: _Held) -> None:
+    def _hold(self, held: HeldInvite) -> None:
         self._held.append(held)
         if self._held_timer is None:
-            self._held_timer = self._ctx.call_later(self._held_wait(),
+            self._held_timer = self._ctx.call_later(self.budget.recheck_in(len(self.legs)),
                                                     self._answer_held)
 
     def _answer_held(self) -> None:
@@ -337,9 +326,10 @@ class B2BUAWorker:
         while self._held and self.budget.has_room(len(self.legs)):
             self._answer_one_held(self._held.popleft(), "INVITE burst: ioqueue keys still closing")
         if self._held:
-            self._held_timer = self._ctx.call_later(self._held_wait(), self._answer_held)
+            self._held_timer = self._ctx.call_later(self.budget.recheck_in(len(self.legs)),
+                                                    self._answer_held)
 
-    def _answer_one_held(self, held: _Held, reason: str) -> None:
+    def _answer_one_held(self, held: HeldInvite, reason: str) -> None:
         """What it would have got unheld: 403 when not from the edge (never
         "come back later"), else 503 + Retry-After (``reason``)."""
         if held.leg.disconnected:  # a caller who CANCELled is answered by pjsua
@@ -348,9 +338,6 @@ class B2BUAWorker:
             self._forbid(held.leg, held.source, " (held in a burst)")
         else:
             self._refuse(held.leg, reason)
-
-    def _held_wait(self) -> float:
-        return max(HELD_CHECK, self.budget.wait_hint(len(self.legs)))
 
     def _register(self, session: Session) -> None:
         self.sessions.add(session)

@@ -35,6 +35,10 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:  # the legs import pjsua2; admission's own tests do not need it
+    from adapters.sip.pjsua.legs import Leg
 
 IOQUEUE_KEYS = 64  # PJ_IOQUEUE_MAX_HANDLES of the wheel's (select) media ioqueue
 KEYS_PER_CALL = 2  # one RTP and one RTCP socket per pjsua call's audio transport
@@ -42,6 +46,7 @@ KEY_FREE_DELAY = 0.5  # PJ_IOQUEUE_KEY_FREE_DELAY: a closed key is reusable afte
 # Counted over a little more than pjlib's delay: our clock reads the close at
 # the DISCONNECTED callback, in the same poll as the transport's close.
 CLOSE_WINDOW = KEY_FREE_DELAY + 0.02
+HELD_CHECK = 0.05  # seconds between looks at the key budget while INVITEs are held
 # Never planned for: legs the call centre places later (agents, supervisors)
 # and anything else on the ioqueue.
 RESERVE_KEYS = 4
@@ -87,3 +92,18 @@ class KeyBudget:
         if excess <= 0:
             return 0.0
         return max(0.0, self._closed[excess - 1] + self.window - self._clock())
+
+    def recheck_in(self, live: int) -> float:
+        """Seconds until held INVITEs are looked at again: when the window has room,
+        and never sooner than HELD_CHECK (a close not yet counted may free it)."""
+        return max(HELD_CHECK, self.wait_hint(live))
+
+
+class HeldInvite(NamedTuple):
+    """An INVITE left unanswered in a burst (above), with the trust verdict on its
+    source (adapters/sip/trust.py), taken when it arrived: reading the source is not
+    acting on the call, and the verdict decides the answer it gets later."""
+
+    leg: Leg
+    source: str  # the packet's source, as pjsip prints it ("host:port")
+    trusted: bool

@@ -106,6 +106,8 @@ def test_a_failing_observation_is_counted_by_kind_and_the_loop_goes_on(
     client = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=2)
     observer = BindingsObserver(registrations, client, database_url, interval_s=0.2)
     errors = value("dialtone_registrations_observation_errors_total", kind="redis")
+    # The registry is the process's: other tests in it may have counted failures.
+    others = value("dialtone_registrations_observation_errors_total", kind="other")
     last = value("dialtone_registrations_last_success_timestamp_seconds")
     thread = threading.Thread(target=observer.run, daemon=True)
     thread.start()
@@ -114,7 +116,8 @@ def test_a_failing_observation_is_counted_by_kind_and_the_loop_goes_on(
                                kind="redis") >= errors + 2, 20, "two failed observations")
         assert thread.is_alive()
         assert value("dialtone_registrations_last_success_timestamp_seconds") == last
-        assert value("dialtone_registrations_observation_errors_total", kind="other") == 0
+        assert value("dialtone_registrations_observation_errors_total",
+                     kind="other") == others  # none of them counted as a bug
     finally:
         observer.stop()
         thread.join(10)

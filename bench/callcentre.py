@@ -55,7 +55,8 @@ from bench.acd import commit_times
 from bench.common import machine_facts, percentile_ms, restart_with
 from bench.memory import group_memory, with_children
 from dialtone.commands.b2bua import spawn_worker
-from dialtone.database import ensure_database, eventsourcing_env
+from dialtone.database import EVENT_TABLES_READY, ensure_database, eventsourcing_env
+from dialtone.migrations import apply_migrations
 from dialtone.services.postgres import EmbeddedPostgres, free_port
 from dialtone.services.processes import stop_process
 from domain.addressing import Target
@@ -119,12 +120,13 @@ def start_database(stack: Stack, connections: int) -> tuple[str, EmbeddedPostgre
     server.start()
     stack.callback(server.destroy)
     # Each worker holds 4 connections (storage, command link, log follower, LISTEN),
-    # up to 7 in bursts (each pool may open a second one). Commit times split the
-    # offer latency between the processes.
+    # more in bursts (each pool may open more; 8 a worker ran out at 50 workers).
+    # Commit times split the offer latency between the processes.
     restart_with(server, {"max_connections": str(connections),
                           "track_commit_timestamp": "on"})
     dsn = server.dsn("bench_callcentre")
     ensure_database(dsn)
+    apply_migrations(dsn)  # the workers' own tables (sip_worker_calls...), as `dialtone migrate`
     return dsn, server
 
 
@@ -180,11 +182,17 @@ def wait_listening(started: list[tuple[Path, subprocess.Popen[bytes]]], timeout:
     raise RuntimeError(f"workers did not start: {[str(log) for log, _ in started]}")
 
 
+def worker_env(stack: Stack, dsn: str) -> dict[str, str]:
+    """The workers' environment. provision() made the event tables: dozens of workers
+    making them at once race in PostgreSQL's catalog ("tuple concurrently updated")."""
+    return {**os.environ, "DATABASE_URL": dsn, "DIALTONE_DATA_DIR": str(stack.work / "data"),
+            EVENT_TABLES_READY: "1", "DIALTONE_LOG_LEVEL": "INFO"}
+
+
 def start_workers(stack: Stack, dsn: str, load: Load) -> list[tuple[int, int]]:
     if load.pool:
         return start_pool(stack, dsn, load)
-    env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_DATA_DIR": str(stack.work / "data"),
-           "DIALTONE_LOG_LEVEL": "INFO"}
+    env = worker_env(stack, dsn)
     started: list[tuple[int, subprocess.Popen[bytes]]] = []
     for index in range(load.workers):
         port = free_udp()
@@ -202,8 +210,7 @@ def start_workers(stack: Stack, dsn: str, load: Load) -> list[tuple[int, int]]:
 def start_pool(stack: Stack, dsn: str, load: Load) -> list[tuple[int, int]]:
     """The workers as one forked pool: (port, pid) per worker, the parent's pid first
     with port 0 (its memory counts; it takes no call)."""
-    env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_DATA_DIR": str(stack.work / "data"),
-           "DIALTONE_LOG_LEVEL": "INFO"}
+    env = worker_env(stack, dsn)
     first = free_port_run(load.workers)
     parent = spawn_worker(first, env=env, log_file=stack.work / "b2bua-pool.log",
                           extra_args=["--workers", str(load.workers),
@@ -355,7 +362,7 @@ def report(facts: dict[UUID, CallFacts], since: datetime, until: datetime) -> di
 
 def run(load: Load, work: Path) -> None:
     with Stack(work) as stack:
-        dsn, server = start_database(stack, connections=max(200, load.workers * 8 + 50))
+        dsn, server = start_database(stack, connections=max(200, load.workers * 12 + 100))
         agent_port = free_udp()
         provision(dsn, load, agent_port)
         env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_LOG_LEVEL": "WARNING"}

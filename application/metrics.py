@@ -156,7 +156,8 @@ REGISTRATIONS_BINDINGS = Gauge(
     "dialtone_registrations_bindings",
     "Bindings in the registrar's Redis at the last observation, by state (live: recorded; "
     "expired: past their expiry, not yet removed; unknown_domain: in a SIP domain no "
-    "tenant has, skipped; unreadable: an expiry that does not parse, skipped).", ["state"],
+    "tenant has, skipped; unreadable: an expiry that does not parse, skipped; invalid_aor: "
+    "a username that makes no valid address of record, skipped).", ["state"],
     registry=None)
 REGISTRATIONS_DEVICES = Gauge(
     "dialtone_registrations_devices",
@@ -297,7 +298,7 @@ def expose_registrations() -> None:
         for series in _REGISTRATION_SERIES:
             REGISTRY.register(series)
         _exposed.set()
-    for state in ("live", "expired", "unknown_domain", "unreadable"):
+    for state in ("live", "expired", "unknown_domain", "unreadable", "invalid_aor"):
         REGISTRATIONS_BINDINGS.labels(state=state)
     for kind in REGISTRATION_ERROR_KINDS:
         REGISTRATIONS_OBSERVATION_ERRORS.labels(kind=kind)
@@ -322,13 +323,15 @@ def registrations_failed(kind: str) -> None:
 
 
 def registrations_observed(*, live: int, expired: int, unknown_domain: int, unreadable: int,
-                           devices: int, agents_paused: int, seconds: float) -> None:
+                           invalid_aor: int, devices: int, agents_paused: int,
+                           seconds: float) -> None:
     """One observation done: what the registrar held, and how long it took."""
     def note() -> None:
         REGISTRATIONS_BINDINGS.labels(state="live").set(live)
         REGISTRATIONS_BINDINGS.labels(state="expired").set(expired)
         REGISTRATIONS_BINDINGS.labels(state="unknown_domain").set(unknown_domain)
         REGISTRATIONS_BINDINGS.labels(state="unreadable").set(unreadable)
+        REGISTRATIONS_BINDINGS.labels(state="invalid_aor").set(invalid_aor)
         REGISTRATIONS_DEVICES.set(devices)
         REGISTRATIONS_AGENTS_PAUSED.set(agents_paused)
         REGISTRATIONS_OBSERVATION_SECONDS.observe(seconds)

@@ -29,6 +29,7 @@ from application import metrics
 from application.callcentre import CallCentreService
 from application.device_presence import REASON, AgentOnDevice, reconcile
 from application.registrations import Held, RegistrationService
+from domain.device import DeviceRegistration
 from domain.errors import DomainError
 from domain.values import utc_instant
 
@@ -49,17 +50,20 @@ class Reading:
     how many were skipped for a SIP domain no tenant has (a misconfigured phone or
     tenant: worth a metric, not a record) or for an expiry that does not parse (a
     registrar writing another format: skipped, so that one hash does not stop every
-    observation)."""
+    observation), or for a username that makes no address of record the platform
+    accepts (whitespace in it, say: the domain would refuse the record, and every
+    binding of that observation would go unrecorded with it)."""
 
     held: list[Held]
     unknown_domain: int
     unreadable: int = 0
+    invalid_aor: int = 0
 
 
 def read_bindings(client: redis.Redis, tenants_by_domain: Mapping[str, str]) -> Reading:
     """Every binding in the registrar's Redis database, with its tenant."""
     held: list[Held] = []
-    unknown = unreadable = 0
+    unknown = unreadable = invalid = 0
     for key in client.scan_iter(match=ENTRY_PATTERN, count=500):
         values = client.hmget(key, _FIELDS)
         row = dict(zip(_FIELDS, (v.decode() if isinstance(v, bytes) else v for v in values),
@@ -75,9 +79,22 @@ def read_bindings(client: redis.Redis, tenants_by_domain: Mapping[str, str]) -> 
         except ValueError:
             unreadable += 1
             continue
-        held.append(Held(tenant, f"sip:{row['username']}@{row['domain']}", str(row["contact"]),
-                         str(row["user_agent"] or ""), expires))
-    return Reading(held, unknown, unreadable)
+        aor = f"sip:{row['username']}@{row['domain']}"
+        if not _accepted_aor(aor, tenant):
+            invalid += 1
+            continue
+        held.append(Held(tenant, aor, str(row["contact"]), str(row["user_agent"] or ""),
+                         expires))
+    return Reading(held, unknown, unreadable, invalid)
+
+
+def _accepted_aor(aor: str, tenant: str) -> bool:
+    """Whether the registration record would take ``aor`` (the domain's own check)."""
+    try:
+        DeviceRegistration.id_for(aor, tenant)
+    except DomainError:
+        return False
+    return True
 
 
 def read_held(client: redis.Redis, tenants_by_domain: Mapping[str, str]) -> list[Held]:
@@ -129,7 +146,7 @@ class BindingsObserver:
         self.interval_s = interval_s
         self.clock = clock
         self._stop = threading.Event()
-        self._unreadable = 0  # bindings skipped for their expiry at the last observation
+        self._skipped = (0, 0)  # (unreadable, invalid_aor) at the last observation
         metrics.expose_registrations()  # this process observes: it serves their series
 
     def observe_once(self) -> int:
@@ -140,11 +157,7 @@ class BindingsObserver:
         now = self.clock()
         domains = tenants_by_domain(self.dsn)
         reading = read_bindings(self.client, domains)
-        if reading.unreadable != self._unreadable:  # said once, not every 2 s
-            log.warning("registrations: %d binding(s) in the registrar's Redis have an "
-                        "expiry that does not read as %s; skipped", reading.unreadable,
-                        "YYYY-mm-dd HH:MM:SS")
-            self._unreadable = reading.unreadable
+        self._say_skipped(reading)
         recorded = self.service.record(reading.held, now)
         paused = 0
         if self.callcentre is not None:
@@ -158,9 +171,25 @@ class BindingsObserver:
         metrics.registrations_observed(
             live=len(live), expired=len(reading.held) - len(live),
             unknown_domain=reading.unknown_domain, unreadable=reading.unreadable,
+            invalid_aor=reading.invalid_aor,
             devices=len({(b.tenant, b.aor.lower()) for b in live}), agents_paused=paused,
             seconds=time.perf_counter() - started)
         return recorded
+
+    def _say_skipped(self, reading: Reading) -> None:
+        """Log the skipped bindings when their counts change (once, not every 2 s)."""
+        skipped = (reading.unreadable, reading.invalid_aor)
+        if skipped == self._skipped:
+            return
+        if reading.unreadable:
+            log.warning("registrations: %d binding(s) in the registrar's Redis have an "
+                        "expiry that does not read as %s; skipped", reading.unreadable,
+                        "YYYY-mm-dd HH:MM:SS")
+        if reading.invalid_aor:
+            log.warning("registrations: %d binding(s) in the registrar's Redis have a "
+                        "username that makes no valid address of record (sip:user@domain, "
+                        "no whitespace); skipped", reading.invalid_aor)
+        self._skipped = skipped
 
     def run(self) -> None:
         """Observe until ``stop``; an unreachable Redis or database, or another writer

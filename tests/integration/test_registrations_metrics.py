@@ -3,7 +3,9 @@ real redis-server and the migrated event store: what one observation found (live
 expired, unknown-domain and unreadable bindings, devices, agents paused for their
 device), the events it recorded by type, and its failures by kind with the loop
 surviving them. A binding whose expiry does not parse is skipped: before, its
-ValueError ended the observer's thread, and `dialtone registrations` exited."""
+ValueError ended the observer's thread, and `dialtone registrations` exited. A
+binding whose username makes no valid address of record is skipped too: before,
+the domain refused it and every binding of each observation went unrecorded."""
 
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ def test_an_observation_reports_what_the_registrar_holds_and_what_it_recorded(
     bind(redis_db, "4", "carol", "nobody.test", timedelta(minutes=5))  # no tenant's domain
     bind(redis_db, "5", "dave", DOMAIN, timedelta(minutes=5))
     redis_db.server.cli(redis_db.db, "HSET", "location:entry::5", "expires", "next Tuesday")
+    bind(redis_db, "6", "frank jones", DOMAIN, timedelta(minutes=5))  # no valid AOR
     env = eventsourcing_env(database_url)
     registrations, centre = RegistrationService(env=env), CallCentreService(env=env)
     runner = InProcessProjectionRunner(centre, database_url, [callcentre.GROUP])
@@ -82,6 +85,7 @@ def test_an_observation_reports_what_the_registrar_holds_and_what_it_recorded(
         assert value("dialtone_registrations_bindings", state="expired") == 1
         assert value("dialtone_registrations_bindings", state="unknown_domain") == 1
         assert value("dialtone_registrations_bindings", state="unreadable") == 1  # dave's
+        assert value("dialtone_registrations_bindings", state="invalid_aor") == 1  # frank's
         assert value("dialtone_registrations_devices") == 1
         assert value("dialtone_registrations_agent_changes_total", change="paused") == paused + 1
         assert value("dialtone_registrations_agents_paused") == 1

@@ -18,7 +18,7 @@ import psycopg
 from eventsourcing.application import Application
 
 from application.follow import page_after
-from projections import positions
+from projections import positions, touched
 from projections.dead_letters import apply_or_park
 from projections.envelope import decode
 from projections.registry import ProjectionGroup
@@ -43,6 +43,7 @@ class InProcessProjectionRunner(NotifiedLoop):
         self.groups = tuple(groups)
         self.page_size = page_size
         self.source = f"store:{app.name}"
+        self.kinds = frozenset().union(*(g.kinds for g in self.groups))
         # The groups' deferred work (interval buckets) runs beside, on its own connection
         # (``refresh``: one per process is enough, beside the runner whose events need it).
         work = settles(self.groups) if refresh else []
@@ -81,8 +82,10 @@ class InProcessProjectionRunner(NotifiedLoop):
             # others' rows were there: it read a view that had not moved, and the page's
             # real change waited for that read to end (issue 10: about 120 ms at the
             # median). A poison event still parks alone (its savepoint); any other
-            # failure rolls the whole page back, and the page is read again.
+            # failure rolls the whole page back, and the page is read again. The page's
+            # touched ids go first (projections/touched.py: the feed reads only those).
             with conn.transaction():
+                touched.notify(conn, self.source, after, envelopes, self.kinds)
                 for group in self.groups:
                     apply_or_park(conn, group, envelopes, self.source)
         return len(notifications)

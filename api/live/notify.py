@@ -4,8 +4,10 @@ Migration 0012 makes every write to projection_positions `NOTIFY
 dialtone_projections` at commit, whichever process projected (the embedded
 runner, a Faust worker, a rebuild). Each API process holds one asyncpg
 connection that LISTENs on that channel and wakes its subscribers; the
-notification carries nothing, so a merged or lost one costs nothing but a
-wake-up. While the connection is down (database restart) the listener wakes
+trigger's notification carries nothing, so a merged or lost one costs nothing
+but a wake-up. A runner may send another in the same transaction, saying what
+it touched (projections/touched.py): each subscriber gets each payload.
+While the connection is down (database restart) the listener wakes
 its subscribers every `poll_s` anyway and keeps reconnecting: a subscriber
 re-reads what it needs and never depends on having seen every notification.
 """
@@ -16,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 
@@ -27,18 +30,19 @@ CHANNEL = "dialtone_projections"
 
 
 class ProjectionListener:
-    """Calls every registered callback (on the event loop) after each commit that
-    moved a projection position, and at least every `poll_s` while disconnected."""
+    """Calls every registered callback (on the event loop) with the payload after
+    each commit that moved a projection position, and at least every `poll_s`
+    (with an empty payload) while disconnected."""
 
     def __init__(self, database_url: str, *, retry_s: float = 1.0, poll_s: float = 5.0) -> None:
         self._dsn = asyncpg_dsn(database_url)
         self._retry_s = retry_s
         self._poll_s = poll_s
-        self._callbacks: list[Callable[[], None]] = []
+        self._callbacks: list[Callable[[str], None]] = []
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()  # tests wait on it before they commit
 
-    def subscribe(self, callback: Callable[[], None]) -> None:
+    def subscribe(self, callback: Callable[[str], None]) -> None:
         self._callbacks.append(callback)
 
     def start(self) -> None:
@@ -50,9 +54,11 @@ class ProjectionListener:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def _wake(self, *_: object) -> None:
+    def _wake(self, *notification: Any) -> None:
+        """asyncpg calls it with (connection, pid, channel, payload); we with nothing."""
+        payload = str(notification[3]) if len(notification) > 3 else ""
         for callback in self._callbacks:
-            callback()
+            callback(payload)
 
     async def _run(self) -> None:
         while True:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -61,7 +62,8 @@ _QUEUE_CALLS = """
 SELECT queue_id,
        count(*) FILTER (WHERE cardinality(ringing_agents) = 0) AS waiting,
        count(*) FILTER (WHERE cardinality(ringing_agents) > 0) AS ringing,
-       max(GREATEST(0, extract(epoch FROM $2 - enqueued_at)))::float8 AS oldest_wait_s
+       max(GREATEST(0, extract(epoch FROM $2 - enqueued_at)))::float8 AS oldest_wait_s,
+       min(enqueued_at) AS oldest_enqueued_at
 FROM queue_calls WHERE tenant = $1 GROUP BY queue_id
 """
 _MEMBERS = """
@@ -91,33 +93,64 @@ FROM call_live WHERE tenant = $1 ORDER BY started_at, call_id
 """
 
 
+@dataclass(frozen=True)
+class LiveParts:
+    """A snapshot with what it was made of that it does not show: each queue's sums
+    over its two windows (the summary adds them up) and the time its oldest waiting
+    call entered it (its wait at any later instant). api/live/touched.py re-reads
+    the parts a change touched and keeps the rest from here."""
+
+    snapshot: LiveSnapshot
+    windows: tuple[Window, Window]
+    sums: tuple[dict[UUID, QueueSums], dict[UUID, QueueSums]]
+    oldest: dict[UUID, datetime]  # queue -> enqueued_at of its oldest call
+
+
 async def live_snapshot(conn: asyncpg.Connection, principal: Principal, now: datetime,
                         window_s: float = kpi.DEFAULT_WINDOW_S) -> LiveSnapshot:
     """The tenant's live view as `principal` may see it, as of `now` (pass the
     database clock, `SELECT now()`, so waits never come out negative)."""
+    return (await live_parts(conn, principal, now, window_s)).snapshot
+
+
+async def live_parts(conn: asyncpg.Connection, principal: Principal, now: datetime,
+                     window_s: float = kpi.DEFAULT_WINDOW_S) -> LiveParts:
+    """`live_snapshot` with its parts (`LiveParts`)."""
     if conn.is_in_transaction():  # the caller's (api/live/cache.py): no savepoint
         return await _read(conn, principal, now, window_s)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         return await _read(conn, principal, now, window_s)
 
 
-async def _read(conn: asyncpg.Connection, principal: Principal, now: datetime,
-                window_s: float) -> LiveSnapshot:
-    tenant = principal.tenant
+async def zone_and_positions(conn: asyncpg.Connection,
+                             tenant: str) -> tuple[str, dict[str, int]]:
+    """The tenant's time zone and the positions the snapshot reports."""
     row = await conn.fetchrow(_ZONE_AND_POSITIONS, tenant, list(POSITION_PROJECTIONS))
-    zone = row["zone"] or "UTC"
+    return row["zone"] or "UTC", {source: int(p) for source, p in row["positions"]}
+
+
+def sees_queues(principal: Principal) -> bool:
+    return principal.can(P.REPORTS_READ) or principal.can(P.CONFIG_READ)
+
+
+async def _read(conn: asyncpg.Connection, principal: Principal, now: datetime,
+                window_s: float) -> LiveParts:
+    tenant = principal.tenant
+    zone, position = await zone_and_positions(conn, tenant)
     windows = (kpi.today(now, zone), kpi.rolling(now, window_s))
-    position = {source: int(p) for source, p in row["positions"]}
-    sees_queues = principal.can(P.REPORTS_READ) or principal.can(P.CONFIG_READ)
-    sums = [await queue_sums(conn, tenant, w) for w in windows] if sees_queues else [{}, {}]
-    queues = await _queues(conn, tenant, now, windows, sums) if sees_queues else []
+    queue_view = sees_queues(principal)
+    sums = ((await queue_sums(conn, tenant, windows[0]), await queue_sums(conn, tenant, windows[1]))
+            if queue_view else ({}, {}))
+    queues, oldest = (await _queues(conn, tenant, now, windows, sums) if queue_view
+                      else ([], {}))
     agents = await _agents(conn, principal, now, windows[0])
     calls = await _calls(conn, tenant, now) if principal.can(P.CALLS_READ) else None
-    summary = (tenant_summary(queues, agents, calls, windows, sums)
+    summary = (tenant_summary(queues, agents, calls, windows, list(sums))
                if principal.can(P.REPORTS_READ) else None)
-    return LiveSnapshot(tenant=tenant, as_of=now, time_zone=zone, window_s=window_s,
-                        position=position, queues=queues, agents=agents, calls=calls,
-                        summary=summary)
+    snapshot = LiveSnapshot(tenant=tenant, as_of=now, time_zone=zone, window_s=window_s,
+                            position=position, queues=queues, agents=agents, calls=calls,
+                            summary=summary)
+    return LiveParts(snapshot, windows, sums, oldest)
 
 
 # -- queues --------------------------------------------------------------------------------
@@ -125,18 +158,31 @@ async def _read(conn: asyncpg.Connection, principal: Principal, now: datetime,
 
 async def _queues(conn: asyncpg.Connection, tenant: str, now: datetime,
                   windows: tuple[Window, Window],
-                  sums: list[dict[UUID, QueueSums]]) -> list[QueueLive]:
+                  sums: tuple[dict[UUID, QueueSums], dict[UUID, QueueSums]]
+                  ) -> tuple[list[QueueLive], dict[UUID, datetime]]:
     rows = await conn.fetch(_QUEUES, tenant)
     calls = {r["queue_id"]: r for r in await conn.fetch(_QUEUE_CALLS, tenant, now)}
-    members = _by_queue(await conn.fetch(_MEMBERS, tenant))
+    members = by_queue(await conn.fetch(_MEMBERS, tenant))
+    return queue_lines(rows, calls, members, windows, sums)
+
+
+def queue_lines(rows: list[asyncpg.Record], calls: Mapping[UUID, asyncpg.Record],
+                members: Mapping[UUID, list[asyncpg.Record]], windows: tuple[Window, Window],
+                sums: tuple[dict[UUID, QueueSums], dict[UUID, QueueSums]]
+                ) -> tuple[list[QueueLive], dict[UUID, datetime]]:
+    """Each queue of `rows` (_QUEUES) with its calls (_QUEUE_CALLS) and members
+    (_MEMBERS), and the time its oldest waiting call entered it."""
     today, window = sums
-    return [QueueLive(
+    lines = [QueueLive(
         queue_id=r["queue_id"], key=r["key"], name=r["name"],
         service_level_s=r["service_level_s"], short_abandon_s=r["short_abandon_s"],
-        now=_queue_now(calls.get(r["queue_id"]), members[r["queue_id"]]),
+        now=_queue_now(calls.get(r["queue_id"]), members.get(r["queue_id"], [])),
         today=figures(today.get(r["queue_id"], QueueSums()), windows[0]),
         window=figures(window.get(r["queue_id"], QueueSums()), windows[1]),
     ) for r in rows]
+    oldest = {r["queue_id"]: calls[r["queue_id"]]["oldest_enqueued_at"] for r in rows
+              if r["queue_id"] in calls}
+    return lines, oldest
 
 
 async def queue_sums(conn: asyncpg.Connection, tenant: str,
@@ -146,7 +192,7 @@ async def queue_sums(conn: asyncpg.Connection, tenant: str,
     return {r["queue_id"]: QueueSums.of_row(r) for r in rows}
 
 
-def _by_queue(rows: list[asyncpg.Record]) -> defaultdict[UUID, list[asyncpg.Record]]:
+def by_queue(rows: list[asyncpg.Record]) -> defaultdict[UUID, list[asyncpg.Record]]:
     grouped: defaultdict[UUID, list[asyncpg.Record]] = defaultdict(list)
     for row in rows:
         grouped[row["queue_id"]].append(row)
@@ -186,15 +232,27 @@ def queue_now(calls: Mapping[str, Any] | None, states: Counter[str],
 
 async def _agents(conn: asyncpg.Connection, principal: Principal, now: datetime,
                   today: Window) -> list[AgentLive]:
-    if principal.can(P.AGENTS_READ):
-        only: str | None = None
-    elif principal.can(P.AGENTS_SELF) and principal.agent_key is not None:
-        only = principal.agent_key
-    else:
+    sees, only = agents_only(principal)
+    if not sees:
         return []
     rows = await conn.fetch(_AGENTS, principal.tenant, today.since, today.until, only)
-    with_calls = principal.can(P.CALLS_READ) or only is not None
+    return agent_lines(principal, rows, now)
+
+
+def agent_lines(principal: Principal, rows: list[asyncpg.Record],
+                now: datetime) -> list[AgentLive]:
+    """The agents of `rows` (_AGENTS) as `principal` may see them."""
+    with_calls = principal.can(P.CALLS_READ) or not principal.can(P.AGENTS_READ)
     return [agent_live(r, _agent_sums(r), now, with_calls) for r in rows]
+
+
+def agents_only(principal: Principal) -> tuple[bool, str | None]:
+    """Whether `principal` sees agents, and which one only (None: all of them)."""
+    if principal.can(P.AGENTS_READ):
+        return True, None
+    if principal.can(P.AGENTS_SELF) and principal.agent_key is not None:
+        return True, principal.agent_key
+    return False, None
 
 
 def _agent_sums(row: asyncpg.Record) -> AgentSums:

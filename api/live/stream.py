@@ -15,17 +15,20 @@ repeatable-read transaction (so the two agree), and keeps the JSON Merge Patch
 that patch; its id is the position it brings the client to. The frame is made
 once per change and the same text goes to every client of the view.
 
-Passes. A wake-up starts a pass over the views, up to `overlap` passes at a
-time (a burst of commits folds into the passes in flight: the wake-up is an
-event, not a count). Passes take their database snapshots one after the other
-(the first statement of each transaction, under a lock), so their order is the
-order of what they saw; a pass that ends after a later one is dropped for that
-view (`View.seq`), so positions never go back except by a rebuild. With
-`overlap` 2 a commit that lands just after a read began need not wait for the
-rest of it; but when the API process's one core is what the reads wait for (200
-clients, bench/live.py at the default scale, 2026-12-03 14:49) two reads at once
-each take twice as long and delivery got slower (p50 1.6 s against 0.45 s), so
-the default is 1: one pass at a time, the next one right after it.
+Passes. A wake-up starts a pass over the views, one pass at a time (a burst of
+commits folds into the next pass: the wake-up is an event, not a count).
+
+Reading in part. Each projection commit of a runner that knows what it touched
+(projections/touched.py) comes with a notification naming the positions it
+covers and the ids of its queues, agents and calls. With a `PartialReads`, the
+hub re-reads only those (api/live/touched.py) and keeps the rest of the view,
+when the notifications it holds cover every position row the view depends on
+(`PartialReads.inputs`) that moved since the view's last read; otherwise (a
+writer that names nothing, a notification lost or not yet there after
+`cover_s`, a row that went back) it reads the whole view, as it always does
+without `PartialReads`, and every `tick_s` (what moves with the clock alone).
+Either way the view's id is the feed position its transaction read, so the
+events are the same whichever way it was read.
 
 Resuming. A client whose `Last-Event-ID` is a position this process's view has
 in its ring gets the patches after it, nothing else: no gap, no duplicate. Any
@@ -39,7 +42,8 @@ call leaves the window, the longest wait of a queue grows. So every `tick_s`
 without a commit the hub reads each view again and sends a `change` when a
 window figure moved (nothing otherwise); that change keeps the id of the
 position it was read at (no commit happened), and a client resuming from that
-id gets the next one within `tick_s`.
+id gets the next one within `tick_s`. Under a steady flow of commits, a view
+read in part is read whole at least every `tick_s` as well.
 
 Slow clients. Each client has a bounded queue of frames; when it is full the
 client is dropped (its stream ends) and its EventSource reconnects with its
@@ -57,6 +61,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from pydantic import BaseModel
@@ -64,6 +69,7 @@ from pydantic import BaseModel
 from api.auth.dependencies import Principal
 from api.db import UNREACHABLE, acquire
 from api.problems import DatabaseUnavailable
+from projections.touched import Touched
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +188,25 @@ class Subscriber:
         self.queue.put_nowait(None)
 
 
+Rows = dict[tuple[str, str], int]  # (projection, source) -> position: projection_positions
+_ROWS_AND_NOW = ("SELECT ARRAY(SELECT ROW(projection, source, position) FROM projection_positions),"
+                 " now()")
+
+
+@dataclass(frozen=True)
+class PartialReads:
+    """How a hub reads a view in part (api/live/touched.py gives the live view's):
+    `whole` reads it all and returns its parts (what `touched` needs next time;
+    `.snapshot` is the view); `touched` re-reads what `ids` touched in `previous`
+    (None: it cannot, read it whole); `inputs` are the projections whose position
+    rows the view depends on (rows of others, webhooks' say, may move freely)."""
+
+    whole: Callable[[asyncpg.Connection, Principal, datetime], Awaitable[Any]]
+    touched: Callable[[asyncpg.Connection, Principal, datetime, Any, frozenset[UUID]],
+                      Awaitable[Any | None]]
+    inputs: frozenset[str]
+
+
 @dataclass
 class View:
     key: ViewKey
@@ -192,7 +217,9 @@ class View:
     ring: deque[tuple[int, dict[str, Any]]]
     subscribers: set[Subscriber] = field(default_factory=set)
     idle_since: float | None = None
-    seq: int = 0  # the order of the database snapshot `state` was read in (LiveHub._read)
+    rows: Rows = field(default_factory=dict)  # the position rows `state` was read at
+    parts: Any = None  # PartialReads' parts of `state` (None without PartialReads)
+    whole_at: float = 0.0  # when it was last read whole (the event loop's clock)
 
     def frames_after(self, last_id: int | None) -> list[str]:
         """What a client that has seen `last_id` needs to reach `position`."""
@@ -215,9 +242,11 @@ class View:
 
 @dataclass(frozen=True)
 class Read:
-    seq: int  # the order its database snapshot was taken in
     position: int
+    rows: Rows
     state: dict[str, Any]
+    parts: Any
+    whole: bool  # read whole (not in part)
 
 
 class LiveHub:
@@ -225,41 +254,48 @@ class LiveHub:
 
     def __init__(self, pool: asyncpg.Pool, snapshot: SnapshotFn, *, history: int = 256,
                  buffer: int = 64, idle_s: float = 60.0, tick_s: float = 10.0,
-                 overlap: int = 1) -> None:
+                 partial: PartialReads | None = None, cover_s: float = 0.1,
+                 max_touched: int = 4096) -> None:
         self._pool = pool
         self._snapshot = snapshot
+        self._partial = partial
         self._history = history
         self._buffer = buffer
         self._idle_s = idle_s
         self._tick_s = tick_s
-        self._overlap = overlap  # passes reading at once (each on a pooled connection)
+        self._cover_s = cover_s  # how long a read waits for a commit's notification
+        self._max_touched = max_touched  # notifications kept per source
         self._views: dict[ViewKey, View] = {}
+        self._touched: dict[str, list[Touched]] = {}  # by source, as they came
+        self._arrived = asyncio.Event()  # a notification with what it touched came
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._passes: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()  # one view change (a read applied, a view made) at a time
-        self._order = asyncio.Lock()  # database snapshots are taken one after the other
-        self._seq = 0
+        self.reads = {"whole": 0, "part": 0}  # how each view was read (tests, bench)
 
-    def wake(self) -> None:
+    def wake(self, payload: str = "") -> None:
+        """A projection commit (api/live/notify.py): `payload` names what it touched,
+        when its writer said (projections/touched.py)."""
+        touched = Touched.parse(payload)
+        if touched is not None:
+            kept = self._touched.setdefault(touched.source, [])
+            kept.append(touched)
+            if len(kept) > self._max_touched:  # nobody reads them: a view reads whole
+                del kept[:len(kept) - self._max_touched]
+            self._arrived.set()
         self._wakeup.set()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="live-hub")
 
     async def stop(self) -> None:
-        for task in [*([self._task] if self._task is not None else []), *self._passes]:
-            task.cancel()
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._task
         for view in self._views.values():
             for subscriber in list(view.subscribers):
                 subscriber.close()
-
-    @property
-    def reading(self) -> int:
-        """Passes in flight (at most `overlap`)."""
-        return len(self._passes)
 
     @property
     def client_count(self) -> int:
@@ -271,10 +307,12 @@ class LiveHub:
             key = ViewKey.of(principal)
             view = self._views.get(key)
             if view is None:
-                read = await self._read(principal)
-                view = self._views[key] = View(key, principal, read.position, read.state,
-                                               read.position, deque(maxlen=self._history),
-                                               seq=read.seq)
+                read = await self._read(principal, None, whole=True)
+                assert read is not None  # a whole read always reads
+                view = self._views[key] = View(
+                    key, principal, read.position, read.state, read.position,
+                    deque(maxlen=self._history), rows=read.rows, parts=read.parts,
+                    whole_at=asyncio.get_running_loop().time())
             subscriber = Subscriber(view, self._buffer)
             for text in view.frames_after(last_id)[-self._buffer:]:
                 subscriber.offer(text)
@@ -288,18 +326,111 @@ class LiveHub:
         if not view.subscribers:
             view.idle_since = asyncio.get_running_loop().time()
 
-    async def _read(self, principal: Principal) -> Read:
+    async def _read(self, principal: Principal, view: View | None, *,
+                    whole: bool) -> Read | None:
+        """`principal`'s view in one database snapshot: in part when `view` was read
+        before, `whole` is not asked and the notifications say what changed since;
+        None when nothing it depends on moved (and `whole` is not asked)."""
         async with acquire(self._pool) as conn, conn.transaction(isolation="repeatable_read",
                                                                   readonly=True):
-            # One snapshot of the database, taken by this first statement: the position
-            # names exactly this view; `now()` is the transaction's clock, the one
-            # live_snapshot wants. Under `_order`, so a later seq saw at least as much.
-            async with self._order:
-                position, now = await conn.fetchrow(f"SELECT ({FEED_POSITION}), now()")
-                self._seq += 1
-                seq = self._seq
-            snapshot = await self._snapshot(conn, principal, now)
-        return Read(seq, int(position), stream_form(snapshot.model_dump(mode="json")))
+            # The first statement takes the transaction's snapshot: the rows (their
+            # sum is the feed position) name exactly what is read after them; `now()`
+            # is the transaction's clock, the one the snapshot wants.
+            found, now = await conn.fetchrow(_ROWS_AND_NOW)
+            rows: Rows = {(projection, source): int(p) for projection, source, p in found}
+            if self._partial is None:
+                if not whole and view is not None and rows == view.rows:
+                    return None
+                snapshot = await self._snapshot(conn, principal, now)
+                return self._read_as(rows, snapshot, None, whole=True)
+            ids: frozenset[UUID] | None = None
+            if not whole and view is not None and view.parts is not None:
+                moved = self._moved(view.rows, rows)
+                if moved is not None and not moved:
+                    return None  # what moved (if anything) is not this view's
+                ids = None if moved is None else await self._ids_of(moved)
+            parts = None
+            if ids is not None and view is not None:
+                parts = await self._partial.touched(conn, principal, now, view.parts, ids)
+            if parts is None:
+                parts = await self._partial.whole(conn, principal, now)
+            return self._read_as(rows, parts.snapshot, parts, whole=ids is None)
+
+    def _read_as(self, rows: Rows, snapshot: BaseModel, parts: Any, *, whole: bool) -> Read:
+        self.reads["whole" if whole else "part"] += 1
+        return Read(sum(rows.values()), rows, stream_form(snapshot.model_dump(mode="json")),
+                    parts, whole)
+
+    def _moved(self, before: Rows, after: Rows) -> dict[tuple[str, str], tuple[int, int]] | None:
+        """The rows of the view's inputs that moved, each from and to where; None if
+        one went back or away (a rebuild, a restore): read it whole."""
+        assert self._partial is not None  # only with PartialReads
+        inputs = self._partial.inputs
+        if any(row not in after for row in before if row[0] in inputs):
+            return None
+        moved = {}
+        for row, position in after.items():
+            if row[0] not in inputs:
+                continue
+            was = before.get(row, 0)
+            if position < was:
+                return None
+            if position > was:
+                moved[row] = (was, position)
+        return moved
+
+    async def _ids_of(self, moved: dict[tuple[str, str], tuple[int, int]]
+                      ) -> frozenset[UUID] | None:
+        """What the notifications say the `moved` rows' positions touched; None when
+        one is not covered (its writer names nothing) or names everything. A commit's
+        notification may come a little after a read that sees it began: waits for
+        it up to `cover_s` (the transaction, and its snapshot, stay open)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._cover_s
+        while (ids := self._covered(moved)) is _UNCOVERED:
+            self._arrived.clear()
+            try:
+                async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                    await self._arrived.wait()
+            except TimeoutError:
+                return None
+        return ids if isinstance(ids, frozenset) else None
+
+    def _covered(self, moved: dict[tuple[str, str], tuple[int, int]]
+                 ) -> frozenset[UUID] | object | None:
+        """The ids of the notifications covering every moved row; None if one of
+        them names everything; _UNCOVERED if a position is not covered."""
+        ids: set[UUID] = set()
+        everything = False
+        for (_, source), (was, now) in moved.items():
+            reach = was
+            for touched in sorted((t for t in self._touched.get(source, ())
+                                   if t.upto > was and t.after < now),
+                                  key=lambda t: t.after):
+                if touched.after > reach:
+                    break  # a gap: a commit that named nothing (or is not here yet)
+                reach = max(reach, touched.upto)
+                if touched.ids is None:
+                    everything = True
+                else:
+                    ids |= touched.ids
+            if reach < now:
+                return _UNCOVERED
+        return None if everything else frozenset(ids)
+
+    def _forget_touched(self) -> None:
+        """Let go of the notifications every view has read past."""
+        inputs = self._partial.inputs if self._partial is not None else frozenset()
+        for source, kept in list(self._touched.items()):
+            reached = [p for view in self._views.values()
+                       for (projection, s), p in view.rows.items()
+                       if s == source and projection in inputs]
+            floor = min(reached, default=None)
+            if floor is None:
+                if not self._views:
+                    del self._touched[source]  # a new view reads whole
+                continue
+            self._touched[source] = [t for t in kept if t.upto > floor]
 
     async def _run(self) -> None:
         while True:
@@ -311,13 +442,9 @@ class LiveHub:
                 ticked = False
             except TimeoutError:
                 ticked = True  # no commit for tick_s: only time moved
-            while len(self._passes) >= self._overlap:  # bounded: wait for one to end
-                await asyncio.wait(self._passes, return_when=asyncio.FIRST_COMPLETED)
-            # Cleared only now: the pass below reads after every wake-up so far.
+            # Cleared before the pass: the pass reads after every wake-up so far.
             self._wakeup.clear()
-            task = asyncio.get_running_loop().create_task(self._pass(ticked), name="live-pass")
-            self._passes.add(task)
-            task.add_done_callback(self._passes.discard)
+            await self._pass(ticked)
 
     async def _pass(self, ticked: bool) -> None:
         try:
@@ -328,21 +455,25 @@ class LiveHub:
             log.exception("live feed refresh failed")
 
     async def _refresh_all(self, ticked: bool = False) -> None:
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
         for key, view in list(self._views.items()):
+            now = loop.time()
             if view.idle_since is not None and now - view.idle_since > self._idle_s:
-                if self._views.get(key) is view:  # not one made since another pass let it go
-                    del self._views[key]  # nobody left to resume from it
+                del self._views[key]  # nobody left to resume from it
                 continue
-            read = await self._read(view.principal)
+            whole = ticked or now - view.whole_at >= self._tick_s
+            read = await self._read(view.principal, view, whole=whole)
+            if read is None:
+                continue
             async with self._lock:
+                if read.whole:
+                    view.whole_at = now
                 self._apply(view, read, ticked)
+        self._forget_touched()
 
     def _apply(self, view: View, read: Read, ticked: bool) -> None:
-        """`read` into `view` and its clients, unless a later read is there already."""
-        if read.seq < view.seq:
-            return  # a pass that began later saw more and has been applied
-        view.seq = read.seq
+        """`read` into `view` and its clients."""
+        view.rows, view.parts = read.rows, read.parts
         position, state = read.position, read.state
         if position == view.position:
             if ticked and window_figures(state) != window_figures(view.state):
@@ -361,6 +492,9 @@ class LiveHub:
     def _send(view: View, text: str) -> None:
         for subscriber in list(view.subscribers):
             subscriber.offer(text)
+
+
+_UNCOVERED = object()
 
 
 async def sse_frames(hub: LiveHub, subscriber: Subscriber, *, heartbeat_s: float,

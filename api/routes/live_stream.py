@@ -18,7 +18,8 @@ from api.auth.dependencies import Principal, require
 from api.auth.permissions import P, Permission
 from api.live.notify import ProjectionListener
 from api.live.snapshot import live_snapshot
-from api.live.stream import LiveHub, SnapshotFn, sse_frames
+from api.live.stream import LiveHub, PartialReads, SnapshotFn, sse_frames
+from api.live.touched import PARTS
 from api.problems import problem_responses
 
 HEARTBEAT_S = 15.0
@@ -30,15 +31,16 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # nginx:
 def stream_router(snapshot: SnapshotFn, permission: Permission, *,
                   heartbeat_s: float = HEARTBEAT_S, buffer: int = 64,
                   history: int = 256, max_stream_s: float = MAX_STREAM_S,
-                  tick_s: float = TICK_S) -> APIRouter:
+                  tick_s: float = TICK_S, partial: PartialReads | None = None) -> APIRouter:
     """The stream route over `snapshot` (what `GET /v1/live` answers), let in with
-    `permission` (the one `GET /v1/live` requires)."""
+    `permission` (the one `GET /v1/live` requires); `partial`: how to read it in
+    part, when a change says what it touched (api/live/stream.py)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         listener = ProjectionListener(app.state.database_url)
         hub = app.state.live_hub = LiveHub(app.state.pool, snapshot, history=history,
-                                           buffer=buffer, tick_s=tick_s)
+                                           buffer=buffer, tick_s=tick_s, partial=partial)
         app.state.live_listener = listener
         listener.subscribe(hub.wake)
         hub.start()
@@ -81,4 +83,4 @@ def stream_router(snapshot: SnapshotFn, permission: Permission, *,
 
 
 # What `dialtone api` mounts: the snapshot and the permission of `GET /v1/live`.
-router = stream_router(live_snapshot, P.LIVE_READ)
+router = stream_router(live_snapshot, P.LIVE_READ, partial=PARTS)

@@ -25,7 +25,7 @@ from api.app import create_app
 from api.auth.dependencies import Principal
 from api.auth.permissions import Permission
 from api.db import asyncpg_dsn
-from api.live.stream import LiveHub, Subscriber
+from api.live.stream import LiveHub
 from api.routes.live_stream import stream_router
 from application.identity.model import Role
 from dialtone.migrations import apply_migrations
@@ -177,59 +177,6 @@ def opens(url: str, key: str) -> int:
     with httpx.stream("GET", url + STREAM, headers={"Authorization": f"Bearer {key}"},
                       timeout=10) as response:
         return response.status_code
-
-
-def test_a_commit_is_read_while_an_earlier_read_is_still_running(database_url: str) -> None:
-    """With overlap 2, a wake-up starts its read at once, not after the read in flight;
-    that earlier read, ending last, is dropped: the client's ids only go up, nothing
-    twice, no snapshot."""
-    apply_migrations(database_url)
-    principal = Principal("u", "user", "default", Role.SUPERVISOR, "r")
-
-    async def scenario() -> None:
-        held, release = asyncio.Event(), asyncio.Event()
-        hold = [False]
-
-        async def slow_at_one(conn: asyncpg.Connection, principal: Principal,
-                              now: datetime) -> Positions:
-            view = await positions_view(conn, principal, now)
-            if hold[0] and view.positions.get("store:x") == 1:  # the read of commit 1
-                held.set()
-                await asyncio.wait_for(release.wait(), 60)  # bounded
-            return view
-
-        async def frames(reader: Subscriber, until_id: int) -> list[tuple[str, int]]:
-            seen: list[tuple[str, int]] = []
-            while not seen or seen[-1][1] < until_id:
-                text = await asyncio.wait_for(reader.queue.get(), 30)  # bounded
-                assert text is not None
-                lines = dict(line.split(": ", 1) for line in text.strip().split("\n"))
-                seen.append((lines["event"], int(lines["id"])))
-            return seen
-
-        async with asyncpg.create_pool(asyncpg_dsn(database_url), min_size=0, max_size=4) as pool:
-            hub = LiveHub(pool, slow_at_one, overlap=2)
-            hub.start()
-            client = await hub.subscribe(principal, None)
-            assert (await frames(client, 0)) == [("snapshot", 0)]
-            hold[0] = True
-            await asyncio.to_thread(commit, database_url, "store:x", 1)
-            hub.wake()
-            await asyncio.wait_for(held.wait(), 30)  # that read is now in flight, stuck
-            await asyncio.to_thread(commit, database_url, "store:x", 2)
-            hub.wake()
-            assert (await frames(client, 2)) == [("change", 2)]  # while it still is
-            release.set()
-            for _ in range(600):  # bounded: the stuck read ends and is applied (or not)
-                if not hub.reading:
-                    break
-                await asyncio.sleep(0.05)
-            await asyncio.to_thread(commit, database_url, "store:x", 3)
-            hub.wake()
-            assert (await frames(client, 3)) == [("change", 3)]  # nothing from the old read
-            await hub.stop()
-
-    asyncio.run(scenario())
 
 
 def test_a_commit_whose_notification_is_missed_is_sent_on_the_tick(database_url: str) -> None:

@@ -8,9 +8,12 @@ Stages of the caller's visit (``Stage``)::
     IVR --menu prompt ended--> wait for a key (KEY_WAIT timer, the menu's timeout)
         --key, or KEY_WAIT fired--> ``IvrMenu.decide``: the same menu again
                                     (REPEAT), or go(its action)
-    QUEUE --offer reserved--> ring the agent's device (several for ring-all)
+    QUEUE --the queue refused the call--> (goodbye)
+          --offer reserved--> ring the agent's device (several for ring-all)
           --agent 200 OK--> CONNECTING --accept_offer stored--> TALKING
           --agent rejects / rings out--> miss_offer, still QUEUE
+          --caller hangs up before the queue answered the enqueue--> LEAVING
+    LEAVING --the queue's answer--> ended (abandoned if it took the call, else cancelled)
     DIALLING (a number: from a menu, an overflow or a blind transfer) --200--> TALKING
     TALKING --agent hangs up / caller hangs up--> ended (end_agent_call: wrap-up)
             --transfer to a queue--> QUEUE again (the call stays answered)
@@ -23,13 +26,24 @@ dialling of a number are decided here; the offers in ``offers.py``; the talk
 Convention (see ``domain.call.Call.enter_queue``): answering the caller's leg
 to play prompts and music is not ``answer_call``; only the agent's (or
 callee's) 200 OK is. So a caller who hangs up while queued ends ``abandoned``.
+
+Entering a queue is one fact, the queue's (``Queue.CallEnqueued``, written by
+the call-centre lane): the flow submits only ``Enqueue``. The call's own record
+of it (``QueueCall``, the Call's ``Queued``) follows the committed outcome, with
+the enqueue's time and queue key: it is emitted when ``CentreDone`` says the
+queue took the call, never when the queue refused it. A move by the platform
+(overflow, a waiting call transferred) follows the same rule: the queue's event,
+committed with the enqueue in the next queue, is heard from the log
+(``queue_left``) and only then is ``Queued`` emitted. A caller who hangs up
+before the queue answered waits (``LEAVING``) for that answer, so that the
+call's history has ``Queued`` before ``Ended`` whenever the queue had the call.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
 from enum import Enum
 from typing import Generic, Protocol, TypeVar
@@ -43,6 +57,23 @@ from application.b2bua.centre_commands import (
     Enqueue,
     Submit,
 )
+from application.b2bua.front_actions import (
+    ClearCallee,
+    DialNumber,
+    EndAnswered,
+    EndVisit,
+    FrontAction,
+    Goodbye,
+    KeyPressed,
+    PlaceCallee,
+    PlayMenu,
+    PlayMusic,
+    PlayPosition,
+    PromptEnded,
+    StopPrompt,
+    Talk,
+    WithdrawRings,
+)
 from application.b2bua.legs import Answered, Gone, Ringing, Timer
 from application.b2bua.outcomes import NO_CAPACITY, NO_ROUTE, Outcome, callee_failure
 from application.b2bua.plain import now
@@ -50,6 +81,12 @@ from domain.addressing import Target, TargetKind
 from domain.call import Disposition, HangupSide
 from domain.call_commands import QueueCall, RingCall, RouteCall
 from domain.ivr import IvrMenu
+
+__all__ = [
+    "ClearCallee", "DialNumber", "EndAnswered", "EndVisit", "Front", "FrontAction", "Goodbye",
+    "KeyPressed", "PlaceCallee", "PlayMenu", "PlayMusic", "PlayPosition", "PromptEnded",
+    "QueueInfo", "Stage", "StopPrompt", "Talk", "WithdrawRings",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,114 +99,9 @@ class Stage(Enum):
     QUEUE = "queue"
     CONNECTING = "connecting"
     DIALLING = "dialling"
+    LEAVING = "leaving"  # the caller left; the queue's answer to the enqueue is awaited
     TALKING = "talking"
     ENDED = "ended"
-
-
-# Facts of the front (beside application.b2bua.legs).
-
-
-@dataclass(frozen=True)
-class KeyPressed(Generic[L]):
-    """A DTMF key from ``leg``."""
-
-    leg: L
-    digit: str
-
-
-@dataclass(frozen=True)
-class PromptEnded:
-    """The menu prompt asked for (``PlayMenu``) has been played to its end."""
-
-
-# What the front asks its adapter to do (beside application.b2bua.actions).
-
-
-@dataclass(frozen=True)
-class PlayMenu:
-    """Play a menu's prompt (by name) to the caller, then report ``PromptEnded``."""
-
-    prompt: str
-
-
-@dataclass(frozen=True)
-class StopPrompt:
-    """Stop the prompt being played (a key barges in)."""
-
-
-@dataclass(frozen=True)
-class PlayMusic:
-    """Music under the caller's prompts (by name: the queue's music on hold)."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class PlayPosition:
-    """Announce the caller's place in the queue."""
-
-    position: int
-
-
-@dataclass(frozen=True)
-class WithdrawRings:
-    """Stop ringing agents for this call (it left its queue)."""
-
-
-@dataclass(frozen=True)
-class EndVisit:
-    """The call ends before anyone talks to the caller (or, once answered, as an
-    answered call ends: the adapter's flow knows)."""
-
-    disposition: Disposition
-    cause: str
-    side: HangupSide
-    sip_status: int | None
-
-
-@dataclass(frozen=True)
-class DialNumber:
-    """Call ``number`` through the worker's dialplan for the caller."""
-
-    number: str
-
-
-@dataclass(frozen=True)
-class PlaceCallee:
-    """Call ``uri`` for the caller (the callee of the call from now on); report
-    ``callee_not_placed`` if no INVITE could be sent."""
-
-    uri: str
-
-
-@dataclass(frozen=True)
-class ClearCallee:
-    """The dialled party is gone: the call has no callee any more."""
-
-
-@dataclass(frozen=True)
-class Talk:
-    """The dialled party answered: the caller talks to them from now."""
-
-
-@dataclass(frozen=True)
-class EndAnswered:
-    """End the call that was answered once (``side``, ``cause``)."""
-
-    side: HangupSide
-    cause: str
-
-
-@dataclass(frozen=True)
-class Goodbye:
-    """The platform ends the call: a short tone, then BYE; ``cause`` for its end."""
-
-    cause: str
-
-
-FrontAction = (act.Emit | act.StartTimer | act.CancelTimer | PlayMenu | StopPrompt | PlayMusic
-               | PlayPosition | WithdrawRings | Submit | DialNumber | PlaceCallee | ClearCallee
-               | Talk | EndAnswered | Goodbye | EndVisit)
 
 
 class QueueInfo(Protocol):
@@ -204,6 +136,8 @@ class Front(Generic[L]):
         self.menu_id: UUID | None = None
         self.attempt = 1
         self.ever_answered = False  # someone answered for the platform once
+        self.entering: Enqueue | None = None  # submitted, the queue's answer not heard yet
+        self.leaving: EndVisit | None = None  # the caller's end, held until that answer
 
     # Where the caller goes.
 
@@ -282,10 +216,9 @@ class Front(Generic[L]):
         key = settings.key if settings is not None else str(queue_id)
         actions = self.route_note(Target.queue(queue_id))
         self.stage, self.queue, self.queue_id = Stage.QUEUE, settings, queue_id
-        at = self.clock()
-        return [*actions, act.CancelTimer(Timer.KEY_WAIT),
-                act.Emit(QueueCall(self.call_id, at, key)),
-                Submit(Enqueue(queue_id, self.call_id, at, key, transferred_from)),
+        self.entering = Enqueue(queue_id, self.call_id, self.clock(), key, transferred_from)
+        # No QueueCall here: the call's Queued follows the queue's answer (entered).
+        return [*actions, act.CancelTimer(Timer.KEY_WAIT), Submit(self.entering),
                 *self.hear_queue()]
 
     def hear_queue(self) -> list[FrontAction]:
@@ -306,14 +239,36 @@ class Front(Generic[L]):
     def centre_done(self, done: CentreDone) -> list[FrontAction]:
         """A command's outcome (the adapter reports none once the call has ended)."""
         command = done.command
-        if isinstance(command, Enqueue) and not done.ok and command.queue_id == self.queue_id:
-            log.error("call %s: the queue refused it: %s", self.call_id, done.error)
-            return self.goodbye("queue_refused")
+        if isinstance(command, Enqueue):
+            return self.entered(command, done)
         if isinstance(command, AskPosition) and self.stage is Stage.QUEUE and done.ok \
                 and isinstance(done.value, int):
             log.info("call %s: position %d announced", self.call_id, done.value)
             return [PlayPosition(done.value), *self._announce_in(self.announce_every_s)]
         return []
+
+    def entered(self, command: Enqueue, done: CentreDone) -> list[FrontAction]:
+        """The queue's answer to an ``Enqueue``: the call's ``Queued`` once the queue
+        took the call (committed), a goodbye when it refused it; and the end of a
+        caller who left meanwhile."""
+        if command != self.entering:  # not the enqueue awaited (heard already)
+            if not done.ok and command.queue_id == self.queue_id:
+                return self.refused(done)
+            return []
+        self.entering = None
+        held, self.leaving = self.leaving, None
+        if done.ok:
+            took: list[FrontAction] = [act.Emit(QueueCall(self.call_id, command.at,
+                                                          command.key))]
+            return took if held is None else [*took, held]
+        if held is not None:  # the queue never had the call the caller left
+            return [replace(held, disposition=Disposition.CANCELLED,
+                            cause="originator_cancel")]
+        return self.refused(done)
+
+    def refused(self, done: CentreDone) -> list[FrontAction]:
+        log.error("call %s: the queue refused it: %s", self.call_id, done.error)
+        return self.goodbye("queue_refused")
 
     def queue_left(self, from_queue: UUID, target: Target) -> list[FrontAction]:
         """The platform moved the waiting call (overflow, or a transfer of a waiting call)."""
@@ -361,21 +316,34 @@ class Front(Generic[L]):
 
     # Leaving before anyone talked to the caller.
 
-    def _leave_queue(self, dropped: bool) -> list[FrontAction]:
+    def _abandon(self, dropped: bool) -> Abandon | None:
+        """The caller's leaving of their queue, if they are waiting in one."""
         if self.stage in (Stage.QUEUE, Stage.CONNECTING) and self.queue_id is not None:
-            return [Submit(Abandon(self.queue_id, self.call_id, self.clock(), dropped))]
-        return []
+            return Abandon(self.queue_id, self.call_id, self.clock(), dropped)
+        return None
 
     def caller_left(self) -> list[FrontAction]:
-        """The caller hung up: an abandon if they were waiting, else a cancel."""
-        left = self._leave_queue(dropped=False)
-        if left:
-            return [*left, EndVisit(Disposition.ABANDONED, "caller_abandoned",
-                                    HangupSide.CALLER, None)]
-        return [EndVisit(Disposition.CANCELLED, "originator_cancel", HangupSide.CALLER, None)]
+        """The caller hung up: an abandon if they were waiting, else a cancel. If the
+        queue has not answered the enqueue yet, the end waits for it (``entered``)."""
+        if self.stage is Stage.LEAVING:
+            return []  # the caller's leg reported again
+        abandon = self._abandon(dropped=False)
+        if abandon is None:
+            return [EndVisit(Disposition.CANCELLED, "originator_cancel", HangupSide.CALLER,
+                             None)]
+        end = EndVisit(Disposition.ABANDONED, "caller_abandoned", HangupSide.CALLER, None)
+        if self.entering is None:
+            return [Submit(abandon), end]
+        self.stage, self.leaving = Stage.LEAVING, replace(end, at=abandon.at)
+        return [Submit(abandon)]
 
     def shutdown(self, cause: str) -> list[FrontAction]:
         """The worker stops. No command says "the platform dropped it": a waiting
-        call leaves its queue as abandoned."""
-        return [*self._leave_queue(dropped=True),
+        call leaves its queue as abandoned. A caller who had left already ends as
+        they left, without waiting for the queue's answer any more."""
+        if self.leaving is not None:
+            held, self.leaving = self.leaving, None
+            return [held]
+        drop = self._abandon(dropped=True)
+        return [*([Submit(drop)] if drop is not None else []),
                 EndVisit(Disposition.FAILED, cause, HangupSide.SYSTEM, 503)]

@@ -64,9 +64,20 @@ def submitted(actions: list[flow.FrontAction]) -> list[object]:
 
 
 def queued(queue_id: UUID = SALES) -> Front[FakeLeg]:
+    """A caller waiting in ``queue_id``: the queue took the call (its enqueue's outcome)."""
     visit, _ = front()
-    visit.go(Target.queue(queue_id))
+    visit.centre_done(CentreDone(entering(visit.go(Target.queue(queue_id))), True))
     return visit
+
+
+def entering(actions: list[flow.FrontAction]) -> Enqueue:
+    [enqueue] = [c for c in submitted(actions) if isinstance(c, Enqueue)]
+    return enqueue
+
+
+def queue_calls(actions: list[flow.FrontAction]) -> list[QueueCall]:
+    return [a.command for a in actions
+            if isinstance(a, act.Emit) and isinstance(a.command, QueueCall)]
 
 
 def routed(actions: list[flow.FrontAction]) -> list[str]:
@@ -78,11 +89,13 @@ def test_a_queue_destination_is_routed_queued_and_entered_with_its_music() -> No
     visit, _ = front()
     actions = visit.go(Target.queue(SALES))
     assert routed(actions) == [f"queue:{SALES}"]
-    queue_call = [a.command for a in of_type(actions, act.Emit)][-1]  # type: ignore[attr-defined]
+    enqueue = entering(actions)
+    assert submitted(actions) == [Enqueue(SALES, visit.call_id, enqueue.at, "sales", None)]
+    # The call's Queued follows the queue's answer (see the tests below).
+    [queue_call] = queue_calls(visit.centre_done(CentreDone(enqueue, True)))
     assert isinstance(queue_call, QueueCall)
     assert queue_call.queue == "sales"
-    [enqueue] = submitted(actions)
-    assert enqueue == Enqueue(SALES, visit.call_id, queue_call.occurred_at, "sales", None)
+    assert queue_call.occurred_at == enqueue.at
     assert actions[-3:] == [flow.PlayMusic("jazz"), act.CancelTimer(Timer.ANNOUNCE),
                             act.StartTimer(Timer.ANNOUNCE, 1.0)]
     assert (visit.stage, visit.queue_id, visit.queue) == (Stage.QUEUE, SALES, QUEUES[SALES])
@@ -189,6 +202,67 @@ def test_a_queue_that_refuses_the_call_says_goodbye() -> None:
     assert visit.centre_done(CentreDone(enqueue, False, error="closed")) == [
         flow.Goodbye("queue_refused")]
     assert visit.stage is Stage.STARTING
+
+
+# Entering a queue is one fact: the queue's event (the call-centre lane). The
+# call's Queued follows it once it is committed, never before (issue 13 §2).
+
+
+def test_entering_a_queue_writes_only_the_enqueue_and_queued_follows_its_commit() -> None:
+    visit, _ = front()
+    actions = visit.go(Target.queue(SUPPORT))
+    assert queue_calls(actions) == []  # not before the queue took the call
+    enqueue = entering(actions)
+    took = visit.centre_done(CentreDone(enqueue, True))
+    assert took == [act.Emit(QueueCall(visit.call_id, enqueue.at, "support"))]
+    assert visit.centre_done(CentreDone(enqueue, True)) == []  # heard once
+
+
+def test_a_refused_enqueue_leaves_no_call_queued() -> None:
+    visit, _ = front()
+    go = visit.go(Target.queue(SUPPORT))
+    refused = visit.centre_done(CentreDone(entering(go), False, error="closed"))
+    assert queue_calls(go + refused) == []
+    assert refused == [flow.Goodbye("queue_refused")]
+
+
+def test_a_transfer_back_to_a_queue_is_queued_once_the_queue_took_it() -> None:
+    visit = queued()
+    visit.ever_answered = True  # an agent talked to the caller, then transferred them
+    actions = visit.enter_queue(SUPPORT, transferred_from=SALES)
+    assert (routed(actions), queue_calls(actions)) == ([], [])
+    enqueue = entering(actions)
+    assert enqueue.transferred_from == SALES
+    assert queue_calls(visit.centre_done(CentreDone(enqueue, True))) == [
+        QueueCall(visit.call_id, enqueue.at, "support")]
+
+
+def test_a_caller_gone_before_the_queue_answered_ends_after_the_answer() -> None:
+    """The end waits for the queue's answer: Queued (if it took the call) comes
+    before Ended in the call's history, as the queue's CallEnqueued before its
+    CallAbandoned; the end keeps the time the caller left."""
+    visit, _ = front()
+    enqueue = entering(visit.go(Target.queue(SUPPORT)))
+    left = visit.caller_left()
+    [abandon] = submitted(left)
+    assert isinstance(abandon, Abandon)
+    assert left == [Submit(abandon)]  # no end yet
+    assert visit.stage is Stage.LEAVING
+    assert visit.caller_left() == []  # the caller's leg reported again
+    assert visit.timer_fired(Timer.ANNOUNCE) == []
+    took = visit.centre_done(CentreDone(enqueue, True))
+    assert took == [act.Emit(QueueCall(visit.call_id, enqueue.at, "support")),
+                    flow.EndVisit(Disposition.ABANDONED, "caller_abandoned",
+                                  HangupSide.CALLER, None, abandon.at)]
+
+
+def test_a_caller_gone_before_the_queue_refused_the_call_cancelled_it() -> None:
+    visit, _ = front()
+    enqueue = entering(visit.go(Target.queue(SUPPORT)))
+    left_at = [c.at for c in submitted(visit.caller_left()) if isinstance(c, Abandon)]
+    refused = visit.centre_done(CentreDone(enqueue, False, error="closed"))
+    assert refused == [flow.EndVisit(Disposition.CANCELLED, "originator_cancel",
+                                     HangupSide.CALLER, None, left_at[0])]
 
 
 def test_an_overflow_to_a_queue_is_a_new_wait_and_to_a_number_a_dial() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -235,8 +236,8 @@ class CentreFront:
             case flow.Goodbye(cause=cause):
                 self._goodbye(cause)
             case flow.EndVisit(disposition=disposition, cause=cause, side=side,
-                               sip_status=status):
-                self.finish(disposition, cause, side, status)
+                               sip_status=status, at=at):
+                self.finish(disposition, cause, side, status, at)
             case _:
                 return False
         return True
@@ -303,15 +304,15 @@ class CentreFront:
                         lambda: self.finish(Disposition.FAILED, cause, HangupSide.SYSTEM, None))
 
     def finish(self, disposition: Disposition, cause: str, side: HangupSide,
-               sip_status: int | None) -> None:
+               sip_status: int | None, at: datetime | None = None) -> None:
         session = self.session
         if session.phase is Phase.ENDED:
             return
         if self.ever_answered:
             session.end_answered(side, cause)
             return
-        session.run(session.flow.finish(EndCall(session.call_id, now(), disposition, cause,
-                                                side, sip_status)))
+        session.run(session.flow.finish(EndCall(session.call_id, at or now(), disposition,
+                                                cause, side, sip_status)))
         session.end_all_but(None)
 
     def close(self) -> None:

@@ -130,9 +130,18 @@ class CentreCall:
 
     def submit(self, command: CentreCommand) -> None:
         """Run ``command`` on the call-centre lane; the outcome of those the flows
-        follow back to them."""
+        follow back to them. What the outcome leads to carries the call-control
+        request the command was submitted for, if any (a transfer's enqueue: the
+        call's ``Queued`` then emitted is that request's)."""
+        cause = self.cause
+
         def done(outcome: Outcome[Any]) -> None:
-            self._centre_done(CentreDone(command, outcome.ok, outcome.value, _error(outcome)))
+            before, self.cause = self.cause, cause
+            try:
+                self._centre_done(CentreDone(command, outcome.ok, outcome.value,
+                                             _error(outcome)))
+            finally:
+                self.cause = before
         follows = isinstance(command, FOLLOWED)
         self.centre.link.submit(command.what(), command.run, done if follows else None)
 

@@ -1,0 +1,125 @@
+"""What a call-centre call's front (``application.b2bua.front.Front``) hears and
+asks for, as plain values: the facts of the IVR beside ``application.b2bua.legs``,
+and the actions its adapter (``adapters/sip/sessions/centre_front.py``) performs
+beside ``application.b2bua.actions``. ``front`` re-exports them."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from application.b2bua import actions as act
+from application.b2bua.centre_commands import Submit
+from domain.call import Disposition, HangupSide
+
+L = TypeVar("L", bound=Hashable)
+
+
+# Facts of the front (beside application.b2bua.legs).
+
+
+@dataclass(frozen=True)
+class KeyPressed(Generic[L]):
+    """A DTMF key from ``leg``."""
+
+    leg: L
+    digit: str
+
+
+@dataclass(frozen=True)
+class PromptEnded:
+    """The menu prompt asked for (``PlayMenu``) has been played to its end."""
+
+
+# What the front asks its adapter to do (beside application.b2bua.actions).
+
+
+@dataclass(frozen=True)
+class PlayMenu:
+    """Play a menu's prompt (by name) to the caller, then report ``PromptEnded``."""
+
+    prompt: str
+
+
+@dataclass(frozen=True)
+class StopPrompt:
+    """Stop the prompt being played (a key barges in)."""
+
+
+@dataclass(frozen=True)
+class PlayMusic:
+    """Music under the caller's prompts (by name: the queue's music on hold)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class PlayPosition:
+    """Announce the caller's place in the queue."""
+
+    position: int
+
+
+@dataclass(frozen=True)
+class WithdrawRings:
+    """Stop ringing agents for this call (it left its queue)."""
+
+
+@dataclass(frozen=True)
+class EndVisit:
+    """The call ends before anyone talks to the caller (or, once answered, as an
+    answered call ends: the adapter's flow knows); ``at``: when, if not now (an
+    end held until the queue's answer keeps the time the caller left)."""
+
+    disposition: Disposition
+    cause: str
+    side: HangupSide
+    sip_status: int | None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DialNumber:
+    """Call ``number`` through the worker's dialplan for the caller."""
+
+    number: str
+
+
+@dataclass(frozen=True)
+class PlaceCallee:
+    """Call ``uri`` for the caller (the callee of the call from now on); report
+    ``callee_not_placed`` if no INVITE could be sent."""
+
+    uri: str
+
+
+@dataclass(frozen=True)
+class ClearCallee:
+    """The dialled party is gone: the call has no callee any more."""
+
+
+@dataclass(frozen=True)
+class Talk:
+    """The dialled party answered: the caller talks to them from now."""
+
+
+@dataclass(frozen=True)
+class EndAnswered:
+    """End the call that was answered once (``side``, ``cause``)."""
+
+    side: HangupSide
+    cause: str
+
+
+@dataclass(frozen=True)
+class Goodbye:
+    """The platform ends the call: a short tone, then BYE; ``cause`` for its end."""
+
+    cause: str
+
+
+FrontAction = (act.Emit | act.StartTimer | act.CancelTimer | PlayMenu | StopPrompt | PlayMusic
+               | PlayPosition | WithdrawRings | Submit | DialNumber | PlaceCallee | ClearCallee
+               | Talk | EndAnswered | Goodbye | EndVisit)

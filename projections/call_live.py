@@ -7,11 +7,13 @@ a transfer to another agent adds them): an agent user reads only calls naming th
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from psycopg import Cursor
 from psycopg.rows import TupleRow
 
-from projections.cdr import CallView
+if TYPE_CHECKING:  # projections.calls imports this module to write the table
+    from projections.calls import CallView
 
 NAME = "call_live"
 

@@ -28,7 +28,7 @@ from uuid import UUID
 from psycopg import Cursor
 from psycopg.rows import TupleRow
 
-from projections import agent_view, cdr, kpi, queue_view
+from projections import agent_view, calls, kpi, queue_view
 from projections.envelope import EventEnvelope
 
 NAMES = ("queue_visits", "queue_handling")
@@ -247,11 +247,11 @@ def _write(cur: Cursor[TupleRow], changes: Sequence[Change]) -> None:
             cur.execute(_END_CALL, {"at": c.ended_at, "wrap": c.wrap_up, "pos": c.position,
                                     "agent": c.agent_id, "call": c.call_id})
             if not c.wrap_up:
-                cdr.fill_wrap_up(cur, [c.call_id])  # 0: the CDR's wrap-up is known now
+                calls.fill_wrap_up(cur, [c.call_id])  # 0: the CDR's wrap-up is known now
         else:
             cur.execute(_END_WRAP_UP, {"at": c.at, "pos": c.position, "agent": c.agent_id,
                                        "call": c.call_id})
-            cdr.fill_wrap_up(cur, [c.call_id])
+            calls.fill_wrap_up(cur, [c.call_id])
 
 
 def facts_of(envelopes: Iterable[EventEnvelope]) -> Facts:

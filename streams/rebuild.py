@@ -1,7 +1,7 @@
 """Drop and rebuild call projections from the event store.
 
 History is read page by page from the notification log and folded in memory
-(projections.cdr), then written with COPY in one transaction: readers see
+(projections.calls), then written with COPY in one transaction: readers see
 the old projection until the new one is complete. Live appliers (the in-process
 runner, Faust workers) may keep running: their writes wait for the rebuild's
 lock and then continue from the rebuilt rows, which are version-gated.
@@ -24,12 +24,12 @@ from psycopg.types.json import Jsonb
 
 from application.follow import pages
 from domain.addressing import DEFAULT_TENANT
-from projections import call_events, call_live, calls, cdr, interval_buckets, positions
-from projections.cdr import CallView, advance, start
+from projections import call_events, call_live, calls, interval_buckets, positions
+from projections.calls import CallView, advance, start
 from projections.envelope import EventEnvelope, decode
 from projections.registry import ProjectionGroup, create_aside, swap_in, tables
 
-REBUILDABLE = (call_events.NAME, cdr.NAME, call_live.NAME)
+REBUILDABLE = (call_events.NAME, calls.CDR, call_live.NAME)
 Progress = Callable[[int], object]
 
 
@@ -213,7 +213,7 @@ def rebuild(app: Application[Any], database_url: str, names: tuple[str, ...],
         for name in names:
             cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(name)))
             _WRITERS[name](cur, fold)
-        if cdr.NAME in names:
+        if calls.CDR in names:
             # Rebuilt views come from complete history: no call waits on a gap.
             cur.execute("TRUNCATE call_projection_gaps")
         positions.record(cur, names, f"store:{app.name}", fold.last_position)
@@ -230,11 +230,11 @@ def _write_call_events(cur: psycopg.Cursor[Any], fold: _Fold) -> None:
 
 
 def _write_cdr(cur: psycopg.Cursor[Any], fold: _Fold) -> None:
-    columns = sql.SQL(", ").join(map(sql.Identifier, cdr.COLUMNS))
+    columns = sql.SQL(", ").join(map(sql.Identifier, calls.COLUMNS))
     with cur.copy(sql.SQL("COPY cdr ({}) FROM STDIN").format(columns)) as copy:
         for view in fold.views.values():
-            copy.write_row(cdr.db_row(view))
-    cdr.fill_wrap_up(cur, None)
+            copy.write_row(calls.db_row(view))
+    calls.fill_wrap_up(cur, None)
 
 
 def _write_call_live(cur: psycopg.Cursor[Any], fold: _Fold) -> None:
@@ -243,6 +243,6 @@ def _write_call_live(cur: psycopg.Cursor[Any], fold: _Fold) -> None:
 
 _WRITERS: dict[str, Callable[[psycopg.Cursor[Any], _Fold], None]] = {
     call_events.NAME: _write_call_events,
-    cdr.NAME: _write_cdr,
+    calls.CDR: _write_cdr,
     call_live.NAME: _write_call_live,
 }

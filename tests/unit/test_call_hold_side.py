@@ -24,7 +24,7 @@ from application.calls import CallService
 from domain.call import Call, Direction, HoldSide
 from domain.call_commands import HoldCall, ResumeCall
 from domain.errors import InvalidValue
-from projections.cdr import fold
+from projections.calls import fold
 from projections.envelope import to_envelope
 from streams.schemas import event_classes
 from tests.unit.b2bua_fakes import Clock, FakeLeg

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import psycopg
 import pytest
@@ -15,6 +16,7 @@ from adapters.media.prompts import BEEP_HZ
 from adapters.media.tones import HOLD_MELODY
 from application.callcentre import CallCentreService
 from domain.agent import Agent, AgentState
+from domain.call import Call
 from domain.queue import Queue
 from projections import callcentre, calls
 from streams.inprocess import InProcessProjectionRunner
@@ -215,6 +217,30 @@ def test_a_queue_that_announces_positions_beeps_the_callers_place(
     heard = audio.read(Path(caller.wait("recorded")["path"]))
 
     assert audio.tones_heard(heard, [BEEP_HZ], window_s=0.1) == {BEEP_HZ}, "no position beep"
+
+
+def test_a_call_the_queue_refuses_is_never_queued(
+    b2bua: StartWorker, centre: CallCentreService, sipp: Sipp, call_store: CallStore,
+) -> None:
+    """Entering a queue is written once (issue 13 §2): the queue's event is the fact
+    and the call's Queued follows it. A queue that refuses the call (here: it holds
+    that call already) leaves no Queued; before, the worker stored Queued with its
+    enqueue and the call said it had waited in a queue that never had it."""
+    queue_id = provision_queue(centre, "sales", [], did="5000")
+    sip_call_id = f"refused-{uuid4().hex}@127.0.0.1"
+    centre.enqueue_call(queue_id, Call.id_for(sip_call_id), 0, now())
+    worker = b2bua()
+
+    result = sipp.uac("uac_wait_bye.xml", worker.port, service="5000",
+                      extra=["-cid_str", sip_call_id])  # the goodbye tone, then BYE
+
+    assert result.ok, result.errors
+    wait_for(lambda: event_names(call_store, sip_call_id)[-1:] == ["Ended"], "the call's end")
+    assert event_names(call_store, sip_call_id) == ["Initiated", "Routed", "Ended"]
+    call = call_of(call_store, sip_call_id)
+    assert (call.disposition, call.hangup_cause) == ("failed", "queue_refused")
+    assert [e.call_id for e in _queue_events(centre, Queue.CallEnqueued)] == [
+        Call.id_for(sip_call_id)]  # the queue's one enqueue: the test's, not the worker's
 
 
 def projected_cdr(database_url: str, call_store: CallStore, centre: CallCentreService,

@@ -348,12 +348,21 @@ def main(argv: list[str] | None = None) -> None:
                     stream_phase(args, dsn, base_url, key, psutil.Process(up.pid))
                 if "snapshot" not in args.skip:
                     snapshot_phase(args, base_url, key, up.pid, pg.pid() or 0)
+            print(*reads_told(data_dir / "up.log")[-1:])
         finally:
             for process in feeders:
                 process.terminate()
                 process.wait(30)
             stack.close()
     print(f"\nafter: {machine_facts()}")
+
+
+def reads_told(log: Path) -> list[str]:
+    """The hub's count of views read whole and in part (api/live/stream.py logs it)."""
+    if not log.exists():
+        return []
+    return [line[line.index("live feed: "):] for line in log.read_text().splitlines()
+            if "live feed: views read" in line]
 
 
 @contextlib.contextmanager

@@ -28,7 +28,9 @@ from uuid import UUID
 
 from psycopg import Connection
 
+from projections import positions
 from projections.envelope import EventEnvelope
+from projections.registry import ProjectionGroup
 
 CHANNEL = "dialtone_projections"  # migration 0012's
 # PostgreSQL refuses a payload of 8,000 bytes or more; leave room for the rest of it.
@@ -108,3 +110,15 @@ def notify(conn: Connection[Any], source: str, after: int,
     upto = max(e.position for e in envelopes)
     touched = Touched(source, after, upto, touched_ids(envelopes, applied))
     conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, touched.payload()))
+
+
+def notify_batch(conn: Connection[Any], groups: Sequence[ProjectionGroup],
+                 envelopes: Sequence[EventEnvelope], source: str) -> None:
+    """`notify` for a writer that does not read its positions before a batch (the
+    Faust worker): the batch covers `source` from where its groups' positions are.
+    On an autocommit connection it is sent at once, before the batch's commit: the
+    feed then finds nothing moved yet, and reads in part when the commit comes."""
+    if not envelopes or not groups:
+        return
+    after = min(positions.read(conn, group.names[0], source) for group in groups)
+    notify(conn, source, after, envelopes, frozenset().union(*(g.kinds for g in groups)))

@@ -57,7 +57,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -76,6 +76,7 @@ log = logging.getLogger(__name__)
 SnapshotFn = Callable[[asyncpg.Connection, Principal, datetime], Awaitable[BaseModel]]
 FEED_POSITION = "SELECT COALESCE(SUM(position), 0)::bigint FROM projection_positions"
 HEARTBEAT = ": heartbeat\n\n"
+LOG_READS_S = 60.0  # how often the hub logs how it read its views (bench/live.py reads it)
 _UNAVAILABLE: tuple[type[Exception], ...] = (*UNREACHABLE, DatabaseUnavailable)
 
 
@@ -272,6 +273,7 @@ class LiveHub:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one view change (a read applied, a view made) at a time
         self.reads = {"whole": 0, "part": 0}  # how each view was read (tests, bench)
+        self._told = 0.0  # when the counts above were last logged
 
     def wake(self, payload: str = "") -> None:
         """A projection commit (api/live/notify.py): `payload` names what it touched,
@@ -289,6 +291,8 @@ class LiveHub:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="live-hub")
 
     async def stop(self) -> None:
+        log.info("live feed: views read whole %d times, in part %d times",
+                 self.reads["whole"], self.reads["part"])
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -382,12 +386,12 @@ class LiveHub:
     async def _ids_of(self, moved: dict[tuple[str, str], tuple[int, int]]
                       ) -> frozenset[UUID] | None:
         """What the notifications say the `moved` rows' positions touched; None when
-        one is not covered (its writer names nothing) or names everything. A commit's
+        one is not covered (its writer names nothing) or names everything (`covered`). A commit's
         notification may come a little after a read that sees it began: waits for
         it up to `cover_s` (the transaction, and its snapshot, stay open)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._cover_s
-        while (ids := self._covered(moved)) is _UNCOVERED:
+        while (ids := covered(self._touched, moved)) is UNCOVERED:
             self._arrived.clear()
             try:
                 async with asyncio.timeout(max(0.0, deadline - loop.time())):
@@ -395,28 +399,6 @@ class LiveHub:
             except TimeoutError:
                 return None
         return ids if isinstance(ids, frozenset) else None
-
-    def _covered(self, moved: dict[tuple[str, str], tuple[int, int]]
-                 ) -> frozenset[UUID] | object | None:
-        """The ids of the notifications covering every moved row; None if one of
-        them names everything; _UNCOVERED if a position is not covered."""
-        ids: set[UUID] = set()
-        everything = False
-        for (_, source), (was, now) in moved.items():
-            reach = was
-            for touched in sorted((t for t in self._touched.get(source, ())
-                                   if t.upto > was and t.after < now),
-                                  key=lambda t: t.after):
-                if touched.after > reach:
-                    break  # a gap: a commit that named nothing (or is not here yet)
-                reach = max(reach, touched.upto)
-                if touched.ids is None:
-                    everything = True
-                else:
-                    ids |= touched.ids
-            if reach < now:
-                return _UNCOVERED
-        return None if everything else frozenset(ids)
 
     def _forget_touched(self) -> None:
         """Let go of the notifications every view has read past."""
@@ -470,6 +452,10 @@ class LiveHub:
                     view.whole_at = now
                 self._apply(view, read, ticked)
         self._forget_touched()
+        if loop.time() - self._told >= LOG_READS_S:
+            self._told = loop.time()
+            log.info("live feed: views read whole %d times, in part %d times",
+                     self.reads["whole"], self.reads["part"])
 
     def _apply(self, view: View, read: Read, ticked: bool) -> None:
         """`read` into `view` and its clients."""
@@ -494,7 +480,30 @@ class LiveHub:
             subscriber.offer(text)
 
 
-_UNCOVERED = object()
+UNCOVERED = object()  # what `covered` says when a moved position is not covered
+
+
+def covered(touched: Mapping[str, Sequence[Touched]],
+            moved: Mapping[tuple[str, str], tuple[int, int]]) -> frozenset[UUID] | object | None:
+    """The ids that the notifications `touched` (by source) name for the `moved`
+    position rows ((projection, source) -> (from, to)); None if one of them names
+    everything; UNCOVERED if a position of a moved row is in none of them."""
+    ids: set[UUID] = set()
+    everything = False
+    for (_, source), (was, now) in moved.items():
+        reach = was
+        for notice in sorted((t for t in touched.get(source, ())
+                              if t.upto > was and t.after < now), key=lambda t: t.after):
+            if notice.after > reach:
+                break  # a gap: a commit that named nothing (or is not here yet)
+            reach = max(reach, notice.upto)
+            if notice.ids is None:
+                everything = True
+            else:
+                ids |= notice.ids
+        if reach < now:
+            return UNCOVERED
+    return None if everything else frozenset(ids)
 
 
 async def sse_frames(hub: LiveHub, subscriber: Subscriber, *, heartbeat_s: float,

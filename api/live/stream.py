@@ -274,6 +274,7 @@ class LiveHub:
         self._lock = asyncio.Lock()  # one view change (a read applied, a view made) at a time
         self.reads = {"whole": 0, "part": 0}  # how each view was read (tests, bench)
         self._told = 0.0  # when the counts above were last logged
+        self._pass_began = 0.0  # the event loop's clock
 
     def wake(self, payload: str = "") -> None:
         """A projection commit (api/live/notify.py): `payload` names what it touched,
@@ -388,9 +389,10 @@ class LiveHub:
         """What the notifications say the `moved` rows' positions touched; None when
         one is not covered (its writer names nothing) or names everything (`covered`). A commit's
         notification may come a little after a read that sees it began: waits for
-        it up to `cover_s` (the transaction, and its snapshot, stay open)."""
+        it up to `cover_s` after the pass began (the transaction, and its snapshot,
+        stay open); the pass's other views wait no more."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._cover_s
+        deadline = self._pass_began + self._cover_s
         while (ids := covered(self._touched, moved)) is UNCOVERED:
             self._arrived.clear()
             try:
@@ -438,6 +440,7 @@ class LiveHub:
 
     async def _refresh_all(self, ticked: bool = False) -> None:
         loop = asyncio.get_running_loop()
+        self._pass_began = loop.time()
         for key, view in list(self._views.items()):
             now = loop.time()
             if view.idle_since is not None and now - view.idle_since > self._idle_s:

@@ -13,24 +13,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from psycopg import Cursor
+from psycopg import Cursor, sql
 from psycopg.rows import TupleRow
 
+from projections import staging
 from projections.agent_view import AgentView
 
 NAME = "agent_state_intervals"
 
-_INSERT = """
-INSERT INTO agent_state_intervals (agent_id, started_version, started_at, state, reason,
-                                   call_id, queue_id, ended_at, duration_s, tenant)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT DO NOTHING
-"""
-
+# Staged (COPY), then one statement each: the stored periods a batch ends (one per
+# agent at most) and the new ones (each started once: the version gate).
+_COLUMNS = ("agent_id", "started_version", "started_at", "state", "reason", "call_id",
+            "queue_id", "ended_at", "duration_s", "tenant")
+_CLOSING = "agent_periods_closing"
+_CLOSING_COLUMNS = (("ended_at", "timestamptz"), ("agent_id", "uuid"),
+                    ("started_version", "integer"), ("started_at", "timestamptz"))
 _CLOSE = """
-UPDATE agent_state_intervals
-SET ended_at = %s, duration_s = GREATEST(0, extract(epoch FROM %s - started_at))
-WHERE agent_id = %s AND started_version = %s AND started_at = %s AND ended_at IS NULL
+UPDATE agent_state_intervals a
+SET ended_at = s.ended_at, duration_s = GREATEST(0, extract(epoch FROM s.ended_at - a.started_at))
+FROM agent_periods_closing s
+WHERE a.agent_id = s.agent_id AND a.started_version = s.started_version
+  AND a.started_at = s.started_at AND a.ended_at IS NULL
 """
 
 
@@ -81,7 +84,9 @@ class PeriodLog:
 
     def write(self, cur: Cursor[TupleRow]) -> None:
         if self._closed_stored:
-            cur.executemany(_CLOSE, [(end, end, agent_id, version, since)
-                                     for end, agent_id, version, since in self._closed_stored])
+            staging.stage(cur, _CLOSING, _CLOSING_COLUMNS, self._closed_stored)
+            cur.execute(_CLOSE)
+            staging.unstage(cur, _CLOSING)
         if self._new:
-            cur.executemany(_INSERT, [p.row() for p in self._new])
+            staging.copy_merge(cur, NAME, _COLUMNS, (p.row() for p in self._new),
+                               sql.SQL("ON CONFLICT DO NOTHING"))

@@ -53,7 +53,7 @@ def apply_batch(conn: Connection[TupleRow], envelopes: Sequence[EventEnvelope], 
             _lock(cur, {e.subject for e in ours if e.kind in ("agent", "queue")})
             touched = interval_buckets.Touched()
             changed += _fold_agents(cur, [e for e in ours if e.kind == "agent"], touched)
-            changed += _fold_queues(cur, {e.subject for e in ours if e.kind == "queue"}, touched)
+            changed += _fold_queues(cur, [e for e in ours if e.kind == "queue"], touched)
             interval_buckets.mark(cur, touched)  # recomputed by the refresher, not here
         if envelopes:
             positions.record(cur, NAMES, source, max(e.position for e in envelopes))
@@ -65,9 +65,12 @@ GROUP = ProjectionGroup(names=NAMES, kinds=KINDS, apply=apply_batch,
 
 
 def _lock(cur: Cursor[TupleRow], aggregate_ids: set[UUID]) -> None:
-    # Sorted, so two appliers always lock in the same order and cannot deadlock.
-    for aggregate_id in sorted(aggregate_ids):
-        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (str(aggregate_id),))
+    # Sorted, so two appliers always lock in the same order and cannot deadlock; one
+    # statement (its rows locked in that order), not a round trip per aggregate.
+    if aggregate_ids:
+        cur.execute("SELECT count(pg_advisory_xact_lock(hashtextextended(id, 0)))"
+                    " FROM (SELECT unnest(%s::text[]) AS id ORDER BY 1) ids",
+                    ([str(i) for i in sorted(aggregate_ids)],))
 
 
 def _fold_agents(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope],
@@ -77,7 +80,7 @@ def _fold_agents(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope],
         return 0
     views: dict[Any, AgentView] = agent_state.load(cur, agent_ids)
     _mark_duplicates(batch, views, touched)
-    pending = callcentre_events.after(cur, _versions(agent_ids, views))
+    pending = callcentre_events.after(cur, _versions(agent_ids, views), batch)
     periods = agent_state_intervals.PeriodLog()
     facts: list[queue_visits.Change] = []
     changed: list[AgentView] = []
@@ -119,12 +122,13 @@ def _mark_duplicates(batch: Sequence[EventEnvelope], views: Mapping[Any, AgentVi
             touched.add(view.tenant, e.occurred_at)
 
 
-def _fold_queues(cur: Cursor[TupleRow], queue_ids: set[UUID],
+def _fold_queues(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope],
                  touched: interval_buckets.Touched) -> int:
+    queue_ids = {e.subject for e in batch}
     if not queue_ids:
         return 0
     views = queue_live.load(cur, queue_ids)
-    pending = callcentre_events.after(cur, _versions(queue_ids, views))
+    pending = callcentre_events.after(cur, _versions(queue_ids, views), batch)
     changed: list[QueueView] = []
     facts: list[queue_visits.Change] = []
     for queue_id, events in pending.items():

@@ -30,6 +30,9 @@ def copy_merge(
             copy.write_row(row)
     cur.execute(sql.SQL("INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM {stage} ").format(
         table=sql.Identifier(table), cols=cols, stage=stage) + on_conflict)
+    # Emptied now, not only at commit: a caller inside an outer transaction (a rebuild's
+    # locked step applies page after page in one) would merge the earlier pages again.
+    cur.execute(sql.SQL("DELETE FROM {stage}").format(stage=stage))
 
 
 def select_by_ids(table: str, key: str, columns: Sequence[str]) -> sql.Composed:
@@ -54,3 +57,36 @@ def versioned_upsert(table: str, key: str, columns: Sequence[str]) -> sql.Compos
             sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in columns
             if c != key),
     )
+
+
+ANALYZE_FROM = 200  # rows staged from which stage() analyzes its table (a page, not a live batch)
+
+
+def stage(cur: Cursor[TupleRow], name: str, columns: Sequence[tuple[str, str]],
+          rows: Iterable[Sequence[object]], *, analyze: bool = True) -> sql.Identifier:
+    """COPY ``rows`` into the session's temporary table ``name`` (``columns``: name and
+    SQL type each; created on first use) and return its name, for one set-wise
+    statement per table instead of one per row. The caller empties it (``unstage``)
+    once read: a batch applied inside an outer transaction (a rebuild's locked step)
+    is not followed by a commit that would. ``analyze``: for a stage joined with
+    another table (see below)."""
+    stage_name = sql.Identifier(name)
+    cur.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
+        stage_name, sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
+                                       for c, t in columns)))
+    names = sql.SQL(", ").join(sql.Identifier(c) for c, _ in columns)
+    count = 0
+    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage_name, names)) as copy:
+        for row in rows:
+            copy.write_row(row)
+            count += 1
+    if analyze and count >= ANALYZE_FROM:
+        # Nothing analyzes a temporary table: without this the planner takes a page of
+        # thousands for a few rows and joins it by nested loop (a second for 1,200
+        # closes against 1,500 visits).
+        cur.execute(sql.SQL("ANALYZE {}").format(stage_name))
+    return stage_name
+
+
+def unstage(cur: Cursor[TupleRow], name: str) -> None:
+    cur.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(name)))

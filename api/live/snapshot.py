@@ -104,6 +104,9 @@ class LiveParts:
     windows: tuple[Window, Window]
     sums: tuple[dict[UUID, QueueSums], dict[UUID, QueueSums]]
     oldest: dict[UUID, datetime]  # queue -> enqueued_at of its oldest call
+    # Read in part: the queues, agents and calls that may differ from the previous
+    # parts (None: read whole).
+    changed: tuple[frozenset[UUID], frozenset[UUID], frozenset[UUID]] | None = None
 
 
 async def live_snapshot(conn: asyncpg.Connection, principal: Principal, now: datetime,

@@ -6,16 +6,17 @@ it touched (projections/touched.py). `read_touched` takes the view's previous
 
 * the queues of those ids, and the queues their agents are members of (a queue's
   `now` counts its members by state), the queue of a touched call's visit or
-  handling, the queue an agent is on a call for: each with the same SQL as a
-  whole read (api/live/snapshot.py), filtered to those queues, sums included;
+  handling, the queue an agent is on a call for, and every queue with a call
+  waiting (its waits grow with the clock): each with the same SQL as a whole
+  read (api/live/snapshot.py), filtered to those queues, sums included;
 * the agents of those ids, and the agent handling a touched call;
 * the calls of those ids (a call gone from call_live leaves the view).
 
-Everything else is kept from the previous parts, but for what moves with the
-clock: `as_of`, each queue's oldest wait (from the time its oldest call entered
-it) and the tenant summary (made again from every queue's sums, as a whole read
-makes it). The window figures of the queues not touched and the agents'
-occupancy are as of their own last read: the feed reads the whole view again
+Everything else is kept from the previous parts, but `as_of` and the tenant
+summary (made again from every queue's sums, as a whole read makes it). What
+moves with the clock in the parts kept (the rolling window of a queue without a
+waiting call, which a call leaves after 15 minutes; the agents' occupancy, sent
+to 0.1 %) is as of their own last read: the feed reads the whole view again
 every `tick_s` (api/live/stream.py), which bounds how far behind they are.
 A new day or a new time zone of the tenant makes it return None: read it all.
 """
@@ -24,10 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
+from pydantic import BaseModel
 
 from api.auth.dependencies import Principal
 from api.auth.permissions import P
@@ -43,7 +45,7 @@ from api.live.snapshot import (
     tenant_summary,
     zone_and_positions,
 )
-from api.live.stream import PartialReads
+from api.live.stream import _KEYED, PartialReads, stream_form
 from api.schemas.live import CallLive, LiveSnapshot, QueueLive
 from projections import callcentre, kpi
 from projections import calls as calls_group
@@ -107,12 +109,13 @@ async def read_touched(conn: asyncpg.Connection, principal: Principal, now: date
     if zone != old.time_zone or windows[0].since != previous.windows[0].since:
         return None
     row = await conn.fetchrow(_WIDEN, tenant, list(ids), min(w.since for w in windows))
-    queue_ids = {*ids, *row["queues"]}
+    # The queues with a call waiting too: their oldest wait, and the longest wait of
+    # their windows, grow with the clock.
+    queue_ids = {*ids, *row["queues"], *previous.oldest}
     agent_ids = {*ids, *row["agents"]}
     queues, sums, oldest = old.queues, previous.sums, previous.oldest
-    if sees_queues(principal) and ids:
+    if sees_queues(principal) and queue_ids:
         queues, sums, oldest = await _queues(conn, tenant, now, windows, previous, queue_ids)
-    queues = [q if q.queue_id in queue_ids else _aged(q, oldest, now) for q in queues]
     agents = old.agents
     sees, only = agents_only(principal)
     if sees and ids:
@@ -130,7 +133,35 @@ async def read_touched(conn: asyncpg.Connection, principal: Principal, now: date
     snapshot = LiveSnapshot(tenant=tenant, as_of=now, time_zone=zone, window_s=old.window_s,
                             position=position, queues=queues, agents=agents, calls=calls,
                             summary=summary)
-    return LiveParts(snapshot, windows, sums, oldest)
+    changed = (frozenset(queue_ids), frozenset(agent_ids), frozenset(ids))
+    return LiveParts(snapshot, windows, sums, oldest, changed)
+
+
+def restate(state: dict[str, Any], parts: LiveParts) -> dict[str, Any]:
+    """`stream_form` of `parts.snapshot`, made from `state` (the stream form of the
+    parts before) by putting in what `parts.changed` names: the same dict, without
+    dumping the hundreds of agents no change touched (api/live/stream.py)."""
+    if parts.changed is None:
+        form: dict[str, Any] = stream_form(parts.snapshot.model_dump(mode="json"))
+        return form
+    snapshot = parts.snapshot
+    shaped: dict[str, Any] = stream_form(snapshot.model_dump(mode="json", exclude=set(_KEYED)))
+    for (name, ident), changed in zip(_KEYED.items(), parts.changed, strict=True):
+        items = getattr(snapshot, name)
+        kept = state.get(name)
+        if items is None or not isinstance(kept, dict):
+            shaped[name] = stream_form({name: _dumped(items)})[name]
+            continue
+        fresh = {str(k) for k in changed}
+        entries = {k: v for k, v in kept.items() if k not in fresh}
+        entries.update(stream_form({name: [item.model_dump(mode="json") for item in items
+                                           if getattr(item, ident) in changed]})[name])
+        shaped[name] = entries
+    return shaped
+
+
+def _dumped(items: list[BaseModel] | None) -> list[dict[str, Any]] | None:
+    return None if items is None else [item.model_dump(mode="json") for item in items]
 
 
 Sums = tuple[dict[UUID, QueueSums], dict[UUID, QueueSums]]
@@ -157,16 +188,6 @@ async def _queues(conn: asyncpg.Connection, tenant: str, now: datetime,
     return queues, sums, oldest
 
 
-def _aged(queue: QueueLive, oldest: dict[UUID, datetime], now: datetime) -> QueueLive:
-    """A queue not read again, its oldest wait as of `now` (what _QUEUE_CALLS gives:
-    the same float, from the same microseconds)."""
-    entered = oldest.get(queue.queue_id)
-    if entered is None:
-        return queue
-    wait = max(0.0, (now - entered).total_seconds())
-    return queue.model_copy(update={"now": queue.now.model_copy(update={"oldest_wait_s": wait})})
-
-
 def _merged(kept: list[T], fresh: list[T], read: Collection[Hashable],
             ident: Callable[[T], Hashable], order: Callable[[T], object]) -> list[T]:
     """`kept` with every item whose id was `read` replaced by its `fresh` one (or
@@ -179,4 +200,4 @@ def _merged(kept: list[T], fresh: list[T], read: Collection[Hashable],
 # What the live view reads is written by these two groups (their position rows
 # move with their tables): the feed of `GET /v1/live/stream`.
 PARTS = PartialReads(whole=live_parts, touched=read_touched,
-                     inputs=frozenset({*callcentre.NAMES, *calls_group.NAMES}))
+                     inputs=frozenset({*callcentre.NAMES, *calls_group.NAMES}), restate=restate)

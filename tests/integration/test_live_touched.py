@@ -21,7 +21,8 @@ from api.db import asyncpg_dsn
 from api.live.notify import ProjectionListener
 from api.live.snapshot import LiveParts, live_parts, live_snapshot
 from api.live.stream import LiveHub, Subscriber, stream_form
-from api.live.touched import PARTS, read_touched
+from api.live.touched import PARTS, read_touched, restate
+from api.schemas.live import LiveSnapshot
 from application.identity.model import DEFAULT_TENANT, Role
 from dialtone.migrations import apply_migrations
 from projections import callcentre, positions
@@ -54,6 +55,7 @@ def test_after_every_event_a_read_in_part_equals_a_whole_read(database_url: str)
         conn = await asyncpg.connect(asyncpg_dsn(database_url))
         try:
             parts = [await live_parts(conn, p, NOW) for p in PRINCIPALS]
+            states = [form(p.snapshot) for p in parts]
             for event in events:
                 await asyncio.to_thread(project, database_url, [event], say=None)
                 ids = touched_ids([event], callcentre.KINDS)
@@ -65,12 +67,20 @@ def test_after_every_event_a_read_in_part_equals_a_whole_read(database_url: str)
                         assert part is not None
                         assert part.snapshot == whole.snapshot, (event.type, principal.role)
                         assert (part.sums, part.oldest) == (whole.sums, whole.oldest)
+                        # What the stream sends, made from the previous one and what changed.
+                        states[n] = restate(states[n], part)
+                        assert states[n] == form(whole.snapshot)
                         parts[n] = part
             assert parts[0].snapshot.queues[1].now.calls_waiting == 1  # C2 waits in support
         finally:
             await conn.close()
 
     asyncio.run(scenario())
+
+
+def form(snapshot: LiveSnapshot) -> dict[str, Any]:
+    shaped: dict[str, Any] = stream_form(snapshot.model_dump(mode="json"))
+    return shaped
 
 
 def stale(parts: LiveParts) -> LiveParts:
@@ -90,32 +100,36 @@ def names(parts: LiveParts) -> dict[str, str]:
 def test_a_change_re_reads_what_it_touched_only(database_url: str) -> None:
     apply_migrations(database_url)
     _, events = history()
-    project(database_url, events, say=None)
+    first_call = next(n for n, e in enumerate(events) if e.name == "call_enqueued")
+    project(database_url, events[:first_call], say=None)  # queues, agents, no call yet
+
+    async def touching(conn: asyncpg.Connection, *keys: str) -> dict[str, str]:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            whole = await live_parts(conn, PRINCIPALS[0], NOW)
+            ids = ({q.key: q.queue_id for q in whole.snapshot.queues}
+                   | {a.key: a.agent_id for a in whole.snapshot.agents})
+            part = await read_touched(conn, PRINCIPALS[0], NOW, stale(whole),
+                                      frozenset(ids[k] for k in keys))
+        assert part is not None
+        return names(part)
 
     async def scenario() -> None:
         conn = await asyncpg.connect(asyncpg_dsn(database_url))
         try:
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                whole = await live_parts(conn, PRINCIPALS[0], NOW)
-                ids = {x.key: x.queue_id for x in whole.snapshot.queues}
-                ids |= {x.key: x.agent_id for x in whole.snapshot.agents}
-
-                async def touching(*keys: str) -> dict[str, str]:
-                    part = await read_touched(conn, PRINCIPALS[0], NOW, stale(whole),
-                                              frozenset(ids[k] for k in keys))
-                    assert part is not None
-                    return names(part)
-
-                # One queue: that queue, no other queue, no agent.
-                assert await touching("support") == {
-                    "sales": "stale", "support": "Support", "alice": "stale", "bob": "stale"}
-                # An agent in two queues: both (each counts its members by state).
-                assert await touching("bob") == {
-                    "sales": "Sales", "support": "Support", "alice": "stale", "bob": "Bob"}
-                assert await touching("alice") == {
-                    "sales": "Sales", "support": "stale", "alice": "Alice", "bob": "stale"}
-                # Nothing: only what moves with the clock (and the summary, from the sums).
-                assert set((await touching()).values()) == {"stale"}
+            # One queue: that queue, no other queue, no agent.
+            assert await touching(conn, "support") == {
+                "sales": "stale", "support": "Support", "alice": "stale", "bob": "stale"}
+            # An agent in two queues: both (each counts its members by state).
+            assert await touching(conn, "bob") == {
+                "sales": "Sales", "support": "Support", "alice": "stale", "bob": "Bob"}
+            assert await touching(conn, "alice") == {
+                "sales": "Sales", "support": "stale", "alice": "Alice", "bob": "stale"}
+            # Nothing: only what moves with the clock (and the summary, from the sums).
+            assert set((await touching(conn)).values()) == {"stale"}
+            # A queue with a call waiting is read at every change: its waits grow.
+            await asyncio.to_thread(project, database_url, events[first_call:], say=None)
+            assert await touching(conn, "sales") == {
+                "sales": "Sales", "support": "Support", "alice": "stale", "bob": "stale"}
         finally:
             await conn.close()
 

@@ -128,6 +128,7 @@ def _fold_queues(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope],
     if not queue_ids:
         return 0
     views = queue_live.load(cur, queue_ids)
+    stored = {queue_id: queue_live.Stored.of(view) for queue_id, view in views.items()}
     pending = callcentre_events.after(cur, _versions(queue_ids, views), batch)
     changed: list[QueueView] = []
     facts: list[queue_visits.Change] = []
@@ -142,7 +143,7 @@ def _fold_queues(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope],
             touched.add(view.tenant, envelope.occurred_at)
         if run and view is not None:
             changed.append(view)
-    queue_live.save(cur, changed)
+    queue_live.save(cur, changed, stored)
     queue_visits.write(cur, facts)
     return len(changed)
 

@@ -83,6 +83,9 @@ class PeriodLog:
         self._open_new[view.agent_id] = period
 
     def write(self, cur: Cursor[TupleRow]) -> None:
+        if len(self._closed_stored) + len(self._new) < staging.SET_WISE_FROM:
+            self._write_rows(cur)
+            return
         if self._closed_stored:
             staging.stage(cur, _CLOSING, _CLOSING_COLUMNS, self._closed_stored)
             cur.execute(_CLOSE)
@@ -90,3 +93,24 @@ class PeriodLog:
         if self._new:
             staging.copy_merge(cur, NAME, _COLUMNS, (p.row() for p in self._new),
                                sql.SQL("ON CONFLICT DO NOTHING"))
+
+    def _write_rows(self, cur: Cursor[TupleRow]) -> None:
+        """A live batch's few periods: a statement each (executemany pipelines them)."""
+        if self._closed_stored:
+            cur.executemany(_CLOSE_ROW, [(end, end, agent_id, version, since)
+                                         for end, agent_id, version, since in self._closed_stored])
+        if self._new:
+            cur.executemany(_INSERT_ROW, [p.row() for p in self._new])
+
+
+_INSERT_ROW = """
+INSERT INTO agent_state_intervals (agent_id, started_version, started_at, state, reason,
+                                   call_id, queue_id, ended_at, duration_s, tenant)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT DO NOTHING
+"""
+_CLOSE_ROW = """
+UPDATE agent_state_intervals
+SET ended_at = %s, duration_s = GREATEST(0, extract(epoch FROM %s - started_at))
+WHERE agent_id = %s AND started_version = %s AND started_at = %s AND ended_at IS NULL
+"""

@@ -9,7 +9,7 @@ gap is filled, whatever order the batches come in.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -17,6 +17,7 @@ from psycopg import Cursor
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
+from domain.addressing import DEFAULT_TENANT
 from projections import staging
 from projections.envelope import EventEnvelope, tenant_of
 
@@ -72,6 +73,10 @@ JOIN unnest(%s::uuid[], %s::integer[], %s::timestamptz[]) AS w(aggregate_id, ver
 
 
 def insert(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope]) -> None:
+    envelopes = list(envelopes)
+    if len(envelopes) < staging.SET_WISE_FROM:
+        _insert_rows(cur, envelopes)
+        return
     rows = ((n, e.subject, e.version, e.kind, e.occurred_at, e.id, e.position, e.type,
              Jsonb(dict(e.data)), tenant_of(e.data) if e.version == 1 else None)
             for n, e in enumerate(envelopes))
@@ -79,6 +84,33 @@ def insert(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope]) -> None:
     cur.execute(_INSERT)
     cur.execute(_RETAG)
     staging.unstage(cur, _STAGE)
+
+
+# A few events: a statement each, in order (a later event finds its created event
+# stored by the statement before, or is retagged when that comes).
+_INSERT_ROW = """
+INSERT INTO callcentre_events (aggregate_id, version, kind, occurred_at, event_id, position,
+                               type, data, tenant)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, COALESCE(%s, (
+    SELECT c.tenant FROM callcentre_events c WHERE c.aggregate_id = %s AND c.version = 1
+    LIMIT 1), 'default'))
+ON CONFLICT DO NOTHING
+"""
+_RETAG_ROW = """
+UPDATE callcentre_events SET tenant = %s WHERE aggregate_id = %s AND version > 1 AND tenant <> %s
+"""
+
+
+def _insert_rows(cur: Cursor[TupleRow], envelopes: Sequence[EventEnvelope]) -> None:
+    cur.executemany(_INSERT_ROW, [
+        (e.subject, e.version, e.kind, e.occurred_at, e.id, e.position, e.type,
+         Jsonb(dict(e.data)), tenant_of(e.data) if e.version == 1 else None, e.subject)
+        for e in envelopes
+    ])
+    created = [(tenant_of(e.data), e.subject) for e in envelopes
+               if e.version == 1 and tenant_of(e.data) != DEFAULT_TENANT]
+    if created:
+        cur.executemany(_RETAG_ROW, [(tenant, subject, tenant) for tenant, subject in created])
 
 
 def after(cur: Cursor[TupleRow], versions: Mapping[UUID, int],

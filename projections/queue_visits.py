@@ -260,7 +260,12 @@ def write(cur: Cursor[TupleRow], changes: Sequence[Change]) -> None:
     """Apply the changes as if one by one, in order (a close may follow its open in the
     same batch), with a few set-wise statements (see above). The CDRs' wrap-up is
     copied once at the end: it is the sum of the call's finished wrap-ups, which only
-    grows, so copying it after each change ends where copying it once does."""
+    grows, so copying it after each change ends where copying it once does. A live
+    batch's few changes go one statement each, in a pipeline (``_write_rows``)."""
+    if len(changes) < staging.SET_WISE_FROM:
+        with cur.connection.pipeline():
+            _write_rows(cur, changes)
+        return
     rounds = _rounds(changes)
     staged: dict[type, list[tuple[object, ...]]] = {kind: [] for kind in _STAGES}
     for n, round_ in enumerate(rounds):
@@ -320,6 +325,63 @@ def _row(c: Change) -> tuple[object, ...]:
     if isinstance(c, HandlingEnded):
         return (c.agent_id, c.call_id, c.ended_at, c.wrap_up, c.position)
     return (c.agent_id, c.call_id, c.at, c.position)
+
+
+_OPEN_VISIT = """
+INSERT INTO queue_visits (queue_id, call_id, offered_at, tenant, offered_version, transferred_in,
+                          short_abandon_s, last_position)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING
+"""
+_CLOSE_VISIT = """
+UPDATE queue_visits SET outcome = %s, left_at = %s, wait_s = %s, service_level_s = %s,
+                        agent_id = %s, last_position = %s
+WHERE queue_id = %s AND call_id = %s AND outcome IS NULL AND offered_at <= %s
+"""
+_OPEN_HANDLING = """
+INSERT INTO queue_handling (agent_id, call_id, accepted_at, tenant, queue_id, last_position)
+VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING
+"""
+_END_CALL = """
+UPDATE queue_handling
+SET ended_at = %(at)s, talk_s = GREATEST(0, extract(epoch FROM %(at)s - accepted_at)),
+    wrap_up_ended_at = CASE WHEN %(wrap)s THEN NULL ELSE %(at)s END,
+    wrap_up_s = CASE WHEN %(wrap)s THEN NULL ELSE 0 END, last_position = %(pos)s
+WHERE agent_id = %(agent)s AND call_id = %(call)s AND ended_at IS NULL
+"""
+_END_WRAP_UP = """
+UPDATE queue_handling
+SET wrap_up_ended_at = %(at)s, wrap_up_s = GREATEST(0, extract(epoch FROM %(at)s - ended_at)),
+    last_position = %(pos)s
+WHERE agent_id = %(agent)s AND call_id = %(call)s AND ended_at IS NOT NULL
+  AND wrap_up_ended_at IS NULL
+"""
+
+
+def _write_rows(cur: Cursor[TupleRow], changes: Sequence[Change]) -> None:
+    """A statement per change, in order (the caller pipelines them)."""
+    for c in changes:
+        if isinstance(c, OpenVisit):
+            v = c.visit
+            cur.execute(_OPEN_VISIT, (v.queue_id, v.call_id, v.offered_at, c.tenant,
+                                      c.offered_version, v.transferred_in, c.short_abandon_s,
+                                      c.position))
+        elif isinstance(c, CloseVisit):
+            cur.execute(_CLOSE_VISIT, (c.outcome, c.left_at, c.wait_s, c.service_level_s,
+                                       c.agent_id, c.position, c.queue_id, c.call_id,
+                                       c.left_at))
+        elif isinstance(c, OpenHandling):
+            h = c.handling
+            cur.execute(_OPEN_HANDLING, (h.agent_id, h.call_id, h.accepted_at, c.tenant,
+                                         h.queue_id, c.position))
+        elif isinstance(c, HandlingEnded):
+            cur.execute(_END_CALL, {"at": c.ended_at, "wrap": c.wrap_up, "pos": c.position,
+                                    "agent": c.agent_id, "call": c.call_id})
+            if not c.wrap_up:
+                calls.fill_wrap_up(cur, [c.call_id])  # 0: the CDR's wrap-up is known now
+        else:
+            cur.execute(_END_WRAP_UP, {"at": c.at, "pos": c.position, "agent": c.agent_id,
+                                       "call": c.call_id})
+            calls.fill_wrap_up(cur, [c.call_id])
 
 
 def facts_of(envelopes: Iterable[EventEnvelope]) -> Facts:

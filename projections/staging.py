@@ -59,7 +59,13 @@ def versioned_upsert(table: str, key: str, columns: Sequence[str]) -> sql.Compos
     )
 
 
-ANALYZE_FROM = 200  # rows staged from which stage() analyzes its table (a page, not a live batch)
+# From this many rows a writer stages them (COPY, then one statement); below it, a live
+# runner's batch of a few events, it sends a statement per row in a pipeline: fewer
+# round trips than creating, filling and emptying stages. Both write the same rows
+# (tests/integration/test_callcentre_pages.py). Also the size from which stage()
+# analyzes its table.
+SET_WISE_FROM = 200
+ANALYZE_FROM = SET_WISE_FROM
 
 
 def stage(cur: Cursor[TupleRow], name: str, columns: Sequence[tuple[str, str]],

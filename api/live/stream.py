@@ -272,6 +272,7 @@ class LiveHub:
         self._max_touched = max_touched  # notifications kept per source
         self._views: dict[ViewKey, View] = {}
         self._touched: dict[str, list[Touched]] = {}  # by source, as they came
+        self._telling: set[str] = set()  # the sources whose writers have said what they touched
         self._arrived = asyncio.Event()  # a notification with what it touched came
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -285,6 +286,7 @@ class LiveHub:
         when its writer said (projections/touched.py)."""
         touched = Touched.parse(payload)
         if touched is not None:
+            self._telling.add(touched.source)
             kept = self._touched.setdefault(touched.source, [])
             kept.append(touched)
             if len(kept) > self._max_touched:  # nobody reads them: a view reads whole
@@ -401,6 +403,8 @@ class LiveHub:
         notification may come a little after a read that sees it began: waits for
         it up to `cover_s` after the pass began (the transaction, and its snapshot,
         stay open); the pass's other views wait no more."""
+        if any(source not in self._telling for _, source in moved):
+            return None  # a writer that never says (a rebuild, an older worker): no wait
         loop = asyncio.get_running_loop()
         deadline = self._pass_began + self._cover_s
         while (ids := covered(self._touched, moved)) is UNCOVERED:

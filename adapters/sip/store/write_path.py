@@ -10,6 +10,11 @@ thread never waits on PostgreSQL:
   refusal (the router timed an offer out just before the agent answered).
 The lanes stay apart on purpose: a queue's commands must not wait behind a
 batch of call facts held by an outage, and call facts must not be refused.
+They write two applications (two event tables, no transaction across them), so
+a fact both know of is written once, on the lane that may refuse it, and the
+other follows the committed outcome: a call entering a queue is the queue's
+``Enqueue`` (call-centre lane); the call's ``Queued`` is emitted by the flow
+only once that outcome says the queue took it (``application.b2bua.front``).
 
 Both are a ``StoreWriter`` (a thread that alone writes one store for the worker,
 connecting at its first write) and retry every write through its one loop,

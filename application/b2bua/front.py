@@ -266,6 +266,15 @@ class Front(Generic[L]):
                             cause="originator_cancel")]
         return self.refused(done)
 
+    def offered(self) -> list[FrontAction]:
+        """The router offered the call (its reservation is heard from the log): the
+        queue has it, so an enqueue still awaiting its outcome was committed.
+        The adapter calls this before ringing, so ``Queued`` precedes ``Ringing``
+        whichever of the outcome and the offer reaches the worker first."""
+        if self.entering is None:
+            return []
+        return self.entered(self.entering, CentreDone(self.entering, True))
+
     def refused(self, done: CentreDone) -> list[FrontAction]:
         log.error("call %s: the queue refused it: %s", self.call_id, done.error)
         return self.goodbye("queue_refused")

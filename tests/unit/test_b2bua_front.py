@@ -218,6 +218,16 @@ def test_entering_a_queue_writes_only_the_enqueue_and_queued_follows_its_commit(
     assert visit.centre_done(CentreDone(enqueue, True)) == []  # heard once
 
 
+def test_an_offer_heard_before_the_enqueue_outcome_queues_the_call_first() -> None:
+    """The router offered the call: the queue had it (the offer is committed after
+    the enqueue). Queued comes then, before the offer's ring can emit Ringing."""
+    visit, _ = front()
+    enqueue = entering(visit.go(Target.queue(SUPPORT)))
+    assert visit.offered() == [act.Emit(QueueCall(visit.call_id, enqueue.at, "support"))]
+    assert visit.offered() == []
+    assert visit.centre_done(CentreDone(enqueue, True)) == []  # Queued once
+
+
 def test_a_refused_enqueue_leaves_no_call_queued() -> None:
     visit, _ = front()
     go = visit.go(Target.queue(SUPPORT))

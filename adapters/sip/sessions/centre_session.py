@@ -158,6 +158,7 @@ class CentreCall:
 
     def offer_changed(self, change: OfferChange) -> None:
         if change.kind == "reserved":
+            self.run(self.front.visit.offered())  # the queue has the call: Queued first
             self.run(self.offers.reserved(
                 OfferReserved(change.agent_id, change.device_uri, change.deadline)))
         elif change.kind in ("missed", "cancelled"):

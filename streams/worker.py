@@ -1,18 +1,19 @@
 """Faust workers: Kafka topics -> projections.
 
 Each worker consumes the aggregate topics in one consumer group, so several
-workers share the partitions. Batches of events are applied through the same
-projection code the in-process runner uses (a ProjectionGroup's apply), one
-database transaction per group and batch that holds the rows and the position
-together. Delivery is at-least-once and the projections, being idempotent on
-aggregate version, make it exactly-once in effect, including across SIGKILL.
+workers share the partitions. One agent reads every topic; its batches are
+applied through the same projection code the in-process runner uses (a
+ProjectionGroup's apply), one database transaction per batch that holds the
+rows and the positions of every group together. Delivery is at-least-once and
+the projections, being idempotent on aggregate version, make it exactly-once in
+effect, including across SIGKILL.
 
 What is never allowed: Kafka offsets committed past events whose rows are not
 committed (issue 16: a connection shared across the agents' threads broke its
 transactions, and Faust committed the offsets anyway). Hence:
 
-- every agent has its own ProjectionSink, hence its own connection, used by one
-  thread at a time (the agent awaits each batch before taking the next);
+- the agent has its own ProjectionSink, hence its own connection, used by one
+  thread at a time (it awaits each batch before taking the next);
 - batches are taken with ``noack_take``, which never acknowledges by itself
   (``take_events`` acks in a ``finally``, so an exception or a cancellation
   there would acknowledge the batch); the agent acknowledges a batch's events
@@ -34,7 +35,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -85,13 +86,27 @@ class ProjectionWorkerConfig:
         return str(path)
 
 
+@dataclass(frozen=True)
+class Piece:
+    """The part of a batch that came from one topic: its events, the groups that read
+    its kind, and its source (the topic's partitions, as projection_positions names them)."""
+
+    topic: str
+    groups: Sequence[ProjectionGroup]
+    envelopes: Sequence[EventEnvelope]
+    source: str
+
+
 class ProjectionSink:
     """Applies one agent's batches on its own connection until each is committed.
 
     Never shared: one sink per agent, called by one thread at a time. `apply`
-    returns True once every group committed the batch (rows and position in
-    one transaction each; a group that already committed it and is applied
-    again changes nothing), or False if the worker stopped first.
+    returns True once the batch is committed: every piece to every group that
+    reads it, rows and positions, in one transaction (one commit, so one
+    `NOTIFY dialtone_projections` per batch, as the in-process runner does per
+    page; each group's apply is a savepoint in it, so a poison event still parks
+    alone). A batch committed already and applied again changes nothing. False
+    if the worker stopped first.
     """
 
     def __init__(self, database_url: str, retry_s: float = 0.5, max_retry_s: float = 10.0,
@@ -104,28 +119,37 @@ class ProjectionSink:
         self._stop = threading.Event()
         self._busy = threading.Lock()
 
-    def apply(self, groups: Sequence[ProjectionGroup], envelopes: Sequence[EventEnvelope],
-              source: str) -> bool:
+    def apply(self, pieces: Sequence[Piece]) -> bool:
         with self._busy:
             wait = self.retry_s
             while not self._stop.is_set():
                 try:
-                    conn = self._connection()
-                    for group in groups:
-                        with projection_span(group.names[0], len(envelopes)):
-                            apply_or_park(conn, group, envelopes, source)
+                    self.apply_once(self._connection(), pieces)
                     return True
                 except Exception as error:  # whatever it is: retry, never acknowledge
                     # Not acknowledged, so nothing is lost: a fresh connection,
                     # a pause, and the whole batch again.
                     log.warning("%s: batch of %d from %s failed (%s: %s); retrying in %.1f s",
-                                self.name, len(envelopes), source, type(error).__name__,
+                                self.name, sum(len(p.envelopes) for p in pieces),
+                                ", ".join(p.source for p in pieces), type(error).__name__,
                                 _first_line(error), wait)
                     self._reset()
                     self._stop.wait(wait)
                     wait = min(wait * 2, self.max_retry_s)
             self._reset()
             return False
+
+    @staticmethod
+    def apply_once(conn: psycopg.Connection[Any], pieces: Sequence[Piece]) -> None:
+        """One attempt: every piece to its groups, in one transaction on ``conn``."""
+        # A transaction per group and topic committed the call and its queue's rows
+        # apart, each commit waking the live feed (api/live/notify.py) to read a view
+        # only partly moved (issue 10); a failure rolls the whole batch back.
+        with conn.transaction():
+            for piece in pieces:
+                for group in piece.groups:
+                    with projection_span(group.names[0], len(piece.envelopes)):
+                        apply_or_park(conn, group, piece.envelopes, piece.source)
 
     def stop(self) -> None:
         """Make a running `apply` give up (unacknowledged) and close the connection."""
@@ -174,8 +198,25 @@ def source_of(events: Sequence[EventT[bytes]]) -> str:
     return parts[0] if len(parts) == 1 else "kafka:" + ",".join(parts)
 
 
+def pieces_of(events: Sequence[EventT[bytes]], groups_of: Mapping[str, Sequence[ProjectionGroup]],
+              ) -> tuple[list[Piece], list[tuple[EventT[bytes], InvalidEnvelope]]]:
+    """Split a batch by topic into pieces (in the order the topics first appear) and
+    poison messages. ``groups_of``: the groups that read each topic."""
+    by_topic: dict[str, list[EventT[bytes]]] = {}
+    for event in events:
+        by_topic.setdefault(event.message.topic, []).append(event)
+    pieces: list[Piece] = []
+    poison: list[tuple[EventT[bytes], InvalidEnvelope]] = []
+    for topic, taken in by_topic.items():
+        envelopes, bad = decode_batch(taken)
+        poison += bad
+        if envelopes:
+            pieces.append(Piece(topic, groups_of[topic], envelopes, source_of(taken)))
+    return pieces, poison
+
+
 def create_app(config: ProjectionWorkerConfig, groups: Sequence[ProjectionGroup]) -> faust.App:
-    """A Faust app with one agent per aggregate topic the groups read."""
+    """A Faust app with one agent reading every aggregate topic the groups read."""
     app = faust.App(
         config.app_id,
         broker=f"kafka://{config.bootstrap}",
@@ -191,25 +232,32 @@ def create_app(config: ProjectionWorkerConfig, groups: Sequence[ProjectionGroup]
     )
     attach_to_faust(app, config.database_url)  # service_heartbeats row "worker"
     attach_refresher(app, config.database_url, groups)  # the interval buckets' refresher
-    for kind in sorted(set().union(*(g.kinds for g in groups))):
-        _add_projection_agent(app, config, kind, [g for g in groups if kind in g.kinds])
+    _add_projection_agent(app, config, groups)
     return app
 
 
-def _add_projection_agent(app: faust.App, config: ProjectionWorkerConfig, kind: str,
+def _add_projection_agent(app: faust.App, config: ProjectionWorkerConfig,
                           groups: Sequence[ProjectionGroup]) -> None:
-    name = topic_for(kind, config.topic_prefix)
-    topic = app.topic(name, value_serializer="raw", key_serializer="raw",
+    """One agent, one stream over every topic, one transaction per batch.
+
+    An agent per topic committed each kind apart: a call and its queue's events,
+    stored together, reached the projections (and the live feed) in several
+    commits, each with its own batch window and fixed cost (issue 10)."""
+    kinds = sorted(set().union(*(g.kinds for g in groups)))
+    kind_of = {topic_for(kind, config.topic_prefix): kind for kind in kinds}
+    groups_of = {name: [g for g in groups if kind in g.kinds] for name, kind in kind_of.items()}
+    topic = app.topic(*kind_of, value_serializer="raw", key_serializer="raw",
                       partitions=config.partitions)
-    dead_letters = app.topic(dead_letter_topic(name), value_serializer="raw",
-                             key_serializer="raw")
+    dead_letters = {name: app.topic(dead_letter_topic(name), value_serializer="raw",
+                                    key_serializer="raw") for name in kind_of}
 
     async def park(event: EventT[bytes], error: InvalidEnvelope) -> None:
         message = event.message
+        parked_on = dead_letters[message.topic]
         log.error("poison message at %s[%d]@%d parked on %s: %s", message.topic,
-                  message.partition, message.offset, dead_letters.get_topic_name(), error)
-        metrics.WORKER_POISON.labels(kind=kind).inc()
-        sent = await dead_letters.send(key=message.key, value=message.value, headers={
+                  message.partition, message.offset, parked_on.get_topic_name(), error)
+        metrics.WORKER_POISON.labels(kind=kind_of[message.topic]).inc()
+        sent = await parked_on.send(key=message.key, value=message.value, headers={
             "dialtone-error": str(error).encode(),
             "dialtone-origin": f"{message.topic}:{message.partition}:{message.offset}".encode(),
         })
@@ -220,26 +268,28 @@ def _add_projection_agent(app: faust.App, config: ProjectionWorkerConfig, kind: 
         # their partition and offset) and, unlike take_events, never acks them.
         assert isinstance(stream, faust.Stream)
         sink = ProjectionSink(config.database_url, config.retry_s, config.max_retry_s,
-                              name=f"project-{kind}")
+                              name="project")
         try:
             async for taken in stream.noack_take(config.batch_size,
                                                  within=config.batch_within_s):
                 events = cast(Sequence[EventT[bytes]], taken)
-                envelopes, poison = decode_batch(events)
+                pieces, poison = pieces_of(events, groups_of)
                 for event, error in poison:
                     await park(event, error)
                 started = time.perf_counter()
+                batch_kinds = sorted({kind_of[e.message.topic] for e in events})
                 # to_thread copies the context: the group spans are this span's children.
-                last = envelopes[-1].position if envelopes else None
-                with consume_span(kind, (e.message.headers for e in events), len(events)), \
+                last = max((e.position for p in pieces for e in p.envelopes), default=None)
+                with consume_span("+".join(batch_kinds), (e.message.headers for e in events),
+                                  len(events)), \
                         log_context.bound(position=last):  # on the batch's log lines
-                    if envelopes and not await asyncio.to_thread(
-                            sink.apply, groups, envelopes, source_of(events)):
+                    if pieces and not await asyncio.to_thread(sink.apply, pieces):
                         return  # stopping: this batch stays unacknowledged
-                metrics.worker_batch(kind, len(envelopes), started)
+                for piece in pieces:
+                    metrics.worker_batch(kind_of[piece.topic], len(piece.envelopes), started)
                 for event in events:
                     await stream.ack(event)
         finally:
             sink.stop()
 
-    app.agent(topic, name=f"project-{kind}")(project)
+    app.agent(topic, name="project")(project)

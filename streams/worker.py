@@ -46,6 +46,7 @@ from faust.types import EventT
 
 from application import log_context, metrics
 from application.tracing import consume_span, projection_span
+from projections import touched
 from projections.dead_letters import apply_or_park
 from projections.envelope import EventEnvelope, InvalidEnvelope
 from projections.registry import ProjectionGroup
@@ -147,6 +148,8 @@ class ProjectionSink:
         # only partly moved (issue 10); a failure rolls the whole batch back.
         with conn.transaction():
             for piece in pieces:
+                # What it touched, for the live feed (sent at the commit; api/live/stream.py).
+                touched.notify_batch(conn, piece.groups, piece.envelopes, piece.source)
                 for group in piece.groups:
                     with projection_span(group.names[0], len(piece.envelopes)):
                         apply_or_park(conn, group, piece.envelopes, piece.source)

@@ -361,8 +361,8 @@ def reads_told(log: Path) -> list[str]:
     """The hub's count of views read whole and in part (api/live/stream.py logs it)."""
     if not log.exists():
         return []
-    return [line[line.index("live feed: "):] for line in log.read_text().splitlines()
-            if "live feed: views read" in line]
+    return [line[line.index("live feed: "):].split('"')[0]
+            for line in log.read_text().splitlines() if "live feed: views read" in line]
 
 
 @contextlib.contextmanager

@@ -2,8 +2,8 @@
 
 Every write to projection_positions already sends an empty `NOTIFY
 dialtone_projections` (migration 0012): "something moved". A runner that knows
-what its batch was about sends, in the same transaction, a second notification
-on that channel whose payload says which part of which source the commit
+what its batch was about sends, in the same transaction, a notification on
+`dialtone_projections_touched` whose payload says which part of which source the commit
 covers and the ids it touched: the aggregates of its events (queues, agents,
 calls) and every id their data names (the call a queue offered, the agent it
 rang). An API process (api/live/stream.py) then re-reads the queues, agents and
@@ -32,7 +32,10 @@ from projections import positions
 from projections.envelope import EventEnvelope
 from projections.registry import ProjectionGroup
 
-CHANNEL = "dialtone_projections"  # migration 0012's
+# A channel of its own beside migration 0012's `dialtone_projections` (which each
+# commit wakes once: its payload is always empty, and PostgreSQL folds identical
+# notifications of a transaction into one); api/live/notify.py listens on both.
+CHANNEL = "dialtone_projections_touched"
 # PostgreSQL refuses a payload of 8,000 bytes or more; leave room for the rest of it.
 MAX_PAYLOAD = 7900
 # The kinds whose every effect on the live view follows the ids they carry: a queue

@@ -5,8 +5,9 @@ dialtone_projections` at commit, whichever process projected (the embedded
 runner, a Faust worker, a rebuild). Each API process holds one asyncpg
 connection that LISTENs on that channel and wakes its subscribers; the
 trigger's notification carries nothing, so a merged or lost one costs nothing
-but a wake-up. A runner may send another in the same transaction, saying what
-it touched (projections/touched.py): each subscriber gets each payload.
+but a wake-up. A runner may send another in the same transaction, on a channel
+of its own, saying what it touched (projections/touched.py): the listener
+listens on both, and each subscriber gets each payload.
 While the connection is down (database restart) the listener wakes
 its subscribers every `poll_s` anyway and keeps reconnecting: a subscriber
 re-reads what it needs and never depends on having seen every notification.
@@ -23,6 +24,7 @@ from typing import Any
 import asyncpg
 
 from api.db import UNREACHABLE, asyncpg_dsn
+from projections import touched
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class ProjectionListener:
         conn.add_termination_listener(lambda _: lost.set())
         try:
             await conn.add_listener(CHANNEL, self._wake)
+            await conn.add_listener(touched.CHANNEL, self._wake)
             self.connected.set()
             self._wake()  # anything committed before LISTEN took effect
             while not lost.is_set():

@@ -30,6 +30,7 @@ from projections import (
     queue_live,
     queue_view,
     queue_visits,
+    queue_visits_sql,
 )
 from projections.agent_view import AgentView
 from projections.envelope import EventEnvelope
@@ -104,7 +105,7 @@ def _fold_agents(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope],
             changed.append(view)
     agent_state.upsert(cur, changed)
     periods.write(cur)
-    queue_visits.write(cur, facts)
+    queue_visits_sql.write(cur, facts)
     return len(changed)
 
 
@@ -144,7 +145,7 @@ def _fold_queues(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope],
         if run and view is not None:
             changed.append(view)
     queue_live.save(cur, changed, stored)
-    queue_visits.write(cur, facts)
+    queue_visits_sql.write(cur, facts)
     return len(changed)
 
 

@@ -37,7 +37,8 @@ from pydantic import BaseModel
 
 from api.auth.dependencies import Principal
 from api.db import acquire
-from api.live.stream import FEED_POSITION, ViewKey
+from api.live.stream import FEED_POSITION
+from api.live.views import ViewKey
 
 Render = Callable[[asyncpg.Connection, Principal, datetime, float], Awaitable[BaseModel]]
 QUANTUM_S = 1.0

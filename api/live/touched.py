@@ -45,7 +45,7 @@ from api.live.snapshot import (
     tenant_summary,
     zone_and_positions,
 )
-from api.live.stream import _KEYED, PartialReads, stream_form
+from api.live.views import KEYED, PartialReads, stream_form
 from api.schemas.live import CallLive, LiveSnapshot, QueueLive
 from projections import callcentre, kpi
 from projections import calls as calls_group
@@ -145,8 +145,8 @@ def restate(state: dict[str, Any], parts: LiveParts) -> dict[str, Any]:
         form: dict[str, Any] = stream_form(parts.snapshot.model_dump(mode="json"))
         return form
     snapshot = parts.snapshot
-    shaped: dict[str, Any] = stream_form(snapshot.model_dump(mode="json", exclude=set(_KEYED)))
-    for (name, ident), changed in zip(_KEYED.items(), parts.changed, strict=True):
+    shaped: dict[str, Any] = stream_form(snapshot.model_dump(mode="json", exclude=set(KEYED)))
+    for (name, ident), changed in zip(KEYED.items(), parts.changed, strict=True):
         items = getattr(snapshot, name)
         kept = state.get(name)
         if items is None or not isinstance(kept, dict):

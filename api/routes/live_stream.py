@@ -18,8 +18,9 @@ from api.auth.dependencies import Principal, require
 from api.auth.permissions import P, Permission
 from api.live.notify import ProjectionListener
 from api.live.snapshot import live_snapshot
-from api.live.stream import LiveHub, PartialReads, SnapshotFn, sse_frames
+from api.live.stream import LiveHub, SnapshotFn, sse_frames
 from api.live.touched import PARTS
+from api.live.views import PartialReads
 from api.problems import problem_responses
 
 HEARTBEAT_S = 15.0

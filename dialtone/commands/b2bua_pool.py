@@ -169,7 +169,7 @@ def run_pool(count: int, serve: Callable[[int], None], *, metrics_host: str,
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     # What each child would otherwise import at its first database connection.
-    importlib.import_module("eventsourcing.postgres")
+    importlib.import_module("dialtone.event_store_ddl")  # and eventsourcing.postgres
     gc.collect()
     gc.freeze()  # the children share these pages: no collection of theirs touches them
     pool.start()

@@ -6,6 +6,10 @@ with ``tuple concurrently updated`` (the demo's B2BUA workers logged "event stor
 unavailable" at start). A parent that created the tables tells its children so
 (``EVENT_TABLES_READY``) and they run no DDL. Here another session holds that row
 (its own CREATE OR REPLACE, uncommitted), as a sibling starting at that instant would.
+
+Processes started on their own (a relay and a worker on a new database, the CI
+failure of stop 20) create the schema in turn under an advisory lock
+(dialtone.event_store_ddl): neither fails on the other's CREATE TYPE.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import threading
 import psycopg
 import pytest
 
+from application.callcentre import CallCentreService
 from application.calls import CallService
 from dialtone.database import EVENT_TABLES_READY, eventsourcing_env
 
@@ -47,3 +52,32 @@ def test_a_process_told_the_tables_exist_runs_no_ddl_against_its_siblings(
     starting.join(30)
     assert finished_while_sibling_busy, "the process ran the DDL and waited on its sibling"
     assert not errors, errors
+
+
+def _start_both(database_url: str, gate: threading.Barrier, errors: list[BaseException]) -> None:
+    try:
+        gate.wait(30)
+        CallService(env=eventsourcing_env(database_url)).close()
+        CallCentreService(env=eventsourcing_env(database_url)).close()
+    except BaseException as error:  # reported to the test thread
+        errors.append(error)
+
+
+def test_services_starting_at_once_on_a_new_database_each_find_or_make_the_tables(
+    database_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(EVENT_TABLES_READY, raising=False)  # nobody made them first
+    errors: list[BaseException] = []
+    gate = threading.Barrier(6)
+    starting = [threading.Thread(target=_start_both, args=(database_url, gate, errors))
+                for _ in range(6)]
+    for thread in starting:
+        thread.start()
+    for thread in starting:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in starting), "a service never started"
+    assert not errors, errors
+    with psycopg.connect(database_url) as conn:
+        tables = {row[0] for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE tablename LIKE '%service_events'")}
+    assert tables == {"callservice_events", "callcentreservice_events"}

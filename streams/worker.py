@@ -35,7 +35,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -201,23 +201,6 @@ def source_of(events: Sequence[EventT[bytes]]) -> str:
     return parts[0] if len(parts) == 1 else "kafka:" + ",".join(parts)
 
 
-def pieces_of(events: Sequence[EventT[bytes]], groups_of: Mapping[str, Sequence[ProjectionGroup]],
-              ) -> tuple[list[Piece], list[tuple[EventT[bytes], InvalidEnvelope]]]:
-    """Split a batch by topic into pieces (in the order the topics first appear) and
-    poison messages. ``groups_of``: the groups that read each topic."""
-    by_topic: dict[str, list[EventT[bytes]]] = {}
-    for event in events:
-        by_topic.setdefault(event.message.topic, []).append(event)
-    pieces: list[Piece] = []
-    poison: list[tuple[EventT[bytes], InvalidEnvelope]] = []
-    for topic, taken in by_topic.items():
-        envelopes, bad = decode_batch(taken)
-        poison += bad
-        if envelopes:
-            pieces.append(Piece(topic, groups_of[topic], envelopes, source_of(taken)))
-    return pieces, poison
-
-
 def create_app(config: ProjectionWorkerConfig, groups: Sequence[ProjectionGroup]) -> faust.App:
     """A Faust app with one agent per aggregate topic the groups read."""
     app = faust.App(
@@ -242,28 +225,27 @@ def create_app(config: ProjectionWorkerConfig, groups: Sequence[ProjectionGroup]
 
 def _add_projection_agent(app: faust.App, config: ProjectionWorkerConfig,
                           groups: Sequence[ProjectionGroup], kind: str) -> None:
-    """One agent per topic, one transaction per batch (every group that reads it).
+    """The agent of one kind's topic: each batch one transaction for every group
+    that reads the kind.
 
     One agent over every topic (tried for issue 10, so that a call and its queue's
     events would reach the projections in one commit) put every kind's batches on
     one thread and one connection, and fell behind at 96 commits/s
     (`bench.live --kafka`; bench/README.md, pipeline.py). An agent per topic
     applies the kinds' batches side by side."""
-    kinds = [kind]
-    kind_of = {topic_for(kind, config.topic_prefix): kind for kind in kinds}
-    groups_of = {name: [g for g in groups if kind in g.kinds] for name, kind in kind_of.items()}
-    topic = app.topic(*kind_of, value_serializer="raw", key_serializer="raw",
+    name = topic_for(kind, config.topic_prefix)
+    readers = [g for g in groups if kind in g.kinds]
+    topic = app.topic(name, value_serializer="raw", key_serializer="raw",
                       partitions=config.partitions)
-    dead_letters = {name: app.topic(dead_letter_topic(name), value_serializer="raw",
-                                    key_serializer="raw") for name in kind_of}
+    dead_letters = app.topic(dead_letter_topic(name), value_serializer="raw",
+                             key_serializer="raw")
 
     async def park(event: EventT[bytes], error: InvalidEnvelope) -> None:
         message = event.message
-        parked_on = dead_letters[message.topic]
         log.error("poison message at %s[%d]@%d parked on %s: %s", message.topic,
-                  message.partition, message.offset, parked_on.get_topic_name(), error)
-        metrics.WORKER_POISON.labels(kind=kind_of[message.topic]).inc()
-        sent = await parked_on.send(key=message.key, value=message.value, headers={
+                  message.partition, message.offset, dead_letters.get_topic_name(), error)
+        metrics.WORKER_POISON.labels(kind=kind).inc()
+        sent = await dead_letters.send(key=message.key, value=message.value, headers={
             "dialtone-error": str(error).encode(),
             "dialtone-origin": f"{message.topic}:{message.partition}:{message.offset}".encode(),
         })
@@ -279,20 +261,19 @@ def _add_projection_agent(app: faust.App, config: ProjectionWorkerConfig,
             async for taken in stream.noack_take(config.batch_size,
                                                  within=config.batch_within_s):
                 events = cast(Sequence[EventT[bytes]], taken)
-                pieces, poison = pieces_of(events, groups_of)
+                envelopes, poison = decode_batch(events)
                 for event, error in poison:
                     await park(event, error)
                 started = time.perf_counter()
-                batch_kinds = sorted({kind_of[e.message.topic] for e in events})
+                last = max((e.position for e in envelopes), default=None)
                 # to_thread copies the context: the group spans are this span's children.
-                last = max((e.position for p in pieces for e in p.envelopes), default=None)
-                with consume_span("+".join(batch_kinds), (e.message.headers for e in events),
-                                  len(events)), \
+                with consume_span(kind, (e.message.headers for e in events), len(events)), \
                         log_context.bound(position=last):  # on the batch's log lines
-                    if pieces and not await asyncio.to_thread(sink.apply, pieces):
+                    piece = Piece(name, readers, envelopes, source_of(events))
+                    if envelopes and not await asyncio.to_thread(sink.apply, [piece]):
                         return  # stopping: this batch stays unacknowledged
-                for piece in pieces:
-                    metrics.worker_batch(kind_of[piece.topic], len(piece.envelopes), started)
+                if envelopes:
+                    metrics.worker_batch(kind, len(envelopes), started)
                 for event in events:
                     await stream.ack(event)
         finally:

@@ -205,7 +205,9 @@ def wait_ready(ready: Path, reader: threading.Thread) -> None:
 
 
 def stream_phase(args: argparse.Namespace, dsn: str, base_url: str, key: str,
-                 up: psutil.Process) -> None:
+                 up: psutil.Process, others: dict[str, int]) -> None:
+    """`others`: the pids of the other processes on the event path (PostgreSQL; the
+    relay, worker and broker in Kafka mode), whose CPU the phase prints apiece."""
     ready = Path(tempfile.mkdtemp(prefix="dialtone-live-clients-")) / "ready"
     spec = {"base_url": base_url, "key": key, "clients": args.clients,
             "seconds": args.stream_s + 6, "ready": str(ready)}
@@ -226,9 +228,12 @@ def stream_phase(args: argparse.Namespace, dsn: str, base_url: str, key: str,
     stop = threading.Event()
     watcher = threading.Thread(target=watch_projected, args=(dsn, stop, projected))
     watcher.start()
-    cpu0, started = bench_api.server_cpu_s(up), time.monotonic()
+    own0 = _own_cpu_s()
+    watched = {"up": up, **{name: psutil.Process(pid) for name, pid in others.items()}}
+    cpu0, started = {n: bench_api.server_cpu_s(p) for n, p in watched.items()}, time.monotonic()
     store_calls(dsn, args.calls_per_s, args.stream_s, commits, args.queues)
-    cpu = bench_api.server_cpu_s(up) - cpu0
+    spent = {n: bench_api.server_cpu_s(p) - cpu0[n] for n, p in watched.items()}
+    cpu = spent["up"]
     elapsed = time.monotonic() - started
     reader.join()
     stop.set()
@@ -254,6 +259,14 @@ def stream_phase(args: argparse.Namespace, dsn: str, base_url: str, key: str,
           f"processes) {cpu / elapsed:.2f} s/s, {cpu / elapsed / args.clients * 1000:.1f} "
           f"ms/s per client; the clients' process {result['cpu_s']:.0f} CPU s in "
           f"{spec['seconds']:.0f} s (its lag counts in the latency)")
+    print("  CPU while storing, s/s (with children): " + ", ".join(
+        f"{name} {seconds / elapsed:.2f}" for name, seconds in spent.items())
+        + f"; this process (the store's writer) {_own_cpu_s() - own0:.0f} s")
+
+
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def stream_source(dsn: str) -> str:
@@ -335,9 +348,8 @@ def main(argv: list[str] | None = None) -> None:
         load_tenant(dsn, args.calls)
         ensure_initial_admin(dsn, data_dir)
         key = issue_api_key(dsn, "bench", Role.SUPERVISOR)
-        stack = contextlib.ExitStack()
-        feeders = stack.enter_context(kafka_pipeline(dsn, data_dir)) if args.kafka else []
-        try:
+        with contextlib.ExitStack() as stack:
+            feeders = stack.enter_context(kafka_pipeline(dsn, data_dir)) if args.kafka else {}
             with running_up(dsn, data_dir, port, ["--api-workers", "1"]) as up:
                 base_url = f"http://127.0.0.1:{port}"
                 mode = ("Kafka: relay + Faust worker project, embedded broker" if args.kafka
@@ -345,15 +357,11 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"dialtone up ({mode}; 1 API process, no B2BUA worker); tenant: "
                       f"{QUEUES} queues, {AGENTS} agents, {args.calls} calls today")
                 if "stream" not in args.skip:
-                    stream_phase(args, dsn, base_url, key, psutil.Process(up.pid))
+                    pids = {"postgres": pg.pid() or 0, **feeders}
+                    stream_phase(args, dsn, base_url, key, psutil.Process(up.pid), pids)
                 if "snapshot" not in args.skip:
                     snapshot_phase(args, base_url, key, up.pid, pg.pid() or 0)
             print(*reads_told(data_dir / "up.log")[-1:])
-        finally:
-            for process in feeders:
-                process.terminate()
-                process.wait(30)
-            stack.close()
     print(f"\nafter: {machine_facts()}")
 
 
@@ -366,22 +374,26 @@ def reads_told(log: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def kafka_pipeline(dsn: str, data_dir: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+def kafka_pipeline(dsn: str, data_dir: Path) -> Iterator[dict[str, int]]:
     """An embedded broker (as tests/fixtures/kafka.py starts it), `up` told to use it (so
     it runs no projection runner of its own), and `dialtone relay` and `dialtone worker`
-    on it; their output in the data directory."""
+    on it; their output in the data directory. Yields their pids and the broker's."""
     broker = KafkaBroker(data_dir / "kafka", free_port(), free_port())
     broker.start()
     os.environ["DIALTONE_KAFKA_BOOTSTRAP"] = broker.bootstrap  # start_up passes os.environ on
     env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_DATA_DIR": str(data_dir)}
-    processes: list[subprocess.Popen[bytes]] = []
+    processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name in ("relay", "worker"):
             with (data_dir / f"{name}.log").open("ab") as out:
-                processes.append(subprocess.Popen([str(DIALTONE), name], env=env,
-                                                  stdout=out, stderr=subprocess.STDOUT))
-        yield processes
+                processes[name] = subprocess.Popen([str(DIALTONE), name], env=env,
+                                                   stdout=out, stderr=subprocess.STDOUT)
+        yield {name: process.pid for name, process in processes.items()} | {
+            "broker": broker.pid() or 0}  # the JVM
     finally:
+        for process in processes.values():
+            process.terminate()
+            process.wait(30)
         os.environ.pop("DIALTONE_KAFKA_BOOTSTRAP", None)
         broker.stop()
 

@@ -34,6 +34,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,7 +44,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import aiohttp
 import httpx
@@ -55,6 +56,12 @@ from application.callcentre import CallCentreService
 from application.identity.model import Role
 from bench import api as bench_api
 from bench.common import embedded_postgres, machine_facts, percentile_ms
+from bench.live_latency import (
+    Projected,
+    delivery_latencies,
+    projected_latencies,
+    watch_projected,
+)
 from bench.live_snapshot import AGENTS, QUEUES, history
 from bench.up import DIALTONE, running_up
 from devtools.kafka import KafkaBroker
@@ -136,16 +143,21 @@ def clients_main() -> None:
 # --- the load: calls stored through the application service ---------------------------
 
 def store_calls(dsn: str, rate: float, seconds: float, commits: list[tuple[float, int]],
-                queues: int = 1) -> None:
+                queues: int = 1, made: list[UUID] | None = None) -> None:
     """`rate` calls/s for `seconds`, in turn over `queues` queues: enqueue, and abandon
     2 s later; each commit's (time it returned, the store's notification id after it).
     Every command loads its queue from all its events (no aggregate snapshots), so one
     queue taking every call makes each commit slower than the last: at the default
     scale the producer reached 37 of the 100 commits/s asked (2026-12-03 14:08)."""
-    with CallCentreService(env=eventsourcing_env(dsn)) as service:
+    # The only writer of its queues: no copy out of its aggregate cache is needed, and
+    # the copies cost it 10 % of its CPU (cProfile), which the event path then lacks.
+    env = eventsourcing_env(dsn, DEEPCOPY_FROM_AGGREGATE_CACHE="n")
+    with CallCentreService(env=env) as service:
         ids = [service.create_queue(f"live-{uuid4().hex[:6]}", f"Bench live {n}",
                                     "longest_idle", occurred_at=datetime.now(UTC)).id
                for n in range(queues)]
+        if made is not None:
+            made.extend(ids)  # for watch_projected, before the first call
         waiting: list[tuple[float, Any, Any]] = []
         start = time.time()
         total = int(rate * seconds)
@@ -160,33 +172,6 @@ def store_calls(dsn: str, rate: float, seconds: float, commits: list[tuple[float
             service.enqueue_call(queue, call, 0, datetime.now(UTC))
             commits.append((time.time(), service.recorder.max_notification_id() or 0))
             waiting.append((due + 2.0, queue, call))
-
-
-def delivery_latencies(commits: list[tuple[float, int]],
-                       clients: list[list[tuple[float, dict[str, int]]]],
-                       source: str) -> list[float]:
-    """For every client and commit: first receipt covering it - the commit's return."""
-    latencies = []
-    for events in clients:
-        seen = [(at, position.get(source, 0)) for at, position in events]
-        i = 0
-        for committed_at, notification in commits:
-            while i < len(seen) and seen[i][1] < notification:
-                i += 1
-            if i == len(seen):
-                break  # the stream ended before this commit reached it
-            latencies.append(max(0.0, seen[i][0] - committed_at))
-    return latencies
-
-
-def watch_projected(dsn: str, stop: threading.Event,
-                    seen: list[tuple[float, dict[str, int]]]) -> None:
-    """Every 20 ms: the call-centre projection's positions (commit -> projected)."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        while not stop.wait(0.02):
-            rows = conn.execute("SELECT source, position FROM projection_positions "
-                                "WHERE projection = 'callcentre_events'").fetchall()
-            seen.append((time.time(), {str(r[0]): int(r[1]) for r in rows}))
 
 
 def run_clients(spec: dict[str, Any]) -> dict[str, Any]:
@@ -208,6 +193,13 @@ def stream_phase(args: argparse.Namespace, dsn: str, base_url: str, key: str,
                  up: psutil.Process, others: dict[str, int]) -> None:
     """`others`: the pids of the other processes on the event path (PostgreSQL; the
     relay, worker and broker in Kafka mode), whose CPU the phase prints apiece."""
+    if args.stream_warmup_s > 0:
+        # The same load, unmeasured, before the clients connect: a just-started JVM
+        # (the broker) and Python processes spend their first seconds compiling and
+        # warming caches, which a running deployment has long done.
+        store_calls(dsn, args.calls_per_s, args.stream_warmup_s, [], args.queues)
+        time.sleep(3)  # the warm-up's last abandons and their projection
+        print(f"stream: {args.stream_warmup_s:g} s of the same load before measuring")
     ready = Path(tempfile.mkdtemp(prefix="dialtone-live-clients-")) / "ready"
     spec = {"base_url": base_url, "key": key, "clients": args.clients,
             "seconds": args.stream_s + 6, "ready": str(ready)}
@@ -224,23 +216,23 @@ def stream_phase(args: argparse.Namespace, dsn: str, base_url: str, key: str,
     ready.unlink()
     ready.parent.rmdir()
     commits: list[tuple[float, int]] = []
-    projected: list[tuple[float, dict[str, int]]] = []
+    projected, queue_ids = Projected(), list[UUID]()
     stop = threading.Event()
-    watcher = threading.Thread(target=watch_projected, args=(dsn, stop, projected))
+    watcher = threading.Thread(target=watch_projected,
+                               args=(dsn, stop, projected, queue_ids, store_position(dsn)))
     watcher.start()
     own0 = _own_cpu_s()
     watched = {"up": up, **{name: psutil.Process(pid) for name, pid in others.items()}}
     cpu0, started = {n: bench_api.server_cpu_s(p) for n, p in watched.items()}, time.monotonic()
-    store_calls(dsn, args.calls_per_s, args.stream_s, commits, args.queues)
+    store_calls(dsn, args.calls_per_s, args.stream_s, commits, args.queues, queue_ids)
     spent = {n: bench_api.server_cpu_s(p) - cpu0[n] for n, p in watched.items()}
     cpu = spent["up"]
     elapsed = time.monotonic() - started
     reader.join()
     stop.set()
     watcher.join()
-    source = stream_source(dsn)
-    latencies = delivery_latencies(commits, result["events"], source)
-    lag = delivery_latencies(commits, [projected], source)
+    latencies = delivery_latencies(commits, result["events"], projected)
+    lag = projected_latencies(commits, projected)
     connected = sum(1 for events in result["events"] if events)
     print(f"stream: {connected}/{args.clients} clients connected ({result['failed']} failed), "
           f"{len(commits)} commits in {elapsed:.1f} s ({len(commits) / elapsed:.0f}/s; asked "
@@ -264,18 +256,17 @@ def stream_phase(args: argparse.Namespace, dsn: str, base_url: str, key: str,
         + f"; this process (the store's writer) {_own_cpu_s() - own0:.0f} s")
 
 
+def store_position(dsn: str) -> int:
+    """The call-centre store's last notification id (the commits measured come after)."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT max(notification_id) FROM callcentreservice_events"
+                           ).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
 def _own_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def stream_source(dsn: str) -> str:
-    """The event source of the call-centre store `up` projects (not the history's)."""
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "SELECT source FROM projection_positions WHERE projection = 'callcentre_events' "
-            "AND source <> %s ORDER BY position DESC LIMIT 1", (HISTORY_SOURCE,)).fetchone()
-    return str(row[0]) if row else ""
 
 
 # --- the snapshot phase --------------------------------------------------------------------
@@ -321,6 +312,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="queues the stored calls go to in turn (one: the figures "
                         "before 2026-12-03 14:30; more: the producer keeps its rate)")
     parser.add_argument("--stream-s", type=float, default=30)
+    parser.add_argument("--stream-warmup-s", type=float, default=0,
+                        help="store calls at the same rate this long before measuring")
     parser.add_argument("--rate", type=float, default=200, help="GET /v1/live per second")
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=5)
@@ -394,6 +387,11 @@ def kafka_pipeline(dsn: str, data_dir: Path) -> Iterator[dict[str, int]]:
         for process in processes.values():
             process.terminate()
             process.wait(30)
+        kept = Path(tempfile.gettempdir()) / "dialtone-bench-live"
+        kept.mkdir(exist_ok=True)
+        for name in processes:  # the data directory goes with the run; their logs stay
+            shutil.copyfile(data_dir / f"{name}.log", kept / f"{name}.log")
+        print(f"relay and worker logs: {kept}")
         os.environ.pop("DIALTONE_KAFKA_BOOTSTRAP", None)
         broker.stop()
 

@@ -219,7 +219,8 @@ def stream_phase(args: argparse.Namespace, dsn: str, base_url: str, key: str,
     projected, queue_ids = Projected(), list[UUID]()
     stop = threading.Event()
     watcher = threading.Thread(target=watch_projected,
-                               args=(dsn, stop, projected, queue_ids, store_position(dsn)))
+                               args=(dsn, stop, projected, queue_ids, commits,
+                                     store_position(dsn)))
     watcher.start()
     own0 = _own_cpu_s()
     watched = {"up": up, **{name: psutil.Process(pid) for name, pid in others.items()}}

@@ -35,20 +35,28 @@ class Projected:
 
 
 def watch_projected(dsn: str, stop: threading.Event, seen: Projected, queues: list[UUID],
-                    after: int) -> None:
+                    commits: list[tuple[float, int]], after: int) -> None:
     """Every 20 ms, in one snapshot: the events of `queues` (the load's, filled by its
     writer) projected after `after`, and the projection's positions (the tenant's
     history in the same tables has positions of its own, not the store's). A new row's
     batch is the source whose position moved in that poll to the least value at or past
-    the row's position."""
+    the row's position. Only rows past the first commit not seen yet are read (a poll
+    reading every row so far cost the writer's process, this one, half a core)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         previous: Positions = {}
+        waiting = 0  # commits[waiting] is the first whose row is not seen yet
         while not stop.wait(0.02):
+            while waiting < len(commits) and commits[waiting][1] in seen.first_seen:
+                waiting += 1
+            if waiting < len(commits):
+                low = commits[waiting][1] - 1
+            else:
+                low = commits[-1][1] if commits else after
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 new = [int(r[0]) for r in conn.execute(
                     "SELECT position FROM callcentre_events WHERE aggregate_id = ANY(%s)"
-                    " AND position > %s", (list(queues), after))
+                    " AND position > %s", (list(queues), low))
                     if int(r[0]) not in seen.first_seen]
                 rows = conn.execute("SELECT source, position FROM projection_positions "
                                     "WHERE projection = 'callcentre_events'").fetchall()

@@ -15,18 +15,25 @@ failure of stop 20) create the schema in turn under an advisory lock
 from __future__ import annotations
 
 import threading
+from uuid import UUID
 
 import psycopg
 import pytest
+from eventsourcing.application import Application
 
 from application.callcentre import CallCentreService
 from application.calls import CallService
 from dialtone.database import EVENT_TABLES_READY, eventsourcing_env
 
 
-def _start_service(database_url: str, errors: list[BaseException]) -> None:
+def _start(database_url: str, errors: list[BaseException], *services: type[Application[UUID]],
+           gate: threading.Barrier | None = None) -> None:
+    """Start and close each of `services` on the database, as a process starting would."""
     try:
-        CallService(env=eventsourcing_env(database_url)).close()
+        if gate is not None:
+            gate.wait(30)
+        for service in services:
+            service(env=eventsourcing_env(database_url)).close()
     except BaseException as error:  # reported to the test thread
         errors.append(error)
 
@@ -44,7 +51,7 @@ def test_a_process_told_the_tables_exist_runs_no_ddl_against_its_siblings(
             "WHERE p.proname LIKE 'es_insert_events_%' LIMIT 1").fetchone()
         assert definition is not None
         sibling.execute(definition[0])  # CREATE OR REPLACE FUNCTION, not committed yet
-        starting = threading.Thread(target=_start_service, args=(database_url, errors))
+        starting = threading.Thread(target=_start, args=(database_url, errors, CallService))
         starting.start()
         starting.join(30)  # bounded: with DDL it would wait on the sibling's row lock
         finished_while_sibling_busy = not starting.is_alive()
@@ -54,22 +61,14 @@ def test_a_process_told_the_tables_exist_runs_no_ddl_against_its_siblings(
     assert not errors, errors
 
 
-def _start_both(database_url: str, gate: threading.Barrier, errors: list[BaseException]) -> None:
-    try:
-        gate.wait(30)
-        CallService(env=eventsourcing_env(database_url)).close()
-        CallCentreService(env=eventsourcing_env(database_url)).close()
-    except BaseException as error:  # reported to the test thread
-        errors.append(error)
-
-
 def test_services_starting_at_once_on_a_new_database_each_find_or_make_the_tables(
     database_url: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(EVENT_TABLES_READY, raising=False)  # nobody made them first
     errors: list[BaseException] = []
     gate = threading.Barrier(6)
-    starting = [threading.Thread(target=_start_both, args=(database_url, gate, errors))
+    starting = [threading.Thread(target=_start, args=(database_url, errors, CallService,
+                                                      CallCentreService), kwargs={"gate": gate})
                 for _ in range(6)]
     for thread in starting:
         thread.start()

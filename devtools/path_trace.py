@@ -46,11 +46,11 @@ SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 # The call's own threads, by process (the process's first argument).
 CALL_THREADS = {"b2bua": ("MainThread", "dialtone-storage"), "up": ("projections-CallService",)}
 # Logging, metrics and tracing run at every step; the heartbeats' tick runs on the
-# loops' threads whatever they do; dialtone/database.py only when the storage thread
-# makes its first connection (this run's call is the worker's first).
+# loops' threads whatever they do; dialtone/database.py and event_store_ddl.py only when
+# the storage thread makes its first connection (this run's call is the worker's first).
 NOT_COUNTED = ("application/log_context.py", "application/metrics.py",
                "application/tracing.py", "dialtone/logs.py", "application/heartbeats.py",
-               "dialtone/database.py")
+               "dialtone/database.py", "dialtone/event_store_ddl.py")
 
 
 # -- the hook, in each traced process ---------------------------------------------------------

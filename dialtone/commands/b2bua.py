@@ -8,19 +8,16 @@ Scale out by running several on different ports against the same event store
 from __future__ import annotations
 
 import logging
-import random
 import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from uuid import UUID
 
 import click
-from eventsourcing.persistence import InternalError
 
 from adapters.media.player import MusicOnHold
 from adapters.media.recorder import RecordingStore
@@ -70,17 +67,11 @@ def call_service_factory(dsn: str) -> CallService:
     return CallService(env=env)
 
 
-def callcentre_service_factory(dsn: str, attempts: int = 5) -> CallCentreService:
-    # One connection per use (command link, follower): workers are many.
+def callcentre_service_factory(dsn: str) -> CallCentreService:
+    # One connection per use (command link, follower): workers are many. Workers
+    # starting together take the event store's DDL in turn (dialtone.event_store_ddl).
     env = eventsourcing_env(dsn, POSTGRES_PRE_PING="y", POSTGRES_CONNECT_TIMEOUT="2",
                             POSTGRES_POOL_SIZE="1", POSTGRES_MAX_OVERFLOW="1")
-    for _ in range(attempts - 1):
-        try:
-            return CallCentreService(env=env)
-        except InternalError:
-            # Workers starting together race on CREATE TABLE IF NOT EXISTS in
-            # PostgreSQL's catalog ("tuple concurrently updated"): try again.
-            time.sleep(random.uniform(0.05, 0.5))  # noqa: S311 - jitter, not secrets
     return CallCentreService(env=env)
 
 

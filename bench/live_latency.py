@@ -27,10 +27,9 @@ Positions = dict[str, int]
 
 @dataclass
 class Projected:
-    """What the watcher saw: when each event row first appeared, and each poll's positions."""
+    """What the watcher saw: when each event row first appeared, and in which batch."""
 
     first_seen: dict[int, float] = field(default_factory=dict)
-    polls: list[tuple[float, Positions]] = field(default_factory=list)
     carried: dict[int, tuple[str, int]] = field(default_factory=dict)  # N -> its batch
 
 
@@ -65,7 +64,6 @@ def watch_projected(dsn: str, stop: threading.Event, seen: Projected, queues: li
             for n in new:
                 seen.first_seen[n] = now
                 seen.carried[n] = _batch_of(n, moved) or _batch_of(n, positions) or ("", n)
-            seen.polls.append((now, positions))
             previous = positions
 
 

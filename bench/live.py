@@ -57,6 +57,7 @@ from application.identity.model import Role
 from bench import api as bench_api
 from bench.common import embedded_postgres, machine_facts, percentile_ms
 from bench.live_latency import (
+    KafkaMarks,
     Projected,
     delivery_latencies,
     projected_latencies,
@@ -70,6 +71,7 @@ from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
 from dialtone.services.postgres import free_port
 from projections import callcentre, interval_buckets
+from streams.topics import topic_for
 
 HISTORY_SOURCE = "store:bench-history"
 CONNECT_S = 120.0  # the clients' process start and every client's first snapshot
@@ -222,6 +224,8 @@ def stream_phase(args: argparse.Namespace, dsn: str, base_url: str, key: str,
                                args=(dsn, stop, projected, queue_ids, commits,
                                      store_position(dsn)))
     watcher.start()
+    bootstrap = os.environ.get("DIALTONE_KAFKA_BOOTSTRAP")  # kafka_pipeline's broker
+    marks = KafkaMarks(bootstrap, topic_for("queue")) if bootstrap else None
     own0 = _own_cpu_s()
     watched = {"up": up, **{name: psutil.Process(pid) for name, pid in others.items()}}
     cpu0, started = {n: bench_api.server_cpu_s(p) for n, p in watched.items()}, time.monotonic()
@@ -232,6 +236,7 @@ def stream_phase(args: argparse.Namespace, dsn: str, base_url: str, key: str,
     reader.join()
     stop.set()
     watcher.join()
+    stages = [marks.report(commits, projected)] if marks is not None else []
     latencies = delivery_latencies(commits, result["events"], projected)
     lag = projected_latencies(commits, projected)
     connected = sum(1 for events in result["events"] if events)
@@ -242,6 +247,8 @@ def stream_phase(args: argparse.Namespace, dsn: str, base_url: str, key: str,
     if lag:
         print(f"  store commit -> projected (polled every 20 ms): p50 "
               f"{percentile_ms(lag, 0.5):.0f} ms, p99 {percentile_ms(lag, 0.99):.0f} ms")
+        for line in stages:
+            print(line)
     if latencies:
         print(f"  store commit -> SSE delivery: p50 {percentile_ms(latencies, 0.5):.0f} ms, "
               f"p90 {percentile_ms(latencies, 0.9):.0f} ms, "

@@ -15,12 +15,16 @@ never, which read as p50 2-15 s.
 from __future__ import annotations
 
 import bisect
+import json
 import threading
 import time
 from dataclasses import dataclass, field
 from uuid import UUID
 
 import psycopg
+from kafka import KafkaConsumer, TopicPartition
+
+from projections.envelope import parse_sequence
 
 Positions = dict[str, int]
 
@@ -102,3 +106,64 @@ def delivery_latencies(commits: list[tuple[float, int]],
             if i < len(marks):
                 latencies.append(max(0.0, times[i] - committed_at))
     return latencies
+
+
+def watch_kafka(bootstrap: str, topic: str, stop: threading.Event,
+                arrived: dict[int, float]) -> None:
+    """The Kafka mode's middle mark: when each event (by its store position, the
+    CloudEvent's `sequence`) is first readable on `topic`, read uncommitted as the
+    Faust worker reads it. Splits store -> projected into the relay's part (store ->
+    on Kafka) and the worker's (on Kafka -> projected)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_uncommitted",
+                             enable_auto_commit=False, fetch_max_wait_ms=20)
+    try:
+        partitions = [TopicPartition(topic, p)
+                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        consumer.seek_to_end(*partitions)
+        while not stop.is_set():
+            for records in consumer.poll(timeout_ms=20).values():
+                now = time.time()
+                for record in records:
+                    position = parse_sequence(json.loads(record.value)["sequence"])
+                    arrived.setdefault(position, now)
+    finally:
+        consumer.close()
+
+
+def stage_latencies(commits: list[tuple[float, int]], arrived: dict[int, float],
+                    seen: Projected) -> tuple[list[float], list[float]]:
+    """Per commit whose event was seen on Kafka and projected: store -> on Kafka, and
+    on Kafka -> projected."""
+    relay, worker = [], []
+    for at, n in commits:
+        if n in arrived and n in seen.first_seen:
+            relay.append(max(0.0, arrived[n] - at))
+            worker.append(max(0.0, seen.first_seen[n] - arrived[n]))
+    return relay, worker
+
+
+class KafkaMarks:
+    """watch_kafka on a thread while the load is stored (the Kafka mode only)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.arrived: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=watch_kafka,
+                                        args=(bootstrap, topic, self._stop, self.arrived))
+        self._thread.start()
+
+    def report(self, commits: list[tuple[float, int]], seen: Projected) -> str:
+        self._stop.set()
+        self._thread.join()
+        relay, worker = stage_latencies(commits, self.arrived, seen)
+        if not relay:
+            return "  (no measured event was seen on Kafka)"
+        return (f"  of which store commit -> on Kafka (the relay): p50 {_ms(relay, 0.5)} ms, "
+                f"p99 {_ms(relay, 0.99)} ms; on Kafka -> projected (the worker): p50 "
+                f"{_ms(worker, 0.5)} ms, p99 {_ms(worker, 0.99)} ms ({len(relay)} events)")
+
+
+def _ms(values: list[float], q: float) -> str:
+    ordered = sorted(values)
+    return f"{ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000:.0f}"

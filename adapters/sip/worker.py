@@ -216,16 +216,17 @@ class B2BUAWorker:
         return account
 
     def _drain(self, loop: EventLoop) -> bool:
-        """End every call from our side and let the BYEs/CANCELs go out; True
-        when every leg is gone."""
-        for session in list(self.sessions):
-            with session.log_fields():
-                session.end_now("worker_shutdown")
-        while self._held:
-            self._answer_one_held(self._held.popleft(), "worker stopping")
-        deadline = time.monotonic() + self.config.shutdown_grace
-        while self.legs and time.monotonic() < deadline:
-            loop.poll()
+        """End every call, let the BYEs/CANCELs go out; True when every leg is gone. Half the
+        grace on, calls left (holding their end for their queue's answer: front.py) end."""
+        for _ in range(2):
+            for session in list(self.sessions):
+                with session.log_fields():
+                    session.end_now("worker_shutdown")
+            while self._held:
+                self._answer_one_held(self._held.popleft(), "worker stopping")
+            until = time.monotonic() + self.config.shutdown_grace / 2
+            while self.legs and time.monotonic() < until:
+                loop.poll()
         return not self.legs
 
     # Legs.

@@ -12,8 +12,11 @@ Stages of the caller's visit (``Stage``)::
           --offer reserved--> ring the agent's device (several for ring-all)
           --agent 200 OK--> CONNECTING --accept_offer stored--> TALKING
           --agent rejects / rings out--> miss_offer, still QUEUE
-          --caller hangs up before the queue answered the enqueue--> LEAVING
-    LEAVING --the queue's answer--> ended (abandoned if it took the call, else cancelled)
+          --caller hangs up, or the worker stops, before the queue answered the
+            enqueue--> LEAVING
+    LEAVING --the queue's answer--> ended (abandoned if it took the call, else cancelled;
+            failed if the worker stopped)
+            --the worker stops waiting (a second shutdown)--> ended as held
     DIALLING (a number: from a menu, an overflow or a blind transfer) --200--> TALKING
     TALKING --agent hangs up / caller hangs up--> ended (end_agent_call: wrap-up)
             --transfer to a queue--> QUEUE again (the call stays answered)
@@ -37,6 +40,8 @@ committed with the enqueue in the next queue, is heard from the log
 (``queue_left``) and only then is ``Queued`` emitted. A caller who hangs up
 before the queue answered waits (``LEAVING``) for that answer, so that the
 call's history has ``Queued`` before ``Ended`` whenever the queue had the call.
+So does a call the worker stops in that moment (``shutdown``): the worker's drain
+waits a bounded time for the answer, then ends it without.
 """
 
 from __future__ import annotations
@@ -261,9 +266,8 @@ class Front(Generic[L]):
             took: list[FrontAction] = [act.Emit(QueueCall(self.call_id, command.at,
                                                           command.key))]
             return took if held is None else [*took, held]
-        if held is not None:  # the queue never had the call the caller left
-            return [replace(held, disposition=Disposition.CANCELLED,
-                            cause="originator_cancel")]
+        if held is not None:  # the queue never had the call
+            return [_never_queued(held)]
         return self.refused(done)
 
     def offered(self) -> list[FrontAction]:
@@ -348,11 +352,29 @@ class Front(Generic[L]):
 
     def shutdown(self, cause: str) -> list[FrontAction]:
         """The worker stops. No command says "the platform dropped it": a waiting
-        call leaves its queue as abandoned. A caller who had left already ends as
-        they left, without waiting for the queue's answer any more."""
+        call leaves its queue as abandoned. If the queue has not answered the call's
+        enqueue yet, the end waits for that answer (``LEAVING``), as a caller's who
+        left does: ended at once, the call would miss the ``Queued`` of a queue that
+        did take it. Asked again (the worker's drain waits no longer), a held end
+        goes without the answer."""
         if self.leaving is not None:
-            held, self.leaving = self.leaving, None
+            held, self.leaving, self.entering = self.leaving, None, None  # no answer now
             return [held]
         drop = self._abandon(dropped=True)
-        return [*([Submit(drop)] if drop is not None else []),
-                EndVisit(Disposition.FAILED, cause, HangupSide.SYSTEM, 503)]
+        end = EndVisit(Disposition.FAILED, cause, HangupSide.SYSTEM, 503)
+        if drop is None:
+            return [end]
+        if self.entering is not None:
+            log.info("call %s: the worker stops before its queue answered; the end waits "
+                     "for the queue's answer", self.call_id)
+            self.stage, self.leaving = Stage.LEAVING, replace(end, at=drop.at)
+            return [Submit(drop)]
+        return [Submit(drop), end]
+
+
+def _never_queued(held: EndVisit) -> EndVisit:
+    """A held end once the queue refused the call: a caller who left cancelled it
+    (the queue never had it); a stopping worker's end stays failed."""
+    if held.disposition is Disposition.ABANDONED:
+        return replace(held, disposition=Disposition.CANCELLED, cause="originator_cancel")
+    return held

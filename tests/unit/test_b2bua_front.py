@@ -314,6 +314,42 @@ def test_shutdown_drops_a_waiting_call_from_its_queue_and_fails_it_with_503() ->
                                         HangupSide.SYSTEM, 503)
 
 
+
+def test_a_worker_stopping_before_the_queue_answered_ends_the_call_after_the_answer() -> None:
+    """Ended at once, the call would miss the Queued of a queue that took it (the
+    queue has the call and its dropped abandon): the end waits for the answer."""
+    visit, _ = front()
+    enqueue = entering(visit.go(Target.queue(SUPPORT)))
+    stopping = visit.shutdown("worker_shutdown")
+    [drop] = submitted(stopping)
+    assert isinstance(drop, Abandon)
+    assert drop.dropped
+    assert stopping == [Submit(drop)]  # no end yet
+    assert visit.stage is Stage.LEAVING
+    took = visit.centre_done(CentreDone(enqueue, True))
+    assert took == [act.Emit(QueueCall(visit.call_id, enqueue.at, "support")),
+                    flow.EndVisit(Disposition.FAILED, "worker_shutdown", HangupSide.SYSTEM,
+                                  503, drop.at)]
+
+
+def test_a_worker_stopping_before_the_queue_refused_the_call_fails_it_unqueued() -> None:
+    visit, _ = front()
+    enqueue = entering(visit.go(Target.queue(SUPPORT)))
+    [drop] = submitted(visit.shutdown("worker_shutdown"))
+    refused = visit.centre_done(CentreDone(enqueue, False, error="closed"))
+    assert refused == [flow.EndVisit(Disposition.FAILED, "worker_shutdown", HangupSide.SYSTEM,
+                                     503, drop.at)]
+
+
+def test_a_worker_that_waits_no_longer_ends_a_call_still_awaiting_its_queue() -> None:
+    visit, _ = front()
+    enqueue = entering(visit.go(Target.queue(SUPPORT)))
+    [drop] = submitted(visit.shutdown("worker_shutdown"))
+    assert visit.shutdown("worker_shutdown") == [
+        flow.EndVisit(Disposition.FAILED, "worker_shutdown", HangupSide.SYSTEM, 503, drop.at)]
+    assert visit.centre_done(CentreDone(enqueue, True)) == []  # heard after the end
+
+
 # Dialling a number.
 
 

@@ -56,7 +56,9 @@ from psycopg import sql
 from application.callcentre import CallCentreService
 from application.router import RoutingProcess
 from dialtone.database import ensure_database, eventsourcing_env
-from dialtone.services.postgres import EmbeddedPostgres, free_port
+from dialtone.migrations import apply_migrations
+from dialtone.services.ports import free_port
+from dialtone.services.postgres import EmbeddedPostgres
 from domain.agent import Agent
 from domain.errors import DomainError
 from domain.queue import Queue
@@ -100,6 +102,7 @@ def bench_server() -> Iterator[str]:
             server.start()
             dsn = server.dsn("bench_acd")
             ensure_database(dsn)
+            apply_migrations(dsn)  # the router's service_heartbeats row, as `dialtone migrate`
             yield dsn
         finally:
             server.destroy()

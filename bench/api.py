@@ -56,7 +56,7 @@ from devtools.simulate import lifecycles
 from dialtone.commands.users import ensure_initial_admin, issue_api_key
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
-from dialtone.services.postgres import free_port
+from dialtone.services.ports import free_port
 from domain.call import Direction
 
 QUEUE = "sales"

@@ -57,7 +57,8 @@ from bench.memory import group_memory, with_children
 from dialtone.commands.b2bua import spawn_worker
 from dialtone.database import EVENT_TABLES_READY, ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
-from dialtone.services.postgres import EmbeddedPostgres, free_port
+from dialtone.services.ports import free_port
+from dialtone.services.postgres import EmbeddedPostgres
 from dialtone.services.processes import stop_process
 from domain.addressing import Target
 from domain.agent import Agent

@@ -23,7 +23,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from psycopg import sql
 
 from devtools.kafka import KafkaBroker
-from dialtone.services.postgres import EmbeddedPostgres, free_port
+from dialtone.services.ports import free_port
+from dialtone.services.postgres import EmbeddedPostgres
 
 
 @contextlib.contextmanager

@@ -69,7 +69,7 @@ from devtools.kafka import KafkaBroker
 from dialtone.commands.users import ensure_initial_admin, issue_api_key
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
-from dialtone.services.postgres import free_port
+from dialtone.services.ports import free_port
 from projections import callcentre, interval_buckets
 from streams.topics import topic_for
 

@@ -62,7 +62,7 @@ from devtools.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from dialtone.commands.users import issue_api_key
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
-from dialtone.services.postgres import free_port
+from dialtone.services.ports import free_port
 
 MODES = ("off", "on")
 TARGET_PCT = 5.0

@@ -38,7 +38,7 @@ from devtools.simulate import EVENTS_PER_LIFECYCLE, full_lifecycle, lifecycles
 from dialtone.commands.users import issue_api_key
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
-from dialtone.services.postgres import free_port
+from dialtone.services.ports import free_port
 from streams.rebuild import rebuild
 from streams.relay import Relay, RelayConfig
 

@@ -50,7 +50,8 @@ from dialtone.commands.b2bua import (
 )
 from dialtone.database import ensure_database
 from dialtone.migrations import apply_migrations
-from dialtone.services.postgres import EmbeddedPostgres, free_port
+from dialtone.services.ports import free_port
+from dialtone.services.postgres import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 UAC = ROOT / "bench" / "sipp" / "uac_bench.xml"

@@ -39,7 +39,7 @@ from application.webhooks.settings import WebhookSettings
 from bench.common import embedded_postgres, machine_facts, percentile_ms
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
-from dialtone.services.postgres import free_port
+from dialtone.services.ports import free_port
 from domain.call import Direction
 from streams.webhooks import DispatcherThread, StoreFollower
 

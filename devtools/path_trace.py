@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from dialtone.services.postgres import free_port
+from dialtone.services.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 UAC = ROOT / "bench" / "sipp" / "uac_bench.xml"

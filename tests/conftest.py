@@ -28,7 +28,8 @@ from psycopg import sql
 
 from dialtone.database import drop_database, ensure_database, with_database
 from dialtone.migrations import apply_migrations
-from dialtone.services.postgres import EmbeddedPostgres, free_port
+from dialtone.services.ports import free_port
+from dialtone.services.postgres import EmbeddedPostgres
 from tests.fixtures.shared import note_users, release_unneeded
 
 pytest_plugins = ["tests.fixtures.sip", "tests.fixtures.kafka", "tests.fixtures.processes",

@@ -7,7 +7,18 @@ checking first lets it refuse with a message and touch nothing.
 
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
+
+# The kernel hands out ports of its ephemeral range (ip_local_port_range) to every
+# outgoing connection: a listening port chosen there (bind to port 0) can be taken
+# by one before the server binds it (a test's embedded PostgreSQL failed to start
+# on "Address already in use" in CI). Ports below that range are only ever taken by
+# an explicit bind, so free_port chooses among them.
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST = 20000
+_handed_out: set[int] = set()
 
 
 def tcp_port_free(host: str, port: int) -> bool:
@@ -35,3 +46,30 @@ def busy_ports(host: str, *, tcp: tuple[int, ...] = (), udp: tuple[int, ...] = (
     busy = [f"HTTP port {port} (tcp)" for port in tcp if not tcp_port_free(host, port)]
     busy += [f"SIP port {port} (udp)" for port in udp if not udp_port_free(host, port)]
     return busy
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` for a server to listen on: below the kernel's
+    ephemeral range, so no outgoing connection takes it meanwhile, and never
+    handed out twice by this process (a server may not have bound it yet)."""
+    top = _ephemeral_start()
+    for _ in range(200):
+        port = random.randrange(_LOWEST, top) if top > _LOWEST else 0  # noqa: S311 - not a secret
+        if port and port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            chosen = int(sock.getsockname()[1])
+        _handed_out.add(chosen)
+        return chosen
+    raise OSError(f"no free TCP port on {host} between {_LOWEST} and {top}")
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default

@@ -208,12 +208,6 @@ def _wait_until(condition: object, timeout: float) -> bool:
     return False
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class ServerLease:
     """Commands sharing one data directory share its embedded server.
 

@@ -12,7 +12,7 @@ import psutil
 
 from application.identity.model import Role
 from dialtone.migrations import apply_migrations
-from dialtone.services.postgres import free_port
+from dialtone.services.ports import free_port
 from tests.fixtures.processes import DialtoneProcess, wait_for
 from tests.integration.api_support import api_key
 

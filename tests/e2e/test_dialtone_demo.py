@@ -15,7 +15,8 @@ import pytest
 from application.callcentre import CallCentreService
 from dialtone.commands.users import issue_api_key
 from dialtone.database import eventsourcing_env
-from dialtone.services.postgres import EmbeddedPostgres, free_port
+from dialtone.services.ports import free_port
+from dialtone.services.postgres import EmbeddedPostgres
 from domain.agent import Agent, AgentState
 from tests.fixtures.processes import DialtoneProcess, wait_for
 

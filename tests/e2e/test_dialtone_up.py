@@ -19,7 +19,8 @@ from application.calls import CallService
 from devtools.simulate import lifecycles
 from dialtone.commands.users import PASSWORD_FILE, issue_api_key
 from dialtone.database import eventsourcing_env
-from dialtone.services.postgres import EmbeddedPostgres, free_port
+from dialtone.services.ports import free_port
+from dialtone.services.postgres import EmbeddedPostgres
 from tests.fixtures.processes import DIALTONE, DialtoneProcess, wait_for
 from tests.fixtures.sip import _udp_free, free_udp_port, udp_exchange
 

@@ -25,7 +25,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from dialtone.services.postgres import EmbeddedPostgres, free_port
+from dialtone.services.ports import free_port
+from dialtone.services.postgres import EmbeddedPostgres
 from tests.fixtures.faults import (
     ApiLoad,
     CallLoad,

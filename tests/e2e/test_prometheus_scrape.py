@@ -16,7 +16,7 @@ import pytest
 from application.callcentre import CallCentreService
 from application.registrations import RegistrationService
 from dialtone.database import EVENT_TABLES_READY, eventsourcing_env
-from dialtone.services.postgres import free_port
+from dialtone.services.ports import free_port
 from domain.addressing import Target
 from domain.ivr import IvrMenu
 from tests.e2e.test_dialtone_up import _answers_options, _ready

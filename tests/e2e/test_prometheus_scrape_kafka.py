@@ -14,7 +14,7 @@ from application.calls import CallService
 from devtools.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
-from dialtone.services.postgres import free_port
+from dialtone.services.ports import free_port
 from tests.fixtures.processes import DialtoneProcess, wait_for
 from tests.fixtures.prometheus import StartPrometheus, prometheus, query, targets_up
 

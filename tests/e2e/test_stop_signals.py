@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from dialtone.migrations import apply_migrations
-from dialtone.services.postgres import free_port
+from dialtone.services.ports import free_port
 from tests.fixtures.processes import DialtoneProcess, wait_for
 from tests.fixtures.sip import free_udp_port
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from dialtone.database import ensure_database
-from dialtone.services.postgres import EmbeddedPostgres, free_port
+from dialtone.services.ports import free_port
+from dialtone.services.postgres import EmbeddedPostgres
 
 
 @pytest.fixture

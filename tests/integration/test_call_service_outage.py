@@ -14,7 +14,8 @@ from eventsourcing.persistence import PersistenceError
 
 from application.calls import CallService
 from dialtone.database import ensure_database, eventsourcing_env
-from dialtone.services.postgres import EmbeddedPostgres, free_port
+from dialtone.services.ports import free_port
+from dialtone.services.postgres import EmbeddedPostgres
 from domain.call import Call, CallNotFound, CallStatus, Direction
 
 T0 = datetime(2025, 3, 1, 9, 0, 0, tzinfo=UTC)

@@ -25,7 +25,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from devtools.kafka import INFRA_DIR, KAFKA_VERSION, KafkaBroker
-from dialtone.services.postgres import free_port
+from dialtone.services.ports import free_port
 from tests.fixtures.processes import terminate
 
 REPO = Path(__file__).resolve().parents[2]

@@ -27,7 +27,7 @@ from application.recordings.settings import RecordingSettings
 from application.recordings.storage import ObjectStore
 from application.recordings.uploader import Outcome, Uploader
 from dialtone.database import drop_database, ensure_database, eventsourcing_env, with_database
-from dialtone.services.postgres import free_port
+from dialtone.services.ports import free_port
 from projections import calls
 from streams.inprocess import InProcessProjectionRunner
 from tests.fixtures.s3 import S3Server, s3_server

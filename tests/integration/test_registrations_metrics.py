@@ -21,7 +21,7 @@ from adapters.registrar.bindings import BindingsObserver
 from application.callcentre import CallCentreService
 from application.registrations import RegistrationService
 from dialtone.database import eventsourcing_env
-from dialtone.services.postgres import free_port
+from dialtone.services.ports import free_port
 from domain.agent import Agent
 from projections import callcentre
 from streams.inprocess import InProcessProjectionRunner

@@ -22,7 +22,8 @@ from application.calls import CallService
 from devtools.simulate import lifecycles
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
-from dialtone.services.postgres import EmbeddedPostgres, free_port
+from dialtone.services.ports import free_port
+from dialtone.services.postgres import EmbeddedPostgres
 from projections.envelope import decode
 from streams.relay import Relay, RelayConfig
 from streams.topics import topic_for

@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dialtone.budgets import load_budgets
-from dialtone.services.postgres import free_port
+from dialtone.services.ports import free_port
 from tests.fixtures.certificates import make_server_certificate
 from tests.integration.test_compose_file import COMPOSE_FILE, REPO, _compose
 

@@ -16,7 +16,7 @@ import httpx
 
 from api.routes.webhooks import new_secret
 from application.webhooks.delivery import sign
-from dialtone.services.postgres import free_port
+from dialtone.services.ports import free_port
 
 RECEIVER = Path(__file__).parents[2] / "examples" / "webhook_receiver.py"
 EVENTS = 300

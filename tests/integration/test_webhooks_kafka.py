@@ -20,7 +20,7 @@ from api.routes.webhooks import new_secret
 from application.calls import CallService
 from application.identity.model import Role
 from dialtone.database import eventsourcing_env
-from dialtone.services.postgres import free_port
+from dialtone.services.ports import free_port
 from projections import calls
 from streams.inprocess import InProcessProjectionRunner
 from streams.relay import Relay, RelayConfig

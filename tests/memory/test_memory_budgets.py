@@ -34,7 +34,7 @@ from dialtone import bootstrap
 from dialtone.budgets import load_budgets
 from dialtone.database import EVENT_TABLES_READY, eventsourcing_env
 from dialtone.migrations import apply_migrations
-from dialtone.services.postgres import free_port
+from dialtone.services.ports import free_port
 from domain.addressing import Target
 from tests.fixtures.memory import Sampler, judge
 from tests.fixtures.processes import DialtoneProcess, wait_for

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from dialtone.services.postgres import free_port
+from dialtone.services.ports import free_port
 from dialtone.services.serving import StopSignals, serve
 from dialtone.settings import Settings
 

@@ -11,6 +11,14 @@ then crash at start.
 This factory takes a session-level advisory lock on its own connection around each
 recorder's DDL, so the processes create the schema in turn; the later ones find it
 made. eventsourcing_env names this class as the PERSISTENCE_MODULE.
+
+An events table whose table, index, composite type and insert function all exist
+needs no DDL: its recorder skips it and the lock. Otherwise one table held by a
+long transaction (a LOCK TABLE, a migration) stalled every other process's start:
+the process whose DDL waited on that table held the one lock the others queued on
+(a B2BUA worker stopping could not store its calls' ends while the call-centre
+table was locked). Tracking tables keep eventsourcing's DDL every time: it
+migrates their layout between its versions.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from typing import Any
 import psycopg
 from eventsourcing.persistence import AggregateRecorder, ApplicationRecorder, ProcessRecorder
 from eventsourcing.postgres import PostgresFactory, TPostgresTrackingRecorder
+from psycopg import sql
 
 # pg_advisory_lock's key for the event store's DDL (the bytes of "dialtone" as a bigint).
 DDL_LOCK_KEY = int.from_bytes(b"dialtone", "big") >> 1
@@ -30,12 +39,17 @@ DDL_LOCK_KEY = int.from_bytes(b"dialtone", "big") >> 1
 class SerialDDLPostgresFactory(PostgresFactory):
     """PostgresFactory whose recorders create their tables under a cross-process lock."""
 
+    _ddl_skipped = False
+
+    def env_create_table(self) -> bool:
+        return not self._ddl_skipped and super().env_create_table()
+
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
-        with self._ddl_turn():
+        with self._ddl_unless_made(self._events_table(purpose), notifications=False):
             return super().aggregate_recorder(purpose)
 
     def application_recorder(self) -> ApplicationRecorder:
-        with self._ddl_turn():
+        with self._ddl_unless_made(self._events_table("events"), notifications=True):
             return super().application_recorder()
 
     def tracking_recorder(
@@ -47,6 +61,36 @@ class SerialDDLPostgresFactory(PostgresFactory):
     def process_recorder(self) -> ProcessRecorder:
         with self._ddl_turn():
             return super().process_recorder()
+
+    def _events_table(self, purpose: str) -> str:
+        return (self.env.name.lower() or "stored") + "_" + purpose  # as PostgresFactory
+
+    @contextmanager
+    def _ddl_unless_made(self, table: str, *, notifications: bool) -> Iterator[None]:
+        if not (self.env_create_table() and self._events_table_made(table, notifications)):
+            with self._ddl_turn():
+                yield
+            return
+        self._ddl_skipped = True
+        try:
+            yield
+        finally:
+            self._ddl_skipped = False
+
+    def _events_table_made(self, table: str, notifications: bool) -> bool:
+        """Whether everything eventsourcing's DDL makes for ``table`` exists (catalog
+        lookups only: no lock on the table itself)."""
+        schema, id_type = self.datastore.schema, self.datastore.originator_id_type
+        names = [(table, "to_regclass"), (f"stored_event_{id_type}", "to_regtype")]
+        if notifications:  # an application recorder's: its index and insert function
+            names += [(f"{table}_notification_id_idx", "to_regclass"),
+                      (f"es_insert_events_{id_type}", "to_regproc")]
+        checks = sql.SQL(" AND ").join(
+            sql.SQL("{}({}) IS NOT NULL").format(sql.SQL(function), sql.Literal(
+                sql.Identifier(schema, name).as_string())) for name, function in names)
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(sql.SQL("SELECT {} AS made").format(checks)).fetchone()
+        return bool(row and row["made"])
 
     @contextmanager
     def _ddl_turn(self) -> Iterator[None]:

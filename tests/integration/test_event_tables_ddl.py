@@ -80,3 +80,30 @@ def test_services_starting_at_once_on_a_new_database_each_find_or_make_the_table
         tables = {row[0] for row in conn.execute(
             "SELECT tablename FROM pg_tables WHERE tablename LIKE '%service_events'")}
     assert tables == {"callservice_events", "callcentreservice_events"}
+
+
+def test_a_service_whose_tables_exist_starts_while_another_service_s_table_is_locked(
+    database_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process whose DDL waits on a locked table (here: the call centre's, held by
+    a long transaction) holds the DDL turn; a service whose own tables exist must
+    not queue behind it (a stopping B2BUA worker could not store its calls' ends)."""
+    monkeypatch.delenv(EVENT_TABLES_READY, raising=False)
+    for service in (CallService, CallCentreService):
+        service(env=eventsourcing_env(database_url)).close()
+    errors: list[BaseException] = []
+    with psycopg.connect(database_url) as holder:
+        holder.execute("LOCK TABLE callcentreservice_events IN ACCESS EXCLUSIVE MODE")
+        blocked = threading.Thread(target=_start, args=(database_url, [], CallCentreService),
+                                   daemon=True)  # its DDL (if any) waits on the lock
+        blocked.start()
+        blocked.join(2)
+        starting = threading.Thread(target=_start, args=(database_url, errors, CallService))
+        starting.start()
+        starting.join(30)
+        started_while_locked = not starting.is_alive()
+        holder.rollback()
+    starting.join(30)
+    blocked.join(30)
+    assert started_while_locked, "the call service waited on the call centre's table"
+    assert not errors, errors

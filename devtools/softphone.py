@@ -92,7 +92,8 @@ class Phone:
         if a.registrar:
             self._registration(acc)
         rtp = acc.mediaConfig.transportConfig
-        rtp.port = a.rtp_port or (20000 + (a.port % 1000) * 20)
+        # Above the workers' blocks (10000-29999), below the ephemeral range.
+        rtp.port = a.rtp_port or (30000 + (a.port % 100) * 20)
         rtp.portRange = 20
         rtp.boundAddress = "127.0.0.1"
         acc.mediaConfig.srtpUse = SRTP_USE[a.srtp]

@@ -7,12 +7,12 @@ the worker's plain leg to the callee (the control) is ordinary PCMU."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
 from devtools.phones import phones
+from dialtone.services.ports import free_port
 from tests.fixtures.capture import TCP, Capture, entropy_bits, loopback_capture, rtp_payload
 from tests.fixtures.certificates import make_server_certificate
 from tests.fixtures.kamailio import StartProxy
@@ -23,12 +23,6 @@ pytestmark = pytest.mark.sip
 RTP_RANGE = 20  # the softphone's RTP port range (devtools/softphone.py)
 PCMU = 0
 SRTP_TAG = 10  # AES_CM_128_HMAC_SHA1_80's authentication tag, after the payload
-
-
-def free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rtp(capture: Capture, *, ports: range, sent: bool) -> list[tuple[int, bytes]]:
@@ -59,7 +53,7 @@ def test_a_tls_call_with_srtp_is_encrypted_up_to_the_worker(
     callee_port, caller_port = free_udp_port(), free_udp_port()
     callee_rtp, caller_rtp = free_udp_port(), free_udp_port()
     worker = b2bua(f"prefix:1=sip:{{number}}@127.0.0.1:{callee_port}")
-    tls_port = free_tcp_port()
+    tls_port = free_port()
     kamailio([worker], defines=["WITH_TLS"], values={
         "TLS_ADDRESS": f"127.0.0.1:{tls_port}", "TLS_CERTIFICATE": str(certificate.certificate),
         "TLS_PRIVATE_KEY": str(certificate.private_key)})

@@ -19,6 +19,7 @@ import pytest
 
 from devtools.kamailio import start_kamailio
 from dialtone.migrations import apply_migrations
+from dialtone.services.ports import free_port
 from dialtone.services.processes import die_with_parent
 from tests.fixtures.processes import terminate
 from tests.fixtures.sip import Sipp, free_udp_port, wait_until
@@ -41,12 +42,6 @@ def free_port_pair() -> int:
                 continue
         return port
     raise AssertionError("no two consecutive free UDP ports")
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def pids(log: Path) -> dict[int, int]:
@@ -74,7 +69,9 @@ def test_a_pool_of_two_answers_on_both_ports_restarts_a_killed_worker_and_stops(
     database_url: str, sipp: Sipp, tmp_path: Path
 ) -> None:
     apply_migrations(database_url)
-    port, uas_port, metrics_port = free_port_pair(), free_udp_port(), free_tcp_port()
+    # The workers' metrics ports are the next two: free_port's range is one no
+    # outgoing connection takes a port of.
+    port, uas_port, metrics_port = free_port_pair(), free_udp_port(), free_port()
     log = tmp_path / "pool.log"
     # Kamailio starts knowing only the first worker; the pool's list replaces that.
     proxy = start_kamailio(tmp_path / "kamailio", [port], port=free_udp_port())

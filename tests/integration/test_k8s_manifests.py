@@ -253,7 +253,7 @@ def _check_the_b2bua_pool(objects: dict[tuple[str, str], dict[str, Any]],
     assert args[args.index("--port") + 1] == "5070"
     sip = [5070 + i for i in range(workers)]
     rtp = {port for i in range(workers)
-           for port in range(10000 + (5070 + i) % 1000 * 40, 10000 + (5071 + i) % 1000 * 40)}
+           for port in range(10000 + (5070 + i) % 500 * 40, 10000 + (5071 + i) % 500 * 40)}
     assert [p["containerPort"] for p in container["ports"] if p["protocol"] == "UDP"] == sip
     # Each worker's metrics port, next to the parent's (docs/observability.md).
     assert [p["containerPort"] for p in container["ports"] if p["name"].startswith("metrics-w")] \

@@ -339,12 +339,12 @@ def test_the_compose_kamailio_config_passes_kamailio_check(
     assert workers > 1
     assert (tmp_path / "dispatcher.list").read_text().splitlines() == [
         f"1 sip:b2bua:{5070 + i} 0 0 duid=b2bua:{5070 + i};maxload=2" for i in range(workers)]
-    # Each worker's SIP port and RTP block (10000 + (port % 1000) * 40, 40 ports) is published.
+    # Each worker's SIP port and RTP block (10000 + (port % 500) * 40, 40 ports) is published.
     published = {port for mapping in stack["services"]["b2bua"]["ports"]
                  for port in range(int(mapping["published"].split("-")[0]),
                                    int(mapping["published"].split("-")[-1]) + 1)}
     for i in range(workers):
-        rtp = 10000 + (5070 + i) % 1000 * 40
+        rtp = 10000 + (5070 + i) % 500 * 40
         assert {5070 + i, *range(rtp, rtp + 40)} <= published, i
     text = config.read_text()
     assert "LISTEN_ADDR" not in text

@@ -55,8 +55,10 @@ class EndpointConfig:
         if self.rtp_port:
             return self.rtp_port
         # 10000 + a block per SIP port, so workers side by side rarely share one
-        # (pjsua moves on to the next port when a bind fails anyway).
-        return 10000 + (self.port % 1000) * self.rtp_port_range
+        # (pjsua moves on to the next port when a bind fails anyway). The blocks
+        # end below 30000, under the kernel's ephemeral range (32768-60999): a port
+        # chosen there for SIP (bind to port 0) never meets a worker's RTP.
+        return 10000 + (self.port % 500) * self.rtp_port_range
 
 
 def offer_srtp(media: pj.AccountMediaConfig) -> None:

@@ -15,10 +15,11 @@ from application.callcentre import CallCentreService
 from application.identity.model import Role
 from dialtone.bootstrap import callcentre_service, inprocess_runners
 from dialtone.migrations import apply_migrations
+from dialtone.services.ports import free_port
 from domain.agent import Agent
 from tests.fixtures.processes import DialtoneProcess, wait_for
 from tests.integration.api_support import api_key
-from tests.integration.live_support import SseReader, free_port, wait_until
+from tests.integration.live_support import SseReader, wait_until
 
 STREAM = "/v1/live/stream"
 

@@ -5,7 +5,6 @@ SSE reader that collects events on its own thread."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,14 +16,9 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from dialtone.services.ports import free_port
+
 POLL_S = 0.05
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

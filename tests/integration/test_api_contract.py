@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from application.identity import service
 from application.identity.model import Role
 from dialtone.commands.users import with_connection
 from dialtone.migrations import apply_migrations
+from dialtone.services.ports import free_port
 
 pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
 
@@ -55,13 +55,6 @@ finally:
     for runner in runners:
         runner.stop()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

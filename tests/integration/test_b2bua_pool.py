@@ -60,6 +60,16 @@ def alive(pid: int) -> bool:
     return True
 
 
+def listening(log: Path, times: int, what: str) -> None:
+    """Wait for the pool's log to say ``times`` times that a worker listens; the
+    log (why a worker did not start) in the failure."""
+    try:
+        wait_until(lambda: log.read_text(errors="replace").count("listening on udp") == times,
+                   what, timeout=60)
+    except AssertionError as timeout:
+        raise AssertionError(f"{timeout}\n{log.read_text(errors='replace')[-8000:]}") from None
+
+
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         return str(response.read().decode())
@@ -86,8 +96,7 @@ def test_a_pool_of_two_answers_on_both_ports_restarts_a_killed_worker_and_stops(
         parent = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
                                   preexec_fn=die_with_parent)  # noqa: PLW1509
     try:
-        wait_until(lambda: log.read_text(errors="replace").count("listening on udp") == 2,
-                   "both workers listening", timeout=60)
+        listening(log, 2, "both workers listening")
         assert ds_list.read_text().splitlines() == [
             f"1 sip:127.0.0.1:{p} 0 0 duid=127.0.0.1:{p};maxload=2" for p in (port, port + 1)]
         assert f"sip:127.0.0.1:{port + 1}" in proxy.rpc("dispatcher.list")  # reloaded
@@ -103,8 +112,7 @@ def test_a_pool_of_two_answers_on_both_ports_restarts_a_killed_worker_and_stops(
         killed = pids(log)[1]
         os.kill(killed, signal.SIGKILL)
         wait_until(lambda: pids(log)[1] != killed, "worker 1 restarted", timeout=30)
-        wait_until(lambda: log.read_text(errors="replace").count("listening on udp") == 3,
-                   "the restarted worker listening", timeout=60)
+        listening(log, 3, "the restarted worker listening")
         uas = sipp.uas("uas", uas_port, calls=1)  # the port the first callee freed
         assert sipp.uac("uac", port + 1, service="1000").ok, log.read_text()
         assert sipp.wait_uas(uas) == 0

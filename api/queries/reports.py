@@ -13,7 +13,8 @@ Report buckets that start at or after now are left out.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,17 +29,21 @@ from projections import kpi
 _SUM = ", ".join(f"max({c}) AS {c}" if c in ir.MAXIMA else f"sum({c}) AS {c}"
                  for c in ib.QUEUE_COLUMNS)
 _AGENT_SUM = ", ".join(f"sum({c}) AS {c}" for c in ib.AGENT_COLUMNS)
+# A stored 15-minute bucket belongs to the report bucket whose start is the last of
+# the report buckets' starts ($2, ascending) at or before its own: width_bucket gives
+# that start's index, with no join (a hash join of the 15-minute rows with a list of
+# them spilled to disk: 140 ms for a month of 50 queues, against 60 ms).
 _GROUPS = """
-JOIN unnest($2::timestamptz[], $3::timestamptz[]) AS g(bucket_start, since) USING (bucket_start)
-WHERE t.tenant = $1 AND t.bucket_start >= $4 AND t.bucket_start < $5
-  AND ($6::uuid[] IS NULL OR t.{key} = ANY($6::uuid[]))
-GROUP BY g.since, t.{key}{extra}
+WHERE t.tenant = $1 AND t.bucket_start >= $3 AND t.bucket_start < $4
+  AND ($5::uuid[] IS NULL OR t.{key} = ANY($5::uuid[]))
+GROUP BY 1, t.{key}{extra}
 """
 
 
 def _stored_query(table: str, key: str, columns: str, extra: str = "") -> str:
     """Sum a bucket table's rows per report bucket (every name here is a constant)."""
-    select = f"SELECT g.since, t.{key} AS id, {columns} FROM {table} t"  # noqa: S608
+    since = "($2::timestamptz[])[width_bucket(t.bucket_start, $2::timestamptz[])]"
+    select = f"SELECT {since} AS since, t.{key} AS id, {columns} FROM {table} t"  # noqa: S608
     return select + _GROUPS.format(key=key, extra=extra)
 
 
@@ -89,6 +94,17 @@ def ids_of(rows: dict[UUID, asyncpg.Record], wanted: Sequence[str]) -> list[UUID
     return sorted({keys.get(w) or UUID(w) for w in wanted}, key=str)
 
 
+@asynccontextmanager
+async def snapshot(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """The transaction a report is read in: one snapshot for its stored and its live
+    parts, and plans made for its own arguments. asyncpg prepares each statement, and
+    after five runs PostgreSQL may keep a generic plan: the daily report's sum took
+    150 ms on one against 60 ms planned for its arguments."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        yield
+
+
 async def report(conn: asyncpg.Connection, request: ReportRequest, zone: str,
                  now: datetime) -> list[tuple[kpi.Window, UUID, dict[str, Any]]]:
     """(report bucket, queue or agent id, summed sums), in bucket then id order."""
@@ -115,10 +131,11 @@ async def _stored(conn: asyncpg.Connection, request: ReportRequest, groups: list
                   stored_until: datetime, totals: defaultdict[tuple[datetime, UUID], dict[str, Any]]
                   ) -> None:
     end = min(groups[-1].until, stored_until)  # the running and the dirty buckets: not stored
-    # Each stored 15-minute bucket joins the report bucket holding it (a hash join).
-    quarters = [(q, g.since) for g in groups for q in ib.starts(g.since, min(g.until, end))]
-    args = (request.tenant, [q for q, _ in quarters], [g for _, g in quarters],
-            groups[0].since, end, request.ids)
+    if end <= groups[0].since:
+        return
+    # Report buckets are contiguous and start on 15-minute boundaries (every zone's
+    # offset is a multiple of 15 minutes): each stored bucket is in exactly one.
+    args = (request.tenant, [g.since for g in groups], groups[0].since, end, request.ids)
     for row in await conn.fetch(STORED[request.kind], *args):
         ir.add(totals[(row["since"], row["id"])],
                {k: v for k, v in row.items() if k not in ("since", "id")})

@@ -122,7 +122,7 @@ async def _read(db: asyncpg.Connection, tenant: str, kind: str, interval: Interv
                 since: datetime, until: datetime, wanted: list[str] | None
                 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The report's envelope (interval, zone, bounds) and its rows, in one transaction."""
-    async with db.transaction(isolation="repeatable_read", readonly=True):
+    async with queries.snapshot(db):
         now: datetime = await db.fetchval("SELECT now()")
         zone = await db.fetchval("SELECT time_zone FROM tenants WHERE id = $1", tenant) or "UTC"
         entities, unknown = await queries.resolve(db, tenant, kind, wanted or [])

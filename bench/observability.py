@@ -55,9 +55,10 @@ from bench.common import (
     kafka_broker,
     machine_facts,
     otlp_receiver,
+    wait,
 )
 from bench.common import percentile_ms as pct
-from bench.pipeline import api_up, bench_latency, bench_relay, count, start, wait
+from bench.pipeline import api_up, bench_latency, bench_relay, count, start
 from devtools.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from dialtone.commands.users import issue_api_key
 from dialtone.database import ensure_database, eventsourcing_env
@@ -150,7 +151,7 @@ def child_run(mode: str, dsn: str, bootstrap: str, prefix: str, logs: Path,
         key = issue_api_key(dsn, "bench", Role.INTEGRATOR)
         wait(lambda: api_up(base_url), 60, "the API")
         cpu = sum(cpu_seconds(p.pid) for p in processes)
-        latencies = bench_latency(service, base_url, args.seconds, args.rate, key)
+        latencies = bench_latency(service, dsn, base_url, args.seconds, args.rate, key).api
         steady_cpu = (sum(cpu_seconds(p.pid) for p in processes) - cpu) * 1e6 / (
             len(latencies) * EVENTS_PER_LIFECYCLE)
     finally:

@@ -5,9 +5,23 @@ docstring states the window membership each query follows. Imported from kpi
 (``kpi.QUEUE_SUMS``...), where every caller finds them.
 """
 
+# A visit's and a state period's time as a closed range, the expressions the GiST
+# indexes of migration 0024_window_ranges are built on (spelled the same there, or
+# the planner cannot use them). Closed, so that "overlaps [since, until)" is exactly
+# the window membership below, an instant visit (left when offered) included; an end
+# before the start (events out of order) is read as the start. A window query adds
+# the overlap to its exact conditions: the index then finds the rows of the window
+# alone, where B-tree ranges on start or end read every row before (or after) it,
+# which made the refresh of a month's buckets quadratic (docs/reports.md).
+VISIT_SPAN = ("tstzrange(offered_at, CASE WHEN left_at < offered_at THEN offered_at"
+              " ELSE left_at END, '[]')")
+PERIOD_SPAN = ("tstzrange(started_at, CASE WHEN ended_at < started_at THEN started_at"
+               " ELSE ended_at END, '[]')")
+_IN_WINDOW = "&& tstzrange($2, $3, '[)')"
+
 # -- the SQL (asyncpg placeholders: $1 tenant, $2 since, $3 until) -------------------------
 
-QUEUE_SUMS = """
+QUEUE_SUMS = f"""
 WITH v AS (
     SELECT queue_id,
         count(*) FILTER (WHERE offered_at >= $2 AND offered_at < $3) AS offered,
@@ -34,6 +48,7 @@ WITH v AS (
                  ELSE extract(epoch FROM $3 - offered_at)::float8 END) AS longest_wait_s
     FROM queue_visits
     WHERE tenant = $1 AND offered_at < $3 AND (left_at IS NULL OR left_at >= $2)
+      AND {VISIT_SPAN} {_IN_WINDOW}
     GROUP BY queue_id
 ), h AS (
     SELECT queue_id, count(*) AS handled,
@@ -47,9 +62,9 @@ SELECT queue_id, v.offered, v.transferred_in, v.answered, v.answered_within_sl, 
        v.short_abandoned, v.overflowed, v.transferred_out, v.answered_wait_s, h.handled,
        h.handle_s, v.longest_wait_s
 FROM v FULL JOIN h USING (queue_id)
-"""
+"""  # noqa: S608 - constants composed; values go as $n
 
-AGENT_SUMS = """
+AGENT_SUMS = f"""
 SELECT agent_id,
     coalesce(sum(s) FILTER (WHERE state <> 'logged_out'), 0)::float8 AS staffed_s,
     coalesce(sum(s) FILTER (WHERE state = 'paused'), 0)::float8 AS paused_s,
@@ -61,9 +76,10 @@ FROM (
                                          - GREATEST(started_at, $2)))::float8 AS s
     FROM agent_state_intervals
     WHERE tenant = $1 AND started_at < $3 AND (ended_at IS NULL OR ended_at > $2)
+      AND {PERIOD_SPAN} {_IN_WINDOW}
 ) clipped
 GROUP BY agent_id
-"""
+"""  # noqa: S608 - constants composed; values go as $n
 
 AGENT_HANDLED = """
 SELECT agent_id, count(*) AS handled,
@@ -116,7 +132,7 @@ FROM h LEFT JOIN held USING (agent_id, call_id, accepted_at)
 GROUP BY h.queue_id, h.agent_id
 """
 
-AGENT_STATE_TIMES = """
+AGENT_STATE_TIMES = f"""
 SELECT agent_id, state, reason, sum(s)::float8 AS seconds
 FROM (
     SELECT agent_id, state, CASE WHEN state = 'paused' THEN coalesce(reason, '') ELSE '' END
@@ -126,7 +142,8 @@ FROM (
     FROM agent_state_intervals
     WHERE tenant = $1 AND state <> 'logged_out'
       AND started_at < $3 AND (ended_at IS NULL OR ended_at > $2)
+      AND {PERIOD_SPAN} {_IN_WINDOW}
 ) clipped
 WHERE s > 0
 GROUP BY agent_id, state, reason
-"""
+"""  # noqa: S608 - constants composed; values go as $n

@@ -5,7 +5,7 @@ call-centre projections into their fact tables, which are indexed by occurred
 time: queue_visits (who was in a queue, from when to when), agent_state_intervals
 (each agent's state periods), queue_handling and callcentre_events (offers). So
 the cost is a few index reads (GiST "period contains t" for what was open at
-``t``, migration 0018; B-tree ranges for the day up to ``t``), never a replay
+``t``, migration 0024; B-tree ranges for the day up to ``t``), never a replay
 of the whole history.
 
 * Who was waiting: the visits open at ``t`` (``offered_at <= t < left_at``), with
@@ -54,7 +54,7 @@ from api.live.snapshot import (
 from api.problems import invalid
 from api.schemas.live import AgentLive, LiveSnapshot, QueueLive, QueueNow
 from api.schemas.text import Instant
-from projections import kpi
+from projections import kpi, kpi_sql
 from projections.kpi import AgentSums, QueueSums, Window
 
 _ZONE_AND_POSITIONS = """
@@ -72,18 +72,18 @@ WHERE tenant = $1 AND ($3::uuid IS NULL OR queue_id = $3) AND {_EXISTED.format(i
 ORDER BY key
 """  # noqa: S608 - constants composed; values go as $n
 # $3: the calls an agent was reserved for (ringing) at t.
-_QUEUE_CALLS = """
+_QUEUE_CALLS = f"""
 SELECT queue_id,
        count(*) FILTER (WHERE NOT call_id = ANY($3::uuid[])) AS waiting,
        count(*) FILTER (WHERE call_id = ANY($3::uuid[])) AS ringing,
        max(GREATEST(0, extract(epoch FROM $2 - offered_at)))::float8 AS oldest_wait_s
 FROM queue_visits
-WHERE tstzrange(offered_at, CASE WHEN left_at < offered_at THEN offered_at ELSE left_at END,
-                '[)') @> $2::timestamptz  -- open at t, by index (0018_time_travel)
+WHERE {kpi_sql.VISIT_SPAN} @> $2::timestamptz  -- by index (0024_window_ranges), then
+  AND offered_at <= $2 AND (left_at IS NULL OR left_at > $2)  -- open at t, exactly
   AND tenant = $1
 GROUP BY queue_id
-"""
-# Each agent's period holding t, by index (0018_time_travel); periods are
+"""  # noqa: S608 - constants composed; values go as $n
+# Each agent's period holding t, by index (0024_window_ranges); periods are
 # contiguous, so there is one (the newest, should two overlap).
 _AGENTS = f"""
 SELECT a.agent_id, a.key, a.name, i.state, i.started_at AS state_since,
@@ -93,8 +93,8 @@ FROM agent_state a
 JOIN (
     SELECT DISTINCT ON (agent_id) agent_id, state, started_at, reason, call_id, queue_id
     FROM agent_state_intervals
-    WHERE tstzrange(started_at, CASE WHEN ended_at < started_at THEN started_at
-                                     ELSE ended_at END, '[)') @> $2::timestamptz
+    WHERE {kpi_sql.PERIOD_SPAN} @> $2::timestamptz
+      AND started_at <= $2 AND (ended_at IS NULL OR ended_at > $2)
       AND tenant = $1
     ORDER BY agent_id, started_version DESC, started_at DESC
 ) i USING (agent_id)

@@ -97,6 +97,7 @@ def replay_group(app: Application[Any], database_url: str, group: ProjectionGrou
             interval_buckets.carry_marks(conn, schema)
         conn.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema)))
         count = _apply_after(app, conn, group, source, 0, progress)
+        _analyze(conn, schema, names)
         for _ in range(_CATCH_UP_ROUNDS):
             caught_up = _apply_after(app, conn, group, source, _staged(conn, group, source),
                                      progress)
@@ -150,8 +151,18 @@ def replay_until(sources: Sequence[tuple[Application[Any], Collection[str]]], da
                 if group.kinds & set(kinds):
                     count += _apply_after(app, conn, group, f"store:{app.name}", 0, progress,
                                           until=until)
+        _analyze(conn, schema, [t for g in groups for t in tables(g)])
         conn.execute("RESET search_path")
     return count
+
+
+def _analyze(conn: psycopg.Connection[Any], schema: str, names: Sequence[str]) -> None:
+    """Statistics for tables just filled, before anyone reads them: autovacuum gets to
+    new tables a minute or more later, and until then the planner guesses. A month's
+    daily report read right after its tables were built took p50 139 / p99 357 ms,
+    against 82 / 159 once they were analyzed (docs/reports.md)."""
+    for name in names:
+        conn.execute(sql.SQL("ANALYZE {}.{}").format(sql.Identifier(schema), sql.Identifier(name)))
 
 
 _CATCH_UP_ROUNDS = 5

@@ -164,6 +164,26 @@ def test_readers_never_see_an_empty_or_half_built_table(fresh: Callable[[], str]
                             " WHERE nspname LIKE 'rebuild_%'").fetchone() == (0,)
 
 
+def never_analyzed(database_url: str, schema: str, names: list[str]) -> list[str]:
+    """Which of the tables ``names`` in ``schema`` no ANALYZE has run on (autovacuum's
+    own are counted apart, in last_autoanalyze)."""
+    with psycopg.connect(database_url) as conn:
+        return sorted(name for (name,) in conn.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE schemaname = %s"
+            " AND relname = ANY(%s) AND last_analyze IS NULL", (schema, names)).fetchall())
+
+
+def test_the_tables_swapped_in_have_statistics_for_their_first_readers(
+        fresh: Callable[[], str]) -> None:
+    database_url = fresh()
+    history = generated(300)
+    project(database_url, history)
+    names = sorted(tables(callcentre.GROUP))
+    assert never_analyzed(database_url, "public", names) == names  # the live path analyzes none
+    replay_group(history.service, database_url, callcentre.GROUP)
+    assert never_analyzed(database_url, "public", names) == []
+
+
 def test_a_live_applier_loses_nothing_during_a_rebuild(fresh: Callable[[], str]) -> None:
     """While the group is rebuilt, the centre goes on (new events in the store)
     and the live path applies them as they come: after both, the tables equal a

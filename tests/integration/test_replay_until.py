@@ -16,7 +16,7 @@ from dialtone.settings import Settings
 from projections import callcentre, interval_buckets
 from projections.registry import tables
 from streams.rebuild import replay_until
-from tests.integration.test_rebuild_swap import fresh, generated, project, rows
+from tests.integration.test_rebuild_swap import fresh, generated, never_analyzed, project, rows
 
 __all__ = ["fresh"]  # the fixture, shared
 
@@ -46,6 +46,7 @@ def test_the_schema_holds_the_projections_as_of_t_and_the_live_tables_stay(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'audit'").fetchall()}
     every = {t for g in composition.PROJECTION_GROUPS for t in tables(g)}
     assert made == every | {"projection_positions"}  # the call tables too (empty here)
+    assert never_analyzed(database_url, "audit", sorted(every)) == []  # ready to be queried
 
 
 def test_the_command(database_url: str) -> None:

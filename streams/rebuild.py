@@ -160,7 +160,7 @@ def _analyze(conn: psycopg.Connection[Any], schema: str, names: Sequence[str]) -
     """Statistics for tables just filled, before anyone reads them: autovacuum gets to
     new tables a minute or more later, and until then the planner guesses. A month's
     daily report read right after its tables were built took p50 139 / p99 357 ms,
-    against 82 / 159 once they were analyzed (docs/reports.md)."""
+    against 87-97 / 148-158 once they were analyzed (docs/reports.md)."""
     for name in names:
         conn.execute(sql.SQL("ANALYZE {}.{}").format(sql.Identifier(schema), sql.Identifier(name)))
 

@@ -10,7 +10,7 @@
 -- These replace 0018's half-open ones: time travel's "contains t" (api/live/at.py)
 -- uses them too, with its exact bounds checked after. The expressions are
 -- projections/kpi_sql.py's VISIT_SPAN and PERIOD_SPAN, character for character.
--- depends: 0018_time_travel 0023_interval_heal
+-- depends: 0018_time_travel
 DROP INDEX queue_visits_during;
 DROP INDEX agent_state_intervals_during;
 CREATE INDEX queue_visits_span ON queue_visits USING gist (

@@ -4,9 +4,9 @@ Computed from the events that *occurred* at or before ``t``, as folded by the
 call-centre projections into their fact tables, which are indexed by occurred
 time: queue_visits (who was in a queue, from when to when), agent_state_intervals
 (each agent's state periods), queue_handling and callcentre_events (offers). So
-the cost is a few index reads (GiST "period contains t" for what was open at
-``t``, migration 0024; B-tree ranges for the day up to ``t``), never a replay
-of the whole history.
+the cost is a few index reads (GiST indexes on each row's span, migration 0024:
+"contains t" for what was open at ``t``, "overlaps the window" for the day up to
+``t``), never a replay of the whole history.
 
 * Who was waiting: the visits open at ``t`` (``offered_at <= t < left_at``), with
   their wait ``t - offered_at``; ringing when an agent was reserved for the

@@ -109,9 +109,10 @@ def write(cur: Cursor[TupleRow], changes: Sequence[Change]) -> None:
     for kind in kinds:
         name, columns = _STAGES[kind]
         staging.stage(cur, name, columns, staged[kind])
-    for n in range(len(rounds)):
-        for kind in kinds:
-            cur.execute(_STATEMENTS[kind], (n,))
+    with staging.keyed_lookups(cur):
+        for n in range(len(rounds)):
+            for kind in kinds:
+                cur.execute(_STATEMENTS[kind], (n,))
     for kind in kinds:
         staging.unstage(cur, _STAGES[kind][0])
     wrapped = {c.call_id for c in changes if isinstance(c, EndWrapUp)

@@ -1,0 +1,85 @@
+"""A page of thousands of events applied to tables of millions must cost the same
+as it did to empty ones: each statement the call-centre group runs per page looks
+its rows up by key, and never scans a whole table. Two plans did (measured with
+bench.reports' month of history): the read of each aggregate's next events (a merge
+join over the whole callcentre_events index, every page) and the set-wise closes
+of queue visits (a hash join over the whole table, once its statistics lagged the
+load)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import psycopg
+import pytest
+
+from projections import callcentre_events, queue_visits_sql, staging
+from projections.queue_visits import CloseVisit
+
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _plan(conn: psycopg.Connection[tuple[object, ...]], statement: str,
+          args: tuple[object, ...] = ()) -> str:
+    return "\n".join(str(row[0]) for row in conn.execute("EXPLAIN " + statement, args))
+
+
+def test_the_next_events_of_a_page_s_aggregates_are_read_by_index(database_url: str) -> None:
+    aggregates = [uuid4() for _ in range(200)]
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO callcentre_events (aggregate_id, version, kind, occurred_at, event_id,"
+            " position, type, data, tenant)"
+            " SELECT a, v, 'agent', %s, gen_random_uuid(), v, 't', '{}', 'default'"
+            " FROM unnest(%s::uuid[]) a, generate_series(1, 100) v", (AT, aggregates))
+        conn.execute("ANALYZE callcentre_events")
+        plan = _plan(conn, callcentre_events._AFTER, (aggregates[:50], [100] * 50))
+    assert "callcentre_events_pkey" in plan, plan
+    assert "Seq Scan on callcentre_events" not in plan, plan
+    assert "Merge Join" not in plan, plan
+
+
+_VISITS = """
+INSERT INTO queue_visits (queue_id, call_id, offered_at, tenant, offered_version, transferred_in,
+                          short_abandon_s, last_position)
+SELECT gen_random_uuid(), gen_random_uuid(), '2026-01-01', 'default', 1, false, 0, n
+FROM generate_series(1, %s) n
+"""
+
+
+def _visits_with_stale_statistics(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """queue_visits analyzed with a few rows, then grown two-thousandfold unseen: a bulk
+    load that autovacuum has not caught up with."""
+    conn.execute("ALTER TABLE queue_visits SET (autovacuum_enabled = false)")
+    conn.execute(_VISITS, (10,))
+    conn.execute("ANALYZE queue_visits")
+    conn.execute(_VISITS, (20_000,))
+
+
+def test_set_wise_visit_closes_probe_their_visits_by_key_even_with_stale_statistics(
+        database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        _visits_with_stale_statistics(conn)
+        with conn.cursor() as cur:
+            closes = [(0, uuid4(), uuid4(), "answered", AT + timedelta(seconds=n), 1.0, 1.0,
+                       None, n) for n in range(staging.ANALYZE_FROM)]
+            staging.stage(cur, *queue_visits_sql._STAGES[CloseVisit], closes)
+            with staging.keyed_lookups(cur):
+                visits = _plan(conn, queue_visits_sql._STATEMENTS[CloseVisit], (0,))
+    assert "queue_visits_pkey" in visits, visits
+    assert "Seq Scan on queue_visits" not in visits, visits
+
+
+@pytest.mark.parametrize("before", ["on", "off"])
+def test_keyed_lookups_leave_the_setting_as_they_found_it(database_url: str,
+                                                          before: str) -> None:
+    with psycopg.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute(f"SET enable_seqscan = {before}")
+        with staging.keyed_lookups(cur):
+            inside = cur.execute("SHOW enable_seqscan").fetchone()
+        after = cur.execute("SHOW enable_seqscan").fetchone()
+    assert inside == ("off",)
+    assert after == (before,)

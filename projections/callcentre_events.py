@@ -120,7 +120,7 @@ def _insert_rows(cur: Cursor[TupleRow], envelopes: Sequence[EventEnvelope]) -> N
 
 
 def after(cur: Cursor[TupleRow], versions: Mapping[UUID, int],
-          batch: Iterable[EventEnvelope] = ()) -> dict[UUID, list[EventEnvelope]]:
+          batch: Sequence[EventEnvelope] = ()) -> dict[UUID, list[EventEnvelope]]:
     """Each aggregate's stored events after the given version, in version order
     (possibly with gaps: the caller folds only the contiguous run). ``batch``: the
     events just stored (``insert``), taken as they are instead of read back: where
@@ -133,8 +133,10 @@ def after(cur: Cursor[TupleRow], versions: Mapping[UUID, int],
     beyond = [versions[i] + len(runs.get(i, ())) for i in ids]
     cur.execute(_AFTER, (ids, beyond))
     keys: list[tuple[UUID, int, datetime]] = cur.fetchall()
-    known = {(e.subject, e.version, e.occurred_at): e
-             for e in reversed(list(batch))}  # reversed: the first copy wins
+    known: dict[tuple[UUID, int, datetime], EventEnvelope] = {}
+    if keys:  # almost never: an earlier batch's events waiting for this one
+        known = {(e.subject, e.version, e.occurred_at): e
+                 for e in reversed(batch)}  # reversed: the first copy wins
     missing = [key for key in keys if key not in known]
     if missing:
         cur.execute(_READ, tuple(map(list, zip(*missing, strict=True))))
@@ -151,7 +153,7 @@ def after(cur: Cursor[TupleRow], versions: Mapping[UUID, int],
 
 
 def _runs(versions: Mapping[UUID, int],
-          batch: Iterable[EventEnvelope]) -> dict[UUID, list[EventEnvelope]]:
+          batch: Sequence[EventEnvelope]) -> dict[UUID, list[EventEnvelope]]:
     """Per aggregate of ``versions``, the batch's events for its next versions, from
     the one after ``versions[aggregate]`` up to the first the batch lacks."""
     by_version: dict[UUID, dict[int, EventEnvelope]] = defaultdict(dict)

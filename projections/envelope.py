@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from functools import singledispatch
+from functools import cached_property, singledispatch
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -68,11 +68,13 @@ class EventEnvelope:
     occurred_at: datetime  # when the protocol fact happened
     data: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
+    # Cached (in the instance's __dict__, which a frozen dataclass still has): the
+    # appliers ask each envelope its kind several times, a million times a month.
+    @cached_property
     def kind(self) -> str:
         return self.type.split(".")[1]
 
-    @property
+    @cached_property
     def name(self) -> str:
         return self.type.split(".")[2]
 

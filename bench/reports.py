@@ -231,7 +231,8 @@ def main() -> None:
             conn.execute("VACUUM (ANALYZE)")
             # And the checkpoint that writes out what the load dirtied: left to the
             # server, it comes when the load's WAL or the timeout asks, spread over
-            # minutes, and landed in the reads (their p50 and p99 up by a third).
+            # minutes: it landed in the reads (p50 106-116, p99 199-255 ms, against
+            # 82 and 160 with it here; docs/reports.md).
             conn.execute("CHECKPOINT")
             settle_s = time.perf_counter() - started
             before_reads = _background(conn)

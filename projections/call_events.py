@@ -1,8 +1,12 @@
-"""call_events: every Call event, for timelines. Insert-only, deduplicated."""
+"""call_events: every Call event, for timelines. Insert-only, deduplicated.
+
+And call_projection_gaps, the calls whose events wait here behind a missing
+earlier one (``gapped``, ``record_gaps``): the calls projection folds them on
+from these stored events once the gap is filled (``since_version``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from uuid import UUID
 
 from psycopg import Cursor, sql
@@ -48,3 +52,21 @@ def since_version(cur: Cursor[TupleRow], call_id: UUID, version: int) -> Sequenc
                       occurred_at=occurred_at, data=data)
         for event_id, type_, subject, ver, pos, occurred_at, data in cur.fetchall()
     ]
+
+
+def gapped(cur: Cursor[TupleRow], call_ids: Collection[object]) -> set[object]:
+    """Which of the calls had a gap when their last batch was applied."""
+    cur.execute("SELECT call_id FROM call_projection_gaps WHERE call_id = ANY(%s)",
+                (list(call_ids),))
+    return {row[0] for row in cur.fetchall()}
+
+
+def record_gaps(cur: Cursor[TupleRow], *, known: Collection[object],
+                gapped: Collection[object]) -> None:
+    """Record the calls still gapped; forget the known ones whose gap closed."""
+    closed = [call_id for call_id in known if call_id not in set(gapped)]
+    if closed:
+        cur.execute("DELETE FROM call_projection_gaps WHERE call_id = ANY(%s)", (closed,))
+    if gapped:
+        cur.executemany("INSERT INTO call_projection_gaps (call_id) VALUES (%s) "
+                        "ON CONFLICT DO NOTHING", [(c,) for c in gapped])

@@ -40,7 +40,6 @@ from psycopg.types.json import Jsonb
 
 from domain.addressing import DEFAULT_TENANT
 from projections import call_events, call_live, interval_buckets, positions
-from projections import gaps as gaps_table
 from projections.envelope import EventEnvelope, tenant_of
 from projections.registry import ProjectionGroup
 from projections.staging import copy_merge
@@ -359,7 +358,7 @@ def _advance_views(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope],
     for envelope in envelopes:
         by_call[envelope.subject].append(envelope)
     views = dict(views)
-    gaps = gaps_table.load(cur, by_call.keys())
+    gaps = call_events.gapped(cur, by_call.keys())
     changed, still_gapped = [], []
     for call_id, batch in by_call.items():
         view = views.get(call_id)
@@ -370,7 +369,7 @@ def _advance_views(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope],
             changed.append(view)
         if not complete:
             still_gapped.append(call_id)
-    gaps_table.replace(cur, known=gaps & by_call.keys(), gapped=still_gapped)
+    call_events.record_gaps(cur, known=gaps & by_call.keys(), gapped=still_gapped)
     return changed
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Protocol
 
 from adapters.media.recorder import RecordingStore
+from adapters.sip.pjsua.admission import LOOPBACK, IPNetwork
 from adapters.sip.pjsua.endpoint import EndpointConfig
 from adapters.sip.routing.directory import Directory
 from adapters.sip.store.centre_link import CentreLink
-from adapters.sip.trust import LOOPBACK, IPNetwork
 
 
 class Router(Protocol):

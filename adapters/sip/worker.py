@@ -21,7 +21,7 @@ import pjsua2 as pj
 
 from adapters.media.player import MusicLibrary
 from adapters.media.prompts import Prompts
-from adapters.sip.pjsua.admission import HeldInvite, KeyBudget
+from adapters.sip.pjsua.admission import HeldInvite, KeyBudget, is_trusted
 from adapters.sip.pjsua.endpoint import (
     PJSUA_MAX_CALLS,
     EventLoop,
@@ -42,7 +42,6 @@ from adapters.sip.sessions.session import (
     TimerHandle,
 )
 from adapters.sip.store.sink import CommandSink
-from adapters.sip.trust import is_trusted
 from adapters.sip.wiring import CentreWiring, Router, WorkerConfig
 from application import log_context, metrics
 from application.b2bua.legs import LegRole

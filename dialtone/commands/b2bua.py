@@ -23,6 +23,7 @@ from adapters.media.player import MusicOnHold
 from adapters.media.recorder import RecordingStore
 from adapters.media.stats import StreamMonitor
 from adapters.media.tones import hold_music
+from adapters.sip.pjsua.admission import IPNetwork, parse_networks
 from adapters.sip.pjsua.endpoint import EndpointConfig, EndpointError
 from adapters.sip.routing import dialplan as dialplans
 from adapters.sip.routing.directory import Directory
@@ -31,7 +32,6 @@ from adapters.sip.store import unstored
 from adapters.sip.store.centre_link import CentreLink
 from adapters.sip.store.lost_calls import CallOwnership, end_lost_calls, worker_identity
 from adapters.sip.store.storage import INFRASTRUCTURE_ERRORS, StorageThread
-from adapters.sip.trust import IPNetwork, parse_networks
 from adapters.sip.wiring import CentreWiring, WorkerConfig
 from adapters.sip.worker import B2BUAWorker
 from application.callcentre import CallCentreService

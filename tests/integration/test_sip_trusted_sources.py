@@ -1,6 +1,6 @@
 """A worker takes INVITEs from its trusted addresses only (the SIP edge's): a real
 ``dialtone b2bua`` trusting 127.0.0.1, and sipp calling from 127.0.0.2 and from
-127.0.0.1 (adapters/sip/trust.py, docs/edge.md "Trust and flood control"); an
+127.0.0.1 (adapters/sip/pjsua/admission.py, docs/edge.md "Trust and flood control"); an
 untrusted INVITE the worker holds in a burst still gets 403, not 503."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The worker's rule for where INVITEs may come from (adapters/sip/trust.py)."""
+"""The worker's rule for where INVITEs may come from (adapters/sip/pjsua/admission.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from ipaddress import ip_address, ip_network
 import pytest
 from click.testing import CliRunner
 
-from adapters.sip.trust import LOOPBACK, is_trusted, parse_networks, source_host
+from adapters.sip.pjsua.admission import LOOPBACK, is_trusted, parse_networks, source_host
 from dialtone.commands.b2bua import command
 from dialtone.settings import Settings
 

@@ -1,7 +1,7 @@
 """call_events: every Call event, for timelines. Insert-only, deduplicated.
 
 And call_projection_gaps, the calls whose events wait here behind a missing
-earlier one (``gapped``, ``record_gaps``): the calls projection folds them on
+earlier one (``calls_with_gaps``, ``record_gaps``): the calls projection folds them on
 from these stored events once the gap is filled (``since_version``)."""
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def since_version(cur: Cursor[TupleRow], call_id: UUID, version: int) -> Sequenc
     ]
 
 
-def gapped(cur: Cursor[TupleRow], call_ids: Collection[object]) -> set[object]:
+def calls_with_gaps(cur: Cursor[TupleRow], call_ids: Collection[object]) -> set[object]:
     """Which of the calls had a gap when their last batch was applied."""
     cur.execute("SELECT call_id FROM call_projection_gaps WHERE call_id = ANY(%s)",
                 (list(call_ids),))

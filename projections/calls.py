@@ -358,7 +358,7 @@ def _advance_views(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope],
     for envelope in envelopes:
         by_call[envelope.subject].append(envelope)
     views = dict(views)
-    gaps = call_events.gapped(cur, by_call.keys())
+    gaps = call_events.calls_with_gaps(cur, by_call.keys())
     changed, still_gapped = [], []
     for call_id, batch in by_call.items():
         view = views.get(call_id)

@@ -53,6 +53,7 @@ from projections.registry import ProjectionGroup
 from streams.heartbeat import attach_to_faust
 from streams.kafka_auth import KafkaAuth
 from streams.refresher import attach_to_faust as attach_refresher
+from streams.relay import ensure_topics
 from streams.topics import dead_letter_topic, topic_for
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,19 @@ def source_of(events: Sequence[EventT[bytes]]) -> str:
     """Positions are recorded per topic-partition batch; a batch may span partitions."""
     parts = sorted({f"{e.message.topic}:{e.message.partition}" for e in events})
     return parts[0] if len(parts) == 1 else "kafka:" + ",".join(parts)
+
+
+def ensure_source_topics(config: ProjectionWorkerConfig,
+                         groups: Sequence[ProjectionGroup]) -> list[str]:
+    """Create the topics the groups read that do not exist yet (as the relay does);
+    return their names. Faust leaves a missing topic out of the group's assignment
+    ("Ignoring missing topic") until the consumer next refreshes its metadata,
+    minutes later: a worker started before the relay's first run read no calls for
+    that long (seen in CI, where the two start together)."""
+    topics = [topic_for(kind, config.topic_prefix)
+              for kind in sorted(set().union(*(g.kinds for g in groups)))]
+    ensure_topics(config.bootstrap, topics, config.partitions, config.auth)
+    return topics
 
 
 def create_app(config: ProjectionWorkerConfig, groups: Sequence[ProjectionGroup]) -> faust.App:

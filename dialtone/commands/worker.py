@@ -11,7 +11,7 @@ from dialtone.kafka_settings import kafka_auth
 from dialtone.migrations import apply_migrations
 from dialtone.services.metrics import start_metrics_server
 from dialtone.settings import Settings
-from streams.worker import ProjectionWorkerConfig, create_app
+from streams.worker import ProjectionWorkerConfig, create_app, ensure_source_topics
 
 
 @click.command("worker")
@@ -30,8 +30,8 @@ def command(settings: Settings, web_port: int | None) -> None:
                           app_id=f"{settings.topic_prefix}dialtone-projections",
                           auth=kafka_auth(settings),
                           data_dir=str(settings.data_dir / "faust"))
-    app = create_app(config,
-                     composition.PROJECTION_GROUPS)
+    ensure_source_topics(config, composition.PROJECTION_GROUPS)
+    app = create_app(config, composition.PROJECTION_GROUPS)
     # Faust sets logging up again at start: hand it ours, or it replaces the JSON handler.
     faust.Worker(app, loglevel=settings.log_level.lower(),
                  logging_config=logs.logging_config("worker", settings.log_level),

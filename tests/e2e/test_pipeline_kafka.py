@@ -75,6 +75,18 @@ def test_cdr_of_a_stored_call_is_served_by_the_api(stack: Stack) -> None:
     ]
 
 
+def test_a_worker_started_before_any_relay_projects_the_calls_the_relay_publishes_later(
+        stack: Stack) -> None:
+    """Faust leaves a topic that does not exist yet out of the group's assignment until
+    its next metadata refresh, minutes later: the worker creates what it reads."""
+    worker = stack.spawn(["worker"])
+    wait_for(lambda: "Worker]: Ready" in worker.tail(400), 90, "the worker to join its group",
+             processes=(worker,))
+    relay = stack.spawn(["relay"])
+    lifecycles(stack.service, 1, "late relay")
+    wait_for(lambda: stack.cdr_count() == 1, 90, "the CDR row", processes=(relay, worker))
+
+
 def test_worker_killed_mid_stream_leaves_projections_equal_to_a_clean_rebuild(
     stack: Stack,
 ) -> None:

@@ -202,17 +202,20 @@ def source_of(events: Sequence[EventT[bytes]]) -> str:
     return parts[0] if len(parts) == 1 else "kafka:" + ",".join(parts)
 
 
+def _kinds(groups: Sequence[ProjectionGroup]) -> list[str]:
+    """The aggregate kinds the groups read, each once: a topic and an agent each."""
+    return sorted(set().union(*(g.kinds for g in groups)))
+
+
 def ensure_source_topics(config: ProjectionWorkerConfig,
-                         groups: Sequence[ProjectionGroup]) -> list[str]:
-    """Create the topics the groups read that do not exist yet (as the relay does);
-    return their names. Faust leaves a missing topic out of the group's assignment
+                         groups: Sequence[ProjectionGroup]) -> None:
+    """Create the topics the groups read that do not exist yet (as the relay does).
+    Faust leaves a missing topic out of the group's assignment
     ("Ignoring missing topic") until the consumer next refreshes its metadata,
     minutes later: a worker started before the relay's first run read no calls for
     that long (seen in CI, where the two start together)."""
-    topics = [topic_for(kind, config.topic_prefix)
-              for kind in sorted(set().union(*(g.kinds for g in groups)))]
+    topics = [topic_for(kind, config.topic_prefix) for kind in _kinds(groups)]
     ensure_topics(config.bootstrap, topics, config.partitions, config.auth)
-    return topics
 
 
 def create_app(config: ProjectionWorkerConfig, groups: Sequence[ProjectionGroup]) -> faust.App:
@@ -232,7 +235,7 @@ def create_app(config: ProjectionWorkerConfig, groups: Sequence[ProjectionGroup]
     )
     attach_to_faust(app, config.database_url)  # service_heartbeats row "worker"
     attach_refresher(app, config.database_url, groups)  # the interval buckets' refresher
-    for kind in sorted(set().union(*(g.kinds for g in groups))):
+    for kind in _kinds(groups):
         _add_projection_agent(app, config, groups, kind)
     return app
 

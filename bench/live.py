@@ -225,7 +225,8 @@ def stream_phase(args: argparse.Namespace, dsn: str, base_url: str, key: str,
                                      store_position(dsn)))
     watcher.start()
     bootstrap = os.environ.get("DIALTONE_KAFKA_BOOTSTRAP")  # kafka_pipeline's broker
-    marks = KafkaMarks(bootstrap, topic_for("queue")) if bootstrap else None
+    # The split costs: its consumer polls the broker 50 times a second in this process.
+    marks = KafkaMarks(bootstrap, topic_for("queue")) if bootstrap and args.split else None
     own0 = _own_cpu_s()
     watched = {"up": up, **{name: psutil.Process(pid) for name, pid in others.items()}}
     cpu0, started = {n: bench_api.server_cpu_s(p) for n, p in watched.items()}, time.monotonic()
@@ -330,6 +331,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--kafka", action="store_true",
                         help="the Kafka deployment: an embedded broker, `dialtone relay` and "
                         "`dialtone worker` (Faust) project instead of `up`'s runners")
+    parser.add_argument("--split", action="store_true",
+                        help="with --kafka: also split store -> projected at Kafka (a "
+                        "consumer of the queue topic in this process, which costs CPU)")
     parser.add_argument("--sse", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 

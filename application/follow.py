@@ -19,6 +19,13 @@ offer follower, rebuild and replay, the demo narrator) reads it with
   from ``Backoff.first_s`` to ``most_s``, the listening connection made anew;
   ``fatal`` errors and those not in ``retry_on`` end ``run()``.
 
+``NotifiedLoop`` is the shape most store-woken processes take (the in-process
+projection runner, the webhooks' store follower, the routing process, the
+interval refresher): a ``Follower`` on the store's channel with a heartbeat row,
+whose subclass says what one step does on the listening connection. Whatever a
+step does must be resumable from what is stored: the database may go away
+between two steps, and the loop reconnects and carries on.
+
 The follower never holds a position: where to resume and how the position is
 made durable stay the caller's, because that is what its guarantees rest on
 (the relay resumes from what Kafka committed; the projection runner and the
@@ -50,8 +57,10 @@ from eventsourcing.persistence import ApplicationRecorder, Notification
 from psycopg import sql
 
 from application import metrics
+from application.heartbeats import Heartbeat
 
-__all__ = ["DATABASE_ERRORS", "Backoff", "Follower", "head", "page_after", "pages"]
+__all__ = ["DATABASE_ERRORS", "Backoff", "Follower", "NotifiedLoop", "head", "page_after",
+           "pages"]
 
 log = logging.getLogger(__name__)
 
@@ -249,3 +258,38 @@ class Follower:
             log.warning("%s lost the database (%s); retrying in %.1f s", self.name, error, delay)
         else:
             log.error("%s step failed; retrying in %.1f s", self.name, delay, exc_info=error)
+
+
+class NotifiedLoop:
+    """Subclasses say what one step is; a step returns True when more work is waiting."""
+
+    def __init__(self, database_url: str, channel: str, name: str, *,
+                 tick_s: float = 0.1, retry_s: float = 1.0) -> None:
+        self.database_url = database_url
+        self.channel = channel
+        self.name = name
+        self.tick_s = tick_s
+        self.retry_s = retry_s
+        # service_heartbeats row; subclasses name it (HEARTBEAT_SERVICE, heartbeat_instance).
+        self.heartbeat = Heartbeat(database_url, self.HEARTBEAT_SERVICE, self.heartbeat_instance())
+        self.follower = Follower(
+            name, lambda: self.step(self.follower.connection), database_url=database_url,
+            channels=(channel,), tick_s=tick_s, backoff=Backoff(retry_s, retry_s),
+            after_step=self.heartbeat.tick, count_steps=True)
+        self._stop = self.follower.stop_event  # a step that pauses waits on it (the refresher)
+
+    HEARTBEAT_SERVICE = "loop"
+
+    def heartbeat_instance(self) -> str:
+        return self.name
+
+    def step(self, conn: psycopg.Connection[Any]) -> bool:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self.follower.start()
+        self.heartbeat.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.follower.stop(timeout)
+        self.heartbeat.stop()

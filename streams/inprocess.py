@@ -17,12 +17,11 @@ from typing import Any
 import psycopg
 from eventsourcing.application import Application
 
-from application.follow import page_after
+from application.follow import NotifiedLoop, page_after
 from projections import positions, touched
 from projections.dead_letters import apply_or_park
 from projections.envelope import decode
 from projections.registry import ProjectionGroup
-from streams.notified import NotifiedLoop
 from streams.refresher import ProjectionRefresher, settles
 
 

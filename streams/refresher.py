@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from application.follow import NotifiedLoop
 from application.heartbeats import host_name
 from projections.registry import ProjectionGroup, Settle
-from streams.notified import NotifiedLoop
 
 if TYPE_CHECKING:  # the embedded runner imports this module: no Faust there
     import faust

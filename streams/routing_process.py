@@ -1,4 +1,4 @@
-"""Runs the routing process, woken by the event store's commits (see streams.notified)."""
+"""Runs the routing process, woken by the store's commits (application.follow.NotifiedLoop)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Any
 
 import psycopg
 
+from application.follow import NotifiedLoop
 from application.heartbeats import host_name
 from application.router import RoutingProcess
-from streams.notified import NotifiedLoop
 
 
 class RoutingRunner(NotifiedLoop):

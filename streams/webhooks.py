@@ -28,7 +28,7 @@ import psycopg
 from eventsourcing.application import Application
 from kafka import KafkaConsumer
 
-from application.follow import page_after
+from application.follow import NotifiedLoop, page_after
 from application.heartbeats import Heartbeat, host_name
 from application.webhooks.delivery import Dispatcher
 from application.webhooks.settings import WebhookSettings
@@ -36,7 +36,6 @@ from projections import positions
 from projections.envelope import EventEnvelope, InvalidEnvelope, decode
 from streams import webhooks_decide as decide
 from streams.kafka_auth import KafkaAuth
-from streams.notified import NotifiedLoop
 
 log = logging.getLogger(__name__)
 

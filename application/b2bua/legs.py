@@ -1,4 +1,5 @@
-"""The SIP facts a call's legs report to its flow.
+"""The SIP facts a call's flow is told: who called whom (``InboundFacts``, from
+the INVITE), then what each of its legs reports.
 
 A leg is whatever handle the adapter uses (``adapters.sip.pjsua.legs.Leg``; a fake
 in unit tests): the flow only compares legs by identity and hands them back in
@@ -11,7 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum, StrEnum
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
+
+from domain.addressing import DEFAULT_TENANT
+from domain.call import Direction
 
 L = TypeVar("L")
 
@@ -126,3 +130,38 @@ def refer_target(refer_to: str) -> str:
     if inner.startswith("<") and ">" in inner:
         inner = inner[1 : inner.index(">")]
     return inner
+
+
+class NumberBook(Protocol):
+    """The provisioned numbers (adapters/sip/routing/directory.py's Directory)."""
+
+    def owns(self, did: str) -> bool: ...
+
+    def tenant(self, did: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class InboundFacts:
+    sip_call_id: str
+    caller: str
+    callee: str
+    tenant: str = DEFAULT_TENANT  # of the number dialled (the directory knows it)
+    direction: Direction = Direction.INBOUND
+    trunk: str | None = None  # the provisioned number the call came in (or goes out) on
+
+    @classmethod
+    def classified(cls, sip_call_id: str, caller: str, callee: str,
+                   numbers: NumberBook | None) -> InboundFacts:
+        """The facts with the call's direction, trunk and tenant, from the numbers
+        the tenants provisioned: a call TO one of them came in from outside
+        (inbound, on that number); a call FROM one of them (our number presented as
+        the caller) goes out (outbound, on that number); a call between two
+        numbers nobody provisioned (phone to phone through the dialplan) is
+        internal, of the default tenant."""
+        if numbers is not None and numbers.owns(callee):
+            return cls(sip_call_id, caller, callee, numbers.tenant(callee),
+                       Direction.INBOUND, callee)
+        if numbers is not None and numbers.owns(caller):
+            return cls(sip_call_id, caller, callee, numbers.tenant(caller),
+                       Direction.OUTBOUND, caller)
+        return cls(sip_call_id, caller, callee, DEFAULT_TENANT, Direction.INTERNAL)

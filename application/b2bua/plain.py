@@ -30,12 +30,12 @@ from typing import Generic, TypeVar
 from uuid import UUID
 
 from application.b2bua import actions as act
-from application.b2bua.inbound import InboundFacts
 from application.b2bua.legs import (
     Answered,
     Audio,
     Fact,
     Gone,
+    InboundFacts,
     LegRole,
     MediaChanged,
     Placed,

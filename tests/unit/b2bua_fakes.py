@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from application.b2bua import actions as act
-from application.b2bua.inbound import InboundFacts
-from application.b2bua.legs import Fact, Placed, PlaceFailed, ReferFollowed
+from application.b2bua.legs import Fact, InboundFacts, Placed, PlaceFailed, ReferFollowed
 from application.b2bua.plain import PlainCall, PlainCallSettings
 
 

@@ -16,8 +16,7 @@ from typing import Any, cast
 from adapters.sip.pjsua.legs import CONFIRMED, DISCONNECTED, Leg
 from adapters.sip.sessions.session import Session, SessionContext
 from application.b2bua import actions as act
-from application.b2bua.inbound import InboundFacts
-from application.b2bua.legs import LegRole
+from application.b2bua.legs import InboundFacts, LegRole
 from domain.call import Disposition, HangupSide
 from domain.call_commands import AnswerCall, CallCommand, EndCall, InitiateCall, RouteCall
 

@@ -35,9 +35,9 @@ from adapters.sip.pjsua.legs import Leg, audio_of, state_fact
 from adapters.sip.store.sink import CommandSink
 from application import log_context
 from application.b2bua import actions as act
-from application.b2bua.inbound import InboundFacts
 from application.b2bua.legs import (
     Fact,
+    InboundFacts,
     LegRole,
     MediaChanged,
     Placed,

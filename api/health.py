@@ -38,9 +38,7 @@ from api.schemas.health import (
 from projections import callcentre, calls
 
 STORE_PREFIX = "store:"  # in-process sources: store:<application name>
-# A Faust worker's: kafka:<topic>@<worker instance> (streams.worker.source_for). Rows
-# written before 2026-12-04 name a batch's partitions: <t>:<p> or kafka:<t>:<p>,<t>:<p>.
-KAFKA_PREFIX = "kafka:"
+KAFKA_PREFIX = "kafka:"  # a Faust batch that spanned partitions: kafka:<t>:<p>,<t>:<p>
 
 
 @dataclass(frozen=True)
@@ -98,11 +96,7 @@ def application_of(source: str, stores: Iterable[EventStore]) -> str | None:
     """The application whose events a projection_positions source carries."""
     if source.startswith(STORE_PREFIX):
         return source.removeprefix(STORE_PREFIX)
-    named = source.removeprefix(KAFKA_PREFIX)
-    if "@" in named:  # topic names cannot hold an "@"
-        topics = {named.split("@", 1)[0]}
-    else:
-        topics = {part.rsplit(":", 1)[0] for part in named.split(",")}
+    topics = {part.rsplit(":", 1)[0] for part in source.removeprefix(KAFKA_PREFIX).split(",")}
     for store in stores:
         if any(t.endswith(own) for t in topics for own in store.topics):
             return store.application

@@ -45,7 +45,6 @@ import psycopg
 from faust.types import EventT
 
 from application import log_context, metrics
-from application.heartbeats import host_name
 from application.tracing import consume_span, projection_span
 from projections import touched
 from projections.dead_letters import apply_or_park
@@ -60,7 +59,6 @@ from streams.topics import dead_letter_topic, topic_for
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "dialtone-worker"  # how operators find the worker's sessions
-KAFKA_SOURCE = "kafka:"  # projection_positions: kafka:<topic>@<worker instance>
 
 
 @dataclass(frozen=True)
@@ -80,12 +78,6 @@ class ProjectionWorkerConfig:
     # its default is "<app id>-data" in the working directory, which litters
     # wherever the worker was started. None: a directory under the system's temp.
     data_dir: str | None = None
-    # Names its heartbeat row and its projection_positions sources; None: <app id>@<host>.
-    # Workers of one app on one host must each have their own.
-    instance: str | None = None
-
-    def instance_name(self) -> str:
-        return self.instance or f"{self.app_id}@{host_name()}"
 
     def faust_data_dir(self) -> str:
         """The directory, with its parents made: Faust makes only the last level, so a
@@ -99,7 +91,7 @@ class ProjectionWorkerConfig:
 @dataclass(frozen=True)
 class Piece:
     """The part of a batch that came from one topic: its events, the groups that read
-    its kind, and its source (``source_for``: the topic and the worker)."""
+    its kind, and its source (the topic's partitions, as projection_positions names them)."""
 
     topic: str
     groups: Sequence[ProjectionGroup]
@@ -204,16 +196,10 @@ def decode_batch(
     return good, poison
 
 
-def source_for(topic: str, instance: str) -> str:
-    """The projection_positions source of one worker's batches of ``topic``.
-
-    One row per topic and worker, written by that worker only: a commit always
-    moves it, which is what the live feed wakes on (api/live/stream.py). Until
-    2026-12-04 a batch's set of partitions named its source: a row for every
-    combination of partitions a batch ever held (45 sources after 30 s of
-    bench.live --kafka, up to 4,096 per topic with time), and the live feed and
-    /healthz read every row on each pass."""
-    return f"{KAFKA_SOURCE}{topic}@{instance}"
+def source_of(events: Sequence[EventT[bytes]]) -> str:
+    """Positions are recorded per topic-partition batch; a batch may span partitions."""
+    parts = sorted({f"{e.message.topic}:{e.message.partition}" for e in events})
+    return parts[0] if len(parts) == 1 else "kafka:" + ",".join(parts)
 
 
 def _kinds(groups: Sequence[ProjectionGroup]) -> list[str]:
@@ -247,7 +233,7 @@ def create_app(config: ProjectionWorkerConfig, groups: Sequence[ProjectionGroup]
         store="memory://",
         datadir=config.faust_data_dir(),
     )
-    attach_to_faust(app, config.database_url, config.instance_name())  # "worker" heartbeat
+    attach_to_faust(app, config.database_url)  # service_heartbeats row "worker"
     attach_refresher(app, config.database_url, groups)  # the interval buckets' refresher
     for kind in _kinds(groups):
         _add_projection_agent(app, config, groups, kind)
@@ -282,8 +268,6 @@ def _add_projection_agent(app: faust.App, config: ProjectionWorkerConfig,
         })
         await sent  # on the broker before the original is acknowledged
 
-    source = source_for(name, config.instance_name())
-
     async def project(stream: faust.StreamT[bytes]) -> None:
         # noack_take is on the concrete Stream only; it yields the events (for
         # their partition and offset) and, unlike take_events, never acks them.
@@ -302,7 +286,7 @@ def _add_projection_agent(app: faust.App, config: ProjectionWorkerConfig,
                 # to_thread copies the context: the group spans are this span's children.
                 with consume_span(kind, (e.message.headers for e in events), len(events)), \
                         log_context.bound(position=last):  # on the batch's log lines
-                    piece = Piece(name, readers, envelopes, source)
+                    piece = Piece(name, readers, envelopes, source_of(events))
                     if envelopes and not await asyncio.to_thread(sink.apply, [piece]):
                         return  # stopping: this batch stays unacknowledged
                 if envelopes:

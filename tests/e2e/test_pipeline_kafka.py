@@ -15,14 +15,12 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from api.app import create_app
 from application.calls import CallService
-from application.heartbeats import host_name
 from devtools.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
 from projections import calls
 from streams.rebuild import rebuild
 from streams.topics import dead_letter_topic, topic_for
-from streams.worker import source_for
 from tests.fixtures.kafka import pipeline_env
 from tests.fixtures.processes import DialtoneProcess, wait_for
 from tests.integration.api_support import api_key
@@ -107,22 +105,6 @@ def test_worker_killed_mid_stream_leaves_projections_equal_to_a_clean_rebuild(
 
     assert events == 600 * EVENTS_PER_LIFECYCLE
     assert stack.snapshot() == projected
-
-
-def test_the_worker_keeps_one_position_row_per_topic_however_its_batches_fall(
-        stack: Stack) -> None:
-    """A batch's partitions once named its source: a row for every combination of
-    partitions, which the live feed and /healthz read on every pass."""
-    relay, worker = stack.spawn(["relay"]), stack.spawn(["worker"])
-    lifecycles(stack.service, 120, "spread")  # over the topic's 12 partitions
-    wait_for(lambda: stack.cdr_count() == 120, 90, "all 120 CDRs", processes=(relay, worker))
-    with psycopg.connect(stack.database_url) as conn:
-        rows = conn.execute("SELECT projection, source FROM projection_positions"
-                            " WHERE projection = ANY(%s)", (list(calls.NAMES),)).fetchall()
-    topic = topic_for("call", stack.prefix)
-    assert {source for _, source in rows} == {
-        source_for(topic, f"{stack.prefix}dialtone-projections@{host_name()}")}
-    assert len(rows) == len(calls.NAMES)
 
 
 def test_poison_message_is_parked_on_the_dead_letter_topic(stack: Stack) -> None:

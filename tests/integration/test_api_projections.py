@@ -57,7 +57,4 @@ def test_kafka_sources_belong_to_the_application_that_publishes_the_topic():
     assert application_of("t1.dialtone.calls.v1:3", stores) == "CallService"
     assert application_of("kafka:t1.dialtone.agents.v1:0,t1.dialtone.agents.v1:2",
                           stores) == "CallCentreService"
-    assert application_of("kafka:t1.dialtone.queues.v1@dialtone-projections@host-1",
-                          stores) == "CallCentreService"
-    assert application_of("kafka:t1.dialtone.calls.v1@w2", stores) == "CallService"
     assert application_of("elsewhere.v1:0", stores) is None

@@ -367,7 +367,16 @@ def main(argv: list[str] | None = None) -> None:
                 if "snapshot" not in args.skip:
                     snapshot_phase(args, base_url, key, up.pid, pg.pid() or 0)
             print(*reads_told(data_dir / "up.log")[-1:])
+            print(f"projection_positions: {position_rows(dsn)}")
     print(f"\nafter: {machine_facts()}")
+
+
+def position_rows(dsn: str) -> str:
+    """How many (projection, source) rows the live feed reads on each pass."""
+    with psycopg.connect(dsn) as conn:
+        rows, sources = conn.execute("SELECT count(*), count(DISTINCT source)"
+                                     " FROM projection_positions").fetchone() or (0, 0)
+    return f"{rows} rows, {sources} sources"
 
 
 def reads_told(log: Path) -> list[str]:

@@ -2,9 +2,9 @@
 
 A commit's event (its notification id N) is projected when its row appears in
 callcentre_events, and it is in the commit of one projection source's batch: in
-the embedded mode the one notification log; in the Kafka mode a topic-partition,
-or a batch's set of them ("kafka:<topic>:<p>,..."), one source row each in
-projection_positions. The view streamed to the clients carries those sources'
+the embedded mode the one notification log; in the Kafka mode the topic-partition
+of the batch's highest position (a batch's set of partitions until 2026-12-04),
+one source row each in projection_positions. The view streamed to the clients carries those sources'
 positions, so a client has the commit once the position of *that* source reaches
 the batch's. Until 2026-12-03 the benchmark followed one source only (the one
 furthest on at the end): in the Kafka mode a commit then counted as delivered

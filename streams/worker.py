@@ -91,7 +91,7 @@ class ProjectionWorkerConfig:
 @dataclass(frozen=True)
 class Piece:
     """The part of a batch that came from one topic: its events, the groups that read
-    its kind, and its source (the topic's partitions, as projection_positions names them)."""
+    its kind, and its source (``source_of``: as projection_positions names it)."""
 
     topic: str
     groups: Sequence[ProjectionGroup]
@@ -184,31 +184,35 @@ def _first_line(error: BaseException) -> str:
 
 def decode_batch(
     events: Sequence[EventT[bytes]],
-) -> tuple[list[EventEnvelope], list[tuple[EventT[bytes], InvalidEnvelope]]]:
-    """Split a batch into envelopes and poison messages (with why they are poison)."""
-    good: list[EventEnvelope] = []
+) -> tuple[list[tuple[EventT[bytes], EventEnvelope]],
+           list[tuple[EventT[bytes], InvalidEnvelope]]]:
+    """Split a batch into its events with their envelopes, and poison messages (with
+    why they are poison)."""
+    good: list[tuple[EventT[bytes], EventEnvelope]] = []
     poison: list[tuple[EventT[bytes], InvalidEnvelope]] = []
     for event in events:
         try:
-            good.append(EventEnvelope.from_json(event.value))
+            good.append((event, EventEnvelope.from_json(event.value)))
         except InvalidEnvelope as error:
             poison.append((event, error))
     return good, poison
 
 
-def source_of(events: Sequence[EventT[bytes]]) -> str:
-    """Positions are recorded per topic-partition batch; a batch may span partitions.
+def source_of(good: Sequence[tuple[EventT[bytes], EventEnvelope]]) -> str:
+    """The batch's projection_positions source: the topic-partition of its record with
+    the highest store position (a batch may span partitions).
 
     Every commit must move its source's row: the live feed wakes on their sum
-    (api/live/stream.py). A set of partitions does: a later batch of the same set
-    holds later records of each partition in it. One row per topic would not (tried
-    2026-12-04 and reverted): a batch may hold only records below the last batch's
-    highest position, of other partitions, and the feed would miss it. Known cost:
-    a row for every set of partitions ever batched together (45 sources after 30 s
-    of bench.live --kafka), all read on each pass of the live feed; the fix is a row
-    per partition, with a notification of what it touched per partition."""
-    parts = sorted({f"{e.message.topic}:{e.message.partition}" for e in events})
-    return parts[0] if len(parts) == 1 else "kafka:" + ",".join(parts)
+    (api/live/stream.py). This one does: the row's value is a record of that
+    partition, and a later batch named after the same partition holds a later
+    record of it. One row per topic would not (tried 2026-12-04 and reverted): a
+    batch may hold only records of other partitions below the last batch's highest
+    position. Until 2026-12-04 the set of the batch's partitions named it, which
+    moves too but made a row for every set of partitions ever batched together (45
+    sources after 30 s of bench.live --kafka), all read on each pass of the live
+    feed; now at most one per partition."""
+    event, _ = max(good, key=lambda pair: pair[1].position)
+    return f"{event.message.topic}:{event.message.partition}"
 
 
 def _kinds(groups: Sequence[ProjectionGroup]) -> list[str]:
@@ -287,7 +291,8 @@ def _add_projection_agent(app: faust.App, config: ProjectionWorkerConfig,
             async for taken in stream.noack_take(config.batch_size,
                                                  within=config.batch_within_s):
                 events = cast(Sequence[EventT[bytes]], taken)
-                envelopes, poison = decode_batch(events)
+                good, poison = decode_batch(events)
+                envelopes = [envelope for _, envelope in good]
                 for event, error in poison:
                     await park(event, error)
                 started = time.perf_counter()
@@ -295,8 +300,8 @@ def _add_projection_agent(app: faust.App, config: ProjectionWorkerConfig,
                 # to_thread copies the context: the group spans are this span's children.
                 with consume_span(kind, (e.message.headers for e in events), len(events)), \
                         log_context.bound(position=last):  # on the batch's log lines
-                    piece = Piece(name, readers, envelopes, source_of(events))
-                    if envelopes and not await asyncio.to_thread(sink.apply, [piece]):
+                    if envelopes and not await asyncio.to_thread(
+                            sink.apply, [Piece(name, readers, envelopes, source_of(good))]):
                         return  # stopping: this batch stays unacknowledged
                 if envelopes:
                     metrics.worker_batch(kind, len(envelopes), started)

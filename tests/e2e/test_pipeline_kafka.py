@@ -107,6 +107,21 @@ def test_worker_killed_mid_stream_leaves_projections_equal_to_a_clean_rebuild(
     assert stack.snapshot() == projected
 
 
+def test_the_worker_keeps_at_most_one_position_row_per_partition(stack: Stack) -> None:
+    """A batch spanning partitions was named after the set of them: a row for every
+    set ever batched together, which the live feed reads on every pass."""
+    relay, worker = stack.spawn(["relay"]), stack.spawn(["worker"])
+    lifecycles(stack.service, 120, "spread")  # over the topic's 12 partitions
+    wait_for(lambda: stack.cdr_count() == 120, 90, "all 120 CDRs", processes=(relay, worker))
+    with psycopg.connect(stack.database_url) as conn:
+        sources = {r[0] for r in conn.execute(
+            "SELECT source FROM projection_positions WHERE projection = ANY(%s)",
+            (list(calls.NAMES),))}
+    topic = topic_for("call", stack.prefix)
+    assert sources, "no position recorded"
+    assert sources <= {f"{topic}:{partition}" for partition in range(12)}
+
+
 def test_poison_message_is_parked_on_the_dead_letter_topic(stack: Stack) -> None:
     topic = topic_for("call", stack.prefix)
     relay, worker = stack.spawn(["relay"]), stack.spawn(["worker"])

@@ -64,7 +64,8 @@ def calls_with_gaps(cur: Cursor[TupleRow], call_ids: Collection[object]) -> set[
 def record_gaps(cur: Cursor[TupleRow], *, known: Collection[object],
                 gapped: Collection[object]) -> None:
     """Record the calls still gapped; forget the known ones whose gap closed."""
-    closed = [call_id for call_id in known if call_id not in set(gapped)]
+    still = set(gapped)
+    closed = [call_id for call_id in known if call_id not in still]
     if closed:
         cur.execute("DELETE FROM call_projection_gaps WHERE call_id = ANY(%s)", (closed,))
     if gapped:

@@ -13,10 +13,15 @@ and agent report over its last day. Prints p50/p90/p99/max, and what the server
 did meanwhile (checkpoints, autovacuum).
 
     .venv/bin/python -m bench.reports [--days 30] [--calls-per-day 1000] [--reads 50]
-                                      [--batch 10000] [--history PATH] [--compare EVENTS]
+                                      [--batch 10000] [--jobs 2] [--history PATH]
+                                      [--compare EVENTS]
 
 ``--batch``: events per apply, a rebuild's page of 10,000 by default (building the
 tables from scratch); 500 is what the runs before 2026-12-03 17:00 used.
+
+``--jobs``: connections the apply runs on at once, each taking its share of the
+agents and queues, as a rebuild's first pass does (streams/shards.py); 1 is the
+runners' way, and the runs before 2026-12-04 21:00.
 
 ``--compare``: the live path both ways (see ``compare``).
 """
@@ -48,6 +53,8 @@ from dialtone.migrations import apply_migrations
 from domain.errors import DomainError
 from projections import callcentre, interval_buckets
 from projections.envelope import EventEnvelope, decode
+from streams.rebuild import JOBS
+from streams.shards import apply_sharded
 
 # The aggregate cache hands out its own copy of each aggregate instead of a deep copy
 # (eventsourcing's DEEPCOPY_FROM_AGGREGATE_CACHE; application/calls.py does the same):
@@ -190,6 +197,19 @@ def compare(server: Any, events: list[EventEnvelope], tail: int) -> None:
               f"ms, p99 {percentile_ms(samples, 0.99):.1f} ms")
 
 
+def project(dsn: str, events: list[EventEnvelope], batch: int, jobs: int) -> None:
+    """The call-centre group's apply over ``events``, pages of ``batch``: on ``jobs``
+    connections at once as a rebuild's first pass does (streams/shards.py), or on one."""
+    pages = (events[first:first + batch] for first in range(0, len(events), batch))
+    if jobs > 1:
+        apply_sharded(lambda: psycopg.connect(dsn, autocommit=True), callcentre.GROUP, pages,
+                      "store:bench", jobs)
+        return
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for page in pages:
+            callcentre.apply_batch(conn, page, "store:bench")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--days", type=int, default=30)
@@ -198,6 +218,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=PAGE,
                         help="events per apply: a rebuild's page (default) or, e.g. 500, "
                         "a runner's batch")
+    parser.add_argument("--jobs", type=int, default=JOBS,
+                        help="connections the apply runs on at once, as a rebuild's first "
+                        f"pass (default {JOBS}); 1: one, as the runners")
     parser.add_argument("--history", metavar="PATH",
                         help="read the history from PATH if it exists, else build it and "
                         "write it there (to time the build on the same events twice)")
@@ -215,8 +238,7 @@ def main() -> None:
         apply_migrations(dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
             started = time.perf_counter()
-            for first in range(0, len(events), args.batch):
-                callcentre.apply_batch(conn, events[first:first + args.batch], "store:bench")
+            project(dsn, events, args.batch, args.jobs)
             projected_s = time.perf_counter() - started
             # The refresher's work, which the apply only marked (here after it, not beside it).
             started = time.perf_counter()
@@ -256,7 +278,8 @@ def main() -> None:
             after_reads = _background(conn)
     print(f"{args.days * args.calls_per_day} calls, {count} events built in "
           f"{built_s:.0f} s; projected (call-centre group, buckets marked dirty, batches of "
-          f"{args.batch}) in {projected_s:.1f} s: {count / projected_s:.0f} events/s; then "
+          f"{args.batch}, {args.jobs} connection(s)) in {projected_s:.1f} s: "
+          f"{count / projected_s:.0f} events/s; then "
           f"{refreshed} dirty 15-minute buckets refreshed in {refresh_s:.1f} s; both: "
           f"{count / (projected_s + refresh_s):.0f} events/s; "
           f"{buckets[0] if buckets else 0} buckets computed; VACUUM (ANALYZE) and CHECKPOINT "

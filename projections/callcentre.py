@@ -61,8 +61,10 @@ def apply_batch(conn: Connection[TupleRow], envelopes: Sequence[EventEnvelope], 
     return changed
 
 
+# Per aggregate: an agent's events write its view, periods and handlings, a queue's its
+# view, members, waiting calls and visits; the buckets' marks are a set (streams/shards.py).
 GROUP = ProjectionGroup(names=NAMES, kinds=KINDS, apply=apply_batch,
-                        settle=interval_buckets.refresh_dirty)
+                        settle=interval_buckets.refresh_dirty, per_aggregate=True)
 
 
 def _lock(cur: Cursor[TupleRow], aggregate_ids: set[UUID]) -> None:

@@ -37,6 +37,10 @@ class ProjectionGroup:
     # Deferred work apply marked (streams/refresher.py runs it beside the runners; a
     # rebuild or replay runs it with wait=True before it swaps in); None: nothing deferred.
     settle: Settle | None = None
+    # Its apply writes, for one aggregate's events, only that aggregate's rows (and
+    # marks or positions that commute): disjoint sets of aggregates can then be applied
+    # on separate connections at once (streams/shards.py, a rebuild's first pass).
+    per_aggregate: bool = False
 
 
 # -- building a group aside and swapping it in (streams/rebuild.py, dialtone replay) -------

@@ -28,9 +28,14 @@ from projections import call_events, call_live, calls, interval_buckets, positio
 from projections.calls import CallView, advance, start
 from projections.envelope import EventEnvelope, decode
 from projections.registry import ProjectionGroup, create_aside, swap_in, tables
+from streams.shards import Connect, apply_sharded
 
 REBUILDABLE = (call_events.NAME, calls.CDR, call_live.NAME)
 Progress = Callable[[int], object]
+# Connections a group's first pass is applied on, when its apply is per aggregate: two
+# let one fold while the other's statements run (a page is about half of each), which
+# is what two cores can give; more add threads that wait for the interpreter.
+JOBS = 2
 
 
 @dataclass
@@ -60,7 +65,7 @@ def read_history(app: Application[Any], page_size: int = 10_000,
 
 
 def replay_group(app: Application[Any], database_url: str, group: ProjectionGroup,
-                 progress: Progress | None = None) -> int:
+                 progress: Progress | None = None, jobs: int = JOBS) -> int:
     """Rebuild a projection group by replaying history through its live path,
     aside, then swap it in: readers see the old tables until one short
     transaction replaces them with the complete new ones. Return the events read.
@@ -68,7 +73,9 @@ def replay_group(app: Application[Any], database_url: str, group: ProjectionGrou
     1. The group's tables (and a projection_positions) are created empty in a
        schema of their own (``rebuild_<names[0]>``, same DDL: registry.create_aside)
        and history is applied there, on a connection whose search_path puts that
-       schema first: the live tables are not touched.
+       schema first: the live tables are not touched. A group whose apply is per
+       aggregate (the call centre's) is applied on ``jobs`` such connections at
+       once, each taking its share of the aggregates (streams/shards.py).
     2. Catch up, still without a lock, while history grows under us.
     3. One transaction: ACCESS EXCLUSIVE locks on the live tables, taken without
        waiting (retried until no reader holds one: see _lock; readers and live
@@ -96,7 +103,8 @@ def replay_group(app: Application[Any], database_url: str, group: ProjectionGrou
         if interval_buckets.DIRTY in names:  # the calls group's hold marks reach the copy
             interval_buckets.carry_marks(conn, schema)
         conn.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema)))
-        count = _apply_after(app, conn, group, source, 0, progress)
+        count = _apply_after(app, conn, group, source, 0, progress,
+                             shards=(_aside(database_url, schema), jobs))
         _analyze(conn, schema, names)
         for _ in range(_CATCH_UP_ROUNDS):
             caught_up = _apply_after(app, conn, group, source, _staged(conn, group, source),
@@ -129,7 +137,7 @@ def replay_group(app: Application[Any], database_url: str, group: ProjectionGrou
 
 def replay_until(sources: Sequence[tuple[Application[Any], Collection[str]]], database_url: str,
                  groups: Sequence[ProjectionGroup], until: datetime, schema: str,
-                 progress: Progress | None = None) -> int:
+                 progress: Progress | None = None, jobs: int = JOBS) -> int:
     """Every group's tables as of ``until``, built into the new schema ``schema``
     (same DDL as the live tables, positions included) from the events that
     occurred at or before ``until``; the live tables are left alone. Each group
@@ -150,7 +158,7 @@ def replay_until(sources: Sequence[tuple[Application[Any], Collection[str]]], da
             for group in groups:
                 if group.kinds & set(kinds):
                     count += _apply_after(app, conn, group, f"store:{app.name}", 0, progress,
-                                          until=until)
+                                          until=until, shards=(_aside(database_url, schema), jobs))
         _analyze(conn, schema, [t for g in groups for t in tables(g)])
         conn.execute("RESET search_path")
     return count
@@ -188,22 +196,41 @@ def _staged(conn: psycopg.Connection[Any], group: ProjectionGroup, source: str) 
 
 def _apply_after(app: Application[Any], conn: psycopg.Connection[Any], group: ProjectionGroup,
                  source: str, position: int, progress: Progress | None,
-                 until: datetime | None = None) -> int:
+                 until: datetime | None = None, shards: tuple[Connect, int] | None = None) -> int:
     """Apply the store's events after ``position`` (those that occurred at or
-    before ``until``, if given) with the group's own apply; return how many were read."""
+    before ``until``, if given) with the group's own apply; return how many were read.
+    ``shards``: (connect, jobs), to apply them on that many connections at once
+    (streams/shards.py), when the group's apply is per aggregate."""
     count = 0
-    for page in read_history(app, after=position):
-        kept = page if until is None else [e for e in page if e.occurred_at <= until]
-        if kept:
-            group.apply(conn, kept, source)
-        count += len(page)
-        if progress:
-            progress(len(page))
+
+    def kept_pages() -> Iterator[list[EventEnvelope]]:
+        nonlocal count
+        for page in read_history(app, after=position):
+            count += len(page)
+            if progress:
+                progress(len(page))
+            yield page if until is None else [e for e in page if e.occurred_at <= until]
+
+    if shards is not None and shards[1] > 1 and group.per_aggregate:
+        apply_sharded(shards[0], group, kept_pages(), source, shards[1])
+    else:
+        for kept in kept_pages():
+            if kept:
+                group.apply(conn, kept, source)
     # What apply deferred (interval buckets), done once for the whole history: a
     # bucket is recomputed once, not after every page that touched it.
     if count and group.settle is not None:
         group.settle(conn, wait=True)
     return count
+
+
+def _aside(database_url: str, schema: str) -> Connect:
+    """Connections that apply to the copies in ``schema`` (a shard's)."""
+    def connect() -> psycopg.Connection[Any]:
+        conn = psycopg.connect(database_url, autocommit=True)
+        conn.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema)))
+        return conn
+    return connect
 
 
 def rebuild(app: Application[Any], database_url: str, names: tuple[str, ...],

@@ -17,7 +17,7 @@ from dialtone.database import resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.settings import Settings
 from projections.calls import KIND as CALL_KIND
-from streams.rebuild import REBUILDABLE, rebuild, replay_group
+from streams.rebuild import JOBS, REBUILDABLE, rebuild, replay_group
 
 # Other groups are rebuilt whole, by replaying history through their live path
 # aside, then swapped in.
@@ -28,12 +28,15 @@ GROUPS = {name: group for group in composition.PROJECTION_GROUPS for name in gro
 @click.command("rebuild")
 @click.argument("names", nargs=-1, required=True,
                 type=click.Choice(sorted({*REBUILDABLE, *GROUPS})))
+@click.option("--jobs", type=click.IntRange(1, 16), default=JOBS, show_default=True,
+              help="Connections a group whose apply is per aggregate (the call centre's) is "
+              "replayed on at once.")
 @click.pass_obj
-def command(settings: Settings, names: tuple[str, ...]) -> None:
+def command(settings: Settings, names: tuple[str, ...], jobs: int) -> None:
     """Rebuild the named projections from history (e.g. `dialtone rebuild cdr`)."""
     database_url = resolve_dsn(settings)
     apply_migrations(database_url)
-    rebuild_projections(database_url, names)
+    rebuild_projections(database_url, names, jobs)
     click.echo(f"rebuilt {', '.join(names)}")
 
 
@@ -41,7 +44,7 @@ def command(settings: Settings, names: tuple[str, ...]) -> None:
 ALL_PROJECTIONS = (*REBUILDABLE, *GROUPS)
 
 
-def rebuild_projections(database_url: str, names: tuple[str, ...]) -> None:
+def rebuild_projections(database_url: str, names: tuple[str, ...], jobs: int = JOBS) -> None:
     """Rebuild the named projections (fast path for calls, replay for the other groups)."""
     calls = tuple(n for n in names if n in REBUILDABLE)
     groups = {GROUPS[n] for n in names if n in GROUPS}
@@ -54,7 +57,7 @@ def rebuild_projections(database_url: str, names: tuple[str, ...]) -> None:
         for group in groups:
             if group.kinds & kinds:
                 with _progress(app) as bar:
-                    replay_group(app, database_url, group, progress=bar.update)
+                    replay_group(app, database_url, group, progress=bar.update, jobs=jobs)
 
 
 def _progress(app: Application[Any]) -> tqdm[Any]:

@@ -21,7 +21,7 @@ from dialtone import composition
 from dialtone.database import resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.settings import Settings
-from streams.rebuild import replay_until
+from streams.rebuild import JOBS, replay_until
 
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -57,8 +57,10 @@ def _schema(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
               help="Keep the events that occurred at or before this instant.")
 @click.option("--schema", "schema", required=True, callback=_schema,
               help="The new schema to build the projections in (must not exist).")
+@click.option("--jobs", type=click.IntRange(1, 16), default=JOBS, show_default=True,
+              help="Connections the call-centre group is applied on at once.")
 @click.pass_obj
-def command(settings: Settings, until: datetime, schema: str) -> None:
+def command(settings: Settings, until: datetime, schema: str, jobs: int) -> None:
     """Build every projection as of --until into a new schema (live tables untouched)."""
     database_url = resolve_dsn(settings)
     apply_migrations(database_url)
@@ -68,7 +70,7 @@ def command(settings: Settings, until: datetime, schema: str) -> None:
     try:
         with tqdm(total=total, unit="ev", desc=f"replay into {schema}") as bar:
             count = replay_until(sources, database_url, composition.PROJECTION_GROUPS, until,
-                                 schema, progress=bar.update)
+                                 schema, progress=bar.update, jobs=jobs)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--schema") from error
     finally:

@@ -1,0 +1,101 @@
+"""A rebuild's first pass on several connections at once (streams/shards.py), on a
+real PostgreSQL: the call-centre group's tables come out as one connection makes
+them, a shard's error stops the pass and reaches the caller, and a group whose
+apply is not per aggregate is refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import psycopg
+import pytest
+
+from projections import callcentre, calls, interval_buckets
+from projections.envelope import EventEnvelope
+from streams.rebuild import read_history, replay_group
+from streams.shards import apply_sharded
+from tests.integration.test_rebuild_swap import fresh, generated, project, rows
+
+pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
+__all__ = ["fresh"]  # the fixture, used by name
+
+
+def connector(database_url: str) -> Callable[[], psycopg.Connection[Any]]:
+    return lambda: psycopg.connect(database_url, autocommit=True)
+
+
+def test_three_shards_build_the_tables_one_connection_builds(
+        fresh: Callable[[], str]) -> None:
+    one, three = fresh(), fresh()
+    history = generated(3000)
+    head = project(one, history)
+    source = f"store:{history.service.name}"
+    last = apply_sharded(connector(three), callcentre.GROUP,
+                         read_history(history.service, page_size=200), source, 3)
+    with psycopg.connect(three, autocommit=True) as conn:
+        interval_buckets.refresh_dirty(conn, wait=True)
+        recorded: dict[str, int] = dict(conn.execute(
+            "SELECT projection, position FROM projection_positions WHERE source = %s",
+            (source,)).fetchall())
+    assert last == head
+    assert recorded == dict.fromkeys(callcentre.NAMES, head)
+    built = rows(three)
+    assert min(len(built[t]) for t in ("agent_state", "queue_live", "queue_visits",
+                                        "queue_handling", "agent_state_intervals")) > 0
+    assert built == rows(one)
+
+
+def test_a_rebuild_on_three_connections_swaps_in_what_one_builds(
+        fresh: Callable[[], str]) -> None:
+    database_url, reference = fresh(), fresh()
+    history = generated(1500)
+    project(database_url, history)
+    project(reference, history)
+    replay_group(history.service, database_url, callcentre.GROUP, jobs=3)
+    assert rows(database_url) == rows(reference)
+
+
+class ShardError(Exception):
+    pass
+
+
+def test_a_failing_shard_stops_the_pass_and_its_error_reaches_the_caller(
+        fresh: Callable[[], str]) -> None:
+    database_url = fresh()
+    history = generated(1500)
+    pages = list(read_history(history.service, page_size=20))
+    failing_at = pages[5][-1].position
+
+    def apply(conn: psycopg.Connection[Any], batch: Sequence[EventEnvelope], source: str) -> int:
+        if any(e.position >= failing_at for e in batch):
+            raise ShardError(f"cannot apply up to {failing_at}")
+        return callcentre.apply_batch(conn, batch, source)
+
+    read: list[int] = []
+
+    def reading() -> Iterator[list[EventEnvelope]]:
+        for page in pages:
+            read.append(page[-1].position)
+            yield page
+
+    group = dataclasses.replace(callcentre.GROUP, apply=apply)
+    with pytest.raises(ShardError, match="cannot apply"):
+        apply_sharded(connector(database_url), group, reading(), "store:test", 2)
+    assert len(read) < len(pages) // 2  # stopped, not read to the end
+    assert not [t for t in threading.enumerate() if t.name.startswith("shard-")]
+    with psycopg.connect(database_url) as conn:  # the failing page's transaction rolled back
+        assert conn.execute("SELECT count(*) FROM callcentre_events WHERE position >= %s",
+                            (failing_at,)).fetchone() == (0,)
+        applied = conn.execute("SELECT count(*) FROM projection_positions"
+                               " WHERE source = 'store:test'").fetchone()
+        assert applied is not None
+        assert applied[0] > 0  # the pages before it committed
+
+
+def test_a_group_whose_apply_is_not_per_aggregate_is_refused(fresh: Callable[[], str]) -> None:
+    database_url = fresh()
+    with pytest.raises(ValueError, match="not per aggregate"):
+        apply_sharded(connector(database_url), calls.GROUP, [], "store:test", 2)

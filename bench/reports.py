@@ -242,7 +242,8 @@ def main() -> None:
             projected_s = time.perf_counter() - started
             # The refresher's work, which the apply only marked (here after it, not beside it).
             started = time.perf_counter()
-            refreshed = interval_buckets.refresh_dirty(conn, wait=True)  # every batch
+            refreshed = interval_buckets.refresh_fresh(  # every batch, as a rebuild's
+                lambda: psycopg.connect(dsn, autocommit=True), args.jobs)
             refresh_s = time.perf_counter() - started
             buckets = conn.execute("SELECT count(*) FROM interval_marks").fetchone()
             # Then what follows any bulk load, before the reads are timed: statistics (a

@@ -64,7 +64,8 @@ def apply_batch(conn: Connection[TupleRow], envelopes: Sequence[EventEnvelope], 
 # Per aggregate: an agent's events write its view, periods and handlings, a queue's its
 # view, members, waiting calls and visits; the buckets' marks are a set (streams/shards.py).
 GROUP = ProjectionGroup(names=NAMES, kinds=KINDS, apply=apply_batch,
-                        settle=interval_buckets.refresh_dirty, per_aggregate=True)
+                        settle=interval_buckets.refresh_dirty, per_aggregate=True,
+                        settle_fresh=interval_buckets.refresh_fresh)
 
 
 def _lock(cur: Cursor[TupleRow], aggregate_ids: set[UUID]) -> None:

@@ -42,7 +42,8 @@ time order (live, or a rebuild in store order) that costs nothing.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -52,6 +53,8 @@ from psycopg import Connection, Cursor, sql
 from psycopg.rows import TupleRow
 
 from projections import interval_sql, kpi
+
+Connect = Callable[[], Connection[Any]]  # an autocommit connection to the tables
 
 BUCKET = timedelta(minutes=15)
 NAMES = ("interval_queue", "interval_agent", "interval_agent_state", "interval_marks",
@@ -162,7 +165,16 @@ def _refresh_tenant(cur: Cursor[TupleRow], tenant: str, wait: bool,
         return 0, False
     cur.execute("SELECT bucket_start, generation FROM interval_dirty WHERE tenant = %s"
                 " AND bucket_start <= %s", (tenant, buckets[-1]))
-    seen = cur.fetchall()
+    _compute(cur, tenant, buckets, cur.fetchall())
+    if more:
+        _carry_on(cur, tenant, buckets[-1])
+    return len(buckets), more
+
+
+def _compute(cur: Cursor[TupleRow], tenant: str, buckets: list[datetime],
+             seen: list[tuple[datetime, int]]) -> None:
+    """Recompute ``buckets``, mark them computed, clear the dirty marks ``seen`` (read
+    with their generations before the recompute)."""
     for table in NAMES[:3]:
         cur.execute(f"DELETE FROM {table} WHERE tenant = %s"  # noqa: S608
                     " AND bucket_start = ANY(%s)", (tenant, buckets))
@@ -170,9 +182,45 @@ def _refresh_tenant(cur: Cursor[TupleRow], tenant: str, wait: bool,
     cur.executemany("INSERT INTO interval_marks (tenant, bucket_start) VALUES (%s, %s)"
                     " ON CONFLICT DO NOTHING", [(tenant, b) for b in buckets])
     _clear(cur, tenant, sorted(seen))
-    if more:
-        _carry_on(cur, tenant, buckets[-1])
-    return len(buckets), more
+
+
+def refresh_fresh(connect: Connect, jobs: int) -> int:
+    """``refresh_dirty(wait=True)`` for tables just built from nothing (a rebuild's or
+    replay's first pass), on ``jobs`` connections at once; return how many buckets.
+
+    No bucket is computed yet, and every fact is in: each dirty bucket is computed
+    once, in any order, so each tenant's dirty buckets are cut into batches of
+    ``BATCH`` shared out among the connections. They hold the tenant's lock shared: a
+    ``refresh_dirty`` of the same tables waits for them. What is left dirty after
+    (marks made meanwhile) and tables with a bucket computed already get
+    ``refresh_dirty`` on one connection."""
+    with connect() as conn:
+        fresh = conn.execute("SELECT 1 FROM interval_marks LIMIT 1").fetchone() is None
+        dirty = conn.execute("SELECT tenant, bucket_start FROM interval_dirty"
+                             " ORDER BY tenant, bucket_start").fetchall() if fresh else []
+    by_tenant: dict[str, list[datetime]] = defaultdict(list)
+    for tenant, bucket in dirty:
+        by_tenant[tenant].append(bucket)
+    batches = [(tenant, buckets[n:n + BATCH]) for tenant, buckets in by_tenant.items()
+               for n in range(0, len(buckets), BATCH)]
+    count = 0
+    if jobs > 1 and batches:
+        with ThreadPoolExecutor(jobs, "refresh") as pool:
+            count = sum(pool.map(lambda share: _compute_share(connect, share),
+                                 [batches[n::jobs] for n in range(jobs)]))
+    with connect() as conn:
+        return count + refresh_dirty(conn, wait=True)
+
+
+def _compute_share(connect: Connect, batches: list[tuple[str, list[datetime]]]) -> int:
+    with connect() as conn:
+        for tenant, buckets in batches:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute(f"SELECT pg_advisory_xact_lock_shared({_LOCK})", (tenant,))
+                cur.execute("SELECT bucket_start, generation FROM interval_dirty"
+                            " WHERE tenant = %s AND bucket_start = ANY(%s)", (tenant, buckets))
+                _compute(cur, tenant, buckets, cur.fetchall())
+    return sum(len(buckets) for _, buckets in batches)
 
 
 def _to_do(cur: Cursor[TupleRow], tenant: str, batch: int) -> tuple[list[datetime], bool]:

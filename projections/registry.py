@@ -41,6 +41,9 @@ class ProjectionGroup:
     # marks or positions that commute): disjoint sets of aggregates can then be applied
     # on separate connections at once (streams/shards.py, a rebuild's first pass).
     per_aggregate: bool = False
+    # The settle for tables just built from nothing, on that many connections at once
+    # (a rebuild's first pass); None: ``settle`` on one.
+    settle_fresh: Callable[[Callable[[], Connection[Any]], int], int] | None = None
 
 
 # -- building a group aside and swapping it in (streams/rebuild.py, dialtone replay) -------

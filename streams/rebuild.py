@@ -211,7 +211,8 @@ def _apply_after(app: Application[Any], conn: psycopg.Connection[Any], group: Pr
                 progress(len(page))
             yield page if until is None else [e for e in page if e.occurred_at <= until]
 
-    if shards is not None and shards[1] > 1 and group.per_aggregate:
+    sharded = shards is not None and shards[1] > 1 and group.per_aggregate
+    if shards is not None and sharded:
         apply_sharded(shards[0], group, kept_pages(), source, shards[1])
     else:
         for kept in kept_pages():
@@ -219,7 +220,9 @@ def _apply_after(app: Application[Any], conn: psycopg.Connection[Any], group: Pr
                 group.apply(conn, kept, source)
     # What apply deferred (interval buckets), done once for the whole history: a
     # bucket is recomputed once, not after every page that touched it.
-    if count and group.settle is not None:
+    if count and shards is not None and sharded and group.settle_fresh is not None:
+        group.settle_fresh(shards[0], shards[1])
+    elif count and group.settle is not None:
         group.settle(conn, wait=True)
     return count
 

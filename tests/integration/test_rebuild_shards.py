@@ -35,8 +35,8 @@ def test_three_shards_build_the_tables_one_connection_builds(
     source = f"store:{history.service.name}"
     last = apply_sharded(connector(three), callcentre.GROUP,
                          read_history(history.service, page_size=200), source, 3)
+    assert interval_buckets.refresh_fresh(connector(three), 3) > interval_buckets.BATCH
     with psycopg.connect(three, autocommit=True) as conn:
-        interval_buckets.refresh_dirty(conn, wait=True)
         recorded: dict[str, int] = dict(conn.execute(
             "SELECT projection, position FROM projection_positions WHERE source = %s",
             (source,)).fetchall())

@@ -219,10 +219,12 @@ def _apply_after(app: Application[Any], conn: psycopg.Connection[Any], group: Pr
             if kept:
                 group.apply(conn, kept, source)
     # What apply deferred (interval buckets), done once for the whole history: a
-    # bucket is recomputed once, not after every page that touched it.
+    # bucket is recomputed once, not after every page that touched it. After a sharded
+    # pass, on its connections first; then the group's own settle, always, for what
+    # was marked meanwhile (usually nothing).
     if count and shards is not None and sharded and group.settle_fresh is not None:
         group.settle_fresh(shards[0], shards[1])
-    elif count and group.settle is not None:
+    if count and group.settle is not None:
         group.settle(conn, wait=True)
     return count
 

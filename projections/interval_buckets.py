@@ -42,7 +42,7 @@ time order (live, or a rebuild in store order) that costs nothing.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
@@ -53,8 +53,7 @@ from psycopg import Connection, Cursor, sql
 from psycopg.rows import TupleRow
 
 from projections import interval_sql, kpi
-
-Connect = Callable[[], Connection[Any]]  # an autocommit connection to the tables
+from projections.registry import Connect
 
 BUCKET = timedelta(minutes=15)
 NAMES = ("interval_queue", "interval_agent", "interval_agent_state", "interval_marks",

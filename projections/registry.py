@@ -19,6 +19,7 @@ from psycopg import Connection, sql
 from projections.envelope import EventEnvelope
 
 ApplyBatch = Callable[[Connection[Any], Sequence[EventEnvelope], str], int]
+Connect = Callable[[], Connection[Any]]  # a new autocommit connection to a group's tables
 
 
 class Settle(Protocol):
@@ -43,7 +44,7 @@ class ProjectionGroup:
     per_aggregate: bool = False
     # The settle for tables just built from nothing, on that many connections at once
     # (a rebuild's first pass); None: ``settle`` on one.
-    settle_fresh: Callable[[Callable[[], Connection[Any]], int], int] | None = None
+    settle_fresh: Callable[[Connect, int], int] | None = None
 
 
 # -- building a group aside and swapping it in (streams/rebuild.py, dialtone replay) -------

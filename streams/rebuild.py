@@ -27,8 +27,8 @@ from domain.addressing import DEFAULT_TENANT
 from projections import call_events, call_live, calls, interval_buckets, positions
 from projections.calls import CallView, advance, start
 from projections.envelope import EventEnvelope, decode
-from projections.registry import ProjectionGroup, create_aside, swap_in, tables
-from streams.shards import Connect, apply_sharded
+from projections.registry import Connect, ProjectionGroup, create_aside, swap_in, tables
+from streams.shards import apply_sharded
 
 REBUILDABLE = (call_events.NAME, calls.CDR, call_live.NAME)
 Progress = Callable[[int], object]

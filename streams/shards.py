@@ -21,18 +21,14 @@ never wait on each other in a cycle.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
-from typing import Any
-
-from psycopg import Connection
 
 from projections import positions
 from projections.envelope import EventEnvelope
-from projections.registry import ProjectionGroup
+from projections.registry import Connect, ProjectionGroup
 
-Connect = Callable[[], Connection[Any]]
 # Pages in flight per shard: enough that a shard never waits for the reader, few
 # enough that a failing shard stops the pass within a couple of pages.
 _AHEAD = 2

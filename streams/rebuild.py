@@ -211,19 +211,19 @@ def _apply_after(app: Application[Any], conn: psycopg.Connection[Any], group: Pr
                 progress(len(page))
             yield page if until is None else [e for e in page if e.occurred_at <= until]
 
-    sharded = shards is not None and shards[1] > 1 and group.per_aggregate
-    if shards is not None and sharded:
-        apply_sharded(shards[0], group, kept_pages(), source, shards[1])
+    # What apply deferred (interval buckets) is done once for the whole history: a
+    # bucket is recomputed once, not after every page that touched it. After a sharded
+    # pass, on its connections first; then the group's own settle, always, for what
+    # was marked meanwhile (usually nothing).
+    if shards is not None and shards[1] > 1 and group.per_aggregate:
+        connect, jobs = shards
+        apply_sharded(connect, group, kept_pages(), source, jobs)
+        if count and group.settle_fresh is not None:
+            group.settle_fresh(connect, jobs)
     else:
         for kept in kept_pages():
             if kept:
                 group.apply(conn, kept, source)
-    # What apply deferred (interval buckets), done once for the whole history: a
-    # bucket is recomputed once, not after every page that touched it. After a sharded
-    # pass, on its connections first; then the group's own settle, always, for what
-    # was marked meanwhile (usually nothing).
-    if count and shards is not None and sharded and group.settle_fresh is not None:
-        group.settle_fresh(shards[0], shards[1])
     if count and group.settle is not None:
         group.settle(conn, wait=True)
     return count

@@ -29,8 +29,9 @@ from projections import positions
 from projections.envelope import EventEnvelope
 from projections.registry import Connect, ProjectionGroup
 
-# Pages in flight per shard: enough that a shard never waits for the reader, few
-# enough that a failing shard stops the pass within a couple of pages.
+# Pages read ahead of the oldest page not yet applied by every shard: enough that no
+# shard waits for the reader, few enough that a failing shard stops the pass within
+# a few pages.
 _AHEAD = 2
 
 

@@ -10,7 +10,7 @@ lock and then continue from the rebuilt rows, which are version-gated.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,6 +28,7 @@ from projections import call_events, call_live, calls, interval_buckets, positio
 from projections.calls import CallView, advance, start
 from projections.envelope import EventEnvelope, decode
 from projections.registry import Connect, ProjectionGroup, create_aside, swap_in, tables
+from streams import deferred_indexes
 from streams.shards import apply_sharded
 
 REBUILDABLE = (call_events.NAME, calls.CDR, call_live.NAME)
@@ -212,21 +213,31 @@ def _apply_after(app: Application[Any], conn: psycopg.Connection[Any], group: Pr
             yield page if until is None else [e for e in page if e.occurred_at <= until]
 
     # What apply deferred (interval buckets) is done once for the whole history: a
-    # bucket is recomputed once, not after every page that touched it. After a sharded
-    # pass, on its connections first; then the group's own settle, always, for what
-    # was marked meanwhile (usually nothing).
-    if shards is not None and shards[1] > 1 and group.per_aggregate:
-        connect, jobs = shards
-        apply_sharded(connect, group, kept_pages(), source, jobs)
-        if count and group.settle_fresh is not None:
-            group.settle_fresh(connect, jobs)
+    # bucket is recomputed once, not after every page that touched it. After a first
+    # pass, its deferred indexes built, on its connections first; then the group's own
+    # settle, always, for what was marked meanwhile (usually nothing).
+    if shards is None:
+        _apply_pages(conn, group, kept_pages(), source)
     else:
-        for kept in kept_pages():
-            if kept:
-                group.apply(conn, kept, source)
+        connect, jobs = shards
+        sharded = jobs > 1 and group.per_aggregate
+        with deferred_indexes.deferred(connect, group.deferred_indexes, jobs):
+            if sharded:
+                apply_sharded(connect, group, kept_pages(), source, jobs)
+            else:
+                _apply_pages(conn, group, kept_pages(), source)
+        if sharded and count and group.settle_fresh is not None:
+            group.settle_fresh(connect, jobs)
     if count and group.settle is not None:
         group.settle(conn, wait=True)
     return count
+
+
+def _apply_pages(conn: psycopg.Connection[Any], group: ProjectionGroup,
+                 pages: Iterable[list[EventEnvelope]], source: str) -> None:
+    for page in pages:
+        if page:
+            group.apply(conn, page, source)
 
 
 def _aside(database_url: str, schema: str) -> Connect:

@@ -1,0 +1,70 @@
+"""Indexes a first pass builds once, at its end, instead of keeping them up to date
+event by event.
+
+A rebuild's or replay's first pass fills empty tables with the whole history. An
+index that the group's apply never reads (a report's, a timeline's, the live
+feed's) only costs it: every row inserted or updated descends it, and a GiST index
+over a visit's time range costs more than the row. Built once over the full table,
+it is a sort. So the pass drops them from the empty tables, and builds them again
+when every page is in, on the pass's connections at once, before the settle (the
+interval buckets' refresh reads them) and before anything else reads the tables.
+
+The group declares which ones (``ProjectionGroup.deferred_indexes``); the indexes
+its apply looks rows up by (keys, an agent's open period, a call's handlings) stay.
+A pass that fails leaves its copy without them: a rebuild starts its copy over, and
+a replay's schema is incomplete anyway (docs/history.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+from psycopg import sql
+
+from projections.registry import Connect
+
+# The indexes among ``names`` on tables of the connection's first schema (a rebuild's
+# copy, or public), with what builds them again; the largest tables' first.
+_FIND = """
+SELECT i.indexname, i.indexdef FROM pg_indexes i
+JOIN pg_class t ON t.relname = i.tablename
+JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = i.schemaname
+WHERE i.schemaname = current_schema() AND i.indexname = ANY(%s)
+ORDER BY t.relpages DESC, i.indexname
+"""
+# Room to sort a month's index in memory (PostgreSQL's default is 64 MB), for the
+# build's own session only.
+_SORT_MEMORY = "256MB"
+
+
+@contextmanager
+def deferred(connect: Connect, names: Collection[str], jobs: int) -> Iterator[None]:
+    """Drop the indexes ``names`` of the tables the connections of ``connect`` write
+    (their first schema) for the block, then build them on ``jobs`` connections.
+    Not built again if the block raises (see above)."""
+    if not names:
+        yield
+        return
+    with connect() as conn:
+        found: list[tuple[str, str]] = conn.execute(_FIND, (sorted(names),)).fetchall()
+        for name, _ in found:
+            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+    yield
+    build(connect, [definition for _, definition in found], jobs)
+
+
+def build(connect: Connect, definitions: Sequence[str], jobs: int) -> None:
+    """Run the ``CREATE INDEX`` statements, ``jobs`` at a time, each on a connection
+    of its own."""
+    def create(definition: str) -> None:
+        with connect() as conn:
+            conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(
+                sql.Literal(_SORT_MEMORY)))
+            conn.execute(sql.SQL(definition))  # pg_indexes.indexdef: PostgreSQL wrote it
+
+    with ThreadPoolExecutor(max(1, min(jobs, len(definitions))),
+                            thread_name_prefix="index-") as pool:
+        for done in [pool.submit(create, d) for d in definitions]:
+            done.result()

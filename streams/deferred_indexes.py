@@ -8,6 +8,8 @@ over a visit's time range costs more than the row. Built once over the full tabl
 it is a sort. So the pass drops them from the empty tables, and builds them again
 when every page is in, on the pass's connections at once, before the settle (the
 interval buckets' refresh reads them) and before anything else reads the tables.
+Then it analyzes those tables, so that the settle's plans see a full table, not
+the empty one the load started from.
 
 The group declares which ones (``ProjectionGroup.deferred_indexes``); the indexes
 its apply looks rows up by (keys, an agent's open period, a call's handlings) stay.
@@ -28,7 +30,7 @@ from projections.registry import Connect
 # The indexes among ``names`` on tables of the connection's first schema (a rebuild's
 # copy, or public), with what builds them again; the largest tables' first.
 _FIND = """
-SELECT i.indexname, i.indexdef FROM pg_indexes i
+SELECT i.indexname, i.indexdef, quote_ident(i.tablename) FROM pg_indexes i
 JOIN pg_class t ON t.relname = i.tablename
 JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = i.schemaname
 WHERE i.schemaname = current_schema() AND i.indexname = ANY(%s)
@@ -48,23 +50,24 @@ def deferred(connect: Connect, names: Collection[str], jobs: int) -> Iterator[No
         yield
         return
     with connect() as conn:
-        found: list[tuple[str, str]] = conn.execute(_FIND, (sorted(names),)).fetchall()
-        for name, _ in found:
+        found: list[tuple[str, str, str]] = conn.execute(_FIND, (sorted(names),)).fetchall()
+        for name, _, _ in found:
             conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
     yield
-    build(connect, [definition for _, definition in found], jobs)
+    run(connect, [definition for _, definition, _ in found], jobs)
+    run(connect, [f"ANALYZE {table}" for table in dict.fromkeys(t for _, _, t in found)], jobs)
 
 
-def build(connect: Connect, definitions: Sequence[str], jobs: int) -> None:
-    """Run the ``CREATE INDEX`` statements, ``jobs`` at a time, each on a connection
-    of its own."""
-    def create(definition: str) -> None:
+def run(connect: Connect, statements: Sequence[str], jobs: int) -> None:
+    """Run the statements (``CREATE INDEX`` from pg_indexes, ``ANALYZE``), ``jobs`` at a
+    time, each on a connection of its own."""
+    def one(statement: str) -> None:
         with connect() as conn:
             conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(
                 sql.Literal(_SORT_MEMORY)))
-            conn.execute(sql.SQL(definition))  # pg_indexes.indexdef: PostgreSQL wrote it
+            conn.execute(sql.SQL(statement))  # PostgreSQL's own text (and names it quoted)
 
-    with ThreadPoolExecutor(max(1, min(jobs, len(definitions))),
+    with ThreadPoolExecutor(max(1, min(jobs, len(statements))),
                             thread_name_prefix="index-") as pool:
-        for done in [pool.submit(create, d) for d in definitions]:
+        for done in [pool.submit(one, s) for s in statements]:
             done.result()

@@ -29,8 +29,8 @@ GROUPS = {name: group for group in composition.PROJECTION_GROUPS for name in gro
 @click.argument("names", nargs=-1, required=True,
                 type=click.Choice(sorted({*REBUILDABLE, *GROUPS})))
 @click.option("--jobs", type=click.IntRange(1, 16), default=JOBS, show_default=True,
-              help="Connections a group whose apply is per aggregate (the call centre's) is "
-              "replayed on at once.")
+              help="Processes (each with its connection) a group whose apply is per aggregate "
+              "(the call centre's) is replayed in at once.")
 @click.pass_obj
 def command(settings: Settings, names: tuple[str, ...], jobs: int) -> None:
     """Rebuild the named projections from history (e.g. `dialtone rebuild cdr`)."""

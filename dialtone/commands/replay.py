@@ -58,7 +58,8 @@ def _schema(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 @click.option("--schema", "schema", required=True, callback=_schema,
               help="The new schema to build the projections in (must not exist).")
 @click.option("--jobs", type=click.IntRange(1, 16), default=JOBS, show_default=True,
-              help="Connections the call-centre group is applied on at once.")
+              help="Processes (each with its connection) the call-centre group is applied in "
+              "at once.")
 @click.pass_obj
 def command(settings: Settings, until: datetime, schema: str, jobs: int) -> None:
     """Build every projection as of --until into a new schema (live tables untouched)."""

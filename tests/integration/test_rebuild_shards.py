@@ -1,11 +1,14 @@
-"""A rebuild's first pass on several connections at once (streams/shards.py), on a
+"""A rebuild's first pass in several processes at once (streams/shards.py), on a
 real PostgreSQL: the call-centre group's tables come out as one connection makes
-them, a shard's error stops the pass and reaches the caller, and a group whose
-apply is not per aggregate is refused."""
+them, a shard's error (even one that does not pickle, or a shard that dies without
+one) stops the pass and reaches the caller, and a group whose apply is not per
+aggregate is refused."""
 
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -15,6 +18,7 @@ import pytest
 
 from projections import callcentre, calls, interval_buckets
 from projections.envelope import EventEnvelope
+from streams import shards
 from streams.rebuild import read_history, replay_group
 from streams.shards import apply_sharded
 from tests.integration.test_rebuild_swap import fresh, generated, project, rows
@@ -86,6 +90,7 @@ def test_a_failing_shard_stops_the_pass_and_its_error_reaches_the_caller(
         apply_sharded(connector(database_url), group, reading(), "store:test", 2)
     assert len(read) < len(pages) // 2  # stopped, not read to the end
     assert not [t for t in threading.enumerate() if t.name.startswith("shard-")]
+    assert not multiprocessing.active_children()
     with psycopg.connect(database_url) as conn:  # the failing page's transaction rolled back
         assert conn.execute("SELECT count(*) FROM callcentre_events WHERE position >= %s",
                             (failing_at,)).fetchone() == (0,)
@@ -93,6 +98,38 @@ def test_a_failing_shard_stops_the_pass_and_its_error_reaches_the_caller(
                                " WHERE source = 'store:test'").fetchone()
         assert applied is not None
         assert applied[0] > 0  # the pages before it committed
+
+
+def test_a_shard_that_dies_without_a_word_stops_the_pass(fresh: Callable[[], str]) -> None:
+    database_url = fresh()
+    pages = list(read_history(generated(600).service, page_size=20))
+
+    def apply(conn: psycopg.Connection[Any], batch: Sequence[EventEnvelope], source: str) -> int:
+        os._exit(3)  # as the kernel's OOM killer would leave it: no report
+
+    group = dataclasses.replace(callcentre.GROUP, apply=apply)
+    with pytest.raises(shards.ShardError, match="exit code 3"):
+        apply_sharded(connector(database_url), group, pages, "store:test", 2)
+    assert not multiprocessing.active_children()
+
+
+class Unpicklable(Exception):  # noqa: N818 - named for what the test needs of it
+    def __init__(self) -> None:
+        super().__init__("holds a lock")
+        self.lock = threading.Lock()
+
+
+def test_a_shard_error_that_does_not_pickle_reaches_the_caller_as_text(
+        fresh: Callable[[], str]) -> None:
+    database_url = fresh()
+    pages = list(read_history(generated(600).service, page_size=20))
+
+    def apply(conn: psycopg.Connection[Any], batch: Sequence[EventEnvelope], source: str) -> int:
+        raise Unpicklable
+
+    group = dataclasses.replace(callcentre.GROUP, apply=apply)
+    with pytest.raises(shards.ShardError, match="Unpicklable: holds a lock"):
+        apply_sharded(connector(database_url), group, pages, "store:test", 2)
 
 
 def test_a_group_whose_apply_is_not_per_aggregate_is_refused(fresh: Callable[[], str]) -> None:

@@ -83,7 +83,12 @@ def stage(cur: Cursor[TupleRow], name: str, columns: Sequence[tuple[str, str]],
                                        for c, t in columns)))
     names = sql.SQL(", ").join(sql.Identifier(c) for c, _ in columns)
     count = 0
-    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage_name, names)) as copy:
+    # Binary, with the column types given: psycopg's C dumpers write each value as is,
+    # where the text format formats and escapes it (a third less of the reader's CPU
+    # for a page of events, which a rebuild's first pass spends on every event).
+    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            stage_name, names)) as copy:
+        copy.set_types([sql_type for _, sql_type in columns])
         for row in rows:
             copy.write_row(row)
             count += 1

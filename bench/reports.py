@@ -200,8 +200,9 @@ def compare(server: Any, events: list[EventEnvelope], tail: int) -> None:
 
 
 def project(dsn: str, events: list[EventEnvelope], batch: int, jobs: int) -> None:
-    """The call-centre group's apply over ``events``, pages of ``batch``: on ``jobs``
-    connections at once as a rebuild's first pass does (streams/shards.py), or on one."""
+    """The call-centre group's apply over ``events``, pages of ``batch``: in ``jobs``
+    processes at once as a rebuild's first pass does (streams/shards.py), or on one
+    connection."""
     pages = (events[first:first + batch] for first in range(0, len(events), batch))
     connect = partial(psycopg.connect, dsn, autocommit=True)
     # As a first pass: the indexes the apply never reads are built at the end (timed).

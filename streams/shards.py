@@ -29,6 +29,7 @@ import gc
 import multiprocessing
 import pickle
 import queue
+import signal
 import traceback
 from collections.abc import Iterable, Sequence
 from multiprocessing.queues import Queue
@@ -160,6 +161,8 @@ class _Shards:
 def _shard(connect: Connect, group: ProjectionGroup, source: str,
            inbox: Queue[Part], reports: Queue[Report]) -> None:
     """A shard's process: apply each part it is sent, in order, until None."""
+    # The reader's stop (terminate) ends it, whatever handler the reader had set.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         with connect() as conn:
             while (part := inbox.get()) is not None:

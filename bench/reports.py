@@ -54,9 +54,7 @@ from dialtone.migrations import apply_migrations
 from domain.errors import DomainError
 from projections import callcentre, interval_buckets
 from projections.envelope import EventEnvelope, decode
-from streams import deferred_indexes
-from streams.rebuild import JOBS
-from streams.shards import apply_sharded
+from streams.rebuild import JOBS, first_pass
 
 # The aggregate cache hands out its own copy of each aggregate instead of a deep copy
 # (eventsourcing's DEEPCOPY_FROM_AGGREGATE_CACHE; application/calls.py does the same):
@@ -204,15 +202,9 @@ def project(dsn: str, events: list[EventEnvelope], batch: int, jobs: int) -> Non
     processes at once as a rebuild's first pass does (streams/shards.py), or on one
     connection."""
     pages = (events[first:first + batch] for first in range(0, len(events), batch))
-    connect = partial(psycopg.connect, dsn, autocommit=True)
-    # As a first pass: the indexes the apply never reads are built at the end (timed).
-    with deferred_indexes.deferred(connect, callcentre.GROUP.deferred_indexes, jobs):
-        if jobs > 1:
-            apply_sharded(connect, callcentre.GROUP, pages, "store:bench", jobs)
-        else:
-            with connect() as conn:
-                for page in pages:
-                    callcentre.apply_batch(conn, page, "store:bench")
+    # A rebuild's own first pass: the indexes the apply never reads built at the end (timed).
+    first_pass(partial(psycopg.connect, dsn, autocommit=True), callcentre.GROUP, pages,
+               "store:bench", jobs)
 
 
 def main() -> None:

@@ -28,13 +28,10 @@ from psycopg import sql
 from projections.registry import Connect
 
 # The indexes among ``names`` on tables of the connection's first schema (a rebuild's
-# copy, or public), with what builds them again; the largest tables' first.
+# copy, or public), with what builds them again and their table.
 _FIND = """
-SELECT i.indexname, i.indexdef, quote_ident(i.tablename) FROM pg_indexes i
-JOIN pg_class t ON t.relname = i.tablename
-JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = i.schemaname
-WHERE i.schemaname = current_schema() AND i.indexname = ANY(%s)
-ORDER BY t.relpages DESC, i.indexname
+SELECT indexname, indexdef, quote_ident(tablename) FROM pg_indexes
+WHERE schemaname = current_schema() AND indexname = ANY(%s) ORDER BY indexname
 """
 # Room to sort a month's index in memory (PostgreSQL's default is 64 MB), for the
 # build's own session only.

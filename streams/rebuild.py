@@ -220,17 +220,28 @@ def _apply_after(app: Application[Any], conn: psycopg.Connection[Any], group: Pr
         _apply_pages(conn, group, kept_pages(), source)
     else:
         connect, jobs = shards
-        sharded = jobs > 1 and group.per_aggregate
-        with deferred_indexes.deferred(connect, group.deferred_indexes, jobs):
-            if sharded:
-                apply_sharded(connect, group, kept_pages(), source, jobs)
-            else:
-                _apply_pages(conn, group, kept_pages(), source)
-        if sharded and count and group.settle_fresh is not None:
+        if first_pass(connect, group, kept_pages(), source, jobs) and count \
+                and group.settle_fresh is not None:
             group.settle_fresh(connect, jobs)
     if count and group.settle is not None:
         group.settle(conn, wait=True)
     return count
+
+
+def first_pass(connect: Connect, group: ProjectionGroup, pages: Iterable[list[EventEnvelope]],
+               source: str, jobs: int) -> bool:
+    """Apply ``pages`` to the group's empty tables (those ``connect`` reaches first), its
+    deferred indexes built at the end (streams/deferred_indexes.py): in ``jobs`` processes
+    if its apply is per aggregate (streams/shards.py), else on one connection. Return
+    whether it was sharded (its tables then take ``settle_fresh``)."""
+    sharded = jobs > 1 and group.per_aggregate
+    with deferred_indexes.deferred(connect, group.deferred_indexes, jobs):
+        if sharded:
+            apply_sharded(connect, group, pages, source, jobs)
+        else:
+            with connect() as conn:
+                _apply_pages(conn, group, pages, source)
+    return sharded
 
 
 def _apply_pages(conn: psycopg.Connection[Any], group: ProjectionGroup,

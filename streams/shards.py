@@ -52,7 +52,8 @@ Report = bytes | None  # a shard's pickled exception, or None: it is done
 
 
 class ShardError(RuntimeError):
-    """A shard's error that could not be sent as it was (not picklable)."""
+    """A shard that failed without a usable report: its error did not pickle (sent as
+    its traceback), or it died without a word."""
 
 
 def split(page: Sequence[EventEnvelope], kinds: frozenset[str],

@@ -12,7 +12,12 @@ docstring states the window membership each query follows. Imported from kpi
 # before the start (events out of order) is read as the start. A window query adds
 # the overlap to its exact conditions: the index then finds the rows of the window
 # alone, where B-tree ranges on start or end read every row before (or after) it,
-# which made the refresh of a month's buckets quadratic (docs/reports.md).
+# which made the refresh of a month's buckets quadratic (docs/reports.md). So the
+# exact conditions are only the ones the overlap does not imply (a visit's start
+# before `until` it does), spelled so that no B-tree or BRIN range on a start or an
+# end can serve them (coalesce, not "IS NULL OR"): the planner ANDed such a bitmap,
+# every row before or after the window and lossy for a BRIN, with the span's, and each
+# bucket rechecked thousands of rows (a month's refresh 33.0 s, 22.5 s without).
 VISIT_SPAN = ("tstzrange(offered_at, CASE WHEN left_at < offered_at THEN offered_at"
               " ELSE left_at END, '[]')")
 PERIOD_SPAN = ("tstzrange(started_at, CASE WHEN ended_at < started_at THEN started_at"
@@ -47,7 +52,7 @@ WITH v AS (
         max(CASE WHEN left_at < $3 THEN wait_s
                  ELSE extract(epoch FROM $3 - offered_at)::float8 END) AS longest_wait_s
     FROM queue_visits
-    WHERE tenant = $1 AND offered_at < $3 AND (left_at IS NULL OR left_at >= $2)
+    WHERE tenant = $1 AND coalesce(left_at, 'infinity') >= $2
       AND {VISIT_SPAN} {_IN_WINDOW}
     GROUP BY queue_id
 ), h AS (
@@ -75,7 +80,7 @@ FROM (
            GREATEST(0, extract(epoch FROM LEAST(coalesce(ended_at, $3), $3)
                                          - GREATEST(started_at, $2)))::float8 AS s
     FROM agent_state_intervals
-    WHERE tenant = $1 AND started_at < $3 AND (ended_at IS NULL OR ended_at > $2)
+    WHERE tenant = $1 AND coalesce(ended_at, 'infinity') > $2
       AND {PERIOD_SPAN} {_IN_WINDOW}
 ) clipped
 GROUP BY agent_id
@@ -141,7 +146,7 @@ FROM (
                                          - GREATEST(started_at, $2)))::float8 AS s
     FROM agent_state_intervals
     WHERE tenant = $1 AND state <> 'logged_out'
-      AND started_at < $3 AND (ended_at IS NULL OR ended_at > $2)
+      AND coalesce(ended_at, 'infinity') > $2
       AND {PERIOD_SPAN} {_IN_WINDOW}
 ) clipped
 WHERE s > 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from psycopg import Cursor, sql
+from psycopg import Cursor
 from psycopg.rows import TupleRow
 
 from projections import staging
@@ -23,8 +23,15 @@ NAME = "agent_state_intervals"
 
 # Staged (COPY), then one statement each: the stored periods a batch ends (one per
 # agent at most) and the new ones (each started once: the version gate).
-_COLUMNS = ("agent_id", "started_version", "started_at", "state", "reason", "call_id",
-            "queue_id", "ended_at", "duration_s", "tenant")
+_COLUMNS = (("agent_id", "uuid"), ("started_version", "integer"),
+            ("started_at", "timestamptz"), ("state", "text"), ("reason", "text"),
+            ("call_id", "uuid"), ("queue_id", "uuid"), ("ended_at", "timestamptz"),
+            ("duration_s", "double precision"), ("tenant", "text"))
+_NEW = "agent_periods_new"
+_INSERT_NEW = f"""
+INSERT INTO agent_state_intervals ({", ".join(c for c, _ in _COLUMNS)})
+SELECT * FROM {_NEW} ON CONFLICT DO NOTHING
+"""  # noqa: S608 - constants
 _CLOSING = "agent_periods_closing"
 _CLOSING_COLUMNS = (("ended_at", "timestamptz"), ("agent_id", "uuid"),
                     ("started_version", "integer"), ("started_at", "timestamptz"))
@@ -82,7 +89,9 @@ class PeriodLog:
         self._new.append(period)
         self._open_new[view.agent_id] = period
 
-    def write(self, cur: Cursor[TupleRow]) -> None:
+    def write(self, cur: Cursor[TupleRow], *, fresh: bool = False) -> None:
+        """``fresh``: a first pass from the store (callcentre.apply_batch), where no
+        period was written before: the new ones are copied straight into the table."""
         if len(self._closed_stored) + len(self._new) < staging.SET_WISE_FROM:
             self._write_rows(cur)
             return
@@ -90,9 +99,12 @@ class PeriodLog:
             staging.stage(cur, _CLOSING, _CLOSING_COLUMNS, self._closed_stored)
             cur.execute(_CLOSE)
             staging.unstage(cur, _CLOSING)
-        if self._new:
-            staging.copy_merge(cur, NAME, _COLUMNS, (p.row() for p in self._new),
-                               sql.SQL("ON CONFLICT DO NOTHING"))
+        if self._new and fresh:
+            staging.copy_into(cur, NAME, _COLUMNS, (p.row() for p in self._new))
+        elif self._new:
+            staging.stage(cur, _NEW, _COLUMNS, (p.row() for p in self._new), analyze=False)
+            cur.execute(_INSERT_NEW)
+            staging.unstage(cur, _NEW)
 
     def _write_rows(self, cur: Cursor[TupleRow]) -> None:
         """A live batch's few periods: a statement each (executemany pipelines them)."""

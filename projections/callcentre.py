@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -42,18 +43,21 @@ NAMES = (callcentre_events.NAME, agent_state.NAME, agent_state_intervals.NAME, q
 KINDS = frozenset({"agent", "queue", "ivrmenu", "number", "dialplan"})
 
 
-def apply_batch(conn: Connection[TupleRow], envelopes: Sequence[EventEnvelope], source: str) -> int:
-    """Apply the batch; return how many agents' and queues' views moved on."""
+def apply_batch(conn: Connection[TupleRow], envelopes: Sequence[EventEnvelope], source: str,
+                *, fresh: bool = False) -> int:
+    """Apply the batch; return how many agents' and queues' views moved on. ``fresh``: a
+    first pass into empty tables, from the store in store order (each event once): the
+    events are copied straight in (callcentre_events.copy_fresh)."""
     if not conn.autocommit:
         raise ValueError("apply_batch needs an autocommit connection")  # see projections.calls
     ours = [e for e in envelopes if e.kind in KINDS]
     with conn.transaction(), conn.cursor() as cur:
         changed = 0
         if ours:
-            callcentre_events.insert(cur, ours)
+            (callcentre_events.copy_fresh if fresh else callcentre_events.insert)(cur, ours)
             _lock(cur, {e.subject for e in ours if e.kind in ("agent", "queue")})
             touched = interval_buckets.Touched()
-            changed += _fold_agents(cur, [e for e in ours if e.kind == "agent"], touched)
+            changed += _fold_agents(cur, [e for e in ours if e.kind == "agent"], touched, fresh)
             changed += _fold_queues(cur, [e for e in ours if e.kind == "queue"], touched)
             interval_buckets.mark(cur, touched)  # recomputed by the refresher, not here
         if envelopes:
@@ -77,6 +81,7 @@ DEFERRED_INDEXES = (
 # Per aggregate: an agent's events write its view, periods and handlings, a queue's its
 # view, members, waiting calls and visits; the buckets' marks are a set (streams/shards.py).
 GROUP = ProjectionGroup(names=NAMES, kinds=KINDS, apply=apply_batch,
+                        apply_fresh=partial(apply_batch, fresh=True),
                         settle=interval_buckets.refresh_dirty, per_aggregate=True,
                         settle_fresh=interval_buckets.refresh_fresh,
                         deferred_indexes=frozenset(DEFERRED_INDEXES))
@@ -92,7 +97,7 @@ def _lock(cur: Cursor[TupleRow], aggregate_ids: set[UUID]) -> None:
 
 
 def _fold_agents(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope],
-                 touched: interval_buckets.Touched) -> int:
+                 touched: interval_buckets.Touched, fresh: bool) -> int:
     agent_ids = {e.subject for e in batch}
     if not agent_ids:
         return 0
@@ -121,7 +126,7 @@ def _fold_agents(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope],
         if moved and view is not None:
             changed.append(view)
     agent_state.upsert(cur, changed)
-    periods.write(cur)
+    periods.write(cur, fresh=fresh)
     queue_visits_sql.write(cur, facts)
     return len(changed)
 

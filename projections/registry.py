@@ -45,6 +45,10 @@ class ProjectionGroup:
     # The settle for tables just built from nothing, on that many connections at once
     # (a rebuild's first pass); None: ``settle`` on one.
     settle_fresh: Callable[[Connect, int], int] | None = None
+    # Its apply for a first pass into empty tables, from the store in store order (each
+    # event once, an aggregate's in version order): it may skip deduplicating; None:
+    # ``apply``.
+    apply_fresh: ApplyBatch | None = None
     # Indexes on its tables that its apply never reads (the reports', the timelines'):
     # a first pass into empty tables builds them once at its end (streams/deferred_indexes.py).
     deferred_indexes: frozenset[str] = frozenset()

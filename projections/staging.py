@@ -100,6 +100,19 @@ def stage(cur: Cursor[TupleRow], name: str, columns: Sequence[tuple[str, str]],
     return stage_name
 
 
+def copy_into(cur: Cursor[TupleRow], table: str, columns: Sequence[tuple[str, str]],
+              rows: Iterable[Sequence[object]]) -> None:
+    """COPY ``rows`` straight into ``table`` (binary, as ``stage``): for rows that cannot
+    be there yet (a first pass from the store), where no conflict needs resolving; a
+    row that is there fails the copy on its key."""
+    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c, _ in columns))
+            ) as copy:
+        copy.set_types([sql_type for _, sql_type in columns])
+        for row in rows:
+            copy.write_row(row)
+
+
 def unstage(cur: Cursor[TupleRow], name: str) -> None:
     cur.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(name)))
 

@@ -27,7 +27,14 @@ from domain.addressing import DEFAULT_TENANT
 from projections import call_events, call_live, calls, interval_buckets, positions
 from projections.calls import CallView, advance, start
 from projections.envelope import EventEnvelope, decode
-from projections.registry import Connect, ProjectionGroup, create_aside, swap_in, tables
+from projections.registry import (
+    ApplyBatch,
+    Connect,
+    ProjectionGroup,
+    create_aside,
+    swap_in,
+    tables,
+)
 from streams import deferred_indexes
 from streams.shards import apply_sharded
 
@@ -217,7 +224,7 @@ def _apply_after(app: Application[Any], conn: psycopg.Connection[Any], group: Pr
     # pass, its deferred indexes built, on its connections first; then the group's own
     # settle, always, for what was marked meanwhile (usually nothing).
     if shards is None:
-        _apply_pages(conn, group, kept_pages(), source)
+        _apply_pages(conn, group.apply, kept_pages(), source)
     else:
         connect, jobs = shards
         if first_pass(connect, group, kept_pages(), source, jobs) and count \
@@ -235,20 +242,21 @@ def first_pass(connect: Connect, group: ProjectionGroup, pages: Iterable[list[Ev
     if its apply is per aggregate (streams/shards.py), else on one connection. Return
     whether it was sharded (its tables then take ``settle_fresh``)."""
     sharded = jobs > 1 and group.per_aggregate
+    apply = group.apply_fresh or group.apply
     with deferred_indexes.deferred(connect, group.deferred_indexes, jobs):
         if sharded:
-            apply_sharded(connect, group, pages, source, jobs)
+            apply_sharded(connect, group, pages, source, jobs, apply)
         else:
             with connect() as conn:
-                _apply_pages(conn, group, pages, source)
+                _apply_pages(conn, apply, pages, source)
     return sharded
 
 
-def _apply_pages(conn: psycopg.Connection[Any], group: ProjectionGroup,
+def _apply_pages(conn: psycopg.Connection[Any], apply: ApplyBatch,
                  pages: Iterable[list[EventEnvelope]], source: str) -> None:
     for page in pages:
         if page:
-            group.apply(conn, page, source)
+            apply(conn, page, source)
 
 
 def _aside(database_url: str, schema: str) -> Connect:

@@ -36,7 +36,7 @@ from multiprocessing.queues import Queue
 
 from projections import positions
 from projections.envelope import EventEnvelope
-from projections.registry import Connect, ProjectionGroup
+from projections.registry import ApplyBatch, Connect, ProjectionGroup
 
 # Parts queued for a shard beyond the one it applies: enough that no shard waits for
 # the reader, few enough that a failing shard stops the pass within a few pages.
@@ -67,8 +67,10 @@ def split(page: Sequence[EventEnvelope], kinds: frozenset[str],
 
 
 def apply_sharded(connect: Connect, group: ProjectionGroup,
-                  pages: Iterable[Sequence[EventEnvelope]], source: str, jobs: int) -> int:
-    """Apply ``pages`` (in store order) with the group's apply in ``jobs`` processes,
+                  pages: Iterable[Sequence[EventEnvelope]], source: str, jobs: int,
+                  apply: ApplyBatch | None = None) -> int:
+    """Apply ``pages`` (in store order) with the group's apply (or ``apply``, e.g. its
+    ``apply_fresh``) in ``jobs`` processes,
     each on a connection from ``connect`` (autocommit, set up as the caller's own: e.g.
     its search_path), then record the last page's position for the group; return it
     (0 if no events). A shard's error stops the pass and is raised here, the other
@@ -77,7 +79,7 @@ def apply_sharded(connect: Connect, group: ProjectionGroup,
         raise ValueError(f"{group.names[0]}'s apply is not per aggregate: apply it on one "
                          "connection")
     last = 0
-    with _Shards(connect, group, source, jobs) as shards:
+    with _Shards(connect, apply or group.apply, source, jobs) as shards:
         for page in pages:
             if not page:
                 continue
@@ -95,13 +97,12 @@ def apply_sharded(connect: Connect, group: ProjectionGroup,
 class _Shards:
     """The shard processes, each with its inbox of parts, and their reports."""
 
-    def __init__(self, connect: Connect, group: ProjectionGroup, source: str,
-                 jobs: int) -> None:
+    def __init__(self, connect: Connect, apply: ApplyBatch, source: str, jobs: int) -> None:
         self.reports: Queue[Report] = _CONTEXT.Queue()
         self.inboxes: list[Queue[Part]] = [_CONTEXT.Queue(_AHEAD) for _ in range(jobs)]
         self.processes = [
             _CONTEXT.Process(target=_shard, name=f"shard-{n}", daemon=True,
-                             args=(connect, group, source, self.inboxes[n], self.reports))
+                             args=(connect, apply, source, self.inboxes[n], self.reports))
             for n in range(jobs)]
         self.done = 0
 
@@ -159,7 +160,7 @@ class _Shards:
         self.done += 1
 
 
-def _shard(connect: Connect, group: ProjectionGroup, source: str,
+def _shard(connect: Connect, apply: ApplyBatch, source: str,
            inbox: Queue[Part], reports: Queue[Report]) -> None:
     """A shard's process: apply each part it is sent, in order, until None."""
     # The reader's stop (terminate) ends it, whatever handler the reader had set.
@@ -167,7 +168,7 @@ def _shard(connect: Connect, group: ProjectionGroup, source: str,
     try:
         with connect() as conn:
             while (part := inbox.get()) is not None:
-                group.apply(conn, part, source)
+                apply(conn, part, source)
     except BaseException as error:  # sent to the reader, which raises it
         reports.put(_pickled(error))
         return

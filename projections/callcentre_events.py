@@ -97,11 +97,12 @@ def copy_fresh(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope]) -> Non
     store in store order): the store holds each event once, and an aggregate's created
     event before its others, so a page is copied straight into the table, without the
     stage and its deduplicating INSERT ... SELECT (a sixth of PostgreSQL's time in a
-    from-scratch build: pg_stat_statements over bench.reports' two days). An event copied twice fails the copy on the
-    key instead of being dropped. The tenant, as ``insert`` gives it: a created event's
-    own, else its aggregate's created event's (stored by an earlier page, or in this
-    one), else 'default' (a replay's cut-off can leave the created event out). No
-    retagging: no later event can be stored before its created event here."""
+    from-scratch build: pg_stat_statements over bench.reports' two days). An event
+    copied twice fails the copy on the key instead of being dropped. The tenant, as
+    ``insert`` gives it: a created event's own, else its aggregate's created event's
+    (stored by an earlier page, or in this one), else 'default' (a replay's cut-off can
+    leave the created event out). No retagging: no later event can be stored before
+    its created event here."""
     envelopes = list(envelopes)
     if len(envelopes) < staging.SET_WISE_FROM:
         insert(cur, envelopes)

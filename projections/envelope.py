@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from functools import cached_property, singledispatch
+from functools import cache, cached_property, singledispatch
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -144,9 +144,12 @@ _CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
 
 
 def event_type(event: object) -> str:
-    cls = type(event)
-    aggregate, _, name = cls.__qualname__.partition(".")
-    version = getattr(cls, "class_version", 1)
+    return _type_of(type(event).__qualname__, getattr(type(event), "class_version", 1))
+
+
+@cache  # a few dozen event classes; every stored event is decoded through here
+def _type_of(qualname: str, version: int) -> str:
+    aggregate, _, name = qualname.partition(".")
     return f"dialtone.{aggregate.lower()}.{_CAMEL_BOUNDARY.sub('_', name).lower()}.v{version}"
 
 
@@ -175,11 +178,20 @@ def decode(app: Application[Any], notifications: Sequence[Notification]) -> list
 
 
 _PLAIN = (str, int, float, bool, type(None))
+# Each type's converter, as _convert dispatches it, looked up once per type: the
+# dispatch's own wrapper and cache were a tenth of decoding a stored event.
+_CONVERTERS: dict[type, Callable[[Any], Any]] = {}
 
 
 def _jsonable(value: Any) -> Any:
     # Most event attributes are plain already: skip the dispatch for them.
-    return value if type(value) in _PLAIN else _convert(value)
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    convert = _CONVERTERS.get(kind)
+    if convert is None:
+        convert = _CONVERTERS[kind] = _convert.dispatch(kind)
+    return convert(value)
 
 
 @singledispatch

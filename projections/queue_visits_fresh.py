@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -56,38 +55,35 @@ JOIN queue_handling h USING (agent_id, call_id)
 WHERE h.ended_at IS NULL OR h.wrap_up_ended_at IS NULL
 """
 
-_VISIT_ROW = itemgetter(*(c for c, _ in _VISITS))  # a row's values, in column order
-_HANDLING_ROW = itemgetter(*(c for c, _ in _HANDLINGS))
-
 Target = tuple[str, UUID, UUID]
 Row = dict[str, Any]
 
 
 def write(cur: Cursor[TupleRow], changes: Sequence[Change]) -> None:
     """``queue_visits_sql.write`` for a first pass's page (module docstring)."""
-    targets = [queue_visits_sql.target(c) for c in changes]
     by_target: dict[Target, list[Change]] = defaultdict(list)
-    for t, c in zip(targets, changes, strict=True):
-        by_target[t].append(c)
+    for c in changes:
+        by_target[queue_visits_sql.target(c)].append(c)
     opened = [t for t, cs in by_target.items() if isinstance(cs[0], OpenVisit | OpenHandling)]
     busy = _open_in_table(cur, opened)
-    folded = {t for t in opened if t not in busy}
+    folded = [t for t in opened if t not in busy]
     visits: list[Row] = []
     handlings: list[Row] = []
-    for t in opened:  # in page order
-        if t not in folded:
-            continue
+    for t in folded:
         if t[0] == "visit":
-            visits += _visit_rows(by_target[t])
+            visits += _visit_rows(by_target.pop(t))
         else:
-            handlings += _handling_rows(by_target[t])
-    rest = [c for t, c in zip(targets, changes, strict=True) if t not in folded]
+            handlings += _handling_rows(by_target.pop(t))
+    rest = [c for c in changes if queue_visits_sql.target(c) in by_target]
     if rest:
         queue_visits_sql.write(cur, rest)
-    staging.copy_into(cur, "queue_visits", _VISITS, map(_VISIT_ROW, visits))
-    staging.copy_into(cur, "queue_handling", _HANDLINGS, map(_HANDLING_ROW, handlings))
-    wrapped = {c.call_id for t, c in zip(targets, changes, strict=True)
-               if t in folded and isinstance(c, EndWrapUp | HandlingEnded) and _wraps_up(c)}
+    staging.copy_into(cur, "queue_visits", _VISITS,
+                      ([r[c] for c, _ in _VISITS] for r in visits))
+    staging.copy_into(cur, "queue_handling", _HANDLINGS,
+                      ([r[c] for c, _ in _HANDLINGS] for r in handlings))
+    done = set(folded)
+    wrapped = {c.call_id for c in changes if isinstance(c, EndWrapUp | HandlingEnded)
+               and _wraps_up(c) and queue_visits_sql.target(c) in done}
     if wrapped:  # after the rows: the CDR's wrap-up, as queue_visits_sql.write copies it
         calls.fill_wrap_up(cur, wrapped)
 

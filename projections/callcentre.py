@@ -31,7 +31,6 @@ from projections import (
     queue_live,
     queue_view,
     queue_visits,
-    queue_visits_fresh,
     queue_visits_sql,
 )
 from projections.agent_view import AgentView
@@ -59,7 +58,7 @@ def apply_batch(conn: Connection[TupleRow], envelopes: Sequence[EventEnvelope], 
             _lock(cur, {e.subject for e in ours if e.kind in ("agent", "queue")})
             touched = interval_buckets.Touched()
             changed += _fold_agents(cur, [e for e in ours if e.kind == "agent"], touched, fresh)
-            changed += _fold_queues(cur, [e for e in ours if e.kind == "queue"], touched, fresh)
+            changed += _fold_queues(cur, [e for e in ours if e.kind == "queue"], touched)
             interval_buckets.mark(cur, touched)  # recomputed by the refresher, not here
         if envelopes:
             positions.record(cur, NAMES, source, max(e.position for e in envelopes))
@@ -128,7 +127,7 @@ def _fold_agents(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope],
             changed.append(view)
     agent_state.upsert(cur, changed)
     periods.write(cur, fresh=fresh)
-    (queue_visits_fresh.write if fresh else queue_visits_sql.write)(cur, facts)
+    queue_visits_sql.write(cur, facts)
     return len(changed)
 
 
@@ -147,7 +146,7 @@ def _mark_duplicates(batch: Sequence[EventEnvelope], views: Mapping[Any, AgentVi
 
 
 def _fold_queues(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope],
-                 touched: interval_buckets.Touched, fresh: bool) -> int:
+                 touched: interval_buckets.Touched) -> int:
     queue_ids = {e.subject for e in batch}
     if not queue_ids:
         return 0
@@ -168,7 +167,7 @@ def _fold_queues(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope],
         if run and view is not None:
             changed.append(view)
     queue_live.save(cur, changed, stored)
-    (queue_visits_fresh.write if fresh else queue_visits_sql.write)(cur, facts)
+    queue_visits_sql.write(cur, facts)
     return len(changed)
 
 

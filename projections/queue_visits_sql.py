@@ -126,7 +126,7 @@ def _rounds(changes: Sequence[Change]) -> list[list[Change]]:
     rounds: list[list[Change]] = []
     seen: dict[tuple[str, UUID, UUID], int] = {}
     for c in changes:
-        key = target(c)
+        key = _target(c)
         n = seen.get(key, 0)
         seen[key] = n + 1
         if n == len(rounds):
@@ -135,7 +135,7 @@ def _rounds(changes: Sequence[Change]) -> list[list[Change]]:
     return rounds
 
 
-def target(c: Change) -> tuple[str, UUID, UUID]:
+def _target(c: Change) -> tuple[str, UUID, UUID]:
     if isinstance(c, OpenVisit):
         return ("visit", c.visit.queue_id, c.visit.call_id)
     if isinstance(c, CloseVisit):

@@ -47,7 +47,8 @@ def apply_batch(conn: Connection[TupleRow], envelopes: Sequence[EventEnvelope], 
                 *, fresh: bool = False) -> int:
     """Apply the batch; return how many agents' and queues' views moved on. ``fresh``: a
     first pass into empty tables, from the store in store order (each event once): the
-    events are copied straight in (callcentre_events.copy_fresh)."""
+    events and the new agent periods are copied straight in, not deduplicated
+    (callcentre_events.copy_fresh, agent_state_intervals.PeriodLog.write)."""
     if not conn.autocommit:
         raise ValueError("apply_batch needs an autocommit connection")  # see projections.calls
     ours = [e for e in envelopes if e.kind in KINDS]

@@ -81,17 +81,7 @@ def stage(cur: Cursor[TupleRow], name: str, columns: Sequence[tuple[str, str]],
     cur.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
         stage_name, sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
                                        for c, t in columns)))
-    names = sql.SQL(", ").join(sql.Identifier(c) for c, _ in columns)
-    count = 0
-    # Binary, with the column types given: psycopg's C dumpers write each value as is,
-    # where the text format formats and escapes it (a third less of the reader's CPU
-    # for a page of events, which a rebuild's first pass spends on every event).
-    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-            stage_name, names)) as copy:
-        copy.set_types([sql_type for _, sql_type in columns])
-        for row in rows:
-            copy.write_row(row)
-            count += 1
+    count = _copy_binary(cur, stage_name, columns, rows)
     if analyze and count >= ANALYZE_FROM:
         # Nothing analyzes a temporary table: without this the planner takes a page of
         # thousands for a few rows and joins it by nested loop (a second for 1,200
@@ -105,12 +95,23 @@ def copy_into(cur: Cursor[TupleRow], table: str, columns: Sequence[tuple[str, st
     """COPY ``rows`` straight into ``table`` (binary, as ``stage``): for rows that cannot
     be there yet (a first pass from the store), where no conflict needs resolving; a
     row that is there fails the copy on its key."""
+    _copy_binary(cur, sql.Identifier(table), columns, rows)
+
+
+def _copy_binary(cur: Cursor[TupleRow], table: sql.Identifier,
+                 columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[object]]) -> int:
+    """COPY ``rows`` into ``table``; return how many. Binary, with the column types given:
+    psycopg's C dumpers write each value as is, where the text format formats and
+    escapes it (a third less of the reader's CPU for a page of events, which a
+    rebuild's first pass spends on every event)."""
+    count = 0
     with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-            sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c, _ in columns))
-            ) as copy:
+            table, sql.SQL(", ").join(sql.Identifier(c) for c, _ in columns))) as copy:
         copy.set_types([sql_type for _, sql_type in columns])
         for row in rows:
             copy.write_row(row)
+            count += 1
+    return count
 
 
 def unstage(cur: Cursor[TupleRow], name: str) -> None:

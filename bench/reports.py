@@ -55,6 +55,7 @@ from domain.errors import DomainError
 from projections import callcentre, interval_buckets
 from projections.envelope import EventEnvelope, decode
 from streams.rebuild import JOBS, first_pass
+from streams.shards import from_pages
 
 # The aggregate cache hands out its own copy of each aggregate instead of a deep copy
 # (eventsourcing's DEEPCOPY_FROM_AGGREGATE_CACHE; application/calls.py does the same):
@@ -199,12 +200,12 @@ def compare(server: Any, events: list[EventEnvelope], tail: int) -> None:
 
 def project(dsn: str, events: list[EventEnvelope], batch: int, jobs: int) -> None:
     """The call-centre group's apply over ``events``, pages of ``batch``: in ``jobs``
-    processes at once as a rebuild's first pass does (streams/shards.py), or on one
-    connection."""
+    processes at once as a rebuild's first pass does (streams/shards.py: each reads the
+    history, here the list it inherits, and takes its share), or on one connection."""
     pages = (events[first:first + batch] for first in range(0, len(events), batch))
     # A rebuild's own first pass: the indexes the apply never reads built at the end (timed).
-    first_pass(partial(psycopg.connect, dsn, autocommit=True), callcentre.GROUP, pages,
-               "store:bench", jobs)
+    first_pass(partial(psycopg.connect, dsn, autocommit=True), callcentre.GROUP,
+               from_pages(pages), "store:bench", jobs)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from functools import cache, cached_property, singledispatch
+from functools import cache, singledispatch
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -67,16 +67,17 @@ class EventEnvelope:
     position: int  # the event store's notification id (global order)
     occurred_at: datetime  # when the protocol fact happened
     data: Mapping[str, Any] = field(default_factory=dict)
+    # From the type, once, when the envelope is made: the appliers ask each envelope
+    # its kind several times, a million times a month. Not cached on first use: a
+    # rebuild's shards read a history they share with their parent by fork, and a
+    # cache written into each envelope copied every page of it into each shard.
+    kind: str = field(init=False, repr=False, compare=False)
+    name: str = field(init=False, repr=False, compare=False)
 
-    # Cached (in the instance's __dict__, which a frozen dataclass still has): the
-    # appliers ask each envelope its kind several times, a million times a month.
-    @cached_property
-    def kind(self) -> str:
-        return self.type.split(".")[1]
-
-    @cached_property
-    def name(self) -> str:
-        return self.type.split(".")[2]
+    def __post_init__(self) -> None:
+        parts = self.type.split(".")  # a malformed type is refused by its reader, not here
+        object.__setattr__(self, "kind", parts[1] if len(parts) > 1 else "")
+        object.__setattr__(self, "name", parts[2] if len(parts) > 2 else "")
 
     def to_cloudevent(self) -> dict[str, Any]:
         return {
@@ -145,6 +146,11 @@ _CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
 
 def event_type(event: object) -> str:
     return _type_of(type(event).__qualname__, getattr(type(event), "class_version", 1))
+
+
+def event_kind(event_class: type) -> str:
+    """The kind its events' type names: ``Agent.StateChanged`` -> ``agent``."""
+    return event_class.__qualname__.partition(".")[0].lower()
 
 
 @cache  # a few dozen event classes; every stored event is decoded through here

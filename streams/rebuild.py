@@ -36,7 +36,8 @@ from projections.registry import (
     tables,
 )
 from streams import deferred_indexes
-from streams.shards import apply_sharded
+from streams.history import store_read
+from streams.shards import WHOLE, Page, Pass, Read, apply_sharded
 
 REBUILDABLE = (call_events.NAME, calls.CDR, call_live.NAME)
 Progress = Callable[[int], object]
@@ -209,54 +210,51 @@ def _apply_after(app: Application[Any], conn: psycopg.Connection[Any], group: Pr
     before ``until``, if given) with the group's own apply; return how many were read.
     ``shards``: (connect, jobs), to apply them on that many connections at once
     (streams/shards.py), when the group's apply is per aggregate."""
-    count = 0
-
-    def kept_pages() -> Iterator[list[EventEnvelope]]:
-        nonlocal count
-        for page in read_history(app, after=position):
-            count += len(page)
-            if progress:
-                progress(len(page))
-            yield page if until is None else [e for e in page if e.occurred_at <= until]
-
+    read = store_read(app, position, until=until)
     # What apply deferred (interval buckets) is done once for the whole history: a
     # bucket is recomputed once, not after every page that touched it. After a first
     # pass, its deferred indexes built, on its connections first; then the group's own
     # settle, always, for what was marked meanwhile (usually nothing).
     if shards is None:
-        _apply_pages(conn, group.apply, kept_pages(), source)
+        count = _apply_pages(conn, group.apply, read(WHOLE), source, progress).read
     else:
         connect, jobs = shards
-        if first_pass(connect, group, kept_pages(), source, jobs) and count \
-                and group.settle_fresh is not None:
+        count = first_pass(connect, group, read, source, jobs, progress).read
+        if count and _sharded(group, jobs) and group.settle_fresh is not None:
             group.settle_fresh(connect, jobs)
     if count and group.settle is not None:
         group.settle(conn, wait=True)
     return count
 
 
-def first_pass(connect: Connect, group: ProjectionGroup, pages: Iterable[list[EventEnvelope]],
-               source: str, jobs: int) -> bool:
-    """Apply ``pages`` to the group's empty tables (those ``connect`` reaches first), its
-    deferred indexes built at the end (streams/deferred_indexes.py): in ``jobs`` processes
-    if its apply is per aggregate (streams/shards.py), else on one connection. Return
-    whether it was sharded (its tables then take ``settle_fresh``)."""
-    sharded = jobs > 1 and group.per_aggregate
+def first_pass(connect: Connect, group: ProjectionGroup, read: Read, source: str, jobs: int,
+               progress: Progress | None = None) -> Pass:
+    """Apply the history ``read`` gives to the group's empty tables (those ``connect``
+    reaches first), its deferred indexes built at the end (streams/deferred_indexes.py):
+    in ``jobs`` processes if its apply is per aggregate (streams/shards.py; its tables
+    then take ``settle_fresh``), else on one connection."""
     apply = group.apply_fresh or group.apply
     with deferred_indexes.deferred(connect, group.deferred_indexes, jobs):
-        if sharded:
-            apply_sharded(connect, group, pages, source, jobs, apply)
-        else:
-            with connect() as conn:
-                _apply_pages(conn, apply, pages, source)
-    return sharded
+        if _sharded(group, jobs):
+            return apply_sharded(connect, group, read, source, jobs, apply, progress)
+        with connect() as conn:
+            return _apply_pages(conn, apply, read(WHOLE), source, progress)
 
 
-def _apply_pages(conn: psycopg.Connection[Any], apply: ApplyBatch,
-                 pages: Iterable[list[EventEnvelope]], source: str) -> None:
-    for page in pages:
-        if page:
-            apply(conn, page, source)
+def _sharded(group: ProjectionGroup, jobs: int) -> bool:
+    return jobs > 1 and group.per_aggregate
+
+
+def _apply_pages(conn: psycopg.Connection[Any], apply: ApplyBatch, history: Iterable[Page],
+                 source: str, progress: Progress | None) -> Pass:
+    count = last = 0
+    for page in history:
+        if page.events:
+            apply(conn, page.events, source)
+        count, last = count + page.read, page.last
+        if progress:
+            progress(page.read)
+    return Pass(count, last)
 
 
 def _aside(database_url: str, schema: str) -> Connect:

@@ -6,11 +6,13 @@ Why it is faster: a page's apply is about half Python (the folds, the COPY rows)
 and half waiting for PostgreSQL (the inserts). One connection does the two one
 after the other; with two, one shard folds while the other's statements run, so
 both cores work (bench.reports, docs/reports.md). Each shard is a process of its
-own, forked from the reader: as threads of one interpreter the shards' Python
+own, forked from the caller: as threads of one interpreter the shards' Python
 took turns under its lock, and once the indexes were built after the pass
-(streams/deferred_indexes.py) that lock was what held two shards back. The
-reader sends each shard its part of every page (pickled, through a bounded
-queue) and records the position once all are done.
+(streams/deferred_indexes.py) that lock was what held two shards back. Each shard
+reads the history itself (``Read``) and keeps its own share, skipping the rest
+before decoding it: a reader process that decoded every event and sent each shard
+its part pickled spent 13 us an event on the pickling alone (dumps and loads),
+about a quarter of a month's build (bench.reports), and decoded on one core.
 
 Why it is safe, for a group that declares ``per_aggregate``: its apply writes, for
 one aggregate's events, only that aggregate's rows (its view, its stored events,
@@ -31,83 +33,124 @@ import pickle
 import queue
 import signal
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from multiprocessing.queues import Queue
+from typing import Any, NamedTuple
+from uuid import UUID
 
 from projections import positions
 from projections.envelope import EventEnvelope
 from projections.registry import ApplyBatch, Connect, ProjectionGroup
 
-# Parts queued for a shard beyond the one it applies: enough that no shard waits for
-# the reader, few enough that a failing shard stops the pass within a few pages.
-_AHEAD = 2
-# How often a reader blocked on a full queue looks for a shard's failure.
+# How often the caller, waiting for the shards, looks for one that died without a word.
 _CHECK_S = 0.1
-# Forked, not spawned: a shard inherits the group and its connection factory as the
-# caller made them (closures included) and starts at once; it opens its own connection.
+# Forked, not spawned: a shard inherits the group, its connection factory and the
+# history's reader as the caller made them (closures included, a benchmark's history
+# in memory) and starts at once; it opens its own connections.
 _CONTEXT = multiprocessing.get_context("fork")
 
-Part = list[EventEnvelope] | None  # None: the pass is over
-Report = bytes | None  # a shard's pickled exception, or None: it is done
+
+@dataclass(frozen=True)
+class Share:
+    """The events one of ``jobs`` shards applies: those of ``kinds`` (None: every
+    kind) whose aggregate falls to shard ``n``, so an aggregate's events all go to
+    one shard, in store order."""
+
+    n: int
+    jobs: int
+    kinds: frozenset[str] | None
+
+    def takes(self, kind: str, aggregate_id: UUID) -> bool:
+        return (self.kinds is None or kind in self.kinds) and aggregate_id.int % self.jobs == self.n
+
+
+WHOLE = Share(0, 1, None)  # every event: one connection applies all of the history
+
+
+class Page(NamedTuple):
+    """What a reader gives for one page of the store: how many events it read (every
+    kind, every share), the last position read, and the events of the share asked for."""
+
+    read: int
+    last: int
+    events: list[EventEnvelope]
+
+
+# A history's pages after some position, in store order, as one share sees them. Each
+# shard calls it in its own process: it reads on connections of its own.
+Read = Callable[[Share], Iterable[Page]]
+
+
+class Pass(NamedTuple):
+    read: int  # events read
+    last: int  # the last position read; 0: none
 
 
 class ShardError(RuntimeError):
     """A shard that failed without a usable report: its error did not pickle (sent as
-    its traceback), or it died without a word."""
+    its traceback), it died without a word, or the shards read different histories."""
 
 
 def split(page: Sequence[EventEnvelope], kinds: frozenset[str],
           jobs: int) -> list[list[EventEnvelope]]:
-    """The page's events of ``kinds``, by shard: an aggregate always to the same one."""
-    parts: list[list[EventEnvelope]] = [[] for _ in range(jobs)]
-    for envelope in page:
-        if envelope.kind in kinds:
-            parts[envelope.subject.int % jobs].append(envelope)
-    return parts
+    """The page's events of ``kinds``, by shard: what each ``Share`` of them takes."""
+    shares = [Share(n, jobs, kinds) for n in range(jobs)]
+    return [[e for e in page if share.takes(e.kind, e.subject)] for share in shares]
 
 
-def apply_sharded(connect: Connect, group: ProjectionGroup,
-                  pages: Iterable[Sequence[EventEnvelope]], source: str, jobs: int,
-                  apply: ApplyBatch | None = None) -> int:
-    """Apply ``pages`` (in store order) with the group's apply (or ``apply``, e.g. its
-    ``apply_fresh``) in ``jobs`` processes,
-    each on a connection from ``connect`` (autocommit, set up as the caller's own: e.g.
-    its search_path), then record the last page's position for the group; return it
-    (0 if no events). A shard's error stops the pass and is raised here, the other
-    shards stopped and their work up to then committed (a rebuild starts its copy over)."""
+def from_pages(pages: Iterable[Sequence[EventEnvelope]]) -> Read:
+    """A ``Read`` of pages already decoded in memory (a benchmark's history, a test's):
+    each shard iterates its forked copy. Not for an iterator that reads a database:
+    forked, its connection would be every shard's."""
+    def read(share: Share) -> Iterable[Page]:
+        for page in pages:
+            if page:
+                yield Page(len(page), page[-1].position,
+                           [e for e in page if share.takes(e.kind, e.subject)])
+    return read
+
+
+def apply_sharded(connect: Connect, group: ProjectionGroup, read: Read, source: str,
+                  jobs: int, apply: ApplyBatch | None = None,
+                  progress: Callable[[int], object] | None = None) -> Pass:
+    """Apply the history ``read`` gives (in store order) with the group's apply (or
+    ``apply``, e.g. its ``apply_fresh``) in ``jobs`` processes, each reading it and
+    applying its share on a connection from ``connect`` (autocommit, set up as the
+    caller's own: e.g. its search_path); then record the last position read for the
+    group. ``progress`` is told each page's events read. A shard's error stops the
+    pass and is raised here, the other shards stopped and their work up to then
+    committed (a rebuild starts its copy over)."""
     if not group.per_aggregate:
         raise ValueError(f"{group.names[0]}'s apply is not per aggregate: apply it on one "
                          "connection")
-    last = 0
-    with _Shards(connect, apply or group.apply, source, jobs) as shards:
-        for page in pages:
-            if not page:
-                continue
-            last = max(last, page[-1].position)
-            for n, part in enumerate(split(page, group.kinds, jobs)):
-                if part:
-                    shards.send(n, part)
-        shards.finish()
-    if last:
+    with _Shards(connect, apply or group.apply, read, group.kinds, source, jobs) as shards:
+        done = shards.wait(progress)
+    if len(set(done)) != 1:
+        raise ShardError(f"the shards read different histories: {sorted(set(done))}")
+    if done[0].last:
         with connect() as conn, conn.transaction(), conn.cursor() as cur:
-            positions.record(cur, group.names, source, last)
-    return last
+            positions.record(cur, group.names, source, done[0].last)
+    return done[0]
+
+
+Report = tuple[str, Any]  # ("read", events) | ("done", Pass) | ("error", pickled error)
 
 
 class _Shards:
-    """The shard processes, each with its inbox of parts, and their reports."""
+    """The shard processes and their reports."""
 
-    def __init__(self, connect: Connect, apply: ApplyBatch, source: str, jobs: int) -> None:
-        self.reports: Queue[Report] = _CONTEXT.Queue()
-        self.inboxes: list[Queue[Part]] = [_CONTEXT.Queue(_AHEAD) for _ in range(jobs)]
+    def __init__(self, connect: Connect, apply: ApplyBatch, read: Read, kinds: frozenset[str],
+                 source: str, jobs: int) -> None:
+        self.reports: Queue[tuple[int, Report]] = _CONTEXT.Queue()
         self.processes = [
             _CONTEXT.Process(target=_shard, name=f"shard-{n}", daemon=True,
-                             args=(connect, apply, source, self.inboxes[n], self.reports))
+                             args=(connect, apply, read, Share(n, jobs, kinds), source,
+                                   self.reports))
             for n in range(jobs)]
-        self.done = 0
 
     def __enter__(self) -> _Shards:
-        # What the reader holds (a benchmark's whole history) stays shared with the
+        # What the caller holds (a benchmark's whole history) stays shared with the
         # shards: frozen, their collector never writes to those objects' pages.
         gc.freeze()
         try:
@@ -125,54 +168,49 @@ class _Shards:
         for process in self.processes:
             process.join()
 
-    def send(self, n: int, part: Part) -> None:
-        """Queue ``part`` for shard ``n``, raising a shard's failure instead of waiting
-        on a queue that a failed shard no longer empties."""
-        while True:
+    def wait(self, progress: Callable[[int], object] | None) -> list[Pass]:
+        """Each shard's pass once all are done, passing shard 0's progress on; raise a
+        shard's failure, or if one died without a report (killed, out of memory)."""
+        done: dict[int, Pass] = {}
+        while len(done) < len(self.processes):
             try:
-                self.inboxes[n].put(part, timeout=_CHECK_S)
-                break
-            except queue.Full:
-                self._check(0)
-        self._check(0)
+                n, (what, value) = self.reports.get(timeout=_CHECK_S)
+            except queue.Empty:
+                self._raise_if_dead()
+                continue
+            if what == "error":
+                raise pickle.loads(value)  # noqa: S301 - our own shard's, just made
+            if what == "read" and progress is not None:
+                progress(value)
+            elif what == "done":
+                done[n] = value
+        return [done[n] for n in sorted(done)]
 
-    def finish(self) -> None:
-        """Tell every shard the pass is over; return once all are done."""
-        for n in range(len(self.processes)):
-            self.send(n, None)
-        while self.done < len(self.processes):
-            self._check(_CHECK_S)
-
-    def _check(self, wait_s: float) -> None:
-        """Take a report if one comes within ``wait_s``: count a shard done, or raise
-        its failure. With none, raise if a shard died without one (killed, or out of
-        memory)."""
-        try:
-            error = self.reports.get(timeout=wait_s) if wait_s else self.reports.get_nowait()
-        except queue.Empty:
-            for process in self.processes:
-                if process.exitcode not in (None, 0):
-                    raise ShardError(f"{process.name} ended with exit code "
-                                     f"{process.exitcode} without a word") from None
-            return
-        if error is not None:
-            raise pickle.loads(error)  # noqa: S301 - our own shard's, just made
-        self.done += 1
+    def _raise_if_dead(self) -> None:
+        for process in self.processes:
+            if process.exitcode not in (None, 0):
+                raise ShardError(f"{process.name} ended with exit code "
+                                 f"{process.exitcode} without a word")
 
 
-def _shard(connect: Connect, apply: ApplyBatch, source: str,
-           inbox: Queue[Part], reports: Queue[Report]) -> None:
-    """A shard's process: apply each part it is sent, in order, until None."""
-    # The reader's stop (terminate) ends it, whatever handler the reader had set.
+def _shard(connect: Connect, apply: ApplyBatch, read: Read, share: Share, source: str,
+           reports: Queue[tuple[int, Report]]) -> None:
+    """A shard's process: read the history, apply its share page by page."""
+    # The caller's stop (terminate) ends it, whatever handler the caller had set.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    count = last = 0
     try:
         with connect() as conn:
-            while (part := inbox.get()) is not None:
-                apply(conn, part, source)
-    except BaseException as error:  # sent to the reader, which raises it
-        reports.put(_pickled(error))
+            for page in read(share):
+                if page.events:
+                    apply(conn, page.events, source)
+                count, last = count + page.read, max(last, page.last)
+                if share.n == 0:  # one shard tells the progress: they all read every page
+                    reports.put((share.n, ("read", page.read)))
+    except BaseException as error:  # sent to the caller, which raises it
+        reports.put((share.n, ("error", _pickled(error))))
         return
-    reports.put(None)
+    reports.put((share.n, ("done", Pass(count, last))))
 
 
 def _pickled(error: BaseException) -> bytes:

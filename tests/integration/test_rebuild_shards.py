@@ -15,10 +15,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from eventsourcing.persistence import StoredEvent
 
+from application.callcentre import CallCentreService
+from dialtone.database import eventsourcing_env
 from projections import callcentre, calls, interval_buckets
 from projections.envelope import EventEnvelope
 from streams import shards
+from streams.history import store_read
 from streams.rebuild import read_history, replay_group
 from streams.shards import apply_sharded
 from tests.integration.test_rebuild_swap import fresh, generated, project, rows
@@ -37,19 +41,42 @@ def test_three_shards_build_the_tables_one_connection_builds(
     history = generated(3000)
     head = project(one, history)
     source = f"store:{history.service.name}"
+    told: list[int] = []
     last = apply_sharded(connector(three), callcentre.GROUP,
-                         read_history(history.service, page_size=200), source, 3)
+                         store_read(history.service, page_size=200), source, 3,
+                         progress=told.append).last
     assert interval_buckets.refresh_fresh(connector(three), 3) > interval_buckets.BATCH
     with psycopg.connect(three, autocommit=True) as conn:
         recorded: dict[str, int] = dict(conn.execute(
             "SELECT projection, position FROM projection_positions WHERE source = %s",
             (source,)).fetchall())
     assert last == head
+    assert sum(told) == head  # every event read (positions 1..head), told once
     assert recorded == dict.fromkeys(callcentre.NAMES, head)
     built = rows(three)
     assert min(len(built[t]) for t in ("agent_state", "queue_live", "queue_visits",
                                         "queue_handling", "agent_state_intervals")) > 0
     assert built == rows(one)
+
+
+def test_shards_read_a_postgresql_store_on_connections_of_their_own(
+        fresh: Callable[[], str]) -> None:
+    """Each shard, forked, reads the store itself: on a pool of its own, not on the
+    connections of the pool it inherited (its parent's, and the other shard's)."""
+    one, two = fresh(), fresh()
+    history = generated(1500)
+    head = project(one, history)
+    stored = CallCentreService(env=eventsourcing_env(two))  # the same history, in PostgreSQL
+    stored.recorder.insert_events([
+        StoredEvent(n.originator_id, n.originator_version, n.topic, n.state)
+        for n in history.service.recorder.select_notifications(1, head + 1)])
+    assert stored.recorder.max_notification_id() == head  # its pool now holds a connection
+    done = apply_sharded(connector(two), callcentre.GROUP,
+                         store_read(stored, page_size=100), f"store:{history.service.name}", 2)
+    assert done == shards.Pass(head, head)
+    assert stored.recorder.max_notification_id() == head  # its pool unharmed by the shards
+    interval_buckets.refresh_fresh(connector(two), 2)
+    assert rows(two) == rows(one)
 
 
 def test_a_rebuild_on_three_connections_swaps_in_what_one_builds(
@@ -78,17 +105,18 @@ def test_a_failing_shard_stops_the_pass_and_its_error_reaches_the_caller(
             raise ShardError(f"cannot apply up to {failing_at}")
         return callcentre.apply_batch(conn, batch, source)
 
-    read: list[int] = []
+    pages_read = multiprocessing.Value("i", 0)  # by both shards, each in its process
 
-    def reading() -> Iterator[list[EventEnvelope]]:
-        for page in pages:
-            read.append(page[-1].position)
+    def reading(share: shards.Share) -> Iterator[shards.Page]:
+        for page in shards.from_pages(pages)(share):
+            with pages_read.get_lock():
+                pages_read.value += 1
             yield page
 
     group = dataclasses.replace(callcentre.GROUP, apply=apply)
     with pytest.raises(ShardError, match="cannot apply"):
-        apply_sharded(connector(database_url), group, reading(), "store:test", 2)
-    assert len(read) < len(pages) // 2  # stopped, not read to the end
+        apply_sharded(connector(database_url), group, reading, "store:test", 2)
+    assert pages_read.value < len(pages)  # stopped, neither read to the end
     assert not [t for t in threading.enumerate() if t.name.startswith("shard-")]
     assert not multiprocessing.active_children()
     with psycopg.connect(database_url) as conn:  # the failing page's transaction rolled back
@@ -109,7 +137,8 @@ def test_a_shard_that_dies_without_a_word_stops_the_pass(fresh: Callable[[], str
 
     group = dataclasses.replace(callcentre.GROUP, apply=apply)
     with pytest.raises(shards.ShardError, match="exit code 3"):
-        apply_sharded(connector(database_url), group, pages, "store:test", 2)
+        apply_sharded(connector(database_url), group, shards.from_pages(pages), "store:test",
+                      2)
     assert not multiprocessing.active_children()
 
 
@@ -129,10 +158,12 @@ def test_a_shard_error_that_does_not_pickle_reaches_the_caller_as_text(
 
     group = dataclasses.replace(callcentre.GROUP, apply=apply)
     with pytest.raises(shards.ShardError, match="Unpicklable: holds a lock"):
-        apply_sharded(connector(database_url), group, pages, "store:test", 2)
+        apply_sharded(connector(database_url), group, shards.from_pages(pages), "store:test",
+                      2)
 
 
 def test_a_group_whose_apply_is_not_per_aggregate_is_refused(fresh: Callable[[], str]) -> None:
     database_url = fresh()
     with pytest.raises(ValueError, match="not per aggregate"):
-        apply_sharded(connector(database_url), calls.GROUP, [], "store:test", 2)
+        apply_sharded(connector(database_url), calls.GROUP, shards.from_pages([]),
+                      "store:test", 2)

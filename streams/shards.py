@@ -92,13 +92,6 @@ class ShardError(RuntimeError):
     its traceback), it died without a word, or the shards read different histories."""
 
 
-def split(page: Sequence[EventEnvelope], kinds: frozenset[str],
-          jobs: int) -> list[list[EventEnvelope]]:
-    """The page's events of ``kinds``, by shard: what each ``Share`` of them takes."""
-    shares = [Share(n, jobs, kinds) for n in range(jobs)]
-    return [[e for e in page if share.takes(e.kind, e.subject)] for share in shares]
-
-
 def from_pages(pages: Iterable[Sequence[EventEnvelope]]) -> Read:
     """A ``Read`` of pages already decoded in memory (a benchmark's history, a test's):
     each shard iterates its forked copy. Not for an iterator that reads a database:

@@ -10,7 +10,12 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum, StrEnum
 from uuid import UUID
 
+from eventsourcing.utils import get_topic
+
+from domain.agent import Agent
+from domain.queue import Queue
 from projections.envelope import event_type, to_envelope
+from streams.history import kind_of_topic
 
 
 class Colour(Enum):
@@ -51,3 +56,16 @@ def test_every_attribute_becomes_json_the_same_way_each_time() -> None:
 
 def test_the_type_names_the_aggregate_the_event_and_its_class_version() -> None:
     assert event_type(Widget.Repainted(1)) == "dialtone.widget.repainted.v2"
+
+
+def test_a_stored_topic_names_the_kind_its_envelope_will_have() -> None:
+    for event_class in (Agent.LoggedIn, Queue.CallEnqueued, Widget.Repainted):
+        assert kind_of_topic(get_topic(event_class)) == \
+            event_type(event_class.__new__(event_class)).split(".")[1]
+    assert kind_of_topic(get_topic(Agent.LoggedIn)) == "agent"
+
+
+def test_an_envelope_knows_its_kind_and_name_from_its_type_once_made() -> None:
+    envelope = to_envelope(Widget.Repainted(3), 11)
+    assert (envelope.kind, envelope.name) == ("widget", "repainted")
+    assert "kind" not in repr(envelope)  # derived, not part of what it says or compares

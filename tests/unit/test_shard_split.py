@@ -1,5 +1,6 @@
 """How a rebuild's page is shared out among its shards (streams/shards.py): each
-aggregate's events all to one shard, in store order, and only the group's kinds."""
+aggregate's events all to one shard, in store order, and only the group's kinds;
+what each shard reads counts every event once."""
 
 from __future__ import annotations
 
@@ -10,9 +11,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from projections.envelope import EventEnvelope
-from streams.shards import split
+from streams.shards import Share, from_pages
 
 KINDS = frozenset({"agent", "queue"})
+
+
+def split(page: list[EventEnvelope], kinds: frozenset[str], jobs: int) -> list[list[EventEnvelope]]:
+    """Each shard's part of ``page``, as each reads it (``from_pages``)."""
+    parts = []
+    for n in range(jobs):
+        read = list(from_pages([page])(Share(n, jobs, kinds)))
+        assert [p.read for p in read] == ([len(page)] if page else [])
+        assert [p.last for p in read] == ([page[-1].position] if page else [])
+        parts.append([e for p in read for e in p.events])
+    return parts
 
 
 def envelope(kind: str, subject: int, position: int) -> EventEnvelope:

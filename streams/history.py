@@ -29,6 +29,9 @@ from projections.envelope import decode, event_kind
 from streams.shards import Page, Read, Share
 
 PAGE = 10_000  # events read at a time
+# A shard's own store: the tables exist, and it reads on one connection (the default
+# pool opens five at once).
+_READER_ENV = {"CREATE_TABLE": "n", "POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "0"}
 
 
 def store_read(app: Application[Any], after: int = 0, *, until: datetime | None = None,
@@ -64,8 +67,8 @@ def _recorder(app: Application[Any], *, forked: bool) -> Iterator[ApplicationRec
     if not forked or not isinstance(app.recorder, PostgresApplicationRecorder):
         yield app.recorder
         return
-    factory = InfrastructureFactory.construct(
-        Environment(app.name, {**app.env, "CREATE_TABLE": "n"}))  # the tables exist
+    factory = InfrastructureFactory.construct(Environment(app.name, {
+        **app.env, **_READER_ENV}))
     try:
         yield factory.application_recorder()
     finally:

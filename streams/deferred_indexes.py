@@ -15,12 +15,6 @@ The group declares which ones (``ProjectionGroup.deferred_indexes``); the indexe
 its apply looks rows up by (keys, an agent's open period, a call's handlings) stay.
 A pass that fails leaves its copy without them: a rebuild starts its copy over, and
 a replay's schema is incomplete anyway (docs/history.md).
-
-Autovacuum is kept off the pass's tables too (``autovacuum_off``): as they grow
-from nothing, each fifth more rows inserted sets off a vacuum and an analyze of the
-whole table, which took CPU from the pass (a month's build: two of each on every
-large table, a minute of the workers' time). The pass analyzes what it built at its
-end, and autovacuum, back on, vacuums the tables after it.
 """
 
 from __future__ import annotations
@@ -59,25 +53,6 @@ def deferred(connect: Connect, names: Collection[str], jobs: int) -> Iterator[No
     yield
     run(connect, [definition for _, definition, _ in found], jobs)
     run(connect, [f"ANALYZE {table}" for table in dict.fromkeys(t for _, _, t in found)], jobs)
-
-
-@contextmanager
-def autovacuum_off(connect: Connect, tables: Sequence[str]) -> Iterator[None]:
-    """Autovacuum kept off ``tables`` (of the connections' first schema) for the block,
-    and back to their defaults after it, whether it raises or not: a table swapped in
-    must not keep it off. (The migrations set no autovacuum setting of their own.)"""
-    _alter(connect, tables, "SET (autovacuum_enabled = off, toast.autovacuum_enabled = off)")
-    try:
-        yield
-    finally:
-        _alter(connect, tables, "RESET (autovacuum_enabled, toast.autovacuum_enabled)")
-
-
-def _alter(connect: Connect, tables: Sequence[str], change: str) -> None:
-    with connect() as conn:
-        for table in tables:
-            conn.execute(sql.SQL("ALTER TABLE {} ").format(sql.Identifier(table))
-                         + sql.SQL(change))
 
 
 def run(connect: Connect, statements: Sequence[str], jobs: int) -> None:

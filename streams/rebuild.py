@@ -234,8 +234,7 @@ def first_pass(connect: Connect, group: ProjectionGroup, read: Read, source: str
     in ``jobs`` processes if its apply is per aggregate (streams/shards.py; its tables
     then take ``settle_fresh``), else on one connection."""
     apply = group.apply_fresh or group.apply
-    with deferred_indexes.autovacuum_off(connect, tables(group)), \
-            deferred_indexes.deferred(connect, group.deferred_indexes, jobs):
+    with deferred_indexes.deferred(connect, group.deferred_indexes, jobs):
         if _sharded(group, jobs):
             return apply_sharded(connect, group, read, source, jobs, apply, progress)
         with connect() as conn:

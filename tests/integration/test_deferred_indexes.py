@@ -1,8 +1,7 @@
 """The indexes a first pass builds at its end (streams/deferred_indexes.py), on a real
 PostgreSQL: the call-centre group's apply never reads them, a rebuild runs without
 them and swaps in tables that have them as the migrations made them, and a pass that
-fails does not spend time building them. Autovacuum stays off the tables while the
-pass applies, and is back on the tables swapped in, and after a pass that fails."""
+fails does not spend time building them."""
 
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ import pytest
 from projections import callcentre
 from projections.envelope import EventEnvelope
 from projections.registry import ApplyBatch, tables
-from streams.deferred_indexes import autovacuum_off, deferred
+from streams.deferred_indexes import deferred
 from streams.rebuild import read_history, replay_group
 from tests.integration.test_rebuild_swap import fresh, generated, project
 
@@ -107,55 +106,3 @@ def test_a_pass_that_fails_leaves_them_unbuilt(fresh: Callable[[], str]) -> None
         left = definitions(conn)
     assert not set(DEFERRED) & set(left)
     assert "callcentre_events_pkey" in left
-
-
-def settings(conn: psycopg.Connection[Any], schema: str = "public") -> dict[str, Any]:
-    """Each of the group's tables in ``schema``: its storage settings (None: defaults)."""
-    return dict(conn.execute(
-        "SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_namespace n"
-        " ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = ANY(%s)",
-        (schema, list(tables(callcentre.GROUP)))).fetchall())
-
-
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_a_rebuild_applies_with_autovacuum_off_and_swaps_its_tables_in_with_it_on(
-        fresh: Callable[[], str], jobs: int) -> None:
-    database_url = fresh()
-    history = generated(600)
-    project(database_url, history)
-    applied = multiprocessing.Value("i", 0)  # shared with the shards' processes
-    off = ["autovacuum_enabled=off"]  # (its TOAST table's is on that table's own row)
-
-    def apply(conn: psycopg.Connection[Any], batch: Sequence[EventEnvelope],
-              source: str) -> int:
-        schema = conn.execute("SELECT current_schema()").fetchone()
-        assert schema is not None
-        assert schema[0] != "public"  # the rebuild's copy
-        assert settings(conn, schema[0]) == dict.fromkeys(tables(callcentre.GROUP), off)
-        with applied.get_lock():
-            applied.value += 1
-        return callcentre.apply_batch(conn, batch, source, fresh=True)
-
-    replay_group(history.service, database_url,
-                 dataclasses.replace(callcentre.GROUP, apply_fresh=apply), jobs=jobs)
-    assert applied.value > 0
-    with psycopg.connect(database_url) as conn:
-        assert settings(conn) == dict.fromkeys(tables(callcentre.GROUP))
-
-
-def test_a_pass_that_fails_gives_its_tables_autovacuum_back(fresh: Callable[[], str]) -> None:
-    database_url = fresh()
-
-    def connect() -> psycopg.Connection[Any]:
-        return psycopg.connect(database_url, autocommit=True)
-
-    def failing_pass() -> None:
-        with autovacuum_off(connect, tables(callcentre.GROUP)), connect() as conn:
-            assert all(settings(conn).values())
-            raise PassError
-
-    with pytest.raises(PassError):
-        failing_pass()
-    with connect() as conn:
-        assert settings(conn) == dict.fromkeys(tables(callcentre.GROUP))
-

@@ -54,6 +54,7 @@ from dialtone.migrations import apply_migrations
 from domain.errors import DomainError
 from projections import callcentre, interval_buckets
 from projections.envelope import EventEnvelope, decode
+from streams.history import PAGE  # events a rebuild applies at a time
 from streams.rebuild import JOBS, first_pass
 from streams.shards import from_pages
 
@@ -103,7 +104,6 @@ def _settle(s: CallCentreService, n: int, call: UUID, at: datetime, queues: list
         s.abandon_call(queue, call, at + timedelta(seconds=300 + n % 300))
 
 
-PAGE = 10_000  # events a rebuild applies at a time (streams/rebuild.read_history's page)
 
 
 def stored_history(path: str | None, days: int, per_day: int) -> list[EventEnvelope]:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from functools import cache, singledispatch
+from functools import cache, lru_cache, singledispatch
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -41,6 +41,12 @@ SEQUENCE_WIDTH = 20
 
 class InvalidEnvelope(ValueError):  # noqa: N818 - reads as what the message is
     """A message that is not a decodable dialtone CloudEvent."""
+
+
+@lru_cache(maxsize=256)  # a few dozen types; bounded: a Kafka message names its own
+def _kind_and_name(type_: str) -> dict[str, str]:
+    parts = type_.split(".")  # a malformed type is refused by its reader, not here
+    return {"kind": parts[1] if len(parts) > 1 else "", "name": parts[2] if len(parts) > 2 else ""}
 
 
 def format_sequence(position: int) -> str:
@@ -75,9 +81,7 @@ class EventEnvelope:
     name: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        parts = self.type.split(".")  # a malformed type is refused by its reader, not here
-        object.__setattr__(self, "kind", parts[1] if len(parts) > 1 else "")
-        object.__setattr__(self, "name", parts[2] if len(parts) > 2 else "")
+        self.__dict__.update(_kind_and_name(self.type))  # frozen: set as its __init__ does
 
     def to_cloudevent(self) -> dict[str, Any]:
         return {
@@ -145,12 +149,12 @@ _CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
 
 
 def event_type(event: object) -> str:
-    return _type_of(type(event).__qualname__, getattr(type(event), "class_version", 1))
+    return class_type(type(event))
 
 
-def event_kind(event_class: type) -> str:
-    """The kind its events' type names: ``Agent.StateChanged`` -> ``agent``."""
-    return event_class.__qualname__.partition(".")[0].lower()
+def class_type(event_class: type) -> str:
+    """The CloudEvents type of an event class's events (``event_type`` of one of them)."""
+    return _type_of(event_class.__qualname__, getattr(event_class, "class_version", 1))
 
 
 @cache  # a few dozen event classes; every stored event is decoded through here

@@ -25,8 +25,8 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import Environment, resolve_topic
 
 from application.follow import pages
-from projections.envelope import decode, event_kind
-from streams.shards import Page, Read, Share
+from projections.envelope import EventEnvelope, class_type, decode
+from streams.shards import WHOLE, Page, Read, Share
 
 PAGE = 10_000  # events read at a time
 # A shard's own store: the tables exist, and it reads on one connection (the default
@@ -53,10 +53,18 @@ def store_read(app: Application[Any], after: int = 0, *, until: datetime | None 
     return read
 
 
+def read_history(app: Application[Any], page_size: int = PAGE,
+                 after: int = 0) -> Iterator[list[EventEnvelope]]:
+    """Every event after ``after``, decoded, page by page, in this process."""
+    for page in store_read(app, after, page_size=page_size)(WHOLE):
+        yield page.events
+
+
 @cache  # a few dozen event classes
 def kind_of_topic(topic: str) -> str:
-    """The envelope kind (``agent``, ``queue``...) of a stored event's topic, undecoded."""
-    return event_kind(resolve_topic(topic))
+    """The envelope kind (``agent``, ``queue``...) of a stored event's topic, undecoded:
+    the kind its envelope's type will name."""
+    return class_type(resolve_topic(topic)).split(".")[1]
 
 
 @contextmanager

@@ -10,7 +10,7 @@ lock and then continue from the rebuilt rows, which are version-gated.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,13 +22,11 @@ from eventsourcing.application import Application
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from application.follow import pages
 from domain.addressing import DEFAULT_TENANT
 from projections import call_events, call_live, calls, interval_buckets, positions
 from projections.calls import CallView, advance, start
-from projections.envelope import EventEnvelope, decode
+from projections.envelope import EventEnvelope
 from projections.registry import (
-    ApplyBatch,
     Connect,
     ProjectionGroup,
     create_aside,
@@ -36,8 +34,8 @@ from projections.registry import (
     tables,
 )
 from streams import deferred_indexes
-from streams.history import store_read
-from streams.shards import WHOLE, Page, Pass, Read, apply_sharded
+from streams.history import read_history, store_read
+from streams.shards import WHOLE, Pass, Read, apply_pages, apply_sharded
 
 REBUILDABLE = (call_events.NAME, calls.CDR, call_live.NAME)
 Progress = Callable[[int], object]
@@ -65,12 +63,6 @@ class _Fold:
                 self.views[envelope.subject] = start(envelope)
         elif envelope.version == view.last_version + 1:
             advance(view, envelope)
-
-
-def read_history(app: Application[Any], page_size: int = 10_000,
-                 after: int = 0) -> Iterator[list[EventEnvelope]]:
-    for notifications in pages(app.recorder, after, page_size=page_size):
-        yield decode(app, notifications)
 
 
 def replay_group(app: Application[Any], database_url: str, group: ProjectionGroup,
@@ -216,7 +208,7 @@ def _apply_after(app: Application[Any], conn: psycopg.Connection[Any], group: Pr
     # pass, its deferred indexes built, on its connections first; then the group's own
     # settle, always, for what was marked meanwhile (usually nothing).
     if shards is None:
-        count = _apply_pages(conn, group.apply, read(WHOLE), source, progress).read
+        count = apply_pages(conn, group.apply, read(WHOLE), source, progress).read
     else:
         connect, jobs = shards
         count = first_pass(connect, group, read, source, jobs, progress).read
@@ -238,23 +230,11 @@ def first_pass(connect: Connect, group: ProjectionGroup, read: Read, source: str
         if _sharded(group, jobs):
             return apply_sharded(connect, group, read, source, jobs, apply, progress)
         with connect() as conn:
-            return _apply_pages(conn, apply, read(WHOLE), source, progress)
+            return apply_pages(conn, apply, read(WHOLE), source, progress)
 
 
 def _sharded(group: ProjectionGroup, jobs: int) -> bool:
     return jobs > 1 and group.per_aggregate
-
-
-def _apply_pages(conn: psycopg.Connection[Any], apply: ApplyBatch, history: Iterable[Page],
-                 source: str, progress: Progress | None) -> Pass:
-    count = last = 0
-    for page in history:
-        if page.events:
-            apply(conn, page.events, source)
-        count, last = count + page.read, page.last
-        if progress:
-            progress(page.read)
-    return Pass(count, last)
 
 
 def _aside(database_url: str, schema: str) -> Connect:

@@ -39,6 +39,8 @@ from multiprocessing.queues import Queue
 from typing import Any, NamedTuple
 from uuid import UUID
 
+from psycopg import Connection
+
 from projections import positions
 from projections.envelope import EventEnvelope
 from projections.registry import ApplyBatch, Connect, ProjectionGroup
@@ -127,6 +129,20 @@ def apply_sharded(connect: Connect, group: ProjectionGroup, read: Read, source: 
     return done[0]
 
 
+def apply_pages(conn: Connection[Any], apply: ApplyBatch, history: Iterable[Page], source: str,
+                progress: Callable[[int], object] | None = None) -> Pass:
+    """Apply each page's events on ``conn``, in order; tell ``progress`` each page's
+    events read. A shard's loop, and one connection's (streams/rebuild.py)."""
+    count = last = 0
+    for page in history:
+        if page.events:
+            apply(conn, page.events, source)
+        count, last = count + page.read, page.last
+        if progress is not None:
+            progress(page.read)
+    return Pass(count, last)
+
+
 Report = tuple[str, Any]  # ("read", events) | ("done", Pass) | ("error", pickled error)
 
 
@@ -191,19 +207,17 @@ def _shard(connect: Connect, apply: ApplyBatch, read: Read, share: Share, source
     """A shard's process: read the history, apply its share page by page."""
     # The caller's stop (terminate) ends it, whatever handler the caller had set.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    count = last = 0
+
+    def tell(read_: int) -> None:
+        reports.put((share.n, ("read", read_)))
+
     try:
-        with connect() as conn:
-            for page in read(share):
-                if page.events:
-                    apply(conn, page.events, source)
-                count, last = count + page.read, max(last, page.last)
-                if share.n == 0:  # one shard tells the progress: they all read every page
-                    reports.put((share.n, ("read", page.read)))
+        with connect() as conn:  # one shard tells the progress: they all read every page
+            done = apply_pages(conn, apply, read(share), source, tell if share.n == 0 else None)
     except BaseException as error:  # sent to the caller, which raises it
         reports.put((share.n, ("error", _pickled(error))))
         return
-    reports.put((share.n, ("done", Pass(count, last))))
+    reports.put((share.n, ("done", done)))
 
 
 def _pickled(error: BaseException) -> bytes:

@@ -17,7 +17,8 @@ from projections import callcentre
 from projections.envelope import EventEnvelope
 from projections.registry import ApplyBatch, tables
 from streams.deferred_indexes import deferred
-from streams.rebuild import read_history, replay_group
+from streams.history import read_history
+from streams.rebuild import replay_group
 from tests.integration.test_rebuild_swap import fresh, generated, project
 
 pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy

@@ -22,8 +22,8 @@ from dialtone.database import eventsourcing_env
 from projections import callcentre, calls, interval_buckets
 from projections.envelope import EventEnvelope
 from streams import shards
-from streams.history import store_read
-from streams.rebuild import read_history, replay_group
+from streams.history import read_history, store_read
+from streams.rebuild import replay_group
 from streams.shards import apply_sharded
 from tests.integration.test_rebuild_swap import fresh, generated, project, rows
 

@@ -26,7 +26,8 @@ from dialtone.database import drop_database, ensure_database, with_database
 from dialtone.migrations import apply_migrations
 from projections import callcentre, interval_buckets
 from projections.registry import tables
-from streams.rebuild import read_history, replay_group
+from streams.history import read_history
+from streams.rebuild import replay_group
 from tests.integration.test_kpi_sql import script
 from tests.unit.test_kpi_properties import History
 

@@ -16,6 +16,7 @@ import pytest
 from projections import callcentre
 from projections.envelope import EventEnvelope
 from projections.registry import ApplyBatch, tables
+from streams import deferred_indexes
 from streams.deferred_indexes import deferred
 from streams.history import read_history
 from streams.rebuild import replay_group
@@ -107,3 +108,38 @@ def test_a_pass_that_fails_leaves_them_unbuilt(fresh: Callable[[], str]) -> None
         left = definitions(conn)
     assert not set(DEFERRED) & set(left)
     assert "callcentre_events_pkey" in left
+
+
+def test_they_are_built_longest_first(fresh: Callable[[], str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """GiST builds first, then B-trees by their table's size, BRIN last: no connection
+    is left with a long build while the others are done."""
+    database_url = fresh()
+    project(database_url, generated(600))
+    built: list[list[str]] = []
+    monkeypatch.setattr(deferred_indexes, "run",
+                        lambda _connect, statements, _jobs: built.append(list(statements)))
+
+    def connect() -> psycopg.Connection[Any]:
+        return psycopg.connect(database_url, autocommit=True)
+
+    with deferred(connect, DEFERRED, 2):
+        pass
+    with connect() as conn:
+        sizes: dict[str, int] = dict(conn.execute(
+            "SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname = ANY(%s)",
+            (list(tables(callcentre.GROUP)),)).fetchall())
+    order = [(method(s), -sizes[table(s)]) for s in built[0]]
+    assert len(order) == len(DEFERRED)
+    assert order == sorted(order)
+    assert next(method(s) for s in built[0]) == 0
+    assert method(built[0][-1]) == 2
+    assert len({table(s) for s in built[0] if method(s) == 1}) > 1  # sizes told apart
+
+
+def method(statement: str) -> int:
+    return 0 if " USING gist " in statement else 1 if " USING btree " in statement else 2
+
+
+def table(statement: str) -> str:
+    return statement.split(" ON ")[1].split(" USING ", maxsplit=1)[0].rsplit(".", maxsplit=1)[-1]

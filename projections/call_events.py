@@ -11,10 +11,10 @@ from uuid import UUID
 
 from psycopg import Cursor, sql
 from psycopg.rows import TupleRow
-from psycopg.types.json import Jsonb
 
 from domain.addressing import DEFAULT_TENANT
 from projections.envelope import EventEnvelope
+from projections.event_json import jsonb
 from projections.staging import copy_merge
 
 NAME = "call_events"
@@ -32,7 +32,7 @@ def insert(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope],
            tenants: Mapping[UUID, str]) -> None:
     """Insert the events not stored yet (inside the caller's transaction), each
     with its call's tenant (``tenants``; ``default`` while unknown: see ``retag``)."""
-    rows = ((e.subject, e.version, e.occurred_at, e.id, e.position, e.type, Jsonb(dict(e.data)),
+    rows = ((e.subject, e.version, e.occurred_at, e.id, e.position, e.type, jsonb(e.data),
              tenants.get(e.subject, DEFAULT_TENANT)) for e in envelopes)
     copy_merge(cur, NAME, COLUMNS, rows, sql.SQL("ON CONFLICT DO NOTHING"))
 

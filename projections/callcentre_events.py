@@ -15,11 +15,11 @@ from uuid import UUID
 
 from psycopg import Cursor
 from psycopg.rows import TupleRow
-from psycopg.types.json import Jsonb
 
 from domain.addressing import DEFAULT_TENANT
 from projections import staging
 from projections.envelope import EventEnvelope, tenant_of
+from projections.event_json import jsonb
 
 NAME = "callcentre_events"
 
@@ -84,7 +84,7 @@ def insert(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope]) -> None:
         _insert_rows(cur, envelopes)
         return
     rows = ((n, e.subject, e.version, e.kind, e.occurred_at, e.id, e.position, e.type,
-             Jsonb(dict(e.data)), tenant_of(e.data) if e.version == 1 else None)
+             jsonb(e.data), tenant_of(e.data) if e.version == 1 else None)
             for n, e in enumerate(envelopes))
     staging.stage(cur, _STAGE, _STAGE_COLUMNS, rows, analyze=False)  # hashed, not probed
     cur.execute(_INSERT)
@@ -115,7 +115,7 @@ def copy_fresh(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope]) -> Non
         tenants.update(cur.fetchall())
     staging.copy_into(cur, NAME, _STAGE_COLUMNS[1:], (  # seq orders the stage only
         (e.subject, e.version, e.kind, e.occurred_at, e.id, e.position, e.type,
-         Jsonb(dict(e.data)), tenants.get(e.subject, DEFAULT_TENANT)) for e in envelopes))
+         jsonb(e.data), tenants.get(e.subject, DEFAULT_TENANT)) for e in envelopes))
 
 
 # A few events: a statement each, in order (a later event finds its created event
@@ -136,7 +136,7 @@ UPDATE callcentre_events SET tenant = %s WHERE aggregate_id = %s AND version > 1
 def _insert_rows(cur: Cursor[TupleRow], envelopes: Sequence[EventEnvelope]) -> None:
     cur.executemany(_INSERT_ROW, [
         (e.subject, e.version, e.kind, e.occurred_at, e.id, e.position, e.type,
-         Jsonb(dict(e.data)), tenant_of(e.data) if e.version == 1 else None, e.subject)
+         jsonb(e.data), tenant_of(e.data) if e.version == 1 else None, e.subject)
         for e in envelopes
     ])
     created = [(tenant_of(e.data), e.subject) for e in envelopes

@@ -341,7 +341,7 @@ def mark_held_handlings(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope
     for tenant, wrap_up_ended_at in cur.execute(_HANDLINGS, (call_ids,)).fetchall():
         if wrap_up_ended_at is not None:
             touched.add(tenant, wrap_up_ended_at)
-    return interval_buckets.mark(cur, touched) if touched.times else 0
+    return interval_buckets.mark(cur, touched) if touched.buckets else 0
 
 
 def _tenants(envelopes: Iterable[EventEnvelope],

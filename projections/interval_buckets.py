@@ -80,13 +80,22 @@ def starts(since: datetime, until: datetime) -> list[datetime]:
 
 
 class Touched:
-    """What a batch folded: per tenant, the times of the events."""
+    """What a batch folded: per tenant, the 15-minute buckets of its events, each as
+    its number since the epoch."""
 
     def __init__(self) -> None:
-        self.times: defaultdict[str, set[datetime]] = defaultdict(set)
+        self.buckets: defaultdict[str, set[int]] = defaultdict(set)
 
     def add(self, tenant: str, at: datetime) -> None:
-        self.times[tenant].add(at)
+        # Exact (a timedelta divided by one), and called for every event folded: keeping
+        # each time and flooring it at the end cost 1.6 us an event against 0.6 (hashing
+        # an aware datetime, then the datetime arithmetic of ``floor`` for each).
+        self.buckets[tenant].add((at - _EPOCH) // BUCKET)
+
+    def starts(self) -> list[tuple[str, datetime]]:
+        """Each (tenant, bucket start) once, sorted."""
+        return sorted((tenant, _EPOCH + BUCKET * number)
+                      for tenant, numbers in self.buckets.items() for number in numbers)
 
 
 def mark(cur: Cursor[TupleRow], touched: Touched) -> int:
@@ -94,8 +103,7 @@ def mark(cur: Cursor[TupleRow], touched: Touched) -> int:
     many. Sorted by (tenant, bucket), the order the refresher locks them in: a batch and
     a refresh waiting on each other's rows cannot deadlock. While a rebuild builds the
     group aside, a trigger carries each mark into its copy too (``carry_marks``)."""
-    rows = sorted({(tenant, floor(at)) for tenant, times in touched.times.items()
-                   for at in times})
+    rows = touched.starts()
     cur.executemany("INSERT INTO interval_dirty AS d (tenant, bucket_start) VALUES (%s, %s)"
                     " ON CONFLICT (tenant, bucket_start)"
                     " DO UPDATE SET generation = d.generation + 1", rows)

@@ -20,12 +20,12 @@ import psycopg
 import psycopg.errors
 from eventsourcing.application import Application
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from domain.addressing import DEFAULT_TENANT
 from projections import call_events, call_live, calls, interval_buckets, positions
 from projections.calls import CallView, advance, start
 from projections.envelope import EventEnvelope
+from projections.event_json import jsonb
 from projections.registry import (
     Connect,
     ProjectionGroup,
@@ -277,7 +277,7 @@ def _write_call_events(cur: psycopg.Cursor[Any], fold: _Fold) -> None:
         for e in fold.events:
             view = fold.views.get(e.subject)
             copy.write_row((e.subject, e.version, e.occurred_at, e.id, e.position, e.type,
-                            Jsonb(dict(e.data)), view.tenant if view else DEFAULT_TENANT))
+                            jsonb(e.data), view.tenant if view else DEFAULT_TENANT))
 
 
 def _write_cdr(cur: psycopg.Cursor[Any], fold: _Fold) -> None:

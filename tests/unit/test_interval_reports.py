@@ -63,6 +63,29 @@ def test_quarter_hours_are_utc_aligned_and_an_empty_range_has_none() -> None:
     assert interval_reports.buckets(instant, instant, "1d", BRUSSELS) == []
 
 
+@given(st.lists(st.tuples(st.sampled_from(["default", "acme"]),
+                          st.datetimes(min_value=datetime(1960, 1, 1),
+                                       max_value=datetime(2100, 1, 1), timezones=st.just(UTC))),
+                max_size=40))
+def test_a_batch_marks_each_tenant_bucket_of_its_events_once(
+        events: list[tuple[str, datetime]]) -> None:
+    touched = interval_buckets.Touched()
+    for tenant, at in events:
+        touched.add(tenant, at)
+    assert touched.starts() == sorted({(tenant, interval_buckets.floor(at))
+                                       for tenant, at in events})
+
+
+def test_an_event_on_a_bucket_boundary_marks_that_bucket() -> None:
+    touched = interval_buckets.Touched()
+    touched.add("default", datetime(2026, 3, 29, 1, 0, tzinfo=UTC))
+    touched.add("default", datetime(2026, 3, 29, 0, 59, 59, 999999, tzinfo=UTC))
+    touched.add("default", datetime(1969, 12, 31, 23, 50, tzinfo=UTC))  # before the epoch
+    assert touched.starts() == [("default", datetime(1969, 12, 31, 23, 45, tzinfo=UTC)),
+                                ("default", datetime(2026, 3, 29, 0, 45, tzinfo=UTC)),
+                                ("default", datetime(2026, 3, 29, 1, 0, tzinfo=UTC))]
+
+
 def test_live_windows_are_the_uncomputed_runs_and_the_running_bucket() -> None:
     day = kpi.Window(datetime(2025, 6, 10, tzinfo=UTC), datetime(2025, 6, 11, tzinfo=UTC))
     q = interval_buckets.BUCKET

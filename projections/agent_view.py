@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.addressing import DEFAULT_TENANT
-from projections.envelope import EventEnvelope, tenant_of
+from projections.envelope import EventEnvelope, tenant_of, uuid_of
 
 AUTO_PAUSE_REASON = "missed-offers"  # domain.agent.AUTO_PAUSE_REASON, as published
 
@@ -103,7 +103,7 @@ def _enter(view: AgentView, envelope: EventEnvelope, state: str) -> None:
 
 
 def _uuid(value: object) -> UUID | None:
-    return None if value is None else UUID(str(value))
+    return None if value is None else uuid_of(value)
 
 
 def _instant(value: object) -> datetime | None:

@@ -140,6 +140,18 @@ def tenant_of(data: Mapping[str, Any]) -> str:
     return str(data.get("tenant") or DEFAULT_TENANT)
 
 
+def uuid_of(value: object) -> UUID:
+    """An id an event's data holds (as text), as a UUID. A call's id comes in each of
+    its events, queue's and agent's: parsed once, not in every one (parsing is 1.3 us, a
+    cache hit 0.1; about three ids an event in a rebuild's call-centre fold)."""
+    return _parsed(str(value))
+
+
+@lru_cache(maxsize=65_536)  # a call's events are minutes apart: tens of thousands of ids
+def _parsed(text: str) -> UUID:
+    return UUID(text)
+
+
 # --- stored domain events -> envelopes -------------------------------------------------
 
 EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:dialtone:event")

@@ -22,7 +22,7 @@ from uuid import UUID
 from domain.addressing import DEFAULT_TENANT
 from domain.queue import DEFAULT_SHORT_ABANDON_S
 from domain.queue_values import QueuedCall, QueueMember, QueueTally, place
-from projections.envelope import EventEnvelope, tenant_of
+from projections.envelope import EventEnvelope, tenant_of, uuid_of
 
 SCALARS = ("queue_id", "key", "name", "strategy", "service_level_s", "max_wait_s",
            "overflow_kind", "overflow_value", "wrap_up_s", "offer_timeout_s", "music_on_hold",
@@ -122,13 +122,13 @@ def _overflow_cleared(view: QueueView, _: EventEnvelope, __: Data) -> None:
 
 
 def _member_set(view: QueueView, _: EventEnvelope, data: Data) -> None:
-    agent_id = UUID(data["agent_id"])
+    agent_id = uuid_of(data["agent_id"])
     member = view.members.get(agent_id, QueueMember(int(data["penalty"])))
     view.members[agent_id] = replace(member, penalty=int(data["penalty"]))
 
 
 def _member_removed(view: QueueView, _: EventEnvelope, data: Data) -> None:
-    view.members.pop(UUID(data["agent_id"]), None)
+    view.members.pop(uuid_of(data["agent_id"]), None)
 
 
 def _skill_required(view: QueueView, _: EventEnvelope, data: Data) -> None:
@@ -141,15 +141,15 @@ def _skill_dropped(view: QueueView, _: EventEnvelope, data: Data) -> None:
 
 def _enqueued(view: QueueView, envelope: EventEnvelope, data: Data) -> None:
     source = data.get("transferred_from")
-    call = QueuedCall(UUID(data["call_id"]), int(data["priority"]), envelope.occurred_at,
-                      None if source is None else UUID(source))
+    call = QueuedCall(uuid_of(data["call_id"]), int(data["priority"]), envelope.occurred_at,
+                      None if source is None else uuid_of(source))
     view.calls = place(view.calls, call, at_head=False)
     view.tally.offered += 1
     view.tally.transferred_in += source is not None
 
 
 def _offered(view: QueueView, _: EventEnvelope, data: Data) -> None:
-    call_id, agent_id = UUID(data["call_id"]), UUID(data["agent_id"])
+    call_id, agent_id = uuid_of(data["call_id"]), uuid_of(data["agent_id"])
     view.calls = [replace(c, offered_to=(*c.offered_to, agent_id)) if c.call_id == call_id
                   else c for c in view.calls]
     view.tally.agent_offers += 1
@@ -159,21 +159,21 @@ def _offered(view: QueueView, _: EventEnvelope, data: Data) -> None:
 
 
 def _requeued(view: QueueView, _: EventEnvelope, data: Data) -> None:
-    call = view.remove_call(UUID(data["call_id"]))
+    call = view.remove_call(uuid_of(data["call_id"]))
     if call is not None:
         view.calls = place(view.calls, replace(call, offered_to=()), at_head=True)
     view.tally.requeued += 1
 
 
 def _answered(view: QueueView, _: EventEnvelope, data: Data) -> None:
-    view.remove_call(UUID(data["call_id"]))
+    view.remove_call(uuid_of(data["call_id"]))
     view.tally.answered += 1
     view.tally.answered_within_sl += data["wait_s"] <= data["service_level_s"]
     view.answered_wait_total_s += float(data["wait_s"])
 
 
 def _abandoned(view: QueueView, _: EventEnvelope, data: Data) -> None:
-    view.remove_call(UUID(data["call_id"]))
+    view.remove_call(uuid_of(data["call_id"]))
     view.tally.abandoned += 1
     view.tally.abandoned_within_sl += data["wait_s"] <= data["service_level_s"]
     view.abandoned_wait_total_s += float(data["wait_s"])
@@ -181,7 +181,7 @@ def _abandoned(view: QueueView, _: EventEnvelope, data: Data) -> None:
 
 def _left(counter: str) -> Handler:
     def handler(view: QueueView, _: EventEnvelope, data: Data) -> None:
-        view.remove_call(UUID(data["call_id"]))
+        view.remove_call(uuid_of(data["call_id"]))
         setattr(view.tally, counter, getattr(view.tally, counter) + 1)
     return handler
 

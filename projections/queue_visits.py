@@ -23,10 +23,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
 from projections import agent_view, kpi, queue_view
-from projections.envelope import EventEnvelope
+from projections.envelope import EventEnvelope, uuid_of
 
 NAMES = ("queue_visits", "queue_handling")
 LEAVING = {"call_answered": "answered", "call_abandoned": "abandoned",
@@ -81,9 +82,9 @@ class EndWrapUp:
 Change = OpenVisit | CloseVisit | OpenHandling | HandlingEnded | EndWrapUp
 
 
-@dataclass(frozen=True)
-class AgentMoment:
-    """What the fold needs of an agent before and after one event."""
+class AgentMoment(NamedTuple):
+    """What the fold needs of an agent before and after one event. A named tuple: made
+    twice for every agent event folded, where a frozen dataclass cost three times as much."""
 
     tenant: str
     state: str
@@ -102,7 +103,7 @@ def queue_changes(tenant: str, short_abandon_s: float, e: EventEnvelope) -> list
     threshold as it stood when the event happened)."""
     data = e.data
     if e.name == "call_enqueued":
-        visit = kpi.Visit(queue_id=e.subject, call_id=UUID(str(data["call_id"])),
+        visit = kpi.Visit(queue_id=e.subject, call_id=uuid_of(data["call_id"]),
                           offered_at=e.occurred_at,
                           transferred_in=data.get("transferred_from") is not None)
         return [OpenVisit(tenant, visit, e.version, short_abandon_s, e.position)]
@@ -114,9 +115,9 @@ def queue_changes(tenant: str, short_abandon_s: float, e: EventEnvelope) -> list
         outcome = "short_abandoned"
     agent = data.get("agent_id")
     threshold = data.get("service_level_s")
-    return [CloseVisit(e.subject, UUID(str(data["call_id"])), outcome, e.occurred_at, wait_s,
+    return [CloseVisit(e.subject, uuid_of(data["call_id"]), outcome, e.occurred_at, wait_s,
                        None if threshold is None else float(threshold),
-                       None if agent is None else UUID(str(agent)), e.position)]
+                       None if agent is None else uuid_of(agent), e.position)]
 
 
 def agent_changes(before: AgentMoment | None, after: AgentMoment,
@@ -127,11 +128,11 @@ def agent_changes(before: AgentMoment | None, after: AgentMoment,
     if moved and before is not None and before.state == "wrap_up" and before.call_id:
         changes.append(EndWrapUp(e.subject, before.call_id, e.occurred_at, e.position))
     if e.name == "offer_accepted":
-        handling = kpi.Handling(agent_id=e.subject, call_id=UUID(str(e.data["call_id"])),
+        handling = kpi.Handling(agent_id=e.subject, call_id=uuid_of(e.data["call_id"]),
                                 queue_id=after.queue_id, accepted_at=e.occurred_at)
         changes.append(OpenHandling(after.tenant, handling, e.position))
     elif e.name == "call_ended":
-        changes.append(HandlingEnded(e.subject, UUID(str(e.data["call_id"])), e.occurred_at,
+        changes.append(HandlingEnded(e.subject, uuid_of(e.data["call_id"]), e.occurred_at,
                                e.data.get("wrap_up_until") is not None, e.position))
     return changes
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from enum import Enum, StrEnum
-from uuid import UUID
+from uuid import UUID, uuid4
 
+import pytest
 from eventsourcing.utils import get_topic
 
 from domain.agent import Agent
 from domain.queue import Queue
-from projections.envelope import event_type, to_envelope
+from projections.envelope import event_type, to_envelope, uuid_of
 from streams.history import kind_of_topic
 
 
@@ -69,3 +70,12 @@ def test_an_envelope_knows_its_kind_and_name_from_its_type_once_made() -> None:
     envelope = to_envelope(Widget.Repainted(3), 11)
     assert (envelope.kind, envelope.name) == ("widget", "repainted")
     assert "kind" not in repr(envelope)  # derived, not part of what it says or compares
+
+
+def test_an_id_in_event_data_parses_to_its_uuid_however_often_it_is_read() -> None:
+    call_id = uuid4()
+    assert uuid_of(str(call_id)) == call_id
+    assert uuid_of(str(call_id)) == call_id  # from the cache
+    assert uuid_of(call_id) == call_id  # already a UUID
+    with pytest.raises(ValueError, match="badly formed"):
+        uuid_of("not-an-id")

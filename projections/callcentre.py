@@ -59,7 +59,7 @@ def apply_batch(conn: Connection[TupleRow], envelopes: Sequence[EventEnvelope], 
             _lock(cur, {e.subject for e in ours if e.kind in ("agent", "queue")})
             touched = interval_buckets.Touched()
             changed += _fold_agents(cur, [e for e in ours if e.kind == "agent"], touched, fresh)
-            changed += _fold_queues(cur, [e for e in ours if e.kind == "queue"], touched)
+            changed += _fold_queues(cur, [e for e in ours if e.kind == "queue"], touched, fresh)
             interval_buckets.mark(cur, touched)  # recomputed by the refresher, not here
         if envelopes:
             positions.record(cur, NAMES, source, max(e.position for e in envelopes))
@@ -104,7 +104,7 @@ def _fold_agents(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope],
         return 0
     views: dict[Any, AgentView] = agent_state.load(cur, agent_ids)
     _mark_duplicates(batch, views, touched)
-    pending = callcentre_events.after(cur, _versions(agent_ids, views), batch)
+    pending = callcentre_events.after(cur, _versions(agent_ids, views), batch, fresh=fresh)
     periods = agent_state_intervals.PeriodLog()
     facts: list[queue_visits.Change] = []
     changed: list[AgentView] = []
@@ -147,13 +147,13 @@ def _mark_duplicates(batch: Sequence[EventEnvelope], views: Mapping[Any, AgentVi
 
 
 def _fold_queues(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope],
-                 touched: interval_buckets.Touched) -> int:
+                 touched: interval_buckets.Touched, fresh: bool) -> int:
     queue_ids = {e.subject for e in batch}
     if not queue_ids:
         return 0
     views = queue_live.load(cur, queue_ids)
     stored = {queue_id: queue_live.Stored.of(view) for queue_id, view in views.items()}
-    pending = callcentre_events.after(cur, _versions(queue_ids, views), batch)
+    pending = callcentre_events.after(cur, _versions(queue_ids, views), batch, fresh=fresh)
     changed: list[QueueView] = []
     facts: list[queue_visits.Change] = []
     for queue_id, events in pending.items():

@@ -146,15 +146,21 @@ def _insert_rows(cur: Cursor[TupleRow], envelopes: Sequence[EventEnvelope]) -> N
 
 
 def after(cur: Cursor[TupleRow], versions: Mapping[UUID, int],
-          batch: Sequence[EventEnvelope] = ()) -> dict[UUID, list[EventEnvelope]]:
+          batch: Sequence[EventEnvelope] = (), *, fresh: bool = False,
+          ) -> dict[UUID, list[EventEnvelope]]:
     """Each aggregate's stored events after the given version, in version order
     (possibly with gaps: the caller folds only the contiguous run). ``batch``: the
     events just stored (``insert``), taken as they are instead of read back: where
     it holds an aggregate's versions from the next one on without a hole, those are
-    its events for them (the first of two copies), and only later ones are read."""
+    its events for them (the first of two copies), and only later ones are read.
+    ``fresh``: a first pass (``copy_fresh``), which reads the store once in store
+    order, so an aggregate's versions come in order and no earlier batch left one
+    waiting for this one: the batch's runs are all there is, and nothing is read."""
     if not versions:
         return {}
     runs = _runs(versions, batch)
+    if fresh:
+        return runs
     ids = list(versions)
     beyond = [versions[i] + len(runs.get(i, ())) for i in ids]
     cur.execute(_AFTER, (ids, beyond))

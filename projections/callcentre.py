@@ -56,10 +56,13 @@ def apply_batch(conn: Connection[TupleRow], envelopes: Sequence[EventEnvelope], 
         changed = 0
         if ours:
             (callcentre_events.copy_fresh if fresh else callcentre_events.insert)(cur, ours)
-            _lock(cur, {e.subject for e in ours if e.kind in ("agent", "queue")})
+            agents = [e for e in ours if e.kind == "agent"]
+            queues = [e for e in ours if e.kind == "queue"]
+            agent_ids, queue_ids = {e.subject for e in agents}, {e.subject for e in queues}
+            _lock(cur, agent_ids | queue_ids)
             touched = interval_buckets.Touched()
-            changed += _fold_agents(cur, [e for e in ours if e.kind == "agent"], touched, fresh)
-            changed += _fold_queues(cur, [e for e in ours if e.kind == "queue"], touched, fresh)
+            changed += _fold_agents(cur, agents, agent_ids, touched, fresh)
+            changed += _fold_queues(cur, queues, queue_ids, touched, fresh)
             interval_buckets.mark(cur, touched)  # recomputed by the refresher, not here
         if envelopes:
             positions.record(cur, NAMES, source, max(e.position for e in envelopes))
@@ -97,9 +100,8 @@ def _lock(cur: Cursor[TupleRow], aggregate_ids: set[UUID]) -> None:
                     ([str(i) for i in sorted(aggregate_ids)],))
 
 
-def _fold_agents(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope],
+def _fold_agents(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope], agent_ids: set[UUID],
                  touched: interval_buckets.Touched, fresh: bool) -> int:
-    agent_ids = {e.subject for e in batch}
     if not agent_ids:
         return 0
     views: dict[Any, AgentView] = agent_state.load(cur, agent_ids)
@@ -146,9 +148,8 @@ def _mark_duplicates(batch: Sequence[EventEnvelope], views: Mapping[Any, AgentVi
             touched.add(view.tenant, e.occurred_at)
 
 
-def _fold_queues(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope],
+def _fold_queues(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope], queue_ids: set[UUID],
                  touched: interval_buckets.Touched, fresh: bool) -> int:
-    queue_ids = {e.subject for e in batch}
     if not queue_ids:
         return 0
     views = queue_live.load(cur, queue_ids)

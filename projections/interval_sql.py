@@ -12,9 +12,13 @@ per logged-in agent and state: most of the refresher's time (a cProfile of
 
 What the Python did, these do alike: a queue's or agent's missing parts are 0
 (an outer join), an agent with nothing but zeros gets no row, a queue row is
-written as QUEUE_SUMS gives it, and seconds are rounded to the microsecond
-(``exact_seconds``: round(x::numeric, 6); float8 to numeric keeps 15 digits,
-which hold every sum of microseconds here).
+written as QUEUE_SUMS gives it, and seconds are rounded to the microsecond as
+``exact_seconds`` rounds them: ``round(x * 1e6) / 1e6`` in double precision. A sum
+of microseconds is within a rounding error of a whole number of them, so ``round``
+finds that number N exactly, and N / 1e6, one correctly rounded division, is the
+double nearest N microseconds, as Python's ``round(x, 6)`` gives. The same through
+numeric (``round(x::numeric, 6)::float8``, formatted to 15 digits and read back)
+was a quarter of a month's refresh (bench.reports, 2026-12-05).
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ def _floats(sums: type) -> set[str]:
 
 
 def _exact(column: str, floats: set[str]) -> str:
-    return f"round(x.{column}::numeric, 6)::float8" if column in floats else f"x.{column}"
+    return (f"round(x.{column} * 1e6::float8) / 1e6::float8" if column in floats
+            else f"x.{column}")
 
 
 def _insert(table: str, key: str, columns: tuple[str, ...], floats: set[str], inner: str,

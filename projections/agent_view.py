@@ -18,7 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.addressing import DEFAULT_TENANT
-from projections.envelope import EventEnvelope, tenant_of, uuid_of
+from projections.envelope import EventEnvelope, tenant_of, uuid_or_none
 
 AUTO_PAUSE_REASON = "missed-offers"  # domain.agent.AUTO_PAUSE_REASON, as published
 
@@ -102,10 +102,6 @@ def _enter(view: AgentView, envelope: EventEnvelope, state: str) -> None:
         view.pause_reason = None
 
 
-def _uuid(value: object) -> UUID | None:
-    return None if value is None else uuid_of(value)
-
-
 def _instant(value: object) -> datetime | None:
     return None if value is None else datetime.fromisoformat(str(value))
 
@@ -146,8 +142,8 @@ def _available(view: AgentView, envelope: EventEnvelope, _: Data) -> None:
 
 def _reserved(view: AgentView, envelope: EventEnvelope, data: Data) -> None:
     _enter(view, envelope, "reserved")
-    view.current_call_id = _uuid(data["call_id"])
-    view.current_queue_id = _uuid(data.get("queue_id"))
+    view.current_call_id = uuid_or_none(data["call_id"])
+    view.current_queue_id = uuid_or_none(data.get("queue_id"))
     view.offer_deadline = _instant(data["offer_deadline"])
 
 

@@ -44,7 +44,9 @@ class InvalidEnvelope(ValueError):  # noqa: N818 - reads as what the message is
 
 
 @lru_cache(maxsize=256)  # a few dozen types; bounded: a Kafka message names its own
-def _kind_and_name(type_: str) -> dict[str, str]:
+def kind_and_name(type_: str) -> dict[str, str]:
+    """The kind and name a CloudEvents type names: ``dialtone.agent.paused.v1`` ->
+    ``agent``, ``paused``."""
     parts = type_.split(".")  # a malformed type is refused by its reader, not here
     return {"kind": parts[1] if len(parts) > 1 else "", "name": parts[2] if len(parts) > 2 else ""}
 
@@ -81,7 +83,7 @@ class EventEnvelope:
     name: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.__dict__.update(_kind_and_name(self.type))  # frozen: set as its __init__ does
+        self.__dict__.update(kind_and_name(self.type))  # frozen: set as its __init__ does
 
     def to_cloudevent(self) -> dict[str, Any]:
         return {
@@ -145,6 +147,10 @@ def uuid_of(value: object) -> UUID:
     its events, queue's and agent's: parsed once, not in every one (parsing is 1.3 us, a
     cache hit 0.1; about three ids an event in a rebuild's call-centre fold)."""
     return _parsed(str(value))
+
+
+def uuid_or_none(value: object) -> UUID | None:
+    return None if value is None else uuid_of(value)
 
 
 @lru_cache(maxsize=65_536)  # a call's events are minutes apart: tens of thousands of ids

@@ -67,7 +67,17 @@ AGENT_COLUMNS = interval_sql.AGENT_COLUMNS
 
 def floor(instant: datetime) -> datetime:
     """The start of the UTC 15-minute bucket holding ``instant``."""
-    return instant - (instant - _EPOCH) % BUCKET
+    return start_of(number(instant))
+
+
+def number(instant: datetime) -> int:
+    """The UTC 15-minute bucket holding ``instant``, counted from the epoch (exact: a
+    timedelta divided by one)."""
+    return (instant - _EPOCH) // BUCKET
+
+
+def start_of(bucket: int) -> datetime:
+    return _EPOCH + BUCKET * bucket
 
 
 def starts(since: datetime, until: datetime) -> list[datetime]:
@@ -87,15 +97,14 @@ class Touched:
         self.buckets: defaultdict[str, set[int]] = defaultdict(set)
 
     def add(self, tenant: str, at: datetime) -> None:
-        # Exact (a timedelta divided by one), and called for every event folded: keeping
-        # each time and flooring it at the end cost 1.6 us an event against 0.6 (hashing
-        # an aware datetime, then the datetime arithmetic of ``floor`` for each).
-        self.buckets[tenant].add((at - _EPOCH) // BUCKET)
+        # Called for every event folded: keeping each time and flooring it at the end
+        # cost 1.6 us an event against 0.6 (hashing an aware datetime, then ``floor``).
+        self.buckets[tenant].add(number(at))
 
     def starts(self) -> list[tuple[str, datetime]]:
         """Each (tenant, bucket start) once, sorted."""
-        return sorted((tenant, _EPOCH + BUCKET * number)
-                      for tenant, numbers in self.buckets.items() for number in numbers)
+        return sorted((tenant, start_of(bucket))
+                      for tenant, buckets in self.buckets.items() for bucket in buckets)
 
 
 def mark(cur: Cursor[TupleRow], touched: Touched) -> int:

@@ -22,7 +22,7 @@ from uuid import UUID
 from domain.addressing import DEFAULT_TENANT
 from domain.queue import DEFAULT_SHORT_ABANDON_S
 from domain.queue_values import QueuedCall, QueueMember, QueueTally, place
-from projections.envelope import EventEnvelope, tenant_of, uuid_of
+from projections.envelope import EventEnvelope, tenant_of, uuid_of, uuid_or_none
 
 SCALARS = ("queue_id", "key", "name", "strategy", "service_level_s", "max_wait_s",
            "overflow_kind", "overflow_value", "wrap_up_s", "offer_timeout_s", "music_on_hold",
@@ -142,7 +142,7 @@ def _skill_dropped(view: QueueView, _: EventEnvelope, data: Data) -> None:
 def _enqueued(view: QueueView, envelope: EventEnvelope, data: Data) -> None:
     source = data.get("transferred_from")
     call = QueuedCall(uuid_of(data["call_id"]), int(data["priority"]), envelope.occurred_at,
-                      None if source is None else uuid_of(source))
+                      uuid_or_none(source))
     view.calls = place(view.calls, call, at_head=False)
     view.tally.offered += 1
     view.tally.transferred_in += source is not None

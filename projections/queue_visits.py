@@ -27,7 +27,7 @@ from typing import NamedTuple
 from uuid import UUID
 
 from projections import agent_view, kpi, queue_view
-from projections.envelope import EventEnvelope, uuid_of
+from projections.envelope import EventEnvelope, uuid_of, uuid_or_none
 
 NAMES = ("queue_visits", "queue_handling")
 LEAVING = {"call_answered": "answered", "call_abandoned": "abandoned",
@@ -117,7 +117,7 @@ def queue_changes(tenant: str, short_abandon_s: float, e: EventEnvelope) -> list
     threshold = data.get("service_level_s")
     return [CloseVisit(e.subject, uuid_of(data["call_id"]), outcome, e.occurred_at, wait_s,
                        None if threshold is None else float(threshold),
-                       None if agent is None else uuid_of(agent), e.position)]
+                       uuid_or_none(agent), e.position)]
 
 
 def agent_changes(before: AgentMoment | None, after: AgentMoment,

@@ -25,7 +25,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import Environment, resolve_topic
 
 from application.follow import pages
-from projections.envelope import EventEnvelope, class_type, decode
+from projections.envelope import EventEnvelope, class_type, decode, kind_and_name
 from streams.shards import WHOLE, Page, Read, Share
 
 PAGE = 10_000  # events read at a time
@@ -64,7 +64,7 @@ def read_history(app: Application[Any], page_size: int = PAGE,
 def kind_of_topic(topic: str) -> str:
     """The envelope kind (``agent``, ``queue``...) of a stored event's topic, undecoded:
     the kind its envelope's type will name."""
-    return class_type(resolve_topic(topic)).split(".")[1]
+    return kind_and_name(class_type(resolve_topic(topic)))["kind"]
 
 
 @contextmanager

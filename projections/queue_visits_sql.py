@@ -1,10 +1,12 @@
 """queue_visits and queue_handling in SQL: the row changes of ``projections.queue_visits``
 (its fold) applied to the tables, one statement per change for a live batch, set-wise
-for a page (a rebuild's, a large catch-up)."""
+for a page (a rebuild's, a large catch-up), where a row opened and closed in the page
+is inserted once, as its close leaves it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 from uuid import UUID
 
 from psycopg import Cursor
@@ -19,6 +21,26 @@ from projections.queue_visits import (
     OpenHandling,
     OpenVisit,
 )
+
+
+class ClosedVisit(NamedTuple):
+    """A visit opened and closed in one batch, written as one row (see ``_merged``)."""
+
+    opened: OpenVisit
+    closed: CloseVisit
+
+
+class EndedHandling(NamedTuple):
+    """A handling opened and ended in one batch (and its wrap-up ended, if it was in
+    it too), written as one row (see ``_merged``)."""
+
+    opened: OpenHandling
+    ended: HandlingEnded
+    wrap_up: EndWrapUp | None
+
+
+Written = Change | ClosedVisit | EndedHandling
+Target = tuple[str, UUID, UUID]
 
 # -- SQL -----------------------------------------------------------------------------------
 #
@@ -48,6 +70,15 @@ _STAGES: dict[type, tuple[str, tuple[tuple[str, str], ...]]] = {
     EndWrapUp: ("wrap_up_end_in", (
         ("round", "integer"), ("agent_id", _ID), ("call_id", _ID), ("at", _TS),
         ("position", "bigint"))),
+    ClosedVisit: ("visit_done_in", (
+        ("round", "integer"), ("queue_id", _ID), ("call_id", _ID), ("offered_at", _TS),
+        ("tenant", "text"), ("offered_version", "integer"), ("transferred_in", "boolean"),
+        ("short_abandon_s", _F8), ("outcome", "text"), ("left_at", _TS), ("wait_s", _F8),
+        ("service_level_s", _F8), ("agent_id", _ID), ("position", "bigint"))),
+    EndedHandling: ("handling_done_in", (
+        ("round", "integer"), ("agent_id", _ID), ("call_id", _ID), ("accepted_at", _TS),
+        ("tenant", "text"), ("queue_id", _ID), ("ended_at", _TS), ("wrap", "boolean"),
+        ("wrap_up_at", _TS), ("position", "bigint"))),
 }
 # Each statement takes the round's rows of its stage (%s: the round).
 _STATEMENTS: dict[type, str] = {
@@ -87,6 +118,27 @@ FROM wrap_up_end_in s
 WHERE s.round = %s AND h.agent_id = s.agent_id AND h.call_id = s.call_id
   AND h.ended_at IS NOT NULL AND h.wrap_up_ended_at IS NULL
 """,
+    # The row the open, then the close, would leave (the same columns as set above).
+    ClosedVisit: """
+INSERT INTO queue_visits (queue_id, call_id, offered_at, tenant, offered_version, transferred_in,
+                          short_abandon_s, outcome, left_at, wait_s, service_level_s, agent_id,
+                          last_position)
+SELECT queue_id, call_id, offered_at, tenant, offered_version, transferred_in, short_abandon_s,
+       outcome, left_at, wait_s, service_level_s, agent_id, position
+FROM visit_done_in WHERE round = %s ON CONFLICT DO NOTHING
+""",
+    # The row the open, the end and the wrap-up's end would leave (the same expressions).
+    EndedHandling: """
+INSERT INTO queue_handling (agent_id, call_id, accepted_at, tenant, queue_id, ended_at, talk_s,
+                            wrap_up_ended_at, wrap_up_s, last_position)
+SELECT agent_id, call_id, accepted_at, tenant, queue_id, ended_at,
+       GREATEST(0, extract(epoch FROM ended_at - accepted_at)),
+       CASE WHEN wrap THEN wrap_up_at ELSE ended_at END,
+       CASE WHEN NOT wrap THEN 0 WHEN wrap_up_at IS NOT NULL
+            THEN GREATEST(0, extract(epoch FROM wrap_up_at - ended_at)) END,
+       position
+FROM handling_done_in WHERE round = %s ON CONFLICT DO NOTHING
+""",
 }
 
 
@@ -100,7 +152,7 @@ def write(cur: Cursor[TupleRow], changes: Sequence[Change]) -> None:
         with cur.connection.pipeline():
             _write_rows(cur, changes)
         return
-    rounds = _rounds(changes)
+    rounds = _rounds(_merged(changes, _unfinished(cur, changes)))
     staged: dict[type, list[tuple[object, ...]]] = {kind: [] for kind in _STAGES}
     for n, round_ in enumerate(rounds):
         for c in round_:
@@ -121,10 +173,80 @@ def write(cur: Cursor[TupleRow], changes: Sequence[Change]) -> None:
         calls.fill_wrap_up(cur, wrapped)
 
 
-def _rounds(changes: Sequence[Change]) -> list[list[Change]]:
+def _merged(changes: Sequence[Change], unfinished: set[Target]) -> list[Written]:
+    """``changes`` with each target's first open in the batch and the changes after it
+    that act on that row written as one row: one insert where the open's insert and
+    its close's or end's updates made three row versions, each new in every index
+    (most of a rebuild's queue_visits and queue_handling statements, which open and
+    close most rows in the same page). Exact: a close or an end updates every row of
+    its target still open, so only a target with no such row before the batch
+    (``unfinished``) and none opened earlier in it merges; what does not merge (a
+    close left before the visit's offer, an end after the first) stays a change of
+    its own, in order."""
+    out: list[Written] = []
+    merging: dict[Target, int] = {}  # target -> where its merged row is in ``out``
+    seen: set[Target] = set()
+    for c in changes:
+        key = _target(c)
+        at = merging.get(key)
+        if at is not None:
+            row = _merge(out[at], c)
+            if row is not None:
+                out[at] = row
+                continue
+            del merging[key]
+        elif key not in seen and key not in unfinished \
+                and isinstance(c, OpenVisit | OpenHandling):
+            merging[key] = len(out)
+        seen.add(key)
+        out.append(c)
+    return out
+
+
+def _merge(row: Written, c: Change) -> ClosedVisit | EndedHandling | None:
+    """``row`` with ``c`` applied, if ``c`` changes it as its update would; else None."""
+    if isinstance(row, OpenVisit) and isinstance(c, CloseVisit):
+        return ClosedVisit(row, c) if row.visit.offered_at <= c.left_at else None
+    if isinstance(row, OpenHandling) and isinstance(c, HandlingEnded):
+        return EndedHandling(row, c, None)
+    if isinstance(row, EndedHandling) and isinstance(c, EndWrapUp) \
+            and row.ended.wrap_up and row.wrap_up is None:
+        return row._replace(wrap_up=c)
+    return None
+
+
+# A lateral probe by key for each target: as EXISTS, the planner hashed a scan of the
+# whole table (tests/integration/test_bulk_apply_plans.py).
+_UNFINISHED = """
+SELECT t.kind, t.a, t.b
+FROM unnest(%s::text[], %s::uuid[], %s::uuid[]) AS t(kind, a, b)
+CROSS JOIN LATERAL (
+    SELECT 1 FROM queue_visits v
+    WHERE t.kind = 'visit' AND v.queue_id = t.a AND v.call_id = t.b AND v.outcome IS NULL
+    UNION ALL
+    SELECT 1 FROM queue_handling h
+    WHERE t.kind = 'handling' AND h.agent_id = t.a AND h.call_id = t.b
+      AND (h.ended_at IS NULL OR h.wrap_up_ended_at IS NULL)
+    LIMIT 1) AS found
+"""
+
+
+def _unfinished(cur: Cursor[TupleRow], changes: Sequence[Change]) -> set[Target]:
+    """The targets opened in ``changes`` that already have a row a close or an end
+    of theirs would update (a visit not closed; a handling not ended, or its wrap-up
+    not ended): probed by key, a few in a rebuild's first pass."""
+    opened = {_target(c) for c in changes if isinstance(c, OpenVisit | OpenHandling)}
+    if not opened:
+        return set()
+    kinds, firsts, seconds = zip(*opened, strict=True)
+    cur.execute(_UNFINISHED, (list(kinds), list(firsts), list(seconds)))
+    return {(kind, a, b) for kind, a, b in cur.fetchall()}
+
+
+def _rounds(changes: Sequence[Written]) -> list[list[Written]]:
     """The changes by round: each target's n-th change in round n."""
-    rounds: list[list[Change]] = []
-    seen: dict[tuple[str, UUID, UUID], int] = {}
+    rounds: list[list[Written]] = []
+    seen: dict[Target, int] = {}
     for c in changes:
         key = _target(c)
         n = seen.get(key, 0)
@@ -135,7 +257,9 @@ def _rounds(changes: Sequence[Change]) -> list[list[Change]]:
     return rounds
 
 
-def _target(c: Change) -> tuple[str, UUID, UUID]:
+def _target(c: Written) -> Target:
+    if isinstance(c, ClosedVisit | EndedHandling):
+        return _target(c.opened)
     if isinstance(c, OpenVisit):
         return ("visit", c.visit.queue_id, c.visit.call_id)
     if isinstance(c, CloseVisit):
@@ -145,8 +269,10 @@ def _target(c: Change) -> tuple[str, UUID, UUID]:
     return ("handling", c.agent_id, c.call_id)
 
 
-def _row(c: Change) -> tuple[object, ...]:
+def _row(c: Written) -> tuple[object, ...]:
     """The change's stage row (after its round), in its stage's column order."""
+    if isinstance(c, ClosedVisit | EndedHandling):
+        return _merged_row(c)
     if isinstance(c, OpenVisit):
         v = c.visit
         return (v.queue_id, v.call_id, v.offered_at, c.tenant, c.offered_version,
@@ -160,6 +286,17 @@ def _row(c: Change) -> tuple[object, ...]:
     if isinstance(c, HandlingEnded):
         return (c.agent_id, c.call_id, c.ended_at, c.wrap_up, c.position)
     return (c.agent_id, c.call_id, c.at, c.position)
+
+
+def _merged_row(c: ClosedVisit | EndedHandling) -> tuple[object, ...]:
+    """The open's row (but its position), then what its close or end sets."""
+    if isinstance(c, ClosedVisit):
+        close = c.closed
+        return (*_row(c.opened)[:-1], close.outcome, close.left_at, close.wait_s,
+                close.service_level_s, close.agent_id, close.position)
+    end, wrap = c.ended, c.wrap_up
+    return (*_row(c.opened)[:-1], end.ended_at, end.wrap_up, None if wrap is None else wrap.at,
+            end.position if wrap is None else wrap.position)
 
 
 _OPEN_VISIT = """

@@ -73,6 +73,20 @@ def test_set_wise_visit_closes_probe_their_visits_by_key_even_with_stale_statist
     assert "Seq Scan on queue_visits" not in visits, visits
 
 
+def test_the_check_before_merging_a_page_s_visits_probes_them_by_key(
+        database_url: str) -> None:
+    """queue_visits_sql._merged writes a visit opened and closed in one page as one row
+    unless the visit already has an open row; that check must not scan the table."""
+    with psycopg.connect(database_url) as conn:
+        _visits_with_stale_statistics(conn)
+        targets = [uuid4() for _ in range(staging.ANALYZE_FROM)]
+        plan = _plan(conn, queue_visits_sql._UNFINISHED,
+                     (["visit"] * len(targets), targets, targets))
+    assert "queue_visits_pkey" in plan, plan
+    assert "queue_handling_pkey" in plan, plan
+    assert "Seq Scan on queue_visits" not in plan, plan
+
+
 @pytest.mark.parametrize("before", ["on", "off"])
 def test_keyed_lookups_leave_the_setting_as_they_found_it(database_url: str,
                                                           before: str) -> None:

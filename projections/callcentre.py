@@ -79,7 +79,7 @@ DEFERRED_INDEXES = (
     "agent_state_intervals_span", "agent_state_intervals_started_brin",
     "agent_state_intervals_tenant_ended",
     "queue_visits_span", "queue_visits_tenant_left", "queue_visits_tenant_offered",
-    "queue_handling_visit",
+    "queue_handling_visit", "queue_handling_tenant_ended", "queue_handling_tenant_wrap_up",
 )
 
 # Per aggregate: an agent's events write its view, periods and handlings, a queue's its

@@ -97,7 +97,8 @@ class PeriodLog:
             return
         if self._closed_stored:
             staging.stage(cur, _CLOSING, _CLOSING_COLUMNS, self._closed_stored)
-            cur.execute(_CLOSE)
+            with staging.keyed_lookups(cur):
+                cur.execute(_CLOSE)
             staging.unstage(cur, _CLOSING)
         if self._new and fresh:
             staging.copy_into(cur, NAME, _COLUMNS, (p.row() for p in self._new))

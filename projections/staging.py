@@ -118,6 +118,10 @@ def unstage(cur: Cursor[TupleRow], name: str) -> None:
     cur.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(name)))
 
 
+# What keyed_lookups turns off: any plan but a nested loop probing the target by key.
+_KEYED = ("enable_seqscan", "enable_hashjoin", "enable_mergejoin")
+
+
 @contextmanager
 def keyed_lookups(cur: Cursor[TupleRow]) -> Iterator[None]:
     """Within the caller's transaction, plan the statements run inside as index
@@ -126,11 +130,16 @@ def keyed_lookups(cur: Cursor[TupleRow]) -> Iterator[None]:
     while later), so the planner took a growing table for a few hundred rows and
     hash-joined the stage to a scan of all of it: at a million events into a month's
     build, closing a page's queue visits went from 20 to 120 ms a round (bench.reports)
-    and kept growing with the table."""
-    previous = cur.execute("SELECT current_setting('enable_seqscan'),"
-                           " set_config('enable_seqscan', 'off', true)").fetchone()
+    and kept growing with the table. With scans off it still hash-joined the agents'
+    period closes to the partial index of open periods, whose entries for every
+    period closed since (dead rows) it walked each time: 9 ms a page by the month's
+    end, against 2 ms probing each period by its key (pg_stat_statements)."""
+    previous = cur.execute(
+        "SELECT " + ", ".join(f"current_setting('{name}'), set_config('{name}', 'off', true)"
+                              for name in _KEYED)).fetchone()
     try:
         yield
     finally:
-        cur.execute("SELECT set_config('enable_seqscan', %s, true)",
-                    ("on" if previous is None else previous[0],))
+        values = ["on"] * len(_KEYED) if previous is None else list(previous[::2])
+        cur.execute("SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in _KEYED),
+                    values)

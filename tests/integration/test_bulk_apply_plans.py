@@ -14,7 +14,7 @@ from uuid import uuid4
 import psycopg
 import pytest
 
-from projections import callcentre_events, queue_visits_sql, staging
+from projections import agent_state_intervals, callcentre_events, queue_visits_sql, staging
 from projections.queue_visits import CloseVisit
 
 pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
@@ -87,13 +87,47 @@ def test_the_check_before_merging_a_page_s_visits_probes_them_by_key(
     assert "Seq Scan on queue_visits" not in plan, plan
 
 
+_PERIODS = """
+INSERT INTO agent_state_intervals (agent_id, started_version, started_at, state, tenant,
+                                   ended_at)
+SELECT gen_random_uuid(), 1, '2026-01-01', 'available', 'default', %s
+FROM generate_series(1, %s)
+"""
+
+
+def test_set_wise_period_closes_probe_their_periods_by_key_with_many_closed_since(
+        database_url: str) -> None:
+    """A first pass closes each agent's period a page after it opened it: analyzed
+    with few periods open, the table then had thousands opened and closed, whose
+    entries the open periods' partial index still holds. The planner took that index
+    for a few rows and hash-joined the stage to a walk of all of it."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute("ALTER TABLE agent_state_intervals SET (autovacuum_enabled = false)")
+        conn.execute(_PERIODS, (AT, 20_000))
+        conn.execute("ANALYZE agent_state_intervals")
+        conn.execute(_PERIODS, (None, 20_000))
+        conn.execute("UPDATE agent_state_intervals SET ended_at = %s WHERE ended_at IS NULL",
+                     (AT,))
+        conn.execute(_PERIODS, (None, 300))
+        with conn.cursor() as cur:
+            closes = [(AT, uuid4(), 1, AT) for _ in range(staging.ANALYZE_FROM)]
+            staging.stage(cur, agent_state_intervals._CLOSING,
+                          agent_state_intervals._CLOSING_COLUMNS, closes)
+            with staging.keyed_lookups(cur):
+                periods = _plan(conn, agent_state_intervals._CLOSE)
+    assert "Hash Join" not in periods, periods
+    assert "Nested Loop" in periods, periods  # each staged close probes by key
+
+
 @pytest.mark.parametrize("before", ["on", "off"])
-def test_keyed_lookups_leave_the_setting_as_they_found_it(database_url: str,
-                                                          before: str) -> None:
+def test_keyed_lookups_leave_the_settings_as_they_found_them(database_url: str,
+                                                             before: str) -> None:
+    names = ("enable_seqscan", "enable_hashjoin", "enable_mergejoin")
     with psycopg.connect(database_url) as conn, conn.cursor() as cur:
-        cur.execute(f"SET enable_seqscan = {before}")
+        for name in names:
+            cur.execute(f"SET {name} = {before}")
         with staging.keyed_lookups(cur):
-            inside = cur.execute("SHOW enable_seqscan").fetchone()
-        after = cur.execute("SHOW enable_seqscan").fetchone()
-    assert inside == ("off",)
-    assert after == (before,)
+            inside = [cur.execute(f"SHOW {name}").fetchone() for name in names]
+        after = [cur.execute(f"SHOW {name}").fetchone() for name in names]
+    assert inside == [("off",)] * len(names)
+    assert after == [(before,)] * len(names)

@@ -16,8 +16,9 @@ did meanwhile (checkpoints, autovacuum).
                                       [--batch 10000] [--jobs 2] [--history PATH]
                                       [--compare EVENTS]
 
-``--batch``: events per apply, a rebuild's page of 10,000 by default (building the
-tables from scratch); 500 is what the runs before 2026-12-03 17:00 used.
+``--batch``: events per apply, a rebuild's page (streams.history.PAGE) by default
+(building the tables from scratch); 500 is what the runs before 2026-12-03 17:00 used,
+10,000 the runs before 2026-12-05 13:10.
 
 ``--jobs``: connections the apply runs on at once, each taking its share of the
 agents and queues, as a rebuild's first pass does (streams/shards.py); 1 is the

@@ -13,7 +13,7 @@ and agent report over its last day. Prints p50/p90/p99/max, and what the server
 did meanwhile (checkpoints, autovacuum).
 
     .venv/bin/python -m bench.reports [--days 30] [--calls-per-day 1000] [--reads 50]
-                                      [--batch 10000] [--jobs 2] [--history PATH]
+                                      [--batch 30000] [--jobs 2] [--history PATH]
                                       [--compare EVENTS]
 
 ``--batch``: events per apply, a rebuild's page (streams.history.PAGE) by default

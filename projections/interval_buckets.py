@@ -3,7 +3,8 @@
 Each bucket row holds, for one queue or agent, the **sums** projections/kpi.py's
 SQL gives for the window ``[bucket_start, bucket_start + 15 min)``; the same
 queries, run by this module, so a bucket cannot disagree with the live view.
-Hourly and daily reports add buckets up at read time (api/queries/reports.py).
+Each UTC hour's four buckets are kept summed too (``HOURS``), rewritten with them;
+hourly and daily reports add hours and buckets up at read time (api/queries/reports.py).
 
 Two steps, so that the apply transaction stays short (recomputing there halved
 the group's throughput and was most of the live stream's delivery latency):
@@ -56,8 +57,12 @@ from projections import interval_sql, kpi
 from projections.registry import Connect
 
 BUCKET = timedelta(minutes=15)
-NAMES = ("interval_queue", "interval_agent", "interval_agent_state", "interval_marks",
-         "interval_dirty")
+QUARTERS = ("interval_queue", "interval_agent", "interval_agent_state")
+# Each 15-minute table's sums per UTC hour (interval_sql.ROLLUPS), for hourly and daily
+# reports: rewritten whenever one of the hour's quarters is.
+HOURS = tuple(f"{table}_hour" for table in QUARTERS)
+NAMES = (*QUARTERS, *HOURS, "interval_marks", "interval_dirty")
+_PER_HOUR = timedelta(hours=1) // BUCKET
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The handle time's parts (HANDLE_SPLIT), stored beside each bucket's kpi sums.
 SPLIT = interval_sql.SPLIT
@@ -78,6 +83,11 @@ def number(instant: datetime) -> int:
 
 def start_of(bucket: int) -> datetime:
     return _EPOCH + BUCKET * bucket
+
+
+def hour_of(instant: datetime) -> datetime:
+    """The start of the UTC hour holding ``instant`` (whatever zone it is given in)."""
+    return start_of(number(instant) // _PER_HOUR * _PER_HOUR)
 
 
 def starts(since: datetime, until: datetime) -> list[datetime]:
@@ -191,7 +201,7 @@ def _compute(cur: Cursor[TupleRow], tenant: str, buckets: list[datetime],
              seen: list[tuple[datetime, int]]) -> None:
     """Recompute ``buckets``, mark them computed, clear the dirty marks ``seen`` (read
     with their generations before the recompute)."""
-    for table in NAMES[:3]:
+    for table in QUARTERS:
         cur.execute(f"DELETE FROM {table} WHERE tenant = %s"  # noqa: S608
                     " AND bucket_start = ANY(%s)", (tenant, buckets))
     recompute(cur, tenant, buckets)
@@ -205,8 +215,8 @@ def refresh_fresh(connect: Connect, jobs: int) -> int:
     replay's first pass), on ``jobs`` connections at once; return how many buckets.
 
     No bucket is computed yet, and every fact is in: each dirty bucket is computed
-    once, in any order, so each tenant's dirty buckets are cut into batches of
-    ``BATCH`` shared out among the connections. They hold the tenant's lock shared: a
+    once, in any order, so each tenant's dirty buckets are cut into batches of about
+    ``BATCH`` (whole hours) shared out among the connections. They hold the tenant's lock shared: a
     ``refresh_dirty`` of the same tables waits for them. What is left dirty after
     (marks made meanwhile) and tables with a bucket computed already get
     ``refresh_dirty`` on one connection."""
@@ -217,8 +227,8 @@ def refresh_fresh(connect: Connect, jobs: int) -> int:
     by_tenant: dict[str, list[datetime]] = defaultdict(list)
     for tenant, bucket in dirty:
         by_tenant[tenant].append(bucket)
-    batches = [(tenant, buckets[n:n + BATCH]) for tenant, buckets in by_tenant.items()
-               for n in range(0, len(buckets), BATCH)]
+    batches = [(tenant, batch) for tenant, buckets in by_tenant.items()
+               for batch in _whole_hours(buckets)]
     count = 0
     if jobs > 1 and batches:
         with ThreadPoolExecutor(jobs, "refresh") as pool:
@@ -226,6 +236,18 @@ def refresh_fresh(connect: Connect, jobs: int) -> int:
                                  [batches[n::jobs] for n in range(jobs)]))
     with connect() as conn:
         return count + refresh_dirty(conn, wait=True)
+
+
+def _whole_hours(buckets: list[datetime]) -> list[list[datetime]]:
+    """Sorted buckets cut into batches of about ``BATCH``, never inside an hour: batches
+    computed at once then never rewrite the same hour (each from its own quarters)."""
+    batches: list[list[datetime]] = []
+    for bucket in buckets:
+        if not batches or (len(batches[-1]) >= BATCH
+                           and hour_of(bucket) != hour_of(batches[-1][-1])):
+            batches.append([])
+        batches[-1].append(bucket)
+    return batches
 
 
 def _compute_share(connect: Connect, batches: list[tuple[str, list[datetime]]]) -> int:
@@ -341,14 +363,20 @@ def add_split(queues: dict[UUID, dict[str, Any]], agents: dict[UUID, dict[str, A
 def recompute(cur: Cursor[TupleRow], tenant: str,
               buckets: Sequence[datetime] | datetime) -> None:
     """Write the rows of the tenant's ``buckets`` (one, or a batch): kpi's sums over each
-    (``refresh_dirty`` has deleted the old ones and marks them computed). One statement
-    per table for the whole batch, computed and written in the database
-    (projections/interval_sql.py)."""
+    (``refresh_dirty`` has deleted the old ones and marks them computed), then their
+    hours again from the quarters stored. One statement per table for the whole batch,
+    computed and written in the database (projections/interval_sql.py)."""
     batch = [buckets] if isinstance(buckets, datetime) else list(buckets)
     params = {"tenant": tenant, "buckets": batch}
     for statement in (interval_sql.INSERT_QUEUES, interval_sql.INSERT_AGENTS,
                       interval_sql.INSERT_STATES):
         cur.execute(statement, params)
+    hours = sorted({hour_of(bucket) for bucket in batch})
+    for table in HOURS:
+        cur.execute(f"DELETE FROM {table} WHERE tenant = %s"  # noqa: S608
+                    " AND bucket_start = ANY(%s)", (tenant, hours))
+    for statement in interval_sql.ROLLUPS.values():
+        cur.execute(statement, {"tenant": tenant, "hours": hours})
 
 
 def exact_seconds(value: Any) -> Any:

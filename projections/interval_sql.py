@@ -95,3 +95,38 @@ FULL JOIN ({_split_by("agent_id")}) AS s USING (agent_id)""",  # noqa: S608
 
 INSERT_STATES = _insert("interval_agent_state", "agent_id", ("state", "reason", "seconds"),
                         {"seconds"}, per_window(kpi.AGENT_STATE_TIMES))
+
+# The hour tables (migrations/schema/0026_interval_hours.sql): each row the sum of its
+# table's rows in one UTC hour, for hourly and daily reports to read a quarter of the
+# rows (api/queries/reports.py). Rewritten with the quarters, in the same transaction,
+# from the quarters stored: seconds rounded to the microsecond as above, so an hour
+# holds the same value however its quarters were summed; the longest wait a max.
+_HOURS = ("(SELECT h AS since, h + interval '1 hour' AS until"
+          " FROM unnest(%(hours)s::timestamptz[]) AS h) AS w")
+
+
+def _rollup(table: str, keys: tuple[str, ...], columns: tuple[str, ...],
+            floats: set[str]) -> str:
+    def total(column: str) -> str:
+        if column == "longest_wait_s":
+            return "max(t.longest_wait_s)"
+        if column in floats:
+            return f"round(sum(t.{column}) * 1e6::float8) / 1e6::float8"
+        return f"sum(t.{column})"
+    key = ", ".join(f"t.{k}" for k in keys)
+    return (f"INSERT INTO {table}_hour (tenant, bucket_start, {', '.join(keys)}, "
+            f"{', '.join(columns)})\n"
+            f"SELECT %(tenant)s, w.since, {key}, {', '.join(total(c) for c in columns)}\n"
+            f"FROM {_HOURS} JOIN {table} t ON t.tenant = %(tenant)s"
+            " AND t.bucket_start >= w.since AND t.bucket_start < w.until\n"
+            f"GROUP BY w.since, {key}")
+
+
+ROLLUPS = {
+    "interval_queue": _rollup("interval_queue", ("queue_id",), QUEUE_COLUMNS,
+                              _floats(kpi.QueueSums)),
+    "interval_agent": _rollup("interval_agent", ("agent_id",), AGENT_COLUMNS,
+                              _floats(kpi.AgentSums)),
+    "interval_agent_state": _rollup("interval_agent_state", ("agent_id", "state", "reason"),
+                                    ("seconds",), {"seconds"}),
+}

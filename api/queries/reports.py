@@ -1,12 +1,12 @@
 """Interval reports (issue 11 §1): per queue or agent and report bucket, the figures
 of projections/kpi.py over the bucket.
 
-A report bucket's sums are the stored 15-minute buckets it holds
-(interval_queue, interval_agent, interval_agent_state: added up in SQL, the
-longest wait as a max), plus the parts read straight from the fact tables with
-kpi's SQL: 15-minute buckets never computed (nothing happened in them, but
-open periods and waiting calls go on), those the refresher has yet to
-recompute, and the one still running, up to now.
+A report bucket's sums are the stored buckets it holds (interval_queue,
+interval_agent, interval_agent_state, or the same tables' hours, ``_hour``:
+added up in SQL, the longest wait as a max), plus the parts read straight from
+the fact tables with kpi's SQL: 15-minute buckets never computed (nothing
+happened in them, but open periods and waiting calls go on), those the
+refresher has yet to recompute, and the one still running, up to now.
 Report buckets that start at or after now are left out.
 """
 
@@ -47,12 +47,19 @@ def _stored_query(table: str, key: str, columns: str, extra: str = "") -> str:
     return select + _GROUPS.format(key=key, extra=extra)
 
 
-STORED = {
-    "queue": _stored_query("interval_queue", "queue_id", _SUM),
-    "agent": _stored_query("interval_agent", "agent_id", _AGENT_SUM),
-    "state": _stored_query("interval_agent_state", "agent_id",
-                           "t.state, t.reason, sum(t.seconds) AS seconds", ", t.state, t.reason"),
-}
+def _stored_queries(suffix: str) -> dict[str, str]:
+    """The sums of the 15-minute tables (``suffix`` ""), or of their hours ("_hour")."""
+    return {
+        "queue": _stored_query(f"interval_queue{suffix}", "queue_id", _SUM),
+        "agent": _stored_query(f"interval_agent{suffix}", "agent_id", _AGENT_SUM),
+        "state": _stored_query(f"interval_agent_state{suffix}", "agent_id",
+                               "t.state, t.reason, sum(t.seconds) AS seconds",
+                               ", t.state, t.reason"),
+    }
+
+
+STORED = _stored_queries("")
+HOURLY = _stored_queries("_hour")
 # Computed buckets the refresher has not yet caught up with are not read: from the
 # tenant's earliest dirty bucket on, a bucket may miss events already in the fact
 # tables (projections/interval_buckets.py), so those are read from the fact tables,
@@ -136,15 +143,33 @@ async def _stored(conn: asyncpg.Connection, request: ReportRequest, groups: list
     if end <= groups[0].since:
         return
     # Report buckets are contiguous and start on 15-minute boundaries (every zone's
-    # offset is a multiple of 15 minutes): each stored bucket is in exactly one.
-    args = (request.tenant, [g.since for g in groups], groups[0].since, end, request.ids)
-    for row in await conn.fetch(STORED[request.kind], *args):
-        ir.add(totals[(row["since"], row["id"])],
-               {k: v for k, v in row.items() if k not in ("since", "id")})
+    # offset is a multiple of 15 minutes): each stored bucket is in exactly one. When
+    # they all start on whole UTC hours (hourly and daily reports in a zone whose offset
+    # is whole hours), so does each stored hour: the hours are read up to the last whole
+    # one before ``end``, the 15-minute buckets after it.
+    starts = [g.since for g in groups]
+    hours_until = ib.hour_of(end) if all(ib.hour_of(s) == s for s in starts) else starts[0]
+    for queries, since, until in ((HOURLY, starts[0], hours_until), (STORED, hours_until, end)):
+        if since < until:
+            await _sums(conn, queries, request, (request.tenant, starts, since, until,
+                                                 request.ids), totals)
+
+
+async def _sums(conn: asyncpg.Connection, queries: dict[str, str], request: ReportRequest,
+                args: tuple[Any, ...],
+                totals: defaultdict[tuple[datetime, UUID], dict[str, Any]]) -> None:
+    for row in await conn.fetch(queries[request.kind], *args):
+        sums = dict(row.items())
+        key = (sums.pop("since"), sums.pop("id"))
+        if key in totals:
+            ir.add(totals[key], sums)
+        else:  # most rows: a report bucket's first sums, taken as they are
+            totals[key] = sums
     if request.kind == "agent":
-        for row in await conn.fetch(STORED["state"], *args):
-            ir.add(totals[(row["since"], row["id"])],
-                   {"states": {(row["state"], row["reason"]): row["seconds"]}})
+        for row in await conn.fetch(queries["state"], *args):
+            states = totals[(row["since"], row["id"])].setdefault("states", {})
+            state = (row["state"], row["reason"])
+            states[state] = states.get(state, 0.0) + row["seconds"]
 
 
 async def _live(conn: asyncpg.Connection, request: ReportRequest, group: kpi.Window,

@@ -1,7 +1,7 @@
 """Kafka deployment: the Faust worker runs the interval buckets' refresher (the
 call-centre group's apply only marks buckets dirty). Real processes: the event
 store, `dialtone relay`, the Kafka broker, `dialtone worker`; the buckets it
-leaves equal those of a rebuild from the store."""
+leaves (and their hours) equal those of a rebuild from the store."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ BUCKETS = (
     "SELECT * FROM interval_agent ORDER BY bucket_start, agent_id",
     "SELECT * FROM interval_agent_state ORDER BY bucket_start, agent_id, state, reason",
     "SELECT * FROM interval_marks ORDER BY bucket_start",
+    "SELECT * FROM interval_queue_hour ORDER BY bucket_start, queue_id",
+    "SELECT * FROM interval_agent_hour ORDER BY bucket_start, agent_id",
+    "SELECT * FROM interval_agent_state_hour ORDER BY bucket_start, agent_id, state, reason",
 )
 
 
@@ -33,6 +36,7 @@ def test_the_worker_refreshes_the_buckets_its_batches_mark(stack: Stack) -> None
     refreshed = [stack.query(sql) for sql in BUCKETS]
     assert refreshed[1]  # agents' time in the buckets
     assert refreshed[3]  # and their marks
+    assert refreshed[5]  # and their hours
     worker.stop()
     relay.stop()
     replay_group(stack.centre, stack.database_url, callcentre.GROUP)

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,32 +21,21 @@ from psycopg.rows import dict_row
 from api.db import asyncpg_dsn
 from api.queries.reports import ReportRequest, report, snapshot
 from application.identity.model import DEFAULT_TENANT
-from dialtone.database import drop_database, ensure_database, with_database
 from dialtone.migrations import apply_migrations
 from projections import callcentre, interval_buckets, interval_reports, kpi
 from projections.envelope import EventEnvelope, decode
 from projections.interval_buckets import BUCKET, HOURS, QUARTERS, hour_of
 from streams.rebuild import replay_group
-from tests.integration.test_interval_reports import kpi_figures, same
+from tests.integration.test_interval_reports import fresh, kpi_figures, same
 from tests.integration.test_kpi_sql import script
 from tests.unit.test_kpi_properties import History
 
+__all__ = ["fresh"]  # the fixture: a migrated database of its own per test
 pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
 
 START = datetime(2025, 3, 29, 21, 0, tzinfo=UTC)
 KEYS = {"interval_queue": ("queue_id",), "interval_agent": ("agent_id",),
         "interval_agent_state": ("agent_id", "state", "reason")}
-
-
-@pytest.fixture
-def fresh(pg_admin_dsn: str) -> Iterator[str]:
-    database_url = with_database(pg_admin_dsn, f"t_{uuid.uuid4().hex[:16]}")
-    ensure_database(database_url)
-    try:
-        apply_migrations(database_url)
-        yield database_url
-    finally:
-        drop_database(database_url)
 
 
 def generated(seed: int = 7, length: int = 150) -> tuple[History, list[EventEnvelope]]:

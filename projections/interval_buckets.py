@@ -201,9 +201,7 @@ def _compute(cur: Cursor[TupleRow], tenant: str, buckets: list[datetime],
              seen: list[tuple[datetime, int]]) -> None:
     """Recompute ``buckets``, mark them computed, clear the dirty marks ``seen`` (read
     with their generations before the recompute)."""
-    for table in QUARTERS:
-        cur.execute(f"DELETE FROM {table} WHERE tenant = %s"  # noqa: S608
-                    " AND bucket_start = ANY(%s)", (tenant, buckets))
+    _delete(cur, QUARTERS, tenant, buckets)
     recompute(cur, tenant, buckets)
     cur.executemany("INSERT INTO interval_marks (tenant, bucket_start) VALUES (%s, %s)"
                     " ON CONFLICT DO NOTHING", [(tenant, b) for b in buckets])
@@ -216,8 +214,8 @@ def refresh_fresh(connect: Connect, jobs: int) -> int:
 
     No bucket is computed yet, and every fact is in: each dirty bucket is computed
     once, in any order, so each tenant's dirty buckets are cut into batches of about
-    ``BATCH`` (whole hours) shared out among the connections. They hold the tenant's lock shared: a
-    ``refresh_dirty`` of the same tables waits for them. What is left dirty after
+    ``BATCH`` (whole hours) shared out among the connections. They hold the tenant's
+    lock shared: a ``refresh_dirty`` of the same tables waits for them. What is left dirty after
     (marks made meanwhile) and tables with a bucket computed already get
     ``refresh_dirty`` on one connection."""
     with connect() as conn:
@@ -372,15 +370,21 @@ def recompute(cur: Cursor[TupleRow], tenant: str,
                       interval_sql.INSERT_STATES):
         cur.execute(statement, params)
     hours = sorted({hour_of(bucket) for bucket in batch})
-    for table in HOURS:
-        cur.execute(f"DELETE FROM {table} WHERE tenant = %s"  # noqa: S608
-                    " AND bucket_start = ANY(%s)", (tenant, hours))
+    _delete(cur, HOURS, tenant, hours)
     # Each hour's quarters by the key's range (interval_sql's LATERAL), scans kept off
     # too: in a build from scratch the tables have no statistics yet (auto_explain
     # found all of the tenant's rows read once per hour, 0.8 s a batch and growing).
     with staging.keyed_lookups(cur):
         for statement in interval_sql.ROLLUPS.values():
             cur.execute(statement, {"tenant": tenant, "hours": hours})
+
+
+def _delete(cur: Cursor[TupleRow], tables: Sequence[str], tenant: str,
+            starts_: list[datetime]) -> None:
+    """The tenant's rows of ``tables`` starting at ``starts_``."""
+    for table in tables:
+        cur.execute(f"DELETE FROM {table} WHERE tenant = %s"  # noqa: S608
+                    " AND bucket_start = ANY(%s)", (tenant, starts_))
 
 
 def exact_seconds(value: Any) -> Any:

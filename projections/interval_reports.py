@@ -23,11 +23,11 @@ from itertools import pairwise
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from projections import kpi
+from projections import interval_sql, kpi
 from projections.interval_buckets import BUCKET, floor
 
 Interval = Literal["15m", "1h", "1d"]
-MAXIMA = ("longest_wait_s",)
+MAXIMA = interval_sql.MAXIMA  # the stored buckets' and hours' SQL combines them alike
 _QUEUE_SUMS = frozenset(f.name for f in fields(kpi.QueueSums))
 _AGENT_SUMS = frozenset(f.name for f in fields(kpi.AgentSums))
 

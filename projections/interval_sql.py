@@ -45,9 +45,17 @@ def _floats(sums: type) -> set[str]:
     return {f.name for f in fields(sums) if "float" in str(f.type)} | set(SPLIT)
 
 
+# The sums that are a maximum over a union of windows, not a sum (interval_reports).
+MAXIMA = ("longest_wait_s",)
+
+
+def _micro(seconds: str) -> str:
+    """An SQL expression of seconds, rounded to the microsecond (module docstring)."""
+    return f"round({seconds} * 1e6::float8) / 1e6::float8"
+
+
 def _exact(column: str, floats: set[str]) -> str:
-    return (f"round(x.{column} * 1e6::float8) / 1e6::float8" if column in floats
-            else f"x.{column}")
+    return _micro(f"x.{column}") if column in floats else f"x.{column}"
 
 
 def _insert(table: str, key: str, columns: tuple[str, ...], floats: set[str], inner: str,
@@ -72,7 +80,7 @@ QUEUE_COLUMNS = (*(f.name for f in fields(kpi.QueueSums)), *SPLIT)
 AGENT_COLUMNS = (*(f.name for f in fields(kpi.AgentSums)), *SPLIT)
 
 _QUEUE_PARTS = ", ".join(
-    "q.longest_wait_s" if c == "longest_wait_s"
+    f"q.{c}" if c in MAXIMA
     else _zero("s" if c in SPLIT else "q", c) for c in QUEUE_COLUMNS)
 INSERT_QUEUES = _insert(
     "interval_queue", "queue_id", QUEUE_COLUMNS, _floats(kpi.QueueSums), f"""
@@ -112,10 +120,10 @@ _HOURS = ("(SELECT h AS since, h + interval '1 hour' AS until"
 def _rollup(table: str, keys: tuple[str, ...], columns: tuple[str, ...],
             floats: set[str]) -> str:
     def total(column: str) -> str:
-        if column == "longest_wait_s":
-            return "max(t.longest_wait_s) AS longest_wait_s"
+        if column in MAXIMA:
+            return f"max(t.{column}) AS {column}"
         if column in floats:
-            return f"round(sum(t.{column}) * 1e6::float8) / 1e6::float8 AS {column}"
+            return f"{_micro(f'sum(t.{column})')} AS {column}"
         return f"sum(t.{column}) AS {column}"
     key = ", ".join(f"t.{k}" for k in keys)
     return (f"INSERT INTO {table}_hour (tenant, bucket_start, {', '.join((*keys, *columns))})\n"

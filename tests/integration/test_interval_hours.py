@@ -8,7 +8,6 @@ others."""
 from __future__ import annotations
 
 import asyncio
-import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,7 +26,7 @@ from projections.envelope import EventEnvelope, decode
 from projections.interval_buckets import BUCKET, HOURS, QUARTERS, hour_of
 from streams.rebuild import replay_group
 from tests.integration.test_interval_reports import fresh, kpi_figures, same
-from tests.integration.test_kpi_sql import script
+from tests.integration.test_kpi_sql import redelivered, script
 from tests.unit.test_kpi_properties import History
 
 __all__ = ["fresh"]  # the fixture: a migrated database of its own per test
@@ -85,9 +84,7 @@ def assert_hours_are_their_quarters(database_url: str) -> int:
 def test_every_hour_is_its_quarters_in_any_delivery_order_and_after_rebuild(
         fresh: str) -> None:
     history, events = generated()
-    rng = random.Random(11)
-    deliveries = events + rng.sample(events, len(events) // 3)
-    rng.shuffle(deliveries)
+    deliveries = redelivered(events)
     with psycopg.connect(fresh, autocommit=True) as conn:
         for first in range(0, len(deliveries), 7):
             callcentre.apply_batch(conn, deliveries[first:first + 7], "shuffled")
@@ -114,11 +111,14 @@ def test_a_rebuilds_refresh_on_two_connections_sums_every_hour_from_all_its_quar
     assert assert_hours_are_their_quarters(fresh) > 10
 
 
-def test_the_batches_of_a_parallel_refresh_never_split_an_hour() -> None:
+def test_the_batches_of_a_parallel_refresh_never_split_an_hour(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(interval_buckets, "BATCH", 2)  # slices of 2 would split hours
     hour = datetime(2025, 3, 30, 1, tzinfo=UTC)
     buckets = [hour + BUCKET * n for n in (0, 1, 2, 3, 4, 6, 9, 10, 11, 12)]
     batches = interval_buckets._whole_hours(buckets)
     assert [b for batch in batches for b in batch] == buckets
+    assert len(batches) == 4  # each of the four hours a batch of its own
     hours = [{hour_of(b) for b in batch} for batch in batches]
     assert all(not (a & b) for n, a in enumerate(hours) for b in hours[n + 1:])
 

@@ -12,7 +12,6 @@ import asyncio
 import csv
 import io
 import json
-import random
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -42,7 +41,7 @@ from projections.interval_buckets import BUCKET
 from streams.rebuild import replay_group
 from tests.integration.api_support import api_key, running_api
 from tests.integration.test_callcentre_projections import at, history
-from tests.integration.test_kpi_sql import script
+from tests.integration.test_kpi_sql import redelivered, script
 from tests.integration.test_live_snapshot import snapshot_at
 from tests.unit.test_interval_reports import _numbers
 from tests.unit.test_kpi_properties import History
@@ -322,9 +321,7 @@ def test_buckets_equal_kpi_in_any_delivery_order_and_after_rebuild(fresh: str) -
         generated.run(op)
     events = decode(generated.service,
                     generated.service.recorder.select_notifications(1, 100_000))
-    rng = random.Random(11)
-    deliveries = events + rng.sample(events, len(events) // 3)
-    rng.shuffle(deliveries)
+    deliveries = redelivered(events)
     # One agent's events come last: its periods fold after other events computed the
     # buckets they span (so the buckets must be computed again).
     late = generated.agents[0]

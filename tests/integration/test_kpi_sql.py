@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -28,6 +28,17 @@ from tests.unit.test_kpi_properties import KINDS, History, Op, _numbers, windows
 pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
 
 ZONE = "Europe/Brussels"
+
+
+T = TypeVar("T")
+
+
+def redelivered(events: list[T]) -> list[T]:
+    """The events out of order, a third of them twice (always the same shuffle)."""
+    rng = random.Random(11)
+    deliveries = events + rng.sample(events, len(events) // 3)
+    rng.shuffle(deliveries)
+    return deliveries
 
 
 def script(seed: int, length: int) -> list[Op]:
@@ -86,9 +97,7 @@ def test_sql_figures_equal_the_reference_in_any_delivery_order_and_after_rebuild
     assert {e.name for e in events} >= {"call_answered", "call_abandoned",
                                          "call_transferred_out", "call_overflowed",
                                          "wrap_up_finished", "offer_missed"}
-    rng = random.Random(11)
-    deliveries = events + rng.sample(events, len(events) // 3)
-    rng.shuffle(deliveries)
+    deliveries = redelivered(events)
     with psycopg.connect(database_url, autocommit=True) as conn:
         for first in range(0, len(deliveries), 7):
             callcentre.apply_batch(conn, deliveries[first:first + 7], "shuffled")

@@ -57,11 +57,12 @@ from application.identity.model import Role
 from bench import api as bench_api
 from bench.common import embedded_postgres, machine_facts, percentile_ms
 from bench.live_latency import (
+    Heard,
     KafkaMarks,
-    Projected,
     delivery_latencies,
+    listen_projected,
+    match_projected,
     projected_latencies,
-    watch_projected,
 )
 from bench.live_snapshot import AGENTS, QUEUES, history
 from bench.up import DIALTONE, running_up
@@ -145,9 +146,10 @@ def clients_main() -> None:
 # --- the load: calls stored through the application service ---------------------------
 
 def store_calls(dsn: str, rate: float, seconds: float, commits: list[tuple[float, int]],
-                queues: int = 1, made: list[UUID] | None = None) -> None:
+                queues: int = 1, calls: dict[int, UUID] | None = None) -> None:
     """`rate` calls/s for `seconds`, in turn over `queues` queues: enqueue, and abandon
-    2 s later; each commit's (time it returned, the store's notification id after it).
+    2 s later; each commit's (time it returned, the store's notification id after it),
+    and in `calls` the call of each commit's notification id.
     Every command loads its queue from all its events (no aggregate snapshots), so one
     queue taking every call makes each commit slower than the last: at the default
     scale the producer reached 37 of the 100 commits/s asked (2026-12-03 14:08)."""
@@ -158,8 +160,6 @@ def store_calls(dsn: str, rate: float, seconds: float, commits: list[tuple[float
         ids = [service.create_queue(f"live-{uuid4().hex[:6]}", f"Bench live {n}",
                                     "longest_idle", occurred_at=datetime.now(UTC)).id
                for n in range(queues)]
-        if made is not None:
-            made.extend(ids)  # for watch_projected, before the first call
         waiting: list[tuple[float, Any, Any]] = []
         start = time.time()
         total = int(rate * seconds)
@@ -168,12 +168,22 @@ def store_calls(dsn: str, rate: float, seconds: float, commits: list[tuple[float
             while waiting and waiting[0][0] <= due:
                 _, queue, call = waiting.pop(0)
                 service.abandon_call(queue, call, datetime.now(UTC))
-                commits.append((time.time(), service.recorder.max_notification_id() or 0))
+                _record(service, commits, calls, call)
             time.sleep(max(0.0, due - time.time()))
             call, queue = uuid4(), ids[n % queues]
             service.enqueue_call(queue, call, 0, datetime.now(UTC))
-            commits.append((time.time(), service.recorder.max_notification_id() or 0))
+            _record(service, commits, calls, call)
             waiting.append((due + 2.0, queue, call))
+
+
+def _record(service: CallCentreService, commits: list[tuple[float, int]],
+            calls: dict[int, UUID] | None, call: UUID) -> None:
+    """The commit just returned: its time first, then its notification id (a query)."""
+    at = time.time()
+    position = service.recorder.max_notification_id() or 0
+    commits.append((at, position))
+    if calls is not None:
+        calls[position] = call
 
 
 def run_clients(spec: dict[str, Any]) -> dict[str, Any]:
@@ -218,25 +228,27 @@ def stream_phase(args: argparse.Namespace, dsn: str, base_url: str, key: str,
     ready.unlink()
     ready.parent.rmdir()
     commits: list[tuple[float, int]] = []
-    projected, queue_ids = Projected(), list[UUID]()
-    stop = threading.Event()
-    watcher = threading.Thread(target=watch_projected,
-                               args=(dsn, stop, projected, queue_ids, commits,
-                                     store_position(dsn)))
-    watcher.start()
+    calls: dict[int, UUID] = {}
+    heard: Heard = []
+    stop, listening = threading.Event(), threading.Event()
+    listener = threading.Thread(target=listen_projected, args=(dsn, stop, heard, listening))
+    listener.start()
+    if not listening.wait(CONNECT_S):
+        raise SystemExit("the benchmark's LISTEN connection did not start")
     bootstrap = os.environ.get("DIALTONE_KAFKA_BOOTSTRAP")  # kafka_pipeline's broker
     # The split costs: its consumer polls the broker 50 times a second in this process.
     marks = KafkaMarks(bootstrap, topic_for("queue")) if bootstrap and args.split else None
     own0 = _own_cpu_s()
     watched = {"up": up, **{name: psutil.Process(pid) for name, pid in others.items()}}
     cpu0, started = {n: bench_api.server_cpu_s(p) for n, p in watched.items()}, time.monotonic()
-    store_calls(dsn, args.calls_per_s, args.stream_s, commits, args.queues, queue_ids)
+    store_calls(dsn, args.calls_per_s, args.stream_s, commits, args.queues, calls)
     spent = {n: bench_api.server_cpu_s(p) - cpu0[n] for n, p in watched.items()}
     cpu = spent["up"]
     elapsed = time.monotonic() - started
     reader.join()
     stop.set()
-    watcher.join()
+    listener.join()
+    projected = match_projected(commits, calls, heard)
     stages = [marks.report(commits, projected)] if marks is not None else []
     latencies = delivery_latencies(commits, result["events"], projected)
     lag = projected_latencies(commits, projected)
@@ -246,8 +258,9 @@ def stream_phase(args: argparse.Namespace, dsn: str, base_url: str, key: str,
           f"{args.calls_per_s:g} calls/s, 2 commits a call: enqueue, abandon), "
           f"{len(latencies)} deliveries measured")
     if lag:
-        print(f"  store commit -> projected (polled every 20 ms): p50 "
-              f"{percentile_ms(lag, 0.5):.0f} ms, p99 {percentile_ms(lag, 0.99):.0f} ms")
+        print(f"  store commit -> projected (its batch's notification heard): p50 "
+              f"{percentile_ms(lag, 0.5):.0f} ms, p99 {percentile_ms(lag, 0.99):.0f} ms; "
+              f"{len(lag)} of {len(commits)} commits heard projected")
         for line in stages:
             print(line)
     if latencies:
@@ -263,14 +276,6 @@ def stream_phase(args: argparse.Namespace, dsn: str, base_url: str, key: str,
     print("  CPU while storing, s/s (with children): " + ", ".join(
         f"{name} {seconds / elapsed:.2f}" for name, seconds in spent.items())
         + f"; this process (the store's writer) {_own_cpu_s() - own0:.0f} s")
-
-
-def store_position(dsn: str) -> int:
-    """The call-centre store's last notification id (the commits measured come after)."""
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT max(notification_id) FROM callcentreservice_events"
-                           ).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
 
 
 def _own_cpu_s() -> float:

@@ -1,15 +1,25 @@
 """bench.live's latencies: store commit -> projected, and -> SSE delivery.
 
-A commit's event (its notification id N) is projected when its row appears in
-callcentre_events, and it is in the commit of one projection source's batch: in
-the embedded mode the one notification log; in the Kafka mode the topic-partition
-of the batch's highest position (a batch's set of partitions until 2026-12-04),
-one source row each in projection_positions. The view streamed to the clients carries those sources'
+A commit's event (its notification id N, on call C) is projected by the first
+projection commit that says so: each runner's batch transaction sends a
+`dialtone_projections_touched` notification (projections/touched.py) naming its
+source, the source's position after it (`upto`) and the ids it touched, C among
+them. In the embedded mode the source is the one notification log; in the Kafka
+mode it is the topic-partition of the batch's highest position, one row each in
+projection_positions. The view streamed to the clients carries those sources'
 positions, so a client has the commit once the position of *that* source reaches
-the batch's. Until 2026-12-03 the benchmark followed one source only (the one
-furthest on at the end): in the Kafka mode a commit then counted as delivered
-only when a later batch of that same partition set came by, seconds later or
-never, which read as p50 2-15 s.
+the batch's `upto`.
+
+How the benchmark learns of the batches. Until 2026-12-05 it polled
+callcentre_events and projection_positions every 20 ms from the writer's process
+(about 250 statements a second beside the load's 100 commits, in the process
+whose commit times are taken), and guessed a commit's batch as the moved source
+with the least position past it. Now one connection LISTENs on the channel the
+live feed itself hears, and the commits are matched to the notifications after
+the run, by call id: exact, and nothing polled. Until 2026-12-03 the benchmark
+followed one source only (the one furthest on at the end): in the Kafka mode a
+commit then counted as delivered only when a later batch of that same partition
+set came by, seconds later or never, which read as p50 2-15 s.
 """
 
 from __future__ import annotations
@@ -18,65 +28,64 @@ import bisect
 import json
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from uuid import UUID
 
 import psycopg
 from kafka import KafkaConsumer, TopicPartition
 
+from projections import touched
 from projections.envelope import parse_sequence
 
 Positions = dict[str, int]
+Heard = list[tuple[float, str]]  # (when, payload) of each touched notification
 
 
 @dataclass
 class Projected:
-    """What the watcher saw: when each event row first appeared, and in which batch."""
+    """When each commit's event was first projected, and in which batch."""
 
     first_seen: dict[int, float] = field(default_factory=dict)
     carried: dict[int, tuple[str, int]] = field(default_factory=dict)  # N -> its batch
 
 
-def watch_projected(dsn: str, stop: threading.Event, seen: Projected, queues: list[UUID],
-                    commits: list[tuple[float, int]], after: int) -> None:
-    """Every 20 ms, in one snapshot: the events of `queues` (the load's, filled by its
-    writer) projected after `after`, and the projection's positions (the tenant's
-    history in the same tables has positions of its own, not the store's). A new row's
-    batch is the source whose position moved in that poll to the least value at or past
-    the row's position. Only rows past the first commit not seen yet are read (a poll
-    reading every row so far cost the writer's process, this one, half a core)."""
+def listen_projected(dsn: str, stop: threading.Event, heard: Heard,
+                     listening: threading.Event) -> None:
+    """Every touched notification, with when it arrived, until `stop`."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        previous: Positions = {}
-        waiting = 0  # commits[waiting] is the first whose row is not seen yet
-        while not stop.wait(0.02):
-            while waiting < len(commits) and commits[waiting][1] in seen.first_seen:
-                waiting += 1
-            if waiting < len(commits):
-                low = commits[waiting][1] - 1
-            else:
-                low = commits[-1][1] if commits else after
-            with conn.transaction():
-                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                new = [int(r[0]) for r in conn.execute(
-                    "SELECT position FROM callcentre_events WHERE aggregate_id = ANY(%s)"
-                    " AND position > %s", (list(queues), low))
-                    if int(r[0]) not in seen.first_seen]
-                rows = conn.execute("SELECT source, position FROM projection_positions "
-                                    "WHERE projection = 'callcentre_events'").fetchall()
-            now, positions = time.time(), {str(r[0]): int(r[1]) for r in rows}
-            moved = {s: p for s, p in positions.items() if previous.get(s) != p}
-            for n in new:
-                seen.first_seen[n] = now
-                seen.carried[n] = _batch_of(n, moved) or _batch_of(n, positions) or ("", n)
-            previous = positions
+        conn.execute(f"LISTEN {touched.CHANNEL}")
+        listening.set()
+        while not stop.is_set():
+            for note in conn.notifies(timeout=0.2):
+                heard.append((time.time(), note.payload))
 
 
-def _batch_of(n: int, positions: Positions) -> tuple[str, int] | None:
-    covering = [(p, s) for s, p in positions.items() if p >= n]
-    if not covering:
-        return None
-    position, source = min(covering)
-    return source, position
+def match_projected(commits: list[tuple[float, int]], calls: dict[int, UUID],
+                    heard: Iterable[tuple[float, str]]) -> Projected:
+    """Each commit (N, on the call `calls[N]`) is in the first batch heard that names
+    its call and reaches N. A batch that names no ids (a payload too long, or a kind
+    not tied to ids) is matched by its range of the one log, (after, upto], which
+    is exact in the embedded mode only; a Kafka batch like that leaves its
+    commits unmatched (counted by the caller), never guessed."""
+    waiting: dict[UUID, list[int]] = {}
+    for _, n in commits:
+        waiting.setdefault(calls[n], []).append(n)
+    seen = Projected()
+    for at, payload in heard:
+        batch = touched.Touched.parse(payload)
+        if batch is None:
+            continue
+        named = waiting.keys() & batch.ids if batch.ids is not None else list(waiting)
+        for call in named:
+            for n in [n for n in waiting[call] if n <= batch.upto
+                      and (batch.ids is not None or n > batch.after)]:
+                seen.first_seen[n] = at
+                seen.carried[n] = (batch.source, batch.upto)
+                waiting[call].remove(n)
+            if not waiting[call]:
+                del waiting[call]
+    return seen
 
 
 def projected_latencies(commits: list[tuple[float, int]], seen: Projected) -> list[float]:

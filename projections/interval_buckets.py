@@ -380,11 +380,11 @@ def recompute(cur: Cursor[TupleRow], tenant: str,
 
 
 def _delete(cur: Cursor[TupleRow], tables: Sequence[str], tenant: str,
-            starts_: list[datetime]) -> None:
-    """The tenant's rows of ``tables`` starting at ``starts_``."""
+            bucket_starts: list[datetime]) -> None:
+    """The tenant's rows of ``tables`` starting at ``bucket_starts``."""
     for table in tables:
         cur.execute(f"DELETE FROM {table} WHERE tenant = %s"  # noqa: S608
-                    " AND bucket_start = ANY(%s)", (tenant, starts_))
+                    " AND bucket_start = ANY(%s)", (tenant, bucket_starts))
 
 
 def exact_seconds(value: Any) -> Any:

@@ -150,9 +150,9 @@ def store_calls(dsn: str, rate: float, seconds: float, commits: list[tuple[float
     """`rate` calls/s for `seconds`, in turn over `queues` queues: enqueue, and abandon
     2 s later; each commit's (time it returned, the store's notification id after it),
     and in `calls` the call of each commit's notification id.
-    Every command loads its queue from all its events (no aggregate snapshots), so one
-    queue taking every call makes each commit slower than the last: at the default
-    scale the producer reached 37 of the 100 commits/s asked (2026-12-03 14:08)."""
+    One queue taking every call reached 37 of the 100 commits/s asked on 2026-12-03
+    (14:08), each command then loading its queue from all its events; with the
+    service's aggregate cache it reached 96/s on 2026-12-05 (`--queues 1`)."""
     # The only writer of its queues: no copy out of its aggregate cache is needed, and
     # the copies cost it 10 % of its CPU (cProfile), which the event path then lacks.
     env = eventsourcing_env(dsn, DEEPCOPY_FROM_AGGREGATE_CACHE="n")

@@ -337,11 +337,14 @@ def mark_held_handlings(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope
     call_ids = sorted({e.subject for e in envelopes if e.name in HOLD_EVENTS})
     if not call_ids:
         return 0
+    rows = cur.execute(_HANDLINGS, (call_ids,)).fetchall()
+    bucketed = [(tenant, ended) for tenant, ended in rows if ended is not None]
+    if not bucketed:  # no agent handled these calls, or none has finished its wrap-up
+        return 0
     touched = interval_buckets.Touched()
-    for tenant, wrap_up_ended_at in cur.execute(_HANDLINGS, (call_ids,)).fetchall():
-        if wrap_up_ended_at is not None:
-            touched.add(tenant, wrap_up_ended_at)
-    return interval_buckets.mark(cur, touched) if touched.buckets else 0
+    for tenant, wrap_up_ended_at in bucketed:
+        touched.add(tenant, wrap_up_ended_at)
+    return interval_buckets.mark(cur, touched)
 
 
 def _tenants(envelopes: Iterable[EventEnvelope],

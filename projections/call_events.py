@@ -13,8 +13,7 @@ from psycopg import Cursor, sql
 from psycopg.rows import TupleRow
 
 from domain.addressing import DEFAULT_TENANT
-from projections.envelope import EventEnvelope
-from projections.event_json import jsonb
+from projections.envelope import EventEnvelope, jsonb
 from projections.staging import copy_merge
 
 NAME = "call_events"

@@ -18,8 +18,7 @@ from psycopg.rows import TupleRow
 
 from domain.addressing import DEFAULT_TENANT
 from projections import staging
-from projections.envelope import EventEnvelope, tenant_of
-from projections.event_json import jsonb
+from projections.envelope import EventEnvelope, jsonb, tenant_of
 
 NAME = "callcentre_events"
 

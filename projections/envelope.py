@@ -8,7 +8,8 @@ Stored domain events map to it generically over aggregates (``to_envelope``,
 ``decode``): `Call.Answered` with class_version 1 becomes type
 `dialtone.call.answered.v1`; its public attributes become `data`. The event id is
 derived from (aggregate id, version), so republishing the same stored event always
-yields the same id and consumers can deduplicate on it.
+yields the same id and consumers can deduplicate on it. ``jsonb`` is how an
+envelope's data is written to the projections' jsonb columns.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from functools import cache, lru_cache, singledispatch
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+import orjson
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
+from psycopg.types.json import Jsonb
 
 from domain.addressing import DEFAULT_TENANT
 
@@ -256,3 +259,27 @@ def _(value: Sequence[Any]) -> list[Any]:
 @_convert.register
 def _(value: dict) -> dict[str, Any]:  # type: ignore[type-arg]
     return {str(k): _jsonable(v) for k, v in value.items()}
+
+
+# --- an envelope's data in a jsonb column (call_events, callcentre_events) ---------------
+# A rebuild's first pass writes every stored event's data once. json.dumps was about 5 % of
+# a rebuild shard's time (py-spy over bench.reports' two days, 2026-12-05); orjson does the
+# same dicts in a sixth of the time. The column is jsonb, so PostgreSQL stores the same
+# value whichever encoder's spacing it was given. (The Kafka value, ``to_bytes``, stays
+# json.dumps': its bytes are what integrators have been reading.)
+
+def _mapping(value: object) -> dict[Any, Any]:
+    """orjson's fallback: a read-only mapping (a frozen envelope's) as a dict; any other
+    type it cannot serialise is an error, as with ``json.dumps``."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _dumps(value: object) -> bytes:
+    return orjson.dumps(value, default=_mapping)
+
+
+def jsonb(data: Mapping[str, Any]) -> Jsonb:
+    """``data`` as a ``jsonb`` parameter or COPY value."""
+    return Jsonb(data, dumps=_dumps)

@@ -24,8 +24,7 @@ from psycopg import sql
 from domain.addressing import DEFAULT_TENANT
 from projections import call_events, call_live, calls, interval_buckets, positions
 from projections.calls import CallView, advance, start
-from projections.envelope import EventEnvelope
-from projections.event_json import jsonb
+from projections.envelope import EventEnvelope, jsonb
 from projections.registry import (
     Connect,
     ProjectionGroup,

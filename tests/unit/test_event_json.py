@@ -1,4 +1,4 @@
-"""An event's data as jsonb (projections/event_json.py): orjson gives the JSON value the
+"""An event's data as jsonb (projections/envelope.py, jsonb): orjson gives the JSON value the
 standard library gives, for every value an event's data holds."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.event_json import jsonb
+from projections.envelope import jsonb
 
 _PLAIN = (st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
           | st.floats(allow_nan=False, allow_infinity=False) | st.text())

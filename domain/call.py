@@ -29,15 +29,10 @@ from eventsourcing.domain import Aggregate
 from domain.addressing import DEFAULT_TENANT, check_tenant
 from domain.call_recordings import RecordingCommands
 from domain.call_supervision import SupervisionCommands
-from domain.call_values import (
-    BEFORE_ANSWER,
-    CONNECTED,
-    MediaQuality,
-    StoredRecording,
-    checked_sip_status,
-)
 from domain.errors import DomainError, IllegalTransition, InvalidValue
 from domain.values import (
+    BEFORE_ANSWER,
+    CONNECTED,
     UNANSWERED_DISPOSITIONS,
     ZERO,
     CallStatus,
@@ -45,9 +40,12 @@ from domain.values import (
     Disposition,
     HangupSide,
     HoldSide,
+    MediaQuality,
+    StoredRecording,
     SupervisionMode,
     Transfer,
     TransferKind,
+    checked_sip_status,
     enum_member,
     non_empty,
     utc_instant,

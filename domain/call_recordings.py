@@ -14,9 +14,8 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from domain.call_values import StoredRecording
 from domain.errors import InvalidValue
-from domain.values import non_empty
+from domain.values import StoredRecording, non_empty
 
 __all__ = ["RecordingCommands"]
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from domain.call_values import CONNECTED
-from domain.values import CallStatus, SupervisionMode, enum_member, non_empty
+from domain.values import CONNECTED, CallStatus, SupervisionMode, enum_member, non_empty
 
 __all__ = ["SupervisionCommands"]
 

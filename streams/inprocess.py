@@ -5,7 +5,7 @@ projections, applies each page to every group in one transaction (one commit,
 so the live feed is told once, when the whole page is there), and repeats. Because the
 position is written in the same transaction as the rows, a crash at any point
 resumes exactly where the last committed page ended. An event a projection
-cannot apply (see projections.dead_letters) is parked and passed over, so it
+cannot apply (see projections.positions) is parked and passed over, so it
 never stops the runner; database failures raise, and the loop retries the page.
 """
 
@@ -19,8 +19,8 @@ from eventsourcing.application import Application
 
 from application.follow import NotifiedLoop, page_after
 from projections import positions, touched
-from projections.dead_letters import apply_or_park
 from projections.envelope import decode
+from projections.positions import apply_or_park
 from projections.registry import ProjectionGroup
 from streams.refresher import ProjectionRefresher, settles
 

@@ -20,7 +20,7 @@ transactions, and Faust committed the offsets anyway). Hence:
   only after the sink has committed them, and Faust commits an offset only up
   to the first unacknowledged message of a partition;
 - the sink retries any failure until it succeeds or the worker stops, and an
-  event that cannot be applied (a poison event: see projections.dead_letters)
+  event that cannot be applied (a poison event: see projections.positions)
   is parked in projection_dead_letters, so it cannot stop the stream either.
 
 A message that is not a decodable dialtone CloudEvent is logged and parked on
@@ -47,8 +47,8 @@ from faust.types import EventT
 from application import log_context, metrics
 from application.tracing import consume_span, projection_span
 from projections import touched
-from projections.dead_letters import apply_or_park
 from projections.envelope import EventEnvelope, InvalidEnvelope
+from projections.positions import apply_or_park
 from projections.registry import ProjectionGroup
 from streams.heartbeat import attach_to_faust
 from streams.kafka_auth import KafkaAuth

@@ -22,7 +22,7 @@ from devtools.simulate import lifecycles
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
 from projections import callcentre, calls
-from projections.dead_letters import count_parked
+from projections.positions import count_parked
 from streams.rebuild import rebuild, replay_group
 from streams.worker import APPLICATION_NAME
 from tests.fixtures.kafka import pipeline_env

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 
 from projections import callcentre, positions
-from projections.dead_letters import apply_or_park, count_parked
 from projections.envelope import EventEnvelope
+from projections.positions import apply_or_park, count_parked
 from projections.registry import ProjectionGroup
 
 pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy

@@ -13,7 +13,7 @@ from application.callcentre import CallCentreService
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
 from projections import callcentre, calls
-from projections.dead_letters import count_parked
+from projections.positions import count_parked
 from streams.inprocess import InProcessProjectionRunner
 
 pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy

@@ -60,7 +60,7 @@ def apply_batch(conn: Connection[TupleRow], envelopes: Sequence[EventEnvelope], 
             queues = [e for e in ours if e.kind == "queue"]
             agent_ids, queue_ids = {e.subject for e in agents}, {e.subject for e in queues}
             _lock(cur, agent_ids | queue_ids)
-            touched = interval_buckets.Touched()
+            touched = interval_buckets.TouchedBuckets()
             changed += _fold_agents(cur, agents, agent_ids, touched, fresh)
             changed += _fold_queues(cur, queues, queue_ids, touched, fresh)
             interval_buckets.mark(cur, touched)  # recomputed by the refresher, not here
@@ -101,7 +101,7 @@ def _lock(cur: Cursor[TupleRow], aggregate_ids: set[UUID]) -> None:
 
 
 def _fold_agents(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope], agent_ids: set[UUID],
-                 touched: interval_buckets.Touched, fresh: bool) -> int:
+                 touched: interval_buckets.TouchedBuckets, fresh: bool) -> int:
     if not agent_ids:
         return 0
     views: dict[Any, AgentView] = agent_state.load(cur, agent_ids)
@@ -136,7 +136,7 @@ def _fold_agents(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope], agent_id
 
 
 def _mark_duplicates(batch: Sequence[EventEnvelope], views: Mapping[Any, AgentView],
-                     touched: interval_buckets.Touched) -> None:
+                     touched: interval_buckets.TouchedBuckets) -> None:
     """Mark the buckets of agent events folded before this batch (a redelivery) too. A
     rebuild may have swapped in tables that folded them while this applier lagged
     behind: a hold the calls group projected meanwhile found no finished handling in
@@ -149,7 +149,7 @@ def _mark_duplicates(batch: Sequence[EventEnvelope], views: Mapping[Any, AgentVi
 
 
 def _fold_queues(cur: Cursor[TupleRow], batch: Sequence[EventEnvelope], queue_ids: set[UUID],
-                 touched: interval_buckets.Touched, fresh: bool) -> int:
+                 touched: interval_buckets.TouchedBuckets, fresh: bool) -> int:
     if not queue_ids:
         return 0
     views = queue_live.load(cur, queue_ids)

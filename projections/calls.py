@@ -341,7 +341,7 @@ def mark_held_handlings(cur: Cursor[TupleRow], envelopes: Iterable[EventEnvelope
     bucketed = [(tenant, ended) for tenant, ended in rows if ended is not None]
     if not bucketed:  # no agent handled these calls, or none has finished its wrap-up
         return 0
-    touched = interval_buckets.Touched()
+    touched = interval_buckets.TouchedBuckets()
     for tenant, wrap_up_ended_at in bucketed:
         touched.add(tenant, wrap_up_ended_at)
     return interval_buckets.mark(cur, touched)

@@ -99,7 +99,7 @@ def starts(since: datetime, until: datetime) -> list[datetime]:
     return found
 
 
-class Touched:
+class TouchedBuckets:
     """What a batch folded: per tenant, the 15-minute buckets of its events, each as
     its number since the epoch."""
 
@@ -117,7 +117,7 @@ class Touched:
                       for tenant, buckets in self.buckets.items() for bucket in buckets)
 
 
-def mark(cur: Cursor[TupleRow], touched: Touched) -> int:
+def mark(cur: Cursor[TupleRow], touched: TouchedBuckets) -> int:
     """Mark the buckets of the batch's events dirty (in the apply transaction); return how
     many. Sorted by (tenant, bucket), the order the refresher locks them in: a batch and
     a refresh waiting on each other's rows cannot deadlock. While a rebuild builds the

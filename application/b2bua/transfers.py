@@ -9,7 +9,7 @@ What a ``transfer`` request does depends on where the call is::
     TALKING (answered, someone on the other leg), nothing else going on:
         blind to a queue  --> Transferred(queue:key), ReleaseAgent, Requeue
         blind to a number or URI --> Transferred(target), ReleaseAgent, DialAfterTransfer
-        attended to a number or URI --> Consult (the adapter calls the party)
+        attended to a number or URI --> DialConsultation (the adapter calls the party)
         attended to a queue --> 422
     already transferring (a consultation or a REFER), or on hold --> 409
     not connected to anyone --> 409
@@ -82,7 +82,7 @@ class MoveWaiting:
 
 
 @dataclass(frozen=True)
-class Consult:
+class DialConsultation:
     """Call ``uri`` for an attended transfer while the caller waits; reply to ``request``."""
 
     uri: str
@@ -91,7 +91,7 @@ class Consult:
 
 
 TransferAction = (act.Emit | ReleaseAgent | Requeue | DialAfterTransfer | MoveWaiting
-                  | Consult)
+                  | DialConsultation)
 Decision = tuple[ControlReply | None, list[TransferAction]]
 
 
@@ -157,7 +157,7 @@ class Transfers(Generic[L]):
             return reply(request, 404, f"no route to {target_kind} {value!r}"), []
         label = uri if target_kind == "uri" else f"number:{value}"
         if kind is TransferKind.ATTENDED:
-            return None, [Consult(uri, label, request)]
+            return None, [DialConsultation(uri, label, request)]
         log.info("call %s: blind transfer to %s", self.call_id, uri)
         return reply(request, 202, f"calling {label}", state="calling"), [
             act.Emit(TransferCall(self.call_id, self.clock(), TransferKind.BLIND, label)),

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 HASH_CHUNK = 1 << 20
 
 
-class Outcome(StrEnum):
+class UploadOutcome(StrEnum):
     UPLOADED = "uploaded"
     REMOVED = "removed"  # stored before a crash: only the local copy was left
     WRITING = "writing"  # written to within settle_s: being recorded
@@ -67,19 +67,19 @@ class _Backoff:
 class Round:
     """What one pass over the directory did, by outcome."""
 
-    outcomes: dict[Outcome, list[UUID]] = field(default_factory=dict)
+    outcomes: dict[UploadOutcome, list[UUID]] = field(default_factory=dict)
 
-    def add(self, outcome: Outcome, call_id: UUID) -> None:
+    def add(self, outcome: UploadOutcome, call_id: UUID) -> None:
         self.outcomes.setdefault(outcome, []).append(call_id)
 
-    def of(self, outcome: Outcome) -> list[UUID]:
+    def of(self, outcome: UploadOutcome) -> list[UUID]:
         return self.outcomes.get(outcome, [])
 
     @property
     def pending(self) -> int:
         """Files still on disk after the round (all but the uploaded and removed)."""
         return sum(len(ids) for outcome, ids in self.outcomes.items()
-                   if outcome not in (Outcome.UPLOADED, Outcome.REMOVED))
+                   if outcome not in (UploadOutcome.UPLOADED, UploadOutcome.REMOVED))
 
 
 def object_key(tenant: str, day: str, call_id: UUID) -> str:
@@ -138,19 +138,19 @@ class Uploader:
             done.add(self._visit(path, call_id), call_id)
         for gone in self._backoff.keys() - seen:  # removed by hand, or by another uploader
             del self._backoff[gone]
-        recordings_round(done.pending, len(done.of(Outcome.UPLOADED)),
-                         len(done.of(Outcome.FAILED)))
+        recordings_round(done.pending, len(done.of(UploadOutcome.UPLOADED)),
+                         len(done.of(UploadOutcome.FAILED)))
         return done
 
-    def _visit(self, path: Path, call_id: UUID) -> Outcome:
+    def _visit(self, path: Path, call_id: UUID) -> UploadOutcome:
         try:
             if self.wall() - path.stat().st_mtime < self.settle_s:
-                return Outcome.WRITING
+                return UploadOutcome.WRITING
         except FileNotFoundError:
-            return Outcome.REMOVED
+            return UploadOutcome.REMOVED
         state = self._backoff.get(path)
         if state is not None and self.clock() < state.next_at:
-            return Outcome.LATER
+            return UploadOutcome.LATER
         return self._try(path, call_id)
 
     def _files(self) -> Iterator[tuple[Path, UUID]]:
@@ -162,7 +162,7 @@ class Uploader:
             except ValueError:
                 continue  # not a recording of ours
 
-    def _try(self, path: Path, call_id: UUID) -> Outcome:
+    def _try(self, path: Path, call_id: UUID) -> UploadOutcome:
         try:
             outcome = self._upload(path, call_id)
         except Exception as error:  # storage or database down, a file gone: retry later
@@ -171,24 +171,24 @@ class Uploader:
             log.warning("call %s: recording upload failed (%d in a row), retrying in %.0f s: "
                         "%s: %s", call_id, self._backoff[path].failures, wait,
                         type(error).__name__, error)
-            return Outcome.FAILED
-        if outcome is Outcome.WAITING:
+            return UploadOutcome.FAILED
+        if outcome is UploadOutcome.WAITING:
             self._later(path)
         else:
             self._backoff.pop(path, None)
         return outcome
 
-    def _upload(self, path: Path, call_id: UUID) -> Outcome:
+    def _upload(self, path: Path, call_id: UUID) -> UploadOutcome:
         try:
             call = self.calls.get_call(call_id)
         except CallNotFound:
-            return Outcome.WAITING
+            return UploadOutcome.WAITING
         if call.stored_recording is not None:
             path.unlink(missing_ok=True)
-            return Outcome.REMOVED
+            return UploadOutcome.REMOVED
         if call.recording is None or PurePosixPath(urlparse(call.recording[0]).path).name \
                 != path.name:
-            return Outcome.WAITING
+            return UploadOutcome.WAITING
         sha256, size = sha256_of(path)
         key = object_key(call.tenant, path.parent.name, call_id)
         if not self.store.holds(key, sha256):
@@ -198,7 +198,7 @@ class Uploader:
         path.unlink(missing_ok=True)
         log.info("call %s: recording uploaded to %s/%s (%d bytes)", call_id, self.store.bucket,
                  key, size)
-        return Outcome.UPLOADED
+        return UploadOutcome.UPLOADED
 
     def _later(self, path: Path) -> float:
         """Back off ``path`` once more; the wait until its next try."""

@@ -23,7 +23,7 @@ from application.calls import CallService
 from application.recordings.retention import expire
 from application.recordings.settings import RecordingSettings
 from application.recordings.storage import ObjectStore
-from application.recordings.uploader import Outcome, Round, Uploader
+from application.recordings.uploader import Round, Uploader, UploadOutcome
 from dialtone.database import eventsourcing_env, resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.services.metrics import start_metrics_server
@@ -123,5 +123,6 @@ def command(settings: Settings, once: bool, create_bucket: bool) -> None:
             loop.run(stop.requested)
             return
         done = loop.once()
-        click.echo(f"uploaded {len(done.of(Outcome.UPLOADED))}, waiting "
-                   f"{len(done.of(Outcome.WAITING))}, failed {len(done.of(Outcome.FAILED))}")
+        click.echo(f"uploaded {len(done.of(UploadOutcome.UPLOADED))}, "
+                   f"waiting {len(done.of(UploadOutcome.WAITING))}, "
+                   f"failed {len(done.of(UploadOutcome.FAILED))}")

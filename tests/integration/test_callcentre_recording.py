@@ -10,7 +10,7 @@ import pytest
 from application.callcentre import CallCentreService
 from application.calls import CallService
 from application.recordings.storage import ObjectStore
-from application.recordings.uploader import Outcome, Uploader
+from application.recordings.uploader import Uploader, UploadOutcome
 from dialtone.database import eventsourcing_env
 from domain.call import Call
 from streams.routing_process import RoutingRunner
@@ -72,7 +72,7 @@ def test_a_recorded_queue_leaves_a_wav_of_the_conversation_linked_to_the_call(
     with CallService(env=eventsourcing_env(database_url,
                                            AGGREGATE_CACHE_FASTFORWARD="y")) as calls:
         assert Uploader(tmp_path / "recordings", store, calls).run_once().of(
-            Outcome.UPLOADED) == [call.id]
+            UploadOutcome.UPLOADED) == [call.id]
         stored = calls.get_call(call.id).stored_recording  # (call_store's cache is stale)
     assert stored is not None
     assert s3_server.client().get_object(Bucket=bucket, Key=stored.key)["Body"].read() == wav

@@ -25,7 +25,7 @@ from application.identity.model import Role
 from application.recordings.retention import expire
 from application.recordings.settings import RecordingSettings
 from application.recordings.storage import ObjectStore
-from application.recordings.uploader import Outcome, Uploader
+from application.recordings.uploader import Uploader, UploadOutcome
 from dialtone.database import drop_database, ensure_database, eventsourcing_env, with_database
 from dialtone.services.ports import free_port
 from projections import calls
@@ -91,7 +91,7 @@ def _world(database_url: str, tmp_path: Path) -> Iterator[World]:
         call_id, path = recorded_call(service, tmp_path, 440, agent="alice")
         audio = path.read_bytes()
         store = ObjectStore.from_settings(RecordingSettings())
-        assert Uploader(tmp_path, store, service).run_once().of(Outcome.UPLOADED) == [call_id]
+        assert Uploader(tmp_path, store, service).run_once().of(UploadOutcome.UPLOADED) == [call_id]
         project = InProcessProjectionRunner(service, database_url, [calls.GROUP])
         project.catch_up()
         yield World(database_url, client, service, project, store, call_id, audio, admin,

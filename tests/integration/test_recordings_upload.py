@@ -21,7 +21,7 @@ from application.calls import CallService
 from application.recordings.retention import expire
 from application.recordings.settings import RecordingSettings
 from application.recordings.storage import ObjectStore
-from application.recordings.uploader import Outcome, Uploader, object_key, sha256_of
+from application.recordings.uploader import Uploader, UploadOutcome, object_key, sha256_of
 from dialtone.database import eventsourcing_env
 from domain.call import Call
 from domain.values import Direction, Disposition, HangupSide
@@ -76,7 +76,7 @@ def test_storage_down_keeps_the_file_until_it_is_back_then_uploads_it_once(
                         backoff_max_s=8.0, clock=clock)
     first, first_path = recorded_call(worker, tmp_path, 440)
     sha, size = sha256_of(first_path)
-    assert uploader.run_once().of(Outcome.UPLOADED) == [first]
+    assert uploader.run_once().of(UploadOutcome.UPLOADED) == [first]
     assert not first_path.exists()
     key = object_key("default", first_path.parent.name, first)
     assert calls.get_call(first).stored_recording == (bucket, key, size, sha)
@@ -85,22 +85,22 @@ def test_storage_down_keeps_the_file_until_it_is_back_then_uploads_it_once(
     s3_server.stop()  # storage goes down mid-run
     second, second_path = recorded_call(worker, tmp_path, 1000)
     failed_before = metric("dialtone_recording_uploads_total", outcome="failed")
-    assert uploader.run_once().of(Outcome.FAILED) == [second]
+    assert uploader.run_once().of(UploadOutcome.FAILED) == [second]
     assert second_path.exists()
     assert metric("dialtone_recordings_pending") == 1
     assert metric("dialtone_recording_uploads_total", outcome="failed") == failed_before + 1
-    assert uploader.run_once().of(Outcome.LATER) == [second]  # backing off
+    assert uploader.run_once().of(UploadOutcome.LATER) == [second]  # backing off
     clock.now += 2.0
-    assert uploader.run_once().of(Outcome.FAILED) == [second]  # still down: waits longer
+    assert uploader.run_once().of(UploadOutcome.FAILED) == [second]  # still down: waits longer
     clock.now += 2.0
-    assert uploader.run_once().of(Outcome.LATER) == [second]
+    assert uploader.run_once().of(UploadOutcome.LATER) == [second]
     assert second_path.exists()
     assert stored_events(calls, second) == []
 
     s3_server.start()  # back, empty: the harness makes the bucket again
     clock.now += 2.0
     second_sha, second_size = sha256_of(second_path)
-    assert uploader.run_once().of(Outcome.UPLOADED) == [second]
+    assert uploader.run_once().of(UploadOutcome.UPLOADED) == [second]
     assert uploader.run_once().outcomes == {}  # nothing left
     assert metric("dialtone_recordings_pending") == 0
     assert not second_path.exists()
@@ -132,7 +132,7 @@ def test_a_restart_after_a_crash_neither_puts_twice_nor_stores_twice(
     write_wav(stored_path, 660)
 
     restarted = Uploader(tmp_path, store, calls).run_once()
-    assert restarted.of(Outcome.REMOVED) == [stored]
+    assert restarted.of(UploadOutcome.REMOVED) == [stored]
     assert not put_path.exists()
     assert not stored_path.exists()
     assert s3_server.versions(bucket, put_key) == 1
@@ -153,12 +153,13 @@ def test_a_recording_still_being_written_waits_and_goes_once_complete(
     uploader = Uploader(tmp_path, store_for(s3_server, bucket), calls, settle_s=5.0,
                         backoff_base_s=2.0, clock=clock, wall=wall)
     wall.now = partial.stat().st_mtime + 1.0  # written a second ago: being recorded
-    assert sorted(uploader.run_once().of(Outcome.WRITING)) == sorted([call_id,
-                                                                      UUID(unknown.stem)])
+    assert sorted(uploader.run_once().of(UploadOutcome.WRITING)) == sorted(
+        [call_id, UUID(unknown.stem)])
     wall.now += 10.0  # settled, but neither is complete
-    assert sorted(uploader.run_once().of(Outcome.WAITING)) == sorted([call_id,
-                                                                      UUID(unknown.stem)])
-    assert sorted(uploader.run_once().of(Outcome.LATER)) == sorted([call_id, UUID(unknown.stem)])
+    assert sorted(uploader.run_once().of(UploadOutcome.WAITING)) == sorted(
+        [call_id, UUID(unknown.stem)])
+    assert sorted(uploader.run_once().of(UploadOutcome.LATER)) == sorted(
+        [call_id, UUID(unknown.stem)])
     assert partial.exists()
     assert unknown.exists()
     assert "Contents" not in s3_server.client().list_objects_v2(Bucket=bucket)
@@ -169,8 +170,8 @@ def test_a_recording_still_being_written_waits_and_goes_once_complete(
     worker.attach_recording(call_id, partial.resolve().as_uri(), 0.4, datetime.now(UTC))
     clock.now += 2.0
     done = uploader.run_once()
-    assert done.of(Outcome.UPLOADED) == [call_id]
-    assert done.of(Outcome.WAITING) == [UUID(unknown.stem)]
+    assert done.of(UploadOutcome.UPLOADED) == [call_id]
+    assert done.of(UploadOutcome.WAITING) == [UUID(unknown.stem)]
     assert not partial.exists()
 
 

@@ -15,9 +15,9 @@ from application.b2bua.consultation import Consultation
 from application.b2bua.front import Front, Stage
 from application.b2bua.legs import Answered, Audio, MediaChanged, ReferReceived, Ringing
 from application.b2bua.transfers import (
-    Consult,
     Decision,
     DialAfterTransfer,
+    DialConsultation,
     MoveWaiting,
     ReleaseAgent,
     Requeue,
@@ -109,7 +109,8 @@ def test_a_blind_transfer_to_a_number_or_uri_dials_it() -> None:
 def test_an_attended_transfer_consults_and_never_to_a_queue() -> None:
     flow, _ = transfers()
     req = request("attended", "number", "2000")
-    assert flow.transfer(req) == (None, [Consult("sip:2000@127.0.0.1", "number:2000", req)])
+    assert flow.transfer(req) == (
+        None, [DialConsultation("sip:2000@127.0.0.1", "number:2000", req)])
     assert status(flow.transfer(request("attended", "queue", "support"))) == 422
 
 

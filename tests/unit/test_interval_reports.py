@@ -69,7 +69,7 @@ def test_quarter_hours_are_utc_aligned_and_an_empty_range_has_none() -> None:
                 max_size=40))
 def test_a_batch_marks_each_tenant_bucket_of_its_events_once(
         events: list[tuple[str, datetime]]) -> None:
-    touched = interval_buckets.Touched()
+    touched = interval_buckets.TouchedBuckets()
     for tenant, at in events:
         touched.add(tenant, at)
     assert touched.starts() == sorted({(tenant, interval_buckets.floor(at))
@@ -77,7 +77,7 @@ def test_a_batch_marks_each_tenant_bucket_of_its_events_once(
 
 
 def test_an_event_on_a_bucket_boundary_marks_that_bucket() -> None:
-    touched = interval_buckets.Touched()
+    touched = interval_buckets.TouchedBuckets()
     touched.add("default", datetime(2026, 3, 29, 1, 0, tzinfo=UTC))
     touched.add("default", datetime(2026, 3, 29, 0, 59, 59, 999999, tzinfo=UTC))
     touched.add("default", datetime(1969, 12, 31, 23, 50, tzinfo=UTC))  # before the epoch

@@ -28,8 +28,8 @@ from adapters.sip.sessions.centre_session import CentreCall
 from application.b2bua.control import CallSupervisor, RefreshAudio, TakeConsulted
 from application.b2bua.legs import LegRole
 from application.b2bua.transfers import (
-    Consult,
     DialAfterTransfer,
+    DialConsultation,
     MoveWaiting,
     ReleaseAgent,
     Requeue,
@@ -67,7 +67,7 @@ def _perform(lane: CentreCall, action: Any) -> ControlReply | None:
     match action:
         case CallSupervisor():
             return _call_supervisor(lane, action)
-        case Consult(uri=uri, label=label, request=request):
+        case DialConsultation(uri=uri, label=label, request=request):
             return _consult(lane, request, uri, label)
         case ReleaseAgent():
             lane.release_agent()

@@ -1,6 +1,6 @@
 """Which project files one plain call's code runs through, from its INVITE to its CDR row.
 
-    .venv/bin/python -m devtools.path_trace          # about a minute; prints the files
+    .venv/bin/python -m devtools.path_trace          # about 20 s; prints the files
 
 docs/architecture.md ("The life of one call") lists them; this re-measures the list.
 It runs ``dialtone up --b2bua-workers 0`` (embedded PostgreSQL, in-process
@@ -157,8 +157,10 @@ def trace_one_call(work: Path) -> tuple[dict[str, list[Hit]], float]:
     procs = [up]
     try:
         _wait(lambda: _answers(f"http://127.0.0.1:{http}/readyz"), 180, "dialtone up", up)
+        # Every port a free one (media too: sipp's default 6000 may be another run's).
         procs.append(subprocess.Popen([SIPP, "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas),
-                                       "-nostdin"], cwd=work, stdout=subprocess.DEVNULL))
+                                       "-mp", str(free_port()), "-nostdin"],
+                                      cwd=work, stdout=subprocess.DEVNULL))
         worker = _traced(work, "b2bua", "dialtone.commands.b2bua", [
             "--port", str(sip), "--route", f"prefix:=sip:{{number}}@127.0.0.1:{uas}"],
             {**env, "DATABASE_URL": dsn, "DIALTONE_DATA_DIR": str(work / "worker"),
@@ -170,7 +172,8 @@ def trace_one_call(work: Path) -> tuple[dict[str, list[Hit]], float]:
         for proc in (up, worker):
             proc.send_signal(signal.SIGUSR2)
         subprocess.run([SIPP, "-sf", str(UAC), "-s", "1000", "-i", "127.0.0.1",
-                        "-p", str(free_port()), "-m", "1", "-d", "1000", "-nostdin",
+                        "-p", str(free_port()), "-mp", str(free_port()), "-m", "1",
+                        "-d", "1000", "-nostdin",
                         "-timeout", "30s", f"127.0.0.1:{sip}"], cwd=work, check=True,
                        capture_output=True, timeout=60)
         _wait(lambda: _cdr_written(dsn), 60, "the CDR row", up)

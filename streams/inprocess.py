@@ -20,7 +20,6 @@ from eventsourcing.application import Application
 from application.follow import NotifiedLoop, page_after
 from projections import positions, touched
 from projections.envelope import decode
-from projections.positions import apply_or_park
 from projections.registry import ProjectionGroup
 from streams.refresher import ProjectionRefresher, settles
 
@@ -86,7 +85,7 @@ class InProcessProjectionRunner(NotifiedLoop):
             with conn.transaction():
                 touched.notify(conn, self.source, after, envelopes, self.kinds)
                 for group in self.groups:
-                    apply_or_park(conn, group, envelopes, self.source)
+                    positions.apply_or_park(conn, group, envelopes, self.source)
         return len(notifications)
 
     def catch_up(self) -> int:

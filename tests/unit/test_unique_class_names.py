@@ -11,7 +11,8 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("domain", "application", "adapters", "projections", "api", "streams", "dialtone")
+PACKAGES = ("domain", "application", "adapters", "projections", "api", "streams", "dialtone",
+            "devtools")
 
 
 def module_level_classes(path: Path) -> list[str]:

@@ -2,19 +2,35 @@
 
 One looping AudioMediaPlayer per piece of music per worker feeds every party
 that should hear it (a bridge port may transmit to many sinks). A prompt is a
-one-shot player, created for one party and dropped when it ends. Create them
-on the pjsua2 thread after the Endpoint started and drop them before the
-Endpoint is destroyed.
+one-shot player, created for one party and released a moment after it ends.
+Create them on the pjsua2 thread after the Endpoint started and drop them
+before the Endpoint is destroyed.
+
+Why a prompt's player outlives its prompt by a second: pjsua2 2.15 delivers a
+player's end of file on its media event thread, after the bridge read the last
+frame, and calls back into the C++ player then. A player destroyed while that
+event is on its way is used after it was freed, and the worker dies of a
+segmentation fault with every call it holds (pjproject issue 4812, fixed by
+pull request 5045 after 2.15.1, the wheel used here). A prompt's end is timed
+from its length, so stopping it races exactly that event.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pjsua2 as pj
 
 log = logging.getLogger(__name__)
+
+# Time for an end-of-file event already on its way to reach a stopped player
+# (the event thread delivers it within a bridge tick or two: 20-40 ms).
+RELEASE_AFTER_S = 1.0
+
+Later = Callable[[float, Callable[[], None]], object]
 
 
 class MusicOnHold:
@@ -54,10 +70,12 @@ class MusicLibrary:
 
 
 class PromptPlayer:
-    """Plays one file once to one party."""
+    """Plays one file once to one party; ``later`` (the pjsua2 thread's timers)
+    releases the player once it has stopped (see the module's docstring)."""
 
-    def __init__(self, wav: Path, sink: pj.AudioMedia) -> None:
+    def __init__(self, wav: Path, sink: pj.AudioMedia, later: Later) -> None:
         self._sink = sink
+        self._later = later
         self._player: pj.AudioMediaPlayer | None = pj.AudioMediaPlayer()
         self._player.createPlayer(str(wav), pj.PJMEDIA_FILE_NO_LOOP)
         self._player.startTransmit(sink)
@@ -70,3 +88,9 @@ class PromptPlayer:
             player.stopTransmit(self._sink)
         except pj.Error:
             log.debug("prompt sink already gone")
+        self._later(RELEASE_AFTER_S, partial(_released, player))
+
+
+def _released(player: pj.AudioMediaPlayer) -> None:
+    """The release timer's callback: holding ``player`` was its whole job (the timer
+    had the last reference to it, and drops it once this returns)."""

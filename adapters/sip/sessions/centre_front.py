@@ -112,7 +112,7 @@ class FrontAudio:
         self._pending = None
         self._apply_music(None)
         try:
-            self._prompt = PromptPlayer(prompt.path, audio)
+            self._prompt = PromptPlayer(prompt.path, audio, self._later)
         except pj.Error as error:
             log.error("cannot play %s: %s", prompt.path, error.info())
             self._later(0.0, then)

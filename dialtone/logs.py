@@ -21,10 +21,15 @@ default because processes run under a supervisor, a container runtime or a
 test with stderr to a file or a pipe, which is where a collector (Loki's
 promtail, the Docker driver) picks lines up; a message's words are kept as
 they were (``ensure_ascii`` off), so a grep for a phrase still finds it.
+
+A process that dies in native code (pjsua2, libpq) leaves the Python stack of
+each of its threads on stderr (``faulthandler``), beside its last log lines:
+without it a B2BUA worker's segmentation fault left no line at all.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import logging.config
 import os
@@ -140,6 +145,7 @@ def logging_config(process: str, level: str | int = "INFO",
 def configure(process: str, level: str | int = "INFO", fmt: str | None = None) -> None:
     """Set up logging for this process (``process``: api, up, relay, worker, router,
     b2bua, ...). Replaces whatever root handlers there were."""
+    faulthandler.enable(2)  # fd 2, the process's own stderr, even under a capture
     logging.config.dictConfig(logging_config(process, level, fmt))
     structlog.configure(  # for code that logs through structlog itself
         processors=[*pre_chain(process), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -6,6 +6,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -115,3 +118,13 @@ def test_configure_routes_the_root_logger_through_the_schema(capsys):
     finally:
         root.handlers[:], _ = saved
         root.setLevel(saved[1])
+
+
+def test_a_process_dying_in_native_code_leaves_its_python_stack_on_stderr() -> None:
+    crash = ("import ctypes\nfrom dialtone import logs\nlogs.configure('b2bua')\n"
+             "ctypes.string_at(0)\n")  # a read at address 0, as a native library's bug
+    died = subprocess.run([sys.executable, "-c", crash], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert died.returncode == -signal.SIGSEGV
+    assert "Fatal Python error: Segmentation fault" in died.stderr
+    assert 'File "<string>", line 4' in died.stderr

@@ -305,13 +305,16 @@ class Phone:
                 action()
 
     def shutdown(self) -> None:
-        for call in list(self.calls.values()):
+        for number in list(self.calls):  # no local variable may hold a Call (below)
             with contextlib.suppress(pj.Error):
-                call.hangup(pj.CallOpParam(True))
+                self.calls[number].hangup(pj.CallOpParam(True))
         end = time.monotonic() + 2
         while self.calls and time.monotonic() < end:
             self.ep.libHandleEvents(20)
+        # Every Call must be gone before libDestroy (after it, one asserts in pjsua and
+        # aborts us); a call whose far end died is still up here, held by timers too.
         self.calls.clear()
+        self.timers.clear()
         self.tone = None
         self.account.shutdown()
         self.ep.libDestroy()

@@ -26,8 +26,9 @@ import pjsua2 as pj
 
 log = logging.getLogger(__name__)
 
-# Time for an end-of-file event already on its way to reach a stopped player
-# (the event thread delivers it within a bridge tick or two: 20-40 ms).
+# Time for an end-of-file event already on its way to reach a stopped player. The
+# bridge ticks every 20 ms and the event follows its tick; a second is fifty ticks
+# of margin for a loaded machine, at the cost of one bridge port held that long.
 RELEASE_AFTER_S = 1.0
 
 Later = Callable[[float, Callable[[], None]], object]

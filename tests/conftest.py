@@ -32,7 +32,9 @@ from dialtone.services.ports import free_port
 from dialtone.services.postgres import EmbeddedPostgres
 from tests.fixtures.shared import note_users, release_unneeded
 
-pytest_plugins = ["tests.fixtures.sip", "tests.fixtures.kafka", "tests.fixtures.processes",
+# processes first: the others import it, and pytest rewrites a plugin's asserts only when
+# it is the first to import the module (otherwise PytestAssertRewriteWarning, and bare asserts).
+pytest_plugins = ["tests.fixtures.processes", "tests.fixtures.sip", "tests.fixtures.kafka",
                   "tests.fixtures.matrix_stack", "tests.fixtures.tracing",
                   "tests.fixtures.kamailio"]
 

@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 # of margin for a loaded machine, at the cost of one bridge port held that long.
 RELEASE_AFTER_S = 1.0
 
-Later = Callable[[float, Callable[[], None]], object]
-
 
 class MusicOnHold:
     def __init__(self, wav: Path) -> None:
@@ -74,7 +72,8 @@ class PromptPlayer:
     """Plays one file once to one party; ``later`` (the pjsua2 thread's timers)
     releases the player once it has stopped (see the module's docstring)."""
 
-    def __init__(self, wav: Path, sink: pj.AudioMedia, later: Later) -> None:
+    def __init__(self, wav: Path, sink: pj.AudioMedia,
+                 later: Callable[[float, Callable[[], None]], object]) -> None:
         self._sink = sink
         self._later = later
         self._player: pj.AudioMediaPlayer | None = pj.AudioMediaPlayer()

@@ -28,9 +28,16 @@ from psycopg import sql
 
 from dialtone.database import drop_database, ensure_database, with_database
 from dialtone.migrations import apply_migrations
+from dialtone.services import ports
 from dialtone.services.ports import free_port
 from dialtone.services.postgres import EmbeddedPostgres
 from tests.fixtures.shared import note_users, release_unneeded
+
+# Two xdist workers choose ports at once: each (and what it starts) takes its own share, or
+# one's server can bind a port the other has chosen but not yet bound (seen in ci82).
+if "PYTEST_XDIST_WORKER" in os.environ:  # gw0, gw1, ...
+    ports.take_share(int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw")),
+                     int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
 
 # processes first: the others import it, and pytest rewrites a plugin's asserts only when
 # it is the first to import the module (otherwise PytestAssertRewriteWarning, and bare asserts).

@@ -7,6 +7,7 @@ checking first lets it refuse with a message and touch nothing.
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 from pathlib import Path
@@ -19,6 +20,10 @@ from pathlib import Path
 _EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _LOWEST = 20000
 _handed_out: set[int] = set()
+# Processes choosing ports on one machine at once (the test suite's xdist workers) do not
+# know each other's choices: each takes a share of the range (``take_share``), which the
+# processes it starts inherit through this variable ("low-high", high excluded).
+SHARE_ENV = "DIALTONE_FREE_PORTS"
 
 
 def tcp_port_free(host: str, port: int) -> bool:
@@ -50,11 +55,12 @@ def busy_ports(host: str, *, tcp: tuple[int, ...] = (), udp: tuple[int, ...] = (
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port free on ``host`` for a server to listen on: below the kernel's
-    ephemeral range, so no outgoing connection takes it meanwhile, and never
-    handed out twice by this process (a server may not have bound it yet)."""
-    top = _ephemeral_start()
+    ephemeral range, so no outgoing connection takes it meanwhile, within this
+    process's share of that range, and never handed out twice by this process (a
+    server may not have bound it yet)."""
+    low, top = _range()
     for _ in range(200):
-        port = random.randrange(_LOWEST, top) if top > _LOWEST else 0  # noqa: S311 - not a secret
+        port = random.randrange(low, top) if top > low else 0  # noqa: S311 - not a secret
         if port and port in _handed_out:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -65,7 +71,23 @@ def free_port(host: str = "127.0.0.1") -> int:
             chosen = int(sock.getsockname()[1])
         _handed_out.add(chosen)
         return chosen
-    raise OSError(f"no free TCP port on {host} between {_LOWEST} and {top}")
+    raise OSError(f"no free TCP port on {host} between {low} and {top}")
+
+
+def take_share(index: int, count: int) -> None:
+    """From now on this process and those it starts choose ports in the ``index``-th of
+    ``count`` equal shares of the range alone (``index`` from 0)."""
+    low, top = _LOWEST, _ephemeral_start()
+    size = (top - low) // count
+    os.environ[SHARE_ENV] = f"{low + index * size}-{low + (index + 1) * size}"
+
+
+def _range() -> tuple[int, int]:
+    share = os.environ.get(SHARE_ENV)
+    if share:
+        low, _, top = share.partition("-")
+        return int(low), int(top)
+    return _LOWEST, _ephemeral_start()
 
 
 def _ephemeral_start() -> int:

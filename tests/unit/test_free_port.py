@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +38,29 @@ def test_a_port_in_use_is_never_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(random, "randrange", lambda *_: next(picks))
         monkeypatch.setattr(ports, "_handed_out", set())  # this test's picks alone
         assert ports.free_port() == busy + 1
+
+
+def test_each_share_of_the_range_hands_out_ports_of_its_own(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ports.SHARE_ENV, "")  # take_share sets it; restored after the test
+    shares = []
+    for index in range(2):
+        ports.take_share(index, 2)
+        shares.append({free_port() for _ in range(50)})
+    assert max(shares[0]) < min(shares[1])
+    assert min(shares[0]) >= 20000
+    assert max(shares[1]) < _ephemeral_start()
+
+
+def test_a_started_process_chooses_in_the_share_it_inherits(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ports.SHARE_ENV, "")
+    ports.take_share(1, 3)
+    low, top = (int(end) for end in os.environ[ports.SHARE_ENV].split("-"))
+    chosen = subprocess.run(
+        [sys.executable, "-c", "from dialtone.services.ports import free_port; print(free_port())"],
+        capture_output=True, text=True, check=True, timeout=60).stdout
+    assert low <= int(chosen) < top
 
 
 def _listen_below_the_ephemeral_range(sock: socket.socket) -> int:

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 # Time for an end-of-file event already on its way to reach a stopped player. The
 # bridge ticks every 20 ms and the event follows its tick; a second is fifty ticks
 # of margin for a loaded machine, at the cost of one bridge port held that long.
+# Ports and pjsua players are fixed in number (32 each in this build): only about 30
+# prompts stopped within one second fill them, and then FrontAudio skips the prompt
+# ("cannot play") until they come back (tests/integration/test_prompt_player.py).
 RELEASE_AFTER_S = 1.0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pjsua2 as pj
@@ -22,27 +23,42 @@ pytestmark = pytest.mark.sip
 PROMPT_S = 0.2
 
 
+@dataclass
+class Bridge:
+    """A running conference bridge with one prompt file to play into it."""
+
+    endpoint: pj.Endpoint
+    loop: EventLoop
+    wav: Path
+    sink: pj.AudioMedia
+    idle_ports: int
+
+    def prompt(self) -> PromptPlayer:
+        return PromptPlayer(self.wav, self.sink, self.loop.call_later)
+
+    def stop_prompts(self, count: int) -> int:
+        """Start and stop up to ``count`` prompts at once; how many before pjsua refused one."""
+        for started in range(count):
+            try:
+                self.prompt().stop()
+            except pj.Error:
+                return started
+        return count
+
+    def poll_until(self, done: Callable[[], bool], seconds: float) -> bool:
+        """Run the loop until ``done`` or ``seconds`` have passed; whether ``done``."""
+        deadline = time.monotonic() + seconds
+        while not done() and time.monotonic() < deadline:
+            self.loop.poll(10)
+        return done()
+
+    def idle(self) -> bool:
+        return bool(self.endpoint.mediaActivePorts() == self.idle_ports)
+
+
 @pytest.fixture
-def endpoint() -> Iterator[pj.Endpoint]:
+def bridge(tmp_path: Path) -> Iterator[Bridge]:
     endpoint, writer = create_endpoint(EndpointConfig(port=free_udp_port()))
-    try:
-        yield endpoint
-    finally:
-        endpoint.libDestroy()
-        del writer
-
-
-def poll_until(loop: EventLoop, done: Callable[[], bool], seconds: float) -> bool:
-    """Run the loop until ``done`` or ``seconds`` have passed; whether ``done``."""
-    deadline = time.monotonic() + seconds
-    while not done() and time.monotonic() < deadline:
-        loop.poll(10)
-    return done()
-
-
-def test_a_prompt_stopped_at_its_end_keeps_its_port_a_moment_then_releases_it(
-        endpoint: pj.Endpoint, tmp_path: Path) -> None:
-    loop = EventLoop(endpoint)
     wav = tmp_path / "prompt.wav"
     write_wav(wav, [(660.0, PROMPT_S)])
     sink = endpoint.audDevManager().getPlaybackDevMedia()
@@ -50,20 +66,40 @@ def test_a_prompt_stopped_at_its_end_keeps_its_port_a_moment_then_releases_it(
     # idle sound device after a second, and a port leaves the bridge on a clock tick.
     music = MusicOnHold(wav)
     music.play_to(sink)
-    idle_ports = endpoint.mediaActivePorts()
+    loop = EventLoop(endpoint)
+    try:
+        yield Bridge(endpoint, loop, wav, sink, endpoint.mediaActivePorts())
+    finally:
+        loop.clear()  # players still held go before libDestroy, as the worker drops them
+        music.stop_to(sink)
+        del music
+        endpoint.libDestroy()
+        del writer
 
-    prompt = PromptPlayer(wav, sink, loop.call_later)
-    assert endpoint.mediaActivePorts() == idle_ports + 1
-    poll_until(loop, lambda: False, PROMPT_S + 0.1)  # said to its end, as FrontAudio times it
+
+def test_a_prompt_stopped_at_its_end_keeps_its_port_a_moment_then_releases_it(
+        bridge: Bridge) -> None:
+    prompt = bridge.prompt()
+    assert bridge.endpoint.mediaActivePorts() == bridge.idle_ports + 1
+    bridge.poll_until(lambda: False, PROMPT_S + 0.1)  # said to its end, as FrontAudio times it
     prompt.stop()
     stopped_at = time.monotonic()
 
-    assert not poll_until(loop, lambda: endpoint.mediaActivePorts() == idle_ports,
-                          RELEASE_AFTER_S / 2), "the player was released as it stopped"
-    assert poll_until(loop, lambda: endpoint.mediaActivePorts() == idle_ports,
-                      RELEASE_AFTER_S + 5), "the player was never released"
+    assert not bridge.poll_until(bridge.idle, RELEASE_AFTER_S / 2), \
+        "the player was released as it stopped"
+    assert bridge.poll_until(bridge.idle, RELEASE_AFTER_S + 5), "the player was never released"
     assert time.monotonic() - stopped_at >= RELEASE_AFTER_S
     prompt.stop()  # a second stop is a no-op
-    assert endpoint.mediaActivePorts() == idle_ports
-    music.stop_to(sink)
-    del music  # before libDestroy, as the worker drops its players
+    assert bridge.idle()
+
+
+def test_prompts_stopped_faster_than_they_are_released_run_out_only_for_that_moment(
+        bridge: Bridge) -> None:
+    # A caller pressing keys through menus stops a prompt per key; pjsua has a fixed
+    # number of players and bridge ports, so a burst of held prompts can fill them.
+    # The worker then skips the prompt ("cannot play"); the room must come back.
+    more_than_can_be_held = bridge.endpoint.mediaMaxPorts()
+    assert bridge.stop_prompts(more_than_can_be_held) < more_than_can_be_held
+
+    assert bridge.poll_until(bridge.idle, RELEASE_AFTER_S + 5), "held prompts were never released"
+    bridge.prompt().stop()  # room again

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import array
 import math
+import os
+import tempfile
 import wave
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,16 +37,29 @@ def tone_samples(frequency: float, seconds: float, *, amplitude: float = 0.25,
 
 
 def write_wav(path: Path, notes: Sequence[tuple[float, float]], *, rate: int = RATE) -> Path:
-    """Write ``notes`` ((frequency Hz, seconds), ...) as a mono 16-bit WAV file."""
+    """Write ``notes`` ((frequency Hz, seconds), ...) as a mono 16-bit WAV file.
+
+    The file appears whole or not at all: it is written under a temporary name in
+    the same directory and renamed into place. A pool's workers share the media
+    directory and write the same default files at the same moment; one that found
+    the file half-written by another could not play it (PJMEDIA_ENOTVALIDWAVE)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     pcm = array.array("h")
     for frequency, seconds in notes:
         pcm.extend(tone_samples(frequency, seconds, rate=rate))
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(pcm.tobytes())
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.",
+                                     suffix=".tmp", delete=False) as tmp:
+        try:
+            with wave.open(tmp, "wb") as out:
+                out.setnchannels(1)
+                out.setsampwidth(2)
+                out.setframerate(rate)
+                out.writeframes(pcm.tobytes())
+        except BaseException:
+            os.unlink(tmp.name)
+            raise
+    os.chmod(tmp.name, 0o644)  # as a plain open() makes it; the temporary file is 0600
+    os.replace(tmp.name, path)  # atomic within one file system
     return path
 
 

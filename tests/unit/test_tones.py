@@ -8,6 +8,8 @@ import math
 import wave
 from pathlib import Path
 
+import pytest
+
 from adapters.media.tones import HOLD_MELODY, RATE, hold_music, tone_samples, write_wav
 
 
@@ -37,3 +39,28 @@ def test_tones_fade_in_and_out_and_stay_within_amplitude() -> None:
     assert samples[0] == 0
     assert abs(samples[-1]) < 200
     assert max(abs(s) for s in samples) <= math.ceil(0.5 * 32767)
+
+
+def test_a_wav_interrupted_while_written_leaves_no_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pool's workers write the same default files at once: a reader must find a
+    file whole or not at all, never the header of one still being written."""
+
+    def fail(self: wave.Wave_write, data: bytes) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(wave.Wave_write, "writeframes", fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_wav(tmp_path / "moh.wav", HOLD_MELODY)
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_wav_rewritten_replaces_the_old_one_whole(tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "t.wav", [(440.0, 0.5)])
+    write_wav(path, [(440.0, 0.25)])
+
+    with wave.open(str(path)) as wav:
+        assert wav.getnframes() == RATE // 4
+    assert [p.name for p in tmp_path.iterdir()] == ["t.wav"]

@@ -35,11 +35,7 @@ import contextlib
 import math
 import os
 import shutil
-import socket
-import struct
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,18 +44,25 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from adapters.media.tones import tone_samples
 from application.callcentre import CallCentreService
 from application.calls import CallService
 from bench.acd import commit_times
-from bench.common import machine_facts, percentile_ms, restart_with
-from bench.memory import group_memory, with_children
-from dialtone.commands.b2bua import spawn_worker
-from dialtone.database import EVENT_TABLES_READY, ensure_database, eventsourcing_env
-from dialtone.migrations import apply_migrations
-from dialtone.services.ports import free_port
+from bench.common import machine_facts, percentile_ms
+from bench.memory import group_memory
+from bench.sip_stack import (
+    Stack,
+    Workers,
+    free_udp,
+    mulaw_wav,
+    pool_pids,
+    start_database,
+    start_pool,
+    start_workers,
+    workdir,
+    worker_env,
+)
+from dialtone.database import eventsourcing_env
 from dialtone.services.postgres import EmbeddedPostgres
-from dialtone.services.processes import stop_process
 from domain.addressing import Target
 from domain.agent import Agent
 from domain.call import Call
@@ -70,7 +73,7 @@ SCENARIOS = Path(__file__).resolve().parent / "sipp"
 DIALTONE = Path(sys.executable).parent / "dialtone"
 DID = "7000"
 RTP_BASE = 12000
-START_BATCH = 4
+START_BATCH = 4  # workers starting at once (~1.5 s of CPU each)
 CPUS = os.cpu_count() or 1
 
 
@@ -87,50 +90,6 @@ class Load:
     pool: bool = False
 
 
-# -- processes -------------------------------------------------------------------------------
-
-
-class Stack(contextlib.ExitStack):
-    def __init__(self, work: Path) -> None:
-        super().__init__()
-        self.work = work
-
-    def spawn(self, args: list[str], log_name: str, env: dict[str, str] | None = None,
-              ) -> subprocess.Popen[bytes]:
-        log = (self.work / log_name).open("wb")
-        return self.adopt(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                           cwd=self.work, env=env))
-
-    def adopt(self, proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
-        self.callback(stop_process, proc)
-        return proc
-
-
-def free_udp() -> int:
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port < 60000:
-            return port
-    raise RuntimeError("no free UDP port")
-
-
-def start_database(stack: Stack, connections: int) -> tuple[str, EmbeddedPostgres]:
-    server = EmbeddedPostgres(stack.work / "pg", free_port())
-    server.start()
-    stack.callback(server.destroy)
-    # Each worker holds 4 connections (storage, command link, log follower, LISTEN),
-    # more in bursts (each pool may open more; 8 a worker ran out at 50 workers).
-    # Commit times split the offer latency between the processes.
-    restart_with(server, {"max_connections": str(connections),
-                          "track_commit_timestamp": "on"})
-    dsn = server.dsn("bench_callcentre")
-    ensure_database(dsn)
-    apply_migrations(dsn)  # the workers' own tables (sip_worker_calls...), as `dialtone migrate`
-    return dsn, server
-
-
 def provision(dsn: str, load: Load, agent_port: int) -> None:
     CallService(env=eventsourcing_env(dsn)).close()  # create the call store's tables once
     at = datetime.now(UTC)
@@ -144,24 +103,6 @@ def provision(dsn: str, load: Load, agent_port: int) -> None:
         service.create_number(DID, Target.queue(queue.id), occurred_at=at)
 
 
-def mulaw_wav(path: Path, seconds: float = 4.0) -> Path:
-    """A G.711 mu-law WAV (what sipp's rtp_stream plays): a 440 Hz tone."""
-    pcm = tone_samples(440.0, seconds, amplitude=0.2)
-    encoded = bytes(_mulaw(sample) for sample in pcm)
-    header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(encoded), b"WAVE", b"fmt ",
-                         16, 7, 1, 8000, 8000, 1, 8, b"data", len(encoded))
-    path.write_bytes(header + encoded)
-    return path
-
-
-def _mulaw(sample: int) -> int:
-    sign = 0x80 if sample < 0 else 0
-    magnitude = min(abs(sample), 32635) + 0x84
-    exponent = max(0, min(7, (magnitude >> 7).bit_length() - 1))
-    mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return ~(sign | (exponent << 4) | mantissa) & 0xFF
-
-
 def render(name: str, work: Path, **values: str) -> Path:
     text = (SCENARIOS / name).read_text()
     for key, value in values.items():
@@ -171,77 +112,17 @@ def render(name: str, work: Path, **values: str) -> Path:
     return path
 
 
-def wait_listening(started: list[tuple[Path, subprocess.Popen[bytes]]], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(proc.poll() is not None for _, proc in started):
-            break
-        if all(log.exists() and "listening on udp" in log.read_text(errors="replace")
-               for log, _ in started):
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"workers did not start: {[str(log) for log, _ in started]}")
-
-
-def worker_env(stack: Stack, dsn: str) -> dict[str, str]:
-    """The workers' environment. provision() made the event tables: dozens of workers
-    making them at once race in PostgreSQL's catalog ("tuple concurrently updated")."""
-    return {**os.environ, "DATABASE_URL": dsn, "DIALTONE_DATA_DIR": str(stack.work / "data"),
-            EVENT_TABLES_READY: "1", "DIALTONE_LOG_LEVEL": "INFO"}
-
-
-def start_workers(stack: Stack, dsn: str, load: Load) -> list[tuple[int, int]]:
-    if load.pool:
-        return start_pool(stack, dsn, load)
+def start(stack: Stack, dsn: str, load: Load) -> list[tuple[int, int]]:
+    """The workers: (port, pid) each; a pool's parent first, with port 0 (its memory
+    counts; it takes no call)."""
+    workers = Workers(load.workers, load.calls_per_worker, RTP_BASE,
+                      args=("--pj-log-level", "1"), start_batch=START_BATCH)
     env = worker_env(stack, dsn)
-    started: list[tuple[int, subprocess.Popen[bytes]]] = []
-    for index in range(load.workers):
-        port = free_udp()
-        proc = spawn_worker(port, env=env, log_file=stack.work / f"b2bua-{port}.log",
-                            extra_args=["--max-calls", str(load.calls_per_worker),
-                                        "--rtp-port", str(RTP_BASE + index * 40),
-                                        "--pj-log-level", "1"])
-        started.append((port, stack.adopt(proc)))
-        if len(started) % START_BATCH == 0 or index == load.workers - 1:
-            batch = [(stack.work / f"b2bua-{p}.log", proc) for p, proc in started[-START_BATCH:]]
-            wait_listening(batch, timeout=300)
-    return [(port, proc.pid) for port, proc in started]
-
-
-def start_pool(stack: Stack, dsn: str, load: Load) -> list[tuple[int, int]]:
-    """The workers as one forked pool: (port, pid) per worker, the parent's pid first
-    with port 0 (its memory counts; it takes no call)."""
-    env = worker_env(stack, dsn)
-    first = free_port_run(load.workers)
-    parent = spawn_worker(first, env=env, log_file=stack.work / "b2bua-pool.log",
-                          extra_args=["--workers", str(load.workers),
-                                      "--max-calls", str(load.calls_per_worker),
-                                      "--rtp-port", str(RTP_BASE), "--pj-log-level", "1"])
-    stack.adopt(parent)
-    log = stack.work / "b2bua-pool.log"
-    deadline = time.monotonic() + 60 + 5 * load.workers
-    while not log.exists() or \
-            log.read_text(errors="replace").count("listening on udp") < load.workers:
-        if parent.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"pool did not start: {log}")
-        time.sleep(0.5)
-    pids = with_children(parent.pid)
+    if not load.pool:
+        return [(port, proc.pid) for port, proc in start_workers(stack, workers, env)]
+    first, parent = start_pool(stack, workers, env)
+    pids = pool_pids(parent)
     return [(0, pids[0]), *zip(range(first, first + load.workers), pids[1:], strict=True)]
-
-
-def free_port_run(count: int) -> int:
-    """The first of ``count`` consecutive free UDP ports."""
-    for _ in range(200):
-        first = free_udp()
-        try:
-            for port in range(first, first + count):
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        if first + count < 60000:
-            return first
-    raise RuntimeError(f"no {count} consecutive free UDP ports")
 
 
 # -- CPU ---------------------------------------------------------------------------------------
@@ -363,16 +244,21 @@ def report(facts: dict[UUID, CallFacts], since: datetime, until: datetime) -> di
 
 def run(load: Load, work: Path) -> None:
     with Stack(work) as stack:
-        dsn, server = start_database(stack, connections=max(200, load.workers * 12 + 100))
+        # Each worker holds 4 connections (storage, command link, log follower, LISTEN),
+        # more in bursts (each pool may open more; 8 a worker ran out at 50 workers).
+        # Commit times split the offer latency between the processes.
+        connections = max(200, load.workers * 12 + 100)
+        dsn, server = start_database(stack, "bench_callcentre", {
+            "max_connections": str(connections), "track_commit_timestamp": "on"})
         agent_port = free_udp()
         provision(dsn, load, agent_port)
         env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_LOG_LEVEL": "WARNING"}
-        router = stack.spawn([str(DIALTONE), "router"], "router.log", env)
+        router = stack.process([str(DIALTONE), "router"], "router.log", env)
         agents_scenario = render("uas_agent.xml", work, RING_MS=str(load.ring_ms))
-        agents = stack.spawn([SIPP, "-sf", str(agents_scenario), "-i", "127.0.0.1",
+        agents = stack.process([SIPP, "-sf", str(agents_scenario), "-i", "127.0.0.1",
                               "-p", str(agent_port), "-mp", str(free_udp()), "-rtp_echo",
                               "-m", "1000000", "-nostdin", "-trace_err"], "sipp-agents.log")
-        workers = start_workers(stack, dsn, load)
+        workers = start(stack, dsn, load)
         print(f"{load.workers} workers x {load.calls_per_worker} calls, {load.agents} agents, "
               f"talk {load.talk_s:.0f} s, ring {load.ring_ms} ms; {machine_facts()}")
         audio = mulaw_wav(work / "caller.wav")
@@ -384,7 +270,7 @@ def run(load: Load, work: Path) -> None:
         stagger = 1 / per_worker_rate / load.workers
         callers = []
         for port in (port for port, _ in workers if port):
-            callers.append(stack.spawn(
+            callers.append(stack.process(
                 [SIPP, "-sf", str(caller_scenario), "-s", DID, "-i", "127.0.0.1",
                  "-p", str(free_udp()), "-mp", str(free_udp()), "-r", f"{per_worker_rate:.4f}",
                  "-rp", "1000", "-l", str(load.calls_per_worker), "-m", str(calls),
@@ -441,14 +327,8 @@ def parse_args(argv: list[str] | None) -> Load:
 
 def main(argv: list[str] | None = None) -> None:
     load = parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="dialtone-bench-cc-"))
-    try:
+    with workdir("dialtone-bench-cc-", load.keep) as work:
         run(load, work)
-    finally:
-        if load.keep:
-            print(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

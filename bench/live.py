@@ -34,14 +34,12 @@ import json
 import os
 import re
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -49,7 +47,6 @@ from uuid import UUID, uuid4
 import aiohttp
 import httpx
 import psutil
-import psycopg
 import uvloop
 
 from application.callcentre import CallCentreService
@@ -64,17 +61,15 @@ from bench.live_latency import (
     match_projected,
     projected_latencies,
 )
-from bench.live_snapshot import AGENTS, QUEUES, history
-from bench.up import DIALTONE, running_up
-from devtools.kafka import KafkaBroker
+from bench.live_setup import kafka_pipeline, load_tenant, position_rows, reads_told
+from bench.live_snapshot import AGENTS, QUEUES
+from bench.up import running_up
 from dialtone.commands.users import ensure_initial_admin, issue_api_key
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
 from dialtone.services.ports import free_port
-from projections import callcentre, interval_buckets
 from streams.topics import topic_for
 
-HISTORY_SOURCE = "store:bench-history"
 CONNECT_S = 120.0  # the clients' process start and every client's first snapshot
 
 
@@ -301,22 +296,6 @@ def snapshot_phase(args: argparse.Namespace, base_url: str, key: str, up_pid: in
     bench_api.measure(args, spec, up_pid, pg_pid)
 
 
-# --- setup -----------------------------------------------------------------------------------
-
-def load_tenant(dsn: str, calls: int) -> None:
-    """bench/live_snapshot.py's tenant, its last call a minute ago (its day is today's
-    as far as it fits since midnight), projected straight into the tables."""
-    now = datetime.now(UTC)
-    t0 = max(now - timedelta(seconds=5 * calls + 60),
-             now.replace(hour=0, minute=0, second=1, microsecond=0))
-    events = history(calls, t0)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for first in range(0, len(events), 500):
-            callcentre.apply_batch(conn, events[first:first + 500], HISTORY_SOURCE)
-        interval_buckets.refresh_dirty(conn)  # the refresher's work, done before `up` starts
-        conn.execute("ANALYZE")  # what autovacuum does on a running system
-
-
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="dialtone live view benchmark")
     parser.add_argument("--calls", type=int, default=3000, help="the tenant's calls today")
@@ -374,52 +353,6 @@ def main(argv: list[str] | None = None) -> None:
             print(*reads_told(data_dir / "up.log")[-1:])
             print(f"projection_positions: {position_rows(dsn)}")
     print(f"\nafter: {machine_facts()}")
-
-
-def position_rows(dsn: str) -> str:
-    """How many (projection, source) rows the live feed reads on each pass."""
-    with psycopg.connect(dsn) as conn:
-        rows, sources = conn.execute("SELECT count(*), count(DISTINCT source)"
-                                     " FROM projection_positions").fetchone() or (0, 0)
-    return f"{rows} rows, {sources} sources"
-
-
-def reads_told(log: Path) -> list[str]:
-    """The hub's count of views read whole and in part (api/live/stream.py logs it)."""
-    if not log.exists():
-        return []
-    return [line[line.index("live feed: "):].split('"')[0]
-            for line in log.read_text().splitlines() if "live feed: views read" in line]
-
-
-@contextlib.contextmanager
-def kafka_pipeline(dsn: str, data_dir: Path) -> Iterator[dict[str, int]]:
-    """An embedded broker (as tests/fixtures/kafka.py starts it), `up` told to use it (so
-    it runs no projection runner of its own), and `dialtone relay` and `dialtone worker`
-    on it; their output in the data directory. Yields their pids and the broker's."""
-    broker = KafkaBroker(data_dir / "kafka", free_port(), free_port())
-    broker.start()
-    os.environ["DIALTONE_KAFKA_BOOTSTRAP"] = broker.bootstrap  # start_up passes os.environ on
-    env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_DATA_DIR": str(data_dir)}
-    processes: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        for name in ("relay", "worker"):
-            with (data_dir / f"{name}.log").open("ab") as out:
-                processes[name] = subprocess.Popen([str(DIALTONE), name], env=env,
-                                                   stdout=out, stderr=subprocess.STDOUT)
-        yield {name: process.pid for name, process in processes.items()} | {
-            "broker": broker.pid() or 0}  # the JVM
-    finally:
-        for process in processes.values():
-            process.terminate()
-            process.wait(30)
-        kept = Path(tempfile.gettempdir()) / "dialtone-bench-live"
-        kept.mkdir(exist_ok=True)
-        for name in processes:  # the data directory goes with the run; their logs stay
-            shutil.copyfile(data_dir / f"{name}.log", kept / f"{name}.log")
-        print(f"relay and worker logs: {kept}")
-        os.environ.pop("DIALTONE_KAFKA_BOOTSTRAP", None)
-        broker.stop()
 
 
 if __name__ == "__main__":

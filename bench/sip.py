@@ -30,37 +30,37 @@ import csv
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import restart_with
-from bench.memory import Memory, PeakMemory, group_memory, with_children
-from devtools.kamailio import Kamailio, start_kamailio
-from dialtone.commands.b2bua import (
-    call_service_factory,
-    callcentre_service_factory,
-    spawn_worker,
+from bench.memory import Memory, PeakMemory, group_memory
+from bench.sip_stack import (
+    Stack,
+    Workers,
+    free_udp,
+    mulaw_wav,
+    pool_pids,
+    start_database,
+    start_pool,
+    start_workers,
+    workdir,
+    worker_env,
 )
-from dialtone.database import ensure_database
-from dialtone.migrations import apply_migrations
-from dialtone.services.ports import free_port
-from dialtone.services.postgres import EmbeddedPostgres
+from devtools.kamailio import start_kamailio
+from dialtone.commands.b2bua import call_service_factory, callcentre_service_factory
+from dialtone.services.processes import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 UAC = ROOT / "bench" / "sipp" / "uac_bench.xml"
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 SIPPY = Path(sys.executable).with_name("b2bua_simple")
 RTP_BASE = 20000  # workers' RTP ranges: 20000 + 40 per worker
-RTP_TOP = 40000  # signalling ports are taken above this
 MAX_CONNECTIONS = 1000
-START_BATCH = 1  # concurrent start-ups race creating the store tables (see create_schema)
 
 
 @dataclass
@@ -103,71 +103,6 @@ class Result:
                 f"\n{'':<34} {self.pss.describe(self.workers, self.calls_at_pss)}")
 
 
-_TAKEN: set[int] = set()
-
-
-def free_udp() -> int:
-    """A loopback port free for UDP, never handed out twice in this run."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        # Below the RTP ranges' top and with its RTCP neighbour free too.
-        if port not in _TAKEN and port + 1 not in _TAKEN and port >= RTP_TOP:
-            _TAKEN.update({port, port + 1})
-            return port
-    raise RuntimeError("no free UDP port")
-
-
-def wait_all_listening(work: Path, ports: list[int], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    waiting = set(ports)
-    while waiting and time.monotonic() < deadline:
-        waiting = {p for p in waiting
-                   if "listening on udp" not in _text(work / f"b2bua-{p}.log")}
-        time.sleep(0.5)
-    if waiting:
-        raise RuntimeError(f"workers not listening after {timeout}s: {sorted(waiting)}")
-
-
-def _text(path: Path) -> str:
-    return path.read_text(errors="replace") if path.exists() else ""
-
-
-class Stack(contextlib.ExitStack):
-    """Every process the benchmark starts, stopped in reverse order."""
-
-    def __init__(self, work: Path) -> None:
-        super().__init__()
-        self.work = work
-
-    def process(self, args: list[str], log_name: str,
-                env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        log = (self.work / log_name).open("wb")
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=self.work,
-                                env=env)
-        self.callback(_stop, proc)
-        return proc
-
-    def adopt(self, proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
-        self.callback(_stop, proc)
-        return proc
-
-    def adopt_kamailio(self, proxy: Kamailio) -> Kamailio:
-        self.adopt(proxy.process)
-        return proxy
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 def _stop_sipp(proc: subprocess.Popen[bytes], calls_end_within: float) -> None:
     """Stop a sipp client smoothly: SIGUSR1 places no new call and lets the calls in
     progress end with their BYE. A sipp killed with calls up leaves them up in the
@@ -177,85 +112,34 @@ def _stop_sipp(proc: subprocess.Popen[bytes], calls_end_within: float) -> None:
         proc.send_signal(signal.SIGUSR1)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(calls_end_within)
-    _stop(proc)
+    stop_process(proc)
 
 
-def start_database(stack: Stack) -> str:
+def database(stack: Stack) -> str:
+    """``DATABASE_URL`` when set, else an embedded server allowing 50 workers' few
+    connections each (storage, call-centre link, lost calls)."""
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
-    server = EmbeddedPostgres(stack.work / "pg", free_port())
-    server.start()
-    stack.callback(server.destroy)
-    # Each worker holds a few connections (storage, call-centre link, lost calls):
-    # 50 workers exhaust the embedded server's 200 and stall on "too many clients".
-    restart_with(server, {"max_connections": str(MAX_CONNECTIONS)})
-    dsn = server.dsn("bench")
-    ensure_database(dsn)
-    apply_migrations(dsn)  # the workers' own tables (sip_worker_calls, ...), as `dialtone migrate`
-    return dsn
+    return start_database(stack, "bench", {"max_connections": str(MAX_CONNECTIONS)})[0]
 
 
 Pids = Callable[[], list[int]]
 
 
-def start_workers(stack: Stack, count: int, uas_port: int, dsn: str, max_calls: int,
-                  ) -> tuple[list[int], Pids]:
-    """``count`` workers routing every number to the UAS: (ports, their pids now)."""
-    env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_DATA_DIR": str(stack.work / "data"),
-           "DIALTONE_LOG_LEVEL": "INFO"}
+def start(stack: Stack, args: argparse.Namespace, uas_port: int, dsn: str,
+          ) -> tuple[list[int], Pids]:
+    """``--workers`` workers routing every number to the UAS, separate or as one
+    ``--pool``: (their ports, their pids now; a pool's parent first)."""
     create_schema(dsn)
-    procs = []
-    for index in range(count):
-        port = free_udp()
-        log = stack.work / f"b2bua-{port}.log"
-        rtp = ["--rtp-port", str(RTP_BASE + index * 40),  # the worker's default range: 40
-               "--max-calls", str(max_calls)]
-        proc = spawn_worker(port, routes=[f"prefix:=sip:{{number}}@127.0.0.1:{uas_port}"],
-                            env=env, log_file=log, extra_args=rtp)
-        procs.append((port, stack.adopt(proc)))
-        if len(procs) % START_BATCH == 0 or index == count - 1:
-            # ~1.5 s of CPU each to start: a few at a time on 2 cores.
-            batch = [port for port, _ in procs[-START_BATCH:]]
-            wait_all_listening(stack.work, batch, timeout=120)
-    pids = [proc.pid for _, proc in procs]
-    return [port for port, _ in procs], lambda: pids
-
-
-def start_pool(stack: Stack, count: int, uas_port: int, dsn: str, max_calls: int,
-               ) -> tuple[list[int], Pids]:
-    """The same workers as one ``dialtone b2bua --workers N``: (ports, the parent's
-    and its workers' pids now)."""
-    env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_DATA_DIR": str(stack.work / "data"),
-           "DIALTONE_LOG_LEVEL": "INFO"}
-    create_schema(dsn)
-    first = free_port_run(count)
-    log = stack.work / "b2bua-pool.log"
-    parent = stack.process(
-        [sys.executable, "-m", "dialtone.commands.b2bua", "--workers", str(count),
-         "--port", str(first), "--rtp-port", str(RTP_BASE), "--max-calls", str(max_calls),
-         "--route", f"prefix:=sip:{{number}}@127.0.0.1:{uas_port}"], log.name, env=env)
-    deadline = time.monotonic() + 60 + 3 * count
-    while _text(log).count("listening on udp") < count:
-        if parent.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"pool not listening:\n{_text(log)[-3000:]}")
-        time.sleep(0.5)
-    return list(range(first, first + count)), lambda: with_children(parent.pid)
-
-
-def free_port_run(count: int) -> int:
-    """The first of ``count`` consecutive free UDP ports above the RTP ranges."""
-    for _ in range(200):
-        first = free_udp()
-        ports = range(first + 2, first + count)  # free_udp checked first and first + 1
-        try:
-            for port in ports:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        _TAKEN.update(ports)
-        return first
-    raise RuntimeError(f"no {count} consecutive free UDP ports")
+    workers = Workers(args.workers, args.max_calls, RTP_BASE,
+                      args=("--route", f"prefix:=sip:{{number}}@127.0.0.1:{uas_port}"))
+    env = worker_env(stack, dsn)
+    if args.pool:
+        first, parent = start_pool(stack, workers, env)
+        return list(range(first, first + args.workers)), lambda: pool_pids(parent)
+    started = start_workers(stack, workers, env)
+    pids = [proc.pid for _, proc in started]
+    return [port for port, _ in started], lambda: pids
 
 
 def create_schema(dsn: str) -> None:
@@ -266,8 +150,9 @@ def create_schema(dsn: str) -> None:
 
 
 def start_proxy(stack: Stack, worker_ports: list[int], maxload: int) -> int:
-    proxy = stack.adopt_kamailio(start_kamailio(stack.work / "kamailio", worker_ports,
-                                                port=free_udp(), maxload=maxload))
+    proxy = start_kamailio(stack.work / "kamailio", worker_ports, port=free_udp(),
+                           maxload=maxload)
+    stack.adopt(proxy.process)
     return proxy.port
 
 
@@ -350,18 +235,6 @@ def _seconds(hms: str) -> float:
     return int(h) * 3600 + int(m) * 60 + float(s)
 
 
-@contextlib.contextmanager
-def workdir(keep: bool) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="dialtone-bench-sip-"))
-    try:
-        yield path
-    finally:
-        if keep:
-            print(f"logs kept in {path}")
-        else:
-            shutil.rmtree(path, ignore_errors=True)
-
-
 def first_worker(pids: Pids, pool: bool) -> Pids:
     """The first worker's pid (in a pool: the parent's first child)."""
     if not pool:
@@ -371,8 +244,6 @@ def first_worker(pids: Pids, pool: bool) -> Pids:
 
 def media_scenario(work: Path) -> Path:
     """uac_bench.xml streaming a mu-law WAV as RTP from the ACK to the BYE."""
-    from bench.callcentre import mulaw_wav  # noqa: PLC0415 - only with --media
-
     audio = mulaw_wav(work / "caller.wav")
     stream = (f'  <nop>\n    <action>\n      <exec rtp_stream="{audio},-1,0"/>\n'
               "    </action>\n  </nop>\n  <pause/>")
@@ -399,15 +270,14 @@ def main() -> None:
                         help="callers stream G.711 RTP, the callee echoes it")
     args = parser.parse_args()
     results = []
-    with workdir(args.keep) as work, Stack(work) as stack:
-        dsn = start_database(stack)
+    with workdir("dialtone-bench-sip-", args.keep) as work, Stack(work) as stack:
+        dsn = database(stack)
         uas_port = free_udp()
         args.scenario = media_scenario(work) if args.media else UAC
         echo = ["-rtp_echo"] if args.media else []
         stack.process([SIPP, "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas_port),
                        "-mp", str(free_udp()), "-nostdin", *echo], "uas.log")
-        start = start_pool if args.pool else start_workers
-        ports, pids = start(stack, args.workers, uas_port, dsn, args.max_calls)
+        ports, pids = start(stack, args, uas_port, dsn)
         idle = group_memory(pids())
         print(f"{args.workers} workers up{' (pool)' if args.pool else ''}, --max-calls "
               f"{args.max_calls}; ramp +5 calls/s every {args.step}s, hold {args.hold_ms} ms; "

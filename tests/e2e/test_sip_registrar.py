@@ -3,7 +3,7 @@ credentials provisioned in PostgreSQL as HA1 only (migration 0020), registration
 a real redis-server, real pjsua2 softphones and sipp registering.
 
 One Kamailio, one database and one Redis database serve the whole module; every
-test registers a device of its own."""
+test registers a device of its own. The helpers are in registrar_support.py."""
 
 from __future__ import annotations
 
@@ -13,80 +13,48 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 import redis
-from psycopg.conninfo import conninfo_to_dict
 
 from adapters.registrar.bindings import BindingsObserver
 from application.callcentre import CallCentreService
 from application.device_presence import REASON
-from application.identity import sip_credentials
-from application.identity.store import ensure_tenant
 from application.registrations import RegistrationService
-from devtools.kamailio import Kamailio, start_kamailio
-from devtools.phones import Softphone, phones
+from devtools.kamailio import start_kamailio
+from devtools.phones import phones
 from dialtone.bootstrap import routing_runner
-from dialtone.commands.b2bua import spawn_worker
 from dialtone.commands.registrations import EmbeddedRegistrations
 from dialtone.database import drop_database, ensure_database, eventsourcing_env, with_database
 from dialtone.migrations import apply_migrations
 from domain.addressing import Target
 from domain.agent import Agent
 from domain.call import Call
-from domain.device import DeviceRegistration
 from projections import callcentre
 from streams.inprocess import InProcessProjectionRunner
+from tests.e2e.registrar_support import (
+    DOMAIN,
+    NONCE_EXPIRE_S,
+    PASSWORDS,
+    TENANT,
+    Registrar,
+    _aor_of_extension,
+    _edge_worker,
+    _names,
+    _phone,
+    _provision,
+    _registered,
+    contacts,
+    device_events,
+    kamailio_db_url,
+)
 from tests.fixtures.processes import DialtoneProcess, wait_for
 from tests.fixtures.redis import RedisDb, RedisServer, fresh_db, redis_server  # noqa: F401
-from tests.fixtures.sip import CallStore, Sipp, Worker, free_udp_port, wait_until
+from tests.fixtures.sip import CallStore, Sipp, free_udp_port, wait_until
 
 pytestmark = pytest.mark.sip
-
-TENANT, DOMAIN = "acme", "acme.test"
-
-
-def kamailio_db_url(dsn: str) -> str:
-    """The project database's DSN as db_postgres's URL: postgres://user[:pw]@host:port/db."""
-    p = conninfo_to_dict(dsn)
-    password = f":{p['password']}" if p.get("password") else ""
-    return (f"postgres://{p.get('user') or 'postgres'}{password}@{p.get('host') or '127.0.0.1'}"
-            f":{p.get('port') or 5432}/{p['dbname']}")
-
-
-async def _provision(dsn: str, users: dict[str, str]) -> None:
-    conn = await asyncpg.connect(kamailio_db_url(dsn))
-    try:
-        await ensure_tenant(conn, TENANT)
-        await sip_credentials.set_sip_domain(conn, TENANT, DOMAIN)
-        for user, password in users.items():
-            await sip_credentials.create_credential(conn, TENANT, user, password)
-    finally:
-        await conn.close()
-
-
-@dataclass
-class Registrar:
-    kamailio: Kamailio
-    dsn: str
-    work: Path
-    worker_port: int  # the one worker of Kamailio's dispatcher list (none listens there)
-
-    @property
-    def uri(self) -> str:
-        return f"sip:127.0.0.1:{self.kamailio.port}"
-
-
-PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22", "carol": "carol-secret-333",
-             "dave": "dave-secret-4444", "erin": "erin-secret-55555",
-             "frank": "frank-secret-666666", "grace": "grace-secret-7777777",
-             "henry": "henry-secret-88888888", "ivan": "ivan-secret-999999999",
-             "judy": "judy-secret-1010101010"}
-NONCE_EXPIRE_S = 2  # short, so a test can outlive a nonce
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +66,7 @@ def registrar_db(pg_admin_dsn: str) -> Iterator[str]:
     # The registrations store's tables made once here: a test's reader and an
     # observer process each running eventsourcing's DDL at the same moment collide
     # in PostgreSQL's catalog ("tuple concurrently updated"), which `dialtone up`
-    # avoids the same way (EVENT_TABLES_READY); the readers below run no DDL.
+    # avoids the same way (EVENT_TABLES_READY); registrar_support's readers run no DDL.
     RegistrationService(env=eventsourcing_env(dsn)).close()
     yield dsn
     drop_database(dsn)
@@ -120,20 +88,6 @@ def registrar(registrar_db: str, registrar_redis: RedisDb,
                                    "REGISTRATION_REDIS_URL": registrar_redis.url})
     yield Registrar(proxy, registrar_db, work, worker_port)
     proxy.stop(timeout=10)  # its children too: none left holding the port
-
-
-def _phone(start: Callable[..., Softphone], registrar: Registrar, user: str, password: str,
-           *extra: str) -> Softphone:
-    """A softphone registering as user@DOMAIN (the password through the environment)."""
-    env = {**os.environ, "DIALTONE_SIP_PASSWORD": password}
-    return start(user, free_udp_port(), registrar.work / "phones",
-                 args=["--registrar", registrar.uri, "--domain", DOMAIN, *extra], env=env)
-
-
-def contacts(redis: RedisDb, user: str) -> list[dict[str, str]]:
-    """The contacts usrloc keeps for user@DOMAIN in Redis (db_redis's usrdom set)."""
-    entries = redis.server.cli(redis.db, "SMEMBERS", f"location:usrdom::{user}:{DOMAIN}")
-    return [redis.hash(key) for key in entries.splitlines() if key]
 
 
 def test_the_right_password_registers_and_the_contact_is_in_redis(
@@ -226,15 +180,6 @@ def test_registrations_become_domain_events_with_contact_and_user_agent(
     assert events == ["Created", "Registered", "Unregistered", "Registered", "Expired"]
 
 
-def device_events(dsn: str, aor: str) -> list[str]:
-    """The names of the events recorded for ``aor``'s device, in order."""
-    device_id = DeviceRegistration.id_for(aor, TENANT)
-    with RegistrationService(env=eventsourcing_env(dsn, CREATE_TABLE="n")) as reader:
-        return [n.topic.rsplit(".", 1)[-1]
-                for n in reader.recorder.select_notifications(1, 1000)
-                if n.originator_id == device_id]
-
-
 def test_an_agent_whose_device_is_not_registered_is_paused_and_resumed_when_it_registers(
         registrar: Registrar, registrar_redis: RedisDb) -> None:
     env = eventsourcing_env(registrar.dsn)
@@ -307,12 +252,6 @@ def test_the_observer_dialtone_up_embeds_records_a_phones_registration(
     assert not embedded._thread.is_alive()
 
 
-def _registered(dsn: str, aor: str) -> bool:
-    with RegistrationService(env=eventsourcing_env(dsn, CREATE_TABLE="n")) as reader:
-        device = reader.device(aor, TENANT)
-        return device is not None and bool(device.live(datetime.now(UTC)))
-
-
 def test_a_workers_offer_to_a_registered_device_reaches_the_phone_through_kamailio(
         registrar: Registrar, sipp: Sipp) -> None:
     with phones() as start:
@@ -328,32 +267,6 @@ def test_a_workers_offer_to_a_registered_device_reaches_the_phone_through_kamail
         incoming = phone.wait("incoming", 10)
         assert f"grace@{DOMAIN}" in incoming["local"], incoming
         phone.wait("state", 10, state="DISCONNECTED")
-
-
-def _aor_of_extension(dsn: str, extension: str) -> str | None:
-    """What login by extension resolves (POST /v1/agents/{key}/login {"extension"})."""
-    async def read() -> str | None:
-        conn = await asyncpg.connect(kamailio_db_url(dsn))
-        try:
-            return await sip_credentials.device_aor(conn, TENANT, extension)
-        finally:
-            await conn.close()
-    return asyncio.run(read())
-
-
-def _edge_worker(registrar: Registrar, tmp_path: Path) -> Worker:
-    """A real call-centre worker on the dispatcher list's port, sending offers to
-    registering devices through the registrar's Kamailio (--edge)."""
-    log = tmp_path / "b2bua.log"
-    env = {**os.environ, "DATABASE_URL": registrar.dsn, "DIALTONE_LOG_LEVEL": "INFO",
-           "DIALTONE_DATA_DIR": str(tmp_path / "data")}
-    worker = Worker(registrar.worker_port, spawn_worker(
-        registrar.worker_port, extra_args=["--edge", f"127.0.0.1:{registrar.kamailio.port}"],
-        env=env, log_file=log), log)
-    wait_until(lambda: "listening on udp" in worker.log_text() or not worker.alive(),
-               "the worker listening")
-    assert worker.alive(), worker.log_text()
-    return worker
 
 
 def test_a_queued_call_rings_and_is_answered_on_the_agents_registered_softphone(
@@ -400,10 +313,6 @@ def test_a_queued_call_rings_and_is_answered_on_the_agents_registered_softphone(
         worker.stop()
         router.stop()
         centre.close()
-
-
-def _names(store: CallStore, sip_call_id: str) -> list[str]:
-    return [type(e).__name__ for e in store.histories().get(Call.id_for(sip_call_id), [])]
 
 
 def test_a_workers_invite_for_no_provisioned_device_is_dispatched_as_before(

@@ -33,7 +33,7 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 # The wheel's console script drops the exit status; call the binary itself.
 DOCKER_COMPOSE = Path(compose.__file__).parent / "docker-compose"
 DIALTONE_SERVICES = ("migrate", "api", "relay", "worker", "router", "b2bua")
-# The rest of the stack (issue 15); their configs: tests/integration/test_stack_configs.py.
+# The rest of the stack (issue 15); their configs: tests/integration/test_stack_*.py.
 OPERATIONS = ("redis", "kamailio", "prometheus", "alertmanager", "grafana", "loki", "tempo",
               "minio", "minio-init")
 # Only these use Kafka, each as its own SCRAM user (dialtone/services/kafka_acls.py).

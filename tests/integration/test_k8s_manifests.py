@@ -5,9 +5,11 @@ The tools are Go modules that ``./dev test`` installs with ``go install`` into
 .cache/go/bin; the schemas come from the PyPI package kubernetes-validate, which
 ``./dev test`` installs into .cache/k8s (docs/deployment.md, "Validation").
 Beyond the schemas, the checks here hold the design's promises: requests and
-limits equal infra/budgets.toml, every pod passes Pod Security (restricted, so
-baseline too), Kamailio's dispatcher list matches the B2BUA replicas, each
-overlay fills in its own network addresses, production spreads over zones.
+limits equal infra/budgets.toml, each overlay fills in its own network addresses,
+production spreads over zones, and every metrics port is one that Prometheus'
+Kubernetes scrape config finds, and that config passes promtool. Pod Security,
+the scaling design and the recordings sidecar: test_k8s_pod_design.py; Kamailio
+and the registrar: test_k8s_kamailio.py.
 """
 
 from __future__ import annotations
@@ -27,43 +29,24 @@ import yaml
 
 from dialtone.budgets import load_budgets
 from dialtone.commands.b2bua_pool import child_metrics_port
-from tests.fixtures.certificates import make_server_certificate
+from tests.integration.k8s_support import (
+    GOBIN,
+    K8S,
+    ROOT,
+    TARGETS,
+    WORKLOAD_KINDS,
+    _by_kind_name,
+    _docs,
+    _pod_specs,
+    _require,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-K8S = ROOT / "deploy" / "k8s"
-GOBIN = ROOT / ".cache" / "go" / "bin"
-KUSTOMIZE = GOBIN / "kustomize-v5.8.1"
 KUBECONFORM = GOBIN / "kubeconform-v0.8.0"
 SCHEMA_PACKAGE = (ROOT / ".cache" / "k8s" / "kubernetes-validate-1.37.0" / "kubernetes_validate"
                   / "kubernetes-json-schema")
 # Oldest and newest Kubernetes the manifests are checked against.
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
-TARGETS = ("base", "overlays/staging", "overlays/production")
-WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Job"}
 DOCUMENTATION_NETS = ("192.0.2.", "198.51.100.", "203.0.113.")  # RFC 5737
-
-
-def _require(path: Path) -> Path:
-    if not path.exists():
-        pytest.fail(f"{path.relative_to(ROOT)} is missing: `./dev test` installs it "
-                    "(ensure_k8s_tools)")
-    return path
-
-
-def _build(target: str) -> str:
-    result = subprocess.run([str(_require(KUSTOMIZE)), "build", str(K8S / target)],
-                            capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-@pytest.fixture(scope="module")
-def rendered() -> dict[str, str]:
-    return {target: _build(target) for target in TARGETS}
-
-
-def _docs(text: str) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
 # A $ref into kubernetes-validate's shared definitions file, and the name it points at.
@@ -111,16 +94,6 @@ def _kubeconform(schemas: Path, version: str, manifest: Path) -> subprocess.Comp
         [str(_require(KUBECONFORM)), "-strict", "-summary", "-kubernetes-version", version,
          "-schema-location", str(schemas), str(manifest)],
         capture_output=True, text=True, timeout=300, check=False)
-
-
-def _pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for doc in docs:
-        if doc["kind"] in WORKLOAD_KINDS:
-            yield f"{doc['kind']}/{doc['metadata']['name']}", doc["spec"]["template"]["spec"]
-
-
-def _by_kind_name(docs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(doc["kind"], doc["metadata"]["name"]): doc for doc in docs}
 
 
 def test_generated_files_are_up_to_date() -> None:
@@ -187,166 +160,6 @@ def test_requests_and_limits_come_from_the_budgets(rendered: dict[str, str],
     assert seen == set(budgets)
 
 
-@pytest.mark.parametrize("target", TARGETS)
-def test_every_pod_passes_pod_security(rendered: dict[str, str], target: str) -> None:
-    docs = _docs(rendered[target])
-    namespaces = [d for d in docs if d["kind"] == "Namespace"]
-    assert len(namespaces) == 1
-    labels = namespaces[0]["metadata"]["labels"]
-    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
-    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
-    for name, pod in _pod_specs(docs):
-        assert not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC")), name
-        assert pod["automountServiceAccountToken"] is False, name
-        assert pod["securityContext"]["runAsNonRoot"] is True, name
-        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
-        for container in pod["containers"] + pod.get("initContainers", []):
-            context = container["securityContext"]
-            assert context == {"allowPrivilegeEscalation": False,
-                               "readOnlyRootFilesystem": True,
-                               "capabilities": {"drop": ["ALL"]}}, f"{name} {container['name']}"
-            assert all("hostPort" not in port for port in container.get("ports", [])), name
-            # Secrets are referenced by name only: no literal credential in the manifests.
-            for env in container.get("env", []):
-                if re.search("PASSWORD|SIGNING_KEY|DATABASE_URL|DB_URL|REDIS_URL", env["name"]):
-                    assert "secretKeyRef" in env.get("valueFrom", {}), f"{name} {env['name']}"
-    assert not any(d["kind"] == "Secret" for d in docs)
-
-
-@pytest.mark.parametrize("target", TARGETS)
-def test_scaling_design(rendered: dict[str, str], target: str) -> None:
-    objects = _by_kind_name(_docs(rendered[target]))
-    hpas = {name for kind, name in objects if kind == "HorizontalPodAutoscaler"}
-    assert hpas == {"api", "worker"}
-    for single in ("relay", "router", "registrations"):
-        deployment = objects[("Deployment", single)]
-        assert deployment["spec"]["replicas"] == 1
-        assert deployment["spec"]["strategy"] == {"type": "Recreate"}
-    pdbs = {name for kind, name in objects if kind == "PodDisruptionBudget"}
-    assert pdbs == {"api", "worker", "b2bua", "kamailio"}
-    # Kamailio's dispatcher list has one line per B2BUA pod.
-    replicas = objects[("StatefulSet", "b2bua")]["spec"]["replicas"]
-    init = objects[("Deployment", "kamailio")]["spec"]["template"]["spec"]["initContainers"][0]
-    assert {"name": "B2BUA_REPLICAS", "value": str(replicas)} in init["env"]
-    _check_the_b2bua_pool(objects, init)
-
-
-def _udp_ports(rules: list[dict[str, Any]]) -> set[int]:
-    """The UDP ports a NetworkPolicy's ingress or egress rules open."""
-    return {port for rule in rules for p in rule["ports"] if p["protocol"] == "UDP"
-            for port in range(p["port"], p.get("endPort", p["port"]) + 1)}
-
-
-def _check_the_b2bua_pool(objects: dict[tuple[str, str], dict[str, Any]],
-                          init: dict[str, Any]) -> None:
-    """Each b2bua pod runs a pool of B2BUA_WORKERS_PER_POD workers on 5070 + i:
-    Kamailio lists that many ports a pod, and the container, the Service and the
-    NetworkPolicies open every worker's SIP port and RTP block."""
-    statefulset = objects[("StatefulSet", "b2bua")]
-    (container,) = statefulset["spec"]["template"]["spec"]["containers"]
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    workers = int(env["B2BUA_WORKERS_PER_POD"])
-    assert workers > 1
-    assert {"name": "B2BUA_WORKERS_PER_POD", "value": str(workers)} in init["env"]
-    args = container["args"]
-    assert args[args.index("--workers") + 1] == "$(B2BUA_WORKERS_PER_POD)"
-    assert args[args.index("--port") + 1] == "5070"
-    sip = [5070 + i for i in range(workers)]
-    rtp = {port for i in range(workers)
-           for port in range(10000 + (5070 + i) % 500 * 40, 10000 + (5071 + i) % 500 * 40)}
-    assert [p["containerPort"] for p in container["ports"] if p["protocol"] == "UDP"] == sip
-    # Each worker's metrics port, next to the parent's (docs/observability.md).
-    assert [p["containerPort"] for p in container["ports"] if p["name"].startswith("metrics-w")] \
-        == [9465 + i for i in range(workers)]
-    assert [p["port"] for p in objects[("Service", "b2bua")]["spec"]["ports"]] == sip
-    policy = objects[("NetworkPolicy", "b2bua")]["spec"]
-    assert _udp_ports(policy["ingress"][:1]) == set(sip)  # from Kamailio
-    assert _udp_ports(policy["ingress"][1:]) >= set(sip) | rtp  # from the SBC / media relay
-    kamailio = objects[("NetworkPolicy", "kamailio")]["spec"]
-    assert _udp_ports(kamailio["egress"][:1]) == set(sip)
-
-
-@pytest.mark.parametrize("target", TARGETS)
-def test_recordings_are_uploaded_by_a_native_sidecar_of_each_b2bua_pod(
-    rendered: dict[str, str], target: str,
-) -> None:
-    """docs/recordings.md, "Kubernetes": `dialtone recordings` runs beside each pod's
-    workers on the same persistent volume, as a native sidecar (stopped after the
-    workers, so an eviction keeps it uploading), with its S3 settings from a
-    ConfigMap and a Secret; the pods that reach the storage may, by address."""
-    objects = _by_kind_name(_docs(rendered[target]))
-    statefulset = objects[("StatefulSet", "b2bua")]
-    pod = statefulset["spec"]["template"]
-    (b2bua,) = pod["spec"]["containers"]
-    (sidecar,) = [c for c in pod["spec"]["initContainers"] if c["name"] == "recordings"]
-    assert sidecar["restartPolicy"] == "Always"
-    assert sidecar["args"] == ["recordings"]
-    claims = {c["metadata"]["name"] for c in statefulset["spec"]["volumeClaimTemplates"]}
-    for container in (b2bua, sidecar):
-        (mount,) = [m for m in container["volumeMounts"] if m["name"] in claims]
-        assert mount == {"name": "recordings", "mountPath": "/var/lib/dialtone"}, container["name"]
-    sources = sidecar["envFrom"]
-    assert {"secretRef": {"name": "dialtone-recordings-s3", "optional": True}} in sources
-    (settings,) = [objects[("ConfigMap", ref["configMapRef"]["name"])]["data"]
-                   for ref in sources if "configMapRef" in ref
-                   and ref["configMapRef"]["name"].startswith("dialtone-recordings-")]
-    assert settings["DIALTONE_RECORDINGS_DIRECTORY"] == "/var/lib/dialtone/recordings"
-    assert settings["DIALTONE_RECORDINGS_S3_ENDPOINT_URL"].startswith("https://")
-    egress = objects[("NetworkPolicy", "egress-object-storage")]["spec"]
-    label = egress["podSelector"]["matchLabels"]
-    for name in ("b2bua", "api"):
-        kind = "StatefulSet" if name == "b2bua" else "Deployment"
-        labels = objects[(kind, name)]["spec"]["template"]["metadata"]["labels"]
-        assert label.items() <= labels.items(), name
-
-
-def _secret_ref(env: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    (ref,) = [e["valueFrom"]["secretKeyRef"] for e in env if e["name"] == name]
-    return dict(ref)
-
-
-@pytest.mark.parametrize("target", TARGETS)
-def test_the_registrar_is_wired(rendered: dict[str, str], target: str) -> None:
-    """docs/edge.md, "Registrar", Kubernetes: Kamailio's registrar gets its two
-    servers from the Secret dialtone-registrar (optional: without it REGISTER is
-    refused), `dialtone registrations` reads the same Redis, once (one replica,
-    Recreate), the b2bua workers send their offers to registered devices through
-    the kamailio Service under a name Kamailio takes as its own, and the pods
-    that reach Redis and PostgreSQL may, by address."""
-    objects = _by_kind_name(_docs(rendered[target]))
-    registrations = objects[("Deployment", "registrations")]
-    pod = registrations["spec"]["template"]
-    (container,) = pod["spec"]["containers"]
-    assert container["args"] == ["registrations"]
-    assert _secret_ref(container["env"], "DIALTONE_REGISTRATION_REDIS_URL") == {
-        "name": "dialtone-registrar", "key": "REGISTRATION_REDIS_URL"}
-    assert _secret_ref(container["env"], "DATABASE_URL")["name"] == "dialtone-database"
-    assert not any(k == "HorizontalPodAutoscaler" and n == "registrations" for k, n in objects)
-    kamailio = objects[("Deployment", "kamailio")]["spec"]["template"]
-    init = kamailio["spec"]["initContainers"][0]
-    for key in ("SUBSCRIBER_DB_URL", "REGISTRATION_REDIS_URL"):
-        assert _secret_ref(init["env"], key) == {"name": "dialtone-registrar", "key": key,
-                                                 "optional": True}
-    init_env = {e["name"]: e.get("value") for e in init["env"]}
-    aliases = init_env["EDGE_ALIASES"].split(",")
-    statefulset = objects[("StatefulSet", "b2bua")]["spec"]["template"]["spec"]
-    b2bua_env = {e["name"]: e for e in statefulset["containers"][0]["env"]}
-    edge = b2bua_env["DIALTONE_SIP_EDGE"]["value"]
-    host, port = edge.rsplit(":", 1)
-    assert port == "5060"
-    # Both name the Service in the pod's own namespace, each through its own variable.
-    assert host.replace("$(POD_NAMESPACE)", "$(NAMESPACE)") in aliases
-    assert b2bua_env["POD_NAMESPACE"]["valueFrom"] == {
-        "fieldRef": {"fieldPath": "metadata.namespace"}}
-    assert host.split(".", 1)[0] == objects[("Service", "kamailio")]["metadata"]["name"]
-    redis = objects[("NetworkPolicy", "egress-redis")]["spec"]
-    assert {p["port"] for rule in redis["egress"] for p in rule["ports"]} >= {6379}
-    postgres = objects[("NetworkPolicy", "egress-postgres")]["spec"]
-    for labels in (pod["metadata"]["labels"], kamailio["metadata"]["labels"]):
-        for policy in (redis, postgres):
-            assert policy["podSelector"]["matchLabels"].items() <= labels.items()
-
-
 @pytest.mark.parametrize("overlay", ["overlays/staging", "overlays/production"])
 def test_overlays_set_their_own_namespace_and_addresses(rendered: dict[str, str],
                                                         overlay: str) -> None:
@@ -374,122 +187,6 @@ def test_staging_and_production_differ_as_designed(rendered: dict[str, str]) -> 
         zone = next(c for c in spread if c["topologyKey"] == "topology.kubernetes.io/zone")
         assert zone["whenUnsatisfiable"] == "DoNotSchedule", name
         assert "topologySpreadConstraints" not in staging[(kind, name)]["spec"]["template"]["spec"]
-
-
-def test_the_kamailio_config_map_carries_every_file_of_the_configuration() -> None:
-    """kamailio.cfg includes its sibling files: each must be in the ConfigMap the
-    pod mounts, or Kamailio would not start in the cluster."""
-    kustomization = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
-    (config_map,) = [m for m in kustomization["configMapGenerator"]
-                     if m["name"] == "kamailio-config"]
-    listed = {Path(f).name for f in config_map["files"] if f.endswith(".cfg")}
-    assert listed == {p.name for p in (ROOT / "infra" / "kamailio").glob("*.cfg")}
-    # The init step sources the render function shared with compose from the same map.
-    assert "generated/render-config.sh" in config_map["files"]
-
-
-def _run_init_step(out: Path, **extra: str) -> None:
-    env = {"PATH": "/usr/bin:/bin", "SRC_DIR": str(K8S / "base" / "generated"),
-           "OUT_DIR": str(out), "POD_IP": "127.0.0.1", "NAMESPACE": "dialtone-staging",
-           "B2BUA_REPLICAS": "3", **extra}
-    subprocess.run(["sh", str(K8S / "base" / "kamailio" / "render-kamailio.sh")], env=env,
-                   check=True, timeout=30)
-
-
-def _kamailio_check(config: Path) -> subprocess.CompletedProcess[str]:
-    kamailio = shutil.which("kamailio") or "/usr/sbin/kamailio"
-    _require(Path(kamailio))
-    return subprocess.run([kamailio, "-c", "-f", str(config)],
-                          capture_output=True, text=True, timeout=60, check=False)
-
-
-def test_the_init_step_lists_every_worker_of_each_pods_pool(tmp_path: Path) -> None:
-    _run_init_step(tmp_path, B2BUA_WORKERS_PER_POD="4")
-    lines = (tmp_path / "dispatcher.list").read_text().splitlines()
-    assert lines == [f"1 sip:b2bua-{i}.b2bua.dialtone-staging.svc.cluster.local:{5070 + j} 0 0 "
-                     f"duid=b2bua-{i}:{5070 + j};maxload=2" for i in range(3) for j in range(4)]
-    check = _kamailio_check(tmp_path / "kamailio.cfg")
-    assert check.returncode == 0, check.stdout + check.stderr
-
-
-def test_kamailio_config_written_by_the_init_step_passes_kamailio_check(tmp_path: Path) -> None:
-    """The init container's script, run as the pod runs it, gives a config that
-    the real Kamailio accepts (modules, parameters, listen address)."""
-    kamailio = shutil.which("kamailio") or "/usr/sbin/kamailio"
-    _require(Path(kamailio))
-    # As in the pod without the kamailio-tls Secret: the paths named, no files.
-    _run_init_step(tmp_path, TLS_CERTIFICATE=str(tmp_path / "none" / "tls.crt"),
-                   TLS_PRIVATE_KEY=str(tmp_path / "none" / "tls.key"))
-    lines = (tmp_path / "dispatcher.list").read_text().splitlines()
-    assert lines == [f"1 sip:b2bua-{i}.b2bua.dialtone-staging.svc.cluster.local:5070 0 0 "
-                     f"duid=b2bua-{i};maxload=2" for i in range(3)]
-    config = (tmp_path / "kamailio.cfg").read_text()
-    assert "LISTEN_ADDR" not in config
-    assert "DISPATCHER_LIST" not in config
-    assert 'modparam("dispatcher", "ds_dns_mode", 4)' in config
-    check = subprocess.run([kamailio, "-c", "-f", str(tmp_path / "kamailio.cfg")],
-                           capture_output=True, text=True, timeout=60, check=False)
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert "#!define WITH_TLS" not in config  # UDP only, as without a certificate
-
-
-def test_the_init_step_switches_the_registrar_on_with_its_servers(tmp_path: Path) -> None:
-    """With the dialtone-registrar Secret's two URLs (a password with sed's special
-    characters) and the Service's name as an alias, the init step's config has
-    the registrar on, names those servers, takes the alias as its own and passes
-    `kamailio -c`; without them the registrar stays off."""
-    (tmp_path / "off").mkdir()
-    _run_init_step(tmp_path / "off")
-    assert "#!define WITH_REGISTRAR" not in (tmp_path / "off" / "kamailio.cfg").read_text()
-    out = tmp_path / "on"
-    out.mkdir()
-    database = "postgres://kamailio:p|w&d@db.internal:5432/dialtone"
-    redis_url = "redis://:s3cr&t@redis.internal:6379/0"
-    _run_init_step(out, SUBSCRIBER_DB_URL=database, REGISTRATION_REDIS_URL=redis_url,
-                   EDGE_ALIASES="kamailio.dialtone-staging.svc.cluster.local")
-    config = (out / "kamailio.cfg").read_text()
-    assert config.splitlines()[1] == "#!define WITH_REGISTRAR"
-    assert 'alias="kamailio.dialtone-staging.svc.cluster.local"' in config.splitlines()
-    registrar = (out / "registrar.cfg").read_text()
-    assert database in registrar
-    assert redis_url in registrar
-    check = _kamailio_check(out / "kamailio.cfg")
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert "kamailio.dialtone-staging.svc.cluster.local" in check.stdout + check.stderr
-
-
-def test_kamailio_serves_tls_when_the_secret_is_there(rendered: dict[str, str],
-                                                        tmp_path: Path) -> None:
-    """The optional kamailio-tls Secret is mounted where the init step looks for
-    the certificate and where Kamailio reads it; with the files there the init
-    step's config listens for TLS on 5061 and passes `kamailio -c`."""
-    objects = _by_kind_name(_docs(rendered["base"]))
-    pod = objects[("Deployment", "kamailio")]["spec"]["template"]["spec"]
-    (volume,) = [v for v in pod["volumes"] if v["name"] == "tls"]
-    assert volume["secret"]["secretName"] == "kamailio-tls"
-    assert volume["secret"]["optional"] is True
-    env = {e["name"]: e.get("value") for e in pod["initContainers"][0]["env"]}
-    for container in (pod["initContainers"][0], pod["containers"][0]):
-        (mount,) = [m for m in container["volumeMounts"] if m["name"] == "tls"]
-        for name in ("TLS_CERTIFICATE", "TLS_PRIVATE_KEY"):
-            assert Path(env[name]).parent == Path(mount["mountPath"]), container["name"]
-    assert {"name": "sip-tls", "containerPort": 5061, "protocol": "TCP"} in \
-        pod["containers"][0]["ports"]
-    service_ports = objects[("Service", "kamailio")]["spec"]["ports"]
-    assert {(p["port"], p["protocol"]) for p in service_ports} == {(5060, "UDP"), (5061, "TCP")}
-    files = make_server_certificate(tmp_path / "certificate")
-    out = tmp_path / "out"
-    out.mkdir()
-    _run_init_step(out, TLS_CERTIFICATE=str(files.certificate),
-                   TLS_PRIVATE_KEY=str(files.private_key))
-    assert (out / "kamailio.cfg").read_text().splitlines()[1] == "#!define WITH_TLS"
-    tls = (out / "tls.cfg").read_text()
-    assert "listen=tls:127.0.0.1:5061" in tls
-    assert f'modparam("tls", "certificate", "{files.certificate}")' in tls
-    assert f'modparam("tls", "private_key", "{files.private_key}")' in tls
-    check = _kamailio_check(out / "kamailio.cfg")
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert "tls: 127.0.0.1 [127.0.0.1]:5061" in check.stdout + check.stderr
 
 
 SCRAPE_CONFIG = ROOT / "infra" / "prometheus" / "prometheus-kubernetes.yml"

@@ -1,24 +1,22 @@
 """Every config file docker-compose.yml mounts, checked by its own tool where one exists.
 
-- Prometheus: `promtool check config` on prometheus.yml laid out as the container
-  sees it (the rules found through the mounts); every scrape target is a compose
-  service that serves that port.
+- Every bind-mounted file is in the repository.
 - Alertmanager: `amtool check-config`, `amtool config routes test` per severity the
   rules use, and the inhibitions run by the real Alertmanager (Debian's
   prometheus-alertmanager package, which also ships amtool).
-- Kamailio: the compose entrypoint's rendered config passes `kamailio -c`.
 - Grafana: the provisioning files against Grafana's documented fields (pydantic
   models below). grafana-client is an HTTP API client and has no provisioning
   types, and the Grafana server is not packaged in Debian.
 - Loki and Tempo: parsed and their required keys checked; neither binary is
   packaged in Debian, so Loki and Tempo themselves do not validate them here.
+- Prometheus (promtool, the scrape targets): test_stack_prometheus_config.py;
+  Kamailio (`kamailio -c`): test_stack_kamailio_config.py.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -30,66 +28,19 @@ import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from dialtone.budgets import load_budgets
 from dialtone.services.ports import free_port
-from tests.fixtures.certificates import make_server_certificate
+from tests.integration.stack_support import (
+    PROMETHEUS_RULES,
+    _binds,
+    _flag,
+    _mounted,
+    _run,
+    _tool,
+    stack,
+)
 from tests.integration.test_compose_file import COMPOSE_FILE, REPO, _compose
 
-PROMETHEUS_RULES = sorted((REPO / "infra" / "prometheus" / "rules").glob("*.yml"))
-METRICS_PORT = "9464"
-
-
-def _tool(name: str) -> str:
-    found = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists()
-                                   else None)
-    assert found, f"{name} missing: ./dev test installs it (ensure_debian_packages)"
-    return found
-
-
-def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, timeout=60,
-                          check=False)
-
-
-@pytest.fixture(scope="module")
-def stack() -> dict[str, Any]:
-    result = _compose(COMPOSE_FILE, "config", "--format", "json")
-    assert result.returncode == 0, result.stderr
-    return dict(json.loads(result.stdout))
-
-
-def _binds(service: dict[str, Any]) -> dict[str, Path]:
-    """Container path -> host path of a service's bind mounts."""
-    return {v["target"]: Path(v["source"]) for v in service.get("volumes", [])
-            if v["type"] == "bind"}
-
-
-def _mounted(service: dict[str, Any], container_path: str) -> Path:
-    """The host file a container path of the service resolves to through its binds."""
-    for target, source in sorted(_binds(service).items(), key=lambda kv: -len(kv[0])):
-        if container_path == target or container_path.startswith(target.rstrip("/") + "/"):
-            return source / Path(container_path).relative_to(target)
-    raise AssertionError(f"{container_path} is not mounted")
-
-
-def _lay_out(service: dict[str, Any], root: Path) -> None:
-    """Copy a service's bind mounts under root at their container paths."""
-    for target, source in _binds(service).items():
-        destination = root / target.lstrip("/")
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, destination)
-        else:
-            shutil.copy(source, destination)
-
-
-def _flag(service: dict[str, Any], name: str) -> str:
-    """The value of --name=value (or -name=value) in a service's command."""
-    for arg in service["command"]:
-        key, _, value = arg.lstrip("-").partition("=")
-        if key == name:
-            return str(value)
-    raise AssertionError(f"no --{name} in {service['command']}")
+__all__ = ["stack"]  # the fixture, shared
 
 
 def test_every_bind_mounted_file_is_in_the_repository(stack: dict[str, Any]) -> None:
@@ -97,97 +48,6 @@ def test_every_bind_mounted_file_is_in_the_repository(stack: dict[str, Any]) -> 
         for target, source in _binds(service).items():
             assert source.exists(), (name, target, source)
             assert source.is_relative_to(REPO), (name, source)
-
-
-# --- Prometheus -----------------------------------------------------------------
-
-
-def test_promtool_accepts_the_config_and_rules_as_the_container_sees_them(
-    stack: dict[str, Any], tmp_path: Path,
-) -> None:
-    prometheus = stack["services"]["prometheus"]
-    _lay_out(prometheus, tmp_path)
-    config = tmp_path / _flag(prometheus, "config.file").lstrip("/")
-    checked = _run(_tool("promtool"), "check", "config", str(config))
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-    # Every rule file of the repository is loaded through the mounts, none is left out.
-    for rule in PROMETHEUS_RULES:
-        assert f"Checking {config.parent / 'rules' / rule.name}" in checked.stdout, checked.stdout
-        assert "SUCCESS" in checked.stdout
-
-
-def test_promtool_fails_when_the_rules_are_not_mounted(
-    stack: dict[str, Any], tmp_path: Path,
-) -> None:
-    prometheus = dict(stack["services"]["prometheus"])
-    prometheus["volumes"] = [v for v in prometheus["volumes"]
-                             if not v["target"].endswith("/rules")]
-    _lay_out(prometheus, tmp_path)
-    (tmp_path / "etc" / "prometheus" / "rules").mkdir()
-    (tmp_path / "etc" / "prometheus" / "rules" / "broken.yml").write_text(
-        "groups: [{name: x, rules: [{alert: A, expr: 'up =='}]}]\n")
-    config = tmp_path / _flag(prometheus, "config.file").lstrip("/")
-    checked = _run(_tool("promtool"), "check", "config", str(config))
-    assert checked.returncode != 0
-
-
-def _scrape_targets(stack: dict[str, Any]) -> dict[str, list[str]]:
-    config_path = _mounted(stack["services"]["prometheus"],
-                           _flag(stack["services"]["prometheus"], "config.file"))
-    config = yaml.safe_load(config_path.read_text())
-    return {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
-            for job in config["scrape_configs"]}
-
-
-def test_every_scrape_target_is_a_compose_service_serving_that_port(
-    stack: dict[str, Any],
-) -> None:
-    services = stack["services"]
-    targets = _scrape_targets(stack)
-    assert set(targets) >= {"api", "relay", "worker", "router", "b2bua"}
-    for job, addresses in targets.items():
-        for address in addresses:
-            host, _, port = address.rpartition(":")
-            assert host in services, (job, address)
-            env = services[host].get("environment", {})
-            if host == "api":  # /metrics on its HTTP port
-                assert any(p["target"] == int(port) for p in services["api"]["ports"]), address
-                continue
-            if host == "b2bua" and port != METRICS_PORT:  # a worker of the pool, below
-                continue
-            assert env.get("DIALTONE_METRICS_PORT") == port, (job, address)
-            assert env.get("DIALTONE_METRICS_HOST") == "0.0.0.0", (job, address)
-    # The pool's parent, then worker i on the pool's port + 1 + i, for each worker.
-    command = services["b2bua"]["command"]
-    workers = int(command[command.index("--workers") + 1])
-    assert targets["b2bua"] == [f"b2bua:{METRICS_PORT}"] + [
-        f"b2bua:{int(METRICS_PORT) + 1 + i}" for i in range(workers)]
-
-
-# Dialtone services that run once and exit: nothing stays up to scrape.
-RUN_ONCE = {"kafka-init", "migrate"}
-
-
-def test_every_long_running_dialtone_service_is_a_scrape_job_named_after_its_budget(
-    stack: dict[str, Any],
-) -> None:
-    """A dialtone process left out of prometheus.yml would be down without an alert
-    and over its memory budget unseen (the RSS rules select on the job)."""
-    services = stack["services"]
-    dialtone = {name for name, service in services.items()
-                if str(service.get("image", "")).startswith("dialtone") and name not in RUN_ONCE}
-    assert dialtone >= {"recordings", "registrations"}
-    assert set(_scrape_targets(stack)) >= dialtone
-    assert set(_scrape_targets(stack)) <= set(load_budgets())
-
-
-def test_prometheus_sends_alerts_to_the_compose_alertmanager(stack: dict[str, Any]) -> None:
-    prometheus = stack["services"]["prometheus"]
-    config = yaml.safe_load(_mounted(prometheus, _flag(prometheus, "config.file")).read_text())
-    targets = [t for am in config["alerting"]["alertmanagers"]
-               for sc in am["static_configs"] for t in sc["targets"]]
-    assert targets == ["alertmanager:9093"]
-    assert any(p["target"] == 9093 for p in stack["services"]["alertmanager"]["ports"])
 
 
 # --- Alertmanager ---------------------------------------------------------------
@@ -311,87 +171,6 @@ def test_the_real_alertmanager_inhibits_what_the_database_outage_explains(
     finally:
         process.terminate()
         process.wait(10)
-
-
-# --- Kamailio -------------------------------------------------------------------
-
-
-def _render_kamailio(stack: dict[str, Any], out: Path, **overrides: str) -> Path:
-    """Run the kamailio service's entrypoint as the container does, stopping before
-    Kamailio starts, on a loopback listen address."""
-    service = stack["services"]["kamailio"]
-    script = _mounted(service, service["entrypoint"][-1])
-    env = {**service["environment"], "PATH": "/usr/bin:/bin",
-           "SRC_DIR": str(_mounted(service, service["environment"]["SRC_DIR"])),
-           "OUT_DIR": str(out), "LISTEN_IP": "127.0.0.1", "CHECK_ONLY": "1", **overrides}
-    subprocess.run(["sh", str(script)], env=env, check=True, timeout=30)
-    return out / "kamailio.cfg"
-
-
-def test_the_compose_kamailio_config_passes_kamailio_check(
-    stack: dict[str, Any], tmp_path: Path,
-) -> None:
-    config = _render_kamailio(stack, tmp_path)
-    # One line per worker of the b2bua pool, on every port it listens on.
-    command = stack["services"]["b2bua"]["command"]
-    workers = int(command[command.index("--workers") + 1])
-    assert stack["services"]["kamailio"]["environment"]["B2BUA_WORKERS"] == str(workers)
-    assert workers > 1
-    assert (tmp_path / "dispatcher.list").read_text().splitlines() == [
-        f"1 sip:b2bua:{5070 + i} 0 0 duid=b2bua:{5070 + i};maxload=2" for i in range(workers)]
-    # Each worker's SIP port and RTP block (10000 + (port % 500) * 40, 40 ports) is published.
-    published = {port for mapping in stack["services"]["b2bua"]["ports"]
-                 for port in range(int(mapping["published"].split("-")[0]),
-                                   int(mapping["published"].split("-")[-1]) + 1)}
-    for i in range(workers):
-        rtp = 10000 + (5070 + i) % 500 * 40
-        assert {5070 + i, *range(rtp, rtp + 40)} <= published, i
-    text = config.read_text()
-    assert "LISTEN_ADDR" not in text
-    assert "DISPATCHER_LIST" not in text
-    # The workers' edge name (DIALTONE_SIP_EDGE's host) is this proxy's alias.
-    edge_host = stack["services"]["b2bua"]["environment"]["DIALTONE_SIP_EDGE"].split(":")[0]
-    assert f'alias="{edge_host}"' in text.splitlines()
-    check = _run(_tool("kamailio"), "-c", "-f", str(config))
-    assert check.returncode == 0, check.stdout + check.stderr
-    # The dispatcher targets the compose B2BUA on the SIP port it listens on.
-    assert stack["services"]["b2bua"]["command"][-2:] == ["--port", "5070"]
-    # No certificate in the mounted directory: UDP only, tls.cfg left unfilled.
-    assert "#!define WITH_TLS" not in text
-    assert "listen=tls:TLS_ADDRESS" in (tmp_path / "tls.cfg").read_text()
-
-
-def test_the_compose_kamailio_serves_tls_with_a_mounted_certificate(
-    stack: dict[str, Any], tmp_path: Path,
-) -> None:
-    service = stack["services"]["kamailio"]
-    env = service["environment"]
-    # The paths the entrypoint reads are in the mounted certificate directory
-    # (infra/kamailio/tls/ by default), and the TLS port is published.
-    for name in ("TLS_CERTIFICATE", "TLS_PRIVATE_KEY"):
-        assert _mounted(service, env[name]).parent == REPO / "infra" / "kamailio" / "tls"
-    assert {(p["target"], p["protocol"]) for p in service["ports"]} >= {
-        (5060, "udp"), (5061, "tcp")}
-    files = make_server_certificate(tmp_path / "certificate")
-    out = tmp_path / "out"
-    out.mkdir()
-    config = _render_kamailio(stack, out, TLS_CERTIFICATE=str(files.certificate),
-                              TLS_PRIVATE_KEY=str(files.private_key))
-    assert config.read_text().splitlines()[1] == "#!define WITH_TLS"
-    tls = (out / "tls.cfg").read_text()
-    assert "listen=tls:127.0.0.1:5061" in tls
-    assert f'modparam("tls", "certificate", "{files.certificate}")' in tls
-    assert f'modparam("tls", "private_key", "{files.private_key}")' in tls
-    check = _run(_tool("kamailio"), "-c", "-f", str(config))
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert "tls: 127.0.0.1 [127.0.0.1]:5061" in check.stdout + check.stderr
-
-
-def test_kamailio_check_rejects_a_broken_config(stack: dict[str, Any], tmp_path: Path) -> None:
-    config = _render_kamailio(stack, tmp_path)
-    config.write_text(config.read_text().replace('loadmodule "dispatcher.so"\n', ""))
-    check = _run(_tool("kamailio"), "-c", "-f", str(config))
-    assert check.returncode != 0
 
 
 # --- Grafana --------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """The Queue aggregate: configuration commands and their audit events, service
-order (priority, arrival, requeue to the head of the band), and the call-flow
-accounting (answered, abandoned with its wait, overflow, transfers)."""
+order (priority, arrival, requeue to the head of the band), the figures (service
+level, abandon rate, waits) and the rebuild from stored events. The call-flow
+accounting (answered, abandoned, overflow, transfers) is in test_queue_call_flow.py."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
@@ -14,7 +14,6 @@ from domain.addressing import Target, TargetKind
 from domain.errors import IllegalTransition, InvalidValue
 from domain.queue import (
     CallAlreadyQueued,
-    CallNotQueued,
     NotAMember,
     Queue,
     QueuedCall,
@@ -24,32 +23,20 @@ from domain.queue import (
 )
 from domain.routing import RoutingPolicy, WaitingCall
 from domain.timed import TimedAggregate
-
-T0 = datetime(2025, 3, 1, 9, 0, 0, tzinfo=UTC)
-A1, A2, A3 = (UUID(int=n) for n in (1, 2, 3))
-C1, C2, C3, C4, C5 = (UUID(int=100 + n) for n in range(1, 6))
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def new_queue(key: str = "sales", **kwargs: object) -> Queue:
-    queue = Queue.create(key, key.title(), occurred_at=T0, **kwargs)  # type: ignore[arg-type]
-    for agent_id in (A1, A2, A3):
-        queue.add_member(agent_id, 0, T0)
-    queue.collect_events()
-    return queue
-
-
-def order(queue: Queue) -> list[UUID]:
-    return [c.call_id for c in queue.calls]
-
-
-def flow_balances(tally: QueueTally, waiting: int) -> bool:
-    left = tally.answered + tally.abandoned + tally.overflowed + tally.transferred_out
-    return tally.offered == left + waiting
-
+from tests.unit.queue_support import (
+    A1,
+    A2,
+    C1,
+    C2,
+    C3,
+    C4,
+    C5,
+    T0,
+    at,
+    flow_balances,
+    new_queue,
+    order,
+)
 
 # -- configuration ------------------------------------------------------------------
 
@@ -223,146 +210,6 @@ def test_enqueue_refuses_a_call_already_waiting_and_a_bad_priority() -> None:
         queue.enqueue(C2, 100, at(2))
     with pytest.raises(InvalidValue):
         queue.enqueue(C2, 0, at(2), transferred_from=queue.id)
-
-
-# -- offers and answers -------------------------------------------------------------
-
-
-def test_offer_records_the_ring_and_the_members_offer_ordinal() -> None:
-    queue = new_queue()
-    queue.enqueue(C1, 0, at(1))
-    queue.enqueue(C2, 0, at(2))
-    queue.offer(C1, A2, at(3))
-    queue.offer(C2, A1, at(4))
-    assert queue.call(C1).offered_to == (A2,)
-    assert (queue.members[A2].last_offered, queue.members[A1].last_offered) == (1, 2)
-    assert queue.members[A3].last_offered is None
-    assert queue.tally.agent_offers == 2
-
-
-def test_offer_refuses_strangers_repeats_and_unknown_calls() -> None:
-    queue = new_queue()
-    queue.enqueue(C1, 0, at(1))
-    queue.offer(C1, A1, at(2))
-    with pytest.raises(NotAMember):
-        queue.offer(C1, UUID(int=77), at(3))
-    with pytest.raises(IllegalTransition):
-        queue.offer(C1, A1, at(3))
-    with pytest.raises(CallNotQueued):
-        queue.offer(C2, A1, at(3))
-
-
-def test_answer_removes_the_call_and_records_its_wait() -> None:
-    queue = new_queue()
-    queue.enqueue(C1, 0, at(1))
-    queue.offer(C1, A1, at(10))
-    queue.answer(C1, A1, at(13.5))
-    answered = queue.collect_events()[-1]
-    assert isinstance(answered, Queue.CallAnswered)
-    assert (answered.agent_id, answered.wait_s, answered.service_level_s) == (A1, 12.5, 20.0)
-    assert queue.calls == []
-    assert (queue.tally.answered, queue.tally.answered_within_sl) == (1, 1)
-
-
-def test_a_call_is_answered_at_most_once_per_visit() -> None:
-    queue = new_queue(strategy=RoutingStrategy.RING_ALL)
-    queue.enqueue(C1, 0, at(1))
-    queue.offer(C1, A1, at(2))
-    queue.offer(C1, A2, at(2))
-    queue.answer(C1, A2, at(5))
-    with pytest.raises(CallNotQueued):
-        queue.answer(C1, A1, at(5))  # lost the ring-all race
-    assert queue.tally.answered == 1
-
-
-def test_answer_refuses_an_agent_the_call_was_not_offered_to() -> None:
-    queue = new_queue()
-    queue.enqueue(C1, 0, at(1))
-    queue.offer(C1, A1, at(2))
-    with pytest.raises(IllegalTransition):
-        queue.answer(C1, A2, at(3))
-
-
-def test_an_answer_after_the_service_level_threshold_is_not_within_it() -> None:
-    queue = new_queue(service_level_s=10)
-    queue.enqueue(C1, 0, at(0))
-    queue.offer(C1, A1, at(9))
-    queue.answer(C1, A1, at(10.5))
-    assert (queue.tally.answered, queue.tally.answered_within_sl) == (1, 0)
-
-
-# -- leaving without an answer ------------------------------------------------------
-
-
-def test_abandon_records_the_wait_and_whether_it_was_within_the_threshold() -> None:
-    queue = new_queue(service_level_s=20)
-    queue.enqueue(C1, 0, at(0))
-    queue.enqueue(C2, 0, at(0))
-    queue.offer(C2, A1, at(1))  # abandoned while ringing too
-    queue.abandon(C1, at(5))
-    queue.abandon(C2, at(42))
-    waits = [e.wait_s for e in queue.collect_events() if isinstance(e, Queue.CallAbandoned)]
-    assert waits == [5.0, 42.0]
-    assert (queue.tally.abandoned, queue.tally.abandoned_within_sl) == (2, 1)
-    assert queue.calls == []
-
-
-def test_abandon_refuses_a_call_not_in_the_queue() -> None:
-    with pytest.raises(CallNotQueued):
-        new_queue().abandon(C1, at(1))
-
-
-def test_overdue_lists_calls_past_max_wait_and_overflow_sends_them_on() -> None:
-    queue = new_queue()
-    night = Target.number("+15550100")
-    queue.set_overflow(60, night, at(0))
-    queue.enqueue(C1, 0, at(0))
-    queue.enqueue(C2, 0, at(30))
-    assert queue.overdue(at(59)) == []
-    assert queue.overdue(at(60)) == [C1]
-    queue.overflow(C1, at(61))
-    event = queue.collect_events()[-1]
-    assert isinstance(event, Queue.CallOverflowed)
-    assert (event.target_kind, event.target_value, event.wait_s) == ("number", "+15550100", 61)
-    assert order(queue) == [C2]
-    assert queue.tally.overflowed == 1
-
-
-def test_overflow_needs_a_target_and_overdue_needs_a_max_wait() -> None:
-    queue = new_queue()
-    queue.enqueue(C1, 0, at(0))
-    assert queue.overdue(at(10_000)) == []
-    with pytest.raises(IllegalTransition):
-        queue.overflow(C1, at(1))
-
-
-def test_a_call_moved_between_queues_is_offered_once_to_each_and_answered_once() -> None:
-    sales, support = new_queue("sales"), new_queue("support")
-    sales.enqueue(C1, 0, at(0))
-    sales.transfer_out(C1, Target.queue(support.id), at(30))
-    support.enqueue(C1, 0, at(30), transferred_from=sales.id)
-    support.offer(C1, A1, at(31))
-    support.answer(C1, A1, at(35))
-    assert sales.tally == QueueTally(offered=1, transferred_out=1)
-    assert support.tally == QueueTally(
-        offered=1, transferred_in=1, answered=1, answered_within_sl=1, agent_offers=1
-    )
-    answered = support.collect_events()[-1]
-    assert isinstance(answered, Queue.CallAnswered)
-    assert answered.wait_s == 5.0  # the wait in this queue
-    assert flow_balances(sales.tally, 0)
-    assert flow_balances(support.tally, 0)
-
-
-def test_transfer_out_refuses_itself_and_recordings() -> None:
-    queue = new_queue()
-    queue.enqueue(C1, 0, at(0))
-    with pytest.raises(InvalidValue):
-        queue.transfer_out(C1, Target.queue(queue.id), at(1))
-    with pytest.raises(InvalidValue):
-        queue.transfer_out(C1, Target.recording("closed"), at(1))
-    queue.transfer_out(C1, Target.number("2001"), at(1))
-    assert queue.calls == []
 
 
 # -- figures --------------------------------------------------------------------------

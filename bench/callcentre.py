@@ -48,18 +48,16 @@ from application.callcentre import CallCentreService
 from application.calls import CallService
 from bench.acd import commit_times
 from bench.common import machine_facts, percentile_ms
-from bench.memory import group_memory
+from bench.memory import group_memory, with_children
 from bench.sip_stack import (
     Stack,
     Workers,
     free_udp,
     mulaw_wav,
-    pool_pids,
     start_database,
     start_pool,
     start_workers,
     workdir,
-    worker_env,
 )
 from dialtone.database import eventsourcing_env
 from dialtone.services.postgres import EmbeddedPostgres
@@ -117,11 +115,10 @@ def start(stack: Stack, dsn: str, load: Load) -> list[tuple[int, int]]:
     counts; it takes no call)."""
     workers = Workers(load.workers, load.calls_per_worker, RTP_BASE,
                       args=("--pj-log-level", "1"), start_batch=START_BATCH)
-    env = worker_env(stack, dsn)
     if not load.pool:
-        return [(port, proc.pid) for port, proc in start_workers(stack, workers, env)]
-    first, parent = start_pool(stack, workers, env)
-    pids = pool_pids(parent)
+        return [(port, proc.pid) for port, proc in start_workers(stack, workers, dsn)]
+    first, parent = start_pool(stack, workers, dsn)
+    pids = with_children(parent.pid)
     return [(0, pids[0]), *zip(range(first, first + load.workers), pids[1:], strict=True)]
 
 

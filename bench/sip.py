@@ -38,18 +38,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.memory import Memory, PeakMemory, group_memory
+from bench.memory import Memory, PeakMemory, group_memory, with_children
 from bench.sip_stack import (
     Stack,
     Workers,
     free_udp,
     mulaw_wav,
-    pool_pids,
     start_database,
     start_pool,
     start_workers,
     workdir,
-    worker_env,
 )
 from devtools.kamailio import start_kamailio
 from dialtone.commands.b2bua import call_service_factory, callcentre_service_factory
@@ -133,11 +131,10 @@ def start(stack: Stack, args: argparse.Namespace, uas_port: int, dsn: str,
     create_schema(dsn)
     workers = Workers(args.workers, args.max_calls, RTP_BASE,
                       args=("--route", f"prefix:=sip:{{number}}@127.0.0.1:{uas_port}"))
-    env = worker_env(stack, dsn)
     if args.pool:
-        first, parent = start_pool(stack, workers, env)
-        return list(range(first, first + args.workers)), lambda: pool_pids(parent)
-    started = start_workers(stack, workers, env)
+        first, parent = start_pool(stack, workers, dsn)
+        return list(range(first, first + args.workers)), lambda: with_children(parent.pid)
+    started = start_workers(stack, workers, dsn)
     pids = [proc.pid for _, proc in started]
     return [port for port, _ in started], lambda: pids
 

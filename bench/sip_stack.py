@@ -24,7 +24,6 @@ from pathlib import Path
 
 from adapters.media.tones import tone_samples
 from bench.common import restart_with
-from bench.memory import with_children
 from dialtone.commands.b2bua import spawn_worker
 from dialtone.database import EVENT_TABLES_READY, ensure_database
 from dialtone.migrations import apply_migrations
@@ -115,9 +114,10 @@ def start_database(stack: Stack, name: str, settings: dict[str, str],
     return dsn, server
 
 
-def worker_env(stack: Stack, dsn: str) -> dict[str, str]:
-    """The workers' environment. The caller made the event tables: dozens of workers
-    making them at once race in PostgreSQL's catalog ("tuple concurrently updated")."""
+def _worker_env(stack: Stack, dsn: str) -> dict[str, str]:
+    """The workers' environment, telling them the event tables exist: whoever starts
+    workers makes the tables first, since dozens of workers making them at once
+    race in PostgreSQL's catalog ("tuple concurrently updated")."""
     return {**os.environ, "DATABASE_URL": dsn, "DIALTONE_DATA_DIR": str(stack.work / "data"),
             EVENT_TABLES_READY: "1", "DIALTONE_LOG_LEVEL": "INFO"}
 
@@ -139,8 +139,9 @@ class Workers:
 Started = list[tuple[int, subprocess.Popen[bytes]]]
 
 
-def start_workers(stack: Stack, workers: Workers, env: dict[str, str]) -> Started:
+def start_workers(stack: Stack, workers: Workers, dsn: str) -> Started:
     """Separate worker processes, each on a port of its own: (port, process) each."""
+    env = _worker_env(stack, dsn)
     started: Started = []
     for index in range(workers.count):
         port = free_udp()
@@ -154,22 +155,18 @@ def start_workers(stack: Stack, workers: Workers, env: dict[str, str]) -> Starte
     return started
 
 
-def start_pool(stack: Stack, workers: Workers, env: dict[str, str],
+def start_pool(stack: Stack, workers: Workers, dsn: str,
                ) -> tuple[int, subprocess.Popen[bytes]]:
     """The workers as one ``dialtone b2bua --workers N``, forked from one parent on
-    consecutive ports: (the first port, the parent)."""
+    consecutive ports: (the first port, the parent; ``with_children`` gives its
+    workers' pids)."""
     first = free_port_run(workers.count)
     log = stack.work / "b2bua-pool.log"
     parent = stack.adopt(spawn_worker(
-        first, env=env, log_file=log,
+        first, env=_worker_env(stack, dsn), log_file=log,
         extra_args=["--workers", str(workers.count), *workers.options(workers.rtp_base)]))
     wait_listening([(log, parent, workers.count)], timeout=60 + 5 * workers.count)
     return first, parent
-
-
-def pool_pids(parent: subprocess.Popen[bytes]) -> list[int]:
-    """The pool's parent first, then its workers."""
-    return with_children(parent.pid)
 
 
 def wait_listening(started: list[tuple[Path, subprocess.Popen[bytes], int]],

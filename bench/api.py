@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import httpx
+import httpx2
 import psutil
 
 from api.auth.authenticator import Authenticator
@@ -103,7 +103,7 @@ def session_priority(priority: int | None) -> Iterator[None]:
         AUTOGROUP.write_text(before)
 
 
-def seed_callcentre(client: httpx.Client, key: str, agents: int) -> None:
+def seed_callcentre(client: httpx2.Client, key: str, agents: int) -> None:
     """`agents` agents, all members of queue `sales`, through the API (projected by up)."""
     auth = {"Authorization": f"Bearer {key}"}
     client.post("/v1/queues", json={"key": QUEUE, "name": "Sales"},
@@ -121,7 +121,7 @@ def seed_callcentre(client: httpx.Client, key: str, agents: int) -> None:
     wait(projected, 60, "the agents in the projections")
 
 
-def login(client: httpx.Client, password: str) -> str:
+def login(client: httpx2.Client, password: str) -> str:
     answer = client.post("/v1/auth/token", data={"username": "admin", "password": password})
     answer.raise_for_status()
     return str(answer.json()["access_token"])
@@ -256,7 +256,7 @@ def full_collections(base_url: str) -> float:
     """Full (generation 2) garbage collections so far in the API process that answers
     (prometheus-client's `python_gc_collections_total`; with several API workers, one
     of them)."""
-    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    text = httpx2.get(f"{base_url}/metrics", timeout=10).text
     for line in text.splitlines():
         if line.startswith('python_gc_collections_total{generation="2"}'):
             return float(line.split()[-1])
@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
         up_args = ["--api-workers", str(args.api_workers), *args.up_arg]
         with running_up(dsn, data_dir, port, up_args, ready_within_s=60) as up:
             base_url = f"http://127.0.0.1:{port}"
-            with httpx.Client(base_url=base_url, timeout=10) as client:
+            with httpx2.Client(base_url=base_url, timeout=10) as client:
                 seed_callcentre(client, key, args.agents)
                 token = login(client, password)
             spec = {"base_url": base_url, "rate": args.rate, "seconds": args.seconds,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
+import httpx2
 import psycopg
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -142,16 +142,16 @@ class Scraper(threading.Thread):
         self._halt = threading.Event()
 
     def run(self) -> None:
-        with httpx.Client(timeout=5) as client:
+        with httpx2.Client(timeout=5) as client:
             while not self._halt.wait(self.interval):
                 for url in self.urls:
                     self._scrape(client, url)
 
-    def _scrape(self, client: httpx.Client, url: str) -> None:
+    def _scrape(self, client: httpx2.Client, url: str) -> None:
         try:
             response = client.get(url)
             response.raise_for_status()
-        except httpx.HTTPError:
+        except httpx2.HTTPError:
             self.failures += 1
             return
         self.scrapes += 1

@@ -45,7 +45,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import aiohttp
-import httpx
+import httpx2
 import psutil
 import uvloop
 
@@ -286,7 +286,7 @@ def snapshot_phase(args: argparse.Namespace, base_url: str, key: str, up_pid: in
     shot = {"label": "GET /v1/live  key", "path": "/v1/live", "headers": headers}
     spec = {"base_url": base_url, "rate": args.rate, "seconds": args.seconds,
             "warmup": args.warmup, "connections": args.connections, "shots": [shot]}
-    with httpx.Client(base_url=base_url, timeout=30) as client:
+    with httpx2.Client(base_url=base_url, timeout=30) as client:
         body = client.get("/v1/live", headers=headers)
         body.raise_for_status()
         live = body.json()

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
-import httpx
+import httpx2
 import psycopg
 
 from application.calls import CallService
@@ -104,12 +104,12 @@ class ApiPoller(threading.Thread):
         return min(unseen, default=datetime.now(UTC)) - timedelta(seconds=1)
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=5, headers=self.headers) as client:
+        with httpx2.Client(base_url=self.base_url, timeout=5, headers=self.headers) as client:
             while not self.stop.is_set():
                 self._poll(client)
                 time.sleep(0.005)
 
-    def _poll(self, client: httpx.Client) -> None:
+    def _poll(self, client: httpx2.Client) -> None:
         cursor = None
         while True:
             params = {"from": self.since.isoformat(), "limit": "1000"}
@@ -152,8 +152,8 @@ def api_up(base_url: str) -> bool:
     """/readyz: the API serves. Not /healthz, which also wants a router and
     heartbeats of services this benchmark does not run (docs/health.md)."""
     try:
-        return httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200
-    except httpx.HTTPError:
+        return httpx2.get(f"{base_url}/readyz", timeout=1).status_code == 200
+    except httpx2.HTTPError:
         return False
 
 

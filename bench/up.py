@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from bench.common import wait
 
@@ -28,10 +28,10 @@ def start_up(dsn: str, data_dir: Path, port: int, up_args: Sequence[str],
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def ready(client: httpx.Client) -> bool:
+def ready(client: httpx2.Client) -> bool:
     try:
         return client.get("/readyz").status_code == 200
-    except httpx.HTTPError:
+    except httpx2.HTTPError:
         return False
 
 
@@ -43,7 +43,7 @@ def running_up(dsn: str, data_dir: Path, port: int, up_args: Sequence[str], *,
     log = data_dir / "up.log"
     up = start_up(dsn, data_dir, port, up_args, log)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             wait(lambda: ready(client) or up.poll() is not None, ready_within_s,
                  "dialtone up")
         if up.poll() is not None:

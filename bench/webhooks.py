@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from multiprocessing import get_context
 from typing import Any
 
-import httpx
+import httpx2
 import psycopg
 
 from api.routes.webhooks import new_secret
@@ -79,7 +79,7 @@ def receiver_main(port: int, secret: str) -> None:
 
 
 def _stats(base: str) -> dict[str, Any]:
-    return dict(httpx.get(f"{base}/stats", timeout=30).json())
+    return dict(httpx2.get(f"{base}/stats", timeout=30).json())
 
 
 def _wait_arrivals(base: str, count: int, limit_s: float = 300) -> dict[str, Any]:
@@ -133,7 +133,7 @@ def _initiate(service: CallService, n: int) -> None:
 
 def throughput(service: CallService, database_url: str, base: str, events: int,
                dispatchers: int) -> None:
-    httpx.post(f"{base}/reset")
+    httpx2.post(f"{base}/reset")
     with service.batch():
         for n in range(events):
             _initiate(service, n)
@@ -202,7 +202,7 @@ def http_ceiling(base: str, secret: str, requests: int) -> None:
 
 
 def latency(service: CallService, database_url: str, base: str, seconds: float) -> None:
-    httpx.post(f"{base}/reset")
+    httpx2.post(f"{base}/reset")
     follower = StoreFollower(service, database_url, tick_s=0.05)
     follower.catch_up()
     dispatcher = DispatcherThread(database_url, SETTINGS)
@@ -272,7 +272,7 @@ def _wait_receiver(base: str) -> None:
         try:
             _stats(base)
             return
-        except httpx.HTTPError:
+        except httpx2.HTTPError:
             time.sleep(0.05)
     raise SystemExit("the receiver did not start")
 

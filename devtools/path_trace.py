@@ -35,7 +35,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import httpx
+import httpx2
 import psycopg
 
 from dialtone.services.ports import free_port
@@ -137,8 +137,8 @@ def _wait(ready: Callable[[], bool], seconds: float, what: str,
 
 def _answers(url: str) -> bool:
     try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
+        return httpx2.get(url, timeout=2).status_code == 200
+    except httpx2.HTTPError:
         return False
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 
-import httpx
+import httpx2
 import psutil
 
 from application.identity.model import Role
@@ -35,8 +35,8 @@ def _workers(parent: int) -> set[int]:
 
 def _answers(base: str) -> bool:
     try:
-        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
+        return httpx2.get(f"{base}/readyz", timeout=2).status_code == 200
+    except httpx2.HTTPError:
         return False
 
 
@@ -53,7 +53,7 @@ def test_api_workers_serve_one_port_and_stop_on_sigterm(
              "two API workers answering", processes=(api,))
     # A command through a worker: each is the whole app, on the parent's database.
     key = {"Authorization": f"Bearer {api_key(database_url, Role.ADMIN)}"}
-    created = httpx.post(f"{base}/v1/agents", json={"key": "alice", "name": "Alice"},
+    created = httpx2.post(f"{base}/v1/agents", json={"key": "alice", "name": "Alice"},
                          headers=key, timeout=30)
     assert created.status_code == 201, created.text
 

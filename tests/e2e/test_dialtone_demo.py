@@ -9,7 +9,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from application.callcentre import CallCentreService
@@ -25,8 +25,8 @@ pytestmark = pytest.mark.sip
 
 def _answered(base: str, auth: dict[str, str]) -> int:
     try:
-        response = httpx.get(f"{base}/v1/queues/sales/live", timeout=2, headers=auth)
-    except httpx.HTTPError:
+        response = httpx2.get(f"{base}/v1/queues/sales/live", timeout=2, headers=auth)
+    except httpx2.HTTPError:
         return 0
     if response.status_code != 200:
         return 0
@@ -35,8 +35,8 @@ def _answered(base: str, auth: dict[str, str]) -> int:
 
 def _ready(base: str) -> bool:
     try:
-        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
+        return httpx2.get(f"{base}/readyz", timeout=2).status_code == 200
+    except httpx2.HTTPError:
         return False
 
 
@@ -69,7 +69,7 @@ def test_demo_answers_calls_within_a_minute_and_stops_cleanly_on_ctrl_c(
     wait_for(lambda: _answered(base, auth) >= 2, 60, "two calls answered in queue sales",
              processes=(demo,))
     assert "answered after" in demo.log.read_text()
-    agents = httpx.get(f"{base}/v1/agents", timeout=5, headers=auth).json()["data"]
+    agents = httpx2.get(f"{base}/v1/agents", timeout=5, headers=auth).json()["data"]
     assert {a["key"] for a in agents} >= {"alice", "bob", "carol", "dave"}
 
     assert demo.proc is not None

@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
+import httpx2
 import psutil
 import pytest
 
@@ -27,10 +27,10 @@ from tests.fixtures.sip import _udp_free, free_udp_port, udp_exchange
 Spawn = Callable[..., DialtoneProcess]
 
 
-def _get(url: str, headers: dict[str, str] | None = None) -> httpx.Response | None:
+def _get(url: str, headers: dict[str, str] | None = None) -> httpx2.Response | None:
     try:
-        return httpx.get(url, timeout=2, headers=headers)
-    except httpx.HTTPError:
+        return httpx2.get(url, timeout=2, headers=headers)
+    except httpx2.HTTPError:
         return None
 
 
@@ -133,9 +133,9 @@ def test_up_runs_embedded_postgres_projections_and_api_until_interrupted(
     printed = up.process.log.read_text()
     assert printed.count(password) == 1
     assert f"$(cat {up.data_dir / PASSWORD_FILE})" in printed
-    token = httpx.post(f"{up.base}/v1/auth/token", timeout=10,
+    token = httpx2.post(f"{up.base}/v1/auth/token", timeout=10,
                        data={"username": "admin", "password": password}).json()["access_token"]
-    calls = httpx.get(f"{up.base}/v1/calls", timeout=10,
+    calls = httpx2.get(f"{up.base}/v1/calls", timeout=10,
                       headers={"Authorization": f"Bearer {token}"})
     assert calls.status_code == 200, calls.text
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
-import httpx
+import httpx2
 import pytest
 
 from application.callcentre import CallCentreService
@@ -39,8 +39,8 @@ def centre(database_url: str) -> Iterator[CallCentreService]:
 
 def _ready(base: str) -> bool:
     try:
-        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
+        return httpx2.get(f"{base}/readyz", timeout=2).status_code == 200
+    except httpx2.HTTPError:
         return False
 
 

@@ -36,7 +36,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import psycopg
 import pytest
 
@@ -110,7 +110,7 @@ def fragments(secret: str) -> list[str]:
 def drive(up: Up, admin_password: str, workdir: Path) -> dict[str, str]:
     """Every credential path through the running API and one SIP call; the secrets used."""
     base = up.base
-    with httpx.Client(base_url=base, timeout=15) as http:
+    with httpx2.Client(base_url=base, timeout=15) as http:
         wrong = http.post("/v1/auth/token", data={"username": "admin", "password": WRONG_PASSWORD})
         assert wrong.status_code == 401, wrong.text
         first = http.post("/v1/auth/token", data={"username": "admin", "password": admin_password})

@@ -15,7 +15,7 @@ import signal
 import uuid
 from collections.abc import Callable
 
-import httpx
+import httpx2
 import psycopg
 import pytest
 
@@ -104,8 +104,8 @@ def test_api_stops_cleanly(database_url: str, second_database: str,
 
     def ready(port: int) -> bool:
         try:
-            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
+            return httpx2.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+        except httpx2.HTTPError:
             return False
 
     for _, port, api in apis:

@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
@@ -118,7 +118,7 @@ def test_a_supervisor_sees_a_call_wait_an_agent_take_it_and_monitors_it_from_a_c
     sam = phone("sam", "--answer-after", "0.2")
     add_user(database_url, "sam", Role.SUPERVISOR)
     admin = {"Authorization": f"Bearer {api_key(database_url, Role.ADMIN)}"}
-    assert httpx.put(f"{site}/v1/auth/users/sam/device", json={"device": sam.uri},
+    assert httpx2.put(f"{site}/v1/auth/users/sam/device", json={"device": sam.uri},
                      headers=admin).status_code == 204
 
     browser.get(f"{site}/wallboard")

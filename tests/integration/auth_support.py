@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
+import httpx2
 from fastapi.testclient import TestClient
 
 from api.auth.authenticator import Authenticator
@@ -37,8 +37,8 @@ def add_user(database_url: str, username: str, role: Role, tenant: str = "defaul
 
 
 def login(client: TestClient, username: str, password: str = PASSWORD,
-          **headers: str) -> httpx.Response:
-    response: httpx.Response = client.post(
+          **headers: str) -> httpx2.Response:
+    response: httpx2.Response = client.post(
         "/v1/auth/token", data={"username": username, "password": password}, headers=headers)
     return response
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 import uvicorn
 from fastapi import FastAPI
 
@@ -63,7 +63,7 @@ class SseReader:
     comments: int = 0
     ended: bool = False
     status: int | None = None
-    _client: httpx.Client | None = None
+    _client: httpx2.Client | None = None
 
     def start(self) -> SseReader:
         threading.Thread(target=self._read, daemon=True).start()
@@ -71,7 +71,7 @@ class SseReader:
         return self
 
     def _read(self) -> None:
-        self._client = httpx.Client(timeout=httpx.Timeout(5, read=None))
+        self._client = httpx2.Client(timeout=httpx2.Timeout(5, read=None))
         try:
             with self._client.stream("GET", self.url, headers=self.headers) as response:
                 self.status = response.status_code
@@ -88,7 +88,7 @@ class SseReader:
                         fields = {}
                     else:
                         fields = {}
-        except httpx.HTTPError:
+        except httpx2.HTTPError:
             pass
         finally:
             self.ended = True

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import httpx
+import httpx2
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -44,7 +44,7 @@ def listed(client: TestClient, **params: str) -> list[str]:
     return [cdr["call_id"] for cdr in response.json()["data"]]
 
 
-def next_link(response: httpx.Response) -> str | None:
+def next_link(response: httpx2.Response) -> str | None:
     match = re.fullmatch(r'<(.+)>; rel="next"', response.headers.get("link", ""))
     return match.group(1) if match else None
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from application.identity import service
@@ -69,9 +69,9 @@ def served(database_url: str, tmp_path: Path) -> Iterator[str]:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
+                if httpx2.get(f"{base}/openapi.json", timeout=2).status_code == 200:
                     break
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 time.sleep(0.2)
         else:
             pytest.fail("the API did not start: " + (tmp_path / "api.log").read_text()[-2000:])
@@ -92,7 +92,7 @@ def admin_key(database_url: str) -> str:
 
 def provision(base: str, headers: dict[str, str]) -> None:
     """A little of everything, so reads and stateful links find real resources."""
-    with httpx.Client(base_url=base, timeout=10, headers=headers) as client:
+    with httpx2.Client(base_url=base, timeout=10, headers=headers) as client:
         for path, body in [
             ("/v1/agents", {"key": "alice", "name": "Alice", "skills": {"english": 50}}),
             ("/v1/queues", {"key": "sales", "name": "Sales"}),

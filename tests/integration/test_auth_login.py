@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Any
 
-import httpx
+import httpx2
 import jwt
 import psycopg
 import pytest
@@ -39,7 +39,7 @@ def _scalar(database_url: str, query: str) -> object:
     return row[0]
 
 
-def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
+def _problem(response: httpx2.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith(PROBLEM)
     body: dict[str, Any] = response.json()
@@ -47,7 +47,7 @@ def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
-def _unauthorized(response: httpx.Response) -> dict[str, Any]:
+def _unauthorized(response: httpx2.Response) -> dict[str, Any]:
     assert response.headers.get("www-authenticate") == "Bearer"
     return _problem(response, 401)
 

@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from datetime import datetime
 
 import asyncpg
-import httpx
+import httpx2
 import psycopg
 import pytest
 from pydantic import BaseModel
@@ -174,7 +174,7 @@ def test_a_stream_ends_after_its_time_and_resumes_where_it_was(database_url: str
 
 def opens(url: str, key: str) -> int:
     """The status a new stream gets (the stream itself is left at once)."""
-    with httpx.stream("GET", url + STREAM, headers={"Authorization": f"Bearer {key}"},
+    with httpx2.stream("GET", url + STREAM, headers={"Authorization": f"Bearer {key}"},
                       timeout=10) as response:
         return response.status_code
 

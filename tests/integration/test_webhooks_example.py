@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from api.routes.webhooks import new_secret
 from application.webhooks.delivery import sign
@@ -33,9 +33,9 @@ def test_parallel_deliveries_print_one_whole_line_each(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{port}/"
         for _ in range(200):  # bounded wait for it to listen (50 ms polls)
             try:
-                httpx.get(url, timeout=1)
+                httpx2.get(url, timeout=1)
                 break
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 time.sleep(0.05)
 
         def deliver(n: int) -> int:
@@ -44,11 +44,11 @@ def test_parallel_deliveries_print_one_whole_line_each(tmp_path: Path) -> None:
             for _ in range(5):  # retried as the dispatcher would: its listen backlog is 5
                 try:
                     return http.post(url, content=body, headers=headers).status_code
-                except httpx.TransportError:
+                except httpx2.TransportError:
                     time.sleep(0.05)
             return 0
 
-        with httpx.Client(timeout=30) as http, ThreadPoolExecutor(16) as pool:
+        with httpx2.Client(timeout=30) as http, ThreadPoolExecutor(16) as pool:
             statuses = list(pool.map(deliver, [n % EVENTS for n in range(EVENTS + 20)]))
     finally:
         process.terminate()

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import psycopg
 import pytest
 
@@ -88,7 +88,7 @@ def test_consumer_group_delivers_to_the_example_receiver(
     assert all(stopped for _, _, stopped in beats), beats
     assert any(instance.startswith("kafka@") for _, instance, _ in beats), beats
 
-    forged = httpx.post(url, content=b'{"id":"x"}', headers={
+    forged = httpx2.post(url, content=b'{"id":"x"}', headers={
         "webhook-id": "x", "webhook-timestamp": "1", "webhook-signature": "v1,AAAA"})
     assert forged.status_code == 401
     events = _printed(receiver)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
+import httpx2
 import psycopg
 import pytest
 from kafka import KafkaProducer
@@ -87,13 +87,13 @@ class ApiReader(threading.Thread):
 
     def run(self) -> None:
         headers = {"Authorization": f"Bearer {self.key}"}
-        with httpx.Client(base_url=self.base, headers=headers, timeout=10) as client:
+        with httpx2.Client(base_url=self.base, headers=headers, timeout=10) as client:
             turn = 0
             while not self.stopping.wait(0.2):
                 route = API_READS[turn % len(API_READS)]
                 try:
                     status = client.get(route).status_code
-                except httpx.HTTPError:
+                except httpx2.HTTPError:
                     status = 0
                 self.statuses[route][status] += 1
                 turn += 1
@@ -122,8 +122,8 @@ def render(work: Path, scenario: str, **values: str) -> Path:
 
 def _ready(base: str) -> bool:
     try:
-        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
+        return httpx2.get(f"{base}/readyz", timeout=2).status_code == 200
+    except httpx2.HTTPError:
         return False
 
 

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 
@@ -32,9 +32,9 @@ def serve_one_request(**options: bool) -> None:
     deadline = time.monotonic() + 10
     while True:
         try:
-            assert httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).json() == {"pong": "yes"}
+            assert httpx2.get(f"http://127.0.0.1:{port}/ping", timeout=1).json() == {"pong": "yes"}
             break
-        except httpx.TransportError:
+        except httpx2.TransportError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)

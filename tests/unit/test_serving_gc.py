@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 
@@ -39,9 +39,9 @@ def test_serve_freezes_the_startup_objects_before_it_answers(unfrozen: None) -> 
     deadline = time.monotonic() + 10
     while True:
         try:
-            assert httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200
+            assert httpx2.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200
             break
-        except httpx.TransportError:
+        except httpx2.TransportError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)

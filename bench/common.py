@@ -11,15 +11,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx2
 import psycopg
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from psycopg import sql
 
 from devtools.kafka import KafkaBroker
@@ -76,7 +72,8 @@ def machine_facts() -> str:
 
 @dataclass
 class OtlpSink:
-    """What a loopback OTLP/HTTP receiver got: export requests, spans, bytes."""
+    """What a loopback OTLP/HTTP receiver (devtools.otlp) got: export requests,
+    spans, bytes, decoded as a collector would decode them."""
 
     endpoint: str
     requests: int = 0
@@ -92,40 +89,6 @@ class OtlpSink:
             self.requests += 1
             self.spans += spans
             self.size += len(body)
-
-
-@contextlib.contextmanager
-def otlp_receiver() -> Iterator[OtlpSink]:
-    """An OTLP/HTTP trace receiver on loopback that decodes and counts what it is
-    sent (as a collector would decode it) and answers 200: for the benchmarks,
-    which must not import tests/ (tests/fixtures/tracing.py keeps the spans)."""
-    holder: list[OtlpSink] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            if self.path == "/v1/traces":
-                holder[0].add(body)
-            answer = ExportTraceServiceResponse().SerializeToString()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass  # the benchmark prints the totals
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    holder.append(OtlpSink(f"http://127.0.0.1:{server.server_address[1]}"))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield holder[0]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 class Scraper(threading.Thread):

@@ -50,15 +50,16 @@ from application.identity.model import Role
 from application.metrics import serve_metrics
 from application.tracing import ENDPOINT_VARIABLES, setup_tracing, tracer
 from bench.common import (
+    OtlpSink,
     Scraper,
     embedded_postgres,
     kafka_broker,
     machine_facts,
-    otlp_receiver,
     wait,
 )
 from bench.common import percentile_ms as pct
 from bench.pipeline import api_up, bench_latency, bench_relay, count, start
+from devtools.otlp import otlp_receiver
 from devtools.simulate import EVENTS_PER_LIFECYCLE, lifecycles
 from dialtone.commands.users import issue_api_key
 from dialtone.database import ensure_database, eventsourcing_env
@@ -256,7 +257,7 @@ def parent(args: argparse.Namespace) -> None:
     print(machine_facts())
     print(instrument_costs())
     runs: list[Run] = []
-    with embedded_postgres() as pg, kafka_broker() as broker, otlp_receiver() as sink:
+    with embedded_postgres() as pg, kafka_broker() as broker, otlp_receiver(OtlpSink) as sink:
         logs = Path(tempfile.mkdtemp(prefix="dialtone-bench-obs-"))  # kept: the processes' logs
         print(f"process logs in {logs}")
         for number in range(2 * args.rounds):

@@ -117,9 +117,14 @@ class Requirement:
         principal = await authenticate(pool, auth, rid, token)
         if not principal.can(self.permission):
             raise forbidden(principal, self.permission)
-        request.state.principal = principal  # for `caller_tenant`, whatever asks later
-        log_context.bind(tenant=principal.tenant)  # on this request's log lines from here
-        return principal
+        return admitted(request, principal)
+
+
+def admitted(request: Request, principal: Principal) -> Principal:
+    """What every gate does once it lets a caller in."""
+    request.state.principal = principal  # for `caller_tenant`, whatever asks later
+    log_context.bind(tenant=principal.tenant)  # on this request's log lines from here
+    return principal
 
 
 def require(permission: Permission) -> Any:

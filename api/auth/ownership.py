@@ -33,6 +33,7 @@ from api.auth.dependencies import (
     Principal,
     RequestId,
     Requirement,
+    admitted,
     authenticate,
     bearer,
     forbidden,
@@ -40,14 +41,13 @@ from api.auth.dependencies import (
 from api.auth.permissions import Permission
 from api.db import Pool
 from api.problems import NotFoundProblem
-from application import log_context
 
 SELF = Permission.AGENTS_SELF
 KEY_PARAM = "key"  # the path parameter naming the agent (`/v1/agents/{key}/...`)
 
 
-class OwnAgent(Requirement):
-    """`permission`, or `agents:self` on the caller's own agent (path parameter `key`)."""
+class PermissionOrSelf(Requirement):
+    """`permission`, or `agents:self` narrowed by `narrow` to the caller's own agent."""
 
     @property
     def alternatives(self) -> tuple[Permission, ...]:
@@ -59,11 +59,20 @@ class OwnAgent(Requirement):
         if not principal.can(self.permission):
             if not principal.can(SELF):
                 raise forbidden(principal, self.permission)
-            key = str(request.path_params.get(KEY_PARAM, ""))
-            if principal.agent_key is None or key != principal.agent_key:
-                raise NotFoundProblem("agent", key)  # not 403: another agent's key does not leak
-        request.state.principal = principal  # for `caller_tenant`, as `require` does
-        return principal
+            self.narrow(request, principal)
+        return admitted(request, principal)
+
+    def narrow(self, request: Request, principal: Principal) -> None:
+        raise NotImplementedError
+
+
+class OwnAgent(PermissionOrSelf):
+    """`permission`, or `agents:self` on the caller's own agent (path parameter `key`)."""
+
+    def narrow(self, request: Request, principal: Principal) -> None:
+        key = str(request.path_params.get(KEY_PARAM, ""))
+        if principal.agent_key is None or key != principal.agent_key:
+            raise NotFoundProblem("agent", key)  # not 403: another agent's key does not leak
 
 
 def own_agent_or(permission: Permission) -> Any:
@@ -72,27 +81,13 @@ def own_agent_or(permission: Permission) -> Any:
     return Security(OwnAgent(permission), scopes=[permission.value, SELF.value])
 
 
-class OwnCalls(Requirement):
+class OwnCalls(PermissionOrSelf):
     """`permission`, or `agents:self` narrowed to the calls of the caller's own agent."""
 
-    @property
-    def alternatives(self) -> tuple[Permission, ...]:
-        return (self.permission, SELF)
-
-    async def __call__(self, request: Request, pool: Pool, auth: Auth, rid: RequestId,
-                       token: Annotated[str | None, Depends(bearer)]) -> Principal:
-        principal = await authenticate(pool, auth, rid, token)
-        only_agent: str | None = None
-        if not principal.can(self.permission):
-            if not principal.can(SELF):
-                raise forbidden(principal, self.permission)
-            # An agent user not linked to an agent (or an agent-role key) handled no
-            # call: "" names none, since an agent's key is never empty.
-            only_agent = principal.agent_key or ""
-        request.state.principal = principal
-        request.state.only_agent = only_agent
-        log_context.bind(tenant=principal.tenant)
-        return principal
+    def narrow(self, request: Request, principal: Principal) -> None:
+        # An agent user not linked to an agent (or an agent-role key) handled no
+        # call: "" names none, since an agent's key is never empty.
+        request.state.only_agent = principal.agent_key or ""
 
 
 def own_calls_or(permission: Permission) -> Any:

@@ -334,18 +334,10 @@ class CallCentreService(ConfigurationCommands, Application[UUID]):
     # -- internals -----------------------------------------------------------------------
 
     def _agent(self, agent_id: UUID, change: Callable[[Agent], None]) -> Agent:
-        def command(unit: Unit) -> Agent:
-            agent = unit.get(Agent, agent_id)
-            change(agent)
-            return agent
-        return self._run(command)
+        return self._change(Agent, agent_id, change)
 
     def _queue(self, queue_id: UUID, change: Callable[[Queue], None]) -> Queue:
-        def command(unit: Unit) -> Queue:
-            queue = unit.get(Queue, queue_id)
-            change(queue)
-            return queue
-        return self._run(command)
+        return self._change(Queue, queue_id, change)
 
     def _run(self, command: Callable[[Unit], T]) -> T:
         result, _ = self._execute(command)

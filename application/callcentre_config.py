@@ -22,6 +22,7 @@ from domain.queue import Queue
 from domain.skills import check_skills
 
 T = TypeVar("T")
+A = TypeVar("A", bound=Aggregate)
 
 
 class UnknownTarget(NotFound):
@@ -53,6 +54,14 @@ class ConfigurationCommands:
 
     def _run(self, command: Callable[[Unit], T]) -> T:
         raise NotImplementedError
+
+    def _change(self, kind: type[A], aggregate_id: UUID, change: Callable[[A], None]) -> A:
+        """Load one aggregate, apply ``change`` to it, save: the plain command."""
+        def command(unit: Unit) -> A:
+            aggregate = unit.get(kind, aggregate_id)
+            change(aggregate)
+            return aggregate
+        return self._run(command)
 
     def create_ivr_menu(self, key: str, name: str, prompt: str, *, occurred_at: datetime,
                         options: Mapping[str, Target] | None = None,
@@ -108,11 +117,7 @@ class ConfigurationCommands:
         return self._run(command)
 
     def configure_dialplan(self, plan_id: UUID, change: Callable[[Dialplan], None]) -> Dialplan:
-        def command(unit: Unit) -> Dialplan:
-            plan = unit.get(Dialplan, plan_id)
-            change(plan)
-            return plan
-        return self._run(command)
+        return self._change(Dialplan, plan_id, change)
 
 
 def replace_skills(agent: Agent, skills: Mapping[str, int], occurred_at: datetime) -> None:

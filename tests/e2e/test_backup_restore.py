@@ -24,7 +24,7 @@ from dialtone.commands.users import ensure_initial_admin
 from dialtone.migrations import apply_migrations
 from tests.fixtures.callcentre import provision_queue
 from tests.fixtures.processes import DIALTONE
-from tests.fixtures.sip import CallStore, Sipp, StartWorker, free_udp_port
+from tests.fixtures.sip import CallStore, Sipp, StartWorker, free_udp_port, route_to
 
 pytestmark = pytest.mark.sip
 
@@ -73,7 +73,7 @@ def _snapshot(database_url: str, tables: list[str]) -> dict[str, Counter[str]]:
 def _fill_with_calls(sipp: Sipp, b2bua: StartWorker, call_store: CallStore) -> None:
     uas_port = free_udp_port()
     # Two slots, one call at a time (-l 1): every call is admitted, none is a 503.
-    worker = b2bua(f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}", args=["--max-calls", "2"])
+    worker = b2bua(route_to(uas_port), args=["--max-calls", "2"])
     uas = sipp.uas("uas", uas_port, calls=ANSWERED)
     answered = sipp.uac("uac", worker.port, service="1000", calls=ANSWERED, rate=8,
                         extra=["-d", "100", "-l", "1"], timeout=90)

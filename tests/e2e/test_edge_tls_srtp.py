@@ -16,7 +16,7 @@ from dialtone.services.ports import free_port
 from tests.fixtures.capture import TCP, Capture, entropy_bits, loopback_capture, rtp_payload
 from tests.fixtures.certificates import make_server_certificate
 from tests.fixtures.kamailio import StartProxy
-from tests.fixtures.sip import CallStore, StartWorker, free_udp_port, kinds, wait_until
+from tests.fixtures.sip import CallStore, StartWorker, free_udp_port, kinds, route_to, wait_until
 
 pytestmark = pytest.mark.sip
 
@@ -52,7 +52,7 @@ def test_a_tls_call_with_srtp_is_encrypted_up_to_the_worker(
     certificate = make_server_certificate(tmp_path / "tls")
     callee_port, caller_port = free_udp_port(), free_udp_port()
     callee_rtp, caller_rtp = free_udp_port(), free_udp_port()
-    worker = b2bua(f"prefix:1=sip:{{number}}@127.0.0.1:{callee_port}")
+    worker = b2bua(route_to(callee_port))
     tls_port = free_port()
     kamailio([worker], defines=["WITH_TLS"], values={
         "TLS_ADDRESS": f"127.0.0.1:{tls_port}", "TLS_CERTIFICATE": str(certificate.certificate),

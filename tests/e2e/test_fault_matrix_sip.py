@@ -23,7 +23,7 @@ from dialtone.migrations import apply_migrations
 from streams.inprocess import InProcessProjectionRunner
 from tests.fixtures.faults import CallLoad, MatrixRecord, leftovers, process_tree, write_record
 from tests.fixtures.reconcile import reconcile_until
-from tests.fixtures.sip import Sipp, StartWorker, free_udp_port
+from tests.fixtures.sip import Sipp, StartWorker, free_udp_port, route_to
 
 pytestmark = pytest.mark.sip
 
@@ -56,7 +56,7 @@ def test_overload(case: str, b2bua: StartWorker, sipp: Sipp, tmp_path: Path, dat
     else:
         callee = sipp.uas(sipp.render("uas_reject.xml", status="486"), callee_port,
                           calls=load["calls"])
-    worker = b2bua(f"prefix:1=sip:{{number}}@127.0.0.1:{callee_port}",
+    worker = b2bua(route_to(callee_port),
                    args=["--max-calls", str(CAPACITY)])
     tree = process_tree(worker.process.pid)
     record = MatrixRecord(case)

@@ -34,7 +34,7 @@ from dialtone.database import drop_database, ensure_database, with_database
 from dialtone.migrations import apply_migrations
 from tests.fixtures.kamailio import StartProxy
 from tests.fixtures.redis import RedisServer, fresh_db, redis_server  # noqa: F401
-from tests.fixtures.sip import Sipp, SippResult, Worker, free_udp_port, wait_until
+from tests.fixtures.sip import Sipp, SippResult, Worker, free_udp_port, route_to, wait_until
 
 pytestmark = pytest.mark.sip
 
@@ -91,7 +91,7 @@ def edge(pg_admin_dsn: str, redis_server: RedisServer,  # noqa: F811 - the fixtu
            "DIALTONE_DATA_DIR": str(work / "data")}
     log = work / "b2bua.log"
     worker = Worker(worker_port, spawn_worker(
-        worker_port, routes=[f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}"],
+        worker_port, routes=[route_to(uas_port)],
         extra_args=["--no-callcentre"], env=env, log_file=log), log)
     kamailio: Kamailio | None = None
     try:

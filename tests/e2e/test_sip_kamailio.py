@@ -16,6 +16,7 @@ from tests.fixtures.sip import (
     StartWorker,
     free_udp_port,
     kinds,
+    route_to,
     wait_until,
 )
 
@@ -29,7 +30,7 @@ def test_calls_are_spread_over_workers_and_stored_once(
     b2bua: StartWorker, sipp: Sipp, call_store: CallStore, kamailio: StartProxy
 ) -> None:
     uas_port = free_udp_port()
-    route = f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}"
+    route = route_to(uas_port)
     workers = [b2bua(route), b2bua(route)]
     proxy_port = kamailio(workers).port
     uas = sipp.uas("uas", uas_port, calls=2)
@@ -56,7 +57,7 @@ def test_when_every_worker_is_busy_the_proxy_answers_503_with_retry_after(
     believes the worker has room (maxload=3) gets pjsua's stateless 486 (no leg
     left) and answers 503 + Retry-After too, not busy."""
     uas_port = free_udp_port()
-    worker = b2bua(f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}", args=["--max-calls", "2"])
+    worker = b2bua(route_to(uas_port), args=["--max-calls", "2"])
     proxy_port = kamailio([worker]).port
     overcommitted_port = kamailio([worker], maxload=3).port
     uas = sipp.uas("uas", uas_port, calls=2)

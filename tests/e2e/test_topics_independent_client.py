@@ -42,7 +42,7 @@ from streams.schemas import AGGREGATES, published_schema
 from streams.topics import topic_for
 from tests.fixtures.kafka import pipeline_env
 from tests.fixtures.processes import DialtoneProcess, wait_for
-from tests.fixtures.sip import Sipp, StartWorker, free_udp_port
+from tests.fixtures.sip import Sipp, StartWorker, free_udp_port, route_to
 from tests.integration.callcentre_api_support import Api, open_api
 
 pytestmark = [pytest.mark.kafka, pytest.mark.sip]
@@ -60,7 +60,7 @@ def test_every_topic_read_by_kcat_and_by_the_example_consumer(
     prefix = env["DIALTONE_TOPIC_PREFIX"]
     relay = dialtone_processes(["relay"], env)
     uas_port = free_udp_port()
-    worker = b2bua(f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}")
+    worker = b2bua(route_to(uas_port))
     for _ in range(2):  # two calls through SIP
         sipp.assert_a_call_works(worker.port, uas_port)
     with open_api(database_url) as api:

@@ -22,6 +22,15 @@ def rendered() -> dict[str, str]:
 
 
 @pytest.fixture
+def embedded(pg_server: EmbeddedPostgres | None) -> EmbeddedPostgres:
+    """The session's own server, for a test that stops it under a running worker
+    (the worker's DSN is the shared one, so a server of the test's own will not do)."""
+    if pg_server is None:
+        pytest.skip("DATABASE_URL names an external server: this test must not stop it")
+    return pg_server
+
+
+@pytest.fixture
 def restartable(
     pg_server: EmbeddedPostgres | None, database_url: str, pg_scratch_dir: Path
 ) -> Iterator[tuple[EmbeddedPostgres, str]]:

@@ -14,16 +14,13 @@ from tests.fixtures.sip import (
     StartWorker,
     free_udp_port,
     kinds,
+    route_to,
     udp_exchange,
     wait_until,
 )
 
 pytestmark = pytest.mark.sip
 
-
-
-def route_to(port: int) -> str:
-    return f"prefix:1=sip:{{number}}@127.0.0.1:{port}"
 
 
 def invite(call_id: str, *, headers: str = "", body: str = "") -> bytes:

@@ -5,13 +5,9 @@ from __future__ import annotations
 import pytest
 
 from domain.call import Call, CallStatus, Disposition, HangupSide
-from tests.fixtures.sip import CallStore, Sipp, StartWorker, free_udp_port, kinds
+from tests.fixtures.sip import CallStore, Sipp, StartWorker, free_udp_port, kinds, route_to
 
 pytestmark = pytest.mark.sip
-
-
-def route_to(port: int) -> str:
-    return f"prefix:1=sip:{{number}}@127.0.0.1:{port}"
 
 
 def only_call(store: CallStore) -> list[Call.Event]:

@@ -7,13 +7,9 @@ from datetime import timedelta
 import pytest
 
 from domain.call import Call, Disposition, HangupSide, HoldSide
-from tests.fixtures.sip import CallStore, Sipp, StartWorker, free_udp_port, kinds
+from tests.fixtures.sip import CallStore, Sipp, StartWorker, free_udp_port, kinds, route_to
 
 pytestmark = pytest.mark.sip
-
-
-def route_to(port: int) -> str:
-    return f"prefix:1=sip:{{number}}@127.0.0.1:{port}"
 
 
 def test_hold_and_resume_are_recorded_and_propagated_to_the_callee(

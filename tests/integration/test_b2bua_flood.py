@@ -20,16 +20,13 @@ from tests.fixtures.sip import (
     StartWorker,
     Worker,
     free_udp_port,
+    route_to,
 )
 
 pytestmark = pytest.mark.sip
 
 FLOOD_CALLS = 400
 FLOOD_RATE = 80  # INVITEs per second: twice what a worker survived before the fix
-
-
-def route_to(port: int) -> str:
-    return f"prefix:1=sip:{{number}}@127.0.0.1:{port}"
 
 
 def assert_survived(worker: Worker) -> None:

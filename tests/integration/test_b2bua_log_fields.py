@@ -18,7 +18,7 @@ from psycopg.conninfo import make_conninfo
 from dialtone.logs import SECRET_NAME
 from domain.addressing import DEFAULT_TENANT
 from domain.call import Call
-from tests.fixtures.sip import CallStore, Sipp, StartWorker, free_udp_port
+from tests.fixtures.sip import CallStore, Sipp, StartWorker, free_udp_port, route_to
 
 pytestmark = pytest.mark.sip
 
@@ -43,7 +43,7 @@ def test_call_lines_carry_the_call_ids_and_no_secret(
     uas_port = free_udp_port()
     # pjsip's level 3 (INFO): its lines about the dialogs, logged while the
     # worker acts on them, are lines about the call too.
-    worker = b2bua(f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}",
+    worker = b2bua(route_to(uas_port),
                    args=["--pj-log-level", "3"], dsn=with_password(database_url))
 
     sipp.assert_a_call_works(worker.port, uas_port)

@@ -22,7 +22,7 @@ from dialtone.migrations import apply_migrations
 from dialtone.services.ports import free_port
 from dialtone.services.processes import die_with_parent
 from tests.fixtures.processes import terminate
-from tests.fixtures.sip import Sipp, free_udp_port, wait_until
+from tests.fixtures.sip import Sipp, free_udp_port, route_to, wait_until
 
 ROUTED_UAC = Path(__file__).resolve().parents[2] / "bench" / "sipp" / "uac_bench.xml"
 
@@ -89,7 +89,7 @@ def test_a_pool_of_two_answers_on_both_ports_restarts_a_killed_worker_and_stops(
     env = {**os.environ, "DATABASE_URL": database_url, "DIALTONE_LOG_LEVEL": "INFO",
            "DIALTONE_DATA_DIR": str(tmp_path / "data")}
     args = [sys.executable, "-m", "dialtone.commands.b2bua", "--workers", "2",
-            "--port", str(port), "--route", f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}",
+            "--port", str(port), "--route", route_to(uas_port),
             "--max-calls", "2", "--no-callcentre", "--metrics-port", str(metrics_port),
             "--dispatcher-list", str(ds_list), "--kamailio-ctl", f"unix:{proxy.control}"]
     with log.open("ab") as out:

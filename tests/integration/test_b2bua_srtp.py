@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.sip import CallStore, Sipp, StartWorker, free_udp_port, kinds
+from tests.fixtures.sip import CallStore, Sipp, StartWorker, free_udp_port, kinds, route_to
 
 pytestmark = pytest.mark.sip
 
@@ -15,7 +15,7 @@ def test_an_srtp_offer_is_answered_with_srtp_and_bridged_to_a_plain_callee(
     b2bua: StartWorker, sipp: Sipp, call_store: CallStore
 ) -> None:
     uas_port = free_udp_port()
-    worker = b2bua(f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}")
+    worker = b2bua(route_to(uas_port))
     uas = sipp.uas("uas", uas_port)  # plain RTP/AVP answer to the worker's offer
 
     result = sipp.uac("uac_srtp_offer.xml", worker.port, service="1000")

@@ -23,6 +23,7 @@ from tests.fixtures.sip import (
     Worker,
     free_udp_port,
     kinds,
+    route_to,
     wait_until,
 )
 
@@ -31,19 +32,12 @@ pytestmark = pytest.mark.sip
 EXPECTED = ["Initiated", "Routed", "Ringing", "Answered", "Ended"]
 
 
-@pytest.fixture
-def embedded(pg_server: EmbeddedPostgres | None) -> EmbeddedPostgres:
-    if pg_server is None:
-        pytest.skip("DATABASE_URL names an external server: this test must not stop it")
-    return pg_server
-
-
 def test_a_worker_stopped_in_an_outage_exits_in_time_and_its_restart_stores_the_rest(
     b2bua: StartWorker, sipp: Sipp, call_store: CallStore, embedded: EmbeddedPostgres,
     database_url: str, tmp_path: Path,
 ) -> None:
     uas_port = free_udp_port()
-    route = f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}"
+    route = route_to(uas_port)
     worker = b2bua(route)
     uas = sipp.uas("uas", uas_port)
     embedded.stop()

@@ -15,13 +15,17 @@ import pytest
 
 from dialtone.commands.b2bua import end_lost_worker_calls, spawn_worker
 from domain.call import Call, Disposition, HangupSide
-from tests.fixtures.sip import CallStore, Sipp, StartWorker, Worker, free_udp_port, wait_until
+from tests.fixtures.sip import (
+    CallStore,
+    Sipp,
+    StartWorker,
+    Worker,
+    free_udp_port,
+    route_to,
+    wait_until,
+)
 
 pytestmark = pytest.mark.sip
-
-
-def route_to(port: int) -> str:
-    return f"prefix:1=sip:{{number}}@127.0.0.1:{port}"
 
 
 def answered_call(store: CallStore) -> UUID:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from domain.call import Disposition
-from tests.fixtures.sip import CallStore, Sipp, StartWorker, free_udp_port, kinds
+from tests.fixtures.sip import CallStore, Sipp, StartWorker, free_udp_port, kinds, route_to
 
 pytestmark = pytest.mark.sip
 
@@ -17,7 +17,7 @@ def test_an_invite_from_an_untrusted_address_gets_403_and_no_call(
     b2bua: StartWorker, sipp: Sipp, call_store: CallStore
 ) -> None:
     uas_port = free_udp_port()
-    worker = b2bua(f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}",
+    worker = b2bua(route_to(uas_port),
                    args=["--trusted-source", "127.0.0.1", "--no-callcentre"])
 
     refused = sipp.uac(sipp.expect_status(403), worker.port, service="1000",
@@ -49,7 +49,7 @@ def test_untrusted_invites_held_in_a_burst_get_403_not_503(
     b2bua: StartWorker, sipp: Sipp, call_store: CallStore
 ) -> None:
     uas_port = free_udp_port()
-    worker = b2bua(f"prefix:1=sip:{{number}}@127.0.0.1:{uas_port}",
+    worker = b2bua(route_to(uas_port),
                    args=["--trusted-source", "127.0.0.1", "--no-callcentre"])
 
     refused = sipp.uac(sipp.expect_status(403), worker.port, service="1000",

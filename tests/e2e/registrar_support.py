@@ -49,7 +49,7 @@ def kamailio_db_url(dsn: str) -> str:
             f":{p.get('port') or 5432}/{p['dbname']}")
 
 
-async def _provision(dsn: str, users: dict[str, str]) -> None:
+async def provision(dsn: str, users: dict[str, str]) -> None:
     conn = await asyncpg.connect(kamailio_db_url(dsn))
     try:
         await ensure_tenant(conn, TENANT)
@@ -72,8 +72,8 @@ class Registrar:
         return f"sip:127.0.0.1:{self.kamailio.port}"
 
 
-def _phone(start: Callable[..., Softphone], registrar: Registrar, user: str, password: str,
-           *extra: str) -> Softphone:
+def start_phone(start: Callable[..., Softphone], registrar: Registrar, user: str,
+                password: str, *extra: str) -> Softphone:
     """A softphone registering as user@DOMAIN (the password through the environment)."""
     env = {**os.environ, "DIALTONE_SIP_PASSWORD": password}
     return start(user, free_udp_port(), registrar.work / "phones",
@@ -95,13 +95,13 @@ def device_events(dsn: str, aor: str) -> list[str]:
                 if n.originator_id == device_id]
 
 
-def _registered(dsn: str, aor: str) -> bool:
+def is_registered(dsn: str, aor: str) -> bool:
     with RegistrationService(env=eventsourcing_env(dsn, CREATE_TABLE="n")) as reader:
         device = reader.device(aor, TENANT)
         return device is not None and bool(device.live(datetime.now(UTC)))
 
 
-def _aor_of_extension(dsn: str, extension: str) -> str | None:
+def aor_of_extension(dsn: str, extension: str) -> str | None:
     """What login by extension resolves (POST /v1/agents/{key}/login {"extension"})."""
     async def read() -> str | None:
         conn = await asyncpg.connect(kamailio_db_url(dsn))
@@ -112,7 +112,7 @@ def _aor_of_extension(dsn: str, extension: str) -> str | None:
     return asyncio.run(read())
 
 
-def _edge_worker(registrar: Registrar, tmp_path: Path) -> Worker:
+def edge_worker(registrar: Registrar, tmp_path: Path) -> Worker:
     """A real call-centre worker on the dispatcher list's port, sending offers to
     registering devices through the registrar's Kamailio (--edge)."""
     log = tmp_path / "b2bua.log"
@@ -127,5 +127,5 @@ def _edge_worker(registrar: Registrar, tmp_path: Path) -> Worker:
     return worker
 
 
-def _names(store: CallStore, sip_call_id: str) -> list[str]:
+def event_names(store: CallStore, sip_call_id: str) -> list[str]:
     return [type(e).__name__ for e in store.histories().get(Call.id_for(sip_call_id), [])]

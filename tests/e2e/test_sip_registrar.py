@@ -40,15 +40,15 @@ from tests.e2e.registrar_support import (
     PASSWORDS,
     TENANT,
     Registrar,
-    _aor_of_extension,
-    _edge_worker,
-    _names,
-    _phone,
-    _provision,
-    _registered,
+    aor_of_extension,
     contacts,
     device_events,
+    edge_worker,
+    event_names,
+    is_registered,
     kamailio_db_url,
+    provision,
+    start_phone,
 )
 from tests.fixtures.processes import DialtoneProcess, wait_for
 from tests.fixtures.redis import RedisDb, RedisServer, fresh_db, redis_server  # noqa: F401
@@ -62,7 +62,7 @@ def registrar_db(pg_admin_dsn: str) -> Iterator[str]:
     dsn = with_database(pg_admin_dsn, f"reg_{os.getpid()}_{id(object()) % 10**8}")
     ensure_database(dsn)
     apply_migrations(dsn)
-    asyncio.run(_provision(dsn, PASSWORDS))
+    asyncio.run(provision(dsn, PASSWORDS))
     # The registrations store's tables made once here: a test's reader and an
     # observer process each running eventsourcing's DDL at the same moment collide
     # in PostgreSQL's catalog ("tuple concurrently updated"), which `dialtone up`
@@ -93,7 +93,7 @@ def registrar(registrar_db: str, registrar_redis: RedisDb,
 def test_the_right_password_registers_and_the_contact_is_in_redis(
         registrar: Registrar, registrar_redis: RedisDb) -> None:
     with phones() as start:
-        phone = _phone(start, registrar, "alice", PASSWORDS["alice"])
+        phone = start_phone(start, registrar, "alice", PASSWORDS["alice"])
         assert phone.wait("registration", 30)["status"] == 200
 
         wait_until(lambda: bool(contacts(registrar_redis, "alice")), "alice's contact in Redis")
@@ -109,7 +109,7 @@ def test_the_right_password_registers_and_the_contact_is_in_redis(
 def test_a_wrong_password_is_refused_and_nothing_is_stored(
         registrar: Registrar, registrar_redis: RedisDb) -> None:
     with phones() as start:
-        phone = _phone(start, registrar, "bob", "not-bobs-password")
+        phone = start_phone(start, registrar, "bob", "not-bobs-password")
         assert phone.wait("registration", 30)["status"] == 403
 
     assert contacts(registrar_redis, "bob") == []
@@ -151,7 +151,7 @@ def test_registrations_become_domain_events_with_contact_and_user_agent(
     try:
         observer.observe_once()  # what other tests left registered, recorded first
         with phones() as start:
-            phone = _phone(start, registrar, "dave", PASSWORDS["dave"], "--reg-expires", "30")
+            phone = start_phone(start, registrar, "dave", PASSWORDS["dave"], "--reg-expires", "30")
             assert phone.wait("registration", 30)["status"] == 200
             assert observer.observe_once() == 2  # the record made, dave registered
             device = service.device(aor, TENANT)
@@ -208,7 +208,7 @@ def test_an_agent_whose_device_is_not_registered_is_paused_and_resumed_when_it_r
         assert observed_agent() == ("paused", REASON)  # logged in, device not registered
 
         with phones() as start:
-            phone = _phone(start, registrar, "erin", PASSWORDS["erin"], "--reg-expires", "30")
+            phone = start_phone(start, registrar, "erin", PASSWORDS["erin"], "--reg-expires", "30")
             assert phone.wait("registration", 30)["status"] == 200
             assert observed_agent() == ("available", None)
             phone.process.kill()  # gone without unregistering
@@ -229,9 +229,9 @@ def test_dialtone_registrations_records_a_phones_registration(
         "DIALTONE_DATABASE_URL": registrar.dsn,
         "DIALTONE_REGISTRATION_REDIS_URL": registrar_redis.url})
     with phones() as start:
-        phone = _phone(start, registrar, "frank", PASSWORDS["frank"])
+        phone = start_phone(start, registrar, "frank", PASSWORDS["frank"])
         assert phone.wait("registration", 30)["status"] == 200
-        wait_for(lambda: _registered(registrar.dsn, f"sip:frank@{DOMAIN}"), 40,
+        wait_for(lambda: is_registered(registrar.dsn, f"sip:frank@{DOMAIN}"), 40,
                  "frank's registration recorded by `dialtone registrations`",
                  processes=(process,))
     assert process.alive()
@@ -243,9 +243,9 @@ def test_the_observer_dialtone_up_embeds_records_a_phones_registration(
     embedded.start()
     try:
         with phones() as start:
-            phone = _phone(start, registrar, "judy", PASSWORDS["judy"])
+            phone = start_phone(start, registrar, "judy", PASSWORDS["judy"])
             assert phone.wait("registration", 30)["status"] == 200
-            wait_until(lambda: _registered(registrar.dsn, f"sip:judy@{DOMAIN}"),
+            wait_until(lambda: is_registered(registrar.dsn, f"sip:judy@{DOMAIN}"),
                        "judy's registration recorded by the embedded observer", timeout=40)
     finally:
         embedded.stop()
@@ -255,7 +255,7 @@ def test_the_observer_dialtone_up_embeds_records_a_phones_registration(
 def test_a_workers_offer_to_a_registered_device_reaches_the_phone_through_kamailio(
         registrar: Registrar, sipp: Sipp) -> None:
     with phones() as start:
-        phone = _phone(start, registrar, "grace", PASSWORDS["grace"], "--answer-after", "0.3")
+        phone = start_phone(start, registrar, "grace", PASSWORDS["grace"], "--answer-after", "0.3")
         assert phone.wait("registration", 30)["status"] == 200
 
         # sipp plays the worker: it sends from the dispatcher list's worker port.
@@ -279,16 +279,16 @@ def test_a_queued_call_rings_and_is_answered_on_the_agents_registered_softphone(
     acme.create_agent("ivan", "Ivan", occurred_at=now)
     acme.add_member(queue.id, Agent.id_for("ivan", TENANT), 0, now)
     acme.create_number("7100", Target.queue(queue.id), occurred_at=now)
-    aor = _aor_of_extension(registrar.dsn, "ivan")  # the agent logs in by extension
+    aor = aor_of_extension(registrar.dsn, "ivan")  # the agent logs in by extension
     assert aor == f"sip:ivan@{DOMAIN}"
     acme.login(Agent.id_for("ivan", TENANT), aor, now)
     router = routing_runner(registrar.dsn)
     router.start()
-    worker = _edge_worker(registrar, tmp_path)
+    worker = edge_worker(registrar, tmp_path)
     store = CallStore(registrar.dsn)
     try:
         with phones() as start:
-            ivan = _phone(start, registrar, "ivan", PASSWORDS["ivan"], "--answer-after", "0.3")
+            ivan = start_phone(start, registrar, "ivan", PASSWORDS["ivan"], "--answer-after", "0.3")
             assert ivan.wait("registration", 30)["status"] == 200
             caller = start("caller", free_udp_port(), tmp_path / "phones")
 
@@ -298,12 +298,12 @@ def test_a_queued_call_rings_and_is_answered_on_the_agents_registered_softphone(
             incoming = ivan.wait("incoming", 20)  # the offer, through Kamailio
             assert f"ivan@{DOMAIN}" in incoming["local"], incoming
             ivan.wait("state", 20, state="CONFIRMED")
-            wait_until(lambda: "AgentConnected" in _names(store, sip_call_id),
+            wait_until(lambda: "AgentConnected" in event_names(store, sip_call_id),
                        "ivan connected to the caller")  # the worker bridged them
             caller.send("hangup")
             ivan.wait("state", 20, state="DISCONNECTED")  # the BYE found the phone
-        wait_until(lambda: "Ended" in _names(store, sip_call_id), "the call's end")
-        names = _names(store, sip_call_id)
+        wait_until(lambda: "Ended" in event_names(store, sip_call_id), "the call's end")
+        names = event_names(store, sip_call_id)
         assert names.index("AgentConnected") < names.index("Ended"), names
         call = store.service.get_call(Call.id_for(sip_call_id))
         assert (call.queue, call.agents, call.disposition) == ("desk", ["ivan"], "answered"), \

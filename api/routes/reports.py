@@ -92,7 +92,7 @@ async def queue_report(
 ) -> QueueReport | Response:
     since, until = _range(from_, to, interval)
     async with acquire(pool) as db:
-        body, rows = await _read(db, principal.tenant, "queue", interval, since, until, queue)
+        body, rows = await read_report(db, principal.tenant, "queue", interval, since, until, queue)
     data = [QueueReportRow(**r) for r in rows]
     if (chosen := _format(fmt, accept)) != "json":
         return _file(chosen, QueueReportRow, QUEUE_COLUMNS, data, "queues", body)
@@ -111,17 +111,18 @@ async def agent_report(
 ) -> AgentReport | Response:
     since, until = _range(from_, to, interval)
     async with acquire(pool) as db:
-        body, rows = await _read(db, principal.tenant, "agent", interval, since, until, agent)
+        body, rows = await read_report(db, principal.tenant, "agent", interval, since, until, agent)
     data = [AgentReportRow(**r) for r in rows]
     if (chosen := _format(fmt, accept)) != "json":
         return _file(chosen, AgentReportRow, AGENT_COLUMNS, data, "agents", body)
     return AgentReport(**body, data=data, count=len(data))
 
 
-async def _read(db: asyncpg.Connection, tenant: str, kind: str, interval: IntervalName,
-                since: datetime, until: datetime, wanted: list[str] | None
-                ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The report's envelope (interval, zone, bounds) and its rows, in one transaction."""
+async def read_report(db: asyncpg.Connection, tenant: str, kind: str, interval: IntervalName,
+                      since: datetime, until: datetime, wanted: list[str] | None
+                      ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The report's envelope (interval, zone, bounds) and its rows, in one transaction;
+    also what `dialtone export` writes, so a file holds what the API would answer."""
     async with queries.snapshot(db):
         now: datetime = await db.fetchval("SELECT now()")
         zone = await db.fetchval("SELECT time_zone FROM tenants WHERE id = $1", tenant) or "UTC"

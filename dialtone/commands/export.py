@@ -28,7 +28,7 @@ from api.exports import CDR_COLUMNS, EVENT_COLUMNS, MAX_RANGE, Columns, Format, 
 from api.queries import cdrs as cdr_queries
 from api.queries import events as event_queries
 from api.queries.events import EventLog
-from api.routes.reports import _read as report_rows
+from api.routes.reports import read_report
 from api.schemas.reports import AgentReportRow, QueueReportRow
 from application.identity.model import DEFAULT_TENANT
 from dialtone.database import resolve_dsn
@@ -142,7 +142,7 @@ def reports(settings: Settings, start: datetime, end: datetime, fmt: str, output
 
     async def total(db: asyncpg.Connection) -> int:
         try:
-            _, rows = await report_rows(db, tenant, kind, interval, start, end, None)
+            _, rows = await read_report(db, tenant, kind, interval, start, end, None)
         except RequestValidationError as refused:  # the API's bound on one report's rows
             raise click.BadParameter(refused.errors()[0]["msg"], param_hint="--to") from None
         found.extend(model(**row).model_dump() for row in rows)

@@ -77,7 +77,7 @@ class Kamailio:
         loaded: an orphan on a futex after the test's SIGKILL of the main process).
         Children orphaned before this call (the main process killed or crashed) are
         found by the configuration file on their command line."""
-        children = set(_children(self.process.pid))
+        children = set(child_pids(self.process.pid))
         if self.config is not None:
             children.update(_running(self.config))
         children.discard(self.process.pid)  # reaped below: its pid may be reused
@@ -94,7 +94,7 @@ class Kamailio:
                     os.kill(pid, signal.SIGKILL)
 
 
-def _children(pid: int) -> list[int]:
+def child_pids(pid: int) -> list[int]:
     """The processes whose parent is ``pid`` (Kamailio forks every child from its
     main process), read from /proc."""
     found = []

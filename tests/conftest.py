@@ -142,7 +142,7 @@ ALONE = {"tests/integration/test_api_contract.py", "tests/integration/test_b2bua
 # Servers a test session builds once and hands to every test asking for them (session
 # fixtures and tests/fixtures/shared.py). Under ``--dist loadgroup`` each pytest-xdist
 # worker is a process of its own, so it would build its own copy: the modules using one
-# of them run on one worker (see _pooled_groups). The fault matrix's kafka_stack, say,
+# of them run on one worker (see pooled_groups). The fault matrix's kafka_stack, say,
 # is one PostgreSQL, one broker and five services for three modules.
 SESSION_SERVERS = {"kafka_broker": "kafka", "kafka_bootstrap": "kafka",
                    "killable_kafka_broker": "kafka-killable",
@@ -162,7 +162,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
       starting, a broker restarting, a bounded poll), not computing. Every port is a
       free one and every directory a private one, so two of them side by side do not
       meet; the groups keep a module, and every module sharing a session server with
-      it, on one worker (see _pooled_groups and _join_group).
+      it, on one worker (see pooled_groups and _join_group).
     """
     root = Path(__file__).resolve().parent.parent
     pooled: list[tuple[str, pytest.Item]] = []
@@ -181,7 +181,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         else:
             pooled.append((where, item))
     if getattr(config.option, "loadgroup", False):  # in an xdist worker, --dist loadgroup
-        for item, group in _pooled_groups(pooled):
+        for item, group in pooled_groups(pooled):
             _join_group(item, group)
 
 
@@ -200,7 +200,7 @@ def _join_group(item: pytest.Item, group: str) -> None:
         raise pytest.UsageError(f"cannot group {tagged} for --dist loadgroup")
 
 
-def _pooled_groups(pooled: list[tuple[str, pytest.Item]]) -> list[tuple[pytest.Item, str]]:
+def pooled_groups(pooled: list[tuple[str, pytest.Item]]) -> list[tuple[pytest.Item, str]]:
     """The xdist group of each pooled test: its module's path, joined with every other
     module using one of the same SESSION_SERVERS (connected modules, transitively: one
     using the shared broker and the killable one ties both families together), named

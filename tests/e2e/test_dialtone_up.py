@@ -22,7 +22,7 @@ from dialtone.database import eventsourcing_env
 from dialtone.services.ports import free_port
 from dialtone.services.postgres import EmbeddedPostgres
 from tests.fixtures.processes import DIALTONE, DialtoneProcess, wait_for
-from tests.fixtures.sip import _udp_free, free_udp_port, udp_exchange
+from tests.fixtures.sip import free_udp_port, udp_exchange, udp_free
 
 Spawn = Callable[..., DialtoneProcess]
 
@@ -144,7 +144,7 @@ def test_up_runs_embedded_postgres_projections_and_api_until_interrupted(
         up.proc.send_signal(signal.SIGINT)
         assert up.proc.wait(60) == 0
     assert not up.server.is_running()
-    assert _udp_free(up.sip_ports[0]), "the B2BUA worker outlived dialtone up"
+    assert udp_free(up.sip_ports[0]), "the B2BUA worker outlived dialtone up"
 
 
 def test_sigterm_stops_workers_and_embedded_postgres_like_ctrl_c(

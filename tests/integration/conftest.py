@@ -10,7 +10,7 @@ import pytest
 from dialtone.database import ensure_database
 from dialtone.services.ports import free_port
 from dialtone.services.postgres import EmbeddedPostgres
-from tests.integration.k8s_support import TARGETS, _build
+from tests.integration.k8s_support import TARGETS, kustomize_build
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +18,7 @@ def rendered() -> dict[str, str]:
     """deploy/k8s's base and overlays as kustomize renders them, by target. Once a
     session rather than once a module: three test_k8s_* modules read the same text
     (0.6 s of kustomize), and none changes it (they parse their own copies)."""
-    return {target: _build(target) for target in TARGETS}
+    return {target: kustomize_build(target) for target in TARGETS}
 
 
 @pytest.fixture

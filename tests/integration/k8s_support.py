@@ -21,29 +21,29 @@ TARGETS = ("base", "overlays/staging", "overlays/production")
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Job"}
 
 
-def _require(path: Path) -> Path:
+def required_file(path: Path) -> Path:
     if not path.exists():
         pytest.fail(f"{path.relative_to(ROOT)} is missing: `./dev test` installs it "
                     "(ensure_k8s_tools)")
     return path
 
 
-def _build(target: str) -> str:
-    result = subprocess.run([str(_require(KUSTOMIZE)), "build", str(K8S / target)],
+def kustomize_build(target: str) -> str:
+    result = subprocess.run([str(required_file(KUSTOMIZE)), "build", str(K8S / target)],
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
-def _docs(text: str) -> list[dict[str, Any]]:
+def yaml_docs(text: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
-def _pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+def pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
     for doc in docs:
         if doc["kind"] in WORKLOAD_KINDS:
             yield f"{doc['kind']}/{doc['metadata']['name']}", doc["spec"]["template"]["spec"]
 
 
-def _by_kind_name(docs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+def by_kind_name(docs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     return {(doc["kind"], doc["metadata"]["name"]): doc for doc in docs}

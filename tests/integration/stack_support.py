@@ -16,45 +16,45 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_compose_file import COMPOSE_FILE, REPO, _compose
+from tests.integration.test_compose_file import COMPOSE_FILE, REPO, run_compose
 
 PROMETHEUS_RULES = sorted((REPO / "infra" / "prometheus" / "rules").glob("*.yml"))
 
 
-def _tool(name: str) -> str:
+def tool_path(name: str) -> str:
     found = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists()
                                    else None)
     assert found, f"{name} missing: ./dev test installs it (ensure_debian_packages)"
     return found
 
 
-def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_tool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, timeout=60,
                           check=False)
 
 
 @pytest.fixture(scope="module")
 def stack() -> dict[str, Any]:
-    result = _compose(COMPOSE_FILE, "config", "--format", "json")
+    result = run_compose(COMPOSE_FILE, "config", "--format", "json")
     assert result.returncode == 0, result.stderr
     return dict(json.loads(result.stdout))
 
 
-def _binds(service: dict[str, Any]) -> dict[str, Path]:
+def bind_mounts(service: dict[str, Any]) -> dict[str, Path]:
     """Container path -> host path of a service's bind mounts."""
     return {v["target"]: Path(v["source"]) for v in service.get("volumes", [])
             if v["type"] == "bind"}
 
 
-def _mounted(service: dict[str, Any], container_path: str) -> Path:
+def mounted_file(service: dict[str, Any], container_path: str) -> Path:
     """The host file a container path of the service resolves to through its binds."""
-    for target, source in sorted(_binds(service).items(), key=lambda kv: -len(kv[0])):
+    for target, source in sorted(bind_mounts(service).items(), key=lambda kv: -len(kv[0])):
         if container_path == target or container_path.startswith(target.rstrip("/") + "/"):
             return source / Path(container_path).relative_to(target)
     raise AssertionError(f"{container_path} is not mounted")
 
 
-def _flag(service: dict[str, Any], name: str) -> str:
+def command_flag(service: dict[str, Any], name: str) -> str:
     """The value of --name=value (or -name=value) in a service's command."""
     for arg in service["command"]:
         key, _, value = arg.lstrip("-").partition("=")

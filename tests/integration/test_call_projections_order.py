@@ -23,7 +23,7 @@ SNAPSHOT = (
 )
 
 
-def _lifecycle(call_id: UUID, first_position: int) -> list[EventEnvelope]:
+def lifecycle_envelopes(call_id: UUID, first_position: int) -> list[EventEnvelope]:
     steps: list[tuple[str, int, dict[str, object]]] = [
         ("initiated", 0, {"caller": "1001", "callee": "2001", "direction": "inbound",
                           "trunk": "pstn", "sip_call_id": f"{call_id}@h"}),
@@ -57,7 +57,7 @@ def _snapshot(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[object
 def _history(calls_count: int = 5) -> list[EventEnvelope]:
     events: list[EventEnvelope] = []
     for n in range(calls_count):
-        events += _lifecycle(uuid4(), first_position=1 + n * 7)
+        events += lifecycle_envelopes(uuid4(), first_position=1 + n * 7)
     return events
 
 
@@ -91,7 +91,7 @@ def test_duplicates_and_shuffled_batches_change_nothing(database_url: str, conn,
 
 
 def test_event_after_a_gap_waits_until_the_gap_is_filled(conn) -> None:
-    events = _lifecycle(uuid4(), first_position=1)
+    events = lifecycle_envelopes(uuid4(), first_position=1)
     calls.apply_batch(conn, events[:2], "t")
     calls.apply_batch(conn, events[3:], "t")  # version 3 (ringing) is missing
     assert conn.execute("SELECT status, last_version FROM cdr").fetchall() == [("routed", 2)]
@@ -101,7 +101,7 @@ def test_event_after_a_gap_waits_until_the_gap_is_filled(conn) -> None:
 
 
 def test_replaying_an_old_event_does_not_reopen_a_finished_call(conn) -> None:
-    events = _lifecycle(uuid4(), first_position=1)
+    events = lifecycle_envelopes(uuid4(), first_position=1)
     calls.apply_batch(conn, events, "t")
     calls.apply_batch(conn, [events[3]], "t")  # a late duplicate of "answered"
     assert conn.execute("SELECT status FROM cdr").fetchall() == [("ended",)]

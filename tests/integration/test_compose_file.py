@@ -42,7 +42,7 @@ KAFKA_CLIENTS = {"relay": "KAFKA_RELAY_PASSWORD", "worker": "KAFKA_WORKER_PASSWO
 KAFKA_IMAGE_ONLY_ENV = {"CLUSTER_ID", "KAFKA_HEAP_OPTS", "KAFKA_OPTS", "KAFKA_JVM_PERFORMANCE_OPTS"}
 
 
-def _compose(compose_file: Path, *args: str,
+def run_compose(compose_file: Path, *args: str,
              variables: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     # A clean environment, so a developer's POSTGRES_PASSWORD etc. cannot change the result.
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
@@ -55,13 +55,13 @@ def _compose(compose_file: Path, *args: str,
 
 @pytest.fixture(scope="module")
 def stack() -> dict[str, Any]:
-    result = _compose(COMPOSE_FILE, "config", "--format", "json")
+    result = run_compose(COMPOSE_FILE, "config", "--format", "json")
     assert result.returncode == 0, result.stderr
     return dict(json.loads(result.stdout))
 
 
 def test_compose_file_passes_docker_compose_validation() -> None:
-    result = _compose(COMPOSE_FILE, "config", "--quiet")
+    result = run_compose(COMPOSE_FILE, "config", "--quiet")
     assert result.returncode == 0, result.stderr
 
 
@@ -69,7 +69,7 @@ def test_validation_rejects_an_unknown_key(tmp_path: Path) -> None:
     broken = tmp_path / "docker-compose.yml"
     broken.write_text(COMPOSE_FILE.read_text().replace(
         "\n  kafka:\n", "\n  kafka:\n    heathcheck: {}\n", 1))
-    result = _compose(broken, "config", "--quiet")
+    result = run_compose(broken, "config", "--quiet")
     assert result.returncode != 0
     assert "additional properties 'heathcheck' not allowed" in result.stderr
 
@@ -141,7 +141,7 @@ def test_recordings_go_from_the_b2bua_volume_to_the_minio_bucket(stack: dict[str
         services["minio"]["environment"]["MINIO_ROOT_USER"]
     assert env["DIALTONE_RECORDINGS_S3_SECRET_ACCESS_KEY"].startswith("change-me-")
     chosen = {"MINIO_ROOT_USER": "recordings-user", "MINIO_ROOT_PASSWORD": "a-chosen-password"}
-    result = _compose(COMPOSE_FILE, "config", "--format", "json", variables=chosen)
+    result = run_compose(COMPOSE_FILE, "config", "--format", "json", variables=chosen)
     assert result.returncode == 0, result.stderr
     chosen_env = json.loads(result.stdout)["services"]["recordings"]["environment"]
     assert chosen_env["DIALTONE_RECORDINGS_S3_SECRET_ACCESS_KEY"] == "a-chosen-password"
@@ -274,7 +274,7 @@ def test_kafka_passwords_come_from_the_environment_and_only_placeholders_are_com
     assert all(value.startswith("change-me-") for value in defaults)
     chosen = {variable: f"{variable.lower()}-from-env" for variable in (
         "KAFKA_RELAY_PASSWORD", "KAFKA_WORKER_PASSWORD", "KAFKA_INTEGRATOR_PASSWORD")}
-    result = _compose(COMPOSE_FILE, "config", "--format", "json", variables=chosen)
+    result = run_compose(COMPOSE_FILE, "config", "--format", "json", variables=chosen)
     assert result.returncode == 0, result.stderr
     services = json.loads(result.stdout)["services"]
     assert {k: services["kafka-init"]["environment"][k] for k in chosen} == chosen

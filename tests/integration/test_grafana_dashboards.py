@@ -32,7 +32,7 @@ from prometheus_client import PROCESS_COLLECTOR
 from dialtone.commands import grafana
 from dialtone.grafana import dashboards, files
 from tests.integration.test_alert_rules import exported_series, promtool
-from tests.integration.test_compose_file import COMPOSE_FILE, _compose
+from tests.integration.test_compose_file import COMPOSE_FILE, run_compose
 
 # What Grafana puts for its variables before a query reaches Prometheus.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "6h"}
@@ -291,7 +291,7 @@ def test_write_check_fails_while_a_dashboard_is_stale(tmp_path: Path) -> None:
 
 
 def test_compose_grafana_provisions_the_generated_files_and_reads_the_projections() -> None:
-    result = _compose(COMPOSE_FILE, "config", "--format", "json",
+    result = run_compose(COMPOSE_FILE, "config", "--format", "json",
                       variables={"POSTGRES_PASSWORD": "pg-from-env-123"})
     assert result.returncode == 0, result.stderr
     services = json.loads(result.stdout)["services"]

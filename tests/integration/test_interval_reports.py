@@ -43,7 +43,7 @@ from tests.integration.api_support import api_key, running_api
 from tests.integration.test_callcentre_projections import at, history
 from tests.integration.test_kpi_sql import redelivered, script
 from tests.integration.test_live_snapshot import snapshot_at
-from tests.unit.test_interval_reports import _numbers
+from tests.unit.test_interval_reports import flat_numbers
 from tests.unit.test_kpi_properties import History
 
 pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
@@ -146,7 +146,7 @@ def kpi_figures(database_url: str, window: kpi.Window
 
 
 def same(row: dict[str, Any], figures: dict[str, Any]) -> None:
-    assert _numbers({k: row[k] for k in figures}) == pytest.approx(_numbers(figures))
+    assert flat_numbers({k: row[k] for k in figures}) == pytest.approx(flat_numbers(figures))
 
 
 def test_hours_and_days_equal_kpis_figures_of_their_window(projected: str,

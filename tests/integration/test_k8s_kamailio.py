@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.fixtures.certificates import make_server_certificate
-from tests.integration.k8s_support import K8S, ROOT, TARGETS, _by_kind_name, _docs, _require
+from tests.integration.k8s_support import K8S, ROOT, TARGETS, by_kind_name, required_file, yaml_docs
 
 
 def _secret_ref(env: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def test_the_registrar_is_wired(rendered: dict[str, str], target: str) -> None:
     Recreate), the b2bua workers send their offers to registered devices through
     the kamailio Service under a name Kamailio takes as its own, and the pods
     that reach Redis and PostgreSQL may, by address."""
-    objects = _by_kind_name(_docs(rendered[target]))
+    objects = by_kind_name(yaml_docs(rendered[target]))
     registrations = objects[("Deployment", "registrations")]
     pod = registrations["spec"]["template"]
     (container,) = pod["spec"]["containers"]
@@ -93,7 +93,7 @@ def _run_init_step(out: Path, **extra: str) -> None:
 
 def _kamailio_check(config: Path) -> subprocess.CompletedProcess[str]:
     kamailio = shutil.which("kamailio") or "/usr/sbin/kamailio"
-    _require(Path(kamailio))
+    required_file(Path(kamailio))
     return subprocess.run([kamailio, "-c", "-f", str(config)],
                           capture_output=True, text=True, timeout=60, check=False)
 
@@ -111,7 +111,7 @@ def test_kamailio_config_written_by_the_init_step_passes_kamailio_check(tmp_path
     """The init container's script, run as the pod runs it, gives a config that
     the real Kamailio accepts (modules, parameters, listen address)."""
     kamailio = shutil.which("kamailio") or "/usr/sbin/kamailio"
-    _require(Path(kamailio))
+    required_file(Path(kamailio))
     # As in the pod without the kamailio-tls Secret: the paths named, no files.
     _run_init_step(tmp_path, TLS_CERTIFICATE=str(tmp_path / "none" / "tls.crt"),
                    TLS_PRIVATE_KEY=str(tmp_path / "none" / "tls.key"))
@@ -158,7 +158,7 @@ def test_kamailio_serves_tls_when_the_secret_is_there(rendered: dict[str, str],
     """The optional kamailio-tls Secret is mounted where the init step looks for
     the certificate and where Kamailio reads it; with the files there the init
     step's config listens for TLS on 5061 and passes `kamailio -c`."""
-    objects = _by_kind_name(_docs(rendered["base"]))
+    objects = by_kind_name(yaml_docs(rendered["base"]))
     pod = objects[("Deployment", "kamailio")]["spec"]["template"]["spec"]
     (volume,) = [v for v in pod["volumes"] if v["name"] == "tls"]
     assert volume["secret"]["secretName"] == "kamailio-tls"

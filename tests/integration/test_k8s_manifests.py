@@ -35,10 +35,10 @@ from tests.integration.k8s_support import (
     ROOT,
     TARGETS,
     WORKLOAD_KINDS,
-    _by_kind_name,
-    _docs,
-    _pod_specs,
-    _require,
+    by_kind_name,
+    pod_specs,
+    required_file,
+    yaml_docs,
 )
 
 KUBECONFORM = GOBIN / "kubeconform-v0.8.0"
@@ -64,7 +64,7 @@ def schemas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     kind (2.1 s -> 0.2 s of CPU for the base's 28 objects; the same rules)."""
     out = tmp_path_factory.mktemp("k8s-schemas")
     for version in KUBERNETES_VERSIONS:
-        source = _require(SCHEMA_PACKAGE / f"v{version}-local-strict")
+        source = required_file(SCHEMA_PACKAGE / f"v{version}-local-strict")
         target = out / f"v{version}-standalone-strict"
         target.mkdir()
         definitions = json.loads((source / "_definitions.json").read_text())["$defs"]
@@ -91,7 +91,7 @@ def schemas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def _kubeconform(schemas: Path, version: str, manifest: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(_require(KUBECONFORM)), "-strict", "-summary", "-kubernetes-version", version,
+        [str(required_file(KUBECONFORM)), "-strict", "-summary", "-kubernetes-version", version,
          "-schema-location", str(schemas), str(manifest)],
         capture_output=True, text=True, timeout=300, check=False)
 
@@ -115,7 +115,7 @@ def test_manifests_are_valid_kubernetes_objects(rendered: dict[str, str], schema
     manifest.write_text(rendered[target])
     result = _kubeconform(schemas, version, manifest)
     assert result.returncode == 0, result.stdout + result.stderr
-    count = len(_docs(rendered[target]))
+    count = len(yaml_docs(rendered[target]))
     # Every object was checked: none skipped for want of a schema.
     assert (f"{count} resources found in 1 file - Valid: {count}, Invalid: 0, Errors: 0, "
             "Skipped: 0") in result.stdout, result.stdout
@@ -128,8 +128,8 @@ def test_manifests_are_valid_kubernetes_objects(rendered: dict[str, str], schema
 ], ids=["unknown-field", "wrong-type-quantity", "wrong-type-port"])
 def test_an_invalid_manifest_is_rejected(rendered: dict[str, str], schemas: Path,
                                          tmp_path: Path, mutation: Any, expected: str) -> None:
-    docs = _docs(rendered["overlays/production"])
-    api = _by_kind_name(docs)[("Deployment", "api")]
+    docs = yaml_docs(rendered["overlays/production"])
+    api = by_kind_name(docs)[("Deployment", "api")]
     mutation(api["spec"]["template"]["spec"]["containers"][0])
     manifest = tmp_path / "manifest.yaml"
     manifest.write_text(yaml.safe_dump_all(docs))
@@ -145,7 +145,7 @@ def test_requests_and_limits_come_from_the_budgets(rendered: dict[str, str],
                                                    target: str) -> None:
     budgets = load_budgets()
     seen = set()
-    for name, pod in _pod_specs(_docs(rendered[target])):
+    for name, pod in pod_specs(yaml_docs(rendered[target])):
         service = name.split("/")[1]
         budget = budgets[service]
         seen.add(service)
@@ -163,7 +163,7 @@ def test_requests_and_limits_come_from_the_budgets(rendered: dict[str, str],
 @pytest.mark.parametrize("overlay", ["overlays/staging", "overlays/production"])
 def test_overlays_set_their_own_namespace_and_addresses(rendered: dict[str, str],
                                                         overlay: str) -> None:
-    docs = _docs(rendered[overlay])
+    docs = yaml_docs(rendered[overlay])
     namespace = next(d["metadata"]["name"] for d in docs if d["kind"] == "Namespace")
     assert all(d["metadata"]["namespace"] == namespace for d in docs if d["kind"] != "Namespace")
     assert not any(net in rendered[overlay] for net in DOCUMENTATION_NETS)
@@ -172,8 +172,8 @@ def test_overlays_set_their_own_namespace_and_addresses(rendered: dict[str, str]
 
 
 def test_staging_and_production_differ_as_designed(rendered: dict[str, str]) -> None:
-    staging = _by_kind_name(_docs(rendered["overlays/staging"]))
-    production = _by_kind_name(_docs(rendered["overlays/production"]))
+    staging = by_kind_name(yaml_docs(rendered["overlays/staging"]))
+    production = by_kind_name(yaml_docs(rendered["overlays/production"]))
     assert staging[("Namespace", "dialtone-staging")]
     assert production[("Namespace", "dialtone")]
     for kind, name in [("StatefulSet", "b2bua"), ("Deployment", "kamailio")]:
@@ -208,7 +208,7 @@ def test_every_metrics_port_is_scraped_as_its_service_and_reachable_by_prometheu
     container's name, the service of infra/budgets.toml its RSS rule selects. Each
     such port is the one the process serves on (DIALTONE_METRICS_PORT, on every
     address) and the metrics-scrape NetworkPolicy lets the observability zone in."""
-    objects = _by_kind_name(_docs(rendered[target]))
+    objects = by_kind_name(yaml_docs(rendered[target]))
     jobs = {j["job_name"]: j for j in yaml.safe_load(SCRAPE_CONFIG.read_text())["scrape_configs"]}
     by_name = _keep_regex(jobs["dialtone-metrics-ports"],
                           "__meta_kubernetes_pod_container_port_name")

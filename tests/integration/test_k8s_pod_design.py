@@ -16,18 +16,18 @@ from typing import Any
 
 import pytest
 
-from tests.integration.k8s_support import TARGETS, _by_kind_name, _docs, _pod_specs
+from tests.integration.k8s_support import TARGETS, by_kind_name, pod_specs, yaml_docs
 
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_every_pod_passes_pod_security(rendered: dict[str, str], target: str) -> None:
-    docs = _docs(rendered[target])
+    docs = yaml_docs(rendered[target])
     namespaces = [d for d in docs if d["kind"] == "Namespace"]
     assert len(namespaces) == 1
     labels = namespaces[0]["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
     assert labels["pod-security.kubernetes.io/warn"] == "restricted"
-    for name, pod in _pod_specs(docs):
+    for name, pod in pod_specs(docs):
         assert not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC")), name
         assert pod["automountServiceAccountToken"] is False, name
         assert pod["securityContext"]["runAsNonRoot"] is True, name
@@ -47,7 +47,7 @@ def test_every_pod_passes_pod_security(rendered: dict[str, str], target: str) ->
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_scaling_design(rendered: dict[str, str], target: str) -> None:
-    objects = _by_kind_name(_docs(rendered[target]))
+    objects = by_kind_name(yaml_docs(rendered[target]))
     hpas = {name for kind, name in objects if kind == "HorizontalPodAutoscaler"}
     assert hpas == {"api", "worker"}
     for single in ("relay", "router", "registrations"):
@@ -106,7 +106,7 @@ def test_recordings_are_uploaded_by_a_native_sidecar_of_each_b2bua_pod(
     workers on the same persistent volume, as a native sidecar (stopped after the
     workers, so an eviction keeps it uploading), with its S3 settings from a
     ConfigMap and a Secret; the pods that reach the storage may, by address."""
-    objects = _by_kind_name(_docs(rendered[target]))
+    objects = by_kind_name(yaml_docs(rendered[target]))
     statefulset = objects[("StatefulSet", "b2bua")]
     pod = statefulset["spec"]["template"]
     (b2bua,) = pod["spec"]["containers"]

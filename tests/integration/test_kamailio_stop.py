@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.kamailio import _children, start_kamailio
+from devtools.kamailio import child_pids, start_kamailio
 from tests.fixtures.sip import free_udp_port, wait_until
 
 pytestmark = pytest.mark.sip
@@ -37,7 +37,7 @@ def _port_free(port: int) -> bool:
 
 def test_stop_kills_the_children_orphaned_by_the_main_process_s_death(tmp_path: Path) -> None:
     proxy = start_kamailio(tmp_path / "kamailio", [free_udp_port()], port=free_udp_port())
-    children = _children(proxy.process.pid)
+    children = child_pids(proxy.process.pid)
     try:
         assert children, "Kamailio forks its children at start"
         os.kill(proxy.process.pid, signal.SIGKILL)

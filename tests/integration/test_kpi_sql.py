@@ -23,7 +23,7 @@ from projections import callcentre, kpi
 from projections.envelope import EventEnvelope
 from streams.rebuild import replay_group
 from tests.unit import kpi_reference as ref
-from tests.unit.test_kpi_properties import KINDS, History, Op, _numbers, windows
+from tests.unit.test_kpi_properties import KINDS, History, Op, numbers_of, windows
 
 pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
 
@@ -78,7 +78,7 @@ def assert_reference(database_url: str, history: History, events: list[EventEnve
         queues, agents = sql_figures(database_url, history, window)
         for queue_id, figures in queues.items():
             expected = ref.queue_figures(events, window.since, window.until, queue_id)
-            assert _numbers(figures) == pytest.approx(_numbers(expected)), (window, queue_id)
+            assert numbers_of(figures) == pytest.approx(numbers_of(expected)), (window, queue_id)
             checked += figures["offered"]
         for agent_id, figures in agents.items():
             expected = ref.agent_figures(events, agent_id, window.since, window.until)

@@ -29,7 +29,7 @@ import yaml
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from tests.fixtures.processes import terminate
-from tests.integration.test_compose_file import COMPOSE_FILE, REPO, _compose
+from tests.integration.test_compose_file import COMPOSE_FILE, REPO, run_compose
 
 SHIPPER = REPO / "infra" / "log-shipper"
 CONFIG = SHIPPER / "config.yml"
@@ -200,7 +200,7 @@ def test_dialtone_lines_reach_loki_labelled_by_service_level_and_tenant(
 
 @pytest.fixture(scope="module")
 def stack() -> dict[str, Any]:
-    result = _compose(COMPOSE_FILE, "config", "--format", "json")
+    result = run_compose(COMPOSE_FILE, "config", "--format", "json")
     assert result.returncode == 0, result.stderr
     return dict(json.loads(result.stdout))
 

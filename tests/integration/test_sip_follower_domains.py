@@ -14,7 +14,7 @@ from adapters.sip.routing.follower import CentreFollower
 from application.callcentre import CallCentreService
 from dialtone.database import eventsourcing_env
 from domain.agent import Agent
-from tests.integration.test_sip_follower_stop import _NoCalls
+from tests.integration.test_sip_follower_stop import NoCalls
 
 pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
 
@@ -39,7 +39,7 @@ def test_offers_to_a_tenants_devices_go_through_the_edge_once_its_domain_is_read
             scoped.login(Agent.id_for(key, tenant), f"sip:{key}@{tenant}.test", now)
         erin, bob = Agent.id_for("erin", "acme"), Agent.id_for("bob", "beta")
 
-        worker = CentreFollower(service, database_url, Directory("127.0.0.1:5060"), _NoCalls())
+        worker = CentreFollower(service, database_url, Directory("127.0.0.1:5060"), NoCalls())
         worker.load()
         assert worker.directory.device_uri(erin) == f"sip:erin@acme.test{ROUTE}"
         assert worker.directory.device_uri(bob) == "sip:bob@beta.test"  # no tenant's domain
@@ -49,7 +49,7 @@ def test_offers_to_a_tenants_devices_go_through_the_edge_once_its_domain_is_read
         worker._step()
         assert worker.directory.device_uri(bob) == f"sip:bob@beta.test{ROUTE}"
 
-        without_edge = CentreFollower(service, database_url, Directory(), _NoCalls())
+        without_edge = CentreFollower(service, database_url, Directory(), NoCalls())
         without_edge.load()
         assert without_edge.directory.sip_domains == frozenset()  # never read
         assert without_edge.directory.device_uri(erin) == "sip:erin@acme.test"

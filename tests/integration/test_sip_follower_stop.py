@@ -18,7 +18,7 @@ from application.routing_view import OfferChange
 from dialtone.database import eventsourcing_env
 
 
-class _NoCalls:
+class NoCalls:
     """A worker holding no call: nothing the follower reads is for it."""
 
     def owns(self, call_id: UUID) -> bool:  # noqa: ARG002 - the protocol's signature
@@ -32,7 +32,7 @@ class _NoCalls:
 def test_stop_wakes_the_follower_out_of_a_long_listen_wait(database_url: str) -> None:
     with CallCentreService(env=eventsourcing_env(database_url)) as service:
         # An hour's tick: only a wake-up can end the wait within the join's bound.
-        follower = CentreFollower(service, database_url, Directory(), _NoCalls(), tick_s=3600)
+        follower = CentreFollower(service, database_url, Directory(), NoCalls(), tick_s=3600)
         follower.load()
         follower.start()
         _wait_until_listening(database_url)

@@ -31,21 +31,21 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from dialtone.services.ports import free_port
 from tests.integration.stack_support import (
     PROMETHEUS_RULES,
-    _binds,
-    _flag,
-    _mounted,
-    _run,
-    _tool,
+    bind_mounts,
+    command_flag,
+    mounted_file,
+    run_tool,
     stack,
+    tool_path,
 )
-from tests.integration.test_compose_file import COMPOSE_FILE, REPO, _compose
+from tests.integration.test_compose_file import COMPOSE_FILE, REPO, run_compose
 
 __all__ = ["stack"]  # the fixture, shared
 
 
 def test_every_bind_mounted_file_is_in_the_repository(stack: dict[str, Any]) -> None:
     for name, service in stack["services"].items():
-        for target, source in _binds(service).items():
+        for target, source in bind_mounts(service).items():
             assert source.exists(), (name, target, source)
             assert source.is_relative_to(REPO), (name, source)
 
@@ -55,18 +55,18 @@ def test_every_bind_mounted_file_is_in_the_repository(stack: dict[str, Any]) -> 
 
 def _alertmanager_config(stack: dict[str, Any]) -> Path:
     service = stack["services"]["alertmanager"]
-    return _mounted(service, _flag(service, "config.file"))
+    return mounted_file(service, command_flag(service, "config.file"))
 
 
 def _route(config: Path, *labels: str) -> str:
-    result = _run(_tool("amtool"), "config", "routes", "test", f"--config.file={config}",
+    result = run_tool(tool_path("amtool"), "config", "routes", "test", f"--config.file={config}",
                   *labels)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout.strip()
 
 
 def test_amtool_accepts_the_alertmanager_config(stack: dict[str, Any]) -> None:
-    checked = _run(_tool("amtool"), "check-config", str(_alertmanager_config(stack)))
+    checked = run_tool(tool_path("amtool"), "check-config", str(_alertmanager_config(stack)))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS" in checked.stdout
 
@@ -78,7 +78,7 @@ def test_amtool_rejects_a_route_to_an_unknown_receiver(
     document["route"]["routes"][0]["receiver"] = "nobody"
     broken = tmp_path / "alertmanager.yml"
     broken.write_text(yaml.safe_dump(document))
-    checked = _run(_tool("amtool"), "check-config", str(broken))
+    checked = run_tool(tool_path("amtool"), "check-config", str(broken))
     assert checked.returncode != 0
     assert "nobody" in checked.stdout + checked.stderr
 
@@ -135,7 +135,7 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
 def test_the_real_alertmanager_inhibits_what_the_database_outage_explains(
     stack: dict[str, Any], tmp_path: Path,
 ) -> None:
-    binary = _tool("prometheus-alertmanager")
+    binary = tool_path("prometheus-alertmanager")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "alertmanager.log"
@@ -237,7 +237,7 @@ class DashboardsFile(_Strict):
 
 
 def _provisioning(stack: dict[str, Any], kind: str) -> list[Path]:
-    files = sorted(_mounted(stack["services"]["grafana"],
+    files = sorted(mounted_file(stack["services"]["grafana"],
                             f"/etc/grafana/provisioning/{kind}").glob("*.y*ml"))
     assert files, kind
     return files
@@ -287,8 +287,8 @@ def test_grafana_loads_dashboards_from_a_mounted_directory(stack: dict[str, Any]
                  for p in DashboardsFile.model_validate(yaml.safe_load(path.read_text())).providers]
     assert providers
     for provider in providers:
-        assert _mounted(grafana, provider.options.path).is_dir(), provider.name
-        for dashboard in _mounted(grafana, provider.options.path).glob("*.json"):
+        assert mounted_file(grafana, provider.options.path).is_dir(), provider.name
+        for dashboard in mounted_file(grafana, provider.options.path).glob("*.json"):
             assert json.loads(dashboard.read_text())["title"], dashboard
 
 
@@ -300,7 +300,7 @@ def test_grafana_and_minio_secrets_come_from_the_environment(stack: dict[str, An
         assert all(value.startswith("change-me-") for value in defaults), variable
     chosen = {"GRAFANA_ADMIN_PASSWORD": "grafana-from-env", "MINIO_ROOT_USER": "minio-user-env",
               "MINIO_ROOT_PASSWORD": "minio-password-from-env"}
-    result = _compose(COMPOSE_FILE, "config", "--format", "json", variables=chosen)
+    result = run_compose(COMPOSE_FILE, "config", "--format", "json", variables=chosen)
     assert result.returncode == 0, result.stderr
     services = json.loads(result.stdout)["services"]
     assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "grafana-from-env"
@@ -320,7 +320,7 @@ def _defaults(text: str, variable: str) -> list[str]:
 
 def test_loki_config_has_what_a_single_process_loki_needs(stack: dict[str, Any]) -> None:
     service = stack["services"]["loki"]
-    config = yaml.safe_load(_mounted(service, _flag(service, "config.file")).read_text())
+    config = yaml.safe_load(mounted_file(service, command_flag(service, "config.file")).read_text())
     assert config["auth_enabled"] is False
     assert config["server"]["http_listen_port"] == 3100
     schema = config["schema_config"]["configs"][-1]
@@ -332,7 +332,7 @@ def test_loki_config_has_what_a_single_process_loki_needs(stack: dict[str, Any])
 
 def test_tempo_receives_otlp_from_every_dialtone_service(stack: dict[str, Any]) -> None:
     service = stack["services"]["tempo"]
-    config = yaml.safe_load(_mounted(service, _flag(service, "config.file")).read_text())
+    config = yaml.safe_load(mounted_file(service, command_flag(service, "config.file")).read_text())
     protocols = config["distributor"]["receivers"]["otlp"]["protocols"]
     assert protocols["grpc"]["endpoint"] == "0.0.0.0:4317"
     assert protocols["http"]["endpoint"] == "0.0.0.0:4318"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.fixtures.certificates import make_server_certificate
-from tests.integration.stack_support import _mounted, _run, _tool, stack
+from tests.integration.stack_support import mounted_file, run_tool, stack, tool_path
 from tests.integration.test_compose_file import REPO
 
 __all__ = ["stack"]  # the fixture, shared
@@ -23,9 +23,9 @@ def _render_kamailio(stack: dict[str, Any], out: Path, **overrides: str) -> Path
     """Run the kamailio service's entrypoint as the container does, stopping before
     Kamailio starts, on a loopback listen address."""
     service = stack["services"]["kamailio"]
-    script = _mounted(service, service["entrypoint"][-1])
+    script = mounted_file(service, service["entrypoint"][-1])
     env = {**service["environment"], "PATH": "/usr/bin:/bin",
-           "SRC_DIR": str(_mounted(service, service["environment"]["SRC_DIR"])),
+           "SRC_DIR": str(mounted_file(service, service["environment"]["SRC_DIR"])),
            "OUT_DIR": str(out), "LISTEN_IP": "127.0.0.1", "CHECK_ONLY": "1", **overrides}
     subprocess.run(["sh", str(script)], env=env, check=True, timeout=30)
     return out / "kamailio.cfg"
@@ -55,7 +55,7 @@ def test_the_compose_kamailio_config_passes_kamailio_check(
     # The workers' edge name (DIALTONE_SIP_EDGE's host) is this proxy's alias.
     edge_host = stack["services"]["b2bua"]["environment"]["DIALTONE_SIP_EDGE"].split(":")[0]
     assert f'alias="{edge_host}"' in text.splitlines()
-    check = _run(_tool("kamailio"), "-c", "-f", str(config))
+    check = run_tool(tool_path("kamailio"), "-c", "-f", str(config))
     assert check.returncode == 0, check.stdout + check.stderr
     # The dispatcher targets the compose B2BUA on the SIP port it listens on.
     assert stack["services"]["b2bua"]["command"][-2:] == ["--port", "5070"]
@@ -72,7 +72,7 @@ def test_the_compose_kamailio_serves_tls_with_a_mounted_certificate(
     # The paths the entrypoint reads are in the mounted certificate directory
     # (infra/kamailio/tls/ by default), and the TLS port is published.
     for name in ("TLS_CERTIFICATE", "TLS_PRIVATE_KEY"):
-        assert _mounted(service, env[name]).parent == REPO / "infra" / "kamailio" / "tls"
+        assert mounted_file(service, env[name]).parent == REPO / "infra" / "kamailio" / "tls"
     assert {(p["target"], p["protocol"]) for p in service["ports"]} >= {
         (5060, "udp"), (5061, "tcp")}
     files = make_server_certificate(tmp_path / "certificate")
@@ -85,7 +85,7 @@ def test_the_compose_kamailio_serves_tls_with_a_mounted_certificate(
     assert "listen=tls:127.0.0.1:5061" in tls
     assert f'modparam("tls", "certificate", "{files.certificate}")' in tls
     assert f'modparam("tls", "private_key", "{files.private_key}")' in tls
-    check = _run(_tool("kamailio"), "-c", "-f", str(config))
+    check = run_tool(tool_path("kamailio"), "-c", "-f", str(config))
     assert check.returncode == 0, check.stdout + check.stderr
     assert "tls: 127.0.0.1 [127.0.0.1]:5061" in check.stdout + check.stderr
 
@@ -93,5 +93,5 @@ def test_the_compose_kamailio_serves_tls_with_a_mounted_certificate(
 def test_kamailio_check_rejects_a_broken_config(stack: dict[str, Any], tmp_path: Path) -> None:
     config = _render_kamailio(stack, tmp_path)
     config.write_text(config.read_text().replace('loadmodule "dispatcher.so"\n', ""))
-    check = _run(_tool("kamailio"), "-c", "-f", str(config))
+    check = run_tool(tool_path("kamailio"), "-c", "-f", str(config))
     assert check.returncode != 0

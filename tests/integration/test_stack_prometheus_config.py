@@ -20,12 +20,12 @@ import yaml
 from dialtone.budgets import load_budgets
 from tests.integration.stack_support import (
     PROMETHEUS_RULES,
-    _binds,
-    _flag,
-    _mounted,
-    _run,
-    _tool,
+    bind_mounts,
+    command_flag,
+    mounted_file,
+    run_tool,
     stack,
+    tool_path,
 )
 
 __all__ = ["stack"]  # the fixture, shared
@@ -35,7 +35,7 @@ METRICS_PORT = "9464"
 
 def _lay_out(service: dict[str, Any], root: Path) -> None:
     """Copy a service's bind mounts under root at their container paths."""
-    for target, source in _binds(service).items():
+    for target, source in bind_mounts(service).items():
         destination = root / target.lstrip("/")
         destination.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
@@ -49,8 +49,8 @@ def test_promtool_accepts_the_config_and_rules_as_the_container_sees_them(
 ) -> None:
     prometheus = stack["services"]["prometheus"]
     _lay_out(prometheus, tmp_path)
-    config = tmp_path / _flag(prometheus, "config.file").lstrip("/")
-    checked = _run(_tool("promtool"), "check", "config", str(config))
+    config = tmp_path / command_flag(prometheus, "config.file").lstrip("/")
+    checked = run_tool(tool_path("promtool"), "check", "config", str(config))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     # Every rule file of the repository is loaded through the mounts, none is left out.
     for rule in PROMETHEUS_RULES:
@@ -68,14 +68,14 @@ def test_promtool_fails_when_the_rules_are_not_mounted(
     (tmp_path / "etc" / "prometheus" / "rules").mkdir()
     (tmp_path / "etc" / "prometheus" / "rules" / "broken.yml").write_text(
         "groups: [{name: x, rules: [{alert: A, expr: 'up =='}]}]\n")
-    config = tmp_path / _flag(prometheus, "config.file").lstrip("/")
-    checked = _run(_tool("promtool"), "check", "config", str(config))
+    config = tmp_path / command_flag(prometheus, "config.file").lstrip("/")
+    checked = run_tool(tool_path("promtool"), "check", "config", str(config))
     assert checked.returncode != 0
 
 
 def _scrape_targets(stack: dict[str, Any]) -> dict[str, list[str]]:
-    config_path = _mounted(stack["services"]["prometheus"],
-                           _flag(stack["services"]["prometheus"], "config.file"))
+    config_path = mounted_file(stack["services"]["prometheus"],
+                           command_flag(stack["services"]["prometheus"], "config.file"))
     config = yaml.safe_load(config_path.read_text())
     return {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
             for job in config["scrape_configs"]}
@@ -125,7 +125,8 @@ def test_every_long_running_dialtone_service_is_a_scrape_job_named_after_its_bud
 
 def test_prometheus_sends_alerts_to_the_compose_alertmanager(stack: dict[str, Any]) -> None:
     prometheus = stack["services"]["prometheus"]
-    config = yaml.safe_load(_mounted(prometheus, _flag(prometheus, "config.file")).read_text())
+    config_file = mounted_file(prometheus, command_flag(prometheus, "config.file"))
+    config = yaml.safe_load(config_file.read_text())
     targets = [t for am in config["alerting"]["alertmanagers"]
                for sc in am["static_configs"] for t in sc["targets"]]
     assert targets == ["alertmanager:9093"]

@@ -16,7 +16,7 @@ from projections import callcentre, calls
 from projections.envelope import EventEnvelope
 from projections.registry import ProjectionGroup
 from streams.worker import Piece, ProjectionSink
-from tests.integration.test_call_projections_order import _lifecycle
+from tests.integration.test_call_projections_order import lifecycle_envelopes
 from tests.integration.test_callcentre_projections import SNAPSHOTS as CENTRE_SNAPSHOTS
 from tests.integration.test_callcentre_projections import history
 
@@ -49,7 +49,8 @@ def conn(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
 
 def batch(centre: ProjectionGroup = callcentre.GROUP) -> list[Piece]:
     """A batch spanning two topics: three calls, and a morning of a call centre."""
-    call_events = [e for n in range(3) for e in _lifecycle(uuid4(), first_position=1 + n * 7)]
+    call_events = [e for n in range(3)
+                   for e in lifecycle_envelopes(uuid4(), first_position=1 + n * 7)]
     _, centre_events = history()
     return [Piece(CALLS_TOPIC, [calls.GROUP], call_events, f"{CALLS_TOPIC}:0"),
             Piece(QUEUES_TOPIC, [centre], centre_events,

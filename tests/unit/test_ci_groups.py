@@ -9,19 +9,19 @@ from typing import Any, cast
 
 import pytest
 
-from tests.conftest import _pooled_groups
+from tests.conftest import pooled_groups
 
 
 @dataclass(eq=False)
 class FakeItem:
-    """What _pooled_groups reads of a test: the fixtures it uses."""
+    """What pooled_groups reads of a test: the fixtures it uses."""
 
     fixturenames: tuple[str, ...]
 
 
 def groups_of(*tests: tuple[str, tuple[str, ...]]) -> list[str]:
     pooled = [(where, cast(pytest.Item, FakeItem(fixtures))) for where, fixtures in tests]
-    return [group for _, group in _pooled_groups(cast(Any, pooled))]
+    return [group for _, group in pooled_groups(cast(Any, pooled))]
 
 
 def test_a_module_without_session_servers_is_a_group_of_its_own() -> None:

@@ -149,7 +149,7 @@ def added(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return total
 
 
-def _numbers(figures: dict[str, Any]) -> dict[str, Any]:
+def flat_numbers(figures: dict[str, Any]) -> dict[str, Any]:
     """The figures without the window bounds, nested maps flattened (for approx)."""
     flat: dict[str, Any] = {}
     for k, v in figures.items():
@@ -176,13 +176,13 @@ def test_report_buckets_add_up_to_kpis_figures_of_the_window(
         for queue_id in history.queues:
             whole = interval_reports.queue_figures(sums.queue(queue_id, report), report)
             parts = added([sums.queue(queue_id, q) for q in quarters])
-            assert _numbers(interval_reports.queue_figures(parts, report)) == pytest.approx(
-                _numbers(whole)), (report, queue_id)
+            assert flat_numbers(interval_reports.queue_figures(parts, report)) == pytest.approx(
+                flat_numbers(whole)), (report, queue_id)
         for agent_id in history.agents:
             whole = interval_reports.agent_figures(sums.agent(agent_id, report), report)
             parts = added([sums.agent(agent_id, q) for q in quarters])
-            assert _numbers(interval_reports.agent_figures(parts, report)) == pytest.approx(
-                _numbers(whole)), (report, agent_id)
+            assert flat_numbers(interval_reports.agent_figures(parts, report)) == pytest.approx(
+                flat_numbers(whole)), (report, agent_id)
 
 
 def test_state_times_add_up_to_the_staffed_time() -> None:

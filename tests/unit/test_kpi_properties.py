@@ -161,7 +161,7 @@ def fast_agent(events: Sequence[EventEnvelope], facts: queue_visits.Facts, agent
             "occupancy": kpi.occupancy(sums), "missed_offers": sums.missed_offers}
 
 
-def _numbers(figures: dict[str, Any]) -> dict[str, Any]:
+def numbers_of(figures: dict[str, Any]) -> dict[str, Any]:
     """The figures without the window bounds (approx compares numbers only)."""
     return {k: v for k, v in figures.items() if k not in ("since", "until")}
 
@@ -187,8 +187,8 @@ def test_every_figure_equals_the_reference(zone: str, eve: datetime, script: lis
     for window in windows(history, zone, cut):
         for queue_id in (*history.queues, None):
             expected = ref.queue_figures(events, window.since, window.until, queue_id)
-            assert _numbers(fast_queue(facts, window, queue_id)) == pytest.approx(
-                _numbers(expected)), queue_id
+            assert numbers_of(fast_queue(facts, window, queue_id)) == pytest.approx(
+                numbers_of(expected)), queue_id
         for agent_id in history.agents:
             expected = ref.agent_figures(events, agent_id, window.since, window.until)
             assert fast_agent(events, facts, agent_id, window) == pytest.approx(expected)

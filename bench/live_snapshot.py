@@ -40,6 +40,18 @@ T0 = datetime(2025, 6, 10, 7, 0, tzinfo=UTC)
 def history(calls: int, t0: datetime = T0) -> list[EventEnvelope]:
     """The tenant's day from `t0`: a call every 5 s (bench/live.py starts it today)."""
     s = CallCentreService()
+    queues, agents = staffed(s, t0)
+    for n, agent in enumerate(agents):
+        if n % 10 == 0:
+            s.pause(agent, ("lunch", "training", "break")[n % 3], t0 + timedelta(minutes=1))
+    for n in range(calls):
+        take_call(s, n, t0 + timedelta(seconds=5 * n), queues, agents)
+    return decode(s, s.recorder.select_notifications(1, 10_000_000))
+
+
+def staffed(s: CallCentreService, t0: datetime) -> tuple[list[UUID], list[UUID]]:
+    """QUEUES queues and AGENTS agents, every agent logged in at `t0` and a member
+    of three queues (agent q + 50 j of queue q with penalty 0)."""
     queues = [s.create_queue(f"q{n}", f"Queue {n}", "longest_idle", occurred_at=t0,
                              wrap_up_s=10).id for n in range(QUEUES)]
     agents = [s.create_agent(f"a{n}", f"Agent {n}", occurred_at=t0).id for n in range(AGENTS)]
@@ -47,20 +59,18 @@ def history(calls: int, t0: datetime = T0) -> list[EventEnvelope]:
         for k in range(3):
             s.add_member(queues[(n + k * 17) % QUEUES], agent, k, t0)
         s.login(agent, f"sip:a{n}@pbx.example.com", t0)
-        if n % 10 == 0:
-            s.pause(agent, ("lunch", "training", "break")[n % 3], t0 + timedelta(minutes=1))
-    for n in range(calls):
-        at = t0 + timedelta(seconds=5 * n)
-        # agent q + 50 j is a member of queue q (penalty 0): ten agents take turns
-        member = n % QUEUES + QUEUES * ((n // QUEUES) % (AGENTS // QUEUES))
-        queue, agent, call = queues[n % QUEUES], agents[member], _call(n)
-        s.enqueue_call(queue, call, 0, at)
-        _serve(s, n, queue, agent, call, at, queues)
-    return decode(s, s.recorder.select_notifications(1, 10_000_000))
+    return queues, agents
 
 
-def _call(n: int) -> UUID:
-    return UUID(int=0xB000_0000 + n)
+def take_call(s: CallCentreService, n: int, at: datetime, queues: list[UUID],
+              agents: list[UUID]) -> UUID:
+    """Call `n` enters its queue at `at` and goes its way (answered, abandoned,
+    transferred or left waiting, by n); the queue's ten penalty-0 agents take turns."""
+    member = n % QUEUES + QUEUES * ((n // QUEUES) % (AGENTS // QUEUES))
+    queue, agent, call = queues[n % QUEUES], agents[member], UUID(int=0xB000_0000 + n)
+    s.enqueue_call(queue, call, 0, at)
+    _serve(s, n, queue, agent, call, at, queues)
+    return call
 
 
 def _serve(s: CallCentreService, n: int, queue: UUID, agent: UUID, call: UUID,

@@ -48,7 +48,7 @@ from api.queries.reports import ReportRequest, report, snapshot
 from application.callcentre import CallCentreService
 from application.identity.model import DEFAULT_TENANT
 from bench.common import embedded_postgres, machine_facts, percentile_ms
-from bench.live_snapshot import AGENTS, QUEUES, T0, _call, _serve
+from bench.live_snapshot import QUEUES, T0, staffed, take_call
 from dialtone.database import ensure_database
 from dialtone.migrations import apply_migrations
 from dialtone.services.serving import freeze_startup_objects
@@ -74,20 +74,11 @@ SERVICE_ENV = {"DEEPCOPY_FROM_AGGREGATE_CACHE": "n", "AGGREGATE_CACHE_FASTFORWAR
 
 def history(days: int, per_day: int) -> list[EventEnvelope]:
     s = CallCentreService(SERVICE_ENV)
-    queues = [s.create_queue(f"q{n}", f"Queue {n}", "longest_idle", occurred_at=T0,
-                             wrap_up_s=10).id for n in range(QUEUES)]
-    agents = [s.create_agent(f"a{n}", f"Agent {n}", occurred_at=T0).id for n in range(AGENTS)]
-    for n, agent in enumerate(agents):
-        for k in range(3):
-            s.add_member(queues[(n + k * 17) % QUEUES], agent, k, T0)
-        s.login(agent, f"sip:a{n}@pbx.example.com", T0)
+    queues, agents = staffed(s, T0)
     gap = 86_400 / per_day
     for n in range(days * per_day):
         at = T0 + timedelta(seconds=gap * n)
-        member = n % QUEUES + QUEUES * ((n // QUEUES) % (AGENTS // QUEUES))
-        queue, agent, call = queues[n % QUEUES], agents[member], _call(n)
-        s.enqueue_call(queue, call, 0, at)
-        _serve(s, n, queue, agent, call, at, queues)
+        call = take_call(s, n, at, queues, agents)
         _settle(s, n, call, at, queues)
     return decode(s, s.recorder.select_notifications(1, 100_000_000))
 

@@ -111,7 +111,9 @@ def park(conn: Connection[Any], group: ProjectionGroup, envelope: EventEnvelope,
     reason = _without_nul(f"{type(error).__name__}: {error}")[:_ERROR_CHARS]
     log.error("projection %s parked event %s (%s, aggregate %s, position %d from %s): %s",
               projection, envelope.id, envelope.type, envelope.subject, envelope.position,
-              source, _summary(error))
+              source, _summary(error),
+              # as fields too, so that a log store can select the lines of one aggregate
+              extra={"aggregate_id": str(envelope.subject), "position": envelope.position})
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(_PARK, (projection, source, envelope.position, envelope.id,
                             envelope.subject, envelope.type, reason,

@@ -33,7 +33,7 @@ def _runner(service: CallCentreService, database_url: str) -> InProcessProjectio
 
 
 def test_agent_named_with_nul_is_parked_and_later_events_still_project(
-    service: CallCentreService, database_url: str,
+    service: CallCentreService, database_url: str, caplog: pytest.LogCaptureFixture,
 ) -> None:
     alice = service.create_agent("alice", "Alice", occurred_at=T0).id
     service.login(alice, "sip:alice@pbx.example.com", T0 + timedelta(seconds=1))
@@ -54,6 +54,8 @@ def test_agent_named_with_nul_is_parked_and_later_events_still_project(
             "SELECT projection, source, aggregate_id, type, error, payload->'data'->>'name'"
             " FROM projection_dead_letters").fetchall()
         counts = count_parked(conn)
+        [(parked_position,)] = conn.execute(
+            "SELECT position FROM projection_dead_letters").fetchall()
     assert agents == [("alice", "paused", "lunch"), ("bob", "logged_out", None)]
     assert bob != mallory
     [(projection, source, aggregate_id, event_type, error, name)] = parked
@@ -62,6 +64,9 @@ def test_agent_named_with_nul_is_parked_and_later_events_still_project(
     assert "UntranslatableCharacter" in error
     assert name == "Mallory\\u0000Evil"  # the character, written out as text
     assert counts == {"callcentre_events": 1}
+    [line] = [r for r in caplog.records if "parked event" in r.getMessage()]
+    assert line.levelname == "ERROR"
+    assert (line.aggregate_id, line.position) == (str(mallory), parked_position)
 
 
 def test_runner_thread_keeps_projecting_past_a_poison_event(

@@ -15,7 +15,8 @@ The API serves them on ``GET /metrics``; the other processes on their own port
 worker, see dialtone/commands/up.py).
 
 The helpers below are the hooks the adapters call: one line at each call site,
-and they never raise into the caller (a metric must not break a call).
+and they never raise into the caller (a metric must not break a call). The
+webhook series' hooks are in application/webhook_metrics.py.
 """
 
 from __future__ import annotations
@@ -191,11 +192,37 @@ REGISTRATIONS_AGENTS_PAUSED = Gauge(
     "Logged-in agents paused for device-not-registered after the last observation.",
     registry=None)
 
+# --- Webhooks (dialtone webhooks, or dialtone up without Kafka; docs/webhooks.md) ------
+# Registered only where a follower or dispatcher runs; the hooks that update them are
+# in application/webhook_metrics.py (this module is at its size limit).
+
+WEBHOOK_ATTEMPTS = Counter(
+    "dialtone_webhook_attempts",
+    "Webhook delivery attempts recorded in the delivery log, by outcome (delivered; or "
+    "failed, to be retried: http_error, timeout, connection_error, refused).", ["outcome"],
+    registry=None)
+WEBHOOK_ATTEMPT_SECONDS = Histogram(
+    "dialtone_webhook_attempt_duration_seconds",
+    "Time of one webhook delivery attempt, connect to last byte read (or the timeout).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0), registry=None)
+WEBHOOK_QUEUED = Counter(
+    "dialtone_webhook_deliveries_queued",
+    "Deliveries (subscription, event) the followers offered to the delivery queue.",
+    registry=None)
+WEBHOOK_ROUND_FILL = Gauge(
+    "dialtone_webhook_round_fill_ratio",
+    "Deliveries the dispatcher's last round claimed over its batch size "
+    "(1: more were due than a round takes).", registry=None)
+WEBHOOK_DISABLED = Counter(
+    "dialtone_webhook_subscriptions_disabled",
+    "Subscriptions the dispatcher disabled because every attempt failed for too long.",
+    registry=None)
+
 
 # --- Hooks -----------------------------------------------------------------------------
 
 
-def _guarded(what: str, action: Callable[[], None]) -> None:
+def guarded(what: str, action: Callable[[], None]) -> None:
     try:
         action()
     except Exception:  # a metric must never break the call path it observes
@@ -205,7 +232,7 @@ def _guarded(what: str, action: Callable[[], None]) -> None:
 def sip_final_response(code: int) -> None:
     """One final response (>= 200) to an inbound INVITE."""
     if 200 <= code <= 699:
-        _guarded("sip_final_response", lambda: SIP_FINAL_RESPONSES.labels(
+        guarded("sip_final_response", lambda: SIP_FINAL_RESPONSES.labels(
             code_class=f"{code // 100}xx", code=str(code)).inc())
 
 
@@ -220,7 +247,7 @@ def rtp_stream(jitter_ms: float, loss_pct: float, mos: float) -> None:
         RTP_JITTER.observe(jitter_ms / 1000.0)
         RTP_LOSS.observe(loss_pct / 100.0)
         RTP_MOS.observe(mos)
-    _guarded("rtp_stream", observe)
+    guarded("rtp_stream", observe)
 
 
 def watch_b2bua(calls: Callable[[], int], legs: Callable[[], int], call_capacity: int,
@@ -275,7 +302,7 @@ def recordings_round(pending: int, uploaded: int, failed: int) -> None:
         RECORDINGS_PENDING.set(pending)
         RECORDING_UPLOADS.labels(outcome="uploaded").inc(uploaded)
         RECORDING_UPLOADS.labels(outcome="failed").inc(failed)
-    _guarded("recordings_round", note)
+    guarded("recordings_round", note)
 
 
 _REGISTRATION_SERIES = (
@@ -313,12 +340,12 @@ def registration_events(names: Iterable[str]) -> None:
     def note() -> None:
         for name in names:
             REGISTRATIONS_EVENTS.labels(event=name.lower()).inc()
-    _guarded("registration_events", note)
+    guarded("registration_events", note)
 
 
 def registrations_failed(kind: str) -> None:
     """One observation failed; ``kind`` is one of REGISTRATION_ERROR_KINDS."""
-    _guarded("registrations_failed",
+    guarded("registrations_failed",
              lambda: REGISTRATIONS_OBSERVATION_ERRORS.labels(kind=kind).inc())
 
 
@@ -336,7 +363,7 @@ def registrations_observed(*, live: int, expired: int, unknown_domain: int, unre
         REGISTRATIONS_AGENTS_PAUSED.set(agents_paused)
         REGISTRATIONS_OBSERVATION_SECONDS.observe(seconds)
         REGISTRATIONS_LAST_SUCCESS.set_to_current_time()
-    _guarded("registrations_observed", note)
+    guarded("registrations_observed", note)
 
 
 def registrations_agents_changed(changes: Iterable[str]) -> None:
@@ -344,7 +371,7 @@ def registrations_agents_changed(changes: Iterable[str]) -> None:
     def note() -> None:
         for change in changes:
             REGISTRATIONS_AGENT_CHANGES.labels(change=change).inc()
-    _guarded("registrations_agents_changed", note)
+    guarded("registrations_agents_changed", note)
 
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> Any:

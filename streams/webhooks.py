@@ -13,7 +13,10 @@ Each writes its service_heartbeats row (`/readyz`, `dialtone status`): the store
 followers as ``webhooks``/``webhooks-<app>``, the Kafka follower as
 ``webhooks``/``kafka@<host>`` and the dispatcher as
 ``webhook-dispatcher``/``<host>`` (or the instance it is given), each ticked by its
-own loop, so a hung loop lets its row go stale.
+own loop, so a hung loop lets its row go stale. Their Prometheus series
+(application/webhook_metrics.py: deliveries queued, attempts by outcome, the
+dispatcher's rounds) are served by the process that runs them: `dialtone webhooks`
+on DIALTONE_METRICS_PORT, `dialtone up` on its /metrics.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import psycopg
 from eventsourcing.application import Application
 from kafka import KafkaConsumer
 
+from application import webhook_metrics as metrics
 from application.follow import NotifiedLoop, page_after
 from application.heartbeats import Heartbeat, host_name
 from application.webhooks.delivery import Dispatcher
@@ -57,6 +61,7 @@ class StoreFollower(NotifiedLoop):
         self.app = app
         self.page_size = page_size
         self.source = f"store:{app.name}"
+        metrics.expose_webhooks()  # this process queues: it serves the webhook series
 
     def step(self, conn: psycopg.Connection[Any]) -> bool:
         return self.run_once(conn) >= self.page_size
@@ -67,8 +72,9 @@ class StoreFollower(NotifiedLoop):
         notifications = page_after(self.app.recorder, after, self.page_size)
         if notifications:
             with conn.transaction(), conn.cursor() as cur:
-                decide.accept(conn, decode(self.app, notifications))
+                queued = decide.accept(conn, decode(self.app, notifications))
                 positions.record(cur, (POSITION_NAME,), self.source, notifications[-1].id)
+            metrics.webhooks_queued(queued)  # committed, with the position
         return len(notifications)
 
     def catch_up(self) -> int:
@@ -95,6 +101,7 @@ class KafkaFollower:
             auto_offset_reset="earliest", isolation_level="read_committed",
             **(auth or KafkaAuth()).kafka_python())
         self.consumer.subscribe(list(topics))
+        metrics.expose_webhooks()
 
     def run_once(self) -> int:
         """Poll once, queue what came, commit the offsets; return the events handled."""
@@ -102,7 +109,8 @@ class KafkaFollower:
         envelopes = list(_envelopes(r.value for records in batches.values() for r in records))
         if envelopes:
             with psycopg.connect(self.database_url) as conn:  # one transaction, committed
-                decide.accept(conn, envelopes)
+                queued = decide.accept(conn, envelopes)
+            metrics.webhooks_queued(queued)
         if batches:
             self.consumer.commit()  # after the transaction: at least once
         return len(envelopes)

@@ -38,6 +38,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from standardwebhooks.webhooks import Webhook
 
+from application import webhook_metrics as metrics
 from application.heartbeats import Heartbeat
 from application.webhooks import outbox_sql as sql
 from application.webhooks.guard import (
@@ -84,6 +85,7 @@ class AttemptOutcome:
     status_code: int | None
     error: str | None
     duration_ms: float
+    outcome: str  # webhook_metrics.OUTCOMES: delivered, or why the attempt failed
 
     @property
     def ok(self) -> bool:
@@ -138,6 +140,7 @@ class Dispatcher:
         self._conn: AsyncConnection[Any] | None = None
         self._client: aiohttp.ClientSession | None = None
         self._pruned_at = -math.inf
+        metrics.expose_webhooks()  # this process sends: it serves the webhook series
 
     async def close(self) -> None:
         if self._client is not None:
@@ -160,8 +163,10 @@ class Dispatcher:
                 await self._prune_when_due()
                 if self.heartbeat is not None:
                     self.heartbeat.tick()  # a round went through: the beat may be written
+                metrics.webhook_round_done()
             except Exception:
                 log.exception("webhook dispatcher round failed; retrying")
+                metrics.webhook_round_failed()
                 await self.close()
                 sent = 0
                 await _wait(stop, 1.0)
@@ -176,6 +181,7 @@ class Dispatcher:
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(sql.CLAIM, {"limit": self.settings.batch, "lease": lease})
             claimed = [Claimed(**row) for row in await cur.fetchall()]
+        metrics.webhook_round(len(claimed), self.settings.batch)  # the backlog, for free
         if not claimed:
             return 0
         ready = await self._with_cdrs(conn, claimed)
@@ -186,6 +192,7 @@ class Dispatcher:
         outcomes = await asyncio.gather(*(self._attempt(http, gate, c, refusals[c.url])
                                           for c in ready))
         await self._record(conn, outcomes)
+        metrics.webhook_attempts((o.outcome, o.duration_ms / 1000) for o in outcomes)
         return len(outcomes)
 
     async def prune(self) -> int:
@@ -249,21 +256,21 @@ class Dispatcher:
             attempted_at = datetime.now(UTC)
             started = time.perf_counter()
             status: int | None = None
-            error: str | None = refusal
+            outcome, error = (metrics.REFUSED, refusal) if refusal else (metrics.DELIVERED, None)
             try:
                 if refusal is None:
                     async with asyncio.timeout(self.settings.timeout_s):
                         status = await self._post(http, claimed, attempted_at)
                     if not 200 <= status < 300:
-                        error = f"HTTP {status}"
+                        outcome, error = metrics.HTTP_ERROR, f"HTTP {status}"
             except TimeoutError:
-                error = f"timed out after {self.settings.timeout_s:g} s"
+                outcome, error = metrics.TIMEOUT, f"timed out after {self.settings.timeout_s:g} s"
             except TargetRefused as exc:
-                error = f"refused target: {exc}"
+                outcome, error = metrics.REFUSED, f"refused target: {exc}"
             except (aiohttp.ClientError, OSError) as exc:
-                error = _describe(exc)
+                outcome, error = metrics.CONNECTION_ERROR, _describe(exc)
             duration_ms = (time.perf_counter() - started) * 1000
-            return AttemptOutcome(claimed, attempted_at, status, error, duration_ms)
+            return AttemptOutcome(claimed, attempted_at, status, error, duration_ms, outcome)
 
     async def _post(self, http: aiohttp.ClientSession, claimed: Claimed, at: datetime) -> int:
         body = claimed.body.encode()
@@ -283,6 +290,7 @@ class Dispatcher:
         failing = {o.claimed.subscription_id: o.attempted_at for o in failed}
         failing = {k: v for k, v in failing.items()
                    if k not in {o.claimed.subscription_id for o in done}}
+        disabled: list[UUID] = []
         async with conn.transaction(), conn.cursor() as cur:
             await cur.execute(sql.LOG, _columns(
                 [(o.claimed.id, o.claimed.subscription_id, o.claimed.attempts + 1,
@@ -297,9 +305,11 @@ class Dispatcher:
             if failing:
                 await cur.execute(sql.FAILED, _columns(list(failing.items()), 2))
                 await cur.execute(sql.DISABLE, (list(failing), s.disable_after_s))
-                for (disabled,) in await cur.fetchall():
-                    log.warning("webhook subscription %s disabled: every attempt failed for "
-                                "%g s", disabled, s.disable_after_s)
+                disabled = [row[0] for row in await cur.fetchall()]
+        for subscription in disabled:  # committed: now it is so
+            log.warning("webhook subscription %s disabled: every attempt failed for %g s",
+                        subscription, s.disable_after_s)
+        metrics.webhooks_disabled(len(disabled))
 
 
 def _refusal(url: str, allow: Sequence[Network]) -> str | None:

@@ -36,6 +36,7 @@ WORKLOADS: dict[str, tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = {
     "worker": ("apps/v1", "Deployment", "worker", ("worker",), ()),
     "router": ("apps/v1", "Deployment", "router", ("router",), ()),
     "registrations": ("apps/v1", "Deployment", "registrations", ("registrations",), ()),
+    "webhooks": ("apps/v1", "Deployment", "webhooks", ("webhooks",), ()),
     "b2bua": ("apps/v1", "StatefulSet", "b2bua", ("b2bua",), ()),
     # The uploader, a native sidecar (init container) of the b2bua pods.
     "recordings": ("apps/v1", "StatefulSet", "b2bua", (), ("recordings",)),

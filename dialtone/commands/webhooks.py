@@ -4,6 +4,7 @@ A kafka-python consumer group (``<prefix>dialtone-webhooks``) on every dialtone
 topic queues the deliveries, and a dispatcher sends them; run as many as you like
 (the group shares the partitions, the dispatchers share the queue by leases).
 `dialtone up` runs the embedded equivalent (`embedded`) when Kafka is not set.
+Its metrics are served on DIALTONE_METRICS_PORT, like `dialtone relay`'s.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dialtone import composition
 from dialtone.database import resolve_dsn
 from dialtone.kafka_settings import kafka_auth
 from dialtone.migrations import apply_migrations
+from dialtone.services.metrics import start_metrics_server
 from dialtone.services.signals import StopSignals
 from dialtone.settings import Settings
 from projections import callcentre, calls
@@ -45,6 +47,7 @@ def command(settings: Settings) -> None:
     stop = StopSignals().install()
     database_url = resolve_dsn(settings)
     apply_migrations(database_url)
+    start_metrics_server(settings)  # dialtone_webhook_* (docs/observability.md)
     follower = KafkaFollower(settings.kafka_bootstrap, topics(settings.topic_prefix),
                              database_url, group_id=f"{settings.topic_prefix}{CONSUMER_GROUP}",
                              auth=kafka_auth(settings))

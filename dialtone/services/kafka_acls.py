@@ -14,6 +14,12 @@ denies whatever an ACL does not allow (deny by default, as Kubernetes RBAC):
   before the relay) but never write them.
 - ``integrator`` reads the aggregate topics, in consumer groups whose names
   start ``integrator-``; it writes nothing.
+- ``webhooks`` (``dialtone webhooks``) reads the aggregate topics in its one
+  consumer group (``dialtone-webhooks``, streams/webhooks.py); it writes nothing.
+  It may create the aggregate topics, as the worker may: its kafka-python
+  consumer asks for them to be created when it subscribes, and a consumer
+  refused that for a topic the relay has not made yet is never assigned a
+  partition, of that topic or any other (so it would deliver nothing).
 
 The same table provisions docker-compose.yml's broker (the ``kafka-init``
 service runs ``python -m dialtone.services.kafka_acls``) and the e2e tests'
@@ -43,11 +49,12 @@ from kafka.admin import (
 
 from dialtone.composition import PROJECTION_GROUPS
 from streams.topics import dead_letter_topic, topic_for
+from streams.webhooks import CONSUMER_GROUP as WEBHOOKS_GROUP
 
 log = logging.getLogger(__name__)
 
 MECHANISM = "SCRAM-SHA-512"
-ROLES = ("relay", "worker", "integrator")
+ROLES = ("relay", "worker", "integrator", "webhooks")
 INTEGRATOR_GROUP_PREFIX = "integrator-"
 _PREFIXED = ACLResourcePatternType.PREFIXED
 _LITERAL = ACLResourcePatternType.LITERAL
@@ -97,6 +104,9 @@ def grants(role: str, topic_prefix: str = "") -> list[Grant]:
         return [Grant(ResourceType.TOPIC, topics, _PREFIXED, (_R, _D)),
                 Grant(ResourceType.GROUP, f"{topic_prefix}{INTEGRATOR_GROUP_PREFIX}", _PREFIXED,
                       (_R, _D))]
+    if role == "webhooks":
+        return [Grant(ResourceType.TOPIC, topics, _PREFIXED, (_R, _D, _C)),
+                Grant(ResourceType.GROUP, f"{topic_prefix}{WEBHOOKS_GROUP}", _LITERAL, (_R, _D))]
     raise ValueError(f"unknown Kafka role {role!r}")
 
 

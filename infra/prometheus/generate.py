@@ -33,7 +33,8 @@ FOR = "10m"
 
 # Services of infra/budgets.toml that Prometheus scrapes: the job of each in
 # infra/prometheus/prometheus.yml is the service's name.
-SCRAPED = ("api", "relay", "worker", "router", "b2bua", "recordings", "registrations")
+SCRAPED = ("api", "relay", "worker", "router", "b2bua", "recordings", "registrations",
+           "webhooks")
 # The others, and why they have no rule.
 NOT_SCRAPED = {
     "migrate": "a Job that exits once the migrations ran: nothing stays up to scrape",

@@ -90,7 +90,18 @@ def test_rss_rules_are_current_with_the_budgets():
     assert result.returncode == 0, result.stdout + result.stderr
     services = {rule["labels"]["service"] for rule in alerts()["DialtoneRssOverBudget"]}
     assert services == {"api", "relay", "worker", "router", "b2bua", "recordings",
-                        "registrations"}
+                        "registrations", "webhooks"}
+
+
+def test_every_scraped_dialtone_job_raises_target_down() -> None:
+    """A process added to the scrape config is also watched for being down."""
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+    [rule] = alerts()["DialtoneTargetDown"]
+    matched = re.fullmatch(r'up\{job=~"([a-z0-9|-]+)"\} == 0', rule["expr"].strip())
+    assert matched, rule["expr"]
+    watched = set(matched.group(1).split("|"))
+    assert jobs <= watched, jobs - watched
 
 
 def exported_series() -> set[str]:

@@ -25,19 +25,22 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from devtools.kafka import INFRA_DIR, KAFKA_VERSION, KafkaBroker
+from dialtone.commands.webhooks import topics as webhooks_topics
 from dialtone.services.ports import free_port
+from streams.webhooks import CONSUMER_GROUP as WEBHOOKS_GROUP
 from tests.fixtures.processes import terminate
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 # The wheel's console script drops the exit status; call the binary itself.
 DOCKER_COMPOSE = Path(compose.__file__).parent / "docker-compose"
-DIALTONE_SERVICES = ("migrate", "api", "relay", "worker", "router", "b2bua")
+DIALTONE_SERVICES = ("migrate", "api", "relay", "worker", "router", "b2bua", "webhooks")
 # The rest of the stack (issue 15); their configs: tests/integration/test_stack_*.py.
 OPERATIONS = ("redis", "kamailio", "prometheus", "alertmanager", "grafana", "loki", "tempo",
               "minio", "minio-init")
 # Only these use Kafka, each as its own SCRAM user (dialtone/services/kafka_acls.py).
-KAFKA_CLIENTS = {"relay": "KAFKA_RELAY_PASSWORD", "worker": "KAFKA_WORKER_PASSWORD"}
+KAFKA_CLIENTS = {"relay": "KAFKA_RELAY_PASSWORD", "worker": "KAFKA_WORKER_PASSWORD",
+                 "webhooks": "KAFKA_WEBHOOKS_PASSWORD"}
 # Variables the apache/kafka image reads itself rather than turning into properties.
 KAFKA_IMAGE_ONLY_ENV = {"CLUSTER_ID", "KAFKA_HEAP_OPTS", "KAFKA_OPTS", "KAFKA_JVM_PERFORMANCE_OPTS"}
 
@@ -101,7 +104,7 @@ def test_services_start_in_dependency_order(stack: dict[str, Any]) -> None:
     services = stack["services"]
     assert services["migrate"]["depends_on"]["timescaledb"]["condition"] == "service_healthy"
     assert services["kafka-init"]["depends_on"]["kafka"]["condition"] == "service_healthy"
-    for name in ("api", "relay", "worker"):
+    for name in ("api", "relay", "worker", "webhooks"):
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
         assert depends["kafka"]["condition"] == "service_healthy", name
@@ -252,7 +255,7 @@ def test_kafka_init_provisions_from_the_brokers_loopback(stack: dict[str, Any]) 
     assert init["environment"]["KAFKA_ADMIN_BOOTSTRAP"].startswith("127.0.0.1:")
 
 
-def test_relay_and_worker_use_their_own_kafka_user_and_nobody_else_gets_one(
+def test_each_kafka_client_uses_its_own_kafka_user_and_nobody_else_gets_one(
     stack: dict[str, Any],
 ) -> None:
     init_env = stack["services"]["kafka-init"]["environment"]
@@ -273,7 +276,7 @@ def test_kafka_passwords_come_from_the_environment_and_only_placeholders_are_com
     assert defaults
     assert all(value.startswith("change-me-") for value in defaults)
     chosen = {variable: f"{variable.lower()}-from-env" for variable in (
-        "KAFKA_RELAY_PASSWORD", "KAFKA_WORKER_PASSWORD", "KAFKA_INTEGRATOR_PASSWORD")}
+        *KAFKA_CLIENTS.values(), "KAFKA_INTEGRATOR_PASSWORD")}
     result = run_compose(COMPOSE_FILE, "config", "--format", "json", variables=chosen)
     assert result.returncode == 0, result.stderr
     services = json.loads(result.stdout)["services"]
@@ -288,7 +291,9 @@ def test_the_compose_broker_config_serves_scram_users_that_kafka_init_provisions
 ) -> None:
     """The kafka service's own settings, run by the real broker (ports moved to free
     loopback ports), provisioned by kafka-init's command and environment: the relay's
-    credentials from the compose file write, the integrator's read but cannot write."""
+    credentials from the compose file write; the integrator's, and the webhooks
+    service's in its consumer group (subscribed before the relay made any topic, as
+    on a fresh stack), read but cannot write."""
     kafka = stack["services"]["kafka"]
     env, ports = _on_free_loopback_ports(kafka["environment"])
     mounts = {v["target"]: v["source"] for v in kafka["volumes"]}
@@ -311,6 +316,15 @@ def test_the_compose_broker_config_serves_scram_users_that_kafka_init_provisions
         assert not [v for k, v in init_env.items() if k.endswith("_PASSWORD") and
                     v in init.stdout + init.stderr]
         internal = f"127.0.0.1:{ports['INTERNAL']}"
+        webhooks_env = stack["services"]["webhooks"]["environment"]
+        webhooks = _client(internal, webhooks_env["DIALTONE_KAFKA_SASL_USERNAME"],
+                           webhooks_env["DIALTONE_KAFKA_SASL_PASSWORD"])
+        # As `dialtone webhooks` does (streams/webhooks.py): its group, every topic.
+        delivery = KafkaConsumer(group_id=WEBHOOKS_GROUP, enable_auto_commit=False,
+                                 auto_offset_reset="earliest", isolation_level="read_committed",
+                                 **webhooks)
+        delivery.subscribe(webhooks_topics(""))
+        delivery.poll(timeout_ms=2000)
         relay_env = stack["services"]["relay"]["environment"]
         relay = KafkaProducer(**_client(internal, relay_env["DIALTONE_KAFKA_SASL_USERNAME"],
                                         relay_env["DIALTONE_KAFKA_SASL_PASSWORD"]))
@@ -322,12 +336,27 @@ def test_the_compose_broker_config_serves_scram_users_that_kafka_init_provisions
                                  **integrator)
         assert next(iter(consumer)).key == b"k"
         consumer.close()
-        producer = KafkaProducer(enable_idempotence=False, retries=0, **integrator)
-        with pytest.raises(TopicAuthorizationFailedError):
-            producer.send("dialtone.calls.v1", key=b"forged", value=b"{}").get(timeout=30)
-        producer.close(timeout=5)
+        assert _keys_polled_and_committed(delivery) == [b"k"]
+        delivery.close()
+        for reader in (integrator, webhooks):
+            producer = KafkaProducer(enable_idempotence=False, retries=0, **reader)
+            with pytest.raises(TopicAuthorizationFailedError):
+                producer.send("dialtone.calls.v1", key=b"forged", value=b"{}").get(timeout=30)
+            producer.close(timeout=5)
     finally:
         terminate(process, 30, kill_wait=10)
+
+
+def _keys_polled_and_committed(consumer: KafkaConsumer, seconds: float = 60) -> list[bytes]:
+    """The keys of the first records the consumer gets, their offsets then committed in
+    its group; none if it is never assigned a partition in time."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        records = [r for batch in consumer.poll(timeout_ms=500).values() for r in batch]
+        if records:
+            consumer.commit()
+            return [r.key for r in records]
+    return []
 
 
 def _client(bootstrap: str, username: str, password: str) -> dict[str, Any]:

@@ -176,13 +176,15 @@ def test_staging_and_production_differ_as_designed(rendered: dict[str, str]) -> 
     production = by_kind_name(yaml_docs(rendered["overlays/production"]))
     assert staging[("Namespace", "dialtone-staging")]
     assert production[("Namespace", "dialtone")]
-    for kind, name in [("StatefulSet", "b2bua"), ("Deployment", "kamailio")]:
+    for kind, name in [("StatefulSet", "b2bua"), ("Deployment", "kamailio"),
+                       ("Deployment", "webhooks")]:
         assert staging[(kind, name)]["spec"]["replicas"] < production[(kind, name)]["spec"][
             "replicas"]
     assert (staging[("HorizontalPodAutoscaler", "api")]["spec"]["maxReplicas"]
             < production[("HorizontalPodAutoscaler", "api")]["spec"]["maxReplicas"])
     for kind, name in [("Deployment", "api"), ("Deployment", "worker"),
-                       ("Deployment", "kamailio"), ("StatefulSet", "b2bua")]:
+                       ("Deployment", "kamailio"), ("Deployment", "webhooks"),
+                       ("StatefulSet", "b2bua")]:
         spread = production[(kind, name)]["spec"]["template"]["spec"]["topologySpreadConstraints"]
         zone = next(c for c in spread if c["topologyKey"] == "topology.kubernetes.io/zone")
         assert zone["whenUnsatisfiable"] == "DoNotSchedule", name
@@ -241,7 +243,7 @@ def test_every_metrics_port_is_scraped_as_its_service_and_reachable_by_prometheu
                     pod["metadata"]["labels"].items(), container["name"]
     # Every long-running dialtone process is scraped (the API on its HTTP port, below).
     assert set(scraped) == {"relay", "worker", "router", "b2bua", "registrations",
-                            "recordings"}
+                            "recordings", "webhooks"}
     assert set(scraped) <= set(load_budgets())  # the job label is a budget's service
     # The recordings sidecar shares its pod with the B2BUA pool, which serves on
     # DIALTONE_METRICS_PORT + i when it serves: the sidecar's port stays apart.

@@ -3,10 +3,10 @@ kustomize, as in test_k8s_manifests.py) promises beyond its schema.
 
 Every pod passes Pod Security (restricted, so baseline too) and references its
 secrets by name only; the scaling design holds (api and worker autoscaled, one
-Recreate replica of relay, router and registrations, disruption budgets),
-Kamailio's dispatcher list matches the B2BUA replicas and every worker of a
-pod's pool has its SIP port and RTP block open; each b2bua pod uploads its
-recordings through a native sidecar.
+Recreate replica of relay, router and registrations, webhooks replicated at a
+fixed count, disruption budgets), Kamailio's dispatcher list matches the B2BUA
+replicas and every worker of a pod's pool has its SIP port and RTP block open;
+each b2bua pod uploads its recordings through a native sidecar.
 """
 
 from __future__ import annotations
@@ -55,7 +55,13 @@ def test_scaling_design(rendered: dict[str, str], target: str) -> None:
         assert deployment["spec"]["replicas"] == 1
         assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     pdbs = {name for kind, name in objects if kind == "PodDisruptionBudget"}
-    assert pdbs == {"api", "worker", "b2bua", "kamailio"}
+    assert pdbs == {"api", "worker", "b2bua", "kamailio", "webhooks"}
+    # Webhook delivery: replicated for availability, one pod drained at a time, no
+    # HPA (hpas above: its pace is the endpoints', not its CPU).
+    webhooks = objects[("Deployment", "webhooks")]["spec"]
+    assert webhooks["replicas"] >= 1
+    assert webhooks["strategy"]["type"] == "RollingUpdate"
+    assert objects[("PodDisruptionBudget", "webhooks")]["spec"]["maxUnavailable"] == 1
     # Kamailio's dispatcher list has one line per B2BUA pod.
     replicas = objects[("StatefulSet", "b2bua")]["spec"]["replicas"]
     init = objects[("Deployment", "kamailio")]["spec"]["template"]["spec"]["initContainers"][0]

@@ -118,7 +118,7 @@ def test_every_long_running_dialtone_service_is_a_scrape_job_named_after_its_bud
     services = stack["services"]
     dialtone = {name for name, service in services.items()
                 if str(service.get("image", "")).startswith("dialtone") and name not in RUN_ONCE}
-    assert dialtone >= {"recordings", "registrations"}
+    assert dialtone >= {"recordings", "registrations", "webhooks"}
     assert set(_scrape_targets(stack)) >= dialtone
     assert set(_scrape_targets(stack)) <= set(load_budgets())
 

@@ -15,6 +15,7 @@ from typing import Any
 import httpx2
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from api.routes.webhooks import new_secret
 from application.calls import CallService
@@ -77,9 +78,16 @@ def test_consumer_group_delivers_to_the_example_receiver(
     finally:
         relay.close()
         service.close()
+    metrics_port = free_port()
     webhooks = dialtone_processes(["webhooks"], {
-        **env, "DIALTONE_WEBHOOK_ALLOW_NETS": "127.0.0.1/32"})
+        **env, "DIALTONE_WEBHOOK_ALLOW_NETS": "127.0.0.1/32",
+        "DIALTONE_METRICS_PORT": str(metrics_port), "DIALTONE_METRICS_HOST": "127.0.0.1"})
     wait_for(lambda: _delivered(database_url) == 8, 120, "8 deliveries", processes=(webhooks,))
+    # Its own metrics port, as `dialtone relay`'s: what it queued and delivered.
+    delivered = ("dialtone_webhook_attempts_total", "delivered")
+    wait_for(lambda: _scraped(metrics_port).get(delivered) == 8, 30,
+             "8 delivered attempts on the metrics port", processes=(webhooks,))
+    assert _scraped(metrics_port)[("dialtone_webhook_deliveries_queued_total", "")] == 8
     webhooks.stop()
     assert webhooks.proc is not None
     assert webhooks.proc.returncode == 0, webhooks.tail()  # SIGTERM: a clean stop
@@ -97,6 +105,15 @@ def test_consumer_group_delivers_to_the_example_receiver(
     assert all(v == [1, 2, 3, 4] for v in by_subject(events).values())
     ended = [e for e in events if e["type"] == "dialtone.call.ended.v1"]
     assert {e["data"]["cdr"]["disposition"] for e in ended} == {"answered"}
+
+
+def _scraped(port: int) -> dict[tuple[str, str], float]:
+    """The webhook samples `dialtone webhooks` serves on its metrics port."""
+    response = httpx2.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    assert response.status_code == 200
+    return {(s.name, s.labels.get("outcome", "")): s.value
+            for family in text_string_to_metric_families(response.text)
+            for s in family.samples if s.name.startswith("dialtone_webhook_")}
 
 
 def _heartbeats(database_url: str) -> list[tuple[str, str, bool]]:

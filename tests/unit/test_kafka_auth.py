@@ -61,6 +61,8 @@ def _operations(role: str, resource: ResourceType, prefix: str = "") -> set[ACLO
 def test_only_the_relay_may_write_the_event_topics() -> None:
     assert ACLOperation.WRITE in _operations("relay", ResourceType.TOPIC)
     assert ACLOperation.WRITE not in _operations("integrator", ResourceType.TOPIC)
+    assert not [g.name for g in grants("webhooks") if ACLOperation.WRITE in g.operations
+                or ACLOperation.ALL in g.operations]
     worker_writes = [g.name for g in grants("worker") if ACLOperation.WRITE in g.operations
                      or ACLOperation.ALL in g.operations]
     assert worker_writes
@@ -69,7 +71,7 @@ def test_only_the_relay_may_write_the_event_topics() -> None:
 
 
 def test_the_topic_prefix_scopes_every_grant() -> None:
-    for role in ("relay", "worker", "integrator"):
+    for role in ("relay", "worker", "webhooks", "integrator"):
         assert all(grant.name.startswith("t1.") for grant in grants(role, "t1."))
 
 

@@ -1,16 +1,19 @@
-"""``dialtone backup``: the event store and the identities, with a manifest.
+"""``dialtone backup``: the event store and the state beside it, with a manifest.
 
 What is backed up is what cannot be derived: each application's stored events
 (the notification log is the same table), the identities and credentials
-(tenants, users, keys, tokens, the audit log: state, not events) and, in the
-manifest, yoyo's migration log. Projections, their positions, dead letters,
-heartbeats and relay positions are not: `dialtone restore` rebuilds the
-projections from the events, and the relay finds its place from Kafka.
+(tenants, users, keys, tokens, the audit log, the SIP devices' credentials:
+state, not events), the webhook subscriptions with their delivery queue and log
+and, in the manifest, yoyo's migration log and how far the webhook followers had
+queued. Projections, their positions, dead letters, heartbeats and relay positions
+are not: `dialtone restore` rebuilds the projections from the events, puts the
+webhook followers back where they were, and the relay finds its place from Kafka.
 
-The backup is a directory (mode 0700, files 0600: it holds password hashes and
-the token signing key) with ``store.dump`` (pg_dump custom format) and
-``manifest.json``. The manifest is read in the very snapshot pg_dump dumps
-(pg_export_snapshot), so its head positions are exactly the archive's.
+The backup is a directory (mode 0700, files 0600: it holds password hashes, the
+token signing key, the SIP digest hashes and the webhook secrets) with
+``store.dump`` (pg_dump custom format) and ``manifest.json``. The manifest is read
+in the very snapshot pg_dump dumps (pg_export_snapshot), so its head positions
+and webhook positions are exactly the archive's.
 """
 
 from __future__ import annotations
@@ -40,13 +43,21 @@ from dialtone.migrations import apply_migrations
 from dialtone.services import pg_tools
 from dialtone.settings import Settings
 from domain.call import Call
+from streams.webhooks import POSITION_NAME as WEBHOOKS_POSITION
 
 FORMAT = 1
 ARCHIVE = "store.dump"
 MANIFEST = "manifest.json"
-# State that is not derived from events (migrations/schema/0005_identities.sql).
-IDENTITY_TABLES = ("tenants", "users", "service_accounts", "api_keys", "refresh_tokens",
-                   "login_failures", "auth_signing_key", "audit_log")
+# State that is not derived from events: the identities (migrations/schema/0005,
+# tenants with their SIP domain), the SIP devices' digest credentials (0020: never
+# events), and the webhooks (0011): the subscriptions with their secrets, and the
+# delivery queue and log with the tenants the follower learnt, which go with its
+# position (WEBHOOK_POSITIONS) so that a restored platform neither re-sends the
+# history nor skips what was queued.
+STATE_TABLES = ("tenants", "users", "service_accounts", "api_keys", "refresh_tokens",
+                "login_failures", "auth_signing_key", "audit_log", "sip_subscribers",
+                "webhook_subscriptions", "webhook_aggregates", "webhook_deliveries",
+                "webhook_attempts")
 _RECORDING_TOPIC = get_topic(Call.RecordingAvailable)
 _OBJECT_TOPICS = [get_topic(Call.RecordingStored), get_topic(Call.RecordingDeleted)]
 _PAGE = 10_000
@@ -84,10 +95,11 @@ def backup(database_url: str, target: Path) -> dict[str, Any]:
     apps = composition.event_sources(database_url)
     try:
         tables = {app.name: event_tables(app) for app in apps}
-        all_tables = [t for names in tables.values() for t in names] + list(IDENTITY_TABLES)
+        all_tables = [t for names in tables.values() for t in names] + list(STATE_TABLES)
         _private_directory(target)
         with _exported_snapshot(database_url) as (conn, snapshot):
             heads = {app.name: _head(conn, tables[app.name][0]) for app in apps}
+            webhook_positions = _webhook_positions(conn)
             migrations = [{"id": row[0], "applied_at_utc": row[1].isoformat()} for row in
                           conn.execute("SELECT migration_id, applied_at_utc"
                                        " FROM _yoyo_migration ORDER BY applied_at_utc")]
@@ -98,6 +110,7 @@ def backup(database_url: str, target: Path) -> dict[str, Any]:
             "dialtone_version": version("dialtone"),
             "created_at": datetime.now(UTC).isoformat(),
             "heads": heads,
+            "webhook_positions": webhook_positions,
             "event_tables": tables,
             "tables": all_tables,
             "migrations": migrations,
@@ -141,6 +154,13 @@ def _exported_snapshot(database_url: str) -> Iterator[tuple[psycopg.Connection[A
         assert row is not None
         yield conn, str(row[0])
         conn.rollback()
+
+
+def _webhook_positions(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """How far the embedded webhook followers had queued, by source, in the snapshot."""
+    return {row[0]: int(row[1]) for row in conn.execute(
+        "SELECT source, position FROM projection_positions WHERE projection = %s",
+        (WEBHOOKS_POSITION,))}
 
 
 def _head(conn: psycopg.Connection[Any], table: str) -> int:

@@ -8,7 +8,8 @@ Order matters because migrations are forward-only and may transform data:
 3. pg_restore loads the rows and the sequences' values in one transaction;
 4. the remaining migrations (those of a newer release) run over restored data,
    exactly as they would have on the original database;
-5. every projection is rebuilt from the restored events (`dialtone rebuild`'s code).
+5. every projection is rebuilt from the restored events (`dialtone rebuild`'s code),
+   and the webhook followers resume where the backup's had queued.
 
 The TimescaleDB and plain variants only differ in projection tables, which
 are never dumped, so a backup restores on either kind of server.
@@ -37,6 +38,7 @@ from dialtone.settings import Settings
 from projections import positions
 from streams.topic_tail import last_committed_position
 from streams.topics import topic_for
+from streams.webhooks import POSITION_NAME as WEBHOOKS_POSITION
 
 
 @click.command("restore")
@@ -53,6 +55,7 @@ def command(settings: Settings, backup_dir: Path) -> None:
     restored = time.monotonic()
     rebuild_projections(database_url, ALL_PROJECTIONS)
     mark_unfed_sources(database_url, manifest["heads"])
+    place_webhook_followers(database_url, manifest)
     rebuilt = time.monotonic()
     events = sum(manifest["heads"].values())
     click.echo(f"restored {events} events ({_heads(manifest)}) in {restored - started:.1f}s; "
@@ -162,6 +165,18 @@ def mark_unfed_sources(database_url: str, heads: dict[str, int]) -> None:
                 if not group.kinds & kinds:
                     positions.record(cur, group.names, f"store:{app.name}", heads[app.name])
             app.close()
+
+
+def place_webhook_followers(database_url: str, manifest: dict[str, Any]) -> None:
+    """Each store's webhook follower resumes where it had queued at the backup (the
+    queue was restored with it), or at the head when it had never run: a follower
+    without a position would read the whole log and send every subscriber its
+    history again."""
+    queued: dict[str, int] = manifest.get("webhook_positions", {})  # older backups: none
+    with psycopg.connect(database_url) as conn, conn.transaction(), conn.cursor() as cur:
+        for app, head in manifest["heads"].items():
+            source = f"store:{app}"
+            positions.record(cur, (WEBHOOKS_POSITION,), source, queued.get(source, head))
 
 
 def _all_migration_dirs() -> list[Path]:

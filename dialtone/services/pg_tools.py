@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dialtone.services.postgres import EmbeddedPostgres
@@ -63,9 +65,65 @@ def dump(dsn: str, tables: Sequence[str], output: Path, *, snapshot: str | None 
 
 
 def restore_data(dsn: str, archive: Path, *, timeout: float = 3600) -> None:
-    """Load the archive's rows (and sequence values) into existing tables, all or nothing."""
-    _run("pg_restore", dsn, ["--data-only", "--single-transaction", "--exit-on-error",
-                             "--no-owner", "--no-privileges", str(archive)], timeout)
+    """Load the archive's rows (and sequence values) into existing tables, all or nothing.
+
+    A whole-schema archive lists its tables' data by name, not by foreign key (a
+    full restore adds the constraints after the data), so `api_keys` would come
+    before the `service_accounts` it references and fail. The rows go in parent
+    tables first instead, by the foreign keys of the tables they go into.
+    """
+    with tempfile.TemporaryDirectory(prefix="dialtone-restore-") as work:
+        order = Path(work) / "toc.list"
+        order.write_text(parents_first(_listing(archive, timeout), _references(dsn)))
+        _run("pg_restore", dsn, ["--data-only", "--single-transaction", "--exit-on-error",
+                                 "--no-owner", "--no-privileges", f"--use-list={order}",
+                                 str(archive)], timeout)
+
+
+def parents_first(listing: str, references: Mapping[str, set[str]]) -> str:
+    """``pg_restore --list`` output with its TABLE DATA entries reordered so that
+    every table comes after the tables it references (``references``: table ->
+    the tables its foreign keys name); the other entries keep their places."""
+    lines = listing.splitlines()
+    data = [i for i, line in enumerate(lines) if _data_table(line) is not None]
+
+    def depth(table: str, seen: frozenset[str] = frozenset()) -> int:
+        parents = references.get(table, set()) - seen - {table}
+        return 1 + max((depth(p, seen | {table}) for p in parents), default=-1)
+
+    ordered = sorted((lines[i] for i in data), key=lambda line: depth(_data_table(line) or ""))
+    for i, line in zip(data, ordered, strict=True):
+        lines[i] = line
+    return "\n".join(lines) + "\n"
+
+
+def _data_table(line: str) -> str | None:
+    # "3370; 0 16390 TABLE DATA public tenants owner": the table is the 6th field.
+    fields = line.split()
+    if line.startswith(";") or fields[3:5] != ["TABLE", "DATA"] or len(fields) < 7:
+        return None
+    return fields[6]
+
+
+def _listing(archive: Path, timeout: float) -> str:
+    result = subprocess.run([str(binary("pg_restore")), "--list", str(archive)],
+                            capture_output=True, text=True, timeout=timeout, check=False)
+    if result.returncode != 0:
+        raise PgToolError(f"pg_restore --list failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _references(dsn: str) -> dict[str, set[str]]:
+    """Each public table's parents by foreign key, in the database restored into."""
+    found: dict[str, set[str]] = {}
+    with psycopg.connect(dsn) as conn:
+        for child, parent in conn.execute(
+                "SELECT child.relname, parent.relname FROM pg_constraint c"
+                " JOIN pg_class child ON child.oid = c.conrelid"
+                " JOIN pg_class parent ON parent.oid = c.confrelid"
+                " WHERE c.contype = 'f' AND c.connamespace = 'public'::regnamespace"):
+            found.setdefault(child, set()).add(parent)
+    return found
 
 
 def _quoted(table: str) -> str:

@@ -1,5 +1,7 @@
 """`dialtone backup` of a store filled by real SIP calls, `dialtone restore` into another
-database: every projection rebuilt there equals the original, row for row."""
+database: every projection rebuilt there equals the original, row for row, and the
+state beside the events (identities, SIP credentials, webhook subscriptions with
+their queue and their followers' positions) comes back as it was."""
 
 from __future__ import annotations
 
@@ -18,10 +20,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from application.identity import sip_credentials
 from application.identity.credentials import verify_password
-from dialtone import bootstrap
-from dialtone.commands.users import ensure_initial_admin
+from dialtone import bootstrap, composition
+from dialtone.commands.users import ensure_initial_admin, issue_api_key, with_connection
 from dialtone.migrations import apply_migrations
+from streams.webhooks import StoreFollower
 from tests.fixtures.callcentre import provision_queue
 from tests.fixtures.processes import DIALTONE
 from tests.fixtures.sip import CallStore, Sipp, StartWorker, free_udp_port, route_to
@@ -101,6 +105,32 @@ def _attach_recordings(call_store: CallStore, directory: Path) -> tuple[Path, st
     return wav, gone
 
 
+SIP_PASSWORD = "a device's own secret"
+
+
+def _state_beside_events(database_url: str) -> None:
+    """An integration's API key, a SIP device's credentials and a webhook subscription,
+    its deliveries queued by the embedded followers (their positions recorded): state,
+    not events."""
+    issue_api_key(database_url, "crm")  # api_keys references service_accounts
+
+    async def provision(conn: Any) -> None:
+        await sip_credentials.set_sip_domain(conn, "default", "pbx.example.com")
+        await sip_credentials.create_credential(conn, "default", "1001", SIP_PASSWORD)
+    with_connection(database_url, provision)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("INSERT INTO webhook_subscriptions (id, tenant, url, event_types, secret)"
+                     " VALUES (gen_random_uuid(), 'default', 'https://crm.example.com/hook',"
+                     " '{*}', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw')")
+    apps = composition.event_sources(database_url)
+    try:
+        for app in apps:
+            StoreFollower(app, database_url).catch_up()
+    finally:
+        for app in apps:
+            app.close()
+
+
 def _check_private(backup_dir: Path, password: str) -> None:
     """0700/0600: it holds password hashes and the token signing key; no plain password."""
     assert stat.S_IMODE(backup_dir.stat().st_mode) == 0o700
@@ -109,6 +139,7 @@ def _check_private(backup_dir: Path, password: str) -> None:
     for file in files:
         assert stat.S_IMODE(file.stat().st_mode) == 0o600
         assert password.encode() not in file.read_bytes()
+        assert SIP_PASSWORD.encode() not in file.read_bytes()  # its digest hashes only
 
 
 def _check_manifest(backup_dir: Path, database_url: str, wav: Path, gone: str
@@ -146,8 +177,12 @@ def test_backup_restored_elsewhere_rebuilds_every_projection_row_for_row(
     wav, gone = _attach_recordings(call_store, tmp_path)
     for runner in bootstrap.inprocess_runners(database_url):
         runner.catch_up()
+    _state_beside_events(database_url)
     tables = _projection_tables(database_url)
     original = _snapshot(database_url, tables)
+    assert (len(original["sip_subscribers"]), len(original["webhook_subscriptions"])) == (1, 1)
+    assert len(original["webhook_deliveries"]) > ANSWERED  # every event so far, queued
+    assert sum('"projection": "webhooks"' in row for row in original["projection_positions"]) == 2
     assert len(original["cdr"]) == ANSWERED + UNROUTED
     assert len(original["agent_state"]) == 2
     assert len(original["queue_members"]) == 2
@@ -172,6 +207,8 @@ def test_backup_restored_elsewhere_rebuilds_every_projection_row_for_row(
     with psycopg.connect(second_database) as conn:
         row = conn.execute("SELECT password_hash FROM users WHERE username = 'admin'"
                            ).fetchone()
+        keys = conn.execute("SELECT count(*) FROM api_keys").fetchone()
+    assert keys == (1,)
     assert row is not None
     assert verify_password(row[0], password)
     # The store carries on where the backup stopped: no position is reused.

@@ -312,19 +312,24 @@ _REGISTRATION_SERIES = (
     REGISTRATIONS_AGENTS_PAUSED)
 REGISTRATION_EVENTS = ("created", "registered", "refreshed", "unregistered", "expired")
 REGISTRATION_ERROR_KINDS = ("redis", "database", "conflict", "refused", "other")
-_exposing = threading.Lock()
-_exposed = threading.Event()
+_registering = threading.Lock()
+_registered: set[int] = set()
+
+
+def register_once(series: Iterable[Any]) -> None:
+    """Serve `series` (made with registry=None) from this process's registry, once
+    however many components of the process ask: the registry refuses a second time."""
+    with _registering:
+        for one in series:
+            if id(one) not in _registered:
+                REGISTRY.register(one)
+                _registered.add(id(one))
 
 
 def expose_registrations() -> None:
     """Serve the registrations observer's series from this process (once); every label
     value they can take starts at 0, so a rate over them is defined from the start."""
-    with _exposing:
-        if _exposed.is_set():
-            return
-        for series in _REGISTRATION_SERIES:
-            REGISTRY.register(series)
-        _exposed.set()
+    register_once(_REGISTRATION_SERIES)
     for state in ("live", "expired", "unknown_domain", "unreadable", "invalid_aor"):
         REGISTRATIONS_BINDINGS.labels(state=state)
     for kind in REGISTRATION_ERROR_KINDS:

@@ -11,11 +11,8 @@ a delivery.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Iterable
-
-from prometheus_client import REGISTRY
 
 from application.metrics import (
     LOOP_FAILURES,
@@ -26,6 +23,7 @@ from application.metrics import (
     WEBHOOK_QUEUED,
     WEBHOOK_ROUND_FILL,
     guarded,
+    register_once,
 )
 
 DELIVERED = "delivered"
@@ -39,19 +37,12 @@ DISPATCHER_LOOP = "webhook-dispatcher"
 
 _SERIES = (WEBHOOK_ATTEMPTS, WEBHOOK_ATTEMPT_SECONDS, WEBHOOK_QUEUED, WEBHOOK_ROUND_FILL,
            WEBHOOK_DISABLED)
-_exposing = threading.Lock()
-_exposed = threading.Event()
 
 
 def expose_webhooks() -> None:
     """Serve the webhook series from this process (once, whoever asks first); every
     outcome starts at 0, so the failed share of attempts is defined from the start."""
-    with _exposing:
-        if _exposed.is_set():
-            return
-        for series in _SERIES:
-            REGISTRY.register(series)
-        _exposed.set()
+    register_once(_SERIES)
     for outcome in OUTCOMES:
         WEBHOOK_ATTEMPTS.labels(outcome=outcome)
     LOOP_STEPS.labels(loop=DISPATCHER_LOOP)

@@ -84,7 +84,7 @@ def test_b2bua_worker_stops_cleanly(database_url: str, second_database: str,
 
 
 @pytest.mark.kafka
-@pytest.mark.parametrize("command", ["relay", "worker"])
+@pytest.mark.parametrize("command", ["relay", "worker", "webhooks"])
 def test_kafka_processes_stop_cleanly(command: str, database_url: str, second_database: str,
                                       kafka_bootstrap: str, dialtone_processes: Spawn) -> None:
     def env() -> dict[str, str]:  # a topic prefix (and Faust group) of each one's own

@@ -4,7 +4,9 @@ One `dialtone up` (embedded PostgreSQL, one B2BUA worker) is driven through
 every credential path: the printed admin password logs in, its refresh token
 is used, an API key and a user with a password are made, both authenticate
 requests, a wrong password, a tampered token and a revoked-looking key are
-refused, and one real SIP call (sipp) goes through the worker. Then dialtone
+refused, a SIP device is provisioned with a password, a webhook is subscribed
+(its signed deliveries attempted and failing), and one real SIP call (sipp)
+goes through the worker. Then dialtone
 is stopped and every log it wrote is read back:
 
 * the capture of its stdout/stderr (what a terminal or journald would keep),
@@ -13,7 +15,8 @@ is stopped and every log it wrote is read back:
 
 and none may contain any of the secrets: the passwords, the access and
 refresh tokens (whole, and their signature / secret parts alone), the API key
-(whole, and its secret part alone), the argon2 hashes of the passwords, and the
+(whole, and its secret part alone), the argon2 hashes of the passwords, the SIP
+device's password and its digest hashes (ha1, ha1b), the webhook's secret, and the
 S3 keys of the recordings' storage (`dialtone up` uploads one recording to a real
 S3-compatible server with them).
 
@@ -53,6 +56,7 @@ from tests.integration.recordings_support import recorded_call
 __all__ = ["s3_server"]
 USER_PASSWORD = "correct horse battery staple 42"
 WRONG_PASSWORD = "not the password at all 17"
+SIP_PASSWORD = "a desk phone's digest secret 9"
 
 
 @pytest.fixture
@@ -145,6 +149,18 @@ def drive(up: Up, admin_password: str, workdir: Path) -> dict[str, str]:
         assert http.get("/v1/cdrs", headers=bearer(sam_token)).status_code == 200
         assert http.get("/v1/auth/users", headers=bearer(sam_token)).status_code == 403
 
+        # A SIP device's password (only its digest hashes are kept) and a webhook
+        # whose secret signs every attempt (the deliveries fail: no such host).
+        assert http.put("/v1/auth/sip/domain", headers=bearer(token),
+                        json={"domain": "secrets.example.com"}).status_code == 204
+        device = http.post("/v1/auth/sip/credentials", headers=bearer(token),
+                           json={"username": "desk-101", "password": SIP_PASSWORD})
+        assert device.status_code == 201, device.text
+        hook = http.post("/v1/webhooks", headers=bearer(token),
+                         json={"url": "https://hooks.invalid/dialtone", "event_types": ["*"]})
+        assert hook.status_code == 201, hook.text
+        webhook_secret = hook.json()["secret"]
+
     # A recording the embedded uploader sends to the S3 server with its keys.
     dsn = f"postgresql://postgres@127.0.0.1:{up.pg_port}/dialtone"
     with CallService(env=eventsourcing_env(dsn, AGGREGATE_CACHE_FASTFORWARD="y")) as calls:
@@ -161,7 +177,10 @@ def drive(up: Up, admin_password: str, workdir: Path) -> dict[str, str]:
     finally:
         sipp.close()
 
+    wait_for(lambda: _attempted(dsn), 60, "a webhook delivery attempted (and failed)",
+             processes=(up.process,))
     return {"admin password": admin_password, "user password": USER_PASSWORD,
+            "SIP password": SIP_PASSWORD, "webhook secret": webhook_secret,
             "wrong password": WRONG_PASSWORD,
             "admin access token": login["access_token"],
             "admin refresh token": login["refresh_token"],
@@ -171,12 +190,22 @@ def drive(up: Up, admin_password: str, workdir: Path) -> dict[str, str]:
             "S3 access key id": ACCESS_KEY_ID, "S3 secret access key": SECRET_ACCESS_KEY}
 
 
+def _attempted(dsn: str) -> bool:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM webhook_attempts").fetchone()
+    return bool(row and row[0])
+
+
 def password_hashes(up: Up) -> dict[str, str]:
     url = f"postgresql://postgres@127.0.0.1:{up.pg_port}/dialtone"
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT username, password_hash FROM users").fetchall()
+        devices = conn.execute("SELECT username, ha1, ha1b FROM sip_subscribers").fetchall()
     assert {name for name, _ in rows} == {"admin", "sam"}
-    return {f"password hash of {name}": digest for name, digest in rows}
+    assert [name for name, _, _ in devices] == ["desk-101"]
+    return {**{f"password hash of {name}": digest for name, digest in rows},
+            **{f"SIP digest ha1 of {name}": ha1 for name, ha1, _ in devices},
+            **{f"SIP digest ha1b of {name}": ha1b for name, _, ha1b in devices}}
 
 
 def without_first_start_password(capture: str, password: str) -> str:

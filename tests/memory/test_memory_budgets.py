@@ -1,6 +1,7 @@
 """CI's memory stage (issue 15, section 7): queue calls run for about a minute through
 the real processes of the Kafka deployment (``dialtone api``, ``relay``, ``worker``,
-``router`` and a B2BUA worker), while a client reads the API. Every process' RSS and
+``router``, ``webhooks`` and a B2BUA worker), while a client reads the API and a
+webhook subscriber on loopback receives every event. Every process' RSS and
 PSS is sampled once a second from /proc/<pid>/smaps_rollup (tests/fixtures/memory.py);
 the stage fails if a process exceeds its service's budget in infra/budgets.toml at any
 time, or grows more than the budget's growth_percent over the measured window that
@@ -18,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import pytest
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from api.routes.webhooks import new_secret
 from application.callcentre import CallCentreService
 from application.identity.model import Role
 from dialtone import bootstrap
@@ -40,6 +42,7 @@ from tests.fixtures.memory import Sampler, judge
 from tests.fixtures.processes import DialtoneProcess, wait_for
 from tests.fixtures.sip import Sipp, StartWorker, free_udp_port
 from tests.integration.api_support import api_key
+from tests.integration.webhook_support import Receiver, receiving
 
 pytestmark = [pytest.mark.sip, pytest.mark.kafka]
 
@@ -107,6 +110,21 @@ class ApiReader(threading.Thread):
 
 # Calls the Faust worker projected (from the relay's topics) as answered.
 ANSWERED = "SELECT count(*) FROM cdr WHERE answered_at IS NOT NULL"
+# Events `dialtone webhooks` delivered (from the same topics) to the subscriber.
+DELIVERED = "SELECT count(*) FROM webhook_attempts WHERE status_code BETWEEN 200 AND 299"
+
+
+@pytest.fixture
+def subscriber() -> Iterator[Receiver]:
+    """A webhook receiver on loopback that verifies every signature and accepts."""
+    with receiving(new_secret()) as receiver:
+        yield receiver
+
+
+def subscribe(database_url: str, url: str, secret: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        conn.execute("INSERT INTO webhook_subscriptions (id, tenant, url, event_types, secret)"
+                     " VALUES (gen_random_uuid(), 'default', %s, '{*}', %s)", (url, secret))
 
 
 def render(work: Path, scenario: str, **values: str) -> Path:
@@ -154,7 +172,7 @@ def count(database_url: str, sql: str) -> int:
 def test_every_service_stays_within_its_memory_budget_under_calls(
     database_url: str, kafka_bootstrap: str, tmp_path: Path, sipp: Sipp, b2bua: StartWorker,
     dialtone_processes: Callable[..., DialtoneProcess], record_property: Callable[..., None],
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, subscriber: Receiver,
 ) -> None:
     budgets = load_budgets()
     apply_migrations(database_url)
@@ -171,10 +189,13 @@ def test_every_service_stays_within_its_memory_budget_under_calls(
            "DIALTONE_DATA_DIR": str(tmp_path / "data"), "DIALTONE_LOG_LEVEL": "WARNING",
            EVENT_TABLES_READY: "1"}
     http_port = free_port()
+    subscribe(database_url, subscriber.url, subscriber.secret)
     started = {"api": dialtone_processes(["api", "--port", str(http_port)], env),
                "relay": dialtone_processes(["relay"], env),
                "worker": dialtone_processes(["worker"], env),
-               "router": dialtone_processes(["router"], env)}
+               "router": dialtone_processes(["router"], env),
+               "webhooks": dialtone_processes(  # its SSRF guard lets the loopback one in
+                   ["webhooks"], {**env, "DIALTONE_WEBHOOK_ALLOW_NETS": "127.0.0.1/32"})}
     worker = b2bua(args=["--max-calls", "2", "--pj-log-level", "1"])
     pids = {name: p.proc.pid for name, p in started.items() if p.proc is not None}
     pids["b2bua"] = worker.process.pid
@@ -195,9 +216,11 @@ def test_every_service_stays_within_its_memory_budget_under_calls(
         reader.start()
         time.sleep(WARM_UP_S)
         answered_before = count(database_url, ANSWERED)
+        delivered_before = count(database_url, DELIVERED)
         window = (time.monotonic(), time.monotonic() + WINDOW_S)
         time.sleep(WINDOW_S)
         answered_after = count(database_url, ANSWERED)
+        delivered_after = count(database_url, DELIVERED)
         reader.stopping.set()
         reader.join(15)
     callers.terminate()
@@ -213,6 +236,7 @@ def test_every_service_stays_within_its_memory_budget_under_calls(
     # projected by the Faust worker from the relay's topics during the window, and
     # the API answered its reads.
     assert answered_after > answered_before, (answered_before, answered_after)
+    assert delivered_after > delivered_before, (delivered_before, delivered_after)
     assert not reader.unanswered(), reader.statuses
     assert all(p.alive() for p in processes), [p.tail() for p in processes if not p.alive()]
     assert worker.alive(), worker.log_text()[-2000:]

@@ -14,6 +14,13 @@ from pathlib import Path
 
 BUDGETS_FILE = Path(__file__).resolve().parent.parent / "infra" / "budgets.toml"
 
+# The services of infra/budgets.toml that Prometheus scrapes, a job each named after
+# the service (infra/prometheus/prometheus.yml): the RSS-over-budget rules
+# (infra/prometheus/generate.py) and the operations dashboard's memory and
+# targets panels (dialtone/grafana/dashboards.py) cover exactly these.
+SCRAPED_SERVICES = ("api", "relay", "worker", "router", "b2bua", "recordings",
+                    "registrations", "webhooks")
+
 
 class BudgetError(ValueError):
     """The budgets file is malformed (a missing or non-positive number)."""

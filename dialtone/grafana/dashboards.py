@@ -31,7 +31,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as common_models
 from grafana_foundation_sdk.models import dashboard as models
 
-from dialtone.budgets import load_budgets
+from dialtone.budgets import SCRAPED_SERVICES, load_budgets
 from dialtone.grafana.queries import (
     AGENTS,
     AGENTS_BY_STATE,
@@ -55,7 +55,7 @@ PROMETHEUS = models.DataSourceRef(type_val="prometheus", uid="prometheus")
 POSTGRES = models.DataSourceRef(type_val=POSTGRES_TYPE, uid="dialtone-postgres")
 
 # Services Prometheus scrapes (a job each, infra/prometheus/prometheus.yml).
-SCRAPED = ("api", "relay", "worker", "router", "b2bua")
+SCRAPED = SCRAPED_SERVICES
 RATE = "$__rate_interval"  # Grafana's: at least four scrape intervals
 
 

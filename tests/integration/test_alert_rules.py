@@ -18,6 +18,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from api import metrics as api_metrics
 from application import metrics as catalogue
+from dialtone.budgets import SCRAPED_SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "infra" / "prometheus"
@@ -91,6 +92,11 @@ def test_rss_rules_are_current_with_the_budgets():
     services = {rule["labels"]["service"] for rule in alerts()["DialtoneRssOverBudget"]}
     assert services == {"api", "relay", "worker", "router", "b2bua", "recordings",
                         "registrations", "webhooks"}
+
+
+def test_prometheus_scrapes_every_scraped_service_as_its_own_job() -> None:
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    assert [job["job_name"] for job in config["scrape_configs"]] == list(SCRAPED_SERVICES)
 
 
 def test_every_scraped_dialtone_job_raises_target_down() -> None:

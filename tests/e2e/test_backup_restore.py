@@ -29,6 +29,7 @@ from streams.webhooks import StoreFollower
 from tests.fixtures.callcentre import provision_queue
 from tests.fixtures.processes import DIALTONE
 from tests.fixtures.sip import CallStore, Sipp, StartWorker, free_udp_port, route_to
+from tests.integration.webhook_support import subscribe
 
 pytestmark = pytest.mark.sip
 
@@ -118,10 +119,8 @@ def _state_beside_events(database_url: str) -> None:
         await sip_credentials.set_sip_domain(conn, "default", "pbx.example.com")
         await sip_credentials.create_credential(conn, "default", "1001", SIP_PASSWORD)
     with_connection(database_url, provision)
-    with psycopg.connect(database_url) as conn:
-        conn.execute("INSERT INTO webhook_subscriptions (id, tenant, url, event_types, secret)"
-                     " VALUES (gen_random_uuid(), 'default', 'https://crm.example.com/hook',"
-                     " '{*}', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw')")
+    subscribe(database_url, "https://crm.example.com/hook",
+              "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
     apps = composition.event_sources(database_url)
     try:
         for app in apps:

@@ -13,7 +13,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Iterator
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -29,7 +29,7 @@ from dialtone.database import eventsourcing_env
 from dialtone.services.ports import free_port
 from streams.webhooks import StoreFollower
 from tests.integration.api_support import running_api
-from tests.integration.webhook_support import FAST, ended_call, receiving, wait_for
+from tests.integration.webhook_support import FAST, ended_call, receiving, subscribe, wait_for
 
 pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
 
@@ -64,14 +64,6 @@ def service(database_url: str) -> Iterator[CallService]:
         yield service
     finally:
         service.close()
-
-
-def subscribe(database_url: str, url: str, secret: str) -> UUID:
-    subscription = uuid4()
-    with psycopg.connect(database_url) as conn:
-        conn.execute("INSERT INTO webhook_subscriptions (id, tenant, url, event_types, secret)"
-                     " VALUES (%s, 'default', %s, '{*}', %s)", (subscription, url, secret))
-    return subscription
 
 
 def attempt_log(database_url: str, subscription: UUID) -> list[tuple[int | None, float]]:

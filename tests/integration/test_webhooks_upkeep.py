@@ -16,7 +16,7 @@ from dialtone.commands.webhooks import embedded
 from dialtone.migrations import apply_migrations
 from streams.webhooks import DISPATCHER_SERVICE, FOLLOWER_SERVICE, DispatcherThread
 from tests.integration.api_support import running_api
-from tests.integration.webhook_support import wait_for
+from tests.integration.webhook_support import subscribe, wait_for
 
 pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
 
@@ -54,11 +54,8 @@ def _ids(database_url: str, table: str) -> set[int]:
 
 def test_retention_deletes_old_delivered_rows_and_attempts_only(database_url: str) -> None:
     apply_migrations(database_url)
-    subscription = uuid4()
+    subscription = subscribe(database_url, "https://hooks.example.com/x", new_secret())
     with psycopg.connect(database_url) as conn:
-        conn.execute("INSERT INTO webhook_subscriptions (id, tenant, url, event_types, secret)"
-                     " VALUES (%s, 'default', 'https://hooks.example.com/x', '{*}', %s)",
-                     (subscription, new_secret()))
         old_delivered = [_delivery(conn, subscription, n, "delivered", f"{8} * {DAY}")
                          for n in range(1, 6)]  # more than one batch of 2
         recent_delivered = _delivery(conn, subscription, 10, "delivered", "interval '1 hour'")

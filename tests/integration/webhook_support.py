@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
+import psycopg
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from application.calls import CallService
@@ -134,6 +135,16 @@ def receiving(secret: str, script: list[str] | None = None) -> Iterator[Receiver
     finally:
         server.shutdown()
         server.server_close()
+
+
+def subscribe(database_url: str, url: str, secret: str) -> UUID:
+    """A subscription of tenant default to every event type, straight into its table
+    (as the API's create stores it), for tests that run no API."""
+    subscription = uuid4()
+    with psycopg.connect(database_url) as conn:
+        conn.execute("INSERT INTO webhook_subscriptions (id, tenant, url, event_types, secret)"
+                     " VALUES (%s, 'default', %s, '{*}', %s)", (subscription, url, secret))
+    return subscription
 
 
 def wait_for(check: Callable[[], bool], seconds: float = 60.0, what: str = "condition") -> None:

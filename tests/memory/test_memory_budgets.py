@@ -42,7 +42,7 @@ from tests.fixtures.memory import Sampler, judge
 from tests.fixtures.processes import DialtoneProcess, wait_for
 from tests.fixtures.sip import Sipp, StartWorker, free_udp_port
 from tests.integration.api_support import api_key
-from tests.integration.webhook_support import Receiver, receiving
+from tests.integration.webhook_support import Receiver, receiving, subscribe
 
 pytestmark = [pytest.mark.sip, pytest.mark.kafka]
 
@@ -119,12 +119,6 @@ def subscriber() -> Iterator[Receiver]:
     """A webhook receiver on loopback that verifies every signature and accepts."""
     with receiving(new_secret()) as receiver:
         yield receiver
-
-
-def subscribe(database_url: str, url: str, secret: str) -> None:
-    with psycopg.connect(database_url) as conn:
-        conn.execute("INSERT INTO webhook_subscriptions (id, tenant, url, event_types, secret)"
-                     " VALUES (gen_random_uuid(), 'default', %s, '{*}', %s)", (url, secret))
 
 
 def render(work: Path, scenario: str, **values: str) -> Path:

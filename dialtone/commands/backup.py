@@ -52,7 +52,7 @@ MANIFEST = "manifest.json"
 # tenants with their SIP domain), the SIP devices' digest credentials (0020: never
 # events), and the webhooks (0011): the subscriptions with their secrets, and the
 # delivery queue and log with the tenants the follower learnt, which go with its
-# position (WEBHOOK_POSITIONS) so that a restored platform neither re-sends the
+# position (the manifest's webhook_positions) so that a restored platform neither re-sends the
 # history nor skips what was queued.
 STATE_TABLES = ("tenants", "users", "service_accounts", "api_keys", "refresh_tokens",
                 "login_failures", "auth_signing_key", "audit_log", "sip_subscribers",

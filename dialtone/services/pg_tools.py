@@ -44,10 +44,16 @@ def _connection(dsn: str) -> tuple[str, dict[str, str]]:
 
 def _run(program: str, dsn: str, args: Sequence[str], timeout: float) -> None:
     conninfo, env = _connection(dsn)
-    result = subprocess.run([str(binary(program)), f"--dbname={conninfo}", *args], env=env,
+    _execute(program, [f"--dbname={conninfo}", *args], env, timeout)
+
+
+def _execute(program: str, args: Sequence[str], env: dict[str, str], timeout: float) -> str:
+    """Run one of the client programs; its stdout, or PgToolError with its stderr."""
+    result = subprocess.run([str(binary(program)), *args], env=env,
                             capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode != 0:
         raise PgToolError(f"{program} failed ({result.returncode}): {result.stderr.strip()}")
+    return result.stdout
 
 
 def dump(dsn: str, tables: Sequence[str], output: Path, *, snapshot: str | None = None,
@@ -74,7 +80,8 @@ def restore_data(dsn: str, archive: Path, *, timeout: float = 3600) -> None:
     """
     with tempfile.TemporaryDirectory(prefix="dialtone-restore-") as work:
         order = Path(work) / "toc.list"
-        order.write_text(parents_first(_listing(archive, timeout), _references(dsn)))
+        listing = _execute("pg_restore", ["--list", str(archive)], dict(os.environ), timeout)
+        order.write_text(parents_first(listing, _references(dsn)))
         _run("pg_restore", dsn, ["--data-only", "--single-transaction", "--exit-on-error",
                                  "--no-owner", "--no-privileges", f"--use-list={order}",
                                  str(archive)], timeout)
@@ -98,19 +105,11 @@ def parents_first(listing: str, references: Mapping[str, set[str]]) -> str:
 
 
 def _data_table(line: str) -> str | None:
-    # "3370; 0 16390 TABLE DATA public tenants owner": the table is the 6th field.
+    # "3370; 0 16390 TABLE DATA public tenants owner": the table is the 7th field.
     fields = line.split()
     if line.startswith(";") or fields[3:5] != ["TABLE", "DATA"] or len(fields) < 7:
         return None
     return fields[6]
-
-
-def _listing(archive: Path, timeout: float) -> str:
-    result = subprocess.run([str(binary("pg_restore")), "--list", str(archive)],
-                            capture_output=True, text=True, timeout=timeout, check=False)
-    if result.returncode != 0:
-        raise PgToolError(f"pg_restore --list failed: {result.stderr.strip()}")
-    return result.stdout
 
 
 def _references(dsn: str) -> dict[str, set[str]]:

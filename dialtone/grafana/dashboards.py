@@ -54,8 +54,6 @@ from dialtone.grafana.sql import POSTGRES_TYPE, Sql
 PROMETHEUS = models.DataSourceRef(type_val="prometheus", uid="prometheus")
 POSTGRES = models.DataSourceRef(type_val=POSTGRES_TYPE, uid="dialtone-postgres")
 
-# Services Prometheus scrapes (a job each, infra/prometheus/prometheus.yml).
-SCRAPED = SCRAPED_SERVICES
 RATE = "$__rate_interval"  # Grafana's: at least four scrape intervals
 
 
@@ -133,7 +131,7 @@ INFRASTRUCTURE: dict[str, list[tuple[str, str]]] = {
         ("max by (projection, application) (dialtone_projection_parked_events)",
          "{{projection}} ({{application}})")],
     "Database reachable": [("max(dialtone_database_up)", "database up")],
-    "Targets up": [(f'up{{job=~"{"|".join(SCRAPED)}"}}', "{{job}} {{instance}}")],
+    "Targets up": [(f'up{{job=~"{"|".join(SCRAPED_SERVICES)}"}}', "{{job}} {{instance}}")],
     "Event append p99": [
         (_quantile(0.99, "dialtone_event_append_seconds", "application"), "{{application}}")],
     "Events projected by the workers": [
@@ -241,7 +239,7 @@ def operations() -> dashboard.Dashboard:
     board.with_panel(_sql_table("Heartbeats (service_heartbeats)", HEARTBEATS, height=8))
     board.with_row(dashboard.Row("Memory (RSS vs infra/budgets.toml)"))
     budgets = load_budgets()
-    for service in SCRAPED:
+    for service in SCRAPED_SERVICES:
         board.with_panel(_memory_panel(service, budgets[service].rss_bytes))
     return board
 

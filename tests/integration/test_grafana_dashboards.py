@@ -29,7 +29,6 @@ import yaml
 from click.testing import CliRunner
 from prometheus_client import PROCESS_COLLECTOR
 
-from dialtone.budgets import SCRAPED_SERVICES
 from dialtone.commands import grafana
 from dialtone.grafana import dashboards, files
 from tests.integration.test_alert_rules import exported_series, promtool
@@ -100,19 +99,6 @@ def test_every_series_a_panel_reads_is_exported() -> None:
         used = series_in(expr)
         assert used or expr.startswith("vector("), (where, expr)
         assert used - known == set(), (where, expr)
-
-
-def test_every_scraped_service_has_its_memory_panel_and_target() -> None:
-    """A service Prometheus scrapes shows on the operations dashboard: its RSS against
-    its budget, and its job among the targets up."""
-    panels: dict[str, str] = {}
-    for where, expr in promql():
-        panels[where] = panels.get(where, "") + expr + "\n"
-    for service in SCRAPED_SERVICES:
-        assert f'job="{service}"' in panels[f"dialtone-operations / RSS: {service}"]
-    targets_up = panels["dialtone-operations / Targets up"]
-    assert set(re.findall(r'job=~"([^"]+)"', targets_up)[0].split("|")) == set(
-        SCRAPED_SERVICES)
 
 
 def test_the_series_check_catches_a_misspelt_name() -> None:

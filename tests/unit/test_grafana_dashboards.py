@@ -5,6 +5,7 @@ names a provisioned datasource, and every SQL panel's query is one the SQL test 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from grafana_foundation_sdk.cog.runtime import UnknownDataquery
 from grafana_foundation_sdk.models import dashboard as models
 from grafana_foundation_sdk.models import prometheus
 
-from dialtone.budgets import load_budgets
+from dialtone.budgets import SCRAPED_SERVICES, load_budgets
 from dialtone.grafana import dashboards, files, sql
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,12 +134,19 @@ def test_no_sql_uses_timescaledb_only_functions() -> None:
         assert not [f for f in timescale_only if f in query.sql.lower()], query.sql
 
 
+def test_targets_up_lists_every_scraped_service() -> None:
+    [targets_up] = [p for p in panels(committed()["dialtone-operations"])
+                    if p["title"] == "Targets up"]
+    [expr] = [t["expr"] for t in targets_up["targets"]]
+    assert set(re.findall(r'job=~"([^"]+)"', expr)[0].split("|")) == set(SCRAPED_SERVICES)
+
+
 def test_memory_panels_show_each_scraped_service_against_its_budget() -> None:
     budgets = load_budgets()
     memory = {p["title"]: p for p in panels(committed()["dialtone-operations"])
               if p["title"].startswith("RSS: ")}
-    assert set(memory) == {f"RSS: {s}" for s in dashboards.SCRAPED}
-    for service in dashboards.SCRAPED:
+    assert set(memory) == {f"RSS: {s}" for s in SCRAPED_SERVICES}
+    for service in SCRAPED_SERVICES:
         panel = memory[f"RSS: {service}"]
         budget = budgets[service].rss_bytes
         assert [t["expr"] for t in panel["targets"]] == [dashboards.rss_expr(service),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.integration.test_compose_file import COMPOSE_FILE, REPO, run_compose
 
@@ -61,3 +62,13 @@ def command_flag(service: dict[str, Any], name: str) -> str:
         if key == name:
             return str(value)
     raise AssertionError(f"no --{name} in {service['command']}")
+
+
+def scrape_targets(stack: dict[str, Any]) -> dict[str, list[str]]:
+    """The compose Prometheus' scrape targets (host:port) by job, from the config file
+    its service mounts."""
+    prometheus = stack["services"]["prometheus"]
+    config = yaml.safe_load(mounted_file(prometheus, command_flag(prometheus, "config.file"))
+                            .read_text())
+    return {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
+            for job in config["scrape_configs"]}

@@ -24,6 +24,7 @@ from tests.integration.stack_support import (
     command_flag,
     mounted_file,
     run_tool,
+    scrape_targets,
     stack,
     tool_path,
 )
@@ -73,19 +74,11 @@ def test_promtool_fails_when_the_rules_are_not_mounted(
     assert checked.returncode != 0
 
 
-def _scrape_targets(stack: dict[str, Any]) -> dict[str, list[str]]:
-    config_path = mounted_file(stack["services"]["prometheus"],
-                           command_flag(stack["services"]["prometheus"], "config.file"))
-    config = yaml.safe_load(config_path.read_text())
-    return {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
-            for job in config["scrape_configs"]}
-
-
 def test_every_scrape_target_is_a_compose_service_serving_that_port(
     stack: dict[str, Any],
 ) -> None:
     services = stack["services"]
-    targets = _scrape_targets(stack)
+    targets = scrape_targets(stack)
     assert set(targets) >= {"api", "relay", "worker", "router", "b2bua"}
     for job, addresses in targets.items():
         for address in addresses:
@@ -119,8 +112,8 @@ def test_every_long_running_dialtone_service_is_a_scrape_job_named_after_its_bud
     dialtone = {name for name, service in services.items()
                 if str(service.get("image", "")).startswith("dialtone") and name not in RUN_ONCE}
     assert dialtone >= {"recordings", "registrations", "webhooks"}
-    assert set(_scrape_targets(stack)) >= dialtone
-    assert set(_scrape_targets(stack)) <= set(load_budgets())
+    assert set(scrape_targets(stack)) >= dialtone
+    assert set(scrape_targets(stack)) <= set(load_budgets())
 
 
 def test_prometheus_sends_alerts_to_the_compose_alertmanager(stack: dict[str, Any]) -> None:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
 from kafka.admin import ACL, ACLOperation, ACLResourcePatternType, ResourceType
 
 from dialtone.commands.webhooks import topics
 from dialtone.services.kafka_acls import accounts_from_env, acls_for
 from streams.webhooks import CONSUMER_GROUP
-from tests.integration.stack_support import command_flag, mounted_file, stack
+from tests.integration.stack_support import scrape_targets, stack
 
 __all__ = ["stack"]  # the fixture, shared
 
@@ -34,13 +33,8 @@ def test_the_stack_runs_webhook_delivery_from_the_dialtone_image(stack: dict[str
 
 
 def test_prometheus_scrapes_webhooks_on_its_metrics_port(stack: dict[str, Any]) -> None:
-    prometheus = stack["services"]["prometheus"]
-    config = yaml.safe_load(mounted_file(prometheus, command_flag(prometheus, "config.file"))
-                            .read_text())
-    jobs = {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
-            for job in config["scrape_configs"]}
     env = stack["services"]["webhooks"]["environment"]
-    assert jobs["webhooks"] == [f"webhooks:{env['DIALTONE_METRICS_PORT']}"]
+    assert scrape_targets(stack)["webhooks"] == [f"webhooks:{env['DIALTONE_METRICS_PORT']}"]
     assert env["DIALTONE_METRICS_HOST"] == "0.0.0.0"
 
 

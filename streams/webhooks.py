@@ -24,15 +24,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import psycopg
 from eventsourcing.application import Application
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
 from application import webhook_metrics as metrics
-from application.follow import NotifiedLoop, page_after
+from application.follow import DATABASE_ERRORS, Backoff, Follower, NotifiedLoop, page_after
 from application.heartbeats import Heartbeat, host_name
 from application.webhooks.delivery import Dispatcher
 from application.webhooks.settings import WebhookSettings
@@ -40,6 +40,7 @@ from projections import positions
 from projections.envelope import EventEnvelope, InvalidEnvelope, decode
 from streams import webhooks_decide as decide
 from streams.kafka_auth import KafkaAuth
+from streams.relay import FATAL_KAFKA_ERRORS, KAFKA_RETRYABLE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ POSITION_NAME = "webhooks"
 CONSUMER_GROUP = "dialtone-webhooks"
 FOLLOWER_SERVICE = "webhooks"
 DISPATCHER_SERVICE = "webhook-dispatcher"
+# The Kafka follower's wait after a failed batch: 0.5 s, doubling up to 5 s (the relay's).
+OUTAGE_BACKOFF = Backoff(0.5, 5.0)
 
 
 class StoreFollower(NotifiedLoop):
@@ -87,11 +90,19 @@ class StoreFollower(NotifiedLoop):
 
 
 class KafkaFollower:
-    """Queues the deliveries of the events on the dialtone topics (distributed)."""
+    """Queues the deliveries of the events on the dialtone topics (distributed).
+
+    Like the relay, it rides out PostgreSQL or Kafka going away: a batch whose
+    transaction or offset commit fails is read again (the consumer is moved back to
+    the batch's first offsets) once the back-off is over, rather than skipped by the
+    next poll; accept() queues nothing twice. Kafka refusing who it is or what it may
+    read (FATAL_KAFKA_ERRORS) ends run(): retrying cannot help, and the exit tells
+    the supervisor."""
 
     def __init__(self, bootstrap: str, topics: Sequence[str], database_url: str, *,
                  group_id: str = CONSUMER_GROUP, auth: KafkaAuth | None = None,
-                 poll_ms: int = 500, instance: str | None = None) -> None:
+                 poll_ms: int = 500, instance: str | None = None,
+                 backoff: Backoff = OUTAGE_BACKOFF) -> None:
         self.database_url = database_url
         self.poll_ms = poll_ms
         self.heartbeat = Heartbeat(database_url, FOLLOWER_SERVICE,
@@ -101,30 +112,54 @@ class KafkaFollower:
             auto_offset_reset="earliest", isolation_level="read_committed",
             **(auth or KafkaAuth()).kafka_python())
         self.consumer.subscribe(list(topics))
+        # Polls (the poll itself waits up to poll_ms): no pause between batches.
+        self.follower = Follower(
+            "webhooks-kafka", lambda: self.run_once() > 0, tick_s=0.0, backoff=backoff,
+            retry_on=(*DATABASE_ERRORS, *KAFKA_RETRYABLE_ERRORS), fatal=FATAL_KAFKA_ERRORS,
+            after_step=self.heartbeat.tick, count_steps=True)
         metrics.expose_webhooks()
+
+    @property
+    def failures(self) -> int:
+        """Batches (or polls) that failed and were retried, all told."""
+        return self.follower.failures
 
     def run_once(self) -> int:
         """Poll once, queue what came, commit the offsets; return the events handled."""
         batches = self.consumer.poll(timeout_ms=self.poll_ms, max_records=1000)
-        envelopes = list(_envelopes(r.value for records in batches.values() for r in records))
-        if envelopes:
-            with psycopg.connect(self.database_url) as conn:  # one transaction, committed
-                queued = decide.accept(conn, envelopes)
-            metrics.webhooks_queued(queued)
-        if batches:
-            self.consumer.commit()  # after the transaction: at least once
+        try:
+            envelopes = list(_envelopes(r.value for rs in batches.values() for r in rs))
+            if envelopes:
+                with psycopg.connect(self.database_url) as conn:  # one transaction, committed
+                    queued = decide.accept(conn, envelopes)
+                metrics.webhooks_queued(queued)
+            if batches:
+                self.consumer.commit()  # after the transaction: at least once
+        except BaseException:
+            self._read_again(batches)
+            raise
         return len(envelopes)
 
-    def run(self, stop: threading.Event) -> None:
+    def _read_again(self, batches: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        """Move back to the failed batch's first offsets on the partitions still ours
+        (a partition lost in a rebalance resumes, for its new owner, from the offsets
+        last committed: the same place)."""
+        assigned = self.consumer.assignment()
+        for partition, records in batches.items():
+            if records and partition in assigned:
+                self.consumer.seek(partition, records[0].offset)
+
+    def run(self) -> None:
+        """Follow the topics until stop(), riding out outages (see the class)."""
         self.heartbeat.start()
-        clean = False
         try:
-            while not stop.is_set():
-                self.run_once()
-                self.heartbeat.tick()
-            clean = True
+            self.follower.run()
         finally:
-            self.heartbeat.stop(clean=clean)  # an error leaves the row to go stale
+            self.heartbeat.stop(clean=self.follower.stopping)  # an error leaves it to go stale
+
+    def stop(self) -> None:
+        """Ask run() to end after the poll in progress (from a signal handler too)."""
+        self.follower.stop()
 
     def close(self) -> None:
         self.consumer.close()

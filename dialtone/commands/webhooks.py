@@ -51,11 +51,14 @@ def command(settings: Settings) -> None:
     follower = KafkaFollower(settings.kafka_bootstrap, topics(settings.topic_prefix),
                              database_url, group_id=f"{settings.topic_prefix}{CONSUMER_GROUP}",
                              auth=kafka_auth(settings))
+    stop.stopper = follower.stop
+    if stop.requested.is_set():  # a signal before the stopper was set
+        follower.stop()
     dispatcher = DispatcherThread(database_url)
     dispatcher.start()
     click.echo("dialtone webhooks: delivering; Ctrl-C stops")
     try:
-        follower.run(stop.requested)
+        follower.run()  # outages are ridden out; Kafka refusing us ends it (exit 1)
     finally:
         follower.close()
         dispatcher.stop()

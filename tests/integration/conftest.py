@@ -31,6 +31,17 @@ def embedded(pg_server: EmbeddedPostgres | None) -> EmbeddedPostgres:
 
 
 @pytest.fixture
+def own_postgres(pg_scratch_dir: Path) -> Iterator[EmbeddedPostgres]:
+    """A running server of this test's own: killing or stopping it disturbs no other test."""
+    own = EmbeddedPostgres(pg_scratch_dir / "pg", free_port())
+    own.start()
+    try:
+        yield own
+    finally:
+        own.destroy()
+
+
+@pytest.fixture
 def restartable(
     pg_server: EmbeddedPostgres | None, database_url: str, pg_scratch_dir: Path
 ) -> Iterator[tuple[EmbeddedPostgres, str]]:

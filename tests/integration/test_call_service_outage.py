@@ -4,9 +4,7 @@ versions (the SIP storage thread's retries rely on this)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -14,7 +12,6 @@ from eventsourcing.persistence import PersistenceError
 
 from application.calls import CallService
 from dialtone.database import ensure_database, eventsourcing_env
-from dialtone.services.ports import free_port
 from dialtone.services.postgres import EmbeddedPostgres
 from domain.call import Call, CallNotFound, CallStatus, Direction
 
@@ -26,19 +23,8 @@ def at(seconds: float) -> datetime:
 
 
 @pytest.fixture
-def server(pg_scratch_dir: Path) -> Iterator[EmbeddedPostgres]:
-    """A server of this test's own: stopping it must not disturb other tests."""
-    own = EmbeddedPostgres(pg_scratch_dir / "pg", free_port())
-    own.start()
-    try:
-        yield own
-    finally:
-        own.destroy()
-
-
-@pytest.fixture
-def dsn(server: EmbeddedPostgres) -> str:
-    dsn = server.dsn("outage")
+def dsn(own_postgres: EmbeddedPostgres) -> str:
+    dsn = own_postgres.dsn("outage")
     ensure_database(dsn)
     return dsn
 
@@ -68,19 +54,19 @@ def versions(service: CallService, call_id: UUID) -> list[int]:
 
 
 def test_batch_that_cannot_commit_is_undone_and_its_retry_stores_the_same_versions(
-    server: EmbeddedPostgres, dsn: str
+    own_postgres: EmbeddedPostgres, dsn: str
 ) -> None:
     with new_service(dsn) as service:
         call_id = initiate(service, "first@pbx")
         service.ring_call(call_id, at(1))
 
         with pytest.raises(PersistenceError):
-            answer_and_open_second_call(service, call_id, before_commit=server)
+            answer_and_open_second_call(service, call_id, before_commit=own_postgres)
         cached = service.get_call(call_id)  # from the cache: the server is down
         assert (cached.status, cached.version, cached.answered_at) == (
             CallStatus.RINGING, 2, None)
 
-        server.start()
+        own_postgres.start()
         with pytest.raises(CallNotFound):
             service.get_call(Call.id_for("second@pbx"))
         answer_and_open_second_call(service, call_id)

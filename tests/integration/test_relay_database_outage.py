@@ -9,12 +9,8 @@ depend on where the kill catches the relay's connections.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +18,6 @@ from application.calls import CallService
 from devtools.simulate import lifecycles
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
-from dialtone.services.ports import free_port
 from dialtone.services.postgres import EmbeddedPostgres
 from projections.envelope import decode
 from streams.relay import Relay, RelayConfig
@@ -33,23 +28,10 @@ from tests.fixtures.reconcile import StoredEvent, compare_topic, topic_records
 pytestmark = pytest.mark.kafka
 
 
-@pytest.fixture
-def private_postgres() -> Iterator[EmbeddedPostgres]:
-    # Not under pytest's temp root (mode 0700): the server may run as another user.
-    root = Path(tempfile.mkdtemp(prefix="dialtone-relay-pg-"))
-    server = EmbeddedPostgres(root / "data", free_port())
-    try:
-        server.start()
-        yield server
-    finally:
-        server.destroy()
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def test_relay_waits_out_postgres_killed_and_restarted(
-    private_postgres: EmbeddedPostgres, kafka_bootstrap: str,
+    own_postgres: EmbeddedPostgres, kafka_bootstrap: str,
 ) -> None:
-    database_url = private_postgres.dsn("dialtone")
+    database_url = own_postgres.dsn("dialtone")
     ensure_database(database_url)
     apply_migrations(database_url)
     # eventsourcing's pool waits POSTGRES_CONNECT_TIMEOUT (30 s) for a connection,
@@ -73,10 +55,10 @@ def test_relay_waits_out_postgres_killed_and_restarted(
         lifecycles(service, 3, "before")
         wait_for(lambda: relay.position >= 3, 60, "the relay to publish")
 
-        private_postgres.kill()
+        own_postgres.kill()
         wait_for(lambda: relay.failures >= 1 or bool(errors), 60,
                  "the relay to find the database gone")
-        private_postgres.start()
+        own_postgres.start()
         lifecycles(service, 3, "after")
         head = service.recorder.max_notification_id() or 0
         wait_for(lambda: relay.position >= head or bool(errors), 60, "the relay to catch up")

@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from ipaddress import ip_network
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -169,6 +170,25 @@ def test_overlays_set_their_own_namespace_and_addresses(rendered: dict[str, str]
     assert not any(net in rendered[overlay] for net in DOCUMENTATION_NETS)
     assert "network-zones" not in rendered[overlay]  # local-config: never deployed
     assert all(net in rendered["base"] for net in DOCUMENTATION_NETS[:2])
+
+
+@pytest.mark.parametrize("overlay", ["overlays/staging", "overlays/production"])
+def test_the_workers_trust_the_pod_network_never_the_sbcs(rendered: dict[str, str],
+                                                          overlay: str) -> None:
+    """The b2bua NetworkPolicy lets the SBCs reach the workers (in-dialog requests of
+    outbound legs); trusting the private ranges (as the base once did) let an SBC send
+    a worker a new INVITE around Kamailio. The overlay's pod_cidr is trusted instead."""
+    docs = by_kind_name(yaml_docs(rendered[overlay]))
+    (settings,) = [doc for (kind, name), doc in docs.items()
+                   if kind == "ConfigMap" and name.startswith("dialtone-settings")]
+    trusted = [ip_network(net) for net in
+               settings["data"]["DIALTONE_SIP_TRUSTED_SOURCES"].split(",")]
+    sbcs = [ip_network(peer["ipBlock"]["cidr"])
+            for rule in docs[("NetworkPolicy", "b2bua")]["spec"]["ingress"]
+            for peer in rule["from"] if "ipBlock" in peer]
+    assert sbcs
+    assert trusted
+    assert not any(sbc.overlaps(net) for sbc in sbcs for net in trusted), (sbcs, trusted)
 
 
 def test_staging_and_production_differ_as_designed(rendered: dict[str, str]) -> None:

@@ -2,12 +2,29 @@
 
 Three levels, for /healthz:
 - ``failing`` (503): something the platform depends on is not doing its job: a
-  service whose heartbeat went stale (crashed or hung), a required service with
-  no running instance, or a stalled projection. (An unreachable database is
-  the 503 problem every route gives.)
-- ``degraded`` (200): everything runs, but projections have parked events an
-  operator should look at.
+  service whose heartbeat went stale (crashed or hung) with no other instance
+  to cover it, a required service with no running instance, or a stalled
+  projection. (An unreachable database is the 503 problem every route gives.)
+- ``degraded`` (200): everything runs, but an operator should look: projections
+  parked events, or a replica's heartbeat is stale while another instance of
+  its service runs (below).
 - ``ok`` (200).
+
+Replicas and singletons. A process that several interchangeable copies may run
+(routing, worker, the webhooks' Kafka follower and dispatcher, the refresher)
+names its heartbeat row after its host (``application.heartbeats.host_instance``).
+On Kubernetes the host is the pod's name: a pod lost without SIGTERM (node lost,
+deleted by force) is replaced by a pod of another name, and its row is left
+stale. Such a row, when another instance of the same service is running, makes
+health ``degraded``, not ``failing`` (the service does its job; the row is a
+lost pod's or a hung replica's, which its group routes around), and after
+``forget_after_s`` without a beat it is left out altogether; so is a replica's
+cleanly stopped row after as long. A row named otherwise (the relay's
+application name, a B2BUA worker's SIP address) is a singleton, which a restart
+takes over: stale, it fails health however many siblings run. A stale replica
+with no running sibling fails too, however old. Rows are only ignored, never
+deleted here: a replica that was merely slow beats again on its row and is
+listed again.
 
 A projection is *stalled* when it is behind its event store and has stayed at
 the same position for longer than ``stall_after_s``, both by its own
@@ -35,6 +52,7 @@ from api.schemas.health import (
     ServiceHealthPublic,
     SourceLagPublic,
 )
+from application.heartbeats import named_after_host
 from projections import callcentre, calls
 
 STORE_PREFIX = "store:"  # in-process sources: store:<application name>
@@ -64,6 +82,9 @@ class HealthConfig:
     # Services that must have a running instance (e.g. "relay" and "worker" with Kafka).
     required_services: tuple[str, ...] = ()
     stale_after_beats: float = 3.0  # a heartbeat older than this many of its intervals is stale
+    # A replica's stale row covered by a running sibling, or its stopped row, is left out
+    # once its last beat is older than this (see the module docstring).
+    forget_after_s: float = 3600.0
     stall_after_s: float = 30.0
     # Projection groups (their table names; names[0] names the group in dead letters).
     groups: tuple[tuple[str, ...], ...] = (calls.NAMES, callcentre.GROUP.names)
@@ -148,43 +169,81 @@ def _summary(projection: str, app: str | None, sources: Sequence[SourceLagPublic
         parked=sum(counts) if len(counts) == len(sources) else None, sources=list(sources))
 
 
-def services(rows: Iterable[asyncpg.Record], config: HealthConfig) -> list[ServiceHealthPublic]:
-    out = []
-    for row in rows:
-        status: Literal["running", "stopped", "stale"]
-        if row["stopped_at"] is not None:
-            status = "stopped"
-        elif row["seconds_since_beat"] > config.stale_after_beats * row["interval_s"]:
-            status = "stale"
-        else:
-            status = "running"
-        detail: Any = row["detail"]
-        out.append(ServiceHealthPublic(
-            service=row["service"], instance=row["instance"], status=status, pid=row["pid"],
-            host=row["host"], started_at=row["started_at"], beat_at=row["beat_at"],
-            stopped_at=row["stopped_at"], interval_s=row["interval_s"],
-            seconds_since_beat=row["seconds_since_beat"],
-            detail=detail if isinstance(detail, dict) else {}))
-    return out
+def stale_after_s(interval_s: float, config: HealthConfig) -> float:
+    """The age past which a heartbeat written every `interval_s` is stale."""
+    return config.stale_after_beats * interval_s
+
+
+def is_replica(service: ServiceHealthPublic) -> bool:
+    """One of interchangeable copies, its row named after its host (module docstring)."""
+    return named_after_host(service.instance, service.host)
+
+
+def services(rows: Iterable[asyncpg.Record | Mapping[str, Any]], config: HealthConfig,
+             ) -> list[ServiceHealthPublic]:
+    """Each heartbeat row health considers: all but the forgotten replicas'."""
+    listed = [_service(row, config) for row in rows]
+    running = {s.service for s in listed if s.status == "running"}
+    return [s for s in listed if not _forgotten(s, running, config)]
+
+
+def _service(row: asyncpg.Record | Mapping[str, Any], config: HealthConfig) -> ServiceHealthPublic:
+    status: Literal["running", "stopped", "stale"]
+    if row["stopped_at"] is not None:
+        status = "stopped"
+    elif row["seconds_since_beat"] > stale_after_s(row["interval_s"], config):
+        status = "stale"
+    else:
+        status = "running"
+    detail: Any = row["detail"]
+    return ServiceHealthPublic(
+        service=row["service"], instance=row["instance"], status=status, pid=row["pid"],
+        host=row["host"], started_at=row["started_at"], beat_at=row["beat_at"],
+        stopped_at=row["stopped_at"], interval_s=row["interval_s"],
+        seconds_since_beat=row["seconds_since_beat"],
+        detail=detail if isinstance(detail, dict) else {})
+
+
+def _forgotten(service: ServiceHealthPublic, running: set[str], config: HealthConfig) -> bool:
+    """A replica's row silent for longer than forget_after_s: stopped, or stale while
+    another instance of its service runs. Never a running row, a singleton's, or the
+    stale row of a service with nothing running (that is a failure however old)."""
+    if not is_replica(service) or service.seconds_since_beat <= config.forget_after_s:
+        return False
+    return service.status == "stopped" or (
+        service.status == "stale" and service.service in running)
 
 
 async def assess(conn: asyncpg.Connection, config: HealthConfig, watch: StallWatch,
                  ) -> HealthPublic:
-    running = services(await queries.heartbeats(conn), config)
-    lag = await projection_lag(conn, config, watch)
-    missing = [name for name in config.required_services
-               if not any(s.service == name and s.status == "running" for s in running)]
+    listed = services(await queries.heartbeats(conn), config)
+    return judge(listed, await projection_lag(conn, config, watch), config)
+
+
+def judge(listed: Sequence[ServiceHealthPublic], lag: Sequence[ProjectionLagPublic],
+          config: HealthConfig) -> HealthPublic:
+    """The report on what `services` and `projection_lag` found (module docstring)."""
+    running = {s.service for s in listed if s.status == "running"}
+    missing = [name for name in config.required_services if name not in running]
+    stale = [s for s in listed if s.status == "stale"]
+    # A stale replica with a running sibling: the service does its job (degraded).
+    covered = [s for s in stale if is_replica(s) and s.service in running]
+    uncovered = [s for s in stale if not (is_replica(s) and s.service in running)]
     problems = [f"service {s.service} {s.instance} is stale: no heartbeat for "
-                f"{s.seconds_since_beat:.0f} s" for s in running if s.status == "stale"]
+                f"{s.seconds_since_beat:.0f} s" for s in uncovered]
     problems += [f"no running {name}" for name in missing]
     problems += [f"projection {p.projection} is stalled {p.events_behind} events behind "
                  f"{p.application} for {p.seconds_since_advance:.0f} s" for p in lag if p.stalled]
+    warnings = [f"replica {s.service} {s.instance} is stale: no heartbeat for "
+                f"{s.seconds_since_beat:.0f} s while another {s.service} runs (a lost pod or "
+                f"a hung replica; forgotten after {config.forget_after_s:.0f} s)"
+                for s in covered]
     # A group's parked events show on each of its projections: count them once.
     members = {name for names in config.groups for name in names[1:]}
     parked = sum(p.parked or 0 for p in lag if p.projection not in members)
-    status: Literal["ok", "degraded", "failing"] = (
-        "failing" if problems else "degraded" if parked else "ok")
     if parked:
-        problems.append(f"{parked} events parked by projections (GET /v1/projections)")
-    return HealthPublic(status=status, problems=problems, services=running,
-                        missing_services=missing, projections=lag)
+        warnings.append(f"{parked} events parked by projections (GET /v1/projections)")
+    status: Literal["ok", "degraded", "failing"] = (
+        "failing" if problems else "degraded" if warnings else "ok")
+    return HealthPublic(status=status, problems=problems + warnings, services=list(listed),
+                        missing_services=missing, projections=list(lag))

@@ -7,9 +7,12 @@ api/routes/metrics.py).
 - Before each exposition, the route reads what the database says and sets the
   platform-wide series only the API computes: ``dialtone_database_up`` (can
   this API reach its database), projection lag per projection (the same figures
-  as GET /v1/projections) and each queue's service-level tallies (queue_live).
-  Every API replica reports the same platform-wide values, so alert rules take
-  their ``max`` by projection or queue.
+  as GET /v1/projections), each queue's service-level tallies (queue_live), and
+  the heartbeat rows /healthz judges (each live row's age and the age at which
+  it goes stale, and the services /healthz requires), so a hung loop, which
+  still answers its scrapes, raises an alert. Every API replica reports the
+  same platform-wide values, so alert rules take their ``max`` by projection,
+  queue or service.
 
 The series themselves are defined in ``application.metrics`` (the catalogue);
 the platform snapshot is a collector of its own that yields nothing until this
@@ -32,8 +35,9 @@ from starlette.routing import BaseRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from api.db import UNREACHABLE
-from api.health import HealthConfig, StallWatch, projection_lag
+from api.health import HealthConfig, StallWatch, projection_lag, services, stale_after_s
 from api.middleware import HttpMiddleware
+from api.queries import health as health_queries
 from application.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 
 log = logging.getLogger(__name__)
@@ -99,6 +103,16 @@ class LagFigure:
     parked: int
 
 
+@dataclass(frozen=True)
+class HeartbeatFigure:
+    """A heartbeat row /healthz lists and that has not stopped (running or stale)."""
+
+    service: str
+    instance: str
+    age_s: float  # seconds since its last beat
+    stale_after_s: float  # the age at which /healthz calls it stale
+
+
 @dataclass(eq=False)  # the registry keys collectors by identity
 class PlatformSnapshot(Collector):
     """What the database said at the last scrape this API answered."""
@@ -107,6 +121,8 @@ class PlatformSnapshot(Collector):
     database_up: bool = False
     lag: list[LagFigure] = field(default_factory=list)
     queues: list[QueueGauges] = field(default_factory=list)
+    heartbeats: list[HeartbeatFigure] = field(default_factory=list)
+    required: tuple[str, ...] = ()  # only while the heartbeats were read
 
     def collect(self) -> Iterator[Metric]:
         if not self.scraped:
@@ -116,6 +132,7 @@ class PlatformSnapshot(Collector):
                                 value=1 if self.database_up else 0)
         yield from _lag_families(self.lag)
         yield from _queue_families(self.queues)
+        yield from _heartbeat_families(self.heartbeats, self.required)
 
 
 def _lag_families(lag: Iterable[LagFigure]) -> Iterator[Metric]:
@@ -161,6 +178,26 @@ def _queue_families(queues: Iterable[QueueGauges]) -> Iterator[Metric]:
     yield from families.values()
 
 
+def _heartbeat_families(heartbeats: Iterable[HeartbeatFigure],
+                        required: Iterable[str]) -> Iterator[Metric]:
+    # Not `instance`: Prometheus' own target label (the API replica) would rename it.
+    labels = ["service", "heartbeat_instance"]
+    age = GaugeMetricFamily("dialtone_heartbeat_age_seconds", "Seconds since a process's "
+                            "last heartbeat (service_heartbeats; rows stopped cleanly, or "
+                            "forgotten by /healthz, left out).", labels=labels)
+    stale = GaugeMetricFamily("dialtone_heartbeat_stale_after_seconds", "The heartbeat age "
+                              "past which /healthz calls that process stale (its interval "
+                              "times DIALTONE_HEARTBEAT_STALE_AFTER).", labels=labels)
+    wanted = GaugeMetricFamily("dialtone_service_required", "1 for each service /healthz "
+                               "requires a running instance of.", labels=["service"])
+    for beat in heartbeats:
+        age.add_metric([beat.service, beat.instance], beat.age_s)
+        stale.add_metric([beat.service, beat.instance], beat.stale_after_s)
+    for service in required:
+        wanted.add_metric([service], 1)
+    yield from (age, stale, wanted)
+
+
 SNAPSHOT = PlatformSnapshot()
 REGISTRY.register(SNAPSHOT)
 
@@ -171,8 +208,13 @@ async def _read_platform(pool: asyncpg.Pool, config: HealthConfig, watch: StallW
         lag = await projection_lag(conn, config, watch)
         rows = await conn.fetch(_QUEUES) if await conn.fetchval(
             "SELECT to_regclass('queue_live') IS NOT NULL") else []
+        beats = services(await health_queries.heartbeats(conn), config)
     finally:
         await pool.release(conn)
+    SNAPSHOT.heartbeats = [HeartbeatFigure(s.service, s.instance, s.seconds_since_beat,
+                                           stale_after_s(s.interval_s, config))
+                           for s in beats if s.status != "stopped"]
+    SNAPSHOT.required = config.required_services
     SNAPSHOT.lag = [LagFigure(p.projection, p.application, p.events_behind or 0,
                               p.seconds_since_advance if p.events_behind else 0.0, p.position,
                               p.parked or 0)
@@ -184,11 +226,14 @@ async def _read_platform(pool: asyncpg.Pool, config: HealthConfig, watch: StallW
 
 async def refresh_snapshot(pool: asyncpg.Pool, config: HealthConfig, watch: StallWatch) -> None:
     """Read the platform-wide series; with the database away, report it down and
-    drop the figures that came from it (stale lag must not look current)."""
+    drop the figures that came from it (stale lag must not look current; nor must the
+    required services, which without their heartbeats would look unserved: the
+    database's own alert says it)."""
     try:
         await asyncio.wait_for(_read_platform(pool, config, watch), SNAPSHOT_TIMEOUT_S)
         SNAPSHOT.database_up = True
     except (*UNREACHABLE, asyncpg.PostgresError) as error:
         log.warning("metrics: database unavailable (%s)", type(error).__name__)
         SNAPSHOT.database_up, SNAPSHOT.lag, SNAPSHOT.queues = False, [], []
+        SNAPSHOT.heartbeats, SNAPSHOT.required = [], ()
     SNAPSHOT.scraped = True

@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 
@@ -37,6 +37,15 @@ class Keyset:
             keyset = cls(datetime.fromisoformat(started_at), UUID(call_id))
         except (binascii.Error, UnicodeDecodeError, TypeError, ValueError) as exc:
             raise InvalidCursor("not a cursor returned by this API") from exc
-        if keyset.started_at.tzinfo is None:
+        if keyset.started_at.tzinfo is None or not _in_utc_range(keyset.started_at):
             raise InvalidCursor("not a cursor returned by this API")
         return keyset
+
+
+def _in_utc_range(instant: datetime) -> bool:
+    """Whether the instant's UTC value is a datetime (years 1..9999) PostgreSQL can be given."""
+    try:
+        instant.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True

@@ -64,13 +64,31 @@ def host_name() -> str:
     return socket.gethostname()
 
 
+def host_instance(prefix: str | None = None) -> str:
+    """The instance name of an interchangeable replica: this host (``<prefix>@<host>``
+    with a prefix). On Kubernetes the host is the pod's name, so a replacement pod
+    beats on a row of its own and the lost pod's row is left behind: health reads
+    such rows as replicas (``named_after_host``) and lets a fresh sibling cover them."""
+    return f"{prefix}@{host_name()}" if prefix else host_name()
+
+
+def named_after_host(instance: str, host: str) -> bool:
+    """Whether a row's instance is its writer's host (``host_instance``): a replica
+    whose successor may come back under another name, rather than a singleton (an
+    application name, a SIP address) that a restart takes over."""
+    return bool(host) and (instance == host or instance.endswith(f"@{host}"))
+
+
 class Heartbeat:
     """The row (service, instance) of one process; see the module docstring.
 
-    ``instance`` must be stable across restarts of the same role (a SIP address,
-    an application name) so that a restarted process takes over its row instead
-    of leaving the old one stale for ever. ``detail`` is called on the beat
-    thread and must be cheap and thread-safe (e.g. read a few counters).
+    ``instance`` is either stable across restarts of the same role (a SIP address,
+    an application name), so that a restarted process takes over its row instead
+    of leaving the old one stale, or, for one of several interchangeable replicas,
+    ``host_instance()``: a replaced replica's row is then left behind, and health
+    tolerates it while another instance of the service runs (api.health). ``detail``
+    is called on the beat thread and must be cheap and thread-safe (e.g. read a
+    few counters).
     """
 
     def __init__(self, database_url: str, service: str, instance: str, *,

@@ -53,6 +53,7 @@ class _Open:
     request_id: str
     detail: dict[str, str] = field(default_factory=dict)
     status: int | None = None  # a success other than 200 (a redirect), set by `answered`
+    aggregate_id: UUID | None = None  # one the route made itself, set by `created`
 
 
 _open: ContextVar[_Open | None] = ContextVar("audit_row", default=None)
@@ -74,6 +75,14 @@ def answered(status: int) -> None:
     row = _open.get()
     if row is not None:
         row.status = status
+
+
+def created(aggregate_id: UUID) -> None:
+    """Name the aggregate the running command made, when its id is the route's to
+    choose (a webhook subscription) rather than derived from the path or body."""
+    row = _open.get()
+    if row is not None:
+        row.aggregate_id = aggregate_id
 
 
 def path_id(name: str) -> AggregateOf:
@@ -150,24 +159,31 @@ def audited(permission: Permission | Any, action: str,
             finally:
                 _open.reset(token)
                 await _write(request, pool, principal, action, (outcome, status), aggregate,
-                             stored, row.detail)
+                             stored, row)
 
     return Depends(record, scope="function")
 
 
 async def _write(request: Request, pool: Any, principal: Principal, action: str,
                  result: tuple[str, int], aggregate: AggregateOf | None,
-                 stored: recorded.Collected, noted: dict[str, str]) -> None:
+                 stored: recorded.Collected, row: _Open) -> None:
     outcome, status = result
-    aggregate_id = await aggregate(request) if aggregate is not None else None
-    detail: dict[str, Any] = {**noted, "status": status, "method": request.method,
-                              **{k: str(v) for k, v in request.path_params.items()}}
+    named = await aggregate(request) if aggregate is not None else None
+    aggregate_id = named or row.aggregate_id
+    detail: dict[str, Any] = {**row.detail, "status": status, "method": request.method,
+                              **{k: _storable(str(v)) for k, v in request.path_params.items()}}
     async with acquire(pool) as conn:
         await store.record_audit(conn, store.AuditEntry(
             action=action, outcome=outcome, request_id=principal.request_id,
             actor=principal.actor_id, actor_kind=principal.kind, tenant=principal.tenant,
             aggregate_id=aggregate_id, detail=detail,
             event_store=stored.store, positions=tuple(stored.positions)))
+
+
+def _storable(text: str) -> str:
+    """`text` with any NUL replaced (U+FFFD): a refused path like `/v1/agents/a%00b/pause`
+    is recorded as refused, where jsonb, which cannot hold a NUL, would fail the row."""
+    return text.replace("\x00", "\ufffd")
 
 
 class RequestIdMiddleware(HttpMiddleware):

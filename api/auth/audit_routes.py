@@ -65,7 +65,8 @@ def _after(cursor: str) -> int:
         (last_id,) = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, UnicodeDecodeError, TypeError, ValueError):
         raise invalid("cursor", "not a cursor returned by this API") from None
-    if not isinstance(last_id, int) or isinstance(last_id, bool):
+    if not isinstance(last_id, int) or isinstance(last_id, bool) \
+            or not 0 < last_id <= MAX_POSITION:  # a PostgreSQL bigint id
         raise invalid("cursor", "not a cursor returned by this API")
     return last_id
 

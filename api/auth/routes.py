@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Path, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.auth.audit import record_done
@@ -35,6 +35,7 @@ from api.auth.schemas import (
 )
 from api.db import Pool, acquire
 from api.problems import NotFoundProblem, ProblemError, problem_responses
+from api.schemas.text import NUL_FREE
 from application.identity import service, store
 from application.identity.model import AuthenticationFailed, Conflict, LockedOut
 
@@ -45,6 +46,12 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
 UsersAdmin = Annotated[Principal, require(Permission.USERS_ADMIN)]
 KeysAdmin = Annotated[Principal, require(Permission.KEYS_ADMIN)]
 _AUTH_ERRORS = problem_responses(401, 403)
+# Any name PostgreSQL text can hold: `dialtone users add` takes names the API's
+# create would refuse, and an admin must still reach them.
+Username = Annotated[str, Path(pattern=NUL_FREE, max_length=200,
+                               description="The person's username.")]
+KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{1,64}$",
+                            description="The key's id: `key_id` when it was created.")]
 
 
 @router.post("/token", response_model=TokenPublic, openapi_extra=PUBLIC,
@@ -114,7 +121,7 @@ async def add_user(body: UserCreate, principal: UsersAdmin, pool: Pool,
 
 @router.put("/users/{username}/device", status_code=204,
             responses=problem_responses(401, 403, 404, 422))
-async def set_device(username: str, body: DeviceSet, principal: UsersAdmin, pool: Pool,
+async def set_device(username: Username, body: DeviceSet, principal: UsersAdmin, pool: Pool,
                      rid: RequestId) -> Response:
     """Set (or clear, with null) a person's own device: the SIP URI their monitor,
     whisper and barge ring. A supervision request never names a device itself."""
@@ -128,7 +135,7 @@ async def set_device(username: str, body: DeviceSet, principal: UsersAdmin, pool
 
 @router.put("/users/{username}/agent", status_code=204,
             responses=problem_responses(401, 403, 404, 422))
-async def set_agent(username: str, body: AgentSet, principal: UsersAdmin, pool: Pool,
+async def set_agent(username: Username, body: AgentSet, principal: UsersAdmin, pool: Pool,
                     auth: Auth, rid: RequestId) -> Response:
     """Make a person the agent `agent` (its key, in the caller's tenant), or no agent
     (null). A user of role agent reads and acts on that agent only."""
@@ -144,8 +151,8 @@ async def set_agent(username: str, body: AgentSet, principal: UsersAdmin, pool: 
 
 
 @router.post("/users/{username}/disable", status_code=204,
-             responses=problem_responses(401, 403, 404))
-async def disable_user(username: str, principal: UsersAdmin, pool: Pool, auth: Auth,
+             responses=problem_responses(401, 403, 404, 422))
+async def disable_user(username: Username, principal: UsersAdmin, pool: Pool, auth: Auth,
                        rid: RequestId) -> Response:
     """Disable a person: their tokens stop working within seconds, refresh tokens at once."""
     async with acquire(pool) as conn:
@@ -180,8 +187,9 @@ async def create_key(body: KeyCreate, principal: KeysAdmin, pool: Pool,
                       role=new.account.role, expires_at=new.expires_at)
 
 
-@router.delete("/keys/{key_id}", status_code=204, responses=problem_responses(401, 403, 404))
-async def revoke_key(key_id: str, principal: KeysAdmin, pool: Pool, auth: Auth,
+@router.delete("/keys/{key_id}", status_code=204,
+               responses=problem_responses(401, 403, 404, 422))
+async def revoke_key(key_id: KeyId, principal: KeysAdmin, pool: Pool, auth: Auth,
                      rid: RequestId) -> Response:
     """Revoke a key of the caller's tenant; it stops working within seconds."""
     async with acquire(pool) as conn:

@@ -17,8 +17,9 @@ from api.auth import routes
 from api.auth.cookies import REFRESH_COOKIE, check_csrf, clear_session, set_session
 from api.auth.dependencies import PUBLIC, Auth, RequestId, unauthenticated
 from api.auth.schemas import RefreshRequest, TokenPublic
-from api.db import Pool
+from api.db import Pool, acquire
 from api.problems import problem_responses
+from application.identity import service
 
 router = APIRouter(prefix="/v1/auth/session", tags=["auth"])
 
@@ -58,8 +59,14 @@ async def refresh(request: Request, response: Response, pool: Pool, auth: Auth,
 
 
 @router.delete("", status_code=204, openapi_extra=PUBLIC)
-async def log_out() -> Response:
-    """End the browser's session: its cookies are cleared."""
+async def log_out(request: Request, pool: Pool, rid: RequestId) -> Response:
+    """End the browser's session: its refresh token is revoked (a copy of the cookie
+    renews nothing) and its cookies are cleared. The access cookie, like any access
+    token, lasts out its few minutes."""
+    token = request.cookies.get(REFRESH_COOKIE)
+    if token:
+        async with acquire(pool) as conn:
+            await service.log_out(conn, token, rid)
     response = Response(status_code=204)
     clear_session(response)
     return response

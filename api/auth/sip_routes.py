@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
 from api.auth.audit import record_done
@@ -111,9 +111,12 @@ async def create_credential(body: SipCredentialCreate, principal: DevicesAdmin, 
     return _public(made)
 
 
+SipUser = Annotated[str, Path(pattern=SIP_USER_PATTERN, description="The device's SIP user.")]
+
+
 @router.delete("/credentials/{username}", status_code=204,
-               responses=problem_responses(401, 403, 404))
-async def delete_credential(username: str, principal: DevicesAdmin, pool: Pool,
+               responses=problem_responses(401, 403, 404, 422))
+async def delete_credential(username: SipUser, principal: DevicesAdmin, pool: Pool,
                             rid: RequestId) -> Response:
     """Remove a device of the caller's tenant: its next REGISTER is refused."""
     async with acquire(pool) as conn:

@@ -53,7 +53,7 @@ from api.live.snapshot import (
 )
 from api.problems import invalid
 from api.schemas.live import AgentLive, LiveSnapshot, QueueLive, QueueNow
-from api.schemas.text import Instant
+from api.schemas.text import HISTORY_FROM, Instant
 from projections import kpi, kpi_sql
 from projections.kpi import AgentSums, QueueSums, Window
 
@@ -190,6 +190,8 @@ async def read_at(pool: asyncpg.Pool, principal: Principal, t: datetime, *,
                   queue_id: UUID | None = None, agent_key: str | None = None) -> LiveSnapshot:
     """The snapshot at ``t`` on a pooled connection; 422 naming ``t`` when it is
     after the database clock (the future has no events yet)."""
+    if t < HISTORY_FROM:  # the rolling windows before it would leave year 1
+        raise invalid("t", f"must not be before {HISTORY_FROM.year}")
     async with acquire(pool) as db:
         if t > await db.fetchval("SELECT now()"):
             raise invalid("t", "must not be in the future")

@@ -19,6 +19,7 @@ from api.live.service_level import BUCKET_S, next_midnight, service_level_bucket
 from api.live.snapshot import live_snapshot
 from api.problems import problem_responses
 from api.schemas.live import LiveSnapshot, ServiceLevelDay
+from api.schemas.targets import KEY_PATTERN
 from projections import kpi
 from projections.kpi import DEFAULT_WINDOW_S
 
@@ -52,7 +53,7 @@ async def read_live(request: Request, pool: Pool, principal: Reader,
     return Response(body, media_type="application/json")
 
 
-QueueKey = Annotated[str | None, Query(max_length=100, description=(
+QueueKey = Annotated[str | None, Query(pattern=KEY_PATTERN, description=(
     "Only this queue (its key); every queue the caller may see otherwise."))]
 
 

@@ -29,7 +29,7 @@ from api.schemas.reports import (
     QueueReport,
     QueueReportRow,
 )
-from api.schemas.text import Instant, minus
+from api.schemas.text import HISTORY_FROM, HISTORY_TO, Instant, minus
 from projections import interval_reports
 
 TAG = {"name": "reports", "description": (
@@ -38,8 +38,6 @@ TAG = {"name": "reports", "description": (
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 Reader = Annotated[Principal, require(P.REPORTS_READ)]
 DEFAULT_RANGE = timedelta(hours=24)
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 MAX_ROWS = 100_000  # report buckets x queues (agents): a bound on one answer
 
 IntervalQuery = Annotated[IntervalName, Query(
@@ -69,8 +67,8 @@ def _range(from_: datetime | None, to: datetime | None,
     end = to or datetime.now(UTC)
     start = from_ or minus(end, DEFAULT_RANGE)
     for name, instant in (("from", start), ("to", end)):
-        if not EARLIEST <= instant <= LATEST:  # local days need room on either side
-            raise invalid(name, f"must be between {EARLIEST.year} and {LATEST.year}")
+        if not HISTORY_FROM <= instant <= HISTORY_TO:
+            raise invalid(name, f"must be between {HISTORY_FROM.year} and {HISTORY_TO.year}")
     if start > end:
         raise invalid("from", "must not be after `to`")
     longest = interval_reports.MAX_RANGE[interval]

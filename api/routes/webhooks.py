@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Depends, Query, Request, Response
 from standardwebhooks.webhooks import Webhook
 
-from api.auth.audit import audited
+from api.auth.audit import audited, created, path_id
 from api.auth.dependencies import Principal, require
 from api.auth.permissions import Permission
 from api.db import Pool, acquire
@@ -46,7 +46,8 @@ SECRET_BYTES = 32
 
 
 def _audited(action: str) -> Any:
-    return audited(P, action)
+    """Audited, the subscription in the path its aggregate (a create names its own)."""
+    return audited(P, action, path_id("webhook_id"))
 
 
 async def webhook_settings(request: Request) -> WebhookSettings:
@@ -93,6 +94,7 @@ async def create_webhook(body: WebhookCreate, pool: Pool, settings: Settings,
     async with acquire(pool) as conn:
         row = await queries.create(conn, uuid4(), principal.tenant, body.url,
                                    sorted(set(body.event_types)), secret)
+    created(row["id"])
     return WebhookCreated(**row, secret=None if body.secret else secret)
 
 

@@ -13,11 +13,16 @@ from api.problems import Problem
 class ServiceHealthPublic(BaseModel):
     """One long-running process, by its heartbeat row."""
 
-    service: str = Field(description="relay, worker, projections, routing or b2bua.")
-    instance: str = Field(description="Which one: an application name, host, or SIP address.")
+    service: str = Field(description="relay, worker, projections, routing, b2bua, webhooks, "
+                         "webhook-dispatcher or refresher.")
+    instance: str = Field(description="Which one: an application name or a SIP address (a "
+                          "singleton, which a restart takes over), or a host, `<name>@<host>` "
+                          "(one of interchangeable replicas).")
     status: Literal["running", "stopped", "stale"] = Field(
         description="`stale`: no heartbeat for more than a few of its intervals and not "
-        "stopped cleanly (it crashed or its main loop hangs).")
+        "stopped cleanly (it crashed or its main loop hangs). A replica's stale row, while "
+        "another instance of its service runs, only degrades health, and is left out "
+        "once older than DIALTONE_HEARTBEAT_FORGET_S, as is a replica's stopped row.")
     pid: int
     host: str
     started_at: datetime
@@ -72,8 +77,10 @@ class HealthPublic(BaseModel):
     """The API, its database, the processes that feed it, and projection lag."""
 
     status: Literal["ok", "degraded", "failing"] = Field(
-        description="`failing` (answered with 503): a stale service, a required service "
-        "not running, or a stalled projection. `degraded`: events parked by projections.")
+        description="`failing` (answered with 503): a stale service (a replica only when no "
+        "other instance of its service runs), a required service not running, or a stalled "
+        "projection. `degraded`: events parked by projections, or a replica stale while "
+        "another instance of its service runs.")
     database: Literal["ok"] = "ok"
     problems: list[str] = Field(description="Why the status is not `ok`, for a human.")
     services: list[ServiceHealthPublic]

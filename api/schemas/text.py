@@ -30,6 +30,11 @@ VisibleText = Annotated[str, StringConstraints(pattern=VISIBLE)]
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)
+# The instants the history routes (interval reports, the /at snapshots) take: no
+# event is older than the Unix epoch, and local days and rolling windows need room
+# on either side of the instant (years 1 and 9999 have none).
+HISTORY_FROM = datetime(1970, 1, 1, tzinfo=UTC)
+HISTORY_TO = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def _utc(value: datetime) -> datetime:

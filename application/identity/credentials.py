@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -65,11 +66,19 @@ def new_secret(prefix: str) -> OpaqueSecret:
     return OpaqueSecret(prefix, secrets.token_hex(_ID_BYTES), secrets.token_urlsafe(_SECRET_BYTES))
 
 
+# What new_secret writes: a hex id, then base64url; anything else (a NUL, which no
+# PostgreSQL text can hold, among them) is not a secret of ours, and is never looked up.
+_ID = re.compile(r"[0-9a-f]{1,64}")
+_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
 def parse_secret(text: str, prefix: str) -> OpaqueSecret | None:
     """The parts of `text` when it has the shape of a `prefix` secret, else None."""
     head, sep, rest = text.partition("_")
     key_id, sep2, secret = rest.partition("_")
-    if head != prefix or not sep or not sep2 or not key_id or not secret:
+    if head != prefix or not sep or not sep2:
+        return None
+    if not _ID.fullmatch(key_id) or not _SECRET.fullmatch(secret):
         return None
     return OpaqueSecret(prefix, key_id, secret)
 

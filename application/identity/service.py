@@ -50,6 +50,8 @@ async def login(connect: Connect, username: str, password: str, settings: AuthSe
     hash) and counts towards a lockout like a known one, so neither the answer
     nor its time tells whether the user exists. No connection is held while
     argon2 works (tens of ms of CPU), so logins cannot starve the pool."""
+    if "\x00" in username:  # no user has one (PostgreSQL text cannot hold it): nothing to look up
+        raise AuthenticationFailed("incorrect username or password")
     async with connect() as conn:
         locked = await store.locked_for(conn, username)
         if locked > 0:
@@ -117,6 +119,23 @@ async def refresh(conn: asyncpg.Connection, token: str, settings: AuthSettings,
         raise AuthenticationFailed("invalid refresh token")
     new_token = await issue_refresh(conn, use.user_id, settings, use.family)
     return Refreshed(use.user_id, state.tenant, state.role, new_token)
+
+
+async def log_out(conn: asyncpg.Connection, token: str, request_id: str) -> bool:
+    """End the session `token` (a refresh token) belongs to: its whole family is
+    revoked, so no copy of it renews anything; audited as `auth.logout`. False when
+    the token is none of ours (nothing to end)."""
+    parsed = parse_secret(token, REFRESH_PREFIX)
+    held = await store.held_refresh(conn, parsed.id) if parsed else None
+    if parsed is None or held is None or not digest_matches(parsed.secret, held.digest):
+        return False
+    state = await store.user_state(conn, held.user_id)
+    async with conn.transaction():
+        await store.revoke_family(conn, held.family)
+        await store.record_audit(conn, AuditEntry(
+            action="auth.logout", outcome="ok", request_id=request_id,
+            actor=str(held.user_id), actor_kind="user", tenant=state.tenant if state else None))
+    return True
 
 
 def check_password(password: str) -> None:

@@ -74,15 +74,24 @@ async def login_record(conn: asyncpg.Connection, username: str) -> tuple[User, s
 
 async def set_user_disabled(conn: asyncpg.Connection, username: str, tenant: str | None,
                             disabled: bool) -> bool:
-    found = await _update_user(
-        conn, username, tenant, "disabled_at = CASE WHEN $3 THEN coalesce(disabled_at, now()) END",
-        disabled)
-    if disabled:  # a disabled user's sessions end with it
-        await conn.execute(
-            "UPDATE refresh_tokens SET revoked_at = now() FROM users "
-            "WHERE users.id = refresh_tokens.user_id AND users.username = $1 "
-            "AND refresh_tokens.revoked_at IS NULL", username)
+    async with conn.transaction():
+        found = await _update_user(
+            conn, username, tenant,
+            "disabled_at = CASE WHEN $3 THEN coalesce(disabled_at, now()) END", disabled)
+        if found and disabled:  # a disabled user's sessions end with it
+            await revoke_refresh_tokens(conn, username, tenant)
     return found
+
+
+async def revoke_refresh_tokens(conn: asyncpg.Connection, username: str,
+                                tenant: str | None) -> None:
+    """End every session of the user `username` of `tenant` (None: of any tenant, for
+    the command line); a user of another tenant is left alone, whatever their name."""
+    await conn.execute(
+        "UPDATE refresh_tokens SET revoked_at = now() FROM users "
+        "WHERE users.id = refresh_tokens.user_id AND users.username = $1 "
+        "AND ($2::text IS NULL OR users.tenant = $2) AND refresh_tokens.revoked_at IS NULL",
+        username, tenant)
 
 
 async def set_password(conn: asyncpg.Connection, username: str, tenant: str | None,
@@ -222,6 +231,21 @@ async def use_refresh(conn: asyncpg.Connection, token_id: str) -> RefreshUse | N
         return None
     return RefreshUse(row["user_id"], row["family"], bytes(row["secret_hash"]),
                       row["first_use"], row["valid"])
+
+
+@dataclass(frozen=True)
+class RefreshHeld:
+    """A refresh token looked up without using it (a logout)."""
+
+    user_id: UUID
+    family: UUID
+    digest: bytes
+
+
+async def held_refresh(conn: asyncpg.Connection, token_id: str) -> RefreshHeld | None:
+    row = await conn.fetchrow("SELECT user_id, family, secret_hash FROM refresh_tokens "
+                              "WHERE token_id = $1", token_id)
+    return RefreshHeld(row["user_id"], row["family"], bytes(row["secret_hash"])) if row else None
 
 
 async def revoke_family(conn: asyncpg.Connection, family: UUID) -> None:

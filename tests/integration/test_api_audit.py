@@ -71,6 +71,19 @@ def test_a_command_is_recorded_with_its_actor_aggregate_and_request_id(client, d
     assert pause["detail"] == {"status": 409, "method": "POST", "key": "alice"}
 
 
+def test_webhook_commands_name_their_subscription(client, database_url, monkeypatch):
+    """They were recorded with no aggregate: `?aggregate=<webhook id>` found nothing."""
+    monkeypatch.setenv("DIALTONE_WEBHOOK_ALLOW_NETS", "127.0.0.1/32")
+    admin = api_key(database_url, Role.ADMIN)
+    created = client.post("/v1/webhooks", headers=bearer(admin), json={
+        "url": "http://127.0.0.1:9/hooks", "event_types": ["*"]})
+    assert created.status_code == 201, created.text
+    webhook = created.json()["id"]
+    assert client.post(f"/v1/webhooks/{webhook}/pause", headers=bearer(admin)).is_success
+    entries = audit(client, admin, aggregate=webhook)["data"]
+    assert [e["action"] for e in entries] == ["webhooks.pause", "webhooks.create"]
+
+
 def test_supervision_and_transfers_are_recorded_even_when_refused(client, database_url):
     supervisor = api_key(database_url, Role.SUPERVISOR)
     call_id = "00000000-0000-4000-8000-0000000000aa"

@@ -88,6 +88,19 @@ def test_admins_see_and_touch_only_their_own_tenant(database_url):
         assert login(client, "ada").status_code == 200
 
 
+def test_disabling_a_name_of_another_tenant_leaves_that_users_sessions_alone(database_url):
+    """Usernames are unique across tenants: the 404 once still revoked the refresh
+    tokens of the other tenant's user of that name."""
+    add_user(database_url, "ada", Role.ADMIN)
+    add_user(database_url, "bob", Role.ADMIN, tenant="acme")
+    with auth_api(database_url) as client:
+        refresh_token = login(client, "ada").json()["refresh_token"]
+        bob = _admin_headers(client, "bob")
+        assert client.post("/v1/auth/users/ada/disable", headers=bob).status_code == 404
+        renewed = client.post("/v1/auth/refresh", json={"refresh_token": refresh_token})
+        assert renewed.status_code == 200, renewed.text
+
+
 def test_an_admin_adds_and_disables_a_user_of_its_tenant(database_url):
     add_user(database_url, "bob", Role.ADMIN, tenant="acme")
     with auth_api(database_url, state_ttl_s=60) as client:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -87,6 +88,23 @@ def test_refresh_renews_the_session_and_logout_ends_it(browser: TestClient) -> N
     assert browser.delete(SESSION).status_code == 204
     assert not browser.cookies
     assert browser.get("/v1/live").status_code == 401
+
+
+def test_logout_revokes_the_refresh_token_a_copied_cookie_would_renew(
+        browser: TestClient, database_url: str) -> None:
+    """Clearing the cookies alone left the refresh token valid for its whole life:
+    a copy of the cookie (another tab, a stolen jar) went on renewing the session."""
+    csrf = log_in(browser, "sam")
+    copied = browser.cookies.get(REFRESH_COOKIE, path=SESSION)
+    assert copied
+    assert browser.delete(SESSION).status_code == 204
+    browser.cookies.set(REFRESH_COOKIE, copied, path=SESSION)
+    browser.cookies.set(CSRF_COOKIE, csrf)
+    assert browser.post(f"{SESSION}/refresh", headers={CSRF_HEADER: csrf}).status_code == 401
+    with psycopg.connect(database_url) as conn:
+        actions = [row[0] for row in conn.execute(
+            "SELECT action FROM audit_log WHERE action LIKE 'auth.%' ORDER BY id")]
+    assert actions[-2:] == ["auth.logout", "auth.refresh"]
 
 
 def test_the_pages_and_their_assets_are_served_without_a_credential(

@@ -16,7 +16,6 @@ import re
 import subprocess
 import sys
 import time
-from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -170,19 +169,6 @@ def test_the_registrar_is_on_and_its_bindings_are_observed(stack: dict[str, Any]
     assert services["b2bua"]["environment"]["DIALTONE_SIP_EDGE"] == "kamailio:5060"
     # ... a name Kamailio takes as its own (an alias), so it consumes their Route.
     assert "kamailio" in kamailio["EDGE_ALIASES"].split(",")
-
-
-def test_the_workers_take_new_invites_from_kamailio_alone(stack: dict[str, Any]) -> None:
-    """The workers' SIP ports are published, so trusting the private ranges (as this
-    file once did) let any host on the LAN send a worker an INVITE around Kamailio's
-    checks: the workers trust Kamailio's fixed address on the stack's network only."""
-    services = stack["services"]
-    trusted = services["b2bua"]["environment"]["DIALTONE_SIP_TRUSTED_SOURCES"].split(",")
-    kamailio = services["kamailio"]["networks"]["default"]["ipv4_address"]
-    assert trusted == [kamailio]
-    (subnet,) = [pool["subnet"] for pool in stack["networks"]["default"]["ipam"]["config"]]
-    assert ip_address(kamailio) in ip_network(subnet)
-    assert any(port["target"] == 5070 for port in services["b2bua"]["ports"])  # why it matters
 
 
 def test_kafka_runs_kraft_without_zookeeper(stack: dict[str, Any]) -> None:

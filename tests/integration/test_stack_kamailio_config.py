@@ -9,6 +9,7 @@ config is rejected.
 from __future__ import annotations
 
 import subprocess
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +96,16 @@ def test_kamailio_check_rejects_a_broken_config(stack: dict[str, Any], tmp_path:
     config.write_text(config.read_text().replace('loadmodule "dispatcher.so"\n', ""))
     check = run_tool(tool_path("kamailio"), "-c", "-f", str(config))
     assert check.returncode != 0
+
+
+def test_the_workers_take_new_invites_from_kamailio_alone(stack: dict[str, Any]) -> None:
+    """The workers' SIP ports are published, so trusting the private ranges (as this
+    file once did) let any host on the LAN send a worker an INVITE around Kamailio's
+    checks: the workers trust Kamailio's fixed address on the stack's network only."""
+    services = stack["services"]
+    trusted = services["b2bua"]["environment"]["DIALTONE_SIP_TRUSTED_SOURCES"].split(",")
+    kamailio = services["kamailio"]["networks"]["default"]["ipv4_address"]
+    assert trusted == [kamailio]
+    (subnet,) = [pool["subnet"] for pool in stack["networks"]["default"]["ipam"]["config"]]
+    assert ip_address(kamailio) in ip_network(subnet)
+    assert any(port["target"] == 5070 for port in services["b2bua"]["ports"])  # why it matters

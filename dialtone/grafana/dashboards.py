@@ -2,13 +2,17 @@
 
 - **Operations** (Prometheus, the series of application/metrics.py and api/metrics.py):
   signalling, media, API, infrastructure and memory, the deployment design's list
-  (issue 15, section 4), and the heartbeats table (PostgreSQL).
+  (issue 15, section 4), and the heartbeats table (PostgreSQL); a row for the series of
+  each other process (projection workers and loops, B2BUA pool, recordings,
+  registrations, webhooks) and the API's queue series, with the levels their alerts
+  (infra/prometheus/rules) fire at as thresholds. A test fails while a family of the
+  catalogue is on no panel and not in its list of families left out on purpose.
 - **Supervisor** (PostgreSQL, the projection tables): queues live, agents by state,
   CDR volume (issue 10, section 4).
 
-Every query is a module constant so tests can run them: each PromQL expression here
-through ``promtool`` with its metric names checked against the registered series,
-each SQL query (``dialtone.grafana.queries``) against the real schema after a real call.
+Every query is a module constant of ``dialtone.grafana.queries`` so tests can run them:
+each PromQL expression through ``promtool`` with its metric names checked against the
+registered series, each SQL query against the real schema after a real call.
 """
 
 from __future__ import annotations
@@ -35,17 +39,30 @@ from dialtone.budgets import SCRAPED_SERVICES, load_budgets
 from dialtone.grafana.queries import (
     AGENTS,
     AGENTS_BY_STATE,
+    API,
+    B2BUA_POOL,
+    CALL_CENTRE,
     CALLS_BY_QUEUE,
     CALLS_IN_PROGRESS,
     CALLS_PER_HOUR,
     CALLS_WAITING,
     HEARTBEATS,
+    INFRASTRUCTURE,
+    MEDIA,
     OLDEST_WAIT,
     QUEUE_AGENTS,
     QUEUES,
     QUEUES_WINDOW,
+    RECORDINGS,
+    REGISTRATIONS,
+    SIGNALLING,
     TENANT_VARIABLE,
+    THRESHOLDS,
+    UNITS,
+    WEBHOOKS,
+    WORKERS_AND_LOOPS,
     Query,
+    rss_expr,
 )
 from dialtone.grafana.sql import POSTGRES_TYPE, Sql
 
@@ -53,104 +70,6 @@ from dialtone.grafana.sql import POSTGRES_TYPE, Sql
 # Grafana the dashboards are pushed to needs datasources with these uids.
 PROMETHEUS = models.DataSourceRef(type_val="prometheus", uid="prometheus")
 POSTGRES = models.DataSourceRef(type_val=POSTGRES_TYPE, uid="dialtone-postgres")
-
-RATE = "$__rate_interval"  # Grafana's: at least four scrape intervals
-
-
-# --- Operations: PromQL ------------------------------------------------------------
-
-def _quantile(q: float, metric: str, by: str = "") -> str:
-    group = f"le, {by}" if by else "le"
-    return f"histogram_quantile({q}, sum by ({group}) (rate({metric}_bucket[{RATE}])))"
-
-
-def _mean(metric: str) -> str:
-    return f"sum(rate({metric}_sum[{RATE}])) / sum(rate({metric}_count[{RATE}]))"
-
-
-_SIP = "dialtone_sip_final_responses_total"
-_NOT_SCRAPES = '{route!="/metrics"}'
-
-# panel title -> [(expr, legend)]
-SIGNALLING: dict[str, list[tuple[str, str]]] = {
-    "Calls vs capacity": [
-        ("sum(dialtone_b2bua_calls_active)", "calls"),
-        ("sum(dialtone_b2bua_calls_capacity)", "call capacity"),
-        ("sum(dialtone_b2bua_legs_active)", "legs"),
-        ("sum(dialtone_b2bua_legs_capacity)", "leg capacity"),
-    ],
-    "SIP final responses by code": [
-        (f"sum by (code) (rate({_SIP}[{RATE}]))", "{{code}}"),
-    ],
-    "INVITE to answer": [
-        (_quantile(0.5, "dialtone_sip_invite_to_answer_seconds"), "p50"),
-        (_quantile(0.95, "dialtone_sip_invite_to_answer_seconds"), "p95"),
-    ],
-    "Answer-seizure ratio": [
-        (f'sum(rate({_SIP}{{code_class="2xx"}}[{RATE}])) / sum(rate({_SIP}[{RATE}]))',
-         "answered / seized"),
-    ],
-}
-MEDIA: dict[str, list[tuple[str, str]]] = {
-    "RTP jitter": [
-        (_quantile(0.5, "dialtone_rtp_jitter_seconds"), "p50"),
-        (_quantile(0.95, "dialtone_rtp_jitter_seconds"), "p95"),
-    ],
-    "RTP loss": [
-        (_mean("dialtone_rtp_loss_ratio"), "mean"),
-        (_quantile(0.95, "dialtone_rtp_loss_ratio"), "p95"),
-    ],
-    "MOS": [
-        (_mean("dialtone_rtp_mos"), "mean"),
-        (_quantile(0.05, "dialtone_rtp_mos"), "worst 5 %"),
-    ],
-}
-API: dict[str, list[tuple[str, str]]] = {
-    "Requests by route and status": [
-        (f"sum by (route, status) (rate(dialtone_http_requests_total{_NOT_SCRAPES}[{RATE}]))",
-         "{{status}} {{route}}"),
-    ],
-    "5xx ratio": [
-        (f'sum(rate(dialtone_http_requests_total{{route!="/metrics",status=~"5.."}}[{RATE}]))'
-         f" / sum(rate(dialtone_http_requests_total{_NOT_SCRAPES}[{RATE}]))", "5xx"),
-    ],
-    "Latency p99 by route": [
-        (_quantile(0.99, "dialtone_http_request_duration_seconds", "route")
-         .replace("_bucket[", f"_bucket{_NOT_SCRAPES}["), "{{route}}"),
-    ],
-}
-INFRASTRUCTURE: dict[str, list[tuple[str, str]]] = {
-    "Relay lag": [("max by (application) (dialtone_relay_lag_events)", "{{application}}")],
-    "Projection lag (seconds behind)": [
-        ("max by (projection, application) (dialtone_projection_lag_seconds)",
-         "{{projection}} ({{application}})")],
-    "Projection lag (events)": [
-        ("max by (projection, application) (dialtone_projection_lag_events)",
-         "{{projection}} ({{application}})")],
-    "Parked events": [
-        ("max by (projection, application) (dialtone_projection_parked_events)",
-         "{{projection}} ({{application}})")],
-    "Database reachable": [("max(dialtone_database_up)", "database up")],
-    "Targets up": [(f'up{{job=~"{"|".join(SCRAPED_SERVICES)}"}}', "{{job}} {{instance}}")],
-    "Event append p99": [
-        (_quantile(0.99, "dialtone_event_append_seconds", "application"), "{{application}}")],
-    "Events projected by the workers": [
-        (f"sum by (kind) (rate(dialtone_worker_events_applied_total[{RATE}]))", "{{kind}}")],
-}
-UNITS = {
-    "Calls vs capacity": "short", "SIP final responses by code": "cps",
-    "INVITE to answer": "s", "Answer-seizure ratio": "percentunit", "RTP jitter": "s",
-    "RTP loss": "percentunit", "MOS": "none", "Requests by route and status": "reqps",
-    "5xx ratio": "percentunit", "Latency p99 by route": "s", "Relay lag": "short",
-    "Projection lag (seconds behind)": "s", "Projection lag (events)": "short",
-    "Parked events": "short", "Database reachable": "bool_yes_no", "Targets up": "bool_yes_no",
-    "Event append p99": "s", "Events projected by the workers": "ops",
-}
-
-
-def rss_expr(service: str) -> str:
-    return f'max by (instance) (process_resident_memory_bytes{{job="{service}"}})'
-
 
 # Every SQL query the dashboards use (a test runs each on a real call's projections).
 SQL_QUERIES = (HEARTBEATS, TENANT_VARIABLE, CALLS_WAITING, OLDEST_WAIT, CALLS_IN_PROGRESS,
@@ -178,23 +97,31 @@ def _series(title: str, targets: list[tuple[str, str]], unit: str,
     return panel
 
 
+def _threshold(panel: timeseries.Panel, level: float, low_is_bad: bool = False) -> None:
+    """A dashed threshold line at ``level``, red on its bad side."""
+    low, high = ("red", "green") if low_is_bad else ("green", "red")
+    panel.thresholds(dashboard.ThresholdsConfig().mode(models.ThresholdsMode.ABSOLUTE)
+                     .steps([models.Threshold(None, low), models.Threshold(level, high)]))
+    panel.thresholds_style(common.GraphThresholdsStyleConfig()
+                           .mode(common_models.GraphTresholdsStyleMode.DASHED))
+
+
 def _row(board: dashboard.Dashboard, title: str,
-         panels: dict[str, list[tuple[str, str]]]) -> None:
+         panels: dict[str, list[tuple[str, str]]], width: int = 8) -> None:
     board.with_row(dashboard.Row(title))
     for name, targets in panels.items():
-        board.with_panel(_series(name, targets, UNITS[name]))
+        panel = _series(name, targets, UNITS[name], width)
+        if name in THRESHOLDS:
+            _threshold(panel, *THRESHOLDS[name])
+        board.with_panel(panel)
 
 
 def _memory_panel(service: str, budget_bytes: int) -> timeseries.Panel:
     """A service's RSS per process, with its budget as a line and a red threshold."""
     panel = _series(f"RSS: {service}", [(rss_expr(service), "{{instance}}"),
                                         (f"vector({budget_bytes})", "budget")], "bytes")
-    return (panel.thresholds(dashboard.ThresholdsConfig().mode(models.ThresholdsMode.ABSOLUTE)
-                             .steps([models.Threshold(None, "green"),
-                                     models.Threshold(budget_bytes, "red")]))
-            .thresholds_style(common.GraphThresholdsStyleConfig()
-                              .mode(common_models.GraphTresholdsStyleMode.DASHED))
-            .axis_soft_min(0))
+    _threshold(panel, budget_bytes)
+    return panel.axis_soft_min(0)
 
 
 # Grafana units of the SQL columns that are not plain counts.
@@ -230,13 +157,22 @@ def operations() -> dashboard.Dashboard:
     board = (dashboard.Dashboard("dialtone: operations").uid("dialtone-operations")
              .tags(["dialtone"]).refresh("30s").time("now-6h", "now")
              .tooltip(models.DashboardCursorSync.CROSSHAIR).link(_other_dashboards())
-             .description("Signalling, media, API, infrastructure and memory of every "
-                          "dialtone process (docs/observability.md)."))
+             .description("Signalling, media, API, infrastructure, each process's own "
+                          "series (workers and loops, B2BUA pool, recordings, "
+                          "registrations, webhooks), queues and memory of every dialtone "
+                          "process (docs/observability.md); dashed lines: alert levels."))
     _row(board, "Signalling", SIGNALLING)
     _row(board, "Media", MEDIA)
     _row(board, "API", API)
     _row(board, "Infrastructure", INFRASTRUCTURE)
     board.with_panel(_sql_table("Heartbeats (service_heartbeats)", HEARTBEATS, height=8))
+    _row(board, "Projection workers and loops", WORKERS_AND_LOOPS, width=6)
+    _row(board, "B2BUA pool (the parent of `dialtone b2bua --workers N`)", B2BUA_POOL,
+         width=12)
+    _row(board, "Recordings (uploader)", RECORDINGS)
+    _row(board, "Registrations (registrar observer)", REGISTRATIONS, width=6)
+    _row(board, "Webhooks (followers and dispatcher)", WEBHOOKS)
+    _row(board, "Call centre (queue_live, from the API)", CALL_CENTRE)
     board.with_row(dashboard.Row("Memory (RSS vs infra/budgets.toml)"))
     budgets = load_budgets()
     for service in SCRAPED_SERVICES:

@@ -1,6 +1,7 @@
 """The Grafana dashboards as code (dialtone/grafana): the committed files are what the
 code generates, grafana-foundation-sdk's types read them back unchanged, every panel
-names a provisioned datasource, and every SQL panel's query is one the SQL test runs."""
+names a provisioned datasource, every SQL panel's query is one the SQL test runs, and
+every dialtone metric family the processes export is on a panel or left out on purpose."""
 
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.cog.runtime import UnknownDataquery
 from grafana_foundation_sdk.models import dashboard as models
 from grafana_foundation_sdk.models import prometheus
+from prometheus_client import Counter, Gauge, Histogram
 
+from api.metrics import PlatformSnapshot
+from application import metrics as catalogue
 from dialtone.budgets import SCRAPED_SERVICES, load_budgets
-from dialtone.grafana import dashboards, files, sql
+from dialtone.grafana import dashboards, files, queries, sql
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASOURCES = ROOT / "infra" / "grafana" / "provisioning" / "datasources" / "datasources.yml"
@@ -149,7 +153,7 @@ def test_memory_panels_show_each_scraped_service_against_its_budget() -> None:
     for service in SCRAPED_SERVICES:
         panel = memory[f"RSS: {service}"]
         budget = budgets[service].rss_bytes
-        assert [t["expr"] for t in panel["targets"]] == [dashboards.rss_expr(service),
+        assert [t["expr"] for t in panel["targets"]] == [queries.rss_expr(service),
                                                          f"vector({budget})"]
         assert panel["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] == budget
 
@@ -157,5 +161,84 @@ def test_memory_panels_show_each_scraped_service_against_its_budget() -> None:
 def test_the_operations_dashboard_has_the_deployment_designs_rows() -> None:
     rows = [p["title"] for p in committed()["dialtone-operations"]["panels"]
             if p["type"] == "row"]
-    assert [r.split(" ")[0] for r in rows] == ["Signalling", "Media", "API", "Infrastructure",
-                                               "Memory"]
+    # The design's rows, each process's own series before Memory, which ends the board.
+    assert [r.split(" ")[0] for r in rows] == [
+        "Signalling", "Media", "API", "Infrastructure", "Projection", "B2BUA", "Recordings",
+        "Registrations", "Webhooks", "Call", "Memory"]
+
+
+# --- Every metric family on a panel ------------------------------------------------------
+
+# Families deliberately on no panel, each with why. A family here that a panel charts,
+# or that the processes no longer export, fails the test below: keep the list short.
+NOT_CHARTED = {
+    # Store positions only ever rise: their difference from the store's head is what
+    # matters, and the relay and projection lag panels chart exactly that.
+    "dialtone_relay_position",
+    "dialtone_projection_position",
+}
+SAMPLE_SUFFIXES = {"counter": ("_total",), "gauge": ("",),
+                   "histogram": ("_bucket", "_sum", "_count")}
+
+
+def exported_families() -> dict[str, str]:
+    """Every dialtone metric family the processes export, with its type: the catalogue
+    (application/metrics.py, where every series is defined, the registrations and webhook
+    ones too although they are registered only where they run) and the platform
+    snapshot the API collects at each scrape (api/metrics.py: database up, projection
+    lag, the queues' tallies)."""
+    found = {value._name: value._type for value in vars(catalogue).values()
+             if isinstance(value, Counter | Gauge | Histogram)}
+    found |= {family.name: family.type for family in PlatformSnapshot(scraped=True).collect()}
+    return found
+
+
+def promql(models_by_uid: dict[str, dict[str, Any]]) -> list[str]:
+    return [t["expr"] for model in models_by_uid.values() for t in dashboards.targets(model)
+            if "expr" in t]
+
+
+def uncharted(exprs: list[str]) -> set[str]:
+    """Exported families no expression reads (by one of their sample names)."""
+    read = {name for expr in exprs for name in re.findall(r"\bdialtone_[a-z0-9_]+\b", expr)}
+    return {family for family, kind in exported_families().items()
+            if not {family + suffix for suffix in SAMPLE_SUFFIXES[kind]} & read}
+
+
+def test_the_family_list_comes_from_the_catalogue_and_the_api_snapshot() -> None:
+    families = exported_families()
+    assert len(families) >= 50
+    assert {  # the families of the processes the audit found without a panel
+        "dialtone_webhook_attempts", "dialtone_webhook_attempt_duration_seconds",
+        "dialtone_webhook_deliveries_queued", "dialtone_webhook_round_fill_ratio",
+        "dialtone_webhook_subscriptions_disabled", "dialtone_recording_uploads",
+        "dialtone_recordings_pending", "dialtone_registrations_observation_errors",
+        "dialtone_registrations_last_success_timestamp_seconds",
+        "dialtone_b2bua_pool_restarts", "dialtone_b2bua_pool_children_up",
+        "dialtone_loop_steps", "dialtone_loop_failures", "dialtone_database_up",
+        "dialtone_queue_calls_offered"} <= set(families)
+    assert set(SAMPLE_SUFFIXES) == set(families.values())
+
+
+def test_every_exported_metric_family_is_on_a_panel_or_left_out_on_purpose() -> None:
+    missing = uncharted(promql(committed()))
+    assert missing - NOT_CHARTED == set(), "chart these, or add them to NOT_CHARTED with why"
+    assert missing >= NOT_CHARTED, "charted or no longer exported: drop from NOT_CHARTED"
+
+
+def test_the_family_check_catches_a_dropped_row() -> None:
+    without_webhooks = {uid: {**model, "panels": [p for p in model["panels"]
+                                                 if p["title"] not in queries.WEBHOOKS]}
+                        for uid, model in committed().items()}
+    assert uncharted(promql(without_webhooks)) - NOT_CHARTED == {
+        "dialtone_webhook_attempts", "dialtone_webhook_attempt_duration_seconds",
+        "dialtone_webhook_deliveries_queued", "dialtone_webhook_round_fill_ratio",
+        "dialtone_webhook_subscriptions_disabled"}
+
+
+def test_alert_levels_are_drawn_on_the_panels_of_their_series() -> None:
+    by_title = {p["title"]: p for p in panels(committed()["dialtone-operations"])}
+    assert set(queries.THRESHOLDS) <= set(by_title)
+    for title, (level, low_is_bad) in queries.THRESHOLDS.items():
+        steps = by_title[title]["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert steps[-1] == {"value": level, "color": "green" if low_is_bad else "red"}

@@ -16,6 +16,7 @@ from eventsourcing.application import Application
 
 from application.callcentre import CallCentreService
 from application.calls import CallService
+from application.registrations import RegistrationService
 from application.router import RoutingProcess
 from dialtone.database import eventsourcing_env
 from projections import callcentre, calls
@@ -33,6 +34,12 @@ def call_service(database_url: str) -> CallService:
 
 def callcentre_service(database_url: str) -> CallCentreService:
     return CallCentreService(env=eventsourcing_env(database_url))
+
+
+def kept_stores(database_url: str) -> list[Application[Any]]:
+    """Event stores that feed neither Kafka nor the projections (the registrar's
+    observations) but are history all the same: backups keep them too."""
+    return [RegistrationService(env=eventsourcing_env(database_url))]
 
 
 def routing_runner(database_url: str) -> RoutingRunner:

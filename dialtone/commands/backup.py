@@ -93,9 +93,12 @@ def command(settings: Settings, output: Path | None) -> None:
 def backup(database_url: str, target: Path) -> dict[str, Any]:
     """Write ``store.dump`` and ``manifest.json`` into the new directory ``target``."""
     apps = composition.event_sources(database_url)
+    kept = composition.kept_stores(database_url)
     try:
         tables = {app.name: event_tables(app) for app in apps}
-        all_tables = [t for names in tables.values() for t in names] + list(STATE_TABLES)
+        kept_tables = {app.name: event_tables(app) for app in kept}
+        all_tables = [t for names in (*tables.values(), *kept_tables.values()) for t in names]
+        all_tables += list(STATE_TABLES)
         _private_directory(target)
         with _exported_snapshot(database_url) as (conn, snapshot):
             heads = {app.name: _head(conn, tables[app.name][0]) for app in apps}
@@ -112,6 +115,8 @@ def backup(database_url: str, target: Path) -> dict[str, Any]:
             "heads": heads,
             "webhook_positions": webhook_positions,
             "event_tables": tables,
+            # Stores that are not relayed (no head to place a follower at): data only.
+            "kept_event_tables": kept_tables,
             "tables": all_tables,
             "migrations": migrations,
             # Events are immutable and committed in position order, so reading up to
@@ -124,7 +129,7 @@ def backup(database_url: str, target: Path) -> dict[str, Any]:
             path.chmod(0o600)
         return manifest
     finally:
-        for app in apps:
+        for app in (*apps, *kept):
             app.close()
 
 

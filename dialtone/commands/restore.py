@@ -132,7 +132,8 @@ def restore(database_url: str, backup_dir: Path, manifest: dict[str, Any]) -> No
             f"the backup's schema is newer than this release (migrations {sorted(unknown)} "
             "unknown): restore it with the release that made it")
     _apply_backup_migrations(database_url, ids)
-    for app in composition.event_sources(database_url):  # creates the event tables
+    # Creates the event tables, the kept stores' too (their rows are in the archive).
+    for app in (*composition.event_sources(database_url), *composition.kept_stores(database_url)):
         app.close()
     pg_tools.restore_data(database_url, backup_dir / ARCHIVE)
     apply_migrations(database_url)

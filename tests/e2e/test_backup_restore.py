@@ -12,7 +12,7 @@ import stat
 import subprocess
 import wave
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,10 @@ from psycopg import sql
 
 from application.identity import sip_credentials
 from application.identity.credentials import verify_password
+from application.registrations import Held, RegistrationService
 from dialtone import bootstrap, composition
 from dialtone.commands.users import ensure_initial_admin, issue_api_key, with_connection
+from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
 from streams.webhooks import StoreFollower
 from tests.fixtures.callcentre import provision_queue
@@ -112,13 +114,18 @@ SIP_PASSWORD = "a device's own secret"
 def _state_beside_events(database_url: str) -> None:
     """An integration's API key, a SIP device's credentials and a webhook subscription,
     its deliveries queued by the embedded followers (their positions recorded): state,
-    not events."""
+    not events. And the device's registration: events, in a store nothing relays."""
     issue_api_key(database_url, "crm")  # api_keys references service_accounts
 
     async def provision(conn: Any) -> None:
         await sip_credentials.set_sip_domain(conn, "default", "pbx.example.com")
         await sip_credentials.create_credential(conn, "default", "1001", SIP_PASSWORD)
     with_connection(database_url, provision)
+    now = datetime.now(UTC)
+    with RegistrationService(env=eventsourcing_env(database_url)) as registrations:
+        assert registrations.record([Held("default", "sip:1001@pbx.example.com",
+                                          "sip:1001@192.0.2.7:5060", "desk phone",
+                                          now + timedelta(hours=1))], now) == 2  # made, bound
     subscribe(database_url, "https://crm.example.com/hook",
               "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
     apps = composition.event_sources(database_url)
@@ -128,6 +135,13 @@ def _state_beside_events(database_url: str) -> None:
     finally:
         for app in apps:
             app.close()
+
+
+def _row_count(database_url: str, table: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+                           ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _check_private(backup_dir: Path, password: str) -> None:
@@ -216,6 +230,10 @@ def test_backup_restored_elsewhere_rebuilds_every_projection_row_for_row(
     restored_calls.attach_recording(next(iter(call_store.histories())), "file:///r.wav", 1.0,
                                     datetime.now(UTC))
     assert restored_calls.recorder.max_notification_id() == head + 1
+
+    (registrations,) = manifest["kept_event_tables"]["Registrations"]
+    assert _row_count(second_database, registrations) == _row_count(database_url,
+                                                                     registrations) == 2
 
     again = _dialtone(second_database, "restore", str(backup_dir))
     assert again.returncode != 0

@@ -62,10 +62,17 @@ def setup_tracing(service: str) -> bool:
     from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
     from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: PLC0415
 
-    provider = TracerProvider(resource=Resource.create({"service.name": f"dialtone-{service}"}))
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name(service)}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     return True
+
+
+def service_name(command: str) -> str:
+    """The traces' service name: ``OTEL_SERVICE_NAME`` when set (OpenTelemetry's own
+    variable, which the explicit resource attribute would otherwise override), else
+    ``dialtone-<command>``."""
+    return os.environ.get("OTEL_SERVICE_NAME") or f"dialtone-{command}"
 
 
 def recording() -> bool:

@@ -57,16 +57,18 @@ async def delete(conn: asyncpg.Connection, id_: UUID, tenant: str) -> bool:
 
 
 async def attempts(conn: asyncpg.Connection, id_: UUID, limit: int,
-                   before: int | None) -> list[dict[str, Any]]:
-    """The subscription's attempts, newest first (its tenant is checked by the caller)."""
+                   before: int | None) -> tuple[list[dict[str, Any]], int | None]:
+    """Up to `limit` of the subscription's attempts, newest first (its tenant is checked
+    by the caller), and the `before` of the next page (None on the last page)."""
     rows = await conn.fetch("""
         SELECT a.id AS attempt_id, d.event_id, d.event_type, d.aggregate_id, d.position,
                a.attempt, a.attempted_at, a.status_code, a.error, a.duration_ms,
                d.state = 'delivered' AS delivered
         FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id
         WHERE a.subscription_id = $1 AND ($2::bigint IS NULL OR a.id < $2)
-        ORDER BY a.id DESC LIMIT $3""", id_, before, limit)
-    return [dict(r) for r in rows]
+        ORDER BY a.id DESC LIMIT $3""", id_, before, limit + 1)
+    page = [dict(r) for r in rows[:limit]]
+    return page, (page[-1]["attempt_id"] if len(rows) > limit else None)
 
 
 async def redeliver(conn: asyncpg.Connection, id_: UUID, from_position: int) -> int:

@@ -162,17 +162,21 @@ async def resume_webhook(webhook_id: UUID, pool: Pool,
 @router.get("/{webhook_id}/deliveries", response_model=DeliveryAttemptsPublic,
             responses=problem_responses(401, 403, 404, 422))
 async def list_deliveries(
-    webhook_id: UUID, principal: Manager, pool: Pool,
+    webhook_id: UUID, principal: Manager, pool: Pool, request: Request, response: Response,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     before: Annotated[int | None, Query(ge=1, le=MAX_BIGINT, description="Attempts older than this "
                                         "attempt_id (the next page).")] = None,
 ) -> DeliveryAttemptsPublic:
-    """The delivery log: one entry per attempt, newest first."""
+    """The delivery log: one entry per attempt, newest first; page with `next_before`
+    (or the `Link: rel="next"` header)."""
     async with acquire(pool) as conn:
         await _found(conn, webhook_id, principal.tenant)
-        rows = await queries.attempts(conn, webhook_id, limit, before)
+        rows, next_before = await queries.attempts(conn, webhook_id, limit, before)
+    if next_before is not None:
+        url = request.url.include_query_params(before=next_before)
+        response.headers["Link"] = f'<{url}>; rel="next"'
     return DeliveryAttemptsPublic(data=[DeliveryAttemptPublic(**r) for r in rows],
-                                  count=len(rows))
+                                  count=len(rows), next_before=next_before)
 
 
 @router.post("/{webhook_id}/redeliver", response_model=RedeliveryQueued,

@@ -84,6 +84,8 @@ class DeliveryAttemptPublic(BaseModel):
 class DeliveryAttemptsPublic(BaseModel):
     data: list[DeliveryAttemptPublic]
     count: int
+    next_before: int | None = Field(description="Pass as `before` for the next (older) page; "
+                                    "null on the last page.")
 
 
 class Redelivery(BaseModel):

@@ -124,6 +124,7 @@ def test_failures_then_recovery_lose_nothing_and_keep_each_call_in_order(
         wait_for(lambda: sum(a["status_code"] == 204 for a in attempt_log()) >= expected,
                  what="every delivered attempt logged")
         log = attempt_log()
+        _pages_cover(stack.api, f"/v1/webhooks/{hook['id']}/deliveries", log)
         codes = [a["status_code"] for a in log]
         assert codes.count(500) == 2
         assert codes.count(302) == 1
@@ -168,6 +169,22 @@ def test_paused_subscription_queues_and_resumes_where_it_stopped(stack: Stack) -
         runners.stop()
     assert [(e["type"], e["subject"]) for e in receiver.accepted] == [
         ("dialtone.call.ended.v1", str(call_id))]  # only the type it asked for
+
+
+def _pages_cover(api: Any, path: str, log: list[dict[str, Any]]) -> None:
+    """Pages of 3, followed by `next_before` (and announced by a Link header), hold
+    every attempt of `log` once, newest first (later attempts may come on top)."""
+    paged: list[int] = []
+    url: str | None = f"{path}?limit=3"
+    while url is not None:
+        page = api.get(url)
+        body = page.json()
+        paged += [a["attempt_id"] for a in body["data"]]
+        assert ("link" in page.headers) == (body["next_before"] is not None)
+        url = None if body["next_before"] is None else \
+            f"{path}?limit=3&before={body['next_before']}"
+    assert paged == sorted(set(paged), reverse=True)
+    assert {a["attempt_id"] for a in log} <= set(paged)
 
 
 def test_an_endless_answer_is_read_up_to_the_cap_only(stack: Stack, delivering: None) -> None:

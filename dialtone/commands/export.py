@@ -65,7 +65,9 @@ def _options(func: Callable[..., None]) -> Callable[..., None]:
         click.option("--to", "end", type=DateOrInstant(), required=True,
                      help="End of the range (exclusive); at most 366 days after --from."),
         click.option("--format", "fmt", type=click.Choice([f.value for f in Format]),
-                     default=Format.CSV.value, show_default=True),
+                     default=Format.CSV.value, show_default=True,
+                     help="File format: csv (a header row, then one row per record) or "
+                     "parquet (Apache Parquet, columnar)."),
         click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
                      help="The file to write (default: standard output)."),
         click.option("--tenant", default=DEFAULT_TENANT, show_default=True,

@@ -31,7 +31,9 @@ def command() -> None:
 @command.command("write")
 @click.option("--check", is_flag=True, help="Only check the committed files are up to date.")
 @click.option("--directory", type=click.Path(file_okay=False, path_type=Path),
-              default=files.DASHBOARDS_DIR, show_default=True)
+              default=files.DASHBOARDS_DIR, show_default=True,
+              help="Directory of the dashboard JSON files to write (or, with --check, to "
+              "compare); JSON files the code no longer makes are removed from it.")
 def write(check: bool, directory: Path) -> None:
     """Generate infra/grafana/dashboards/*.json from dialtone/grafana."""
     if check:
@@ -97,8 +99,11 @@ def push_dashboards(api: GrafanaApi, folder_uid: str, folder_title: str) -> list
 @click.option("--user", envvar="GRAFANA_USER", default=None, help="Basic auth user.")
 @click.option("--password", envvar="GRAFANA_PASSWORD", default=None,
               help="Basic auth password (GRAFANA_PASSWORD; prefer the variable).")
-@click.option("--folder-uid", default=DEFAULT_FOLDER_UID, show_default=True)
-@click.option("--folder-title", default="dialtone", show_default=True)
+@click.option("--folder-uid", default=DEFAULT_FOLDER_UID, show_default=True,
+              help="Uid of the Grafana folder the dashboards go into; made if missing.")
+@click.option("--folder-title", default="dialtone", show_default=True,
+              help="Title given to the folder when it is made (an existing folder keeps "
+              "its title).")
 @click.option("--timeout", type=float, default=10.0, show_default=True,
               help="Seconds to wait for each HTTP answer.")
 def push(url: str, token: str | None, user: str | None, password: str | None,

@@ -25,7 +25,9 @@ def command() -> None:
 @click.argument("account")
 @click.option("--role", type=ROLES, default=Role.INTEGRATOR.value, show_default=True,
               help="Role of the service account when it is new.")
-@click.option("--tenant", default=DEFAULT_TENANT, show_default=True)
+@click.option("--tenant", default=DEFAULT_TENANT, show_default=True,
+              help="Tenant of ACCOUNT (an account is one tenant's; the tenant is made if "
+              "it does not exist). The key acts in this tenant only.")
 @click.option("--expires-days", type=click.IntRange(min=1), default=None,
               help="Days until the key expires (default: never).")
 @click.pass_obj

@@ -139,8 +139,11 @@ def command() -> None:
 
 @command.command("add")
 @click.argument("username")
-@click.option("--role", type=ROLES, required=True)
-@click.option("--tenant", default=DEFAULT_TENANT, show_default=True)
+@click.option("--role", type=ROLES, required=True,
+              help="What the user may do: admin, supervisor, analyst, integrator or agent "
+              "(permissions per role: docs/security.md).")
+@click.option("--tenant", default=DEFAULT_TENANT, show_default=True,
+              help="Tenant (call centre) the user belongs to; made if it does not exist.")
 @click.password_option(help="Prompted (twice) when not given.")
 @click.pass_obj
 def add(settings: Settings, username: str, role: str, tenant: str, password: str) -> None:

@@ -53,5 +53,6 @@ def health_config(settings: Settings) -> HealthConfig:
         ),
         required_services=(*feeders, "routing"),
         stale_after_beats=settings.heartbeat_stale_after,
+        forget_after_s=settings.heartbeat_forget_s,
         stall_after_s=settings.projection_stall_s,
     )

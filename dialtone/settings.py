@@ -57,6 +57,10 @@ class Settings(BaseSettings):
         "the processes themselves, as DIALTONE_HEARTBEAT_INTERVAL_S).")
     heartbeat_stale_after: float = Field(
         default=3.0, gt=1, description="A heartbeat older than this many intervals is stale.")
+    heartbeat_forget_s: float = Field(
+        default=3600.0, gt=0, description="Seconds after which health forgets the row of a "
+        "replica named after its host (a lost or stopped pod's) once another instance of its "
+        "service runs; read by the API, as DIALTONE_HEARTBEAT_FORGET_S (docs/health.md).")
     sip_trusted_sources: str = Field(
         default="127.0.0.0/8,::1", description="Addresses and networks (comma-separated) a "
         "B2BUA worker takes INVITEs from: the SIP edge's. Others get 403 (docs/edge.md).")

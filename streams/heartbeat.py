@@ -12,7 +12,7 @@ from typing import Any
 
 import faust
 
-from application.heartbeats import Heartbeat, host_name
+from application.heartbeats import Heartbeat, host_instance
 
 WORKER_SERVICE = "worker"
 
@@ -20,11 +20,13 @@ WORKER_SERVICE = "worker"
 def attach_to_faust(app: faust.App, database_url: str, instance: str | None = None) -> Heartbeat:
     """Beat while ``app`` runs; mark stopped when it shuts down cleanly.
 
-    ``instance`` defaults to ``<app id>@<host>``: a worker restarted on the same
-    host takes over its row. Several workers of one app on one host should each
-    be given their own instance name (a stale one would otherwise be hidden).
+    ``instance`` defaults to ``<app id>@<host>`` (``host_instance``): a worker
+    restarted on the same host takes over its row, and one replaced by a worker on
+    another host (a new pod) leaves a replica's row that health lets the running
+    workers cover. Several workers of one app on one host should each be given
+    their own instance name (a stale one would otherwise be hidden).
     """
-    heartbeat = Heartbeat(database_url, WORKER_SERVICE, instance or f"{app.conf.id}@{host_name()}")
+    heartbeat = Heartbeat(database_url, WORKER_SERVICE, instance or host_instance(app.conf.id))
 
     async def start() -> None:
         heartbeat.start()

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from application.follow import NotifiedLoop
-from application.heartbeats import host_name
+from application.heartbeats import host_instance
 from projections.registry import ProjectionGroup, Settle
 
 if TYPE_CHECKING:  # the embedded runner imports this module: no Faust there
@@ -82,7 +82,7 @@ def attach_to_faust(app: faust.App, database_url: str,
     work = settles(groups)
     if not work:
         return None
-    refresher = ProjectionRefresher(database_url, work, f"refresher-{app.conf.id}@{host_name()}")
+    refresher = ProjectionRefresher(database_url, work, host_instance(f"refresher-{app.conf.id}"))
 
     async def start() -> None:
         refresher.start()

@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 
 from application.follow import NotifiedLoop
-from application.heartbeats import host_name
+from application.heartbeats import host_instance
 from application.router import RoutingProcess
 
 
@@ -22,7 +22,7 @@ class RoutingRunner(NotifiedLoop):
     HEARTBEAT_SERVICE = "routing"
 
     def heartbeat_instance(self) -> str:
-        return host_name()  # one routing process per host at most
+        return host_instance()  # one routing process per host at most; a replica (api.health)
 
     def step(self, conn: psycopg.Connection[Any]) -> bool:  # noqa: ARG002 - reads via its service
         # The process state is only a cache of the log: after a reconnect it

@@ -33,7 +33,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from application import webhook_metrics as metrics
 from application.follow import DATABASE_ERRORS, Backoff, Follower, NotifiedLoop, page_after
-from application.heartbeats import Heartbeat, host_name
+from application.heartbeats import Heartbeat, host_instance
 from application.webhooks.delivery import Dispatcher
 from application.webhooks.settings import WebhookSettings
 from projections import positions
@@ -106,7 +106,7 @@ class KafkaFollower:
         self.database_url = database_url
         self.poll_ms = poll_ms
         self.heartbeat = Heartbeat(database_url, FOLLOWER_SERVICE,
-                                   instance or f"kafka@{host_name()}")
+                                   instance or host_instance("kafka"))
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", isolation_level="read_committed",
@@ -179,7 +179,7 @@ class DispatcherThread:
 
     def __init__(self, database_url: str, settings: WebhookSettings | None = None, *,
                  instance: str | None = None) -> None:
-        self.heartbeat = Heartbeat(database_url, DISPATCHER_SERVICE, instance or host_name())
+        self.heartbeat = Heartbeat(database_url, DISPATCHER_SERVICE, instance or host_instance())
         self.dispatcher = Dispatcher(database_url, settings, heartbeat=self.heartbeat)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

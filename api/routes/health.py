@@ -47,10 +47,12 @@ Watch = Annotated[StallWatch, Depends(stall_watch)]
     openapi_extra=PUBLIC,
     response_model=HealthPublic,
     summary="Check the platform: database, services, projections",
-    description="200 with `status` `ok`, or `degraded` when projections parked events. "
+    description="200 with `status` `ok`, or `degraded` when projections parked events or "
+    "a replica's heartbeat is stale while another instance of its service runs. "
     "503 (problem, with the full report under `health`) when something the platform "
-    "depends on fails: a service whose heartbeat is stale (crashed or hung), a required "
-    "service not running, a stalled projection. 503 problem (with Retry-After) when the "
+    "depends on fails: a service whose heartbeat is stale (crashed or hung) with no other "
+    "instance to cover it, a required service not running, a stalled projection. 503 "
+    "problem (with Retry-After) when the "
     "database cannot be reached. For a load balancer's check use /readyz.",
     responses={503: {"model": HealthProblem, "description": "Failing, or database unavailable",
                      "content": {PROBLEM_MEDIA_TYPE: {}}}},

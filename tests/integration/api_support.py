@@ -60,6 +60,20 @@ def api_key(database_url: str, role: Role = Role.ADMIN, tenant: str = DEFAULT_TE
     return issue_api_key(database_url, f"test-{role.value}", role, tenant)
 
 
+def beat(database_url: str, service: str, instance: str, age_s: float, *,
+         host: str | None = None, stopped: bool = False) -> None:
+    """A heartbeat row last written `age_s` ago (every 5 s), as application.heartbeats
+    writes it; `host` defaults to the instance (a replica named after its host)."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO service_heartbeats (service, instance, pid, host, started_at, beat_at,"
+            " interval_s, stopped_at) VALUES (%(service)s, %(instance)s, 7, %(host)s,"
+            " now() - interval '1 day', now() - make_interval(secs => %(age)s), 5,"
+            " CASE WHEN %(stopped)s THEN now() - make_interval(secs => %(age)s) END)",
+            {"service": service, "instance": instance, "host": host or instance,
+             "age": age_s, "stopped": stopped})
+
+
 def _insert(database_url: str, table: str, rows: list[dict[str, Any]]) -> None:
     columns = list(rows[0])
     statement = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(

@@ -120,7 +120,8 @@ def exported_series() -> set[str]:
             names |= {f"{value._name}{s}" for s in ("_bucket", "_sum", "_count", "_created")}
         elif isinstance(value, Gauge):
             names.add(value._name)
-    families = [*api_metrics._lag_families([]), *api_metrics._queue_families([])]
+    families = [*api_metrics._lag_families([]), *api_metrics._queue_families([]),
+                *api_metrics._heartbeat_families([], [])]
     names |= {f.name + ("_total" if f.type == "counter" else "") for f in families}
     names.add("dialtone_database_up")
     return names

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth.authenticator import Authenticator
+from api.health import HealthConfig
 from application.identity.settings import AuthSettings
 from dialtone.migrations import apply_migrations
-from tests.integration.api_support import api_key, assert_problem, running_api
+from tests.integration.api_support import api_key, assert_problem, beat, running_api
 
 
 def test_health_is_ok_when_the_database_answers(database_url):
@@ -20,6 +23,58 @@ def test_health_is_ok_when_the_database_answers(database_url):
                                "missing_services": [], "projections": []}
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready"}
+
+
+def _report(client: TestClient) -> tuple[int, dict[str, Any]]:
+    response = client.get("/healthz")
+    body = response.json()
+    return response.status_code, body["health"] if response.status_code == 503 else body
+
+
+def test_a_lost_replica_degrades_health_while_another_runs_and_is_forgotten_later(
+        database_url):
+    """A router pod lost without SIGTERM leaves its row; its replacement beats under its
+    own pod name. Before, /healthz failed (503) until someone deleted the row."""
+    with running_api(database_url) as client:
+        client.app.state.health = HealthConfig(  # type: ignore[attr-defined]
+            required_services=("routing",), forget_after_s=3600)
+        beat(database_url, "routing", "router-lost-long-ago", 7200)
+        beat(database_url, "routing", "router-lost", 60)
+        beat(database_url, "routing", "router-rolled", 7200, stopped=True)
+        beat(database_url, "routing", "router-new", 1)
+        status, body = _report(client)
+    assert status == 200, body
+    assert body["status"] == "degraded"
+    assert [(s["instance"], s["status"]) for s in body["services"]] == [
+        ("router-lost", "stale"), ("router-new", "running")]
+    assert body["missing_services"] == []
+    [problem] = body["problems"]
+    assert problem.startswith("replica routing router-lost is stale: no heartbeat for 60 s")
+
+
+def test_a_stale_replica_with_nothing_running_beside_it_fails_however_old(database_url):
+    """The only router hung, or lost and never rescheduled: nothing covers its row."""
+    with running_api(database_url) as client:
+        client.app.state.health = HealthConfig(  # type: ignore[attr-defined]
+            required_services=("routing",), forget_after_s=3600)
+        beat(database_url, "routing", "router-hung", 7200)
+        beat(database_url, "routing", "router-rolled", 10, stopped=True)  # covers nothing
+        status, body = _report(client)
+    assert status == 503
+    assert body["problems"] == ["service routing router-hung is stale: no heartbeat for "
+                                "7200 s", "no running routing"]
+
+
+def test_a_stale_singleton_fails_beside_a_running_instance_of_its_service(database_url):
+    """The relay's instance is its application, which a restarted relay takes over:
+    another relay (another application's) covers nothing."""
+    with running_api(database_url) as client:
+        client.app.state.health = HealthConfig(forget_after_s=3600)  # type: ignore[attr-defined]
+        beat(database_url, "relay", "CallService", 7200, host="relay-6b-q")
+        beat(database_url, "relay", "CallCentreService", 1, host="relay-7c-r")
+        status, body = _report(client)
+    assert status == 503
+    assert body["problems"] == ["service relay CallService is stale: no heartbeat for 7200 s"]
 
 
 def test_not_ready_until_the_database_is_migrated(database_url):

@@ -11,9 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.health import HealthConfig
 from dialtone import bootstrap
 from domain.values import Direction
-from tests.integration.api_support import running_api
+from tests.integration.api_support import beat, running_api
 
 pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
 
@@ -89,16 +90,48 @@ def test_metrics_count_requests_by_route_template_and_report_the_platform(databa
     assert any(dict(labels)["queue"].startswith("sales-") for labels in offered)
 
 
+def test_metrics_report_each_live_heartbeat_and_the_required_services(database_url):
+    """What DialtoneServiceNotRunning reads: the rows /healthz judges, but stopped ones."""
+    with running_api(database_url) as client:
+        client.app.state.health = HealthConfig(  # type: ignore[attr-defined]
+            required_services=("relay", "routing"), stale_after_beats=3, forget_after_s=3600)
+        beat(database_url, "routing", "router-new", 1)
+        beat(database_url, "routing", "router-lost", 60)
+        beat(database_url, "routing", "router-lost-long-ago", 7200)  # forgotten
+        beat(database_url, "routing", "router-rolled", 10, stopped=True)
+        beat(database_url, "relay", "CallService", 60, host="relay-6b-q")
+        samples = scrape(client)
+    ages = {dict(labels)["heartbeat_instance"]: sample for (name, labels), sample
+            in samples.items() if name == "dialtone_heartbeat_age_seconds"}
+    assert set(ages) == {"router-new", "router-lost", "CallService"}
+    assert 0 <= ages["router-new"] < 30
+    assert 60 <= ages["router-lost"] < 90
+    assert value(samples, "dialtone_heartbeat_stale_after_seconds", service="relay",
+                 heartbeat_instance="CallService") == 15  # 3 beats of 5 s
+    assert {dict(labels)["service"]: sample for (name, labels), sample in samples.items()
+            if name == "dialtone_service_required"} == {"relay": 1, "routing": 1}
+
+
 def test_metrics_report_the_database_down_and_still_answer(restartable):
     server, dsn = restartable
     with running_api(dsn) as client:
-        assert value(scrape(client), "dialtone_database_up") == 1
+        client.app.state.health = HealthConfig(  # type: ignore[attr-defined]
+            required_services=("routing",))
+        beat(dsn, "routing", "router-a", 1)
+        up = scrape(client)
+        assert value(up, "dialtone_database_up") == 1
+        assert value(up, "dialtone_service_required", service="routing") == 1
+        assert value(up, "dialtone_heartbeat_age_seconds", service="routing",
+                     heartbeat_instance="router-a") >= 0
         server.stop()
         try:
             down = scrape(client)
             assert value(down, "dialtone_database_up") == 0
-            # No lag figure survives from before: it would look current.
-            assert not any(name == "dialtone_projection_lag_events" for name, _ in down)
+            # No lag figure survives from before: it would look current. Nor does a
+            # heartbeat, nor a required service (it would look unserved).
+            assert not any(name in ("dialtone_projection_lag_events",
+                                    "dialtone_heartbeat_age_seconds",
+                                    "dialtone_service_required") for name, _ in down)
         finally:
             server.start()
         assert value(scrape(client), "dialtone_database_up") == 1

@@ -176,6 +176,11 @@ NOT_CHARTED = {
     # matters, and the relay and projection lag panels chart exactly that.
     "dialtone_relay_position",
     "dialtone_projection_position",
+    # The heartbeat series serve the DialtoneServiceNotRunning alert (rules/heartbeats.yml);
+    # the Operations dashboard's heartbeats table reads the same rows from PostgreSQL.
+    "dialtone_heartbeat_age_seconds",
+    "dialtone_heartbeat_stale_after_seconds",
+    "dialtone_service_required",
 }
 SAMPLE_SUFFIXES = {"counter": ("_total",), "gauge": ("",),
                    "histogram": ("_bucket", "_sum", "_count")}

@@ -1,7 +1,8 @@
 """The Prometheus metrics of every dialtone process, in one catalogue.
 
 Every series a dialtone process exposes is defined here (docs/observability.md
-describes each, and tests/unit/test_metrics_catalogue.py checks that it does),
+describes each, and test_docs_describe_every_series_and_alert in
+tests/integration/test_alert_rules.py checks that it does),
 so the names, units and labels follow one convention: ``dialtone_`` prefix,
 base units (seconds, bytes, ratios), ``_total`` on counters, and labels whose
 values are bounded (a status code, an application, a projection, a queue key;

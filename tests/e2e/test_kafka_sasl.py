@@ -15,12 +15,15 @@ since it started.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -39,6 +42,7 @@ from tests.fixtures.processes import DIALTONE, DialtoneProcess, wait_for
 
 pytestmark = pytest.mark.kafka
 MECHANISM = "SCRAM-SHA-512"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "kafka_consumer.py"
 
 
 @dataclass
@@ -159,6 +163,39 @@ def test_integrator_reads_the_topics_but_may_not_write(secured: SecuredStack) ->
         finally:
             producer.close(timeout=5)
     assert secured.end_offsets() == published
+
+
+def test_the_example_consumer_reads_as_the_integrator(secured: SecuredStack) -> None:
+    """examples/kafka_consumer.py (docs/events.md) through SCRAM, as the integrator user in
+    its default group (``<prefix>integrator-example``, one the ACLs allow), the password
+    from the environment only; a group outside ``integrator-*`` is refused."""
+    relay = secured.run("relay")
+    lifecycles(secured.service, 1, "example")
+    wait_for(lambda: secured.end_offsets() > EVENTS_PER_LIFECYCLE, 90,
+             "the call's events and their commit marker", processes=(relay,))
+    relay.stop()
+
+    def example(*extra: str) -> subprocess.CompletedProcess[str]:
+        password = secured.passwords["integrator"]
+        command = [sys.executable, str(EXAMPLE), "--bootstrap", secured.broker.sasl_bootstrap,
+                   "--prefix", secured.prefix, "--topics", "calls",
+                   "--security-protocol", "SASL_PLAINTEXT", "--sasl-mechanism", MECHANISM,
+                   "--username", secured.users["integrator"], "--idle-timeout", "20", *extra]
+        assert password not in command
+        return subprocess.run(command, env={**os.environ, "KAFKA_SASL_PASSWORD": password},
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    read = example("--max-messages", str(EVENTS_PER_LIFECYCLE))
+    assert read.returncode == 0, read.stderr[-3000:]
+    events = [json.loads(line) for line in read.stdout.splitlines()]
+    assert len(events) == EVENTS_PER_LIFECYCLE
+    assert {event["topic"] for event in events} == {secured.calls_topic}
+
+    refused = example("--group", f"{secured.prefix}crm", "--max-messages", "1")
+    assert refused.returncode == 3, refused.stderr[-3000:]
+    assert "may only join groups named" in refused.stderr
+    assert "GroupAuthorizationFailed" in refused.stderr, refused.stderr[-3000:]
+    assert secured.passwords["integrator"] not in read.stderr + refused.stderr
 
 
 def test_relay_with_a_wrong_password_is_refused_and_publishes_nothing(

@@ -138,13 +138,15 @@ class BindingsObserver:
 
     def __init__(self, service: RegistrationService, client: redis.Redis, dsn: str, *,
                  callcentre: CallCentreService | None = None, interval_s: float = 2.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 beat: Callable[[], object] = lambda: None) -> None:
         self.service = service
         self.client = client
         self.dsn = dsn
         self.callcentre = callcentre
         self.interval_s = interval_s
         self.clock = clock
+        self.beat = beat  # each turn, observed or retried (its heartbeat's tick)
         self._stop = threading.Event()
         self._skipped = (0, 0)  # (unreadable, invalid_aor) at the last observation
         metrics.expose_registrations()  # this process observes: it serves their series
@@ -211,6 +213,7 @@ class BindingsObserver:
                 # not psycopg's): counted for a scrape before the thread ends.
                 metrics.registrations_failed(error_kind(error))
                 raise
+            self.beat()  # the loop turned, an outage waited out included: not a hang
             self._stop.wait(self.interval_s)
 
     def stop(self) -> None:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from application.calls import CallService
+from application.heartbeats import Heartbeat, host_instance
 from application.recordings.retention import expire
 from application.recordings.settings import RecordingSettings
 from application.recordings.storage import ObjectStore
@@ -31,6 +33,7 @@ from dialtone.services.signals import StopSignals
 from dialtone.settings import Settings
 
 log = logging.getLogger(__name__)
+HEARTBEAT_SERVICE = "recordings"  # its service_heartbeats row (docs/health.md)
 
 
 def call_service(database_url: str) -> CallService:
@@ -60,9 +63,11 @@ class RecordingsLoop:
             self._next_retention = time.monotonic() + self.config.retention_every_s
         return done
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, beat: Callable[[], object] = lambda: None) -> None:
+        """Rounds until ``stop``; ``beat`` after each (its heartbeat's tick)."""
         while not stop.is_set():
             self.once()
+            beat()
             stop.wait(self.config.poll_s)
 
     def _retention(self) -> None:
@@ -81,17 +86,22 @@ class EmbeddedRecordings:
         self.calls = call_service(database_url)
         self.loop = RecordingsLoop(config, config.directory or settings.data_dir / "recordings",
                                    ObjectStore.from_settings(config), self.calls)
+        self.heartbeat = Heartbeat(database_url, HEARTBEAT_SERVICE, host_instance())
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self.loop.run, args=(self._stop,),
+        self._thread = threading.Thread(target=self.loop.run,
+                                        args=(self._stop, self.heartbeat.tick),
                                         name="recordings", daemon=True)
 
     def start(self) -> None:
+        self.heartbeat.start()
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        clean = self._thread.is_alive()  # one that ended by itself died of an error
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        self.heartbeat.stop(clean=clean)
         self.calls.close()
 
 
@@ -120,9 +130,21 @@ def command(settings: Settings, once: bool, create_bucket: bool) -> None:
         loop = RecordingsLoop(config, directory, store, calls)
         click.echo(f"dialtone recordings: {directory} -> bucket {store.bucket}")
         if not once:
-            loop.run(stop.requested)
+            _run_beating(loop, stop, Heartbeat(database_url, HEARTBEAT_SERVICE, host_instance()))
             return
         done = loop.once()
         click.echo(f"uploaded {len(done.of(UploadOutcome.UPLOADED))}, "
                    f"waiting {len(done.of(UploadOutcome.WAITING))}, "
                    f"failed {len(done.of(UploadOutcome.FAILED))}")
+
+
+def _run_beating(loop: RecordingsLoop, stop: StopSignals, heartbeat: Heartbeat) -> None:
+    """The loop until a stop signal, with its heartbeat row: marked stopped on a clean
+    stop, left to go stale when the loop dies of an error."""
+    heartbeat.start()
+    clean = False
+    try:
+        loop.run(stop.requested, heartbeat.tick)
+        clean = True
+    finally:
+        heartbeat.stop(clean=clean)

@@ -24,6 +24,7 @@ import redis
 
 from adapters.registrar.bindings import BindingsObserver
 from application.callcentre import CallCentreService
+from application.heartbeats import Heartbeat, host_instance
 from application.registrations import RegistrationService
 from dialtone.database import eventsourcing_env, resolve_dsn
 from dialtone.migrations import apply_migrations
@@ -33,6 +34,7 @@ from dialtone.settings import Settings
 log = logging.getLogger(__name__)
 
 REDIS_URL_ENV = "DIALTONE_REGISTRATION_REDIS_URL"
+HEARTBEAT_SERVICE = "registrations"  # its service_heartbeats row (docs/health.md)
 
 
 class EmbeddedRegistrations:
@@ -43,18 +45,23 @@ class EmbeddedRegistrations:
         self.registrations = RegistrationService(env=env)
         self.centre = CallCentreService(env=env)
         self.client = redis.Redis.from_url(redis_url, socket_timeout=5)
+        self.heartbeat = Heartbeat(database_url, HEARTBEAT_SERVICE, host_instance())
         self.observer = BindingsObserver(self.registrations, self.client, database_url,
-                                         callcentre=self.centre, interval_s=interval_s)
+                                         callcentre=self.centre, interval_s=interval_s,
+                                         beat=self.heartbeat.tick)
         self._thread = threading.Thread(target=self.observer.run, name="registrations",
                                         daemon=True)
 
     def start(self) -> None:
+        self.heartbeat.start()
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        clean = self._thread.is_alive()  # one that ended by itself died of an error
         self.observer.stop()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        self.heartbeat.stop(clean=clean)
         self.client.close()
         self.centre.close()
         self.registrations.close()
@@ -74,16 +81,19 @@ def command(settings: Settings, redis_url: str, interval: float) -> None:
     start_metrics_server(settings)  # dialtone_registrations_* (its observer's series)
     env = eventsourcing_env(database_url)
     client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    heartbeat = Heartbeat(database_url, HEARTBEAT_SERVICE, host_instance())
     with RegistrationService(env=env) as registrations, CallCentreService(env=env) as centre:
         observer = BindingsObserver(registrations, client, database_url, callcentre=centre,
-                                    interval_s=interval)
+                                    interval_s=interval, beat=heartbeat.tick)
         signal.signal(signal.SIGTERM, lambda *_: observer.stop())
         signal.signal(signal.SIGINT, lambda *_: observer.stop())
         thread = threading.Thread(target=observer.run, name="registrations", daemon=True)
+        heartbeat.start()
         thread.start()
         log.info("registrations: observing the registrar every %.1f s", interval)
         while thread.is_alive():
             thread.join(0.5)  # the main thread stays free for the signal handlers
+    heartbeat.stop(clean=observer.stopped)  # died of an error: the row goes stale
     client.close()
     if not observer.stopped:
         # The observer died of an error it does not retry (logged by the thread):

@@ -1,8 +1,7 @@
 """Every long-running dialtone process stops cleanly on SIGTERM (containers, systemd)
 exactly as on SIGINT (Ctrl-C): exit code 0, and its heartbeat marked stopped, which
-only its own shutdown path writes (the registrations observer and the recordings
-uploader keep no heartbeat: for them, exit code 0 once at work). (`up` and `demo`:
-tests/e2e/test_dialtone_up.py and test_dialtone_demo.py.)
+only its own shutdown path writes. (`up` and `demo`: tests/e2e/test_dialtone_up.py
+and test_dialtone_demo.py.)
 
 Each test starts two of the command at once, each on a database (and topic prefix)
 of its own so that they cannot meet: one is stopped with SIGTERM, the other with
@@ -72,33 +71,23 @@ def _run_beating(args: Callable[[], list[str]], env: Callable[[], dict[str, str]
         assert _beat(database_url, pid) == (True, True), f"{signum.name}: {process.tail()}"
 
 
-def _run_at_work(args: list[str], env: dict[str, str], at_work: str, spawn: Spawn) -> None:
-    """`dialtone <args>` twice at once; once each prints `at_work`, stop one with each
-    signal: exit code 0 is its own shutdown path's (a signal's default would not be)."""
-    started = [(signum, spawn(args, {"DIALTONE_LOG_LEVEL": "INFO", **env}))
-               for signum in SIGNALS]
-    for _, process in started:
-        wait_for(lambda p=process: at_work in p.tail(200), 90,  # type: ignore[misc]
-                 f"`dialtone {args[0]}` at work", processes=(process,))
-    for signum, process in started:
-        assert _stop_with(process, signum) == 0, f"{signum.name}: {process.tail()}"
-
-
-def test_registrations_observer_stops_cleanly(database_url: str, redis_server: RedisServer,
+def test_registrations_observer_stops_cleanly(database_url: str, second_database: str,
+                                              redis_server: RedisServer,
                                               dialtone_processes: Spawn) -> None:
-    apply_migrations(database_url)
+    """It kept no heartbeat before: /healthz could not see it stop or hang."""
     registrar = fresh_db(redis_server)
-    _run_at_work(["registrations", "--redis-url", registrar.url, "--interval", "0.5"],
-                 {"DATABASE_URL": database_url}, "observing the registrar",
-                 dialtone_processes)
+    _run_beating(lambda: ["registrations", "--redis-url", registrar.url, "--interval", "0.5"],
+                 _no_env, (database_url, second_database), dialtone_processes)
 
 
-def test_recordings_uploader_stops_cleanly(database_url: str, s3_server: S3Server,
-                                           tmp_path: Path, dialtone_processes: Spawn) -> None:
-    apply_migrations(database_url)
-    env = {**s3_server.env(s3_server.new_bucket()), "DATABASE_URL": database_url,
+def test_recordings_uploader_stops_cleanly(database_url: str, second_database: str,
+                                           s3_server: S3Server, tmp_path: Path,
+                                           dialtone_processes: Spawn) -> None:
+    """It kept no heartbeat before: /healthz could not see it stop or hang."""
+    env = {**s3_server.env(s3_server.new_bucket()),
            "DIALTONE_RECORDINGS_DIRECTORY": str(tmp_path / "recordings")}
-    _run_at_work(["recordings"], env, "dialtone recordings:", dialtone_processes)
+    _run_beating(lambda: ["recordings"], lambda: env, (database_url, second_database),
+                 dialtone_processes)
 
 
 def _no_env() -> dict[str, str]:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api.auth.dependencies import Principal, require
@@ -77,7 +77,7 @@ def _after(cursor: str) -> int:
     "last 7 days), newest first; page with `next_cursor`.",
     responses=problem_responses(422))
 async def list_audit(
-    pool: Pool,
+    pool: Pool, request: Request, response: Response,
     principal: Annotated[Principal, require(Permission.AUDIT_READ)],
     actor: Annotated[str | None, text_query(max_length=100,
                                             description="A user id or API key id.")] = None,
@@ -104,6 +104,8 @@ async def list_audit(
     async with acquire(pool) as conn:
         rows = await store.list_audit(conn, query, limit + 1)
     data = [AuditEntryPublic.model_validate(row) for row in rows[:limit]]
-    more = len(rows) > limit
-    return AuditPublic(data=data, count=len(data),
-                       next_cursor=_cursor(data[-1].id) if more else None)
+    next_cursor = _cursor(data[-1].id) if len(rows) > limit else None
+    if next_cursor is not None:  # as /v1/cdrs and /v1/events announce theirs
+        url = request.url.include_query_params(cursor=next_cursor)
+        response.headers["Link"] = f'<{url}>; rel="next"'
+    return AuditPublic(data=data, count=len(data), next_cursor=next_cursor)

@@ -106,13 +106,17 @@ def test_audit_is_filtered_paged_and_kept_to_the_callers_tenant(client, database
     client.post("/v1/agents", json={"key": "f", "name": "F"}, headers=bearer(other_admin))
 
     seen: list[str] = []
-    params: dict[str, Any] = {"limit": 2, "actor": key_id(admin)}
-    for _ in range(10):  # bounded: 5 entries in pages of 2
-        page = audit(client, admin, **params)
-        seen += [e["aggregate_id"] for e in page["data"]]
-        if page["next_cursor"] is None:
+    url: str | None = f"/v1/audit?limit=2&actor={key_id(admin)}"
+    for _ in range(10):  # bounded: 5 entries in pages of 2, followed by their Link header
+        assert url is not None
+        page = client.get(url, headers=bearer(admin))
+        body = page.json()
+        seen += [e["aggregate_id"] for e in body["data"]]
+        assert ("link" in page.headers) == (body["next_cursor"] is not None)
+        if body["next_cursor"] is None:
             break
-        params["cursor"] = page["next_cursor"]
+        url = page.links["next"]["url"]
+        assert f"cursor={body['next_cursor']}" in url
     assert seen == [str(Agent.id_for(k)) for k in ("e", "d", "c", "b", "a")]
 
     # The other tenant's admin sees only its own entry; the ids of this tenant

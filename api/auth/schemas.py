@@ -12,9 +12,9 @@ from pydantic import BaseModel, Field
 from api.schemas.call_control import DEVICE_PATTERN
 from api.schemas.targets import KEY_PATTERN
 from api.schemas.text import Instant
-from application.identity.model import Role
+from application.identity.model import NAME_PATTERN, Role
 
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+_NAME = NAME_PATTERN  # the application's rule (the command line checks the same)
 USERNAME_PATTERN = _NAME
 _DEVICE = Field(default=None, pattern=DEVICE_PATTERN, max_length=200, examples=[
     "sip:sam@10.0.0.7:5060"], description="The person's own phone (a SIP URI): what a "

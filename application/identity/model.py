@@ -3,6 +3,7 @@ errors a login or a credential check ends with."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -85,6 +86,21 @@ class LockedOut(IdentityError):  # noqa: N818 - reads as the outcome
 
 class Conflict(IdentityError):  # noqa: N818 - reads as the outcome
     """The name is taken (username, service account in its tenant)."""
+
+
+# A username or service account name, wherever it is made (the API, the command line):
+# one rule, so a person added by `dialtone users add` is one the API's routes can name.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+
+
+class InvalidName(IdentityError):  # noqa: N818 - reads as the outcome
+    """A username or account name outside NAME_PATTERN."""
+
+
+def check_name(name: str, what: str) -> None:
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise InvalidName(f"a {what} is 1-64 letters, digits and . _ @ -, starting with a "
+                          f"letter or digit: {name!r} is not")
 
 
 class WeakPassword(IdentityError):  # noqa: N818 - reads as the outcome

@@ -34,6 +34,7 @@ from application.identity.model import (
     ServiceAccount,
     User,
     WeakPassword,
+    check_name,
 )
 from application.identity.settings import AuthSettings
 from application.identity.store import AuditEntry
@@ -145,6 +146,7 @@ def check_password(password: str) -> None:
 
 async def add_user(conn: asyncpg.Connection, tenant: str, username: str, role: Role,
                    password: str) -> User:
+    check_name(username, "username")
     check_password(password)
     password_hash = await asyncio.to_thread(hash_password, password)
     async with conn.transaction():
@@ -172,6 +174,7 @@ class NewApiKey:
 async def create_api_key(conn: asyncpg.Connection, tenant: str, account_name: str, role: Role,
                          expires_at: datetime | None = None) -> NewApiKey:
     """A key for the service account `account_name` (made with `role` if new)."""
+    check_name(account_name, "service account name")
     secret = new_secret(API_KEY_PREFIX)
     async with conn.transaction():
         await store.ensure_tenant(conn, tenant)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from application.identity import service, store
-from application.identity.model import DEFAULT_TENANT, Role
+from application.identity.model import DEFAULT_TENANT, IdentityError, Role
 from dialtone.commands.users import ROLES, TENANT_FILTER, with_connection
 from dialtone.database import resolve_dsn
 from dialtone.settings import Settings
@@ -35,8 +35,11 @@ def create(settings: Settings, account: str, role: str, tenant: str,
            expires_days: int | None) -> None:
     """Create a key for service account ACCOUNT (made if new) and print it once."""
     expires_at = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
-    new = with_connection(resolve_dsn(settings), lambda conn: service.create_api_key(
-        conn, tenant, account, Role(role), expires_at))
+    try:
+        new = with_connection(resolve_dsn(settings), lambda conn: service.create_api_key(
+            conn, tenant, account, Role(role), expires_at))
+    except IdentityError as exc:  # an account name the API could not name
+        raise click.ClickException(str(exc)) from None
     click.echo(f"key {new.key_id} for {new.account.name} ({new.account.role.value}, tenant "
                f"{new.account.tenant}); shown once, keep it now:", err=True)
     click.echo(new.key)

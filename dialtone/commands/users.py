@@ -151,7 +151,7 @@ def add(settings: Settings, username: str, role: str, tenant: str, password: str
     try:
         user = with_connection(resolve_dsn(settings), lambda conn: service.add_user(
             conn, tenant, username, Role(role), password))
-    except IdentityError as exc:  # name taken, password too short
+    except IdentityError as exc:  # name taken or not one the API could name, password too short
         raise click.ClickException(str(exc)) from None
     click.echo(f"added {user.username} ({user.role.value}) to tenant {user.tenant}: {user.id}")
 

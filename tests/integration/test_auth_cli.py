@@ -7,6 +7,7 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from dialtone.cli import cli
@@ -80,6 +81,20 @@ def test_keys_create_list_revoke(database_url):
         assert client.get("/v1/auth/keys", headers=bearer(key)).status_code == 200
         assert f"revoked {key_id}" in _run(database_url, "keys", "revoke", key_id)
         assert client.get("/v1/auth/keys", headers=bearer(key)).status_code == 401
+
+
+@pytest.mark.parametrize("args", [
+    ["users", "add", "John Smith", "--role", "agent", "--password", "a long enough password"],
+    ["keys", "create", "crm sync"],
+])
+def test_names_the_api_could_not_name_are_refused(database_url: str, args: list[str]) -> None:
+    """The command line took any name, where the API's create (and its routes' paths)
+    take NAME_PATTERN only: such a user could not be reached through the API."""
+    result = CliRunner().invoke(cli, args, obj=Settings(database_url=database_url),
+                                env={"DATABASE_URL": database_url})
+    assert result.exit_code == 1
+    assert "letters, digits" in result.output
+    assert "John Smith" not in _run(database_url, "users", "list")
 
 
 def test_two_first_starts_at_once_make_one_admin(database_url: str, tmp_path: Path) -> None:

@@ -3,8 +3,10 @@
 History is read page by page from the notification log and folded in memory
 (projections.calls), then written with COPY in one transaction: readers see
 the old projection until the new one is complete. Live appliers (the in-process
-runner, Faust workers) may keep running: their writes wait for the rebuild's
-lock and then continue from the rebuilt rows, which are version-gated.
+runner, Faust workers) may keep running: what they applied before the
+transaction's locks is folded in under them (it is in the store by then), and
+their later writes wait for the locks and continue from the rebuilt rows, which
+are version-gated.
 """
 
 from __future__ import annotations
@@ -252,21 +254,33 @@ def rebuild(app: Application[Any], database_url: str, names: tuple[str, ...],
     if unknown:
         raise ValueError(f"unknown projection(s) {sorted(unknown)}; choose from {REBUILDABLE}")
     fold = _Fold()
-    count = 0
-    for page in read_history(app):
-        for envelope in page:
-            fold.add(envelope, keep_events=call_events.NAME in names)
-        count += len(page)
-        if progress:
-            progress(len(page))
+    count = _fold_after(app, fold, names, progress)
     with psycopg.connect(database_url) as conn, conn.transaction(), conn.cursor() as cur:
         for name in names:
             cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(name)))
+        # TRUNCATE's locks now hold off the live appliers. What they applied since the
+        # read above is in the store after the fold's position, and TRUNCATE wiped it:
+        # fold it in, or their positions (ahead of the rebuild's) would skip it for good.
+        count += _fold_after(app, fold, names, progress)
+        for name in names:
             _WRITERS[name](cur, fold)
         if calls.CDR in names:
             # Rebuilt views come from complete history: no call waits on a gap.
             cur.execute("TRUNCATE call_projection_gaps")
         positions.record(cur, names, f"store:{app.name}", fold.last_position)
+    return count
+
+
+def _fold_after(app: Application[Any], fold: _Fold, names: tuple[str, ...],
+                progress: Progress | None) -> int:
+    """Fold the events stored after the fold's position; return how many were read."""
+    count = 0
+    for page in read_history(app, after=fold.last_position):
+        for envelope in page:
+            fold.add(envelope, keep_events=call_events.NAME in names)
+        count += len(page)
+        if progress:
+            progress(len(page))
     return count
 
 

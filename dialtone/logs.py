@@ -114,7 +114,10 @@ def formatter(process: str, fmt: str = "json") -> structlog.stdlib.ProcessorForm
     """The root handler's formatter: JSON lines, or the console renderer."""
     renderer: list[Processor]
     if fmt == "console":
-        renderer = [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+        # A plain traceback: the default (rich's, when installed) prints every frame's
+        # local variables, a DSN's password or a webhook secret among them.
+        renderer = [structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback)]
     else:
         renderer = [structlog.processors.format_exc_info,
                     structlog.processors.EventRenamer("message"),
@@ -139,7 +142,22 @@ def logging_config(process: str, level: str | int = "INFO",
                                 "stream": "ext://sys.stderr"}},
         "root": {"level": level.upper() if isinstance(level, str) else level,
                  "handlers": ["stderr"]},
+        # kafka-python and aiokafka log their whole configuration at DEBUG, the SASL
+        # password in the text (where drop_secrets, which reads field names, cannot
+        # see it): never below INFO, whatever the root's level.
+        "loggers": {name: {"level": max(_numeric(level), logging.INFO)}
+                    for name in CLIENT_LOGGERS},
     }
+
+
+CLIENT_LOGGERS = ("kafka", "aiokafka")
+
+
+def _numeric(level: str | int) -> int:
+    number = level if isinstance(level, int) else logging.getLevelName(level.upper())
+    if not isinstance(number, int):
+        raise ValueError(f"unknown log level {level!r}")
+    return number
 
 
 def configure(process: str, level: str | int = "INFO", fmt: str | None = None) -> None:

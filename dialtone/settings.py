@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DIALTONE_", extra="ignore")
 
     database_url: str | None = Field(
-        default=None,
+        default=None, repr=False,  # it may hold a password: out of every printed Settings
         validation_alias=AliasChoices("DATABASE_URL", "DIALTONE_DATABASE_URL"),
         description="PostgreSQL DSN; unset means the embedded server.",
     )

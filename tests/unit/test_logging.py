@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from application import log_context
 from dialtone import logs
+from dialtone.settings import Settings
 
 
 @pytest.fixture
@@ -128,3 +129,37 @@ def test_a_process_dying_in_native_code_leaves_its_python_stack_on_stderr() -> N
     assert died.returncode == -signal.SIGSEGV
     assert "Fatal Python error: Segmentation fault" in died.stderr
     assert 'File "<string>", line 4' in died.stderr
+
+
+def test_a_console_traceback_prints_no_local_variable() -> None:
+    """rich's traceback (structlog's default when rich is installed) printed every
+    frame's locals: a DSN's password, a webhook secret."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logs.formatter("api", "console"))
+    logger = logging.getLogger("tests.unit.logging.console")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        dsn = "postgresql://dialtone:hunter2-secret@db/dialtone"  # a local of the frame
+        raise ConnectionError(f"cannot reach {dsn.split('@')[1]}")
+    except ConnectionError:
+        logger.exception("lost the database")
+    finally:
+        logger.removeHandler(handler)
+    assert "cannot reach db/dialtone" in out.getvalue()
+    assert "hunter2-secret" not in out.getvalue()
+
+
+@pytest.mark.parametrize("root", ["DEBUG", "INFO", "WARNING"])
+def test_kafka_clients_never_log_below_info(root: str) -> None:
+    """kafka-python logs its configuration, the SASL password in the text, at DEBUG."""
+    config = logs.logging_config("relay", root)
+    for name in ("kafka", "aiokafka"):
+        assert config["loggers"][name]["level"] == max(logging.getLevelName(root), logging.INFO)
+
+
+def test_settings_never_print_the_database_url() -> None:
+    settings = Settings(database_url="postgresql://dialtone:hunter2-secret@db/dialtone")
+    assert "hunter2-secret" not in repr(settings)
+    assert "hunter2-secret" not in str(settings)

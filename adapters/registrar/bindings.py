@@ -3,8 +3,14 @@ infra/kamailio/registrar.cfg) and hands them to RegistrationService.record.
 
 db_redis keeps one hash per contact, ``location:entry::<ruid>``, with usrloc's
 columns (username, domain, contact, user_agent, expires as local time
-``YYYY-mm-dd HH:MM:SS``). The tenant of a binding is the tenant whose SIP domain
-it is in (tenants.sip_domain); a binding in a domain no tenant has is skipped.
+``YYYY-mm-dd HH:MM:SS``). The tenant of a binding is the tenant that provisioned
+the device (its sip_subscribers row: the credentials Kamailio authenticated the
+REGISTER with), not whichever tenant holds that SIP domain now: a tenant that moved
+to another domain keeps its devices provisioned in the old one, and no other tenant
+takes them over by taking that domain (nor may it while they exist:
+application.identity.sip_credentials.set_sip_domain). A binding of no provisioned
+device (a registrar run without credentials) is the tenant's whose SIP domain it is
+in; in a domain no tenant has, it is skipped.
 """
 
 from __future__ import annotations
@@ -60,7 +66,25 @@ class Reading:
     invalid_aor: int = 0
 
 
-def read_bindings(client: redis.Redis, tenants_by_domain: Mapping[str, str]) -> Reading:
+@dataclass(frozen=True)
+class Devices:
+    """The provisioned devices' tenants, by (SIP user, lower-case domain), and each
+    tenant's current SIP domain (lower-case)."""
+
+    owners: Mapping[tuple[str, str], str]
+    by_domain: Mapping[str, str]
+
+    def tenant_of(self, username: str, domain: str) -> str | None:
+        domain = domain.lower()
+        return self.owners.get((username, domain)) or self.by_domain.get(domain)
+
+    @property
+    def domains(self) -> frozenset[str]:
+        """The SIP domains devices register in: the tenants' and any device's."""
+        return frozenset(self.by_domain) | {domain for _, domain in self.owners}
+
+
+def read_bindings(client: redis.Redis, devices: Devices) -> Reading:
     """Every binding in the registrar's Redis database, with its tenant."""
     held: list[Held] = []
     unknown = unreadable = invalid = 0
@@ -70,7 +94,7 @@ def read_bindings(client: redis.Redis, tenants_by_domain: Mapping[str, str]) -> 
                        strict=True))
         if not all(row[f] for f in ("username", "domain", "contact", "expires")):
             continue  # deleted between SCAN and HMGET
-        tenant = tenants_by_domain.get(str(row["domain"]).lower())
+        tenant = devices.tenant_of(str(row["username"]), str(row["domain"]))
         if tenant is None:
             unknown += 1
             continue
@@ -97,16 +121,18 @@ def _accepted_aor(aor: str, tenant: str) -> bool:
     return True
 
 
-def read_held(client: redis.Redis, tenants_by_domain: Mapping[str, str]) -> list[Held]:
-    """Every binding of a known tenant in the registrar's Redis database."""
-    return read_bindings(client, tenants_by_domain).held
+def read_held(client: redis.Redis, devices: Devices) -> list[Held]:
+    """Every binding of a provisioned device in the registrar's Redis database."""
+    return read_bindings(client, devices).held
 
 
-def tenants_by_domain(dsn: str) -> dict[str, str]:
+def provisioned_devices(dsn: str) -> Devices:
     with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
+        owners = conn.execute(
+            "SELECT username, lower(domain), tenant FROM sip_subscribers").fetchall()
+        current = conn.execute(
             "SELECT lower(sip_domain), id FROM tenants WHERE sip_domain IS NOT NULL").fetchall()
-    return dict(rows)
+    return Devices({(user, domain): tenant for user, domain, tenant in owners}, dict(current))
 
 
 def agents_on_devices(dsn: str) -> list[AgentOnDevice]:
@@ -157,15 +183,15 @@ class BindingsObserver:
         metrics.REGISTRATIONS_OBSERVATIONS.inc()
         started = time.perf_counter()
         now = self.clock()
-        domains = tenants_by_domain(self.dsn)
-        reading = read_bindings(self.client, domains)
+        devices = provisioned_devices(self.dsn)
+        reading = read_bindings(self.client, devices)
         self._say_skipped(reading)
         recorded = self.service.record(reading.held, now)
         paused = 0
         if self.callcentre is not None:
             agents = agents_on_devices(self.dsn)
             changes = [c for _, c in reconcile(self.callcentre, self.service, agents,
-                                               domains, now)]
+                                               devices.domains, now)]
             metrics.registrations_agents_changed(changes)
             paused = (sum(a.state == "paused" and a.pause_reason == REASON for a in agents)
                       + changes.count("paused") - changes.count("resumed"))

@@ -56,12 +56,21 @@ async def sip_domain(conn: asyncpg.Connection, tenant: str) -> str | None:
 
 
 async def set_sip_domain(conn: asyncpg.Connection, tenant: str, domain: str) -> None:
-    """Give the tenant its SIP domain; Conflict if another tenant has it. Devices
-    provisioned before keep the domain (and hashes) they were made with."""
-    try:
-        await conn.execute("UPDATE tenants SET sip_domain = $2 WHERE id = $1", tenant, domain)
-    except asyncpg.UniqueViolationError:
-        raise Conflict(domain) from None
+    """Give the tenant its SIP domain; Conflict if another tenant has it, or still has
+    devices provisioned in it (a tenant that moved on keeps those: they register there
+    with their old credentials, and must stay its). Devices provisioned before keep the
+    domain (and hashes) they were made with."""
+    async with conn.transaction():
+        # Serialises domain changes, so two tenants cannot both pass the check below.
+        await conn.execute("LOCK TABLE tenants IN SHARE ROW EXCLUSIVE MODE")
+        if await conn.fetchval("SELECT 1 FROM sip_subscribers WHERE lower(domain) = lower($1)"
+                               " AND tenant <> $2 LIMIT 1", domain, tenant):
+            raise Conflict(domain)
+        try:
+            await conn.execute("UPDATE tenants SET sip_domain = $2 WHERE id = $1", tenant,
+                               domain)
+        except asyncpg.UniqueViolationError:
+            raise Conflict(domain) from None
 
 
 async def create_credential(conn: asyncpg.Connection, tenant: str, username: str,

@@ -208,6 +208,25 @@ def decode(app: Application[Any], notifications: Sequence[Notification]) -> list
     return [to_envelope(app.mapper.to_domain_event(n), n.id) for n in notifications]
 
 
+Refused = tuple[Notification, Exception]  # a stored event this code cannot decode, and why
+
+
+def decode_each(app: Application[Any], notifications: Sequence[Notification]
+                ) -> tuple[list[EventEnvelope], list[Refused]]:
+    """``decode``, event by event: those this code cannot decode (a class it does not
+    know: the store written by a newer release, read after a rollback) are returned
+    apart rather than failing the page."""
+    decoded: list[EventEnvelope] = []
+    refused: list[Refused] = []
+    for notification in notifications:
+        try:
+            decoded.append(to_envelope(app.mapper.to_domain_event(notification),
+                                       notification.id))
+        except Exception as error:  # decoding is pure: whatever fails, the event is why
+            refused.append((notification, error))
+    return decoded, refused
+
+
 _PLAIN = (str, int, float, bool, type(None))
 # Each type's converter, as _convert dispatches it, looked up once per type: the
 # dispatch's own wrapper and cache were a tenth of decoding a stored event.

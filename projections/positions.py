@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 import psycopg
+from eventsourcing.persistence import Notification
 from psycopg import Connection, Cursor
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
-from projections.envelope import EventEnvelope
-from projections.registry import ProjectionGroup
+from projections.envelope import EventEnvelope, event_id
+from projections.registry import ApplyBatch, ProjectionGroup
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,21 @@ def apply_or_park(conn: Connection[Any], group: ProjectionGroup,
                 + apply_or_park(conn, group, envelopes[middle:], source))
 
 
+def parking(group: ProjectionGroup, apply: ApplyBatch) -> ApplyBatch:
+    """``apply`` (the group's, or its ``apply_fresh``), but a batch that fails on an
+    event's content is applied again by ``apply_or_park``: the rebuilds and replays
+    park what the live runners park, rather than stop on it (a restore would never
+    finish its projections)."""
+    def applying(conn: Connection[Any], envelopes: Sequence[EventEnvelope], source: str) -> int:
+        try:
+            return apply(conn, envelopes, source)
+        except Exception as error:
+            if not is_poison(error):
+                raise
+            return apply_or_park(conn, group, envelopes, source)
+    return applying
+
+
 def park(conn: Connection[Any], group: ProjectionGroup, envelope: EventEnvelope, source: str,
          error: BaseException) -> None:
     """Record `envelope` as not applicable by `group`, and move the group past it."""
@@ -119,6 +136,28 @@ def park(conn: Connection[Any], group: ProjectionGroup, envelope: EventEnvelope,
                             envelope.subject, envelope.type, reason,
                             Jsonb(_without_nul(envelope.to_cloudevent()))))
         record(cur, group.names, source, envelope.position)
+
+
+def park_undecodable(conn: Connection[Any], group: ProjectionGroup, notification: Notification,
+                     source: str, error: BaseException) -> None:
+    """Park a stored event this code cannot decode, as the Faust worker parks a message
+    it cannot read: the group goes on past it (a rebuild after the upgrade applies it)."""
+    projection = group.names[0]
+    log.error("projection %s parked stored event %s (aggregate %s, version %d, position %d "
+              "from %s): cannot decode it: %s", projection, notification.topic,
+              notification.originator_id, notification.originator_version, notification.id,
+              source, _summary(error),
+              extra={"aggregate_id": str(notification.originator_id),
+                     "position": notification.id})
+    aggregate = cast(UUID, notification.originator_id)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_PARK, (projection, source, notification.id,
+                            event_id(aggregate, notification.originator_version), aggregate,
+                            notification.topic,
+                            _without_nul(f"{type(error).__name__}: {error}")[:_ERROR_CHARS],
+                            Jsonb({"topic": notification.topic,
+                                   "version": notification.originator_version})))
+        record(cur, group.names, source, notification.id)
 
 
 def count_parked(conn: Connection[TupleRow]) -> dict[str, int]:

@@ -19,7 +19,7 @@ from eventsourcing.application import Application
 
 from application.follow import NotifiedLoop, page_after
 from projections import positions, touched
-from projections.envelope import decode
+from projections.envelope import decode_each
 from projections.registry import ProjectionGroup
 from streams.refresher import ProjectionRefresher, settles
 
@@ -73,7 +73,9 @@ class InProcessProjectionRunner(NotifiedLoop):
         after = min(positions.read(conn, g.names[0], self.source) for g in self.groups)
         notifications = page_after(self.app.recorder, after, self.page_size)
         if notifications:
-            envelopes = decode(self.app, notifications)
+            # An event this code cannot decode is parked for every group (as the Faust
+            # worker parks a message it cannot read), not retried for ever with the page.
+            envelopes, refused = decode_each(self.app, notifications)
             # Every group in one transaction (each group's own is a savepoint in it): one
             # commit, so one `NOTIFY dialtone_projections` per page. A commit per group
             # woke the live feed (api/live/notify.py) on the first group's, before the
@@ -85,6 +87,9 @@ class InProcessProjectionRunner(NotifiedLoop):
             with conn.transaction():
                 touched.notify(conn, self.source, after, envelopes, self.kinds)
                 for group in self.groups:
+                    for notification, error in refused:
+                        positions.park_undecodable(conn, group, notification, self.source,
+                                                   error)
                     positions.apply_or_park(conn, group, envelopes, self.source)
         return len(notifications)
 

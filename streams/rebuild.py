@@ -209,7 +209,8 @@ def _apply_after(app: Application[Any], conn: psycopg.Connection[Any], group: Pr
     # pass, its deferred indexes built, on its connections first; then the group's own
     # settle, always, for what was marked meanwhile (usually nothing).
     if shards is None:
-        count = apply_pages(conn, group.apply, read(WHOLE), source, progress).read
+        count = apply_pages(conn, positions.parking(group, group.apply), read(WHOLE), source,
+                            progress).read
     else:
         connect, jobs = shards
         count = first_pass(connect, group, read, source, jobs, progress).read
@@ -226,7 +227,7 @@ def first_pass(connect: Connect, group: ProjectionGroup, read: Read, source: str
     reaches first), its deferred indexes built at the end (streams/deferred_indexes.py):
     in ``jobs`` processes if its apply is per aggregate (streams/shards.py; its tables
     then take ``settle_fresh``), else on one connection."""
-    apply = group.apply_fresh or group.apply
+    apply = positions.parking(group, group.apply_fresh or group.apply)
     with deferred_indexes.deferred(connect, group.deferred_indexes, jobs):
         if _sharded(group, jobs):
             return apply_sharded(connect, group, read, source, jobs, apply, progress)

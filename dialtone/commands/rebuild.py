@@ -6,6 +6,7 @@ live path into a schema aside and swapped in, in one short transaction
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import click
@@ -16,8 +17,12 @@ from dialtone import composition
 from dialtone.database import resolve_dsn
 from dialtone.migrations import apply_migrations
 from dialtone.settings import Settings
+from projections.calls import GROUP as CALLS_GROUP
 from projections.calls import KIND as CALL_KIND
+from projections.positions import is_poison
 from streams.rebuild import JOBS, REBUILDABLE, rebuild, replay_group
+
+log = logging.getLogger(__name__)
 
 # Other groups are rebuilt whole, by replaying history through their live path
 # aside, then swapped in.
@@ -52,12 +57,28 @@ def rebuild_projections(database_url: str, names: tuple[str, ...], jobs: int = J
         # Each group is rebuilt from the one event source that publishes its kinds.
         kinds = set(composition.relay_kinds(app))
         if calls and CALL_KIND in kinds:
-            with _progress(app) as bar:
-                rebuild(app, database_url, calls, progress=bar.update)
+            _rebuild_calls(app, database_url, calls, jobs)
         for group in groups:
             if group.kinds & kinds:
                 with _progress(app) as bar:
                     replay_group(app, database_url, group, progress=bar.update, jobs=jobs)
+
+
+def _rebuild_calls(app: Application[Any], database_url: str, names: tuple[str, ...],
+                   jobs: int) -> None:
+    """The fast path; if an event stops it (one the live path parks: its COPY holds the
+    whole history), the calls group replayed through its live path, which parks it."""
+    try:
+        with _progress(app) as bar:
+            rebuild(app, database_url, names, progress=bar.update)
+    except Exception as error:
+        if not is_poison(error):
+            raise
+        log.warning("rebuild of %s: an event the fast path cannot write (%s: %s); "
+                    "replaying the calls group through its live path, which parks it",
+                    ", ".join(names), type(error).__name__, str(error).splitlines()[0])
+        with _progress(app) as bar:
+            replay_group(app, database_url, CALLS_GROUP, progress=bar.update, jobs=jobs)
 
 
 def _progress(app: Application[Any]) -> tqdm[Any]:

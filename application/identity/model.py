@@ -9,6 +9,9 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
+from domain.addressing import check_tenant
+from domain.errors import InvalidValue
+
 
 class Role(StrEnum):
     """What a person or a machine is there to do; permissions follow from it."""
@@ -101,6 +104,14 @@ def check_name(name: str, what: str) -> None:
     if not re.fullmatch(NAME_PATTERN, name):
         raise InvalidName(f"a {what} is 1-64 letters, digits and . _ @ -, starting with a "
                           f"letter or digit: {name!r} is not")
+
+
+def check_tenant_id(tenant: str) -> None:
+    try:
+        check_tenant(tenant)
+    except InvalidValue:
+        raise InvalidName(f"a tenant is a lowercase slug (letters, digits, . _ -), as agents' "
+                          f"and queues' keys: {tenant!r} is not") from None
 
 
 class WeakPassword(IdentityError):  # noqa: N818 - reads as the outcome

@@ -23,6 +23,7 @@ from application.identity.model import (
     Role,
     ServiceAccount,
     User,
+    check_tenant_id,
 )
 from application.identity.settings import AuthSettings
 
@@ -32,6 +33,9 @@ _SIGNING_KEY_BYTES = 32
 # --- tenants and users -------------------------------------------------------------------
 
 async def ensure_tenant(conn: asyncpg.Connection, tenant: str, name: str | None = None) -> None:
+    """Make the tenant if it is new. InvalidName for an id the domain would refuse (its
+    aggregates would all be refused): the one place a tenant is made, so the one check."""
+    check_tenant_id(tenant)
     await conn.execute("INSERT INTO tenants (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                        tenant, name or tenant)
 

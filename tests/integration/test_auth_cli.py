@@ -86,10 +86,14 @@ def test_keys_create_list_revoke(database_url):
 @pytest.mark.parametrize("args", [
     ["users", "add", "John Smith", "--role", "agent", "--password", "a long enough password"],
     ["keys", "create", "crm sync"],
+    ["users", "add", "john", "--role", "agent", "--tenant", "Acme Corp",
+     "--password", "a long enough password"],
+    ["keys", "create", "crm", "--tenant", "acme:eu"],
 ])
 def test_names_the_api_could_not_name_are_refused(database_url: str, args: list[str]) -> None:
     """The command line took any name, where the API's create (and its routes' paths)
-    take NAME_PATTERN only: such a user could not be reached through the API."""
+    take NAME_PATTERN only: such a user could not be reached through the API. And any
+    tenant, where the domain takes slugs only: every command of its people was refused."""
     result = CliRunner().invoke(cli, args, obj=Settings(database_url=database_url),
                                 env={"DATABASE_URL": database_url})
     assert result.exit_code == 1

@@ -9,7 +9,6 @@ depend on where the kill catches the relay's connections.
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 import pytest
@@ -24,6 +23,7 @@ from streams.relay import Relay, RelayConfig
 from streams.topics import topic_for
 from tests.fixtures.processes import wait_for
 from tests.fixtures.reconcile import StoredEvent, compare_topic, topic_records
+from tests.fixtures.threads import Watched
 
 pytestmark = pytest.mark.kafka
 
@@ -41,16 +41,8 @@ def test_relay_waits_out_postgres_killed_and_restarted(
     config = RelayConfig(bootstrap=kafka_bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
                          partitions=4, page_size=20, retry_most=1.0)
     relay = Relay(service, database_url, config)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            relay.run()
-        except BaseException as error:
-            errors.append(error)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    thread = Watched(relay.run).start()
+    errors = thread.errors
     try:
         lifecycles(service, 3, "before")
         wait_for(lambda: relay.position >= 3, 60, "the relay to publish")

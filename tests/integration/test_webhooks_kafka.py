@@ -24,11 +24,10 @@ from dialtone.database import eventsourcing_env
 from dialtone.services.ports import free_port
 from projections import calls
 from streams.inprocess import InProcessProjectionRunner
-from streams.relay import Relay, RelayConfig
 from tests.fixtures.kafka import pipeline_env
 from tests.fixtures.processes import DialtoneProcess, wait_for
 from tests.integration.api_support import running_api
-from tests.integration.webhook_support import by_subject, ended_call
+from tests.integration.webhook_support import by_subject, ended_call, relay_all
 
 pytestmark = pytest.mark.kafka
 RECEIVER = Path(__file__).parents[2] / "examples" / "webhook_receiver.py"
@@ -66,18 +65,10 @@ def test_consumer_group_delivers_to_the_example_receiver(
                                                  "secret": secret})
         assert created.status_code == 201
     env = pipeline_env(database_url, kafka_bootstrap)
-    service = CallService(env=eventsourcing_env(database_url))
-    relay = Relay(service, database_url, RelayConfig(
-        bootstrap=kafka_bootstrap, topic_prefix=env["DIALTONE_TOPIC_PREFIX"], partitions=2))
-    try:
+    with CallService(env=eventsourcing_env(database_url)) as service:
         call_ids = [ended_call(service, f"k{n}@test") for n in range(2)]
         InProcessProjectionRunner(service, database_url, [calls.GROUP]).catch_up()  # the CDRs
-        relay.open()
-        while relay.relay_page():
-            pass
-    finally:
-        relay.close()
-        service.close()
+        relay_all(service, database_url, kafka_bootstrap, env["DIALTONE_TOPIC_PREFIX"])
     metrics_port = free_port()
     webhooks = dialtone_processes(["webhooks"], {
         **env, "DIALTONE_WEBHOOK_ALLOW_NETS": "127.0.0.1/32",

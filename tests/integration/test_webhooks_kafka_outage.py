@@ -12,7 +12,6 @@ has failed on a batch, so the test does not depend on timing.
 
 from __future__ import annotations
 
-import threading
 from uuid import uuid4
 
 import psycopg
@@ -24,10 +23,10 @@ from application.follow import Backoff
 from dialtone.database import ensure_database, eventsourcing_env
 from dialtone.migrations import apply_migrations
 from dialtone.services.postgres import EmbeddedPostgres
-from streams.relay import Relay, RelayConfig
 from streams.topics import topic_for
 from streams.webhooks import CONSUMER_GROUP, KafkaFollower
-from tests.integration.webhook_support import ended_call, subscribe, wait_for
+from tests.fixtures.threads import Watched
+from tests.integration.webhook_support import ended_call, relay_all, subscribe, wait_for
 
 pytestmark = pytest.mark.kafka
 CALLS = 3
@@ -36,18 +35,10 @@ EVENTS = CALLS * 4  # each ended call: initiated, ringing, answered, ended
 
 def _published(database_url: str, bootstrap: str, prefix: str) -> None:
     """CALLS ended calls, stored and relayed to the calls topic."""
-    service = CallService(env=eventsourcing_env(database_url))
-    relay = Relay(service, database_url, RelayConfig(bootstrap=bootstrap, topic_prefix=prefix,
-                                                     partitions=2))
-    try:
+    with CallService(env=eventsourcing_env(database_url)) as service:
         for n in range(CALLS):
             ended_call(service, f"outage{n}@test")
-        relay.open()
-        while relay.relay_page():
-            pass
-    finally:
-        relay.close()
-        service.close()
+        relay_all(service, database_url, bootstrap, prefix)
 
 
 def _queued(database_url: str) -> list[tuple[object, int]]:
@@ -69,16 +60,8 @@ def test_consumer_group_waits_out_postgres_killed_and_queues_each_delivery_once(
     follower = KafkaFollower(kafka_bootstrap, [topic_for("call", prefix)], database_url,
                              group_id=f"{prefix}{CONSUMER_GROUP}", poll_ms=200,
                              backoff=Backoff(0.2, 1.0))
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            follower.run()
-        except BaseException as error:
-            errors.append(error)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    thread = Watched(follower.run).start()
+    errors = thread.errors
     try:
         wait_for(lambda: follower.failures >= 1 or bool(errors), 60,
                  "the follower to fail on a batch with the database gone")

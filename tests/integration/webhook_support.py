@@ -26,6 +26,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from application.calls import CallService
 from application.webhooks.settings import WebhookSettings
 from domain.call import Direction, Disposition, HangupSide
+from streams.relay import Relay, RelayConfig
 
 T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 # Short timeouts and backoffs so that a handful of failures take a second or so.
@@ -176,3 +177,16 @@ def by_subject(events: list[dict[str, Any]]) -> dict[str, list[int]]:
     for event in events:
         found.setdefault(event["subject"], []).append(event["aggregateversion"])
     return found
+
+
+def relay_all(service: CallService, database_url: str, bootstrap: str, prefix: str) -> None:
+    """Publish everything ``service`` stored to the calls topic of ``prefix`` (a relay
+    opened, run until it has nothing left, closed)."""
+    relay = Relay(service, database_url, RelayConfig(bootstrap=bootstrap, topic_prefix=prefix,
+                                                     partitions=2))
+    try:
+        relay.open()
+        while relay.relay_page():
+            pass
+    finally:
+        relay.close()

@@ -233,3 +233,32 @@ def test_the_link_gives_up_a_queue_that_stays_busy_without_counting_a_failure() 
     outcome, link = run(command, replace(CENTRE_COMMANDS, max_outage_s=0.05))
     assert isinstance(outcome.error, ConcurrentChange)
     assert link.failures == 0
+
+
+def test_a_command_nobody_waits_on_waits_the_outage_out() -> None:
+    """An EndAgentCall, an Abandon, a MissOffer: given up after max_outage_s like a
+    question, it was lost, and the agent stayed on the ended call for good."""
+    command = Flaky(*[OSError("down")] * 8)
+    link = CentreLink(CallCentreService, lambda post: post(),
+                      retry=replace(CENTRE_COMMANDS, max_outage_s=0.05, max_backoff=0.05))
+    link.start()
+    try:
+        link.submit("end the agent's call", command)  # no callback: nobody hears it
+        deadline = time.monotonic() + 20
+        while command.calls < 9 and time.monotonic() < deadline:  # bounded
+            time.sleep(0.01)
+    finally:
+        link.stop(timeout=20)
+    assert command.calls == 9  # the outage (8 failures, > 0.05 s) waited out, then written
+    assert link.failures == 0
+
+
+def test_a_stopping_link_gives_up_a_fact_still_waiting_on_the_store() -> None:
+    command = Flaky(*[OSError("down")] * 10_000)
+    link = CentreLink(CallCentreService, lambda post: post(),
+                      retry=replace(CENTRE_COMMANDS, max_backoff=0.01))
+    link.start()
+    link.submit("abandon", command)
+    link.stop(timeout=0.2)
+    assert not link._thread.is_alive()
+    assert link.failures == 1

@@ -11,7 +11,11 @@ Retries follow the worker's one write rule (``adapters.sip.store.write_path``, t
 storage thread's too) with the figures of ``CENTRE_COMMANDS``: a database
 outage is retried with backoff for up to ``max_outage_s`` (calls keep their
 audio meanwhile); past that the command fails and its callback hears the
-error. So is ``ConcurrentChange``, after short random pauses.
+error. So is ``ConcurrentChange``, after short random pauses. A command nobody
+waits on (no callback: the agent's call ended, a caller abandoned, an offer
+missed) is a fact rather than a question: it waits the outage out, as the
+storage thread's call facts do. Given up after 30 s, it was lost, and an agent
+whose call ended during the outage stayed on that call for good.
 
 The commands themselves stay closures over ``CallCentreService`` methods (not
 values like ``domain.call_commands``): each returns what the session acts on
@@ -26,7 +30,7 @@ import contextvars
 import functools
 import logging
 import queue
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -37,6 +41,7 @@ from adapters.sip.store.write_path import (
     Retry,
     RetryPolicy,
     StoreWriter,
+    WriteAbandoned,
     WriteOutcome,
 )
 from application.callcentre import CallCentreService, ConcurrentChange
@@ -65,14 +70,19 @@ class CentreLink(StoreWriter[CallCentreService]):
         if max_outage_s is not None:
             retry = replace(retry, max_outage_s=max_outage_s)
         super().__init__(service_factory, retry, "dialtone-centre-link")
+        self._facts = replace(retry, max_outage_s=None)  # the retry of unheard commands
         self._post = post
         self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._stopping = threading.Event()
         self.failures = 0
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Run what is queued (within ``timeout``), then stop."""
+        """Run what is queued (within ``timeout``), then stop; a command still
+        waiting out an outage then is given up (the worker is going)."""
         self._jobs.put(None)
         self._thread.join(timeout)
+        self._stopping.set()
+        self._thread.join(1.0)
         if self._service is not None:
             self._service.close()
 
@@ -96,24 +106,30 @@ class CentreLink(StoreWriter[CallCentreService]):
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
             command, done, what, context = job
-            outcome = context.run(self._execute, command, what)
+            outcome = context.run(self._execute, command, what, done is None)
             if done is not None:
                 self._post(functools.partial(context.run, _deliver(done, outcome)))
 
-    def _execute(self, command: Callable[[CallCentreService], Any], what: str) -> Outcome[Any]:
+    def _execute(self, command: Callable[[CallCentreService], Any], what: str,
+                 fact: bool) -> Outcome[Any]:
         def pause(retry: Retry, error: BaseException) -> bool:
             if retry.outage:
                 log.warning("%s: store unreachable (%s); retrying", what, error)
-            time.sleep(retry.delay)
-            return True
+            return not self._stopping.wait(retry.delay)
 
         try:
-            return Outcome(value=self._retrying(lambda: command(self._connected()), pause))
+            return Outcome(value=self._retrying(lambda: command(self._connected()), pause,
+                                                self._facts if fact else None))
         except Exception as error:
             return self._given_up(what, error)
 
     def _given_up(self, what: str, error: Exception) -> Outcome[Any]:
         """The outcome of a command not (or no longer) retried; called in its except."""
+        if isinstance(error, WriteAbandoned):
+            self.failures += 1
+            log.error("%s dropped: the worker stopped while the call centre store was "
+                      "unreachable", what)
+            return Outcome(error=error)
         if isinstance(error, ConcurrentChange):
             return Outcome(error=error)
         if isinstance(error, DomainError):

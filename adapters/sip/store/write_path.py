@@ -183,11 +183,13 @@ class StoreWriter(Generic[S]):
         return self._service
 
     def _retrying(self, write: Callable[[], T],
-                  pause: Callable[[Retry, BaseException], bool]) -> T:
-        """``write()``'s result, retried by the policy: after a failure it may
-        retry, ``pause`` waits the retry's delay (False: the writer is stopping,
-        ``WriteAbandoned``); an error it gives up on, or never retries, is raised."""
-        attempts = self._retry.attempts()
+                  pause: Callable[[Retry, BaseException], bool],
+                  policy: RetryPolicy | None = None) -> T:
+        """``write()``'s result, retried by the policy (the writer's, or ``policy``):
+        after a failure it may retry, ``pause`` waits the retry's delay (False: the
+        writer is stopping, ``WriteAbandoned``); an error it gives up on, or never
+        retries, is raised."""
+        attempts = (policy or self._retry).attempts()
         while True:
             try:
                 return write()

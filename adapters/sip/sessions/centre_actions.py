@@ -35,6 +35,7 @@ from application.b2bua.transfers import (
     Requeue,
 )
 from application.call_control import Action, ControlReply, ControlRequest
+from domain.errors import InvalidValue
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def handle(lane: CentreCall, request: ControlRequest) -> ControlReply:
         answer, actions = _DECIDE[request.action](lane, request)
         for action in actions:
             answer = _perform(lane, action) or answer
-    except (KeyError, ValueError) as error:
+    except (KeyError, ValueError, InvalidValue) as error:  # e.g. a number that is none
         return _reply(request, 422, f"bad arguments for {request.action}: {error}")
     finally:
         lane.cause = None

@@ -80,7 +80,13 @@ from application.b2bua.front_actions import (
     WithdrawRings,
 )
 from application.b2bua.legs import Answered, Gone, Ringing, Timer
-from application.b2bua.outcomes import NO_CAPACITY, NO_ROUTE, Outcome, callee_failure
+from application.b2bua.outcomes import (
+    NO_ANSWER_TIMEOUT,
+    NO_CAPACITY,
+    NO_ROUTE,
+    Outcome,
+    callee_failure,
+)
 from application.b2bua.plain import now
 from domain.addressing import Target, TargetKind
 from domain.call import Disposition, HangupSide
@@ -127,13 +133,15 @@ class Front(Generic[L]):
 
     def __init__(self, call_id: UUID, caller: L, menus: Callable[[UUID], IvrMenu | None],
                  queues: Callable[[UUID], QueueInfo | None], describe: Callable[[Target], str],
-                 announce_every_s: float = 20.0, clock: Callable[[], datetime] = now) -> None:
+                 announce_every_s: float = 20.0, clock: Callable[[], datetime] = now,
+                 no_answer_s: float | None = None) -> None:
         self.call_id = call_id
         self.caller = caller
         self.menus = menus
         self.queues = queues
         self.describe = describe
         self.announce_every_s = announce_every_s
+        self.no_answer_s = no_answer_s  # a dialled number has this long to answer
         self.clock = clock
         self.stage = Stage.STARTING
         self.queue: QueueInfo | None = None
@@ -198,6 +206,10 @@ class Front(Generic[L]):
     def timer_fired(self, timer: Timer) -> list[FrontAction]:
         if timer is Timer.KEY_WAIT:
             return self.key(None)
+        if timer is Timer.NO_ANSWER and self.stage is Stage.DIALLING:
+            log.info("call %s: the number dialled did not answer within %.0f s", self.call_id,
+                     self.no_answer_s or 0.0)
+            return self.dial_failed(NO_ANSWER_TIMEOUT, HangupSide.SYSTEM)
         return self.ask_position() if timer is Timer.ANNOUNCE else []
 
     def key(self, digit: str | None) -> list[FrontAction]:
@@ -306,6 +318,8 @@ class Front(Generic[L]):
         actions: list[FrontAction] = [PlayMusic("default")]
         if uri is None:
             return [*actions, *self.dial_failed(NO_ROUTE, HangupSide.SYSTEM)]
+        if self.no_answer_s is not None:  # before the placing, which may end the call
+            actions.append(act.StartTimer(Timer.NO_ANSWER, self.no_answer_s))
         return [*actions, PlaceCallee(uri)]
 
     def callee_not_placed(self, no_slot: bool) -> list[FrontAction]:
@@ -318,9 +332,12 @@ class Front(Generic[L]):
             if fact.status in (180, 183) and not self.ever_answered:
                 return [act.Emit(RingCall(self.call_id, self.clock()))]
             return []
+        # The dial's no-answer timer, when it started one, stops with the answer or end.
+        stop = [act.CancelTimer(Timer.NO_ANSWER)] if self.no_answer_s is not None else []
         if isinstance(fact, Answered):
-            return [Talk()]
-        return [ClearCallee(), *self.dial_failed(callee_failure(fact.status), HangupSide.CALLEE)]
+            return [*stop, Talk()]
+        return [*stop, ClearCallee(),
+                *self.dial_failed(callee_failure(fact.status), HangupSide.CALLEE)]
 
     def dial_failed(self, outcome: Outcome, side: HangupSide) -> list[FrontAction]:
         if self.ever_answered:  # a blind transfer's target: the call was answered

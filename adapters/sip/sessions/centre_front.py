@@ -167,7 +167,8 @@ class CentreFront:
         # Where the caller is and where the IVR sends them: the flow's.
         self.visit: Front[Leg] = Front(session.call_id, session.a, centre.directory.menu,
                                        centre.directory.queue, centre.directory.describe,
-                                       centre.announce_every_s, now)
+                                       centre.announce_every_s, now,
+                                       no_answer_s=session.ctx.no_answer_timeout)
         self.audio = FrontAudio(session.a, session.ctx.call_later)
         self._stage_timer: TimerHandle | None = None
         self._announce_timer: TimerHandle | None = None
@@ -249,13 +250,13 @@ class CentreFront:
         self._set_front_timer(timer, self.session.ctx.call_later(seconds, fired))
 
     def _set_front_timer(self, timer: Timer, handle: TimerHandle | None) -> None:
-        if timer is Timer.KEY_WAIT:
+        if timer in _STAGE_TIMERS:  # one at a time: a menu's key wait, a number's ringing
             self._stage_timer = handle
         else:
             self._announce_timer = handle
 
     def _cancel_front_timer(self, timer: Timer) -> None:
-        if timer is Timer.KEY_WAIT:
+        if timer in _STAGE_TIMERS:
             self.cancel_stage_timer()
         elif self._announce_timer is not None:
             self._announce_timer.cancel()
@@ -329,4 +330,5 @@ class CentreFront:
             self._stage_timer = None
 
 
-_FRONT_TIMERS = (Timer.KEY_WAIT, Timer.ANNOUNCE)
+_STAGE_TIMERS = (Timer.KEY_WAIT, Timer.NO_ANSWER)
+_FRONT_TIMERS = (*_STAGE_TIMERS, Timer.ANNOUNCE)

@@ -59,8 +59,8 @@ from psycopg import sql
 from application import metrics
 from application.heartbeats import Heartbeat
 
-__all__ = ["DATABASE_ERRORS", "Backoff", "Follower", "NotifiedLoop", "head", "page_after",
-           "pages"]
+__all__ = ["DATABASE_ERRORS", "Backoff", "Follower", "NotifiedLoop", "domain_events", "head",
+           "page_after", "pages"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,21 @@ def pages(recorder: ApplicationRecorder, after: int = 0, *, page_size: int,
         if len(page) < page_size:
             return
         position = page[-1].id
+
+
+def domain_events(app: Any, notifications: Sequence[Notification]) -> list[Any]:
+    """The notifications' domain events. One this release cannot decode (its class
+    unknown: a newer release's, read after a rollback) is logged and left out: a
+    follower that routes or narrates goes on, where the page would fail for ever."""
+    events = []
+    for notification in notifications:
+        try:
+            events.append(app.mapper.to_domain_event(notification))
+        except Exception as error:  # decoding is pure: whatever fails, the event is why
+            log.error("%s: stored event %s at position %d cannot be decoded by this release "
+                      "(%s: %s); left out", getattr(app, "name", app), notification.topic,
+                      notification.id, type(error).__name__, error)
+    return events
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from application.callcentre import CallCentreService
-from application.follow import pages
+from application.follow import domain_events, pages
 from application.routing_view import OfferChange, RoutingView, clone
 from domain.agent import AgentState
 from domain.errors import DomainError
@@ -108,7 +108,7 @@ class RoutingProcess:
         """Apply what the log holds after ``position``; returns the number read."""
         total = 0
         for page in pages(self.service.recorder, self.position, page_size=self.page_size):
-            self._absorb([self.service.mapper.to_domain_event(n) for n in page])
+            self._absorb(domain_events(self.service, page))
             self.position = page[-1].id
             total += len(page)
         self._live = True

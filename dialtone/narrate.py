@@ -16,7 +16,7 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
-from application.follow import Backoff, Follower, head, pages
+from application.follow import Backoff, Follower, domain_events, head, pages
 from domain.agent import Agent
 from domain.call import Call
 
@@ -57,8 +57,8 @@ class Narrator:
 
     def _read(self, index: int, app: Application[UUID]) -> None:
         for page in pages(app.recorder, self._positions[index], page_size=500):
-            for notification in page:
-                self._tell(app.mapper.to_domain_event(notification))
+            for event in domain_events(app, page):
+                self._tell(event)
             self._positions[index] = page[-1].id
 
     def _number(self, call_id: UUID) -> str:

@@ -139,7 +139,8 @@ def park(conn: Connection[Any], group: ProjectionGroup, envelope: EventEnvelope,
 
 
 def park_undecodable(conn: Connection[Any], group: ProjectionGroup, notification: Notification,
-                     source: str, error: BaseException) -> None:
+                     source: str, error: BaseException,
+                     names: Sequence[str] | None = None) -> None:
     """Park a stored event this code cannot decode, as the Faust worker parks a message
     it cannot read: the group goes on past it (a rebuild after the upgrade applies it)."""
     projection = group.names[0]
@@ -157,7 +158,7 @@ def park_undecodable(conn: Connection[Any], group: ProjectionGroup, notification
                             _without_nul(f"{type(error).__name__}: {error}")[:_ERROR_CHARS],
                             Jsonb({"topic": notification.topic,
                                    "version": notification.originator_version})))
-        record(cur, group.names, source, notification.id)
+        record(cur, names or group.names, source, notification.id)  # names: a rebuild's
 
 
 def count_parked(conn: Connection[TupleRow]) -> dict[str, int]:

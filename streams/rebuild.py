@@ -26,7 +26,7 @@ from psycopg import sql
 from domain.addressing import DEFAULT_TENANT
 from projections import call_events, call_live, calls, interval_buckets, positions
 from projections.calls import CallView, advance, start
-from projections.envelope import EventEnvelope, jsonb
+from projections.envelope import EventEnvelope, Refused, jsonb
 from projections.registry import (
     Connect,
     ProjectionGroup,
@@ -35,8 +35,8 @@ from projections.registry import (
     tables,
 )
 from streams import deferred_indexes
-from streams.history import read_history, store_read
-from streams.shards import WHOLE, Pass, Read, apply_pages, apply_sharded
+from streams.history import store_read
+from streams.shards import WHOLE, Pass, Read, apply_pages, apply_sharded, parker
 
 REBUILDABLE = (call_events.NAME, calls.CDR, call_live.NAME)
 Progress = Callable[[int], object]
@@ -51,6 +51,7 @@ class _Fold:
     views: dict[UUID, CallView] = field(default_factory=dict)
     events: list[EventEnvelope] = field(default_factory=list)
     last_position: int = 0
+    refused: list[Refused] = field(default_factory=list)  # parked as the live runner does
 
     def add(self, envelope: EventEnvelope, keep_events: bool) -> None:
         self.last_position = envelope.position
@@ -210,7 +211,7 @@ def _apply_after(app: Application[Any], conn: psycopg.Connection[Any], group: Pr
     # settle, always, for what was marked meanwhile (usually nothing).
     if shards is None:
         count = apply_pages(conn, positions.parking(group, group.apply), read(WHOLE), source,
-                            progress).read
+                            progress, parker(group)).read
     else:
         connect, jobs = shards
         count = first_pass(connect, group, read, source, jobs, progress).read
@@ -232,7 +233,7 @@ def first_pass(connect: Connect, group: ProjectionGroup, read: Read, source: str
         if _sharded(group, jobs):
             return apply_sharded(connect, group, read, source, jobs, apply, progress)
         with connect() as conn:
-            return apply_pages(conn, apply, read(WHOLE), source, progress)
+            return apply_pages(conn, apply, read(WHOLE), source, progress, parker(group))
 
 
 def _sharded(group: ProjectionGroup, jobs: int) -> bool:
@@ -265,6 +266,9 @@ def rebuild(app: Application[Any], database_url: str, names: tuple[str, ...],
         count += _fold_after(app, fold, names, progress)
         for name in names:
             _WRITERS[name](cur, fold)
+        for notification, error in fold.refused:
+            positions.park_undecodable(conn, calls.GROUP, notification, f"store:{app.name}",
+                                       error, names)
         if calls.CDR in names:
             # Rebuilt views come from complete history: no call waits on a gap.
             cur.execute("TRUNCATE call_projection_gaps")
@@ -276,12 +280,14 @@ def _fold_after(app: Application[Any], fold: _Fold, names: tuple[str, ...],
                 progress: Progress | None) -> int:
     """Fold the events stored after the fold's position; return how many were read."""
     count = 0
-    for page in read_history(app, after=fold.last_position):
-        for envelope in page:
+    for page in store_read(app, fold.last_position)(WHOLE):
+        for envelope in page.events:
             fold.add(envelope, keep_events=call_events.NAME in names)
-        count += len(page)
+        fold.refused += page.refused
+        fold.last_position = max(fold.last_position, page.last)
+        count += len(page.events)
         if progress:
-            progress(len(page))
+            progress(len(page.events))
     return count
 
 

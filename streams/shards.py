@@ -42,7 +42,7 @@ from uuid import UUID
 from psycopg import Connection
 
 from projections import positions
-from projections.envelope import EventEnvelope
+from projections.envelope import EventEnvelope, Refused
 from projections.registry import ApplyBatch, Connect, ProjectionGroup
 
 # How often the caller, waiting for the shards, looks for one that died without a word.
@@ -72,11 +72,23 @@ WHOLE = Share(0, 1, None)  # every event: one connection applies all of the hist
 
 class Page(NamedTuple):
     """What a reader gives for one page of the store: how many events it read (every
-    kind, every share), the last position read, and the events of the share asked for."""
+    kind, every share), the last position read, the events of the share asked for, and
+    those this release cannot decode (one share gets them: its apply parks them)."""
 
     read: int
     last: int
     events: list[EventEnvelope]
+    refused: tuple[Refused, ...] = ()
+
+
+# Parks a stored event the release cannot decode (positions.park_undecodable, its group's).
+Park = Callable[[Connection[Any], Refused, str], None]
+
+
+def parker(group: ProjectionGroup) -> Park:
+    def park(conn: Connection[Any], refused: Refused, source: str) -> None:
+        positions.park_undecodable(conn, group, refused[0], source, refused[1])
+    return park
 
 
 # A history's pages after some position, in store order, as one share sees them. Each
@@ -119,7 +131,7 @@ def apply_sharded(connect: Connect, group: ProjectionGroup, read: Read, source: 
     if not group.per_aggregate:
         raise ValueError(f"{group.names[0]}'s apply is not per aggregate: apply it on one "
                          "connection")
-    with _Shards(connect, apply or group.apply, read, group.kinds, source, jobs) as shards:
+    with _Shards(connect, apply or group.apply, read, group, source, jobs) as shards:
         done = shards.wait(progress)
     if len(set(done)) != 1:
         raise ShardError(f"the shards read different histories: {sorted(set(done))}")
@@ -130,11 +142,16 @@ def apply_sharded(connect: Connect, group: ProjectionGroup, read: Read, source: 
 
 
 def apply_pages(conn: Connection[Any], apply: ApplyBatch, history: Iterable[Page], source: str,
-                progress: Callable[[int], object] | None = None) -> Pass:
-    """Apply each page's events on ``conn``, in order; tell ``progress`` each page's
+                progress: Callable[[int], object] | None = None,
+                park: Park | None = None) -> Pass:
+    """Apply each page's events on ``conn``, in order (``park`` the ones the release
+    cannot decode, as the in-process runner does); tell ``progress`` each page's
     events read. A shard's loop, and one connection's (streams/rebuild.py)."""
     count = last = 0
     for page in history:
+        if park is not None:
+            for refused in page.refused:
+                park(conn, refused, source)
         if page.events:
             apply(conn, page.events, source)
         count, last = count + page.read, page.last
@@ -149,12 +166,13 @@ Report = tuple[str, Any]  # ("read", events) | ("done", Pass) | ("error", pickle
 class _Shards:
     """The shard processes and their reports."""
 
-    def __init__(self, connect: Connect, apply: ApplyBatch, read: Read, kinds: frozenset[str],
+    def __init__(self, connect: Connect, apply: ApplyBatch, read: Read, group: ProjectionGroup,
                  source: str, jobs: int) -> None:
         self.reports: Queue[tuple[int, Report]] = _CONTEXT.Queue()
         self.processes = [
             _CONTEXT.Process(target=_shard, name=f"shard-{n}", daemon=True,
-                             args=(connect, apply, read, Share(n, jobs, kinds), source,
+                             args=(connect, apply, read, Share(n, jobs, group.kinds), source,
+                                   parker(group),
                                    self.reports))
             for n in range(jobs)]
 
@@ -203,7 +221,7 @@ class _Shards:
 
 
 def _shard(connect: Connect, apply: ApplyBatch, read: Read, share: Share, source: str,
-           reports: Queue[tuple[int, Report]]) -> None:
+           park: Park, reports: Queue[tuple[int, Report]]) -> None:
     """A shard's process: read the history, apply its share page by page."""
     # The caller's stop (terminate) ends it, whatever handler the caller had set.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -213,7 +231,8 @@ def _shard(connect: Connect, apply: ApplyBatch, read: Read, share: Share, source
 
     try:
         with connect() as conn:  # one shard tells the progress: they all read every page
-            done = apply_pages(conn, apply, read(share), source, tell if share.n == 0 else None)
+            done = apply_pages(conn, apply, read(share), source, tell if share.n == 0 else None,
+                               park)
     except BaseException as error:  # sent to the caller, which raises it
         reports.put((share.n, ("error", _pickled(error))))
         return

@@ -89,3 +89,41 @@ def test_a_stored_event_this_code_cannot_decode_is_parked_and_the_rest_project(
     assert _parked(database_url) == [("call_events", "domain.call:Call.Parked")]
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM cdr").fetchone() == (3,)
+
+
+def _a_newer_releases_event(database_url: str, table: str) -> None:
+    with psycopg.connect(database_url) as conn:  # the store's first event, a class we lack
+        conn.execute(f"INSERT INTO {table} (originator_id, originator_version, topic, state)"
+                     " SELECT originator_id, 1000, 'domain.newer:Thing.Happened', state"
+                     f" FROM {table} ORDER BY notification_id LIMIT 1")
+
+
+def test_the_calls_rebuild_parks_a_stored_event_this_code_cannot_decode(
+        database_url: str) -> None:
+    """The runner parks it (above); a rebuild read the same history and stopped on it."""
+    with CallService(env=eventsourcing_env(database_url)) as service:
+        _calls(service, "+3225550100")
+        _a_newer_releases_event(database_url, "callservice_events")
+        _calls(service, "+3225550111")
+
+    rebuild_projections(database_url, ("cdr", "call_events"))
+
+    assert _parked(database_url) == [("call_events", "domain.newer:Thing.Happened")]
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM cdr").fetchone() == (2,)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_replayed_group_parks_a_stored_event_this_code_cannot_decode(
+        database_url: str, jobs: int) -> None:
+    with CallCentreService(env=eventsourcing_env(database_url)) as service:
+        service.create_agent("alice", "Alice", occurred_at=T0)
+        _a_newer_releases_event(database_url, "callcentreservice_events")
+        service.create_agent("bob", "Bob", occurred_at=T0)
+
+    rebuild_projections(database_url, ("agent_state",), jobs=jobs)
+
+    assert _parked(database_url) == [("callcentre_events", "domain.newer:Thing.Happened")]
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT key FROM agent_state ORDER BY key").fetchall() == [
+            ("alice",), ("bob",)]

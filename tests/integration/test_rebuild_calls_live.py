@@ -23,7 +23,9 @@ from dialtone.database import eventsourcing_env
 from domain.call import Direction, Disposition, HangupSide
 from projections import calls
 from streams import rebuild
+from streams.history import store_read
 from streams.inprocess import InProcessProjectionRunner
+from streams.shards import Page, Read, Share
 
 pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
 
@@ -44,19 +46,23 @@ def test_a_call_ended_and_applied_during_the_rebuild_is_not_lost(
         call_id = _answered(service)
         runner = InProcessProjectionRunner(service, database_url, [calls.GROUP])
         runner.catch_up()
-        history = rebuild.read_history
+        history = store_read
         ended: list[int] = []
 
-        def read_then_end_live(app: Any, *args: Any, **kwargs: Any
-                               ) -> Iterator[list[Any]]:
-            yield from history(app, *args, **kwargs)
-            if not ended:  # the history is read: the call ends, the live runner applies it
-                service.end_call(call_id, disposition=Disposition.ANSWERED,
-                                 hangup_cause="normal_clearing", hangup_side=HangupSide.CALLER,
-                                 sip_status=200, occurred_at=T0 + timedelta(seconds=65))
-                ended.append(runner.catch_up())
+        def read_then_end_live(app: Any, *args: Any, **kwargs: Any) -> Read:
+            read = history(app, *args, **kwargs)
 
-        monkeypatch.setattr(rebuild, "read_history", read_then_end_live)
+            def pages(share: Share) -> Iterator[Page]:
+                yield from read(share)
+                if not ended:  # history read: the call ends, the live runner applies it
+                    service.end_call(call_id, disposition=Disposition.ANSWERED,
+                                     hangup_cause="normal_clearing",
+                                     hangup_side=HangupSide.CALLER, sip_status=200,
+                                     occurred_at=T0 + timedelta(seconds=65))
+                    ended.append(runner.catch_up())
+            return pages
+
+        monkeypatch.setattr(rebuild, "store_read", read_then_end_live)
         rebuild.rebuild(service, database_url, rebuild.REBUILDABLE)
         runner.catch_up()
 

@@ -290,11 +290,9 @@ class B2BUAWorker:
             return
         session = Session(self._ctx, leg, facts)
         self._register(session)
-        # A provisioned number without a destination here is deactivated: it stops
-        # routing (404), rather than falling to the dialplan like a number nobody has.
-        inactive = centre is not None and centre.directory.owns(facts.callee)
+        deactivated = centre is not None and centre.directory.owns(facts.callee)  # refused: 404
         with session.log_fields():
-            session.start(None if inactive else self.router.resolve(facts.callee))
+            session.start(None if deactivated else self.router.resolve(facts.callee))
 
     def _pjsua_rejected(self, call_id: int, status: int) -> None:
         if call_id == pj.PJSUA_INVALID_ID:

@@ -18,3 +18,17 @@ def test_a_waiting_caller_moved_to_a_malformed_number_is_a_422() -> None:
     reply = centre_actions.handle(lane, request("blind", "number", "not a number"))  # type: ignore[arg-type]
     assert reply.status == 422
     assert "not a number" in reply.detail
+
+
+def test_a_blind_transfer_on_a_full_worker_is_refused_and_the_call_left_alone() -> None:
+    """It answered 202, let the agent go, then could not place the new leg (the agent's
+    slot frees only later) and hung the caller up: the attended one answers 503."""
+    flow, _ = transfers()
+    performed: list[str] = []
+    lane = SimpleNamespace(transfers=flow, cause=None,
+                           centre=SimpleNamespace(free_legs=lambda: 0),
+                           release_agent=lambda: performed.append("release"),
+                           dial_after_transfer=performed.append)
+    reply = centre_actions.handle(lane, request("blind", "number", "2000"))  # type: ignore[arg-type]
+    assert reply.status == 503
+    assert performed == []

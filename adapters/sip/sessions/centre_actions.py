@@ -48,6 +48,11 @@ def handle(lane: CentreCall, request: ControlRequest) -> ControlReply:
     lane.cause = request.audit  # what is emitted meanwhile carries the request out
     try:
         answer, actions = _DECIDE[request.action](lane, request)
+        if _dials(actions) and lane.centre.free_legs() < 1:
+            # As an attended transfer's consultation: refused while the call is intact.
+            # Released first, the agent's slot frees only later, so the dial failed and
+            # the caller was hung up after a 202.
+            return _reply(request, 503, "no free call slot on the worker holding this call")
         for action in actions:
             answer = _perform(lane, action) or answer
     except (KeyError, ValueError, InvalidValue) as error:  # e.g. a number that is none
@@ -56,6 +61,11 @@ def handle(lane: CentreCall, request: ControlRequest) -> ControlReply:
         lane.cause = None
     assert answer is not None, "every decision replies, or asks for what replies"
     return answer
+
+
+def _dials(actions: list[Any]) -> bool:
+    """Whether the decision places a new leg after letting the agent go (blind)."""
+    return any(isinstance(action, DialAfterTransfer) for action in actions)
 
 
 def _reply(request: ControlRequest, status: int, detail: str = "", **data: object

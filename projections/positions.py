@@ -93,31 +93,26 @@ def apply_or_park(conn: Connection[Any], group: ProjectionGroup,
         with conn.transaction(), conn.cursor() as cur:  # a savepoint in a runner's page
             record(cur, group.names, source, max(e.position for e in envelopes))
         return 0
-    try:
-        return group.apply(conn, envelopes, source)
-    except Exception as error:
-        if not is_poison(error) or not envelopes:
-            raise
-        if len(envelopes) == 1:
-            park(conn, group, envelopes[0], source, error)
-            return 0
-        middle = len(envelopes) // 2
-        return (apply_or_park(conn, group, envelopes[:middle], source)
-                + apply_or_park(conn, group, envelopes[middle:], source))
+    return parking(group, group.apply)(conn, envelopes, source)
 
 
 def parking(group: ProjectionGroup, apply: ApplyBatch) -> ApplyBatch:
-    """``apply`` (the group's, or its ``apply_fresh``), but a batch that fails on an
-    event's content is applied again by ``apply_or_park``: the rebuilds and replays
-    park what the live runners park, rather than stop on it (a restore would never
-    finish its projections)."""
+    """``apply`` (the group's, or a rebuild's ``apply_fresh``), but a batch that fails on
+    an event's content is split in two, each half applied by ``apply_or_park``, down
+    to the one event that is parked: the live runners and the rebuilds and replays
+    park the same events, rather than stop on them."""
     def applying(conn: Connection[Any], envelopes: Sequence[EventEnvelope], source: str) -> int:
         try:
             return apply(conn, envelopes, source)
         except Exception as error:
-            if not is_poison(error):
+            if not is_poison(error) or not envelopes:
                 raise
-            return apply_or_park(conn, group, envelopes, source)
+            if len(envelopes) == 1:
+                park(conn, group, envelopes[0], source, error)
+                return 0
+            middle = len(envelopes) // 2
+            return (apply_or_park(conn, group, envelopes[:middle], source)
+                    + apply_or_park(conn, group, envelopes[middle:], source))
     return applying
 
 

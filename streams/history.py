@@ -50,12 +50,12 @@ def store_read(app: Application[Any], after: int = 0, *, until: datetime | None 
     def read(share: Share) -> Iterator[Page]:
         with _recorder(app, forked=os.getpid() != made_in) as recorder:
             for notifications in pages(recorder, after, page_size=page_size, until=stop):
-                known = [n for n in notifications if _known(n.topic)]
-                events, refused = decode_each(app, [n for n in known if share.takes(
-                    kind_of_topic(n.topic), cast(UUID, n.originator_id))])
+                kinds = [(n, _kind_if_known(n.topic)) for n in notifications]
+                taken = [n for n, kind in kinds
+                         if kind is not None and share.takes(kind, cast(UUID, n.originator_id))]
+                events, refused = decode_each(app, taken)
                 if share.n == 0:  # a class this release lacks: one share parks it
-                    refused += decode_each(app, [n for n in notifications
-                                                 if not _known(n.topic)])[1]
+                    refused += decode_each(app, [n for n, kind in kinds if kind is None])[1]
                 if until is not None:
                     events = [e for e in events if e.occurred_at <= until]
                 yield Page(len(notifications), notifications[-1].id, events, tuple(refused))
@@ -69,13 +69,14 @@ def read_history(app: Application[Any], page_size: int = PAGE,
         yield page.events
 
 
-def _known(topic: str) -> bool:
-    """Whether this release has the stored event's class (a rollback reads newer ones)."""
+@cache
+def _kind_if_known(topic: str) -> str | None:
+    """``kind_of_topic``, or None for a class this release lacks (a rollback reads a
+    newer release's events)."""
     try:
-        kind_of_topic(topic)
+        return kind_of_topic(topic)
     except Exception:
-        return False
-    return True
+        return None
 
 
 @cache  # a few dozen event classes

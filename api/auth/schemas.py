@@ -14,8 +14,6 @@ from api.schemas.targets import KEY_PATTERN
 from api.schemas.text import Instant
 from application.identity.model import NAME_PATTERN, Role
 
-_NAME = NAME_PATTERN  # the application's rule (the command line checks the same)
-USERNAME_PATTERN = _NAME
 _DEVICE = Field(default=None, pattern=DEVICE_PATTERN, max_length=200, examples=[
     "sip:sam@10.0.0.7:5060"], description="The person's own phone (a SIP URI): what a "
     "supervisor's monitor, whisper or barge rings.")
@@ -38,7 +36,7 @@ class RefreshRequest(BaseModel):
 
 
 class UserCreate(BaseModel):
-    username: str = Field(pattern=_NAME)
+    username: str = Field(pattern=NAME_PATTERN)
     role: Role
     password: str = Field(min_length=12, max_length=200)
     device: str | None = _DEVICE
@@ -70,7 +68,7 @@ class UsersPublic(BaseModel):
 
 
 class KeyCreate(BaseModel):
-    account: str = Field(pattern=_NAME, description="Service account; made if new.")
+    account: str = Field(pattern=NAME_PATTERN, description="Service account; made if new.")
     role: Role = Role.INTEGRATOR
     # Instant: an RFC 3339 string with an offset; a number is not read as Unix time.
     expires_at: Instant | None = Field(default=None, description="No expiry when unset.")

@@ -18,13 +18,13 @@ from api import call_control
 from api.auth.audit import audited, path_id
 from api.auth.dependencies import Principal, Tenant
 from api.auth.permissions import P
-from api.auth.schemas import USERNAME_PATTERN
 from api.db import Pool, acquire
 from api.problems import ProblemError, problem_responses
 from api.routes.commands import CONFLICT_TYPE
 from api.schemas.call_control import SupervisionPublic, SupervisionStart
 from application.call_control import Action
 from application.identity import store
+from application.identity.model import NAME_PATTERN
 
 TAG = {"name": "supervision", "description": (
     "Supervisors joining a live call (monitor, whisper, barge) through the B2BUA worker "
@@ -33,7 +33,7 @@ router = APIRouter(prefix="/v1/calls/{call_id}/supervision", tags=["supervision"
 CALL = path_id("call_id")  # the call a command acts on
 
 CallId = Annotated[UUID, Path(description="The call's id.")]
-Supervisor = Annotated[str, Path(pattern=USERNAME_PATTERN,
+Supervisor = Annotated[str, Path(pattern=NAME_PATTERN,
                                  description="The supervisor's username.")]
 
 

@@ -83,11 +83,11 @@ async def set_user_disabled(conn: asyncpg.Connection, username: str, tenant: str
             conn, username, tenant,
             "disabled_at = CASE WHEN $3 THEN coalesce(disabled_at, now()) END", disabled)
         if found and disabled:  # a disabled user's sessions end with it
-            await revoke_refresh_tokens(conn, username, tenant)
+            await _revoke_refresh_tokens(conn, username, tenant)
     return found
 
 
-async def revoke_refresh_tokens(conn: asyncpg.Connection, username: str,
+async def _revoke_refresh_tokens(conn: asyncpg.Connection, username: str,
                                 tenant: str | None) -> None:
     """End every session of the user `username` of `tenant` (None: of any tenant, for
     the command line); a user of another tenant is left alone, whatever their name."""

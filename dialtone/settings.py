@@ -68,6 +68,11 @@ class Settings(BaseSettings):
         default=None, description="The SIP edge (Kamailio with the registrar) as host:port: "
         "a B2BUA worker sends its offers to registering devices (AORs in a tenant's SIP "
         "domain) through it (docs/edge.md, Registrar). Unset: devices are dialled directly.")
+    sip_device_auth: bool = Field(
+        default=False, description="The SIP edge authenticates devices' INVITEs (Kamailio "
+        "with its registrar) and names their tenant: a B2BUA worker then takes a call to none "
+        "of the tenants' numbers only from such a device, as that tenant's; others get 403 "
+        "(docs/edge.md, Calls from devices).")
     projection_stall_s: float = Field(
         default=30.0, gt=0, description="A projection behind and not advancing this long is "
         "stalled.")

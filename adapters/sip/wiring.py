@@ -30,6 +30,9 @@ class WorkerConfig:
     shutdown_grace: float = 3.0
     # Where INVITEs may come from (the edge's addresses); others get 403 (trust.py).
     trusted_sources: tuple[IPNetwork, ...] = LOOPBACK
+    # The edge authenticates devices' INVITEs and names their tenant (admission.py,
+    # "Who"): a call to none of our numbers is taken only with that, others get 403.
+    device_auth: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import re
 import threading
 import time
 from collections import deque
@@ -21,7 +20,14 @@ import pjsua2 as pj
 
 from adapters.media.player import MusicLibrary
 from adapters.media.prompts import Prompts
-from adapters.sip.pjsua.admission import HeldInvite, KeyBudget, is_trusted
+from adapters.sip.pjsua.admission import (
+    HeldInvite,
+    KeyBudget,
+    device_tenant,
+    dialled_number,
+    is_trusted,
+    uri_user,
+)
 from adapters.sip.pjsua.endpoint import (
     PJSUA_MAX_CALLS,
     EventLoop,
@@ -47,27 +53,14 @@ from application import log_context, metrics
 from application.b2bua.legs import LegRole
 from application.call_control import REPLY_CHANNEL, ControlReply, ControlRequest
 from application.routing_view import OfferChange
+from domain.call import Direction
 from domain.queue import Queue
 
 log = logging.getLogger(__name__)
 
-# The user part of a SIP URI; pjsip has already validated the message, this only
-# picks the number out of the request line / From URI it accepted.
-_REQUEST_USER = re.compile(r"^\S+\s+sips?:([^@;>\s]+)@", re.IGNORECASE)
-_URI_USER = re.compile(r"sips?:([^@;>\s]+)@", re.IGNORECASE)
 
 
 GC_INTERVAL = 5.0  # seconds between garbage collections on the pjsua2 thread
-
-
-def dialled_number(request: str) -> str:
-    match = _REQUEST_USER.match(request)
-    return match.group(1) if match else ""
-
-
-def uri_user(uri: str) -> str:
-    match = _URI_USER.search(uri)
-    return match.group(1) if match else uri
 
 
 class _Account(pj.Account):  # type: ignore[misc]  # SWIG class, untyped
@@ -272,14 +265,19 @@ class B2BUAWorker:
             self._forbid(leg, source)
             return
         info = leg.dialog.getInfo()
+        centre = self._centre_ctx
+        callee = dialled_number(prm.rdata.wholeMsg)
+        device = device_tenant(prm.rdata.wholeMsg) if self.config.device_auth else None
+        facts = InboundFacts.classified(info.callIdString, uri_user(info.remoteUri), callee,
+                                        centre.directory if centre else None, device)
+        if self.config.device_auth and device is None and facts.direction != Direction.INBOUND:
+            self._forbid(leg, source, "a call to none of our numbers from no device"
+                         " the edge authenticated")  # 403 even when full: not "come back"
+            return
         reason = self._refusal()
         if reason is not None:
             self._refuse(leg, reason, info.callIdString)
             return
-        centre = self._centre_ctx
-        callee = dialled_number(prm.rdata.wholeMsg)
-        facts = InboundFacts.classified(info.callIdString, uri_user(info.remoteUri), callee,
-                                        centre.directory if centre else None)
         destination = centre.directory.destination(facts.callee) if centre else None
         if centre is not None and destination is not None:
             front = Session(self._ctx, leg, facts)
@@ -302,10 +300,10 @@ class B2BUAWorker:
         log.info("INVITE refused by pjsua itself with %d", status)
         metrics.sip_final_response(status)  # no Leg was made for it: counted here
 
-    def _forbid(self, leg: Leg, source: str, why: str = "") -> None:
-        """403 to an INVITE not from the edge: no routing, no call stored
-        (docs/edge.md, trust); never 503, which would invite it back."""
-        log.warning("INVITE from %s refused with 403: not a trusted source%s", source, why)
+    def _forbid(self, leg: Leg, source: str, why: str = "not a trusted source") -> None:
+        """403 to an INVITE not from the edge, or not from a device it vouches for:
+        no routing, no call stored (docs/edge.md); never 503, which invites it back."""
+        log.warning("INVITE from %s refused with 403: %s", source, why)
         leg.respond(403)
 
     def _refuse(self, leg: Leg, reason: str, sip_call_id: str = "") -> None:
@@ -336,7 +334,7 @@ class B2BUAWorker:
         if held.leg.disconnected:  # a caller who CANCELled is answered by pjsua
             return
         if not held.trusted:
-            self._forbid(held.leg, held.source, " (held in a burst)")
+            self._forbid(held.leg, held.source, "not a trusted source (held in a burst)")
         else:
             self._refuse(held.leg, reason)
 

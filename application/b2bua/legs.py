@@ -151,17 +151,24 @@ class InboundFacts:
 
     @classmethod
     def classified(cls, sip_call_id: str, caller: str, callee: str,
-                   numbers: NumberBook | None) -> InboundFacts:
+                   numbers: NumberBook | None, device_tenant: str | None = None,
+                   ) -> InboundFacts:
         """The facts with the call's direction, trunk and tenant, from the numbers
         the tenants provisioned: a call TO one of them came in from outside
-        (inbound, on that number); a call FROM one of them (our number presented as
-        the caller) goes out (outbound, on that number); a call between two
-        numbers nobody provisioned (phone to phone through the dialplan) is
-        internal, of the default tenant."""
+        (inbound, on that number). Otherwise, from a device the SIP edge
+        authenticated (``device_tenant``: its tenant), the call is that tenant's:
+        outbound on the caller's number when the tenant owns it, else internal.
+        Without that (the edge does not authenticate devices), a call FROM a
+        provisioned number (our number presented as the caller) goes out
+        (outbound, on that number), and a call between two numbers nobody
+        provisioned (phone to phone through the dialplan) is internal, of the
+        default tenant."""
         if numbers is not None and numbers.owns(callee):
             return cls(sip_call_id, caller, callee, numbers.tenant(callee),
                        Direction.INBOUND, callee)
-        if numbers is not None and numbers.owns(caller):
-            return cls(sip_call_id, caller, callee, numbers.tenant(caller),
-                       Direction.OUTBOUND, caller)
+        owner = numbers.tenant(caller) if numbers is not None and numbers.owns(caller) else None
+        if device_tenant is not None and owner != device_tenant:
+            return cls(sip_call_id, caller, callee, device_tenant, Direction.INTERNAL)
+        if owner is not None:
+            return cls(sip_call_id, caller, callee, owner, Direction.OUTBOUND, caller)
         return cls(sip_call_id, caller, callee, DEFAULT_TENANT, Direction.INTERNAL)

@@ -144,6 +144,10 @@ def _end_previous_calls(dsn: str, host: str, port: int) -> None:
               help="Address or network INVITEs may come from: the SIP edge (repeatable or "
                    "comma-separated); others get 403. Default DIALTONE_SIP_TRUSTED_SOURCES "
                    "(loopback).")
+@click.option("--device-auth/--no-device-auth", default=None,
+              help="The edge authenticates devices' INVITEs (X-Dialtone-Tenant): a call to "
+                   "none of our numbers is taken only from such a device, others get 403 "
+                   "[env DIALTONE_SIP_DEVICE_AUTH; default off].")
 @click.option("--edge", metavar="HOST[:PORT]", default=None,
               help="The SIP edge (Kamailio with the registrar): offers to registering "
               "devices go through it [env DIALTONE_SIP_EDGE].")
@@ -167,7 +171,8 @@ def command(ctx: click.Context, host: str, port: int, routes: tuple[str, ...],
             no_answer_timeout: float,
             rtp_port: int, pj_log_level: int, hold_music_file: Path | None,
             callcentre: bool, recordings_dir: Path | None, announce_every: float,
-            trusted_sources: tuple[str, ...], edge: str | None, metrics_port: int | None,
+            trusted_sources: tuple[str, ...], device_auth: bool | None, edge: str | None,
+            metrics_port: int | None,
             workers: int,
             dispatcher_list: Path | None, dispatcher_address: str | None,
             kamailio_ctl: str | None) -> None:
@@ -193,7 +198,8 @@ def command(ctx: click.Context, host: str, port: int, routes: tuple[str, ...],
         endpoint=EndpointConfig(host=host, port=port, rtp_port=rtp_port,
                                 pj_log_level=pj_log_level, max_calls=pjsua_calls),
         max_bridged_calls=max_calls, no_answer_timeout=no_answer_timeout,
-        trusted_sources=trusted)
+        trusted_sources=trusted,
+        device_auth=settings.sip_device_auth if device_auth is None else device_auth)
     media_dir = settings.data_dir / "media"
     music = hold_music_file or hold_music(media_dir / "hold.wav")
     wiring: CentreWiring | None = None

@@ -18,6 +18,16 @@ The address judged is the one the packet came from (pjsip's ``srcAddress``), nev
 Via, Contact or From, which the sender writes. Names are not accepted, only addresses
 and networks: the check runs on the pjsua2 thread, which must never wait for DNS.
 
+## Who: the device the edge vouches for
+
+With device authentication on (``WorkerConfig.device_auth``, on wherever Kamailio
+runs its registrar), a call to a number no tenant provisioned is taken only from a
+device that answered the edge's digest challenge: Kamailio removes any
+``X-Dialtone-Tenant`` header a request arrives with, and adds one naming the
+device's tenant once its credentials check (infra/kamailio/registrar.cfg, route
+FROM_DEVICE). A worker trusts that header because it takes INVITEs from the edge
+alone (above); without device authentication it never reads it.
+
 ## What runs out in a worker under an INVITE burst, and the rule that keeps it from running out
 
 Measured (issue 16): ~80 INVITEs/s at one worker, refused ones included, made
@@ -52,11 +62,15 @@ transport at all, so a burst of any size can never take the last key.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from email.parser import HeaderParser
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import TYPE_CHECKING, NamedTuple
+
+from domain.addressing import KEY_PATTERN
 
 if TYPE_CHECKING:  # the legs import pjsua2; admission's own tests do not need it
     from adapters.sip.pjsua.legs import Leg
@@ -114,6 +128,40 @@ def is_trusted(source: str, trusted: Iterable[IPNetwork]) -> bool:
     if address is None:
         return False
     return any(address in network for network in trusted)
+
+
+# -- what the INVITE says ---------------------------------------------------------
+
+# The user part of a SIP URI; pjsip has already validated the message, this only
+# picks the number out of the request line / From URI it accepted.
+_REQUEST_USER = re.compile(r"^\S+\s+sips?:([^@;>\s]+)@", re.IGNORECASE)
+_URI_USER = re.compile(r"sips?:([^@;>\s]+)@", re.IGNORECASE)
+DEVICE_TENANT_HEADER = "X-Dialtone-Tenant"
+
+
+def dialled_number(request: str) -> str:
+    match = _REQUEST_USER.match(request)
+    return match.group(1) if match else ""
+
+
+def uri_user(uri: str) -> str:
+    match = _URI_USER.search(uri)
+    return match.group(1) if match else uri
+
+
+def device_tenant(request: str) -> str | None:
+    """The tenant the edge names in ``X-Dialtone-Tenant`` (the device's, once it
+    authenticated); None without exactly one such header. The header block after
+    the request line is read by the standard library's RFC 5322 parser: SIP's
+    header syntax is that one's, and pjsip has already validated the message. A
+    value that is no tenant id is no claim either."""
+    head, _, _ = request.partition("\r\n\r\n")
+    _, _, headers = head.partition("\r\n")
+    values = HeaderParser().parsestr(headers, headersonly=True).get_all(DEVICE_TENANT_HEADER)
+    if values is None or len(values) != 1:
+        return None
+    tenant = values[0].strip()
+    return tenant if KEY_PATTERN.fullmatch(tenant) else None
 
 
 # -- the key budget ------------------------------------------------------------------

@@ -45,8 +45,8 @@ def test_a_recorded_queue_leaves_a_wav_of_the_conversation_linked_to_the_call(
 
     caller.send(f"dial sip:5000@127.0.0.1:{worker.port}")
     sip_call_id = caller.wait("dialled")["sip_call_id"]
-    talk_started = alice.wait("state", state="CONFIRMED")["t"]
-    talk_ended = caller.wait("state", state="DISCONNECTED", timeout=20)["t"]
+    alice.wait("state", state="CONFIRMED")
+    caller.wait("state", state="DISCONNECTED", timeout=20)
 
     wait_for(lambda: "RecordingAvailable" in event_names(call_store, sip_call_id),
              "the recording linked to the call")
@@ -59,7 +59,6 @@ def test_a_recorded_queue_leaves_a_wav_of_the_conversation_linked_to_the_call(
     assert path.name == f"{Call.id_for(sip_call_id)}.wav"
     recorded = audio.read(path)
     assert recorded.seconds == pytest.approx(duration, abs=0.01)
-    assert duration == pytest.approx(talk_ended - talk_started, abs=0.6)
     middle = recorded.window(0.5, recorded.seconds - 0.5)
     assert audio.rms(middle) > 1000, "the recording is silent"
     assert audio.hears(middle, 440.0), "the caller is not on the recording"

@@ -27,7 +27,7 @@ from dialtone.migrations import apply_migrations
 from dialtone.settings import Settings
 from projections import callcentre
 from tests.integration.api_support import api_key, running_api
-from tests.integration.test_callcentre_projections import at, history
+from tests.integration.test_callcentre_projections import C1, at, history
 
 pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
 
@@ -76,10 +76,18 @@ def test_a_supervisor_sees_queues_agents_calls_and_the_summary(projected: str) -
     assert live.summary.agents_staffed == 2
 
 
-def test_an_analyst_sees_figures_but_no_live_calls(projected: str) -> None:
-    live = snapshot_at(projected, Role.ANALYST, at(250))
+def test_an_analyst_sees_figures_but_no_live_calls(database_url: str) -> None:
+    # The morning up to 115 s, while alice is on C1: there is a call to hide.
+    _, events = history()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        callcentre.apply_batch(conn, [e for e in events if e.occurred_at <= at(115)],
+                               "store:test")
+    supervised = snapshot_at(database_url, Role.SUPERVISOR, at(115))
+    assert {a.key: a.current_call_id for a in supervised.agents}["alice"] == C1
+    live = snapshot_at(database_url, Role.ANALYST, at(115))
     assert live.calls is None
     assert live.summary is not None
+    assert live.agents
     assert all(a.current_call_id is None for a in live.agents)
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from application.callcentre import CallCentreService
 from application.calls import CallService
+from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
 from domain.call import Direction
 from projections import callcentre, calls
@@ -66,8 +67,8 @@ def test_call_rows_carry_the_calls_tenant_in_any_order(conn: Conn) -> None:
         assert _tenants(conn, "call_live", "call_id", call_id) == {tenant}
 
 
-def _centre_history() -> list[EventEnvelope]:
-    with CallCentreService(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}) as service:
+def _centre_history(database_url: str) -> list[EventEnvelope]:
+    with CallCentreService(env=eventsourcing_env(database_url)) as service:
         acme = service.scoped("acme")
         agent = acme.create_agent("alice", "Alice", occurred_at=T0)
         queue = acme.create_queue("sales", "Sales", "longest_idle", occurred_at=T0)
@@ -78,8 +79,8 @@ def _centre_history() -> list[EventEnvelope]:
         return decode(service, service.recorder.select_notifications(1, 1000))
 
 
-def test_call_centre_rows_carry_their_aggregates_tenant(conn: Conn) -> None:
-    history = _centre_history()
+def test_call_centre_rows_carry_their_aggregates_tenant(conn: Conn, database_url: str) -> None:
+    history = _centre_history(database_url)
     # Every aggregate's later events first, then the created ones: the worst order.
     later = [e for e in history if e.version > 1]
     callcentre.apply_batch(conn, later, "test")
@@ -97,8 +98,8 @@ def test_call_centre_rows_carry_their_aggregates_tenant(conn: Conn) -> None:
     assert _tenants(conn, "callcentre_events", "aggregate_id", bob) == {"default"}
 
 
-def test_two_tenants_may_project_the_same_key(conn: Conn) -> None:
-    with CallCentreService(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}) as service:
+def test_two_tenants_may_project_the_same_key(conn: Conn, database_url: str) -> None:
+    with CallCentreService(env=eventsourcing_env(database_url)) as service:
         for tenant in ("acme", "globex"):
             service.scoped(tenant).create_agent("alice", "Alice", occurred_at=T0)
         callcentre.apply_batch(conn, decode(service, service.recorder.select_notifications(
@@ -108,7 +109,7 @@ def test_two_tenants_may_project_the_same_key(conn: Conn) -> None:
 
 
 def test_a_rebuild_reproduces_the_calls_tenants(conn: Conn, database_url: str) -> None:
-    with CallService(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}) as service:
+    with CallService(env=eventsourcing_env(database_url)) as service:
         ids = {tenant: service.initiate_call(
             caller="1001", callee="2001", direction=Direction.INBOUND, trunk=None,
             sip_call_id=f"{tenant}@rebuild", occurred_at=T0, tenant=tenant)

@@ -6,6 +6,7 @@ integrators would) verifies every signature and prints each event once."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -40,12 +41,23 @@ def example_receiver() -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
                                 "--secret", secret], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
-        assert process.stderr is not None
-        assert "listening" in process.stderr.readline()  # bounded by the test timeout
+        wait_for(lambda: _accepts(port, process), 30, "the example receiver to listen")
         yield f"http://127.0.0.1:{port}/dialtone", secret, process
     finally:
         process.terminate()
         process.wait(10)
+
+
+def _accepts(port: int, process: subprocess.Popen[str]) -> bool:
+    """Whether the receiver takes a connection on `port`; a receiver that exited fails."""
+    if process.poll() is not None:
+        _, err = process.communicate(timeout=10)
+        pytest.fail(f"the example receiver exited with {process.returncode}: {err}")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def _printed(process: subprocess.Popen[str]) -> list[dict[str, Any]]:

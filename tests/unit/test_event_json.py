@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from projections.envelope import jsonb
@@ -25,6 +25,7 @@ def dumped(data: Any) -> Any:
     return json.loads(wrapped.dumps(wrapped.obj))
 
 
+@settings(deadline=None)
 @given(st.dictionaries(st.text(), _VALUES, max_size=6))
 def test_the_data_reads_back_as_the_standard_library_writes_it(data: dict[str, Any]) -> None:
     assert dumped(data) == json.loads(json.dumps(data))

@@ -63,6 +63,7 @@ def test_quarter_hours_are_utc_aligned_and_an_empty_range_has_none() -> None:
     assert interval_reports.buckets(instant, instant, "1d", BRUSSELS) == []
 
 
+@settings(deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["default", "acme"]),
                           st.datetimes(min_value=datetime(1960, 1, 1),
                                        max_value=datetime(2100, 1, 1), timezones=st.just(UTC))),

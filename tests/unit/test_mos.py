@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.media.quality import (
@@ -52,6 +52,7 @@ def test_a_lossy_late_call_scores_badly() -> None:
     assert mos(StreamFigures(jitter_ms=40.0, loss_pct=10.0, rtt_ms=400.0)) < 2.8
 
 
+@settings(deadline=None)
 @given(
     jitter=st.floats(0, 500), loss=st.floats(0, 100), rtt=st.floats(0, 5000) | st.none(),
     worse_loss=st.floats(0, 100),

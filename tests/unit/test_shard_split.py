@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from projections.envelope import EventEnvelope
@@ -37,6 +37,7 @@ pages = st.lists(st.tuples(st.sampled_from(["agent", "queue", "call"]), st.integ
                                                  in enumerate(drawn, 1)])
 
 
+@settings(deadline=None)
 @given(pages, st.integers(1, 5))
 def test_each_aggregate_goes_whole_to_one_shard_in_store_order(
         page: list[EventEnvelope], jobs: int) -> None:

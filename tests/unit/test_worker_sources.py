@@ -9,7 +9,7 @@ from typing import Any, cast
 from uuid import uuid4
 
 from faust.types import EventT
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from projections.envelope import EventEnvelope
@@ -48,6 +48,7 @@ def deliveries(draw: Any) -> list[list[tuple[int, int]]]:
     return [order[a:b] for a, b in zip([0, *cuts], cuts, strict=False) if order[a:b]]
 
 
+@settings(deadline=None)
 @given(deliveries())
 def test_every_batch_moves_its_sources_row_and_rows_stay_one_per_partition(
         batches: list[list[tuple[int, int]]]) -> None:

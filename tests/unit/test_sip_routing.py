@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.sip.routing import dialplan
 from adapters.sip.pjsua.admission import dialled_number, uri_user
+from adapters.sip.routing import dialplan
 from application.b2bua.outcomes import callee_failure
 from domain.call import Disposition
 

@@ -3,8 +3,10 @@
 Three levels, for /healthz:
 - ``failing`` (503): something the platform depends on is not doing its job: a
   service whose heartbeat went stale (crashed or hung) with no other instance
-  to cover it, a required service with no running instance, or a stalled
-  projection. (An unreachable database is the 503 problem every route gives.)
+  to cover it, a required service with no running instance (the webhook
+  follower and dispatcher are required while a tenant has an active
+  subscription), or a stalled projection. (An unreachable database is the 503
+  problem every route gives.)
 - ``degraded`` (200): everything runs, but an operator should look: projections
   parked events, or a replica's heartbeat is stale while another instance of
   its service runs (below).
@@ -81,6 +83,9 @@ class HealthConfig:
     event_stores: tuple[EventStore, ...] = ()
     # Services that must have a running instance (e.g. "relay" and "worker" with Kafka).
     required_services: tuple[str, ...] = ()
+    # Required too while a tenant has an active webhook subscription: what delivers
+    # them (without Kafka, `dialtone up` runs both; with it, `dialtone webhooks`).
+    webhook_services: tuple[str, ...] = ("webhooks", "webhook-dispatcher")
     stale_after_beats: float = 3.0  # a heartbeat older than this many of its intervals is stale
     # A replica's stale row covered by a running sibling, or its stopped row, is left out
     # once its last beat is older than this (see the module docstring).
@@ -217,14 +222,22 @@ def _forgotten(service: ServiceHealthPublic, running: set[str], config: HealthCo
 async def assess(conn: asyncpg.Connection, config: HealthConfig, watch: StallWatch,
                  ) -> HealthPublic:
     listed = services(await queries.heartbeats(conn), config)
-    return judge(listed, await projection_lag(conn, config, watch), config)
+    return judge(listed, await projection_lag(conn, config, watch), config,
+                 webhooks_active=await queries.webhooks_active(conn))
+
+
+def required(config: HealthConfig, *, webhooks_active: bool) -> tuple[str, ...]:
+    """The services that must be running now: the configured ones, and the webhook
+    delivery's while a subscription waits for deliveries."""
+    return config.required_services + (config.webhook_services if webhooks_active else ())
 
 
 def judge(listed: Sequence[ServiceHealthPublic], lag: Sequence[ProjectionLagPublic],
-          config: HealthConfig) -> HealthPublic:
+          config: HealthConfig, *, webhooks_active: bool = False) -> HealthPublic:
     """The report on what `services` and `projection_lag` found (module docstring)."""
     running = {s.service for s in listed if s.status == "running"}
-    missing = [name for name in config.required_services if name not in running]
+    missing = [name for name in required(config, webhooks_active=webhooks_active)
+               if name not in running]
     stale = [s for s in listed if s.status == "stale"]
     # A stale replica with a running sibling: the service does its job (degraded).
     covered = [s for s in stale if is_replica(s) and s.service in running]

@@ -7,12 +7,13 @@ api/routes/metrics.py).
 - Before each exposition, the route reads what the database says and sets the
   platform-wide series only the API computes: ``dialtone_database_up`` (can
   this API reach its database), projection lag per projection (the same figures
-  as GET /v1/projections), each queue's service-level tallies (queue_live), and
+  as GET /v1/projections), each queue's service-level tallies (queue_live, by
+  tenant and queue key: two tenants may both have a queue ``sales``), and
   the heartbeat rows /healthz judges (each live row's age and the age at which
   it goes stale, and the services /healthz requires), so a hung loop, which
   still answers its scrapes, raises an alert. Every API replica reports the
   same platform-wide values, so alert rules take their ``max`` by projection,
-  queue or service.
+  (tenant, queue) or service.
 
 The series themselves are defined in ``application.metrics`` (the catalogue);
 the platform snapshot is a collector of its own that yields nothing until this
@@ -35,7 +36,14 @@ from starlette.routing import BaseRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from api.db import UNREACHABLE
-from api.health import HealthConfig, StallWatch, projection_lag, services, stale_after_s
+from api.health import (
+    HealthConfig,
+    StallWatch,
+    projection_lag,
+    required,
+    services,
+    stale_after_s,
+)
 from api.middleware import HttpMiddleware
 from api.queries import health as health_queries
 from application.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
@@ -46,8 +54,9 @@ UNMATCHED_ROUTE = "<unmatched>"  # a path no route serves (404): one label value
 SNAPSHOT_TIMEOUT_S = 5.0  # a scrape waits this long for the database, then reports it down
 
 _QUEUES = """
-SELECT key, answered, answered_within_sl, abandoned, abandoned_within_sl, offered
-FROM queue_live ORDER BY key
+SELECT tenant, key, offered, answered, answered_within_sl, abandoned, abandoned_within_sl,
+       short_abandoned
+FROM queue_live ORDER BY tenant, key
 """
 
 
@@ -85,12 +94,14 @@ def _record(scope: Scope, status: int, seconds: float) -> None:
 
 @dataclass(frozen=True)
 class QueueGauges:
+    tenant: str
     key: str
     offered: int
     answered: int
     answered_within_sl: int
     abandoned: int
     abandoned_within_sl: int
+    short_abandoned: int
 
 
 @dataclass(frozen=True)
@@ -157,24 +168,28 @@ def _lag_families(lag: Iterable[LagFigure]) -> Iterator[Metric]:
     yield from (events, seconds, position, parked)
 
 
+# Each family's name after dialtone_queue_calls_ is its QueueGauges field.
+_QUEUE_HELP = {
+    "offered": "Calls that entered the queue (queue_live).",
+    "answered": "Queued calls an agent answered.",
+    "answered_within_sl": "Queued calls answered with a wait of at most the queue's "
+                          "service-level threshold T (service_level_s).",
+    "abandoned": "Queued calls whose caller hung up before an answer.",
+    "abandoned_within_sl": "Abandoned with a wait of at most the service-level threshold "
+                           "T (short abandons or not).",
+    "short_abandoned": "Abandoned sooner than the queue's short-abandon threshold "
+                       "(short_abandon_s): the service level leaves them out.",
+}
+
+
 def _queue_families(queues: Iterable[QueueGauges]) -> Iterator[Metric]:
-    families = {
-        name: CounterMetricFamily(f"dialtone_queue_{name}", text, labels=["queue"])
-        for name, text in (
-            ("calls_offered", "Calls that entered the queue (queue_live)."),
-            ("calls_answered", "Queued calls an agent answered."),
-            ("calls_answered_within_sl", "Queued calls answered within the queue's "
-             "service-level threshold (service_level_s)."),
-            ("calls_abandoned", "Queued calls whose caller hung up before an answer."),
-            ("calls_abandoned_within_sl", "Abandoned within the service-level threshold "
-             "(short abandons, which the service level leaves out)."),
-        )}
+    # By tenant too: two tenants may each have a queue of the same key.
+    families = {name: CounterMetricFamily(f"dialtone_queue_calls_{name}", text,
+                                          labels=["tenant", "queue"])
+                for name, text in _QUEUE_HELP.items()}
     for queue in queues:
-        families["calls_offered"].add_metric([queue.key], queue.offered)
-        families["calls_answered"].add_metric([queue.key], queue.answered)
-        families["calls_answered_within_sl"].add_metric([queue.key], queue.answered_within_sl)
-        families["calls_abandoned"].add_metric([queue.key], queue.abandoned)
-        families["calls_abandoned_within_sl"].add_metric([queue.key], queue.abandoned_within_sl)
+        for name, family in families.items():
+            family.add_metric([queue.tenant, queue.key], getattr(queue, name))
     yield from families.values()
 
 
@@ -209,19 +224,18 @@ async def _read_platform(pool: asyncpg.Pool, config: HealthConfig, watch: StallW
         rows = await conn.fetch(_QUEUES) if await conn.fetchval(
             "SELECT to_regclass('queue_live') IS NOT NULL") else []
         beats = services(await health_queries.heartbeats(conn), config)
+        webhooks_active = await health_queries.webhooks_active(conn)
     finally:
         await pool.release(conn)
     SNAPSHOT.heartbeats = [HeartbeatFigure(s.service, s.instance, s.seconds_since_beat,
                                            stale_after_s(s.interval_s, config))
                            for s in beats if s.status != "stopped"]
-    SNAPSHOT.required = config.required_services
+    SNAPSHOT.required = required(config, webhooks_active=webhooks_active)
     SNAPSHOT.lag = [LagFigure(p.projection, p.application, p.events_behind or 0,
                               p.seconds_since_advance if p.events_behind else 0.0, p.position,
                               p.parked or 0)
                     for p in lag if p.application is not None]
-    SNAPSHOT.queues = [QueueGauges(r["key"], r["offered"], r["answered"],
-                                  r["answered_within_sl"], r["abandoned"],
-                                  r["abandoned_within_sl"]) for r in rows]
+    SNAPSHOT.queues = [QueueGauges(**dict(r)) for r in rows]
 
 
 async def refresh_snapshot(pool: asyncpg.Pool, config: HealthConfig, watch: StallWatch) -> None:

@@ -8,6 +8,12 @@ average abandon time need:
 
 - ASA (average speed of answer) = answered_wait_total_s / answered
 - average time to abandon = abandoned_wait_total_s / abandoned
+
+and ``short_abandoned``: the abandons sooner than the queue's short-abandon
+threshold as it stood at the event (the visits' ``short_abandoned`` outcome,
+projections/queue_visits.py), which the service level leaves out: answered
+within T / (offered - short_abandoned). ``abandoned_within_sl`` is another
+figure: abandoned with a wait of at most T.
 """
 
 from __future__ import annotations
@@ -28,8 +34,8 @@ SCALARS = ("queue_id", "key", "name", "strategy", "service_level_s", "max_wait_s
            "overflow_kind", "overflow_value", "wrap_up_s", "offer_timeout_s", "music_on_hold",
            "announce_position", "required_skills", "tenant", "short_abandon_s", "record_calls")
 TALLY = tuple(f.name for f in dataclasses.fields(QueueTally))
-TOTALS = ("answered_wait_total_s", "abandoned_wait_total_s", "created_at", "last_version",
-          "last_position")
+TOTALS = ("answered_wait_total_s", "abandoned_wait_total_s", "short_abandoned", "created_at",
+          "last_version", "last_position")
 COLUMNS = (*SCALARS, *TALLY, *TOTALS)
 
 
@@ -55,6 +61,7 @@ class QueueView:
     tally: QueueTally = field(default_factory=QueueTally)
     answered_wait_total_s: float = 0.0
     abandoned_wait_total_s: float = 0.0
+    short_abandoned: int = 0
     members: dict[UUID, QueueMember] = field(default_factory=dict)
     calls: list[QueuedCall] = field(default_factory=list)
     last_version: int = 1
@@ -177,6 +184,8 @@ def _abandoned(view: QueueView, _: EventEnvelope, data: Data) -> None:
     view.tally.abandoned += 1
     view.tally.abandoned_within_sl += data["wait_s"] <= data["service_level_s"]
     view.abandoned_wait_total_s += float(data["wait_s"])
+    # The setting in force: this event does not change it (queue_visits.queue_changes).
+    view.short_abandoned += float(data["wait_s"]) < view.short_abandon_s
 
 
 def _left(counter: str) -> Handler:

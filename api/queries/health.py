@@ -38,6 +38,14 @@ async def missing_tables(conn: asyncpg.Connection, tables: Iterable[str]) -> lis
     return [str(row["name"]) for row in rows]
 
 
+async def webhooks_active(conn: asyncpg.Connection) -> bool:
+    """Whether any tenant has an active webhook subscription (False before its table)."""
+    if await missing_tables(conn, ["webhook_subscriptions"]):
+        return False
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM webhook_subscriptions WHERE status = 'active')"))
+
+
 async def parked(conn: asyncpg.Connection) -> dict[tuple[str, str], int] | None:
     """Parked events per (projection group, source); None before that table exists."""
     if await missing_tables(conn, ["projection_dead_letters"]):

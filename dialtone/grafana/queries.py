@@ -313,20 +313,25 @@ WEBHOOKS: dict[str, list[tuple[str, str]]] = {
 
 def _queue(name: str, over: str = "") -> str:
     """A queue_live tally of the API's snapshot (every replica reports the same: max by
-    queue), as a rate, or as its increase ``over`` a window."""
+    tenant and queue, as two tenants may have a queue of the same key), as a rate, or as
+    its increase ``over`` a window."""
     series = f"dialtone_queue_calls_{name}_total"
     change = f"increase({series}[{over}])" if over else f"rate({series}[{RATE}])"
-    return f"max by (queue) ({change})"
+    return f"max by (tenant, queue) ({change})"
 
 
+_QUEUE = "{{tenant}}/{{queue}}"
 CALL_CENTRE: dict[str, list[tuple[str, str]]] = {
-    "Queue calls offered": [(_queue("offered"), "{{queue}}")],
-    "Queue calls answered and abandoned": [(_queue("answered"), "answered {{queue}}"),
-                                           (_queue("abandoned"), "abandoned {{queue}}")],
-    "Queue service level (1 h)": [  # dialtone:queue_service_level:ratio_1h, spelt out
-        (f"{_queue('answered_within_sl', '1h')} / ({_queue('answered', '1h')}"
-         f" + {_queue('abandoned', '1h')} - {_queue('abandoned_within_sl', '1h')})",
-         "{{queue}}")],
+    "Queue calls offered": [(_queue("offered"), _QUEUE)],
+    "Queue calls answered and abandoned": [
+        (_queue("answered"), f"answered {_QUEUE}"), (_queue("abandoned"), f"abandoned {_QUEUE}"),
+        (_queue("abandoned_within_sl"), f"abandoned within T {_QUEUE}"),
+        (_queue("short_abandoned"), f"short abandons {_QUEUE}")],
+    # dialtone:queue_service_level:ratio_1h, spelt out: answered within T / (offered -
+    # short abandons), docs/metrics.md's service level (kpi.service_level).
+    "Queue service level (1 h)": [
+        (f"{_queue('answered_within_sl', '1h')} / ({_queue('offered', '1h')}"
+         f" - {_queue('short_abandoned', '1h')} > 0)", _QUEUE)],
 }
 UNITS = {
     "Calls vs capacity": "short", "SIP final responses by code": "cps",

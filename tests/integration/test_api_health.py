@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+import psycopg
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -75,6 +77,33 @@ def test_a_stale_singleton_fails_beside_a_running_instance_of_its_service(databa
         status, body = _report(client)
     assert status == 503
     assert body["problems"] == ["service relay CallService is stale: no heartbeat for 7200 s"]
+
+
+def subscribe_a_webhook(database_url: str, status: str = "active") -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO webhook_subscriptions (id, tenant, url, event_types, secret,"
+                     " status) VALUES (%s, 'acme', 'https://hooks.example.com/d', '{*}',"
+                     " 'whsec_x', %s)", (uuid.uuid4(), status))
+
+
+def test_webhook_delivery_is_required_while_a_subscription_is_active(database_url):
+    """Before, nothing noticed that no `dialtone webhooks` ran: the tenants' deliveries
+    waited, and /healthz said ok."""
+    with running_api(database_url) as client:
+        client.app.state.health = HealthConfig(  # type: ignore[attr-defined]
+            required_services=("routing",))
+        beat(database_url, "routing", "router-a", 1)
+        subscribe_a_webhook(database_url, "paused")
+        assert _report(client)[0] == 200  # paused: nothing to deliver
+        subscribe_a_webhook(database_url)
+        status, body = _report(client)
+        beat(database_url, "webhooks", "kafka@webhooks-a", 1)
+        beat(database_url, "webhook-dispatcher", "webhooks-a", 1)
+        delivering, _ = _report(client)
+    assert status == 503
+    assert body["missing_services"] == ["webhooks", "webhook-dispatcher"]
+    assert body["problems"] == ["no running webhooks", "no running webhook-dispatcher"]
+    assert delivering == 200
 
 
 def test_not_ready_until_the_database_is_migrated(database_url):

@@ -15,6 +15,7 @@ from api.health import HealthConfig
 from dialtone import bootstrap
 from domain.values import Direction
 from tests.integration.api_support import beat, running_api
+from tests.integration.test_api_health import subscribe_a_webhook
 
 pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
 
@@ -110,6 +111,17 @@ def test_metrics_report_each_live_heartbeat_and_the_required_services(database_u
                  heartbeat_instance="CallService") == 15  # 3 beats of 5 s
     assert {dict(labels)["service"]: sample for (name, labels), sample in samples.items()
             if name == "dialtone_service_required"} == {"relay": 1, "routing": 1}
+
+
+def test_metrics_require_webhook_delivery_while_a_subscription_is_active(database_url):
+    with running_api(database_url) as client:
+        client.app.state.health = HealthConfig(  # type: ignore[attr-defined]
+            required_services=("routing",))
+        subscribe_a_webhook(database_url)
+        samples = scrape(client)
+    assert {dict(labels)["service"]: sample for (name, labels), sample in samples.items()
+            if name == "dialtone_service_required"} == {
+        "routing": 1, "webhooks": 1, "webhook-dispatcher": 1}
 
 
 def test_metrics_report_the_database_down_and_still_answer(restartable):

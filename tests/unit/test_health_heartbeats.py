@@ -122,3 +122,18 @@ def test_a_slow_replica_is_not_stale_before_its_own_interval_says_so():
     assert health(slow, row("routing", "router-b", FRESH),
                   config=HealthConfig(forget_after_s=1.0))[2] == [
         ("routing", "router-slow", "running"), ("routing", "router-b", "running")]
+
+
+def test_webhook_delivery_is_required_only_while_a_subscription_is_active():
+    running = (row("routing", host_instance(), FRESH),)
+    idle = judge(services(running, CONFIG), [], CONFIG)
+    waiting = judge(services(running, CONFIG), [], CONFIG, webhooks_active=True)
+
+    assert (idle.status, idle.missing_services) == ("ok", [])
+    assert waiting.status == "failing"
+    assert waiting.missing_services == ["webhooks", "webhook-dispatcher"]
+    assert "no running webhooks" in waiting.problems
+
+    delivering = (*running, row("webhooks", "webhooks-CallService", FRESH, host="box"),
+                  row("webhook-dispatcher", host_instance(), FRESH))
+    assert judge(services(delivering, CONFIG), [], CONFIG, webhooks_active=True).status == "ok"

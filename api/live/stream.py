@@ -34,7 +34,8 @@ Resuming. A client whose `Last-Event-ID` is a position this process's view has
 in its ring gets the patches after it, nothing else: no gap, no duplicate. Any
 other position (older than the ring, from another process that coalesced
 differently, or from before a rebuild) gets a fresh `snapshot` event, never an
-error.
+error; so does a client that missed more patches than its queue holds (a slow
+client dropped always has).
 
 Time. Waits and times in state are sent as of `as_of` and the page counts them
 on. Window figures (today, the rolling window) also move with time alone: a
@@ -164,7 +165,10 @@ class LiveHub:
                     deque(maxlen=self._history), rows=read.rows, parts=read.parts,
                     parts_state=read.state, whole_at=asyncio.get_running_loop().time())
             subscriber = Subscriber(view, self._buffer)
-            for text in view.frames_after(last_id)[-self._buffer:]:
+            missed = view.frames_after(last_id)
+            if len(missed) > self._buffer:  # more than its queue holds: the whole view
+                missed = [frame("snapshot", view.position, view.state)]
+            for text in missed:
                 subscriber.offer(text)
             view.subscribers.add(subscriber)
             view.idle_since = None

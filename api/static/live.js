@@ -9,6 +9,8 @@
 let view = null;           // the live snapshot as last patched
 let receivedAt = 0;        // Date.now() when `view` arrived: ages tick from there
 let source = null;
+const RETRY_FIRST_MS = 1000, RETRY_MAX_MS = 30000;
+let retryMs = RETRY_FIRST_MS; // the wait before connecting again after a refused stream
 let slDay = null;           // GET /v1/live/service-level: each queue's 15-minute buckets today
 
 const $ = (id) => document.getElementById(id);
@@ -30,13 +32,23 @@ function mergePatch(target, patch) {
 
 // --- session ---------------------------------------------------------------
 
+// The refresh's status; 0 when nothing answered (the network, the server away).
 async function refreshSession() {
-  const response = await fetch("/v1/auth/session/refresh", {
-    method: "POST", credentials: "same-origin",
-    headers: { "X-CSRF-Token": cookie("dialtone_csrf") },
-  });
-  return response.ok;
+  try {
+    const response = await fetch("/v1/auth/session/refresh", {
+      method: "POST", credentials: "same-origin",
+      headers: { "X-CSRF-Token": cookie("dialtone_csrf") },
+    });
+    return response.status;
+  } catch {
+    return 0;
+  }
 }
+
+// Only a refused refresh means signing in again: a 5xx (the database away, a proxy
+// while the API restarts) or no answer at all says nothing about the session.
+const refused = (status) => status === 401 || status === 403;
+const renewed = (status) => status >= 200 && status < 300;
 
 async function api(method, path, body) {
   const send = () => fetch(path, {
@@ -45,8 +57,10 @@ async function api(method, path, body) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   let response = await send();
-  if (response.status === 401 && await refreshSession()) response = await send();
-  if (response.status === 401) location.assign("/login");
+  if (response.status !== 401) return response;
+  const refresh = await refreshSession();
+  if (renewed(refresh)) response = await send();
+  if (refused(refresh) || response.status === 401) location.assign("/login");
   return response;
 }
 
@@ -56,14 +70,25 @@ function connect() {
   source = new EventSource("/v1/live/stream");
   source.addEventListener("snapshot", (e) => accept(JSON.parse(e.data)));
   source.addEventListener("change", (e) => accept(mergePatch(view, JSON.parse(e.data))));
-  source.onopen = () => { $("connection").textContent = "live"; };
+  source.onopen = () => {
+    retryMs = RETRY_FIRST_MS;
+    $("connection").textContent = "live";
+  };
   source.onerror = async () => {
     $("connection").textContent = "reconnecting…";
     if (source.readyState !== EventSource.CLOSED) return; // the browser retries by itself
-    // Refused (the session expired): renew it and start again, or sign in.
+    // The stream was answered with an error, which EventSource does not tell: the
+    // session expired (renew it, or sign in when it is refused), or the API or a
+    // proxy before it failed (503, 502, 504): keep the page and try again, each
+    // time waiting twice as long, up to RETRY_MAX_MS.
     source.close();
-    if (await refreshSession()) setTimeout(connect, 1000);
-    else location.assign("/login");
+    const refresh = await refreshSession();
+    if (refused(refresh)) {
+      location.assign("/login");
+      return;
+    }
+    setTimeout(connect, retryMs);
+    retryMs = Math.min(2 * retryMs, RETRY_MAX_MS);
   };
 }
 
@@ -78,14 +103,15 @@ function accept(next) {
 const elapsed = () => (Date.now() - receivedAt) / 1000;
 
 function duration(seconds) {
-  if (seconds === null || seconds === undefined) return "–";
+  // null, absent (a merge patch removes a key that became null), or not a number.
+  if (typeof seconds !== "number" || !Number.isFinite(seconds)) return "–";
   const s = Math.max(0, Math.round(seconds));
   const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
   const mm = String(m).padStart(h ? 2 : 1, "0"), ss = String(r).padStart(2, "0");
   return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
 }
 
-const percent = (x) => (x === null || x === undefined ? "–" : `${Math.round(x * 100)}%`);
+const percent = (x) => (x == null ? "–" : `${Math.round(x * 100)}%`);
 
 function cell(row, text, className) {
   const td = document.createElement("td");
@@ -97,8 +123,8 @@ function cell(row, text, className) {
 
 function age(element, seconds) {
   // A time that grows between events: tick() redraws it from the value at receipt.
-  if (seconds !== null && seconds !== undefined) element.dataset.age = String(seconds);
-  element.textContent = duration(seconds === null || seconds === undefined ? null : seconds + elapsed());
+  if (seconds != null) element.dataset.age = String(seconds);
+  element.textContent = duration(seconds == null ? null : seconds + elapsed());
   return element;
 }
 
@@ -147,7 +173,7 @@ function restoreFocus(selector) {
 function renderSummary(since) {
   const s = view.summary;
   $("summary").textContent = s
-    ? `Waiting ${s.calls_waiting} · oldest ${duration(s.oldest_wait_s === null ? null : s.oldest_wait_s + since)}` +
+    ? `Waiting ${s.calls_waiting} · oldest ${duration(s.oldest_wait_s == null ? null : s.oldest_wait_s + since)}` +
       ` · SL today ${percent(s.today.service_level)} · agents available ${s.agents_available}/${s.agents_staffed}`
     : "";
 }
@@ -239,7 +265,7 @@ function slPoints(key) {
   const queue = slDay && slDay.queues.find((q) => q.key === key);
   if (!queue) return [];
   const since = Date.parse(slDay.since), span = Date.parse(slDay.day_until) - since;
-  return queue.buckets.filter((b) => b.service_level !== null).map((b) => {
+  return queue.buckets.filter((b) => b.service_level != null).map((b) => {
     const middle = (Date.parse(b.since) + Date.parse(b.until)) / 2;
     return `${(((middle - since) / span) * 240).toFixed(1)},${(60 - b.service_level * 58 - 1).toFixed(1)}`;
   });

@@ -53,7 +53,7 @@ from projections.envelope import (
 )
 from streams.kafka_auth import KafkaAuth
 from streams.topic_tail import last_committed_position
-from streams.topics import topic_for
+from streams.topics import TOPIC_PARTITIONS, topic_for
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class RelayConfig:
     bootstrap: str
     kinds: tuple[str, ...] = ("call",)
     topic_prefix: str = ""
-    partitions: int = 12
+    partitions: int = TOPIC_PARTITIONS
     page_size: int = 2000
     idle_wait: float = 0.05
     auth: KafkaAuth = field(default_factory=KafkaAuth)

@@ -12,7 +12,7 @@ A published event type is never taken back: when a class's ``class_version``
 goes up, the older version's schema stays in the file (messages of that type
 are still retained on the topic) next to the new one. Generation refuses a
 breaking change (a field removed, a type changed, a field made required) to an
-event type whose version did not go up; see :func:`breaking_changes`.
+event type whose version did not go up (streams/schemas_compat.py).
 
 ``dialtone schemas`` (dialtone/commands/schemas.py) rewrites docs/schemas/,
 docs/asyncapi.yaml and the generated blocks of docs/events.md (examples, event
@@ -49,6 +49,7 @@ from domain.values import (
     TransferKind,
 )
 from projections.envelope import CONTENT_TYPE, SEQUENCE_WIDTH, SOURCE, SPEC_VERSION
+from streams.schemas_compat import breaking_changes, split_key
 from streams.topics import topic_for
 
 # The aggregate of each kind the relay publishes (kind = the class name, lower case).
@@ -119,8 +120,10 @@ BOUNDS: dict[tuple[str, str], dict[str, float]] = {
     ("call", "rtt_ms"): {"minimum": 0},
 }
 _TENANT_PATTERN = "^[a-z0-9][a-z0-9_.-]{0,63}$"
+# The day the relay began to zero-pad `sequence` and to send the `content-type`
+# header (commit 6971964): messages still retained from before have neither.
+ENVELOPE_CHANGED_ON = "2026-12-02"
 _CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
-_DEF_KEY = re.compile(r"^(?P<name>[a-z_]+)\.v(?P<version>[0-9]+)$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,10 +232,13 @@ def envelope_schema(kind: str) -> dict[str, Any]:
                      "description": "When the fact happened, not when it was stored."},
             "datacontenttype": {"const": "application/json"},
             "sequence": {
-                "type": "string", "pattern": f"^[0-9]{{{SEQUENCE_WIDTH}}}$",
+                # Up to the width, not exactly it: the topics retain messages published
+                # before the padding, and they are v1 messages too.
+                "type": "string", "pattern": f"^[0-9]{{1,{SEQUENCE_WIDTH}}}$",
                 "description": f"The store position, zero-padded to {SEQUENCE_WIDTH} digits "
-                               "(sorts lexicographically). Messages published before this "
-                               "form carry the unpadded decimal string; read both with int()."},
+                               f"since {ENVELOPE_CHANGED_ON} (sorts lexicographically); "
+                               "messages published before then carry it unpadded, with "
+                               "fewer digits (`\"1874\"`). Read either with int()."},
             "aggregateversion": {"type": "integer", "minimum": 1,
                                  "description": f"Orders the {kind}'s events (1 = created)."},
             "data": {"type": "object"},
@@ -254,7 +260,8 @@ def topic_schema(kind: str, published: Mapping[str, Any] | None = None) -> dict[
         "title": f"{topic} message value",
         "description": (
             f"A CloudEvents 1.0 JSON event about one {kind}, in the Kafka binding's "
-            f"structured mode (header `content-type: {CONTENT_TYPE}`). Key = the {kind}'s "
+            f"structured mode (header `content-type: {CONTENT_TYPE}`; none on messages "
+            f"published before {ENVELOPE_CHANGED_ON}). Key = the {kind}'s "
             "aggregate id (UTF-8), so all of its events are in one partition, in order. "
             "Generated from the domain event classes by `dialtone schemas`. "
             "Within a version new optional attributes and `data` fields may appear: "
@@ -271,58 +278,13 @@ def topic_schema(kind: str, published: Mapping[str, Any] | None = None) -> dict[
 def _retired(kind: str, published: Mapping[str, Any],
              current: Mapping[str, tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """Published event types whose class has since moved to a higher version."""
-    versions = {_split(key)[0]: _split(key)[1] for key in current}
+    versions = {split_key(key)[0]: split_key(key)[1] for key in current}
     kept = {}
     for key, schema in published.get("$defs", {}).items():
-        name, version = _split(key)
+        name, version = split_key(key)
         if key not in current and version < versions.get(name, 0):
             kept[key] = (f"dialtone.{kind}.{name}.v{version}", schema)
     return kept
-
-
-def _split(key: str) -> tuple[str, int]:
-    match = _DEF_KEY.match(key)
-    if match is None:
-        raise ValueError(f"not an event schema key (name.vN): {key!r}")
-    return match["name"], int(match["version"])
-
-
-def breaking_changes(published: Mapping[str, Any], generated: Mapping[str, Any]) -> list[str]:
-    """What in `generated` breaks a consumer of `published`, per event type.
-
-    Breaking: an event type gone (not replaced by a higher version), a field
-    removed, a field's schema changed (type, format, allowed values), a field
-    made required (also a new field without a default: stored events lack it).
-    Not breaking: a new optional field, a new event type, a new version of a type.
-    """
-    problems = _field_changes("envelope", published, generated)
-    new_defs = generated.get("$defs", {})
-    for key, old in published.get("$defs", {}).items():
-        if key in new_defs:
-            problems += _field_changes(key, old, new_defs[key])
-            continue
-        name, version = _split(key)
-        if not any(_split(k)[0] == name and _split(k)[1] > version for k in new_defs):
-            problems.append(f"{key}: event type removed")
-    return problems
-
-
-def _field_changes(where: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    old_fields, new_fields = old.get("properties", {}), new.get("properties", {})
-    problems = [f"{where}: field {name!r} removed" for name in old_fields
-                if name not in new_fields]
-    problems += [f"{where}: field {name!r} changed from {_shape(old_fields[name])} "
-                 f"to {_shape(new_fields[name])}"
-                 for name in old_fields
-                 if name in new_fields and _shape(old_fields[name]) != _shape(new_fields[name])]
-    made_required = set(new.get("required", ())) - set(old.get("required", ()))
-    problems += [f"{where}: field {name!r} made required" for name in sorted(made_required)]
-    return problems
-
-
-def _shape(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """A field's schema without the words (description, default): what a consumer parses."""
-    return {k: v for k, v in schema.items() if k not in {"description", "default", "title"}}
 
 
 def check_upcasters(kind: str) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.application import Application
 
@@ -23,6 +24,7 @@ from domain.call import (
     TransferKind,
 )
 from domain.numbers import DialRule, MatchKind
+from domain.routing import RoutingStrategy
 from projections.envelope import decode
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -67,7 +69,8 @@ def call_story(service: CallService) -> None:
 
 def callcentre_story(service: CallCentreService) -> None:
     """Configuration of every kind, then a call offered, answered and wrapped up,
-    and one abandoned."""
+    and one abandoned; later the queue reworked, calls leaving it every other way,
+    and the menu, number and dialplan changed: every call-centre event type."""
     queue = service.create_queue("sales", "Sales", "longest_idle", occurred_at=at(0)).id
     alice = service.create_agent("alice", "Alice", {"english": 80}, occurred_at=at(0)).id
     service.set_agent_skill(alice, "french", 40, at(1))
@@ -101,6 +104,65 @@ def callcentre_story(service: CallCentreService) -> None:
     plan = service.create_dialplan("default", "Default", [rule], occurred_at=at(0)).id
     moved = DialRule.checked("internal", MatchKind.PREFIX, "3", "sip:{number}@dialtone")
     service.configure_dialplan(plan, lambda p: p.change_rule(moved, at(1)))
+    _queue_reworked(service, queue)
+    _calls_leaving_the_queue(service, queue, alice, menu)
+    _routing_changed(service, menu, number, plan, queue)
+
+
+def _queue_reworked(service: CallCentreService, queue: UUID) -> None:
+    """Every queue setting changed once, a skill required then dropped, an overflow set."""
+    service.configure_queue(queue, lambda q: q.change_strategy(RoutingStrategy.ROUND_ROBIN,
+                                                               at(210)))
+    service.configure_queue(queue, lambda q: q.set_offer_timeout(20.0, at(210)))
+    service.configure_queue(queue, lambda q: q.set_music_on_hold("jazz", at(210)))
+    service.configure_queue(queue, lambda q: q.set_position_announcements(True, at(210)))
+    service.configure_queue(queue, lambda q: q.set_short_abandon(10.0, at(210)))
+    service.configure_queue(queue, lambda q: q.set_recording(True, at(210)))
+    service.configure_queue(queue, lambda q: q.require_skill("english", 50, at(211)))
+    service.configure_queue(queue, lambda q: q.drop_skill_requirement("english", at(212)))
+    service.set_overflow(queue, 60.0, Target.number("+15550199"), at(213))
+
+
+def _calls_leaving_the_queue(service: CallCentreService, queue: UUID, alice: UUID,
+                             menu: UUID) -> None:
+    """Alice back: a call she lets ring out (requeued) overflows after 60 s, one is
+    transferred to the menu, one hangs up while ringing her (her offer cancelled);
+    then she leaves the queue and the overflow is cleared."""
+    service.login(alice, "sip:alice@dialtone", at(300))
+    missed = Call.id_for("missed@dialtone")
+    service.enqueue_call(queue, missed, 0, at(310))
+    service.offer_call(queue, missed, [alice], at(311))
+    service.miss_offer(alice, missed, at(331))
+    service.overflow_call(queue, missed, at(370))
+    moved = Call.id_for("transferred@dialtone")
+    service.enqueue_call(queue, moved, 0, at(380))
+    service.transfer_call(queue, moved, Target.ivr(menu), at(385))
+    hung_up = Call.id_for("hung-up-ringing@dialtone")
+    service.enqueue_call(queue, hung_up, 0, at(390))
+    service.offer_call(queue, hung_up, [alice], at(391))
+    service.abandon_call(queue, hung_up, at(395))
+    service.remove_member(queue, alice, at(400))
+    service.clear_overflow(queue, at(400))
+    service.logout(alice, at(410))
+
+
+def _routing_changed(service: CallCentreService, menu: UUID, number: UUID, plan: UUID,
+                     queue: UUID) -> None:
+    """The menu's key 9 added then removed, its retries and default changed; the
+    number sent to the queue, deactivated and activated; a dialplan rule added,
+    moved first and removed."""
+    service.configure_ivr_menu(menu, lambda m: m.set_option("9", Target.repeat(), at(500)))
+    service.configure_ivr_menu(menu, lambda m: m.remove_option("9", at(501)))
+    service.configure_ivr_menu(menu, lambda m: m.set_max_retries(3, at(501)))
+    service.configure_ivr_menu(menu, lambda m: m.set_default_action(Target.queue(queue),
+                                                                     at(501)))
+    service.configure_number(number, lambda n: n.route_to(Target.queue(queue), at(502)))
+    service.configure_number(number, lambda n: n.deactivate(at(503)))
+    service.configure_number(number, lambda n: n.activate(at(504)))
+    operator = DialRule.checked("operator", MatchKind.EXACT, "0", "sip:operator@dialtone")
+    service.configure_dialplan(plan, lambda p: p.add_rule(operator, at(505)))
+    service.configure_dialplan(plan, lambda p: p.move_rule("operator", 0, at(505)))
+    service.configure_dialplan(plan, lambda p: p.remove_rule("operator", at(506)))
 
 
 def example_messages() -> list[dict[str, Any]]:

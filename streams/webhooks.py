@@ -40,7 +40,8 @@ from projections import positions
 from projections.envelope import EventEnvelope, InvalidEnvelope, decode_each
 from streams import webhooks_decide as decide
 from streams.kafka_auth import KafkaAuth
-from streams.relay import FATAL_KAFKA_ERRORS, KAFKA_RETRYABLE_ERRORS
+from streams.relay import FATAL_KAFKA_ERRORS, KAFKA_RETRYABLE_ERRORS, ensure_topics
+from streams.topics import TOPIC_PARTITIONS
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,10 @@ class KafkaFollower:
         self.poll_ms = poll_ms
         self.heartbeat = Heartbeat(database_url, FOLLOWER_SERVICE,
                                    instance or host_instance("kafka"))
+        # Started before the relay, the consumer's first metadata request would have
+        # the broker create the topics with its own num.partitions (compose: 4), not
+        # the relay's and worker's count.
+        ensure_topics(bootstrap, topics, TOPIC_PARTITIONS, auth)
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", isolation_level="read_committed",

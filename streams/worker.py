@@ -54,7 +54,7 @@ from streams.heartbeat import attach_to_faust
 from streams.kafka_auth import KafkaAuth
 from streams.refresher import attach_to_faust as attach_refresher
 from streams.relay import ensure_topics
-from streams.topics import dead_letter_topic, topic_for
+from streams.topics import TOPIC_PARTITIONS, dead_letter_topic, topic_for
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class ProjectionWorkerConfig:
     database_url: str
     app_id: str = "dialtone-projections"
     topic_prefix: str = ""
-    partitions: int = 12
+    partitions: int = TOPIC_PARTITIONS
     batch_size: int = 1000
     batch_within_s: float = 0.01  # bench.live --kafka: SSE p99 491-584 ms against 640-713 at 0.05
     web_port: int | None = None  # Faust's own web server; None disables it

@@ -165,7 +165,8 @@ def _kcat(bootstrap: str, topic: str) -> list[dict[str, Any]]:
 
 
 def _check_topic(kind: str, records: list[dict[str, Any]]) -> None:
-    validator = jsonschema.Draft202012Validator(published_schema(kind))
+    validator = jsonschema.Draft202012Validator(
+        published_schema(kind), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
     sequences: dict[str, list[int]] = defaultdict(list)
     partitions: dict[str, set[int]] = defaultdict(set)
     for record in sorted(records, key=lambda r: (r["partition"], r["offset"])):

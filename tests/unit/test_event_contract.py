@@ -25,15 +25,16 @@ from streams import schemas
 from streams.schemas import (
     AGGREGATES,
     ContractBroken,
-    breaking_changes,
     data_schema,
     published_schema,
     topic_schema,
 )
+from streams.schemas_compat import breaking_changes
 from streams.schemas_examples import example_messages
 from streams.topics import topic_for
 
 register(cli)  # the console script's subcommands, as main() adds them
+FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER  # uuid, date-time: checked too
 
 @pytest.fixture(scope="module")
 def messages() -> list[dict[str, Any]]:
@@ -62,7 +63,8 @@ def test_event_classes_break_nothing_that_was_published(kind: str) -> None:
 def test_every_published_message_validates_against_its_topic_schema(
     messages: list[dict[str, Any]],
 ) -> None:
-    validators = {kind: jsonschema.Draft202012Validator(published_schema(kind))
+    validators = {kind: jsonschema.Draft202012Validator(published_schema(kind),
+                                                        format_checker=FORMATS)
                   for kind in AGGREGATES}
     assert {m["source"].rsplit(":", 1)[1] for m in messages} == set(AGGREGATES)
     for message in messages:
@@ -82,7 +84,8 @@ def _closed(schema: object) -> object:
 
 
 def test_every_published_data_field_is_in_the_schema(messages: list[dict[str, Any]]) -> None:
-    closed = {kind: jsonschema.Draft202012Validator(_closed(published_schema(kind)))
+    closed = {kind: jsonschema.Draft202012Validator(_closed(published_schema(kind)),
+                                                    format_checker=FORMATS)
               for kind in AGGREGATES}
     for message in messages:
         kind = message["source"].rsplit(":", 1)[1]
@@ -254,9 +257,53 @@ def test_a_stored_v1_event_is_read_and_published_as_v2(monkeypatch: pytest.Monke
     jsonschema.validate(renamed["data"], data_schema(v2))
 
 
-def test_event_class_type_is_the_relays_event_type(messages: list[dict[str, Any]]) -> None:
+def test_the_story_publishes_every_event_type_of_the_contract(
+    messages: list[dict[str, Any]],
+) -> None:
+    """So every type's schema is checked against a real message (and the event class
+    type is the relay's event type)."""
     generated = {e.type for kind in AGGREGATES for e in schemas.event_classes(kind)}
-    assert {m["type"] for m in messages} <= generated
+    assert {m["type"] for m in messages} == generated
+
+
+def test_a_format_the_schema_names_is_checked(messages: list[dict[str, Any]]) -> None:
+    reserved = next(m for m in messages if m["type"] == "dialtone.agent.reserved.v1")
+    validator = jsonschema.Draft202012Validator(published_schema("agent"),
+                                                format_checker=FORMATS)
+    for field, wrong in (("call_id", "not-a-uuid"), ("offer_deadline", "tomorrow")):
+        broken = {**reserved, "data": {**reserved["data"], field: wrong}}
+        assert [e.validator for e in validator.iter_errors(broken)] == ["format"], field
+
+
+@pytest.mark.parametrize("kind", sorted(AGGREGATES))
+def test_a_message_published_before_the_envelope_changed_validates(
+    messages: list[dict[str, Any]], kind: str,
+) -> None:
+    """Retained v1 messages from before 2026-12-02 carry an unpadded sequence."""
+    first = next(m for m in messages if m["source"] == f"urn:dialtone:{kind}")
+    jsonschema.validate({**first, "sequence": "1874"}, published_schema(kind),
+                        format_checker=FORMATS)
+
+
+def _with_sequence_pattern(schema: dict[str, Any], pattern: str) -> dict[str, Any]:
+    sequence = {**schema["properties"]["sequence"], "pattern": pattern}
+    return {**schema, "properties": {**schema["properties"], "sequence": sequence}}
+
+
+@pytest.mark.parametrize("before", ["^[0-9]{20}$", "^[0-9]{1,20}$", "^[0-9]{2,19}$"])
+def test_a_widened_pattern_is_compatible(before: str) -> None:
+    current = published_schema("call")
+    assert current["properties"]["sequence"]["pattern"] == "^[0-9]{1,20}$"
+    assert breaking_changes(_with_sequence_pattern(current, before), current) == []
+
+
+@pytest.mark.parametrize("before", ["^[0-9]+$", "^[0-9]{0,20}$", "^[0-9a-f]{20}$", "^.*$"])
+def test_a_narrowed_or_other_pattern_is_breaking(before: str) -> None:
+    current = published_schema("call")
+    assert breaking_changes(_with_sequence_pattern(current, before), current) == [
+        f"envelope: field 'sequence' changed from "
+        f"{{'type': 'string', 'pattern': {before!r}}} "
+        f"to {{'type': 'string', 'pattern': '^[0-9]{{1,20}}$'}}"]
 
 
 def test_every_topic_has_an_example_in_events_md_that_validates() -> None:

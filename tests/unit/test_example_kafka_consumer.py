@@ -1,15 +1,20 @@
 """examples/kafka_consumer.py's connection options, without a broker: PLAINTEXT by
 default (``dialtone dev kafka``), SCRAM when asked, the password from the environment
-only, and a default group the integrator user's ACLs allow. Reading a real broker is
-tested in tests/e2e (test_topics_independent_client.py, test_kafka_sasl.py)."""
+only, and a default group the integrator user's ACLs allow; and its check of a
+message, old ones included. Reading a real broker is tested in tests/e2e
+(test_topics_independent_client.py, test_kafka_sasl.py)."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
+from typing import Any
 
 import pytest
+
+from streams.schemas_examples import example_messages
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "kafka_consumer.py"
 ENV = ("KAFKA_BOOTSTRAP", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM",
@@ -92,6 +97,39 @@ def test_incomplete_or_unknown_settings_are_usage_errors(
         example.arguments(argv)
     assert exited.value.code == 2
     assert "change-me-integrator" not in capsys.readouterr().err
+
+
+def _record(event: dict[str, Any], headers: list[tuple[str, bytes]] | None) -> SimpleNamespace:
+    """A kafka-python ConsumerRecord as far as the example's check reads it."""
+    return SimpleNamespace(headers=headers, value=json.dumps(event).encode(),
+                           key=event["subject"].encode())
+
+
+@pytest.fixture(scope="module")
+def ended() -> dict[str, Any]:
+    return next(m for m in example_messages() if m["type"] == "dialtone.call.ended.v1")
+
+
+@pytest.mark.parametrize("headers", [None, []])
+def test_a_message_published_before_the_header_and_the_padding_is_valid(
+    example: ModuleType, ended: dict[str, Any], headers: list[tuple[str, bytes]] | None,
+) -> None:
+    """Messages from before 2026-12-02, still on the topics: no content-type header,
+    an unpadded sequence."""
+    [validator] = example.validators(example.SCHEMAS, "", ["calls"]).values()
+    old = {**ended, "sequence": "1874"}
+    assert example.problems(_record(old, headers), validator) == []
+
+
+def test_a_message_of_another_content_type_is_not_valid(
+    example: ModuleType, ended: dict[str, Any],
+) -> None:
+    [validator] = example.validators(example.SCHEMAS, "", ["calls"]).values()
+    current = [("content-type", b"application/cloudevents+json; charset=UTF-8")]
+    assert example.problems(_record(ended, current), validator) == []
+    avro = [("content-type", b"application/avro")]
+    assert example.problems(_record(ended, avro), validator) == [
+        "content-type 'application/avro' is not a CloudEvent"]
 
 
 def test_the_example_imports_nothing_of_dialtone() -> None:

@@ -21,6 +21,7 @@ SCHEMA_DEFINED = ("initiated", "routed", "ringing", "answered", "held", "resumed
 SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "docs/schemas/dialtone.calls.v1.schema.json").read_text()
 )
+FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER  # uuid, date-time: checked too
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def _call_centre_call(service: CallService, t0: datetime) -> None:
 def test_every_call_event_validates_against_the_topic_schema(
     published: list[dict[str, object]],
 ) -> None:
-    validator = jsonschema.Draft202012Validator(SCHEMA)
+    validator = jsonschema.Draft202012Validator(SCHEMA, format_checker=FORMATS)
     types = {str(e["type"]).split(".")[2] for e in published}
     assert types == set(SCHEMA_DEFINED)
     for event in published:
@@ -72,7 +73,7 @@ def _closed(schema: object) -> object:
 
 
 def test_every_published_field_is_documented(published: list[dict[str, object]]) -> None:
-    validator = jsonschema.Draft202012Validator(_closed(SCHEMA))
+    validator = jsonschema.Draft202012Validator(_closed(SCHEMA), format_checker=FORMATS)
     for event in published:
         assert [e.message for e in validator.iter_errors(event)] == [], event["type"]
 
@@ -103,6 +104,22 @@ def test_sequence_is_a_zero_padded_position_that_sorts_as_a_string(
     assert [int(s) for s in sequences] == [EventEnvelope.from_cloudevent(e).position
                                            for e in published]
     assert format_sequence(9) < format_sequence(10)  # where str(9) > str(10)
+
+
+@pytest.mark.parametrize("old", ["1874", "1", "00000000000000001874"])
+def test_a_message_published_before_the_sequence_was_padded_validates(
+    published: list[dict[str, object]], old: str,
+) -> None:
+    """The topics retain v1 messages from before 2026-12-02, whose sequence is unpadded."""
+    jsonschema.validate({**published[0], "sequence": old}, SCHEMA, format_checker=FORMATS)
+
+
+@pytest.mark.parametrize("bad", ["", "000000000000000018740", "12a", 1874])
+def test_a_sequence_the_relay_never_published_is_refused(
+    published: list[dict[str, object]], bad: object,
+) -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**published[0], "sequence": bad}, SCHEMA)
 
 
 @pytest.mark.parametrize("old", [1874, "1874", "00000000000000001874"])

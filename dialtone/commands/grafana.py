@@ -6,6 +6,9 @@
   folder if missing and saves each dashboard with ``overwrite`` (same uid, new
   version), so running it again changes nothing but the version. It warns when
   the Grafana lacks a datasource uid the panels read.
+- ``reader`` creates (or updates) the database role Grafana's PostgreSQL
+  datasource logs in as, which reads the dashboards' tables only
+  (dialtone/grafana/reader.py); its password from DIALTONE_GRAFANA_DB_PASSWORD.
 """
 
 from __future__ import annotations
@@ -14,11 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import click
+import psycopg
 from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaClientError
 
+from dialtone.database import resolve_dsn
 from dialtone.grafana import files
 from dialtone.grafana.dashboards import POSTGRES, PROMETHEUS, render
+from dialtone.grafana.reader import DASHBOARD_TABLES, DEFAULT_ROLE, TENANT_COLUMNS, grant_reader
+from dialtone.settings import Settings
 
 DEFAULT_FOLDER_UID = "dialtone"
 
@@ -118,3 +125,22 @@ def push(url: str, token: str | None, user: str | None, password: str | None,
                    err=True)
     for answer in push_dashboards(api, folder_uid, folder_title):
         click.echo(f"{answer.get('uid')}\tversion {answer.get('version')}\t{answer.get('url')}")
+
+
+@command.command("reader")
+@click.option("--role", default=DEFAULT_ROLE, show_default=True,
+              help="The login role Grafana's PostgreSQL datasource uses.")
+@click.option("--password", envvar="DIALTONE_GRAFANA_DB_PASSWORD", default=None,
+              help="Its password (DIALTONE_GRAFANA_DB_PASSWORD; prefer the variable: an "
+                   "argument shows in the process list).")
+@click.pass_context
+def reader(ctx: click.Context, role: str, password: str | None) -> None:
+    """Create or update the read-only role for Grafana (run after `dialtone migrate`):
+    SELECT on the tables the dashboards read, nothing else (idempotent)."""
+    if not password:
+        raise click.UsageError("set DIALTONE_GRAFANA_DB_PASSWORD to the role's password")
+    settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings()
+    with psycopg.connect(resolve_dsn(settings), autocommit=False) as conn:
+        grant_reader(conn, role, password)
+    click.echo(f"role {role} reads {', '.join(DASHBOARD_TABLES)} and "
+               f"tenants ({', '.join(TENANT_COLUMNS)}), nothing else")

@@ -9,7 +9,6 @@ SQL reads the hypertables of the TimescaleDB path."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -36,24 +35,11 @@ from tests.fixtures.callcentre import (
     router,
     wait_for,
 )
+from tests.fixtures.grafana import grafana_sql
 from tests.fixtures.sip import StartWorker
 
 pytestmark = pytest.mark.sip
 __all__ = ["centre", "phone", "router"]  # fixtures used by name
-
-
-def grafana_sql(sql: str, start: datetime, end: datetime, tenants: list[str]) -> str:
-    """The query as Grafana's PostgreSQL datasource sends it: $__timeFilter(column)
-    becomes a BETWEEN on the dashboard's range (RFC 3339, UTC), and the multi-value
-    $tenant variable a comma-separated list of quoted values."""
-    def rfc3339(moment: datetime) -> str:
-        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-    sql = re.sub(r"\$__timeFilter\(([^)]+)\)",
-                 lambda m: f"{m[1]} BETWEEN '{rfc3339(start)}' AND '{rfc3339(end)}'", sql)
-    sql = sql.replace("$tenant", ",".join(f"'{t}'" for t in tenants))
-    assert "$" not in sql, f"a Grafana macro or variable this test does not expand: {sql}"
-    return sql
 
 
 def run(database_url: str, query: Query, tenants: tuple[str, ...] = ("default",)) -> Any:

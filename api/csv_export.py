@@ -2,6 +2,12 @@
 
 Cells: empty for NULL, ISO 8601 for timestamps, compact JSON for lists and
 objects (agents, transfers), so every cell parses back unambiguously.
+
+A text cell a spreadsheet would take for a formula is written as text, with a
+leading apostrophe (OWASP's advice on CSV injection): one that starts with ``=``,
+``@``, a tab or a carriage return, or with ``+`` or ``-`` and is not a plain number.
+Callers' numbers and SIP Call-IDs come from whoever places a call, so
+``=HYPERLINK(...)`` can arrive as a caller; ``+3225550100`` stays as it is.
 """
 
 from __future__ import annotations
@@ -9,11 +15,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 CSV_MEDIA_TYPE = "text/csv"
+_FORMULA_START = ("=", "@", "\t", "\r")
+_SIGNED_NUMBER = re.compile(r"[+-][0-9.]+")
 
 
 def cell(value: Any) -> Any:
@@ -23,6 +32,16 @@ def cell(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, list | dict):
         return json.dumps(value, separators=(",", ":"), default=str)
+    if isinstance(value, str):
+        return as_text(value)
+    return value
+
+
+def as_text(value: str) -> str:
+    """``value``, with an apostrophe first if a spreadsheet would read it as a formula."""
+    if value.startswith(_FORMULA_START) or (
+            value.startswith(("+", "-")) and not _SIGNED_NUMBER.fullmatch(value)):
+        return "'" + value
     return value
 
 

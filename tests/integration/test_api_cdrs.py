@@ -232,6 +232,17 @@ def test_csv_cells_parse_back_to_the_stored_values(client, database_url):
     assert int(parsed["sip_status"]) == 200
 
 
+@pytest.mark.parametrize("caller", ['=HYPERLINK("http://evil.example/x","click")',
+                                    "@SUM(1+1)", "+1+cmd|' /C calc'!A0", "-2+3", "\t=1"])
+def test_a_caller_a_spreadsheet_would_run_as_a_formula_is_written_as_text(
+        client, database_url, caller):
+    """A caller's number is what its SIP From says: ``=HYPERLINK(...)`` is a valid one."""
+    insert_cdrs(database_url, [cdr_row(T0, caller=caller, sip_call_id=caller)])
+    [parsed] = parse_csv(client.get("/v1/cdrs", params=DAY,
+                                    headers={"Accept": "text/csv"}).text)
+    assert (parsed["caller"], parsed["sip_call_id"]) == ("'" + caller, "'" + caller)
+
+
 def test_csv_honours_filters_and_paging(client, database_url, many):
     busy = cdr_row(T0 + timedelta(hours=2), disposition="busy")
     insert_cdrs(database_url, [busy])

@@ -30,7 +30,7 @@ from click.testing import CliRunner
 from prometheus_client import PROCESS_COLLECTOR
 
 from dialtone.commands import grafana
-from dialtone.grafana import dashboards, files
+from dialtone.grafana import dashboards, files, reader
 from tests.integration.test_alert_rules import exported_series, promtool
 from tests.integration.test_compose_file import COMPOSE_FILE, run_compose
 
@@ -292,7 +292,7 @@ def test_write_check_fails_while_a_dashboard_is_stale(tmp_path: Path) -> None:
 
 def test_compose_grafana_provisions_the_generated_files_and_reads_the_projections() -> None:
     result = run_compose(COMPOSE_FILE, "config", "--format", "json",
-                      variables={"POSTGRES_PASSWORD": "pg-from-env-123"})
+                      variables={"GRAFANA_DB_PASSWORD": "pg-from-env-123"})
     assert result.returncode == 0, result.stderr
     services = json.loads(result.stdout)["services"]
     grafana_service = services["grafana"]
@@ -308,9 +308,16 @@ def test_compose_grafana_provisions_the_generated_files_and_reads_the_projection
     assert postgres["type"] == dashboards.POSTGRES.type_val
     database = services["timescaledb"]["environment"]
     assert postgres["url"] == "timescaledb:5432"
+    # The read-only role the grafana-reader service makes with the same password
+    # (dialtone/grafana/reader.py), not the database owner.
     assert (postgres["user"], postgres["jsonData"]["database"]) == (
-        database["POSTGRES_USER"], database["POSTGRES_DB"])
+        reader.DEFAULT_ROLE, database["POSTGRES_DB"])
+    assert services["grafana-reader"]["command"] == ["grafana", "reader"]
+    assert services["grafana-reader"]["environment"][
+        "DIALTONE_GRAFANA_DB_PASSWORD"] == "pg-from-env-123"
     # Grafana expands $VARIABLE in provisioning files from its own environment.
     variable = postgres["secureJsonData"]["password"].removeprefix("$")
     assert grafana_service["environment"][variable] == "pg-from-env-123"
     assert grafana_service["depends_on"]["timescaledb"]["condition"] == "service_healthy"
+    assert grafana_service["depends_on"]["grafana-reader"]["condition"] == \
+        "service_completed_successfully"

@@ -8,8 +8,9 @@ Three levels, for /healthz:
   subscription), or a stalled projection. (An unreachable database is the 503
   problem every route gives.)
 - ``degraded`` (200): everything runs, but an operator should look: projections
-  parked events, or a replica's heartbeat is stale while another instance of
-  its service runs (below).
+  parked events, calls have waited longer than the stall threshold for an
+  earlier event (their CDRs stop at the gap), or a replica's heartbeat is stale
+  while another instance of its service runs (below).
 - ``ok`` (200).
 
 Replicas and singletons. A process that several interchangeable copies may run
@@ -55,7 +56,7 @@ from api.schemas.health import (
     SourceLagPublic,
 )
 from application.heartbeats import named_after_host
-from projections import callcentre, calls
+from projections import call_events, callcentre, calls
 
 STORE_PREFIX = "store:"  # in-process sources: store:<application name>
 KAFKA_PREFIX = "kafka:"  # a Faust batch that spanned partitions: kafka:<t>:<p>,<t>:<p>
@@ -149,8 +150,13 @@ async def projection_lag(conn: asyncpg.Connection, config: HealthConfig,
             advanced_at=row["updated_at"], seconds_since_advance=row["seconds_since_advance"],
             parked=None if parked is None else parked.get(
                 (group_of.get(row["projection"], row["projection"]), row["source"]), 0)))
-    return [_summary(projection, app, sources, heads, config, watch)
-            for (projection, app), sources in by_projection.items()]
+    lag = [_summary(projection, app, sources, heads, config, watch)
+           for (projection, app), sources in by_projection.items()]
+    waiting = await queries.waiting_calls(conn)
+    if waiting is None:
+        return lag
+    return [p.model_copy(update={"waiting_calls": waiting[0], "oldest_waiting_s": waiting[1]})
+            if p.projection == call_events.NAME else p for p in lag]
 
 
 def _summary(projection: str, app: str | None, sources: Sequence[SourceLagPublic],
@@ -256,6 +262,11 @@ def judge(listed: Sequence[ServiceHealthPublic], lag: Sequence[ProjectionLagPubl
     parked = sum(p.parked or 0 for p in lag if p.projection not in members)
     if parked:
         warnings.append(f"{parked} events parked by projections (GET /v1/projections)")
+    warnings += [f"{p.waiting_calls} calls wait in {p.projection} for an earlier event, the "
+                 f"oldest for {p.oldest_waiting_s:.0f} s: their CDRs stop there until it comes "
+                 "(a parked event, or one not delivered; GET /v1/projections)"
+                 for p in lag if p.waiting_calls and p.oldest_waiting_s is not None
+                 and p.oldest_waiting_s > config.stall_after_s]
     status: Literal["ok", "degraded", "failing"] = (
         "failing" if problems else "degraded" if warnings else "ok")
     return HealthPublic(status=status, problems=problems + warnings, services=list(listed),

@@ -112,6 +112,7 @@ class LagFigure:
     seconds: float
     position: int
     parked: int
+    waiting_calls: int | None = None  # call_events only (call_projection_gaps)
 
 
 @dataclass(frozen=True)
@@ -159,13 +160,18 @@ def _lag_families(lag: Iterable[LagFigure]) -> Iterator[Metric]:
     parked = GaugeMetricFamily("dialtone_projection_parked_events", "Events a projection "
                                "could not apply and parked in projection_dead_letters "
                                "(it went on past them).", labels=labels)
+    waiting = GaugeMetricFamily("dialtone_projection_waiting_calls", "Calls whose later "
+                                "events wait for an earlier one not yet applied (call_events "
+                                "only): their CDRs stop at the gap.", labels=labels)
     for figure in lag:
         values = [figure.projection, figure.application]
         events.add_metric(values, figure.events_behind)
         seconds.add_metric(values, figure.seconds)
         position.add_metric(values, figure.position)
         parked.add_metric(values, figure.parked)
-    yield from (events, seconds, position, parked)
+        if figure.waiting_calls is not None:
+            waiting.add_metric(values, figure.waiting_calls)
+    yield from (events, seconds, position, parked, waiting)
 
 
 # Each family's name after dialtone_queue_calls_ is its QueueGauges field.
@@ -233,7 +239,7 @@ async def _read_platform(pool: asyncpg.Pool, config: HealthConfig, watch: StallW
     SNAPSHOT.required = required(config, webhooks_active=webhooks_active)
     SNAPSHOT.lag = [LagFigure(p.projection, p.application, p.events_behind or 0,
                               p.seconds_since_advance if p.events_behind else 0.0, p.position,
-                              p.parked or 0)
+                              p.parked or 0, p.waiting_calls)
                     for p in lag if p.application is not None]
     SNAPSHOT.queues = [QueueGauges(**dict(r)) for r in rows]
 

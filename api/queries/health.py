@@ -46,6 +46,17 @@ async def webhooks_active(conn: asyncpg.Connection) -> bool:
         "SELECT EXISTS (SELECT 1 FROM webhook_subscriptions WHERE status = 'active')"))
 
 
+async def waiting_calls(conn: asyncpg.Connection) -> tuple[int, float | None] | None:
+    """Calls waiting for an earlier event (call_projection_gaps), and the oldest's wait
+    in seconds; None before that table exists."""
+    if await missing_tables(conn, ["call_projection_gaps"]):
+        return None
+    row = await conn.fetchrow("SELECT count(*)::bigint AS calls, extract(epoch FROM now()"
+                              " - min(since))::float8 AS oldest FROM call_projection_gaps")
+    assert row is not None
+    return int(row["calls"]), row["oldest"]
+
+
 async def parked(conn: asyncpg.Connection) -> dict[tuple[str, str], int] | None:
     """Parked events per (projection group, source); None before that table exists."""
     if await missing_tables(conn, ["projection_dead_letters"]):

@@ -65,6 +65,12 @@ class ProjectionLagPublic(BaseModel):
     stalled: bool = Field(description="Behind, and not advancing for longer than the stall "
                           "threshold.")
     parked: int | None
+    waiting_calls: int | None = Field(
+        default=None, description="call_events only: calls whose later events wait for an "
+        "earlier one not yet applied (call_projection_gaps); their CDR and live row stop "
+        "at the gap until it comes. Null for other projections.")
+    oldest_waiting_s: float | None = Field(
+        default=None, description="Seconds the longest of those calls has waited (null: none).")
     sources: list[SourceLagPublic]
 
 
@@ -79,8 +85,9 @@ class HealthPublic(BaseModel):
     status: Literal["ok", "degraded", "failing"] = Field(
         description="`failing` (answered with 503): a stale service (a replica only when no "
         "other instance of its service runs), a required service not running, or a stalled "
-        "projection. `degraded`: events parked by projections, or a replica stale while "
-        "another instance of its service runs.")
+        "projection. `degraded`: events parked by projections, calls waiting longer than "
+        "the stall threshold for an earlier event, or a replica stale while another instance "
+        "of its service runs.")
     database: Literal["ok"] = "ok"
     problems: list[str] = Field(description="Why the status is not `ok`, for a human.")
     services: list[ServiceHealthPublic]

@@ -225,9 +225,11 @@ INFRASTRUCTURE: dict[str, list[tuple[str, str]]] = {
     "Projection lag (events)": [
         ("max by (projection, application) (dialtone_projection_lag_events)",
          "{{projection}} ({{application}})")],
-    "Parked events": [
+    "Parked events, calls waiting": [
         ("max by (projection, application) (dialtone_projection_parked_events)",
-         "{{projection}} ({{application}})")],
+         "parked {{projection}} ({{application}})"),
+        ("max by (projection, application) (dialtone_projection_waiting_calls)",
+         "calls waiting for an earlier event {{projection}} ({{application}})")],
     "Database reachable": [("max(dialtone_database_up)", "database up")],
     "Targets up": [(f'up{{job=~"{"|".join(SCRAPED_SERVICES)}"}}', "{{job}} {{instance}}")],
     "Event append p99": [
@@ -339,7 +341,7 @@ UNITS = {
     "RTP loss": "percentunit", "MOS": "none", "Requests by route and status": "reqps",
     "5xx ratio": "percentunit", "Latency p99 by route": "s", "Relay lag": "short",
     "Projection lag (seconds behind)": "s", "Projection lag (events)": "short",
-    "Parked events": "short", "Database reachable": "bool_yes_no", "Targets up": "bool_yes_no",
+    "Parked events, calls waiting": "short", "Database reachable": "bool_yes_no", "Targets up": "bool_yes_no",
     "Event append p99": "s", "Events projected by the workers": "ops",
     "Events appended and published": "ops", "Worker batch p99": "s",
     "Worker poison messages (.dlq)": "ops", "Loop steps": "ops", "Loop failures": "ops",

@@ -100,8 +100,12 @@ class InvalidName(IdentityError):  # noqa: N818 - reads as the outcome
     """A username or account name outside NAME_PATTERN."""
 
 
+def is_name(name: str) -> bool:
+    return re.fullmatch(NAME_PATTERN, name) is not None
+
+
 def check_name(name: str, what: str) -> None:
-    if not re.fullmatch(NAME_PATTERN, name):
+    if not is_name(name):
         raise InvalidName(f"a {what} is 1-64 letters, digits and . _ @ -, starting with a "
                           f"letter or digit: {name!r} is not")
 

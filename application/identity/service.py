@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
 
 import asyncpg
 
@@ -20,6 +21,7 @@ from application.identity import store
 from application.identity.credentials import (
     API_KEY_PREFIX,
     REFRESH_PREFIX,
+    OpaqueSecret,
     digest_matches,
     hash_password,
     new_secret,
@@ -35,9 +37,12 @@ from application.identity.model import (
     User,
     WeakPassword,
     check_name,
+    is_name,
 )
 from application.identity.settings import AuthSettings
 from application.identity.store import AuditEntry
+
+_AUDITED_NAME = 64  # characters of the attempted username a login's audit row keeps
 
 Connect = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
 """Hands out a pooled connection (the API's `acquire(pool)`)."""
@@ -49,12 +54,14 @@ async def login(connect: Connect, username: str, password: str, settings: AuthSe
 
     An unknown username costs one argon2 verification too (against a dummy
     hash) and counts towards a lockout like a known one, so neither the answer
-    nor its time tells whether the user exists. No connection is held while
+    nor its time tells whether the user exists. The attempt is counted before
+    argon2 runs, in one statement, so parallel guesses get no more than the
+    quota verified; a success takes its count back. No connection is held while
     argon2 works (tens of ms of CPU), so logins cannot starve the pool."""
-    if "\x00" in username:  # no user has one (PostgreSQL text cannot hold it): nothing to look up
-        raise AuthenticationFailed("incorrect username or password")
+    if not is_name(username):
+        return await _refuse_impossible_name(connect, username, password, request_id)
     async with connect() as conn:
-        locked = await store.locked_for(conn, username)
+        locked = await store.count_attempt(conn, username, settings)
         if locked > 0:
             await _audit_login(conn, request_id, None, "locked", username)
             raise LockedOut(math.ceil(locked))
@@ -63,7 +70,6 @@ async def login(connect: Connect, username: str, password: str, settings: AuthSe
     matches = await asyncio.to_thread(verify_password, stored_hash, password)
     async with connect() as conn:
         if user is None or not matches or user.disabled:
-            await store.record_failure(conn, username, settings)
             await _audit_login(conn, request_id, user, "denied", username)
             raise AuthenticationFailed("incorrect username or password")
         await store.clear_failures(conn, username)
@@ -71,20 +77,39 @@ async def login(connect: Connect, username: str, password: str, settings: AuthSe
     return user
 
 
+async def _refuse_impossible_name(connect: Connect, username: str, password: str,
+                                  request_id: str) -> NoReturn:
+    """A name no user can have (NAME_PATTERN): refused as an unknown one, after the same
+    argon2 time, without counting it (an 8 kB name fits no index, a NUL no text)."""
+    await asyncio.to_thread(verify_password, None, password)
+    async with connect() as conn:
+        await _audit_login(conn, request_id, None, "denied", username)
+    raise AuthenticationFailed("incorrect username or password")
+
+
+def _shown(username: str) -> str:
+    """The username as the audit row keeps it: bounded, and text jsonb can hold."""
+    name = username.replace("\x00", "\ufffd")
+    return name if len(name) <= _AUDITED_NAME else name[:_AUDITED_NAME] + "\u2026"
+
+
 async def _audit_login(conn: asyncpg.Connection, request_id: str, user: User | None,
                        outcome: str, username: str) -> None:
     await store.record_audit(conn, AuditEntry(
         action="auth.login", outcome=outcome, request_id=request_id,
         actor=str(user.id) if user else None, actor_kind="user" if user else "anonymous",
-        tenant=user.tenant if user else None, detail={"username": username}))
+        tenant=user.tenant if user else None, detail={"username": _shown(username)}))
 
 
 async def issue_refresh(conn: asyncpg.Connection, user_id: uuid.UUID, settings: AuthSettings,
-                        family: uuid.UUID | None = None) -> str:
-    """A new refresh token for the user (in `family`, or a new one for a fresh login)."""
+                        parent: store.RefreshUse | None = None) -> str:
+    """A new refresh token for the user: of a new family for a fresh login, or the next of
+    `parent`'s family. A family ends `refresh_ttl_s` after its login, whatever it renews:
+    refreshing never stretches a session."""
     secret = new_secret(REFRESH_PREFIX)
-    await store.insert_refresh(conn, secret.id, user_id, family or uuid.uuid4(), secret.digest,
-                               settings.refresh_ttl_s)
+    await store.insert_refresh(conn, secret.id, user_id,
+                               parent.family if parent else uuid.uuid4(), secret.digest,
+                               parent.expires_at if parent else None, settings.refresh_ttl_s)
     return secret.text
 
 
@@ -101,11 +126,25 @@ async def refresh(conn: asyncpg.Connection, token: str, settings: AuthSettings,
     """Trade a refresh token for the next one of its family.
 
     A token presented a second time means it leaked (or the client replayed it):
-    its whole family is revoked, so both holders must log in again."""
+    its whole family is revoked, so both holders must log in again. Only a token
+    whose secret matches is marked used: knowing a token's id (not a secret) lets
+    nobody burn it. Every refusal is audited, an unknown or forged token too."""
     parsed = parse_secret(token, REFRESH_PREFIX)
-    use = await store.use_refresh(conn, parsed.id) if parsed else None
-    if parsed is None or use is None or not digest_matches(parsed.secret, use.digest):
+    async with conn.transaction():  # the token's row stays locked from its check to its use
+        renewed = await _rotate(conn, parsed, settings, request_id)
+    if renewed is None:
         raise AuthenticationFailed("invalid refresh token")
+    return renewed
+
+
+async def _rotate(conn: asyncpg.Connection, parsed: OpaqueSecret | None, settings: AuthSettings,
+                  request_id: str) -> Refreshed | None:
+    """The next token of `parsed`'s family, or None (refused); audited either way."""
+    use = await store.lock_refresh(conn, parsed.id) if parsed else None
+    if parsed is None or use is None or not digest_matches(parsed.secret, use.digest):
+        await _audit_refresh(conn, request_id, "denied", None, None)
+        return None
+    await store.mark_refresh_used(conn, parsed.id)
     state = await store.user_state(conn, use.user_id)
     outcome = "ok"
     if not use.first_use:
@@ -113,13 +152,19 @@ async def refresh(conn: asyncpg.Connection, token: str, settings: AuthSettings,
         outcome = "replayed"
     elif not use.valid or state is None or not state.active:
         outcome = "denied"
-    await store.record_audit(conn, AuditEntry(
-        action="auth.refresh", outcome=outcome, request_id=request_id, actor=str(use.user_id),
-        actor_kind="user", tenant=state.tenant if state else None))
+    await _audit_refresh(conn, request_id, outcome, use.user_id, state.tenant if state else None)
     if outcome != "ok" or state is None:
-        raise AuthenticationFailed("invalid refresh token")
-    new_token = await issue_refresh(conn, use.user_id, settings, use.family)
+        return None
+    new_token = await issue_refresh(conn, use.user_id, settings, use)
     return Refreshed(use.user_id, state.tenant, state.role, new_token)
+
+
+async def _audit_refresh(conn: asyncpg.Connection, request_id: str, outcome: str,
+                         user_id: uuid.UUID | None, tenant: str | None) -> None:
+    await store.record_audit(conn, AuditEntry(
+        action="auth.refresh", outcome=outcome, request_id=request_id,
+        actor=str(user_id) if user_id else None, actor_kind="user" if user_id else "anonymous",
+        tenant=tenant))
 
 
 async def log_out(conn: asyncpg.Connection, token: str, request_id: str) -> bool:
@@ -127,11 +172,11 @@ async def log_out(conn: asyncpg.Connection, token: str, request_id: str) -> bool
     revoked, so no copy of it renews anything; audited as `auth.logout`. False when
     the token is none of ours (nothing to end)."""
     parsed = parse_secret(token, REFRESH_PREFIX)
-    held = await store.held_refresh(conn, parsed.id) if parsed else None
-    if parsed is None or held is None or not digest_matches(parsed.secret, held.digest):
-        return False
-    state = await store.user_state(conn, held.user_id)
     async with conn.transaction():
+        held = await store.lock_refresh(conn, parsed.id) if parsed else None
+        if parsed is None or held is None or not digest_matches(parsed.secret, held.digest):
+            return False
+        state = await store.user_state(conn, held.user_id)
         await store.revoke_family(conn, held.family)
         await store.record_audit(conn, AuditEntry(
             action="auth.logout", outcome="ok", request_id=request_id,

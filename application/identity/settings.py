@@ -15,7 +15,9 @@ class AuthSettings(BaseSettings):
     issuer: str = "dialtone"
     audience: str = "dialtone-api"
     access_ttl_s: int = Field(default=900, gt=0, description="Access token lifetime.")
-    refresh_ttl_s: int = Field(default=8 * 3600, gt=0, description="Refresh token lifetime.")
+    refresh_ttl_s: int = Field(
+        default=8 * 3600, gt=0, description="How long a login's refresh tokens last, counted "
+        "from the login: a refresh never extends it.")
     lockout_failures: int = Field(default=5, gt=0, description="Failed logins that lock.")
     lockout_window_s: int = Field(default=300, gt=0, description="Window the failures count in.")
     lockout_s: int = Field(default=60, gt=0, description="How long a username stays locked.")

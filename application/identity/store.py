@@ -100,8 +100,15 @@ async def _revoke_refresh_tokens(conn: asyncpg.Connection, username: str,
 
 async def set_password(conn: asyncpg.Connection, username: str, tenant: str | None,
                        password_hash: str) -> bool:
-    return await _update_user(conn, username, tenant,
-                              "password_hash = $3, password_changed_at = now()", password_hash)
+    """A new password ends the user's sessions: a refresh token taken with the old one
+    (by whoever learnt it) renews nothing."""
+    async with conn.transaction():
+        found = await _update_user(conn, username, tenant,
+                                   "password_hash = $3, password_changed_at = now()",
+                                   password_hash)
+        if found:
+            await _revoke_refresh_tokens(conn, username, tenant)
+    return found
 
 
 async def set_user_device(conn: asyncpg.Connection, username: str, tenant: str | None,
@@ -204,11 +211,12 @@ async def revoke_key(conn: asyncpg.Connection, key_id: str, tenant: str | None) 
 # --- refresh tokens ----------------------------------------------------------------------
 
 async def insert_refresh(conn: asyncpg.Connection, token_id: str, user_id: UUID, family: UUID,
-                         digest: bytes, ttl_s: int) -> None:
+                         digest: bytes, expires_at: datetime | None, ttl_s: int) -> None:
+    """A refresh token ending at `expires_at` (its family's end), or in `ttl_s` when None."""
     await conn.execute(
         "INSERT INTO refresh_tokens (token_id, user_id, family, secret_hash, expires_at) "
-        "VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
-        token_id, user_id, family, digest, float(ttl_s))
+        "VALUES ($1, $2, $3, $4, coalesce($5::timestamptz, now() + make_interval(secs => $6)))",
+        token_id, user_id, family, digest, expires_at, float(ttl_s))
 
 
 @dataclass(frozen=True)
@@ -220,36 +228,25 @@ class RefreshUse:
     digest: bytes
     first_use: bool
     valid: bool  # not expired, not revoked
+    expires_at: datetime
 
 
-async def use_refresh(conn: asyncpg.Connection, token_id: str) -> RefreshUse | None:
-    """Mark the token used, atomically, and say whether this was its first use."""
+async def lock_refresh(conn: asyncpg.Connection, token_id: str) -> RefreshUse | None:
+    """The token, its row locked until the caller's transaction ends, so that checking
+    its secret and marking it used (`mark_refresh_used`) are one step."""
     row = await conn.fetchrow(
-        "WITH old AS (SELECT token_id, used_at FROM refresh_tokens WHERE token_id = $1 "
-        "FOR UPDATE) "
-        "UPDATE refresh_tokens r SET used_at = coalesce(r.used_at, now()) FROM old "
-        "WHERE r.token_id = old.token_id RETURNING r.user_id, r.family, r.secret_hash, "
-        "old.used_at IS NULL AS first_use, "
-        "r.revoked_at IS NULL AND r.expires_at > now() AS valid", token_id)
+        "SELECT user_id, family, secret_hash, used_at IS NULL AS first_use, "
+        "revoked_at IS NULL AND expires_at > now() AS valid, expires_at "
+        "FROM refresh_tokens WHERE token_id = $1 FOR UPDATE", token_id)
     if row is None:
         return None
     return RefreshUse(row["user_id"], row["family"], bytes(row["secret_hash"]),
-                      row["first_use"], row["valid"])
+                      row["first_use"], row["valid"], row["expires_at"])
 
 
-@dataclass(frozen=True)
-class RefreshHeld:
-    """A refresh token looked up without using it (a logout)."""
-
-    user_id: UUID
-    family: UUID
-    digest: bytes
-
-
-async def held_refresh(conn: asyncpg.Connection, token_id: str) -> RefreshHeld | None:
-    row = await conn.fetchrow("SELECT user_id, family, secret_hash FROM refresh_tokens "
-                              "WHERE token_id = $1", token_id)
-    return RefreshHeld(row["user_id"], row["family"], bytes(row["secret_hash"])) if row else None
+async def mark_refresh_used(conn: asyncpg.Connection, token_id: str) -> None:
+    await conn.execute("UPDATE refresh_tokens SET used_at = coalesce(used_at, now()) "
+                       "WHERE token_id = $1", token_id)
 
 
 async def revoke_family(conn: asyncpg.Connection, family: UUID) -> None:
@@ -259,36 +256,42 @@ async def revoke_family(conn: asyncpg.Connection, family: UUID) -> None:
 
 # --- failed logins -----------------------------------------------------------------------
 
-async def locked_for(conn: asyncpg.Connection, username: str) -> float:
-    """Seconds `username` stays locked (0 when it is not)."""
+# The attempt's count: the window's count plus one, or 1 when the window is over.
+_STALE = "f.window_start < now() - make_interval(secs => $2)"
+_COUNT = f"CASE WHEN {_STALE} THEN 1 ELSE f.failures + 1 END"
+_LOCKS = f"{_COUNT} >= $3"  # this attempt uses the last of the quota
+
+
+async def count_attempt(conn: asyncpg.Connection, username: str,
+                        settings: AuthSettings) -> float:
+    """Count a login attempt before its password is checked: 0 to go on, else the
+    seconds `username` stays locked (the attempt is refused, and not counted).
+
+    One statement, under the row's lock, so parallel attempts each see the others'
+    counts. The attempt that uses the last of the quota starts the lock itself,
+    so none after it is verified whatever its outcome; a success then clears it
+    (`clear_failures`). The lock starts a fresh window: after it, the username
+    gets its full quota again."""
+    counted = await conn.fetchval(
+        f"""
+        INSERT INTO login_failures AS f (username, failures, window_start, locked_until)
+        VALUES ($1, CASE WHEN $3 <= 1 THEN 0 ELSE 1 END, now(),
+                CASE WHEN $3 <= 1 THEN now() + make_interval(secs => $4) END)
+        ON CONFLICT (username) DO UPDATE SET
+            failures = CASE WHEN {_LOCKS} THEN 0 ELSE {_COUNT} END,
+            window_start = CASE WHEN {_LOCKS} OR {_STALE} THEN now() ELSE f.window_start END,
+            locked_until = CASE WHEN {_LOCKS} THEN now() + make_interval(secs => $4) END
+        WHERE f.locked_until IS NULL OR f.locked_until <= now()
+        RETURNING true
+        """,  # noqa: S608 - the fragments are constants of this module
+        username, float(settings.lockout_window_s), settings.lockout_failures,
+        float(settings.lockout_s))
+    if counted:
+        return 0.0
     value = await conn.fetchval(
         "SELECT extract(epoch FROM locked_until - now()) FROM login_failures "
-        "WHERE username = $1 AND locked_until > now()", username)
-    return float(value or 0.0)
-
-
-async def record_failure(conn: asyncpg.Connection, username: str,
-                         settings: AuthSettings) -> float:
-    """Count a failed login; the seconds of lock it started (0 when none)."""
-    value = await conn.fetchval(
-        """
-        INSERT INTO login_failures AS f (username, failures, window_start)
-        VALUES ($1, 1, now())
-        ON CONFLICT (username) DO UPDATE SET
-            failures = CASE WHEN f.window_start < now() - make_interval(secs => $2)
-                            THEN 1 ELSE f.failures + 1 END,
-            window_start = CASE WHEN f.window_start < now() - make_interval(secs => $2)
-                                THEN now() ELSE f.window_start END
-        RETURNING failures
-        """, username, float(settings.lockout_window_s))
-    if int(value) < settings.lockout_failures:
-        return 0.0
-    # The lock starts a fresh window: after it, the account gets its full quota again.
-    await conn.execute(
-        "UPDATE login_failures SET failures = 0, window_start = now(), "
-        "locked_until = now() + make_interval(secs => $2) WHERE username = $1",
-        username, float(settings.lockout_s))
-    return float(settings.lockout_s)
+        "WHERE username = $1", username)
+    return max(float(value or 0.0), 1.0)  # a lock that ended meanwhile: retry in a second
 
 
 async def clear_failures(conn: asyncpg.Connection, username: str) -> None:

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx2
+from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
 from api.auth.authenticator import Authenticator
@@ -22,10 +23,12 @@ PASSWORD = "a long enough password"
 
 
 @contextmanager
-def auth_api(database_url: str, **settings: Any) -> Iterator[TestClient]:
-    """The real app; account state is re-read on every request unless `state_ttl_s` is given."""
+def auth_api(database_url: str, *, routers: tuple[APIRouter, ...] = (),
+             **settings: Any) -> Iterator[TestClient]:
+    """The real app with the auth routes (and `routers`); account state is re-read on
+    every request unless `state_ttl_s` is given."""
     settings.setdefault("state_ttl_s", 0)
-    with running_api(database_url, extra_routers=(auth_router,), role=None) as client:
+    with running_api(database_url, extra_routers=(auth_router, *routers), role=None) as client:
         client.app.state.auth = Authenticator(AuthSettings(**settings))  # type: ignore[attr-defined]
         yield client
 

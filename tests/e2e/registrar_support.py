@@ -49,13 +49,15 @@ def kamailio_db_url(dsn: str) -> str:
             f":{p.get('port') or 5432}/{p['dbname']}")
 
 
-async def provision(dsn: str, users: dict[str, str]) -> None:
+async def provision(dsn: str, users: dict[str, str], tenant: str = TENANT,
+                    domain: str = DOMAIN) -> None:
+    """The tenant, its SIP domain and its devices' credentials (HA1 only)."""
     conn = await asyncpg.connect(kamailio_db_url(dsn))
     try:
-        await ensure_tenant(conn, TENANT)
-        await sip_credentials.set_sip_domain(conn, TENANT, DOMAIN)
+        await ensure_tenant(conn, tenant)
+        await sip_credentials.set_sip_domain(conn, tenant, domain)
         for user, password in users.items():
-            await sip_credentials.create_credential(conn, TENANT, user, password)
+            await sip_credentials.create_credential(conn, tenant, user, password)
     finally:
         await conn.close()
 

@@ -17,12 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from application.callcentre import CallCentreService
-from application.identity import sip_credentials
-from application.identity.store import ensure_tenant
 from devtools.kamailio import Kamailio, start_kamailio
 from devtools.phones import phones
 from dialtone.commands.b2bua import spawn_worker
@@ -30,7 +27,7 @@ from dialtone.database import drop_database, ensure_database, eventsourcing_env,
 from dialtone.migrations import apply_migrations
 from domain.addressing import Target
 from domain.call import Call
-from tests.e2e.registrar_support import kamailio_db_url
+from tests.e2e.registrar_support import kamailio_db_url, provision
 from tests.fixtures.redis import RedisServer, fresh_db, redis_server  # noqa: F401
 from tests.fixtures.sip import (
     CallStore,
@@ -63,16 +60,6 @@ class Edge:
         return f"sip:127.0.0.1:{self.kamailio.port}"
 
 
-async def _provision(dsn: str) -> None:
-    conn = await asyncpg.connect(kamailio_db_url(dsn))
-    try:
-        await ensure_tenant(conn, TENANT)
-        await sip_credentials.set_sip_domain(conn, TENANT, DOMAIN)
-        await sip_credentials.create_credential(conn, TENANT, DEVICE, PASSWORD)
-    finally:
-        await conn.close()
-
-
 def _number(dsn: str) -> None:
     centre = CallCentreService(env=eventsourcing_env(dsn))
     try:
@@ -90,7 +77,7 @@ def edge(pg_admin_dsn: str, redis_server: RedisServer,  # noqa: F811 - the fixtu
     dsn = with_database(pg_admin_dsn, f"devices_{uuid.uuid4().hex[:16]}")
     ensure_database(dsn)
     apply_migrations(dsn)
-    asyncio.run(_provision(dsn))
+    asyncio.run(provision(dsn, {DEVICE: PASSWORD}, TENANT, DOMAIN))
     _number(dsn)
     uas_port, worker_port = free_udp_port(), free_udp_port()
     env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_LOG_LEVEL": "INFO",

@@ -22,16 +22,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import pytest
-from psycopg.conninfo import conninfo_to_dict
 
-from application.identity import sip_credentials
-from application.identity.store import ensure_tenant
 from devtools.kamailio import Kamailio, start_kamailio
 from dialtone.commands.b2bua import spawn_worker
 from dialtone.database import drop_database, ensure_database, with_database
 from dialtone.migrations import apply_migrations
+from tests.e2e.registrar_support import kamailio_db_url, provision
 from tests.fixtures.kamailio import StartProxy
 from tests.fixtures.redis import RedisServer, fresh_db, redis_server  # noqa: F401
 from tests.fixtures.sip import Sipp, SippResult, Worker, free_udp_port, route_to, wait_until
@@ -60,24 +57,6 @@ class Edge:
         return f"127.0.0.1:{self.kamailio.port}"
 
 
-def kamailio_db_url(dsn: str) -> str:
-    """A DSN as db_postgres's URL: postgres://user[:password]@host:port/db."""
-    p = conninfo_to_dict(dsn)
-    password = f":{p['password']}" if p.get("password") else ""
-    return (f"postgres://{p.get('user') or 'postgres'}{password}@{p.get('host') or '127.0.0.1'}"
-            f":{p.get('port') or 5432}/{p['dbname']}")
-
-
-async def _provision(dsn: str) -> None:
-    conn = await asyncpg.connect(kamailio_db_url(dsn))
-    try:
-        await ensure_tenant(conn, TENANT)
-        await sip_credentials.set_sip_domain(conn, TENANT, DOMAIN)
-        await sip_credentials.create_credential(conn, TENANT, USER, PASSWORD)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="module")
 def edge(pg_admin_dsn: str, redis_server: RedisServer,  # noqa: F811 - the fixture
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
@@ -85,7 +64,7 @@ def edge(pg_admin_dsn: str, redis_server: RedisServer,  # noqa: F811 - the fixtu
     dsn = with_database(pg_admin_dsn, f"edge_{uuid.uuid4().hex[:16]}")
     ensure_database(dsn)
     apply_migrations(dsn)
-    asyncio.run(_provision(dsn))
+    asyncio.run(provision(dsn, {USER: PASSWORD}, TENANT, DOMAIN))
     uas_port, worker_port = free_udp_port(), free_udp_port()
     env = {**os.environ, "DATABASE_URL": dsn, "DIALTONE_LOG_LEVEL": "INFO",
            "DIALTONE_DATA_DIR": str(work / "data")}

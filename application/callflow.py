@@ -9,7 +9,10 @@ Rules that span aggregates live here (each aggregate enforces its own):
 - an answered offer answers the call in the queue and withdraws every other
   ring of the same call (ring-all);
 - a missed offer puts the call back at the head of its band once no agent is
-  ringing for it any more;
+  ringing for it any more, and otherwise records on the queue that this agent
+  no longer rings: either way a miss writes the queue, so two misses of one
+  ring-all call racing each other conflict on its version, and the loser,
+  run again on what the winner wrote, is the last miss and requeues the call;
 - a call leaving the queue while ringing (abandon, overflow, transfer)
   withdraws its rings without counting misses;
 - a transfer or overflow to another queue enqueues the call there, marked as
@@ -82,7 +85,8 @@ def accept(unit: Unit, agent_id: UUID, call_id: UUID, at: datetime) -> None:
 
 def miss(unit: Unit, agent_id: UUID, call_id: UUID, at: datetime) -> None:
     """The agent let the offer ring out (or rejected it): one miss counted; the
-    call goes back to the head of its band when nobody else rings for it."""
+    call goes back to the head of its band when nobody else rings for it, and
+    the queue records the ring's end otherwise (see the module's rules)."""
     agent = unit.get(Agent, agent_id)
     queue_id = agent.current_queue_id
     agent.miss_offer(call_id, at)
@@ -93,7 +97,12 @@ def miss(unit: Unit, agent_id: UUID, call_id: UUID, at: datetime) -> None:
         ringing = queue.call(call_id).offered_to
     except CallNotQueued:
         return  # the call left meanwhile (its leaving withdrew the other rings)
-    if not _still_ringing(unit, [a for a in ringing if a != agent_id], call_id):
+    # The agents, not only the queue's list, say who still rings: a ring-all call
+    # whose other misses were recorded before the queue kept them (on the agents
+    # only) must still be requeued by its last one.
+    if _still_ringing(unit, [a for a in ringing if a != agent_id], call_id):
+        queue.miss(call_id, agent_id, at)
+    else:
         queue.requeue(call_id, at)
 
 

@@ -10,8 +10,9 @@ for why not an eventsourcing ProcessApplication). Each ``step``:
    becomes available (login, resume, offer missed or withdrawn, call ended
    with no wrap-up, wrap-up finished).
 2. ``sweep(now)``: offers whose deadline passed are missed (the agent's miss
-   is counted, the call goes back to the head of its band), wrap-ups that
-   are due finish, calls that waited past a queue's maximum overflow.
+   is counted, the call goes back to the head of its band, requeued calls in
+   arrival order), wrap-ups that are due finish, calls that waited past a
+   queue's maximum overflow.
 3. ``route(now)``: for each marked queue, ``select_offers`` (priority, then
    arrival; the queue's strategy picks agents); each offer reserves the
    agent(s) and records the ring(s) on the queue, all of the step's offers in
@@ -21,9 +22,10 @@ The reservation is the lock: two routers (or a router and a stale view)
 reserving the same agent both append the agent's next version, and the
 store refuses the second; the service re-runs it on fresh state, where the
 agent is no longer available, and it fails with ``IllegalTransition``. The
-queue then stays marked and is routed again on the next step, after the log
-has brought the winner's reservation: the call goes to another free agent
-or keeps waiting.
+queue then stays marked (with the other queues of the offer's agents, which
+the step passed over for them) and is routed again on the next step, after
+the log has brought the winner's reservation: the call goes to another free
+agent or keeps waiting.
 
 Nothing of the process's own is persisted: every decision is taken from the
 aggregates' current state, so a restart re-reads the log and carries on
@@ -120,9 +122,18 @@ class RoutingProcess:
         The step's offers are decided together (an agent in several queues gets
         at most one) and committed in ONE transaction: one turn at the event
         store's write lock however many agents came free at once. If the batch
-        is refused (the view was behind), each offer is tried on its own."""
+        is refused (the view was behind), each offer is tried on its own.
+        If it fails otherwise (the store unreachable), the queues stay marked:
+        a quiet queue would not be marked again by the log."""
         queues, self._dirty = self._dirty, set()
-        plan = self._plan(sorted(queues), now)
+        try:
+            return self._route(sorted(queues), now)
+        except BaseException:
+            self._dirty |= queues
+            raise
+
+    def _route(self, queue_ids: list[UUID], now: datetime) -> int:
+        plan = self._plan(queue_ids, now)
         if not plan:
             return 0
         try:
@@ -192,10 +203,14 @@ class RoutingProcess:
                                              current=self._copies([offer]))
         except DomainError as refused:
             # The view was behind (the agent was taken, the call left): route
-            # this queue again once the log has brought the news.
+            # this queue again once the log has brought the news, and the other
+            # queues of its agents too: their plans passed over the agents this
+            # offer took, and if they are free after all nothing else marks them.
             log.debug("offer of %s in %s refused: %s", call_id, queue_id, refused)
             self.stats.refused += 1
             self._dirty.add(queue_id)
+            for agent_id in agent_ids:
+                self._dirty |= self.view.queues_of(agent_id)
             return 0
         self._absorb(events)
         self.stats.offers += 1

@@ -116,6 +116,10 @@ class RoutingView:
     def agents_in(self, *states: AgentState) -> list[Agent]:
         return [a for a in self.agents.values() if a.state in states]
 
+    def queues_of(self, agent_id: UUID) -> set[UUID]:
+        """The queues the agent is a member of."""
+        return set(self._queues_of.get(agent_id, ()))
+
     # -- internals -----------------------------------------------------------------------
 
     def _advance(self, known: dict[UUID, Any], event: Any) -> Any | None:

@@ -4,9 +4,10 @@ One aggregate, one event stream per queue, in three modules:
 - domain/queue_config.py: the settings (strategy, thresholds, overflow,
   members, required skills...), their events and commands; written through
   the API.
-- domain/queue_flow.py: the live call flow (enqueue, offer, answer, requeue,
-  abandon, overflow, transfer out), its events, commands and queries; written
-  by the B2BUA workers and the routing process. It reads the settings.
+- domain/queue_flow.py: the live call flow (enqueue, offer, miss, answer,
+  requeue, abandon, overflow, transfer out), its events, commands and
+  queries; written by the B2BUA workers and the routing process. It reads
+  the settings.
 - here: the aggregate itself, its ``Created`` event and the list of its events.
 
 Why not two aggregates (settings apart from the flow): the conflicts between a
@@ -114,6 +115,7 @@ class Queue(QueueCallFlow, TimedAggregate):
     # -- call flow events (domain/queue_flow.py) ---------------------------------------
     class CallEnqueued(flow.CallEnqueued): ...
     class CallOffered(flow.CallOffered): ...
+    class CallOfferMissed(flow.CallOfferMissed): ...
     class CallRequeued(flow.CallRequeued): ...
     class CallAnswered(flow.CallAnswered): ...
     class CallAbandoned(flow.CallAbandoned): ...

@@ -11,13 +11,16 @@ reads.
 One visit of a call to this queue::
 
     enqueue --> waiting --offer(agent)--> ringing --answer(agent)--> gone (answered)
-                   ^                         |
-                   +------- requeue ---------+   (every ring missed: back to the
-                                                  head of its priority band)
+                   ^                       |    ^
+                   |                       +----+ miss(agent): one ring of several
+                   +------- requeue -------+       ended (ring-all), others ring on
+                   (the last ring missed: back to the head of its priority band)
     waiting or ringing --abandon | overflow | transfer_out--> gone
 
 Calls are served by priority (higher first), then arrival; a requeued call goes
-to the head of its band. A visit is answered at most once: the answer removes
+to the head of its band, behind the calls of its band that rang an agent too
+and arrived before it (``requeue_position``), and its event records the place
+it took. A visit is answered at most once: the answer removes
 the call, so a second answer (a ring-all race, a retried command) raises
 ``CallNotQueued``. When a call leaves while ringing, the router must also
 cancel the agents' reservations (``Agent.cancel_offer``): the queue only drops
@@ -37,7 +40,7 @@ from domain.addressing import Target, TargetKind
 from domain.errors import IllegalTransition, InvalidValue
 from domain.limits import check_int, check_uuid
 from domain.queue_config import QueueConfiguration
-from domain.queue_values import QueuedCall, QueueTally, place
+from domain.queue_values import QueuedCall, QueueTally, place, put_back, requeue_position
 from domain.routing import WaitingCall
 from domain.timed import TimedAggregate
 from domain.values import utc_instant
@@ -76,20 +79,38 @@ class CallOffered(TimedAggregate.Event):
 
     def apply(self, queue: QueueCallFlow) -> None:
         call = queue.call(self.call_id)
-        queue._swap_call(call, replace(call, offered_to=(*call.offered_to, self.agent_id)))
+        queue._swap_call(call, replace(call, offered_to=(*call.offered_to, self.agent_id),
+                                       rung=True))
         queue.tally.agent_offers += 1
         member = queue.members[self.agent_id]
         ordinal = queue.tally.agent_offers
         queue.members[self.agent_id] = replace(member, last_offered=ordinal)
 
 
+class CallOfferMissed(TimedAggregate.Event):
+    """One of the agents ringing for the call let it ring out or rejected it;
+    the others still ring (ring-all). The last ring missed is ``call_requeued``."""
+
+    class_version = 1
+    call_id: UUID
+    agent_id: UUID
+
+    def apply(self, queue: QueueCallFlow) -> None:
+        call = queue.call(self.call_id)
+        ringing = tuple(a for a in call.offered_to if a != self.agent_id)
+        queue._swap_call(call, replace(call, offered_to=ringing))
+
+
 class CallRequeued(TimedAggregate.Event):
     class_version = 1
     call_id: UUID
+    # 1-based place in service order it went back to. Added within version 1:
+    # events stored before lack it and read back as None (the head of its band).
+    position: int | None = None
 
     def apply(self, queue: QueueCallFlow) -> None:
         call = replace(queue._remove_call(self.call_id), offered_to=())
-        queue.calls = place(queue.calls, call, at_head=True)
+        queue.calls = put_back(queue.calls, call, self.position)
         queue.tally.requeued += 1
 
 
@@ -183,11 +204,25 @@ class QueueCallFlow(QueueConfiguration):
             raise IllegalTransition(f"call {call_id} is already ringing agent {agent_id}")
         self._trigger(CallOffered, occurred_at, call_id=call_id, agent_id=agent_id)
 
+    def miss(self, call_id: UUID, agent_id: UUID, occurred_at: datetime) -> None:
+        """``agent_id``'s ring of the call ended unanswered while other agents still
+        ring for it; when it was the last ring, the call is requeued instead."""
+        ringing = self.call(call_id).offered_to
+        if agent_id not in ringing:
+            raise IllegalTransition(f"call {call_id} is not ringing agent {agent_id}")
+        if len(ringing) == 1:
+            raise IllegalTransition(f"call {call_id} rings agent {agent_id} only: requeue it")
+        self._trigger(CallOfferMissed, occurred_at, call_id=call_id, agent_id=agent_id)
+
     def requeue(self, call_id: UUID, occurred_at: datetime) -> None:
-        """Every ring of the call ended unanswered: back to the head of its band."""
-        if not self.call(call_id).ringing:
+        """Every ring of the call ended unanswered: back to the head of its band
+        (``requeue_position``)."""
+        call = self.call(call_id)
+        if not call.ringing:
             raise IllegalTransition(f"call {call_id} is not ringing any agent")
-        self._trigger(CallRequeued, occurred_at, call_id=call_id)
+        others = [c for c in self.calls if c.call_id != call_id]
+        self._trigger(CallRequeued, occurred_at, call_id=call_id,
+                      position=requeue_position(others, call))
 
     def answer(self, call_id: UUID, agent_id: UUID, occurred_at: datetime) -> None:
         call = self.call(call_id)

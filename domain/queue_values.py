@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-__all__ = ["QueueMember", "QueueTally", "QueuedCall", "place"]
+__all__ = ["QueueMember", "QueueTally", "QueuedCall", "place", "put_back", "requeue_position"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class QueuedCall:
     enqueued_at: datetime  # when it entered *this* queue: waits are per queue
     transferred_from: UUID | None = None  # the queue it came from, if any
     offered_to: tuple[UUID, ...] = ()  # agents ringing for it now
+    rung: bool = False  # it has rung an agent during this visit (see requeue_position)
 
     @property
     def ringing(self) -> bool:
@@ -35,8 +36,8 @@ class QueuedCall:
 
 def place(calls: Sequence[QueuedCall], call: QueuedCall, *, at_head: bool) -> list[QueuedCall]:
     """``calls`` with ``call`` inserted in service order: higher priority first,
-    and within its priority band at the tail (a new arrival) or the head (a
-    requeued call, which has waited longest)."""
+    and within its priority band at the tail (a new arrival) or the head (how a
+    requeued call was placed before ``CallRequeued`` recorded its position)."""
 
     def behind(other: QueuedCall) -> bool:
         if at_head:
@@ -44,6 +45,36 @@ def place(calls: Sequence[QueuedCall], call: QueuedCall, *, at_head: bool) -> li
         return other.priority < call.priority
 
     index = next((i for i, other in enumerate(calls) if behind(other)), len(calls))
+    return _insert(calls, call, index)
+
+
+def requeue_position(calls: Sequence[QueuedCall], call: QueuedCall) -> int:
+    """The 1-based place in ``calls`` (the queue without it) where a requeued
+    ``call`` goes back: the head of its priority band, ahead of the calls that
+    never rang an agent (it was served first, it has waited longer), but behind
+    the calls of its band that rang one too and arrived before it. So calls
+    requeued together (a sweep timing out several rings) keep their arrival
+    order among themselves, whatever order their rings ended in."""
+
+    def ahead(other: QueuedCall) -> bool:
+        if other.priority != call.priority:
+            return other.priority > call.priority
+        return other.rung and other.enqueued_at <= call.enqueued_at
+
+    return next((i for i, other in enumerate(calls) if not ahead(other)), len(calls)) + 1
+
+
+def put_back(calls: Sequence[QueuedCall], call: QueuedCall,
+             position: int | None) -> list[QueuedCall]:
+    """``calls`` with the requeued ``call`` at ``position`` as its event recorded it
+    (the aggregate and the projections then agree whatever they remember of
+    earlier rings); an event stored before positions were: the head of its band."""
+    if position is None:
+        return place(calls, call, at_head=True)
+    return _insert(calls, call, min(max(position - 1, 0), len(calls)))
+
+
+def _insert(calls: Sequence[QueuedCall], call: QueuedCall, index: int) -> list[QueuedCall]:
     return [*calls[:index], call, *calls[index:]]
 
 

@@ -1,10 +1,10 @@
 """The folded view of one queue, advanced one Queue event at a time (pure, no I/O).
 
 Settings, members, the calls in the queue in service order (the domain's own
-ordering rule, ``domain.queue_values.place``: priority, then arrival, a
-requeued call at the head of its band) and the tally (``QueueTally``: the
-same accounting as the aggregate), plus the wait totals that ASA and the
-average abandon time need:
+ordering rule, ``domain.queue_values``: priority, then arrival; a requeued
+call goes back to the place its event recorded, ``put_back``) and the tally
+(``QueueTally``: the same accounting as the aggregate), plus the wait totals
+that ASA and the average abandon time need:
 
 - ASA (average speed of answer) = answered_wait_total_s / answered
 - average time to abandon = abandoned_wait_total_s / abandoned
@@ -14,6 +14,10 @@ threshold as it stood at the event (the visits' ``short_abandoned`` outcome,
 projections/queue_visits.py), which the service level leaves out: answered
 within T / (offered - short_abandoned). ``abandoned_within_sl`` is another
 figure: abandoned with a wait of at most T.
+
+A call's ``rung`` is folded but not stored (queue_calls has no column for it):
+only the aggregate's requeue decision reads it, and the event carries the place
+that decision gave.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from uuid import UUID
 
 from domain.addressing import DEFAULT_TENANT
 from domain.queue import DEFAULT_SHORT_ABANDON_S
-from domain.queue_values import QueuedCall, QueueMember, QueueTally, place
+from domain.queue_values import QueuedCall, QueueMember, QueueTally, place, put_back
 from projections.envelope import EventEnvelope, tenant_of, uuid_of, uuid_or_none
 
 SCALARS = ("queue_id", "key", "name", "strategy", "service_level_s", "max_wait_s",
@@ -157,18 +161,26 @@ def _enqueued(view: QueueView, envelope: EventEnvelope, data: Data) -> None:
 
 def _offered(view: QueueView, _: EventEnvelope, data: Data) -> None:
     call_id, agent_id = uuid_of(data["call_id"]), uuid_of(data["agent_id"])
-    view.calls = [replace(c, offered_to=(*c.offered_to, agent_id)) if c.call_id == call_id
-                  else c for c in view.calls]
+    view.calls = [replace(c, offered_to=(*c.offered_to, agent_id), rung=True)
+                  if c.call_id == call_id else c for c in view.calls]
     view.tally.agent_offers += 1
     if agent_id in view.members:
         view.members[agent_id] = replace(view.members[agent_id],
                                          last_offered=view.tally.agent_offers)
 
 
+def _offer_missed(view: QueueView, _: EventEnvelope, data: Data) -> None:
+    call_id, agent_id = uuid_of(data["call_id"]), uuid_of(data["agent_id"])
+    view.calls = [replace(c, offered_to=tuple(a for a in c.offered_to if a != agent_id))
+                  if c.call_id == call_id else c for c in view.calls]
+
+
 def _requeued(view: QueueView, _: EventEnvelope, data: Data) -> None:
     call = view.remove_call(uuid_of(data["call_id"]))
     if call is not None:
-        view.calls = place(view.calls, replace(call, offered_to=()), at_head=True)
+        position = data.get("position")
+        view.calls = put_back(view.calls, replace(call, offered_to=()),
+                              None if position is None else int(position))
     view.tally.requeued += 1
 
 
@@ -213,6 +225,7 @@ _HANDLERS: dict[str, Handler] = {
     "skill_requirement_dropped": _skill_dropped,
     "call_enqueued": _enqueued,
     "call_offered": _offered,
+    "call_offer_missed": _offer_missed,
     "call_requeued": _requeued,
     "call_answered": _answered,
     "call_abandoned": _abandoned,

@@ -86,6 +86,10 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("*", "queue_id"): "The queue's aggregate id; null: a direct call, not from a queue.",
     ("*", "target_value"): "What the target kind points at (a queue or IVR menu id, a number, "
                            "a recording name); null for `repeat` and `hangup`.",
+    ("queue", "position"): "call_requeued: the 1-based place in the queue the call went "
+                           "back to (the head of its priority band, behind calls that also "
+                           "rang and arrived before it). Absent on events stored before it "
+                           "was recorded: read it as the head of the call's band.",
     ("call", "caller"): "From user part / number as received",
     ("call", "callee"): "Requested number (Request-URI user part)",
     ("call", "sip_call_id"): "SIP Call-ID of the inbound leg",

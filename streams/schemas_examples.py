@@ -125,13 +125,18 @@ def _queue_reworked(service: CallCentreService, queue: UUID) -> None:
 
 def _calls_leaving_the_queue(service: CallCentreService, queue: UUID, alice: UUID,
                              menu: UUID) -> None:
-    """Alice back: a call she lets ring out (requeued) overflows after 60 s, one is
-    transferred to the menu, one hangs up while ringing her (her offer cancelled);
-    then she leaves the queue and the overflow is cleared."""
+    """Alice back, with Bob: a call ringing both that Bob rejects and she lets ring
+    out (requeued) overflows after 60 s, one is transferred to the menu, one hangs
+    up while ringing her (her offer cancelled); then she leaves the queue and the
+    overflow is cleared."""
     service.login(alice, "sip:alice@dialtone", at(300))
+    bob = service.create_agent("bob", "Bob", occurred_at=at(300)).id
+    service.add_member(queue, bob, 0, at(300))
+    service.login(bob, "sip:bob@dialtone", at(300))
     missed = Call.id_for("missed@dialtone")
     service.enqueue_call(queue, missed, 0, at(310))
-    service.offer_call(queue, missed, [alice], at(311))
+    service.offer_call(queue, missed, [alice, bob], at(311))
+    service.miss_offer(bob, missed, at(312))
     service.miss_offer(alice, missed, at(331))
     service.overflow_call(queue, missed, at(370))
     moved = Call.id_for("transferred@dialtone")

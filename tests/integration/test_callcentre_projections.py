@@ -17,6 +17,7 @@ from application.router import RoutingProcess
 from dialtone.database import eventsourcing_env
 from dialtone.migrations import apply_migrations
 from domain.addressing import Target
+from domain.queue import Queue
 from projections import callcentre
 from projections.envelope import EventEnvelope, decode
 from streams.inprocess import InProcessProjectionRunner
@@ -166,6 +167,28 @@ def test_event_after_a_gap_waits_until_the_gap_is_filled(conn) -> None:
     callcentre.apply_batch(conn, [agent_events[2]], "t")
     assert conn.execute("SELECT state, last_version FROM agent_state").fetchall() == [
         ("available", 8)]
+
+
+def test_requeued_calls_projected_one_event_per_batch_keep_the_aggregates_order(conn) -> None:
+    """queue_calls does not store which calls rang an agent, so each batch reloads
+    the queue without it; the requeues still land where the aggregate put them."""
+    service = CallCentreService()
+    sales = service.create_queue("sales", "Sales", "longest_idle", occurred_at=T0).id
+    agents = [service.create_agent(key, key.title(), occurred_at=T0).id for key in ("a", "b")]
+    for n, agent in enumerate(agents):
+        service.add_member(sales, agent, 0, T0)
+        service.login(agent, f"sip:{n}@pbx.example.com", T0)
+    for n, call in enumerate((C1, C2, C3), start=1):
+        service.enqueue_call(sales, call, 0, at(n))
+    for agent, call in zip(agents, (C1, C2), strict=True):
+        service.offer_call(sales, call, [agent], at(5))
+    for agent, call in zip(agents, (C1, C2), strict=True):  # C1's ring ends first
+        service.miss_offer(agent, call, at(9))
+    for envelope in decode(service, service.recorder.select_notifications(1, 10_000)):
+        callcentre.apply_batch(conn, [envelope], "t")
+    projected = conn.execute("SELECT call_id FROM queue_calls ORDER BY position").fetchall()
+    assert [c for (c,) in projected] == [C1, C2, C3]
+    assert [c.call_id for c in service.get(Queue, sales).calls] == [C1, C2, C3]
 
 
 def test_inprocess_runner_projects_the_real_store(database_url: str) -> None:

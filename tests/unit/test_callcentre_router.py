@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from eventsourcing.persistence import OperationalError
 
 from application.callcentre import CallCentreService
 from application.router import RoutingProcess
@@ -218,3 +220,70 @@ def test_a_lone_agent_who_missed_is_offered_the_call_again_after_the_retry(servi
     clock.now = at(8.5)
     router.step()
     assert service.get(Agent, alice).current_call_id == call
+
+
+def test_a_store_failure_while_routing_keeps_the_queues_marked(service, monkeypatch) -> None:
+    """The step fails (the runner logs it and steps again); the queue it was
+    routing must still be marked: nothing new in the log will mark it."""
+    queue, (alice,) = centre(service, "longest_idle", "alice")
+    clock = Clock()
+    router = RoutingProcess(service, clock=clock)
+    router.step()  # nothing waits: no queue stays marked
+    service.enqueue_call(queue, (call := uuid4()), 0, at(10))
+    offer_calls = service.offer_calls
+    failures = [OperationalError("server closed the connection unexpectedly")]
+
+    def unreachable_once(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return offer_calls(*args, **kwargs)
+
+    monkeypatch.setattr(service, "offer_calls", unreachable_once)
+    clock.now = at(10.1)
+    with pytest.raises(OperationalError):
+        router.step()
+    clock.now = at(10.2)
+    router.step()
+    assert service.get(Agent, alice).current_call_id == call
+
+
+def test_a_queue_passed_over_for_an_agent_a_refused_offer_took_is_routed_again(
+    service,
+) -> None:
+    """Xavier is free in two queues with a call each: the step offers him the
+    first queue's call and passes the second over; the store refuses the offer
+    (that caller hung up meanwhile), so the second queue is routed again."""
+    first, second = sorted(service.create_queue(key, key.title(), "longest_idle",
+                                                occurred_at=T0).id
+                           for key in ("sales", "support"))  # routed in id order
+    xavier = service.create_agent("xavier", "Xavier", occurred_at=T0).id
+    for queue in (first, second):
+        service.add_member(queue, xavier, 0, T0)
+    service.login(xavier, "sip:xavier@pbx", at(1))
+    router = RoutingProcess(service, clock=Clock())
+    router.step()
+    gone, waiting = uuid4(), uuid4()
+    service.enqueue_call(first, gone, 0, at(10))
+    service.enqueue_call(second, waiting, 0, at(10))
+    router.pull()  # both queues marked
+    service.abandon_call(first, gone, at(10.05))  # ... which the router has not read yet
+    assert router.route(at(10.1)) == 0
+    assert router.stats.refused == 1
+    router.step()
+    assert service.get(Agent, xavier).current_call_id == waiting
+
+
+def test_calls_timed_out_in_one_sweep_keep_their_arrival_order(service) -> None:
+    queue, (alice, bob) = centre(service, "longest_idle", "alice", "bob")
+    early, late = uuid4(), uuid4()
+    service.enqueue_call(queue, early, 0, at(10))
+    service.enqueue_call(queue, late, 0, at(11))
+    clock = Clock()
+    clock.now = at(12)
+    router = RoutingProcess(service, clock=clock)
+    router.step()
+    assert [service.get(Agent, a).current_call_id for a in (alice, bob)] == [early, late]
+    clock.now = at(30)  # both rang out: the sweep times alice's out first, then bob's
+    router.step()
+    assert router.stats.timeouts == 2
+    assert [c.call_id for c in service.get(Queue, queue).calls] == [early, late]

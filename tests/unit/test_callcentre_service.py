@@ -4,6 +4,7 @@ unit of work (several aggregates, all or nothing), configuration helpers."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -141,6 +142,40 @@ def test_offer_calls_commits_several_offers_together_or_none(service) -> None:
     events = service.offer_calls([(queue, first, [alice]), (queue, second, [bob])], at(3))
     assert len(events) == 4
     assert {service.get(Agent, a).current_call_id for a in (alice, bob)} == {first, second}
+
+
+def test_a_miss_while_others_still_ring_is_recorded_on_the_queue(service) -> None:
+    queue, (alice, bob) = staffed(service, "alice", "bob")
+    service.enqueue_call(queue, (call := uuid4()), 0, at(1))
+    service.offer_call(queue, call, [alice, bob], at(2))
+    events = service.miss_offer(alice, call, at(5))
+    assert [type(e).__name__ for e in events] == ["OfferMissed", "CallOfferMissed"]
+    assert service.get(Queue, queue).call(call).offered_to == (bob,)
+    events = service.miss_offer(bob, call, at(6))
+    assert [type(e).__name__ for e in events] == ["OfferMissed", "CallRequeued"]
+    assert service.get(Queue, queue).waiting_calls()[0].call_id == call
+
+
+def test_two_misses_racing_on_a_ring_all_call_requeue_it(service, monkeypatch) -> None:
+    """Bob's 486 and the router timing Alice out, each decided before the other
+    was saved: the second save conflicts on the queue, bob's miss is decided
+    again on what alice's wrote, and, being the last, requeues the call."""
+    queue, (alice, bob) = staffed(service, "alice", "bob")
+    service.enqueue_call(queue, (call := uuid4()), 0, at(1))
+    service.offer_call(queue, call, [alice, bob], at(2))
+    save = service.save
+    other_writer = [lambda: service.miss_offer(alice, call, at(20))]
+
+    def save_after_the_other_writer(*aggregates: Any, **kwargs: Any) -> Any:
+        while other_writer:
+            other_writer.pop()()  # saved between bob's decision and bob's save
+        return save(*aggregates, **kwargs)
+
+    monkeypatch.setattr(service, "save", save_after_the_other_writer)
+    service.miss_offer(bob, call, at(20))
+    assert service.conflicts == 1
+    assert service.get(Queue, queue).call(call).offered_to == ()  # waiting: offered again
+    assert {service.get(Agent, a).state for a in (alice, bob)} == {AgentState.AVAILABLE}
 
 
 def test_set_agent_skills_makes_them_exactly_the_given_set(service) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from contextlib import suppress
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -145,3 +146,32 @@ def test_folded_views_agree_with_the_aggregates(seed: int) -> None:
         assert qview.members == queue.members
         assert (qview.max_wait_s, qview.last_version) == (queue.max_wait_s, queue.version)
     assert day.router.stats.offers > 10  # the day was busy enough to mean something
+
+
+def test_the_fold_puts_requeued_calls_where_the_aggregate_did_without_knowing_who_rang() -> None:
+    """queue_calls does not store which calls rang an agent, so the fold reloaded
+    from it forgets; the requeue's event says where the call went back."""
+    service = CallCentreService()
+    queue = service.create_queue("sales", "Sales", "longest_idle", occurred_at=T0).id
+    agents = []
+    for key in ("alice", "bob"):
+        agents.append(agent := service.create_agent(key, key.title(), occurred_at=T0).id)
+        service.add_member(queue, agent, 0, T0)
+        service.login(agent, f"sip:{key}@pbx", T0)
+    calls = [uuid4() for _ in range(3)]
+    for n, call in enumerate(calls):
+        service.enqueue_call(queue, call, 0, T0 + timedelta(seconds=n + 1))
+    for agent, call in zip(agents, calls, strict=False):
+        service.offer_call(queue, call, [agent], T0 + timedelta(seconds=5))
+    for agent, call in zip(agents, calls, strict=False):  # the first caller's ring ends first
+        service.miss_offer(agent, call, T0 + timedelta(seconds=9))
+
+    def reloaded(view: queue_view.QueueView, envelope: EventEnvelope) -> queue_view.QueueView:
+        view.calls = [replace(c, rung=False) for c in view.calls]  # as queue_live.load reads
+        return queue_view.advance(view, envelope)
+
+    envelopes = decode(service, service.recorder.select_notifications(1, 1000))
+    folded = fold(envelopes, "queue", queue_view.start, reloaded)[queue]
+    assert isinstance(folded, queue_view.QueueView)
+    assert [c.call_id for c in folded.calls] == calls
+    assert [c.call_id for c in service.get(Queue, queue).calls] == calls

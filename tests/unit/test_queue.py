@@ -1,5 +1,5 @@
 """The Queue aggregate: configuration commands and their audit events, service
-order (priority, arrival, requeue to the head of the band), the figures (service
+order (priority, arrival, requeue to the head of the band in arrival order), the figures (service
 level, abandon rate, waits) and the rebuild from stored events. The call-flow
 accounting (answered, abandoned, overflow, transfers) is in test_queue_call_flow.py."""
 
@@ -26,6 +26,7 @@ from domain.timed import TimedAggregate
 from tests.unit.queue_support import (
     A1,
     A2,
+    A3,
     C1,
     C2,
     C3,
@@ -183,6 +184,34 @@ def test_a_requeued_call_goes_back_to_the_head_of_its_priority_band() -> None:
     requeued = queue.call(C4)
     assert (requeued.offered_to, requeued.enqueued_at) == ((), at(4))  # its wait goes on
     assert queue.tally.requeued == 1
+
+
+def test_calls_requeued_together_keep_their_arrival_order_at_the_head_of_their_band() -> None:
+    queue = new_queue()
+    queue.enqueue(C1, 0, at(1))
+    queue.enqueue(C2, 0, at(2))
+    queue.enqueue(C3, 0, at(3))
+    queue.offer(C1, A1, at(4))
+    queue.offer(C2, A2, at(4))
+    queue.offer(C3, A3, at(4))
+    queue.requeue(C3, at(10))  # rang out first: it goes back behind C1 and C2 (ringing)
+    queue.requeue(C1, at(20))
+    queue.requeue(C2, at(20))  # behind C1, which rang too and arrived first
+    assert order(queue) == [C1, C2, C3]
+
+
+def test_a_requeued_call_goes_ahead_of_the_calls_that_never_rang() -> None:
+    queue = new_queue()
+    queue.enqueue(C1, 0, at(1))
+    queue.enqueue(C2, 0, at(2))
+    queue.enqueue(C3, 0, at(3))
+    queue.offer(C1, A1, at(4))
+    queue.requeue(C1, at(10))
+    queue.offer(C3, A2, at(11))  # C2 passed over (say, for its skills)
+    queue.requeue(C3, at(20))
+    assert order(queue) == [C1, C3, C2]  # behind C1 (rang, earlier), ahead of C2 (never rang)
+    requeues = [e for e in queue.collect_events() if isinstance(e, Queue.CallRequeued)]
+    assert [e.position for e in requeues] == [1, 2]  # the place taken, for the projections
 
 
 def test_requeue_refuses_a_call_that_is_not_ringing() -> None:

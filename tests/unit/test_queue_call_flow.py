@@ -1,7 +1,7 @@
-"""The Queue aggregate's call-flow accounting: offers and answers (each member's
-offer ordinal, one answer per visit, within the service level or not), and the
-calls that leave without an answer: abandoned with their wait, overflowed past
-the maximum wait, transferred out to another queue or elsewhere."""
+"""The Queue aggregate's call-flow accounting: offers, missed rings and answers
+(each member's offer ordinal, one answer per visit, within the service level or
+not), and the calls that leave without an answer: abandoned with their wait,
+overflowed past the maximum wait, transferred out to another queue or elsewhere."""
 
 from __future__ import annotations
 
@@ -62,6 +62,23 @@ def test_a_call_is_answered_at_most_once_per_visit() -> None:
     with pytest.raises(CallNotQueued):
         queue.answer(C1, A1, at(5))  # lost the ring-all race
     assert queue.tally.answered == 1
+
+
+def test_a_missed_ring_of_several_leaves_the_call_ringing_the_others() -> None:
+    queue = new_queue(strategy=RoutingStrategy.RING_ALL)
+    queue.enqueue(C1, 0, at(1))
+    queue.offer(C1, A1, at(2))
+    queue.offer(C1, A2, at(2))
+    queue.miss(C1, A1, at(5))
+    assert queue.call(C1).offered_to == (A2,)
+    assert queue.waiting_calls() == []  # still ringing: not offered again meanwhile
+    assert isinstance(queue.collect_events()[-1], Queue.CallOfferMissed)
+    with pytest.raises(IllegalTransition, match="not ringing agent"):
+        queue.miss(C1, A1, at(6))
+    with pytest.raises(IllegalTransition, match="requeue it"):
+        queue.miss(C1, A2, at(6))  # the last ring missed is a requeue
+    queue.requeue(C1, at(6))
+    assert (queue.call(C1).offered_to, queue.tally.requeued) == ((), 1)
 
 
 def test_answer_refuses_an_agent_the_call_was_not_offered_to() -> None:

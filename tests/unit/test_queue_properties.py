@@ -32,6 +32,7 @@ agents = st.sampled_from(AGENTS)
 commands: st.SearchStrategy[Command] = st.one_of(
     st.tuples(st.just("enqueue"), st.tuples(calls, st.integers(0, 2))),
     st.tuples(st.just("offer"), st.tuples(calls, agents)),
+    st.tuples(st.just("miss"), st.tuples(calls, agents)),
     st.tuples(st.just("requeue"), st.tuples(calls)),
     st.tuples(st.just("answer"), st.tuples(calls, agents)),
     st.tuples(st.just("abandon"), st.tuples(calls)),

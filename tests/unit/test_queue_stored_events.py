@@ -35,6 +35,10 @@ A1 = UUID("00000000-0000-4000-8000-0000000000a1")
 A2 = UUID("00000000-0000-4000-8000-0000000000a2")
 CALLS = [UUID(f"00000000-0000-4000-8000-00000000000{i}") for i in range(1, 6)]
 OTHER = Queue.id_for("other")
+# What was added within version 1 after the old code stored the history: event
+# types it could not store, and optional fields (absent from its events).
+ADDED_TYPES = {"CallOfferMissed"}
+ADDED_FIELDS = {"domain.queue:Queue.CallRequeued": {"position"}}
 
 
 def at(seconds: float) -> datetime:
@@ -84,15 +88,17 @@ def service() -> Any:
     app.close()
 
 
-def _without_timestamp(state: bytes | str) -> dict[str, Any]:
+def _without_timestamp(state: bytes | str, topic: str) -> dict[str, Any]:
     decoded: dict[str, Any] = json.loads(state)
     decoded.pop("timestamp")  # when it was recorded: differs on every run
+    for added in ADDED_FIELDS.get(topic, ()):
+        decoded.pop(added, None)
     return decoded
 
 
 def test_the_old_history_covers_every_queue_event_type() -> None:
     names = {k for k, v in vars(Queue).items() if isinstance(v, type) and k != "Event"}
-    assert {e["topic"].removeprefix("domain.queue:Queue.") for e in STORED} == names
+    assert {e["topic"].removeprefix("domain.queue:Queue.") for e in STORED} == names - ADDED_TYPES
 
 
 def test_events_stored_by_the_old_code_load_and_replay(service: Any) -> None:
@@ -118,6 +124,8 @@ def test_events_stored_by_the_old_code_load_and_replay(service: Any) -> None:
     assert queue.tally == QueueTally(offered=5, answered=1, answered_within_sl=1, abandoned=1,
                                      abandoned_within_sl=1, overflowed=1, transferred_in=1,
                                      transferred_out=1, requeued=1, agent_offers=2)
+    (requeued,) = [e for e in events if isinstance(e, Queue.CallRequeued)]
+    assert requeued.position is None  # stored before positions were: the head of its band
     assert isinstance(events[-2], Queue.CallEnqueued)
     assert event_type(events[-2]) == "dialtone.queue.call_enqueued.v1"
 
@@ -125,8 +133,8 @@ def test_events_stored_by_the_old_code_load_and_replay(service: Any) -> None:
 def test_the_split_code_stores_what_the_old_code_stored(service: Any) -> None:
     stored = [service.mapper.to_stored_event(e) for e in history().collect_events()]
     assert [s.topic for s in stored] == [e["topic"] for e in STORED]
-    assert [_without_timestamp(s.state) for s in stored] == [
-        _without_timestamp(e["state"]) for e in STORED]
+    assert [_without_timestamp(s.state, s.topic) for s in stored] == [
+        _without_timestamp(e["state"], e["topic"]) for e in STORED]
 
 
 def test_a_half_triggers_the_aggregates_own_event_class() -> None:

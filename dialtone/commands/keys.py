@@ -15,6 +15,8 @@ from dialtone.commands.users import ROLES, TENANT_FILTER, with_connection
 from dialtone.database import resolve_dsn
 from dialtone.settings import Settings
 
+MAX_EXPIRES_DAYS = 36500  # a century; a date past year 9999 is no date at all
+
 
 @click.group("keys")
 def command() -> None:
@@ -28,8 +30,8 @@ def command() -> None:
 @click.option("--tenant", default=DEFAULT_TENANT, show_default=True,
               help="Tenant of ACCOUNT (an account is one tenant's; the tenant is made if "
               "it does not exist). The key acts in this tenant only.")
-@click.option("--expires-days", type=click.IntRange(min=1), default=None,
-              help="Days until the key expires (default: never).")
+@click.option("--expires-days", type=click.IntRange(1, MAX_EXPIRES_DAYS), default=None,
+              help=f"Days until the key expires, 1 to {MAX_EXPIRES_DAYS} (default: never).")
 @click.pass_obj
 def create(settings: Settings, account: str, role: str, tenant: str,
            expires_days: int | None) -> None:

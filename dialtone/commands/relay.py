@@ -14,6 +14,7 @@ from dialtone import composition
 from dialtone.database import resolve_dsn
 from dialtone.kafka_settings import kafka_auth
 from dialtone.migrations import apply_migrations
+from dialtone.services.kafka_errors import kafka_trouble
 from dialtone.services.metrics import start_metrics_server
 from dialtone.settings import Settings
 from streams.relay import Relay, RelayConfig, republish
@@ -68,10 +69,7 @@ def command(settings: Settings, page_size: int, from_position: int | None,
         except Exception as error:
             failed.append(relay.app.name)
             if isinstance(error, KafkaError):
-                who = settings.kafka_sasl_username or "anonymous"
-                log.error("relay %s stopped: could not work with Kafka at %s as %s (%s): %s: %s",
-                          relay.app.name, settings.kafka_bootstrap, who,
-                          settings.kafka_security_protocol, type(error).__name__, error)
+                log.error("relay %s stopped: %s", relay.app.name, kafka_trouble(settings, error))
             elif isinstance(error, DATABASE_ERRORS):
                 log.error("relay %s stopped: PostgreSQL unavailable at start: %s: %s",
                           relay.app.name, type(error).__name__, error)
@@ -108,6 +106,10 @@ def _republish(settings: Settings, database_url: str, page_size: int, first: int
         config = RelayConfig(bootstrap=settings.kafka_bootstrap, page_size=page_size,
                              topic_prefix=settings.topic_prefix,
                              kinds=composition.relay_kinds(app), auth=kafka_auth(settings))
-        count = republish(app, config, first, min(last or head, head))
+        try:
+            count = republish(app, config, first, min(last or head, head))
+        except KafkaError as error:  # as the live relay says it, without a traceback
+            raise click.ClickException(
+                f"relay {app.name} stopped: {kafka_trouble(settings, error)}") from None
         click.echo(f"republished {count} events of {app.name} "
                    f"(positions {first}..{min(last or head, head)})")

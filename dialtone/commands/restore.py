@@ -47,11 +47,17 @@ from streams.webhooks import POSITION_NAME as WEBHOOKS_POSITION
 @click.pass_obj
 def command(settings: Settings, backup_dir: Path) -> None:
     """Restore BACKUP (a `dialtone backup` directory) into an empty database."""
-    database_url = resolve_dsn(settings)
     manifest = read_manifest(backup_dir)
+    check_archive(backup_dir)
+    database_url = resolve_dsn(settings)
     refuse_non_empty(database_url)
     started = time.monotonic()
-    restore(database_url, backup_dir, manifest)
+    try:
+        restore(database_url, backup_dir, manifest)
+    except pg_tools.PgToolError as error:
+        raise click.ClickException(
+            f"{error}\nThe restore stopped half-way: drop the database and create it again "
+            "(dropdb, createdb) before restoring into it.") from None
     restored = time.monotonic()
     rebuild_projections(database_url, ALL_PROJECTIONS)
     mark_unfed_sources(database_url, manifest["heads"])
@@ -106,6 +112,17 @@ def read_manifest(backup_dir: Path) -> dict[str, Any]:
         raise click.ClickException(f"{backup_dir}: unknown backup format "
                                    f"{manifest.get('format')!r} or missing {ARCHIVE}")
     return manifest
+
+
+def check_archive(backup_dir: Path) -> None:
+    """Read the backup's archive through before the database is touched: a truncated
+    one would fail half-way, leaving a database no restore accepts."""
+    archive = backup_dir / ARCHIVE
+    try:
+        pg_tools.check_archive(archive)
+    except pg_tools.PgToolError as error:
+        raise click.ClickException(f"{archive} is damaged or incomplete ({error}); "
+                                   "the database was not touched") from None
 
 
 def refuse_non_empty(database_url: str) -> None:

@@ -3,8 +3,9 @@
 `ensure_initial_admin` is what the first ``dialtone up`` calls: it makes tenant
 ``default`` and user ``admin`` with a random password, keeps the password in a
 0600 file in the data directory (as Jupyter and Grafana do) and returns it so
-the caller prints it once. Passwords are prompted, never taken from argv
-(where `ps` would show them).
+the caller prints it once. Passwords are prompted (hidden, twice) or, for
+scripts, read from the first line of standard input (``--password-stdin``),
+never taken from argv (where `ps` and shell histories would show them).
 """
 
 from __future__ import annotations
@@ -132,6 +133,19 @@ def write_secret_file(path: Path, text: str) -> None:
         file.write(text + "\n")
 
 
+PASSWORD_STDIN = click.option(
+    "--password-stdin", is_flag=True,
+    help="Read the password from the first line of standard input instead of prompting "
+    "for it (scripts: printf '%s\\n' \"$PASSWORD\" | dialtone users ...).")
+
+
+def read_password(from_stdin: bool) -> str:
+    """The new password: one line of standard input, or prompted twice without echo."""
+    if from_stdin:
+        return click.get_text_stream("stdin").readline().rstrip("\r\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
 @click.group("users")
 def command() -> None:
     """Add, list, disable users and set their passwords."""
@@ -144,10 +158,12 @@ def command() -> None:
               "(permissions per role: docs/security.md).")
 @click.option("--tenant", default=DEFAULT_TENANT, show_default=True,
               help="Tenant (call centre) the user belongs to; made if it does not exist.")
-@click.password_option(help="Prompted (twice) when not given.")
+@PASSWORD_STDIN
 @click.pass_obj
-def add(settings: Settings, username: str, role: str, tenant: str, password: str) -> None:
-    """Add USERNAME to TENANT with ROLE."""
+def add(settings: Settings, username: str, role: str, tenant: str,
+        password_stdin: bool) -> None:
+    """Add USERNAME to TENANT with ROLE; the password is prompted (or --password-stdin)."""
+    password = read_password(password_stdin)
     try:
         user = with_connection(resolve_dsn(settings), lambda conn: service.add_user(
             conn, tenant, username, Role(role), password))
@@ -217,10 +233,11 @@ def disable(settings: Settings, username: str) -> None:
 
 @command.command("passwd")
 @click.argument("username")
-@click.password_option(help="Prompted (twice) when not given.")
+@PASSWORD_STDIN
 @click.pass_obj
-def passwd(settings: Settings, username: str, password: str) -> None:
-    """Set USERNAME's password."""
+def passwd(settings: Settings, username: str, password_stdin: bool) -> None:
+    """Set USERNAME's password, prompted (or --password-stdin)."""
+    password = read_password(password_stdin)
     try:
         found = with_connection(resolve_dsn(settings), lambda conn: service.change_password(
             conn, username, None, password))

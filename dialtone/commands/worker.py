@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 import faust
+from kafka.errors import KafkaError
 
 from dialtone import composition, logs
 from dialtone.database import resolve_dsn
 from dialtone.kafka_settings import kafka_auth
 from dialtone.migrations import apply_migrations
+from dialtone.services.kafka_errors import kafka_trouble
 from dialtone.services.metrics import start_metrics_server
 from dialtone.settings import Settings
 from streams.worker import ProjectionWorkerConfig, create_app, ensure_source_topics
@@ -30,7 +32,10 @@ def command(settings: Settings, web_port: int | None) -> None:
                           app_id=f"{settings.topic_prefix}dialtone-projections",
                           auth=kafka_auth(settings),
                           data_dir=str(settings.data_dir / "faust"))
-    ensure_source_topics(config, composition.PROJECTION_GROUPS)
+    try:
+        ensure_source_topics(config, composition.PROJECTION_GROUPS)
+    except KafkaError as error:  # unreachable or refusing us: one line, as the relay says it
+        raise click.ClickException(f"worker stopped: {kafka_trouble(settings, error)}") from None
     app = create_app(config, composition.PROJECTION_GROUPS)
     # Faust sets logging up again at start: hand it ours, or it replaces the JSON handler.
     faust.Worker(app, loglevel=settings.log_level.lower(),

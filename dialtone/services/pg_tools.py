@@ -70,6 +70,14 @@ def dump(dsn: str, tables: Sequence[str], output: Path, *, snapshot: str | None 
     _run("pg_dump", dsn, args, timeout)
 
 
+def check_archive(archive: Path, *, timeout: float = 3600) -> None:
+    """PgToolError unless pg_restore reads the whole archive: its table of contents
+    (``--list`` reads no further) and every table's data, decoded into nothing. A
+    truncated or damaged file is found before a restore touches the database."""
+    _execute("pg_restore", ["--list", str(archive)], dict(os.environ), timeout)
+    _execute("pg_restore", [f"--file={os.devnull}", str(archive)], dict(os.environ), timeout)
+
+
 def restore_data(dsn: str, archive: Path, *, timeout: float = 3600) -> None:
     """Load the archive's rows (and sequence values) into existing tables, all or nothing.
 

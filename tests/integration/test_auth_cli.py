@@ -83,11 +83,17 @@ def test_keys_create_list_revoke(database_url):
         assert client.get("/v1/auth/keys", headers=bearer(key)).status_code == 401
 
 
+def test_a_key_expiring_past_any_date_is_a_usage_error(database_url: str) -> None:
+    result = CliRunner().invoke(cli, ["keys", "create", "crm", "--expires-days", "99999999"],
+                                env={"DATABASE_URL": database_url})
+    assert result.exit_code == 2, result.output
+    assert "99999999 is not in the range 1<=x<=36500" in result.output
+
+
 @pytest.mark.parametrize("args", [
-    ["users", "add", "John Smith", "--role", "agent", "--password", "a long enough password"],
+    ["users", "add", "John Smith", "--role", "agent", "--password-stdin"],
     ["keys", "create", "crm sync"],
-    ["users", "add", "john", "--role", "agent", "--tenant", "Acme Corp",
-     "--password", "a long enough password"],
+    ["users", "add", "john", "--role", "agent", "--tenant", "Acme Corp", "--password-stdin"],
     ["keys", "create", "crm", "--tenant", "acme:eu"],
 ])
 def test_names_the_api_could_not_name_are_refused(database_url: str, args: list[str]) -> None:
@@ -95,10 +101,29 @@ def test_names_the_api_could_not_name_are_refused(database_url: str, args: list[
     take NAME_PATTERN only: such a user could not be reached through the API. And any
     tenant, where the domain takes slugs only: every command of its people was refused."""
     result = CliRunner().invoke(cli, args, obj=Settings(database_url=database_url),
+                                input="a long enough password\n",
                                 env={"DATABASE_URL": database_url})
     assert result.exit_code == 1
     assert "letters, digits" in result.output
     assert "John Smith" not in _run(database_url, "users", "list")
+
+
+def test_a_script_gives_the_password_on_stdin_never_in_argv(database_url: str) -> None:
+    in_argv = CliRunner().invoke(cli, ["users", "add", "kim", "--role", "agent", "--password",
+                                       "a long enough password"],
+                                 env={"DATABASE_URL": database_url})
+    assert in_argv.exit_code == 2
+    assert "No such option: --password" in in_argv.output
+    added = _run(database_url, "users", "add", "kim", "--role", "agent", "--password-stdin",
+                 stdin="a long enough password\nnot read\n")
+    assert "added kim (agent)" in added
+    assert "Password" not in added  # no prompt
+    with auth_api(database_url) as client:
+        assert login(client, "kim", "a long enough password").status_code == 200
+        _run(database_url, "users", "passwd", "kim", "--password-stdin",
+             stdin="another long password\n")
+        assert login(client, "kim", "a long enough password").status_code == 401
+        assert login(client, "kim", "another long password").status_code == 200
 
 
 def test_two_first_starts_at_once_make_one_admin(database_url: str, tmp_path: Path) -> None:

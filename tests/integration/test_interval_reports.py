@@ -286,8 +286,8 @@ def test_a_dst_day_has_23_or_25_hours_of_staffed_time(fresh: str) -> None:
         service.resume(agent, pause + timedelta(hours=1))
         service.logout(agent, logout)
     project(fresh, service)
-    zone = CliRunner().invoke(tenants.command, ["zone", DEFAULT_TENANT, "Europe/Brussels"],
-                              obj=Settings(database_url=fresh))
+    zone = CliRunner().invoke(tenants.command, ["zone", DEFAULT_TENANT, "Europe/Brussels",
+                                                "--create"], obj=Settings(database_url=fresh))
     assert zone.exit_code == 0, zone.output
     with running_api(fresh, role=Role.ANALYST) as client:
         spring = report(client, "agents", "1d", datetime(2025, 3, 29, 12, tzinfo=UTC),

@@ -157,8 +157,8 @@ def test_today_follows_the_zone_dialtone_tenants_zone_sets(database_url: str) ->
                             obj=settings)
     assert refused.exit_code == 2
     assert "unknown time zone" in refused.output
-    result = runner.invoke(tenants.command, ["zone", DEFAULT_TENANT, "Asia/Kolkata"],
-                           obj=settings)
+    result = runner.invoke(tenants.command, ["zone", DEFAULT_TENANT, "Asia/Kolkata",
+                                             "--create"], obj=settings)
     assert result.exit_code == 0, result.output
     live = snapshot_at(database_url, Role.ADMIN, at(250))  # 14:34 in Kolkata (UTC+5:30)
     assert live.time_zone == "Asia/Kolkata"

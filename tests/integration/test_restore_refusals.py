@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 
+from dialtone.services import pg_tools
 from tests.fixtures.processes import DIALTONE
 
 
@@ -60,3 +61,46 @@ def test_backup_will_not_write_into_a_non_empty_directory(database_url: str,
     assert refused.returncode != 0
     assert "not empty" in refused.stderr
     assert (tmp_path / "old").read_text() == "keep me"
+
+
+def test_a_truncated_archive_is_refused_before_the_database_is_touched(
+        database_url: str, second_database: str, tmp_path: Path) -> None:
+    backup = tmp_path / "backup"
+    assert _dialtone(database_url, "backup", "--output", str(backup)).returncode == 0
+    archive = backup / "store.dump"
+    whole = archive.read_bytes()
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "manifest.json").write_bytes((backup / "manifest.json").read_bytes())
+    # The last bytes only: its table of contents is whole (`pg_restore --list` reads it
+    # fine), a table's data is not.
+    (cut / "store.dump").write_bytes(whole[:-10])
+
+    refused = _dialtone(second_database, "restore", str(cut))
+
+    assert refused.returncode == 1, refused.stderr[-2000:]
+    assert "damaged or incomplete" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert _tables(second_database) == 0
+    # So the good copy restores into the same database, still empty.
+    retried = _dialtone(second_database, "restore", str(backup))
+    assert retried.returncode == 0, retried.stderr[-2000:]
+
+
+def test_a_restore_failing_half_way_says_to_recreate_the_database(
+        database_url: str, second_database: str, tmp_path: Path) -> None:
+    backup = tmp_path / "backup"
+    assert _dialtone(database_url, "backup", "--output", str(backup)).returncode == 0
+    # A whole archive whose rows go into a table no migration makes: pg_restore fails
+    # once the schema is in place.
+    with psycopg.connect(database_url) as conn:
+        conn.execute("CREATE TABLE not_dialtone (n int); INSERT INTO not_dialtone VALUES (1)")
+    (backup / "store.dump").unlink()
+    pg_tools.dump(database_url, ["not_dialtone"], backup / "store.dump")
+
+    failed = _dialtone(second_database, "restore", str(backup))
+
+    assert failed.returncode == 1, failed.stderr[-2000:]
+    assert "Traceback" not in failed.stderr
+    assert "not_dialtone" in failed.stderr
+    assert "drop the database and create it again" in failed.stderr

@@ -7,6 +7,11 @@ one delivery per (subscription, event) the subscription wants. Queueing is
 idempotent (one row per subscription and event id), so a batch read twice after a
 crash queues nothing twice: together with the runner recording its position (or
 committing its Kafka offsets) only after the transaction, that is at least once.
+
+PostgreSQL's jsonb cannot hold U+0000, which an event's strings may (a caller
+number is whatever the trunk sent): the queued CloudEvent has every NUL replaced
+by U+FFFD, as the audit log does, so such an event is delivered like any other
+rather than failing its batch, and every later one, for ever.
 """
 
 from __future__ import annotations
@@ -77,6 +82,18 @@ VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (subscription_id, event_id) DO N
 """
 
 
+def storable(value: Any) -> Any:
+    """`value` (a CloudEvent) with every U+0000 in its strings and keys replaced by
+    U+FFFD, the replacement character: jsonb refuses NUL."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, Mapping):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
+
+
 def accept(conn: Connection[Any], envelopes: Sequence[EventEnvelope]) -> int:
     """Queue the deliveries `envelopes` call for (in the caller's transaction); return
     how many pairs were offered (rows already queued are left as they are)."""
@@ -87,8 +104,10 @@ def accept(conn: Connection[Any], envelopes: Sequence[EventEnvelope]) -> int:
     if not subscriptions:
         return 0
     pairs = deliveries(subscriptions, envelopes, _tenants(conn, (e.subject for e in envelopes)))
+    wanted = {e.id: e for _, e in pairs}  # one payload per event, however many want it
+    payloads = {id_: Jsonb(storable(e.to_cloudevent())) for id_, e in wanted.items()}
     with conn.cursor() as cur:
         cur.executemany(_QUEUE, [
-            (s.id, e.id, e.type, e.subject, e.version, e.position, Jsonb(e.to_cloudevent()))
+            (s.id, e.id, e.type, e.subject, e.version, e.position, payloads[e.id])
             for s, e in pairs])
     return len(pairs)

@@ -50,6 +50,20 @@ async def update(conn: asyncpg.Connection, id_: UUID, tenant: str,
     return result != "UPDATE 0"
 
 
+async def resume(conn: asyncpg.Connection, id_: UUID, tenant: str) -> bool:
+    """Make the subscription active again, its failure clock restarted, and its pending
+    deliveries due now (a disabled one's waited up to backoff_max_s, an hour); False
+    when absent. Call it in a transaction: both happen or neither."""
+    if not await update(conn, id_, tenant, {"status": "active", "failing_since": None,
+                                            "disabled_reason": None}):
+        return False
+    await conn.execute("""
+        UPDATE webhook_deliveries SET next_attempt_at = now()
+        WHERE subscription_id = $1 AND state = 'pending' AND next_attempt_at > now()
+          AND (claimed_until IS NULL OR claimed_until < now())""", id_)
+    return True
+
+
 async def delete(conn: asyncpg.Connection, id_: UUID, tenant: str) -> bool:
     result: str = await conn.execute(
         "DELETE FROM webhook_subscriptions WHERE id = $1 AND tenant = $2", id_, tenant)

@@ -154,9 +154,13 @@ async def pause_webhook(webhook_id: UUID, pool: Pool,
 async def resume_webhook(webhook_id: UUID, pool: Pool,
                          principal: Annotated[Principal, _audited("webhooks.resume")],
                          ) -> WebhookPublic:
-    """Send again (a paused or disabled subscription); the failure clock restarts."""
-    return await _change(pool, webhook_id, principal.tenant,
-                         {"status": "active", "failing_since": None, "disabled_reason": None})
+    """Send again (a paused or disabled subscription); the failure clock restarts and
+    its pending deliveries are due at once (not at the end of their backoff)."""
+    async with acquire(pool) as conn:
+        async with conn.transaction():
+            if not await queries.resume(conn, webhook_id, principal.tenant):
+                raise NotFoundProblem("webhook", webhook_id)
+        return WebhookPublic(**await _found(conn, webhook_id, principal.tenant))
 
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveryAttemptsPublic,

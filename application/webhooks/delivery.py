@@ -3,18 +3,23 @@
 Each round claims the due head of every (subscription, aggregate) queue -- the
 pending row with the lowest aggregate version -- with a lease, so a failing
 aggregate holds its later events while other aggregates go on, and two
-dispatchers never send the same aggregate at once. An attempt is a POST of the
-CloudEvent (structured JSON) signed the Standard Webhooks way with the
-`standardwebhooks` package; a 2xx answer delivers it, anything else (another
-status, a redirect, a timeout, a dropped connection, a refused address) is logged
-as an attempt and retried after an exponential backoff with jitter. A
-subscription whose every attempt has failed for `disable_after_s` is disabled.
+dispatchers never send the same delivery at once: the lease covers the whole round
+(every claimed delivery waits its turn, `concurrency` at a time, each attempt at
+most `timeout_s`), no attempt starts that could end after it, and an outcome is
+recorded only while the row still carries this dispatcher's lease
+(application/webhooks/outcomes.py). An attempt is a POST of the CloudEvent
+(structured JSON) signed the Standard Webhooks way with the `standardwebhooks`
+package; a 2xx answer delivers it, anything else (another status, a redirect, a
+timeout, a dropped connection, a refused address) is logged as an attempt and
+retried after an exponential backoff with jitter. A subscription whose every
+attempt has failed for `disable_after_s` is disabled.
 
 The HTTP client is aiohttp (httpx's request path cost ten times the CPU per
 delivery, bench/webhooks.py); names are resolved through the SSRF guard's
-resolver. A round costs a fixed number of SQL statements whatever its size, and
-the dispatcher's loop also deletes what the retention period let go and ticks
-its heartbeat.
+resolver and every socket's address is checked by its socket factory. Outcomes
+are recorded as attempts finish, a fixed number of SQL statements each time
+whatever their number, and the dispatcher's loop also deletes what the retention
+period let go and ticks its heartbeat.
 """
 
 from __future__ import annotations
@@ -25,10 +30,8 @@ import functools
 import json
 import logging
 import math
-import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -42,12 +45,15 @@ from application import webhook_metrics as metrics
 from application.heartbeats import Heartbeat
 from application.webhooks import outbox_sql as sql
 from application.webhooks.guard import (
+    ConnectRefused,
     GuardedResolver,
     Network,
     TargetRefused,
     check_url,
+    guarded_socket,
     parse_allow,
 )
+from application.webhooks.outcomes import AttemptOutcome, Claimed, columns, leases, record
 from application.webhooks.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
@@ -61,43 +67,16 @@ CDR_FIELDS = ("call_id", "tenant", "direction", "caller", "callee", "final_calle
               "wait_s", "talk_s", "hold_s", "hold_count", "disposition", "hangup_cause",
               "hangup_side", "sip_status", "recording_ref", "mos")
 MAX_ERROR = 500
-
-@dataclass
-class Claimed:
-    id: int
-    subscription_id: UUID
-    event_id: UUID
-    event_type: str
-    aggregate_id: UUID
-    aggregate_version: int
-    position: int
-    body: str  # the CloudEvent as stored (jsonb's text): sent as is, never re-encoded
-    attempts: int
-    created_at: datetime
-    url: str
-    secret: str
+RECORD_MARGIN_S = 5.0  # of a lease, left for recording the round's last outcomes
 
 
-@dataclass(frozen=True)
-class AttemptOutcome:
-    claimed: Claimed
-    attempted_at: datetime
-    status_code: int | None
-    error: str | None
-    duration_ms: float
-    outcome: str  # webhook_metrics.OUTCOMES: delivered, or why the attempt failed
-
-    @property
-    def ok(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-
-def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
-    """The wait after failed attempt number `attempt` (1, 2, ...): base * 2^(attempt-1),
-    capped, with "full jitter" in its upper half so that many failing deliveries do
-    not all come back at the same instant."""
-    ceiling = min(max_s, base_s * 2.0 ** min(attempt - 1, 62))
-    return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
+def lease_s(settings: WebhookSettings) -> float:
+    """How long a round holds the deliveries it claims: long enough for every one to
+    wait its turn (`concurrency` at a time, each attempt at most timeout_s), then for
+    one more attempt's worth and the recording margin. A dispatcher that dies leaves
+    its claimed deliveries to the others once this is over."""
+    waves = math.ceil(settings.batch / settings.concurrency)
+    return (waves + 1) * settings.timeout_s + RECORD_MARGIN_S
 
 
 @functools.lru_cache(maxsize=1024)
@@ -118,9 +97,11 @@ def client(settings: WebhookSettings, allow: Sequence[Network]) -> aiohttp.Clien
     decompression: at most max_response_bytes of what came); the connector keeps up
     to `concurrency` connections open for reuse, and resolves names through the SSRF
     guard (checked answers are cached for 10 s). The whole attempt is bounded by the
-    caller's asyncio.timeout."""
+    caller's asyncio.timeout. Every socket's address is checked before it connects
+    (`guarded_socket`): literal hosts never reach the resolver."""
     connector = aiohttp.TCPConnector(limit=settings.concurrency, limit_per_host=0,
-                                     resolver=GuardedResolver(allow), ttl_dns_cache=10)
+                                     resolver=GuardedResolver(allow), ttl_dns_cache=10,
+                                     socket_factory=guarded_socket(allow))
     return aiohttp.ClientSession(connector=connector, trust_env=False,
                                  cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
                                  timeout=aiohttp.ClientTimeout(total=None),
@@ -174,10 +155,11 @@ class Dispatcher:
                 await _wait(stop, self.settings.poll_s)
 
     async def run_once(self) -> int:
-        """One round: claim what is due, send it, record the outcomes; return how many
-        attempts were made."""
+        """One round: claim what is due, send it, record each outcome as its attempt
+        finishes; return how many attempts were made."""
         conn = await self._connection()
-        lease = self.settings.timeout_s * 2 + 5
+        lease = lease_s(self.settings)
+        deadline = time.monotonic() + lease  # read before the claim: its lease ends later
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(sql.CLAIM, {"limit": self.settings.batch, "lease": lease})
             claimed = [Claimed(**row) for row in await cur.fetchall()]
@@ -187,13 +169,34 @@ class Dispatcher:
         ready = await self._with_cdrs(conn, claimed)
         if self._client is None:
             self._client = client(self.settings, self.allow)
-        http, gate = self._client, asyncio.Semaphore(self.settings.concurrency)
+        return await self._send(conn, self._client, ready, deadline)
+
+    async def _send(self, conn: AsyncConnection[Any], http: aiohttp.ClientSession,
+                    ready: Sequence[Claimed], deadline: float) -> int:
+        """Attempt `ready`, `concurrency` at a time, recording outcomes as they come
+        (those that finished while the last were recorded go together); a delivery
+        whose turn comes too late to finish within the lease is released unsent."""
+        gate = asyncio.Semaphore(self.settings.concurrency)
         refusals = {url: _refusal(url, self.allow) for url in {c.url for c in ready}}
-        outcomes = await asyncio.gather(*(self._attempt(http, gate, c, refusals[c.url])
-                                          for c in ready))
-        await self._record(conn, outcomes)
-        metrics.webhook_attempts((o.outcome, o.duration_ms / 1000) for o in outcomes)
-        return len(outcomes)
+        tasks = {asyncio.ensure_future(self._attempt(http, gate, c, refusals[c.url], deadline)): c
+                 for c in ready}
+        waiting, made, unsent = set(tasks), 0, []
+        try:
+            while waiting:
+                finished, waiting = await asyncio.wait(waiting,
+                                                       return_when=asyncio.FIRST_COMPLETED)
+                outcomes = [o for t in finished if (o := t.result()) is not None]
+                unsent += [tasks[t] for t in finished if t.result() is None]
+                await record(conn, outcomes, self.settings)
+                metrics.webhook_attempts((o.outcome, o.duration_ms / 1000) for o in outcomes)
+                made += len(outcomes)
+        finally:
+            for task in waiting:  # recording failed: the leases of the rest run out
+                task.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+        if unsent:
+            await conn.execute(sql.RELEASE, leases(unsent))
+        return made
 
     async def prune(self) -> int:
         """Delete delivered deliveries and attempt-log rows older than retention_s, in
@@ -246,13 +249,18 @@ class Dispatcher:
         if postponed:
             await conn.execute(sql.POSTPONE, (0.2, postponed))
         if filled:
-            await conn.execute(sql.SET_PAYLOADS, _columns(filled, 2))
+            await conn.execute(sql.SET_PAYLOADS, columns(filled, 2))
         later = set(postponed)
         return [c for c in claimed if c.id not in later]
 
     async def _attempt(self, http: aiohttp.ClientSession, gate: asyncio.Semaphore,
-                       claimed: Claimed, refusal: str | None) -> AttemptOutcome:
+                       claimed: Claimed, refusal: str | None,
+                       deadline: float) -> AttemptOutcome | None:
+        """One attempt, once a place is free; None (not sent) when it could no longer
+        end and be recorded before the lease does."""
         async with gate:
+            if time.monotonic() + self.settings.timeout_s + RECORD_MARGIN_S > deadline:
+                return None
             attempted_at = datetime.now(UTC)
             started = time.perf_counter()
             status: int | None = None
@@ -268,7 +276,7 @@ class Dispatcher:
             except TargetRefused as exc:
                 outcome, error = metrics.REFUSED, f"refused target: {exc}"
             except (aiohttp.ClientError, OSError) as exc:
-                outcome, error = metrics.CONNECTION_ERROR, _describe(exc)
+                outcome, error = _failure(exc)
             duration_ms = (time.perf_counter() - started) * 1000
             return AttemptOutcome(claimed, attempted_at, status, error, duration_ms, outcome)
 
@@ -281,58 +289,15 @@ class Dispatcher:
             await _read_capped(response, self.settings.max_response_bytes)
             return response.status
 
-    async def _record(self, conn: AsyncConnection[Any], outcomes: Sequence[AttemptOutcome]) -> None:
-        if not outcomes:
-            return
-        s = self.settings
-        done = [o for o in outcomes if o.ok]
-        failed = [o for o in outcomes if not o.ok]
-        failing = {o.claimed.subscription_id: o.attempted_at for o in failed}
-        failing = {k: v for k, v in failing.items()
-                   if k not in {o.claimed.subscription_id for o in done}}
-        disabled: list[UUID] = []
-        async with conn.transaction(), conn.cursor() as cur:
-            await cur.execute(sql.LOG, _columns(
-                [(o.claimed.id, o.claimed.subscription_id, o.claimed.attempts + 1,
-                  o.attempted_at, o.status_code, o.error, o.duration_ms) for o in outcomes], 7))
-            if done:
-                await cur.execute(sql.DELIVERED, ([o.claimed.id for o in done],))
-                await cur.execute(sql.SUCCEEDED, _columns(_best_positions(done), 2))
-            if failed:
-                await cur.execute(sql.RETRY, _columns([
-                    (o.claimed.id, backoff_s(o.claimed.attempts + 1, s.backoff_base_s,
-                                             s.backoff_max_s)) for o in failed], 2))
-            if failing:
-                await cur.execute(sql.FAILED, _columns(list(failing.items()), 2))
-                await cur.execute(sql.DISABLE, (list(failing), s.disable_after_s))
-                disabled = [row[0] for row in await cur.fetchall()]
-        for subscription in disabled:  # committed: now it is so
-            log.warning("webhook subscription %s disabled: every attempt failed for %g s",
-                        subscription, s.disable_after_s)
-        metrics.webhooks_disabled(len(disabled))
-
 
 def _refusal(url: str, allow: Sequence[Network]) -> str | None:
-    """Why the URL may not be used now (a literal address is never given to the
-    resolver, so it is checked here, once per URL per round), or None."""
+    """Why the URL may not be used now (checked once per URL per round, for a plain
+    reason in the log; the socket factory checks every connection again), or None."""
     try:
         check_url(url, allow)
     except TargetRefused as exc:
         return f"refused target: {exc}"
     return None
-
-
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> tuple[list[Any], ...]:
-    """Rows -> one list per column, the arrays the unnest statements take."""
-    return tuple([row[i] for row in rows] for i in range(width))
-
-
-def _best_positions(done: Sequence[AttemptOutcome]) -> list[tuple[UUID, int]]:
-    best: dict[UUID, int] = {}
-    for o in done:
-        best[o.claimed.subscription_id] = max(best.get(o.claimed.subscription_id, 0),
-                                              o.claimed.position)
-    return list(best.items())
 
 
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> None:
@@ -345,6 +310,15 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> None:
             return
         read += len(chunk)
     response.close()
+
+
+def _failure(exc: BaseException) -> tuple[str, str]:
+    """The outcome and the delivery log's error of a failed connection: a refusal
+    when the guard's socket factory would not let it connect."""
+    refused = getattr(exc, "os_error", exc)  # aiohttp.ClientConnectorError wraps it
+    if isinstance(refused, ConnectRefused):
+        return metrics.REFUSED, f"refused target: {refused.strerror}"[:MAX_ERROR]
+    return metrics.CONNECTION_ERROR, _describe(exc)
 
 
 def _describe(exc: BaseException) -> str:

@@ -18,13 +18,37 @@ WITH heads AS (
 UPDATE webhook_deliveries d SET claimed_until = now() + make_interval(secs => %(lease)s)
 FROM due, webhook_subscriptions s
 WHERE d.id = due.id AND s.id = d.subscription_id
+  AND d.state = 'pending' AND d.next_attempt_at <= now()
   AND (d.claimed_until IS NULL OR d.claimed_until < now())
 RETURNING d.id, d.subscription_id, d.event_id, d.event_type, d.aggregate_id,
           d.aggregate_version, d.position, d.payload::text AS body, d.attempts, d.created_at,
-          s.url, s.secret
+          s.url, s.secret, d.claimed_until AS lease
 """
-# The outcomes of a round are recorded with one statement each (arrays unnested),
-# not one per delivery: per-row statements were a visible share of the CPU.
+# The UPDATE re-checks state and next_attempt_at: a row another dispatcher recorded
+# (delivered, or retried later) while this claim waited for its lock is not taken.
+# Its claimed_until is the claim's lease and its token: a later claim (only possible
+# once the lease has run out) sets a later one.
+
+# Recording outcomes (application/webhooks/outcomes.py): first the subscriptions, in
+# id order, then the deliveries that still carry this dispatcher's lease. A deleted
+# delivery, or one claimed again by another dispatcher, is not returned.
+LOCK_SUBSCRIPTIONS = """
+SELECT id FROM webhook_subscriptions WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE
+"""
+OURS = """
+SELECT d.id FROM webhook_deliveries d
+JOIN unnest(%s::bigint[], %s::timestamptz[]) AS r(id, lease) ON d.id = r.id
+WHERE d.state = 'pending' AND d.claimed_until = r.lease
+ORDER BY d.id FOR UPDATE OF d
+"""
+# Claimed deliveries a round did not attempt (its lease was running out): free now.
+RELEASE = """
+UPDATE webhook_deliveries d SET claimed_until = NULL
+FROM unnest(%s::bigint[], %s::timestamptz[]) AS r(id, lease)
+WHERE d.id = r.id AND d.claimed_until = r.lease
+"""
+# Outcomes are recorded with one statement each per batch (arrays unnested), not one
+# per delivery: per-row statements were a visible share of the CPU.
 LOG = """
 INSERT INTO webhook_attempts (delivery_id, subscription_id, attempt, attempted_at, status_code,
                               error, duration_ms)

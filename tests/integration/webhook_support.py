@@ -2,9 +2,10 @@
 
 The receiver verifies every request's Standard Webhooks signature with the
 subscription's secret and misbehaves on cue: each request takes the next mode of
-its script ("500", "timeout": answer after the sender gave up, "drop": close the
-connection without an answer, "redirect": 302 elsewhere, "endless": 200 with a
-body that never ends), then answers 204 ("ok") once the script is spent.
+its script ("500", "timeout": answer after the sender gave up, "slow": accept after
+`hold_s`, within the sender's timeout, "drop": close the connection without an
+answer, "redirect": 302 elsewhere, "endless": 200 with a body that never ends),
+then answers 204 ("ok") once the script is spent.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Receiver:
     modes: list[str] = field(default_factory=list)  # the mode of every request, in order
     paths: list[str] = field(default_factory=list)  # the path of every request
     bad_signatures: int = 0
-    hold_s: float = 2.0  # how long a "timeout" request waits before answering
+    hold_s: float = 2.0  # how long a "timeout" or "slow" request waits before answering
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
 
@@ -84,6 +85,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             if mode == "500":
                 self._answer(500)
                 return
+            if mode == "slow":
+                time.sleep(receiver.hold_s)
             if mode == "endless":
                 self._endless()
                 return

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from application.webhooks.delivery import backoff_s, sign
+from application.webhooks.delivery import sign
 from application.webhooks.guard import TargetRefused, check_url, parse_allow, resolve
+from application.webhooks.outcomes import backoff_s
 
 
 @pytest.mark.parametrize("url", [
@@ -23,6 +24,39 @@ from application.webhooks.guard import TargetRefused, check_url, parse_allow, re
 def test_special_or_malformed_targets_are_refused(url: str) -> None:
     with pytest.raises(TargetRefused):
         check_url(url, ())
+
+
+@pytest.mark.parametrize("url", [
+    "http://127\u30020\u30020\u30021:8000/x",  # ideographic full stops
+    "http://\u246b\u2466.0.0.1/x",  # circled numbers: NFKC makes them 12 and 7
+    "http://\uff11\uff12\uff17.\uff10.\uff10.\uff11/x",  # fullwidth digits
+    "http://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54:8000/x",  # fullwidth localhost
+])
+def test_a_host_that_normalises_to_an_address_is_judged_as_that_address(url: str) -> None:
+    """aiohttp connects to yarl's normalised host, the literal 127.0.0.1, and never asks
+    the resolver about a literal: the check must see what aiohttp will connect to."""
+    with pytest.raises(TargetRefused):
+        check_url(url, ())
+
+
+def test_a_non_ascii_spelling_of_an_address_is_refused_even_when_allowed() -> None:
+    with pytest.raises(TargetRefused, match="non-ASCII"):
+        check_url("http://127\u30020\u30020\u30021:8000/x", parse_allow("127.0.0.1/32"))
+
+
+@pytest.mark.parametrize("url", [
+    "http://100.100.100.200/latest/meta-data/",  # carrier-grade NAT: Alibaba's metadata
+    "http://100.64.0.1/", "http://192.0.0.170/", "http://198.18.0.1/",
+    "http://[2002:7f00:1::]/",  # 6to4 carrying 127.0.0.1
+    "http://[2001:db8::1]/", "http://127.0.0.1./", "http://localhost./",
+])
+def test_addresses_that_are_not_global_are_refused(url: str) -> None:
+    with pytest.raises(TargetRefused):
+        check_url(url, ())
+
+
+def test_the_allow_list_permits_a_carrier_grade_nat_address_it_names() -> None:
+    check_url("http://100.100.100.200/x", parse_allow("100.64.0.0/10"))
 
 
 def test_public_addresses_and_names_pass_the_literal_check() -> None:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pjsua2 as pj
 
+from adapters.media.files import tenant_file
+
 log = logging.getLogger(__name__)
 
 # Time for an end-of-file event already on its way to reach a stopped player. The
@@ -51,18 +53,26 @@ class MusicOnHold:
 
 
 class MusicLibrary:
-    """Music on hold by name: ``default`` is the worker's own; any other name is
-    ``<media>/moh/<name>.wav`` when that file exists, else the default."""
+    """Music on hold by name and tenant: ``default`` is the worker's own; any other
+    name is the tenant's file of that name (``files.tenant_file``: ``tenants/<tenant>/
+    moh/<name>.wav``, and for the default tenant ``moh/<name>.wav``) when it exists
+    and the bridge can play it, else the default."""
 
     def __init__(self, media_dir: Path, default: Path) -> None:
-        self._dir = media_dir / "moh"
+        self._media_dir = media_dir
         self._default = default
         self._players: dict[Path, MusicOnHold] = {}
 
-    def music(self, name: str) -> MusicOnHold:
-        path = self._dir / f"{name}.wav"
-        if name == "default" or "/" in name or not path.is_file():
-            path = self._default
+    def music(self, name: str, tenant: str) -> MusicOnHold:
+        found = tenant_file(self._media_dir, tenant, "moh", name) if name != "default" else None
+        if found is not None and found not in self._players:
+            try:
+                self._players[found] = MusicOnHold(found)
+            except pj.Error as error:  # a format pjmedia does not play, a damaged file
+                log.error("music on hold %s cannot be played (%s): the default plays",
+                          found, error.info())
+                found = None
+        path = found or self._default
         if path not in self._players:
             self._players[path] = MusicOnHold(path)
         return self._players[path]

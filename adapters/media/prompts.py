@@ -6,25 +6,32 @@ hold), written once under the media directory and reused:
 
 * an IVR menu's prompt: a short melody derived from the prompt text (the same
   text always gives the same melody, different menus sound different), unless
-  ``prompts/<prompt>.wav`` exists there, which is played instead (real
-  recordings can be dropped in);
+  the menu's tenant has a recording of that name (``files.tenant_file``:
+  ``tenants/<tenant>/prompts/<prompt>.wav``), which is played instead (real
+  recordings can be dropped in; one the media bridge cannot play, or whose
+  header cannot be read, is logged and the melody plays);
+* a recording a queue's overflow names: the tenant's file of that name only;
 * a queue position: N short beeps for position N (capped, so a long queue does
   not take a minute to announce);
 * goodbye: two falling notes before the platform hangs up.
 
-Durations are computed from the notes, so a session knows when a prompt ends
-without waiting for the player's end-of-file callback.
+Durations are computed from the notes (a recording's from its RIFF header), so a
+session knows when a prompt ends without waiting for the player's end-of-file
+callback.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
+from adapters.media.files import read_wav, tenant_file
 from adapters.media.tones import write_wav
+
+log = logging.getLogger(__name__)
 
 Notes = list[tuple[float, float]]
 # A pentatonic scale: any sequence of its notes sounds deliberate.
@@ -63,17 +70,35 @@ def _seconds(notes: Notes) -> float:
 
 
 class Prompts:
-    """The prompt files under ``<media>/prompts``."""
+    """Generated prompts under ``<media>/prompts``; the tenants' recorded ones."""
 
     def __init__(self, media_dir: Path) -> None:
+        self.media_dir = media_dir
         self.directory = media_dir / "prompts"
 
-    def menu(self, prompt: str) -> Prompt:
-        recorded = self._recorded(prompt)
+    def menu(self, prompt: str, tenant: str) -> Prompt:
+        """A menu of ``tenant``'s prompt: its recording of that name, else the melody."""
+        recorded = self.recording(prompt, tenant) if _SAFE_NAME.fullmatch(prompt) else None
         if recorded is not None:
             return recorded
         name = "menu-" + hashlib.sha256(prompt.encode()).hexdigest()[:16]
         return self._generated(name, menu_notes(prompt))
+
+    def recording(self, name: str, tenant: str) -> Prompt | None:
+        """``tenant``'s recording ``name``, if it has one the media bridge can play."""
+        path = tenant_file(self.media_dir, tenant, "prompts", name)
+        if path is None:
+            return None
+        try:
+            wav = read_wav(path)
+        except (OSError, ValueError) as error:
+            log.warning("prompt %s cannot be read (%s): not played", path, error)
+            return None
+        if not wav.playable:
+            log.warning("prompt %s is %s, which the media bridge cannot play (16-bit PCM, "
+                        "A-law or mu-law WAV): not played", path, wav.describe())
+            return None
+        return Prompt(path, wav.seconds)
 
     def position(self, position: int) -> Prompt:
         count = max(1, min(position, MAX_BEEPS))
@@ -87,12 +112,3 @@ class Prompts:
         if not path.exists():
             write_wav(path, notes)
         return Prompt(path, _seconds(notes))
-
-    def _recorded(self, prompt: str) -> Prompt | None:
-        if not _SAFE_NAME.fullmatch(prompt):
-            return None  # prompt text, not a file name
-        path = self.directory / f"{prompt}.wav"
-        if not path.is_file():
-            return None
-        with wave.open(str(path)) as wav:
-            return Prompt(path, wav.getnframes() / wav.getframerate())

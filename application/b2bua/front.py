@@ -4,14 +4,19 @@ pjsua2 (the adapter is ``adapters/sip/sessions/centre_front.py``).
 
 Stages of the caller's visit (``Stage``)::
 
-    STARTING --go(target)--> IVR | QUEUE | DIALLING | (goodbye)
+    STARTING --go(target)--> IVR | QUEUE | DIALLING | ANNOUNCING | (goodbye)
     IVR --menu prompt ended--> wait for a key (KEY_WAIT timer, the menu's timeout)
         --key, or KEY_WAIT fired--> ``IvrMenu.decide``: the same menu again
                                     (REPEAT), or go(its action)
+        --the call's menu entry past MAX_MENU_ENTRIES--> (goodbye: ivr_loop)
     QUEUE --the queue refused the call--> (goodbye)
+          --ANNOUNCE timer--> position asked and said; the timer runs while the
+            caller waits (a failed question or a refused accept too)
           --offer reserved--> ring the agent's device (several for ring-all)
           --agent 200 OK--> CONNECTING --accept_offer stored--> TALKING
+                                       --refused--> QUEUE (announcements restart)
           --agent rejects / rings out--> miss_offer, still QUEUE
+          --overflow to a recording--> ANNOUNCING --played--> ended (recording_played)
           --caller hangs up, or the worker stops, before the queue answered the
             enqueue--> LEAVING
     LEAVING --the queue's answer--> ended (abandoned if it took the call, else cancelled;
@@ -22,9 +27,9 @@ Stages of the caller's visit (``Stage``)::
             --transfer to a queue--> QUEUE again (the call stays answered)
 
 The IVR, the choice of destination, the wait in a queue (music, position
-announcements, being moved by an overflow or a transfer, leaving) and the
-dialling of a number are decided here; the offers in ``offers.py``; the talk
-(audio, recording) is the adapter's (``centre_session``).
+announcements, being moved by an overflow or a transfer, leaving) are decided
+here, the dialling of a number in its part ``dialling.py``; the offers in
+``offers.py``; the talk (audio, recording) is the adapter's (``centre_session``).
 
 Convention (see ``domain.call.Call.enter_queue``): answering the caller's leg
 to play prompts and music is not ``answer_call``; only the agent's (or
@@ -50,8 +55,7 @@ import logging
 from collections.abc import Callable, Hashable
 from dataclasses import replace
 from datetime import datetime
-from enum import Enum
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 from uuid import UUID
 
 from application.b2bua import actions as act
@@ -62,6 +66,7 @@ from application.b2bua.centre_commands import (
     Enqueue,
     Submit,
 )
+from application.b2bua.dialling import Dialling
 from application.b2bua.front_actions import (
     ClearCallee,
     DialNumber,
@@ -74,58 +79,34 @@ from application.b2bua.front_actions import (
     PlayMenu,
     PlayMusic,
     PlayPosition,
+    PlayRecording,
     PromptEnded,
+    QueueInfo,
+    Stage,
     StopPrompt,
     Talk,
     WithdrawRings,
 )
 from application.b2bua.legs import Answered, Gone, Ringing, Timer
-from application.b2bua.outcomes import (
-    NO_ANSWER_TIMEOUT,
-    NO_CAPACITY,
-    NO_ROUTE,
-    Outcome,
-    callee_failure,
-)
 from application.b2bua.plain import now
-from domain.addressing import Target, TargetKind
+from domain.addressing import DEFAULT_TENANT, Target, TargetKind
 from domain.call import Disposition, HangupSide
-from domain.call_commands import QueueCall, RingCall, RouteCall
+from domain.call_commands import QueueCall, RouteCall
 from domain.ivr import IvrMenu
 
 __all__ = [
     "ClearCallee", "DialNumber", "EndAnswered", "EndVisit", "Front", "FrontAction", "Goodbye",
-    "KeyPressed", "PlaceCallee", "PlayMenu", "PlayMusic", "PlayPosition", "PromptEnded",
-    "QueueInfo", "Stage", "StopPrompt", "Talk", "WithdrawRings",
+    "KeyPressed", "PlaceCallee", "PlayMenu", "PlayMusic", "PlayPosition", "PlayRecording",
+    "PromptEnded", "QueueInfo", "Stage", "StopPrompt", "Talk", "WithdrawRings",
 ]
 
 log = logging.getLogger(__name__)
 
+# Menus one call may enter (a replay of the menu it is in is none): menus naming each
+# other (a -> b -> a by default actions) would play for ever to a silent caller.
+MAX_MENU_ENTRIES = 10
+
 L = TypeVar("L", bound=Hashable)
-
-
-class Stage(Enum):
-    STARTING = "starting"
-    IVR = "ivr"
-    QUEUE = "queue"
-    CONNECTING = "connecting"
-    DIALLING = "dialling"
-    LEAVING = "leaving"  # the caller left; the queue's answer to the enqueue is awaited
-    TALKING = "talking"
-    ENDED = "ended"
-
-
-class QueueInfo(Protocol):
-    """What the front needs of a queue (``adapters.sip.routing.directory.QueueSettings``)."""
-
-    @property
-    def key(self) -> str: ...
-    @property
-    def music_on_hold(self) -> str: ...
-    @property
-    def announce_position(self) -> bool: ...
-    @property
-    def record_calls(self) -> bool: ...
 
 
 class Front(Generic[L]):
@@ -141,13 +122,14 @@ class Front(Generic[L]):
         self.queues = queues
         self.describe = describe
         self.announce_every_s = announce_every_s
-        self.no_answer_s = no_answer_s  # a dialled number has this long to answer
         self.clock = clock
+        self.dialling: Dialling[L] = Dialling(call_id, clock, no_answer_s)
         self.stage = Stage.STARTING
         self.queue: QueueInfo | None = None
         self.queue_id: UUID | None = None
         self.menu_id: UUID | None = None
         self.attempt = 1
+        self.menu_entries = 0
         self.ever_answered = False  # someone answered for the platform once
         self.entering: Enqueue | None = None  # submitted, the queue's answer not heard yet
         self.leaving: EndVisit | None = None  # the caller's end, held until that answer
@@ -162,13 +144,23 @@ class Front(Generic[L]):
             return self.enter_menu(target.aggregate_id, 1)
         if kind is TargetKind.NUMBER and target.value is not None:
             return [*self.route_note(target), DialNumber(target.value)]
-        if kind is TargetKind.HANGUP:
-            return self.goodbye("ivr_hangup")
-        return self.goodbye("recording_unavailable")  # no announcement player yet
+        if kind is TargetKind.RECORDING and target.value is not None:  # a queue's overflow
+            self.stage = Stage.ANNOUNCING
+            tenant = self.queue.tenant if self.queue is not None else DEFAULT_TENANT
+            return [PlayRecording(target.value, tenant)]
+        return self.goodbye("ivr_hangup")  # HANGUP (a menu's REPEAT never comes here)
 
     def goodbye(self, cause: str) -> list[FrontAction]:
         self.stage = Stage.STARTING
         return [Goodbye(cause)]
+
+    def recording_ended(self, played: bool) -> list[FrontAction]:
+        """The recording asked for (``PlayRecording``) was played, or could not be."""
+        if self.stage is not Stage.ANNOUNCING:
+            return []
+        if not played:
+            return self.goodbye("recording_unavailable")
+        return [EndVisit(Disposition.FAILED, "recording_played", HangupSide.SYSTEM, None)]
 
     def route_note(self, target: Target) -> list[FrontAction]:
         """The Call's Routed event for where the caller goes (only before any answer)."""
@@ -183,10 +175,17 @@ class Front(Generic[L]):
         if menu is None:
             log.error("call %s: IVR menu %s unknown to this worker", self.call_id, menu_id)
             return self.goodbye("unknown_menu")
+        if menu_id != self.menu_id or self.stage is not Stage.IVR:  # entered, not replayed
+            self.menu_entries += 1
+            if self.menu_entries > MAX_MENU_ENTRIES:
+                log.warning("call %s: menu %s would be menu entry %d of the call (at most "
+                            "%d): a loop of menus, goodbye", self.call_id, menu.key,
+                            self.menu_entries, MAX_MENU_ENTRIES)
+                return self.goodbye("ivr_loop")
         actions = self.route_note(Target.ivr(menu_id)) if menu_id != self.menu_id else []
         self.stage, self.menu_id, self.attempt = Stage.IVR, menu_id, attempt
         log.info("call %s: IVR %s, attempt %d", self.call_id, menu.key, attempt)
-        return [*actions, act.CancelTimer(Timer.KEY_WAIT), PlayMenu(menu.prompt)]
+        return [*actions, act.CancelTimer(Timer.KEY_WAIT), PlayMenu(menu.prompt, menu.tenant)]
 
     def menu(self) -> IvrMenu | None:
         return self.menus(self.menu_id) if self.menu_id is not None else None
@@ -207,9 +206,7 @@ class Front(Generic[L]):
         if timer is Timer.KEY_WAIT:
             return self.key(None)
         if timer is Timer.NO_ANSWER and self.stage is Stage.DIALLING:
-            log.info("call %s: the number dialled did not answer within %.0f s", self.call_id,
-                     self.no_answer_s or 0.0)
-            return self.dial_failed(NO_ANSWER_TIMEOUT, HangupSide.SYSTEM)
+            return self.dialling.timed_out(self.ever_answered)
         return self.ask_position() if timer is Timer.ANNOUNCE else []
 
     def key(self, digit: str | None) -> list[FrontAction]:
@@ -239,14 +236,21 @@ class Front(Generic[L]):
                 *self.hear_queue()]
 
     def hear_queue(self) -> list[FrontAction]:
-        name = self.queue.music_on_hold if self.queue is not None else "default"
-        actions: list[FrontAction] = [PlayMusic(name)]
-        if self.queue is not None and self.queue.announce_position:
-            actions += self._announce_in(1.0)
-        return actions
+        if self.queue is None:
+            return [PlayMusic("default")]
+        return [PlayMusic(self.queue.music_on_hold, self.queue.tenant), *self._announce_in(1.0)]
 
-    def _announce_in(self, seconds: float) -> list[FrontAction]:
+    def _announce_in(self, seconds: float) -> list[act.CancelTimer | act.StartTimer]:
+        """The next announcement of the caller's position (if the queue makes them)."""
+        if self.queue is None or not self.queue.announce_position:
+            return []
         return [act.CancelTimer(Timer.ANNOUNCE), act.StartTimer(Timer.ANNOUNCE, seconds)]
+
+    def back_to_queue(self) -> list[act.CancelTimer | act.StartTimer]:
+        """An agent's answer did not stand (``Offers.accepted``): the caller waits on,
+        and their position is said again (an ANNOUNCE fired meanwhile asked nothing)."""
+        self.stage = Stage.QUEUE
+        return self._announce_in(self.announce_every_s)
 
     def ask_position(self) -> list[FrontAction]:
         if self.stage is not Stage.QUEUE or self.queue_id is None:
@@ -258,10 +262,14 @@ class Front(Generic[L]):
         command = done.command
         if isinstance(command, Enqueue):
             return self.entered(command, done)
-        if isinstance(command, AskPosition) and self.stage is Stage.QUEUE and done.ok \
-                and isinstance(done.value, int):
-            log.info("call %s: position %d announced", self.call_id, done.value)
-            return [PlayPosition(done.value), *self._announce_in(self.announce_every_s)]
+        if isinstance(command, AskPosition) and self.stage is Stage.QUEUE \
+                and command.queue_id == self.queue_id:
+            again = self._announce_in(self.announce_every_s)  # whatever the answer
+            if done.ok and isinstance(done.value, int):
+                log.info("call %s: position %d announced", self.call_id, done.value)
+                return [PlayPosition(done.value), *again]
+            log.warning("call %s: no position to announce (%s)", self.call_id, done.error)
+            return [*again]
         return []
 
     def entered(self, command: Enqueue, done: CentreDone) -> list[FrontAction]:
@@ -279,7 +287,7 @@ class Front(Generic[L]):
                                                           command.key))]
             return took if held is None else [*took, held]
         if held is not None:  # the queue never had the call
-            return [_never_queued(held)]
+            return [held.never_queued()]
         return self.refused(done)
 
     def offered(self) -> list[FrontAction]:
@@ -301,8 +309,9 @@ class Front(Generic[L]):
             return []
         log.info("call %s: left its queue for %s", self.call_id, target)
         if target.kind is not TargetKind.QUEUE:
+            actions: list[FrontAction] = [WithdrawRings(), *self.go(target)]  # (queue known)
             self.queue = self.queue_id = None
-            return [WithdrawRings(), *self.go(target)]
+            return actions
         # The platform enqueued it there in the same transaction.
         settings = self.queues(target.aggregate_id)
         self.queue, self.queue_id = settings, target.aggregate_id
@@ -310,39 +319,19 @@ class Front(Generic[L]):
         return [WithdrawRings(), act.Emit(QueueCall(self.call_id, self.clock(), key)),
                 *self.hear_queue()]
 
-    # Dialling a number (from a menu, an overflow, a blind transfer).
+    # Dialling a number (from a menu, an overflow, a blind transfer): ``Dialling``.
 
     def dial(self, uri: str | None) -> list[FrontAction]:
         """Call ``uri`` (None: the number has no route) while the caller hears music."""
         self.stage = Stage.DIALLING
-        actions: list[FrontAction] = [PlayMusic("default")]
-        if uri is None:
-            return [*actions, *self.dial_failed(NO_ROUTE, HangupSide.SYSTEM)]
-        if self.no_answer_s is not None:  # before the placing, which may end the call
-            actions.append(act.StartTimer(Timer.NO_ANSWER, self.no_answer_s))
-        return [*actions, PlaceCallee(uri)]
+        return self.dialling.dial(uri, self.ever_answered)
 
     def callee_not_placed(self, no_slot: bool) -> list[FrontAction]:
-        return self.dial_failed(NO_CAPACITY if no_slot else callee_failure(0),
-                                HangupSide.SYSTEM)
+        return self.dialling.not_placed(no_slot, self.ever_answered)
 
     def dialled(self, fact: Ringing[L] | Answered[L] | Gone[L]) -> list[FrontAction]:
         """A fact of the dialled party's leg."""
-        if isinstance(fact, Ringing):
-            if fact.status in (180, 183) and not self.ever_answered:
-                return [act.Emit(RingCall(self.call_id, self.clock()))]
-            return []
-        # The dial's no-answer timer, when it started one, stops with the answer or end.
-        stop = [act.CancelTimer(Timer.NO_ANSWER)] if self.no_answer_s is not None else []
-        if isinstance(fact, Answered):
-            return [*stop, Talk()]
-        return [*stop, ClearCallee(),
-                *self.dial_failed(callee_failure(fact.status), HangupSide.CALLEE)]
-
-    def dial_failed(self, outcome: Outcome, side: HangupSide) -> list[FrontAction]:
-        if self.ever_answered:  # a blind transfer's target: the call was answered
-            return [EndAnswered(HangupSide.SYSTEM, "transfer_failed")]
-        return [EndVisit(outcome.disposition, outcome.hangup_cause, side, outcome.relay_status)]
+        return self.dialling.dialled(fact, self.ever_answered)
 
     # Leaving before anyone talked to the caller.
 
@@ -387,11 +376,3 @@ class Front(Generic[L]):
             self.stage, self.leaving = Stage.LEAVING, replace(end, at=drop.at)
             return [Submit(drop)]
         return [Submit(drop), end]
-
-
-def _never_queued(held: EndVisit) -> EndVisit:
-    """A held end once the queue refused the call: a caller who left cancelled it
-    (the queue never had it); a stopping worker's end stays failed."""
-    if held.disposition is Disposition.ABANDONED:
-        return replace(held, disposition=Disposition.CANCELLED, cause="originator_cancel")
-    return held

@@ -1,20 +1,52 @@
 """What a call-centre call's front (``application.b2bua.front.Front``) hears and
 asks for, as plain values: the facts of the IVR beside ``application.b2bua.legs``,
 and the actions its adapter (``adapters/sip/sessions/centre_front.py``) performs
-beside ``application.b2bua.actions``. ``front`` re-exports them."""
+beside ``application.b2bua.actions``; and the words it is told in (its stages,
+what it needs of a queue). ``front`` re-exports them."""
 
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Generic, TypeVar
+from enum import Enum
+from typing import Generic, Protocol, TypeVar
 
 from application.b2bua import actions as act
 from application.b2bua.centre_commands import Submit
+from domain.addressing import DEFAULT_TENANT
 from domain.call import Disposition, HangupSide
 
 L = TypeVar("L", bound=Hashable)
+
+
+class Stage(Enum):
+    """Where the caller is (``front``'s docstring draws the ways between them)."""
+
+    STARTING = "starting"
+    IVR = "ivr"
+    QUEUE = "queue"
+    CONNECTING = "connecting"
+    DIALLING = "dialling"
+    ANNOUNCING = "announcing"  # a recording plays; the call ends after it
+    LEAVING = "leaving"  # the caller left; the queue's answer to the enqueue is awaited
+    TALKING = "talking"
+    ENDED = "ended"
+
+
+class QueueInfo(Protocol):
+    """What the front needs of a queue (``adapters.sip.routing.directory.QueueSettings``)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def music_on_hold(self) -> str: ...
+    @property
+    def announce_position(self) -> bool: ...
+    @property
+    def record_calls(self) -> bool: ...
+    @property
+    def tenant(self) -> str: ...  # whose music it plays
 
 
 # Facts of the front (beside application.b2bua.legs).
@@ -38,9 +70,20 @@ class PromptEnded:
 
 @dataclass(frozen=True)
 class PlayMenu:
-    """Play a menu's prompt (by name) to the caller, then report ``PromptEnded``."""
+    """Play a menu's prompt (by name, ``tenant``'s) to the caller, then report
+    ``PromptEnded`` (also when it cannot be played: the menu goes on)."""
 
     prompt: str
+    tenant: str
+
+
+@dataclass(frozen=True)
+class PlayRecording:
+    """Play ``tenant``'s recording ``name`` to the caller, then report
+    ``recording_ended`` (whether it was played)."""
+
+    name: str
+    tenant: str
 
 
 @dataclass(frozen=True)
@@ -50,9 +93,11 @@ class StopPrompt:
 
 @dataclass(frozen=True)
 class PlayMusic:
-    """Music under the caller's prompts (by name: the queue's music on hold)."""
+    """Music under the caller's prompts (by name: the queue's music on hold, of
+    ``tenant``, the queue's)."""
 
     name: str
+    tenant: str = DEFAULT_TENANT
 
 
 @dataclass(frozen=True)
@@ -78,6 +123,14 @@ class EndVisit:
     side: HangupSide
     sip_status: int | None
     at: datetime | None = None
+
+    def never_queued(self) -> EndVisit:
+        """This end, held until the queue's answer, once the queue refused the call: a
+        caller who left cancelled it (the queue never had it); a stopping worker's
+        end stays failed."""
+        if self.disposition is Disposition.ABANDONED:
+            return replace(self, disposition=Disposition.CANCELLED, cause="originator_cancel")
+        return self
 
 
 @dataclass(frozen=True)
@@ -120,6 +173,6 @@ class Goodbye:
     cause: str
 
 
-FrontAction = (act.Emit | act.StartTimer | act.CancelTimer | PlayMenu | StopPrompt | PlayMusic
-               | PlayPosition | WithdrawRings | Submit | DialNumber | PlaceCallee | ClearCallee
-               | Talk | EndAnswered | Goodbye | EndVisit)
+FrontAction = (act.Emit | act.StartTimer | act.CancelTimer | PlayMenu | PlayRecording
+               | StopPrompt | PlayMusic | PlayPosition | WithdrawRings | Submit | DialNumber
+               | PlaceCallee | ClearCallee | Talk | EndAnswered | Goodbye | EndVisit)

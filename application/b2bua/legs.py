@@ -124,6 +124,27 @@ Fact = (Ringing[L] | Answered[L] | Gone[L] | MediaChanged[L] | Placed[L] | Place
         | ReferReceived[L] | ReferFollowed[L] | TimerFired | ShutdownAsked)
 
 
+class KeyMethod:
+    """Which of a leg's DTMF keys are key presses: those of the first method heard.
+
+    A phone set to send DTMF "RFC 2833 + SIP INFO" sends every key both ways, and
+    the SIP stack reports each copy (pjsua2's ``onDtmfDigit``, whose ``method`` says
+    which). One leg's keys are taken from the method it used first and the other's
+    are dropped, so one press is one key whatever the delay between the two copies
+    (a SIP INFO retransmitted 0.5 s later included). A phone that changes method
+    within a call (rare: a re-INVITE without telephone-event) has the keys of its
+    new method ignored. One per leg; ``method`` is the adapter's (any value)."""
+
+    def __init__(self) -> None:
+        self.method: object = None  # none heard yet
+
+    def take(self, method: object) -> bool:
+        """Whether a key that came by ``method`` is a key press."""
+        if self.method is None:
+            self.method = method
+        return method == self.method
+
+
 def refer_target(refer_to: str) -> str:
     """The URI of a Refer-To value, without its name-addr angle brackets."""
     inner = refer_to.strip()

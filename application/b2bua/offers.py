@@ -15,7 +15,8 @@ agent's device (several at once for ring-all)::
               deadline + grace passed--> stop ringing (no miss of ours)
     accept_offer stored --call still CONNECTING--> ConnectAgent; the agent talks
                         --refused (the offer no longer stands)--> stop ringing,
-                          the call waits on (QUEUE)
+                          the call waits on (QUEUE: ``Front.back_to_queue``,
+                          position announcements again)
                         --the caller left meanwhile--> the agent's call ends
 
 Convention: a ring this flow stops is hung up with its listener detached
@@ -123,7 +124,7 @@ class TalkTo(Generic[L]):
 
 
 OfferAction = (act.Emit | Submit | PlaceAgent | StartOfferTimer | CancelOfferTimer
-               | DropLeg[L] | TalkTo[L])
+               | DropLeg[L] | TalkTo[L] | act.StartTimer | act.CancelTimer)
 
 
 @dataclass
@@ -227,8 +228,7 @@ class Offers(Generic[L]):
         if not done.ok:
             log.info("call %s: offer to %s no longer stands (%s); the caller waits on",
                      self.call_id, ring.agent_id, done.error)
-            self.front.stage = Stage.QUEUE
-            return self._drop(ring)
+            return [*self._drop(ring), *self.front.back_to_queue()]
         self.agent_id = ring.agent_id
         return [act.Emit(ConnectAgent(self.call_id, command.at, self.agent_key(ring.agent_id))),
                 TalkTo(ring.agent_id, ring.leg, command.at)]

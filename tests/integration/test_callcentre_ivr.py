@@ -1,5 +1,6 @@
 """IVR menus on the wire: prompts played by the B2BUA, keys collected as RFC 4733
-events and as SIP INFO, retries and the default action as ``IvrMenu.decide`` says."""
+events and as SIP INFO (a key sent both ways taken once), retries and the default
+action as ``IvrMenu.decide`` says."""
 
 from __future__ import annotations
 
@@ -78,11 +79,12 @@ def test_a_key_pressed_in_the_menu_takes_the_caller_to_the_queue(
 
 def test_invalid_keys_and_silence_replay_the_menu_then_run_its_default(
     b2bua: StartWorker, router: RoutingRunner, centre: CallCentreService, phone: StartPhone,
-    call_store: CallStore,
+    call_store: CallStore, tmp_path: Path,
 ) -> None:
     provision_menu(centre)
     worker = b2bua()
-    caller = phone("caller")
+    # Recording connects the phone's audio: without, it sends no RTP and no RFC 4733 key.
+    caller = phone("caller", "--record-dir", str(tmp_path / "rec"))
 
     caller.send(f"dial sip:6000@127.0.0.1:{worker.port}")
     sip_call_id = caller.wait("dialled")["sip_call_id"]
@@ -98,3 +100,36 @@ def test_invalid_keys_and_silence_replay_the_menu_then_run_its_default(
     assert event_names(call_store, sip_call_id) == ["Initiated", "Routed", "Ended"]
     # attempt 2 timed out (2 s after its prompt): retries exhausted, default = hang up.
     assert ended - started > 1.5 + 1.4 + 2.0
+
+
+def test_a_key_sent_both_as_rfc4733_and_sip_info_is_taken_once(
+    b2bua: StartWorker, router: RoutingRunner, centre: CallCentreService, phone: StartPhone,
+    call_store: CallStore, tmp_path: Path,
+) -> None:
+    """A phone set to "RFC 2833 + SIP INFO" sends each key both ways. Before, the
+    second copy of "1" was a key in the submenu the first had opened, and hung up."""
+    provision_queue(centre, "sales", [])  # nobody to answer: the caller waits
+    sales = Target.queue(Queue.id_for("sales"))
+    centre.create_ivr_menu("sub", "Submenu", "submenu", occurred_at=now(), timeout_s=1.0,
+                           max_retries=0, options={"1": Target.hangup()}, default_action=sales)
+    centre.create_ivr_menu("main", "Main menu", "welcome", occurred_at=now(), timeout_s=2.0,
+                           options={"1": Target.ivr(IvrMenu.id_for("sub"))})
+    centre.create_number("6000", Target.ivr(IvrMenu.id_for("main")), occurred_at=now())
+    worker = b2bua()
+    caller = phone("caller", "--record-dir", str(tmp_path / "rec"))  # (RTP: see above)
+
+    caller.send(f"dial sip:6000@127.0.0.1:{worker.port}")
+    sip_call_id = caller.wait("dialled")["sip_call_id"]
+    caller.wait("state", state="CONFIRMED")
+    time.sleep(PRESS_AFTER_S)
+    caller.send("dtmf 1 rfc")
+    caller.send("dtmf 1 info")
+    # The submenu heard no key: its default, after its prompt and 1 s, is the queue.
+    wait_for(lambda: bool({"Queued", "Ended"} & set(event_names(call_store, sip_call_id))),
+             "the caller queued (or the call's end)")
+    caller.send("hangup")
+    wait_for(lambda: event_names(call_store, sip_call_id)[-1:] == ["Ended"], "the call's end")
+    assert event_names(call_store, sip_call_id) == [
+        "Initiated", "Routed", "Routed", "Routed", "Queued", "Ended"]
+    call = call_of(call_store, sip_call_id)
+    assert (call.queue, call.disposition) == ("sales", "abandoned")

@@ -5,6 +5,7 @@ worker died of a segmentation fault at a menu prompt's end on 2026-12-05)."""
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from pathlib import Path
 import pjsua2 as pj
 import pytest
 
-from adapters.media.player import RELEASE_AFTER_S, MusicOnHold, PromptPlayer
+from adapters.media.player import RELEASE_AFTER_S, MusicLibrary, MusicOnHold, PromptPlayer
 from adapters.media.tones import write_wav
 from adapters.sip.pjsua.endpoint import EndpointConfig, EventLoop, create_endpoint
 from tests.fixtures.sip import free_udp_port
@@ -103,3 +104,22 @@ def test_prompts_stopped_faster_than_they_are_released_run_out_only_for_that_mom
 
     assert bridge.poll_until(bridge.idle, RELEASE_AFTER_S + 5), "held prompts were never released"
     bridge.prompt().stop()  # room again
+
+
+def test_music_on_hold_is_the_queue_tenants_file_or_else_the_default(
+        bridge: Bridge, tmp_path: Path) -> None:
+    moh = tmp_path / "media" / "tenants" / "acme" / "moh"
+    write_wav(moh / "jazz.wav", [(440.0, 0.2)])
+    # WAVE_FORMAT_EXTENSIBLE, which pjmedia's player refuses (PJMEDIA_EWAVEUNSUPP).
+    fmt = struct.pack("<HHIIHHHHI", 0xFFFE, 1, 8000, 16000, 2, 16, 22, 16, 4) + b"\1" * 16
+    body = b"WAVEfmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + \
+        struct.pack("<I", 1600) + b"\0" * 1600
+    (moh / "broken.wav").write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    library = MusicLibrary(tmp_path / "media", bridge.wav)
+    try:
+        default = library.music("default", "acme")
+        assert library.music("jazz", "acme") is not default
+        assert library.music("jazz", "globex") is default  # acme's music is acme's
+        assert library.music("broken", "acme") is default  # logged, never raised
+    finally:
+        library.close()  # its players go before the endpoint

@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 import pjsua2 as pj
 
 from application import metrics
-from application.b2bua.legs import Answered, Audio, Fact, Gone, LegRole, Ringing
+from application.b2bua.legs import Answered, Audio, Fact, Gone, KeyMethod, LegRole, Ringing
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,9 @@ class _Dialog(pj.Call):  # type: ignore[misc]  # SWIG class, untyped
     @guarded
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
         # Both RFC 4733 telephone-events and SIP INFO (application/dtmf-relay)
-        # arrive here, once per key press (pjsua answers the INFO itself).
-        self.leg.on_dtmf(str(prm.digit))
+        # arrive here (pjsua answers the INFO itself); a phone may send each key
+        # both ways, so the leg keeps one method's (KeyMethod).
+        self.leg.on_dtmf(str(prm.digit), int(prm.method))
 
 
 class Leg:
@@ -126,6 +127,7 @@ class Leg:
         self._call: _Dialog | None = _Dialog(self, account, call_id)
         self._invited_at = time.monotonic()  # a caller's leg is made when its INVITE arrives
         self._final_counted = False  # a caller's final response is counted once (metrics)
+        self.keys = KeyMethod()  # DTMF keys by one method only (RFC 4733 or SIP INFO)
 
     @property
     def dialog(self) -> pj.Call | None:
@@ -173,7 +175,11 @@ class Leg:
         if self.listener is not None:
             self.listener.leg_stream_closing(self, stream_index)
 
-    def on_dtmf(self, digit: str) -> None:
+    def on_dtmf(self, digit: str, method: int) -> None:
+        if not self.keys.take(method):
+            log.debug("leg %s: DTMF %s by method %d dropped (a copy of a key sent both "
+                      "ways)", self.label, digit, method)
+            return
         if self.listener is not None:
             self.listener.leg_dtmf(self, digit)
 

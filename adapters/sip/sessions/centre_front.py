@@ -65,7 +65,7 @@ class FrontAudio:
         self._later = call_later
         self._music: AudioSource | None = None  # wanted
         self._music_on: tuple[AudioSource, int] | None = None  # playing, to which bridge slot
-        self._pending: tuple[Prompt, Callable[[], None]] | None = None
+        self._pending: tuple[Prompt, Callable[[], None], Callable[[], None]] | None = None
         self._prompt: PromptPlayer | None = None
         self._prompt_timer: TimerHandle | None = None
 
@@ -73,10 +73,12 @@ class FrontAudio:
     def prompting(self) -> bool:
         return self._prompt is not None or self._pending is not None
 
-    def play(self, prompt: Prompt, then: Callable[[], None]) -> None:
-        """Play ``prompt`` (music pauses), then call ``then``."""
+    def play(self, prompt: Prompt, then: Callable[[], None],
+             failed: Callable[[], None] | None = None) -> None:
+        """Play ``prompt`` (music pauses), then call ``then``; ``failed`` (default:
+        ``then``) if pjsua2 cannot play it."""
         self.stop_prompt()
-        self._pending = (prompt, then)
+        self._pending = (prompt, then, failed or then)
         self.refresh()
 
     def music(self, source: AudioSource | None) -> None:
@@ -108,14 +110,14 @@ class FrontAudio:
 
     def _start_prompt(self, audio: pj.AudioMedia) -> None:
         assert self._pending is not None
-        prompt, then = self._pending
+        prompt, then, failed = self._pending
         self._pending = None
         self._apply_music(None)
         try:
             self._prompt = PromptPlayer(prompt.path, audio, self._later)
         except pj.Error as error:
             log.error("cannot play %s: %s", prompt.path, error.info())
-            self._later(0.0, then)
+            self._later(0.0, failed)
             return
 
         def ended() -> None:
@@ -206,15 +208,19 @@ class CentreFront:
 
     def perform(self, action: Any) -> bool:
         """Perform one of the front's actions (False: not one of them)."""
+        prompts = self.centre.prompts
         match action:
-            case flow.PlayMenu(prompt=prompt):
-                self.audio.play(self.centre.prompts.menu(prompt), self._menu_said)
+            case flow.PlayMenu(prompt=prompt, tenant=tenant):
+                self._say(lambda: prompts.menu(prompt, tenant), self._menu_said)
+            case flow.PlayRecording(name=name, tenant=tenant):
+                self._say(lambda: prompts.recording(name, tenant), self._recording_played,
+                          self._recording_failed)
             case flow.StopPrompt():
                 self.audio.stop_prompt()
-            case flow.PlayMusic(name=name):
-                self.audio.music(self.centre.music.music(name))
+            case flow.PlayMusic(name=name, tenant=tenant):
+                self.audio.music(self.centre.music.music(name, tenant))
             case flow.PlayPosition(position=position):
-                self.audio.play(self.centre.prompts.position(position), lambda: None)
+                self._say(lambda: prompts.position(position), lambda: None)
             case act.StartTimer(timer=timer, seconds=seconds) if timer in _FRONT_TIMERS:
                 self._start_front_timer(timer, seconds)
             case act.CancelTimer(timer=timer) if timer in _FRONT_TIMERS:
@@ -262,8 +268,29 @@ class CentreFront:
             self._announce_timer.cancel()
             self._announce_timer = None
 
+    def _say(self, make: Callable[[], Prompt | None], then: Callable[[], None],
+             failed: Callable[[], None] | None = None) -> None:
+        """Play the prompt ``make`` gives, then ``then``. None, or a file that cannot
+        be read or written, goes on as a prompt pjsua2 cannot play does: ``failed``
+        (default ``then``) is called, so the caller is never left in silence."""
+        try:
+            prompt = make()
+        except (OSError, ValueError) as error:
+            log.error("call %s: no prompt to play: %s", self.session.call_id, error)
+            prompt = None
+        if prompt is None:
+            self.session.ctx.call_later(0.0, failed or then)
+        else:
+            self.audio.play(prompt, then, failed)
+
     def _menu_said(self) -> None:
         self._run(self.visit.prompt_ended())
+
+    def _recording_played(self) -> None:
+        self._run(self.visit.recording_ended(played=True))
+
+    def _recording_failed(self) -> None:
+        self._run(self.visit.recording_ended(played=False))
 
     # -- queue ---------------------------------------------------------------------------
 
@@ -301,8 +328,8 @@ class CentreFront:
 
     def _goodbye(self, cause: str) -> None:
         """The platform ends the call: a short tone, then BYE."""
-        self.audio.play(self.centre.prompts.goodbye(),
-                        lambda: self.finish(Disposition.FAILED, cause, HangupSide.SYSTEM, None))
+        self._say(self.centre.prompts.goodbye,
+                  lambda: self.finish(Disposition.FAILED, cause, HangupSide.SYSTEM, None))
 
     def finish(self, disposition: Disposition, cause: str, side: HangupSide,
                sip_status: int | None, at: datetime | None = None) -> None:

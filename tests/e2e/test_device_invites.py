@@ -10,7 +10,10 @@ numbers and nothing else, whatever caller ID or tenant header it presents."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -180,3 +183,38 @@ def test_a_carrier_call_to_a_tenants_number_still_comes_in(edge: Edge, sipp: Sip
     wait_until(lambda: bool(calls_from(edge.dsn, "sipp")), "the inbound call stored")
     [call] = calls_from(edge.dsn, "sipp")
     assert (call.tenant, call.direction.value, call.trunk) == (TENANT, "inbound", NUMBER)
+
+
+def raw_invite(edge: Edge, claim: str) -> list[str]:
+    """The status lines the edge answers to one INVITE carrying the header text
+    ``claim`` as sent (sipp would normalise its line ends), within 8 seconds."""
+    sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+           "m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+    call_id = uuid.uuid4().hex
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.5)
+        local = sock.getsockname()[1]
+        message = (f"INVITE sip:{EXTERNAL}@127.0.0.1:{edge.kamailio.port} SIP/2.0\r\n"
+                   f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK{call_id[:10]};rport\r\n"
+                   f"Max-Forwards: 70\r\nFrom: <sip:{NUMBER}@carrier.example>;tag=t1\r\n"
+                   f"To: <sip:{EXTERNAL}@127.0.0.1>\r\n{claim}Call-ID: {call_id}\r\n"
+                   f"CSeq: 1 INVITE\r\nContact: <sip:{NUMBER}@127.0.0.1:{local}>\r\n"
+                   f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}")
+        sock.sendto(message.encode(), ("127.0.0.1", edge.kamailio.port))
+        answers: list[str] = []
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and not any(
+                not a.startswith("SIP/2.0 1") for a in answers):
+            with contextlib.suppress(TimeoutError):
+                answers.append(sock.recvfrom(65535)[0].decode().split("\r\n")[0])
+    return answers
+
+
+def test_a_tenant_header_hidden_behind_a_lone_cr_is_no_claim(edge: Edge) -> None:
+    """Kamailio reads `Subject: hi<CR>X-Dialtone-Tenant: acme` as one Subject (its
+    remove_hf finds nothing), pjsip as two headers: the worker must not see a claim."""
+    answers = raw_invite(edge, f"Subject: hi\rX-Dialtone-Tenant: {TENANT}\r\n")
+
+    assert answers[-1] == "SIP/2.0 403 Forbidden", answers
+    assert calls_from(edge.dsn, NUMBER) == []

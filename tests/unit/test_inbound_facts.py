@@ -79,3 +79,17 @@ def test_no_single_valid_tenant_header_is_no_claim() -> None:
     assert device_tenant(_invite("X-Dialtone-Tenant: acme", "X-Dialtone-Tenant: globex")) is None
     assert device_tenant(_invite("X-Dialtone-Tenant: Not A Tenant")) is None
     assert device_tenant(_invite("X-Dialtone-Tenant:")) is None
+
+
+def test_a_header_kamailio_and_pjsip_would_read_differently_is_no_claim() -> None:
+    """Kamailio ends a line at CRLF only; pjsip also at a lone CR (or LF): a claim
+    hidden that way passed the edge's remove_hf as part of another header."""
+    assert device_tenant(_invite("Subject: hi\rX-Dialtone-Tenant: acme")) is None
+    assert device_tenant(_invite("Subject: hi\nX-Dialtone-Tenant: acme")) is None
+    assert device_tenant(_invite("Subject: hi", " X-Dialtone-Tenant: acme")) is None  # folded
+    assert device_tenant(_invite("X-Dialtone-Tenant: acme", "Subject: a\rb")) is None
+
+
+def test_white_space_before_the_colon_still_names_the_header() -> None:
+    assert device_tenant(_invite("User-Agent : Phone", "X-Dialtone-Tenant: acme")) == "acme"
+    assert device_tenant(_invite("X-Dialtone-Tenant : acme")) == "acme"

@@ -66,7 +66,6 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from email.parser import HeaderParser
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -137,6 +136,7 @@ def is_trusted(source: str, trusted: Iterable[IPNetwork]) -> bool:
 _REQUEST_USER = re.compile(r"^\S+\s+sips?:([^@;>\s]+)@", re.IGNORECASE)
 _URI_USER = re.compile(r"sips?:([^@;>\s]+)@", re.IGNORECASE)
 DEVICE_TENANT_HEADER = "X-Dialtone-Tenant"
+_TENANT_HEADER = DEVICE_TENANT_HEADER.lower()
 
 
 def dialled_number(request: str) -> str:
@@ -151,14 +151,24 @@ def uri_user(uri: str) -> str:
 
 def device_tenant(request: str) -> str | None:
     """The tenant the edge names in ``X-Dialtone-Tenant`` (the device's, once it
-    authenticated); None without exactly one such header. The header block after
-    the request line is read by the standard library's RFC 5322 parser: SIP's
-    header syntax is that one's, and pjsip has already validated the message. A
-    value that is no tenant id is no claim either."""
+    authenticated); None without exactly one such header, or with a value that is
+    no tenant id.
+
+    Kamailio removes every such header a request arrives with, so the worker must
+    see exactly the header lines Kamailio saw. Kamailio ends a line at CRLF (LF)
+    only, while pjsip also takes a lone CR as a line end: ``Subject: hi\\rX-Dialtone-
+    Tenant: acme`` is one Subject to Kamailio and two headers to a lenient reader
+    (the standard library's RFC 5322 parser, used here before, was one). So a head
+    with a lone CR or LF, or a folded line (one starting with white space), is read
+    as no claim at all; otherwise lines are split at CRLF and the name compared
+    without case, white space before the colon allowed (SIP allows it)."""
     head, _, _ = request.partition("\r\n\r\n")
-    _, _, headers = head.partition("\r\n")
-    values = HeaderParser().parsestr(headers, headersonly=True).get_all(DEVICE_TENANT_HEADER)
-    if values is None or len(values) != 1:
+    lines = head.split("\r\n")[1:]  # the request line first
+    if any("\r" in line or "\n" in line or line[:1] in (" ", "\t") for line in lines):
+        return None
+    values = [value for name, _, value in (line.partition(":") for line in lines)
+              if name.rstrip().lower() == _TENANT_HEADER]
+    if len(values) != 1:
         return None
     tenant = values[0].strip()
     return tenant if KEY_PATTERN.fullmatch(tenant) else None

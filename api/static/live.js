@@ -59,9 +59,9 @@ async function api(method, path, body) {
   let response = await send();
   if (response.status !== 401) return response;
   const refresh = await refreshSession();
-  if (renewed(refresh)) response = await send();
-  if (refused(refresh) || response.status === 401) location.assign("/login");
-  return response;
+  if (refused(refresh)) location.assign("/login");
+  else if (renewed(refresh)) response = await send();
+  return response; // a refresh that failed otherwise (5xx, no answer): the caller sees the 401
 }
 
 // --- stream ----------------------------------------------------------------

@@ -37,12 +37,12 @@ from application.identity.model import (
     User,
     WeakPassword,
     check_name,
-    is_name,
 )
 from application.identity.settings import AuthSettings
 from application.identity.store import AuditEntry
 
 _AUDITED_NAME = 64  # characters of the attempted username a login's audit row keeps
+MAX_NAME_LENGTH = 200  # the API's username limit (api/auth/routes.py, Username)
 
 Connect = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
 """Hands out a pooled connection (the API's `acquire(pool)`)."""
@@ -58,7 +58,7 @@ async def login(connect: Connect, username: str, password: str, settings: AuthSe
     argon2 runs, in one statement, so parallel guesses get no more than the
     quota verified; a success takes its count back. No connection is held while
     argon2 works (tens of ms of CPU), so logins cannot starve the pool."""
-    if not is_name(username):
+    if not storable_name(username):
         return await _refuse_impossible_name(connect, username, password, request_id)
     async with connect() as conn:
         locked = await store.count_attempt(conn, username, settings)
@@ -79,12 +79,19 @@ async def login(connect: Connect, username: str, password: str, settings: AuthSe
 
 async def _refuse_impossible_name(connect: Connect, username: str, password: str,
                                   request_id: str) -> NoReturn:
-    """A name no user can have (NAME_PATTERN): refused as an unknown one, after the same
-    argon2 time, without counting it (an 8 kB name fits no index, a NUL no text)."""
+    """A name no user can have (`storable_name`): refused as an unknown one, after the
+    same argon2 time, without counting it (an 8 kB name fits no index, a NUL no text)."""
     await asyncio.to_thread(verify_password, None, password)
     async with connect() as conn:
         await _audit_login(conn, request_id, None, "denied", username)
     raise AuthenticationFailed("incorrect username or password")
+
+
+def storable_name(username: str) -> bool:
+    """Whether a user could have this name: no NUL (PostgreSQL text holds none) and at
+    most MAX_NAME_LENGTH characters (what an index row holds). Not NAME_PATTERN: users
+    `dialtone users add` made before the identity layer checked it still log in."""
+    return "\x00" not in username and 0 < len(username) <= MAX_NAME_LENGTH
 
 
 def _shown(username: str) -> str:

@@ -51,7 +51,10 @@ class NumberTarget(StrictBody):
 class RecordingTarget(StrictBody):
     kind: Literal["recording"]
     value: str = Field(pattern=RECORDING_PATTERN, max_length=128, examples=["closed.wav"],
-                       description="The recording's name.")
+                       description="The recording's name: a WAV file (16-bit PCM, A-law "
+                       "or mu-law) in the tenant's <media>/tenants/<tenant>/prompts directory "
+                       "of each worker (the default tenant's also in <media>/prompts). The "
+                       "caller hears it, then the call ends (docs/callcentre.md).")
 
 
 class RepeatTarget(StrictBody):

@@ -50,7 +50,12 @@ DEFAULT_TENANT = "default"
 KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 # What a phone or trunk can dial: digits, DTMF star and hash, optional leading +.
 DIALLABLE_PATTERN = re.compile(r"\+?[0-9*#]{1,32}")
-RECORDING_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,127}")
+# A recording's (or music's) file name below its media directory, as the workers look
+# it up (adapters.media.files.tenant_file) and the API checks it: segments split by
+# "/", none empty, each starting with a letter or a digit (so none is "." or ".."),
+# and no dot followed by a dot. The length (at most 128) is checked apart.
+RECORDING_PATTERN = re.compile(r"[A-Za-z0-9](?:\.?[A-Za-z0-9_-])*\.?"
+                               r"(?:/[A-Za-z0-9](?:\.?[A-Za-z0-9_-])*\.?)*")
 
 
 def check_key(key: str) -> str:
@@ -158,6 +163,6 @@ def _checked_value(kind: TargetKind, value: str | None) -> str:
             raise InvalidValue(f"a {kind} target needs an aggregate id, got {value!r}") from None
     if kind is TargetKind.NUMBER:
         return check_diallable(value)
-    if not RECORDING_PATTERN.fullmatch(value) or ".." in value:
+    if len(value) > 128 or not RECORDING_PATTERN.fullmatch(value):
         raise InvalidValue(f"not a recording name: {value!r}")
     return value

@@ -18,20 +18,20 @@ others, so the header is read here: the ``fmt `` chunk's byte rate and the
 
 from __future__ import annotations
 
-import re
+import logging
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from domain.addressing import DEFAULT_TENANT
+from domain.addressing import DEFAULT_TENANT, KEY_PATTERN, RECORDING_PATTERN
+
+log = logging.getLogger(__name__)
 
 PCM, ALAW, MULAW, EXTENSIBLE = 1, 6, 7, 0xFFFE
 # What pjmedia's WAV player opens (format tag, bits per sample); it refuses the rest,
 # WAVE_FORMAT_EXTENSIBLE and 8-bit PCM among them (PJMEDIA_EWAVEUNSUPP).
 PLAYABLE = frozenset({(PCM, 16), (ALAW, 8), (MULAW, 8)})
 FORMAT_NAMES = {PCM: "PCM", ALAW: "A-law", MULAW: "mu-law", EXTENSIBLE: "WAVE_FORMAT_EXTENSIBLE"}
-# A file's name below its directory: path segments of letters, digits, ``_.-``.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*")
 
 
 @dataclass(frozen=True)
@@ -54,14 +54,23 @@ class WavInfo:
 def tenant_file(media_dir: Path, tenant: str, kind: str, name: str) -> Path | None:
     """The tenant's ``kind`` (``prompts``, ``moh``) file called ``name`` (``.wav``
     added unless it ends so), if it exists; for the default tenant also the shared
-    directory's (see the module's docstring). None for a name that is no file name."""
-    file_name = name if name.endswith(".wav") else f"{name}.wav"
-    if not _NAME.fullmatch(file_name) or not _NAME.fullmatch(tenant):
+    directory's (see the module's docstring). None for a name that is no file name,
+    and for a file that cannot be looked up (logged): the caller plays its fallback
+    (the default music, the generated melody, a goodbye) rather than nothing."""
+    if not RECORDING_PATTERN.fullmatch(name) or not KEY_PATTERN.fullmatch(tenant):
         return None  # (no segment is ``..``: each starts with a letter or a digit)
+    file_name = name if name.endswith(".wav") else f"{name}.wav"
     roots = [media_dir / "tenants" / tenant / kind]
     if tenant == DEFAULT_TENANT:
         roots.append(media_dir / kind)
-    return next((root / file_name for root in roots if (root / file_name).is_file()), None)
+    for root in roots:
+        try:
+            if (root / file_name).is_file():
+                return root / file_name
+        except OSError as error:  # a directory the worker may not read (EACCES), an I/O error
+            log.error("media file %s cannot be looked up (%s): taken as missing",
+                      root / file_name, error)
+    return None
 
 
 def read_wav(path: Path) -> WavInfo:

@@ -12,14 +12,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain import addressing
 from domain.addressing import Target
 
 TargetKindName = Literal["queue", "ivr", "number", "recording", "repeat", "hangup"]
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"  # domain.addressing.KEY_PATTERN
 SKILL_PATTERN = KEY_PATTERN  # domain.skills.SKILL_PATTERN
 DIALLABLE_PATTERN = r"^\+?[0-9*#]{1,32}$"  # domain.addressing.DIALLABLE_PATTERN
-# domain.addressing.RECORDING_PATTERN without "..": a dot is never followed by a dot.
-RECORDING_PATTERN = r"^[A-Za-z0-9](\.?[A-Za-z0-9_/-])*\.?$"
+# The domain's, anchored (pydantic searches): names a worker can find, nothing else.
+RECORDING_PATTERN = rf"^(?:{addressing.RECORDING_PATTERN.pattern})$"
 
 
 class StrictBody(BaseModel):

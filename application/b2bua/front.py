@@ -8,7 +8,8 @@ Stages of the caller's visit (``Stage``)::
     IVR --menu prompt ended--> wait for a key (KEY_WAIT timer, the menu's timeout)
         --key, or KEY_WAIT fired--> ``IvrMenu.decide``: the same menu again
                                     (REPEAT), or go(its action)
-        --the call's menu entry past MAX_MENU_ENTRIES--> (goodbye: ivr_loop)
+        --a menu entry past MAX_MENU_ENTRIES since the caller's last option
+          chosen by a key--> (goodbye: ivr_loop)
     QUEUE --the queue refused the call--> (goodbye)
           --ANNOUNCE timer--> position asked and said; the timer runs while the
             caller waits (a failed question or a refused accept too)
@@ -92,7 +93,7 @@ from application.b2bua.plain import now
 from domain.addressing import DEFAULT_TENANT, Target, TargetKind
 from domain.call import Disposition, HangupSide
 from domain.call_commands import QueueCall, RouteCall
-from domain.ivr import IvrMenu
+from domain.ivr import IvrMenu, IvrOutcome
 
 __all__ = [
     "ClearCallee", "DialNumber", "EndAnswered", "EndVisit", "Front", "FrontAction", "Goodbye",
@@ -102,8 +103,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Menus one call may enter (a replay of the menu it is in is none): menus naming each
-# other (a -> b -> a by default actions) would play for ever to a silent caller.
+# Menus one call may enter since the caller last chose an option by a key (a replay of
+# the menu it is in is no entry): menus naming each other (a -> b -> a by default
+# actions) would play for ever to a silent caller; one choosing by keys is not looping.
 MAX_MENU_ENTRIES = 10
 
 L = TypeVar("L", bound=Hashable)
@@ -217,6 +219,8 @@ class Front(Generic[L]):
         decision = menu.decide(digit, self.attempt)
         log.info("call %s: IVR %s key %s -> %s %s", self.call_id, menu.key, digit,
                  decision.outcome, decision.action.kind)
+        if decision.outcome is IvrOutcome.SELECTED:
+            self.menu_entries = 0  # the caller chose: no loop of menus so far
         barge_in: list[FrontAction] = [act.CancelTimer(Timer.KEY_WAIT), StopPrompt()]
         if decision.action.kind is TargetKind.REPEAT:
             return [*barge_in, *self.enter_menu(menu.id, decision.next_attempt)]

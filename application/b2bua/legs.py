@@ -10,6 +10,8 @@ about) is not reported.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Generic, Protocol, TypeVar
@@ -125,24 +127,34 @@ Fact = (Ringing[L] | Answered[L] | Gone[L] | MediaChanged[L] | Placed[L] | Place
 
 
 class KeyMethod:
-    """Which of a leg's DTMF keys are key presses: those of the first method heard.
+    """Which of a leg's DTMF keys are key presses: a key is dropped only as the copy
+    of one that came by the other method.
 
     A phone set to send DTMF "RFC 2833 + SIP INFO" sends every key both ways, and
     the SIP stack reports each copy (pjsua2's ``onDtmfDigit``, whose ``method`` says
-    which). One leg's keys are taken from the method it used first and the other's
-    are dropped, so one press is one key whatever the delay between the two copies
-    (a SIP INFO retransmitted 0.5 s later included). A phone that changes method
-    within a call (rare: a re-INVITE without telephone-event) has the keys of its
-    new method ignored. One per leg; ``method`` is the adapter's (any value)."""
+    which). A key is the copy of an earlier one when the same digit came by another
+    method within ``window_s`` (a SIP INFO arriving 0.5 s after its RFC 4733 event
+    included) and that earlier key has no copy yet: one press is one key. Any other
+    key is taken, so a phone that changes method within a call (a re-INVITE without
+    telephone-event) keeps its keys. One per leg; ``method`` is the adapter's (any
+    value), ``clock`` monotonic seconds."""
 
-    def __init__(self) -> None:
-        self.method: object = None  # none heard yet
+    def __init__(self, window_s: float = 1.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s = window_s
+        self.clock = clock
+        self._uncopied: list[tuple[str, object, float]] = []  # keys taken, oldest first
 
-    def take(self, method: object) -> bool:
-        """Whether a key that came by ``method`` is a key press."""
-        if self.method is None:
-            self.method = method
-        return method == self.method
+    def take(self, digit: str, method: object) -> bool:
+        """Whether ``digit``, which came by ``method``, is a key press."""
+        at = self.clock()
+        self._uncopied = [key for key in self._uncopied if at - key[2] <= self.window_s]
+        for key in self._uncopied:
+            if key[0] == digit and key[1] != method:
+                self._uncopied.remove(key)  # copied once: a third one is a press again
+                return False
+        self._uncopied.append((digit, method, at))
+        return True
 
 
 def refer_target(refer_to: str) -> str:

@@ -233,6 +233,18 @@ def test_invalid_queue_input_is_422_naming_the_field(api) -> None:
     api.problem("PATCH", "/v1/queues/nowhere", 404, json=nowhere)  # the path decides
 
 
+@pytest.mark.parametrize("name", ["promo/_closed", "promo/-closed", "a//b", "a..b"])
+def test_an_overflow_recording_no_worker_could_find_is_422(api, name: str) -> None:
+    # The workers look a recording up by domain.addressing.RECORDING_PATTERN: a name
+    # it refuses would be stored, then never played (the caller hears a goodbye).
+    body = {"key": "sales", "name": "S", "max_wait_s": 60,
+            "overflow": {"kind": "recording", "value": name}}
+    problem = api.problem("POST", "/v1/queues", 422, json=body)
+    assert [e["field"] for e in problem["errors"]] == ["overflow.recording.value"], problem
+    body["overflow"]["value"] = "promo/closed"  # type: ignore[index]
+    assert api.ok("POST", "/v1/queues", 201, json=body)["overflow"]["value"] == "promo/closed"
+
+
 def test_memberships_with_penalties(api) -> None:
     alice(api)
     sales(api)

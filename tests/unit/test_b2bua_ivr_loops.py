@@ -1,6 +1,7 @@
 """Menus whose actions name each other (a -> b -> a), with fake legs: a caller who
 presses nothing is not played menus for ever; the call ends failed / ivr_loop
-past ``MAX_MENU_ENTRIES`` menus entered (application.b2bua.front)."""
+past ``MAX_MENU_ENTRIES`` menus entered since the caller last chose an option by a
+key, so one choosing menus by keys is never cut off (application.b2bua.front)."""
 
 from __future__ import annotations
 
@@ -67,12 +68,30 @@ def test_replays_of_a_menu_are_not_entries_so_each_menu_keeps_its_retries() -> N
     assert visit.menu_entries == MAX_MENU_ENTRIES + 1
 
 
-def test_a_caller_choosing_menus_by_keys_is_bound_the_same_way() -> None:
+def test_a_caller_choosing_menus_by_keys_is_never_cut_off_as_a_loop() -> None:
     a, b = looping_menus()
     a.set_option("1", Target.ivr(b.id), T0)
-    b.set_option("1", Target.ivr(a.id), T0)
+    b.set_option("0", Target.ivr(a.id), T0)  # "0: back to the main menu"
     visit, caller = front(a, b)
     visit.go(Target.ivr(a.id))
-    for _ in range(MAX_MENU_ENTRIES - 1):
-        assert isinstance(visit.key_pressed(caller, "1")[-1], flow.PlayMenu)
-    assert visit.key_pressed(caller, "1")[-1] == flow.Goodbye("ivr_loop")
+    for press in range(3 * MAX_MENU_ENTRIES):  # a, b, a, b... each by a valid key
+        visit.prompt_ended()
+        assert isinstance(visit.key_pressed(caller, "0" if press % 2 else "1")[-1],
+                          flow.PlayMenu)
+    assert visit.stage is Stage.IVR
+    assert visit.menu_entries == 1
+
+
+def test_menus_entered_without_a_key_after_the_last_choice_are_bound_again() -> None:
+    a, b = looping_menus()
+    a.set_option("1", Target.ivr(b.id), T0)
+    visit, caller = front(a, b)
+    visit.go(Target.ivr(a.id))
+    for _ in range(MAX_MENU_ENTRIES - 2):  # silent: a -> b -> a ... by default actions
+        visit.prompt_ended()
+        visit.timer_fired(Timer.KEY_WAIT)
+    assert (visit.menu_id, visit.menu_entries) == (a.id, MAX_MENU_ENTRIES - 1)
+    visit.key_pressed(caller, "1")  # the caller chooses b: the count starts again there
+    played, end = silence(visit)
+    assert end[-1] == flow.Goodbye("ivr_loop")
+    assert played == MAX_MENU_ENTRIES

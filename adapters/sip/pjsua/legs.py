@@ -107,7 +107,7 @@ class _Dialog(pj.Call):  # type: ignore[misc]  # SWIG class, untyped
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
         # Both RFC 4733 telephone-events and SIP INFO (application/dtmf-relay)
         # arrive here (pjsua answers the INFO itself); a phone may send each key
-        # both ways, so the leg keeps one method's (KeyMethod).
+        # both ways, so the leg drops a key's copy by the other method (KeyMethod).
         self.leg.on_dtmf(str(prm.digit), int(prm.method))
 
 
@@ -127,7 +127,7 @@ class Leg:
         self._call: _Dialog | None = _Dialog(self, account, call_id)
         self._invited_at = time.monotonic()  # a caller's leg is made when its INVITE arrives
         self._final_counted = False  # a caller's final response is counted once (metrics)
-        self.keys = KeyMethod()  # DTMF keys by one method only (RFC 4733 or SIP INFO)
+        self.keys = KeyMethod()  # a key sent both ways (RFC 4733, SIP INFO) is one key
 
     @property
     def dialog(self) -> pj.Call | None:
@@ -176,7 +176,7 @@ class Leg:
             self.listener.leg_stream_closing(self, stream_index)
 
     def on_dtmf(self, digit: str, method: int) -> None:
-        if not self.keys.take(method):
+        if not self.keys.take(digit, method):
             log.debug("leg %s: DTMF %s by method %d dropped (a copy of a key sent both "
                       "ways)", self.label, digit, method)
             return

@@ -81,6 +81,12 @@ class FrontAudio:
         self._pending = (prompt, then, failed or then)
         self.refresh()
 
+    def skip(self, then: Callable[[], None]) -> None:
+        """No prompt to play after all: ``then`` at once, as the next timer callback
+        (not inside the action being performed), unless a prompt is stopped first."""
+        self.stop_prompt()
+        self._call_soon(then)
+
     def music(self, source: AudioSource | None) -> None:
         self._music = source
         self.refresh()
@@ -117,7 +123,7 @@ class FrontAudio:
             self._prompt = PromptPlayer(prompt.path, audio, self._later)
         except pj.Error as error:
             log.error("cannot play %s: %s", prompt.path, error.info())
-            self._later(0.0, failed)
+            self._call_soon(failed)
             return
 
         def ended() -> None:
@@ -128,6 +134,14 @@ class FrontAudio:
             self.refresh()  # the music comes back
             then()
         self._prompt_timer = self._later(prompt.seconds, ended)
+
+    def _call_soon(self, then: Callable[[], None]) -> None:
+        # Held where the prompt's end timer is: a key (stop_prompt) cancels it, or the
+        # next menu's key wait would start early, during that menu's prompt.
+        def due() -> None:
+            self._prompt_timer = None
+            then()
+        self._prompt_timer = self._later(0.0, due)
 
     def _apply_music(self, wanted: tuple[AudioSource | None, pj.AudioMedia] | None) -> None:
         source, audio = wanted if wanted is not None else (None, None)
@@ -250,6 +264,8 @@ class CentreFront:
         return True
 
     def _start_front_timer(self, timer: Timer, seconds: float) -> None:
+        self._cancel_front_timer(timer)  # a replaced handle left armed would fire too
+
         def fired() -> None:
             self._set_front_timer(timer, None)  # it has fired: nothing left to cancel
             self._run(self.visit.timer_fired(timer))
@@ -279,7 +295,7 @@ class CentreFront:
             log.error("call %s: no prompt to play: %s", self.session.call_id, error)
             prompt = None
         if prompt is None:
-            self.session.ctx.call_later(0.0, failed or then)
+            self.audio.skip(failed or then)
         else:
             self.audio.play(prompt, then, failed)
 

@@ -5,21 +5,16 @@ at all (on the morning of test_callcentre_projections, in a Brussels tenant)."""
 from __future__ import annotations
 
 import csv
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pytest
 from click.testing import CliRunner, Result
 
 from dialtone.cli import cli
 from dialtone.commands import register
-from dialtone.database import drop_database, ensure_database, with_database
-from dialtone.migrations import apply_migrations
-from projections import callcentre, interval_buckets
-from tests.integration.test_callcentre_projections import history
+from tests.integration.morning_support import morning_database
 
 pytestmark = pytest.mark.migrated_database  # tests/conftest.py: runs with the parallel ones
 
@@ -30,19 +25,8 @@ register(cli)
 def brussels(pg_admin_dsn: str) -> Iterator[str]:
     """The morning (2025-03-01, 09:00 UTC, 10:00 in Brussels) projected, tenant `default`
     in Europe/Brussels."""
-    database_url = with_database(pg_admin_dsn, f"t_{uuid.uuid4().hex[:16]}")
-    ensure_database(database_url)
-    try:
-        apply_migrations(database_url)
-        _, events = history()
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            callcentre.apply_batch(conn, events, "store:test")
-            interval_buckets.refresh_dirty(conn)
-            conn.execute("INSERT INTO tenants (id, name, time_zone)"
-                         " VALUES ('default', 'Default', 'Europe/Brussels')")
-        yield database_url
-    finally:
-        drop_database(database_url)
+    with morning_database(pg_admin_dsn, buckets=True, time_zone="Europe/Brussels") as url:
+        yield url
 
 
 def _dialtone(database_url: str, *args: str) -> Result:

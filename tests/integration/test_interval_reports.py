@@ -40,7 +40,8 @@ from projections.envelope import decode
 from projections.interval_buckets import BUCKET
 from streams.rebuild import replay_group
 from tests.integration.api_support import api_key, running_api
-from tests.integration.test_callcentre_projections import at, history
+from tests.integration.morning_support import morning_database
+from tests.integration.test_callcentre_projections import at
 from tests.integration.test_kpi_sql import redelivered, script
 from tests.integration.test_live_snapshot import snapshot_at
 from tests.unit.test_interval_reports import flat_numbers
@@ -53,17 +54,8 @@ NINE = at(0)  # 2025-03-01 09:00 UTC; the morning's events are all before 09:05
 
 @pytest.fixture(scope="module")
 def projected(pg_admin_dsn: str) -> Iterator[str]:
-    database_url = with_database(pg_admin_dsn, f"t_{uuid.uuid4().hex[:16]}")
-    ensure_database(database_url)
-    try:
-        apply_migrations(database_url)
-        _, events = history()
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            callcentre.apply_batch(conn, events, "store:test")
-            interval_buckets.refresh_dirty(conn)  # the refresher's work (the apply marks)
-        yield database_url
-    finally:
-        drop_database(database_url)
+    with morning_database(pg_admin_dsn, buckets=True) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

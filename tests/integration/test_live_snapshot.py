@@ -5,7 +5,6 @@ what each role sees, the queues now, and the figures of both windows."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -22,11 +21,10 @@ from api.live.snapshot import live_snapshot
 from api.schemas.live import LiveSnapshot
 from application.identity.model import DEFAULT_TENANT, Role
 from dialtone.commands import tenants
-from dialtone.database import drop_database, ensure_database, with_database
-from dialtone.migrations import apply_migrations
 from dialtone.settings import Settings
 from projections import callcentre
 from tests.integration.api_support import api_key, running_api
+from tests.integration.morning_support import morning_database
 from tests.integration.test_callcentre_projections import C1, at, history
 
 pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated copy
@@ -35,16 +33,8 @@ pytestmark = pytest.mark.migrated_database  # tests/conftest.py: a pre-migrated 
 @pytest.fixture(scope="module")
 def projected(pg_admin_dsn: str) -> Iterator[str]:
     """One database with the morning's history projected (the module's tests only read)."""
-    database_url = with_database(pg_admin_dsn, f"t_{uuid.uuid4().hex[:16]}")
-    ensure_database(database_url)
-    try:
-        apply_migrations(database_url)
-        _, events = history()
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            callcentre.apply_batch(conn, events, "store:test")
-        yield database_url
-    finally:
-        drop_database(database_url)
+    with morning_database(pg_admin_dsn) as url:
+        yield url
 
 
 def snapshot_at(database_url: str, role: Role, now: datetime, **kwargs: Any) -> LiveSnapshot:

@@ -16,6 +16,17 @@ from application.b2bua.legs import Fact, InboundFacts, Placed, PlaceFailed, Refe
 from application.b2bua.plain import PlainCall, PlainCallSettings
 
 
+@dataclass(frozen=True)
+class QueueSettingsFake:
+    """A queue's settings as the directory hands them (QueueSettings' shape)."""
+
+    key: str
+    music_on_hold: str = "default"
+    announce_position: bool = False
+    record_calls: bool = False
+    tenant: str = "default"
+
+
 @dataclass(eq=False)
 class FakeLeg:
     """A leg handle: compared by identity, like adapters.sip.pjsua.legs.Leg."""

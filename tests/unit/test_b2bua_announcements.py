@@ -4,7 +4,7 @@ agent's answer that did not stand (application.b2bua.front, offers)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import partial
 from uuid import uuid4
 
 from application.b2bua import actions as act
@@ -15,7 +15,7 @@ from application.b2bua.legs import Timer
 from application.b2bua.offers import OfferReserved, Offers, RingPlaced
 from domain.addressing import Target
 from domain.queue import Queue
-from tests.unit.b2bua_fakes import Clock, FakeLeg
+from tests.unit.b2bua_fakes import Clock, FakeLeg, QueueSettingsFake
 
 SALES = Queue.id_for("sales")
 SUPPORT = Queue.id_for("support")
@@ -23,14 +23,7 @@ EVERY_S = 20.0
 AGAIN = [act.CancelTimer(Timer.ANNOUNCE), act.StartTimer(Timer.ANNOUNCE, EVERY_S)]
 
 
-@dataclass(frozen=True)
-class Settings:
-    key: str
-    music_on_hold: str = "default"
-    announce_position: bool = True
-    record_calls: bool = False
-    tenant: str = "default"
-
+Settings = partial(QueueSettingsFake, announce_position=True)
 
 QUEUES = {SALES: Settings("sales"), SUPPORT: Settings("support")}
 

@@ -5,7 +5,6 @@ abandon, shutdown). No SIP stack, no database."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
@@ -19,23 +18,14 @@ from domain.call import Disposition, HangupSide
 from domain.call_commands import QueueCall, RingCall, RouteCall
 from domain.ivr import IvrMenu
 from domain.queue import Queue
-from tests.unit.b2bua_fakes import Clock, FakeLeg
+from tests.unit.b2bua_fakes import Clock, FakeLeg, QueueSettingsFake
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SALES = Queue.id_for("sales")
 SUPPORT = Queue.id_for("support")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """A queue's settings as the directory hands them (QueueSettings' shape)."""
-
-    key: str
-    music_on_hold: str = "default"
-    announce_position: bool = False
-    record_calls: bool = False
-    tenant: str = "default"
-
+Settings = QueueSettingsFake
 
 QUEUES = {SALES: Settings("sales", "jazz", announce_position=True), SUPPORT: Settings("support")}
 

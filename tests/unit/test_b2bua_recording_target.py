@@ -4,7 +4,7 @@ that cannot be played says goodbye, recording_unavailable (application.b2bua.fro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import partial
 from uuid import uuid4
 
 from application.b2bua import front as flow
@@ -14,19 +14,12 @@ from application.b2bua.legs import Timer
 from domain.addressing import Target
 from domain.call import Disposition, HangupSide
 from domain.queue import Queue
-from tests.unit.b2bua_fakes import Clock, FakeLeg
+from tests.unit.b2bua_fakes import Clock, FakeLeg, QueueSettingsFake
 
 SALES = Queue.id_for("sales", "acme")
 
 
-@dataclass(frozen=True)
-class Settings:
-    key: str
-    music_on_hold: str = "default"
-    announce_position: bool = True
-    record_calls: bool = False
-    tenant: str = "acme"
-
+Settings = partial(QueueSettingsFake, announce_position=True, tenant="acme")
 
 def overflowed() -> tuple[Front[FakeLeg], list[flow.FrontAction]]:
     """A caller of tenant acme's queue, moved by its overflow to recording ``closed``."""
